@@ -1,0 +1,95 @@
+/*
+ * catalog.c: catalog lookups for the plan's table, all by regclass and
+ * attribute name with parameters, never by guessing from names.
+ */
+#include "catalog.h"
+
+#include <stdlib.h>
+
+#include "db.h"
+
+char *
+catalog_column_type(const Plan *plan, const char *column)
+{
+	const char *p[2] = {plan->q_table, column};
+
+	return db_value(plan->conn,
+					"SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+					"WHERE attrelid = $1::regclass AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+					2, p);
+}
+
+bool
+catalog_column_not_null(const Plan *plan, const char *column)
+{
+	const char *p[2] = {plan->q_table, column};
+
+	return db_exists(plan->conn,
+					 "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 "
+					 "AND attnum > 0 AND NOT attisdropped AND attnotnull",
+					 2, p);
+}
+
+IndexState
+catalog_index_state(const Plan *plan, const char *name)
+{
+	const char *p[2] = {plan->schema, name};
+	char *valid = db_value(plan->conn,
+						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
+						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+						   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+						   "WHERE n.nspname = $1 AND c.relname = $2",
+						   2, p);
+	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
+
+	free(valid);
+	return st;
+}
+
+bool
+catalog_constraint_exists(const Plan *plan, const char *name)
+{
+	const char *p[2] = {plan->q_table, name};
+
+	return db_exists(plan->conn,
+					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2", 2, p);
+}
+
+bool
+catalog_trigger_exists(const Plan *plan, const char *name)
+{
+	const char *p[2] = {plan->q_table, name};
+
+	return db_exists(plan->conn,
+					 "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2", 2, p);
+}
+
+char *
+catalog_column_dependents(const Plan *plan, const char *column)
+{
+	const char *p[2] = {plan->q_table, column};
+
+	return db_value(plan->conn,
+					"WITH col AS (SELECT attrelid, attnum FROM pg_catalog.pg_attribute "
+					"             WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped), "
+					"deps AS ("
+					" SELECT CASE WHEN r.rulename = '_RETURN' THEN 'view ' ELSE 'rule ' END "
+					"        || r.ev_class::regclass::text "
+					"        || CASE WHEN r.rulename = '_RETURN' THEN '' ELSE ' ' || quote_ident(r.rulename) END AS what "
+					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
+					" JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+					" UNION "
+					" SELECT 'foreign key ' || quote_ident(c.conname) || ' of table ' || c.conrelid::regclass::text "
+					" FROM pg_catalog.pg_constraint c JOIN col ON c.confrelid = col.attrelid "
+					" WHERE c.contype = 'f' AND col.attnum = ANY (c.confkey) "
+					" UNION "
+					" SELECT 'policy ' || quote_ident(pol.polname) || ' on ' || pol.polrelid::regclass::text "
+					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
+					" JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid "
+					" UNION "
+					" SELECT 'primary key ' || quote_ident(c.conname) "
+					" FROM pg_catalog.pg_constraint c JOIN col ON c.conrelid = col.attrelid "
+					" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey)) "
+					"SELECT string_agg(what, ', ' ORDER BY what) FROM deps",
+					2, p);
+}

@@ -1,0 +1,34 @@
+/*
+ * catalog.h: questions asked of pg_catalog before any DDL, so every step can
+ * be re-run: does the column exist and with what type, is the index valid,
+ * which views, rules and foreign keys depend on a column.
+ */
+#ifndef PHASEMIG_CATALOG_H
+#define PHASEMIG_CATALOG_H
+
+#include <stdbool.h>
+
+#include "plan.h"
+
+typedef enum
+{
+	INDEX_MISSING,
+	INDEX_INVALID,
+	INDEX_VALID
+} IndexState;
+
+/* format_type() of the column of the plan's table, or NULL if it has none (caller frees). */
+char *catalog_column_type(const Plan *plan, const char *column);
+bool catalog_column_not_null(const Plan *plan, const char *column);
+/* State of index NAME in the plan's schema. */
+IndexState catalog_index_state(const Plan *plan, const char *name);
+bool catalog_constraint_exists(const Plan *plan, const char *name);
+bool catalog_trigger_exists(const Plan *plan, const char *name);
+/*
+ * Objects that depend on the column and would be dropped with it or break:
+ * views and rules, foreign keys of other tables, policies.  One line per
+ * object ("view public.v"), comma separated; NULL when there are none.
+ */
+char *catalog_column_dependents(const Plan *plan, const char *column);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * cli.c: getopt_long over the options of all three binaries; each binary
+ * declares which of the phase-specific ones it accepts.
+ */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "mlog.h"
+
+enum
+{
+	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
+	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS
+};
+
+static _Noreturn void
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: error: ", log_progname());
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry \"%s --help\" for more information.\n", log_progname());
+	exit(EXIT_BAD_INPUT);
+}
+
+static int
+parse_int(const char *arg, const char *name, int min, int max)
+{
+	char *end;
+	long v = strtol(arg, &end, 10);
+
+	if (*arg == '\0' || *end != '\0' || v < min || v > max)
+	{
+		fprintf(stderr, "%s: error: %s must be an integer from %d to %d, not \"%s\"\n"
+				"Try \"%s --help\" for more information.\n", log_progname(), name, min, max, arg,
+				log_progname());
+		exit(EXIT_BAD_INPUT);
+	}
+	return (int) v;
+}
+
+static bool
+allowed(const CliSpec *spec, unsigned what)
+{
+	return (spec->extra & what) != 0;
+}
+
+void
+cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
+{
+	static const struct option long_options[] = {
+		{"plan", required_argument, NULL, OPT_PLAN},
+		{"dbname", required_argument, NULL, 'd'},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
+		{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
+		{"mapping", required_argument, NULL, OPT_MAPPING},
+		{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
+		{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
+		{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+		{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
+		{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
+		{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
+		{"help", no_argument, NULL, '?'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
+	int c;
+
+	log_init(argv[0]);
+	*opts = (Options) {.logs_dir = "logs"};
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
+	{
+		fputs(spec->help, stdout);
+		exit(EXIT_DONE);
+	}
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "d:V?", long_options, NULL)) != -1)
+	{
+		switch (c)
+		{
+			case OPT_PLAN:
+				opts->plan_path = optarg;
+				break;
+			case 'd':
+				opts->dbname = optarg;
+				break;
+			case OPT_JSON:
+				opts->json = true;
+				break;
+			case OPT_LOGS_DIR:
+				opts->logs_dir = optarg;
+				break;
+			case OPT_LOCK_TIMEOUT:
+				opts->lock_timeout_ms = parse_int(optarg, "--lock-timeout", 10, 600000);
+				break;
+			case OPT_MAPPING:
+			case OPT_CLERK_EXPORT:
+			case OPT_GENERATE_MISSING:
+				if (!allowed(spec, CLI_MAPPING))
+					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+				if (c == OPT_MAPPING)
+					opts->mapping = optarg;
+				else if (c == OPT_CLERK_EXPORT)
+					opts->clerk_export = optarg;
+				else
+					opts->generate_missing = true;
+				break;
+			case OPT_BATCH_SIZE:
+			case OPT_SLEEP_MS:
+			case OPT_MAX_LAG_MS:
+			case OPT_TARGET_BATCH_MS:
+				if (!allowed(spec, CLI_BATCH))
+					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+				if (c == OPT_BATCH_SIZE)
+					opts->batch_size = parse_int(optarg, "--batch-size", 1, 1000000);
+				else if (c == OPT_SLEEP_MS)
+					opts->sleep_ms = parse_int(optarg, "--sleep-ms", 0, 600000);
+				else if (c == OPT_MAX_LAG_MS)
+					opts->max_lag_ms = parse_int(optarg, "--max-lag-ms", 1, 86400000);
+				else
+					opts->target_batch_ms = parse_int(optarg, "--target-batch-ms", 10, 600000);
+				break;
+			case 'V':
+				printf("%s (phasemig) %s\n", log_progname(), PHASEMIG_VERSION);
+				exit(EXIT_DONE);
+			case '?':
+				if (optopt == 0 && strcmp(argv[optind - 1], "--help") != 0 && strcmp(argv[optind - 1], "-?") != 0)
+					usage_error("unrecognized option \"%s\"", argv[optind - 1]);
+				if (optopt != 0 && optopt != '?')
+					usage_error("invalid or incomplete option \"%s\"", argv[optind - 1]);
+				fputs(spec->help, stdout);
+				exit(EXIT_DONE);
+			default:
+				usage_error("invalid option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		usage_error("%s", "no subcommand given");
+	opts->subcommand = argv[optind++];
+	{
+		bool known = false;
+
+		for (int i = 0; spec->subcommands[i]; i++)
+			if (strcmp(spec->subcommands[i], opts->subcommand) == 0)
+				known = true;
+		if (!known)
+			usage_error("unknown subcommand \"%s\"", opts->subcommand);
+	}
+	if (optind < argc)
+		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
+	if (opts->plan_path == NULL)
+		usage_error("%s", "no plan given: use --plan FILE");
+}

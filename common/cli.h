@@ -1,0 +1,43 @@
+/*
+ * cli.h: the command line every phase binary shares: one options struct, one
+ * getopt_long parser, usage errors that exit 2 with a pointer to --help.
+ */
+#ifndef PHASEMIG_CLI_H
+#define PHASEMIG_CLI_H
+
+#include <stdbool.h>
+
+enum
+{
+	CLI_MAPPING = 1 << 0,		/* --mapping, --clerk-export, --generate-missing */
+	CLI_BATCH = 1 << 1,			/* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
+};
+
+typedef struct Options
+{
+	const char *subcommand;
+	const char *plan_path;
+	const char *dbname;
+	const char *logs_dir;
+	bool json;
+	int lock_timeout_ms;		/* 0: the plan's setting */
+	const char *mapping;
+	const char *clerk_export;
+	bool generate_missing;
+	int batch_size;				/* 0: the plan's setting */
+	int sleep_ms;
+	int max_lag_ms;				/* 0: do not watch standbys */
+	int target_batch_ms;		/* 0: fixed batch size */
+} Options;
+
+typedef struct CliSpec
+{
+	const char *const *subcommands; /* NULL-terminated */
+	const char *help;			/* printed by --help */
+	unsigned extra;				/* CLI_* options this binary accepts */
+} CliSpec;
+
+/* Parse argv into opts; prints --help/--version and exits 0, bad usage exits 2. */
+void cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts);
+
+#endif

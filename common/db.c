@@ -1,0 +1,327 @@
+/*
+ * db.c: libpq helpers: connection, statements with parameters, error reporting
+ * with SQLSTATE, and DDL retried under lock_timeout (DESIGN.md invariant 4).
+ */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "strbuf.h"
+
+static DbRetry retry = {.lock_timeout_ms = 1000, .max_attempts = 30, .max_backoff_ms = 5000};
+
+void
+db_set_retry(const DbRetry *r)
+{
+	retry = *r;
+}
+
+const DbRetry *
+db_get_retry(void)
+{
+	return &retry;
+}
+
+static void
+chomp_copy(char *dst, size_t size, const char *src)
+{
+	size_t n;
+
+	snprintf(dst, size, "%s", src ? src : "");
+	n = strlen(dst);
+	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+		dst[--n] = '\0';
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *application_name)
+{
+	const char *keywords[] = {"dbname", "application_name", NULL};
+	const char *values[3];
+	const char *dbname = conninfo;
+	PGconn *conn;
+	PGresult *res;
+
+	if (dbname == NULL || dbname[0] == '\0')
+		dbname = getenv("DATABASE_URL");
+	values[0] = (dbname && dbname[0]) ? dbname : NULL;
+	values[1] = application_name;
+	values[2] = NULL;
+	if (values[0] == NULL)
+		keywords[0] = "application_name", values[0] = application_name, keywords[1] = NULL;
+
+	conn = PQconnectdbParams(keywords, values, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char msg[1024];
+
+		chomp_copy(msg, sizeof msg, conn ? PQerrorMessage(conn) : "out of memory");
+		/* libpq's message never contains the password */
+		log_error("could not connect to the database: %s", msg);
+		PQfinish(conn);
+		return NULL;
+	}
+	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', '', false)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		db_report(res, conn, "SELECT pg_catalog.set_config('search_path', '', false)");
+		PQclear(res);
+		PQfinish(conn);
+		return NULL;
+	}
+	PQclear(res);
+	return conn;
+}
+
+bool
+db_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+const char *
+db_sqlstate(const PGresult *res)
+{
+	const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return s ? s : "";
+}
+
+const char *
+db_error_line(const PGresult *res, const PGconn *conn)
+{
+	static char line[2048];
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (primary)
+		chomp_copy(line, sizeof line, primary);
+	else
+		chomp_copy(line, sizeof line, PQerrorMessage(conn));
+	return line;
+}
+
+void
+db_report(const PGresult *res, const PGconn *conn, const char *sql)
+{
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+	const char *context = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+
+	log_error("%s", db_error_line(res, conn));
+	if (detail)
+		log_detail("%s", detail);
+	if (context)
+		log_detail("context: %s", context);
+	if (hint)
+		log_hint("%s", hint);
+	if (sql)
+		log_detail("statement: %s", sql);
+}
+
+PGresult *
+db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	if (nparams == 0)
+		return PQexec(conn, sql);
+	return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+}
+
+PGresult *
+db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = db_query_try(conn, sql, nparams, params);
+
+	if (!db_ok(res))
+	{
+		db_report(res, conn, sql);
+		PQclear(res);
+		log_exit(EXIT_FAILED);
+	}
+	return res;
+}
+
+void
+db_exec(PGconn *conn, const char *sql)
+{
+	PQclear(db_query(conn, sql, 0, NULL));
+}
+
+void
+db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PQclear(db_query(conn, sql, nparams, params));
+}
+
+char *
+db_value(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = db_query(conn, sql, nparams, params);
+	char *value = NULL;
+
+	if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+		value = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return value;
+}
+
+long long
+db_count(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	char *v = db_value(conn, sql, nparams, params);
+	long long n = v ? atoll(v) : 0;
+
+	free(v);
+	return n;
+}
+
+bool
+db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = db_query(conn, sql, nparams, params);
+	bool found = PQntuples(res) > 0;
+
+	PQclear(res);
+	return found;
+}
+
+char *
+db_ident(PGconn *conn, const char *name)
+{
+	char *q = PQescapeIdentifier(conn, name, strlen(name));
+	char *copy;
+
+	if (q == NULL)
+		log_fatal(EXIT_FAILED, "could not quote identifier \"%s\": %s", name, PQerrorMessage(conn));
+	copy = xstrdup(q);
+	PQfreemem(q);
+	return copy;
+}
+
+void
+db_sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static bool
+is_retryable(const PGresult *res)
+{
+	const char *st = db_sqlstate(res);
+
+	return strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 || strcmp(st, SQLSTATE_DEADLOCK) == 0;
+}
+
+/* Full jitter: a random wait in [base/2, base) where base doubles per attempt. */
+static long
+backoff_ms(int attempt)
+{
+	long base = 100L << (attempt < 10 ? attempt : 10);
+
+	if (base > retry.max_backoff_ms)
+		base = retry.max_backoff_ms;
+	return base / 2 + (base > 1 ? random() % (base / 2) : 0);
+}
+
+static void
+announce_retry(const char *what, int attempt, long wait)
+{
+	log_warning("lock not available for %s within %d ms, attempt %d of %d, retrying in %ld ms",
+				what, retry.lock_timeout_ms, attempt, retry.max_attempts, wait);
+}
+
+bool
+db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
+{
+	char set_timeout[64];
+
+	snprintf(set_timeout, sizeof set_timeout, "SET LOCAL lock_timeout = %d", retry.lock_timeout_ms);
+	for (int attempt = 1;; attempt++)
+	{
+		PGresult *res = NULL;
+		const char *failed_sql = NULL;
+
+		db_exec(conn, "BEGIN");
+		db_exec(conn, set_timeout);
+		for (int i = 0; i < n; i++)
+		{
+			res = PQexec(conn, stmts[i]);
+			if (!db_ok(res))
+			{
+				failed_sql = stmts[i];
+				break;
+			}
+			PQclear(res);
+			res = NULL;
+		}
+		if (failed_sql == NULL)
+		{
+			res = PQexec(conn, "COMMIT");
+			if (db_ok(res))
+			{
+				PQclear(res);
+				return true;
+			}
+			failed_sql = "COMMIT";
+		}
+		PQclear(PQexec(conn, "ROLLBACK"));
+		if (!is_retryable(res) || attempt >= retry.max_attempts)
+		{
+			if (is_retryable(res))
+				log_error("gave up on %s after %d attempts: the table stayed locked by other sessions",
+						  what, attempt);
+			db_report(res, conn, failed_sql);
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+		{
+			long wait = backoff_ms(attempt);
+
+			announce_retry(what, attempt, wait);
+			db_sleep_ms(wait);
+		}
+	}
+}
+
+bool
+db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout)
+{
+	char set_timeout[64];
+
+	snprintf(set_timeout, sizeof set_timeout, "SET lock_timeout = %d",
+			 use_lock_timeout ? retry.lock_timeout_ms : 0);
+	for (int attempt = 1;; attempt++)
+	{
+		PGresult *res;
+
+		db_exec(conn, set_timeout);
+		res = PQexec(conn, sql);
+		db_exec(conn, "RESET lock_timeout");
+		if (db_ok(res))
+		{
+			PQclear(res);
+			return true;
+		}
+		if (!is_retryable(res) || attempt >= retry.max_attempts)
+		{
+			db_report(res, conn, sql);
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+		{
+			long wait = backoff_ms(attempt);
+
+			announce_retry(what, attempt, wait);
+			db_sleep_ms(wait);
+		}
+	}
+}

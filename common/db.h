@@ -1,0 +1,66 @@
+/*
+ * db.h: connecting, running statements and reporting their errors, and running
+ * DDL under a short lock_timeout with jittered retry.  Functions named db_x()
+ * exit through log_exit() on error; db_x_try() hand the result back.
+ */
+#ifndef PHASEMIG_DB_H
+#define PHASEMIG_DB_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+#define SQLSTATE_DEADLOCK "40P01"
+#define SQLSTATE_SERIALIZATION "40001"
+
+typedef struct DbRetry
+{
+	int lock_timeout_ms;	/* per DDL attempt */
+	int max_attempts;		/* attempts before giving up */
+	int max_backoff_ms;		/* cap of the jittered exponential backoff */
+} DbRetry;
+
+/*
+ * Connect with PQconnectdbParams(expand_dbname=1): conninfo may be a URI or a
+ * conninfo string; NULL means DATABASE_URL, then libpq's PG* variables.  Sets an
+ * empty search_path.  Logs and returns NULL on failure.
+ */
+PGconn *db_connect(const char *conninfo, const char *application_name);
+
+/* The server's message for a failed result, one line (static storage). */
+const char *db_error_line(const PGresult *res, const PGconn *conn);
+const char *db_sqlstate(const PGresult *res);
+bool db_ok(const PGresult *res);
+/* Log a failed statement: the server's message, then the statement as detail. */
+void db_report(const PGresult *res, const PGconn *conn, const char *sql);
+
+/* Run a statement with text parameters; the caller clears the result. */
+PGresult *db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/* Same, but a failure is logged and exits with EXIT_FAILED. */
+PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
+void db_exec(PGconn *conn, const char *sql);
+void db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/* First column of the first row as a malloc'd string, or NULL (no row, NULL). */
+char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
+long long db_count(PGconn *conn, const char *sql, int nparams, const char *const *params);
+bool db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params);
+
+/* A quoted identifier (PQescapeIdentifier), malloc'd; exits on failure. */
+char *db_ident(PGconn *conn, const char *name);
+
+void db_set_retry(const DbRetry *retry);
+const DbRetry *db_get_retry(void);
+
+/*
+ * Run STMTS in one transaction under SET LOCAL lock_timeout, retrying the whole
+ * transaction with jittered backoff when a lock is not available or a deadlock
+ * is detected.  Returns true when committed; otherwise logs and returns false
+ * with nothing changed.  what names the change in retry messages.
+ */
+bool db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n);
+/* Same, for one statement that cannot run in a transaction block (CONCURRENTLY). */
+bool db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout);
+
+void db_sleep_ms(long ms);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * log.c: stderr messages mirrored into the run log, progress lines, and the
+ * exit path that runs registered cleanups (as pg_dump's exit_nicely does).
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#define MAX_CLEANUPS 16
+
+static const char *progname = "phasemig";
+static FILE *logfile;
+static char *logfile_path;
+static struct
+{
+	CleanupFn fn;
+	void *arg;
+} cleanups[MAX_CLEANUPS];
+static int n_cleanups;
+static bool progress_shown;
+static time_t progress_last;
+
+void
+log_init(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+
+	progname = slash ? slash + 1 : name;
+}
+
+const char *
+log_progname(void)
+{
+	return progname;
+}
+
+bool
+log_open_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+	if (fd < 0 || (logfile = fdopen(fd, "a")) == NULL)
+	{
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	free(logfile_path);
+	logfile_path = strdup(path);
+	return true;
+}
+
+const char *
+log_file_path(void)
+{
+	return logfile_path;
+}
+
+void
+log_close_file(void)
+{
+	if (logfile)
+		fclose(logfile);
+	logfile = NULL;
+}
+
+static void
+clear_progress(void)
+{
+	if (progress_shown && isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+	progress_shown = false;
+}
+
+static void
+emit(const char *level, const char *fmt, va_list ap)
+{
+	va_list ap2;
+
+	clear_progress();
+	va_copy(ap2, ap);
+	fprintf(stderr, "%s: %s", progname, level);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	if (logfile)
+	{
+		char stamp[32];
+		time_t now = time(NULL);
+
+		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&now));
+		fprintf(logfile, "%s %s: %s", stamp, progname, level);
+		vfprintf(logfile, fmt, ap2);
+		fputc('\n', logfile);
+		fflush(logfile);
+	}
+	va_end(ap2);
+}
+
+#define DEFINE_LEVEL(fn, label) \
+	void fn(const char *fmt, ...) \
+	{ \
+		va_list ap; \
+		va_start(ap, fmt); \
+		emit(label, fmt, ap); \
+		va_end(ap); \
+	}
+
+DEFINE_LEVEL(log_error, "error: ")
+DEFINE_LEVEL(log_warning, "warning: ")
+DEFINE_LEVEL(log_info, "")
+DEFINE_LEVEL(log_detail, "detail: ")
+DEFINE_LEVEL(log_hint, "hint: ")
+
+void
+log_progress(bool force, const char *fmt, ...)
+{
+	time_t now = time(NULL);
+	bool tty = isatty(STDERR_FILENO);
+	va_list ap;
+
+	if (!force && now == progress_last)
+		return;
+	progress_last = now;
+	va_start(ap, fmt);
+	if (tty)
+	{
+		fprintf(stderr, "\r\033[K%s: ", progname);
+		vfprintf(stderr, fmt, ap);
+		progress_shown = true;
+	}
+	else
+		emit("", fmt, ap);
+	va_end(ap);
+}
+
+void
+log_progress_end(void)
+{
+	if (progress_shown)
+		fputc('\n', stderr);
+	progress_shown = false;
+}
+
+void
+log_on_exit(CleanupFn fn, void *arg)
+{
+	if (n_cleanups < MAX_CLEANUPS)
+	{
+		cleanups[n_cleanups].fn = fn;
+		cleanups[n_cleanups].arg = arg;
+		n_cleanups++;
+	}
+}
+
+void
+log_exit(int code)
+{
+	while (n_cleanups > 0)
+	{
+		n_cleanups--;
+		cleanups[n_cleanups].fn(cleanups[n_cleanups].arg);
+	}
+	log_progress_end();
+	log_close_file();
+	exit(code);
+}
+
+void
+log_fatal(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("error: ", fmt, ap);
+	va_end(ap);
+	log_exit(code);
+}

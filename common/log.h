@@ -1,0 +1,44 @@
+/*
+ * log.h: messages to stderr and to the run's log file, and exiting through
+ * registered cleanups.  Messages follow PostgreSQL's style: "phase2: error: ...".
+ */
+#ifndef PHASEMIG_LOG_H
+#define PHASEMIG_LOG_H
+
+#include <stdbool.h>
+
+/* Exit codes shared by every binary (documented in each --help). */
+enum
+{
+	EXIT_DONE = 0,
+	EXIT_FAILED = 1,
+	EXIT_BAD_INPUT = 2,
+	EXIT_REFUSED = 3,
+	EXIT_LOCKED = 4
+};
+
+void log_init(const char *progname);
+const char *log_progname(void);
+
+/* Mirror every message, with a timestamp, into FILE (created 0600). */
+bool log_open_file(const char *path);
+const char *log_file_path(void);
+void log_close_file(void);
+
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Progress line: at most once a second, redrawn in place on a terminal. */
+void log_progress(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_progress_end(void);
+
+/* Cleanups run in reverse order of registration by log_exit/log_fatal. */
+typedef void (*CleanupFn)(void *arg);
+void log_on_exit(CleanupFn fn, void *arg);
+_Noreturn void log_exit(int code);
+_Noreturn void log_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,398 @@
+/*
+ * mapping.c: turns each user of a Firebase Auth export (or each pair of a
+ * plain mapping) into a COPY row of pg_temp.phasemig_staging.  Matching and
+ * conflict checks happen in SQL afterwards (op_backfill.c).
+ */
+#include "mapping.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "copyin.h"
+#include "db.h"
+#include "jstream.h"
+#include "log.h"
+#include "strbuf.h"
+
+#define MAX_UID_LENGTH 128
+
+static const struct
+{
+	const char *field;
+	const char *column;
+} field_columns[] = {
+	{"localId", "firebase_uid"},
+	{"email", "email"},
+	{"emailVerified", "email_verified"},
+	{"displayName", "display_name"},
+	{"photoUrl", "photo_url"},
+	{"phoneNumber", "phone_number"},
+	{"lastSignedInAt", "last_signed_in_at"},
+	{"createdAt", "created_at"},
+	{"disabled", "disabled"},
+	{NULL, NULL}
+};
+
+const char *
+mapping_field_column(const char *field)
+{
+	for (int i = 0; field_columns[i].field; i++)
+		if (strcmp(field_columns[i].field, field) == 0)
+			return field_columns[i].column;
+	return NULL;
+}
+
+typedef enum
+{
+	FORMAT_FIREBASE,
+	FORMAT_JSON_PAIRS,
+	FORMAT_CSV
+} MappingFormat;
+
+/* The first non-blank byte tells the format: '{' export, '[' pairs, else CSV. */
+static int
+detect_format(const char *path, MappingFormat *format)
+{
+	FILE *fp = fopen(path, "r");
+	int c;
+
+	if (fp == NULL)
+	{
+		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	do
+		c = getc(fp);
+	while (c != EOF && isspace(c));
+	fclose(fp);
+	if (c == EOF)
+	{
+		log_error("mapping file \"%s\" is empty", path);
+		return EXIT_BAD_INPUT;
+	}
+	*format = c == '{' ? FORMAT_FIREBASE : c == '[' ? FORMAT_JSON_PAIRS : FORMAT_CSV;
+	return EXIT_DONE;
+}
+
+static const char *
+opt_string(json_t *user, const char *key)
+{
+	json_t *v = json_object_get(user, key);
+
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const char *
+opt_bool(json_t *user, const char *key)
+{
+	json_t *v = json_object_get(user, key);
+
+	return json_is_boolean(v) ? (json_is_true(v) ? "t" : "f") : NULL;
+}
+
+/* Epoch milliseconds (a string in exports) as a timestamptz literal. */
+static const char *
+epoch_ms(json_t *user, const char *key, char *buf, size_t size)
+{
+	const char *s = opt_string(user, key);
+	char *end;
+	long long ms;
+	time_t secs;
+	struct tm tm;
+
+	if (s == NULL)
+		return NULL;
+	errno = 0;
+	ms = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s || ms < 0)
+		return NULL;
+	secs = (time_t) (ms / 1000);
+	gmtime_r(&secs, &tm);
+	snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d.%03lld+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
+	return buf;
+}
+
+/* The clerk_user_id inside customAttributes, a string that holds JSON. */
+static char *
+clerk_id_from_attributes(json_t *user, long element, long *bad_attributes)
+{
+	const char *attrs = opt_string(user, "customAttributes");
+	json_error_t jerr;
+	json_t *obj;
+	char *id = NULL;
+
+	if (attrs == NULL)
+		return NULL;
+	obj = json_loads(attrs, 0, &jerr);
+	if (!json_is_object(obj))
+	{
+		if ((*bad_attributes)++ < 10)
+			log_warning("element %ld: customAttributes is not a JSON object (%s); matching this user by email",
+						element, obj ? "not an object" : jerr.text);
+	}
+	else if (json_is_string(json_object_get(obj, "clerk_user_id")))
+		id = xstrdup(json_string_value(json_object_get(obj, "clerk_user_id")));
+	json_decref(obj);
+	return id;
+}
+
+static char *
+normalize_email(const char *email)
+{
+	const char *start = email;
+	size_t len;
+	char *out;
+
+	while (*start && isspace((unsigned char) *start))
+		start++;
+	len = strlen(start);
+	while (len > 0 && isspace((unsigned char) start[len - 1]))
+		len--;
+	out = xmalloc(len + 1);
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char) tolower((unsigned char) start[i]);
+	out[len] = '\0';
+	return out;
+}
+
+static bool
+valid_uid(const char *uid, long element, const char *path)
+{
+	if (uid == NULL || uid[0] == '\0')
+	{
+		log_error("mapping file \"%s\": element %ld has no localId / firebase_uid", path, element);
+		return false;
+	}
+	if (strlen(uid) > MAX_UID_LENGTH)
+	{
+		log_error("mapping file \"%s\": element %ld: firebase uid longer than %d characters", path, element,
+				  MAX_UID_LENGTH);
+		return false;
+	}
+	return true;
+}
+
+/* One Firebase user as a staging row; false (logged) when it is unusable. */
+static bool
+firebase_row(CopyIn *ci, json_t *user, long element, const char *path, long *bad_attributes)
+{
+	const char *uid = opt_string(user, "localId");
+	const char *email = opt_string(user, "email");
+	char *clerk;
+	char *norm;
+	char last[96], created[96], elem[24];
+
+	if (!valid_uid(uid, element, path))
+		return false;
+	clerk = clerk_id_from_attributes(user, element, bad_attributes);
+	norm = email ? normalize_email(email) : NULL;
+	snprintf(elem, sizeof elem, "%ld", element);
+	copyin_field(ci, uid);
+	copyin_field(ci, clerk);
+	copyin_field(ci, email);
+	copyin_field(ci, norm && norm[0] ? norm : NULL);
+	copyin_field(ci, opt_bool(user, "emailVerified"));
+	copyin_field(ci, opt_string(user, "displayName"));
+	copyin_field(ci, opt_string(user, "photoUrl"));
+	copyin_field(ci, opt_string(user, "phoneNumber"));
+	copyin_field(ci, epoch_ms(user, "lastSignedInAt", last, sizeof last));
+	copyin_field(ci, epoch_ms(user, "createdAt", created, sizeof created));
+	copyin_field(ci, opt_bool(user, "disabled"));
+	copyin_field(ci, "file");
+	copyin_field(ci, elem);
+	free(clerk);
+	free(norm);
+	return copyin_end_row(ci);
+}
+
+/* One {clerk_user_id, firebase_uid} pair as a staging row. */
+static bool
+pair_row(CopyIn *ci, json_t *pair, long element, const char *path)
+{
+	const char *clerk = opt_string(pair, "clerk_user_id");
+	const char *uid = opt_string(pair, "firebase_uid");
+	const char *key;
+	json_t *value;
+	char elem[24];
+
+	json_object_foreach(pair, key, value)
+	{
+		(void) value;
+		if (strcmp(key, "clerk_user_id") != 0 && strcmp(key, "firebase_uid") != 0)
+		{
+			log_error("mapping file \"%s\": element %ld: unknown key \"%s\" (expected clerk_user_id and "
+					  "firebase_uid)", path, element, key);
+			return false;
+		}
+	}
+	if (clerk == NULL || clerk[0] == '\0')
+	{
+		log_error("mapping file \"%s\": element %ld has no clerk_user_id string", path, element);
+		return false;
+	}
+	if (!valid_uid(uid, element, path))
+		return false;
+	snprintf(elem, sizeof elem, "%ld", element);
+	copyin_field(ci, uid);
+	copyin_field(ci, clerk);
+	for (int i = 0; i < 9; i++)
+		copyin_field(ci, NULL);
+	copyin_field(ci, "file");
+	copyin_field(ci, elem);
+	return copyin_end_row(ci);
+}
+
+static int
+load_json(PGconn *conn, const char *path, MappingFormat format, long long *loaded)
+{
+	JStream js;
+	CopyIn ci;
+	json_t *elem;
+	int rc;
+	long bad_attributes = 0;
+	const char *failure = NULL;
+
+	if (!jstream_open(&js, path, format == FORMAT_FIREBASE ? "users" : NULL))
+	{
+		log_error("mapping file \"%s\" is not a %s: %s", path,
+				  format == FORMAT_FIREBASE ? "Firebase Auth export" : "JSON array of mappings", js.error);
+		jstream_close(&js);
+		return EXIT_BAD_INPUT;
+	}
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ") FROM STDIN"))
+	{
+		jstream_close(&js);
+		return EXIT_FAILED;
+	}
+	while ((rc = jstream_next(&js, &elem)) == 1)
+	{
+		bool ok;
+
+		if (!json_is_object(elem))
+			ok = false;
+		else if (format == FORMAT_FIREBASE)
+			ok = firebase_row(&ci, elem, js.element, path, &bad_attributes);
+		else
+			ok = pair_row(&ci, elem, js.element, path);
+		json_decref(elem);
+		if (!ok)
+		{
+			failure = "bad element";
+			break;
+		}
+		if (js.element % 100000 == 0)
+			log_progress(false, "read %ld users from \"%s\"", js.element, path);
+	}
+	log_progress_end();
+	if (rc < 0)
+	{
+		log_error("mapping file \"%s\" is malformed: %s", path, js.error);
+		failure = "malformed input";
+	}
+	jstream_close(&js);
+	if (!copyin_finish(&ci, failure))
+		return failure ? EXIT_BAD_INPUT : EXIT_FAILED;
+	if (bad_attributes > 10)
+		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
+	*loaded = ci.rows;
+	return EXIT_DONE;
+}
+
+/* CSV is parsed by the server (COPY csv, HEADER MATCH refuses another header). */
+static int
+load_csv(PGconn *conn, const char *path, long long *loaded)
+{
+	FILE *fp = fopen(path, "r");
+	CopyIn ci;
+	bool ok;
+
+	if (fp == NULL)
+	{
+		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_csv (clerk_user_id text, firebase_uid text)");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_csv");
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv, HEADER match)"))
+	{
+		fclose(fp);
+		return EXIT_FAILED;
+	}
+	ok = copyin_file(&ci, fp);
+	fclose(fp);
+	if (!copyin_finish(&ci, ok ? NULL : "read error"))
+	{
+		log_error("mapping file \"%s\" is not a CSV with the header clerk_user_id,firebase_uid", path);
+		return EXIT_BAD_INPUT;
+	}
+	{
+		long long bad = db_count(conn,
+								 "SELECT count(*) FROM pg_temp.phasemig_csv WHERE coalesce(clerk_user_id, '') = '' "
+								 "OR coalesce(firebase_uid, '') = '' OR length(firebase_uid) > 128",
+								 0, NULL);
+
+		if (bad > 0)
+		{
+			log_error("mapping file \"%s\": %lld lines have an empty clerk_user_id or an empty or over-long "
+					  "firebase_uid", path, bad);
+			return EXIT_BAD_INPUT;
+		}
+	}
+	db_exec(conn, "INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin, element) "
+			"SELECT firebase_uid, clerk_user_id, 'file', row_number() OVER () FROM pg_temp.phasemig_csv");
+	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_staging", 0, NULL);
+	return EXIT_DONE;
+}
+
+int
+mapping_load(PGconn *conn, const char *path, long long *loaded)
+{
+	MappingFormat format;
+	int rc = detect_format(path, &format);
+
+	*loaded = 0;
+	if (rc != EXIT_DONE)
+		return rc;
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_staging (" MAPPING_COLUMNS ")");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_staging");
+	if (format == FORMAT_CSV)
+		return load_csv(conn, path, loaded);
+	return load_json(conn, path, format, loaded);
+}
+
+int
+mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
+{
+	FILE *fp = fopen(path, "r");
+	CopyIn ci;
+	bool ok;
+
+	if (fp == NULL)
+	{
+		log_error("could not open Clerk export \"%s\": %s", path, strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "
+			"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "
+			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
+			"totp_secret text, password_digest text, password_hasher text)");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv, HEADER match)"))
+	{
+		fclose(fp);
+		return EXIT_FAILED;
+	}
+	ok = copyin_file(&ci, fp);
+	fclose(fp);
+	if (!copyin_finish(&ci, ok ? NULL : "read error"))
+	{
+		log_error("\"%s\" is not a Clerk dashboard CSV export (see docs/plans.md for the header)", path);
+		return EXIT_BAD_INPUT;
+	}
+	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_clerk", 0, NULL);
+	return EXIT_DONE;
+}

@@ -1,0 +1,55 @@
+/*
+ * mlog.h: the migration_log audit table: one row per operation of every run,
+ * with status, rows, checkpoint key and JSON metadata; and the phase state
+ * derived from it.
+ */
+#ifndef PHASEMIG_MLOG_H
+#define PHASEMIG_MLOG_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "plan.h"
+
+#define PHASEMIG_VERSION "0.1.0"
+
+typedef struct Run
+{
+	PGconn *conn;
+	Plan *plan;
+	int phase;
+	const char *subcommand;
+	char run_id[37];
+	char *client;			/* OS user@host */
+	long long phase_entry;	/* migration_log id of the phase-level row */
+	/* the operation being run: its migration_log row and what it reports */
+	long long op_entry;
+	long long op_rows;
+	char *op_message;		/* malloc'd or NULL */
+	char *op_metadata;		/* JSON text, malloc'd or NULL */
+} Run;
+
+/* Create migration_log, migration_backup and the object registry if missing. */
+bool mlog_create_state(PGconn *conn);
+bool mlog_state_exists(PGconn *conn);
+
+/* Insert a 'running' row and return its id (exits on failure). */
+long long mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done,
+					 const char *last_key);
+/* Set the expected total and the starting point of a row. */
+void mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key);
+/* Checkpoint: rows and last key; call inside the batch's transaction. */
+void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key);
+/* Close a row: status 'done', 'failed' or 'refused'; metadata is JSON text or NULL. */
+void mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
+				 const char *metadata);
+
+/* true when the newest finished apply/rollback of PHASE for this plan is an apply. */
+bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
+
+/* Record / forget an object phasemig created, in the caller's transaction. */
+char *mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *name);
+bool mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char *name);
+void mlog_unregister(PGconn *conn, const Plan *plan, const char *kind, const char *name);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * ops.c: the table from operation kind to its handlers, and the DDL steps
+ * several operations share (index builds, NOT NULL without a long lock).
+ */
+#include "ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "db.h"
+#include "log.h"
+#include "strbuf.h"
+
+const OpHandlers *
+ops_handlers(OpKind kind)
+{
+	switch (kind)
+	{
+		case OP_ADD_COLUMN:
+			return &op_add_column;
+		case OP_CREATE_INDEX:
+			return &op_create_index;
+		case OP_BACKFILL_FROM_MAPPING:
+			return &op_backfill_from_mapping;
+		case OP_SET_NOT_NULL:
+			return &op_set_not_null;
+		case OP_ADD_UNIQUE:
+			return &op_add_unique;
+		case OP_CHECK_UNIQUE:
+			return &op_check_unique;
+		case OP_DROP_COLUMN:
+			return &op_drop_column;
+	}
+	return NULL;
+}
+
+int
+ops_ddl(Run *run, const char *what, const char *const *stmts, int n)
+{
+	return db_ddl_try(run->conn, what, stmts, n) ? EXIT_DONE : EXIT_FAILED;
+}
+
+int
+ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind)
+{
+	const Plan *p = run->plan;
+	IndexState st = catalog_index_state(p, name);
+	char *qname = plan_ident(p, name);
+	char *qschema = plan_ident(p, p->schema);
+	char *sql;
+	int rc = EXIT_DONE;
+
+	if (st == INDEX_VALID)
+	{
+		log_info("index %s already exists", qname);
+		goto done;
+	}
+	if (st == INDEX_INVALID)
+	{
+		/* left INVALID by an interrupted CONCURRENTLY build: drop and build again */
+		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
+		sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", qschema, qname);
+		if (!db_ddl_nontx_try(run->conn, sql, sql, true))
+			rc = EXIT_FAILED;
+		free(sql);
+		if (rc != EXIT_DONE)
+			goto done;
+	}
+	/* register first: a crash during the build still leaves it ours to drop */
+	sql = mlog_register_sql(p, run->phase, kind, name);
+	db_exec(run->conn, sql);
+	free(sql);
+	log_info("building index %s CONCURRENTLY", qname);
+	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname,
+					 p->q_table, columns_sql);
+	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
+	if (!db_ddl_nontx_try(run->conn, sql, sql, false))
+		rc = EXIT_FAILED;
+	free(sql);
+	if (rc == EXIT_DONE && catalog_index_state(p, name) != INDEX_VALID)
+	{
+		log_error("index %s was built but is not valid", qname);
+		rc = EXIT_FAILED;
+	}
+done:
+	free(qname);
+	free(qschema);
+	return rc;
+}
+
+char *
+ops_not_null_check_name(const char *column)
+{
+	char *name = str_printf("phasemig_nn_%s", column);
+
+	if (strlen(name) > 63)
+		name[63] = '\0';
+	return name;
+}
+
+int
+ops_enforce_not_null(Run *run, const char *column)
+{
+	const Plan *p = run->plan;
+	char *check = ops_not_null_check_name(column);
+	char *qcheck = plan_ident(p, check);
+	char *qcol = plan_ident(p, column);
+	char *add = NULL, *validate = NULL, *set = NULL, *drop = NULL;
+	int rc = EXIT_DONE;
+
+	if (catalog_column_not_null(p, column))
+	{
+		log_info("column %s is already NOT NULL", qcol);
+		goto done;
+	}
+	/* 1. the CHECK, NOT VALID: a short lock, no scan */
+	if (!catalog_constraint_exists(p, check))
+	{
+		const char *stmts[1];
+
+		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", p->q_table, qcheck,
+						 qcol);
+		stmts[0] = add;
+		if ((rc = ops_ddl(run, add, stmts, 1)) != EXIT_DONE)
+			goto done;
+	}
+	/* 2. validate in its own transaction: SHARE UPDATE EXCLUSIVE, writes go on */
+	validate = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", p->q_table, qcheck);
+	{
+		const char *stmts[1] = {validate};
+
+		log_info("validating NOT NULL of %s", qcol);
+		if ((rc = ops_ddl(run, validate, stmts, 1)) != EXIT_DONE)
+			goto done;
+	}
+	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
+	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", p->q_table, qcol);
+	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", p->q_table, qcheck);
+	{
+		const char *stmts[2] = {set, drop};
+
+		rc = ops_ddl(run, set, stmts, 2);
+	}
+done:
+	free(check);
+	free(qcheck);
+	free(qcol);
+	free(add);
+	free(validate);
+	free(set);
+	free(drop);
+	return rc;
+}

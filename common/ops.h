@@ -1,0 +1,46 @@
+/*
+ * ops.h: what each plan operation does in each phase, how it undoes that, and
+ * what it checks before phase3.  The phase binaries walk the plan's operations
+ * and call these; nothing here exits except through db_*() on a failed query.
+ */
+#ifndef PHASEMIG_OPS_H
+#define PHASEMIG_OPS_H
+
+#include "cli.h"
+#include "findings.h"
+#include "mlog.h"
+
+/* Returns an exit code: EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT or EXIT_REFUSED. */
+typedef int (*OpStep)(Run *run, const Op *op, const Options *opts);
+/* Adds findings; returns how many problems it found. */
+typedef long long (*OpCheck)(Run *run, const Op *op, Findings *f);
+
+typedef struct OpHandlers
+{
+	OpStep apply[4];		/* indexed by phase */
+	OpStep rollback[4];
+	OpCheck check;			/* phase3 pre-flight */
+} OpHandlers;
+
+const OpHandlers *ops_handlers(OpKind kind);
+
+/* Implemented per file, collected by ops.c. */
+extern const OpHandlers op_add_column;
+extern const OpHandlers op_create_index;
+extern const OpHandlers op_add_unique;
+extern const OpHandlers op_check_unique;
+extern const OpHandlers op_set_not_null;
+extern const OpHandlers op_drop_column;
+extern const OpHandlers op_backfill_from_mapping;
+
+/* Shared steps. */
+/* Build index NAME with CREATE [UNIQUE] INDEX CONCURRENTLY, rebuilding an INVALID one. */
+int ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind);
+/* SET NOT NULL through a validated CHECK (col IS NOT NULL) NOT VALID. */
+int ops_enforce_not_null(Run *run, const char *column);
+/* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
+char *ops_not_null_check_name(const char *column);
+/* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
+int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * phase.c: applies or rolls back the operations of one phase, logging each to
+ * migration_log, and runs the pre-flight checks of phase3.
+ */
+#include "phase.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "findings.h"
+#include "log.h"
+#include "ops.h"
+#include "strbuf.h"
+
+bool
+phase_can_apply(Run *run)
+{
+	if (run->phase > 1 && !mlog_phase_applied(run->conn, run->plan, run->phase - 1))
+	{
+		log_error("phase%d of plan \"%s\" is not applied", run->phase - 1, run->plan->name);
+		log_hint("run \"phase%d apply\" first", run->phase - 1);
+		return false;
+	}
+	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
+	{
+		log_error("phase%d of plan \"%s\" is already applied", run->phase + 1, run->plan->name);
+		log_hint("roll back phase%d first to run phase%d again", run->phase + 1, run->phase);
+		return false;
+	}
+	return true;
+}
+
+bool
+phase_can_rollback(Run *run)
+{
+	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
+	{
+		log_error("phase%d of plan \"%s\" is still applied", run->phase + 1, run->plan->name);
+		log_hint("roll back in the order phase3, phase2, phase1: run \"phase%d rollback\" first", run->phase + 1);
+		return false;
+	}
+	return true;
+}
+
+static int
+run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback)
+{
+	char *label = rollback ? str_printf("rollback %s", op->label) : xstrdup(op->label);
+	int rc;
+
+	run->op_entry = mlog_begin(run, label, -1, 0, NULL);
+	run->op_rows = 0;
+	rc = step(run, op, opts);
+	mlog_finish(run, run->op_entry,
+				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
+				run->op_rows, run->op_message, run->op_metadata);
+	free(run->op_message);
+	free(run->op_metadata);
+	run->op_message = run->op_metadata = NULL;
+	run->op_entry = 0;
+	free(label);
+	return rc;
+}
+
+int
+phase_apply_ops(Run *run, const Options *opts)
+{
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpStep step = ops_handlers(op->kind)->apply[run->phase];
+		int rc;
+
+		if (step == NULL)
+			continue;
+		log_info("step %d: %s", i + 1, op->label);
+		if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
+			return rc;
+	}
+	return EXIT_DONE;
+}
+
+int
+phase_rollback_ops(Run *run, const Options *opts)
+{
+	for (int i = run->plan->n_ops - 1; i >= 0; i--)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpStep step = ops_handlers(op->kind)->rollback[run->phase];
+		int rc;
+
+		if (step == NULL)
+			continue;
+		log_info("undo step %d: %s", i + 1, op->label);
+		if ((rc = run_step(run, op, step, opts, true)) != EXIT_DONE)
+			return rc;
+	}
+	return EXIT_DONE;
+}
+
+int
+phase_check_ops(Run *run, const Options *opts)
+{
+	Findings f;
+	long long problems = 0;
+	long long entry = mlog_begin(run, "check", -1, 0, NULL);
+	json_t *meta;
+	char *text;
+
+	findings_init(&f);
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpCheck check = ops_handlers(op->kind)->check;
+
+		if (check)
+			problems += check(run, op, &f);
+	}
+	meta = json_pack("{s:o}", "findings", findings_json(&f));
+	text = json_dumps(meta, JSON_COMPACT);
+	if (opts->json)
+	{
+		json_t *out = json_pack("{s:s, s:b, s:O}", "plan", run->plan->name, "passed", problems == 0, "findings",
+								json_object_get(meta, "findings"));
+		char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		puts(s);
+		free(s);
+		json_decref(out);
+	}
+	if (problems > 0)
+	{
+		findings_print(&f);
+		log_error("pre-flight checks refused: %d problem%s found; nothing was changed", f.n, f.n == 1 ? "" : "s");
+	}
+	else
+		log_info("pre-flight checks passed");
+	mlog_finish(run, entry, problems > 0 ? "refused" : "done", 0, NULL, text);
+	free(text);
+	json_decref(meta);
+	findings_free(&f);
+	return problems > 0 ? EXIT_REFUSED : EXIT_DONE;
+}

@@ -1,0 +1,22 @@
+/*
+ * phase.h: the walk every phase binary shares: run the plan's operations of
+ * one phase in order (apply) or in reverse (rollback), each with its own
+ * migration_log row, and phase3's pre-flight checks.
+ */
+#ifndef PHASEMIG_PHASE_H
+#define PHASEMIG_PHASE_H
+
+#include "cli.h"
+#include "mlog.h"
+
+/* Refuse (log, return false) unless the earlier phase is applied and the later one is not. */
+bool phase_can_apply(Run *run);
+bool phase_can_rollback(Run *run);
+
+/* Run each operation's step for run->phase; stops at the first failure. */
+int phase_apply_ops(Run *run, const Options *opts);
+int phase_rollback_ops(Run *run, const Options *opts);
+/* phase3 pre-flight: every operation's check; prints findings; EXIT_REFUSED if any. */
+int phase_check_ops(Run *run, const Options *opts);
+
+#endif

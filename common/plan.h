@@ -1,0 +1,91 @@
+/*
+ * plan.h: a migration plan read from JSON: the table, its key and the ordered
+ * operations.  Unknown keys, missing keys and wrong types are refused.
+ */
+#ifndef PHASEMIG_PLAN_H
+#define PHASEMIG_PLAN_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+typedef enum OpKind
+{
+	OP_ADD_COLUMN,
+	OP_CREATE_INDEX,
+	OP_BACKFILL_FROM_MAPPING,
+	OP_SET_NOT_NULL,
+	OP_ADD_UNIQUE,
+	OP_CHECK_UNIQUE,
+	OP_DROP_COLUMN
+} OpKind;
+
+/* One "column": "Firebase field" pair of a backfill_from_mapping. */
+typedef struct FieldMap
+{
+	char *column;
+	char *field;
+} FieldMap;
+
+typedef struct Op
+{
+	OpKind kind;
+	const char *kind_name;
+	int index;				/* position in the plan, from 0 */
+	char *label;			/* "add_column firebase_uid": migration_log.operation */
+	char *column;			/* the column the operation is about */
+	char *type;				/* add_column */
+	char *name;				/* create_index, add_unique: index / constraint name */
+	char **columns;			/* create_index */
+	int n_columns;
+	bool unique;			/* create_index */
+	bool ignore_case;		/* check_unique */
+	bool reject_empty;		/* set_not_null: '' counts as missing too */
+	char *match_column;		/* backfill: the Clerk id column */
+	char *email_column;		/* backfill: email fallback, may be NULL */
+	FieldMap *set;			/* backfill: columns filled from the export */
+	int n_set;
+	const char *uid_column; /* backfill: the column set from localId */
+} Op;
+
+typedef struct Plan
+{
+	char *path;
+	char *name;
+	char *description;
+	char *schema;
+	char *table;
+	char *key;
+	int lock_timeout_ms;
+	int batch_size;
+	int ddl_attempts;
+	Op *ops;
+	int n_ops;
+
+	/* filled by plan_bind() */
+	PGconn *conn;
+	char *q_table;			/* "schema"."table" */
+	char *q_key;
+	char *key_type;			/* format_type() of the key column */
+} Plan;
+
+/*
+ * Read and validate a plan.  Returns NULL after logging one clear message
+ * (file, position, key) when the file is missing, malformed or not a plan.
+ */
+Plan *plan_load(const char *path);
+void plan_free(Plan *plan);
+
+/*
+ * Check the plan against the database (table and key exist, types parse) and
+ * fill the quoted names.  Logs and returns false when they do not match.
+ */
+bool plan_bind(Plan *plan, PGconn *conn);
+
+/* Name of a phasemig-owned object for this plan: "<plan>:<what>", quoted. */
+char *plan_backup_table(const Plan *plan, const char *what);
+char *plan_object_name(const Plan *plan, const char *what);
+
+/* A quoted identifier for NAME on the plan's connection; caller frees. */
+char *plan_ident(const Plan *plan, const char *name);
+
+#endif

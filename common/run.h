@@ -1,0 +1,23 @@
+/*
+ * run.h: what every subcommand does first: read the plan, connect, check the
+ * plan against the catalog, take the plan's lock and open logs/<run-id>.log.
+ */
+#ifndef PHASEMIG_RUN_H
+#define PHASEMIG_RUN_H
+
+#include "cli.h"
+#include "mlog.h"
+
+/*
+ * Start a run of PHASE.  Exits 2 on a bad plan, 1 when the database cannot be
+ * reached, 4 when another run holds the plan's lock.  With take_lock false
+ * (status) neither the lock is taken nor a log file written.
+ */
+Run *run_start(int phase, const Options *opts, bool take_lock);
+
+/* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
+void run_begin_phase(Run *run);
+/* Close the phase-level row and exit with code (0 done, 3 refused, else failed). */
+_Noreturn void run_finish(Run *run, int code, const char *message);
+
+#endif

@@ -1,0 +1,176 @@
+/*
+ * status.c: reads migration_log (and pg_locks for a run in progress) into a
+ * JSON object, then prints it as text or as JSON.
+ */
+#include "status.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "guard.h"
+#include "log.h"
+
+static json_t *
+row_object(PGresult *res, int row)
+{
+	json_t *obj = json_object();
+
+	for (int c = 0; c < PQnfields(res); c++)
+	{
+		if (PQgetisnull(res, row, c))
+			json_object_set_new(obj, PQfname(res, c), json_null());
+		else
+			json_object_set_new(obj, PQfname(res, c), json_string(PQgetvalue(res, row, c)));
+	}
+	return obj;
+}
+
+static json_t *
+phase_status(Run *run, int phase, bool lock_held)
+{
+	char ph[8];
+	const char *params[2] = {run->plan->name, ph};
+	json_t *obj = json_object();
+	PGresult *res;
+
+	snprintf(ph, sizeof ph, "%d", phase);
+	json_object_set_new(obj, "phase", json_integer(phase));
+	json_object_set_new(obj, "applied", json_boolean(mlog_phase_applied(run->conn, run->plan, phase)));
+
+	res = db_query(run->conn,
+				   "SELECT operation, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS started_at, "
+				   "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS finished_at, db_user, client, run_id::text, "
+				   "message FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND operation IN ('apply', 'rollback', 'check') ORDER BY id DESC LIMIT 1",
+				   2, params);
+	if (PQntuples(res) == 1)
+	{
+		json_t *last = row_object(res, 0);
+
+		if (strcmp(PQgetvalue(res, 0, 1), "running") == 0 && !lock_held)
+			json_object_set_new(last, "status", json_string("interrupted"));
+		json_object_set_new(obj, "last_run", last);
+	}
+	else
+		json_object_set_new(obj, "last_run", json_null());
+	PQclear(res);
+
+	res = db_query(run->conn,
+				   "SELECT operation, status, rows_done::text AS rows_done, rows_total::text AS rows_total, "
+				   "last_key, metadata::text AS metadata FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND rows_total IS NOT NULL AND operation NOT LIKE 'rollback %' ORDER BY id DESC LIMIT 1",
+				   2, params);
+	if (PQntuples(res) == 1)
+	{
+		json_object_set_new(obj, "rows_done", json_integer(atoll(PQgetvalue(res, 0, 2))));
+		json_object_set_new(obj, "rows_total", json_integer(atoll(PQgetvalue(res, 0, 3))));
+		json_object_set_new(obj, "rows_operation", json_string(PQgetvalue(res, 0, 0)));
+		{
+			json_t *meta = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
+
+			json_object_set_new(obj, "rows_metadata", meta ? meta : json_null());
+		}
+	}
+	PQclear(res);
+
+	res = db_query(run->conn,
+				   "SELECT operation, status, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS at, message "
+				   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
+				   "AND id > coalesce((SELECT max(id) FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND operation IN ('apply', 'rollback') AND status = 'done'), 0) ORDER BY id DESC LIMIT 5",
+				   2, params);
+	{
+		json_t *errors = json_array();
+
+		for (int i = 0; i < PQntuples(res); i++)
+			json_array_append_new(errors, row_object(res, i));
+		json_object_set_new(obj, "errors", errors);
+	}
+	PQclear(res);
+	return obj;
+}
+
+static void
+print_text(json_t *st)
+{
+	size_t i;
+	json_t *ph;
+
+	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")),
+		   json_string_value(json_object_get(st, "table")));
+	if (json_is_string(json_object_get(st, "running")))
+		printf("running now: %s\n", json_string_value(json_object_get(st, "running")));
+	json_array_foreach(json_object_get(st, "phases"), i, ph)
+	{
+		json_t *last = json_object_get(ph, "last_run");
+		json_t *errors = json_object_get(ph, "errors");
+		size_t k;
+		json_t *e;
+
+		printf("\nphase%d: %s\n", (int) json_integer_value(json_object_get(ph, "phase")),
+			   json_is_true(json_object_get(ph, "applied")) ? "applied" : "not applied");
+		if (json_is_integer(json_object_get(ph, "rows_total")))
+		{
+			long long done = json_integer_value(json_object_get(ph, "rows_done"));
+			long long total = json_integer_value(json_object_get(ph, "rows_total"));
+
+			printf("  rows:     %lld of %lld (%.1f%%)\n", done, total, total > 0 ? 100.0 * done / total : 100.0);
+		}
+		if (json_is_object(last))
+			printf("  last run: %s %s, started %s by %s (%s)%s%s\n",
+				   json_string_value(json_object_get(last, "operation")),
+				   json_string_value(json_object_get(last, "status")),
+				   json_string_value(json_object_get(last, "started_at")),
+				   json_string_value(json_object_get(last, "db_user")),
+				   json_string_value(json_object_get(last, "client")) ? json_string_value(json_object_get(last, "client")) : "?",
+				   json_is_string(json_object_get(last, "message")) ? ": " : "",
+				   json_is_string(json_object_get(last, "message")) ? json_string_value(json_object_get(last, "message")) : "");
+		else
+			printf("  last run: never\n");
+		json_array_foreach(errors, k, e)
+			printf("  error:    %s %s at %s%s%s\n", json_string_value(json_object_get(e, "operation")),
+				   json_string_value(json_object_get(e, "status")),
+				   json_is_string(json_object_get(e, "at")) ? json_string_value(json_object_get(e, "at")) : "?",
+				   json_is_string(json_object_get(e, "message")) ? ": " : "",
+				   json_is_string(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+	}
+}
+
+int
+status_print(Run *run, bool as_json)
+{
+	json_t *st = json_object();
+	json_t *phases = json_array();
+	char *holder = guard_holder(run->conn, run->plan);
+	bool state = mlog_state_exists(run->conn);
+
+	json_object_set_new(st, "plan", json_string(run->plan->name));
+	json_object_set_new(st, "table", json_string(run->plan->q_table));
+	json_object_set_new(st, "running", holder ? json_string(holder) : json_null());
+	for (int phase = 1; phase <= 3 && state; phase++)
+		json_array_append_new(phases, phase_status(run, phase, holder != NULL));
+	if (!state)
+		for (int phase = 1; phase <= 3; phase++)
+			json_array_append_new(phases, json_pack("{s:i, s:b, s:n, s:[]}", "phase", phase, "applied", 0,
+													"last_run", "errors"));
+	json_object_set_new(st, "phases", phases);
+	if (as_json)
+	{
+		char *s = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		puts(s);
+		free(s);
+	}
+	else
+	{
+		print_text(st);
+		if (!state)
+			printf("\n(no migration_log table: phase1 has never been applied to this database)\n");
+	}
+	json_decref(st);
+	free(holder);
+	return EXIT_DONE;
+}

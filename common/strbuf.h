@@ -1,0 +1,32 @@
+/*
+ * strbuf.h: a growable string for building SQL text and messages.
+ * Allocation failure aborts: there is nothing useful a client can do then.
+ */
+#ifndef PHASEMIG_STRBUF_H
+#define PHASEMIG_STRBUF_H
+
+#include <stddef.h>
+
+typedef struct StrBuf
+{
+	char *data;
+	size_t len;
+	size_t cap;
+} StrBuf;
+
+void sb_init(StrBuf *sb);
+void sb_reset(StrBuf *sb);
+void sb_free(StrBuf *sb);
+void sb_append(StrBuf *sb, const char *s);
+void sb_appendn(StrBuf *sb, const char *s, size_t n);
+void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns the string, which the caller now owns; sb is left empty. */
+char *sb_steal(StrBuf *sb);
+
+/* printf into a fresh malloc'd string the caller frees. */
+char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xstrdup(const char *s);
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+
+#endif

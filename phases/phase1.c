@@ -1,0 +1,96 @@
+/*
+ * phase1.c: expand.  Additive only: the state table and backup schema,
+ * nullable columns, indexes built CONCURRENTLY and the sync triggers that fill
+ * new columns of rows the application writes from now on.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "phase.h"
+#include "run.h"
+#include "status.h"
+
+static const char help[] =
+	"phase1 adds what the migration needs without changing existing data (expand).\n"
+	"\n"
+	"Usage:\n"
+	"  phase1 apply    --plan FILE [OPTION]...\n"
+	"  phase1 status   --plan FILE [--json] [OPTION]...\n"
+	"  phase1 rollback --plan FILE [OPTION]...\n"
+	"\n"
+	"Subcommands:\n"
+	"  apply          create migration_log and the migration_backup schema, add the\n"
+	"                 plan's nullable columns, build its indexes CONCURRENTLY and\n"
+	"                 install its sync triggers\n"
+	"  status         show each phase: applied or not, rows, last run, errors\n"
+	"  rollback       drop exactly what apply created (after phase2 rollback)\n"
+	"\n"
+	"Options:\n"
+	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
+	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
+	"      --plan=FILE          migration plan (JSON), e.g. plans/clerk-to-firebase.json\n"
+	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
+	"                           1000); attempts are retried with jittered backoff\n"
+	"      --json               status as a JSON object\n"
+	"      --logs-dir=DIR       where run logs go (default: logs)\n"
+	"  -V, --version            output version information, then exit\n"
+	"  -?, --help               show this help, then exit\n"
+	"\n"
+	"Exit status:\n"
+	"  0 done, 1 failed, 2 bad usage or bad input, 3 a pre-flight check refused,\n"
+	"  4 another run holds the plan's lock\n";
+
+/* phase1 apply, step by step. */
+static int
+apply(Run *run, const Options *opts)
+{
+	int rc;
+
+	/* 1. Create migration_log, the migration_backup schema and the object registry. */
+	if (!mlog_create_state(run->conn))
+		return EXIT_FAILED;
+	/* 2. Refuse when phase2 is applied: phase1 is then already in place. */
+	if (!phase_can_apply(run))
+		return EXIT_FAILED;
+	/* 3. Record the run in migration_log. */
+	run_begin_phase(run);
+	/* 4. In plan order: add columns, build indexes CONCURRENTLY, install sync triggers. */
+	rc = phase_apply_ops(run, opts);
+	/* 5. The phase-level row, closed by run_finish(), marks phase1 applied. */
+	return rc;
+}
+
+static int
+rollback(Run *run, const Options *opts)
+{
+	if (!mlog_state_exists(run->conn))
+	{
+		log_info("nothing to roll back: phase1 was never applied to this database");
+		return EXIT_DONE;
+	}
+	/* 1. Refuse while phase2 is applied. */
+	if (!phase_can_rollback(run))
+		return EXIT_FAILED;
+	run_begin_phase(run);
+	/* 2. In reverse plan order: drop triggers, indexes and columns phasemig created. */
+	return phase_rollback_ops(run, opts);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = 0};
+	Options opts;
+	Run *run;
+	bool is_status;
+
+	cli_parse(argc, argv, &spec, &opts);
+	is_status = strcmp(opts.subcommand, "status") == 0;
+	run = run_start(1, &opts, !is_status);
+	if (is_status)
+		run_finish(run, status_print(run, opts.json), NULL);
+	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
+}

@@ -1,0 +1,109 @@
+/*
+ * phase2.c: backfill.  Loads the mapping, refuses conflicts before writing,
+ * saves originals into migration_backup and fills the new columns in keyset
+ * batches, each committed with its checkpoint, so it can be resumed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "phase.h"
+#include "run.h"
+#include "status.h"
+
+static const char help[] =
+	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
+	"\n"
+	"Usage:\n"
+	"  phase2 apply    --plan FILE --mapping FILE [OPTION]...\n"
+	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
+	"  phase2 rollback --plan FILE [OPTION]...\n"
+	"\n"
+	"Subcommands:\n"
+	"  apply          load the mapping, refuse any conflict before writing, save the\n"
+	"                 original values, fill the columns in batches; resumes where an\n"
+	"                 interrupted run stopped; run it again to fill rows inserted since\n"
+	"  status         show each phase: applied or not, rows, last run, errors\n"
+	"  rollback       restore the saved original values (after phase3 rollback)\n"
+	"\n"
+	"Options:\n"
+	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
+	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
+	"      --plan=FILE          migration plan (JSON)\n"
+	"      --mapping=FILE       Firebase Auth export (firebase auth:export --format=json),\n"
+	"                           a JSON array of {clerk_user_id, firebase_uid}, or a CSV\n"
+	"                           with the header clerk_user_id,firebase_uid\n"
+	"      --generate-missing   give rows with no match new Firebase uids and write a\n"
+	"                           file for firebase auth:import with those users\n"
+	"      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
+	"                           digests to that import file\n"
+	"      --batch-size=N       rows per batch (default: the plan's, 1000)\n"
+	"      --target-batch-ms=MS adapt the batch size so a batch takes about MS\n"
+	"      --sleep-ms=MS        pause between batches (default: 0)\n"
+	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS\n"
+	"      --lock-timeout=MS    lock_timeout of each DDL attempt and batch (default:\n"
+	"                           the plan's, 1000)\n"
+	"      --json               status as a JSON object\n"
+	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n"
+	"  -V, --version            output version information, then exit\n"
+	"  -?, --help               show this help, then exit\n"
+	"\n"
+	"Files written to the logs directory:\n"
+	"  RUN-ID.log                   the run's log\n"
+	"  RUN-ID-unmatched.csv         rows still without a uid, when there are any\n"
+	"  RUN-ID-firebase-import.json  with --generate-missing, the users to import\n"
+	"\n"
+	"Exit status:\n"
+	"  0 done, 1 failed, 2 bad usage or bad input, 3 the mapping conflicts with the\n"
+	"  table (nothing written), 4 another run holds the plan's lock\n";
+
+/* phase2 apply, step by step. */
+static int
+apply(Run *run, const Options *opts)
+{
+	/* 1. Refuse unless phase1 is applied and phase3 is not. */
+	if (!phase_can_apply(run))
+		return EXIT_FAILED;
+	/* 2. Record the run in migration_log. */
+	run_begin_phase(run);
+	/*
+	 * 3. For each backfill operation: load the mapping with COPY, refuse
+	 * conflicts, save originals and fill the batches with checkpoints.
+	 */
+	return phase_apply_ops(run, opts);
+}
+
+static int
+rollback(Run *run, const Options *opts)
+{
+	/* 1. Refuse while phase3 is applied. */
+	if (!phase_can_rollback(run))
+		return EXIT_FAILED;
+	run_begin_phase(run);
+	/* 2. Restore the original values in batches, then drop the backup. */
+	return phase_rollback_ops(run, opts);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH};
+	Options opts;
+	Run *run;
+	bool is_status;
+
+	cli_parse(argc, argv, &spec, &opts);
+	is_status = strcmp(opts.subcommand, "status") == 0;
+	run = run_start(2, &opts, !is_status);
+	if (is_status)
+		run_finish(run, status_print(run, opts.json), NULL);
+	if (!mlog_state_exists(run->conn))
+	{
+		log_error("phase1 has not been applied to this database (there is no migration_log)");
+		log_hint("run \"phase1 apply\" first");
+		run_finish(run, EXIT_FAILED, NULL);
+	}
+	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
+}

@@ -1,0 +1,107 @@
+/*
+ * phase3.c: contract.  Pre-flight checks (NULLs, duplicates, dependent
+ * objects) that refuse with counts and samples, then NOT NULL, UNIQUE and the
+ * drop of old columns, each under a short lock_timeout.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "phase.h"
+#include "run.h"
+#include "status.h"
+
+static const char help[] =
+	"phase3 enforces the new constraints and removes the old columns (contract).\n"
+	"\n"
+	"Usage:\n"
+	"  phase3 check    --plan FILE [--json] [OPTION]...\n"
+	"  phase3 apply    --plan FILE [OPTION]...\n"
+	"  phase3 status   --plan FILE [--json] [OPTION]...\n"
+	"  phase3 rollback --plan FILE [OPTION]...\n"
+	"\n"
+	"Subcommands:\n"
+	"  check          pre-flight checks only: NULL or empty values, duplicates, views,\n"
+	"                 rules and foreign keys depending on a column to drop; prints each\n"
+	"                 problem with its count and up to 10 sample keys; changes nothing\n"
+	"  apply          run the checks, then NOT NULL (through a validated CHECK), UNIQUE\n"
+	"                 (an index built CONCURRENTLY, then USING INDEX), remove the sync\n"
+	"                 triggers and drop old columns (their values kept in\n"
+	"                 migration_backup)\n"
+	"  status         show each phase: applied or not, rows, last run, errors\n"
+	"  rollback       undo apply: add dropped columns back with their values,\n"
+	"                 constraints and indexes; drop the new constraints\n"
+	"\n"
+	"Options:\n"
+	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
+	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
+	"      --plan=FILE          migration plan (JSON)\n"
+	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
+	"                           1000); attempts are retried with jittered backoff\n"
+	"      --json               check and status output as a JSON object\n"
+	"      --logs-dir=DIR       where run logs go (default: logs)\n"
+	"  -V, --version            output version information, then exit\n"
+	"  -?, --help               show this help, then exit\n"
+	"\n"
+	"Exit status:\n"
+	"  0 done, 1 failed, 2 bad usage or bad input, 3 a pre-flight check refused\n"
+	"  (nothing changed), 4 another run holds the plan's lock\n";
+
+static int
+check(Run *run, const Options *opts)
+{
+	run_begin_phase(run);
+	return phase_check_ops(run, opts);
+}
+
+/* phase3 apply, step by step. */
+static int
+apply(Run *run, const Options *opts)
+{
+	int rc;
+
+	/* 1. Refuse unless phase2 is applied. */
+	if (!phase_can_apply(run))
+		return EXIT_FAILED;
+	/* 2. Record the run in migration_log. */
+	run_begin_phase(run);
+	/* 3. Pre-flight checks: any problem refuses before a single change. */
+	if ((rc = phase_check_ops(run, opts)) != EXIT_DONE)
+		return rc;
+	/* 4. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
+	return phase_apply_ops(run, opts);
+}
+
+static int
+rollback(Run *run, const Options *opts)
+{
+	run_begin_phase(run);
+	/* In reverse plan order: restore dropped columns, drop the new constraints. */
+	return phase_rollback_ops(run, opts);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const subcommands[] = {"check", "apply", "status", "rollback", NULL};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = 0};
+	Options opts;
+	Run *run;
+	bool is_status;
+
+	cli_parse(argc, argv, &spec, &opts);
+	is_status = strcmp(opts.subcommand, "status") == 0;
+	run = run_start(3, &opts, !is_status);
+	if (is_status)
+		run_finish(run, status_print(run, opts.json), NULL);
+	if (!mlog_state_exists(run->conn))
+	{
+		log_error("phase1 has not been applied to this database (there is no migration_log)");
+		log_hint("run \"phase1 apply\" first");
+		run_finish(run, EXIT_FAILED, NULL);
+	}
+	if (strcmp(opts.subcommand, "check") == 0)
+		run_finish(run, check(run, &opts), NULL);
+	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
+}

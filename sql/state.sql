@@ -1,0 +1,38 @@
+-- sql/state.sql: phasemig's own state, created by phase1 apply and kept by every
+-- rollback so the audit trail survives: the migration_log table, the
+-- migration_backup schema and the registry of objects phasemig created.
+CREATE SCHEMA IF NOT EXISTS migration_backup;
+
+CREATE TABLE IF NOT EXISTS public.migration_log (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id       uuid        NOT NULL,
+    plan         text        NOT NULL,
+    phase        smallint    NOT NULL CHECK (phase BETWEEN 1 AND 3),
+    operation    text        NOT NULL,
+    status       text        NOT NULL
+                 CHECK (status IN ('running', 'done', 'failed', 'refused')),
+    rows_done    bigint      NOT NULL DEFAULT 0,
+    rows_total   bigint,
+    last_key     text,
+    started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at  timestamptz,
+    db_user      text        NOT NULL DEFAULT current_user,
+    client       text,
+    tool_version text        NOT NULL,
+    message      text,
+    metadata     jsonb       NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS migration_log_plan_phase_idx
+    ON public.migration_log (plan, phase, operation, id);
+
+-- What phasemig created, so a rollback removes exactly that and nothing the
+-- operator had before (a column that already existed is never dropped).
+CREATE TABLE IF NOT EXISTS migration_backup.phasemig_objects (
+    plan       text        NOT NULL,
+    kind       text        NOT NULL,
+    name       text        NOT NULL,
+    phase      smallint    NOT NULL,
+    detail     jsonb       NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (plan, kind, name)
+);
