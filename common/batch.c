@@ -126,9 +126,14 @@ batch_run(Run *run, BatchLoop *b)
 			if (b->target_batch_ms > 0)
 				size = adapt(size, took, b->target_batch_ms);
 		}
-		log_progress(false, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", b->what, b->rows_done,
-					 b->rows_total, b->rows_total > 0 ? 100.0 * (double) b->rows_done / (double) b->rows_total : 100.0,
-					 b->changed, size);
+		if (b->rows_total >= 0)
+			log_progress(false, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", b->what,
+						 b->rows_done, b->rows_total,
+						 b->rows_total > 0 ? 100.0 * (double) b->rows_done / (double) b->rows_total : 100.0,
+						 b->changed, size);
+		else
+			log_progress(false, "%s: %lld rows, %lld changed, batch size %d", b->what, b->rows_done, b->changed,
+						 size);
 		if (scanned < atoll(limit))
 			break;
 		if (b->sleep_ms > 0)

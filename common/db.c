@@ -74,6 +74,8 @@ db_connect(const char *conninfo, const char *application_name)
 		return NULL;
 	}
 	PQclear(res);
+	/* the server's NOTICEs ("already exists, skipping") are noise to an operator */
+	PQclear(PQexec(conn, "SET client_min_messages = warning"));
 	return conn;
 }
 

@@ -414,9 +414,9 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first)
 		char *email = n->q_email ? str_printf("lower(btrim(t.%s::text))", n->q_email) : xstrdup("NULL::text");
 		char *where = first ? xstrdup("") : str_printf("WHERE t.%s > $2", p->q_key);
 
-		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e FROM %s t %s ORDER BY t.%s "
-				  "LIMIT $1 FOR NO KEY UPDATE), ",
-				  p->q_key, n->q_match, email, p->q_table, where, p->q_key);
+		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo FROM %s t %s "
+				  "ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), ",
+				  p->q_key, n->q_match, email, n->q_uid, p->q_table, where, p->q_key);
 		free(email);
 		free(where);
 	}
@@ -425,7 +425,7 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first)
 			  "(SELECT min(x.firebase_uid) FROM %s x WHERE x.clerk_user_id = b.m HAVING count(DISTINCT x.firebase_uid) = 1), "
 			  "(SELECT min(x.firebase_uid) FROM %s x WHERE x.clerk_user_id IS NULL AND x.email_norm = b.e "
 			  " AND NOT EXISTS (SELECT 1 FROM %s y WHERE y.clerk_user_id = b.m) HAVING count(DISTINCT x.firebase_uid) = 1)"
-			  ") AS uid FROM b), "
+			  ") AS uid FROM b WHERE b.todo), "
 			  "r AS (SELECT u.key, s.* FROM u JOIN LATERAL (SELECT * FROM %s x WHERE x.firebase_uid = u.uid "
 			  " ORDER BY x.origin LIMIT 1) s ON true), "
 			  "saved AS (INSERT INTO %s (key%s) SELECT t.%s%s FROM %s t JOIN r ON t.%s = r.key WHERE t.%s IS NULL "
@@ -708,12 +708,21 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		free(ins);
 		if (rc != EXIT_DONE)
 			goto done;
+		ins = str_printf("ANALYZE %s", n.source);
+		db_exec(run->conn, ins);
+		free(ins);
 	}
 	/* 4. rows that match nobody get new uids when asked */
 	if (opts->generate_missing && (rc = generate_missing(run, &n, &generated)) != EXIT_DONE)
 		goto done;
 	if (generated > 0)
+	{
+		char *analyze = str_printf("ANALYZE %s", n.source);
+
+		db_exec(run->conn, analyze);
+		free(analyze);
 		log_info("generated %lld new Firebase uids for rows with no match", generated);
+	}
 
 	/* 5. originals are saved in the same statement that fills each batch */
 	ensure_backup_table(run, op, &n);

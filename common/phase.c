@@ -99,11 +99,11 @@ phase_rollback_ops(Run *run, const Options *opts)
 }
 
 int
-phase_check_ops(Run *run, const Options *opts)
+phase_check_ops(Run *run, const Options *opts, bool own_entry)
 {
 	Findings f;
 	long long problems = 0;
-	long long entry = mlog_begin(run, "check", -1, 0, NULL);
+	long long entry = own_entry ? mlog_begin(run, "check", -1, 0, NULL) : 0;
 	json_t *meta;
 	char *text;
 
@@ -135,7 +135,14 @@ phase_check_ops(Run *run, const Options *opts)
 	}
 	else
 		log_info("pre-flight checks passed");
-	mlog_finish(run, entry, problems > 0 ? "refused" : "done", 0, NULL, text);
+	if (own_entry)
+		mlog_finish(run, entry, problems > 0 ? "refused" : "done", 0, NULL, text);
+	else
+	{
+		/* inside apply: the findings go on the apply row */
+		free(run->op_metadata);
+		run->op_metadata = xstrdup(text);
+	}
 	free(text);
 	json_decref(meta);
 	findings_free(&f);

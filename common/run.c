@@ -5,6 +5,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +32,12 @@ client_name(void)
 {
 	char host[256] = "";
 	const char *user = getenv("USER");
+	struct passwd *pw;
 
 	if (user == NULL)
 		user = getenv("LOGNAME");
+	if (user == NULL && (pw = getpwuid(geteuid())) != NULL)
+		user = pw->pw_name;
 	gethostname(host, sizeof host - 1);
 	return str_printf("%s@%s", user ? user : "unknown", host);
 }
@@ -116,8 +120,8 @@ run_finish(Run *run, int code, const char *message)
 	const char *status = code == EXIT_DONE ? "done" : code == EXIT_REFUSED ? "refused" : "failed";
 
 	if (run->phase_entry > 0 && run->conn && PQstatus(run->conn) == CONNECTION_OK)
-		mlog_finish(run, run->phase_entry, status, 0, message, NULL);
-	if (code == EXIT_DONE)
+		mlog_finish(run, run->phase_entry, status, 0, message, run->op_metadata);
+	if (code == EXIT_DONE && log_file_path())
 		log_info("%s %s: done%s%s", log_progname(), run->subcommand, log_file_path() ? ", log " : "",
 				 log_file_path() ? log_file_path() : "");
 	else if (log_file_path())

@@ -51,8 +51,7 @@ static const char help[] =
 static int
 check(Run *run, const Options *opts)
 {
-	run_begin_phase(run);
-	return phase_check_ops(run, opts);
+	return phase_check_ops(run, opts, true);
 }
 
 /* phase3 apply, step by step. */
@@ -67,7 +66,7 @@ apply(Run *run, const Options *opts)
 	/* 2. Record the run in migration_log. */
 	run_begin_phase(run);
 	/* 3. Pre-flight checks: any problem refuses before a single change. */
-	if ((rc = phase_check_ops(run, opts)) != EXIT_DONE)
+	if ((rc = phase_check_ops(run, opts, false)) != EXIT_DONE)
 		return rc;
 	/* 4. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
 	return phase_apply_ops(run, opts);
