@@ -42,6 +42,7 @@ guard_holder(PGconn *conn, const Plan *plan)
 							"to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')) "
 							"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
 							"WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+							"AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
 							"AND l.classid = pg_catalog.hashtext('phasemig')::oid "
 							"AND l.objid = pg_catalog.hashtext($1)::oid AND l.pid <> pg_catalog.pg_backend_pid() "
 							"LIMIT 1",

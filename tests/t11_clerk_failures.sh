@@ -1,0 +1,165 @@
+# t11_clerk_failures.sh -- what the Clerk to Firebase job does when things go wrong: bad input,
+# a conflicting mapping, a second operator, kill -9 in the middle of phase2, and a users table
+# the project did not create (hostile names), all checked in the database afterwards.
+source "$(dirname "$0")/lib.sh"
+
+PLAN=$ROOT/plans/clerk-to-firebase.json
+DATA=$TEST_TMP/data
+LOGS=$TEST_TMP/logs
+mkdir -p "$DATA" "$LOGS"
+
+fresh_app() {
+    new_db "$1"
+    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-400}" --out "$DATA" --seed t11 2>/dev/null \
+        || _t_fail "gen-data failed for $1"
+}
+p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+p3() { phase 3 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+# schema, data, and how many users the plan's stored mapping holds ("none" before phase1)
+state() {
+    echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"
+    psql -X -A -t -q -d "$1" -c 'select count(*) from migration_backup."clerk-to-firebase:source"' 2>/dev/null || echo none
+}
+one_error_line() {   # the run's stderr has exactly one "error:" line, and it mentions $1
+    assert_eq 1 "$(grep -c 'error:' <<<"$LAST_ERR")" "one error line"
+    assert_contains "$LAST_ERR" "$1" "error says what is wrong"
+}
+
+fresh_app bad
+p1 apply -d bad >/dev/null 2>&1
+
+test_case "malformed, truncated or missing mapping: exit 2, one clear line, nothing changed"
+before=$(state bad)
+printf '{"users": [\n{\n  "localId": "abc",\n  "email": }\n]}' > "$TEST_TMP/malformed.json"
+assert_exit 2 "malformed JSON" -- p2 apply -d bad --mapping "$TEST_TMP/malformed.json"
+one_error_line "malformed.json\" is malformed: element 1"
+head -c 2000 "$DATA/firebase-export.json" > "$TEST_TMP/truncated.json"
+assert_exit 2 "truncated JSON" -- p2 apply -d bad --mapping "$TEST_TMP/truncated.json"
+one_error_line "is malformed"
+assert_exit 2 "missing file" -- p2 apply -d bad --mapping "$TEST_TMP/nope.json"
+one_error_line "nope.json\": No such file or directory"
+printf 'clerk,uid\nuser_a,b\n' > "$TEST_TMP/wrongheader.csv"
+assert_exit 2 "CSV with another header" -- p2 apply -d bad --mapping "$TEST_TMP/wrongheader.csv"
+assert_contains "$LAST_ERR" "header clerk_user_id,firebase_uid" "says which header"
+printf '[{"clerk_user_id": "user_a", "firebase_uid": "x", "extra": 1}]' > "$TEST_TMP/extra.json"
+assert_exit 2 "unknown key in a mapping element" -- p2 apply -d bad --mapping "$TEST_TMP/extra.json"
+one_error_line 'unknown key "extra"'
+assert_exit 2 "no --mapping" -- p2 apply -d bad
+assert_eq "$before" "$(state bad)" "nothing changed by any of them"
+
+test_case "bad plan or bad usage: exit 2 with one line; unreachable database: exit 1"
+sed 's/"key": "id"/"key": "id", "kye": "id"/' "$PLAN" > "$TEST_TMP/unknown-key.json"
+assert_exit 2 "unknown key in plan" -- phase 1 apply -d bad --plan "$TEST_TMP/unknown-key.json"
+one_error_line 'unknown key "kye"'
+head -c 300 "$PLAN" > "$TEST_TMP/cut-plan.json"
+assert_exit 2 "truncated plan" -- phase 1 apply -d bad --plan "$TEST_TMP/cut-plan.json"
+one_error_line "line"
+sed 's/"table": "users"/"table": "nosuchtable"/' "$PLAN" > "$TEST_TMP/notable.json"
+assert_exit 2 "table missing" -- phase 1 apply -d bad --plan "$TEST_TMP/notable.json"
+one_error_line '"public.nosuchtable"'
+assert_exit 2 "missing plan file" -- phase 1 apply -d bad --plan "$TEST_TMP/none.json"
+assert_exit 2 "unknown subcommand" -- phase 1 destroy --plan "$PLAN"
+assert_contains "$LAST_ERR" 'Try "phase1 --help" for more information.' "points to --help"
+assert_exit 2 "bad option value" -- phase 2 apply --plan "$PLAN" --batch-size 0
+assert_exit 1 "unreachable database" -- phase 1 status --plan "$PLAN" -d "host=$TEST_TMP/nowhere port=1 dbname=x"
+one_error_line "could not connect"
+assert_exit 1 "wrong password is not printed" -- phase 1 status --plan "$PLAN" -d "postgresql://u:s3cret@127.0.0.1:1/x"
+assert_not_contains "$LAST_ERR" "s3cret" "password never printed"
+assert_exit 0 "--help" -- phase 3 --help
+assert_contains "$LAST_OUT" "4 another run holds the plan's lock" "exit codes in --help"
+assert_exit 0 "--version" -- phase 2 --version
+assert_contains "$LAST_OUT" "phase2 (phasemig)" "version"
+
+test_case "a conflicting mapping is refused before any write: exit 3 with the conflicts"
+before=$(state bad)
+read -r c1 c2 <<<"$(q bad "select string_agg(clerk_user_id, ' ' order by id) from (select * from public.users order by id limit 2) s")"
+printf 'clerk_user_id,firebase_uid\n%s,UIDA\n%s,UIDA\n' "$c1" "$c2" > "$TEST_TMP/two-to-one.csv"
+assert_exit 3 "two users to one uid" -- p2 apply -d bad --mapping "$TEST_TMP/two-to-one.csv"
+assert_contains "$LAST_ERR" "one Firebase user matched by several rows" "conflict named"
+assert_contains "$LAST_ERR" "uid UIDA" "uid shown"
+printf 'clerk_user_id,firebase_uid\n%s,UIDA\n%s,UIDB\n' "$c1" "$c1" > "$TEST_TMP/one-to-two.csv"
+assert_exit 3 "one user to two uids" -- p2 apply -d bad --mapping "$TEST_TMP/one-to-two.csv"
+assert_contains "$LAST_ERR" "one row matched by several Firebase users" "conflict named"
+assert_eq "$before" "$(state bad)" "nothing written, mapping not stored"
+q bad "update public.users set firebase_uid = 'UIDC' where clerk_user_id = '$c2'" >/dev/null
+before=$(state bad)
+printf 'clerk_user_id,firebase_uid\n%s,UIDC\n' "$c1" > "$TEST_TMP/held.csv"
+assert_exit 3 "uid held by another row" -- p2 apply -d bad --mapping "$TEST_TMP/held.csv"
+assert_contains "$LAST_ERR" "uid already held by another row" "conflict named"
+assert_eq "$before" "$(state bad)" "nothing written"
+assert_eq "refused" "$(q bad "select status from migration_log where phase = 2 and operation like 'backfill%' order by id desc limit 1")" "audited as refused"
+assert_contains "$(q bad "select metadata::text from migration_log where phase = 2 and operation like 'backfill%' order by id desc limit 1")" "uid already held" "conflicts in the metadata"
+
+test_case "a second run while one holds the plan's lock exits 4 naming the holder"
+fresh_app lock
+p1 apply -d lock >/dev/null 2>&1
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d lock --mapping "$DATA/mapping.csv" --batch-size 5 --sleep-ms 200 >/dev/null 2>&1 &
+first=$!
+wait_for_sql lock "select count(*) > 0 from pg_stat_activity where application_name like 'phase2 apply%'" t 20
+assert_exit 4 "second phase2" -- p2 apply -d lock --mapping "$DATA/mapping.csv"
+assert_contains "$LAST_ERR" 'held by pid' "holder named"
+assert_contains "$LAST_ERR" 'application "phase2 apply (phasemig run' "holder's program named"
+assert_exit 4 "phase3 is refused too" -- p3 check -d lock
+assert_exit 0 "status does not need the lock" -- p2 status -d lock
+assert_contains "$LAST_OUT" "running now: pid" "status shows the run in progress"
+kill "$first" 2>/dev/null; wait "$first" 2>/dev/null
+
+test_case "kill -9 during phase2, then phase2 again: same data as an uninterrupted run"
+fresh_app clean
+p1 apply -d clean >/dev/null 2>&1
+p2 apply -d clean --mapping "$DATA/firebase-export.json" --batch-size 7 >/dev/null 2>&1
+fresh_app killed
+p1 apply -d killed >/dev/null 2>&1
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d killed --mapping "$DATA/firebase-export.json" --batch-size 7 --sleep-ms 50 >/dev/null 2>&1 &
+victim=$!
+wait_for_sql killed "select coalesce(max(rows_done), 0) >= 70 from migration_log where operation like 'backfill%'" t 30
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+done_at_kill=$(q killed "select rows_done from migration_log where operation like 'backfill%' order by id desc limit 1")
+assert_eq "running" "$(q killed "select status from migration_log where operation like 'backfill%' order by id desc limit 1")" "killed run left running"
+assert_exit 0 "status calls it interrupted" -- p2 status -d killed
+assert_contains "$LAST_OUT" "apply interrupted" "interrupted shown"
+assert_eq "t" "$(q killed "select count(*) = $done_at_kill from public.users u
+   where u.id <= (select last_key from migration_log where operation like 'backfill%' order by id desc limit 1)")" \
+   "checkpoint (rows, last key) committed with its batch"
+assert_exit 0 "phase2 again" -- p2 apply -d killed --mapping "$DATA/firebase-export.json" --batch-size 7
+assert_contains "$LAST_ERR" "resuming the interrupted backfill after key" "resumed, not restarted"
+assert_eq "$(q clean "select md5(string_agg(to_jsonb(u)::text, '' order by id)) from public.users u")" \
+          "$(q killed "select md5(string_agg(to_jsonb(u)::text, '' order by id)) from public.users u")" \
+          "users identical to the uninterrupted run"
+assert_eq "$(q clean "select count(*) from migration_backup.\"clerk-to-firebase:backfill\"")" \
+          "$(q killed "select count(*) from migration_backup.\"clerk-to-firebase:backfill\"")" "same originals saved"
+
+test_case "a users table the project did not create, with hostile names, given only an edited plan"
+new_db foreign
+q foreign 'create schema "crm""x";
+  create table "crm""x"."Acc""ounts(1" (account_no bigint primary key, "clerk id" text unique, "e-mail" text,
+    note text default $$it'"'"'s$$);
+  insert into "crm""x"."Acc""ounts(1" (account_no, "clerk id", "e-mail")
+    select g, $$user_$$ || g, $$U$$ || g || $$@Example.com$$ from generate_series(1, 300) g;
+  create view "crm""x".v as select account_no from "crm""x"."Acc""ounts(1"' >/dev/null
+sed -e 's/"schema": "public"/"schema": "crm\\"x"/' -e 's/"table": "users"/"table": "Acc\\"ounts(1"/' \
+    -e 's/"key": "id"/"key": "account_no"/' -e 's/"clerk_user_id"/"clerk id"/g' -e 's/"email_column": "email"/"email_column": "e-mail"/' \
+    -e 's/"column": "email"/"column": "e-mail"/' -e 's/"firebase_uid"/"fb \\"uid"/g' -e 's/users_firebase_uid/acc_fb_uid/g' \
+    -e 's/"name": "clerk-to-firebase"/"name": "accounts-fb"/' "$PLAN" > "$TEST_TMP/accounts.json"
+{ echo '{"users": ['
+  for g in $(seq 1 300); do
+    if [ $((g % 3)) = 0 ]; then attrs=''; else attrs=",\"customAttributes\": \"{\\\"clerk_user_id\\\":\\\"user_$g\\\"}\""; fi
+    [ "$g" -gt 1 ] && echo ","
+    printf '{"localId": "UID%025d", "email": "u%s@example.com", "displayName": "O'"'"'Brien \\"%s\\""%s}' "$g" "$g" "$g" "$attrs"
+  done
+  printf ']}'; } > "$TEST_TMP/accounts-export.json"
+start=$(state foreign)
+P="--plan $TEST_TMP/accounts.json --logs-dir $LOGS -d foreign"
+assert_exit 0 "phase1" -- phase 1 apply $P
+assert_exit 0 "phase2" -- phase 2 apply $P --mapping "$TEST_TMP/accounts-export.json" --batch-size 64
+assert_eq "300|300" "$(q foreign 'select count(*), count(*) filter (where "fb ""uid" = $$UID$$ || lpad(account_no::text, 25, $$0$$)
+   and display_name = $$O'"'"'Brien "$$ || account_no || $$"$$) from "crm""x"."Acc""ounts(1"')" \
+   "every account matched, by clerk id or by case-insensitive email"
+assert_exit 0 "phase3" -- phase 3 apply $P
+assert_eq "t|UNIQUE (\"fb \"\"uid\")" "$(q foreign "select a.attnotnull, (select pg_get_constraintdef(c.oid) from pg_constraint c where c.conname = 'acc_fb_uid_key')
+   from pg_attribute a where a.attrelid = '\"crm\"\"x\".\"Acc\"\"ounts(1\"'::regclass and a.attname = 'fb \"uid'")" "NOT NULL and UNIQUE on the hostile column"
+assert_exit 0 "rollback 3" -- phase 3 rollback $P
+assert_exit 0 "rollback 2" -- phase 2 rollback $P
+assert_exit 0 "rollback 1" -- phase 1 rollback $P
+assert_eq "$start" "$(state foreign)" "schema and data as at the start"
