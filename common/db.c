@@ -13,6 +13,44 @@
 #include "strbuf.h"
 
 static DbRetry retry = {.lock_timeout_ms = 1000, .max_attempts = 30, .max_backoff_ms = 5000};
+static DbDdlStats ddl_stats;
+
+static bool is_retryable(const PGresult *res);
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
+}
+
+void
+db_ddl_stats_reset(void)
+{
+	memset(&ddl_stats, 0, sizeof ddl_stats);
+}
+
+DbDdlStats
+db_ddl_stats(void)
+{
+	return ddl_stats;
+}
+
+/* Record one attempt (attempt_start) of a change begun at change_start. */
+static void
+note_attempt(double change_start, double attempt_start, bool retried)
+{
+	double now = now_ms();
+
+	if (now - attempt_start > ddl_stats.longest_attempt_ms)
+		ddl_stats.longest_attempt_ms = now - attempt_start;
+	if (now - change_start > ddl_stats.longest_ms)
+		ddl_stats.longest_ms = now - change_start;
+	if (retried)
+		ddl_stats.retries++;
+}
 
 void
 db_set_retry(const DbRetry *r)
@@ -244,11 +282,14 @@ db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
 {
 	char set_timeout[64];
 
+	double change_start = now_ms();
+
 	snprintf(set_timeout, sizeof set_timeout, "SET LOCAL lock_timeout = %d", retry.lock_timeout_ms);
 	for (int attempt = 1;; attempt++)
 	{
 		PGresult *res = NULL;
 		const char *failed_sql = NULL;
+		double attempt_start = now_ms();
 
 		db_exec(conn, "BEGIN");
 		db_exec(conn, set_timeout);
@@ -269,11 +310,13 @@ db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
 			if (db_ok(res))
 			{
 				PQclear(res);
+				note_attempt(change_start, attempt_start, false);
 				return true;
 			}
 			failed_sql = "COMMIT";
 		}
 		PQclear(PQexec(conn, "ROLLBACK"));
+		note_attempt(change_start, attempt_start, is_retryable(res));
 		if (!is_retryable(res) || attempt >= retry.max_attempts)
 		{
 			if (is_retryable(res))
@@ -298,15 +341,21 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 {
 	char set_timeout[64];
 
+	double change_start = now_ms();
+
 	snprintf(set_timeout, sizeof set_timeout, "SET lock_timeout = %d",
 			 use_lock_timeout ? retry.lock_timeout_ms : 0);
 	for (int attempt = 1;; attempt++)
 	{
 		PGresult *res;
+		double attempt_start = now_ms();
 
 		db_exec(conn, set_timeout);
 		res = PQexec(conn, sql);
 		db_exec(conn, "RESET lock_timeout");
+		/* a CONCURRENTLY build holds no lock that blocks writes: not counted as a lock hold */
+		if (use_lock_timeout)
+			note_attempt(change_start, attempt_start, !db_ok(res) && is_retryable(res));
 		if (db_ok(res))
 		{
 			PQclear(res);

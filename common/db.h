@@ -63,4 +63,18 @@ bool db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_
 
 void db_sleep_ms(long ms);
 
+/*
+ * DDL statistics since the last reset: the longest time one DDL change took
+ * (waits and retries included), the retries after lock timeouts, and the
+ * longest single attempt, the closest measure of how long we held its locks.
+ */
+typedef struct DbDdlStats
+{
+	double longest_ms;
+	double longest_attempt_ms;
+	int retries;
+} DbDdlStats;
+void db_ddl_stats_reset(void);
+DbDdlStats db_ddl_stats(void);
+
 #endif

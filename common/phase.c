@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 
+#include "db.h"
 #include "findings.h"
 #include "log.h"
 #include "ops.h"
@@ -42,6 +43,23 @@ phase_can_rollback(Run *run)
 	return true;
 }
 
+/* Merge the DDL lock statistics of the step into its metadata. */
+static void
+add_ddl_stats(Run *run)
+{
+	DbDdlStats st = db_ddl_stats();
+	json_t *meta = run->op_metadata ? json_loads(run->op_metadata, 0, NULL) : json_object();
+
+	if (meta == NULL)
+		meta = json_object();
+	json_object_set_new(meta, "ddl_longest_ms", json_real(st.longest_ms));
+	json_object_set_new(meta, "ddl_longest_attempt_ms", json_real(st.longest_attempt_ms));
+	json_object_set_new(meta, "ddl_retries", json_integer(st.retries));
+	free(run->op_metadata);
+	run->op_metadata = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+}
+
 static int
 run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback)
 {
@@ -50,7 +68,9 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 
 	run->op_entry = mlog_begin(run, label, -1, 0, NULL);
 	run->op_rows = 0;
+	db_ddl_stats_reset();
 	rc = step(run, op, opts);
+	add_ddl_stats(run);
 	mlog_finish(run, run->op_entry,
 				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
 				run->op_rows, run->op_message, run->op_metadata);
