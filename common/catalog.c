@@ -67,9 +67,15 @@ catalog_trigger_exists(const Plan *plan, const char *name)
 char *
 catalog_column_dependents(const Plan *plan, const char *column)
 {
-	const char *p[2] = {plan->q_table, column};
+	return catalog_dependents(plan->conn, plan->q_table, column, true);
+}
 
-	return db_value(plan->conn,
+char *
+catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys)
+{
+	const char *p[3] = {qtable, column, include_keys ? "t" : "f"};
+
+	return db_value(conn,
 					"WITH col AS (SELECT attrelid, attnum FROM pg_catalog.pg_attribute "
 					"             WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped), "
 					"deps AS ("
@@ -81,7 +87,7 @@ catalog_column_dependents(const Plan *plan, const char *column)
 					" UNION "
 					" SELECT 'foreign key ' || quote_ident(c.conname) || ' of table ' || c.conrelid::regclass::text "
 					" FROM pg_catalog.pg_constraint c JOIN col ON c.confrelid = col.attrelid "
-					" WHERE c.contype = 'f' AND col.attnum = ANY (c.confkey) "
+					" WHERE c.contype = 'f' AND col.attnum = ANY (c.confkey) AND $3::boolean "
 					" UNION "
 					" SELECT 'policy ' || quote_ident(pol.polname) || ' on ' || pol.polrelid::regclass::text "
 					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
@@ -89,7 +95,7 @@ catalog_column_dependents(const Plan *plan, const char *column)
 					" UNION "
 					" SELECT 'primary key ' || quote_ident(c.conname) "
 					" FROM pg_catalog.pg_constraint c JOIN col ON c.conrelid = col.attrelid "
-					" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey)) "
+					" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey) AND $3::boolean) "
 					"SELECT string_agg(what, ', ' ORDER BY what) FROM deps",
-					2, p);
+					3, p);
 }

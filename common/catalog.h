@@ -30,5 +30,7 @@ bool catalog_trigger_exists(const Plan *plan, const char *name);
  * object ("view public.v"), comma separated; NULL when there are none.
  */
 char *catalog_column_dependents(const Plan *plan, const char *column);
+/* The same for any table (a quoted name); include_keys false leaves out foreign and primary keys. */
+char *catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys);
 
 #endif

@@ -15,7 +15,7 @@
 enum
 {
 	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
-	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS
+	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID
 };
 
 static _Noreturn void
@@ -65,6 +65,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
 		{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
 		{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
+		{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
 		{"help", no_argument, NULL, '?'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -124,6 +125,14 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 					opts->max_lag_ms = parse_int(optarg, "--max-lag-ms", 1, 86400000);
 				else
 					opts->target_batch_ms = parse_int(optarg, "--target-batch-ms", 10, 600000);
+				break;
+			case OPT_ON_INVALID:
+				if (!allowed(spec, CLI_ON_INVALID))
+					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+				if (strcmp(optarg, "regenerate") == 0)
+					opts->regenerate_invalid = true;
+				else if (strcmp(optarg, "stop") != 0)
+					usage_error("--on-invalid must be \"stop\" or \"regenerate\", not \"%s\"", optarg);
 				break;
 			case 'V':
 				printf("%s (phasemig) %s\n", log_progname(), PHASEMIG_VERSION);

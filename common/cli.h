@@ -11,6 +11,7 @@ enum
 {
 	CLI_MAPPING = 1 << 0,		/* --mapping, --clerk-export, --generate-missing */
 	CLI_BATCH = 1 << 1,			/* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
+	CLI_ON_INVALID = 1 << 2,	/* --on-invalid=stop|regenerate */
 };
 
 typedef struct Options
@@ -28,6 +29,7 @@ typedef struct Options
 	int sleep_ms;
 	int max_lag_ms;				/* 0: do not watch standbys */
 	int target_batch_ms;		/* 0: fixed batch size */
+	bool regenerate_invalid;	/* --on-invalid=regenerate */
 } Options;
 
 typedef struct CliSpec

@@ -31,6 +31,8 @@ ops_handlers(OpKind kind)
 			return &op_check_unique;
 		case OP_DROP_COLUMN:
 			return &op_drop_column;
+		case OP_CONVERT_TO_UUID:
+			return &op_convert_to_uuid;
 	}
 	return NULL;
 }
@@ -102,6 +104,30 @@ ops_not_null_check_name(const char *column)
 int
 ops_enforce_not_null(Run *run, const char *column)
 {
+	return ops_enforce_not_null_on(run, run->plan->q_table, column);
+}
+
+static bool
+column_is_not_null(Run *run, const char *qtable, const char *column)
+{
+	const char *p[2] = {qtable, column};
+
+	return db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
+					 "AND attname = $2 AND NOT attisdropped AND attnotnull", 2, p);
+}
+
+static bool
+table_has_constraint(Run *run, const char *qtable, const char *name)
+{
+	const char *p[2] = {qtable, name};
+
+	return db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
+					 "AND conname = $2", 2, p);
+}
+
+int
+ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
+{
 	const Plan *p = run->plan;
 	char *check = ops_not_null_check_name(column);
 	char *qcheck = plan_ident(p, check);
@@ -109,24 +135,24 @@ ops_enforce_not_null(Run *run, const char *column)
 	char *add = NULL, *validate = NULL, *set = NULL, *drop = NULL;
 	int rc = EXIT_DONE;
 
-	if (catalog_column_not_null(p, column))
+	if (column_is_not_null(run, qtable, column))
 	{
 		log_info("column %s is already NOT NULL", qcol);
 		goto done;
 	}
 	/* 1. the CHECK, NOT VALID: a short lock, no scan */
-	if (!catalog_constraint_exists(p, check))
+	if (!table_has_constraint(run, qtable, check))
 	{
 		const char *stmts[1];
 
-		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", p->q_table, qcheck,
+		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", qtable, qcheck,
 						 qcol);
 		stmts[0] = add;
 		if ((rc = ops_ddl(run, add, stmts, 1)) != EXIT_DONE)
 			goto done;
 	}
 	/* 2. validate in its own transaction: SHARE UPDATE EXCLUSIVE, writes go on */
-	validate = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", p->q_table, qcheck);
+	validate = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qtable, qcheck);
 	{
 		const char *stmts[1] = {validate};
 
@@ -135,8 +161,8 @@ ops_enforce_not_null(Run *run, const char *column)
 			goto done;
 	}
 	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
-	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", p->q_table, qcol);
-	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", p->q_table, qcheck);
+	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
+	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
 	{
 		const char *stmts[2] = {set, drop};
 

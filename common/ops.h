@@ -20,6 +20,7 @@ typedef struct OpHandlers
 	OpStep apply[4];		/* indexed by phase */
 	OpStep rollback[4];
 	OpCheck check;			/* phase3 pre-flight */
+	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
 } OpHandlers;
 
 const OpHandlers *ops_handlers(OpKind kind);
@@ -32,12 +33,14 @@ extern const OpHandlers op_check_unique;
 extern const OpHandlers op_set_not_null;
 extern const OpHandlers op_drop_column;
 extern const OpHandlers op_backfill_from_mapping;
+extern const OpHandlers op_convert_to_uuid;
 
 /* Shared steps. */
 /* Build index NAME with CREATE [UNIQUE] INDEX CONCURRENTLY, rebuilding an INVALID one. */
 int ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind);
 /* SET NOT NULL through a validated CHECK (col IS NOT NULL) NOT VALID. */
 int ops_enforce_not_null(Run *run, const char *column);
+int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
 /* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
 char *ops_not_null_check_name(const char *column);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */

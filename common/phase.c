@@ -101,6 +101,24 @@ phase_apply_ops(Run *run, const Options *opts)
 }
 
 int
+phase_finalize_ops(Run *run, const Options *opts)
+{
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpStep step = ops_handlers(op->kind)->finalize;
+		int rc;
+
+		if (step == NULL)
+			continue;
+		log_info("finalize step %d: %s", i + 1, op->label);
+		if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
+			return rc;
+	}
+	return EXIT_DONE;
+}
+
+int
 phase_rollback_ops(Run *run, const Options *opts)
 {
 	for (int i = run->plan->n_ops - 1; i >= 0; i--)

@@ -16,6 +16,8 @@ bool phase_can_rollback(Run *run);
 /* Run each operation's step for run->phase; stops at the first failure. */
 int phase_apply_ops(Run *run, const Options *opts);
 int phase_rollback_ops(Run *run, const Options *opts);
+/* phase3 finalize: each operation's finalize step (drops what only a rollback needed). */
+int phase_finalize_ops(Run *run, const Options *opts);
 /*
  * phase3 pre-flight: every operation's check; prints findings; EXIT_REFUSED if
  * any.  With own_entry the check gets its own migration_log row ("phase3

@@ -271,6 +271,16 @@ read_op(Reader *r, Op *op, json_t *obj, int index)
 		check_keys(r, obj, where, keys);
 		op->column = get_ident(r, obj, where, "column", true);
 	}
+	else if (strcmp(kind, "convert_to_uuid") == 0)
+	{
+		static const char *const keys[] = {"op", "column", "comment", NULL};
+
+		op->kind = OP_CONVERT_TO_UUID;
+		check_keys(r, obj, where, keys);
+		op->column = get_ident(r, obj, where, "column", true);
+		if (op->column && strlen(op->column) > MAX_IDENT - 7)
+			fail(r, where, "\"column\" must leave room for the suffix \"_legacy\" (%d bytes at most)", MAX_IDENT - 7);
+	}
 	else
 		fail(r, where, "unknown operation \"%s\"", kind);
 	op->kind_name = kind;

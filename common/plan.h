@@ -16,7 +16,8 @@ typedef enum OpKind
 	OP_SET_NOT_NULL,
 	OP_ADD_UNIQUE,
 	OP_CHECK_UNIQUE,
-	OP_DROP_COLUMN
+	OP_DROP_COLUMN,
+	OP_CONVERT_TO_UUID
 } OpKind;
 
 /* One "column": "Firebase field" pair of a backfill_from_mapping. */

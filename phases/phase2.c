@@ -16,14 +16,16 @@ static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
 	"\n"
 	"Usage:\n"
-	"  phase2 apply    --plan FILE --mapping FILE [OPTION]...\n"
+	"  phase2 apply    --plan FILE [--mapping FILE] [OPTION]...\n"
 	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
 	"  phase2 rollback --plan FILE [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          load the mapping, refuse any conflict before writing, save the\n"
 	"                 original values, fill the columns in batches; resumes where an\n"
-	"                 interrupted run stopped; run it again to fill rows inserted since\n"
+	"                 interrupted run stopped; run it again to fill rows inserted since.\n"
+	"                 convert_to_uuid: sort the keys (canonical, accepted, invalid),\n"
+	"                 refuse invalid keys and orphans, fill the uuid shadow columns\n"
 	"  status         show each phase: applied or not, rows, last run, errors\n"
 	"  rollback       restore the saved original values (after phase3 rollback)\n"
 	"\n"
@@ -38,6 +40,10 @@ static const char help[] =
 	"                           file for firebase auth:import with those users\n"
 	"      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
 	"                           digests to that import file\n"
+	"      --on-invalid=stop|regenerate\n"
+	"                           convert_to_uuid: stop before writing when a key is not\n"
+	"                           a UUID (default), or give each such key a new random\n"
+	"                           uuid that every referencing row follows\n"
 	"      --batch-size=N       rows per batch (default: the plan's, 1000)\n"
 	"      --target-batch-ms=MS adapt the batch size so a batch takes about MS\n"
 	"      --sleep-ms=MS        pause between batches (default: 0)\n"
@@ -56,7 +62,8 @@ static const char help[] =
 	"\n"
 	"Exit status:\n"
 	"  0 done, 1 failed, 2 bad usage or bad input, 3 the mapping conflicts with the\n"
-	"  table (nothing written), 4 another run holds the plan's lock\n";
+	"  table, or invalid keys or orphans (nothing written), 4 another run holds the\n"
+	"  plan's lock\n";
 
 /* phase2 apply, step by step. */
 static int
@@ -89,7 +96,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID};
 	Options opts;
 	Run *run;
 	bool is_status;

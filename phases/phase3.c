@@ -18,20 +18,29 @@ static const char help[] =
 	"Usage:\n"
 	"  phase3 check    --plan FILE [--json] [OPTION]...\n"
 	"  phase3 apply    --plan FILE [OPTION]...\n"
+	"  phase3 finalize --plan FILE [OPTION]...\n"
 	"  phase3 status   --plan FILE [--json] [OPTION]...\n"
 	"  phase3 rollback --plan FILE [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  check          pre-flight checks only: NULL or empty values, duplicates, views,\n"
-	"                 rules and foreign keys depending on a column to drop; prints each\n"
+	"                 rules and foreign keys depending on a column to drop; for\n"
+	"                 convert_to_uuid, values not converted, invalid values, orphans,\n"
+	"                 and views or rules on any converted column; prints each\n"
 	"                 problem with its count and up to 10 sample keys; changes nothing\n"
 	"  apply          run the checks, then NOT NULL (through a validated CHECK), UNIQUE\n"
 	"                 (an index built CONCURRENTLY, then USING INDEX), remove the sync\n"
 	"                 triggers and drop old columns (their values kept in\n"
-	"                 migration_backup)\n"
+	"                 migration_backup); convert_to_uuid: swap each column with its\n"
+	"                 uuid shadow in one short transaction (the text values stay in\n"
+	"                 <column>_legacy, kept current by triggers)\n"
+	"  finalize       convert_to_uuid: save the legacy values into migration_backup\n"
+	"                 and drop the <column>_legacy columns and their triggers; a later\n"
+	"                 rollback restores them from migration_backup\n"
 	"  status         show each phase: applied or not, rows, last run, errors\n"
 	"  rollback       undo apply: add dropped columns back with their values,\n"
-	"                 constraints and indexes; drop the new constraints\n"
+	"                 constraints and indexes; drop the new constraints; swap uuid\n"
+	"                 columns back to their text originals (after finalize too)\n"
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
@@ -73,6 +82,20 @@ apply(Run *run, const Options *opts)
 }
 
 static int
+finalize(Run *run, const Options *opts)
+{
+	/* 1. Refuse unless phase3 is applied. */
+	if (!mlog_phase_applied(run->conn, run->plan, 3))
+	{
+		log_error("phase3 of plan \"%s\" is not applied; nothing to finalize", run->plan->name);
+		return EXIT_FAILED;
+	}
+	run_begin_phase(run);
+	/* 2. Save the legacy values, then drop the legacy columns and their triggers. */
+	return phase_finalize_ops(run, opts);
+}
+
+static int
 rollback(Run *run, const Options *opts)
 {
 	run_begin_phase(run);
@@ -83,7 +106,7 @@ rollback(Run *run, const Options *opts)
 int
 main(int argc, char **argv)
 {
-	static const char *const subcommands[] = {"check", "apply", "status", "rollback", NULL};
+	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", NULL};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = 0};
 	Options opts;
 	Run *run;
@@ -102,5 +125,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(opts.subcommand, "check") == 0)
 		run_finish(run, check(run, &opts), NULL);
+	if (strcmp(opts.subcommand, "finalize") == 0)
+		run_finish(run, finalize(run, &opts), NULL);
 	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
 }

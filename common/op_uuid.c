@@ -1,0 +1,742 @@
+/*
+ * op_uuid.c: convert_to_uuid, phases 1 and 2.  The key column (varchar UUID
+ * text) and every foreign key column pointing at it get a uuid shadow column,
+ * kept filled by triggers for every row the application writes; phase2 sorts
+ * the values (canonical, accepted, invalid), refuses invalid values and
+ * orphans unless told to regenerate invalid keys, and fills the shadows in
+ * keyset batches, the key first and its children after.
+ */
+#include "op_uuid.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "catalog.h"
+#include "db.h"
+#include "log.h"
+#include "strbuf.h"
+
+/* PostgreSQL's uuid input: hex in groups of 4, optional hyphens between groups, optional braces */
+#define UUID_TEXT_RE "^(\\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\\}|[0-9a-f]{4}(-?[0-9a-f]{4}){7})$"
+
+static char *
+trunc63(char *s)
+{
+	if (strlen(s) > 63)
+		s[63] = '\0';
+	return s;
+}
+
+static void
+target_names(UuidTarget *t, PGconn *conn)
+{
+	t->shadow = trunc63(str_printf("%s_uuid", t->column));
+	t->legacy = trunc63(str_printf("%s_legacy", t->column));
+	t->q_col = db_ident(conn, t->column);
+	t->q_shadow = db_ident(conn, t->shadow);
+	t->q_legacy = db_ident(conn, t->legacy);
+}
+
+bool
+uuid_is_registered(const UuidJob *job, const char *kind)
+{
+	return mlog_is_registered(job->run->conn, job->run->plan, kind, job->op->column);
+}
+
+char *
+uuid_fn_name(const UuidJob *job, const char *direction, int i)
+{
+	char *what = str_printf("uuid_%s:%d", direction, i);
+	char *name = plan_backup_table(job->run->plan, what);
+
+	free(what);
+	return name;
+}
+
+static char *
+json_str(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return json_is_string(v) ? xstrdup(json_string_value(v)) : NULL;
+}
+
+bool
+uuid_job_load(UuidJob *job, Run *run, const Op *op)
+{
+	const Plan *p = run->plan;
+	const char *params[1] = {p->name};
+	PGresult *res;
+
+	memset(job, 0, sizeof *job);
+	job->run = run;
+	job->op = op;
+	job->map = plan_backup_table(p, "uuid_map");
+	job->try_fn = plan_backup_table(p, "try_uuid");
+	job->legacy_backup = plan_backup_table(p, "uuid_legacy");
+	res = db_query(run->conn, "SELECT kind, detail::text FROM migration_backup.phasemig_objects WHERE plan = $1 "
+				   "AND kind IN ('uuid_target', 'uuid_index', 'uuid_pk') ORDER BY kind, (detail->>'index')::int, name",
+				   1, params);
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		const char *kind = PQgetvalue(res, r, 0);
+		json_t *d = json_loads(PQgetvalue(res, r, 1), 0, NULL);
+
+		if (d == NULL)
+			continue;
+		if (strcmp(kind, "uuid_target") == 0)
+		{
+			UuidTarget *t;
+
+			job->t = realloc(job->t, (size_t) (job->n + 1) * sizeof(UuidTarget));
+			t = &job->t[job->n++];
+			memset(t, 0, sizeof *t);
+			t->index = (int) json_integer_value(json_object_get(d, "index"));
+			t->table = json_str(d, "table");
+			t->column = json_str(d, "column");
+			t->q_key = json_str(d, "key");
+			t->constraint = json_str(d, "constraint");
+			t->fk_def = json_str(d, "def");
+			t->not_null = json_is_true(json_object_get(d, "not_null"));
+			t->regname = str_printf("%s.%s", t->table, t->column);
+			target_names(t, run->conn);
+		}
+		else if (strcmp(kind, "uuid_index") == 0)
+		{
+			UuidIndex *x;
+
+			job->ix = realloc(job->ix, (size_t) (job->n_ix + 1) * sizeof(UuidIndex));
+			x = &job->ix[job->n_ix++];
+			x->table = json_str(d, "table");
+			x->name = json_str(d, "name");
+			x->mirror = json_str(d, "mirror");
+			x->legacy = json_str(d, "legacy");
+			x->columns = json_str(d, "columns");
+			x->legacy_columns = json_str(d, "legacy_columns");
+			x->unique = json_is_true(json_object_get(d, "unique"));
+			x->constraint = json_str(d, "constraint");
+		}
+		else
+		{
+			job->pk_name = json_str(d, "name");
+			job->pk_mirror = json_str(d, "mirror");
+			job->pk_legacy = json_str(d, "legacy");
+		}
+		json_decref(d);
+	}
+	PQclear(res);
+	if (job->n == 0 || job->pk_name == NULL)
+	{
+		log_error("convert_to_uuid of column \"%s\": phase1 has not recorded its columns", op->column);
+		return false;
+	}
+	return true;
+}
+
+void
+uuid_job_free(UuidJob *job)
+{
+	for (int i = 0; i < job->n; i++)
+	{
+		UuidTarget *t = &job->t[i];
+
+		free(t->table), free(t->column), free(t->q_col), free(t->q_shadow), free(t->q_legacy);
+		free(t->shadow), free(t->legacy), free(t->q_key), free(t->constraint), free(t->fk_def);
+		free(t->regname);
+	}
+	for (int i = 0; i < job->n_ix; i++)
+	{
+		UuidIndex *x = &job->ix[i];
+
+		free(x->table), free(x->name), free(x->mirror), free(x->legacy), free(x->columns);
+		free(x->legacy_columns), free(x->constraint);
+	}
+	free(job->t), free(job->ix), free(job->pk_name), free(job->pk_mirror), free(job->pk_legacy);
+	free(job->map), free(job->try_fn), free(job->legacy_backup);
+}
+
+void
+uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger)
+{
+	const UuidTarget *t = &job->t[i];
+	const UuidTarget *key = &job->t[0];
+	char *name = uuid_fn_name(job, reverse ? "rev" : "fwd", i);
+	char *body;
+
+	if (!reverse && i == 0)
+		/* the key: a regenerated uuid, else the text as uuid, else NULL (never fail the write) */
+		body = str_printf("NEW.%s := coalesce((SELECT m.new FROM %s m WHERE m.old = NEW.%s::text), %s(NEW.%s::text));",
+						  t->q_shadow, job->map, t->q_col, job->try_fn, t->q_col);
+	else if (!reverse)
+		/* a child: whatever its parent's shadow is */
+		body = str_printf("NEW.%s := CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce("
+						  "(SELECT p.%s FROM %s p WHERE p.%s = NEW.%s), "
+						  "(SELECT m.new FROM %s m WHERE m.old = NEW.%s::text), %s(NEW.%s::text)) END;",
+						  t->q_shadow, t->q_col, key->q_shadow, key->table, key->q_col, t->q_col,
+						  job->map, t->q_col, job->try_fn, t->q_col);
+	else if (i == 0)
+		body = str_printf("NEW.%s := NEW.%s::text;", t->q_legacy, t->q_col);
+	else
+		/* a child's legacy value is exactly its parent's, so the varchar foreign key holds on rollback */
+		body = str_printf("NEW.%s := CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce("
+						  "(SELECT p.%s FROM %s p WHERE p.%s = NEW.%s), NEW.%s::text) END;",
+						  t->q_legacy, t->q_col, key->q_legacy, key->table, key->q_col, t->q_col, t->q_col);
+	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN %s RETURN NEW; "
+					 "END $fn$", name, body);
+	*trigger = str_printf("CREATE OR REPLACE TRIGGER phasemig_uuid_%s BEFORE INSERT OR UPDATE OF %s ON %s "
+						  "FOR EACH ROW EXECUTE FUNCTION %s()",
+						  reverse ? "rev" : "fwd", t->q_col, t->table, name);
+	free(name);
+	free(body);
+}
+
+char *
+uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse)
+{
+	return str_printf("DROP TRIGGER IF EXISTS phasemig_uuid_%s ON %s", reverse ? "rev" : "fwd", job->t[i].table);
+}
+
+/* ---------- phase1 ---------- */
+
+static void
+register_detail(Run *run, const char *kind, const char *name, json_t *detail)
+{
+	char *text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
+	const char *params[4] = {run->plan->name, kind, name, text};
+
+	db_execp(run->conn, "INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
+			 "VALUES ($1, $2, $3, 1, $4::jsonb) ON CONFLICT (plan, kind, name) DO UPDATE SET detail = EXCLUDED.detail",
+			 4, params);
+	free(text);
+	json_decref(detail);
+}
+
+/* Find the foreign keys and indexes in the catalog and record them; EXIT_BAD_INPUT if unsupported. */
+static int
+discover(Run *run, const Op *op)
+{
+	const Plan *p = run->plan;
+	const char *kp[2] = {p->q_table, op->column};
+	PGresult *res;
+	int rc = EXIT_DONE;
+
+	if (strcmp(op->column, p->key) != 0)
+	{
+		log_error("convert_to_uuid: column \"%s\" must be the plan's key \"%s\"", op->column, p->key);
+		return EXIT_BAD_INPUT;
+	}
+	/* the primary key on exactly this column */
+	res = db_query(run->conn,
+				   "SELECT c.conname FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a "
+				   "ON a.attrelid = c.conrelid AND a.attname = $2 WHERE c.conrelid = $1::regclass AND c.contype = 'p' "
+				   "AND c.conkey = ARRAY[a.attnum]::int2[]", 2, kp);
+	if (PQntuples(res) != 1)
+	{
+		log_error("convert_to_uuid: column \"%s\" is not the primary key of %s", op->column, p->q_table);
+		PQclear(res);
+		return EXIT_BAD_INPUT;
+	}
+	{
+		char *pk = xstrdup(PQgetvalue(res, 0, 0));
+		char *mirror = trunc63(str_printf("%s_uuid", pk));
+		char *legacy = trunc63(str_printf("%s_legacy", pk));
+
+		register_detail(run, "uuid_pk", op->column, json_pack("{s:s, s:s, s:s}", "name", pk, "mirror", mirror,
+															  "legacy", legacy));
+		free(pk), free(mirror), free(legacy);
+	}
+	PQclear(res);
+
+	/* the key and every single-column foreign key pointing at it, with each table's primary key */
+	res = db_query(run->conn,
+				   "WITH k AS (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2), "
+				   "t AS (SELECT 0 AS ord, $1::regclass AS rel, k.attnum, NULL::name AS conname, NULL::text AS def FROM k "
+				   "  UNION ALL SELECT row_number() OVER (ORDER BY c.conrelid::regclass::text, c.conname), c.conrelid, "
+				   "  c.conkey[1], c.conname, pg_catalog.pg_get_constraintdef(c.oid) "
+				   "  FROM pg_catalog.pg_constraint c, k WHERE c.contype = 'f' AND c.confrelid = $1::regclass "
+				   "  AND c.confkey = ARRAY[k.attnum]::int2[] AND cardinality(c.conkey) = 1) "
+				   "SELECT t.ord, t.rel::text, a.attname, (SELECT quote_ident(pa.attname) FROM pg_catalog.pg_index i "
+				   "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = i.indrelid AND pa.attnum = i.indkey[0] "
+				   "  WHERE i.indrelid = t.rel AND i.indisprimary AND i.indnkeyatts = 1), t.conname, t.def, a.attnotnull, "
+				   "  pg_catalog.format_type(a.atttypid, NULL), "
+				   "  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t.rel AND i.indisprimary "
+				   "          AND t.attnum = ANY (i.indkey) AND t.ord > 0 AND t.rel <> $1::regclass) "
+				   "FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attnum = t.attnum ORDER BY t.ord",
+				   2, kp);
+	for (int r = 0; r < PQntuples(res) && rc == EXIT_DONE; r++)
+	{
+		const char *type = PQgetvalue(res, r, 7);
+
+		if (strcmp(type, "character varying") != 0 && strcmp(type, "text") != 0 && strcmp(type, "character") != 0)
+		{
+			log_error("convert_to_uuid: %s.%s is %s, not text", PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), type);
+			rc = EXIT_BAD_INPUT;
+		}
+		else if (PQgetisnull(res, r, 3))
+		{
+			log_error("convert_to_uuid: table %s has no single-column primary key to walk in batches",
+					  PQgetvalue(res, r, 1));
+			rc = EXIT_BAD_INPUT;
+		}
+		else if (PQgetvalue(res, r, 8)[0] == 't')
+		{
+			log_error("convert_to_uuid: %s.%s is part of its table's primary key; not supported",
+					  PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+			rc = EXIT_BAD_INPUT;
+		}
+		else
+		{
+			json_t *d = json_pack("{s:i, s:s, s:s, s:s, s:b}", "index", atoi(PQgetvalue(res, r, 0)), "table",
+								  PQgetvalue(res, r, 1), "column", PQgetvalue(res, r, 2), "key",
+								  PQgetvalue(res, r, 3), "not_null", PQgetvalue(res, r, 6)[0] == 't');
+			char *name = str_printf("%s.%s", PQgetvalue(res, r, 1), PQgetvalue(res, r, 2));
+
+			if (!PQgetisnull(res, r, 4))
+			{
+				json_object_set_new(d, "constraint", json_string(PQgetvalue(res, r, 4)));
+				json_object_set_new(d, "def", json_string(PQgetvalue(res, r, 5)));
+			}
+			register_detail(run, "uuid_target", name, d);
+			free(name);
+		}
+	}
+	PQclear(res);
+	if (rc != EXIT_DONE)
+		return rc;
+	{
+		const char *params[1] = {p->name};
+		long long multi = db_count(run->conn,
+								   "SELECT count(*) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = "
+								   "(SELECT (detail->>'table')::regclass FROM migration_backup.phasemig_objects WHERE plan = $1 "
+								   " AND kind = 'uuid_target' AND detail->>'index' = '0') AND cardinality(c.conkey) > 1",
+								   1, params);
+
+		if (multi > 0)
+		{
+			log_error("convert_to_uuid: %lld multi-column foreign keys reference %s; not supported", multi, p->q_table);
+			return EXIT_BAD_INPUT;
+		}
+	}
+	/* every other index that includes a converted column gets a mirror on the shadow */
+	res = db_query(run->conn,
+				   "SELECT t.detail->>'table', ic.relname, i.indisunique, con.conname, "
+				   " (SELECT string_agg(CASE WHEN a.attname = t.detail->>'column' THEN quote_ident(a.attname || '_uuid') "
+				   "   ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
+				   "   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), "
+				   " (SELECT string_agg(CASE WHEN a.attname = t.detail->>'column' THEN quote_ident(a.attname || '_legacy') "
+				   "   ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
+				   "   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), "
+				   " i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR i.indnkeyatts <> i.indnatts "
+				   "FROM migration_backup.phasemig_objects t "
+				   "JOIN pg_catalog.pg_attribute ca ON ca.attrelid = (t.detail->>'table')::regclass AND ca.attname = t.detail->>'column' "
+				   "JOIN pg_catalog.pg_index i ON i.indrelid = ca.attrelid AND ca.attnum = ANY (i.indkey) AND NOT i.indisprimary "
+				   "JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
+				   "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
+				   " AND con.contype = 'u' "
+				   "WHERE t.plan = $1 AND t.kind = 'uuid_target' ORDER BY 1, 2",
+				   1, (const char *[]) {p->name});
+	for (int r = 0; r < PQntuples(res) && rc == EXIT_DONE; r++)
+	{
+		char *mirror, *legacy, *name;
+
+		if (PQgetvalue(res, r, 6)[0] == 't')
+		{
+			log_error("convert_to_uuid: index \"%s\" on %s uses an expression, a predicate or INCLUDE columns; "
+					  "not supported", PQgetvalue(res, r, 1), PQgetvalue(res, r, 0));
+			rc = EXIT_BAD_INPUT;
+			break;
+		}
+		mirror = trunc63(str_printf("%s_uuid", PQgetvalue(res, r, 1)));
+		legacy = trunc63(str_printf("%s_legacy", PQgetvalue(res, r, 1)));
+		name = str_printf("%s.%s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+		{
+			json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "table", PQgetvalue(res, r, 0), "name",
+								  PQgetvalue(res, r, 1), "mirror", mirror, "legacy", legacy, "columns",
+								  PQgetvalue(res, r, 4), "legacy_columns", PQgetvalue(res, r, 5), "unique",
+								  PQgetvalue(res, r, 2)[0] == 't');
+
+			if (!PQgetisnull(res, r, 3))
+				json_object_set_new(d, "constraint", json_string(PQgetvalue(res, r, 3)));
+			register_detail(run, "uuid_index", name, d);
+		}
+		free(mirror), free(legacy), free(name);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Build index NAME on TABLE CONCURRENTLY unless a valid one exists; an INVALID one is rebuilt. */
+int
+uuid_build_index_on(Run *run, const char *table, const char *name, const char *columns, bool unique)
+{
+	const char *params[2] = {table, name};
+	char *valid = db_value(run->conn,
+						   "SELECT i.indisvalid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+						   "WHERE i.indrelid = $1::regclass AND c.relname = $2", 2, params);
+	char *qname = plan_ident(run->plan, name);
+	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
+							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, params);
+	int rc = EXIT_DONE;
+	char *sql;
+
+	if (valid && valid[0] == 't')
+		goto done;
+	if (valid)
+	{
+		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
+		sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", schema, qname);
+		if (!db_ddl_nontx_try(run->conn, sql, sql, true))
+			rc = EXIT_FAILED;
+		free(sql);
+		if (rc != EXIT_DONE)
+			goto done;
+	}
+	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname,
+					 table, columns);
+	log_info("building index %s on %s CONCURRENTLY", qname, table);
+	if (!db_ddl_nontx_try(run->conn, sql, sql, false))
+		rc = EXIT_FAILED;
+	free(sql);
+done:
+	free(valid), free(qname), free(schema);
+	return rc;
+}
+
+/* The unique index that becomes the primary key, and every mirrored index. */
+int
+uuid_build_mirrors(UuidJob *job)
+{
+	int rc = uuid_build_index_on(job->run, job->t[0].table, job->pk_mirror, job->t[0].q_shadow, true);
+
+	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
+		rc = uuid_build_index_on(job->run, job->ix[i].table, job->ix[i].mirror, job->ix[i].columns, job->ix[i].unique);
+	return rc;
+}
+
+static int
+uuid_apply1(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	int rc;
+
+	(void) opts;
+	/* 1. find the foreign keys (pg_constraint) and indexes, record them */
+	if (!uuid_is_registered(&(UuidJob) {.run = run, .op = op}, "uuid_shadows"))
+		if ((rc = discover(run, op)) != EXIT_DONE)
+			return rc;
+	if (!uuid_job_load(&job, run, op))
+		return EXIT_FAILED;
+	log_info("converting %s.%s and %d foreign key column%s to uuid", run->plan->q_table, job.t[0].q_col, job.n - 1,
+			 job.n == 2 ? "" : "s");
+	for (int i = 1; i < job.n; i++)
+		log_info("  %s.%s (foreign key \"%s\")", job.t[i].table, job.t[i].q_col, job.t[i].constraint);
+
+	/* 2. the map of regenerated keys and the function that never fails on bad text */
+	{
+		char *map = str_printf("CREATE TABLE IF NOT EXISTS %s (old text PRIMARY KEY, new uuid NOT NULL UNIQUE, "
+							   "created_at timestamptz NOT NULL DEFAULT now())", job.map);
+		char *fn = str_printf("CREATE OR REPLACE FUNCTION %s(value text) RETURNS uuid LANGUAGE sql IMMUTABLE "
+							  "PARALLEL SAFE AS $fn$ SELECT CASE WHEN value ~* '%s' THEN value::uuid END $fn$",
+							  job.try_fn, UUID_TEXT_RE);
+		const char *stmts[2] = {map, fn};
+
+		rc = ops_ddl(run, "the uuid map", stmts, 2);
+		free(map), free(fn);
+	}
+	/* 3. a shadow column and a forward trigger on each table, the key first */
+	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
+	{
+		UuidTarget *t = &job.t[i];
+		char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s uuid", t->table, t->q_shadow);
+		char *fn, *trig;
+		const char *stmts[3];
+
+		uuid_trigger_sql(&job, i, false, &fn, &trig);
+		stmts[0] = add, stmts[1] = fn, stmts[2] = trig;
+		log_info("adding %s.%s and its trigger", t->table, t->q_shadow);
+		rc = ops_ddl(run, add, stmts, 3);
+		free(add), free(fn), free(trig);
+	}
+	if (rc == EXIT_DONE)
+	{
+		char *reg = mlog_register_sql(run->plan, 1, "uuid_shadows", op->column);
+
+		db_exec(run->conn, reg);
+		free(reg);
+	}
+	/* 4. indexes on the shadows, built CONCURRENTLY */
+	if (rc == EXIT_DONE)
+		rc = uuid_build_mirrors(&job);
+	uuid_job_free(&job);
+	return rc;
+}
+
+static int
+uuid_rollback1(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	int rc = EXIT_DONE;
+
+	(void) opts;
+	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
+		return EXIT_DONE;
+	if (!uuid_job_load(&job, run, op))
+		return EXIT_FAILED;
+	/* shadows, their triggers and functions; the mirror indexes go with the shadow columns */
+	for (int i = job.n - 1; i >= 0 && rc == EXIT_DONE; i--)
+	{
+		char *trig = uuid_drop_trigger_sql(&job, i, false);
+		char *fname = uuid_fn_name(&job, "fwd", i);
+		char *fn = str_printf("DROP FUNCTION IF EXISTS %s()", fname);
+		char *drop = str_printf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", job.t[i].table, job.t[i].q_shadow);
+		const char *stmts[3] = {trig, fn, drop};
+
+		log_info("dropping %s.%s", job.t[i].table, job.t[i].q_shadow);
+		rc = ops_ddl(run, drop, stmts, 3);
+		free(trig), free(fname), free(fn), free(drop);
+	}
+	if (rc == EXIT_DONE)
+	{
+		char *map = str_printf("DROP TABLE IF EXISTS %s", job.map);
+		char *fn = str_printf("DROP FUNCTION IF EXISTS %s(text)", job.try_fn);
+		const char *params[1] = {run->plan->name};
+		const char *stmts[2] = {map, fn};
+
+		rc = ops_ddl(run, map, stmts, 2);
+		if (rc == EXIT_DONE)
+			db_execp(run->conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind IN "
+					 "('uuid_target', 'uuid_index', 'uuid_pk', 'uuid_shadows')", 1, params);
+		free(map), free(fn);
+	}
+	uuid_job_free(&job);
+	return rc;
+}
+
+/* ---------- phase2 ---------- */
+
+/* Sort the key's values; find orphans and keys that would collide.  Returns problems found. */
+static long long
+classify(UuidJob *job, Findings *f, json_t *meta, bool regenerate)
+{
+	Run *run = job->run;
+	UuidTarget *k = &job->t[0];
+	long long problems = 0;
+	char *sql = str_printf("SELECT count(*) FILTER (WHERE %s(%s::text)::text = %s::text), "
+						   "count(*) FILTER (WHERE %s(%s::text)::text <> %s::text), "
+						   "count(*) FILTER (WHERE %s(%s::text) IS NULL AND NOT EXISTS (SELECT 1 FROM %s m WHERE m.old = %s::text)) "
+						   "FROM %s",
+						   job->try_fn, k->q_col, k->q_col, job->try_fn, k->q_col, k->q_col, job->try_fn, k->q_col,
+						   job->map, k->q_col, k->table);
+	PGresult *res = db_query(run->conn, sql, 0, NULL);
+	long long invalid = atoll(PQgetvalue(res, 0, 2));
+
+	log_info("%s.%s: %s canonical, %s accepted but not canonical (stored canonical), %lld invalid", k->table, k->q_col,
+			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), invalid);
+	json_object_set_new(meta, "canonical", json_integer(atoll(PQgetvalue(res, 0, 0))));
+	json_object_set_new(meta, "not_canonical", json_integer(atoll(PQgetvalue(res, 0, 1))));
+	json_object_set_new(meta, "invalid", json_integer(invalid));
+	PQclear(res);
+	free(sql);
+	if (invalid > 0 && !regenerate)
+	{
+		char *cond = str_printf("%s IS NOT NULL AND %s(%s::text) IS NULL AND NOT EXISTS (SELECT 1 FROM %s m WHERE m.old = %s::text)",
+								k->q_col, job->try_fn, k->q_col, job->map, k->q_col);
+
+		problems += findings_rows_where(run, f, "invalid uuid", k->regname, cond);
+		free(cond);
+	}
+	sql = str_printf("WITH d AS (SELECT %s(%s::text) AS u, string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys "
+					 "FROM %s WHERE %s(%s::text) IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
+					 "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM (SELECT keys FROM d LIMIT 10) s)",
+					 job->try_fn, k->q_col, k->q_col, k->q_col, k->table, job->try_fn, k->q_col);
+	problems += findings_query(run, f, "keys equal as uuid", k->regname, sql);
+	free(sql);
+	for (int i = 1; i < job->n; i++)
+	{
+		UuidTarget *t = &job->t[i];
+		char *orphans = str_printf("SELECT (SELECT count(*) FROM %s c WHERE c.%s IS NOT NULL AND NOT EXISTS "
+								   "(SELECT 1 FROM %s p WHERE p.%s = c.%s)), "
+								   "(SELECT string_agg(format('%%s (value %%s)', quote_literal(k), quote_literal(v)), ', ') FROM "
+								   "(SELECT c.%s::text AS k, c.%s::text AS v FROM %s c WHERE c.%s IS NOT NULL AND NOT EXISTS "
+								   "(SELECT 1 FROM %s p WHERE p.%s = c.%s) ORDER BY 1 LIMIT 10) s)",
+								   t->table, t->q_col, k->table, k->q_col, t->q_col, t->q_key, t->q_col, t->table,
+								   t->q_col, k->table, k->q_col, t->q_col);
+		long long n = findings_query(run, f, "orphan", t->regname, orphans);
+
+		if (n > 0)
+			json_object_set_new(meta, "orphans", json_integer(n + json_integer_value(json_object_get(meta, "orphans"))));
+		problems += n;
+		free(orphans);
+	}
+	return problems;
+}
+
+/* Where an interrupted backfill of LABEL stopped. */
+static void
+resume_after(Run *run, const char *label, long long entry, long long *rows, char **last_key)
+{
+	char id[32];
+	const char *params[3] = {run->plan->name, label, id};
+	PGresult *res;
+
+	snprintf(id, sizeof id, "%lld", entry);
+	res = db_query(run->conn, "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
+				   "AND phase = 2 AND operation = $2 AND id < $3 ORDER BY id DESC LIMIT 1", 3, params);
+	*rows = 0, *last_key = NULL;
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "running") == 0 && !PQgetisnull(res, 0, 2))
+	{
+		*rows = atoll(PQgetvalue(res, 0, 1));
+		*last_key = xstrdup(PQgetvalue(res, 0, 2));
+		log_info("resuming %s after key %s", label, *last_key);
+	}
+	PQclear(res);
+}
+
+/* Fill the shadow of target i in keyset batches, with its own migration_log row. */
+static int
+fill_target(UuidJob *job, int i, const Options *opts, json_t *meta)
+{
+	Run *run = job->run;
+	UuidTarget *t = &job->t[i];
+	UuidTarget *k = &job->t[0];
+	char *label = str_printf("fill %s", t->regname);
+	char *value = i == 0
+		? str_printf("coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), %s(t.%s::text))", job->map, k->q_col,
+					 job->try_fn, k->q_col)
+		: str_printf("(SELECT p.%s FROM %s p WHERE p.%s = t.%s)", k->q_shadow, k->table, k->q_col, t->q_col);
+	char *sql[2];
+	BatchLoop b = {.what = label};
+	long long entry;
+	int rc;
+
+	for (int first = 0; first < 2; first++)
+		sql[first] = str_printf("WITH b AS (SELECT t.%s AS key FROM %s t %s%s%s ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), "
+								"f AS (UPDATE %s t SET %s = %s FROM b WHERE t.%s = b.key AND t.%s IS DISTINCT FROM %s "
+								"RETURNING 1) "
+								"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
+								"(SELECT count(*) FROM f)",
+								t->q_key, t->table, first ? "" : "WHERE t.", first ? "" : t->q_key, first ? "" : " > $2",
+								t->q_key, t->table, t->q_shadow, value, t->q_key, t->q_shadow, value);
+	{
+		char *count = str_printf("SELECT count(*) FROM %s", t->table);
+
+		b.rows_total = db_count(run->conn, count, 0, NULL);
+		free(count);
+	}
+	entry = mlog_begin(run, label, b.rows_total, 0, NULL);
+	resume_after(run, label, entry, &b.rows_done, &b.last_key);
+	mlog_set_progress(run, entry, b.rows_total, b.rows_done, b.last_key);
+	b.sql_first = sql[1];
+	b.sql_next = sql[0];
+	b.entry = entry;
+	b.batch_size = opts->batch_size > 0 ? opts->batch_size : run->plan->batch_size;
+	b.sleep_ms = opts->sleep_ms;
+	b.max_lag_ms = opts->max_lag_ms;
+	b.target_batch_ms = opts->target_batch_ms;
+	rc = batch_run(run, &b);
+	{
+		json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) b.changed, "batches",
+							  (json_int_t) b.batches, "seconds", b.seconds, "rows_per_second",
+							  b.seconds > 0 ? b.rows_done / b.seconds : 0.0, "rows", (json_int_t) b.rows_done);
+		char *text = json_dumps(m, JSON_COMPACT);
+
+		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b.rows_done, NULL, text);
+		if (rc == EXIT_DONE)
+			log_info("%s: %lld rows, %lld filled, %.1f s, %.0f rows/s", label, b.rows_done, b.changed, b.seconds,
+					 b.seconds > 0 ? b.rows_done / b.seconds : 0.0);
+		json_object_set_new(meta, t->regname, m);
+		free(text);
+	}
+	free(label), free(value), free(sql[0]), free(sql[1]), free(b.last_key);
+	return rc;
+}
+
+static int
+uuid_apply2(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	Findings f;
+	json_t *meta = json_object();
+	int rc = EXIT_DONE;
+
+	if (!uuid_job_load(&job, run, op))
+	{
+		json_decref(meta);
+		return EXIT_FAILED;
+	}
+	/* 1. sort the values, find orphans and collisions: refuse before any write */
+	findings_init(&f);
+	if (classify(&job, &f, meta, opts->regenerate_invalid) > 0)
+	{
+		findings_print(&f);
+		log_error("phase2 stopped before writing anything");
+		if (json_integer_value(json_object_get(meta, "invalid")) > 0 && !opts->regenerate_invalid)
+			log_hint("fix those keys, or give each a new random uuid with --on-invalid=regenerate "
+					 "(their children follow)");
+		json_object_set_new(meta, "findings", findings_json(&f));
+		run->op_message = xstrdup("invalid values or orphans");
+		rc = EXIT_REFUSED;
+	}
+	findings_free(&f);
+	/* 2. new random uuids for invalid keys, kept in the map (children follow their parent) */
+	if (rc == EXIT_DONE && opts->regenerate_invalid)
+	{
+		UuidTarget *k = &job.t[0];
+		char *sql = str_printf("INSERT INTO %s (old, new) SELECT %s::text, gen_random_uuid() FROM %s "
+							   "WHERE %s(%s::text) IS NULL ON CONFLICT (old) DO NOTHING",
+							   job.map, k->q_col, k->table, job.try_fn, k->q_col);
+		PGresult *res = db_query(run->conn, sql, 0, NULL);
+
+		log_info("regenerated %s invalid keys (old -> new in %s)", PQcmdTuples(res), job.map);
+		json_object_set_new(meta, "regenerated", json_integer(atoll(PQcmdTuples(res))));
+		PQclear(res);
+		free(sql);
+	}
+	/* 3. fill the key's shadow, then each child's, in batches with checkpoints */
+	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
+		rc = fill_target(&job, i, opts, meta);
+	run->op_metadata = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+	uuid_job_free(&job);
+	return rc;
+}
+
+static int
+uuid_rollback2(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	int rc = EXIT_DONE;
+
+	(void) opts;
+	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
+		return EXIT_DONE;
+	if (!uuid_job_load(&job, run, op))
+		return EXIT_FAILED;
+	/* the shadows go back to what phase1 left: the triggers' values; regenerated keys are forgotten */
+	for (int i = job.n - 1; i >= 0 && rc == EXIT_DONE; i--)
+	{
+		char *sql = str_printf("UPDATE %s SET %s = %s(%s::text) WHERE %s IS DISTINCT FROM %s(%s::text)",
+							   job.t[i].table, job.t[i].q_shadow, job.try_fn, job.t[i].q_col, job.t[i].q_shadow,
+							   job.try_fn, job.t[i].q_col);
+
+		db_exec(run->conn, sql);
+		free(sql);
+	}
+	{
+		char *sql = str_printf("DELETE FROM %s", job.map);
+
+		db_exec(run->conn, sql);
+		free(sql);
+	}
+	uuid_job_free(&job);
+	return rc;
+}
+
+const OpHandlers op_convert_to_uuid = {
+	.apply = {[1] = uuid_apply1, [2] = uuid_apply2, [3] = uuid_swap},
+	.rollback = {[1] = uuid_rollback1, [2] = uuid_rollback2, [3] = uuid_unswap},
+	.check = uuid_check,
+	.finalize = uuid_finalize,
+};

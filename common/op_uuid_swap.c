@@ -1,0 +1,598 @@
+/*
+ * op_uuid_swap.c: convert_to_uuid, phase3.  The checks; the swap in one short
+ * transaction (foreign keys and primary key dropped, each column renamed to
+ * <name>_legacy and each shadow to <name>, primary key USING INDEX, foreign
+ * keys back NOT VALID with their names and actions, reverse triggers keeping
+ * the legacy columns filled) and one validation per foreign key; finalize,
+ * which drops the legacy columns after saving them; and the exact undo of both.
+ */
+#include <jansson.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "db.h"
+#include "log.h"
+#include "op_uuid.h"
+#include "strbuf.h"
+
+typedef struct Stmts
+{
+	char **s;
+	int n;
+} Stmts;
+
+static void
+add(Stmts *st, char *sql)
+{
+	st->s = realloc(st->s, (size_t) (st->n + 1) * sizeof(char *));
+	st->s[st->n++] = sql;
+}
+
+static int
+run_stmts(Run *run, const char *what, Stmts *st)
+{
+	int rc = ops_ddl(run, what, (const char *const *) st->s, st->n);
+
+	for (int i = 0; i < st->n; i++)
+		free(st->s[i]);
+	free(st->s);
+	st->s = NULL;
+	st->n = 0;
+	return rc;
+}
+
+/* "schema"."index" for an index of TABLE. */
+static char *
+qualified_index(Run *run, const char *table, const char *index)
+{
+	const char *p[1] = {table};
+	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c "
+							"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, p);
+	char *q = db_ident(run->conn, index);
+	char *full = str_printf("%s.%s", schema, q);
+
+	free(schema), free(q);
+	return full;
+}
+
+static char *
+column_default(Run *run, const char *table, const char *column)
+{
+	const char *p[2] = {table, column};
+
+	return db_value(run->conn, "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+					"JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+					"WHERE d.adrelid = $1::regclass AND a.attname = $2", 2, p);
+}
+
+/* A text default such as (gen_random_uuid())::text becomes gen_random_uuid(); others are cast. */
+static char *
+uuid_default(const char *text_default)
+{
+	regex_t re;
+	regmatch_t m[2];
+	char *out;
+
+	regcomp(&re, "^\\((.*)\\)::(text|character varying)$", REG_EXTENDED);
+	if (regexec(&re, text_default, 2, m, 0) == 0)
+		out = str_printf("%.*s", (int) (m[1].rm_eo - m[1].rm_so), text_default + m[1].rm_so);
+	else
+		out = str_printf("(%s)::uuid", text_default);
+	regfree(&re);
+	return out;
+}
+
+static bool
+swapped(const UuidJob *job)
+{
+	return uuid_is_registered(job, "uuid_swapped");
+}
+
+/* ---------- checks ---------- */
+
+long long
+uuid_check(Run *run, const Op *op, Findings *f)
+{
+	UuidJob job;
+	long long problems = 0;
+	UuidTarget *k;
+
+	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
+	{
+		findings_add(f, "not prepared", op->column, 1, "phase1 and phase2 have not run for this column");
+		return 1;
+	}
+	if (!uuid_job_load(&job, run, op))
+		return 1;
+	if (swapped(&job))
+	{
+		uuid_job_free(&job);
+		return 0;
+	}
+	k = &job.t[0];
+	for (int i = 0; i < job.n; i++)
+	{
+		UuidTarget *t = &job.t[i];
+		char *cond = str_printf("%s IS NOT NULL AND %s IS NULL", t->q_col, t->q_shadow);
+		char *sql = str_printf("SELECT (SELECT count(*) FROM %s WHERE %s), (SELECT string_agg(quote_literal(k), ', ') "
+							   "FROM (SELECT %s::text AS k FROM %s WHERE %s ORDER BY 1 LIMIT %d) s)",
+							   t->table, cond, t->q_key, t->table, cond, SAMPLE_LIMIT);
+
+		problems += findings_query(run, f, "not converted (shadow NULL, original not)", t->regname, sql);
+		free(cond), free(sql);
+		if (i > 0)
+		{
+			sql = str_printf("SELECT (SELECT count(*) FROM %s c WHERE c.%s IS NOT NULL AND NOT EXISTS "
+							 "(SELECT 1 FROM %s p WHERE p.%s = c.%s)), (SELECT string_agg(quote_literal(k), ', ') FROM "
+							 "(SELECT c.%s::text AS k FROM %s c WHERE c.%s IS NOT NULL AND NOT EXISTS "
+							 "(SELECT 1 FROM %s p WHERE p.%s = c.%s) ORDER BY 1 LIMIT %d) s)",
+							 t->table, t->q_shadow, k->table, k->q_shadow, t->q_shadow, t->q_key, t->table,
+							 t->q_shadow, k->table, k->q_shadow, t->q_shadow, SAMPLE_LIMIT);
+			problems += findings_query(run, f, "orphan", t->regname, sql);
+			free(sql);
+		}
+		{
+			char *deps = catalog_dependents(run->conn, t->table, t->column, false);
+
+			if (deps)
+			{
+				findings_add(f, "dependent_object", t->regname, 1, deps);
+				problems++;
+			}
+			free(deps);
+		}
+	}
+	{
+		char *cond = str_printf("%s IS NOT NULL AND %s(%s::text) IS NULL AND NOT EXISTS (SELECT 1 FROM %s m "
+								"WHERE m.old = %s::text)", k->q_col, job.try_fn, k->q_col, job.map, k->q_col);
+		char *sql = str_printf("WITH d AS (SELECT %s AS u, string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys "
+							   "FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
+							   "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM (SELECT keys FROM d LIMIT 10) s)",
+							   k->q_shadow, k->q_col, k->q_col, k->table, k->q_shadow);
+
+		problems += findings_rows_where(run, f, "invalid uuid", k->regname, cond);
+		problems += findings_query(run, f, "duplicate", k->regname, sql);
+		free(cond), free(sql);
+	}
+	uuid_job_free(&job);
+	return problems;
+}
+
+/* ---------- the swap and its undo ---------- */
+
+static void
+add_foreign_keys(Stmts *st, const UuidJob *job, bool drop)
+{
+	for (int i = 1; i < job->n; i++)
+	{
+		const UuidTarget *t = &job->t[i];
+		char *qc = db_ident(job->run->conn, t->constraint);
+
+		add(st, drop ? str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", t->table, qc)
+			: str_printf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", t->table, qc, t->fk_def));
+		free(qc);
+	}
+}
+
+static int
+validate_foreign_keys(Run *run, const UuidJob *job)
+{
+	int rc = EXIT_DONE;
+
+	for (int i = 1; i < job->n && rc == EXIT_DONE; i++)
+	{
+		char *qc = db_ident(run->conn, job->t[i].constraint);
+		Stmts st = {0};
+
+		add(&st, str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", job->t[i].table, qc));
+		log_info("validating foreign key %s of %s", qc, job->t[i].table);
+		rc = run_stmts(run, "validating a foreign key", &st);
+		free(qc);
+	}
+	return rc;
+}
+
+/* Rename the original indexes to their legacy names and the mirrors to the original names, or back. */
+static void
+add_index_renames(Stmts *st, const UuidJob *job, bool forward)
+{
+	Run *run = job->run;
+
+	for (int i = 0; i < job->n_ix; i++)
+	{
+		const UuidIndex *x = &job->ix[i];
+		char *qname = db_ident(run->conn, x->name);
+		char *qlegacy = db_ident(run->conn, x->legacy);
+		char *qmirror = db_ident(run->conn, x->mirror);
+
+		if (x->constraint && forward)
+		{
+			add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, qname, qlegacy));
+			add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table, qname, qmirror));
+		}
+		else if (x->constraint)
+		{
+			add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", x->table, qname));
+			add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, qlegacy, qname));
+		}
+		else
+		{
+			char *iname = qualified_index(run, x->table, forward ? x->name : x->name);
+			char *imirror = qualified_index(run, x->table, forward ? x->mirror : x->legacy);
+
+			if (forward)
+			{
+				add(st, str_printf("ALTER INDEX %s RENAME TO %s", iname, qlegacy));
+				add(st, str_printf("ALTER INDEX %s RENAME TO %s", imirror, qname));
+			}
+			else
+			{
+				add(st, str_printf("ALTER INDEX %s RENAME TO %s", iname, qmirror));
+				add(st, str_printf("ALTER INDEX %s RENAME TO %s", imirror, qname));
+			}
+			free(iname), free(imirror);
+		}
+		free(qname), free(qlegacy), free(qmirror);
+	}
+}
+
+int
+uuid_swap(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	Stmts st = {0};
+	int rc = EXIT_DONE;
+	UuidTarget *k;
+
+	(void) opts;
+	if (!uuid_job_load(&job, run, op))
+		return EXIT_FAILED;
+	if (swapped(&job))
+	{
+		log_info("%s is already native uuid", job.t[0].regname);
+		uuid_job_free(&job);
+		return EXIT_DONE;
+	}
+	k = &job.t[0];
+	/* 1. the indexes the swap adopts (rebuilt if a rollback dropped them) */
+	rc = uuid_build_mirrors(&job);
+	/* 2. NOT NULL on the shadows through validated CHECKs, before the exclusive locks */
+	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
+		if (i == 0 || job.t[i].not_null)
+			rc = ops_enforce_not_null_on(run, job.t[i].table, job.t[i].shadow);
+	if (rc != EXIT_DONE)
+		goto done;
+
+	/* 3. the swap, in one transaction under lock_timeout with retry */
+	add_foreign_keys(&st, &job, true);
+	for (int i = 0; i < job.n; i++)
+		add(&st, uuid_drop_trigger_sql(&job, i, false));
+	{
+		char *qpk = db_ident(run->conn, job.pk_name);
+
+		add(&st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", k->table, qpk));
+		free(qpk);
+	}
+	add_index_renames(&st, &job, true);
+	for (int i = 0; i < job.n; i++)
+	{
+		UuidTarget *t = &job.t[i];
+		char *def = column_default(run, t->table, t->column);
+
+		add(&st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_col, t->q_legacy));
+		add(&st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_shadow, t->q_col));
+		if (def)
+		{
+			char *conv = uuid_default(def);
+
+			add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col, conv));
+			free(conv);
+		}
+		free(def);
+	}
+	{
+		char *qpk = db_ident(run->conn, job.pk_name);
+		char *qmirror = db_ident(run->conn, job.pk_mirror);
+
+		add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", k->table, qpk, qmirror));
+		free(qpk), free(qmirror);
+	}
+	add_foreign_keys(&st, &job, false);
+	for (int i = 0; i < job.n; i++)
+	{
+		char *fn, *trig;
+
+		uuid_trigger_sql(&job, i, true, &fn, &trig);
+		add(&st, fn);
+		add(&st, trig);
+	}
+	add(&st, mlog_register_sql(run->plan, 3, "uuid_swapped", op->column));
+	log_info("swapping %d columns to uuid in one transaction", job.n);
+	db_ddl_stats_reset();
+	rc = run_stmts(run, "the swap", &st);
+	if (rc == EXIT_DONE)
+	{
+		log_info("swap committed; its locks were held %.0f ms", db_ddl_stats().longest_attempt_ms);
+		/* 4. each foreign key validated in its own transaction (SHARE UPDATE EXCLUSIVE) */
+		rc = validate_foreign_keys(run, &job);
+	}
+done:
+	uuid_job_free(&job);
+	return rc;
+}
+
+static int uuid_unfinalize(Run *run, UuidJob *job);
+
+int
+uuid_unswap(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	Stmts st = {0};
+	int rc = EXIT_DONE;
+	UuidTarget *k;
+
+	(void) opts;
+	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
+		return EXIT_DONE;
+	if (!uuid_job_load(&job, run, op))
+		return EXIT_FAILED;
+	k = &job.t[0];
+	if (uuid_is_registered(&job, "uuid_finalized") && (rc = uuid_unfinalize(run, &job)) != EXIT_DONE)
+		goto done;
+	if (!swapped(&job))
+	{
+		/* an apply that stopped before the swap may have set NOT NULL on shadows */
+		for (int i = 0; i < job.n; i++)
+		{
+			char *sql = str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", job.t[i].table, job.t[i].q_shadow);
+
+			add(&st, sql);
+		}
+		rc = run_stmts(run, "dropping NOT NULL of the shadows", &st);
+		goto done;
+	}
+	/* 1. a unique index on the legacy key, to become the primary key again */
+	if ((rc = uuid_build_index_on(run, k->table, job.pk_legacy, k->q_legacy, true)) != EXIT_DONE)
+		goto done;
+	/* 2. the swap backwards, in one transaction */
+	add_foreign_keys(&st, &job, true);
+	for (int i = 0; i < job.n; i++)
+		add(&st, uuid_drop_trigger_sql(&job, i, true));
+	{
+		char *qpk = db_ident(run->conn, job.pk_name);
+
+		add(&st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", k->table, qpk));
+		free(qpk);
+	}
+	add_index_renames(&st, &job, false);
+	for (int i = 0; i < job.n; i++)
+	{
+		UuidTarget *t = &job.t[i];
+
+		add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", t->table, t->q_col));
+		add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", t->table, t->q_col));
+		add(&st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_col, t->q_shadow));
+		add(&st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_legacy, t->q_col));
+	}
+	{
+		char *qpk = db_ident(run->conn, job.pk_name);
+		char *qlegacy = db_ident(run->conn, job.pk_legacy);
+
+		add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", k->table, qpk, qlegacy));
+		free(qpk), free(qlegacy);
+	}
+	add_foreign_keys(&st, &job, false);
+	for (int i = 0; i < job.n; i++)
+	{
+		char *fn, *trig;
+
+		uuid_trigger_sql(&job, i, false, &fn, &trig);
+		add(&st, fn);
+		add(&st, trig);
+	}
+	{
+		const char *params[2] = {run->plan->name, op->column};
+		char *lit_plan = PQescapeLiteral(run->conn, params[0], strlen(params[0]));
+		char *lit_col = PQescapeLiteral(run->conn, params[1], strlen(params[1]));
+
+		add(&st, str_printf("DELETE FROM migration_backup.phasemig_objects WHERE plan = %s AND kind = 'uuid_swapped' "
+							"AND name = %s", lit_plan, lit_col));
+		PQfreemem(lit_plan), PQfreemem(lit_col);
+	}
+	log_info("swapping %d columns back to text in one transaction", job.n);
+	if ((rc = run_stmts(run, "the swap back", &st)) != EXIT_DONE)
+		goto done;
+	/* 3. foreign keys validated one by one; the reverse functions are not needed any more */
+	rc = validate_foreign_keys(run, &job);
+	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
+	{
+		char *name = uuid_fn_name(&job, "rev", i);
+
+		add(&st, str_printf("DROP FUNCTION IF EXISTS %s()", name));
+		free(name);
+	}
+	if (rc == EXIT_DONE)
+		rc = run_stmts(run, "dropping reverse trigger functions", &st);
+done:
+	uuid_job_free(&job);
+	return rc;
+}
+
+/* ---------- finalize and its undo ---------- */
+
+int
+uuid_finalize(Run *run, const Op *op, const Options *opts)
+{
+	UuidJob job;
+	Stmts st = {0};
+	int rc = EXIT_DONE;
+	UuidTarget *k;
+	json_t *cols = json_array();
+
+	(void) opts;
+	if (!uuid_job_load(&job, run, op))
+		return EXIT_FAILED;
+	if (uuid_is_registered(&job, "uuid_finalized"))
+	{
+		log_info("already finalized");
+		goto done;
+	}
+	if (!swapped(&job))
+	{
+		log_error("phase3 apply has not swapped %s yet; nothing to finalize", job.t[0].regname);
+		rc = EXIT_FAILED;
+		goto done;
+	}
+	k = &job.t[0];
+	/* 1. every legacy value into migration_backup (a child's legacy value is its parent's) */
+	{
+		char *create = str_printf("CREATE TABLE IF NOT EXISTS %s (new uuid PRIMARY KEY, legacy text NOT NULL)",
+								  job.legacy_backup);
+		char *copy = str_printf("INSERT INTO %s (new, legacy) SELECT %s, %s::text FROM %s "
+								"ON CONFLICT (new) DO UPDATE SET legacy = EXCLUDED.legacy",
+								job.legacy_backup, k->q_col, k->q_legacy, k->table);
+
+		db_exec(run->conn, create);
+		log_info("saving the legacy keys into %s", job.legacy_backup);
+		db_exec(run->conn, copy);
+		free(create), free(copy);
+	}
+	/* 2. drop the reverse triggers and the legacy columns, recording their definitions */
+	for (int i = 0; i < job.n; i++)
+	{
+		UuidTarget *t = &job.t[i];
+		const char *p[2] = {t->table, t->legacy};
+		PGresult *res = db_query(run->conn, "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+								 "pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attribute a "
+								 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+								 "WHERE a.attrelid = $1::regclass AND a.attname = $2", 2, p);
+		json_t *c = json_pack("{s:s, s:b}", "type", PQgetvalue(res, 0, 0), "not_null", PQgetvalue(res, 0, 1)[0] == 't');
+
+		if (!PQgetisnull(res, 0, 2))
+			json_object_set_new(c, "default", json_string(PQgetvalue(res, 0, 2)));
+		json_array_append_new(cols, c);
+		PQclear(res);
+		add(&st, uuid_drop_trigger_sql(&job, i, true));
+		add(&st, str_printf("ALTER TABLE %s DROP COLUMN %s", t->table, t->q_legacy));
+	}
+	{
+		char *detail = json_dumps(cols, JSON_COMPACT);
+		char *lit = PQescapeLiteral(run->conn, detail, strlen(detail));
+		char *lp = PQescapeLiteral(run->conn, run->plan->name, strlen(run->plan->name));
+		char *lc = PQescapeLiteral(run->conn, op->column, strlen(op->column));
+
+		add(&st, str_printf("INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
+							"VALUES (%s, 'uuid_finalized', %s, 3, %s::jsonb)", lp, lc, lit));
+		PQfreemem(lit), PQfreemem(lp), PQfreemem(lc);
+		free(detail);
+	}
+	log_info("dropping the %d legacy columns", job.n);
+	rc = run_stmts(run, "dropping the legacy columns", &st);
+done:
+	json_decref(cols);
+	uuid_job_free(&job);
+	return rc;
+}
+
+static int
+uuid_unfinalize(Run *run, UuidJob *job)
+{
+	const char *params[2] = {run->plan->name, job->op->column};
+	char *detail = db_value(run->conn, "SELECT detail::text FROM migration_backup.phasemig_objects WHERE plan = $1 "
+							"AND kind = 'uuid_finalized' AND name = $2", 2, params);
+	json_t *cols = detail ? json_loads(detail, 0, NULL) : NULL;
+	UuidTarget *k = &job->t[0];
+	Stmts st = {0};
+	int rc = EXIT_DONE;
+
+	free(detail);
+	if (!json_is_array(cols) || (int) json_array_size(cols) != job->n)
+	{
+		log_error("the record of the finalized legacy columns is missing or damaged");
+		json_decref(cols);
+		return EXIT_FAILED;
+	}
+	/* 1. the legacy columns back, nullable, then their values */
+	for (int i = 0; i < job->n; i++)
+		add(&st, str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", job->t[i].table, job->t[i].q_legacy,
+							json_string_value(json_object_get(json_array_get(cols, (size_t) i), "type"))));
+	if ((rc = run_stmts(run, "adding the legacy columns back", &st)) != EXIT_DONE)
+		goto done;
+	{
+		char *sql = str_printf("UPDATE %s t SET %s = coalesce(b.legacy, t.%s::text) FROM %s t2 LEFT JOIN %s b "
+							   "ON b.new = t2.%s WHERE t.%s = t2.%s AND t.%s IS NULL",
+							   k->table, k->q_legacy, k->q_col, k->table, job->legacy_backup, k->q_col, k->q_col,
+							   k->q_col, k->q_legacy);
+
+		log_info("restoring the legacy keys from %s", job->legacy_backup);
+		db_exec(run->conn, sql);
+		free(sql);
+	}
+	for (int i = 1; i < job->n; i++)
+	{
+		UuidTarget *t = &job->t[i];
+		char *sql = str_printf("UPDATE %s c SET %s = p.%s FROM %s p WHERE p.%s = c.%s AND c.%s IS DISTINCT FROM p.%s",
+							   t->table, t->q_legacy, k->q_legacy, k->table, k->q_col, t->q_col, t->q_legacy,
+							   k->q_legacy);
+
+		db_exec(run->conn, sql);
+		free(sql);
+	}
+	/* 2. defaults, NOT NULL, the legacy indexes and constraints, the reverse triggers */
+	for (int i = 0; i < job->n && rc == EXIT_DONE; i++)
+	{
+		json_t *c = json_array_get(cols, (size_t) i);
+
+		if (json_is_string(json_object_get(c, "default")))
+		{
+			add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", job->t[i].table, job->t[i].q_legacy,
+								json_string_value(json_object_get(c, "default"))));
+			rc = run_stmts(run, "restoring a default", &st);
+		}
+		if (rc == EXIT_DONE && json_is_true(json_object_get(c, "not_null")))
+			rc = ops_enforce_not_null_on(run, job->t[i].table, job->t[i].legacy);
+	}
+	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
+	{
+		UuidIndex *x = &job->ix[i];
+
+		rc = uuid_build_index_on(run, x->table, x->legacy, x->legacy_columns, x->unique);
+		if (rc == EXIT_DONE && x->constraint)
+		{
+			char *q = db_ident(run->conn, x->legacy);
+			const char *p[2] = {x->table, x->legacy};
+
+			if (!db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
+						   "AND conname = $2", 2, p))
+			{
+				add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table, q, q));
+				rc = run_stmts(run, "restoring a legacy unique constraint", &st);
+			}
+			free(q);
+		}
+	}
+	for (int i = 0; i < job->n && rc == EXIT_DONE; i++)
+	{
+		char *fn, *trig;
+
+		uuid_trigger_sql(job, i, true, &fn, &trig);
+		add(&st, fn);
+		add(&st, trig);
+	}
+	if (rc == EXIT_DONE)
+	{
+		char *lp = PQescapeLiteral(run->conn, params[0], strlen(params[0]));
+		char *lc = PQescapeLiteral(run->conn, params[1], strlen(params[1]));
+
+		add(&st, str_printf("DELETE FROM migration_backup.phasemig_objects WHERE plan = %s AND kind = 'uuid_finalized' "
+							"AND name = %s", lp, lc));
+		add(&st, str_printf("DROP TABLE IF EXISTS %s", job->legacy_backup));
+		PQfreemem(lp), PQfreemem(lc);
+		rc = run_stmts(run, "reinstalling the reverse triggers", &st);
+	}
+done:
+	json_decref(cols);
+	return rc;
+}
