@@ -1,0 +1,178 @@
+# t20_string_to_uuid.sh -- the string to UUID job on the real server: the seeds' schema
+# converted and rolled back exactly (with and without finalize), foreign keys of every shape,
+# non-canonical and invalid ids, orphans, dependent views, concurrent writes, kill -9, and
+# a table with hostile names converted from an edited plan.
+source "$(dirname "$0")/lib.sh"
+
+PLAN=$ROOT/plans/string-to-uuid.json
+LOGS=$TEST_TMP/logs
+mkdir -p "$LOGS"
+state() { echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"; }
+u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS" -d "$db"; }
+fresh_app() {
+    new_db "$1"
+    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-500}" --out "$TEST_TMP/data-$1" --seed t20 2>/dev/null || _t_fail "gen-data failed"
+}
+col_type() { q "$1" "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$2'::regclass and attname = '$3' and not attisdropped"; }
+
+test_case "the seeds' schema: key and every foreign key become uuid; rollback gives back schema and rows"
+fresh_app seeds
+start=$(state seeds)
+start_dump=$(schema_dump seeds)
+assert_exit 0 "phase1" -- u 1 seeds apply
+assert_exit 0 "phase2" -- u 2 seeds apply --batch-size 97
+assert_exit 0 "phase3 check" -- u 3 seeds check
+assert_exit 0 "phase3 apply" -- u 3 seeds apply
+for t in users.id journal_entries.user_id tags.user_id reminders.user_id; do
+    assert_eq uuid "$(col_type seeds "public.${t%.*}" "${t#*.}")" "$t is uuid"
+done
+assert_eq "PRIMARY KEY (id)|t" "$(q seeds "select pg_get_constraintdef(oid), convalidated from pg_constraint where conname = 'users_pkey'")" "primary key kept its name"
+assert_eq "journal_entries_user_id_fkey|FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE|t
+reminders_user_id_fkey|FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL|t
+tags_user_id_fkey|FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE|t" \
+  "$(q seeds "select conname, pg_get_constraintdef(oid), convalidated from pg_constraint where contype = 'f' and connamespace = 'public'::regnamespace order by 1")" \
+  "foreign keys back with their names and actions, validated"
+assert_eq "UNIQUE (user_id, name)" "$(q seeds "select pg_get_constraintdef(oid) from pg_constraint where conname = 'tags_user_id_name_key'")" "unique constraint on the new column"
+assert_eq "gen_random_uuid()" "$(q seeds "select pg_get_expr(adbin, adrelid) from pg_attrdef where adrelid = 'public.users'::regclass and adnum = (select attnum from pg_attribute where attrelid = 'public.users'::regclass and attname = 'id')")" "text default became a uuid default"
+assert_eq "0" "$(q seeds "select count(*) from public.users where id::text <> id_legacy")" "every key equal to its text"
+assert_eq "0" "$(q seeds "select count(*) from public.journal_entries j join public.users u on u.id = j.user_id where j.user_id_legacy <> u.id_legacy")" "children follow"
+assert_exit 0 "phase3 apply again is a no-op" -- u 3 seeds apply
+after_apply=$(state seeds)
+assert_exit 0 "phase3 rollback" -- u 3 seeds rollback
+assert_exit 0 "phase2 rollback" -- u 2 seeds rollback
+assert_exit 0 "phase1 rollback" -- u 1 seeds rollback
+assert_eq "$start" "$(state seeds)" "schema fingerprint and checksums equal the start"
+assert_eq "$start_dump" "$(schema_dump seeds)" "pg_dump --schema-only equal the start (no column moved)"
+assert_eq "0" "$(q seeds "select count(*) from migration_backup.phasemig_objects")" "nothing left registered"
+
+test_case "finalize drops the legacy columns; rollback after it restores from migration_backup"
+for n in 1 2 3; do u $n seeds apply >/dev/null 2>&1 || _t_fail "phase$n apply"; done
+assert_eq "$after_apply" "$(state seeds)" "a second apply ends where the first did"
+assert_exit 0 "finalize" -- u 3 seeds finalize
+assert_eq "" "$(q seeds "select string_agg(attrelid::regclass || '.' || attname, ',') from pg_attribute where attname like '%_legacy' and not attisdropped and attrelid::regclass::text not like 'migration%'")" "no legacy column left"
+assert_eq "0" "$(q seeds "select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid where c.relnamespace = 'public'::regnamespace and not t.tgisinternal")" "no trigger left"
+assert_exit 0 "finalize again" -- u 3 seeds finalize
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n seeds rollback; done
+assert_eq "$start" "$(state seeds)" "schema and rows equal the start"
+
+test_case "foreign keys of every shape: empty child, odd name, nullable with NULLs, actions kept"
+new_db shapes
+q shapes "create table public.users (id varchar(36) primary key default gen_random_uuid()::text, n text);
+  create table public.audit (id serial primary key, entity_id varchar(36) constraint whatever_you_like references public.users on delete restrict on update cascade);
+  create table public.empty_child (id bigint primary key, owner varchar(36) not null constraint ec_owner references public.users on delete cascade deferrable initially deferred);
+  insert into public.users (id) select gen_random_uuid()::text from generate_series(1, 50);
+  insert into public.audit (entity_id) select case when g % 3 = 0 then null else (select id from public.users order by id offset g % 50 limit 1) end from generate_series(1, 200) g" >/dev/null
+start=$(state shapes)
+fks() { q shapes "select conname, conrelid::regclass, pg_get_constraintdef(oid), confdeltype, confupdtype, condeferrable, condeferred from pg_constraint where contype = 'f' order by 1"; }
+start_fks=$(fks)
+for n in 1 2 3; do assert_exit 0 "phase$n apply" -- u $n shapes apply; done
+assert_eq "uuid|uuid" "$(col_type shapes public.audit entity_id)|$(col_type shapes public.empty_child owner)" "both children converted"
+assert_eq "$start_fks" "$(fks)" "names, actions (confdeltype), deferrable kept"
+assert_eq "66" "$(q shapes "select count(*) from public.audit where entity_id is null")" "NULLs stay NULL"
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n shapes rollback; done
+assert_eq "$start" "$(state shapes)" "back to the start"
+
+test_case "upper case, braced and hyphen-less ids end canonical; garbage stops phase2 until regenerate"
+new_db odd
+q odd "create table public.users (id varchar(40) primary key, n text);
+  create table public.notes (id int primary key, user_id varchar(40) references public.users on delete cascade);
+  insert into public.users values ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'upper'), ('{b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12}', 'braces'),
+    ('c0eebc999c0b4ef8bb6d6bb9bd380a13', 'bare'), ('not-a-uuid', 'garbage'), ('d0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14', 'fine');
+  insert into public.notes select g, (array['A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11','{b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12}','c0eebc999c0b4ef8bb6d6bb9bd380a13','not-a-uuid', null])[g % 5 + 1] from generate_series(1, 20) g" >/dev/null
+start=$(state odd)
+assert_exit 0 "phase1" -- u 1 odd apply
+assert_exit 0 "an invalid id does not make the application's write fail" -- q odd "insert into public.users values ('also garbage', 'x'); delete from public.users where id = 'also garbage'"
+before=$(state odd)
+assert_exit 3 "phase2 stops on invalid ids" -- u 2 odd apply
+assert_contains "$LAST_ERR" "check \"invalid uuid\" failed for public.users.id: 1 found" "invalid counted"
+assert_contains "$LAST_ERR" "'not-a-uuid'" "sample key"
+assert_contains "$LAST_ERR" "--on-invalid=regenerate" "says how to go on"
+assert_contains "$LAST_ERR" "3 accepted but not canonical" "non-canonical counted"
+assert_eq "$before" "$(state odd)" "nothing written"
+assert_eq "refused" "$(q odd "select status from migration_log where phase = 2 and operation like 'convert%' order by id desc limit 1")" "audited"
+assert_exit 0 "phase2 with --on-invalid=regenerate" -- u 2 odd apply --on-invalid=regenerate
+new=$(q odd "select new from migration_backup.\"string-to-uuid:uuid_map\" where old = 'not-a-uuid'")
+assert_ne "" "$new" "the old -> new map kept in migration_backup"
+assert_exit 0 "phase3 apply" -- u 3 odd apply
+assert_eq "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12|c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13|$new" \
+  "$(q odd "select string_agg(id::text, '|' order by array_position(array['upper','braces','bare','garbage'], n)) from public.users where n in ('upper','braces','bare','garbage')")" "canonical, and the new uuid"
+assert_eq "4" "$(q odd "select count(*) from public.notes where user_id = '$new' and user_id_legacy = 'not-a-uuid'")" "every child of the regenerated key follows it"
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n odd rollback; done
+assert_eq "$start" "$(state odd)" "original text back, byte for byte"
+
+test_case "orphans are reported and stop phase2"
+new_db orph
+q orph "create table public.users (id varchar(36) primary key);
+  create table public.posts (id int primary key, author varchar(36));
+  insert into public.users select gen_random_uuid()::text from generate_series(1, 5);
+  insert into public.posts select g, (select id from public.users limit 1) from generate_series(1, 5) g;
+  insert into public.posts values (100, '11111111-1111-1111-1111-111111111111');
+  alter table public.posts add constraint posts_author_fkey foreign key (author) references public.users not valid" >/dev/null
+assert_exit 0 "phase1" -- u 1 orph apply
+assert_exit 3 "phase2" -- u 2 orph apply
+assert_contains "$LAST_ERR" 'check "orphan" failed for public.posts.author: 1 found' "orphan counted"
+assert_contains "$LAST_ERR" "'100' (value '11111111-1111-1111-1111-111111111111')" "orphan shown with its key and value"
+
+test_case "a view on a converted column stops phase3 check, by name"
+fresh_app view 100
+q view 'create view public."active users" as select id, email from public.users' >/dev/null
+u 1 view apply >/dev/null 2>&1; u 2 view apply >/dev/null 2>&1
+before=$(state view)
+assert_exit 3 "phase3 check" -- u 3 view check
+assert_contains "$LAST_ERR" 'view public."active users"' "the view is named"
+assert_exit 3 "phase3 apply" -- u 3 view apply
+assert_eq "$before" "$(state view)" "nothing changed"
+
+test_case "inserts, updates and deletes from another connection between phase1 and phase3 end right"
+fresh_app live 300
+u 1 live apply >/dev/null 2>&1
+q live "insert into public.users (id, email) values ('E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99', 'up@x');
+  insert into public.journal_entries (user_id, title) values ('E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99', 'during phase1');
+  update public.reminders set user_id = (select id from public.users order by id limit 1) where id = (select id from public.reminders order by id limit 1);
+  delete from public.users where id = (select id from public.users order by id desc limit 1)" >/dev/null
+u 2 live apply >/dev/null 2>&1
+q live "insert into public.users (id, email) values (gen_random_uuid()::text, 'during phase2');
+  update public.tags set user_id = 'E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99' where id = (select id from public.tags order by id limit 1)" >/dev/null
+assert_exit 0 "phase3 check" -- u 3 live check
+assert_exit 0 "phase3 apply" -- u 3 live apply
+q live "insert into public.users (email) values ('after swap');
+  insert into public.tags (user_id, name) select id, 'new' from public.users where email = 'after swap';
+  update public.journal_entries set user_id = (select id from public.users where email = 'after swap') where title = 'during phase1'" >/dev/null
+assert_eq "0" "$(q live "select count(*) from public.users where id_legacy is null or id_legacy::uuid <> id")" "legacy key of every user, new rows included"
+assert_eq "0" "$(q live "select count(*) from public.tags t join public.users u on u.id = t.user_id where t.user_id_legacy is distinct from u.id_legacy")" "legacy child values equal their parent's"
+assert_eq "0" "$(q live "select count(*) from public.journal_entries j join public.users u on u.id = j.user_id where j.user_id_legacy is distinct from u.id_legacy")" "updated child follows in legacy too"
+assert_eq "E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99" "$(q live "select id_legacy from public.users where email = 'up@x'")" "original text kept"
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n live rollback; done
+assert_eq "varchar rows: 1|1" "varchar rows: $(q live "select count(*) from public.users where email = 'after swap'")|$(q live "select count(*) from public.tags t join public.users u on u.id = t.user_id where u.email = 'after swap'")" "rows written after the swap survive the rollback"
+assert_eq "t" "$(q live "select bool_and(convalidated) from pg_constraint where contype = 'f'")" "foreign keys valid again on the text columns"
+
+test_case "kill -9 during phase2, then phase2 again: the same data as a clean run"
+fresh_app clean 400
+u 1 clean apply >/dev/null 2>&1; u 2 clean apply --batch-size 13 >/dev/null 2>&1
+fresh_app killed 400
+u 1 killed apply >/dev/null 2>&1
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d killed --batch-size 13 --sleep-ms 40 >/dev/null 2>&1 &
+victim=$!
+wait_for_sql killed "select coalesce(max(rows_done), 0) >= 52 from migration_log where operation like 'fill%'" t 30
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+assert_exit 0 "phase2 again" -- u 2 killed apply --batch-size 13
+assert_contains "$LAST_ERR" "resuming fill public.users.id after key" "resumed from the checkpoint"
+assert_eq "$(table_checksums clean)" "$(table_checksums killed)" "every table identical to the clean run"
+
+test_case "hostile names and another table: an edited plan converts them and rolls back"
+new_db hostile
+q hostile 'create schema "we""ird";
+  create table "we""ird"."Pe(ople" ("the ""key" varchar(36) primary key, name text);
+  create table "we""ird"."Ord""ers" (no int primary key, "buyer (id)" varchar(36) not null constraint "fk ""buyer""" references "we""ird"."Pe(ople" on delete cascade);
+  create index "ord ix" on "we""ird"."Ord""ers" ("buyer (id)");
+  insert into "we""ird"."Pe(ople" select upper(gen_random_uuid()::text), $$O$$ || chr(39) || $$Brien$$ from generate_series(1, 120);
+  insert into "we""ird"."Ord""ers" select g, (select "the ""key" from "we""ird"."Pe(ople" order by 1 offset g % 120 limit 1) from generate_series(1, 300) g' >/dev/null
+sed -e 's/"schema": "public"/"schema": "we\\"ird"/' -e 's/"table": "users"/"table": "Pe(ople"/' -e 's/"key": "id"/"key": "the \\"key"/' \
+    -e 's/"column": "id"/"column": "the \\"key"/' -e 's/"name": "string-to-uuid"/"name": "people-uuid"/' "$PLAN" > "$TEST_TMP/people.json"
+start=$(state hostile)
+HP="--plan $TEST_TMP/people.json --logs-dir $LOGS -d hostile"
+for n in 1 2 3; do assert_exit 0 "phase$n apply" -- phase $n apply $HP; done
+assert_eq "uuid|uuid" "$(q hostile "select format_type(atttypid, null) from pg_attribute where attrelid = '\"we\"\"ird\".\"Pe(ople\"'::regclass and attname = 'the \"key'")|$(q hostile "select format_type(atttypid, null) from pg_attribute where attrelid = '\"we\"\"ird\".\"Ord\"\"ers\"'::regclass and attname = 'buyer (id)'")" "converted"
+assert_exit 0 "finalize" -- phase 3 finalize $HP
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- phase $n rollback $HP; done
+assert_eq "$start" "$(state hostile)" "back to the start"
