@@ -537,6 +537,7 @@ classify(UuidJob *job, Findings *f, json_t *meta, bool regenerate)
 	json_object_set_new(meta, "canonical", json_integer(atoll(PQgetvalue(res, 0, 0))));
 	json_object_set_new(meta, "not_canonical", json_integer(atoll(PQgetvalue(res, 0, 1))));
 	json_object_set_new(meta, "invalid", json_integer(invalid));
+	json_object_set_new(meta, "orphans", json_integer(0));
 	PQclear(res);
 	free(sql);
 	if (invalid > 0 && !regenerate)

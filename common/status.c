@@ -76,6 +76,54 @@ phase_status(Run *run, int phase, bool lock_held)
 	}
 	PQclear(res);
 
+	/* every table the newest batch run walked (convert_to_uuid fills one per table) */
+	res = db_query(run->conn,
+				   "SELECT operation, rows_done::text, rows_total::text, status FROM public.migration_log "
+				   "WHERE plan = $1 AND phase = $2 AND rows_total IS NOT NULL AND operation NOT LIKE 'rollback %' "
+				   "AND run_id = (SELECT run_id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "  AND rows_total IS NOT NULL AND operation NOT LIKE 'rollback %' ORDER BY id DESC LIMIT 1) ORDER BY id",
+				   2, params);
+	if (PQntuples(res) > 1)
+	{
+		json_t *tables = json_array();
+
+		for (int i = 0; i < PQntuples(res); i++)
+			json_array_append_new(tables, json_pack("{s:s, s:I, s:I, s:s}", "operation", PQgetvalue(res, i, 0),
+													"rows_done", (json_int_t) atoll(PQgetvalue(res, i, 1)),
+													"rows_total", (json_int_t) atoll(PQgetvalue(res, i, 2)),
+													"status", PQgetvalue(res, i, 3)));
+		json_object_set_new(obj, "tables", tables);
+	}
+	PQclear(res);
+	/* what the last apply of this phase found (invalid keys, orphans, conflicts, findings) */
+	res = db_query(run->conn,
+				   "SELECT metadata::text FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND operation NOT IN ('apply', 'rollback', 'check') AND operation NOT LIKE 'rollback %' "
+				   "AND operation NOT LIKE 'fill %' AND (metadata ? 'invalid' OR metadata ? 'orphans' "
+				   "OR metadata ? 'conflicts' OR metadata ? 'findings') ORDER BY id DESC LIMIT 1",
+				   2, params);
+	if (PQntuples(res) == 1)
+	{
+		json_t *meta = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+		static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
+
+		for (int k = 0; meta && keys[k]; k++)
+			if (json_object_get(meta, keys[k]))
+				json_object_set(obj, keys[k], json_object_get(meta, keys[k]));
+		json_decref(meta);
+	}
+	PQclear(res);
+	if (phase == 3)
+	{
+		char *reached = db_value(run->conn, "SELECT string_agg(replace(kind, 'uuid_', ''), ', ' ORDER BY kind DESC) "
+								 "FROM migration_backup.phasemig_objects WHERE plan = $1 "
+								 "AND kind IN ('uuid_swapped', 'uuid_finalized')", 1, params);
+
+		if (reached)
+			json_object_set_new(obj, "reached", json_string(reached));
+		free(reached);
+	}
+
 	res = db_query(run->conn,
 				   "SELECT operation, status, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS at, message "
 				   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
@@ -112,12 +160,28 @@ print_text(json_t *st)
 
 		printf("\nphase%d: %s\n", (int) json_integer_value(json_object_get(ph, "phase")),
 			   json_is_true(json_object_get(ph, "applied")) ? "applied" : "not applied");
-		if (json_is_integer(json_object_get(ph, "rows_total")))
+		if (json_is_integer(json_object_get(ph, "rows_total")) && !json_object_get(ph, "tables"))
 		{
 			long long done = json_integer_value(json_object_get(ph, "rows_done"));
 			long long total = json_integer_value(json_object_get(ph, "rows_total"));
 
 			printf("  rows:     %lld of %lld (%.1f%%)\n", done, total, total > 0 ? 100.0 * done / total : 100.0);
+		}
+		{
+			size_t t;
+			json_t *tb;
+			static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
+
+			json_array_foreach(json_object_get(ph, "tables"), t, tb)
+				printf("  %-40s %lld of %lld rows (%s)\n", json_string_value(json_object_get(tb, "operation")),
+					   (long long) json_integer_value(json_object_get(tb, "rows_done")),
+					   (long long) json_integer_value(json_object_get(tb, "rows_total")),
+					   json_string_value(json_object_get(tb, "status")));
+			for (int k = 0; keys[k]; k++)
+				if (json_is_integer(json_object_get(ph, keys[k])))
+					printf("  %-9s %lld\n", keys[k], (long long) json_integer_value(json_object_get(ph, keys[k])));
+			if (json_is_string(json_object_get(ph, "reached")))
+				printf("  reached:  %s\n", json_string_value(json_object_get(ph, "reached")));
 		}
 		if (json_is_object(last))
 			printf("  last run: %s %s, started %s by %s (%s)%s%s\n",

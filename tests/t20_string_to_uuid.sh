@@ -36,6 +36,12 @@ assert_eq "UNIQUE (user_id, name)" "$(q seeds "select pg_get_constraintdef(oid) 
 assert_eq "gen_random_uuid()" "$(q seeds "select pg_get_expr(adbin, adrelid) from pg_attrdef where adrelid = 'public.users'::regclass and adnum = (select attnum from pg_attribute where attrelid = 'public.users'::regclass and attname = 'id')")" "text default became a uuid default"
 assert_eq "0" "$(q seeds "select count(*) from public.users where id::text <> id_legacy")" "every key equal to its text"
 assert_eq "0" "$(q seeds "select count(*) from public.journal_entries j join public.users u on u.id = j.user_id where j.user_id_legacy <> u.id_legacy")" "children follow"
+assert_exit 0 "status" -- u 2 seeds status
+assert_contains "$LAST_OUT" "fill public.tags.user_id" "status lists each table"
+assert_contains "$LAST_OUT" "$(q seeds "select count(*) from public.tags") of $(q seeds "select count(*) from public.tags") rows (done)" "rows converted of total"
+assert_contains "$LAST_OUT" "orphans   0" "orphans shown"
+assert_exit 0 "status --json" -- u 3 seeds status --json
+assert_eq "swapped|500" "$(psql -X -A -t -q -d seeds -v j="$LAST_OUT" <<<"select (:'j'::jsonb)->'phases'->2->>'reached', (:'j'::jsonb)->'phases'->1->>'canonical'")" "phase reached and canonical count in JSON"
 assert_exit 0 "phase3 apply again is a no-op" -- u 3 seeds apply
 after_apply=$(state seeds)
 assert_exit 0 "phase3 rollback" -- u 3 seeds rollback
