@@ -20,6 +20,16 @@ catalog_column_type(const Plan *plan, const char *column)
 }
 
 bool
+catalog_column_exists(const Plan *plan, const char *column)
+{
+	char *type = catalog_column_type(plan, column);
+	bool exists = type != NULL;
+
+	free(type);
+	return exists;
+}
+
+bool
 catalog_column_not_null(const Plan *plan, const char *column)
 {
 	const char *p[2] = {plan->q_table, column};

@@ -19,6 +19,7 @@ typedef enum
 
 /* format_type() of the column of the plan's table, or NULL if it has none (caller frees). */
 char *catalog_column_type(const Plan *plan, const char *column);
+bool catalog_column_exists(const Plan *plan, const char *column);
 bool catalog_column_not_null(const Plan *plan, const char *column);
 /* State of index NAME in the plan's schema. */
 IndexState catalog_index_state(const Plan *plan, const char *name);

@@ -93,8 +93,9 @@ emit(const char *level, const char *fmt, va_list ap)
 	{
 		char stamp[32];
 		time_t now = time(NULL);
+		struct tm tm;
 
-		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime(&now));
+		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
 		fprintf(logfile, "%s %s: %s", stamp, progname, level);
 		vfprintf(logfile, fmt, ap2);
 		fputc('\n', logfile);

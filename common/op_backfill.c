@@ -140,8 +140,8 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 
 	(void) opts;
 	names_init(&n, run, op);
-	if (catalog_column_type(p, op->match_column) == NULL ||
-		(op->email_column && catalog_column_type(p, op->email_column) == NULL))
+	if (!catalog_column_exists(p, op->match_column) ||
+		(op->email_column && !catalog_column_exists(p, op->email_column)))
 	{
 		log_error("column \"%s\"%s%s%s named by the backfill does not exist in %s", op->match_column,
 				  op->email_column ? " or \"" : "", op->email_column ? op->email_column : "",
@@ -169,7 +169,7 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 		free(reg);
 	}
 	for (int i = 0; rc == EXIT_DONE && i < op->n_set; i++)
-		if (catalog_column_type(p, op->set[i].column) == NULL)
+		if (!catalog_column_exists(p, op->set[i].column))
 		{
 			log_error("column \"%s\" filled by the backfill does not exist in %s; add it with an add_column "
 					  "operation before the backfill", op->set[i].column, p->q_table);

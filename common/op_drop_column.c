@@ -60,7 +60,7 @@ drop_column_check(Run *run, const Op *op, Findings *f)
 	char *deps;
 	char *subject;
 
-	if (catalog_column_type(run->plan, op->column) == NULL)
+	if (!catalog_column_exists(run->plan, op->column))
 		return 0;
 	deps = catalog_column_dependents(run->plan, op->column);
 	if (deps == NULL)

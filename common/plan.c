@@ -175,7 +175,7 @@ read_backfill(Reader *r, Op *op, json_t *obj, const char *where)
 }
 
 static void
-read_op(Reader *r, Op *op, json_t *obj, int index)
+read_op(Reader *r, Op *op, json_t *obj, int index, const char *plan_name)
 {
 	char where[64];
 	char *kind;
@@ -270,6 +270,9 @@ read_op(Reader *r, Op *op, json_t *obj, int index)
 		op->kind = OP_DROP_COLUMN;
 		check_keys(r, obj, where, keys);
 		op->column = get_ident(r, obj, where, "column", true);
+		if (op->column && plan_name && strlen(plan_name) + strlen(":drop:") + strlen(op->column) > MAX_IDENT)
+			fail(r, where, "the backup table \"%s:drop:%s\" would be longer than %d bytes; use a shorter plan name",
+				 plan_name, op->column, MAX_IDENT);
 	}
 	else if (strcmp(kind, "convert_to_uuid") == 0)
 	{
@@ -363,7 +366,7 @@ plan_load(const char *path)
 		plan->n_ops = (int) json_array_size(ops);
 		plan->ops = xcalloc((size_t) plan->n_ops, sizeof(Op));
 		for (int i = 0; i < plan->n_ops && r.ok; i++)
-			read_op(&r, &plan->ops[i], json_array_get(ops, (size_t) i), i);
+			read_op(&r, &plan->ops[i], json_array_get(ops, (size_t) i), i, plan->name);
 	}
 
 done:
@@ -435,7 +438,8 @@ plan_backup_table(const Plan *plan, const char *what)
 	char *full;
 
 	if (strlen(name) > MAX_IDENT)
-		name[MAX_IDENT] = '\0';
+		log_fatal(EXIT_BAD_INPUT, "backup object name \"%s\" is longer than %d bytes; use a shorter plan name", name,
+				  MAX_IDENT);
 	q = db_ident(plan->conn, name);
 	full = str_printf("migration_backup.%s", q);
 	free(name);

@@ -32,11 +32,12 @@ client_name(void)
 {
 	char host[256] = "";
 	const char *user = getenv("USER");
-	struct passwd *pw;
+	struct passwd pwbuf, *pw = NULL;
+	char buf[1024];
 
 	if (user == NULL)
 		user = getenv("LOGNAME");
-	if (user == NULL && (pw = getpwuid(geteuid())) != NULL)
+	if (user == NULL && getpwuid_r(geteuid(), &pwbuf, buf, sizeof buf, &pw) == 0 && pw != NULL)
 		user = pw->pw_name;
 	gethostname(host, sizeof host - 1);
 	return str_printf("%s@%s", user ? user : "unknown", host);
