@@ -84,6 +84,94 @@ uuid_default(const char *text_default)
 	return out;
 }
 
+/*
+ * Views on any converted column, each with the statements that recreate it as
+ * it is (options, owner, grants, comment), one JSON array.  A view other
+ * views depend on, or a materialized view, is reported in *blocked instead.
+ */
+static json_t *
+dependent_views(const UuidJob *job, char **blocked)
+{
+	Run *run = job->run;
+	json_t *views = json_array();
+	StrBuf tables;
+	char *sql;
+	PGresult *res;
+
+	sb_init(&tables);
+	for (int i = 0; i < job->n; i++)
+	{
+		char *lt = PQescapeLiteral(run->conn, job->t[i].table, strlen(job->t[i].table));
+		char *lc = PQescapeLiteral(run->conn, job->t[i].column, strlen(job->t[i].column));
+
+		sb_printf(&tables, "%s(%s::regclass, %s)", i ? ", " : "", lt, lc);
+		PQfreemem(lt), PQfreemem(lc);
+	}
+	sql = str_printf(
+		"WITH cols(rel, col) AS (VALUES %s), "
+		"v AS (SELECT DISTINCT r.ev_class AS oid FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel "
+		"  AND a.attname = cols.col JOIN pg_catalog.pg_depend d ON d.refobjid = a.attrelid AND d.refobjsubid = a.attnum "
+		"  JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+		"  WHERE r.rulename = '_RETURN') "
+		"SELECT v.oid::regclass::text, c.relkind, "
+		" format('CREATE VIEW %%s%%s AS %%s', v.oid::regclass, coalesce(' WITH (' || array_to_string(c.reloptions, ', ') || ')', ''), "
+		"   pg_catalog.pg_get_viewdef(v.oid)), "
+		" format('ALTER VIEW %%s OWNER TO %%I', v.oid::regclass, pg_catalog.pg_get_userbyid(c.relowner)), "
+		" (SELECT string_agg(format('GRANT %%s ON %%s TO %%s', g.privilege_type, v.oid::regclass, CASE WHEN g.grantee = 0 "
+		"   THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END), '; ') "
+		"   FROM aclexplode(c.relacl) g WHERE g.grantee <> c.relowner), "
+		" (SELECT format('COMMENT ON VIEW %%s IS %%L', v.oid::regclass, description) FROM pg_catalog.pg_description "
+		"   WHERE objoid = v.oid AND classoid = 'pg_catalog.pg_class'::regclass AND objsubid = 0), "
+		" EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite r ON d.objid = r.oid "
+		"   AND d.classid = 'pg_catalog.pg_rewrite'::regclass WHERE d.refobjid = v.oid AND r.ev_class <> v.oid) "
+		"FROM v JOIN pg_catalog.pg_class c ON c.oid = v.oid ORDER BY 1", tables.data);
+	res = db_query(run->conn, sql, 0, NULL);
+	*blocked = NULL;
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		if (PQgetvalue(res, r, 1)[0] != 'v' || PQgetvalue(res, r, 6)[0] == 't')
+		{
+			char *prev = *blocked;
+
+			*blocked = str_printf("%s%s%s (%s)", prev ? prev : "", prev ? ", " : "", PQgetvalue(res, r, 0),
+								  PQgetvalue(res, r, 1)[0] != 'v' ? "materialized view" : "other views depend on it");
+			free(prev);
+			continue;
+		}
+		json_array_append_new(views, json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", PQgetvalue(res, r, 0),
+											   "create", PQgetvalue(res, r, 2), "owner", PQgetvalue(res, r, 3),
+											   "grants", PQgetisnull(res, r, 4) ? NULL : PQgetvalue(res, r, 4),
+											   "comment", PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5)));
+	}
+	PQclear(res);
+	free(sql);
+	sb_free(&tables);
+	return views;
+}
+
+static void
+add_view_drops(Stmts *st, json_t *views)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(views, i, v)
+		add(st, str_printf("DROP VIEW %s", json_string_value(json_object_get(v, "name"))));
+}
+
+static void
+add_view_creates(Stmts *st, json_t *views)
+{
+	size_t i;
+	json_t *v;
+	static const char *const keys[] = {"create", "owner", "grants", "comment", NULL};
+
+	json_array_foreach(views, i, v)
+		for (int k = 0; keys[k]; k++)
+			if (json_is_string(json_object_get(v, keys[k])))
+				add(st, xstrdup(json_string_value(json_object_get(v, keys[k]))));
+}
+
 static bool
 swapped(const UuidJob *job)
 {
@@ -133,12 +221,38 @@ uuid_check(Run *run, const Op *op, Findings *f)
 			problems += findings_query(run, f, "orphan", t->regname, sql);
 			free(sql);
 		}
+		if (!op->recreate_views)
 		{
 			char *deps = catalog_dependents(run->conn, t->table, t->column, false);
 
 			if (deps)
 			{
 				findings_add(f, "dependent_object", t->regname, 1, deps);
+				problems++;
+			}
+			free(deps);
+		}
+	}
+	if (op->recreate_views)
+	{
+		char *blocked = NULL;
+		json_t *views = dependent_views(&job, &blocked);
+
+		if (blocked)
+		{
+			findings_add(f, "dependent_object", "views that cannot be recreated", 1, blocked);
+			problems++;
+		}
+		free(blocked);
+		json_decref(views);
+		for (int i = 0; i < job.n; i++)
+		{
+			char *deps = catalog_dependents(run->conn, job.t[i].table, job.t[i].column, false);
+
+			/* only views are recreated: a rule or policy still refuses */
+			if (deps && (strstr(deps, "rule ") || strstr(deps, "policy ")))
+			{
+				findings_add(f, "dependent_object", job.t[i].regname, 1, deps);
 				problems++;
 			}
 			free(deps);
@@ -245,6 +359,7 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 	Stmts st = {0};
 	int rc = EXIT_DONE;
 	UuidTarget *k;
+	json_t *views = NULL;
 
 	(void) opts;
 	if (!uuid_job_load(&job, run, op))
@@ -266,6 +381,26 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 		goto done;
 
 	/* 3. the swap, in one transaction under lock_timeout with retry */
+	if (op->recreate_views)
+	{
+		char *blocked = NULL;
+
+		views = dependent_views(&job, &blocked);
+		free(blocked);
+		if (json_array_size(views) > 0)
+		{
+			char *text = json_dumps(views, JSON_COMPACT);
+			const char *params[3] = {run->plan->name, op->column, text};
+
+			/* the definitions as they were, for the rollback */
+			db_execp(run->conn, "INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
+					 "VALUES ($1, 'uuid_views', $2, 3, $3::jsonb) ON CONFLICT (plan, kind, name) DO UPDATE "
+					 "SET detail = EXCLUDED.detail", 3, params);
+			free(text);
+			log_info("recreating %zu dependent views around the swap", json_array_size(views));
+		}
+		add_view_drops(&st, views);
+	}
 	add_foreign_keys(&st, &job, true);
 	for (int i = 0; i < job.n; i++)
 		add(&st, uuid_drop_trigger_sql(&job, i, false));
@@ -308,6 +443,7 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 		add(&st, fn);
 		add(&st, trig);
 	}
+	add_view_creates(&st, views);
 	add(&st, mlog_register_sql(run->plan, 3, "uuid_swapped", op->column));
 	log_info("swapping %d columns to uuid in one transaction", job.n);
 	db_ddl_stats_reset();
@@ -319,6 +455,7 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 		rc = validate_foreign_keys(run, &job);
 	}
 done:
+	json_decref(views);
 	uuid_job_free(&job);
 	return rc;
 }
@@ -332,6 +469,7 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 	Stmts st = {0};
 	int rc = EXIT_DONE;
 	UuidTarget *k;
+	json_t *views = NULL;
 
 	(void) opts;
 	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
@@ -356,7 +494,16 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 	/* 1. a unique index on the legacy key, to become the primary key again */
 	if ((rc = uuid_build_index_on(run, k->table, job.pk_legacy, k->q_legacy, true)) != EXIT_DONE)
 		goto done;
-	/* 2. the swap backwards, in one transaction */
+	/* 2. the swap backwards, in one transaction; saved views are recreated as they were */
+	{
+		const char *params[2] = {run->plan->name, op->column};
+		char *text = db_value(run->conn, "SELECT detail::text FROM migration_backup.phasemig_objects WHERE plan = $1 "
+							  "AND kind = 'uuid_views' AND name = $2", 2, params);
+
+		views = text ? json_loads(text, 0, NULL) : NULL;
+		free(text);
+		add_view_drops(&st, views);
+	}
 	add_foreign_keys(&st, &job, true);
 	for (int i = 0; i < job.n; i++)
 		add(&st, uuid_drop_trigger_sql(&job, i, true));
@@ -397,8 +544,9 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 		char *lit_plan = PQescapeLiteral(run->conn, params[0], strlen(params[0]));
 		char *lit_col = PQescapeLiteral(run->conn, params[1], strlen(params[1]));
 
-		add(&st, str_printf("DELETE FROM migration_backup.phasemig_objects WHERE plan = %s AND kind = 'uuid_swapped' "
-							"AND name = %s", lit_plan, lit_col));
+		add_view_creates(&st, views);
+		add(&st, str_printf("DELETE FROM migration_backup.phasemig_objects WHERE plan = %s AND kind IN "
+							"('uuid_swapped', 'uuid_views') AND name = %s", lit_plan, lit_col));
 		PQfreemem(lit_plan), PQfreemem(lit_col);
 	}
 	log_info("swapping %d columns back to text in one transaction", job.n);
@@ -416,6 +564,7 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 	if (rc == EXIT_DONE)
 		rc = run_stmts(run, "dropping reverse trigger functions", &st);
 done:
+	json_decref(views);
 	uuid_job_free(&job);
 	return rc;
 }

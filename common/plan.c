@@ -276,11 +276,12 @@ read_op(Reader *r, Op *op, json_t *obj, int index, const char *plan_name)
 	}
 	else if (strcmp(kind, "convert_to_uuid") == 0)
 	{
-		static const char *const keys[] = {"op", "column", "comment", NULL};
+		static const char *const keys[] = {"op", "column", "recreate_views", "comment", NULL};
 
 		op->kind = OP_CONVERT_TO_UUID;
 		check_keys(r, obj, where, keys);
 		op->column = get_ident(r, obj, where, "column", true);
+		op->recreate_views = get_bool(r, obj, where, "recreate_views", false);
 		if (op->column && strlen(op->column) > MAX_IDENT - 7)
 			fail(r, where, "\"column\" must leave room for the suffix \"_legacy\" (%d bytes at most)", MAX_IDENT - 7);
 	}

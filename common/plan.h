@@ -46,6 +46,7 @@ typedef struct Op
 	FieldMap *set;			/* backfill: columns filled from the export */
 	int n_set;
 	const char *uid_column; /* backfill: the column set from localId */
+	bool recreate_views;	/* convert_to_uuid: views on the columns are recreated around the swap */
 } Op;
 
 typedef struct Plan

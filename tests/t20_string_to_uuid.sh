@@ -182,3 +182,20 @@ assert_eq "uuid|uuid" "$(q hostile "select format_type(atttypid, null) from pg_a
 assert_exit 0 "finalize" -- phase 3 finalize $HP
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- phase $n rollback $HP; done
 assert_eq "$start" "$(state hostile)" "back to the start"
+
+test_case "recreate_views: a view on a converted column is recreated around the swap and its undo"
+fresh_app views 100
+q views 'do $$ begin create role "report reader"; exception when duplicate_object then null; end $$' >/dev/null
+q views 'create view public."active users" with (security_barrier) as select id, email from public.users where email is not null;
+  grant select on public."active users" to "report reader"; comment on view public."active users" is $$who is active$$' >/dev/null
+sed -e 's/{"op": "convert_to_uuid", "column": "id"}/{"op": "convert_to_uuid", "column": "id", "recreate_views": true}/' \
+    -e 's/"name": "string-to-uuid"/"name": "uuid-views"/' "$PLAN" > "$TEST_TMP/views.json"
+VP="--plan $TEST_TMP/views.json --logs-dir $LOGS -d views"
+view_facts() { q views "select c.relacl::text, c.reloptions::text, obj_description(c.oid, 'pg_class') from pg_class c where c.oid = 'public.\"active users\"'::regclass"; }
+start=$(state views); start_facts=$(view_facts)
+for n in 1 2 3; do assert_exit 0 "phase$n apply" -- phase $n apply $VP; done
+assert_eq "uuid" "$(col_type views 'public."active users"' id)" "the view now shows the uuid column"
+assert_eq "$start_facts" "$(view_facts)" "grants, options and comment kept"
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- phase $n rollback $VP; done
+assert_eq "$start" "$(state views)" "back to the start, view included"
+assert_eq "$start_facts" "$(view_facts)" "grants, options and comment kept after the rollback"
