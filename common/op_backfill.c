@@ -71,7 +71,7 @@ sync_function_sql(const Run *run, const Op *op, const Names *n)
 
 	sb_init(&sb);
 	sb_printf(&sb,
-			  "CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $fn$\n"
+			  "CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$\n"
 			  "DECLARE s record; r record; uid text; n bigint;\n"
 			  "BEGIN\n"
 			  "  IF NEW.%s IS NOT NULL THEN RETURN NEW; END IF;\n"

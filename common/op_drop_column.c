@@ -147,7 +147,7 @@ drop_column_apply(Run *run, const Op *op, const Options *opts)
 		char *pk = str_printf("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint "
 							  "WHERE conrelid = '%s'::regclass AND contype = 'p') THEN "
 							  "ALTER TABLE %s ADD PRIMARY KEY (key); END IF; END$$", n.backup, n.backup);
-		char *fn = str_printf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN "
+		char *fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN "
 							  "INSERT INTO %s (key, value) VALUES (NEW.%s, NEW.%s) "
 							  "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; RETURN NULL; END $fn$",
 							  n.keep_fn, n.backup, p->q_key, n.qcol);

@@ -183,7 +183,7 @@ uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trig
 		body = str_printf("NEW.%s := CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce("
 						  "(SELECT p.%s FROM %s p WHERE p.%s = NEW.%s), NEW.%s::text) END;",
 						  t->q_legacy, t->q_col, key->q_legacy, key->table, key->q_col, t->q_col, t->q_col);
-	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN %s RETURN NEW; "
+	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN %s RETURN NEW; "
 					 "END $fn$", name, body);
 	*trigger = str_printf("CREATE OR REPLACE TRIGGER phasemig_uuid_%s BEFORE INSERT OR UPDATE OF %s ON %s "
 						  "FOR EACH ROW EXECUTE FUNCTION %s()",

@@ -35,6 +35,13 @@ extern const OpHandlers op_drop_column;
 extern const OpHandlers op_backfill_from_mapping;
 extern const OpHandlers op_convert_to_uuid;
 
+/*
+ * How every phasemig trigger function is declared: it runs with its owner's
+ * rights (the application's role may not read migration_backup) and a fixed
+ * search_path (its body names everything with its schema).
+ */
+#define OPS_TRIGGER_FUNCTION "RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
+
 /* Shared steps. */
 /* Build index NAME with CREATE [UNIQUE] INDEX CONCURRENTLY, rebuilding an INVALID one. */
 int ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind);

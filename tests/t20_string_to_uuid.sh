@@ -132,6 +132,12 @@ assert_eq "$before" "$(state view)" "nothing changed"
 test_case "inserts, updates and deletes from another connection between phase1 and phase3 end right"
 fresh_app live 300
 u 1 live apply >/dev/null 2>&1
+q live 'do $$ begin create role phasemig_app; exception when duplicate_object then null; end $$;
+  grant usage on schema public to phasemig_app; grant select, insert, update, delete on all tables in schema public to phasemig_app' >/dev/null
+assert_exit 0 "an unprivileged application role writes through the triggers" -- q live "set role phasemig_app;
+  insert into public.users (id, email) values ('F0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A98', 'app@x');
+  insert into public.tags (user_id, name) values ('F0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A98', 'app tag')"
+assert_eq "f0eebc99-9c0b-4ef8-bb6d-6bb9bd380a98" "$(q live "select user_id_uuid from public.tags where name = 'app tag'")" "its rows get their uuid"
 q live "insert into public.users (id, email) values ('E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99', 'up@x');
   insert into public.journal_entries (user_id, title) values ('E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99', 'during phase1');
   update public.reminders set user_id = (select id from public.users order by id limit 1) where id = (select id from public.reminders order by id limit 1);
