@@ -112,8 +112,20 @@ db_connect(const char *conninfo, const char *application_name)
 		return NULL;
 	}
 	PQclear(res);
+	if (PQserverVersion(conn) < 140000)
+	{
+		log_error("the server runs PostgreSQL %d.%d; phasemig needs 14 or later", PQserverVersion(conn) / 10000,
+				  PQserverVersion(conn) % 10000);
+		PQfinish(conn);
+		return NULL;
+	}
 	/* the server's NOTICEs ("already exists, skipping") are noise to an operator */
 	PQclear(PQexec(conn, "SET client_min_messages = warning"));
+	/*
+	 * A role's statement_timeout would kill a long CREATE INDEX CONCURRENTLY
+	 * or VALIDATE halfway; phasemig bounds its waits with lock_timeout instead.
+	 */
+	PQclear(PQexec(conn, "SET statement_timeout = 0"));
 	return conn;
 }
 
