@@ -1,0 +1,36 @@
+-- scripts/load/clerk-to-firebase-phase1.sql: the application during phase1 of clerk-to-firebase,
+-- played by scripts/rehearse --with-load (pgbench, one transaction per run). A dual-writing app: it
+-- sets firebase_uid on the users it creates as soon as phase1 has added the column.
+
+-- Each run picks a random existing user, then by weight reads it (50), updates it with the values it
+-- already has (25: row locks and triggers, no change), creates a user (15) or deletes one of its own
+-- (10). Its users have ids 'ffffffff-ffff-...' and emails @rehearsal.invalid, and are removed by
+-- clerk-to-firebase-cleanup.sql before the rehearsal compares tables.
+\set action random(1, 100)
+\set r random(0, 4294967295)
+\set d random(0, 4095)
+SELECT coalesce((SELECT id FROM public.users WHERE id >= lpad(to_hex(:r), 8, '0') ORDER BY id LIMIT 1),
+                (SELECT id FROM public.users ORDER BY id LIMIT 1)) AS uid \gset
+\if :action <= 50
+SELECT id, clerk_user_id, email, name FROM public.users WHERE id = ':uid';
+SELECT id FROM public.users WHERE clerk_user_id = (SELECT clerk_user_id FROM public.users WHERE id = ':uid');
+SELECT count(*) FROM public.journal_entries WHERE user_id = ':uid';
+\elif :action <= 75
+UPDATE public.users SET name = name, updated_at = updated_at WHERE id = ':uid';
+\elif :action <= 90
+SELECT count(*) AS has_uid FROM pg_catalog.pg_attribute
+ WHERE attrelid = 'public.users'::regclass AND attname = 'firebase_uid' AND NOT attisdropped \gset
+\if :has_uid
+INSERT INTO public.users (id, clerk_user_id, email, name, firebase_uid)
+VALUES ('ffffffff-ffff-' || substr(gen_random_uuid()::text, 15), 'user_load_' || md5(random()::text),
+        'load-' || md5(random()::text) || '@rehearsal.invalid', 'Load O''Test', 'load' || substr(md5(random()::text), 1, 24));
+\else
+INSERT INTO public.users (id, clerk_user_id, email, name)
+VALUES ('ffffffff-ffff-' || substr(gen_random_uuid()::text, 15), 'user_load_' || md5(random()::text),
+        'load-' || md5(random()::text) || '@rehearsal.invalid', 'Load O''Test');
+\endif
+\else
+DELETE FROM public.users WHERE id = coalesce(
+  (SELECT id FROM public.users WHERE id >= 'ffffffff-ffff-4' || lpad(to_hex(:d), 3, '0') AND email LIKE '%@rehearsal.invalid' ORDER BY id LIMIT 1),
+  (SELECT id FROM public.users WHERE id >= 'ffffffff-ffff-0000-0000-000000000000' AND email LIKE '%@rehearsal.invalid' ORDER BY id LIMIT 1));
+\endif

@@ -1,0 +1,102 @@
+# t30_rehearse.sh -- scripts/rehearse on a small generated database: a passing rehearsal leaves the
+# source as it was and drops its copy; a refused check, a rollback that cannot give back the start
+# (backup damaged on purpose) and bad usage fail and say so; under pgbench load no transaction fails.
+source "$(dirname "$0")/lib.sh"
+
+PLAN=$ROOT/plans/clerk-to-firebase.json
+DATA=$TEST_TMP/data
+REPORTS=$TEST_TMP/reports
+mkdir -p "$DATA" "$REPORTS"
+
+new_db rsrc
+"$ROOT/scripts/gen-data" -d rsrc --users 300 --out "$DATA" --seed t30 2>/dev/null || _t_fail "gen-data failed"
+
+# rehearse NAME [OPTION...]: the clerk plan on a copy of rsrc, reports in $REPORTS/NAME
+rehearse() {
+    local name=$1; shift
+    "$ROOT/scripts/rehearse" --plan "$PLAN" -d rsrc --mapping "$DATA/firebase-export.json" \
+        --report-dir "$REPORTS/$name" "$@"
+}
+GENERATE=(--phase2-args "--generate-missing --clerk-export $DATA/clerk-export.csv")
+# jget NAME PATH: a value of the JSON report of rehearsal NAME, e.g. jget pass '{rollback,passed}'
+jget() { _t_psql postgres -v j="$(cat "$REPORTS/$1"/*.json)" -v p="$2" <<<"SELECT (:'j')::jsonb #>> :'p'"; }
+source_state() { schema_dump rsrc; schema_fingerprint rsrc; table_checksums rsrc; }
+copies() { q postgres "SELECT count(*) FROM pg_database WHERE datname LIKE 'rsrc%rehearsal%'"; }
+START=$(source_state)
+
+test_case "a rehearsal passes on its copy: report says so, the source is unchanged, the copy is dropped"
+assert_exit 0 "rehearse" -- rehearse pass "${GENERATE[@]}"
+assert_contains "$LAST_OUT" "rehearsal of clerk-to-firebase: PASSED" "verdict on stdout"
+assert_contains "$LAST_OUT" "report: $REPORTS/pass/rehearsal-clerk-to-firebase-" "report path on stdout"
+assert_eq "true" "$(jget pass '{passed}')" "JSON: passed"
+assert_eq "true|true|true" "$(jget pass '{applied}')|$(jget pass '{rollback,passed}')|$(jget pass '{reapply,passed}')" \
+    "JSON: applied, rollback gave back the start, re-apply matched"
+assert_eq "CREATE DATABASE ... TEMPLATE" "$(jget pass '{staging,copy_method}')" "an idle source is copied as a template"
+assert_eq "phase1 apply,phase2 apply,phase3 check,phase3 apply,phase3 rollback,phase2 rollback,phase1 rollback" \
+    "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"SELECT string_agg(r->>'command', ',')
+        FROM jsonb_array_elements((:'j')::jsonb->'runs') r WHERE r->>'round' <> 're-apply'")" "runs in order"
+assert_eq "300|300" "$(jget pass '{runs,1,rows}')|$(jget pass '{runs,1,steps,0,rows_total}')" "phase2 filled every user"
+assert_ne "" "$(jget pass '{runs,3,ddl_longest_attempt_ms}')" "phase3 apply's longest lock hold reported"
+assert_ne "0" "$(jget pass '{reapply,generated_values_differing}')" "generated uids differ between runs, and are masked"
+md=$(cat "$REPORTS"/pass/*.md)
+assert_contains "$md" "# Rehearsal of plan clerk-to-firebase: PASSED" "Markdown report"
+assert_contains "$md" "| rollback 3, 2, 1 gave back the start | yes" "Markdown: rollback verdict"
+assert_contains "$md" "## Estimate for the source's size" "Markdown: estimate"
+assert_eq "$START" "$(source_state)" "source schema dump, fingerprint and checksums unchanged"
+assert_eq "0" "$(copies)" "staging copy dropped"
+
+test_case "a damaged backup: the rollback does not give back the start, the rehearsal fails naming it"
+assert_exit 1 "rehearse" -- rehearse damaged "${GENERATE[@]}" --before-rollback \
+    'psql -X -q -v ON_ERROR_STOP=1 -c "DELETE FROM migration_backup.\"clerk-to-firebase:drop:clerk_user_id\"
+     WHERE ctid IN (SELECT ctid FROM migration_backup.\"clerk-to-firebase:drop:clerk_user_id\" LIMIT 3)"'
+assert_contains "$LAST_OUT" "rehearsal of clerk-to-firebase: FAILED" "verdict on stdout"
+assert_eq "false|0" "$(jget damaged '{passed}')|$(jget damaged '{before_rollback,exit_code}')" "JSON: failed; the hook ran"
+assert_eq "true|false|true" "$(jget damaged '{rollback,ran}')|$(jget damaged '{rollback,passed}')|$(jget damaged '{rollback,schema_equal}')" \
+    "JSON: the rollback ran, the schema came back, the data did not"
+assert_eq '["public.users"]' "$(jget damaged '{rollback,tables_differing}')" "JSON: the damaged table named"
+md=$(cat "$REPORTS"/damaged/*.md)
+assert_contains "$md" "**FAILED**: the rollback did not give back the start: public.users differ" "Markdown: reason"
+assert_contains "$md" "| rollback 3, 2, 1 gave back the start | **FAILED**" "Markdown: rollback verdict"
+assert_eq "$START" "$(source_state)" "source unchanged"
+assert_eq "0" "$(copies)" "staging copy dropped"
+
+test_case "a refused check on a busy source: copied by pg_dump, findings reported, phase3 apply not run, rolled back"
+psql -X -q -d rsrc -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+busy=$!
+on_exit "kill $busy 2>/dev/null"
+wait_for_sql postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rsrc' AND query LIKE '%pg_sleep(120)%'" 1
+assert_exit 1 "rehearse without --generate-missing" -- rehearse refused --staging-dbname "rsrc rehearsal \"x\""
+kill "$busy" 2>/dev/null
+assert_eq "pg_dump -Fc | pg_restore" "$(jget refused '{staging,copy_method}')" "a source with sessions is dumped"
+assert_eq "true|phase3 check" "$(jget refused '{refusal,refused}')|$(jget refused '{refusal,by}')" "JSON: phase3 check refused"
+missing=$(awk -F, 'NR > 1 && $3 == "" { n++ } END { print n + 0 }' "$DATA/expected.csv")
+assert_eq "null_or_empty|$missing" "$(jget refused '{refusal,findings,0,check}')|$(jget refused '{refusal,findings,0,count}')" \
+    "JSON: the NULL uids counted"
+assert_not_contains "$(cat "$REPORTS"/refused/*.json)" '"command": "phase3 apply"' "phase3 apply not run"
+assert_eq "true" "$(jget refused '{rollback,passed}')" "phases 2 and 1 rolled back to the start"
+assert_contains "$(cat "$REPORTS"/refused/*.md)" "| the mapping, the keys and the pre-flight checks | **REFUSED** by phase3 check" \
+    "Markdown: refused"
+assert_eq "$START" "$(source_state)" "source unchanged"
+assert_eq "0" "$(copies)" "staging copy dropped"
+
+test_case "bad usage exits 2 and copies nothing"
+assert_exit 2 "no --plan" -- "$ROOT/scripts/rehearse" -d rsrc
+assert_exit 2 "clerk plan without --mapping" -- "$ROOT/scripts/rehearse" --plan "$PLAN" -d rsrc --report-dir "$REPORTS/usage"
+assert_contains "$LAST_ERR" "give --mapping FILE" "says what is missing"
+assert_exit 2 "unreachable source" -- rehearse usage -d "dbname=no_such_db"
+assert_exit 2 "not a plan" -- "$ROOT/scripts/rehearse" --plan "$DATA/expected.csv" -d rsrc --report-dir "$REPORTS/usage"
+assert_eq "0" "$(copies)" "no copy made"
+
+test_case "under pgbench load during every apply: no failed transaction, stalls measured, the start comes back"
+assert_exit 0 "rehearse --with-load" -- rehearse load "${GENERATE[@]}" --with-load
+assert_eq "true|0" "$(jget load '{passed}')|$(jget load '{load,failed_transactions}')" "JSON: passed, 0 failed transactions"
+assert_eq "phase1 apply 0|phase2 apply 0|phase3 apply 0" \
+    "$(_t_psql postgres -v j="$(cat "$REPORTS"/load/*.json)" <<<"SELECT string_agg(format('%s %s', r->>'command',
+        r#>>'{load,failed_transactions}'), '|') FROM jsonb_array_elements((:'j')::jsonb->'runs') r
+        WHERE r->>'round' = 'apply' AND r->'load' <> 'null'")" "load measured during each apply, none failed"
+assert_eq "t" "$(_t_psql postgres -v j="$(cat "$REPORTS"/load/*.json)" <<<"SELECT bool_and((r#>>'{load,transactions}')::int > 0
+        AND (r#>>'{load,longest_stall_ms}')::numeric > 0) FROM jsonb_array_elements((:'j')::jsonb->'runs') r
+        WHERE r->'load' <> 'null'")" "transactions and the longest stall counted in every phase window"
+assert_ne "0" "$(jget load '{load,rows_removed_after}')" "the load's own rows removed before comparing"
+assert_eq "$START" "$(source_state)" "source unchanged"
+assert_eq "0" "$(copies)" "staging copy dropped"
