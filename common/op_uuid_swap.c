@@ -149,6 +149,39 @@ dependent_views(const UuidJob *job, char **blocked)
 	return views;
 }
 
+/*
+ * The swap's first statement: every table it alters, in one LOCK TABLE, the
+ * plan's table first and the views last.  Taking them all before any ALTER
+ * means the transaction waits (under lock_timeout) only here, holding nothing
+ * it has changed; and the key table before its children is the order in which
+ * the application locks them when it inserts a user and then its rows.  Were
+ * the ALTERs left to lock table by table, the first DROP CONSTRAINT would hold
+ * a child while waiting for the users table, and an application transaction
+ * holding users and then writing to that child would deadlock with it.
+ */
+static void
+add_lock_tables(Stmts *st, const UuidJob *job, json_t *views)
+{
+	StrBuf list;
+	size_t i;
+	json_t *v;
+
+	sb_init(&list);
+	for (int t = 0; t < job->n; t++)
+	{
+		bool seen = false;
+
+		for (int u = 0; u < t && !seen; u++)
+			seen = strcmp(job->t[u].table, job->t[t].table) == 0;
+		if (!seen)
+			sb_printf(&list, "%s%s", t ? ", " : "", job->t[t].table);
+	}
+	json_array_foreach(views, i, v)
+		sb_printf(&list, ", %s", json_string_value(json_object_get(v, "name")));
+	add(st, str_printf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", list.data));
+	sb_free(&list);
+}
+
 static void
 add_view_drops(Stmts *st, json_t *views)
 {
@@ -399,8 +432,9 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 			free(text);
 			log_info("recreating %zu dependent views around the swap", json_array_size(views));
 		}
-		add_view_drops(&st, views);
 	}
+	add_lock_tables(&st, &job, views);
+	add_view_drops(&st, views);
 	add_foreign_keys(&st, &job, true);
 	for (int i = 0; i < job.n; i++)
 		add(&st, uuid_drop_trigger_sql(&job, i, false));
@@ -502,8 +536,9 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 
 		views = text ? json_loads(text, 0, NULL) : NULL;
 		free(text);
-		add_view_drops(&st, views);
 	}
+	add_lock_tables(&st, &job, views);
+	add_view_drops(&st, views);
 	add_foreign_keys(&st, &job, true);
 	for (int i = 0; i < job.n; i++)
 		add(&st, uuid_drop_trigger_sql(&job, i, true));
@@ -609,6 +644,7 @@ uuid_finalize(Run *run, const Op *op, const Options *opts)
 		free(create), free(copy);
 	}
 	/* 2. drop the reverse triggers and the legacy columns, recording their definitions */
+	add_lock_tables(&st, &job, NULL);
 	for (int i = 0; i < job.n; i++)
 	{
 		UuidTarget *t = &job.t[i];
@@ -664,6 +700,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 		return EXIT_FAILED;
 	}
 	/* 1. the legacy columns back, nullable, then their values */
+	add_lock_tables(&st, job, NULL);
 	for (int i = 0; i < job->n; i++)
 		add(&st, str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", job->t[i].table, job->t[i].q_legacy,
 							json_string_value(json_object_get(json_array_get(cols, (size_t) i), "type"))));

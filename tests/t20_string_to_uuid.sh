@@ -158,6 +158,39 @@ for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n live rollback; done
 assert_eq "varchar rows: 1|1" "varchar rows: $(q live "select count(*) from public.users where email = 'after swap'")|$(q live "select count(*) from public.tags t join public.users u on u.id = t.user_id where u.email = 'after swap'")" "rows written after the swap survive the rollback"
 assert_eq "t" "$(q live "select bool_and(convalidated) from pg_constraint where contype = 'f'")" "foreign keys valid again on the text columns"
 
+test_case "the swap locks the users table before its children: an application transaction holding users is not blocked writing children"
+fresh_app lockorder 200
+u 1 lockorder apply >/dev/null 2>&1; u 2 lockorder apply >/dev/null 2>&1
+# as if an earlier phase3 apply had got past its NOT NULL step: the next one goes straight to the swap
+q lockorder "alter table public.users alter column id_uuid set not null;
+  alter table public.journal_entries alter column user_id_uuid set not null;
+  alter table public.tags alter column user_id_uuid set not null" >/dev/null
+# the application: a user, then (once the swap waits for the users table) its rows in every child table,
+# each allowed to wait 300 ms; a swap holding a child while it waits for users would make them time out
+psql -X -q -v ON_ERROR_STOP=1 -d lockorder >"$TEST_TMP/app.out" 2>&1 <<'SQL' &
+BEGIN;
+INSERT INTO public.users (id, email) VALUES ('d1b2c3d4-0000-4000-8000-000000000001', 'lockorder@x');
+DO $$ BEGIN
+  FOR i IN 1..600 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE NOT granted AND relation = 'public.users'::regclass);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SET LOCAL lock_timeout = '300ms';
+INSERT INTO public.journal_entries (user_id, title) VALUES ('d1b2c3d4-0000-4000-8000-000000000001', 'lockorder');
+INSERT INTO public.tags (user_id, name) VALUES ('d1b2c3d4-0000-4000-8000-000000000001', 'lockorder');
+INSERT INTO public.reminders (user_id, note) VALUES ('d1b2c3d4-0000-4000-8000-000000000001', 'lockorder');
+COMMIT;
+SQL
+app=$!
+wait_for_sql lockorder "select count(*) from pg_stat_activity where datname = 'lockorder' and query like 'DO %'" 1
+assert_exit 0 "phase3 apply waits for the application, then swaps" -- u 3 lockorder apply --lock-timeout 20000
+wait "$app"; app_rc=$?
+assert_eq "0" "$app_rc" "the application's transaction committed: $(cat "$TEST_TMP/app.out")"
+assert_eq "3" "$(q lockorder "select (select count(*) from public.journal_entries where title = 'lockorder') + (select count(*) from public.tags where name = 'lockorder') + (select count(*) from public.reminders where note = 'lockorder')")" "its three child rows are there"
+assert_eq "uuid|d1b2c3d4-0000-4000-8000-000000000001" "$(q lockorder "select pg_typeof(id), id_legacy from public.users where email = 'lockorder@x'")" "and its user, swapped"
+assert_eq "0" "$(q lockorder "select metadata->>'ddl_retries' from migration_log where phase = 3 and operation like 'convert%' and status = 'done' order by id desc limit 1")" "the swap waited once, without a deadlock or a retry"
+
 test_case "kill -9 during phase2, then phase2 again: the same data as a clean run"
 fresh_app clean 400
 u 1 clean apply >/dev/null 2>&1; u 2 clean apply --batch-size 13 >/dev/null 2>&1
