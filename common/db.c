@@ -210,6 +210,16 @@ db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	PQclear(db_query(conn, sql, nparams, params));
 }
 
+long long
+db_exec_rows(PGconn *conn, const char *sql)
+{
+	PGresult *res = db_query(conn, sql, 0, NULL);
+	long long rows = atoll(PQcmdTuples(res));
+
+	PQclear(res);
+	return rows;
+}
+
 char *
 db_value(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {

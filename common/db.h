@@ -40,6 +40,8 @@ PGresult *db_query_try(PGconn *conn, const char *sql, int nparams, const char *c
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
 void db_exec(PGconn *conn, const char *sql);
 void db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/* db_exec, returning the rows the statement affected (PQcmdTuples). */
+long long db_exec_rows(PGconn *conn, const char *sql);
 /* First column of the first row as a malloc'd string, or NULL (no row, NULL). */
 char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
 long long db_count(PGconn *conn, const char *sql, int nparams, const char *const *params);

@@ -22,6 +22,7 @@ typedef struct Run
 	char run_id[37];
 	char *client;			/* OS user@host */
 	long long phase_entry;	/* migration_log id of the phase-level row */
+	char *phase_metadata;	/* JSON text for that row (phase3 apply: the findings), or NULL */
 	/* the operation being run: its migration_log row and what it reports */
 	long long op_entry;
 	long long op_rows;

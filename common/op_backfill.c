@@ -815,6 +815,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 			const char *stmts[1] = {drop};
 
 			log_info("restored %lld rows", b.changed);
+			run->op_rows = b.changed;
 			rc = ops_ddl(run, drop, stmts, 1);
 			if (rc == EXIT_DONE)
 				mlog_unregister(run->conn, p, "backup_table", "backfill");

@@ -360,6 +360,7 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		log_info("restoring the values of %s from %s", n.qcol, n.backup);
 		rc = batch_run(run, &b);
 		log_info("restored %lld values of %s", b.changed, n.qcol);
+		run->op_rows = b.changed;
 		free(b.last_key);
 		free(first);
 		free(next);

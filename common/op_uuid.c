@@ -722,7 +722,7 @@ uuid_rollback2(Run *run, const Op *op, const Options *opts)
 							   job.t[i].table, job.t[i].q_shadow, job.try_fn, job.t[i].q_col, job.t[i].q_shadow,
 							   job.try_fn, job.t[i].q_col);
 
-		db_exec(run->conn, sql);
+		run->op_rows += db_exec_rows(run->conn, sql);
 		free(sql);
 	}
 	{

@@ -713,7 +713,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 							   k->q_col, k->q_legacy);
 
 		log_info("restoring the legacy keys from %s", job->legacy_backup);
-		db_exec(run->conn, sql);
+		run->op_rows += db_exec_rows(run->conn, sql);
 		free(sql);
 	}
 	for (int i = 1; i < job->n; i++)
@@ -723,7 +723,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 							   t->table, t->q_legacy, k->q_legacy, k->table, k->q_col, t->q_col, t->q_legacy,
 							   k->q_legacy);
 
-		db_exec(run->conn, sql);
+		run->op_rows += db_exec_rows(run->conn, sql);
 		free(sql);
 	}
 	/* 2. defaults, NOT NULL, the legacy indexes and constraints, the reverse triggers */

@@ -177,9 +177,9 @@ phase_check_ops(Run *run, const Options *opts, bool own_entry)
 		mlog_finish(run, entry, problems > 0 ? "refused" : "done", 0, NULL, text);
 	else
 	{
-		/* inside apply: the findings go on the apply row */
-		free(run->op_metadata);
-		run->op_metadata = xstrdup(text);
+		/* inside apply: the findings go on the phase-level row of the apply */
+		free(run->phase_metadata);
+		run->phase_metadata = xstrdup(text);
 	}
 	free(text);
 	json_decref(meta);

@@ -121,7 +121,7 @@ run_finish(Run *run, int code, const char *message)
 	const char *status = code == EXIT_DONE ? "done" : code == EXIT_REFUSED ? "refused" : "failed";
 
 	if (run->phase_entry > 0 && run->conn && PQstatus(run->conn) == CONNECTION_OK)
-		mlog_finish(run, run->phase_entry, status, 0, message, run->op_metadata);
+		mlog_finish(run, run->phase_entry, status, 0, message, run->phase_metadata);
 	if (code == EXIT_DONE && log_file_path())
 		log_info("%s %s: done%s%s", log_progname(), run->subcommand, log_file_path() ? ", log " : "",
 				 log_file_path() ? log_file_path() : "");

@@ -165,7 +165,14 @@ print_text(json_t *st)
 			long long done = json_integer_value(json_object_get(ph, "rows_done"));
 			long long total = json_integer_value(json_object_get(ph, "rows_total"));
 
-			printf("  rows:     %lld of %lld (%.1f%%)\n", done, total, total > 0 ? 100.0 * done / total : 100.0);
+			json_t *meta = json_object_get(ph, "rows_metadata");
+
+			printf("  rows:     %lld of %lld scanned (%.1f%%)", done, total, total > 0 ? 100.0 * done / total : 100.0);
+			if (json_is_integer(json_object_get(meta, "rows_filled")))
+				printf(", %lld filled", (long long) json_integer_value(json_object_get(meta, "rows_filled")));
+			if (json_is_integer(json_object_get(meta, "unmatched")))
+				printf(", %lld without a match", (long long) json_integer_value(json_object_get(meta, "unmatched")));
+			putchar('\n');
 		}
 		{
 			size_t t;

@@ -52,6 +52,13 @@ assert_eq "$(q seq "select count(*) from public.expected where uid is not null")
     u.last_sign_in_at) is distinct from (fb.dn, fb.ev, fb.pu, fb.ph, fb.ls))
     from public.users u join public.fb on fb.uid = u.firebase_uid")" \
   "profile columns of every exported user equal the export"
+assert_exit 0 "phase2 status" -- p2 status -d seq
+assert_contains "$LAST_OUT" "phase2: applied
+  rows:     600 of 600 scanned (100.0%), 600 filled, 0 without a match" "status: rows scanned, filled, unmatched"
+assert_exit 0 "phase1 status --json" -- p1 status -d seq --json
+assert_eq "true|false|done|600" "$(psql -X -A -t -q -d seq -v j="$LAST_OUT" <<<"select (:'j'::jsonb)->'phases'->1->>'applied',
+  (:'j'::jsonb)->'phases'->2->>'applied', (:'j'::jsonb)->'phases'->1->'last_run'->>'status',
+  (:'j'::jsonb)->'phases'->1->'rows_metadata'->>'rows_filled'")" "status --json: the same as an object"
 q seq "drop table public.fb" >/dev/null
 q seq "drop table public.expected" >/dev/null
 assert_exit 0 "phase3 check" -- p3 check -d seq
@@ -71,6 +78,11 @@ assert_exit 0 "phase3 rollback" -- p3 rollback -d seq
 assert_exit 0 "phase2 rollback" -- p2 rollback -d seq
 assert_exit 0 "phase1 rollback" -- p1 rollback -d seq
 assert_eq "$start" "$(state seq)" "schema and every table as at the start"
+assert_eq "rollback drop_column clerk_user_id|600
+rollback backfill_from_mapping firebase_uid|600" "$(q seq "select operation, rows_done from migration_log
+  where operation like 'rollback %' and rows_done > 0 order by id")" "rollbacks record the rows they restored"
+assert_eq "0" "$(q seq "select count(*) from migration_log where phase = 3 and operation <> 'apply' and metadata ? 'findings'
+  and operation not in ('check')")" "phase3 apply keeps its findings on its own row, not on a step's"
 assert_eq "0" "$(q seq "select count(*) from migration_backup.phasemig_objects")" "nothing of phasemig left registered"
 assert_eq "0" "$(q seq "select count(*) from pg_tables where schemaname = 'migration_backup' and tablename <> 'phasemig_objects'")" "backup tables removed"
 
