@@ -38,13 +38,16 @@ db_ddl_stats(void)
 	return ddl_stats;
 }
 
-/* Record one attempt (attempt_start) of a change begun at change_start. */
+/*
+ * Record one attempt (attempt_start) of a change begun at change_start.  An
+ * attempt whose locks block the application's writes counts as a lock hold.
+ */
 static void
-note_attempt(double change_start, double attempt_start, bool retried)
+note_attempt(double change_start, double attempt_start, bool retried, bool blocks_writes)
 {
 	double now = now_ms();
 
-	if (now - attempt_start > ddl_stats.longest_attempt_ms)
+	if (blocks_writes && now - attempt_start > ddl_stats.longest_attempt_ms)
 		ddl_stats.longest_attempt_ms = now - attempt_start;
 	if (now - change_start > ddl_stats.longest_ms)
 		ddl_stats.longest_ms = now - change_start;
@@ -293,26 +296,57 @@ backoff_ms(int attempt)
 }
 
 static void
-announce_retry(const char *what, int attempt, long wait)
+announce_retry(const char *what, int timeout_ms, int attempt, long wait)
 {
 	log_warning("lock not available for %s within %d ms, attempt %d of %d, retrying in %ld ms",
-				what, retry.lock_timeout_ms, attempt, retry.max_attempts, wait);
+				what, timeout_ms, attempt, retry.max_attempts, wait);
 }
 
-bool
-db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
+/*
+ * The lock_timeout of the next attempt.  The server cancels an autovacuum
+ * worker that holds a table (SHARE UPDATE EXCLUSIVE) once a lock request has
+ * waited deadlock_timeout, but only if the request is still waiting then:
+ * with lock_timeout at or under deadlock_timeout (both 1 s by default) every
+ * attempt gives up first, for as long as the vacuum runs.  So after a lock
+ * timeout, while an autovacuum worker is at work in this database, the next
+ * attempt waits until just past deadlock_timeout.
+ */
+static int
+next_lock_timeout(PGconn *conn, const PGresult *failed)
+{
+	char *deadlock_ms;
+	int ms = retry.lock_timeout_ms;
+
+	if (failed == NULL || strcmp(db_sqlstate(failed), SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
+		return ms;
+	deadlock_ms = db_value(conn, "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout' "
+						   "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = "
+						   "'autovacuum worker' AND datname = pg_catalog.current_database())", 0, NULL);
+	if (deadlock_ms && atoi(deadlock_ms) + 200 > ms)
+	{
+		ms = atoi(deadlock_ms) + 200;
+		log_info("an autovacuum worker is running in this database: the next attempt waits %d ms, past "
+				 "deadlock_timeout, so that the server cancels it if it holds the table", ms);
+	}
+	free(deadlock_ms);
+	return ms;
+}
+
+static bool
+ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool blocks_writes)
 {
 	char set_timeout[64];
+	int timeout_ms = retry.lock_timeout_ms;
 
 	double change_start = now_ms();
 
-	snprintf(set_timeout, sizeof set_timeout, "SET LOCAL lock_timeout = %d", retry.lock_timeout_ms);
 	for (int attempt = 1;; attempt++)
 	{
 		PGresult *res = NULL;
 		const char *failed_sql = NULL;
 		double attempt_start = now_ms();
 
+		snprintf(set_timeout, sizeof set_timeout, "SET LOCAL lock_timeout = %d", timeout_ms);
 		db_exec(conn, "BEGIN");
 		db_exec(conn, set_timeout);
 		for (int i = 0; i < n; i++)
@@ -332,13 +366,13 @@ db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
 			if (db_ok(res))
 			{
 				PQclear(res);
-				note_attempt(change_start, attempt_start, false);
+				note_attempt(change_start, attempt_start, false, blocks_writes);
 				return true;
 			}
 			failed_sql = "COMMIT";
 		}
 		PQclear(PQexec(conn, "ROLLBACK"));
-		note_attempt(change_start, attempt_start, is_retryable(res));
+		note_attempt(change_start, attempt_start, is_retryable(res), blocks_writes);
 		if (!is_retryable(res) || attempt >= retry.max_attempts)
 		{
 			if (is_retryable(res))
@@ -348,14 +382,27 @@ db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
 			PQclear(res);
 			return false;
 		}
-		PQclear(res);
 		{
 			long wait = backoff_ms(attempt);
 
-			announce_retry(what, attempt, wait);
+			announce_retry(what, timeout_ms, attempt, wait);
+			timeout_ms = next_lock_timeout(conn, res);
+			PQclear(res);
 			db_sleep_ms(wait);
 		}
 	}
+}
+
+bool
+db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n)
+{
+	return ddl_try(conn, what, stmts, n, true);
+}
+
+bool
+db_ddl_try_nonblocking(PGconn *conn, const char *what, const char *const *stmts, int n)
+{
+	return ddl_try(conn, what, stmts, n, false);
 }
 
 bool
@@ -365,19 +412,20 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 
 	double change_start = now_ms();
 
-	snprintf(set_timeout, sizeof set_timeout, "SET lock_timeout = %d",
-			 use_lock_timeout ? retry.lock_timeout_ms : 0);
+	int timeout_ms = use_lock_timeout ? retry.lock_timeout_ms : 0;
+
 	for (int attempt = 1;; attempt++)
 	{
 		PGresult *res;
 		double attempt_start = now_ms();
 
+		snprintf(set_timeout, sizeof set_timeout, "SET lock_timeout = %d", timeout_ms);
 		db_exec(conn, set_timeout);
 		res = PQexec(conn, sql);
 		db_exec(conn, "RESET lock_timeout");
 		/* a CONCURRENTLY build holds no lock that blocks writes: not counted as a lock hold */
 		if (use_lock_timeout)
-			note_attempt(change_start, attempt_start, !db_ok(res) && is_retryable(res));
+			note_attempt(change_start, attempt_start, !db_ok(res) && is_retryable(res), true);
 		if (db_ok(res))
 		{
 			PQclear(res);
@@ -389,11 +437,13 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 			PQclear(res);
 			return false;
 		}
-		PQclear(res);
-		{
+		if (use_lock_timeout)
+			{
 			long wait = backoff_ms(attempt);
 
-			announce_retry(what, attempt, wait);
+			announce_retry(what, timeout_ms, attempt, wait);
+			timeout_ms = next_lock_timeout(conn, res);
+			PQclear(res);
 			db_sleep_ms(wait);
 		}
 	}

@@ -60,6 +60,11 @@ const DbRetry *db_get_retry(void);
  * with nothing changed.  what names the change in retry messages.
  */
 bool db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n);
+/*
+ * Same, for a change whose lock lets the application read and write (VALIDATE
+ * CONSTRAINT: SHARE UPDATE EXCLUSIVE): its time is not counted as a lock hold.
+ */
+bool db_ddl_try_nonblocking(PGconn *conn, const char *what, const char *const *stmts, int n);
 /* Same, for one statement that cannot run in a transaction block (CONCURRENTLY). */
 bool db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout);
 

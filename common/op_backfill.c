@@ -703,7 +703,8 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 							   " FROM pg_temp.phasemig_staging", n.source);
 		const char *stmts[2] = {del, ins};
 
-		rc = ops_ddl(run, "replacing the mapping", stmts, 2);
+		/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
+		rc = db_ddl_try_nonblocking(run->conn, "replacing the mapping", stmts, 2) ? EXIT_DONE : EXIT_FAILED;
 		free(del);
 		free(ins);
 		if (rc != EXIT_DONE)

@@ -261,15 +261,12 @@ restore_constraint(Run *run, json_t *c)
 	else if (strcmp(type, "c") == 0 || strcmp(type, "f") == 0)
 	{
 		char *add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", p->q_table, qname, cdef);
-		char *validate = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", p->q_table, qname);
-		const char *s1[1] = {add};
-		const char *s2[1] = {validate};
+		const char *stmts[1] = {add};
 
-		rc = ops_ddl(run, add, s1, 1);
+		rc = ops_ddl(run, add, stmts, 1);
 		if (rc == EXIT_DONE)
-			rc = ops_ddl(run, validate, s2, 1);
+			rc = ops_validate(run, p->q_table, qname);
 		free(add);
-		free(validate);
 	}
 	else
 	{

@@ -331,11 +331,9 @@ validate_foreign_keys(Run *run, const UuidJob *job)
 	for (int i = 1; i < job->n && rc == EXIT_DONE; i++)
 	{
 		char *qc = db_ident(run->conn, job->t[i].constraint);
-		Stmts st = {0};
 
-		add(&st, str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", job->t[i].table, qc));
 		log_info("validating foreign key %s of %s", qc, job->t[i].table);
-		rc = run_stmts(run, "validating a foreign key", &st);
+		rc = ops_validate(run, job->t[i].table, qc);
 		free(qc);
 	}
 	return rc;

@@ -44,6 +44,17 @@ ops_ddl(Run *run, const char *what, const char *const *stmts, int n)
 }
 
 int
+ops_validate(Run *run, const char *qtable, const char *qconstraint)
+{
+	char *sql = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qtable, qconstraint);
+	const char *stmts[1] = {sql};
+	int rc = db_ddl_try_nonblocking(run->conn, sql, stmts, 1) ? EXIT_DONE : EXIT_FAILED;
+
+	free(sql);
+	return rc;
+}
+
+int
 ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind)
 {
 	const Plan *p = run->plan;
@@ -132,7 +143,7 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 	char *check = ops_not_null_check_name(column);
 	char *qcheck = plan_ident(p, check);
 	char *qcol = plan_ident(p, column);
-	char *add = NULL, *validate = NULL, *set = NULL, *drop = NULL;
+	char *add = NULL, *set = NULL, *drop = NULL;
 	int rc = EXIT_DONE;
 
 	if (column_is_not_null(run, qtable, column))
@@ -152,14 +163,9 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 			goto done;
 	}
 	/* 2. validate in its own transaction: SHARE UPDATE EXCLUSIVE, writes go on */
-	validate = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qtable, qcheck);
-	{
-		const char *stmts[1] = {validate};
-
-		log_info("validating NOT NULL of %s", qcol);
-		if ((rc = ops_ddl(run, validate, stmts, 1)) != EXIT_DONE)
-			goto done;
-	}
+	log_info("validating NOT NULL of %s", qcol);
+	if ((rc = ops_validate(run, qtable, qcheck)) != EXIT_DONE)
+		goto done;
 	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
 	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
 	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
@@ -173,7 +179,6 @@ done:
 	free(qcheck);
 	free(qcol);
 	free(add);
-	free(validate);
 	free(set);
 	free(drop);
 	return rc;

@@ -52,5 +52,10 @@ int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
 char *ops_not_null_check_name(const char *column);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
 int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
+/*
+ * ALTER TABLE qtable VALIDATE CONSTRAINT qconstraint in its own transaction:
+ * SHARE UPDATE EXCLUSIVE, so the application reads and writes while it scans.
+ */
+int ops_validate(Run *run, const char *qtable, const char *qconstraint);
 
 #endif

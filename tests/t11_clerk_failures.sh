@@ -163,3 +163,17 @@ assert_exit 0 "rollback 3" -- phase 3 rollback $P
 assert_exit 0 "rollback 2" -- phase 2 rollback $P
 assert_exit 0 "rollback 1" -- phase 1 rollback $P
 assert_eq "$start" "$(state foreign)" "schema and data as at the start"
+
+test_case "an autovacuum worker holding the users table is cancelled by the server on the next attempt, not waited out"
+fresh_app vac 5000
+q postgres "alter system set autovacuum_naptime = 1" >/dev/null; q postgres "select pg_reload_conf()" >/dev/null
+on_exit 'psql -X -q -d postgres -c "alter system reset autovacuum_naptime" -c "select pg_reload_conf()" >/dev/null 2>&1'
+# a vacuum of users that crawls (one page per 100 ms) and so holds SHARE UPDATE EXCLUSIVE for many seconds
+q vac "alter table public.users set (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0,
+  autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1);
+  update public.users set name = name where id = (select min(id) from public.users)" >/dev/null
+wait_for_sql vac "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker' and datname = 'vac'" 1 90
+assert_exit 0 "phase1 apply, with a lock timeout (300 ms) under deadlock_timeout (1 s)" -- p1 apply -d vac --lock-timeout 300
+assert_contains "$LAST_ERR" "an autovacuum worker is running in this database: the next attempt waits 1200 ms" "says why it waits longer"
+assert_eq "1" "$(q vac "select max((metadata->>'ddl_retries')::int) from migration_log where phase = 1 and operation like 'add_column%'")" \
+  "each change retried once at most: the server cancelled the vacuum during the longer wait"
