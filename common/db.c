@@ -303,30 +303,34 @@ announce_retry(const char *what, int timeout_ms, int attempt, long wait)
 }
 
 /*
- * The lock_timeout of the next attempt.  The server cancels an autovacuum
- * worker that holds a table (SHARE UPDATE EXCLUSIVE) once a lock request has
- * waited deadlock_timeout, but only if the request is still waiting then:
- * with lock_timeout at or under deadlock_timeout (both 1 s by default) every
- * attempt gives up first, for as long as the vacuum runs.  So after a lock
- * timeout, while an autovacuum worker is at work in this database, the next
- * attempt waits until just past deadlock_timeout.
+ * The lock_timeout of an attempt.  The server cancels an autovacuum worker
+ * that holds a table (SHARE UPDATE EXCLUSIVE) once a lock request has waited
+ * deadlock_timeout, but only if the request is still waiting then: with
+ * lock_timeout at or under deadlock_timeout (both 1 s by default) every
+ * attempt gives up first, for as long as the vacuum runs.  So while an
+ * autovacuum worker is at work in this database, the first attempt, and any
+ * after a lock timeout, waits until just past deadlock_timeout.
  */
 static int
-next_lock_timeout(PGconn *conn, const PGresult *failed)
+attempt_lock_timeout(PGconn *conn, const char *what, const PGresult *failed)
 {
 	char *deadlock_ms;
 	int ms = retry.lock_timeout_ms;
 
-	if (failed == NULL || strcmp(db_sqlstate(failed), SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
+	if (failed != NULL && strcmp(db_sqlstate(failed), SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 		return ms;
 	deadlock_ms = db_value(conn, "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout' "
 						   "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = "
 						   "'autovacuum worker' AND datname = pg_catalog.current_database())", 0, NULL);
 	if (deadlock_ms && atoi(deadlock_ms) + 200 > ms)
 	{
+		static bool told;
+
 		ms = atoi(deadlock_ms) + 200;
-		log_info("an autovacuum worker is running in this database: the next attempt waits %d ms, past "
-				 "deadlock_timeout, so that the server cancels it if it holds the table", ms);
+		if (!told || failed != NULL)
+			log_info("an autovacuum worker is running in this database: waiting up to %d ms for %s, past "
+					 "deadlock_timeout, so that the server cancels it if it holds the table", ms, what);
+		told = true;
 	}
 	free(deadlock_ms);
 	return ms;
@@ -336,7 +340,7 @@ static bool
 ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool blocks_writes)
 {
 	char set_timeout[64];
-	int timeout_ms = retry.lock_timeout_ms;
+	int timeout_ms = attempt_lock_timeout(conn, what, NULL);
 
 	double change_start = now_ms();
 
@@ -386,7 +390,7 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 			long wait = backoff_ms(attempt);
 
 			announce_retry(what, timeout_ms, attempt, wait);
-			timeout_ms = next_lock_timeout(conn, res);
+			timeout_ms = attempt_lock_timeout(conn, what, res);
 			PQclear(res);
 			db_sleep_ms(wait);
 		}
@@ -412,7 +416,7 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 
 	double change_start = now_ms();
 
-	int timeout_ms = use_lock_timeout ? retry.lock_timeout_ms : 0;
+	int timeout_ms = use_lock_timeout ? attempt_lock_timeout(conn, what, NULL) : 0;
 
 	for (int attempt = 1;; attempt++)
 	{
@@ -442,7 +446,7 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 			long wait = backoff_ms(attempt);
 
 			announce_retry(what, timeout_ms, attempt, wait);
-			timeout_ms = next_lock_timeout(conn, res);
+			timeout_ms = attempt_lock_timeout(conn, what, res);
 			PQclear(res);
 			db_sleep_ms(wait);
 		}
