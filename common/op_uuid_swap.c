@@ -383,13 +383,59 @@ add_index_renames(Stmts *st, const UuidJob *job, bool forward)
 	}
 }
 
+/*
+ * What the swap and the swap back both do first, in their one transaction:
+ * lock every table, drop the views saved around it, the foreign keys, the
+ * triggers of the side being left and the primary key, and trade the index
+ * names (forward: originals become legacy, mirrors take their names).
+ */
+static void
+add_swap_teardown(Stmts *st, const UuidJob *job, json_t *views, bool forward)
+{
+	char *qpk = db_ident(job->run->conn, job->pk_name);
+
+	add_lock_tables(st, job, views);
+	add_view_drops(st, views);
+	add_foreign_keys(st, job, true);
+	for (int i = 0; i < job->n; i++)
+		add(st, uuid_drop_trigger_sql(job, i, !forward));
+	add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", job->t[0].table, qpk));
+	add_index_renames(st, job, forward);
+	free(qpk);
+}
+
+/*
+ * And what both do last, once the columns are renamed: the primary key back
+ * with its name on the index of the side now in use, the foreign keys NOT
+ * VALID with their names and actions, the triggers that keep the other side
+ * filled, and the saved views.
+ */
+static void
+add_swap_rebuild(Stmts *st, const UuidJob *job, json_t *views, bool forward)
+{
+	char *qpk = db_ident(job->run->conn, job->pk_name);
+	char *qindex = db_ident(job->run->conn, forward ? job->pk_mirror : job->pk_legacy);
+
+	add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", job->t[0].table, qpk, qindex));
+	add_foreign_keys(st, job, false);
+	for (int i = 0; i < job->n; i++)
+	{
+		char *fn, *trig;
+
+		uuid_trigger_sql(job, i, forward, &fn, &trig);
+		add(st, fn);
+		add(st, trig);
+	}
+	add_view_creates(st, views);
+	free(qpk), free(qindex);
+}
+
 int
 uuid_swap(Run *run, const Op *op, const Options *opts)
 {
 	UuidJob job;
 	Stmts st = {0};
 	int rc = EXIT_DONE;
-	UuidTarget *k;
 	json_t *views = NULL;
 
 	(void) opts;
@@ -401,7 +447,6 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 		uuid_job_free(&job);
 		return EXIT_DONE;
 	}
-	k = &job.t[0];
 	/* 1. the indexes the swap adopts (rebuilt if a rollback dropped them) */
 	rc = uuid_build_mirrors(&job);
 	/* 2. NOT NULL on the shadows through validated CHECKs, before the exclusive locks */
@@ -431,18 +476,7 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 			log_info("recreating %zu dependent views around the swap", json_array_size(views));
 		}
 	}
-	add_lock_tables(&st, &job, views);
-	add_view_drops(&st, views);
-	add_foreign_keys(&st, &job, true);
-	for (int i = 0; i < job.n; i++)
-		add(&st, uuid_drop_trigger_sql(&job, i, false));
-	{
-		char *qpk = db_ident(run->conn, job.pk_name);
-
-		add(&st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", k->table, qpk));
-		free(qpk);
-	}
-	add_index_renames(&st, &job, true);
+	add_swap_teardown(&st, &job, views, true);
 	for (int i = 0; i < job.n; i++)
 	{
 		UuidTarget *t = &job.t[i];
@@ -459,23 +493,7 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 		}
 		free(def);
 	}
-	{
-		char *qpk = db_ident(run->conn, job.pk_name);
-		char *qmirror = db_ident(run->conn, job.pk_mirror);
-
-		add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", k->table, qpk, qmirror));
-		free(qpk), free(qmirror);
-	}
-	add_foreign_keys(&st, &job, false);
-	for (int i = 0; i < job.n; i++)
-	{
-		char *fn, *trig;
-
-		uuid_trigger_sql(&job, i, true, &fn, &trig);
-		add(&st, fn);
-		add(&st, trig);
-	}
-	add_view_creates(&st, views);
+	add_swap_rebuild(&st, &job, views, true);
 	add(&st, mlog_register_sql(run->plan, 3, "uuid_swapped", op->column));
 	log_info("swapping %d columns to uuid in one transaction", job.n);
 	db_ddl_stats_reset();
@@ -535,18 +553,7 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 		views = text ? json_loads(text, 0, NULL) : NULL;
 		free(text);
 	}
-	add_lock_tables(&st, &job, views);
-	add_view_drops(&st, views);
-	add_foreign_keys(&st, &job, true);
-	for (int i = 0; i < job.n; i++)
-		add(&st, uuid_drop_trigger_sql(&job, i, true));
-	{
-		char *qpk = db_ident(run->conn, job.pk_name);
-
-		add(&st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", k->table, qpk));
-		free(qpk);
-	}
-	add_index_renames(&st, &job, false);
+	add_swap_teardown(&st, &job, views, false);
 	for (int i = 0; i < job.n; i++)
 	{
 		UuidTarget *t = &job.t[i];
@@ -556,28 +563,12 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 		add(&st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_col, t->q_shadow));
 		add(&st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_legacy, t->q_col));
 	}
-	{
-		char *qpk = db_ident(run->conn, job.pk_name);
-		char *qlegacy = db_ident(run->conn, job.pk_legacy);
-
-		add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", k->table, qpk, qlegacy));
-		free(qpk), free(qlegacy);
-	}
-	add_foreign_keys(&st, &job, false);
-	for (int i = 0; i < job.n; i++)
-	{
-		char *fn, *trig;
-
-		uuid_trigger_sql(&job, i, false, &fn, &trig);
-		add(&st, fn);
-		add(&st, trig);
-	}
+	add_swap_rebuild(&st, &job, views, false);
 	{
 		const char *params[2] = {run->plan->name, op->column};
 		char *lit_plan = PQescapeLiteral(run->conn, params[0], strlen(params[0]));
 		char *lit_col = PQescapeLiteral(run->conn, params[1], strlen(params[1]));
 
-		add_view_creates(&st, views);
 		add(&st, str_printf("DELETE FROM migration_backup.phasemig_objects WHERE plan = %s AND kind IN "
 							"('uuid_swapped', 'uuid_views') AND name = %s", lit_plan, lit_col));
 		PQfreemem(lit_plan), PQfreemem(lit_col);
