@@ -116,6 +116,16 @@ run_begin_phase(Run *run)
 }
 
 void
+run_require_state(Run *run)
+{
+	if (mlog_state_exists(run->conn))
+		return;
+	log_error("phase1 has not been applied to this database (there is no migration_log)");
+	log_hint("run \"phase1 apply\" first");
+	run_finish(run, EXIT_FAILED, NULL);
+}
+
+void
 run_finish(Run *run, int code, const char *message)
 {
 	const char *status = code == EXIT_DONE ? "done" : code == EXIT_REFUSED ? "refused" : "failed";

@@ -17,6 +17,8 @@ Run *run_start(int phase, const Options *opts, bool take_lock);
 
 /* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
 void run_begin_phase(Run *run);
+/* Exit 1, saying to run phase1 apply first, when this database has no migration_log. */
+void run_require_state(Run *run);
 /* Close the phase-level row and exit with code (0 done, 3 refused, else failed). */
 _Noreturn void run_finish(Run *run, int code, const char *message);
 

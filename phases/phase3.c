@@ -118,12 +118,7 @@ main(int argc, char **argv)
 	run = run_start(3, &opts, !is_status);
 	if (is_status)
 		run_finish(run, status_print(run, opts.json), NULL);
-	if (!mlog_state_exists(run->conn))
-	{
-		log_error("phase1 has not been applied to this database (there is no migration_log)");
-		log_hint("run \"phase1 apply\" first");
-		run_finish(run, EXIT_FAILED, NULL);
-	}
+	run_require_state(run);
 	if (strcmp(opts.subcommand, "check") == 0)
 		run_finish(run, check(run, &opts), NULL);
 	if (strcmp(opts.subcommand, "finalize") == 0)
