@@ -42,6 +42,8 @@ md=$(cat "$REPORTS"/pass/*.md)
 assert_contains "$md" "# Rehearsal of plan clerk-to-firebase: PASSED" "Markdown report"
 assert_contains "$md" "| rollback 3, 2, 1 gave back the start | yes" "Markdown: rollback verdict"
 assert_contains "$md" "## Estimate for the source's size" "Markdown: estimate"
+assert_contains "$md" "## Warnings" "Markdown: what the phases warned about"
+assert_eq "array" "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"SELECT jsonb_typeof((:'j')::jsonb#>'{runs,0,warnings}')")" "JSON: warnings of each run"
 assert_eq "$START" "$(source_state)" "source schema dump, fingerprint and checksums unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
 
