@@ -296,10 +296,14 @@ backoff_ms(int attempt)
 }
 
 static void
-announce_retry(const char *what, int timeout_ms, int attempt, long wait)
+announce_retry(const char *what, const PGresult *res, int timeout_ms, int attempt, long wait)
 {
-	log_warning("lock not available for %s within %d ms, attempt %d of %d, retrying in %ld ms",
-				what, timeout_ms, attempt, retry.max_attempts, wait);
+	if (strcmp(db_sqlstate(res), SQLSTATE_DEADLOCK) == 0)
+		log_warning("deadlock detected for %s, attempt %d of %d, retrying in %ld ms",
+					what, attempt, retry.max_attempts, wait);
+	else
+		log_warning("lock not available for %s within %d ms, attempt %d of %d, retrying in %ld ms",
+					what, timeout_ms, attempt, retry.max_attempts, wait);
 }
 
 /*
@@ -389,7 +393,7 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 		{
 			long wait = backoff_ms(attempt);
 
-			announce_retry(what, timeout_ms, attempt, wait);
+			announce_retry(what, res, timeout_ms, attempt, wait);
 			timeout_ms = attempt_lock_timeout(conn, what, res);
 			PQclear(res);
 			db_sleep_ms(wait);
@@ -441,12 +445,13 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 			PQclear(res);
 			return false;
 		}
-		if (use_lock_timeout)
-			{
+		{
 			long wait = backoff_ms(attempt);
 
-			announce_retry(what, timeout_ms, attempt, wait);
-			timeout_ms = attempt_lock_timeout(conn, what, res);
+			/* a CONCURRENTLY build can also end in a deadlock with another one: wait and retry */
+			announce_retry(what, res, timeout_ms, attempt, wait);
+			if (use_lock_timeout)
+				timeout_ms = attempt_lock_timeout(conn, what, res);
 			PQclear(res);
 			db_sleep_ms(wait);
 		}
