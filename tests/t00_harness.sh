@@ -9,7 +9,7 @@ assert_ne /var/run/postgresql "$PGHOST" "PGHOST"
 assert_contains "$PGHOST" /tmp/phasemig-test. "PGHOST is the temp cluster dir"
 assert_eq "$PGHOST" "$(q postgres "select current_setting('unix_socket_directories')")" "server socket dir"
 assert_eq "$PGHOST/data" "$(q postgres 'show data_directory')" "data directory"
-assert_eq "54329" "$(q postgres 'show port')" "port"
+assert_eq "${TEST_PORT:-54329}" "$(q postgres 'show port')" "port"
 assert_eq "" "${DATABASE_URL:-}${PGPASSWORD:-}" "inherited connection settings are cleared"
 
 test_case "lib records failures, also from subshells and crashes"
