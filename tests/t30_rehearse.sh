@@ -89,6 +89,20 @@ assert_exit 2 "unreachable source" -- rehearse usage -d "dbname=no_such_db"
 assert_exit 2 "not a plan" -- "$ROOT/scripts/rehearse" --plan "$DATA/expected.csv" -d rsrc --report-dir "$REPORTS/usage"
 assert_eq "0" "$(copies)" "no copy made"
 
+test_case "failed load transactions are counted whatever pgbench calls them, never fewer than its summary says"
+# load_figures PREFIX T0 T1 of scripts/rehearse, fed a synthetic pgbench 15 --failures-detailed log
+figures() { (source "$ROOT/scripts/rehearse" && load_figures "$@"); }
+synth=$TEST_TMP/synth.load
+printf '%s\n' '0 1 4928 0 1795362404 544671' '1 1 1040 0 1795362404 600000' '1 1040 deadlock 0 1795362434 630229' \
+    '2 7 serialization 0 1795362435 100' '3 9 failed 0 1795362436 5' '0 2 12000 0 1795362500 0' >"$synth.4242"
+printf '%s\n' 'number of transactions actually processed: 3' 'number of failed transactions: 3 (50.000%)' >"$synth.out"
+assert_eq "2 3 4.9 3.0" "$(figures "$synth" 1795362400 1795362440)" \
+    "deadlock, serialization and failed lines counted as failed; the later transaction outside the window"
+printf '%s\n' '3 4 800 0 1795362405 0' >"$synth.4242.1"
+printf '%s\n' 'number of failed transactions: 7 (1.000%)' >"$synth.out"
+assert_eq "3 7 4.9 2.3" "$(figures "$synth" 1795362400 1795362440)" "pgbench's summary count wins when it says more"
+assert_eq "0 0 0.0 0.0" "$(figures "$TEST_TMP/no-such-run" 0 1)" "no logs: nothing counted"
+
 test_case "under pgbench load during every apply: no failed transaction, stalls measured, the start comes back"
 assert_exit 0 "rehearse --with-load" -- rehearse load "${GENERATE[@]}" --with-load
 assert_eq "true|0" "$(jget load '{passed}')|$(jget load '{load,failed_transactions}')" "JSON: passed, 0 failed transactions"
