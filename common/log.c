@@ -41,17 +41,29 @@ log_progname(void)
 	return progname;
 }
 
+/* open(2) with FLAGS and mode 0600, as a stdio stream; NULL with errno set. */
+static FILE *
+open_private(const char *path, int flags, const char *mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | flags, 0600);
+	FILE *fp = fd >= 0 ? fdopen(fd, mode) : NULL;
+
+	if (fp == NULL && fd >= 0)
+		close(fd);
+	return fp;
+}
+
+FILE *
+log_create_private_file(const char *path)
+{
+	return open_private(path, O_TRUNC, "w");
+}
+
 bool
 log_open_file(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-	if (fd < 0 || (logfile = fdopen(fd, "a")) == NULL)
-	{
-		if (fd >= 0)
-			close(fd);
+	if ((logfile = open_private(path, O_APPEND, "a")) == NULL)
 		return false;
-	}
 	free(logfile_path);
 	logfile_path = strdup(path);
 	return true;

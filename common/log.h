@@ -6,6 +6,7 @@
 #define PHASEMIG_LOG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 /* Exit codes shared by every binary (documented in each --help). */
 enum
@@ -24,6 +25,11 @@ const char *log_progname(void);
 bool log_open_file(const char *path);
 const char *log_file_path(void);
 void log_close_file(void);
+/*
+ * Create (or truncate) PATH for writing, readable by its owner only: files
+ * in the logs directory hold emails and password digests.  NULL, errno set.
+ */
+FILE *log_create_private_file(const char *path);
 
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

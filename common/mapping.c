@@ -140,25 +140,6 @@ clerk_id_from_attributes(json_t *user, long element, long *bad_attributes)
 	return id;
 }
 
-static char *
-normalize_email(const char *email)
-{
-	const char *start = email;
-	size_t len;
-	char *out;
-
-	while (*start && isspace((unsigned char) *start))
-		start++;
-	len = strlen(start);
-	while (len > 0 && isspace((unsigned char) start[len - 1]))
-		len--;
-	out = xmalloc(len + 1);
-	for (size_t i = 0; i < len; i++)
-		out[i] = (char) tolower((unsigned char) start[i]);
-	out[len] = '\0';
-	return out;
-}
-
 static bool
 valid_uid(const char *uid, long element, const char *path)
 {
@@ -183,18 +164,16 @@ firebase_row(CopyIn *ci, json_t *user, long element, const char *path, long *bad
 	const char *uid = opt_string(user, "localId");
 	const char *email = opt_string(user, "email");
 	char *clerk;
-	char *norm;
 	char last[96], created[96], elem[24];
 
 	if (!valid_uid(uid, element, path))
 		return false;
 	clerk = clerk_id_from_attributes(user, element, bad_attributes);
-	norm = email ? normalize_email(email) : NULL;
 	snprintf(elem, sizeof elem, "%ld", element);
 	copyin_field(ci, uid);
 	copyin_field(ci, clerk);
 	copyin_field(ci, email);
-	copyin_field(ci, norm && norm[0] ? norm : NULL);
+	copyin_field(ci, NULL);		/* email_norm: set in SQL, see MAPPING_EMAIL_NORM */
 	copyin_field(ci, opt_bool(user, "emailVerified"));
 	copyin_field(ci, opt_string(user, "displayName"));
 	copyin_field(ci, opt_string(user, "photoUrl"));
@@ -205,7 +184,6 @@ firebase_row(CopyIn *ci, json_t *user, long element, const char *path, long *bad
 	copyin_field(ci, "file");
 	copyin_field(ci, elem);
 	free(clerk);
-	free(norm);
 	return copyin_end_row(ci);
 }
 
@@ -273,7 +251,10 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 		bool ok;
 
 		if (!json_is_object(elem))
+		{
+			log_error("mapping file \"%s\": element %ld is not an object", path, js.element);
 			ok = false;
+		}
 		else if (format == FORMAT_FIREBASE)
 			ok = firebase_row(&ci, elem, js.element, path, &bad_attributes);
 		else
@@ -298,11 +279,51 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 		return failure ? EXIT_BAD_INPUT : EXIT_FAILED;
 	if (bad_attributes > 10)
 		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
+	{
+		char *norm = str_printf("UPDATE pg_temp.phasemig_staging SET email_norm = nullif(" MAPPING_EMAIL_NORM("")
+								", '') WHERE email IS NOT NULL", "email");
+
+		db_exec(conn, norm);
+		free(norm);
+	}
 	*loaded = ci.rows;
 	return EXIT_DONE;
 }
 
-/* CSV is parsed by the server (COPY csv, HEADER MATCH refuses another header). */
+/*
+ * True when the first line of FP names exactly the columns EXPECTED
+ * ("a,b,c"), each maybe quoted; logs the header found otherwise.  What COPY's
+ * HEADER MATCH does, which PostgreSQL 14 lacks.  FP is left after the line.
+ */
+static bool
+csv_header_is(FILE *fp, const char *expected, const char *what, const char *path)
+{
+	char line[4096];
+	StrBuf got;
+	size_t len;
+	bool ok;
+
+	if (fgets(line, sizeof line, fp) == NULL)
+		line[0] = '\0';
+	len = strlen(line);
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		line[--len] = '\0';
+	sb_init(&got);
+	/* a UTF-8 byte order mark, as spreadsheet programs write */
+	for (const char *c = strncmp(line, "\xEF\xBB\xBF", 3) == 0 ? line + 3 : line; *c; c++)
+		if (*c != '"' && *c != ' ')
+			sb_appendn(&got, c, 1);
+	ok = got.data != NULL && strcmp(got.data, expected) == 0;
+	if (!ok)
+	{
+		log_error("\"%s\" is not %s: its first line must be the header %s", path, what, expected);
+		log_detail("found: %.200s", line);
+	}
+	sb_free(&got);
+	return ok;
+}
+
+/* CSV is parsed by the server (COPY csv); the header is checked here first. */
 static int
 load_csv(PGconn *conn, const char *path, long long *loaded)
 {
@@ -315,9 +336,14 @@ load_csv(PGconn *conn, const char *path, long long *loaded)
 		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
 		return EXIT_BAD_INPUT;
 	}
+	if (!csv_header_is(fp, "clerk_user_id,firebase_uid", "a mapping CSV", path))
+	{
+		fclose(fp);
+		return EXIT_BAD_INPUT;
+	}
 	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_csv (clerk_user_id text, firebase_uid text)");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_csv");
-	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv, HEADER match)"))
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv)"))
 	{
 		fclose(fp);
 		return EXIT_FAILED;
@@ -326,7 +352,7 @@ load_csv(PGconn *conn, const char *path, long long *loaded)
 	fclose(fp);
 	if (!copyin_finish(&ci, ok ? NULL : "read error"))
 	{
-		log_error("mapping file \"%s\" is not a CSV with the header clerk_user_id,firebase_uid", path);
+		log_hint("mapping file \"%s\" must be CSV with two columns, clerk_user_id and firebase_uid", path);
 		return EXIT_BAD_INPUT;
 	}
 	{
@@ -364,6 +390,10 @@ mapping_load(PGconn *conn, const char *path, long long *loaded)
 	return load_json(conn, path, format, loaded);
 }
 
+#define CLERK_HEADER "id,first_name,last_name,username,primary_email_address,primary_phone_number," \
+	"verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers," \
+	"totp_secret,password_digest,password_hasher"
+
 int
 mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 {
@@ -381,7 +411,12 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
 			"totp_secret text, password_digest text, password_hasher text)");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
-	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv, HEADER match)"))
+	if (!csv_header_is(fp, CLERK_HEADER, "a Clerk dashboard CSV export", path))
+	{
+		fclose(fp);
+		return EXIT_BAD_INPUT;
+	}
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)"))
 	{
 		fclose(fp);
 		return EXIT_FAILED;
@@ -390,7 +425,7 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 	fclose(fp);
 	if (!copyin_finish(&ci, ok ? NULL : "read error"))
 	{
-		log_error("\"%s\" is not a Clerk dashboard CSV export (see docs/plans.md for the header)", path);
+		log_hint("\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)", path);
 		return EXIT_BAD_INPUT;
 	}
 	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_clerk", 0, NULL);

@@ -45,6 +45,14 @@ void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *la
 void mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
 				 const char *metadata);
 
+/*
+ * SQL: the id of the plan's ($1) newest phase2 rollback, or 0.  A checkpoint
+ * older than it belongs to work that rollback undid: never resume from it.
+ */
+#define MLOG_LAST_PHASE2_ROLLBACK \
+	"coalesce((SELECT max(r.id) FROM public.migration_log r WHERE r.plan = $1 AND r.phase = 2 " \
+	"AND r.operation = 'rollback'), 0)"
+
 /* true when the newest finished apply/rollback of PHASE for this plan is an apply. */
 bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
 

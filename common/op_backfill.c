@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "catalog.h"
@@ -82,7 +84,7 @@ sync_function_sql(const Run *run, const Op *op, const Names *n)
 		sb_printf(&sb,
 				  "  IF n = 0 THEN\n"
 				  "    SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n"
-				  "     WHERE x.clerk_user_id IS NULL AND x.email_norm = lower(btrim(NEW.%s::text));\n"
+				  "     WHERE x.clerk_user_id IS NULL AND x.email_norm = " MAPPING_EMAIL_NORM("NEW.") ";\n"
 				  "  END IF;\n",
 				  n->source, n->q_email);
 	sb_printf(&sb,
@@ -241,7 +243,7 @@ build_matches(Run *run, const Names *n)
 		sb_printf(&sb,
 				  " UNION ALL SELECT t.%s::text, x.firebase_uid, 'email' "
 				  "FROM %s t JOIN pg_temp.phasemig_staging x ON x.clerk_user_id IS NULL "
-				  "AND x.email_norm = lower(btrim(t.%s::text)) "
+				  "AND x.email_norm = " MAPPING_EMAIL_NORM("t.") " "
 				  "WHERE NOT EXISTS (SELECT 1 FROM pg_temp.phasemig_staging y WHERE y.clerk_user_id = t.%s::text)",
 				  p->q_key, p->q_table, n->q_email, n->q_match);
 	db_exec(run->conn, "DROP TABLE IF EXISTS pg_temp.phasemig_matches");
@@ -295,7 +297,7 @@ generate_missing(Run *run, const Names *n, long long *generated)
 	CopyIn ci;
 	char *email_cond = n->q_email
 		? str_printf(" AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.clerk_user_id IS NULL "
-					 "AND x.email_norm = lower(btrim(t.%s::text)))", n->source, n->q_email)
+					 "AND x.email_norm = " MAPPING_EMAIL_NORM("t.") ")", n->source, n->q_email)
 		: xstrdup("");
 	char *declare = str_printf(
 		"DECLARE phasemig_missing NO SCROLL CURSOR FOR SELECT DISTINCT t.%s::text FROM %s t "
@@ -411,7 +413,7 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first)
 		free(q);
 	}
 	{
-		char *email = n->q_email ? str_printf("lower(btrim(t.%s::text))", n->q_email) : xstrdup("NULL::text");
+		char *email = n->q_email ? str_printf(MAPPING_EMAIL_NORM("t."), n->q_email) : xstrdup("NULL::text");
 		char *where = first ? xstrdup("") : str_printf("WHERE t.%s > $2", p->q_key);
 
 		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo FROM %s t %s "
@@ -454,7 +456,7 @@ resume_point(Run *run, const Op *op, long long *rows_done, char **last_key)
 	res = db_query(run->conn,
 							 "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
 							 "AND phase = 2 AND operation = $2 AND id < $3 AND status <> 'refused' "
-							 "ORDER BY id DESC LIMIT 1",
+							 "AND id > " MLOG_LAST_PHASE2_ROLLBACK " ORDER BY id DESC LIMIT 1",
 							 3, params);
 
 	*rows_done = 0;
@@ -472,7 +474,7 @@ resume_point(Run *run, const Op *op, long long *rows_done, char **last_key)
 static long long
 copy_out_to_file(Run *run, const char *sql, const char *path)
 {
-	FILE *fp = fopen(path, "w");
+	FILE *fp = log_create_private_file(path);
 	PGresult *res;
 	char *line;
 	int len;
@@ -556,35 +558,50 @@ base64(const char *in)
 	return out;
 }
 
-/* A file `firebase auth:import` accepts, for exactly the users given generated uids. */
+/*
+ * A file `firebase auth:import` accepts, for exactly the users given generated
+ * uids that no earlier import file listed: importing a user again would
+ * overwrite the Firebase account (and the password it has now).  The users
+ * are marked with this run's id in the transaction that reads them, committed
+ * once the file is written.
+ */
 static int
 write_import_file(Run *run, const Names *n, const Options *opts, bool with_clerk)
 {
 	const Plan *p = run->plan;
 	char *path = str_printf("%s/%s-firebase-import.json", opts->logs_dir, run->run_id);
 	char *email = n->q_email ? str_printf("t.%s::text", n->q_email) : xstrdup("NULL::text");
+	char *mark = str_printf("INSERT INTO pg_temp.phasemig_to_import WITH m AS (UPDATE %s x SET import_file = $1 "
+							"WHERE x.origin = 'generated' AND x.import_file IS NULL AND EXISTS (SELECT 1 FROM %s t "
+							"WHERE t.%s = x.firebase_uid) RETURNING x.firebase_uid) SELECT firebase_uid FROM m",
+							n->source, p->q_table, n->q_uid);
 	char *declare = str_printf(
 		"DECLARE phasemig_import NO SCROLL CURSOR FOR SELECT x.firebase_uid, %s, x.clerk_user_id, %s "
-		"FROM %s x JOIN %s t ON t.%s = x.firebase_uid %s WHERE x.origin = 'generated' ORDER BY x.firebase_uid",
+		"FROM %s x JOIN pg_temp.phasemig_to_import i ON i.firebase_uid = x.firebase_uid "
+		"JOIN %s t ON t.%s = x.firebase_uid %s WHERE x.origin = 'generated' ORDER BY x.firebase_uid",
 		email,
 		with_clerk ? "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), ''), "
 		"CASE WHEN c.password_hasher = 'bcrypt' THEN c.password_digest END, c.primary_phone_number"
 		: "NULL, NULL, NULL",
 		n->source, p->q_table, n->q_uid, with_clerk ? "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = x.clerk_user_id" : "");
-	FILE *fp = fopen(path, "w");
+	FILE *fp = log_create_private_file(path);
 	long long users = 0, hashes = 0;
+	bool written;
 
 	free(email);
 
 	if (fp == NULL)
 	{
-		log_error("could not write \"%s\"", path);
+		log_error("could not write \"%s\": %s", path, strerror(errno));
 		free(path);
 		free(declare);
+		free(mark);
 		return EXIT_FAILED;
 	}
 	fputs("{\"users\": [", fp);
 	db_exec(run->conn, "BEGIN");
+	db_exec(run->conn, "CREATE TEMP TABLE phasemig_to_import (firebase_uid text PRIMARY KEY) ON COMMIT DROP");
+	db_execp(run->conn, mark, 1, (const char *[]) {run->run_id});
 	db_exec(run->conn, declare);
 	for (;;)
 	{
@@ -626,18 +643,33 @@ write_import_file(Run *run, const Names *n, const Options *opts, bool with_clerk
 		if (rows < 1000)
 			break;
 	}
-	db_exec(run->conn, "COMMIT");
 	fputs("]}", fp);
-	fclose(fp);
+	written = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	written = fclose(fp) == 0 && written;
+	if (!written)
+	{
+		/* the users stay unmarked: the next run's file lists them */
+		log_error("could not write \"%s\": %s", path, strerror(errno));
+		db_exec(run->conn, "ROLLBACK");
+		free(path);
+		free(declare);
+		free(mark);
+		return EXIT_FAILED;
+	}
+	db_exec(run->conn, "COMMIT");
 	if (users > 0)
 	{
 		log_info("wrote %lld users with new uids to %s", users, path);
 		log_hint("import them with: firebase auth:import %s%s", path, hashes > 0 ? " --hash-algo=BCRYPT --rounds=10" : "");
 	}
 	else
+	{
+		log_info("no user to import: every generated uid was listed by an earlier import file");
 		remove(path);
+	}
 	free(path);
 	free(declare);
+	free(mark);
 	return EXIT_DONE;
 }
 
@@ -669,8 +701,9 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		(rc = mapping_load_clerk_csv(run->conn, opts->clerk_export, &clerk_rows)) != EXIT_DONE)
 		goto done;
 	{
-		char *keep = str_printf("INSERT INTO pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ") "
-								"SELECT " MAPPING_COLUMN_LIST " FROM %s WHERE origin = 'generated'", n.source);
+		char *keep = str_printf("INSERT INTO pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ", import_file) "
+								"SELECT " MAPPING_COLUMN_LIST ", import_file FROM %s WHERE origin = 'generated'",
+								n.source);
 
 		db_exec(run->conn, keep);
 		free(keep);
@@ -699,8 +732,8 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	/* 3. the mapping becomes the plan's source (the sync trigger reads it too) */
 	{
 		char *del = str_printf("DELETE FROM %s", n.source);
-		char *ins = str_printf("INSERT INTO %s (" MAPPING_COLUMN_LIST ") SELECT " MAPPING_COLUMN_LIST
-							   " FROM pg_temp.phasemig_staging", n.source);
+		char *ins = str_printf("INSERT INTO %s (" MAPPING_COLUMN_LIST ", import_file) SELECT " MAPPING_COLUMN_LIST
+							   ", import_file FROM pg_temp.phasemig_staging", n.source);
 		const char *stmts[2] = {del, ins};
 
 		/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
@@ -884,4 +917,5 @@ backfill_rollback3(Run *run, const Op *op, const Options *opts)
 const OpHandlers op_backfill_from_mapping = {
 	.apply = {[1] = backfill_apply1, [2] = backfill_apply2, [3] = backfill_apply3},
 	.rollback = {[1] = backfill_rollback1, [2] = backfill_rollback2, [3] = backfill_rollback3},
+	.contract_last = true,
 };

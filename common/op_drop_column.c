@@ -438,4 +438,5 @@ const OpHandlers op_drop_column = {
 	.apply = {[3] = drop_column_apply},
 	.rollback = {[3] = drop_column_rollback},
 	.check = drop_column_check,
+	.contract_last = true,
 };

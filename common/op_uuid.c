@@ -99,6 +99,7 @@ uuid_job_load(UuidJob *job, Run *run, const Op *op)
 			t->q_key = json_str(d, "key");
 			t->constraint = json_str(d, "constraint");
 			t->fk_def = json_str(d, "def");
+			t->fk_validated = !json_is_false(json_object_get(d, "validated"));
 			t->not_null = json_is_true(json_object_get(d, "not_null"));
 			t->regname = str_printf("%s.%s", t->table, t->column);
 			target_names(t, run->conn);
@@ -185,17 +186,22 @@ uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trig
 						  t->q_legacy, t->q_col, key->q_legacy, key->table, key->q_col, t->q_col, t->q_col);
 	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN %s RETURN NEW; "
 					 "END $fn$", name, body);
-	*trigger = str_printf("CREATE OR REPLACE TRIGGER phasemig_uuid_%s BEFORE INSERT OR UPDATE OF %s ON %s "
+	*trigger = str_printf("CREATE OR REPLACE TRIGGER phasemig_uuid_%s_%d BEFORE INSERT OR UPDATE OF %s ON %s "
 						  "FOR EACH ROW EXECUTE FUNCTION %s()",
-						  reverse ? "rev" : "fwd", t->q_col, t->table, name);
+						  reverse ? "rev" : "fwd", t->index, t->q_col, t->table, name);
 	free(name);
 	free(body);
 }
 
+/*
+ * One trigger per converted column, named by its target number: a table can
+ * hold several (a self-referencing key, two foreign keys to the same table).
+ */
 char *
 uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse)
 {
-	return str_printf("DROP TRIGGER IF EXISTS phasemig_uuid_%s ON %s", reverse ? "rev" : "fwd", job->t[i].table);
+	return str_printf("DROP TRIGGER IF EXISTS phasemig_uuid_%s_%d ON %s", reverse ? "rev" : "fwd", job->t[i].index,
+					  job->t[i].table);
 }
 
 /* ---------- phase1 ---------- */
@@ -252,17 +258,22 @@ discover(Run *run, const Op *op)
 	/* the key and every single-column foreign key pointing at it, with each table's primary key */
 	res = db_query(run->conn,
 				   "WITH k AS (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2), "
-				   "t AS (SELECT 0 AS ord, $1::regclass AS rel, k.attnum, NULL::name AS conname, NULL::text AS def FROM k "
+				   "t AS (SELECT 0 AS ord, $1::regclass AS rel, k.attnum, NULL::name AS conname, NULL::text AS def, "
+				   "  NULL::bool AS validated FROM k "
 				   "  UNION ALL SELECT row_number() OVER (ORDER BY c.conrelid::regclass::text, c.conname), c.conrelid, "
-				   "  c.conkey[1], c.conname, pg_catalog.pg_get_constraintdef(c.oid) "
+				   "  c.conkey[1], c.conname, "
+				   "  CASE WHEN c.convalidated THEN pg_catalog.pg_get_constraintdef(c.oid) "
+				   "  ELSE regexp_replace(pg_catalog.pg_get_constraintdef(c.oid), ' NOT VALID$', '') END, c.convalidated "
 				   "  FROM pg_catalog.pg_constraint c, k WHERE c.contype = 'f' AND c.confrelid = $1::regclass "
-				   "  AND c.confkey = ARRAY[k.attnum]::int2[] AND cardinality(c.conkey) = 1) "
+				   "  AND c.confkey = ARRAY[k.attnum]::int2[] AND cardinality(c.conkey) = 1 AND c.conparentid = 0) "
 				   "SELECT t.ord, t.rel::text, a.attname, (SELECT quote_ident(pa.attname) FROM pg_catalog.pg_index i "
 				   "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = i.indrelid AND pa.attnum = i.indkey[0] "
 				   "  WHERE i.indrelid = t.rel AND i.indisprimary AND i.indnkeyatts = 1), t.conname, t.def, a.attnotnull, "
 				   "  pg_catalog.format_type(a.atttypid, NULL), "
 				   "  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t.rel AND i.indisprimary "
-				   "          AND t.attnum = ANY (i.indkey) AND t.ord > 0 AND t.rel <> $1::regclass) "
+				   "          AND t.attnum = ANY (i.indkey) AND t.ord > 0 AND t.rel <> $1::regclass), "
+				   "  (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.rel), "
+				   "  t.validated "
 				   "FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attnum = t.attnum ORDER BY t.ord",
 				   2, kp);
 	for (int r = 0; r < PQntuples(res) && rc == EXIT_DONE; r++)
@@ -272,6 +283,12 @@ discover(Run *run, const Op *op)
 		if (strcmp(type, "character varying") != 0 && strcmp(type, "text") != 0 && strcmp(type, "character") != 0)
 		{
 			log_error("convert_to_uuid: %s.%s is %s, not text", PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), type);
+			rc = EXIT_BAD_INPUT;
+		}
+		else if (PQgetvalue(res, r, 9)[0] == 'p')
+		{
+			log_error("convert_to_uuid: %s is a partitioned table; not supported (indexes cannot be built "
+					  "CONCURRENTLY on it)", PQgetvalue(res, r, 1));
 			rc = EXIT_BAD_INPUT;
 		}
 		else if (PQgetisnull(res, r, 3))
@@ -297,6 +314,7 @@ discover(Run *run, const Op *op)
 			{
 				json_object_set_new(d, "constraint", json_string(PQgetvalue(res, r, 4)));
 				json_object_set_new(d, "def", json_string(PQgetvalue(res, r, 5)));
+				json_object_set_new(d, "validated", json_boolean(PQgetvalue(res, r, 10)[0] == 't'));
 			}
 			register_detail(run, "uuid_target", name, d);
 			free(name);
@@ -319,23 +337,32 @@ discover(Run *run, const Op *op)
 			return EXIT_BAD_INPUT;
 		}
 	}
-	/* every other index that includes a converted column gets a mirror on the shadow */
+	/*
+	 * every other index that includes a converted column gets a mirror on the
+	 * shadow; an index holding two converted columns of one table (a
+	 * self-referencing key, two foreign keys) is mirrored once, on both shadows
+	 */
 	res = db_query(run->conn,
-				   "SELECT t.detail->>'table', ic.relname, i.indisunique, con.conname, "
-				   " (SELECT string_agg(CASE WHEN a.attname = t.detail->>'column' THEN quote_ident(a.attname || '_uuid') "
-				   "   ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
+				   "WITH tg AS (SELECT (detail->>'table')::regclass AS rel, detail->>'column' AS col "
+				   "  FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = 'uuid_target'), "
+				   "ix AS (SELECT DISTINCT i.indexrelid FROM tg JOIN pg_catalog.pg_attribute ca ON ca.attrelid = tg.rel "
+				   "  AND ca.attname = tg.col JOIN pg_catalog.pg_index i ON i.indrelid = ca.attrelid "
+				   "  AND ca.attnum = ANY (i.indkey) AND NOT i.indisprimary) "
+				   "SELECT i.indrelid::regclass::text, ic.relname, i.indisunique, con.conname, "
+				   " (SELECT string_agg(CASE WHEN EXISTS (SELECT 1 FROM tg WHERE tg.rel = i.indrelid AND tg.col = a.attname) "
+				   "   THEN quote_ident(a.attname || '_uuid') ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) "
+				   "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
 				   "   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), "
-				   " (SELECT string_agg(CASE WHEN a.attname = t.detail->>'column' THEN quote_ident(a.attname || '_legacy') "
-				   "   ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
+				   " (SELECT string_agg(CASE WHEN EXISTS (SELECT 1 FROM tg WHERE tg.rel = i.indrelid AND tg.col = a.attname) "
+				   "   THEN quote_ident(a.attname || '_legacy') ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) "
+				   "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
 				   "   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), "
 				   " i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR i.indnkeyatts <> i.indnatts "
-				   "FROM migration_backup.phasemig_objects t "
-				   "JOIN pg_catalog.pg_attribute ca ON ca.attrelid = (t.detail->>'table')::regclass AND ca.attname = t.detail->>'column' "
-				   "JOIN pg_catalog.pg_index i ON i.indrelid = ca.attrelid AND ca.attnum = ANY (i.indkey) AND NOT i.indisprimary "
+				   "FROM ix JOIN pg_catalog.pg_index i ON i.indexrelid = ix.indexrelid "
 				   "JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
 				   "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
 				   " AND con.contype = 'u' "
-				   "WHERE t.plan = $1 AND t.kind = 'uuid_target' ORDER BY 1, 2",
+				   "ORDER BY 1, 2",
 				   1, (const char *[]) {p->name});
 	for (int r = 0; r < PQntuples(res) && rc == EXIT_DONE; r++)
 	{
@@ -367,52 +394,25 @@ discover(Run *run, const Op *op)
 	return rc;
 }
 
-/* Build index NAME on TABLE CONCURRENTLY unless a valid one exists; an INVALID one is rebuilt. */
-int
-uuid_build_index_on(Run *run, const char *table, const char *name, const char *columns, bool unique)
-{
-	const char *params[2] = {table, name};
-	char *valid = db_value(run->conn,
-						   "SELECT i.indisvalid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-						   "WHERE i.indrelid = $1::regclass AND c.relname = $2", 2, params);
-	char *qname = plan_ident(run->plan, name);
-	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
-							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, params);
-	int rc = EXIT_DONE;
-	char *sql;
-
-	if (valid && valid[0] == 't')
-		goto done;
-	if (valid)
-	{
-		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
-		sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", schema, qname);
-		if (!db_ddl_nontx_try(run->conn, sql, sql, true))
-			rc = EXIT_FAILED;
-		free(sql);
-		if (rc != EXIT_DONE)
-			goto done;
-	}
-	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname,
-					 table, columns);
-	log_info("building index %s on %s CONCURRENTLY", qname, table);
-	if (!db_ddl_nontx_try(run->conn, sql, sql, false))
-		rc = EXIT_FAILED;
-	free(sql);
-done:
-	free(valid), free(qname), free(schema);
-	return rc;
-}
-
 /* The unique index that becomes the primary key, and every mirrored index. */
 int
 uuid_build_mirrors(UuidJob *job)
 {
-	int rc = uuid_build_index_on(job->run, job->t[0].table, job->pk_mirror, job->t[0].q_shadow, true);
+	int rc = ops_build_index_on(job->run, job->t[0].table, job->pk_mirror, job->t[0].q_shadow, true);
 
 	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
-		rc = uuid_build_index_on(job->run, job->ix[i].table, job->ix[i].mirror, job->ix[i].columns, job->ix[i].unique);
+		rc = ops_build_index_on(job->run, job->ix[i].table, job->ix[i].mirror, job->ix[i].columns, job->ix[i].unique);
 	return rc;
+}
+
+/* Forget what discover() recorded (a refused discovery, or a finished phase1 rollback). */
+static void
+forget_job(Run *run)
+{
+	const char *params[1] = {run->plan->name};
+
+	db_execp(run->conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind IN "
+			 "('uuid_target', 'uuid_index', 'uuid_pk', 'uuid_shadows')", 1, params);
 }
 
 static int
@@ -425,7 +425,11 @@ uuid_apply1(Run *run, const Op *op, const Options *opts)
 	/* 1. find the foreign keys (pg_constraint) and indexes, record them */
 	if (!uuid_is_registered(&(UuidJob) {.run = run, .op = op}, "uuid_shadows"))
 		if ((rc = discover(run, op)) != EXIT_DONE)
+		{
+			/* nothing was created: a rollback must not look for it */
+			forget_job(run);
 			return rc;
+		}
 	if (!uuid_job_load(&job, run, op))
 		return EXIT_FAILED;
 	log_info("converting %s.%s and %d foreign key column%s to uuid", run->plan->q_table, job.t[0].q_col, job.n - 1,
@@ -501,13 +505,11 @@ uuid_rollback1(Run *run, const Op *op, const Options *opts)
 	{
 		char *map = str_printf("DROP TABLE IF EXISTS %s", job.map);
 		char *fn = str_printf("DROP FUNCTION IF EXISTS %s(text)", job.try_fn);
-		const char *params[1] = {run->plan->name};
 		const char *stmts[2] = {map, fn};
 
 		rc = ops_ddl(run, map, stmts, 2);
 		if (rc == EXIT_DONE)
-			db_execp(run->conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind IN "
-					 "('uuid_target', 'uuid_index', 'uuid_pk', 'uuid_shadows')", 1, params);
+			forget_job(run);
 		free(map), free(fn);
 	}
 	uuid_job_free(&job);
@@ -584,7 +586,8 @@ resume_after(Run *run, const char *label, long long entry, long long *rows, char
 
 	snprintf(id, sizeof id, "%lld", entry);
 	res = db_query(run->conn, "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
-				   "AND phase = 2 AND operation = $2 AND id < $3 ORDER BY id DESC LIMIT 1", 3, params);
+				   "AND phase = 2 AND operation = $2 AND id < $3 AND id > " MLOG_LAST_PHASE2_ROLLBACK
+				   " ORDER BY id DESC LIMIT 1", 3, params);
 	*rows = 0, *last_key = NULL;
 	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "running") == 0 && !PQgetisnull(res, 0, 2))
 	{

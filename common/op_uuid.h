@@ -20,7 +20,8 @@ typedef struct UuidTarget
 	char *legacy;			/* unquoted "<column>_legacy" */
 	char *q_key;			/* quoted single-column primary key of the table */
 	char *constraint;		/* foreign key name (children only) */
-	char *fk_def;			/* pg_get_constraintdef of the foreign key */
+	char *fk_def;			/* pg_get_constraintdef of the foreign key, without NOT VALID */
+	bool fk_validated;		/* it was validated before the migration (re-validated after each swap) */
 	bool not_null;
 	char *regname;			/* registry name */
 } UuidTarget;
@@ -72,6 +73,5 @@ int uuid_unswap(Run *run, const Op *op, const Options *opts);
 int uuid_finalize(Run *run, const Op *op, const Options *opts);
 /* Build the unique index that becomes the primary key and every mirrored index (CONCURRENTLY). */
 int uuid_build_mirrors(UuidJob *job);
-int uuid_build_index_on(Run *run, const char *table, const char *name, const char *columns, bool unique);
 
 #endif

@@ -213,6 +213,19 @@ swapped(const UuidJob *job)
 
 /* ---------- checks ---------- */
 
+/* Rows of target T matching COND (over its columns, unqualified), with sample keys. */
+static long long
+target_rows_where(Run *run, Findings *f, const char *check, const UuidTarget *t, const char *cond)
+{
+	char *sql = str_printf("SELECT (SELECT count(*) FROM %s c WHERE %s), (SELECT string_agg(quote_literal(k), ', ') "
+						   "FROM (SELECT c.%s::text AS k FROM %s c WHERE %s ORDER BY 1 LIMIT %d) s)",
+						   t->table, cond, t->q_key, t->table, cond, SAMPLE_LIMIT);
+	long long n = findings_query(run, f, check, t->regname, sql);
+
+	free(sql);
+	return n;
+}
+
 long long
 uuid_check(Run *run, const Op *op, Findings *f)
 {
@@ -236,23 +249,31 @@ uuid_check(Run *run, const Op *op, Findings *f)
 	for (int i = 0; i < job.n; i++)
 	{
 		UuidTarget *t = &job.t[i];
-		char *cond = str_printf("%s IS NOT NULL AND %s IS NULL", t->q_col, t->q_shadow);
-		char *sql = str_printf("SELECT (SELECT count(*) FROM %s WHERE %s), (SELECT string_agg(quote_literal(k), ', ') "
-							   "FROM (SELECT %s::text AS k FROM %s WHERE %s ORDER BY 1 LIMIT %d) s)",
-							   t->table, cond, t->q_key, t->table, cond, SAMPLE_LIMIT);
+		char *cond = str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow);
 
-		problems += findings_query(run, f, "not converted (shadow NULL, original not)", t->regname, sql);
-		free(cond), free(sql);
+		problems += target_rows_where(run, f, "not converted (shadow NULL, original not)", t, cond);
+		free(cond);
+		/*
+		 * a shadow that is set but no longer says what its original says: a
+		 * write the triggers did not see (session_replication_role = replica,
+		 * triggers disabled), which the swap would otherwise make the truth
+		 */
+		if (i == 0)
+			cond = str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM coalesce((SELECT m.new FROM %s m "
+							  "WHERE m.old = c.%s::text), %s(c.%s::text))",
+							  t->q_shadow, t->q_shadow, job.map, t->q_col, job.try_fn, t->q_col);
+		else
+			cond = str_printf("c.%s IS NOT NULL AND (c.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = c.%s "
+							  "AND p.%s IS DISTINCT FROM c.%s))",
+							  t->q_shadow, t->q_col, k->table, k->q_col, t->q_col, k->q_shadow, t->q_shadow);
+		problems += target_rows_where(run, f, "shadow differs from its original", t, cond);
+		free(cond);
 		if (i > 0)
 		{
-			sql = str_printf("SELECT (SELECT count(*) FROM %s c WHERE c.%s IS NOT NULL AND NOT EXISTS "
-							 "(SELECT 1 FROM %s p WHERE p.%s = c.%s)), (SELECT string_agg(quote_literal(k), ', ') FROM "
-							 "(SELECT c.%s::text AS k FROM %s c WHERE c.%s IS NOT NULL AND NOT EXISTS "
-							 "(SELECT 1 FROM %s p WHERE p.%s = c.%s) ORDER BY 1 LIMIT %d) s)",
-							 t->table, t->q_shadow, k->table, k->q_shadow, t->q_shadow, t->q_key, t->table,
-							 t->q_shadow, k->table, k->q_shadow, t->q_shadow, SAMPLE_LIMIT);
-			problems += findings_query(run, f, "orphan", t->regname, sql);
-			free(sql);
+			cond = str_printf("c.%s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.%s = c.%s)", t->q_shadow,
+							  k->table, k->q_shadow, t->q_shadow);
+			problems += target_rows_where(run, f, "orphan", t, cond);
+			free(cond);
 		}
 		if (!op->recreate_views)
 		{
@@ -330,8 +351,12 @@ validate_foreign_keys(Run *run, const UuidJob *job)
 
 	for (int i = 1; i < job->n && rc == EXIT_DONE; i++)
 	{
-		char *qc = db_ident(run->conn, job->t[i].constraint);
+		char *qc;
 
+		/* one the application left NOT VALID stays so */
+		if (!job->t[i].fk_validated)
+			continue;
+		qc = db_ident(run->conn, job->t[i].constraint);
 		log_info("validating foreign key %s of %s", qc, job->t[i].table);
 		rc = ops_validate(run, job->t[i].table, qc);
 		free(qc);
@@ -443,9 +468,11 @@ uuid_swap(Run *run, const Op *op, const Options *opts)
 		return EXIT_FAILED;
 	if (swapped(&job))
 	{
+		/* a run that stopped after the swap committed may have left foreign keys to validate */
 		log_info("%s is already native uuid", job.t[0].regname);
+		rc = validate_foreign_keys(run, &job);
 		uuid_job_free(&job);
-		return EXIT_DONE;
+		return rc;
 	}
 	/* 1. the indexes the swap adopts (rebuilt if a rollback dropped them) */
 	rc = uuid_build_mirrors(&job);
@@ -512,6 +539,21 @@ done:
 
 static int uuid_unfinalize(Run *run, UuidJob *job);
 
+static int
+drop_reverse_functions(Run *run, const UuidJob *job)
+{
+	Stmts st = {0};
+
+	for (int i = 0; i < job->n; i++)
+	{
+		char *name = uuid_fn_name(job, "rev", i);
+
+		add(&st, str_printf("DROP FUNCTION IF EXISTS %s()", name));
+		free(name);
+	}
+	return run_stmts(run, "dropping reverse trigger functions", &st);
+}
+
 int
 uuid_unswap(Run *run, const Op *op, const Options *opts)
 {
@@ -531,18 +573,29 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 		goto done;
 	if (!swapped(&job))
 	{
-		/* an apply that stopped before the swap may have set NOT NULL on shadows */
+		/*
+		 * An apply that stopped before the swap may have set NOT NULL (or left
+		 * its CHECK) on shadows; a swap back that stopped after its commit
+		 * may have left foreign keys to validate and reverse functions.
+		 */
 		for (int i = 0; i < job.n; i++)
 		{
-			char *sql = str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", job.t[i].table, job.t[i].q_shadow);
+			char *check = ops_not_null_check_name(job.t[i].shadow);
+			char *qcheck = db_ident(run->conn, check);
 
-			add(&st, sql);
+			add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", job.t[i].table, job.t[i].q_shadow));
+			add(&st, str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", job.t[i].table, qcheck));
+			free(check), free(qcheck);
 		}
 		rc = run_stmts(run, "dropping NOT NULL of the shadows", &st);
+		if (rc == EXIT_DONE)
+			rc = validate_foreign_keys(run, &job);
+		if (rc == EXIT_DONE)
+			rc = drop_reverse_functions(run, &job);
 		goto done;
 	}
 	/* 1. a unique index on the legacy key, to become the primary key again */
-	if ((rc = uuid_build_index_on(run, k->table, job.pk_legacy, k->q_legacy, true)) != EXIT_DONE)
+	if ((rc = ops_build_index_on(run, k->table, job.pk_legacy, k->q_legacy, true)) != EXIT_DONE)
 		goto done;
 	/* 2. the swap backwards, in one transaction; saved views are recreated as they were */
 	{
@@ -578,15 +631,8 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 		goto done;
 	/* 3. foreign keys validated one by one; the reverse functions are not needed any more */
 	rc = validate_foreign_keys(run, &job);
-	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
-	{
-		char *name = uuid_fn_name(&job, "rev", i);
-
-		add(&st, str_printf("DROP FUNCTION IF EXISTS %s()", name));
-		free(name);
-	}
 	if (rc == EXIT_DONE)
-		rc = run_stmts(run, "dropping reverse trigger functions", &st);
+		rc = drop_reverse_functions(run, &job);
 done:
 	json_decref(views);
 	uuid_job_free(&job);
@@ -688,11 +734,23 @@ uuid_unfinalize(Run *run, UuidJob *job)
 		json_decref(cols);
 		return EXIT_FAILED;
 	}
-	/* 1. the legacy columns back, nullable, then their values */
+	/*
+	 * 1. the legacy columns back, nullable, with the reverse triggers in the
+	 * same transaction: every row the application writes from then on gets
+	 * its legacy value at once; then the values of the rows already there
+	 */
 	add_lock_tables(&st, job, NULL);
 	for (int i = 0; i < job->n; i++)
 		add(&st, str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", job->t[i].table, job->t[i].q_legacy,
 							json_string_value(json_object_get(json_array_get(cols, (size_t) i), "type"))));
+	for (int i = 0; i < job->n; i++)
+	{
+		char *fn, *trig;
+
+		uuid_trigger_sql(job, i, true, &fn, &trig);
+		add(&st, fn);
+		add(&st, trig);
+	}
 	if ((rc = run_stmts(run, "adding the legacy columns back", &st)) != EXIT_DONE)
 		goto done;
 	{
@@ -715,7 +773,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 		run->op_rows += db_exec_rows(run->conn, sql);
 		free(sql);
 	}
-	/* 2. defaults, NOT NULL, the legacy indexes and constraints, the reverse triggers */
+	/* 2. defaults, NOT NULL, the legacy indexes and constraints */
 	for (int i = 0; i < job->n && rc == EXIT_DONE; i++)
 	{
 		json_t *c = json_array_get(cols, (size_t) i);
@@ -733,7 +791,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 	{
 		UuidIndex *x = &job->ix[i];
 
-		rc = uuid_build_index_on(run, x->table, x->legacy, x->legacy_columns, x->unique);
+		rc = ops_build_index_on(run, x->table, x->legacy, x->legacy_columns, x->unique);
 		if (rc == EXIT_DONE && x->constraint)
 		{
 			char *q = db_ident(run->conn, x->legacy);
@@ -748,14 +806,6 @@ uuid_unfinalize(Run *run, UuidJob *job)
 			free(q);
 		}
 	}
-	for (int i = 0; i < job->n && rc == EXIT_DONE; i++)
-	{
-		char *fn, *trig;
-
-		uuid_trigger_sql(job, i, true, &fn, &trig);
-		add(&st, fn);
-		add(&st, trig);
-	}
 	if (rc == EXIT_DONE)
 	{
 		char *lp = PQescapeLiteral(run->conn, params[0], strlen(params[0]));
@@ -765,7 +815,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 							"AND name = %s", lp, lc));
 		add(&st, str_printf("DROP TABLE IF EXISTS %s", job->legacy_backup));
 		PQfreemem(lp), PQfreemem(lc);
-		rc = run_stmts(run, "reinstalling the reverse triggers", &st);
+		rc = run_stmts(run, "forgetting the finalize", &st);
 	}
 done:
 	json_decref(cols);

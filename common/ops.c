@@ -54,52 +54,89 @@ ops_validate(Run *run, const char *qtable, const char *qconstraint)
 	return rc;
 }
 
-int
-ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind)
+/* State of index NAME of table QTABLE (any schema: the table's). */
+static IndexState
+index_state_on(Run *run, const char *qtable, const char *name)
 {
-	const Plan *p = run->plan;
-	IndexState st = catalog_index_state(p, name);
-	char *qname = plan_ident(p, name);
-	char *qschema = plan_ident(p, p->schema);
+	const char *params[2] = {qtable, name};
+	char *valid = db_value(run->conn,
+						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
+						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+						   "WHERE i.indrelid = $1::regclass AND c.relname = $2", 2, params);
+	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
+
+	free(valid);
+	return st;
+}
+
+static int
+drop_index_concurrently(Run *run, const char *qtable, const char *name)
+{
+	const char *params[1] = {qtable};
+	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
+							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, params);
+	char *qname = plan_ident(run->plan, name);
+	char *sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", schema, qname);
+	int rc = db_ddl_nontx_try(run->conn, sql, sql, true) ? EXIT_DONE : EXIT_FAILED;
+
+	free(schema), free(qname), free(sql);
+	return rc;
+}
+
+int
+ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique)
+{
+	IndexState st = index_state_on(run, qtable, name);
+	char *qname = plan_ident(run->plan, name);
 	char *sql;
 	int rc = EXIT_DONE;
 
 	if (st == INDEX_VALID)
 	{
 		log_info("index %s already exists", qname);
-		goto done;
+		free(qname);
+		return EXIT_DONE;
 	}
+	/* left INVALID by an interrupted CONCURRENTLY build: drop and build again */
 	if (st == INDEX_INVALID)
 	{
-		/* left INVALID by an interrupted CONCURRENTLY build: drop and build again */
 		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
-		sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", qschema, qname);
-		if (!db_ddl_nontx_try(run->conn, sql, sql, true))
-			rc = EXIT_FAILED;
-		free(sql);
-		if (rc != EXIT_DONE)
-			goto done;
+		if (drop_index_concurrently(run, qtable, name) != EXIT_DONE)
+		{
+			free(qname);
+			return EXIT_FAILED;
+		}
 	}
+	log_info("building index %s on %s CONCURRENTLY", qname, qtable);
+	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname, qtable,
+					 columns_sql);
+	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
+	if (!db_ddl_nontx_try(run->conn, sql, sql, false) || index_state_on(run, qtable, name) != INDEX_VALID)
+	{
+		/*
+		 * A failed build leaves an INVALID index that the application's
+		 * writes keep maintaining and, if unique, keep checking: drop it.
+		 */
+		log_error("index %s could not be built", qname);
+		if (index_state_on(run, qtable, name) == INDEX_INVALID && drop_index_concurrently(run, qtable, name) == EXIT_DONE)
+			log_detail("the INVALID index the failed build left was dropped");
+		rc = EXIT_FAILED;
+	}
+	free(sql);
+	free(qname);
+	return rc;
+}
+
+int
+ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind)
+{
+	char *sql;
+
 	/* register first: a crash during the build still leaves it ours to drop */
-	sql = mlog_register_sql(p, run->phase, kind, name);
+	sql = mlog_register_sql(run->plan, run->phase, kind, name);
 	db_exec(run->conn, sql);
 	free(sql);
-	log_info("building index %s CONCURRENTLY", qname);
-	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname,
-					 p->q_table, columns_sql);
-	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
-	if (!db_ddl_nontx_try(run->conn, sql, sql, false))
-		rc = EXIT_FAILED;
-	free(sql);
-	if (rc == EXIT_DONE && catalog_index_state(p, name) != INDEX_VALID)
-	{
-		log_error("index %s was built but is not valid", qname);
-		rc = EXIT_FAILED;
-	}
-done:
-	free(qname);
-	free(qschema);
-	return rc;
+	return ops_build_index_on(run, run->plan->q_table, name, columns_sql, unique);
 }
 
 char *
@@ -165,7 +202,19 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 	/* 2. validate in its own transaction: SHARE UPDATE EXCLUSIVE, writes go on */
 	log_info("validating NOT NULL of %s", qcol);
 	if ((rc = ops_validate(run, qtable, qcheck)) != EXIT_DONE)
+	{
+		/*
+		 * A NULL written since the checks: the NOT VALID CHECK would go on
+		 * refusing the application's NULLs, so it goes; a re-run checks again.
+		 */
+		const char *stmts[1];
+
+		drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
+		stmts[0] = drop;
+		if (ops_ddl(run, drop, stmts, 1) == EXIT_DONE)
+			log_detail("the CHECK %s was dropped again; phase3 check lists the rows", qcheck);
 		goto done;
+	}
 	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
 	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
 	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);

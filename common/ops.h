@@ -21,6 +21,12 @@ typedef struct OpHandlers
 	OpStep rollback[4];
 	OpCheck check;			/* phase3 pre-flight */
 	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
+	/*
+	 * phase3 apply runs it after every operation without it (and rollback
+	 * before them): sync triggers stay and old columns wait until the new
+	 * constraints hold, so a phase3 that stops halfway leaves them in place
+	 */
+	bool contract_last;
 } OpHandlers;
 
 const OpHandlers *ops_handlers(OpKind kind);
@@ -43,7 +49,13 @@ extern const OpHandlers op_convert_to_uuid;
 #define OPS_TRIGGER_FUNCTION "RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
 
 /* Shared steps. */
-/* Build index NAME with CREATE [UNIQUE] INDEX CONCURRENTLY, rebuilding an INVALID one. */
+/*
+ * Build index NAME on QTABLE with CREATE [UNIQUE] INDEX CONCURRENTLY unless a
+ * valid one exists; an INVALID one is rebuilt, and one a failed build leaves
+ * INVALID is dropped.  EXIT_DONE or EXIT_FAILED.
+ */
+int ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique);
+/* The same on the plan's table, recorded in the object registry as KIND first. */
 int ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind);
 /* SET NOT NULL through a validated CHECK (col IS NOT NULL) NOT VALID. */
 int ops_enforce_not_null(Run *run, const char *column);

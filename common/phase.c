@@ -82,21 +82,31 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	return rc;
 }
 
+/* In phase3, operations marked contract_last run in a second pass (see ops.h). */
+static bool
+in_pass(const Run *run, const Op *op, int pass)
+{
+	bool last = run->phase == 3 && ops_handlers(op->kind)->contract_last;
+
+	return last == (pass == 1);
+}
+
 int
 phase_apply_ops(Run *run, const Options *opts)
 {
-	for (int i = 0; i < run->plan->n_ops; i++)
-	{
-		const Op *op = &run->plan->ops[i];
-		OpStep step = ops_handlers(op->kind)->apply[run->phase];
-		int rc;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < run->plan->n_ops; i++)
+		{
+			const Op *op = &run->plan->ops[i];
+			OpStep step = ops_handlers(op->kind)->apply[run->phase];
+			int rc;
 
-		if (step == NULL)
-			continue;
-		log_info("step %d: %s", i + 1, op->label);
-		if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
-			return rc;
-	}
+			if (step == NULL || !in_pass(run, op, pass))
+				continue;
+			log_info("step %d: %s", i + 1, op->label);
+			if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
+				return rc;
+		}
 	return EXIT_DONE;
 }
 
@@ -121,18 +131,19 @@ phase_finalize_ops(Run *run, const Options *opts)
 int
 phase_rollback_ops(Run *run, const Options *opts)
 {
-	for (int i = run->plan->n_ops - 1; i >= 0; i--)
-	{
-		const Op *op = &run->plan->ops[i];
-		OpStep step = ops_handlers(op->kind)->rollback[run->phase];
-		int rc;
+	for (int pass = 1; pass >= 0; pass--)
+		for (int i = run->plan->n_ops - 1; i >= 0; i--)
+		{
+			const Op *op = &run->plan->ops[i];
+			OpStep step = ops_handlers(op->kind)->rollback[run->phase];
+			int rc;
 
-		if (step == NULL)
-			continue;
-		log_info("undo step %d: %s", i + 1, op->label);
-		if ((rc = run_step(run, op, step, opts, true)) != EXIT_DONE)
-			return rc;
-	}
+			if (step == NULL || !in_pass(run, op, pass))
+				continue;
+			log_info("undo step %d: %s", i + 1, op->label);
+			if ((rc = run_step(run, op, step, opts, true)) != EXIT_DONE)
+				return rc;
+		}
 	return EXIT_DONE;
 }
 

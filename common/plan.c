@@ -489,6 +489,17 @@ plan_bind(Plan *plan, PGconn *conn)
 					  plan->q_table);
 			return false;
 		}
+		/* keyset batches and the backups' primary keys need one row per key value */
+		if (!db_exists(conn, "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+					   "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::regclass "
+					   "AND a.attname = $2 AND a.attnotnull AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1 "
+					   "AND i.indexprs IS NULL AND i.indpred IS NULL", 2, p))
+		{
+			log_error("key column \"%s\" of plan \"%s\" is not unique and NOT NULL in table %s", plan->key,
+					  plan->path, plan->q_table);
+			log_hint("name the table's primary key (or a NOT NULL column with a unique index) as \"key\"");
+			return false;
+		}
 	}
 	for (int i = 0; i < plan->n_ops && ok; i++)
 	{

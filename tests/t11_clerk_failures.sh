@@ -96,11 +96,14 @@ fresh_app lock
 p1 apply -d lock >/dev/null 2>&1
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d lock --mapping "$DATA/mapping.csv" --batch-size 5 --sleep-ms 200 >/dev/null 2>&1 &
 first=$!
-wait_for_sql lock "select count(*) > 0 from pg_stat_activity where application_name like 'phase2 apply%'" t 20
+# the first run holds the plan's advisory lock (not only connected) before the second starts
+wait_for_sql lock "select count(*) > 0 from pg_stat_activity a join pg_locks l on l.pid = a.pid
+  where a.application_name like 'phase2 apply%' and l.locktype = 'advisory' and l.granted" t 20
 assert_exit 4 "second phase2" -- p2 apply -d lock --mapping "$DATA/mapping.csv"
 assert_contains "$LAST_ERR" 'held by pid' "holder named"
 assert_contains "$LAST_ERR" 'application "phase2 apply (phasemig run' "holder's program named"
 assert_exit 4 "phase3 is refused too" -- p3 check -d lock
+assert_eq "0" "$(q lock "select count(*) from migration_log where phase = 3")" "the refused phase3 wrote nothing"
 assert_exit 0 "status does not need the lock" -- p2 status -d lock
 assert_contains "$LAST_OUT" "running now: pid" "status shows the run in progress"
 kill "$first" 2>/dev/null; wait "$first" 2>/dev/null

@@ -238,3 +238,91 @@ assert_eq "$start_facts" "$(view_facts)" "grants, options and comment kept"
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- phase $n rollback $VP; done
 assert_eq "$start" "$(state views)" "back to the start, view included"
 assert_eq "$start_facts" "$(view_facts)" "grants, options and comment kept after the rollback"
+
+test_case "a self-referencing key and a table with two foreign keys to users: every column keeps its own trigger"
+new_db selfref
+q selfref "create table public.users (id varchar(36) primary key default gen_random_uuid()::text,
+    manager_id varchar(36) references public.users on delete set null, n text);
+  create table public.messages (id serial primary key,
+    sender_id varchar(36) not null references public.users on delete cascade,
+    recipient_id varchar(36) references public.users, body text);
+  create index msg_pair on public.messages (sender_id, recipient_id);
+  insert into public.users (id) select upper(gen_random_uuid()::text) from generate_series(1, 60);
+  update public.users set manager_id = (select min(id) from public.users) where id <> (select min(id) from public.users);
+  insert into public.messages (sender_id, recipient_id)
+    select a.id, case when a.id < b.id then b.id end from (select id from public.users order by id limit 12) a,
+    (select id from public.users order by id desc limit 5) b" >/dev/null
+start=$(state selfref)
+assert_exit 0 "phase1" -- u 1 selfref apply
+assert_eq "messages phasemig_uuid_fwd_1,messages phasemig_uuid_fwd_2,users phasemig_uuid_fwd_0,users phasemig_uuid_fwd_3" \
+  "$(q selfref "select string_agg(tgrelid::regclass || ' ' || tgname, ',' order by tgrelid::regclass::text, tgname) from pg_trigger where not tgisinternal")" \
+  "one trigger per converted column, two on each table"
+assert_eq "sender_id_uuid, recipient_id_uuid" "$(q selfref "select detail->>'columns' from migration_backup.phasemig_objects
+  where kind = 'uuid_index' and name = 'public.messages.msg_pair'")" "the index on both columns mirrored once, on both shadows"
+# the application writes both columns of each table while the migration runs
+q selfref "insert into public.users (id, manager_id) values ('AB000000-0000-4000-8000-000000000001', (select min(id) from public.users));
+  insert into public.messages (sender_id, recipient_id) values ((select min(id) from public.users), 'AB000000-0000-4000-8000-000000000001')" >/dev/null
+assert_exit 0 "phase2" -- u 2 selfref apply --batch-size 7
+q selfref "update public.messages set recipient_id = (select max(id) from public.users) where id = (select min(id) from public.messages);
+  update public.users set manager_id = 'AB000000-0000-4000-8000-000000000001' where id = (select max(id) from public.users)" >/dev/null
+assert_eq "0|0" "$(q selfref "select count(*) filter (where recipient_id_uuid is distinct from recipient_id::uuid),
+  count(*) filter (where sender_id_uuid is distinct from sender_id::uuid) from public.messages")" "both shadows of messages follow updates"
+assert_exit 0 "phase3 check" -- u 3 selfref check
+assert_exit 0 "phase3 apply" -- u 3 selfref apply
+assert_eq "uuid|uuid|uuid|uuid" "$(col_type selfref public.users id)|$(col_type selfref public.users manager_id)|$(col_type selfref public.messages sender_id)|$(col_type selfref public.messages recipient_id)" "all four converted"
+q selfref "insert into public.users (manager_id) select id from public.users order by id limit 1;
+  insert into public.messages (sender_id, recipient_id) select (select id from public.users order by id limit 1),
+    (select id from public.users order by id desc limit 1)" >/dev/null
+assert_eq "0|0|0" "$(q selfref "select count(*) filter (where id_legacy is distinct from id::text and id_legacy::uuid <> id),
+  count(*) filter (where manager_id is not null and manager_id_legacy is distinct from (select p.id_legacy from public.users p where p.id = u.manager_id)) from public.users u")|$(q selfref "select count(*)
+  from public.messages m where m.sender_id_legacy is distinct from (select id_legacy from public.users where id = m.sender_id)
+  or m.recipient_id_legacy is distinct from (select id_legacy from public.users where id = m.recipient_id)")" "legacy columns kept by their own triggers"
+assert_exit 0 "finalize" -- u 3 selfref finalize
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n selfref rollback; done
+q selfref "delete from public.messages where id > (select max(id) - 1 from public.messages);
+  delete from public.users where manager_id is not null and id not in (select id from public.users where id like '%-%-%-%-%' and id = upper(id))" >/dev/null
+assert_eq "0" "$(q selfref "select count(*) from pg_trigger where not tgisinternal")" "no trigger left"
+assert_eq "t" "$(q selfref "select bool_and(convalidated) from pg_constraint where contype = 'f'")" "foreign keys valid on the text columns"
+
+test_case "a shadow the triggers did not see change stops phase3 check; a NOT VALID foreign key stays NOT VALID"
+fresh_app stale 120
+q stale "alter table public.reminders drop constraint reminders_user_id_fkey;
+  alter table public.reminders add constraint reminders_user_id_fkey foreign key (user_id) references public.users on delete set null not valid" >/dev/null
+start=$(state stale)
+u 1 stale apply >/dev/null 2>&1; u 2 stale apply >/dev/null 2>&1
+# a write with triggers off (as a logical replication apply worker does): the shadow keeps the old user
+orig=$(q stale "select user_id from public.tags where id = (select min(id) from public.tags)")
+q stale "set session_replication_role = replica;
+  update public.tags set user_id = (select max(id) from public.users) where id = (select min(id) from public.tags)" >/dev/null
+before=$(state stale)
+assert_exit 3 "phase3 check" -- u 3 stale check
+assert_contains "$LAST_ERR" 'check "shadow differs from its original" failed for public.tags.user_id: 1 found' "the stale row counted"
+assert_contains "$LAST_ERR" "'$(q stale "select min(id) from public.tags")'" "and named"
+assert_exit 3 "phase3 apply refuses too" -- u 3 stale apply
+assert_eq "$before" "$(state stale)" "nothing changed"
+q stale "update public.tags set user_id = '$orig' where id = (select min(id) from public.tags)" >/dev/null
+assert_exit 0 "phase3 apply, once a normal write fixed it" -- u 3 stale apply
+assert_eq "f|FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL NOT VALID" "$(q stale "select convalidated,
+  pg_get_constraintdef(oid) from pg_constraint where conname = 'reminders_user_id_fkey'")" "the NOT VALID foreign key came back NOT VALID"
+# a run stopped between the swap and the validations: the next apply validates what is left
+q stale "alter table public.tags drop constraint tags_user_id_fkey;
+  alter table public.tags add constraint tags_user_id_fkey foreign key (user_id) references public.users on delete cascade not valid" >/dev/null
+assert_exit 0 "phase3 apply again" -- u 3 stale apply
+assert_eq "t|f" "$(q stale "select convalidated from pg_constraint where conname = 'tags_user_id_fkey'")|$(q stale "select convalidated
+  from pg_constraint where conname = 'reminders_user_id_fkey'")" "the left-over foreign key validated, the NOT VALID one left so"
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n stale rollback; done
+assert_eq "$start" "$(state stale)" "back to the start"
+assert_eq "f" "$(q stale "select convalidated from pg_constraint where conname = 'reminders_user_id_fkey'")" "still NOT VALID"
+
+test_case "a partitioned child is refused by phase1 with one clear line; rollback after the refusal works"
+new_db parts
+q parts "create table public.users (id varchar(36) primary key);
+  create table public.events (id bigint, user_id varchar(36) references public.users, primary key (id)) partition by range (id);
+  create table public.events_1 partition of public.events for values from (0) to (1000)" >/dev/null
+start=$(state parts)
+assert_exit 2 "phase1" -- u 1 parts apply
+assert_contains "$LAST_ERR" "public.events is a partitioned table; not supported" "says which table and why"
+assert_not_contains "$LAST_ERR" "events_1" "the partition's copy of the foreign key is not a target of its own"
+assert_exit 0 "phase1 rollback" -- u 1 parts rollback
+assert_eq "$start" "$(state parts)" "nothing left behind"
+assert_eq "0" "$(q parts "select count(*) from migration_backup.phasemig_objects")" "nothing registered"
