@@ -159,12 +159,26 @@ dependent_views(const UuidJob *job, char **blocked)
  * a child while waiting for the users table, and an application transaction
  * holding users and then writing to that child would deadlock with it.
  */
+/*
+ * No order avoids every deadlock, though: an application transaction that
+ * wrote a child and then queues behind the swap's request for users is
+ * waiting on the swap, which once it has users waits on that child.  The
+ * server aborts whichever of the two runs its deadlock check first, and the
+ * application, waiting longer, would be the one.  So the LOCK as a whole
+ * waits less than deadlock_timeout (each table its share): an application
+ * transaction queued behind it checks only after the swap has its locks or
+ * has given up, and the swap retries, never the application.
+ */
 static void
 add_lock_tables(Stmts *st, const UuidJob *job, json_t *views)
 {
 	StrBuf list;
 	size_t i;
 	json_t *v;
+	int tables = 0;
+	long long deadlock_ms = db_count(job->run->conn, "SELECT setting::bigint FROM pg_catalog.pg_settings "
+									 "WHERE name = 'deadlock_timeout'", 0, NULL);
+	long long per_table;
 
 	sb_init(&list);
 	for (int t = 0; t < job->n; t++)
@@ -174,10 +188,19 @@ add_lock_tables(Stmts *st, const UuidJob *job, json_t *views)
 		for (int u = 0; u < t && !seen; u++)
 			seen = strcmp(job->t[u].table, job->t[t].table) == 0;
 		if (!seen)
-			sb_printf(&list, "%s%s", t ? ", " : "", job->t[t].table);
+			sb_printf(&list, "%s%s", tables++ ? ", " : "", job->t[t].table);
 	}
 	json_array_foreach(views, i, v)
+	{
 		sb_printf(&list, ", %s", json_string_value(json_object_get(v, "name")));
+		tables++;
+	}
+	per_table = (deadlock_ms - 100) / tables;
+	if (per_table > db_get_retry()->lock_timeout_ms)
+		per_table = db_get_retry()->lock_timeout_ms;
+	if (per_table < 20)
+		per_table = 20;
+	add(st, str_printf("SET LOCAL lock_timeout = %lld", per_table));
 	add(st, str_printf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", list.data));
 	sb_free(&list);
 }

@@ -189,7 +189,31 @@ wait "$app"; app_rc=$?
 assert_eq "0" "$app_rc" "the application's transaction committed: $(cat "$TEST_TMP/app.out")"
 assert_eq "3" "$(q lockorder "select (select count(*) from public.journal_entries where title = 'lockorder') + (select count(*) from public.tags where name = 'lockorder') + (select count(*) from public.reminders where note = 'lockorder')")" "its three child rows are there"
 assert_eq "uuid|d1b2c3d4-0000-4000-8000-000000000001" "$(q lockorder "select pg_typeof(id), id_legacy from public.users where email = 'lockorder@x'")" "and its user, swapped"
-assert_eq "0" "$(q lockorder "select metadata->>'ddl_retries' from migration_log where phase = 3 and operation like 'convert%' and status = 'done' order by id desc limit 1")" "the swap waited once, without a deadlock or a retry"
+assert_not_contains "$LAST_ERR" "deadlock" "the swap never deadlocked"
+
+test_case "an application transaction that wrote a child, then queues behind the swap, is never the deadlock victim"
+fresh_app victim 200
+u 1 victim apply >/dev/null 2>&1; u 2 victim apply >/dev/null 2>&1
+q victim "alter table public.users alter column id_uuid set not null;
+  alter table public.journal_entries alter column user_id_uuid set not null;
+  alter table public.tags alter column user_id_uuid set not null" >/dev/null
+# H holds users for 3 s, so the swap queues for it; A writes a tag, then reads users behind the swap's request.
+# When H ends, a swap still waiting would take users and wait for tags, held by A: a deadlock whose victim
+# is A, which has waited longer. The swap's LOCK waits less than deadlock_timeout, so it gives up first.
+# (A must start waiting within deadlock_timeout, 1 s, before H ends; the test allows for 0.5 s of slack)
+psql -X -q -d victim -c "begin" -c "lock table public.users in access share mode" -c "select pg_sleep(3)" -c "commit" >/dev/null 2>&1 &
+holder=$!
+wait_for_sql victim "select count(*) from pg_stat_activity where datname = 'victim' and query like '%pg_sleep(3)%' and pid <> pg_backend_pid()" 1
+h_started=$(date +%s.%N)
+u 3 victim apply --lock-timeout 5000 >"$TEST_TMP/victim.out" 2>&1 &
+swap=$!
+sleep "$(awk -v s="$h_started" -v n="$(date +%s.%N)" 'BEGIN { w = s + 2.5 - n; print (w > 0 ? w : 0) }')"
+assert_exit 0 "the application's transaction commits" -- psql -X -q -v ON_ERROR_STOP=1 -d victim -c "begin" \
+  -c "insert into public.tags (user_id, name) select id, 'victim' from public.users order by id limit 1" \
+  -c "select count(*) from public.users" -c "commit"
+wait "$holder"; wait "$swap"; swap_rc=$?
+assert_eq "0" "$swap_rc" "phase3 apply done: $(tail -3 "$TEST_TMP/victim.out")"
+assert_eq "1|uuid" "$(q victim "select count(*) from public.tags where name = 'victim'")|$(col_type victim public.tags user_id)" "the tag is there, and swapped"
 
 test_case "kill -9 during phase2, then phase2 again: the same data as a clean run"
 fresh_app clean 400
