@@ -37,8 +37,10 @@ cluster_start() {
         { cat "$CLUSTER_DIR/initdb.log" >&2; return 1; }
     fi
     _cluster_stopped=0
+    # pg_ctl hands -o to a shell: the socket directory goes in single quotes, its own quotes escaped
+    local sockdir="'${CLUSTER_DIR//\'/\'\\\'\'}'"
     as_pg "$CLUSTER_BINDIR/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w \
-        -o "-k $CLUSTER_DIR -c listen_addresses='' -p $CLUSTER_PORT $*" start >/dev/null ||
+        -o "-k $sockdir -c listen_addresses='' -p $CLUSTER_PORT $*" start >/dev/null ||
         { tail -20 "$CLUSTER_DIR/server.log" >&2; return 1; }
     for v in $(compgen -e | grep -E '^PG|^DATABASE_URL$'); do unset "$v"; done
     export PGHOST=$CLUSTER_DIR PGPORT=$CLUSTER_PORT PGUSER=postgres PGDATABASE=postgres PGCONNECT_TIMEOUT=10
