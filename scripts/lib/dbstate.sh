@@ -5,9 +5,18 @@
 # Callers may redefine these two (tests/lib.sh records failures through them).
 dbstate_psql() { local db=$1; shift; psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 dbstate_fail() { echo "dbstate: $*" >&2; }
+# dbstate_redact CONNINFO: the connection string fit to print: a password (key=value or URI) as ***
+dbstate_redact() {
+    sed -E -e "s/(^|[[:space:]])password[[:space:]]*=[[:space:]]*('([^'\\\\]|\\\\.)*'|[^[:space:]]*)/\\1password=***/g" \
+           -e 's#^([a-z]+://[^:/@?]*):[^@/?]*@#\1:***@#' -e 's/([?&])password=[^&]*/\1password=***/g' <<<"$1"
+}
 
 DBSTATE_EXCL="n.nspname IN ('pg_catalog','information_schema','migration_backup') OR n.nspname ~ '^pg_(toast|temp_)'"
-# schema_fingerprint DB: sorted, column-order independent description of the user schema.
+# schema_fingerprint DB: sorted, column-order independent description of the user schema: tables,
+# columns, constraints, indexes, triggers, rules, views, sequences, functions, schemas, and what a
+# migration could lose without changing a definition: owners, grants (tables, columns, sequences,
+# functions, schemas; a NULL ACL as its default), comments, reloptions, replica identity, row level
+# security (flags and policies).
 schema_fingerprint() {
     dbstate_psql "$1" <<SQL
 SET search_path = '';  -- so that definitions come out schema-qualified
@@ -19,6 +28,46 @@ WITH rel AS (
                     AND d.refobjid = to_regclass('public.migration_log'))
 ), l(line) AS (
   SELECT 'table '||qn||' kind='||relkind::text||' persistence='||relpersistence::text FROM rel WHERE relkind IN ('r','p','f')
+  UNION ALL
+  SELECT 'owner '||qn||' '||quote_ident(pg_get_userbyid(relowner)) FROM rel WHERE relkind IN ('r','p','f','v','m','S')
+  UNION ALL
+  SELECT 'acl '||qn||' '||(SELECT string_agg(x::text, ',' ORDER BY x::text COLLATE "C")
+                           FROM unnest(coalesce(relacl, acldefault(CASE WHEN relkind = 'S' THEN 's' ELSE 'r' END::"char", relowner))) x)
+  FROM rel WHERE relkind IN ('r','p','f','v','m','S')
+  UNION ALL
+  SELECT 'options '||qn||' replica_identity='||relreplident::text||' rls='||relrowsecurity::text
+         ||' force_rls='||relforcerowsecurity::text
+         ||coalesce(' '||(SELECT string_agg(o, ',' ORDER BY o COLLATE "C") FROM unnest(reloptions) o), '')
+  FROM rel WHERE relkind IN ('r','p','f','v','m')
+  UNION ALL
+  SELECT 'column_acl '||r.qn||'.'||quote_ident(a.attname)||' '||(SELECT string_agg(x::text, ',' ORDER BY x::text COLLATE "C") FROM unnest(a.attacl) x)
+  FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+  WHERE r.relkind IN ('r','p','f','v','m') AND cardinality(a.attacl) > 0
+  UNION ALL
+  SELECT 'column_options '||r.qn||'.'||quote_ident(a.attname)||' '||(SELECT string_agg(o, ',' ORDER BY o COLLATE "C") FROM unnest(a.attoptions) o)
+  FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+  WHERE r.relkind IN ('r','p','f','m') AND cardinality(a.attoptions) > 0
+  UNION ALL
+  SELECT 'policy '||r.qn||' '||quote_ident(p.polname)||' cmd='||p.polcmd::text||' permissive='||p.polpermissive::text
+         ||' roles='||(SELECT string_agg(x, ',' ORDER BY x COLLATE "C")
+                       FROM (SELECT CASE WHEN u = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(u)) END x FROM unnest(p.polroles) u) rl)
+         ||coalesce(' using '||pg_get_expr(p.polqual, p.polrelid), '')||coalesce(' check '||pg_get_expr(p.polwithcheck, p.polrelid), '')
+  FROM pg_policy p JOIN rel r ON r.oid = p.polrelid
+  UNION ALL
+  SELECT 'comment '||pg_describe_object(d.classoid, d.objoid, d.objsubid)||': '||d.description
+  FROM pg_description d
+  WHERE (d.classoid = 'pg_class'::regclass AND d.objoid IN (SELECT oid FROM rel))
+     OR (d.classoid = 'pg_constraint'::regclass AND d.objoid IN (SELECT k.oid FROM pg_constraint k JOIN rel r ON r.oid = k.conrelid))
+     OR (d.classoid = 'pg_trigger'::regclass AND d.objoid IN (SELECT t.oid FROM pg_trigger t JOIN rel r ON r.oid = t.tgrelid))
+     OR (d.classoid = 'pg_policy'::regclass AND d.objoid IN (SELECT p.oid FROM pg_policy p JOIN rel r ON r.oid = p.polrelid))
+     OR (d.classoid = 'pg_rewrite'::regclass AND d.objoid IN (SELECT w.oid FROM pg_rewrite w JOIN rel r ON r.oid = w.ev_class))
+     OR (d.classoid = 'pg_proc'::regclass AND d.objoid IN (SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                                                         WHERE NOT ($DBSTATE_EXCL)))
+     OR (d.classoid = 'pg_namespace'::regclass AND d.objoid IN (SELECT n.oid FROM pg_namespace n WHERE NOT ($DBSTATE_EXCL)))
+  UNION ALL
+  SELECT 'schema '||quote_ident(n.nspname)||' owner='||quote_ident(pg_get_userbyid(n.nspowner))||' acl='
+         ||(SELECT string_agg(x::text, ',' ORDER BY x::text COLLATE "C") FROM unnest(coalesce(n.nspacl, acldefault('n', n.nspowner))) x)
+  FROM pg_namespace n WHERE NOT ($DBSTATE_EXCL)
   UNION ALL
   SELECT 'column '||r.qn||'.'||quote_ident(a.attname)||' '||format_type(a.atttypid, a.atttypmod)
          ||CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
@@ -34,6 +83,7 @@ WITH rel AS (
   FROM pg_constraint k JOIN rel r ON r.oid = k.conrelid
   UNION ALL
   SELECT 'index '||pg_get_indexdef(i.indexrelid)||CASE WHEN i.indisvalid THEN '' ELSE ' INVALID' END
+         ||CASE WHEN i.indisreplident THEN ' REPLICA IDENTITY' ELSE '' END||CASE WHEN i.indisclustered THEN ' CLUSTERED' ELSE '' END
   FROM pg_index i JOIN rel r ON r.oid = i.indrelid
   UNION ALL
   SELECT 'trigger '||pg_get_triggerdef(t.oid)||' enabled='||t.tgenabled::text
@@ -51,10 +101,11 @@ WITH rel AS (
   FROM pg_sequence s JOIN rel r ON r.oid = s.seqrelid
   UNION ALL
   SELECT 'function '||quote_ident(n.nspname)||'.'||quote_ident(p.proname)||'('||pg_get_function_identity_arguments(p.oid)
-         ||') md5='||md5(pg_get_functiondef(p.oid))
+         ||') md5='||md5(pg_get_functiondef(p.oid))||' owner='||quote_ident(pg_get_userbyid(p.proowner))||' acl='
+         ||(SELECT string_agg(x::text, ',' ORDER BY x::text COLLATE "C") FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) x)
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE NOT ($DBSTATE_EXCL) AND p.prokind IN ('f','p')
 )
-SELECT x FROM (SELECT regexp_replace(line, '\s+', ' ', 'g') AS x FROM l) s ORDER BY x COLLATE "C";
+SELECT x FROM (SELECT regexp_replace(line, '\s+', ' ', 'g') AS x FROM l WHERE line IS NOT NULL) s ORDER BY x COLLATE "C";
 SQL
 }
 # schema_dump DB: pg_dump --schema-only without comments, blank lines and \restrict lines (which
@@ -67,7 +118,7 @@ schema_dump() {
         ex+=("--exclude-table=$s")
     done
     out=$(pg_dump --schema-only --no-owner "${ex[@]}" "$1"); rc=$?
-    [ "$rc" -eq 0 ] || { dbstate_fail "pg_dump $1 failed (exit $rc)"; return "$rc"; }
+    [ "$rc" -eq 0 ] || { dbstate_fail "pg_dump of $(dbstate_redact "$1") failed (exit $rc)"; return "$rc"; }
     grep -v -e '^--' -e '^[[:space:]]*$' -e '^\\\(un\)\?restrict ' <<<"$out"
 }
 # table_checksums DB: "schema.table rowcount md5" per user table, column-order independent
