@@ -41,10 +41,26 @@ assert_ne "0" "$(jget pass '{reapply,generated_values_differing}')" "generated u
 md=$(cat "$REPORTS"/pass/*.md)
 assert_contains "$md" "# Rehearsal of plan clerk-to-firebase: PASSED" "Markdown report"
 assert_contains "$md" "| rollback 3, 2, 1 gave back the start | yes" "Markdown: rollback verdict"
+assert_eq "column_order|[]" "$(jget pass '{rollback,schema_dump}')|$(jget pass '{rollback,schema_differences}')" \
+    "JSON: the rollback's schema dump differs only in column order (clerk_user_id comes back last), and says so"
+assert_contains "$md" "| pg_dump --schema-only: the start and after the rollback | differ **only in the order of columns**" \
+    "Markdown: the column order is not hidden"
 assert_contains "$md" "## Estimate for the source's size" "Markdown: estimate"
 assert_contains "$md" "## Warnings" "Markdown: what the phases warned about"
 assert_eq "array" "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"SELECT jsonb_typeof((:'j')::jsonb#>'{runs,0,warnings}')")" "JSON: warnings of each run"
 assert_eq "$START" "$(source_state)" "source schema dump, fingerprint and checksums unchanged"
+assert_eq "0" "$(copies)" "staging copy dropped"
+
+test_case "string-to-uuid: passes; the estimate counts every table the conversion changes"
+assert_exit 0 "rehearse string-to-uuid" -- "$ROOT/scripts/rehearse" --plan "$ROOT/plans/string-to-uuid.json" -d rsrc --report-dir "$REPORTS/uuid"
+expect=$(_t_psql rsrc <<<"SELECT string_agg(format('public.%s %s', relname, reltuples::bigint), ',' ORDER BY relname <> 'users', relname)
+                          FROM pg_class WHERE relname IN ('users', 'journal_entries', 'tags', 'reminders') AND relkind = 'r'")
+assert_eq "$expect" "$(_t_psql postgres -v j="$(cat "$REPORTS"/uuid/*.json)" <<<"SELECT string_agg(format('%s %s', x->>'table', x->>'rows'), ',')
+        FROM jsonb_array_elements((:'j')::jsonb#>'{estimate,tables}') x")" "JSON: the estimate's tables, with the source's rows"
+assert_eq "$(_t_psql rsrc <<<"SELECT sum(reltuples)::bigint FROM pg_class WHERE relname IN ('users', 'journal_entries', 'tags', 'reminders') AND relkind = 'r'")" \
+    "$(jget uuid '{estimate,table_rows}')" "JSON: the estimate scales to the rows of all four tables"
+assert_contains "$(cat "$REPORTS"/uuid/*.md)" "The plan changes public.users (" "Markdown: the tables of the estimate"
+assert_eq "$START" "$(source_state)" "source unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
 
 test_case "a damaged backup: the rollback does not give back the start, the rehearsal fails naming it"
@@ -61,6 +77,34 @@ assert_contains "$md" "**FAILED**: the rollback did not give back the start: pub
 assert_contains "$md" "| rollback 3, 2, 1 gave back the start | **FAILED**" "Markdown: rollback verdict"
 assert_eq "$START" "$(source_state)" "source unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
+
+test_case "damage to the schema (a grant revoked, a comment changed) fails the rollback naming it; no password shows anywhere"
+cat >"$TEST_TMP/schema-damage.sql" <<'SQL'
+REVOKE TRUNCATE ON public.users FROM postgres;
+COMMENT ON TABLE public.users IS 'changed by the hook';
+SQL
+# an unused password in the DSN (the test cluster trusts): it must not be printed, nor written to a report
+assert_exit 1 "rehearse" -- rehearse schema -d "dbname=rsrc password=s3cret" "${GENERATE[@]}" --keep \
+    --before-rollback "psql -X -q -v ON_ERROR_STOP=1 -f $TEST_TMP/schema-damage.sql"
+assert_eq "true|false|false|[]" "$(jget schema '{rollback,ran}')|$(jget schema '{rollback,passed}')|$(jget schema '{rollback,schema_equal}')|$(jget schema '{rollback,tables_differing}')" \
+    "JSON: the rollback ran, the data came back, the schema did not"
+diffs=$(jget schema '{rollback,schema_differences}')
+assert_contains "$diffs" "only in start: acl public.users postgres=arwdDxt/postgres" "JSON: the revoked grant named"
+assert_contains "$diffs" "only in rolled-back: comment table public.users: changed by the hook" "JSON: the changed comment named"
+assert_eq "different" "$(jget schema '{rollback,schema_dump}')" "JSON: the schema dumps differ beyond column order"
+md=$(cat "$REPORTS"/schema/*.md)
+assert_contains "$(head -n 4 <<<"$md")" "**FAILED**: the rollback did not give back the start: the schema (only in start: acl public.users" \
+    "Markdown: the reason, first"
+assert_contains "$md" "comment table public.users: changed by the hook" "Markdown: the comment named"
+assert_contains "$md" "| pg_dump --schema-only: the start and after the rollback | **differ** beyond the order of columns: \`start-vs-rolled-back.schema.diff\`" \
+    "Markdown: the dumps compared, the diff kept"
+assert_contains "$LAST_ERR" "kept the copy: database rsrc_rehearsal_" "--keep names the copy by database"
+assert_not_contains "$LAST_OUT$LAST_ERR" "s3cret" "no password on stdout or stderr"
+assert_eq "" "$(grep -rl s3cret "$REPORTS/schema")" "no password in the reports or the files kept"
+kept=$(jget schema '{staging,database}')
+assert_eq "1" "$(copies)" "--keep kept the copy"
+q postgres "DROP DATABASE \"$kept\"" >/dev/null
+assert_eq "$START" "$(source_state)" "source unchanged"
 
 test_case "a refused check on a busy source: copied by pg_dump, findings reported, phase3 apply not run, rolled back"
 psql -X -q -d rsrc -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
@@ -88,6 +132,39 @@ assert_contains "$LAST_ERR" "give --mapping FILE" "says what is missing"
 assert_exit 2 "unreachable source" -- rehearse usage -d "dbname=no_such_db"
 assert_exit 2 "not a plan" -- "$ROOT/scripts/rehearse" --plan "$DATA/expected.csv" -d rsrc --report-dir "$REPORTS/usage"
 assert_eq "0" "$(copies)" "no copy made"
+
+test_case "SIGTERM during phase2 under load (source from PGDATABASE): exits at once, no pgbench left, copy dropped, report says why"
+PGDATABASE=rsrc "$ROOT/scripts/rehearse" --plan "$PLAN" --mapping "$DATA/firebase-export.json" --report-dir "$REPORTS/term" \
+    --with-load --phase2-args "--batch-size 5 --sleep-ms 300 --generate-missing --clerk-export $DATA/clerk-export.csv" \
+    >"$TEST_TMP/term.out" 2>"$TEST_TMP/term.err" </dev/null &
+term_pid=$!
+on_exit "kill -KILL $term_pid 2>/dev/null"
+for ((i = 0; i < 600; i++)); do grep -q 'phase2 apply (apply) \.\.\.' "$TEST_TMP/term.err" && break; sleep 0.1; done
+assert_contains "$(cat "$TEST_TMP/term.err")" "phase2 apply (apply) ..." "phase2 started (PGDATABASE named the source)"
+assert_contains "$(cat "$TEST_TMP/term.err")" "copied rsrc into rsrc_rehearsal_" "the source came from PGDATABASE"
+sleep 1
+t0=$SECONDS
+kill -TERM "$term_pid"
+wait "$term_pid"; rc=$?
+assert_eq "143" "$rc" "exit status after SIGTERM"
+[ $((SECONDS - t0)) -le 20 ] || _t_fail "the rehearsal took $((SECONDS - t0)) s to stop after SIGTERM"
+assert_eq "0" "$(ps -eo args | grep -c "^[^ ]*pgbench .*$REPORTS/term/")" "no pgbench process left"
+assert_eq "0" "$(ps -eo args | grep -c "^[^ ]*phase2 apply .*$REPORTS/term/")" "no phase2 process left"
+assert_eq "0" "$(copies)" "staging copy dropped"
+assert_eq "false" "$(jget term '{passed}')" "JSON report written: failed"
+assert_contains "$(head -n 5 "$REPORTS"/term/*.md)" "interrupted by SIGTERM during phase2 apply (apply)" "the report's first lines say why"
+
+test_case "a report larger than one command-line argument (128 kB) is still rendered"
+big=$TEST_TMP/big.json
+_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" \
+    <<<"SELECT jsonb_set((:'j')::jsonb, '{runs,0,warnings}', jsonb_build_array(repeat('w', 200000)))" >"$big"
+assert_ne "0" "$(( $(wc -c <"$big") > 150000 ))" "the synthetic report is over 150 kB"
+assert_exit 0 "the stdout summary of a big report" -- bash -c 'source "$1" && ADMIN_DSN=postgres json_file=$2 && report_summary' \
+    _ "$ROOT/scripts/rehearse" "$big"
+assert_contains "$LAST_OUT" "rehearsal of clerk-to-firebase: PASSED" "summary rendered"
+assert_exit 0 "the Markdown of a big report" -- bash -c 'source "$1" && ADMIN_DSN=postgres json_file=$2 && report_markdown' \
+    _ "$ROOT/scripts/rehearse" "$big"
+assert_contains "$LAST_OUT" "wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww" "Markdown rendered, with the long warning"
 
 test_case "failed load transactions are counted whatever pgbench calls them, never fewer than its summary says"
 # load_figures PREFIX T0 T1 of scripts/rehearse, fed a synthetic pgbench 15 --failures-detailed log
