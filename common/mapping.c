@@ -251,10 +251,7 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 		bool ok;
 
 		if (!json_is_object(elem))
-		{
-			log_error("mapping file \"%s\": element %ld is not an object", path, js.element);
 			ok = false;
-		}
 		else if (format == FORMAT_FIREBASE)
 			ok = firebase_row(&ci, elem, js.element, path, &bad_attributes);
 		else

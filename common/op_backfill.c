@@ -571,9 +571,9 @@ write_import_file(Run *run, const Names *n, const Options *opts, bool with_clerk
 	const Plan *p = run->plan;
 	char *path = str_printf("%s/%s-firebase-import.json", opts->logs_dir, run->run_id);
 	char *email = n->q_email ? str_printf("t.%s::text", n->q_email) : xstrdup("NULL::text");
-	char *mark = str_printf("INSERT INTO pg_temp.phasemig_to_import WITH m AS (UPDATE %s x SET import_file = $1 "
-							"WHERE x.origin = 'generated' AND x.import_file IS NULL AND EXISTS (SELECT 1 FROM %s t "
-							"WHERE t.%s = x.firebase_uid) RETURNING x.firebase_uid) SELECT firebase_uid FROM m",
+	char *mark = str_printf("WITH m AS (UPDATE %s x SET import_file = $1 WHERE x.origin = 'generated' "
+							"AND x.import_file IS NULL AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = x.firebase_uid) "
+							"RETURNING x.firebase_uid) INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m",
 							n->source, p->q_table, n->q_uid);
 	char *declare = str_printf(
 		"DECLARE phasemig_import NO SCROLL CURSOR FOR SELECT x.firebase_uid, %s, x.clerk_user_id, %s "

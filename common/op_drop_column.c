@@ -144,9 +144,10 @@ drop_column_apply(Run *run, const Op *op, const Options *opts)
 	{
 		char *create = str_printf("CREATE TABLE IF NOT EXISTS %s AS SELECT %s AS key, %s AS value FROM %s WITH NO DATA",
 								  n.backup, p->q_key, n.qcol, p->q_table);
-		char *pk = str_printf("DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint "
-							  "WHERE conrelid = '%s'::regclass AND contype = 'p') THEN "
-							  "ALTER TABLE %s ADD PRIMARY KEY (key); END IF; END$$", n.backup, n.backup);
+		/* the table's name goes in as a parameter, never inside a literal */
+		bool has_pk = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = "
+								"pg_catalog.to_regclass($1) AND contype = 'p'", 1, (const char *[]) {n.backup});
+		char *pk = has_pk ? str_printf("SELECT 1") : str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n.backup);
 		char *fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN "
 							  "INSERT INTO %s (key, value) VALUES (NEW.%s, NEW.%s) "
 							  "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; RETURN NULL; END $fn$",

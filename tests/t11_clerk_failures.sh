@@ -199,3 +199,80 @@ assert_exit 0 "phase1 apply, with a lock timeout (300 ms) under deadlock_timeout
 assert_contains "$LAST_ERR" "an autovacuum worker is running in this database: waiting up to 1200 ms for" "says why it waits longer"
 assert_eq "0" "$(q vac "select max((metadata->>'ddl_retries')::int) from migration_log where phase = 1 and operation like 'add_column%'")" \
   "no change needed a second attempt: the server cancelled the vacuum during the first"
+
+test_case "odd inputs: a non-object user, a key that is not unique; a quoted CSV header with a BOM and CRLF is accepted"
+fresh_app odd 50
+p1 apply -d odd >/dev/null 2>&1
+before=$(state odd)
+printf '{"users": [1]}' > "$TEST_TMP/number.json"
+assert_exit 2 "a user that is not an object" -- p2 apply -d odd --mapping "$TEST_TMP/number.json"
+one_error_line 'element 1: expected an object'
+sed 's/"key": "id"/"key": "email"/' "$PLAN" > "$TEST_TMP/email-key.json"
+assert_exit 2 "a key column that is not unique" -- phase 2 apply -d odd --plan "$TEST_TMP/email-key.json" --mapping "$DATA/mapping.csv"
+one_error_line 'key column "email" of plan'
+assert_eq "$before" "$(state odd)" "nothing changed"
+{ printf '\xef\xbb\xbf"clerk_user_id","firebase_uid"\r\n'; tail -n +2 "$DATA/mapping.csv" | sed 's/$/\r/'; } > "$TEST_TMP/excel.csv"
+assert_exit 0 "a spreadsheet's CSV" -- p2 apply -d odd --mapping "$TEST_TMP/excel.csv"
+assert_eq "0" "$(q odd "select count(*) from public.users u join migration_backup.\"clerk-to-firebase:source\" s
+  on s.clerk_user_id = u.clerk_user_id where u.firebase_uid is distinct from s.firebase_uid or s.firebase_uid like '%'||chr(13)")" \
+  "every listed user filled, no carriage return kept"
+
+test_case "generated uids: a re-run's import file lists only users no earlier file listed; files readable by their owner only"
+fresh_app gen 200
+p1 apply -d gen >/dev/null 2>&1
+GLOGS=$TEST_TMP/genlogs; mkdir -p "$GLOGS"
+assert_exit 0 "phase2 --generate-missing" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
+  --mapping "$DATA/firebase-export.json" --generate-missing --clerk-export "$DATA/clerk-export.csv"
+first=$(ls "$GLOGS"/*-firebase-import.json)
+assert_eq "600" "$(stat -c %a "$first")" "import file mode"
+assert_eq "600" "$(stat -c %a "$(ls "$GLOGS"/*.log | head -1)")" "run log mode"
+allowed='["customAttributes", "displayName", "email", "localId", "passwordHash", "phoneNumber"]'
+assert_eq "t" "$(q gen "select coalesce(bool_and(k.key = any(array(select jsonb_array_elements_text('$allowed'::jsonb)))), true)
+  from jsonb_array_elements(pg_catalog.jsonb_extract_path('$(sed "s/'/''/g" "$first")'::jsonb, 'users')) u, jsonb_object_keys(u) k(key)")" \
+  "valid JSON, with only keys firebase auth:import accepts"
+n_first=$(grep -c '"localId"' "$first")
+assert_eq "$(q gen "select count(*) from migration_backup.\"clerk-to-firebase:source\" where origin = 'generated'")" "$n_first" \
+  "every generated user in the first file"
+q gen "insert into public.users (id, clerk_user_id, email) values ('00000000-new-1', 'user_new_1', 'new1@example.com')" >/dev/null
+assert_exit 0 "phase2 again" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
+  --mapping "$DATA/firebase-export.json" --generate-missing --clerk-export "$DATA/clerk-export.csv"
+second=$(ls "$GLOGS"/*-firebase-import.json | grep -v "$first")
+assert_eq "1" "$(grep -c '"localId"' "$second")" "the second file lists only the new user"
+assert_contains "$(cat "$second")" "user_new_1" "the new user's clerk id"
+assert_eq "$(q gen "select firebase_uid from public.users where id = '00000000-new-1'")" \
+  "$(sed -n 's/.*"localId": "\([^"]*\)".*/\1/p' "$second")" "with the uid it was given"
+assert_exit 0 "phase2 a third time" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
+  --mapping "$DATA/firebase-export.json" --generate-missing
+assert_eq "2" "$(ls "$GLOGS"/*-firebase-import.json | wc -l)" "no third file: nobody new to import"
+
+test_case "kill -9 during phase2, rollback, apply again: every row filled, none skipped by the old checkpoint"
+fresh_app rbk
+p1 apply -d rbk >/dev/null 2>&1
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d rbk --mapping "$DATA/mapping.csv" --generate-missing --batch-size 7 --sleep-ms 50 >/dev/null 2>&1 &
+victim=$!
+wait_for_sql rbk "select coalesce(max(rows_done), 0) >= 70 from migration_log where operation like 'backfill%'" t 30
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+assert_exit 0 "phase2 rollback" -- p2 rollback -d rbk
+assert_eq "0" "$(q rbk "select count(*) from public.users where firebase_uid is not null")" "rolled back"
+assert_exit 0 "phase2 apply" -- p2 apply -d rbk --mapping "$DATA/mapping.csv" --generate-missing --batch-size 7
+assert_not_contains "$LAST_ERR" "resuming" "started from the beginning"
+assert_eq "0" "$(q rbk "select count(*) from public.users where firebase_uid is null")" "every row filled"
+
+test_case "a NULL written between phase3's checks and its VALIDATE: phase3 fails, takes its CHECK away, keeps the sync trigger"
+fresh_app race 100
+p1 apply -d race >/dev/null 2>&1
+p2 apply -d race --mapping "$DATA/mapping.csv" --generate-missing >/dev/null 2>&1
+# an application transaction inserts a user phase3 cannot see yet, and commits once phase3 waits for the table
+psql -X -q -d race -c "begin" -c "insert into public.users (id, clerk_user_id) values ('00000000-race', 'user_unknown_race')" \
+  -c "select pg_sleep(3)" -c "commit" >/dev/null 2>&1 &
+app=$!
+wait_for_sql race "select count(*) from pg_stat_activity where datname = 'race' and query like '%pg_sleep(3)%' and pid <> pg_backend_pid()" 1
+assert_exit 1 "phase3 apply" -- p3 apply -d race --lock-timeout 10000
+wait "$app"
+assert_contains "$LAST_ERR" "was dropped again" "says the CHECK went"
+assert_eq "0|1" "$(q race "select count(*) from pg_constraint where conname like 'phasemig_nn%'")|$(q race "select count(*)
+  from pg_trigger where tgname = 'phasemig_sync_clerk-to-firebase'")" "no CHECK left; the sync trigger still there"
+assert_exit 0 "the application can still insert a user the mapping does not know" -- q race \
+  "insert into public.users (id, clerk_user_id) values ('00000000-race-2', 'user_unknown_2')"
+assert_exit 3 "phase3 check names the rows" -- p3 check -d race
+assert_contains "$LAST_ERR" "'00000000-race'" "the racing row"
