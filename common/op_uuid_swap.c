@@ -43,20 +43,6 @@ run_stmts(Run *run, const char *what, Stmts *st)
 	return rc;
 }
 
-/* "schema"."index" for an index of TABLE. */
-static char *
-qualified_index(Run *run, const char *table, const char *index)
-{
-	const char *p[1] = {table};
-	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c "
-							"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, p);
-	char *q = db_ident(run->conn, index);
-	char *full = str_printf("%s.%s", schema, q);
-
-	free(schema), free(q);
-	return full;
-}
-
 static char *
 column_default(Run *run, const char *table, const char *column)
 {
@@ -412,8 +398,8 @@ add_index_renames(Stmts *st, const UuidJob *job, bool forward)
 		}
 		else
 		{
-			char *iname = qualified_index(run, x->table, forward ? x->name : x->name);
-			char *imirror = qualified_index(run, x->table, forward ? x->mirror : x->legacy);
+			char *iname = ops_qualified_index(run, x->table, x->name);
+			char *imirror = ops_qualified_index(run, x->table, forward ? x->mirror : x->legacy);
 
 			if (forward)
 			{

@@ -69,17 +69,27 @@ index_state_on(Run *run, const char *qtable, const char *name)
 	return st;
 }
 
-static int
-drop_index_concurrently(Run *run, const char *qtable, const char *name)
+char *
+ops_qualified_index(Run *run, const char *qtable, const char *name)
 {
 	const char *params[1] = {qtable};
 	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
 							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, params);
-	char *qname = plan_ident(run->plan, name);
-	char *sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s.%s", schema, qname);
+	char *qname = db_ident(run->conn, name);
+	char *full = str_printf("%s.%s", schema, qname);
+
+	free(schema), free(qname);
+	return full;
+}
+
+static int
+drop_index_concurrently(Run *run, const char *qtable, const char *name)
+{
+	char *index = ops_qualified_index(run, qtable, name);
+	char *sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
 	int rc = db_ddl_nontx_try(run->conn, sql, sql, true) ? EXIT_DONE : EXIT_FAILED;
 
-	free(schema), free(qname), free(sql);
+	free(index), free(sql);
 	return rc;
 }
 
