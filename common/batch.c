@@ -13,6 +13,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "stop.h"
 #include "strbuf.h"
 
 static double
@@ -70,6 +71,8 @@ batch_run(Run *run, BatchLoop *b)
 	char lock_timeout[64];
 
 	snprintf(lock_timeout, sizeof lock_timeout, "SET LOCAL lock_timeout = %d", db_get_retry()->lock_timeout_ms);
+	/* a SIGINT/SIGTERM lets the batch in flight commit with its checkpoint */
+	stop_at_batch_boundary(true);
 	for (int attempt = 1;;)
 	{
 		char limit[16];
@@ -78,6 +81,14 @@ batch_run(Run *run, BatchLoop *b)
 		double t0;
 		long long scanned;
 
+		if (stop_requested())
+		{
+			log_progress_end();
+			log_error("stopped by %s after %lld rows (last key %s), each batch committed with its checkpoint",
+					  stop_signal_name(), b->rows_done, b->last_key ? b->last_key : "none");
+			stop_at_batch_boundary(false);
+			return EXIT_FAILED;
+		}
 		if (b->max_lag_ms > 0)
 			wait_for_standbys(run, b->max_lag_ms);
 		snprintf(limit, sizeof limit, "%d", size);
@@ -102,6 +113,7 @@ batch_run(Run *run, BatchLoop *b)
 			}
 			db_report(res, run->conn, b->last_key ? b->sql_next : b->sql_first);
 			PQclear(res);
+			stop_at_batch_boundary(false);
 			return EXIT_FAILED;
 		}
 		attempt = 1;
@@ -139,6 +151,7 @@ batch_run(Run *run, BatchLoop *b)
 		if (b->sleep_ms > 0)
 			db_sleep_ms(b->sleep_ms);
 	}
+	stop_at_batch_boundary(false);
 	log_progress_end();
 	b->seconds = (now_ms() - started) / 1000.0;
 	return EXIT_DONE;

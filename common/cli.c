@@ -15,7 +15,8 @@
 enum
 {
 	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
-	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID
+	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID,
+	OPT_LOCK_WAIT
 };
 
 static _Noreturn void
@@ -58,6 +59,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		{"json", no_argument, NULL, OPT_JSON},
 		{"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
 		{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
+		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 		{"mapping", required_argument, NULL, OPT_MAPPING},
 		{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
 		{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
@@ -73,7 +75,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	int c;
 
 	log_init(argv[0]);
-	*opts = (Options) {.logs_dir = "logs"};
+	*opts = (Options) {.logs_dir = "logs", .lock_wait_s = 10};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);
@@ -98,6 +100,9 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 				break;
 			case OPT_LOCK_TIMEOUT:
 				opts->lock_timeout_ms = parse_int(optarg, "--lock-timeout", 10, 600000);
+				break;
+			case OPT_LOCK_WAIT:
+				opts->lock_wait_s = parse_int(optarg, "--lock-wait", 0, 86400);
 				break;
 			case OPT_MAPPING:
 			case OPT_CLERK_EXPORT:

@@ -22,6 +22,7 @@ typedef struct Options
 	const char *logs_dir;
 	bool json;
 	int lock_timeout_ms;		/* 0: the plan's setting */
+	int lock_wait_s;			/* how long to wait for the plan's lock (default 10) */
 	const char *mapping;
 	const char *clerk_export;
 	bool generate_missing;

@@ -129,6 +129,12 @@ db_connect(const char *conninfo, const char *application_name)
 	 * or VALIDATE halfway; phasemig bounds its waits with lock_timeout instead.
 	 */
 	PQclear(PQexec(conn, "SET statement_timeout = 0"));
+	/*
+	 * If this process dies (kill -9, a lost terminal), the server notices the
+	 * closed socket within a second and cancels our statement, releasing the
+	 * plan's lock, instead of finishing a long statement nobody waits for.
+	 */
+	PQclear(PQexec(conn, "SET client_connection_check_interval = 1000"));
 	return conn;
 }
 
@@ -266,6 +272,24 @@ db_ident(PGconn *conn, const char *name)
 	copy = xstrdup(q);
 	PQfreemem(q);
 	return copy;
+}
+
+void
+db_end_session_work(PGconn *conn)
+{
+	PGresult *res;
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+		return;
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+	{
+		/* a COPY in progress: abort it, then read what the server answers */
+		PQputCopyEnd(conn, "phasemig stopped");
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+	}
+	if (PQtransactionStatus(conn) == PQTRANS_INTRANS || PQtransactionStatus(conn) == PQTRANS_INERROR)
+		PQclear(PQexec(conn, "ROLLBACK"));
 }
 
 void

@@ -68,6 +68,9 @@ bool db_ddl_try_nonblocking(PGconn *conn, const char *what, const char *const *s
 /* Same, for one statement that cannot run in a transaction block (CONCURRENTLY). */
 bool db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout);
 
+/* Abort a COPY in progress and roll back an open transaction, so the session can record. */
+void db_end_session_work(PGconn *conn);
+
 void db_sleep_ms(long ms);
 
 /*

@@ -6,6 +6,7 @@
 #include "guard.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "db.h"
 #include "log.h"
@@ -29,6 +30,30 @@ guard_take(PGconn *conn, const Plan *plan)
 	free(got);
 	free(name);
 	return ok;
+}
+
+bool
+guard_take_waiting(PGconn *conn, const Plan *plan, int wait_seconds)
+{
+	time_t deadline = time(NULL) + wait_seconds;
+	bool told = false;
+
+	while (!guard_take(conn, plan))
+	{
+		if (time(NULL) >= deadline)
+			return false;
+		if (!told)
+		{
+			char *holder = guard_holder(conn, plan);
+
+			log_info("the lock of plan \"%s\" is held by %s; waiting up to %d s for it", plan->name,
+					 holder ? holder : "a session that is ending", wait_seconds);
+			free(holder);
+			told = true;
+		}
+		db_sleep_ms(250);
+	}
+	return true;
 }
 
 char *

@@ -26,6 +26,8 @@ static struct
 static int n_cleanups;
 static bool progress_shown;
 static time_t progress_last;
+static char *first_error;		/* the run's first error message: the reason it failed */
+static int exit_code = -1;
 
 void
 log_init(const char *name)
@@ -116,6 +118,35 @@ emit(const char *level, const char *fmt, va_list ap)
 	va_end(ap2);
 }
 
+/* Like emit(), and keeps the first error's text as the run's reason. */
+static void
+emit_error(const char *fmt, va_list ap)
+{
+	if (first_error == NULL)
+	{
+		va_list ap2;
+		char text[1024];
+
+		va_copy(ap2, ap);
+		vsnprintf(text, sizeof text, fmt, ap2);
+		va_end(ap2);
+		first_error = strdup(text);
+	}
+	emit("error: ", fmt, ap);
+}
+
+const char *
+log_first_error(void)
+{
+	return first_error;
+}
+
+int
+log_exit_code(void)
+{
+	return exit_code;
+}
+
 #define DEFINE_LEVEL(fn, label) \
 	void fn(const char *fmt, ...) \
 	{ \
@@ -125,7 +156,16 @@ emit(const char *level, const char *fmt, va_list ap)
 		va_end(ap); \
 	}
 
-DEFINE_LEVEL(log_error, "error: ")
+void
+log_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit_error(fmt, ap);
+	va_end(ap);
+}
+
 DEFINE_LEVEL(log_warning, "warning: ")
 DEFINE_LEVEL(log_info, "")
 DEFINE_LEVEL(log_detail, "detail: ")
@@ -175,6 +215,7 @@ log_on_exit(CleanupFn fn, void *arg)
 void
 log_exit(int code)
 {
+	exit_code = code;
 	while (n_cleanups > 0)
 	{
 		n_cleanups--;
@@ -191,7 +232,7 @@ log_fatal(int code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit("error: ", fmt, ap);
+	emit_error(fmt, ap);
 	va_end(ap);
 	log_exit(code);
 }

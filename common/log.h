@@ -41,10 +41,15 @@ void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_progress(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_progress_end(void);
 
+/* The text of the run's first error (its reason), or NULL when none was logged. */
+const char *log_first_error(void);
+
 /* Cleanups run in reverse order of registration by log_exit/log_fatal. */
 typedef void (*CleanupFn)(void *arg);
 void log_on_exit(CleanupFn fn, void *arg);
 _Noreturn void log_exit(int code);
+/* Inside a cleanup: the code log_exit() was given (-1 before). */
+int log_exit_code(void);
 _Noreturn void log_fatal(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

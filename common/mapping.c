@@ -273,7 +273,7 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 	}
 	jstream_close(&js);
 	if (!copyin_finish(&ci, failure))
-		return failure ? EXIT_BAD_INPUT : EXIT_FAILED;
+		return failure && PQstatus(conn) == CONNECTION_OK ? EXIT_BAD_INPUT : EXIT_FAILED;
 	if (bad_attributes > 10)
 		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
 	{
@@ -349,6 +349,8 @@ load_csv(PGconn *conn, const char *path, long long *loaded)
 	fclose(fp);
 	if (!copyin_finish(&ci, ok ? NULL : "read error"))
 	{
+		if (PQstatus(conn) != CONNECTION_OK)
+			return EXIT_FAILED;	/* the connection, not the file */
 		log_hint("mapping file \"%s\" must be CSV with two columns, clerk_user_id and firebase_uid", path);
 		return EXIT_BAD_INPUT;
 	}
@@ -422,6 +424,8 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 	fclose(fp);
 	if (!copyin_finish(&ci, ok ? NULL : "read error"))
 	{
+		if (PQstatus(conn) != CONNECTION_OK)
+			return EXIT_FAILED;	/* the connection, not the file */
 		log_hint("\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)", path);
 		return EXIT_BAD_INPUT;
 	}

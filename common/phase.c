@@ -11,6 +11,7 @@
 #include "findings.h"
 #include "log.h"
 #include "ops.h"
+#include "stop.h"
 #include "strbuf.h"
 
 bool
@@ -19,7 +20,8 @@ phase_can_apply(Run *run)
 	if (run->phase > 1 && !mlog_phase_applied(run->conn, run->plan, run->phase - 1))
 	{
 		log_error("phase%d of plan \"%s\" is not applied", run->phase - 1, run->plan->name);
-		log_hint("run \"phase%d apply\" first", run->phase - 1);
+		log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase%d apply\" first",
+				 run->phase - 1);
 		return false;
 	}
 	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
@@ -60,6 +62,16 @@ add_ddl_stats(Run *run)
 	json_decref(meta);
 }
 
+/* A signal asked the run to stop: say so before the next step. */
+static bool
+stopping(void)
+{
+	if (!stop_requested())
+		return false;
+	log_error("stopped by %s before the next step", stop_signal_name());
+	return true;
+}
+
 static int
 run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback)
 {
@@ -71,8 +83,11 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	db_ddl_stats_reset();
 	rc = step(run, op, opts);
 	add_ddl_stats(run);
+	if (rc != EXIT_DONE && rc != EXIT_REFUSED && run->op_message == NULL)
+		run->op_message = stop_requested() ? str_printf("stopped by %s", stop_signal_name())
+			: log_first_error() ? xstrdup(log_first_error()) : NULL;
 	mlog_finish(run, run->op_entry,
-				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
+				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : stop_requested() ? "interrupted" : "failed",
 				run->op_rows, run->op_message, run->op_metadata);
 	free(run->op_message);
 	free(run->op_metadata);
@@ -103,6 +118,8 @@ phase_apply_ops(Run *run, const Options *opts)
 
 			if (step == NULL || !in_pass(run, op, pass))
 				continue;
+			if (stopping())
+				return EXIT_FAILED;
 			log_info("step %d: %s", i + 1, op->label);
 			if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
 				return rc;
@@ -121,6 +138,8 @@ phase_finalize_ops(Run *run, const Options *opts)
 
 		if (step == NULL)
 			continue;
+		if (stopping())
+			return EXIT_FAILED;
 		log_info("finalize step %d: %s", i + 1, op->label);
 		if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
 			return rc;
@@ -140,6 +159,8 @@ phase_rollback_ops(Run *run, const Options *opts)
 
 			if (step == NULL || !in_pass(run, op, pass))
 				continue;
+			if (stopping())
+				return EXIT_FAILED;
 			log_info("undo step %d: %s", i + 1, op->label);
 			if ((rc = run_step(run, op, step, opts, true)) != EXIT_DONE)
 				return rc;

@@ -9,7 +9,10 @@
 #include "cli.h"
 #include "mlog.h"
 
-/* Refuse (log, return false) unless the earlier phase is applied and the later one is not. */
+/*
+ * Refuse (log, return false) unless the earlier phase is applied and the later
+ * one is not: the caller exits 2, a command run out of order, saying the order.
+ */
 bool phase_can_apply(Run *run);
 bool phase_can_rollback(Run *run);
 

@@ -16,6 +16,7 @@
 #include "db.h"
 #include "guard.h"
 #include "log.h"
+#include "stop.h"
 #include "strbuf.h"
 
 static void
@@ -25,6 +26,90 @@ close_connection(void *arg)
 
 	PQfinish(run->conn);
 	run->conn = NULL;
+}
+
+/* The status a run's unfinished migration_log rows end with, for exit code CODE. */
+static const char *
+outcome_status(int code)
+{
+	if (code == EXIT_DONE)
+		return "done";
+	if (code == EXIT_REFUSED)
+		return "refused";
+	return stop_requested() ? "interrupted" : "failed";
+}
+
+/* Why the run ended, for migration_log's message (static storage or the log's). */
+static const char *
+outcome_reason(int code)
+{
+	static char text[128];
+
+	if (code == EXIT_DONE)
+		return NULL;
+	if (stop_requested())
+	{
+		snprintf(text, sizeof text, "stopped by %s", stop_signal_name());
+		return text;
+	}
+	if (log_first_error())
+		return log_first_error();
+	snprintf(text, sizeof text, "ended with exit code %d", code);
+	return text;
+}
+
+/*
+ * Cleanup on every exit: no row of this run stays 'running'.  After a lost
+ * connection it reconnects once to record that (PQreset); when that fails
+ * too, the next run of the plan records the rows as interrupted.
+ */
+static void
+record_outcome(void *arg)
+{
+	Run *run = arg;
+	int code = log_exit_code();
+	const char *params[3] = {run->run_id, outcome_status(code), outcome_reason(code)};
+
+	if (run->conn == NULL || code == EXIT_DONE)
+		return;
+	if (PQstatus(run->conn) != CONNECTION_OK)
+	{
+		PQreset(run->conn);
+		if (PQstatus(run->conn) != CONNECTION_OK)
+		{
+			log_warning("the connection is lost: the next run of this plan records this one as interrupted");
+			return;
+		}
+	}
+	db_end_session_work(run->conn);
+	/* errors ignored: before phase1 there is no migration_log to write to */
+	PQclear(PQexecParams(run->conn,
+						 "UPDATE public.migration_log SET status = $2, message = coalesce(message, $3), "
+						 "finished_at = clock_timestamp() WHERE run_id = $1 AND status = 'running'",
+						 3, NULL, params, NULL, NULL, 0));
+}
+
+/*
+ * We hold the plan's lock, so no other run of it is alive: a row still
+ * 'running' belongs to a run whose process was killed or lost its connection.
+ */
+static void
+close_orphaned_rows(Run *run)
+{
+	const char *params[1] = {run->plan->name};
+	PGresult *res;
+
+	if (!mlog_state_exists(run->conn))
+		return;
+	res = db_query(run->conn,
+				   "UPDATE public.migration_log SET status = 'interrupted', finished_at = clock_timestamp(), "
+				   "message = coalesce(message, 'its process ended without recording the outcome "
+				   "(killed, or the connection was lost)') WHERE plan = $1 AND status = 'running' "
+				   "RETURNING DISTINCT run_id::text", 1, params);
+	for (int i = 0; i < PQntuples(res); i++)
+		log_warning("run %s of this plan ended without recording its outcome: recorded as interrupted; "
+					"this run continues from its last checkpoint", PQgetvalue(res, i, 0));
+	PQclear(res);
 }
 
 static char *
@@ -90,6 +175,11 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
 	log_on_exit(close_connection, run);
+	if (take_lock)
+	{
+		log_on_exit(record_outcome, run);
+		stop_install(run->conn);
+	}
 	if (!plan_bind(run->plan, run->conn))
 		log_exit(EXIT_BAD_INPUT);
 
@@ -98,16 +188,19 @@ run_start(int phase, const Options *opts, bool take_lock)
 	retry.max_attempts = run->plan->ddl_attempts;
 	db_set_retry(&retry);
 
-	if (take_lock && !guard_take(run->conn, run->plan))
+	if (take_lock && !guard_take_waiting(run->conn, run->plan, opts->lock_wait_s))
 	{
 		char *holder = guard_holder(run->conn, run->plan);
 
-		log_error("another run holds the lock of plan \"%s\" on table %s", run->plan->name, run->plan->q_table);
+		log_error("another run holds the lock of plan \"%s\" on table %s%s", run->plan->name, run->plan->q_table,
+				  opts->lock_wait_s > 0 ? " (waited for it with --lock-wait)" : "");
 		log_detail("held by %s", holder ? holder : "a session that has just ended; try again");
 		log_hint("wait for it to finish; phasemig never runs two operators at once");
 		free(holder);
 		log_exit(EXIT_LOCKED);
 	}
+	if (take_lock)
+		close_orphaned_rows(run);
 	return run;
 }
 
@@ -123,17 +216,19 @@ run_require_state(Run *run)
 	if (mlog_state_exists(run->conn))
 		return;
 	log_error("phase1 has not been applied to this database (there is no migration_log)");
-	log_hint("run \"phase1 apply\" first");
-	run_finish(run, EXIT_FAILED, NULL);
+	log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase1 apply\" first");
+	run_finish(run, EXIT_BAD_INPUT, NULL);
 }
 
 void
 run_finish(Run *run, int code, const char *message)
 {
-	const char *status = code == EXIT_DONE ? "done" : code == EXIT_REFUSED ? "refused" : "failed";
-
 	if (run->phase_entry > 0 && run->conn && PQstatus(run->conn) == CONNECTION_OK)
-		mlog_finish(run, run->phase_entry, status, 0, message, run->phase_metadata);
+		mlog_finish(run, run->phase_entry, outcome_status(code), 0, message ? message : outcome_reason(code),
+					run->phase_metadata);
+	if (code != EXIT_DONE && stop_requested())
+		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
+				 "continue from where it stopped", stop_signal_name());
 	if (code == EXIT_DONE && log_file_path())
 		log_info("%s %s: done%s%s", log_progname(), run->subcommand, log_file_path() ? ", log " : "",
 				 log_file_path() ? log_file_path() : "");

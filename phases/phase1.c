@@ -56,7 +56,7 @@ apply(Run *run, const Options *opts)
 		return EXIT_FAILED;
 	/* 2. Refuse when phase2 is applied: phase1 is then already in place. */
 	if (!phase_can_apply(run))
-		return EXIT_FAILED;
+		return EXIT_BAD_INPUT;
 	/* 3. Record the run in migration_log. */
 	run_begin_phase(run);
 	/* 4. In plan order: add columns, build indexes CONCURRENTLY, install sync triggers. */
@@ -75,7 +75,7 @@ rollback(Run *run, const Options *opts)
 	}
 	/* 1. Refuse while phase2 is applied. */
 	if (!phase_can_rollback(run))
-		return EXIT_FAILED;
+		return EXIT_BAD_INPUT;
 	run_begin_phase(run);
 	/* 2. In reverse plan order: drop triggers, indexes and columns phasemig created. */
 	return phase_rollback_ops(run, opts);

@@ -72,7 +72,7 @@ apply(Run *run, const Options *opts)
 {
 	/* 1. Refuse unless phase1 is applied and phase3 is not. */
 	if (!phase_can_apply(run))
-		return EXIT_FAILED;
+		return EXIT_BAD_INPUT;
 	/* 2. Record the run in migration_log. */
 	run_begin_phase(run);
 	/*
@@ -87,7 +87,7 @@ rollback(Run *run, const Options *opts)
 {
 	/* 1. Refuse while phase3 is applied. */
 	if (!phase_can_rollback(run))
-		return EXIT_FAILED;
+		return EXIT_BAD_INPUT;
 	run_begin_phase(run);
 	/* 2. Restore the original values in batches, then drop the backup. */
 	return phase_rollback_ops(run, opts);

@@ -72,7 +72,7 @@ apply(Run *run, const Options *opts)
 
 	/* 1. Refuse unless phase2 is applied. */
 	if (!phase_can_apply(run))
-		return EXIT_FAILED;
+		return EXIT_BAD_INPUT;
 	/* 2. Record the run in migration_log. */
 	run_begin_phase(run);
 	/* 3. Pre-flight checks: any problem refuses before a single change. */
@@ -89,7 +89,8 @@ finalize(Run *run, const Options *opts)
 	if (!mlog_phase_applied(run->conn, run->plan, 3))
 	{
 		log_error("phase3 of plan \"%s\" is not applied; nothing to finalize", run->plan->name);
-		return EXIT_FAILED;
+		log_hint("finalize comes last, after \"phase3 apply\"");
+		return EXIT_BAD_INPUT;
 	}
 	run_begin_phase(run);
 	/* 2. Save the legacy values, then drop the legacy columns and their triggers. */

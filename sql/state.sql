@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS public.migration_log (
     phase        smallint    NOT NULL CHECK (phase BETWEEN 1 AND 3),
     operation    text        NOT NULL,
     status       text        NOT NULL
-                 CHECK (status IN ('running', 'done', 'failed', 'refused')),
+                 CONSTRAINT migration_log_status_check
+                 CHECK (status IN ('running', 'done', 'failed', 'refused', 'interrupted')),
     rows_done    bigint      NOT NULL DEFAULT 0,
     rows_total   bigint,
     last_key     text,
@@ -22,6 +23,21 @@ CREATE TABLE IF NOT EXISTS public.migration_log (
     message      text,
     metadata     jsonb       NOT NULL DEFAULT '{}'
 );
+-- A migration_log made by an older phasemig lacks 'interrupted' (a run stopped
+-- by a signal, or one whose process ended without recording its outcome).
+DO $upgrade$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                   WHERE conrelid = 'public.migration_log'::regclass
+                     AND conname = 'migration_log_status_check'
+                     AND pg_catalog.pg_get_constraintdef(oid) LIKE '%interrupted%') THEN
+        ALTER TABLE public.migration_log
+            DROP CONSTRAINT IF EXISTS migration_log_status_check,
+            ADD CONSTRAINT migration_log_status_check
+                CHECK (status IN ('running', 'done', 'failed', 'refused', 'interrupted'));
+    END IF;
+END
+$upgrade$;
 CREATE INDEX IF NOT EXISTS migration_log_plan_phase_idx
     ON public.migration_log (plan, phase, operation, id);
 

@@ -1,0 +1,57 @@
+/*
+ * stop.c: the signal handler behind stop.h.  It only sets flags and calls
+ * PQcancel, which libpq documents as safe to call from a signal handler.
+ */
+#include "stop.h"
+
+#include <signal.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t batch_boundary;
+static PGcancel *volatile cancel_handle;
+
+static void
+on_stop_signal(int signo)
+{
+	bool first = stop_signal == 0;
+
+	stop_signal = signo;
+	if (cancel_handle != NULL && (!first || !batch_boundary))
+	{
+		char err[256];
+
+		PQcancel(cancel_handle, err, sizeof err);
+	}
+}
+
+void
+stop_install(PGconn *conn)
+{
+	struct sigaction sa;
+
+	cancel_handle = PQgetCancel(conn);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int
+stop_requested(void)
+{
+	return stop_signal;
+}
+
+const char *
+stop_signal_name(void)
+{
+	return stop_signal == SIGINT ? "SIGINT" : stop_signal == SIGTERM ? "SIGTERM" : "a signal";
+}
+
+void
+stop_at_batch_boundary(bool on)
+{
+	batch_boundary = on;
+}
