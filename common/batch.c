@@ -127,7 +127,7 @@ batch_run(Run *run, BatchLoop *b)
 		}
 		PQclear(res);
 		if (b->entry > 0 && scanned > 0)
-			mlog_checkpoint(run, b->entry, b->rows_done, b->last_key);
+			mlog_checkpoint(run, b->entry, b->rows_done, b->last_key, b->changed);
 		db_exec(run->conn, "COMMIT");
 		b->batches++;
 		{

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "stop.h"
 #include "strbuf.h"
 
 static DbRetry retry = {.lock_timeout_ms = 1000, .max_attempts = 30, .max_backoff_ms = 5000};
@@ -405,7 +406,7 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 		}
 		PQclear(PQexec(conn, "ROLLBACK"));
 		note_attempt(change_start, attempt_start, is_retryable(res), blocks_writes);
-		if (!is_retryable(res) || attempt >= retry.max_attempts)
+		if (!is_retryable(res) || attempt >= retry.max_attempts || stop_requested())
 		{
 			if (is_retryable(res))
 				log_error("gave up on %s after %d attempts: the table stayed locked by other sessions",
@@ -463,7 +464,7 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 			PQclear(res);
 			return true;
 		}
-		if (!is_retryable(res) || attempt >= retry.max_attempts)
+		if (!is_retryable(res) || attempt >= retry.max_attempts || stop_requested())
 		{
 			db_report(res, conn, sql);
 			PQclear(res);

@@ -12,6 +12,7 @@
 #include "db.h"
 #include "log.h"
 #include "sqltext.h"
+#include "stop.h"
 #include "strbuf.h"
 
 bool
@@ -69,19 +70,23 @@ mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_d
 	snprintf(sid, sizeof sid, "%lld", id);
 	snprintf(total, sizeof total, "%lld", rows_total);
 	snprintf(done, sizeof done, "%lld", rows_done);
-	db_execp(run->conn, "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4 "
-			 "WHERE id = $1", 4, params);
+	/* where this run starts and when: status computes the rate and ETA of a running fill from them */
+	db_execp(run->conn, "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
+			 "metadata = metadata || jsonb_build_object('progress_from_rows', $3::bigint, "
+			 "'progress_from_at', clock_timestamp()) WHERE id = $1", 4, params);
 }
 
 void
-mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key)
+mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed)
 {
-	char sid[32], done[32];
-	const char *params[3] = {sid, done, last_key};
+	char sid[32], done[32], changed[32];
+	const char *params[4] = {sid, done, last_key, changed};
 
 	snprintf(sid, sizeof sid, "%lld", id);
 	snprintf(done, sizeof done, "%lld", rows_done);
-	db_execp(run->conn, "UPDATE public.migration_log SET rows_done = $2, last_key = $3 WHERE id = $1", 3, params);
+	snprintf(changed, sizeof changed, "%lld", rows_changed);
+	db_execp(run->conn, "UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
+			 "metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1", 4, params);
 }
 
 void
@@ -94,11 +99,12 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 
 	if (id <= 0)
 		return;
+	if (strcmp(status, "failed") == 0 && stop_requested())
+		params[1] = "interrupted";
 	snprintf(sid, sizeof sid, "%lld", id);
 	snprintf(done, sizeof done, "%lld", rows_done);
-	/* after a failed statement the session may still be inside a transaction */
-	if (PQtransactionStatus(run->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(run->conn, "ROLLBACK"));
+	/* after a failed statement the session may still be inside a transaction or a COPY */
+	db_end_session_work(run->conn);
 	res = db_query_try(run->conn,
 					   "UPDATE public.migration_log SET status = $2, rows_done = greatest(rows_done, $3::bigint), "
 					   "message = $4, metadata = metadata || coalesce($5::jsonb, '{}'), "

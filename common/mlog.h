@@ -37,11 +37,17 @@ bool mlog_state_exists(PGconn *conn);
 /* Insert a 'running' row and return its id (exits on failure). */
 long long mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done,
 					 const char *last_key);
-/* Set the expected total and the starting point of a row. */
+/* Set the expected total and the starting point of a row (status's rate and ETA start there). */
 void mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key);
-/* Checkpoint: rows and last key; call inside the batch's transaction. */
-void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key);
-/* Close a row: status 'done', 'failed' or 'refused'; metadata is JSON text or NULL. */
+/*
+ * Checkpoint: rows scanned, last key and rows this run changed so far; call
+ * inside the batch's transaction.
+ */
+void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed);
+/*
+ * Close a row: status 'done', 'failed' or 'refused' ('failed' is recorded as
+ * 'interrupted' when a signal stopped the run); metadata is JSON text or NULL.
+ */
 void mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
 				 const char *metadata);
 

@@ -589,7 +589,8 @@ resume_after(Run *run, const char *label, long long entry, long long *rows, char
 				   "AND phase = 2 AND operation = $2 AND id < $3 AND id > " MLOG_LAST_PHASE2_ROLLBACK
 				   " ORDER BY id DESC LIMIT 1", 3, params);
 	*rows = 0, *last_key = NULL;
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "running") == 0 && !PQgetisnull(res, 0, 2))
+	/* running (killed), interrupted (a signal) or failed: each batch committed its checkpoint */
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") != 0 && !PQgetisnull(res, 0, 2))
 	{
 		*rows = atoll(PQgetvalue(res, 0, 1));
 		*last_key = xstrdup(PQgetvalue(res, 0, 2));

@@ -87,7 +87,7 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 		run->op_message = stop_requested() ? str_printf("stopped by %s", stop_signal_name())
 			: log_first_error() ? xstrdup(log_first_error()) : NULL;
 	mlog_finish(run, run->op_entry,
-				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : stop_requested() ? "interrupted" : "failed",
+				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
 				run->op_rows, run->op_message, run->op_metadata);
 	free(run->op_message);
 	free(run->op_metadata);

@@ -102,10 +102,10 @@ close_orphaned_rows(Run *run)
 	if (!mlog_state_exists(run->conn))
 		return;
 	res = db_query(run->conn,
-				   "UPDATE public.migration_log SET status = 'interrupted', finished_at = clock_timestamp(), "
-				   "message = coalesce(message, 'its process ended without recording the outcome "
-				   "(killed, or the connection was lost)') WHERE plan = $1 AND status = 'running' "
-				   "RETURNING DISTINCT run_id::text", 1, params);
+				   "WITH closed AS (UPDATE public.migration_log SET status = 'interrupted', "
+				   "finished_at = clock_timestamp(), message = coalesce(message, 'its process ended without "
+				   "recording the outcome (killed, or the connection was lost)') WHERE plan = $1 "
+				   "AND status = 'running' RETURNING run_id) SELECT DISTINCT run_id::text FROM closed", 1, params);
 	for (int i = 0; i < PQntuples(res); i++)
 		log_warning("run %s of this plan ended without recording its outcome: recorded as interrupted; "
 					"this run continues from its last checkpoint", PQgetvalue(res, i, 0));

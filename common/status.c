@@ -28,6 +28,63 @@ row_object(PGresult *res, int row)
 	return obj;
 }
 
+/*
+ * What the batch operations of this phase have done since its newest
+ * rollback (nothing after a rollback): per operation its newest row, the
+ * rows changed over every run since (checkpoints carry them, so a killed run
+ * counts too), and for a fill in progress its rate and time left.
+ */
+static void
+phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
+{
+	json_t *ops = json_array();
+	long long done = 0, total = 0;
+	PGresult *res = db_query(run->conn,
+		"WITH since AS (SELECT coalesce(max(id), 0) AS id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+		"  AND operation = 'rollback' AND status = 'done'), "
+		"r AS (SELECT l.* FROM public.migration_log l, since WHERE l.plan = $1 AND l.phase = $2 "
+		"  AND l.rows_total IS NOT NULL AND l.operation NOT LIKE 'rollback %' AND l.id > since.id), "
+		"latest AS (SELECT DISTINCT ON (operation) * FROM r ORDER BY operation, id DESC), "
+		"totals AS (SELECT operation, count(*) AS runs, sum(coalesce((metadata->>'rows_changed')::bigint, "
+		"  (metadata->>'rows_filled')::bigint, 0)) AS changed FROM r GROUP BY operation) "
+		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, l.metadata->>'unmatched', "
+		"  (l.rows_done - (l.metadata->>'progress_from_rows')::bigint) / nullif(extract(epoch FROM "
+		"  clock_timestamp() - (l.metadata->>'progress_from_at')::timestamptz), 0) "
+		"FROM latest l JOIN totals t USING (operation) ORDER BY l.id",
+		2, params);
+
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		bool running = strcmp(PQgetvalue(res, i, 1), "running") == 0;
+		long long rows_done = atoll(PQgetvalue(res, i, 2)), rows_total = atoll(PQgetvalue(res, i, 3));
+		json_t *op = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", PQgetvalue(res, i, 0),
+							   "status", running && !lock_held ? "interrupted" : PQgetvalue(res, i, 1),
+							   "rows_done", (json_int_t) rows_done, "rows_total", (json_int_t) rows_total,
+							   "rows_changed", (json_int_t) atoll(PQgetvalue(res, i, 4)),
+							   "runs", (json_int_t) atoll(PQgetvalue(res, i, 5)));
+
+		if (!PQgetisnull(res, i, 6))
+			json_object_set_new(op, "unmatched", json_integer(atoll(PQgetvalue(res, i, 6))));
+		if (running && lock_held && !PQgetisnull(res, i, 7) && atof(PQgetvalue(res, i, 7)) > 0)
+		{
+			double rate = atof(PQgetvalue(res, i, 7));
+
+			json_object_set_new(op, "rows_per_second", json_real(rate));
+			json_object_set_new(op, "eta_seconds", json_real(rows_total > rows_done ? (rows_total - rows_done) / rate : 0));
+		}
+		done += rows_done;
+		total += rows_total;
+		json_array_append_new(ops, op);
+	}
+	PQclear(res);
+	json_object_set_new(obj, "operations", ops);
+	if (json_array_size(ops) > 0)
+	{
+		json_object_set_new(obj, "rows_done", json_integer(done));
+		json_object_set_new(obj, "rows_total", json_integer(total));
+	}
+}
+
 static json_t *
 phase_status(Run *run, int phase, bool lock_held)
 {
@@ -44,57 +101,25 @@ phase_status(Run *run, int phase, bool lock_held)
 				   "SELECT operation, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS started_at, "
 				   "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS finished_at, db_user, client, run_id::text, "
 				   "message FROM public.migration_log WHERE plan = $1 AND phase = $2 "
-				   "AND operation IN ('apply', 'rollback', 'check') ORDER BY id DESC LIMIT 1",
+				   "AND operation IN ('apply', 'rollback', 'check', 'finalize') ORDER BY id DESC LIMIT 1",
 				   2, params);
 	if (PQntuples(res) == 1)
 	{
 		json_t *last = row_object(res, 0);
 
 		if (strcmp(PQgetvalue(res, 0, 1), "running") == 0 && !lock_held)
+		{
 			json_object_set_new(last, "status", json_string("interrupted"));
+			json_object_set_new(last, "message", json_string("its process is gone (the plan's lock is free); "
+															 "run the same command again to continue"));
+		}
 		json_object_set_new(obj, "last_run", last);
 	}
 	else
 		json_object_set_new(obj, "last_run", json_null());
 	PQclear(res);
 
-	res = db_query(run->conn,
-				   "SELECT operation, status, rows_done::text AS rows_done, rows_total::text AS rows_total, "
-				   "last_key, metadata::text AS metadata FROM public.migration_log WHERE plan = $1 AND phase = $2 "
-				   "AND rows_total IS NOT NULL AND operation NOT LIKE 'rollback %' ORDER BY id DESC LIMIT 1",
-				   2, params);
-	if (PQntuples(res) == 1)
-	{
-		json_object_set_new(obj, "rows_done", json_integer(atoll(PQgetvalue(res, 0, 2))));
-		json_object_set_new(obj, "rows_total", json_integer(atoll(PQgetvalue(res, 0, 3))));
-		json_object_set_new(obj, "rows_operation", json_string(PQgetvalue(res, 0, 0)));
-		{
-			json_t *meta = json_loads(PQgetvalue(res, 0, 5), 0, NULL);
-
-			json_object_set_new(obj, "rows_metadata", meta ? meta : json_null());
-		}
-	}
-	PQclear(res);
-
-	/* every table the newest batch run walked (convert_to_uuid fills one per table) */
-	res = db_query(run->conn,
-				   "SELECT operation, rows_done::text, rows_total::text, status FROM public.migration_log "
-				   "WHERE plan = $1 AND phase = $2 AND rows_total IS NOT NULL AND operation NOT LIKE 'rollback %' "
-				   "AND run_id = (SELECT run_id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
-				   "  AND rows_total IS NOT NULL AND operation NOT LIKE 'rollback %' ORDER BY id DESC LIMIT 1) ORDER BY id",
-				   2, params);
-	if (PQntuples(res) > 1)
-	{
-		json_t *tables = json_array();
-
-		for (int i = 0; i < PQntuples(res); i++)
-			json_array_append_new(tables, json_pack("{s:s, s:I, s:I, s:s}", "operation", PQgetvalue(res, i, 0),
-													"rows_done", (json_int_t) atoll(PQgetvalue(res, i, 1)),
-													"rows_total", (json_int_t) atoll(PQgetvalue(res, i, 2)),
-													"status", PQgetvalue(res, i, 3)));
-		json_object_set_new(obj, "tables", tables);
-	}
-	PQclear(res);
+	phase_progress(run, obj, params, lock_held);
 	/* what the last apply of this phase found (invalid keys, orphans, conflicts, findings) */
 	res = db_query(run->conn,
 				   "SELECT metadata::text FROM public.migration_log WHERE plan = $1 AND phase = $2 "
@@ -141,6 +166,46 @@ phase_status(Run *run, int phase, bool lock_held)
 	return obj;
 }
 
+static double
+percent(long long done, long long total)
+{
+	return total > 0 ? 100.0 * (double) done / (double) total : 100.0;
+}
+
+/* A line per batch operation, the job's total when there are several, rate and ETA while running. */
+static void
+print_operations(json_t *ph)
+{
+	size_t i;
+	json_t *op;
+	json_t *ops = json_object_get(ph, "operations");
+
+	json_array_foreach(ops, i, op)
+	{
+		long long done = json_integer_value(json_object_get(op, "rows_done"));
+		long long total = json_integer_value(json_object_get(op, "rows_total"));
+		long long runs = json_integer_value(json_object_get(op, "runs"));
+
+		printf("  %s: %lld of %lld rows scanned (%.1f%%), %s; %lld changed in all (%lld run%s)",
+			   json_string_value(json_object_get(op, "operation")), done, total, percent(done, total),
+			   json_string_value(json_object_get(op, "status")),
+			   (long long) json_integer_value(json_object_get(op, "rows_changed")), runs, runs == 1 ? "" : "s");
+		if (json_is_integer(json_object_get(op, "unmatched")))
+			printf(", %lld without a match", (long long) json_integer_value(json_object_get(op, "unmatched")));
+		putchar('\n');
+		if (json_is_real(json_object_get(op, "rows_per_second")))
+			printf("    now %.0f rows/s, about %.0f s left\n", json_real_value(json_object_get(op, "rows_per_second")),
+				   json_real_value(json_object_get(op, "eta_seconds")));
+	}
+	if (json_array_size(ops) > 1)
+	{
+		long long done = json_integer_value(json_object_get(ph, "rows_done"));
+		long long total = json_integer_value(json_object_get(ph, "rows_total"));
+
+		printf("  all tables: %lld of %lld rows scanned (%.1f%%)\n", done, total, percent(done, total));
+	}
+}
+
 static void
 print_text(json_t *st)
 {
@@ -160,30 +225,10 @@ print_text(json_t *st)
 
 		printf("\nphase%d: %s\n", (int) json_integer_value(json_object_get(ph, "phase")),
 			   json_is_true(json_object_get(ph, "applied")) ? "applied" : "not applied");
-		if (json_is_integer(json_object_get(ph, "rows_total")) && !json_object_get(ph, "tables"))
+		print_operations(ph);
 		{
-			long long done = json_integer_value(json_object_get(ph, "rows_done"));
-			long long total = json_integer_value(json_object_get(ph, "rows_total"));
-
-			json_t *meta = json_object_get(ph, "rows_metadata");
-
-			printf("  rows:     %lld of %lld scanned (%.1f%%)", done, total, total > 0 ? 100.0 * done / total : 100.0);
-			if (json_is_integer(json_object_get(meta, "rows_filled")))
-				printf(", %lld filled", (long long) json_integer_value(json_object_get(meta, "rows_filled")));
-			if (json_is_integer(json_object_get(meta, "unmatched")))
-				printf(", %lld without a match", (long long) json_integer_value(json_object_get(meta, "unmatched")));
-			putchar('\n');
-		}
-		{
-			size_t t;
-			json_t *tb;
 			static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
 
-			json_array_foreach(json_object_get(ph, "tables"), t, tb)
-				printf("  %-40s %lld of %lld rows (%s)\n", json_string_value(json_object_get(tb, "operation")),
-					   (long long) json_integer_value(json_object_get(tb, "rows_done")),
-					   (long long) json_integer_value(json_object_get(tb, "rows_total")),
-					   json_string_value(json_object_get(tb, "status")));
 			for (int k = 0; keys[k]; k++)
 				if (json_is_integer(json_object_get(ph, keys[k])))
 					printf("  %-9s %lld\n", keys[k], (long long) json_integer_value(json_object_get(ph, keys[k])));

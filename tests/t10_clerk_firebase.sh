@@ -54,11 +54,12 @@ assert_eq "$(q seq "select count(*) from public.expected where uid is not null")
   "profile columns of every exported user equal the export"
 assert_exit 0 "phase2 status" -- p2 status -d seq
 assert_contains "$LAST_OUT" "phase2: applied
-  rows:     600 of 600 scanned (100.0%), 600 filled, 0 without a match" "status: rows scanned, filled, unmatched"
+  backfill_from_mapping firebase_uid: 600 of 600 rows scanned (100.0%), done; 600 changed in all (1 run), 0 without a match" \
+  "status: rows scanned, filled, unmatched"
 assert_exit 0 "phase1 status --json" -- p1 status -d seq --json
 assert_eq "true|false|done|600" "$(psql -X -A -t -q -d seq -v j="$LAST_OUT" <<<"select (:'j'::jsonb)->'phases'->1->>'applied',
   (:'j'::jsonb)->'phases'->2->>'applied', (:'j'::jsonb)->'phases'->1->'last_run'->>'status',
-  (:'j'::jsonb)->'phases'->1->'rows_metadata'->>'rows_filled'")" "status --json: the same as an object"
+  (:'j'::jsonb)->'phases'->1->'operations'->0->>'rows_changed'")" "status --json: the same as an object"
 q seq "drop table public.fb" >/dev/null
 q seq "drop table public.expected" >/dev/null
 assert_exit 0 "phase3 check" -- p3 check -d seq

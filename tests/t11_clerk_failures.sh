@@ -99,10 +99,14 @@ first=$!
 # the first run holds the plan's advisory lock (not only connected) before the second starts
 wait_for_sql lock "select count(*) > 0 from pg_stat_activity a join pg_locks l on l.pid = a.pid
   where a.application_name like 'phase2 apply%' and l.locktype = 'advisory' and l.granted" t 20
-assert_exit 4 "second phase2" -- p2 apply -d lock --mapping "$DATA/mapping.csv"
+assert_exit 4 "second phase2" -- p2 apply -d lock --mapping "$DATA/mapping.csv" --lock-wait 0
 assert_contains "$LAST_ERR" 'held by pid' "holder named"
 assert_contains "$LAST_ERR" 'application "phase2 apply (phasemig run' "holder's program named"
-assert_exit 4 "phase3 is refused too" -- p3 check -d lock
+started=$SECONDS
+assert_exit 4 "phase3 is refused too, after waiting --lock-wait" -- p3 check -d lock --lock-wait 2
+assert_contains "$LAST_ERR" "waiting up to 2 s" "says it waits, and for whom"
+assert_contains "$LAST_ERR" "(waited for it with --lock-wait)" "says it waited"
+[ $((SECONDS - started)) -ge 2 ] || _t_fail "phase3 check gave up before --lock-wait 2 had passed"
 assert_eq "0" "$(q lock "select count(*) from migration_log where phase = 3")" "the refused phase3 wrote nothing"
 assert_exit 0 "status does not need the lock" -- p2 status -d lock
 assert_contains "$LAST_OUT" "running now: pid" "status shows the run in progress"

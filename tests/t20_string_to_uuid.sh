@@ -38,7 +38,9 @@ assert_eq "0" "$(q seeds "select count(*) from public.users where id::text <> id
 assert_eq "0" "$(q seeds "select count(*) from public.journal_entries j join public.users u on u.id = j.user_id where j.user_id_legacy <> u.id_legacy")" "children follow"
 assert_exit 0 "status" -- u 2 seeds status
 assert_contains "$LAST_OUT" "fill public.tags.user_id" "status lists each table"
-assert_contains "$LAST_OUT" "$(q seeds "select count(*) from public.tags") of $(q seeds "select count(*) from public.tags") rows (done)" "rows converted of total"
+n_tags=$(q seeds "select count(*) from public.tags")
+assert_contains "$LAST_OUT" "fill public.tags.user_id: $n_tags of $n_tags rows scanned (100.0%), done" "rows converted of total"
+assert_contains "$LAST_OUT" "all tables: " "the whole job's total"
 assert_contains "$LAST_OUT" "orphans   0" "orphans shown"
 assert_exit 0 "status --json" -- u 3 seeds status --json
 assert_eq "swapped|500" "$(psql -X -A -t -q -d seeds -v j="$LAST_OUT" <<<"select (:'j'::jsonb)->'phases'->2->>'reached', (:'j'::jsonb)->'phases'->1->>'canonical'")" "phase reached and canonical count in JSON"

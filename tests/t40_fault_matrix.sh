@@ -1,0 +1,199 @@
+# t40_fault_matrix.sh -- every subcommand of both shipped plans interrupted at two points by
+# each of three faults (kill -9 of phasemig, SIGTERM, pg_terminate_backend of its backend),
+# each followed at once by the same command again (no sleep). After the walk (apply all,
+# roll back all, apply all again) the database equals an uninterrupted run's: schema
+# fingerprint, every table's checksum, no migration_log row left 'running', and for the Clerk
+# plan every generated user in exactly one import file, with the same uid throughout.
+#
+# The two points: "early" (as soon as the run's first step is recorded) and "deep" (a
+# session holding ROW EXCLUSIVE on the plan's table has made a DDL step wait for its lock,
+# or a batch loop has done 30% of its rows).
+source "$(dirname "$0")/lib.sh"
+
+LOGS=$TEST_TMP/logs
+DATA=$TEST_TMP/data
+mkdir -p "$LOGS" "$DATA"
+USERS=${FAULT_USERS:-1200}
+FAULTS=(kill9 term terminate)
+DELIVERED=0 MISSED=0
+
+# plan copies with small batches, so that batch loops take long enough to be interrupted
+for p in clerk-to-firebase string-to-uuid; do
+    sed 's/"batch_size": 1000/"batch_size": 40/' "$ROOT/plans/$p.json" > "$TEST_TMP/$p.json"
+done
+CLERK_PLAN=$TEST_TMP/clerk-to-firebase.json UUID_PLAN=$TEST_TMP/string-to-uuid.json
+
+fresh_app() {
+    new_db "$1"
+    "$ROOT/scripts/gen-data" -d "$1" --users "$USERS" --out "$DATA" --seed t40 2>/dev/null || _t_fail "gen-data failed for $1"
+}
+
+# The state compared between runs.  Generated Firebase uids are random: a user's uid counts
+# as "the export's" or "generated", and generated uids are checked separately.
+state() {
+    local db=$1 plan=$2
+    schema_fingerprint "$db"
+    if [ "$plan" = clerk ]; then
+        table_checksums "$db" | grep -v '^public.users '
+        q "$db" "select md5(string_agg((to_jsonb(u) - 'firebase_uid')::text || ':' ||
+            case when u.firebase_uid is null then 'none' when u.firebase_uid = e.uid then 'export'
+                 else 'generated' end, ',' order by u.id))
+            from public.users u left join public.fault_expected e on e.id = u.id"
+    else
+        table_checksums "$db"
+    fi
+}
+load_expected() {   # the export's uid per user, to tell generated uids from exported ones
+    q "$1" "create table public.fault_expected (id text primary key, clerk text, uid text)" >/dev/null
+    q "$1" "\\copy public.fault_expected from '$DATA/expected.csv' with (format csv, header)" >/dev/null
+}
+
+# run_cmd PLAN DB N SUB [ARGS]: the phase command of the walk
+run_cmd() {
+    local plan=$1 db=$2 n=$3 sub=$4; shift 4
+    local file=$UUID_PLAN extra=()
+    [ "$plan" = clerk ] && file=$CLERK_PLAN
+    if [ "$plan" = clerk ] && [ "$n" = 2 ] && [ "$sub" = apply ]; then
+        extra=(--mapping "$DATA/firebase-export.json" --generate-missing --sleep-ms 20)
+    elif [ "$n" = 2 ]; then
+        extra=(--sleep-ms 20)
+    fi
+    "$BIN/phase$n" "$sub" --plan "$file" --logs-dir "$LOGS/$db" -d "$db" "${extra[@]}" "$@"
+}
+
+backend_of() {   # pid of the backend of phaseN SUB
+    q "$1" "select pid from pg_stat_activity where application_name like 'phase$2 $3 (phasemig run%' limit 1"
+}
+
+# interrupt PLAN DB N SUB FAULT POINT: start the command, interrupt it at POINT with FAULT,
+# then run it again at once; that second run must succeed.
+interrupt() {
+    local plan=$1 db=$2 n=$3 sub=$4 fault=$5 point=$6 blocker="" victim rc reached=f
+    local table=public.users
+    local label="$plan phase$n $sub, $fault at the $point point"
+    if [ "$point" = deep ]; then
+        psql -X -q -d "$db" -c "begin; lock table $table in row exclusive mode; select pg_sleep(120); commit" \
+            >/dev/null 2>&1 &
+        blocker=$!
+        wait_for_sql "$db" "select count(*) from pg_stat_activity where query like '%pg_sleep(120)%' and state = 'active' and pid <> pg_backend_pid()" 1 10
+    fi
+    local start_id
+    start_id=$(q "$db" "select coalesce(max(id), 0) from migration_log" 2>/dev/null || echo 0)
+    [ -n "$start_id" ] || start_id=0
+    run_cmd "$plan" "$db" "$n" "$sub" >"$TEST_TMP/victim.out" 2>&1 &
+    victim=$!
+    local end=$((SECONDS + 20))
+    while [ "$SECONDS" -lt "$end" ] && kill -0 "$victim" 2>/dev/null; do
+        if [ "$point" = early ]; then
+            reached=$(psql -X -A -t -q -d "$db" -c "select count(*) > 0 from migration_log where id > $start_id and operation <> '$sub'" 2>/dev/null)
+        else
+            reached=$(psql -X -A -t -q -d "$db" -c "select (select count(*) > 0 from pg_stat_activity where application_name like 'phase$n $sub (phasemig run%' and wait_event_type = 'Lock')
+                or (select coalesce(bool_or(rows_total > 0 and rows_done * 10 >= rows_total * 3), false) from migration_log where id > $start_id and status = 'running')" 2>/dev/null)
+        fi
+        [ "$reached" = t ] && break
+        sleep 0.05
+    done
+    if [ "$reached" = t ] && kill -0 "$victim" 2>/dev/null; then
+        case $fault in
+            kill9) kill -KILL "$victim" ;;
+            term) kill -TERM "$victim" ;;
+            terminate) q "$db" "select pg_terminate_backend(pid) from pg_stat_activity where application_name like 'phase$n $sub (phasemig run%'" >/dev/null ;;
+        esac
+        DELIVERED=$((DELIVERED + 1))
+    else
+        MISSED=$((MISSED + 1))
+        echo "# $label: the run ended before the point was reached (not interrupted)" >&2
+    fi
+    wait "$victim"; rc=$?
+    [ -n "$blocker" ] && { kill "$blocker" 2>/dev/null; q "$db" "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(120)%' and pid <> pg_backend_pid()" >/dev/null; wait "$blocker" 2>/dev/null; }
+    if [ "$fault" = term ] && [ "$reached" = t ]; then
+        [ "$rc" -ne 0 ] && ! grep -q "stopped by SIGTERM" "$TEST_TMP/victim.out" && [ "$rc" -ne 3 ] &&
+            _t_fail "$label: no 'stopped by SIGTERM' line" "$(tail -5 "$TEST_TMP/victim.out")"
+    fi
+    # at once, no sleep: the same command again
+    run run_cmd "$plan" "$db" "$n" "$sub"
+    [ "$LAST_RC" = 0 ] || [ "$n$sub" = 3check ] ||
+        _t_fail "$label: the run after the interruption exited $LAST_RC" "$(tail -8 <<<"$LAST_ERR")"
+}
+
+SEQ_clerk=("1 apply" "2 apply" "3 check" "3 apply" "3 rollback" "2 rollback" "1 rollback")
+SEQ_uuid=("1 apply" "2 apply" "3 check" "3 apply" "3 finalize" "3 rollback" "2 rollback" "1 rollback")
+
+# The uninterrupted reference of each plan: the state after everything is applied.
+for plan in clerk uuid; do
+    fresh_app "ref_$plan"; load_expected "ref_$plan"
+    mkdir -p "$LOGS/ref_$plan"
+    declare -n seq="SEQ_$plan"
+    for step in "${seq[@]:0:4}"; do run_cmd "$plan" "ref_$plan" $step >/dev/null 2>&1 || _t_fail "reference $plan: phase $step failed"; done
+    [ "$plan" = uuid ] && { run_cmd uuid ref_uuid 3 finalize >/dev/null 2>&1 || _t_fail "reference uuid: finalize failed"; }
+    state "ref_$plan" "$plan" > "$TEST_TMP/ref_$plan.applied"
+done
+
+# generated_once DB: every generated uid in the table is in exactly one import file, and the
+# files list nobody else
+generated_once() {
+    local db=$1 ids
+    ids=$(for f in "$LOGS/$db"/*-firebase-import.json; do
+        [ -f "$f" ] || continue
+        psql -X -A -t -q -d "$db" -v j="$(cat "$f")" <<<"select u->>'localId' from jsonb_array_elements((:'j'::jsonb)->'users') u"
+    done | sort)
+    assert_eq "" "$(uniq -d <<<"$ids")" "$db: no user in two import files"
+    assert_eq "$(q "$db" "select u.firebase_uid from public.users u left join public.fault_expected e on e.id = u.id
+        where u.firebase_uid is not null and u.firebase_uid is distinct from e.uid order by 1" | LC_ALL=C sort)" \
+        "$(LC_ALL=C sort <<<"$ids" | sed '/^$/d')" "$db: the import files list exactly the generated users"
+    [ -n "$ids" ] || _t_fail "$db: no generated user at all: the check would be vacuous"
+}
+
+for plan in clerk uuid; do
+    declare -n seq="SEQ_$plan"
+    for fault in "${FAULTS[@]}"; do
+        test_case "$plan: every subcommand interrupted by $fault (early and deep), re-run at once: same end state as an uninterrupted run"
+        db="f_${plan}_$fault"
+        fresh_app "$db"; load_expected "$db"; mkdir -p "$LOGS/$db"
+        start=$(state "$db" "$plan")
+        for step in "${seq[@]}"; do
+            set -- $step
+            if [ "$2" = check ]; then run run_cmd "$plan" "$db" 3 check; continue; fi
+            [ "$2" = rollback ] && [ "$1" = 3 ] && { assert_eq "$(cat "$TEST_TMP/ref_$plan.applied")" "$(state "$db" "$plan")" "$db: applied state equals the uninterrupted run's"
+                [ "$plan" = clerk ] && generated_once "$db"
+                uids_before=$(q "$db" "select md5(string_agg(id || firebase_uid, ',' order by id)) from public.users where firebase_uid is not null" 2>/dev/null); }
+            points=(early deep)
+            [ "$2" = finalize ] && points=(deep)   # finalize cannot be undone alone to be interrupted twice
+            for point in "${points[@]}"; do
+                interrupt "$plan" "$db" "$1" "$2" "$fault" "$point"
+                # the point's second run finished the command; undo it so the next point interrupts it again
+                if [ "$point" = early ]; then
+                    case "$1 $2" in
+                        "1 apply") run_cmd "$plan" "$db" 1 rollback >/dev/null 2>&1 ;;
+                        "2 apply") run_cmd "$plan" "$db" 2 rollback >/dev/null 2>&1 ;;
+                        "3 apply") run_cmd "$plan" "$db" 3 rollback >/dev/null 2>&1 ;;
+                        "3 rollback") run_cmd "$plan" "$db" 3 apply >/dev/null 2>&1 ;;
+                        "2 rollback") run_cmd "$plan" "$db" 2 apply >/dev/null 2>&1 ;;
+                        "1 rollback") run_cmd "$plan" "$db" 1 apply >/dev/null 2>&1 ;;
+                    esac
+                fi
+            done
+        done
+        assert_eq "$start" "$(state "$db" "$plan")" "$db: after rolling back everything, schema and data as at the start"
+        # apply everything again: the same end state, and the same generated uids
+        for step in "${seq[@]:0:4}"; do run_cmd "$plan" "$db" $step >/dev/null 2>&1 || _t_fail "$db: apply again: phase $step failed"; done
+        [ "$plan" = uuid ] && { run_cmd uuid "$db" 3 finalize >/dev/null 2>&1 || _t_fail "$db: finalize again failed"; }
+        assert_eq "$(cat "$TEST_TMP/ref_$plan.applied")" "$(state "$db" "$plan")" "$db: applied again: equals the uninterrupted run"
+        if [ "$plan" = clerk ]; then
+            generated_once "$db"
+            assert_eq "$uids_before" "$(q "$db" "select md5(string_agg(id || firebase_uid, ',' order by id)) from public.users where firebase_uid is not null")" \
+                "$db: every user has the uid it had before the rollbacks"
+        fi
+        assert_eq 0 "$(q "$db" "select count(*) from migration_log where status = 'running'")" "$db: no migration_log row left running"
+        case $fault in
+            term) assert_ne 0 "$(q "$db" "select count(*) from migration_log where status = 'interrupted' and message like 'stopped by SIGTERM%'")" "$db: SIGTERM runs recorded as interrupted, with the reason" ;;
+            terminate) assert_ne 0 "$(q "$db" "select count(*) from migration_log where status = 'failed' and coalesce(message, '') <> ''")" "$db: terminated runs recorded as failed, with a reason" ;;
+            kill9) assert_ne 0 "$(q "$db" "select count(*) from migration_log where status = 'interrupted' and message like '%process ended without recording%'")" "$db: killed runs closed as interrupted by the next run" ;;
+        esac
+    done
+done
+
+echo "# fault matrix: $DELIVERED interruptions delivered, $MISSED points the run finished before" >&2
+test_case "the fault matrix interrupted (nearly) every point it aimed at"
+[ "$DELIVERED" -gt 0 ] || _t_fail "no interruption was delivered"
+[ "$MISSED" -le $((DELIVERED / 10)) ] || _t_fail "$MISSED of $((DELIVERED + MISSED)) points were missed"
