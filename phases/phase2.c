@@ -51,6 +51,9 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt and batch (default:\n"
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n"
+	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"
+	"                           session holds it, e.g. a killed run's statement the\n"
+	"                           server is still ending (default: 10; 0: do not wait)\n"
 	"      --json               status as a JSON object\n"
 	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
@@ -62,9 +65,14 @@ static const char help[] =
 	"  RUN-ID-firebase-import.json  with --generate-missing, the users to import\n"
 	"\n"
 	"Exit status:\n"
-	"  0 done, 1 failed, 2 bad usage or bad input, 3 the mapping conflicts with the\n"
-	"  table, or invalid keys or orphans (nothing written), 4 another run holds the\n"
-	"  plan's lock\n";
+	"  0 done;\n"
+	"  1 failed or interrupted (a statement failed, the connection was lost or the\n"
+	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n"
+	"    to continue where it stopped;\n"
+	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n"
+	"  3 the mapping conflicts with the table, or invalid keys or orphans (nothing\n"
+	"    written);\n"
+	"  4 another run held the plan's lock for all of --lock-wait\n";
 
 /* phase2 apply, step by step. */
 static int
