@@ -108,8 +108,14 @@ assert_contains "$LAST_ERR" "waiting up to 2 s" "says it waits, and for whom"
 assert_contains "$LAST_ERR" "(waited for it with --lock-wait)" "says it waited"
 [ $((SECONDS - started)) -ge 2 ] || _t_fail "phase3 check gave up before --lock-wait 2 had passed"
 assert_eq "0" "$(q lock "select count(*) from migration_log where phase = 3")" "the refused phase3 wrote nothing"
+wait_for_sql lock "select count(*) from migration_log where status = 'running' and rows_done >= 10 and rows_total > 0" 1 30
 assert_exit 0 "status does not need the lock" -- p2 status -d lock
 assert_contains "$LAST_OUT" "running now: pid" "status shows the run in progress"
+assert_contains "$LAST_OUT" "of 400 rows scanned" "rows done of the table's total"
+assert_contains "$LAST_OUT" " s left" "the fill's rate and time left"
+assert_exit 0 "status --json" -- p2 status -d lock --json
+assert_eq "t|t" "$(psql -X -A -t -q -d lock -v j="$LAST_OUT" <<<"select ((:'j'::jsonb)#>>'{phases,1,operations,0,rows_per_second}')::float > 0,
+  ((:'j'::jsonb)#>>'{phases,1,operations,0,eta_seconds}')::float >= 0")" "rate and ETA in JSON"
 kill "$first" 2>/dev/null; wait "$first" 2>/dev/null
 
 test_case "an index build interrupted halfway leaves it INVALID; phase1 apply again drops and rebuilds it"
@@ -150,6 +156,10 @@ assert_eq "t" "$(q killed "select count(*) = $done_at_kill from public.users u
    "checkpoint (rows, last key) committed with its batch"
 assert_exit 0 "phase2 again" -- p2 apply -d killed --mapping "$DATA/firebase-export.json" --batch-size 7
 assert_contains "$LAST_ERR" "resuming the interrupted backfill after key" "resumed, not restarted"
+assert_contains "$LAST_ERR" "ended without recording its outcome: recorded as interrupted" "the dead run's rows closed, and said so"
+assert_eq "0" "$(q killed "select count(*) from migration_log where status = 'running'")" "no row left running"
+assert_eq "2" "$(q killed "select count(*) from migration_log where status = 'interrupted' and message like 'its process ended%'")" \
+  "the killed run's phase row and step row: interrupted, with the reason"
 assert_eq "$(q clean "select md5(string_agg(to_jsonb(u)::text, '' order by id)) from public.users u")" \
           "$(q killed "select md5(string_agg(to_jsonb(u)::text, '' order by id)) from public.users u")" \
           "users identical to the uninterrupted run"

@@ -5,9 +5,12 @@
 # fingerprint, every table's checksum, no migration_log row left 'running', and for the Clerk
 # plan every generated user in exactly one import file, with the same uid throughout.
 #
-# The two points: "early" (as soon as the run's first step is recorded) and "deep" (a
-# session holding ROW EXCLUSIVE on the plan's table has made a DDL step wait for its lock,
-# or a batch loop has done 30% of its rows).
+# The two points of each command: "lock" (a session holding ROW EXCLUSIVE on the plan's table,
+# as an application's open write does, has made a DDL step wait for its lock; or a batch loop
+# has done 30% of its rows) and "snapshot" (a session holding an old snapshot has made a
+# CONCURRENTLY build or drop wait; or a batch loop has done 70% of its rows). A command has
+# no snapshot point when it builds nothing concurrently and runs no batches: such points
+# are counted as missed, and only lock points must never miss.
 source "$(dirname "$0")/lib.sh"
 
 LOGS=$TEST_TMP/logs
@@ -36,8 +39,8 @@ state() {
     if [ "$plan" = clerk ]; then
         table_checksums "$db" | grep -v '^public.users '
         q "$db" "select md5(string_agg((to_jsonb(u) - 'firebase_uid')::text || ':' ||
-            case when u.firebase_uid is null then 'none' when u.firebase_uid = e.uid then 'export'
-                 else 'generated' end, ',' order by u.id))
+            case when to_jsonb(u)->>'firebase_uid' is null then 'none' when to_jsonb(u)->>'firebase_uid' = e.uid
+                 then 'export' else 'generated' end, ',' order by u.id))
             from public.users u left join public.fault_expected e on e.id = u.id"
     else
         table_checksums "$db"
@@ -48,48 +51,46 @@ load_expected() {   # the export's uid per user, to tell generated uids from exp
     q "$1" "\\copy public.fault_expected from '$DATA/expected.csv' with (format csv, header)" >/dev/null
 }
 
-# run_cmd PLAN DB N SUB [ARGS]: the phase command of the walk
-run_cmd() {
-    local plan=$1 db=$2 n=$3 sub=$4; shift 4
-    local file=$UUID_PLAN extra=()
+# cmd PLAN DB N SUB: sets CMD to the phase command of the walk (run in the background as
+# "${CMD[@]}" &, so that $! is phasemig's own pid, not a subshell's)
+cmd() {
+    local plan=$1 db=$2 n=$3 sub=$4 file=$UUID_PLAN
     [ "$plan" = clerk ] && file=$CLERK_PLAN
+    CMD=("$BIN/phase$n" "$sub" --plan "$file" --logs-dir "$LOGS/$db" -d "$db")
     if [ "$plan" = clerk ] && [ "$n" = 2 ] && [ "$sub" = apply ]; then
-        extra=(--mapping "$DATA/firebase-export.json" --generate-missing --sleep-ms 20)
+        CMD+=(--mapping "$DATA/firebase-export.json" --generate-missing --sleep-ms 20)
     elif [ "$n" = 2 ]; then
-        extra=(--sleep-ms 20)
+        CMD+=(--sleep-ms 20)
     fi
-    "$BIN/phase$n" "$sub" --plan "$file" --logs-dir "$LOGS/$db" -d "$db" "${extra[@]}" "$@"
 }
-
-backend_of() {   # pid of the backend of phaseN SUB
-    q "$1" "select pid from pg_stat_activity where application_name like 'phase$2 $3 (phasemig run%' limit 1"
-}
+run_cmd() { cmd "$@"; "${CMD[@]}"; }
 
 # interrupt PLAN DB N SUB FAULT POINT: start the command, interrupt it at POINT with FAULT,
 # then run it again at once; that second run must succeed.
 interrupt() {
-    local plan=$1 db=$2 n=$3 sub=$4 fault=$5 point=$6 blocker="" victim rc reached=f
+    local plan=$1 db=$2 n=$3 sub=$4 fault=$5 point=$6 blocker victim rc reached=f
     local table=public.users
     local label="$plan phase$n $sub, $fault at the $point point"
-    if [ "$point" = deep ]; then
+    if [ "$point" = lock ]; then
         psql -X -q -d "$db" -c "begin; lock table $table in row exclusive mode; select pg_sleep(120); commit" \
             >/dev/null 2>&1 &
-        blocker=$!
-        wait_for_sql "$db" "select count(*) from pg_stat_activity where query like '%pg_sleep(120)%' and state = 'active' and pid <> pg_backend_pid()" 1 10
+    else
+        psql -X -q -d "$db" -c "begin isolation level repeatable read; select 1; select pg_sleep(120); commit" \
+            >/dev/null 2>&1 &
     fi
-    local start_id
+    blocker=$!
+    wait_for_sql "$db" "select count(*) from pg_stat_activity where query like '%pg_sleep(120)%' and state = 'active' and pid <> pg_backend_pid()" 1 10
+    local start_id share=3
+    [ "$point" = snapshot ] && share=7
     start_id=$(q "$db" "select coalesce(max(id), 0) from migration_log" 2>/dev/null || echo 0)
     [ -n "$start_id" ] || start_id=0
-    run_cmd "$plan" "$db" "$n" "$sub" >"$TEST_TMP/victim.out" 2>&1 &
+    cmd "$plan" "$db" "$n" "$sub"
+    "${CMD[@]}" >"$TEST_TMP/victim.out" 2>&1 &
     victim=$!
     local end=$((SECONDS + 20))
     while [ "$SECONDS" -lt "$end" ] && kill -0 "$victim" 2>/dev/null; do
-        if [ "$point" = early ]; then
-            reached=$(psql -X -A -t -q -d "$db" -c "select count(*) > 0 from migration_log where id > $start_id and operation <> '$sub'" 2>/dev/null)
-        else
-            reached=$(psql -X -A -t -q -d "$db" -c "select (select count(*) > 0 from pg_stat_activity where application_name like 'phase$n $sub (phasemig run%' and wait_event_type = 'Lock')
-                or (select coalesce(bool_or(rows_total > 0 and rows_done * 10 >= rows_total * 3), false) from migration_log where id > $start_id and status = 'running')" 2>/dev/null)
-        fi
+        reached=$(psql -X -A -t -q -d "$db" -c "select (select count(*) > 0 from pg_stat_activity where application_name like 'phase$n $sub (phasemig run%' and wait_event_type = 'Lock')
+            or (select coalesce(bool_or(rows_total > 0 and rows_done * 10 >= rows_total * $share), false) from migration_log where id > $start_id and status = 'running')" 2>/dev/null)
         [ "$reached" = t ] && break
         sleep 0.05
     done
@@ -101,11 +102,15 @@ interrupt() {
         esac
         DELIVERED=$((DELIVERED + 1))
     else
-        MISSED=$((MISSED + 1))
-        echo "# $label: the run ended before the point was reached (not interrupted)" >&2
+        if [ "$point" = lock ]; then
+            _t_fail "$label: the run ended before the point was reached (not interrupted)"
+        else
+            MISSED=$((MISSED + 1))
+        fi
     fi
     wait "$victim"; rc=$?
-    [ -n "$blocker" ] && { kill "$blocker" 2>/dev/null; q "$db" "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(120)%' and pid <> pg_backend_pid()" >/dev/null; wait "$blocker" 2>/dev/null; }
+    q "$db" "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(120)%' and pid <> pg_backend_pid()" >/dev/null
+    wait "$blocker" 2>/dev/null
     if [ "$fault" = term ] && [ "$reached" = t ]; then
         [ "$rc" -ne 0 ] && ! grep -q "stopped by SIGTERM" "$TEST_TMP/victim.out" && [ "$rc" -ne 3 ] &&
             _t_fail "$label: no 'stopped by SIGTERM' line" "$(tail -5 "$TEST_TMP/victim.out")"
@@ -147,7 +152,7 @@ generated_once() {
 for plan in clerk uuid; do
     declare -n seq="SEQ_$plan"
     for fault in "${FAULTS[@]}"; do
-        test_case "$plan: every subcommand interrupted by $fault (early and deep), re-run at once: same end state as an uninterrupted run"
+        test_case "$plan: every subcommand interrupted by $fault at two points, re-run at once: same end state as an uninterrupted run"
         db="f_${plan}_$fault"
         fresh_app "$db"; load_expected "$db"; mkdir -p "$LOGS/$db"
         start=$(state "$db" "$plan")
@@ -157,12 +162,12 @@ for plan in clerk uuid; do
             [ "$2" = rollback ] && [ "$1" = 3 ] && { assert_eq "$(cat "$TEST_TMP/ref_$plan.applied")" "$(state "$db" "$plan")" "$db: applied state equals the uninterrupted run's"
                 [ "$plan" = clerk ] && generated_once "$db"
                 uids_before=$(q "$db" "select md5(string_agg(id || firebase_uid, ',' order by id)) from public.users where firebase_uid is not null" 2>/dev/null); }
-            points=(early deep)
-            [ "$2" = finalize ] && points=(deep)   # finalize cannot be undone alone to be interrupted twice
+            points=(snapshot lock)
+            [ "$2" = finalize ] && points=(lock)   # finalize cannot be undone alone to be interrupted twice
             for point in "${points[@]}"; do
                 interrupt "$plan" "$db" "$1" "$2" "$fault" "$point"
                 # the point's second run finished the command; undo it so the next point interrupts it again
-                if [ "$point" = early ]; then
+                if [ "$point" = snapshot ]; then
                     case "$1 $2" in
                         "1 apply") run_cmd "$plan" "$db" 1 rollback >/dev/null 2>&1 ;;
                         "2 apply") run_cmd "$plan" "$db" 2 rollback >/dev/null 2>&1 ;;
@@ -193,7 +198,6 @@ for plan in clerk uuid; do
     done
 done
 
-echo "# fault matrix: $DELIVERED interruptions delivered, $MISSED points the run finished before" >&2
-test_case "the fault matrix interrupted (nearly) every point it aimed at"
-[ "$DELIVERED" -gt 0 ] || _t_fail "no interruption was delivered"
-[ "$MISSED" -le $((DELIVERED / 10)) ] || _t_fail "$MISSED of $((DELIVERED + MISSED)) points were missed"
+echo "# fault matrix: $DELIVERED interruptions delivered; $MISSED snapshot points the command has not" >&2
+test_case "the fault matrix delivered its interruptions"
+[ "$DELIVERED" -ge 40 ] || _t_fail "only $DELIVERED interruptions were delivered"
