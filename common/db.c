@@ -408,7 +408,9 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 		note_attempt(change_start, attempt_start, is_retryable(res), blocks_writes);
 		if (!is_retryable(res) || attempt >= retry.max_attempts || stop_requested())
 		{
-			if (is_retryable(res))
+			if (is_retryable(res) && stop_requested())
+				log_error("stopped by %s while waiting for the lock of %s", stop_signal_name(), what);
+			else if (is_retryable(res))
 				log_error("gave up on %s after %d attempts: the table stayed locked by other sessions",
 						  what, attempt);
 			db_report(res, conn, failed_sql);

@@ -114,3 +114,23 @@ assert_exit 0 "status after rolling back everything" -- u 2 status -d st
 assert_contains "$LAST_OUT" "phase2: not applied" "phase2 not applied"
 assert_not_contains "$LAST_OUT" "rows scanned" "no row counts of the rolled back fill"
 assert_contains "$LAST_OUT" "last run: rollback done" "the newest run is the rollback"
+
+test_case "kill -9 while a statement waits: the server ends the orphaned statement within seconds (client_connection_check_interval)"
+fresh_app orphan 200
+# an old snapshot makes phase1's CREATE INDEX CONCURRENTLY wait, with no lock_timeout, for as long as it lasts
+psql -X -q -d orphan -c "begin isolation level repeatable read; select 1; select pg_sleep(60); commit" >/dev/null 2>&1 &
+holder=$!
+wait_for_sql orphan "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and state = 'active' and pid <> pg_backend_pid()" 1
+"$BIN/phase1" apply --plan "$PLAN" --logs-dir "$LOGS" -d orphan >/dev/null 2>&1 &
+victim=$!
+wait_for_sql orphan "select count(*) from pg_stat_activity where application_name like 'phase1 apply%' and query like 'CREATE INDEX CONCURRENTLY%' and wait_event_type = 'Lock'" 1
+kill -KILL "$victim"; wait "$victim" 2>/dev/null
+killed_at=$SECONDS
+wait_for_sql orphan "select count(*) from pg_stat_activity where application_name like 'phase1 apply%'" 0 10
+[ $((SECONDS - killed_at)) -le 5 ] || _t_fail "the orphaned backend took $((SECONDS - killed_at)) s to end"
+assert_eq "1" "$(q orphan "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()")" \
+    "the old snapshot still holds: the server ended the statement because its client was gone"
+q orphan "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()" >/dev/null
+wait "$holder" 2>/dev/null
+assert_exit 0 "phase1 apply again, at once" -- p 1 apply -d orphan
+assert_eq "0" "$(running_rows orphan)" "no row left running"
