@@ -6,6 +6,7 @@
 #ifndef PHASEMIG_OPS_H
 #define PHASEMIG_OPS_H
 
+#include "batch.h"
 #include "cli.h"
 #include "findings.h"
 #include "mlog.h"
@@ -62,8 +63,24 @@ int ops_build_index(Run *run, const char *name, const char *columns_sql, bool un
 /* SET NOT NULL through a validated CHECK (col IS NOT NULL) NOT VALID. */
 int ops_enforce_not_null(Run *run, const char *column);
 int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
+/*
+ * Name of an object phasemig creates outside migration_backup (trigger,
+ * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of plan and
+ * WHAT>_<WHAT>", cut to 63 bytes; deterministic, and two plans never share
+ * one.  Caller frees.
+ */
+char *ops_object_name(const Plan *plan, const char *what);
 /* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
-char *ops_not_null_check_name(const char *column);
+char *ops_not_null_check_name(const Plan *plan, const char *column);
+/*
+ * A rollback's keyset batches (batch_run: one statement and its checkpoint
+ * per commit) under a migration_log row named LABEL (starting "rollback ").
+ * A run of the same step killed since the phase was last applied is resumed
+ * after its checkpoint; one that finished is not repeated (the triggers kept
+ * rows written since right).  Fills b->entry, rows_done and last_key itself;
+ * adds the rows changed to run->op_rows.  Returns an exit code.
+ */
+int ops_undo_batches(Run *run, const char *label, BatchLoop *b);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
 int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
 /*
