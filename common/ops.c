@@ -152,27 +152,22 @@ ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique
 	return ops_build_index_on(run, run->plan->q_table, name, columns_sql, unique);
 }
 
-/* FNV-1a over "<plan>:<what>": stable across runs, machines and versions. */
-static uint32_t
-name_hash(const char *plan, const char *what)
+/* FNV-1a: stable across runs, machines and versions. */
+static unsigned
+name_hash(const char *s)
 {
 	uint32_t h = 2166136261u;
 
-	for (const char *s = plan; *s; s++)
+	for (; *s; s++)
 		h = (h ^ (unsigned char) *s) * 16777619u;
-	h = (h ^ ':') * 16777619u;
-	for (const char *s = what; *s; s++)
-		h = (h ^ (unsigned char) *s) * 16777619u;
-	return h;
+	return (unsigned) h;
 }
 
 /* Cut S to at most MAX bytes without splitting a UTF-8 character. */
 static void
 cut_utf8(char *s, size_t max)
 {
-	size_t n = strlen(s);
-
-	if (n <= max)
+	if (strlen(s) <= max)
 		return;
 	while (max > 0 && ((unsigned char) s[max] & 0xC0) == 0x80)
 		max--;
@@ -182,9 +177,18 @@ cut_utf8(char *s, size_t max)
 char *
 ops_object_name(const Plan *plan, const char *what)
 {
-	char *name = str_printf("phasemig_%.24s_%08x_%s", plan->name, (unsigned) name_hash(plan->name, what), what);
+	char *name = str_printf("phasemig_%.24s_%08x_%s", plan->name, name_hash(plan->name), what);
 
-	cut_utf8(name, 63);
+	if (strlen(name) > 63)
+	{
+		/* a long WHAT (a column's name) is cut, and its hash tells it from others cut the same */
+		char *cut;
+
+		cut_utf8(name, 63 - 9);
+		cut = str_printf("%s_%08x", name, name_hash(what));
+		free(name);
+		name = cut;
+	}
 	return name;
 }
 

@@ -65,9 +65,9 @@ int ops_enforce_not_null(Run *run, const char *column);
 int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
 /*
  * Name of an object phasemig creates outside migration_backup (trigger,
- * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of plan and
- * WHAT>_<WHAT>", cut to 63 bytes; deterministic, and two plans never share
- * one.  Caller frees.
+ * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of the plan's
+ * name>_<WHAT>"; over 63 bytes, cut to 54 and "_<hash of WHAT>" added.
+ * Deterministic, and two plans never share one.  Caller frees.
  */
 char *ops_object_name(const Plan *plan, const char *what);
 /* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
