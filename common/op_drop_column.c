@@ -357,7 +357,7 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		b.sql_first = sql[1];
 		b.sql_next = sql[0];
 		log_info("restoring the values of %s from %s", n.qcol, n.backup);
-		rc = ops_undo_batches(run, label, &b);
+		rc = ops_undo_batches(run, opts, label, &b);
 		free(label), free(sql[0]), free(sql[1]);
 		if (rc != EXIT_DONE)
 			goto done;
@@ -425,7 +425,6 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		free(dropfn);
 	}
 done:
-	(void) opts;
 	json_decref(d);
 	free(def);
 	names_free(&n);

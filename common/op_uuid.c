@@ -782,7 +782,8 @@ uuid_apply2(Run *run, const Op *op, const Options *opts)
 }
 
 int
-uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, const char *value, const char *cond)
+uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, const char *column,
+				  const char *value, const char *cond)
 {
 	const UuidTarget *t = &job->t[i];
 	BatchLoop b = {.what = label, .rows_total = -1};
@@ -800,7 +801,7 @@ uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, co
 							   t->table, column, value, t->q_key, cond);
 	b.sql_first = sql[0];
 	b.sql_next = sql[1];
-	rc = ops_undo_batches(job->run, label, &b);
+	rc = ops_undo_batches(job->run, opts, label, &b);
 	free(sql[0]), free(sql[1]);
 	return rc;
 }
@@ -836,10 +837,9 @@ uuid_rollback2(Run *run, const Op *op, const Options *opts)
 		char *value = str_printf("%s(t.%s::text)", job.try_fn, t->q_col);
 		char *cond = str_printf("t.%s IS DISTINCT FROM %s", t->q_shadow, value);
 
-		rc = uuid_undo_batches(&job, i, label, t->q_shadow, value, cond);
+		rc = uuid_undo_batches(&job, opts, i, label, t->q_shadow, value, cond);
 		free(label), free(value), free(cond);
 	}
-	(void) opts;
 	uuid_job_free(&job);
 	return rc;
 }

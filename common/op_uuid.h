@@ -72,8 +72,8 @@ bool uuid_is_registered(const UuidJob *job, const char *kind);
  * over the alias t), in keyset batches on the table's primary key that lock
  * only the rows they change (ops_undo_batches: resumable, one commit each).
  */
-int uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, const char *value,
-					  const char *cond);
+int uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, const char *column,
+					  const char *value, const char *cond);
 
 /* phase3 (op_uuid_swap.c) */
 long long uuid_check(Run *run, const Op *op, Findings *f);

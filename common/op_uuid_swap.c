@@ -546,7 +546,7 @@ done:
 	return rc;
 }
 
-static int uuid_unfinalize(Run *run, UuidJob *job);
+static int uuid_unfinalize(Run *run, UuidJob *job, const Options *opts);
 
 static int
 drop_reverse_functions(Run *run, const UuidJob *job)
@@ -572,13 +572,12 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 	UuidTarget *k;
 	json_t *views = NULL;
 
-	(void) opts;
 	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
 		return EXIT_DONE;
 	if (!uuid_job_load(&job, run, op))
 		return EXIT_FAILED;
 	k = &job.t[0];
-	if (uuid_is_registered(&job, "uuid_finalized") && (rc = uuid_unfinalize(run, &job)) != EXIT_DONE)
+	if (uuid_is_registered(&job, "uuid_finalized") && (rc = uuid_unfinalize(run, &job, opts)) != EXIT_DONE)
 		goto done;
 	if (!swapped(&job))
 	{
@@ -726,7 +725,7 @@ done:
 }
 
 static int
-uuid_unfinalize(Run *run, UuidJob *job)
+uuid_unfinalize(Run *run, UuidJob *job, const Options *opts)
 {
 	const char *params[2] = {run->plan->name, job->op->column};
 	char *detail = db_value(run->conn, "SELECT detail::text FROM migration_backup.phasemig_objects WHERE plan = $1 "
@@ -775,7 +774,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 		char *label = str_printf("rollback restore %s", k->regname);
 
 		log_info("restoring the legacy keys from %s", job->legacy_backup);
-		rc = uuid_undo_batches(job, 0, label, k->q_legacy, value, cond);
+		rc = uuid_undo_batches(job, opts, 0, label, k->q_legacy, value, cond);
 		free(value), free(cond), free(label);
 	}
 	for (int i = 1; i < job->n && rc == EXIT_DONE; i++)
@@ -786,7 +785,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 		char *cond = str_printf("t.%s IS NOT NULL AND t.%s IS DISTINCT FROM %s", t->q_col, t->q_legacy, value);
 		char *label = str_printf("rollback restore %s", t->regname);
 
-		rc = uuid_undo_batches(job, i, label, t->q_legacy, value, cond);
+		rc = uuid_undo_batches(job, opts, i, label, t->q_legacy, value, cond);
 		free(value), free(cond), free(label);
 	}
 	/* 3. defaults, NOT NULL, the legacy indexes and constraints */

@@ -203,7 +203,7 @@ ops_not_null_check_name(const Plan *plan, const char *column)
 }
 
 int
-ops_undo_batches(Run *run, const char *label, BatchLoop *b)
+ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 {
 	const char *params[3] = {run->plan->name, NULL, label};
 	char phase[8];
@@ -239,8 +239,10 @@ ops_undo_batches(Run *run, const char *label, BatchLoop *b)
 	/* 2. the batches, each committed with its checkpoint on a migration_log row of their own */
 	entry = mlog_begin(run, label, b->rows_total, b->rows_done, b->last_key);
 	b->entry = entry;
-	if (b->batch_size <= 0)
-		b->batch_size = run->plan->batch_size > 0 ? run->plan->batch_size : 1000;
+	b->batch_size = opts->batch_size > 0 ? opts->batch_size : run->plan->batch_size > 0 ? run->plan->batch_size : 1000;
+	b->sleep_ms = opts->sleep_ms;
+	b->max_lag_ms = opts->max_lag_ms;
+	b->target_batch_ms = opts->target_batch_ms;
 	rc = batch_run(run, b);
 	{
 		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "

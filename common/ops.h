@@ -77,10 +77,11 @@ char *ops_not_null_check_name(const Plan *plan, const char *column);
  * per commit) under a migration_log row named LABEL (starting "rollback ").
  * A run of the same step killed since the phase was last applied is resumed
  * after its checkpoint; one that finished is not repeated (the triggers kept
- * rows written since right).  Fills b->entry, rows_done and last_key itself;
- * adds the rows changed to run->op_rows.  Returns an exit code.
+ * rows written since right).  Fills b->entry, rows_done, last_key and the
+ * batch settings (OPTS, else the plan's) itself; adds the rows changed to
+ * run->op_rows.  Returns an exit code.
  */
-int ops_undo_batches(Run *run, const char *label, BatchLoop *b);
+int ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
 int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
 /*
