@@ -345,7 +345,7 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 	{
 		BatchLoop b = {.what = "restoring", .rows_total = -1};
 		char *sql[2];
-		char *label = str_printf("rollback restore column %s", op->column);
+		char *label = str_printf("restore column %s", op->column);
 
 		for (int first = 0; first < 2; first++)
 			sql[first] = str_printf("WITH b AS (SELECT key, value FROM %s %s ORDER BY key LIMIT $1), "

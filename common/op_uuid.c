@@ -797,8 +797,8 @@ uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, c
 							   "f AS (UPDATE %s t SET %s = %s FROM b WHERE t.%s = b.key AND (%s) RETURNING 1) "
 							   "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 							   "(SELECT count(*) FROM f)",
-							   t->q_key, t->table, next ? "t." : "", next ? t->q_key : "", next ? " > $2 AND " : "", cond, t->q_key,
-							   t->table, column, value, t->q_key, cond);
+							   t->q_key, t->table, next ? "t." : "", next ? t->q_key : "", next ? " > $2 AND " : "",
+							   cond, t->q_key, t->table, column, value, t->q_key, cond);
 	b.sql_first = sql[0];
 	b.sql_next = sql[1];
 	rc = ops_undo_batches(job->run, opts, label, &b);
@@ -833,7 +833,7 @@ uuid_rollback2(Run *run, const Op *op, const Options *opts)
 	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
 	{
 		UuidTarget *t = &job.t[i];
-		char *label = str_printf("rollback reset %s", t->regname);
+		char *label = str_printf("reset shadow %s", t->regname);
 		char *value = str_printf("%s(t.%s::text)", job.try_fn, t->q_col);
 		char *cond = str_printf("t.%s IS DISTINCT FROM %s", t->q_shadow, value);
 

@@ -771,7 +771,7 @@ uuid_unfinalize(Run *run, UuidJob *job, const Options *opts)
 		char *value = str_printf("coalesce((SELECT l.legacy FROM %s l WHERE l.new = t.%s), t.%s::text)",
 								 job->legacy_backup, k->q_col, k->q_col);
 		char *cond = str_printf("t.%s IS NULL", k->q_legacy);
-		char *label = str_printf("rollback restore %s", k->regname);
+		char *label = str_printf("restore legacy %s", k->regname);
 
 		log_info("restoring the legacy keys from %s", job->legacy_backup);
 		rc = uuid_undo_batches(job, opts, 0, label, k->q_legacy, value, cond);
@@ -783,7 +783,7 @@ uuid_unfinalize(Run *run, UuidJob *job, const Options *opts)
 		char *value = str_printf("(SELECT p.%s FROM %s p WHERE p.%s = t.%s)", k->q_legacy, k->table, k->q_col,
 								 t->q_col);
 		char *cond = str_printf("t.%s IS NOT NULL AND t.%s IS DISTINCT FROM %s", t->q_col, t->q_legacy, value);
-		char *label = str_printf("rollback restore %s", t->regname);
+		char *label = str_printf("restore legacy %s", t->regname);
 
 		rc = uuid_undo_batches(job, opts, i, label, t->q_legacy, value, cond);
 		free(value), free(cond), free(label);

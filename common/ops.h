@@ -74,7 +74,8 @@ char *ops_object_name(const Plan *plan, const char *what);
 char *ops_not_null_check_name(const Plan *plan, const char *column);
 /*
  * A rollback's keyset batches (batch_run: one statement and its checkpoint
- * per commit) under a migration_log row named LABEL (starting "rollback ").
+ * per commit) under a migration_log row of its own named LABEL (without a
+ * total, so status does not show it as the phase's progress).
  * A run of the same step killed since the phase was last applied is resumed
  * after its checkpoint; one that finished is not repeated (the triggers kept
  * rows written since right).  Fills b->entry, rows_done, last_key and the

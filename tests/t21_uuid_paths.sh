@@ -168,16 +168,16 @@ u 1 kclean apply >/dev/null 2>&1 && u 2 kclean apply --on-invalid=regenerate >/d
 # the same database, regenerated uuids included
 q postgres "create database kkilled template kclean" >/dev/null
 assert_exit 0 "uninterrupted rollback after finalize" -- u 3 kclean rollback --batch-size 7
-kill_midway kkilled 'rollback restore %' 60 3
+kill_midway kkilled 'restore legacy %' 60 3
 rerun 3 kkilled rollback --batch-size 7
 assert_eq "0" "$LAST_RC" "the rollback run again: $(tail -3 <<<"$LAST_ERR")"
-assert_contains "$LAST_ERR" "resuming rollback restore" "resumed from its checkpoint"
+assert_contains "$LAST_ERR" "resuming restore legacy" "resumed from its checkpoint"
 assert_eq "$(state kclean)" "$(state kkilled)" "schema and every table equal the uninterrupted rollback"
 assert_exit 0 "uninterrupted phase2 rollback" -- u 2 kclean rollback --batch-size 7
-kill_midway kkilled 'rollback reset %' 30 2
+kill_midway kkilled 'reset shadow %' 30 2
 rerun 2 kkilled rollback --batch-size 7
 assert_eq "0" "$LAST_RC" "phase2 rollback run again: $(tail -3 <<<"$LAST_ERR")"
-assert_contains "$LAST_ERR" "resuming rollback reset" "resumed from its checkpoint"
+assert_contains "$LAST_ERR" "resuming reset shadow" "resumed from its checkpoint"
 assert_eq "$(state kclean)" "$(state kkilled)" "schema and every table equal the uninterrupted rollback"
 assert_eq "0" "$(q kkilled "select count(*) from public.users where id_uuid is distinct from (case when id like 'bad-%' then null else id::uuid end)")" "regenerated keys forgotten"
 for db in kclean kkilled; do
