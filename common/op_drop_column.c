@@ -29,7 +29,7 @@ static void
 names_init(Names *n, Run *run, const Op *op)
 {
 	char *tmp = str_printf("drop:%s", op->column);
-	char *trig = str_printf("phasemig_keep_%s", op->column);
+	char *trig;
 
 	n->qcol = plan_ident(run->plan, op->column);
 	n->backup = plan_backup_table(run->plan, tmp);
@@ -37,8 +37,9 @@ names_init(Names *n, Run *run, const Op *op)
 	tmp = str_printf("keep:%s", op->column);
 	n->keep_fn = plan_backup_table(run->plan, tmp);
 	free(tmp);
-	if (strlen(trig) > 63)
-		trig[63] = '\0';
+	tmp = str_printf("keep_%s", op->column);
+	trig = ops_object_name(run->plan, tmp);
+	free(tmp);
 	n->keep_trigger = plan_ident(run->plan, trig);
 	free(trig);
 	n->what = xstrdup(op->column);
@@ -336,32 +337,28 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		if (rc != EXIT_DONE)
 			goto done;
 	}
-	/* 2. restore its values in keyset batches */
+	/*
+	 * 2. restore its values in keyset batches over the backup, resumable; a
+	 * value the application has written into the column since it came back
+	 * is newer than the backup and stays
+	 */
 	{
-		BatchLoop b = {.what = "restoring", .batch_size = p->batch_size > 0 ? p->batch_size : 1000};
-		char *first = str_printf("WITH b AS (SELECT key, value FROM %s ORDER BY key LIMIT $1), "
-								 "u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key "
-								 "AND t.%s IS DISTINCT FROM b.value RETURNING 1) "
-								 "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-								 "(SELECT count(*) FROM u)",
-								 n.backup, p->q_table, n.qcol, p->q_key, n.qcol);
-		char *next = str_printf("WITH b AS (SELECT key, value FROM %s WHERE key > $2 ORDER BY key LIMIT $1), "
-								"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key "
-								"AND t.%s IS DISTINCT FROM b.value RETURNING 1) "
-								"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-								"(SELECT count(*) FROM u)",
-								n.backup, p->q_table, n.qcol, p->q_key, n.qcol);
+		BatchLoop b = {.what = "restoring", .rows_total = -1};
+		char *sql[2];
+		char *label = str_printf("restore column %s", op->column);
 
-		b.sql_first = first;
-		b.sql_next = next;
-		b.rows_total = -1;
+		for (int first = 0; first < 2; first++)
+			sql[first] = str_printf("WITH b AS (SELECT key, value FROM %s %s ORDER BY key LIMIT $1), "
+									"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key "
+									"AND t.%s IS NULL AND b.value IS NOT NULL RETURNING 1) "
+									"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
+									"(SELECT count(*) FROM u)",
+									n.backup, first ? "" : "WHERE key > $2", p->q_table, n.qcol, p->q_key, n.qcol);
+		b.sql_first = sql[1];
+		b.sql_next = sql[0];
 		log_info("restoring the values of %s from %s", n.qcol, n.backup);
-		rc = batch_run(run, &b);
-		log_info("restored %lld values of %s", b.changed, n.qcol);
-		run->op_rows = b.changed;
-		free(b.last_key);
-		free(first);
-		free(next);
+		rc = ops_undo_batches(run, opts, label, &b);
+		free(label), free(sql[0]), free(sql[1]);
 		if (rc != EXIT_DONE)
 			goto done;
 	}
@@ -428,7 +425,6 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		free(dropfn);
 	}
 done:
-	(void) opts;
 	json_decref(d);
 	free(def);
 	names_free(&n);

@@ -59,7 +59,7 @@ set_not_null_rollback(Run *run, const Op *op, const Options *opts)
 	if (!mlog_is_registered(run->conn, p, "not_null", op->column))
 		return EXIT_DONE;
 	qcol = plan_ident(p, op->column);
-	check = ops_not_null_check_name(op->column);
+	check = ops_not_null_check_name(p, op->column);
 	{
 		char *qcheck = plan_ident(p, check);
 

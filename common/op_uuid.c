@@ -55,6 +55,22 @@ uuid_fn_name(const UuidJob *job, const char *direction, int i)
 	return name;
 }
 
+/*
+ * One trigger per converted column, named by its plan and target number: a
+ * table can hold several (a self-referencing key, two foreign keys to the
+ * same table, foreign keys converted by two plans).
+ */
+char *
+uuid_trigger_name(const UuidJob *job, int i, bool reverse)
+{
+	char *what = str_printf("uuid_%s_%d", reverse ? "rev" : "fwd", job->t[i].index);
+	char *name = ops_object_name(job->run->plan, what);
+	char *quoted = db_ident(job->run->conn, name);
+
+	free(what), free(name);
+	return quoted;
+}
+
 static char *
 json_str(json_t *obj, const char *key)
 {
@@ -186,22 +202,25 @@ uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trig
 						  t->q_legacy, t->q_col, key->q_legacy, key->table, key->q_col, t->q_col, t->q_col);
 	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN %s RETURN NEW; "
 					 "END $fn$", name, body);
-	*trigger = str_printf("CREATE OR REPLACE TRIGGER phasemig_uuid_%s_%d BEFORE INSERT OR UPDATE OF %s ON %s "
-						  "FOR EACH ROW EXECUTE FUNCTION %s()",
-						  reverse ? "rev" : "fwd", t->index, t->q_col, t->table, name);
+	{
+		char *trig = uuid_trigger_name(job, i, reverse);
+
+		*trigger = str_printf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s "
+							  "FOR EACH ROW EXECUTE FUNCTION %s()", trig, t->q_col, t->table, name);
+		free(trig);
+	}
 	free(name);
 	free(body);
 }
 
-/*
- * One trigger per converted column, named by its target number: a table can
- * hold several (a self-referencing key, two foreign keys to the same table).
- */
 char *
 uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse)
 {
-	return str_printf("DROP TRIGGER IF EXISTS phasemig_uuid_%s_%d ON %s", reverse ? "rev" : "fwd", job->t[i].index,
-					  job->t[i].table);
+	char *trig = uuid_trigger_name(job, i, reverse);
+	char *sql = str_printf("DROP TRIGGER IF EXISTS %s ON %s", trig, job->t[i].table);
+
+	free(trig);
+	return sql;
 }
 
 /* ---------- phase1 ---------- */
@@ -217,6 +236,45 @@ register_detail(Run *run, const char *kind, const char *name, json_t *detail)
 			 4, params);
 	free(text);
 	json_decref(detail);
+}
+
+/* The plan's name for the mirror ("uuid") or the legacy copy ("legacy") of INDEX (caller frees). */
+static char *
+index_name(const Plan *p, const char *side, const char *index)
+{
+	char *what = str_printf("%s_%s", side, index);
+	char *name = ops_object_name(p, what);
+
+	free(what);
+	return name;
+}
+
+/*
+ * A column another plan converts, recorded by its phase1: two plans may share
+ * a table (each its own columns, triggers, indexes), never a column.
+ * EXIT_BAD_INPUT naming the other plan, or EXIT_DONE.
+ */
+static int
+refuse_shared_columns(Run *run)
+{
+	const char *params[1] = {run->plan->name};
+	PGresult *res = db_query(run->conn,
+							 "SELECT o.plan, o.name FROM migration_backup.phasemig_objects m "
+							 "JOIN migration_backup.phasemig_objects o ON o.kind = 'uuid_target' AND o.plan <> m.plan "
+							 " AND o.detail->>'table' = m.detail->>'table' AND o.detail->>'column' = m.detail->>'column' "
+							 "WHERE m.plan = $1 AND m.kind = 'uuid_target' ORDER BY 1, 2", 1, params);
+	int rc = EXIT_DONE;
+
+	for (int r = 0; r < PQntuples(res); r++)
+	{
+		log_error("convert_to_uuid: column %s is already converted by plan \"%s\"", PQgetvalue(res, r, 1),
+				  PQgetvalue(res, r, 0));
+		rc = EXIT_BAD_INPUT;
+	}
+	if (rc != EXIT_DONE)
+		log_hint("finish or roll back plan \"%s\" first", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return rc;
 }
 
 /* Find the foreign keys and indexes in the catalog and record them; EXIT_BAD_INPUT if unsupported. */
@@ -246,8 +304,8 @@ discover(Run *run, const Op *op)
 	}
 	{
 		char *pk = xstrdup(PQgetvalue(res, 0, 0));
-		char *mirror = trunc63(str_printf("%s_uuid", pk));
-		char *legacy = trunc63(str_printf("%s_legacy", pk));
+		char *mirror = index_name(p, "uuid", pk);
+		char *legacy = index_name(p, "legacy", pk);
 
 		register_detail(run, "uuid_pk", op->column, json_pack("{s:s, s:s, s:s}", "name", pk, "mirror", mirror,
 															  "legacy", legacy));
@@ -321,6 +379,8 @@ discover(Run *run, const Op *op)
 		}
 	}
 	PQclear(res);
+	if (rc == EXIT_DONE)
+		rc = refuse_shared_columns(run);
 	if (rc != EXIT_DONE)
 		return rc;
 	{
@@ -357,7 +417,12 @@ discover(Run *run, const Op *op)
 				   "   THEN quote_ident(a.attname || '_legacy') ELSE quote_ident(a.attname) END, ', ' ORDER BY k.ord) "
 				   "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) "
 				   "   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n), "
-				   " i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR i.indnkeyatts <> i.indnatts "
+				   " i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR i.indnkeyatts <> i.indnatts, "
+				   " (SELECT string_agg(DISTINCT o.plan, ', ') FROM migration_backup.phasemig_objects o "
+				   "   JOIN pg_catalog.pg_attribute oa ON oa.attrelid = i.indrelid AND oa.attnum = ANY (i.indkey) "
+				   "   WHERE o.kind = 'uuid_target' AND o.plan <> $1 AND o.detail->>'table' = i.indrelid::regclass::text "
+				   "   AND oa.attname IN (o.detail->>'column', (o.detail->>'column') || '_uuid', "
+				   "   (o.detail->>'column') || '_legacy')) "
 				   "FROM ix JOIN pg_catalog.pg_index i ON i.indexrelid = ix.indexrelid "
 				   "JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid "
 				   "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
@@ -375,8 +440,17 @@ discover(Run *run, const Op *op)
 			rc = EXIT_BAD_INPUT;
 			break;
 		}
-		mirror = trunc63(str_printf("%s_uuid", PQgetvalue(res, r, 1)));
-		legacy = trunc63(str_printf("%s_legacy", PQgetvalue(res, r, 1)));
+		if (!PQgetisnull(res, r, 7))
+		{
+			/* each plan would mirror it on its own shadow and rename it at its own swap */
+			log_error("convert_to_uuid: index \"%s\" on %s also holds a column converted by plan \"%s\"; "
+					  "not supported", PQgetvalue(res, r, 1), PQgetvalue(res, r, 0), PQgetvalue(res, r, 7));
+			log_hint("finish or roll back plan \"%s\" first, or drop the index", PQgetvalue(res, r, 7));
+			rc = EXIT_BAD_INPUT;
+			break;
+		}
+		mirror = index_name(p, "uuid", PQgetvalue(res, r, 1));
+		legacy = index_name(p, "legacy", PQgetvalue(res, r, 1));
 		name = str_printf("%s.%s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
 		{
 			json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "table", PQgetvalue(res, r, 0), "name",
@@ -708,32 +782,64 @@ uuid_apply2(Run *run, const Op *op, const Options *opts)
 	return rc;
 }
 
+int
+uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, const char *column,
+				  const char *value, const char *cond)
+{
+	const UuidTarget *t = &job->t[i];
+	BatchLoop b = {.what = label, .rows_total = -1};
+	char *sql[2];
+	int rc;
+
+	/* [0] the first batch, [1] the next ones ($2: the previous batch's last key) */
+	for (int next = 0; next < 2; next++)
+		sql[next] = str_printf("WITH b AS (SELECT t.%s AS key FROM %s t WHERE %s%s%s(%s) ORDER BY t.%s LIMIT $1 "
+							   "FOR NO KEY UPDATE), "
+							   "f AS (UPDATE %s t SET %s = %s FROM b WHERE t.%s = b.key AND (%s) RETURNING 1) "
+							   "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
+							   "(SELECT count(*) FROM f)",
+							   t->q_key, t->table, next ? "t." : "", next ? t->q_key : "", next ? " > $2 AND " : "",
+							   cond, t->q_key, t->table, column, value, t->q_key, cond);
+	b.sql_first = sql[0];
+	b.sql_next = sql[1];
+	rc = ops_undo_batches(job->run, opts, label, &b);
+	free(sql[0]), free(sql[1]);
+	return rc;
+}
+
 static int
 uuid_rollback2(Run *run, const Op *op, const Options *opts)
 {
 	UuidJob job;
 	int rc = EXIT_DONE;
 
-	(void) opts;
 	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
 		return EXIT_DONE;
 	if (!uuid_job_load(&job, run, op))
 		return EXIT_FAILED;
-	/* the shadows go back to what phase1 left: the triggers' values; regenerated keys are forgotten */
-	for (int i = job.n - 1; i >= 0 && rc == EXIT_DONE; i--)
-	{
-		char *sql = str_printf("UPDATE %s SET %s = %s(%s::text) WHERE %s IS DISTINCT FROM %s(%s::text)",
-							   job.t[i].table, job.t[i].q_shadow, job.try_fn, job.t[i].q_col, job.t[i].q_shadow,
-							   job.try_fn, job.t[i].q_col);
-
-		run->op_rows += db_exec_rows(run->conn, sql);
-		free(sql);
-	}
+	/*
+	 * 1. forget the regenerated keys first: from here on the forward
+	 * triggers give every row the application writes its text as uuid
+	 */
 	{
 		char *sql = str_printf("DELETE FROM %s", job.map);
 
 		db_exec(run->conn, sql);
 		free(sql);
+	}
+	/*
+	 * 2. then the rows already there, in resumable batches: the key first,
+	 * so a child written meanwhile copies a parent already put back
+	 */
+	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
+	{
+		UuidTarget *t = &job.t[i];
+		char *label = str_printf("reset shadow %s", t->regname);
+		char *value = str_printf("%s(t.%s::text)", job.try_fn, t->q_col);
+		char *cond = str_printf("t.%s IS DISTINCT FROM %s", t->q_shadow, value);
+
+		rc = uuid_undo_batches(&job, opts, i, label, t->q_shadow, value, cond);
+		free(label), free(value), free(cond);
 	}
 	uuid_job_free(&job);
 	return rc;

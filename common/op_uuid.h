@@ -62,9 +62,18 @@ void uuid_job_free(UuidJob *job);
 char *uuid_fn_name(const UuidJob *job, const char *direction, int i);
 /* CREATE FUNCTION + CREATE TRIGGER statements (2) for the forward or reverse trigger of target i. */
 void uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger);
+/* Quoted name of the forward or reverse trigger of target i (caller frees). */
+char *uuid_trigger_name(const UuidJob *job, int i, bool reverse);
 /* Statement that drops the forward or reverse trigger of target i. */
 char *uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse);
 bool uuid_is_registered(const UuidJob *job, const char *kind);
+/*
+ * Set COLUMN (quoted) of target i's rows to VALUE where COND holds (both SQL
+ * over the alias t), in keyset batches on the table's primary key that lock
+ * only the rows they change (ops_undo_batches: resumable, one commit each).
+ */
+int uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, const char *column,
+					  const char *value, const char *cond);
 
 /* phase3 (op_uuid_swap.c) */
 long long uuid_check(Run *run, const Op *op, Findings *f);

@@ -546,7 +546,7 @@ done:
 	return rc;
 }
 
-static int uuid_unfinalize(Run *run, UuidJob *job);
+static int uuid_unfinalize(Run *run, UuidJob *job, const Options *opts);
 
 static int
 drop_reverse_functions(Run *run, const UuidJob *job)
@@ -572,13 +572,12 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 	UuidTarget *k;
 	json_t *views = NULL;
 
-	(void) opts;
 	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
 		return EXIT_DONE;
 	if (!uuid_job_load(&job, run, op))
 		return EXIT_FAILED;
 	k = &job.t[0];
-	if (uuid_is_registered(&job, "uuid_finalized") && (rc = uuid_unfinalize(run, &job)) != EXIT_DONE)
+	if (uuid_is_registered(&job, "uuid_finalized") && (rc = uuid_unfinalize(run, &job, opts)) != EXIT_DONE)
 		goto done;
 	if (!swapped(&job))
 	{
@@ -589,7 +588,7 @@ uuid_unswap(Run *run, const Op *op, const Options *opts)
 		 */
 		for (int i = 0; i < job.n; i++)
 		{
-			char *check = ops_not_null_check_name(job.t[i].shadow);
+			char *check = ops_not_null_check_name(run->plan, job.t[i].shadow);
 			char *qcheck = db_ident(run->conn, check);
 
 			add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", job.t[i].table, job.t[i].q_shadow));
@@ -726,7 +725,7 @@ done:
 }
 
 static int
-uuid_unfinalize(Run *run, UuidJob *job)
+uuid_unfinalize(Run *run, UuidJob *job, const Options *opts)
 {
 	const char *params[2] = {run->plan->name, job->op->column};
 	char *detail = db_value(run->conn, "SELECT detail::text FROM migration_backup.phasemig_objects WHERE plan = $1 "
@@ -746,7 +745,7 @@ uuid_unfinalize(Run *run, UuidJob *job)
 	/*
 	 * 1. the legacy columns back, nullable, with the reverse triggers in the
 	 * same transaction: every row the application writes from then on gets
-	 * its legacy value at once; then the values of the rows already there
+	 * its legacy value at once
 	 */
 	add_lock_tables(&st, job, NULL);
 	for (int i = 0; i < job->n; i++)
@@ -762,27 +761,34 @@ uuid_unfinalize(Run *run, UuidJob *job)
 	}
 	if ((rc = run_stmts(run, "adding the legacy columns back", &st)) != EXIT_DONE)
 		goto done;
+	/*
+	 * 2. the legacy values of the rows already there, in resumable batches
+	 * that lock only the rows they fill: the keys from the backup (a user
+	 * written since finalize has none: its text is its uuid), then each
+	 * child's from its parent, once every parent has its value
+	 */
 	{
-		char *sql = str_printf("UPDATE %s t SET %s = coalesce(b.legacy, t.%s::text) FROM %s t2 LEFT JOIN %s b "
-							   "ON b.new = t2.%s WHERE t.%s = t2.%s AND t.%s IS NULL",
-							   k->table, k->q_legacy, k->q_col, k->table, job->legacy_backup, k->q_col, k->q_col,
-							   k->q_col, k->q_legacy);
+		char *value = str_printf("coalesce((SELECT l.legacy FROM %s l WHERE l.new = t.%s), t.%s::text)",
+								 job->legacy_backup, k->q_col, k->q_col);
+		char *cond = str_printf("t.%s IS NULL", k->q_legacy);
+		char *label = str_printf("restore legacy %s", k->regname);
 
 		log_info("restoring the legacy keys from %s", job->legacy_backup);
-		run->op_rows += db_exec_rows(run->conn, sql);
-		free(sql);
+		rc = uuid_undo_batches(job, opts, 0, label, k->q_legacy, value, cond);
+		free(value), free(cond), free(label);
 	}
-	for (int i = 1; i < job->n; i++)
+	for (int i = 1; i < job->n && rc == EXIT_DONE; i++)
 	{
 		UuidTarget *t = &job->t[i];
-		char *sql = str_printf("UPDATE %s c SET %s = p.%s FROM %s p WHERE p.%s = c.%s AND c.%s IS DISTINCT FROM p.%s",
-							   t->table, t->q_legacy, k->q_legacy, k->table, k->q_col, t->q_col, t->q_legacy,
-							   k->q_legacy);
+		char *value = str_printf("(SELECT p.%s FROM %s p WHERE p.%s = t.%s)", k->q_legacy, k->table, k->q_col,
+								 t->q_col);
+		char *cond = str_printf("t.%s IS NOT NULL AND t.%s IS DISTINCT FROM %s", t->q_col, t->q_legacy, value);
+		char *label = str_printf("restore legacy %s", t->regname);
 
-		run->op_rows += db_exec_rows(run->conn, sql);
-		free(sql);
+		rc = uuid_undo_batches(job, opts, i, label, t->q_legacy, value, cond);
+		free(value), free(cond), free(label);
 	}
-	/* 2. defaults, NOT NULL, the legacy indexes and constraints */
+	/* 3. defaults, NOT NULL, the legacy indexes and constraints */
 	for (int i = 0; i < job->n && rc == EXIT_DONE; i++)
 	{
 		json_t *c = json_array_get(cols, (size_t) i);

@@ -1,9 +1,12 @@
 /*
- * ops.c: the table from operation kind to its handlers, and the DDL steps
- * several operations share (index builds, NOT NULL without a long lock).
+ * ops.c: the table from operation kind to its handlers, and the steps several
+ * operations share (index builds, NOT NULL without a long lock, names scoped
+ * to the plan, the resumable batches of a rollback).
  */
 #include "ops.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,14 +152,112 @@ ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique
 	return ops_build_index_on(run, run->plan->q_table, name, columns_sql, unique);
 }
 
-char *
-ops_not_null_check_name(const char *column)
+/* FNV-1a: stable across runs, machines and versions. */
+static unsigned
+name_hash(const char *s)
 {
-	char *name = str_printf("phasemig_nn_%s", column);
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 16777619u;
+	return (unsigned) h;
+}
+
+/* Cut S to at most MAX bytes without splitting a UTF-8 character. */
+static void
+cut_utf8(char *s, size_t max)
+{
+	if (strlen(s) <= max)
+		return;
+	while (max > 0 && ((unsigned char) s[max] & 0xC0) == 0x80)
+		max--;
+	s[max] = '\0';
+}
+
+char *
+ops_object_name(const Plan *plan, const char *what)
+{
+	char *name = str_printf("phasemig_%.24s_%08x_%s", plan->name, name_hash(plan->name), what);
 
 	if (strlen(name) > 63)
-		name[63] = '\0';
+	{
+		/* a long WHAT (a column's name) is cut, and its hash tells it from others cut the same */
+		char *cut;
+
+		cut_utf8(name, 63 - 9);
+		cut = str_printf("%s_%08x", name, name_hash(what));
+		free(name);
+		name = cut;
+	}
 	return name;
+}
+
+char *
+ops_not_null_check_name(const Plan *plan, const char *column)
+{
+	char *what = str_printf("nn_%s", column);
+	char *name = ops_object_name(plan, what);
+
+	free(what);
+	return name;
+}
+
+int
+ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
+{
+	const char *params[3] = {run->plan->name, NULL, label};
+	char phase[8];
+	PGresult *res;
+	long long entry;
+	int rc;
+
+	/* 1. the newest run of this step since the phase was last applied (or finalized) */
+	snprintf(phase, sizeof phase, "%d", run->phase);
+	params[1] = phase;
+	res = db_query(run->conn, "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
+				   "AND phase = $2 AND operation = $3 AND id > coalesce((SELECT max(a.id) FROM public.migration_log a "
+				   "WHERE a.plan = $1 AND a.phase = $2 AND a.operation IN ('apply', 'finalize')), 0) "
+				   "ORDER BY id DESC LIMIT 1", 3, params);
+	b->rows_done = 0;
+	b->last_key = NULL;
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") == 0)
+	{
+		/* the triggers have kept every row written since right */
+		log_info("%s: already done", label);
+		PQclear(res);
+		return EXIT_DONE;
+	}
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "running") != 0)
+		;						/* failed: a new pass from the start (each batch changes only what is wrong) */
+	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2))
+	{
+		b->rows_done = atoll(PQgetvalue(res, 0, 1));
+		b->last_key = xstrdup(PQgetvalue(res, 0, 2));
+		log_info("resuming %s after key %s", label, b->last_key);
+	}
+	PQclear(res);
+	/* 2. the batches, each committed with its checkpoint on a migration_log row of their own */
+	entry = mlog_begin(run, label, b->rows_total, b->rows_done, b->last_key);
+	b->entry = entry;
+	b->batch_size = opts->batch_size > 0 ? opts->batch_size : run->plan->batch_size > 0 ? run->plan->batch_size : 1000;
+	b->sleep_ms = opts->sleep_ms;
+	b->max_lag_ms = opts->max_lag_ms;
+	b->target_batch_ms = opts->target_batch_ms;
+	rc = batch_run(run, b);
+	{
+		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "
+								"\"longest_batch_ms\": %.1f}", b->changed, b->batches, b->seconds, b->longest_batch_ms);
+
+		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done, NULL, meta);
+		free(meta);
+	}
+	if (rc == EXIT_DONE)
+		log_info("%s: %lld rows, %lld changed in %ld batches, %.1f s (longest batch %.0f ms)", label, b->rows_done,
+				 b->changed, b->batches, b->seconds, b->longest_batch_ms);
+	run->op_rows += b->changed;
+	free(b->last_key);
+	b->last_key = NULL;
+	return rc;
 }
 
 int
@@ -187,7 +288,7 @@ int
 ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 {
 	const Plan *p = run->plan;
-	char *check = ops_not_null_check_name(column);
+	char *check = ops_not_null_check_name(p, column);
 	char *qcheck = plan_ident(p, check);
 	char *qcol = plan_ident(p, column);
 	char *add = NULL, *set = NULL, *drop = NULL;

@@ -6,6 +6,7 @@
 #ifndef PHASEMIG_OPS_H
 #define PHASEMIG_OPS_H
 
+#include "batch.h"
 #include "cli.h"
 #include "findings.h"
 #include "mlog.h"
@@ -62,8 +63,26 @@ int ops_build_index(Run *run, const char *name, const char *columns_sql, bool un
 /* SET NOT NULL through a validated CHECK (col IS NOT NULL) NOT VALID. */
 int ops_enforce_not_null(Run *run, const char *column);
 int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
+/*
+ * Name of an object phasemig creates outside migration_backup (trigger,
+ * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of the plan's
+ * name>_<WHAT>"; over 63 bytes, cut to 54 and "_<hash of WHAT>" added.
+ * Deterministic, and two plans never share one.  Caller frees.
+ */
+char *ops_object_name(const Plan *plan, const char *what);
 /* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
-char *ops_not_null_check_name(const char *column);
+char *ops_not_null_check_name(const Plan *plan, const char *column);
+/*
+ * A rollback's keyset batches (batch_run: one statement and its checkpoint
+ * per commit) under a migration_log row of its own named LABEL (without a
+ * total, so status does not show it as the phase's progress).
+ * A run of the same step killed since the phase was last applied is resumed
+ * after its checkpoint; one that finished is not repeated (the triggers kept
+ * rows written since right).  Fills b->entry, rows_done, last_key and the
+ * batch settings (OPTS, else the plan's) itself; adds the rows changed to
+ * run->op_rows.  Returns an exit code.
+ */
+int ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
 int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
 /*

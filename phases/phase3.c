@@ -38,14 +38,22 @@ static const char help[] =
 	"                 and drop the <column>_legacy columns and their triggers; a later\n"
 	"                 rollback restores them from migration_backup\n"
 	"  status         show each phase: applied or not, rows, last run, errors\n"
-	"  rollback       undo apply: add dropped columns back with their values,\n"
-	"                 constraints and indexes; drop the new constraints; swap uuid\n"
-	"                 columns back to their text originals (after finalize too)\n"
+	"  rollback       undo apply: add dropped columns back with their values\n"
+	"                 (restored in resumable batches), constraints and indexes; drop\n"
+	"                 the new constraints; swap uuid columns back to their text\n"
+	"                 originals (after finalize too, the legacy keys restored in\n"
+	"                 batches first)\n"
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
 	"      --plan=FILE          migration plan (JSON)\n"
+	"      --batch-size=N       rows per batch of a rollback's restores (a dropped\n"
+	"                           column's values, legacy keys after finalize;\n"
+	"                           default: the plan's, 1000)\n"
+	"      --target-batch-ms=MS adapt the batch size so a batch takes about MS\n"
+	"      --sleep-ms=MS        pause between batches (default: 0)\n"
+	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n"
@@ -117,7 +125,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", NULL};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = 0};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH};
 	Options opts;
 	Run *run;
 	bool is_status;

@@ -285,7 +285,7 @@ wait_for_sql race "select count(*) from pg_stat_activity where datname = 'race' 
 assert_exit 1 "phase3 apply" -- p3 apply -d race --lock-timeout 10000
 wait "$app"
 assert_contains "$LAST_ERR" "was dropped again" "says the CHECK went"
-assert_eq "0|1" "$(q race "select count(*) from pg_constraint where conname like 'phasemig_nn%'")|$(q race "select count(*)
+assert_eq "0|1" "$(q race "select count(*) from pg_constraint where conname like 'phasemig\_%\_nn\_%'")|$(q race "select count(*)
   from pg_trigger where tgname = 'phasemig_sync_clerk-to-firebase'")" "no CHECK left; the sync trigger still there"
 assert_exit 0 "the application can still insert a user the mapping does not know" -- q race \
   "insert into public.users (id, clerk_user_id) values ('00000000-race-2', 'user_unknown_2')"

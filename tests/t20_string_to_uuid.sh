@@ -280,8 +280,8 @@ q selfref "create table public.users (id varchar(36) primary key default gen_ran
     (select id from public.users order by id desc limit 5) b" >/dev/null
 start=$(state selfref)
 assert_exit 0 "phase1" -- u 1 selfref apply
-assert_eq "messages phasemig_uuid_fwd_1,messages phasemig_uuid_fwd_2,users phasemig_uuid_fwd_0,users phasemig_uuid_fwd_3" \
-  "$(q selfref "select string_agg(tgrelid::regclass || ' ' || tgname, ',' order by tgrelid::regclass::text, tgname) from pg_trigger where not tgisinternal")" \
+assert_eq "messages phasemig_string-to-uuid_uuid_fwd_1,messages phasemig_string-to-uuid_uuid_fwd_2,users phasemig_string-to-uuid_uuid_fwd_0,users phasemig_string-to-uuid_uuid_fwd_3" \
+  "$(q selfref "select string_agg(tgrelid::regclass || ' ' || regexp_replace(tgname, '_[0-9a-f]{8}_', '_'), ',' order by tgrelid::regclass::text, tgname) from pg_trigger where not tgisinternal")" \
   "one trigger per converted column, two on each table"
 assert_eq "sender_id_uuid, recipient_id_uuid" "$(q selfref "select detail->>'columns' from migration_backup.phasemig_objects
   where kind = 'uuid_index' and name = 'public.messages.msg_pair'")" "the index on both columns mirrored once, on both shadows"
