@@ -227,9 +227,9 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 		PQclear(res);
 		return EXIT_DONE;
 	}
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "running") != 0)
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "failed") == 0)
 		;						/* failed: a new pass from the start (each batch changes only what is wrong) */
-	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2))
+	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2))	/* running (killed) or interrupted */
 	{
 		b->rows_done = atoll(PQgetvalue(res, 0, 1));
 		b->last_key = xstrdup(PQgetvalue(res, 0, 2));

@@ -29,8 +29,9 @@ row_object(PGresult *res, int row)
 }
 
 /*
- * What the batch operations of this phase have done since its newest
- * rollback (nothing after a rollback): per operation its newest row, the
+ * What the batch operations of this phase's applies have done since its
+ * newest rollback (nothing after a rollback), and those of a rollback while it
+ * runs: per operation its newest row, the
  * rows changed over every run since (checkpoints carry them, so a killed run
  * counts too), and for a fill in progress its rate and time left.
  */
@@ -43,7 +44,9 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 		"WITH since AS (SELECT coalesce(max(id), 0) AS id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
 		"  AND operation = 'rollback' AND status = 'done'), "
 		"r AS (SELECT l.* FROM public.migration_log l, since WHERE l.plan = $1 AND l.phase = $2 "
-		"  AND l.rows_total IS NOT NULL AND l.operation NOT LIKE 'rollback %' AND l.id > since.id), "
+		"  AND l.rows_total IS NOT NULL AND l.operation NOT LIKE 'rollback %' AND l.id > since.id "
+		"  AND (l.status = 'running' OR EXISTS (SELECT 1 FROM public.migration_log a WHERE a.run_id = l.run_id "
+		"  AND a.operation = 'apply'))), "
 		"latest AS (SELECT DISTINCT ON (operation) * FROM r ORDER BY operation, id DESC), "
 		"totals AS (SELECT operation, count(*) AS runs, sum(coalesce((metadata->>'rows_changed')::bigint, "
 		"  (metadata->>'rows_filled')::bigint, 0)) AS changed FROM r GROUP BY operation) "
