@@ -266,9 +266,15 @@ sync_function_sql(const Run *run, const Op *op, const Names *n)
 			  "DECLARE s record; r record; uid text; n bigint; touched boolean := false;\n"
 			  "BEGIN\n"
 			  "  IF NEW.%s IS NOT NULL THEN RETURN NEW; END IF;\n"
+			  /*
+			   * an INSERT of a key that exists will not write this row (ON CONFLICT,
+			   * or a unique violation): nothing to fill or save, and saving would
+			   * wait on a batch that holds the existing row
+			   */
+			  "  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM %s x WHERE x.%s = NEW.%s) THEN RETURN NEW; END IF;\n"
 			  "  SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n"
 			  "   WHERE x.clerk_user_id = NEW.%s::text;\n",
-			  n->sync_fn, n->q_uid, n->source, n->q_match);
+			  n->sync_fn, n->q_uid, p->q_table, p->q_key, p->q_key, n->source, n->q_match);
 	if (n->q_email)
 		sb_printf(&sb,
 				  "  IF n = 0 THEN\n"
