@@ -336,21 +336,24 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		if (rc != EXIT_DONE)
 			goto done;
 	}
-	/* 2. restore its values in keyset batches */
+	/*
+	 * 2. restore its values in keyset batches; keys compared in the key's
+	 * current type (another plan, string-to-uuid, may have changed it)
+	 */
 	{
 		BatchLoop b = {.what = "restoring", .batch_size = p->batch_size > 0 ? p->batch_size : 1000};
 		char *first = str_printf("WITH b AS (SELECT key, value FROM %s ORDER BY key LIMIT $1), "
-								 "u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key "
+								 "u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s "
 								 "AND t.%s IS DISTINCT FROM b.value RETURNING 1) "
 								 "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 								 "(SELECT count(*) FROM u)",
-								 n.backup, p->q_table, n.qcol, p->q_key, n.qcol);
+								 n.backup, p->q_table, n.qcol, p->q_key, p->key_type, n.qcol);
 		char *next = str_printf("WITH b AS (SELECT key, value FROM %s WHERE key > $2 ORDER BY key LIMIT $1), "
-								"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key "
+								"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s "
 								"AND t.%s IS DISTINCT FROM b.value RETURNING 1) "
 								"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 								"(SELECT count(*) FROM u)",
-								n.backup, p->q_table, n.qcol, p->q_key, n.qcol);
+								n.backup, p->q_table, n.qcol, p->q_key, p->key_type, n.qcol);
 
 		b.sql_first = first;
 		b.sql_next = next;

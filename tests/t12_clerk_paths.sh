@@ -236,16 +236,22 @@ assert_exit 0 "phase1 rollback" -- phase 1 rollback $LP
 assert_eq "0" "$(q load "$expected")" "names unchanged by phase1 rollback"
 assert_eq "" "$(q load "select to_regclass('migration_backup.\"clerk-name:backfill\"')")" "backup table dropped with the trigger"
 
-test_case "the Clerk plan's phase2 rollback after the string-to-uuid plan made the key a uuid"
+test_case "the Clerk plan's rollbacks of phase3 and phase2 after the string-to-uuid plan made the key a uuid"
 LOGS=$TEST_TMP/logs-both; mkdir -p "$LOGS"
 fresh_app both 300 5
 U="--plan $UPLAN --logs-dir $LOGS -d both"
 assert_exit 0 "clerk phase1" -- p1 apply -d both
 assert_exit 0 "clerk phase2" -- p2 apply -d both --mapping "$DATA/firebase-export.json" --generate-missing
+assert_exit 0 "clerk phase3" -- p3 apply -d both
+clerk_ids=$(q both "select id || ' ' || firebase_uid || ' ' || coalesce(d.value, '-') from public.users u
+  join migration_backup.\"clerk-to-firebase:drop:clerk_user_id\" d on d.key = u.id order by id::text collate \"C\"")
 assert_exit 0 "uuid phase1" -- phase 1 apply $U
 assert_exit 0 "uuid phase2" -- phase 2 apply $U
 assert_exit 0 "uuid phase3 (the swap)" -- phase 3 apply $U
 assert_eq "uuid" "$(q both "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'public.users'::regclass and attname = 'id'")" "users.id is a uuid now"
+assert_exit 0 "clerk phase3 rollback" -- p3 rollback -d both
+assert_eq "$clerk_ids" "$(q both "select id || ' ' || firebase_uid || ' ' || coalesce(clerk_user_id, '-') from public.users order by id::text collate \"C\"")" \
+  "clerk_user_id back on every row"
 # the sync trigger still fills (and saves) a row the application inserts after the swap
 read -r clerk uid <<<"$(awk -F, 'NR > 1 && $3 != "" { print $2, $3; exit }' "$DATA/expected.csv")"
 q both "delete from public.users where clerk_user_id = '$clerk'" >/dev/null
