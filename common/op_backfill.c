@@ -118,6 +118,18 @@ backup_columns(const Op *op)
 	return sb.data;
 }
 
+/* False (logged) for a backup table an earlier phasemig wrote: originals only, no written_N. */
+static bool
+backup_layout_ok(Run *run, const Names *n)
+{
+	if (db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+				  "AND attname = 'written_1' AND NOT attisdropped", 1, (const char *[]) {n->backup}))
+		return true;
+	log_error("backup table %s has the layout of an earlier phasemig (no written_1 column)", n->backup);
+	log_hint("roll back phase2 with the phasemig version that applied it, then carry on with this one");
+	return false;
+}
+
 /*
  * The backup table: key as text (so it is compared in whatever type the
  * plan's key has now, see restore_sql), then original_N / written_N of each
@@ -133,14 +145,7 @@ ensure_backup_table(Run *run, const Op *op, const Names *n, int phase)
 	int rc;
 
 	if (table_exists(run, n->backup))
-	{
-		if (db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
-					  "AND attname = 'written_1' AND NOT attisdropped", 1, (const char *[]) {n->backup}))
-			return EXIT_DONE;
-		log_error("backup table %s has the layout of an older phasemig (no written_1 column)", n->backup);
-		log_hint("restore it with the phasemig version that wrote it, then roll back phase1");
-		return EXIT_FAILED;
-	}
+		return backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
 	sb_init(&cols);
 	for (int i = 0; i < op->n_set; i++)
 	{
@@ -213,7 +218,7 @@ restore_backup(Run *run, const Op *op, const Names *n, const Options *opts)
 	char *next = restore_sql(run, op, n, false);
 	char *count = str_printf("SELECT count(*) FROM %s", n->backup);
 	long long restored = 0;
-	int rc = EXIT_DONE;
+	int rc = backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
 
 	for (int round = 0; rc == EXIT_DONE && db_count(run->conn, count, 0, NULL) > 0; round++)
 	{
@@ -462,15 +467,19 @@ discard_generated(Run *run, const Names *n, bool drop)
 	}
 }
 
+static int adopt_source_generated(Run *run, const Names *n);
+
 static int
 backfill_rollback1(Run *run, const Op *op, const Options *opts)
 {
 	Names n;
-	int rc = EXIT_DONE;
+	int rc;
 
 	names_init(&n, run, op);
+	/* 0. generated uids an earlier phasemig kept in the source table survive its drop */
+	rc = adopt_source_generated(run, &n);
 	/* 1. no more fills */
-	if (mlog_is_registered(run->conn, run->plan, "sync_trigger", n.trigger_name))
+	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "sync_trigger", n.trigger_name))
 		rc = drop_sync_trigger(run, &n);
 	/* 2. what the backup still holds (an interrupted phase2 never rolled back) goes back, then the table */
 	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "backup_table", "backfill"))
@@ -593,6 +602,38 @@ ensure_generated_tables(Run *run, const Names *n)
 	free(gen);
 	free(ledger);
 	return rc;
+}
+
+/*
+ * Generated uids an earlier phasemig kept only in the source table (origin
+ * 'generated', import_file naming the run whose file listed them): adopted
+ * into the plan's generated table the first time, so those users keep them.
+ */
+static int
+adopt_source_generated(Run *run, const Names *n)
+{
+	char *any, *sql;
+	bool has_marks;
+	int rc;
+
+	if (table_exists(run, n->generated) || !table_exists(run, n->source))
+		return EXIT_DONE;
+	any = str_printf("SELECT 1 FROM %s WHERE origin = 'generated' LIMIT 1", n->source);
+	rc = db_exists(run->conn, any, 0, NULL) ? ensure_generated_tables(run, n) : -1;
+	free(any);
+	if (rc != EXIT_DONE)
+		return rc < 0 ? EXIT_DONE : rc;
+	has_marks = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+						  "AND attname = 'import_file' AND NOT attisdropped", 1, (const char *[]) {n->source});
+	sql = str_printf("WITH i AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) "
+					 "SELECT DISTINCT ON (clerk_user_id) clerk_user_id, firebase_uid, $1::uuid, %s FROM %s "
+					 "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1) "
+					 "SELECT count(*) FROM i",
+					 n->generated, has_marks ? "import_file::uuid" : "NULL::uuid", n->source);
+	log_info("kept %lld generated uids found in %s", db_count(run->conn, sql, 1, (const char *[]) {run->run_id}),
+			 n->source);
+	free(sql);
+	return EXIT_DONE;
 }
 
 /*
@@ -897,6 +938,8 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	if (opts->clerk_export &&
 		(rc = mapping_load_clerk_csv(run->conn, opts->clerk_export, &clerk_rows)) != EXIT_DONE)
 		goto done;
+	if ((rc = adopt_source_generated(run, &n)) != EXIT_DONE)
+		goto done;
 	if (table_exists(run, n.generated))
 	{
 		/* a user given a uid before keeps it, whatever was rolled back since */
@@ -1044,7 +1087,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 
 	names_init(&n, run, op);
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
-	if (table_exists(run, n.source))
+	if ((rc = adopt_source_generated(run, &n)) == EXIT_DONE && table_exists(run, n.source))
 	{
 		char *del = str_printf("DELETE FROM %s", n.source);
 
@@ -1055,7 +1098,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	 * 2. originals back, in batches, for rows filled by batches and by the
 	 * trigger alike; the table stays (empty) for the trigger until phase1 rollback
 	 */
-	if (table_exists(run, n.backup))
+	if (rc == EXIT_DONE && table_exists(run, n.backup))
 		rc = restore_backup(run, op, &n, opts);
 	/* 3. the generated uids stay for the next apply, unless the operator discards them */
 	if (rc == EXIT_DONE && opts->discard_generated_uids)

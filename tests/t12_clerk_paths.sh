@@ -89,6 +89,25 @@ assert_exit 0 "phase2 apply" -- p2 apply -d cycle --mapping "$DATA/firebase-expo
 assert_eq "$(q cycle "select count(*) from public.old_uids")|0" "$(q cycle "select count(*), count(*) filter (where o.firebase_uid is not null)
   from $GEN g left join public.old_uids o using (firebase_uid)")" "as many generated uids as before, all new"
 
+test_case "generated uids an earlier phasemig kept only in the source table are adopted: the same uids, listed no second time"
+new_logs adopt
+fresh_app adopt 200
+p1 apply -d adopt >/dev/null 2>&1
+assert_exit 0 "phase2 apply" -- p2 apply -d adopt --mapping "$DATA/firebase-export.json" --generate-missing
+uids=$(q adopt "select id || ' ' || firebase_uid from public.users order by id")
+n_gen=$(q adopt "select count(*) from $GEN")
+# what the earlier version left: the uids only in the source table, each marked with the run of its import file
+q adopt "alter table migration_backup.\"clerk-to-firebase:source\" add column import_file text;
+  update migration_backup.\"clerk-to-firebase:source\" s set import_file = g.import_file::text from $GEN g
+    where g.firebase_uid = s.firebase_uid and s.origin = 'generated';
+  drop table $GEN; drop table $LEDGER" >/dev/null
+assert_exit 0 "phase2 rollback" -- p2 rollback -d adopt
+assert_contains "$LAST_ERR" "kept $n_gen generated uids found in" "adopted before the source is emptied"
+assert_exit 0 "phase2 apply again" -- p2 apply -d adopt --mapping "$DATA/firebase-export.json" --generate-missing
+assert_eq "$uids" "$(q adopt "select id || ' ' || firebase_uid from public.users order by id")" "the same uids"
+assert_eq "1" "$(ls "$LOGS"/*-firebase-import.json | wc -l)" "no second import file"
+assert_exactly_once adopt
+
 for sig in TERM KILL; do
     test_case "SIG$sig to phase2 without --generate-missing, resumed with it: one run fills every row and lists every generated user"
     db=sig_${sig,,}
