@@ -16,7 +16,7 @@ enum
 {
 	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
 	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID,
-	OPT_LOCK_WAIT
+	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED
 };
 
 static _Noreturn void
@@ -68,6 +68,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
 		{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
 		{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
+		{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
 		{"help", no_argument, NULL, '?'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -139,6 +140,11 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 				else if (strcmp(optarg, "stop") != 0)
 					usage_error("--on-invalid must be \"stop\" or \"regenerate\", not \"%s\"", optarg);
 				break;
+			case OPT_DISCARD_GENERATED:
+				if (!allowed(spec, CLI_DISCARD_GENERATED))
+					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+				opts->discard_generated_uids = true;
+				break;
 			case 'V':
 				printf("%s (phasemig) %s\n", log_progname(), PHASEMIG_VERSION);
 				exit(EXIT_DONE);
@@ -165,6 +171,8 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		if (!known)
 			usage_error("unknown subcommand \"%s\"", opts->subcommand);
 	}
+	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
+		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
 	if (optind < argc)
 		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
 	if (opts->plan_path == NULL)

@@ -12,6 +12,7 @@ enum
 	CLI_MAPPING = 1 << 0,		/* --mapping, --clerk-export, --generate-missing */
 	CLI_BATCH = 1 << 1,			/* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
 	CLI_ON_INVALID = 1 << 2,	/* --on-invalid=stop|regenerate */
+	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
 };
 
 typedef struct Options
@@ -31,6 +32,7 @@ typedef struct Options
 	int max_lag_ms;				/* 0: do not watch standbys */
 	int target_batch_ms;		/* 0: fixed batch size */
 	bool regenerate_invalid;	/* --on-invalid=regenerate */
+	bool discard_generated_uids;	/* rollback: forget the generated Firebase uids */
 } Options;
 
 typedef struct CliSpec

@@ -1,24 +1,30 @@
 /*
  * op_backfill.c: backfill_from_mapping, the Clerk to Firebase data move.
- *   phase1: the plan's source table (the loaded export) and a trigger that
- *           fills new columns of rows the application writes from then on;
- *   phase2: load the mapping, refuse conflicts before any write, save the
- *           originals and fill the columns in keyset batches;
+ *   phase1: the plan's source table (the loaded export), the backup table and
+ *           a trigger that fills new columns of rows the application writes
+ *           from then on, saving what it overwrites first;
+ *   phase2: load the mapping, refuse conflicts before any write, give rows
+ *           that match nobody a uid (kept for good), save the originals and
+ *           fill the columns in keyset batches, write the import file;
  *   phase3: remove the trigger (the application writes the columns itself).
- * Each rollback undoes its phase; phase2's restores the saved originals.
+ * Each rollback undoes its phase; phase2's and phase1's restore the saved
+ * originals where the column still holds what phasemig wrote.
+ *
+ * The application's value wins: phasemig only fills a column that is NULL,
+ * and the backup table keeps, per row and column, the value before
+ * (original_N) and the value phasemig wrote (written_N).
  */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
-#include <unistd.h>
 
 #include "batch.h"
 #include "catalog.h"
 #include "copyin.h"
 #include "db.h"
 #include "firebase_uid.h"
+#include "import_file.h"
 #include "log.h"
 #include "mapping.h"
 #include "ops.h"
@@ -28,6 +34,8 @@ typedef struct Names
 {
 	char *source;			/* migration_backup."<plan>:source" */
 	char *backup;			/* migration_backup."<plan>:backfill" */
+	char *generated;		/* migration_backup."<plan>:generated": uids phasemig gave, kept for good */
+	char *import_files;		/* migration_backup."<plan>:import_files": the ledger of import files */
 	char *sync_fn;			/* migration_backup."<plan>:sync" */
 	char *trigger;			/* quoted trigger name on the table */
 	char *trigger_name;		/* unquoted */
@@ -43,6 +51,8 @@ names_init(Names *n, const Run *run, const Op *op)
 
 	n->source = plan_backup_table(p, "source");
 	n->backup = plan_backup_table(p, "backfill");
+	n->generated = plan_backup_table(p, "generated");
+	n->import_files = plan_backup_table(p, "import_files");
 	n->sync_fn = plan_backup_table(p, "sync");
 	n->trigger_name = str_printf("phasemig_sync_%s", p->name);
 	n->trigger = plan_ident(p, n->trigger_name);
@@ -56,6 +66,8 @@ names_free(Names *n)
 {
 	free(n->source);
 	free(n->backup);
+	free(n->generated);
+	free(n->import_files);
 	free(n->sync_fn);
 	free(n->trigger);
 	free(n->trigger_name);
@@ -64,22 +76,208 @@ names_free(Names *n)
 	free(n->q_uid);
 }
 
-/* ---------- phase1: source table and sync trigger ---------- */
+static bool
+table_exists(Run *run, const char *qname)
+{
+	return db_exists(run->conn, "SELECT 1 WHERE pg_catalog.to_regclass($1) IS NOT NULL", 1, (const char *[]) {qname});
+}
 
+/* ---------- the backup table: original and written value of every column phasemig filled ---------- */
+
+/*
+ * ON CONFLICT (key) DO UPDATE list for the backup table aliased bk: a column
+ * phasemig fills again (written differs from original) takes the new pair;
+ * the others keep what was saved first.  Caller frees.
+ */
+static char *
+backup_upsert_sets(const Op *op)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	for (int i = 1; i <= op->n_set; i++)
+		sb_printf(&sb,
+				  "original_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d "
+				  "THEN EXCLUDED.original_%d ELSE bk.original_%d END, "
+				  "written_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d "
+				  "THEN EXCLUDED.written_%d ELSE bk.written_%d END, ",
+				  i, i, i, i, i, i, i, i, i, i);
+	sb_append(&sb, "saved_at = now()");
+	return sb.data;
+}
+
+/* "original_1, written_1, ..." in the order the values are given. Caller frees. */
+static char *
+backup_columns(const Op *op)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	for (int i = 1; i <= op->n_set; i++)
+		sb_printf(&sb, "%soriginal_%d, written_%d", i > 1 ? ", " : "", i, i);
+	return sb.data;
+}
+
+/* False (logged) for a backup table an earlier phasemig wrote: originals only, no written_N. */
+static bool
+backup_layout_ok(Run *run, const Names *n)
+{
+	if (db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+				  "AND attname = 'written_1' AND NOT attisdropped", 1, (const char *[]) {n->backup}))
+		return true;
+	log_error("backup table %s has the layout of an earlier phasemig (no written_1 column)", n->backup);
+	log_hint("roll back phase2 with the phasemig version that applied it, then carry on with this one");
+	return false;
+}
+
+/*
+ * The backup table: key as text (so it is compared in whatever type the
+ * plan's key has now, see restore_sql), then original_N / written_N of each
+ * filled column in its own type.  Created with the trigger that writes it,
+ * in phase1, and dropped by phase1 rollback.
+ */
+static int
+ensure_backup_table(Run *run, const Op *op, const Names *n, int phase)
+{
+	const Plan *p = run->plan;
+	StrBuf cols;
+	char *sql, *pk, *def, *reg;
+	int rc;
+
+	if (table_exists(run, n->backup))
+		return backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
+	sb_init(&cols);
+	for (int i = 0; i < op->n_set; i++)
+	{
+		char *q = plan_ident(p, op->set[i].column);
+
+		sb_printf(&cols, ", t.%s AS original_%d, t.%s AS written_%d", q, i + 1, q, i + 1);
+		free(q);
+	}
+	sql = str_printf("CREATE TABLE %s AS SELECT t.%s::text AS key%s, 'batch'::text AS saved_by, now() AS saved_at "
+					 "FROM %s t WITH NO DATA", n->backup, p->q_key, cols.data, p->q_table);
+	pk = str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n->backup);
+	def = str_printf("ALTER TABLE %s ALTER COLUMN saved_at SET DEFAULT now()", n->backup);
+	reg = mlog_register_sql(p, phase, "backup_table", "backfill");
+	log_info("creating %s for the values phasemig overwrites", n->backup);
+	rc = ops_ddl(run, sql, (const char *[]) {sql, pk, def, reg}, 4);
+	free(sql);
+	free(pk);
+	free(def);
+	free(reg);
+	sb_free(&cols);
+	return rc;
+}
+
+/*
+ * One restore batch: take the next keys out of the backup table and put each
+ * original back where the column still holds what phasemig wrote (a value the
+ * application wrote since stays).  The key is compared in the table's
+ * current key type, cast on the backup's side so the table's index is used.
+ */
+static char *
+restore_sql(Run *run, const Op *op, const Names *n, bool first)
+{
+	const Plan *p = run->plan;
+	StrBuf sets, changed;
+	char *sql;
+
+	sb_init(&sets);
+	sb_init(&changed);
+	for (int i = 1; i <= op->n_set; i++)
+	{
+		char *q = plan_ident(p, op->set[i - 1].column);
+
+		sb_printf(&sets, "%s%s = CASE WHEN t.%s IS NOT DISTINCT FROM b.written_%d THEN b.original_%d ELSE t.%s END",
+				  i > 1 ? ", " : "", q, q, i, i, q);
+		sb_printf(&changed, "%s(t.%s IS NOT DISTINCT FROM b.written_%d AND b.original_%d IS DISTINCT FROM b.written_%d)",
+				  i > 1 ? " OR " : "", q, i, i, i);
+		free(q);
+	}
+	sql = str_printf("WITH b AS (DELETE FROM %s d WHERE d.key IN (SELECT key FROM %s %s ORDER BY key LIMIT $1) "
+					 "RETURNING d.*), "
+					 "u AS (UPDATE %s t SET %s FROM b WHERE t.%s = b.key::%s AND (%s) RETURNING 1) "
+					 "SELECT (SELECT count(*) FROM b), (SELECT max(key) FROM b), (SELECT count(*) FROM u)",
+					 n->backup, n->backup, first ? "" : "WHERE key > $2",
+					 p->q_table, sets.data, p->q_key, p->key_type, changed.data);
+	sb_free(&sets);
+	sb_free(&changed);
+	return sql;
+}
+
+/*
+ * Put back every saved original and empty the backup table in batches (the
+ * trigger may still write to it).  Run again while rows remain, for the
+ * few a trigger saved behind the batches.  Returns an exit code.
+ */
+static int
+restore_backup(Run *run, const Op *op, const Names *n, const Options *opts)
+{
+	const Plan *p = run->plan;
+	char *first = restore_sql(run, op, n, true);
+	char *next = restore_sql(run, op, n, false);
+	char *count = str_printf("SELECT count(*) FROM %s", n->backup);
+	long long restored = 0;
+	int rc = backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
+
+	for (int round = 0; rc == EXIT_DONE && db_count(run->conn, count, 0, NULL) > 0; round++)
+	{
+		BatchLoop b = {.what = "restoring", .rows_total = -1, .sql_first = first, .sql_next = next};
+
+		if (round == 10)
+		{
+			log_error("%s still holds rows after %d passes", n->backup, round);
+			log_hint("run the rollback again");
+			rc = EXIT_FAILED;
+			break;
+		}
+		b.batch_size = opts->batch_size > 0 ? opts->batch_size : p->batch_size;
+		if (round == 0)
+			log_info("restoring the original values from %s", n->backup);
+		rc = batch_run(run, &b);
+		restored += b.changed;
+		free(b.last_key);
+	}
+	if (rc == EXIT_DONE)
+		log_info("restored %lld rows", restored);
+	run->op_rows = restored;
+	free(first);
+	free(next);
+	free(count);
+	return rc;
+}
+
+/* ---------- phase1: source table, backup table and sync trigger ---------- */
+
+/*
+ * The trigger: for a row the application inserts, or whose Clerk id or email
+ * it changes, with no uid yet, fill each column the application left NULL
+ * from the mapping, saving original and written value first.  Any failure
+ * leaves the row as the application wrote it, with a WARNING.
+ */
 static char *
 sync_function_sql(const Run *run, const Op *op, const Names *n)
 {
+	const Plan *p = run->plan;
+	char *cols = backup_columns(op);
+	char *upsert = backup_upsert_sets(op);
 	StrBuf sb;
 
 	sb_init(&sb);
 	sb_printf(&sb,
 			  "CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$\n"
-			  "DECLARE s record; r record; uid text; n bigint;\n"
+			  "DECLARE s record; r record; uid text; n bigint; touched boolean := false;\n"
 			  "BEGIN\n"
 			  "  IF NEW.%s IS NOT NULL THEN RETURN NEW; END IF;\n"
+			  /*
+			   * an INSERT of a key that exists will not write this row (ON CONFLICT,
+			   * or a unique violation): nothing to fill or save, and saving would
+			   * wait on a batch that holds the existing row
+			   */
+			  "  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM %s x WHERE x.%s = NEW.%s) THEN RETURN NEW; END IF;\n"
 			  "  SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n"
 			  "   WHERE x.clerk_user_id = NEW.%s::text;\n",
-			  n->sync_fn, n->q_uid, n->source, n->q_match);
+			  n->sync_fn, n->q_uid, p->q_table, p->q_key, p->q_key, n->source, n->q_match);
 	if (n->q_email)
 		sb_printf(&sb,
 				  "  IF n = 0 THEN\n"
@@ -95,18 +293,35 @@ sync_function_sql(const Run *run, const Op *op, const Names *n)
 			  n->source);
 	for (int i = 0; i < op->n_set; i++)
 	{
-		char *q = plan_ident(run->plan, op->set[i].column);
+		char *q = plan_ident(p, op->set[i].column);
+		const char *f = mapping_field_column(op->set[i].field);
 
-		sb_printf(&sb, "    r.%s := s.%s;\n", q, mapping_field_column(op->set[i].field));
+		sb_printf(&sb, "    IF r.%s IS NULL AND s.%s IS NOT NULL THEN r.%s := s.%s; touched := true; END IF;\n",
+				  q, f, q, f);
 		free(q);
 	}
-	sb_append(&sb,
+	sb_printf(&sb, "    IF touched THEN\n      INSERT INTO %s AS bk (key, %s, saved_by) VALUES (NEW.%s::text",
+			  n->backup, cols, p->q_key);
+	for (int i = 0; i < op->n_set; i++)
+	{
+		char *q = plan_ident(p, op->set[i].column);
+
+		sb_printf(&sb, ", NEW.%s, r.%s", q, q);
+		free(q);
+	}
+	sb_printf(&sb,
+			  ", 'trigger')\n"
+			  "      ON CONFLICT (key) DO UPDATE SET %s;\n"
+			  "    END IF;\n"
 			  "    NEW := r;\n"
 			  "  EXCEPTION WHEN OTHERS THEN\n"
-			  "    RAISE WARNING 'phasemig: new columns left empty for this row: %', SQLERRM;\n"
+			  "    RAISE WARNING 'phasemig: new columns left empty for this row: %%', SQLERRM;\n"
 			  "  END;\n"
 			  "  RETURN NEW;\n"
-			  "END $fn$");
+			  "END $fn$",
+			  upsert);
+	free(cols);
+	free(upsert);
 	return sb.data;
 }
 
@@ -151,6 +366,7 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 		names_free(&n);
 		return EXIT_BAD_INPUT;
 	}
+	/* 1. the source table the trigger and the batches read the mapping from */
 	{
 		char *create = str_printf("CREATE TABLE IF NOT EXISTS %s (" MAPPING_COLUMNS ")", n.source);
 		char *ix1 = str_printf("CREATE INDEX IF NOT EXISTS \"%s:source_clerk\" ON %s (clerk_user_id)", p->name,
@@ -177,6 +393,10 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 					  "operation before the backfill", op->set[i].column, p->q_table);
 			rc = EXIT_BAD_INPUT;
 		}
+	/* 2. the backup table, which must exist as long as the trigger writes to it */
+	if (rc == EXIT_DONE)
+		rc = ensure_backup_table(run, op, &n, 1);
+	/* 3. the trigger */
 	if (rc == EXIT_DONE)
 		rc = install_sync_trigger(run, op, &n);
 	names_free(&n);
@@ -200,16 +420,83 @@ drop_sync_trigger(Run *run, const Names *n)
 	return rc;
 }
 
+/*
+ * --discard-generated-uids: forget the uids phasemig generated and the
+ * ledger of import files (drop: their tables too).  Only right when no
+ * import file was imported into Firebase: the next apply generates new uids.
+ */
+static void
+discard_generated(Run *run, const Names *n, bool drop)
+{
+	if (table_exists(run, n->import_files))
+	{
+		char *files = str_printf("SELECT string_agg(path, ', ' ORDER BY written_at) FROM %s", n->import_files);
+		char *listed = db_value(run->conn, files, 0, NULL);
+
+		if (listed)
+			log_warning("the import files that listed them must not be imported now: %s", listed);
+		free(listed);
+		free(files);
+	}
+	if (table_exists(run, n->generated))
+	{
+		char *count = str_printf("SELECT count(*) FROM %s", n->generated);
+
+		log_info("discarding %lld generated uids", db_count(run->conn, count, 0, NULL));
+		free(count);
+	}
+	{
+		char *a, *b;
+
+		if (drop)
+		{
+			a = str_printf("DROP TABLE IF EXISTS %s", n->generated);
+			b = str_printf("DROP TABLE IF EXISTS %s", n->import_files);
+		}
+		else
+		{
+			a = table_exists(run, n->generated) ? str_printf("DELETE FROM %s", n->generated) : xstrdup("SELECT 1");
+			b = table_exists(run, n->import_files) ? str_printf("DELETE FROM %s", n->import_files) : xstrdup("SELECT 1");
+		}
+		db_exec(run->conn, "BEGIN");
+		db_exec(run->conn, a);
+		db_exec(run->conn, b);
+		db_exec(run->conn, "COMMIT");
+		free(a);
+		free(b);
+	}
+}
+
+static int adopt_source_generated(Run *run, const Names *n);
+
 static int
 backfill_rollback1(Run *run, const Op *op, const Options *opts)
 {
 	Names n;
-	int rc = EXIT_DONE;
+	int rc;
 
-	(void) opts;
 	names_init(&n, run, op);
-	if (mlog_is_registered(run->conn, run->plan, "sync_trigger", n.trigger_name))
+	/* 0. generated uids an earlier phasemig kept in the source table survive its drop */
+	rc = adopt_source_generated(run, &n);
+	/* 1. no more fills */
+	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "sync_trigger", n.trigger_name))
 		rc = drop_sync_trigger(run, &n);
+	/* 2. what the backup still holds (an interrupted phase2 never rolled back) goes back, then the table */
+	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "backup_table", "backfill"))
+	{
+		if (table_exists(run, n.backup))
+			rc = restore_backup(run, op, &n, opts);
+		if (rc == EXIT_DONE)
+		{
+			char *drop = str_printf("DROP TABLE IF EXISTS %s", n.backup);
+
+			rc = ops_ddl(run, drop, (const char *[]) {drop}, 1);
+			if (rc == EXIT_DONE)
+				mlog_unregister(run->conn, run->plan, "backup_table", "backfill");
+			free(drop);
+		}
+	}
+	/* 3. the source table */
 	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "source_table", "source"))
 	{
 		char *drop = str_printf("DROP TABLE IF EXISTS %s", n.source);
@@ -220,6 +507,12 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 			mlog_unregister(run->conn, run->plan, "source_table", "source");
 		free(drop);
 	}
+	/* 4. generated uids stay, like migration_log, unless the operator discards them */
+	if (rc == EXIT_DONE && opts->discard_generated_uids)
+		discard_generated(run, &n, true);
+	else if (rc == EXIT_DONE && table_exists(run, n.generated))
+		log_info("kept the generated uids in %s: the next apply gives each user the same one "
+				 "(--discard-generated-uids forgets them)", n.generated);
 	names_free(&n);
 	return rc;
 }
@@ -289,7 +582,66 @@ find_conflicts(Run *run, const Names *n, Findings *f)
 	return total;
 }
 
-/* Give rows that matched nobody a new uid, kept in the source table (origin 'generated'). */
+/* The plan's generated uids and its ledger of import files: created once, kept by every rollback. */
+static int
+ensure_generated_tables(Run *run, const Names *n)
+{
+	char *gen = str_printf("CREATE TABLE IF NOT EXISTS %s (clerk_user_id text PRIMARY KEY, "
+						   "firebase_uid text NOT NULL UNIQUE, generated_by uuid NOT NULL, "
+						   "generated_at timestamptz NOT NULL DEFAULT now(), import_file uuid)", n->generated);
+	char *ledger = str_printf("CREATE TABLE IF NOT EXISTS %s (run_id uuid PRIMARY KEY, path text NOT NULL, "
+							  "users bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT now())",
+							  n->import_files);
+	int rc;
+
+	if (table_exists(run, n->generated) && table_exists(run, n->import_files))
+		rc = EXIT_DONE;
+	else
+		rc = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids",
+									(const char *[]) {gen, ledger}, 2) ? EXIT_DONE : EXIT_FAILED;
+	free(gen);
+	free(ledger);
+	return rc;
+}
+
+/*
+ * Generated uids an earlier phasemig kept only in the source table (origin
+ * 'generated', import_file naming the run whose file listed them): adopted
+ * into the plan's generated table the first time, so those users keep them.
+ */
+static int
+adopt_source_generated(Run *run, const Names *n)
+{
+	char *any, *sql;
+	bool has_marks;
+	int rc;
+
+	if (table_exists(run, n->generated) || !table_exists(run, n->source))
+		return EXIT_DONE;
+	any = str_printf("SELECT 1 FROM %s WHERE origin = 'generated' LIMIT 1", n->source);
+	rc = db_exists(run->conn, any, 0, NULL) ? ensure_generated_tables(run, n) : -1;
+	free(any);
+	if (rc != EXIT_DONE)
+		return rc < 0 ? EXIT_DONE : rc;
+	has_marks = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+						  "AND attname = 'import_file' AND NOT attisdropped", 1, (const char *[]) {n->source});
+	sql = str_printf("WITH i AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) "
+					 "SELECT DISTINCT ON (clerk_user_id) clerk_user_id, firebase_uid, $1::uuid, %s FROM %s "
+					 "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1) "
+					 "SELECT count(*) FROM i",
+					 n->generated, has_marks ? "import_file::uuid" : "NULL::uuid", n->source);
+	log_info("kept %lld generated uids found in %s", db_count(run->conn, sql, 1, (const char *[]) {run->run_id}),
+			 n->source);
+	free(sql);
+	return EXIT_DONE;
+}
+
+/*
+ * Give rows that matched nobody a new uid, kept in the plan's generated
+ * table (for good) and in the source table (origin 'generated', so the
+ * batches and the trigger find it).  A user who was given one before is
+ * matched by it already and never gets a second.
+ */
 static int
 generate_missing(Run *run, const Names *n, long long *generated)
 {
@@ -304,12 +656,18 @@ generate_missing(Run *run, const Names *n, long long *generated)
 		"WHERE t.%s IS NULL AND t.%s IS NOT NULL "
 		"AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.clerk_user_id = t.%s::text)%s",
 		n->q_match, p->q_table, n->q_uid, n->q_match, n->source, n->q_match, email_cond);
-	char *insert = str_printf("INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
-							  "SELECT firebase_uid, clerk_user_id, 'generated' FROM pg_temp.phasemig_generated",
-							  n->source);
+	char *insert = str_printf("WITH g AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by) "
+							  "SELECT clerk_user_id, firebase_uid, $1::uuid FROM pg_temp.phasemig_generated "
+							  "ON CONFLICT DO NOTHING RETURNING clerk_user_id, firebase_uid), "
+							  "s AS (INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
+							  "SELECT firebase_uid, clerk_user_id, 'generated' FROM g RETURNING 1) "
+							  "SELECT count(*) FROM s", n->generated, n->source);
+	int rc = EXIT_FAILED;
 
 	free(email_cond);
 	*generated = 0;
+	if (ensure_generated_tables(run, n) != EXIT_DONE)
+		goto done;
 	db_exec(run->conn, "BEGIN");
 	db_exec(run->conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_generated (clerk_user_id text, firebase_uid text)");
 	db_exec(run->conn, "TRUNCATE pg_temp.phasemig_generated");
@@ -325,7 +683,7 @@ generate_missing(Run *run, const Names *n, long long *generated)
 			{
 				PQclear(res);
 				PQclear(PQexec(run->conn, "ROLLBACK"));
-				return EXIT_FAILED;
+				goto done;
 			}
 			for (int i = 0; i < rows; i++)
 			{
@@ -340,87 +698,68 @@ generate_missing(Run *run, const Names *n, long long *generated)
 			{
 				PQclear(res);
 				PQclear(PQexec(run->conn, "ROLLBACK"));
-				return EXIT_FAILED;
+				goto done;
 			}
-			*generated += rows;
 		}
 		PQclear(res);
 		if (rows < 10000)
 			break;
 	}
 	db_exec(run->conn, "CLOSE phasemig_missing");
-	db_exec(run->conn, insert);
+	*generated = db_count(run->conn, insert, 1, (const char *[]) {run->run_id});
 	db_exec(run->conn, "COMMIT");
+	rc = EXIT_DONE;
+done:
 	free(declare);
 	free(insert);
-	return EXIT_DONE;
+	return rc;
 }
 
-static void
-ensure_backup_table(Run *run, const Op *op, const Names *n)
-{
-	const Plan *p = run->plan;
-	StrBuf cols;
-	char *sql;
-
-	if (db_count(run->conn, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)", 1,
-				 (const char *[]) {n->backup}) > 0)
-		return;
-	sb_init(&cols);
-	for (int i = 0; i < op->n_set; i++)
-	{
-		char *q = plan_ident(p, op->set[i].column);
-
-		sb_printf(&cols, ", %s", q);
-		free(q);
-	}
-	sql = str_printf("CREATE TABLE %s AS SELECT %s AS key%s, now() AS saved_at FROM %s WITH NO DATA", n->backup,
-					 p->q_key, cols.data, p->q_table);
-	{
-		char *pk = str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n->backup);
-		char *def = str_printf("ALTER TABLE %s ALTER COLUMN saved_at SET DEFAULT now()", n->backup);
-		char *reg = mlog_register_sql(p, 2, "backup_table", "backfill");
-		const char *stmts[4] = {sql, pk, def, reg};
-
-		if (ops_ddl(run, sql, stmts, 4) != EXIT_DONE)
-			log_exit(EXIT_FAILED);
-		free(pk);
-		free(def);
-		free(reg);
-	}
-	free(sql);
-	sb_free(&cols);
-}
-
-/* The batch statement: save originals, then fill the rows of the next keyset batch. */
+/*
+ * The batch statement: find the mapping of each row of the next keyset batch
+ * that has no uid yet, save original and written values, fill the columns
+ * that are NULL.  only_empty: walk only rows without a uid (the sweep of a
+ * resumed run over the rows before its resume point).
+ */
 static char *
-batch_sql(Run *run, const Op *op, const Names *n, bool first)
+batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 {
 	const Plan *p = run->plan;
-	StrBuf sb, cols, tcols, sets;
+	StrBuf sb, wcols, wvals, sets;
+	char *cols = backup_columns(op);
+	char *upsert = backup_upsert_sets(op);
 
 	sb_init(&sb);
-	sb_init(&cols);
-	sb_init(&tcols);
+	sb_init(&wcols);
+	sb_init(&wvals);
 	sb_init(&sets);
 	for (int i = 0; i < op->n_set; i++)
 	{
 		char *q = plan_ident(p, op->set[i].column);
+		char *type = catalog_column_type(p, op->set[i].column);
 
-		sb_printf(&cols, ", %s", q);
-		sb_printf(&tcols, ", t.%s", q);
-		sb_printf(&sets, "%s%s = r.%s", i ? ", " : "", q, mapping_field_column(op->set[i].field));
+		sb_printf(&wcols, ", t.%s AS o%d, coalesce(t.%s, r.%s::%s) AS w%d", q, i + 1, q,
+				  mapping_field_column(op->set[i].field), type ? type : "text", i + 1);
+		sb_printf(&wvals, ", w.o%d, w.w%d", i + 1, i + 1);
+		sb_printf(&sets, "%s%s = w.w%d", i ? ", " : "", q, i + 1);
 		free(q);
+		free(type);
 	}
 	{
 		char *email = n->q_email ? str_printf(MAPPING_EMAIL_NORM("t."), n->q_email) : xstrdup("NULL::text");
-		char *where = first ? xstrdup("") : str_printf("WHERE t.%s > $2", p->q_key);
+		StrBuf where;
 
+		sb_init(&where);
+		sb_append(&where, "");
+		if (!first)
+			sb_printf(&where, "WHERE t.%s > $2", p->q_key);
+		if (only_empty)
+			sb_printf(&where, "%s t.%s IS NULL", first ? "WHERE" : " AND", n->q_uid);
 		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo FROM %s t %s "
 				  "ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), ",
-				  p->q_key, n->q_match, email, n->q_uid, p->q_table, where, p->q_key);
+				  p->q_key, n->q_match, email, n->q_uid, p->q_table, where.data, p->q_key);
 		free(email);
-		free(where);
+		sb_free(&where);
 	}
 	sb_printf(&sb,
 			  "u AS (SELECT b.key, coalesce("
@@ -430,17 +769,21 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first)
 			  ") AS uid FROM b WHERE b.todo), "
 			  "r AS (SELECT u.key, s.* FROM u JOIN LATERAL (SELECT * FROM %s x WHERE x.firebase_uid = u.uid "
 			  " ORDER BY x.origin LIMIT 1) s ON true), "
-			  "saved AS (INSERT INTO %s (key%s) SELECT t.%s%s FROM %s t JOIN r ON t.%s = r.key WHERE t.%s IS NULL "
-			  " ON CONFLICT (key) DO NOTHING RETURNING 1), "
-			  "f AS (UPDATE %s t SET %s FROM r WHERE t.%s = r.key AND t.%s IS NULL RETURNING 1) "
+			  "w AS (SELECT t.%s AS key%s FROM %s t JOIN r ON t.%s = r.key WHERE t.%s IS NULL), "
+			  "kept AS (INSERT INTO %s AS bk (key, %s, saved_by) SELECT w.key::text%s, 'batch' FROM w "
+			  " ON CONFLICT (key) DO UPDATE SET %s RETURNING 1), "
+			  "f AS (UPDATE %s t SET %s FROM w WHERE t.%s = w.key RETURNING 1) "
 			  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 			  "(SELECT count(*) FROM f)",
 			  n->source, n->source, n->source, n->source,
-			  n->backup, cols.data, p->q_key, tcols.data, p->q_table, p->q_key, n->q_uid,
-			  p->q_table, sets.data, p->q_key, n->q_uid);
-	sb_free(&cols);
-	sb_free(&tcols);
+			  p->q_key, wcols.data, p->q_table, p->q_key, n->q_uid,
+			  n->backup, cols, wvals.data, upsert,
+			  p->q_table, sets.data, p->q_key);
+	sb_free(&wcols);
+	sb_free(&wvals);
 	sb_free(&sets);
+	free(cols);
+	free(upsert);
 	return sb.data;
 }
 
@@ -526,151 +869,39 @@ write_unmatched(Run *run, const Names *n, const Options *opts)
 	return rows;
 }
 
-static void
-set_if(json_t *obj, const char *key, PGresult *res, int row, int col)
-{
-	if (!PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0])
-		json_object_set_new(obj, key, json_string(PQgetvalue(res, row, col)));
-}
-
-static char *
-base64(const char *in)
-{
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t len = strlen(in);
-	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-	size_t o = 0;
-
-	for (size_t i = 0; i < len; i += 3)
-	{
-		unsigned v = (unsigned char) in[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned char) in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= (unsigned char) in[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
-}
-
 /*
- * A file `firebase auth:import` accepts, for exactly the users given generated
- * uids that no earlier import file listed: importing a user again would
- * overwrite the Firebase account (and the password it has now).  The users
- * are marked with this run's id in the transaction that reads them, committed
- * once the file is written.
+ * The import file of this run: the generated users no earlier file listed
+ * and whose row holds their uid now (a user listed twice would have its
+ * Firebase account, and the password it has now, overwritten).
  */
 static int
 write_import_file(Run *run, const Names *n, const Options *opts, bool with_clerk)
 {
 	const Plan *p = run->plan;
-	char *path = str_printf("%s/%s-firebase-import.json", opts->logs_dir, run->run_id);
 	char *email = n->q_email ? str_printf("t.%s::text", n->q_email) : xstrdup("NULL::text");
-	char *mark = str_printf("WITH m AS (UPDATE %s x SET import_file = $1 WHERE x.origin = 'generated' "
-							"AND x.import_file IS NULL AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = x.firebase_uid) "
-							"RETURNING x.firebase_uid) INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m",
-							n->source, p->q_table, n->q_uid);
-	char *declare = str_printf(
-		"DECLARE phasemig_import NO SCROLL CURSOR FOR SELECT x.firebase_uid, %s, x.clerk_user_id, %s "
-		"FROM %s x JOIN pg_temp.phasemig_to_import i ON i.firebase_uid = x.firebase_uid "
-		"JOIN %s t ON t.%s = x.firebase_uid %s WHERE x.origin = 'generated' ORDER BY x.firebase_uid",
+	char *mark = str_printf("WITH m AS (UPDATE %s g SET import_file = $1::uuid WHERE g.import_file IS NULL "
+							"AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = g.firebase_uid) RETURNING g.firebase_uid) "
+							"INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m",
+							n->generated, p->q_table, n->q_uid);
+	char *users = str_printf(
+		"SELECT DISTINCT ON (g.firebase_uid) g.firebase_uid, %s, g.clerk_user_id, %s "
+		"FROM %s g JOIN pg_temp.phasemig_to_import i ON i.firebase_uid = g.firebase_uid "
+		"JOIN %s t ON t.%s = g.firebase_uid %s ORDER BY g.firebase_uid",
 		email,
 		with_clerk ? "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), ''), "
 		"CASE WHEN c.password_hasher = 'bcrypt' THEN c.password_digest END, c.primary_phone_number"
 		: "NULL, NULL, NULL",
-		n->source, p->q_table, n->q_uid, with_clerk ? "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = x.clerk_user_id" : "");
-	FILE *fp = log_create_private_file(path);
-	long long users = 0, hashes = 0;
-	bool written;
+		n->generated, p->q_table, n->q_uid,
+		with_clerk ? "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = g.clerk_user_id" : "");
+	ImportFile f = {.logs_dir = opts->logs_dir, .ledger = n->import_files, .mark_sql = mark, .users_sql = users};
+	int rc = ensure_generated_tables(run, n);
 
+	if (rc == EXIT_DONE)
+		rc = import_file_write(run, &f);
 	free(email);
-
-	if (fp == NULL)
-	{
-		log_error("could not write \"%s\": %s", path, strerror(errno));
-		free(path);
-		free(declare);
-		free(mark);
-		return EXIT_FAILED;
-	}
-	fputs("{\"users\": [", fp);
-	db_exec(run->conn, "BEGIN");
-	db_exec(run->conn, "CREATE TEMP TABLE phasemig_to_import (firebase_uid text PRIMARY KEY) ON COMMIT DROP");
-	db_execp(run->conn, mark, 1, (const char *[]) {run->run_id});
-	db_exec(run->conn, declare);
-	for (;;)
-	{
-		PGresult *res = db_query(run->conn, "FETCH 1000 FROM phasemig_import", 0, NULL);
-		int rows = PQntuples(res);
-
-		for (int i = 0; i < rows; i++)
-		{
-			json_t *u = json_object();
-			json_t *attrs = json_object();
-			char *attrs_text;
-			char *text;
-
-			set_if(u, "localId", res, i, 0);
-			set_if(u, "email", res, i, 1);
-			set_if(u, "displayName", res, i, 3);
-			if (!PQgetisnull(res, i, 4) && PQgetvalue(res, i, 4)[0])
-			{
-				char *b64 = base64(PQgetvalue(res, i, 4));
-
-				json_object_set_new(u, "passwordHash", json_string(b64));
-				free(b64);
-				hashes++;
-			}
-			if (!PQgetisnull(res, i, 5) && PQgetvalue(res, i, 5)[0] == '+')
-				set_if(u, "phoneNumber", res, i, 5);
-			json_object_set_new(attrs, "clerk_user_id", json_string(PQgetvalue(res, i, 2)));
-			attrs_text = json_dumps(attrs, JSON_COMPACT);
-			json_object_set_new(u, "customAttributes", json_string(attrs_text));
-			text = json_dumps(u, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-			fprintf(fp, "%s\n%s", users > 0 ? "," : "", text);
-			free(text);
-			free(attrs_text);
-			json_decref(attrs);
-			json_decref(u);
-			users++;
-		}
-		PQclear(res);
-		if (rows < 1000)
-			break;
-	}
-	fputs("]}", fp);
-	written = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-	written = fclose(fp) == 0 && written;
-	if (!written)
-	{
-		/* the users stay unmarked: the next run's file lists them */
-		log_error("could not write \"%s\": %s", path, strerror(errno));
-		db_exec(run->conn, "ROLLBACK");
-		free(path);
-		free(declare);
-		free(mark);
-		return EXIT_FAILED;
-	}
-	db_exec(run->conn, "COMMIT");
-	if (users > 0)
-	{
-		log_info("wrote %lld users with new uids to %s", users, path);
-		log_hint("import them with: firebase auth:import %s%s", path, hashes > 0 ? " --hash-algo=BCRYPT --rounds=10" : "");
-	}
-	else
-	{
-		log_info("no user to import: every generated uid was listed by an earlier import file");
-		remove(path);
-	}
-	free(path);
-	free(declare);
 	free(mark);
-	return EXIT_DONE;
+	free(users);
+	return rc;
 }
 
 static int
@@ -683,6 +914,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	int rc;
 	BatchLoop b = {.what = "backfill"};
 	char *first = NULL, *next = NULL;
+	bool resumed;
 	json_t *meta;
 
 	names_init(&n, run, op);
@@ -692,7 +924,13 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		names_free(&n);
 		return EXIT_BAD_INPUT;
 	}
-	/* 1. read the inputs into temporary staging tables; nothing is written yet */
+	/* 1. finish the import files an interrupted run left under their temporary name */
+	{
+		ImportFile pf = {.logs_dir = opts->logs_dir, .ledger = n.import_files};
+
+		import_file_finish_partials(run, &pf);
+	}
+	/* 2. read the inputs into temporary staging tables; nothing is written yet */
 	log_info("loading the mapping from \"%s\"", opts->mapping);
 	if ((rc = mapping_load(run->conn, opts->mapping, &loaded)) != EXIT_DONE)
 		goto done;
@@ -700,10 +938,13 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	if (opts->clerk_export &&
 		(rc = mapping_load_clerk_csv(run->conn, opts->clerk_export, &clerk_rows)) != EXIT_DONE)
 		goto done;
+	if ((rc = adopt_source_generated(run, &n)) != EXIT_DONE)
+		goto done;
+	if (table_exists(run, n.generated))
 	{
-		char *keep = str_printf("INSERT INTO pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ", import_file) "
-								"SELECT " MAPPING_COLUMN_LIST ", import_file FROM %s WHERE origin = 'generated'",
-								n.source);
+		/* a user given a uid before keeps it, whatever was rolled back since */
+		char *keep = str_printf("INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin) "
+								"SELECT firebase_uid, clerk_user_id, 'generated' FROM %s", n.generated);
 
 		db_exec(run->conn, keep);
 		free(keep);
@@ -712,7 +953,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (email_norm)");
 	db_exec(run->conn, "ANALYZE pg_temp.phasemig_staging");
 
-	/* 2. refuse any conflict before writing */
+	/* 3. refuse any conflict before writing */
 	build_matches(run, &n);
 	findings_init(&f);
 	if (find_conflicts(run, &n, &f) > 0)
@@ -729,11 +970,11 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	}
 	findings_free(&f);
 
-	/* 3. the mapping becomes the plan's source (the sync trigger reads it too) */
+	/* 4. the mapping becomes the plan's source (the sync trigger reads it too) */
 	{
 		char *del = str_printf("DELETE FROM %s", n.source);
-		char *ins = str_printf("INSERT INTO %s (" MAPPING_COLUMN_LIST ", import_file) SELECT " MAPPING_COLUMN_LIST
-							   ", import_file FROM pg_temp.phasemig_staging", n.source);
+		char *ins = str_printf("INSERT INTO %s (" MAPPING_COLUMN_LIST ") SELECT " MAPPING_COLUMN_LIST
+							   " FROM pg_temp.phasemig_staging", n.source);
 		const char *stmts[2] = {del, ins};
 
 		/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
@@ -746,7 +987,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		db_exec(run->conn, ins);
 		free(ins);
 	}
-	/* 4. rows that match nobody get new uids when asked */
+	/* 5. rows that match nobody get new uids when asked */
 	if (opts->generate_missing && (rc = generate_missing(run, &n, &generated)) != EXIT_DONE)
 		goto done;
 	if (generated > 0)
@@ -758,8 +999,9 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		log_info("generated %lld new Firebase uids for rows with no match", generated);
 	}
 
-	/* 5. originals are saved in the same statement that fills each batch */
-	ensure_backup_table(run, op, &n);
+	/* 6. originals are saved in the same statement that fills each batch */
+	if ((rc = ensure_backup_table(run, op, &n, 2)) != EXIT_DONE)
+		goto done;
 	{
 		char *count = str_printf("SELECT count(*) FROM %s", p->q_table);
 
@@ -767,10 +1009,11 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		free(count);
 	}
 	resume_point(run, op, &b.rows_done, &b.last_key);
+	resumed = b.last_key != NULL;
 	entry = run->op_entry;
 	mlog_set_progress(run, entry, b.rows_total, b.rows_done, b.last_key);
-	first = batch_sql(run, op, &n, true);
-	next = batch_sql(run, op, &n, false);
+	first = batch_sql(run, op, &n, true, false);
+	next = batch_sql(run, op, &n, false, false);
 	b.sql_first = first;
 	b.sql_next = next;
 	b.entry = entry;
@@ -781,7 +1024,35 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	log_info("filling %s in batches of %d rows", n.q_uid, b.batch_size);
 	rc = batch_run(run, &b);
 
-	/* 6. report what is left and what to import */
+	/*
+	 * 7. a resumed run also fills the rows before its resume point that have
+	 * a match now (uids generated by this run, a mapping that grew)
+	 */
+	if (rc == EXIT_DONE && resumed)
+	{
+		BatchLoop sweep = b;
+
+		free(first);
+		free(next);
+		first = batch_sql(run, op, &n, true, true);
+		next = batch_sql(run, op, &n, false, true);
+		sweep.what = "backfill, rows before the resume point";
+		sweep.sql_first = first;
+		sweep.sql_next = next;
+		sweep.entry = 0;		/* the checkpoint stays at the end: a re-run sweeps again */
+		sweep.rows_total = -1;
+		sweep.rows_done = 0;
+		sweep.last_key = NULL;
+		sweep.changed = 0;
+		log_info("filling the rows without a uid before the resume point");
+		rc = batch_run(run, &sweep);
+		b.changed += sweep.changed;
+		b.batches += sweep.batches;
+		b.seconds += sweep.seconds;
+		free(sweep.last_key);
+	}
+
+	/* 8. report what is left and what to import */
 	{
 		long long unmatched = rc == EXIT_DONE ? write_unmatched(run, &n, opts) : -1;
 		double rate = b.seconds > 0 ? (double) (b.rows_done) / b.seconds : 0;
@@ -811,64 +1082,27 @@ done:
 static int
 backfill_rollback2(Run *run, const Op *op, const Options *opts)
 {
-	const Plan *p = run->plan;
 	Names n;
 	int rc = EXIT_DONE;
 
 	names_init(&n, run, op);
-	if (mlog_is_registered(run->conn, p, "backup_table", "backfill"))
+	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
+	if ((rc = adopt_source_generated(run, &n)) == EXIT_DONE && table_exists(run, n.source))
 	{
-		BatchLoop b = {.what = "restoring", .rows_total = -1};
-		StrBuf sets;
-		char *first, *next;
-
-		sb_init(&sets);
-		for (int i = 0; i < op->n_set; i++)
-		{
-			char *q = plan_ident(p, op->set[i].column);
-
-			sb_printf(&sets, "%s%s = b.%s", i ? ", " : "", q, q);
-			free(q);
-		}
-		first = str_printf("WITH b AS (SELECT * FROM %s ORDER BY key LIMIT $1), "
-						   "u AS (UPDATE %s t SET %s FROM b WHERE t.%s = b.key RETURNING 1) "
-						   "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-						   "(SELECT count(*) FROM u)", n.backup, p->q_table, sets.data, p->q_key);
-		next = str_printf("WITH b AS (SELECT * FROM %s WHERE key > $2 ORDER BY key LIMIT $1), "
-						  "u AS (UPDATE %s t SET %s FROM b WHERE t.%s = b.key RETURNING 1) "
-						  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-						  "(SELECT count(*) FROM u)", n.backup, p->q_table, sets.data, p->q_key);
-		b.sql_first = first;
-		b.sql_next = next;
-		b.batch_size = opts->batch_size > 0 ? opts->batch_size : p->batch_size;
-		log_info("restoring the original values from %s", n.backup);
-		rc = batch_run(run, &b);
-		if (rc == EXIT_DONE)
-		{
-			char *drop = str_printf("DROP TABLE IF EXISTS %s", n.backup);
-			const char *stmts[1] = {drop};
-
-			log_info("restored %lld rows", b.changed);
-			run->op_rows = b.changed;
-			rc = ops_ddl(run, drop, stmts, 1);
-			if (rc == EXIT_DONE)
-				mlog_unregister(run->conn, p, "backup_table", "backfill");
-			free(drop);
-		}
-		free(b.last_key);
-		free(first);
-		free(next);
-		sb_free(&sets);
-	}
-	if (rc == EXIT_DONE && db_count(run->conn, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = "
-									"pg_catalog.to_regclass($1)", 1, (const char *[]) {n.source}) > 0)
-	{
-		/* the trigger must not fill rows again from a mapping that was rolled back */
 		char *del = str_printf("DELETE FROM %s", n.source);
 
 		db_exec(run->conn, del);
 		free(del);
 	}
+	/*
+	 * 2. originals back, in batches, for rows filled by batches and by the
+	 * trigger alike; the table stays (empty) for the trigger until phase1 rollback
+	 */
+	if (rc == EXIT_DONE && table_exists(run, n.backup))
+		rc = restore_backup(run, op, &n, opts);
+	/* 3. the generated uids stay for the next apply, unless the operator discards them */
+	if (rc == EXIT_DONE && opts->discard_generated_uids)
+		discard_generated(run, &n, false);
 	names_free(&n);
 	return rc;
 }

@@ -340,7 +340,8 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 	/*
 	 * 2. restore its values in keyset batches over the backup, resumable; a
 	 * value the application has written into the column since it came back
-	 * is newer than the backup and stays
+	 * is newer than the backup and stays; keys compared in the key's current
+	 * type (another plan, string-to-uuid, may have changed it)
 	 */
 	{
 		BatchLoop b = {.what = "restoring", .rows_total = -1};
@@ -349,11 +350,12 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 
 		for (int first = 0; first < 2; first++)
 			sql[first] = str_printf("WITH b AS (SELECT key, value FROM %s %s ORDER BY key LIMIT $1), "
-									"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key "
+									"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s "
 									"AND t.%s IS NULL AND b.value IS NOT NULL RETURNING 1) "
 									"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 									"(SELECT count(*) FROM u)",
-									n.backup, first ? "" : "WHERE key > $2", p->q_table, n.qcol, p->q_key, n.qcol);
+									n.backup, first ? "" : "WHERE key > $2", p->q_table, n.qcol, p->q_key, p->key_type,
+									n.qcol);
 		b.sql_first = sql[1];
 		b.sql_next = sql[0];
 		log_info("restoring the values of %s from %s", n.qcol, n.backup);

@@ -18,7 +18,7 @@ static const char help[] =
 	"Usage:\n"
 	"  phase1 apply    --plan FILE [OPTION]...\n"
 	"  phase1 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase1 rollback --plan FILE [OPTION]...\n"
+	"  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          create migration_log and the migration_backup schema, add the\n"
@@ -27,7 +27,8 @@ static const char help[] =
 	"                 key to the column in pg_constraint, add a uuid shadow beside the\n"
 	"                 key and each referencing column, with triggers and indexes\n"
 	"  status         show each phase: applied or not, rows, last run, errors\n"
-	"  rollback       drop exactly what apply created (after phase2 rollback)\n"
+	"  rollback       drop exactly what apply created (after phase2 rollback); the\n"
+	"                 Firebase uids phase2 generated are kept for the next apply\n"
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
@@ -39,6 +40,10 @@ static const char help[] =
 	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"
 	"                           session holds it, e.g. a killed run's statement the\n"
 	"                           server is still ending (default: 10; 0: do not wait)\n"
+	"      --discard-generated-uids\n"
+	"                           rollback: also forget the Firebase uids phase2\n"
+	"                           generated and its ledger of import files; only when\n"
+	"                           no import file was imported (new uids come next)\n"
 	"      --json               status as a JSON object\n"
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
@@ -93,7 +98,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = 0};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 	Options opts;
 	Run *run;
 	bool is_status;

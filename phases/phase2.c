@@ -18,7 +18,7 @@ static const char help[] =
 	"Usage:\n"
 	"  phase2 apply    --plan FILE [--mapping FILE] [OPTION]...\n"
 	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase2 rollback --plan FILE [OPTION]...\n"
+	"  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          load the mapping, refuse any conflict before writing, save the\n"
@@ -28,6 +28,8 @@ static const char help[] =
 	"                 refuse invalid keys and orphans, fill the uuid shadow columns\n"
 	"  status         show each phase: applied or not, rows, last run, errors\n"
 	"  rollback       restore the saved original values (after phase3 rollback)\n"
+	"                 where the column still holds what phasemig wrote; the\n"
+	"                 generated Firebase uids are kept for the next apply\n"
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
@@ -40,6 +42,10 @@ static const char help[] =
 	"                           file for firebase auth:import with those users\n"
 	"      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
 	"                           digests to that import file\n"
+	"      --discard-generated-uids\n"
+	"                           rollback: also forget the generated Firebase uids and\n"
+	"                           the ledger of import files; only when no import file\n"
+	"                           was imported (the next apply generates new uids)\n"
 	"      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"
@@ -62,7 +68,10 @@ static const char help[] =
 	"Files written to the logs directory:\n"
 	"  RUN-ID.log                   the run's log\n"
 	"  RUN-ID-unmatched.csv         rows still without a uid, when there are any\n"
-	"  RUN-ID-firebase-import.json  with --generate-missing, the users to import\n"
+	"  RUN-ID-firebase-import.json  with --generate-missing, the users to import:\n"
+	"                               each generated user is in exactly one such file;\n"
+	"                               RUN-ID-firebase-import.json.partial until its\n"
+	"                               users are committed (the next apply finishes it)\n"
 	"\n"
 	"Exit status:\n"
 	"  0 done;\n"
@@ -105,7 +114,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED};
 	Options opts;
 	Run *run;
 	bool is_status;
