@@ -557,7 +557,6 @@ uuid_rollback1(Run *run, const Op *op, const Options *opts)
 	UuidJob job;
 	int rc = EXIT_DONE;
 
-	(void) opts;
 	if (!mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column))
 		return EXIT_DONE;
 	if (!uuid_job_load(&job, run, op))
@@ -577,11 +576,17 @@ uuid_rollback1(Run *run, const Op *op, const Options *opts)
 	}
 	if (rc == EXIT_DONE)
 	{
-		char *map = str_printf("DROP TABLE IF EXISTS %s", job.map);
+		/*
+		 * the regenerated keys survive the rollback, like migration_log: a
+		 * uuid handed to a row stays its own if the job is applied again
+		 */
 		char *fn = str_printf("DROP FUNCTION IF EXISTS %s(text)", job.try_fn);
-		const char *stmts[2] = {map, fn};
+		char *map = str_printf("DROP TABLE IF EXISTS %s", job.map);
+		const char *stmts[2] = {fn, map};
 
-		rc = ops_ddl(run, map, stmts, 2);
+		if (opts->discard_generated_uids)
+			log_info("--discard-generated-uids: forgetting the regenerated keys in %s", job.map);
+		rc = ops_ddl(run, fn, stmts, opts->discard_generated_uids ? 2 : 1);
 		if (rc == EXIT_DONE)
 			forget_job(run);
 		free(map), free(fn);
@@ -818,24 +823,29 @@ uuid_rollback2(Run *run, const Op *op, const Options *opts)
 	if (!uuid_job_load(&job, run, op))
 		return EXIT_FAILED;
 	/*
-	 * 1. forget the regenerated keys first: from here on the forward
-	 * triggers give every row the application writes its text as uuid
+	 * 1. the regenerated keys stay in the map (a uuid handed to a row stays
+	 * its own, DESIGN.md invariant 3) unless told to forget them; then the
+	 * forward triggers give every row the application writes its text as uuid
 	 */
+	if (opts->discard_generated_uids)
 	{
 		char *sql = str_printf("DELETE FROM %s", job.map);
 
+		log_info("--discard-generated-uids: forgetting the regenerated keys in %s", job.map);
 		db_exec(run->conn, sql);
 		free(sql);
 	}
 	/*
 	 * 2. then the rows already there, in resumable batches: the key first,
-	 * so a child written meanwhile copies a parent already put back
+	 * so a child written meanwhile copies a parent already put back; each
+	 * shadow gets what the forward trigger would give it
 	 */
 	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
 	{
 		UuidTarget *t = &job.t[i];
 		char *label = str_printf("reset shadow %s", t->regname);
-		char *value = str_printf("%s(t.%s::text)", job.try_fn, t->q_col);
+		char *value = str_printf("coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), %s(t.%s::text))",
+								 job.map, t->q_col, job.try_fn, t->q_col);
 		char *cond = str_printf("t.%s IS DISTINCT FROM %s", t->q_shadow, value);
 
 		rc = uuid_undo_batches(&job, opts, i, label, t->q_shadow, value, cond);

@@ -133,22 +133,14 @@ assert_eq "$start" "$(state refuse)" "back to the start"
 
 # ---------------------------------------------------------------- kill -9 midway through rollbacks
 u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS" -d "$db"; }
-# rerun N DB ARGS...: right after kill -9 the server may hold the plan's advisory lock for a moment
-# (the killed session is still ending), and a run meanwhile exits 4; until the lead's bounded wait
-# for the lock lands, retry for up to 10 s
-rerun() {
-    local i
-    for ((i = 0; i < 50; i++)); do
-        run u "$@"
-        [ "$LAST_RC" != 4 ] && break
-        sleep 0.2
-    done
-}
+# rerun N DB ARGS...: at once, no retry: right after kill -9 the server may hold the plan's
+# advisory lock for a moment (the killed session is still ending); the run waits for it (--lock-wait)
+rerun() { run u "$@"; }
 # kill_midway DB LABEL_LIKE ROWS PHASE: start "phaseN rollback" slowly, kill -9 it once its step
 # LABEL_LIKE has checkpointed ROWS rows
 kill_midway() {
-    local db=$1 like=$2 rows=$3 n=$4 pid
-    "$BIN/phase$n" rollback --plan "$PLAN" --logs-dir "$LOGS" -d "$db" --batch-size 7 --sleep-ms 40 >"$TEST_TMP/killed.out" 2>&1 &
+    local db=$1 like=$2 rows=$3 n=$4 pid; shift 4
+    "$BIN/phase$n" rollback --plan "$PLAN" --logs-dir "$LOGS" -d "$db" --batch-size 7 --sleep-ms 40 "$@" >"$TEST_TMP/killed.out" 2>&1 &
     pid=$!
     wait_for_sql "$db" "select coalesce(max(rows_done), 0) >= $rows from migration_log where operation like '$like' and status = 'running'" t 60
     kill -9 "$pid"; wait "$pid" 2>/dev/null
@@ -157,7 +149,7 @@ kill_midway() {
 
 test_case "rollback after finalize, then phase2 rollback, each kill -9'd midway and run again: the same as uninterrupted rollbacks"
 new_db kclean
-# half the keys invalid: phase2 regenerates them, so its rollback has rows to put back
+# half the keys invalid: phase2 regenerates them, so its rollback told to forget them has rows to put back
 q kclean "create table public.users (id varchar(36) primary key, name text);
   create table public.notes (id int primary key, user_id varchar(36) references public.users on delete cascade, body text);
   insert into public.users select case when g % 2 = 0 then 'bad-' || g else upper(md5('k' || g)::uuid::text) end, 'n' || g from generate_series(1, 300) g;
@@ -173,17 +165,37 @@ rerun 3 kkilled rollback --batch-size 7
 assert_eq "0" "$LAST_RC" "the rollback run again: $(tail -3 <<<"$LAST_ERR")"
 assert_contains "$LAST_ERR" "resuming restore legacy" "resumed from its checkpoint"
 assert_eq "$(state kclean)" "$(state kkilled)" "schema and every table equal the uninterrupted rollback"
-assert_exit 0 "uninterrupted phase2 rollback" -- u 2 kclean rollback --batch-size 7
-kill_midway kkilled 'reset shadow %' 30 2
-rerun 2 kkilled rollback --batch-size 7
+assert_exit 0 "uninterrupted phase2 rollback" -- u 2 kclean rollback --batch-size 7 --discard-generated-uids
+kill_midway kkilled 'reset shadow %' 30 2 --discard-generated-uids
+rerun 2 kkilled rollback --batch-size 7 --discard-generated-uids
 assert_eq "0" "$LAST_RC" "phase2 rollback run again: $(tail -3 <<<"$LAST_ERR")"
 assert_contains "$LAST_ERR" "resuming reset shadow" "resumed from its checkpoint"
 assert_eq "$(state kclean)" "$(state kkilled)" "schema and every table equal the uninterrupted rollback"
-assert_eq "0" "$(q kkilled "select count(*) from public.users where id_uuid is distinct from (case when id like 'bad-%' then null else id::uuid end)")" "regenerated keys forgotten"
+assert_eq "0" "$(q kkilled "select count(*) from public.users where id_uuid is distinct from (case when id like 'bad-%' then null else id::uuid end)")" "regenerated keys forgotten when told"
 for db in kclean kkilled; do
     assert_exit 0 "phase1 rollback of $db" -- u 1 $db rollback
     assert_eq "$start" "$(state $db)" "$db back to the start"
 done
+
+test_case "a regenerated uuid belongs to its row for good: rollback 3, 2, 1 and apply again give the same uuids"
+new_db regen
+q regen "create table public.users (id varchar(36) primary key, name text);
+  create table public.notes (id int primary key, user_id varchar(36) references public.users on delete cascade);
+  insert into public.users select case when g % 3 = 0 then 'bad-' || g else md5('r' || g)::uuid::text end, 'n' || g from generate_series(1, 90) g;
+  insert into public.notes select g, (select id from public.users order by name offset g % 90 limit 1) from generate_series(1, 120) g" >/dev/null
+apply_all() { u 1 regen apply >/dev/null 2>&1 && u 2 regen apply "$@" >/dev/null 2>&1 && u 3 regen apply >/dev/null 2>&1 || _t_fail "apply failed"; }
+regenerated() { q regen "select string_agg(id_legacy || '=' || id, ',' order by id_legacy) from public.users where id_legacy like 'bad-%'"; }
+apply_all --on-invalid=regenerate
+first=$(regenerated)
+[ -n "$first" ] || _t_fail "no regenerated key to compare"
+for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n regen rollback; done
+apply_all
+assert_eq "$first" "$(regenerated)" "the same uuids after rollback 3, 2, 1 and apply again (no --on-invalid needed: the keys are known)"
+assert_eq "0" "$(q regen "select count(*) from public.notes n join public.users u on u.id = n.user_id where n.user_id_legacy <> u.id_legacy")" "children follow"
+for n in 3 2; do u $n regen rollback >/dev/null 2>&1; done
+assert_exit 0 "phase1 rollback --discard-generated-uids" -- u 1 regen rollback --discard-generated-uids
+assert_eq "" "$(q regen "select to_regclass('migration_backup.\"string-to-uuid:uuid_map\"')")" "the map is gone when told"
+assert_exit 3 "phase2 refuses the invalid keys again" -- bash -c "'$BIN/phase1' apply --plan '$PLAN' --logs-dir '$LOGS' -d regen >/dev/null 2>&1; '$BIN/phase2' apply --plan '$PLAN' --logs-dir '$LOGS' -d regen"
 
 # ---------------------------------------------------------------- the stall under load, 200,000 users
 test_case "rollback after finalize at 200,000 users under pgbench load: the longest stall stays within lock timeout + a batch"
