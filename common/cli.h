@@ -35,6 +35,28 @@ typedef struct Options
 	bool discard_generated_uids;	/* rollback: forget the generated Firebase uids */
 } Options;
 
+/* Lines of --help every binary shares. */
+#define CLI_HELP_LOCK_WAIT \
+	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n" \
+	"                           session holds it, e.g. a killed run's statement the\n" \
+	"                           server is still ending (default: 10; 0: do not wait)\n"
+#define CLI_HELP_DISCARD_GENERATED \
+	"      --discard-generated-uids\n" \
+	"                           rollback: also forget the generated Firebase uids and\n" \
+	"                           the ledger of import files, and the uuids\n" \
+	"                           convert_to_uuid regenerated; only when no import file\n" \
+	"                           was imported (the next apply generates new ones)\n"
+/* The exit codes; REFUSED is the binary's own line for code 3. */
+#define CLI_HELP_EXIT_STATUS(refused) \
+	"Exit status:\n" \
+	"  0 done;\n" \
+	"  1 failed or interrupted (a statement failed, the connection was lost or the\n" \
+	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n" \
+	"    to continue where it stopped;\n" \
+	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n" \
+	refused \
+	"  4 another run held the plan's lock for all of --lock-wait\n"
+
 typedef struct CliSpec
 {
 	const char *const *subcommands; /* NULL-terminated */

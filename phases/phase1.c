@@ -37,27 +37,15 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n"
-	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"
-	"                           session holds it, e.g. a killed run's statement the\n"
-	"                           server is still ending (default: 10; 0: do not wait)\n"
-	"      --discard-generated-uids\n"
-	"                           rollback: also forget the Firebase uids phase2\n"
-	"                           generated and its ledger of import files, and the\n"
-	"                           uuids convert_to_uuid regenerated; only when no\n"
-	"                           import file was imported (new ones come next)\n"
+	CLI_HELP_LOCK_WAIT
+	CLI_HELP_DISCARD_GENERATED
 	"      --json               status as a JSON object\n"
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
 	"\n"
-	"Exit status:\n"
-	"  0 done;\n"
-	"  1 failed or interrupted (a statement failed, the connection was lost or the\n"
-	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n"
-	"    to continue where it stopped;\n"
-	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n"
-	"  3 a pre-flight check refused (nothing changed);\n"
-	"  4 another run held the plan's lock for all of --lock-wait\n";
+	CLI_HELP_EXIT_STATUS(
+		"  3 a pre-flight check refused (nothing changed);\n");
 
 /* phase1 apply, step by step. */
 static int

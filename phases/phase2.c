@@ -42,11 +42,7 @@ static const char help[] =
 	"                           file for firebase auth:import with those users\n"
 	"      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
 	"                           digests to that import file\n"
-	"      --discard-generated-uids\n"
-	"                           rollback: also forget the generated Firebase uids and\n"
-	"                           the ledger of import files, and the uuids\n"
-	"                           convert_to_uuid regenerated; only when no import file\n"
-	"                           was imported (the next apply generates new ones)\n"
+	CLI_HELP_DISCARD_GENERATED
 	"      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"
@@ -58,9 +54,7 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt and batch (default:\n"
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n"
-	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"
-	"                           session holds it, e.g. a killed run's statement the\n"
-	"                           server is still ending (default: 10; 0: do not wait)\n"
+	CLI_HELP_LOCK_WAIT
 	"      --json               status as a JSON object\n"
 	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
@@ -74,15 +68,9 @@ static const char help[] =
 	"                               RUN-ID-firebase-import.json.partial until its\n"
 	"                               users are committed (the next apply finishes it)\n"
 	"\n"
-	"Exit status:\n"
-	"  0 done;\n"
-	"  1 failed or interrupted (a statement failed, the connection was lost or the\n"
-	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n"
-	"    to continue where it stopped;\n"
-	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n"
-	"  3 the mapping conflicts with the table, or invalid keys or orphans (nothing\n"
-	"    written);\n"
-	"  4 another run held the plan's lock for all of --lock-wait\n";
+	CLI_HELP_EXIT_STATUS(
+		"  3 the mapping conflicts with the table, or invalid keys or orphans (nothing\n"
+		"    written);\n");
 
 /* phase2 apply, step by step. */
 static int
