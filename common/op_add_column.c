@@ -23,16 +23,40 @@ same_type(Run *run, const char *existing, const char *wanted)
 	return same;
 }
 
+/*
+ * The plan that added this column to this table, when it is another one: two
+ * plans never share a column, as the first one's rollback would drop it from
+ * under the second.  NULL when none (caller frees).
+ */
+static char *
+column_owner_plan(Run *run, const Op *op)
+{
+	const char *params[3] = {run->plan->name, op->column, run->plan->q_table};
+
+	return db_value(run->conn,
+					"SELECT plan FROM migration_backup.phasemig_objects WHERE kind = 'column' AND plan <> $1 "
+					"AND name = $2 AND coalesce(detail->>'table', $3) = $3 ORDER BY created_at LIMIT 1",
+					3, params);
+}
+
 static int
 add_column_apply(Run *run, const Op *op, const Options *opts)
 {
 	const Plan *p = run->plan;
 	char *type = catalog_column_type(p, op->column);
 	char *qcol = plan_ident(p, op->column);
+	char *other = type != NULL ? column_owner_plan(run, op) : NULL;
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	if (type != NULL)
+	if (other != NULL)
+	{
+		log_error("column %s of %s was added by plan \"%s\"; two plans never share a column", qcol, p->q_table,
+				  other);
+		log_hint("finish or roll back plan \"%s\" first, or name another column in this plan", other);
+		rc = EXIT_BAD_INPUT;
+	}
+	else if (type != NULL)
 	{
 		if (!same_type(run, type, op->type))
 		{
@@ -49,15 +73,27 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 	{
 		char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", p->q_table, qcol, op->type);
 		char *reg = mlog_register_sql(p, run->phase, "column", op->column);
-		const char *stmts[2] = {add, reg};
+		char *qt = PQescapeLiteral(run->conn, p->q_table, strlen(p->q_table));
+		char *qp = PQescapeLiteral(run->conn, p->name, strlen(p->name));
+		char *qc = PQescapeLiteral(run->conn, op->column, strlen(op->column));
+		/* the table it belongs to, so another plan's column of the same name elsewhere is not taken for it */
+		char *detail = str_printf("UPDATE migration_backup.phasemig_objects SET detail = detail || "
+								  "jsonb_build_object('table', %s::text) WHERE plan = %s AND kind = 'column' AND name = %s",
+								  qt, qp, qc);
+		const char *stmts[3] = {add, reg, detail};
 
 		log_info("adding column %s %s", qcol, op->type);
-		rc = ops_ddl(run, add, stmts, 2);
+		rc = ops_ddl(run, add, stmts, 3);
 		free(add);
 		free(reg);
+		free(detail);
+		PQfreemem(qt);
+		PQfreemem(qp);
+		PQfreemem(qc);
 	}
 	free(type);
 	free(qcol);
+	free(other);
 	return rc;
 }
 

@@ -134,3 +134,16 @@ q orphan "select pg_terminate_backend(pid) from pg_stat_activity where query lik
 wait "$holder" 2>/dev/null
 assert_exit 0 "phase1 apply again, at once" -- p 1 apply -d orphan
 assert_eq "0" "$(running_rows orphan)" "no row left running"
+
+test_case "two plans adding the same column to one table: the second refuses, naming the first; both roll back to the start"
+fresh_app twoplans 100
+start=$(echo "$(schema_fingerprint twoplans)"; table_checksums twoplans)
+sed 's/"name": "clerk-to-firebase"/"name": "clerk-again"/' "$PLAN" > "$TEST_TMP/again.json"
+assert_exit 0 "the first plan's phase1" -- p 1 apply -d twoplans
+assert_exit 2 "the second plan's phase1" -- phase 1 apply -d twoplans --plan "$TEST_TMP/again.json" --logs-dir "$LOGS"
+assert_contains "$LAST_ERR" 'was added by plan "clerk-to-firebase"; two plans never share a column' "names the first plan"
+assert_exit 0 "the second plan's rollback" -- phase 1 rollback -d twoplans --plan "$TEST_TMP/again.json" --logs-dir "$LOGS"
+assert_eq "t" "$(q twoplans "select count(*) = 1 from pg_attribute where attrelid = 'public.users'::regclass and attname = 'firebase_uid'")" \
+    "the first plan's column is still there"
+assert_exit 0 "the first plan's rollback" -- p 1 rollback -d twoplans
+assert_eq "$start" "$(echo "$(schema_fingerprint twoplans)"; table_checksums twoplans)" "back to the start"
