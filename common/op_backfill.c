@@ -222,7 +222,7 @@ restore_backup(Run *run, const Op *op, const Names *n, const Options *opts)
 
 	for (int round = 0; rc == EXIT_DONE && db_count(run->conn, count, 0, NULL) > 0; round++)
 	{
-		BatchLoop b = {.what = "restoring", .rows_total = -1, .sql_first = first, .sql_next = next};
+		BatchLoop b = {.what = "restoring", .sql_first = first, .sql_next = next, .entry = run->op_entry};
 
 		if (round == 10)
 		{
@@ -232,6 +232,9 @@ restore_backup(Run *run, const Op *op, const Names *n, const Options *opts)
 			break;
 		}
 		b.batch_size = opts->batch_size > 0 ? opts->batch_size : p->batch_size;
+		/* rows of the backup to walk: status shows the step's progress while it runs */
+		b.rows_total = db_count(run->conn, count, 0, NULL);
+		mlog_set_progress(run, run->op_entry, b.rows_total, 0, NULL);
 		if (round == 0)
 			log_info("restoring the original values from %s", n->backup);
 		rc = batch_run(run, &b);

@@ -344,9 +344,13 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 	 * type (another plan, string-to-uuid, may have changed it)
 	 */
 	{
-		BatchLoop b = {.what = "restoring", .rows_total = -1};
+		BatchLoop b = {.what = "restoring"};
 		char *sql[2];
 		char *label = str_printf("restore column %s", op->column);
+		char *count = str_printf("SELECT count(*) FROM %s", n.backup);
+
+		b.rows_total = db_count(run->conn, count, 0, NULL);
+		free(count);
 
 		for (int first = 0; first < 2; first++)
 			sql[first] = str_printf("WITH b AS (SELECT key, value FROM %s %s ORDER BY key LIMIT $1), "

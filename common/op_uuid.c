@@ -792,9 +792,14 @@ uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, c
 				  const char *value, const char *cond)
 {
 	const UuidTarget *t = &job->t[i];
-	BatchLoop b = {.what = label, .rows_total = -1};
+	BatchLoop b = {.what = label};
 	char *sql[2];
+	char *count = str_printf("SELECT count(*) FROM %s t WHERE %s", t->table, cond);
 	int rc;
+
+	/* the rows it will walk, for status's progress and time left */
+	b.rows_total = db_count(job->run->conn, count, 0, NULL);
+	free(count);
 
 	/* [0] the first batch, [1] the next ones ($2: the previous batch's last key) */
 	for (int next = 0; next < 2; next++)

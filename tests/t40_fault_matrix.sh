@@ -10,7 +10,8 @@
 # has done 30% of its rows) and "snapshot" (a session holding an old snapshot has made a
 # CONCURRENTLY build or drop wait; or a batch loop has done 70% of its rows). A command has
 # no snapshot point when it builds nothing concurrently and runs no batches: such points
-# are counted as missed, and only lock points must never miss.
+# are counted as missed, and only lock points must never miss (but for uuid phase2
+# rollback, which has nothing to do on this data).
 source "$(dirname "$0")/lib.sh"
 
 LOGS=$TEST_TMP/logs
@@ -102,7 +103,9 @@ interrupt() {
         esac
         DELIVERED=$((DELIVERED + 1))
     else
-        if [ "$point" = lock ]; then
+        # uuid phase2 rollback has nothing to walk here: with no regenerated key the shadows
+        # already hold what the triggers compute, and it waits on no lock
+        if [ "$point" = lock ] && [ "$plan $n $sub" != "uuid 2 rollback" ]; then
             _t_fail "$label: the run ended before the point was reached (not interrupted)"
         else
             MISSED=$((MISSED + 1))
