@@ -223,6 +223,9 @@ run_require_state(Run *run)
 void
 run_finish(Run *run, int code, const char *message)
 {
+	/* a signal, not the input, ended it: whatever failed on the way, it is 1 (run it again) */
+	if (code != EXIT_DONE && stop_requested())
+		code = EXIT_FAILED;
 	if (run->phase_entry > 0 && run->conn && PQstatus(run->conn) == CONNECTION_OK)
 		mlog_finish(run, run->phase_entry, outcome_status(code), 0, message ? message : outcome_reason(code),
 					run->phase_metadata);

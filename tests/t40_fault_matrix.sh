@@ -80,7 +80,7 @@ interrupt() {
             >/dev/null 2>&1 &
     fi
     blocker=$!
-    wait_for_sql "$db" "select count(*) from pg_stat_activity where query like '%pg_sleep(120)%' and state = 'active' and pid <> pg_backend_pid()" 1 10
+    wait_for_sql "$db" "select count(*) > 0 from pg_stat_activity where datname = current_database() and query like '%pg_sleep(120)%' and state = 'active' and pid <> pg_backend_pid()" t 10
     local start_id share=3
     [ "$point" = snapshot ] && share=7
     start_id=$(q "$db" "select coalesce(max(id), 0) from migration_log" 2>/dev/null || echo 0)
