@@ -232,6 +232,9 @@ restore_backup(Run *run, const Op *op, const Names *n, const Options *opts)
 			break;
 		}
 		b.batch_size = opts->batch_size > 0 ? opts->batch_size : p->batch_size;
+		b.sleep_ms = opts->sleep_ms;
+		b.max_lag_ms = opts->max_lag_ms;
+		b.target_batch_ms = opts->target_batch_ms;
 		/* rows of the backup to walk: status shows the step's progress while it runs */
 		b.rows_total = db_count(run->conn, count, 0, NULL);
 		mlog_set_progress(run, run->op_entry, b.rows_total, 0, NULL);
