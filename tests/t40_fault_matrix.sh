@@ -164,8 +164,10 @@ for plan in clerk uuid; do
             set -- $step
             if [ "$2" = check ]; then run run_cmd "$plan" "$db" 3 check; continue; fi
             [ "$2" = rollback ] && [ "$1" = 3 ] && { assert_eq "$(cat "$TEST_TMP/ref_$plan.applied")" "$(state "$db" "$plan")" "$db: applied state equals the uninterrupted run's"
-                [ "$plan" = clerk ] && generated_once "$db"
-                uids_before=$(q "$db" "select md5(string_agg(id || firebase_uid, ',' order by id)) from public.users where firebase_uid is not null" 2>/dev/null); }
+                if [ "$plan" = clerk ]; then
+                    generated_once "$db"
+                    uids_before=$(q "$db" "select md5(string_agg(id || firebase_uid, ',' order by id)) from public.users where firebase_uid is not null")
+                fi; }
             points=(snapshot lock)
             [ "$2" = finalize ] && points=(lock)   # finalize cannot be undone alone to be interrupted twice
             for point in "${points[@]}"; do
