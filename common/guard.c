@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "stop.h"
 #include "strbuf.h"
 
 static char *
@@ -40,7 +41,7 @@ guard_take_waiting(PGconn *conn, const Plan *plan, int wait_seconds)
 
 	while (!guard_take(conn, plan))
 	{
-		if (time(NULL) >= deadline)
+		if (time(NULL) >= deadline || stop_requested())
 			return false;
 		if (!told)
 		{

@@ -190,7 +190,12 @@ run_start(int phase, const Options *opts, bool take_lock)
 
 	if (take_lock && !guard_take_waiting(run->conn, run->plan, opts->lock_wait_s))
 	{
-		char *holder = guard_holder(run->conn, run->plan);
+		char *holder;
+
+		if (stop_requested())
+			log_fatal(EXIT_FAILED, "stopped by %s while waiting for the plan's lock; nothing was done",
+					  stop_signal_name());
+		holder = guard_holder(run->conn, run->plan);
 
 		log_error("another run holds the lock of plan \"%s\" on table %s%s", run->plan->name, run->plan->q_table,
 				  opts->lock_wait_s > 0 ? " (waited for it with --lock-wait)" : "");
