@@ -55,6 +55,8 @@ typedef struct Options
 	"    to continue where it stopped;\n" \
 	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n" \
 	refused \
+	"    also 3: migration_log or migration_backup holds an object phasemig did not\n" \
+	"    make (a trigger, another owner...): nothing is used or changed;\n" \
 	"  4 another run held the plan's lock for all of --lock-wait\n"
 
 typedef struct CliSpec

@@ -14,17 +14,31 @@
 #include "sqltext.h"
 #include "stop.h"
 #include "strbuf.h"
+#include "trust.h"
 
-bool
+int
 mlog_create_state(PGconn *conn)
 {
-	PGresult *res = PQexec(conn, SQL_STATE);
-	bool ok = db_ok(res);
+	PGresult *res;
 
-	if (!ok)
+	/* one transaction: what the check sees is what was there or what this made, nothing in between */
+	db_exec(conn, "BEGIN");
+	res = PQexec(conn, SQL_STATE);
+	if (!db_ok(res))
+	{
 		db_report(res, conn, "sql/state.sql");
+		PQclear(res);
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return EXIT_FAILED;
+	}
 	PQclear(res);
-	return ok;
+	if (!trust_state(conn))
+	{
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return EXIT_REFUSED;
+	}
+	db_exec(conn, "COMMIT");
+	return EXIT_DONE;
 }
 
 bool

@@ -30,8 +30,12 @@ typedef struct Run
 	char *op_metadata;		/* JSON text, malloc'd or NULL */
 } Run;
 
-/* Create migration_log, migration_backup and the object registry if missing. */
-bool mlog_create_state(PGconn *conn);
+/*
+ * Create migration_log, migration_backup and the object registry if missing,
+ * and check them (trust.h) in the same transaction: EXIT_DONE, EXIT_FAILED,
+ * or EXIT_REFUSED (something there was not made by phasemig; nothing changed).
+ */
+int mlog_create_state(PGconn *conn);
 bool mlog_state_exists(PGconn *conn);
 
 /* Insert a 'running' row and return its id (exits on failure). */

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "stop.h"
 #include "strbuf.h"
+#include "trust.h"
 
 static void
 close_connection(void *arg)
@@ -182,6 +183,9 @@ run_start(int phase, const Options *opts, bool take_lock)
 	}
 	if (!plan_bind(run->plan, run->conn))
 		log_exit(EXIT_BAD_INPUT);
+	/* before anything reads or writes migration_log or migration_backup */
+	if (!trust_state(run->conn))
+		log_exit(EXIT_REFUSED);
 
 	retry = *db_get_retry();
 	retry.lock_timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : run->plan->lock_timeout_ms;

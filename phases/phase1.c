@@ -53,9 +53,12 @@ apply(Run *run, const Options *opts)
 {
 	int rc;
 
-	/* 1. Create migration_log, the migration_backup schema and the object registry. */
-	if (!mlog_create_state(run->conn))
-		return EXIT_FAILED;
+	/*
+	 * 1. Create migration_log, the migration_backup schema and the object
+	 * registry, and refuse (3) when what is there was not made by phasemig.
+	 */
+	if ((rc = mlog_create_state(run->conn)) != EXIT_DONE)
+		return rc;
 	/* 2. Refuse when phase2 is applied: phase1 is then already in place. */
 	if (!phase_can_apply(run))
 		return EXIT_BAD_INPUT;

@@ -1,0 +1,23 @@
+/*
+ * trust.h: phasemig's own state (public.migration_log, the migration_backup
+ * schema and everything in it) is used only when it is what phasemig made:
+ * owned by the role phasemig runs as (or a role it is a member of), with no
+ * trigger, rule or policy, and, for migration_log, no default, constraint,
+ * index or column type that runs a function from outside pg_catalog.  A role
+ * that could create them first (CREATE on public) could otherwise run its
+ * code with the operator's rights on phasemig's first write.
+ */
+#ifndef PHASEMIG_TRUST_H
+#define PHASEMIG_TRUST_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+/*
+ * Check what exists of the state now; log each problem naming the object and
+ * its owner and return false.  true when nothing exists yet or all is ours.
+ * Inside phase1's creating transaction it sees what that transaction made.
+ */
+bool trust_state(PGconn *conn);
+
+#endif

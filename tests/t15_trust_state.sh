@@ -1,0 +1,74 @@
+# t15_trust_state.sh -- phasemig's own state is used only when phasemig made it: a
+# migration_log or migration_backup pre-created by another role (the privilege escalation
+# through a trigger on the operator's first write), or one that gained a trigger or a
+# default calling someone else's function, is refused with exit 3 naming the object and its
+# owner, and nothing is created, written or run.
+source "$(dirname "$0")/lib.sh"
+
+PLAN=$ROOT/plans/clerk-to-firebase.json
+LOGS=$TEST_TMP/logs
+mkdir -p "$LOGS"
+p() { local n=$1; shift; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+fresh_app() {
+    new_db "$1"
+    "$ROOT/scripts/gen-data" -d "$1" --users 50 --out "$TEST_TMP/data" --seed t15 2>/dev/null || _t_fail "gen-data failed for $1"
+}
+catalog() {   # what exists: schemas and relations (names, owners), roles with superuser
+    q "$1" "select string_agg(nspname || ':' || pg_get_userbyid(nspowner), ',' order by nspname) from pg_namespace"
+    q "$1" "select string_agg(c.oid::regclass::text || ':' || pg_get_userbyid(relowner), ',' order by 1) from pg_class c
+            join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')"
+    q "$1" "select string_agg(rolname, ',' order by rolname) from pg_roles where rolsuper"
+}
+q postgres "drop role if exists attacker; create role attacker login" >/dev/null
+
+test_case "an attacker's migration_log with a trigger that grants superuser: phase1 refuses (exit 3) naming it; nothing runs or is created"
+fresh_app escalate
+# as on PostgreSQL 14, where every role may create in public
+q escalate "grant create on schema public to attacker" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -U attacker -d escalate >/dev/null 2>&1 <<'SQL' || _t_fail "the attacker's setup failed"
+create table public.migration_log (id bigint generated always as identity primary key, run_id uuid, plan text, phase smallint,
+    operation text, status text, rows_done bigint default 0, rows_total bigint, last_key text,
+    started_at timestamptz default clock_timestamp(), finished_at timestamptz, db_user text default current_user,
+    client text, tool_version text, message text, metadata jsonb default '{}');
+create function public.escalate() returns trigger language plpgsql as $$
+begin execute 'alter role attacker superuser'; return new; end $$;
+create trigger escalate before insert or update on public.migration_log for each row execute function public.escalate();
+SQL
+before=$(catalog escalate)
+assert_exit 3 "phase1 apply" -- p 1 apply -d escalate
+assert_contains "$LAST_ERR" "relation public.migration_log (owner attacker) is owned by a role phasemig does not run as" "names the table and its owner"
+assert_contains "$LAST_ERR" 'trigger escalate on public.migration_log (owner attacker) was not created by phasemig' "names the trigger"
+assert_eq "f" "$(q escalate "select rolsuper from pg_roles where rolname = 'attacker'")" "the attacker is not superuser"
+assert_eq "$before" "$(catalog escalate)" "nothing created: schemas, relations, roles as before"
+assert_exit 3 "status refuses too, before reading it" -- p 1 status -d escalate
+assert_exit 3 "and phase2" -- p 2 apply -d escalate --mapping "$TEST_TMP/data/mapping.csv"
+assert_eq "f" "$(q escalate "select rolsuper from pg_roles where rolname = 'attacker'")" "still not superuser"
+assert_eq "0" "$(q escalate "select count(*) from public.migration_log")" "nothing written to it"
+
+test_case "a migration_backup schema another role made: refused (exit 3) naming it and its owner; nothing created"
+fresh_app schema
+q schema "grant create on database schema to attacker" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -U attacker -d schema -c "create schema migration_backup" >/dev/null || _t_fail "setup"
+before=$(catalog schema)
+assert_exit 3 "phase1 apply" -- p 1 apply -d schema
+assert_contains "$LAST_ERR" "schema migration_backup (owner attacker) is owned by a role phasemig does not run as" "names the schema and owner"
+assert_eq "$before" "$(catalog schema)" "nothing created"
+
+test_case "phasemig's own migration_log that gained a trigger or a default calling another function: refused before any write"
+fresh_app gained
+assert_exit 0 "phase1 apply" -- p 1 apply -d gained
+rows=$(q gained "select count(*) from migration_log")
+q gained "create function public.noisy() returns trigger language plpgsql as \$\$ begin raise notice 'ran'; return new; end \$\$;
+  create trigger noisy before insert on public.migration_log for each row execute function public.noisy()" >/dev/null
+assert_exit 3 "phase2 apply" -- p 2 apply -d gained --mapping "$TEST_TMP/data/mapping.csv"
+assert_contains "$LAST_ERR" "trigger noisy on public.migration_log (owner postgres) was not created by phasemig" "names the trigger"
+assert_eq "$rows" "$(q gained "select count(*) from migration_log")" "no row written"
+q gained "drop trigger noisy on public.migration_log;
+  create function public.stamp() returns text language sql as 'select ''x''';
+  alter table public.migration_log alter column message set default public.stamp()" >/dev/null
+assert_exit 3 "phase2 apply" -- p 2 apply -d gained --mapping "$TEST_TMP/data/mapping.csv"
+assert_contains "$LAST_ERR" "default value for column message of table public.migration_log (owner postgres) calls public.stamp(), which phasemig did not create" "names the default and the function"
+q gained "alter table public.migration_log alter column message drop default" >/dev/null
+assert_exit 0 "once removed, phase2 runs" -- p 2 apply -d gained --mapping "$TEST_TMP/data/mapping.csv"
+assert_exit 0 "and rolls back" -- p 2 rollback -d gained
+assert_exit 0 "phase1 rollback" -- p 1 rollback -d gained
