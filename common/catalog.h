@@ -31,6 +31,13 @@ bool catalog_trigger_exists(const Plan *plan, const char *name);
  * object ("view public.v"), comma separated; NULL when there are none.
  */
 char *catalog_column_dependents(const Plan *plan, const char *column);
+/*
+ * Tables the plan alters that the session's role cannot alter (it neither owns
+ * them nor is a member of their owner's role): the plan's table and, with
+ * with_children, every table with a foreign key to it.  "public.t (owner x)",
+ * comma separated; NULL when there are none (caller frees).
+ */
+char *catalog_tables_not_owned(const Plan *plan, bool with_children);
 /* The same for any table (a quoted name); include_keys false leaves out foreign and primary keys. */
 char *catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys);
 

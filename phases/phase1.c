@@ -4,8 +4,10 @@
  * new columns of rows the application writes from now on.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "cli.h"
 #include "log.h"
 #include "phase.h"
@@ -47,26 +49,47 @@ static const char help[] =
 	CLI_HELP_EXIT_STATUS(
 		"  3 a pre-flight check refused (nothing changed);\n");
 
+/* Exit 2 naming the tables this role cannot alter (it must own them, or be a member of their owner). */
+static int
+require_table_owner(Run *run)
+{
+	bool uuid = false;
+	char *tables;
+
+	for (int i = 0; i < run->plan->n_ops; i++)
+		uuid = uuid || run->plan->ops[i].kind == OP_CONVERT_TO_UUID;
+	tables = catalog_tables_not_owned(run->plan, uuid);
+	if (tables == NULL)
+		return EXIT_DONE;
+	log_error("role \"%s\" may not alter %s; nothing was created", PQuser(run->conn), tables);
+	log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
+	free(tables);
+	return EXIT_BAD_INPUT;
+}
+
 /* phase1 apply, step by step. */
 static int
 apply(Run *run, const Options *opts)
 {
 	int rc;
 
+	/* 1. Refuse before creating anything unless this role may alter every table the plan changes. */
+	if ((rc = require_table_owner(run)) != EXIT_DONE)
+		return rc;
 	/*
-	 * 1. Create migration_log, the migration_backup schema and the object
+	 * 2. Create migration_log, the migration_backup schema and the object
 	 * registry, and refuse (3) when what is there was not made by phasemig.
 	 */
 	if ((rc = mlog_create_state(run->conn)) != EXIT_DONE)
 		return rc;
-	/* 2. Refuse when phase2 is applied: phase1 is then already in place. */
+	/* 3. Refuse when phase2 is applied: phase1 is then already in place. */
 	if (!phase_can_apply(run))
 		return EXIT_BAD_INPUT;
-	/* 3. Record the run in migration_log. */
+	/* 4. Record the run in migration_log. */
 	run_begin_phase(run);
-	/* 4. In plan order: add columns, build indexes CONCURRENTLY, install sync triggers. */
+	/* 5. In plan order: add columns, build indexes CONCURRENTLY, install sync triggers. */
 	rc = phase_apply_ops(run, opts);
-	/* 5. The phase-level row, closed by run_finish(), marks phase1 applied. */
+	/* 6. The phase-level row, closed by run_finish(), marks phase1 applied. */
 	return rc;
 }
 

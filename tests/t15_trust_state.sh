@@ -72,3 +72,16 @@ q gained "alter table public.migration_log alter column message drop default" >/
 assert_exit 0 "once removed, phase2 runs" -- p 2 apply -d gained --mapping "$TEST_TMP/data/mapping.csv"
 assert_exit 0 "and rolls back" -- p 2 rollback -d gained
 assert_exit 0 "phase1 rollback" -- p 1 rollback -d gained
+
+test_case "a role that does not own the table: exit 2 naming the table and its owner, before anything is created"
+fresh_app notowner
+q postgres "drop role if exists app; create role app login" >/dev/null
+q notowner "grant create on database notowner to app; grant usage, create on schema public to app;
+  grant select, insert, update, delete on all tables in schema public to app" >/dev/null
+before=$(catalog notowner)
+assert_exit 2 "phase1 apply as app" -- p 1 apply -d "dbname=notowner user=app"
+assert_contains "$LAST_ERR" 'role "app" may not alter public.users (owner postgres); nothing was created' "names the table and its owner"
+assert_eq "$before" "$(catalog notowner)" "no migration_log, no migration_backup, nothing else"
+assert_exit 2 "the uuid plan names the children too" -- phase 1 apply -d "dbname=notowner user=app" --plan "$ROOT/plans/string-to-uuid.json" --logs-dir "$LOGS"
+assert_contains "$LAST_ERR" "public.journal_entries (owner postgres)" "a child table named"
+assert_eq "$before" "$(catalog notowner)" "still nothing created"
