@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "log.h"
 #include "phase.h"
+#include "plan_check.h"
 #include "run.h"
 #include "status.h"
 
@@ -73,8 +74,14 @@ apply(Run *run, const Options *opts)
 {
 	int rc;
 
-	/* 1. Refuse before creating anything unless this role may alter every table the plan changes. */
-	if ((rc = require_table_owner(run)) != EXIT_DONE)
+	/*
+	 * 1. Refuse, before creating anything: when phase2 is applied (phase1 is
+	 * then in place), when this role may not alter every table the plan
+	 * changes, or when the plan names columns the table does not have.
+	 */
+	if (!phase_can_apply(run))
+		return EXIT_BAD_INPUT;
+	if ((rc = require_table_owner(run)) != EXIT_DONE || (rc = plan_check_columns(run)) != EXIT_DONE)
 		return rc;
 	/*
 	 * 2. Create migration_log, the migration_backup schema and the object
@@ -82,14 +89,11 @@ apply(Run *run, const Options *opts)
 	 */
 	if ((rc = mlog_create_state(run->conn)) != EXIT_DONE)
 		return rc;
-	/* 3. Refuse when phase2 is applied: phase1 is then already in place. */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
-	/* 4. Record the run in migration_log. */
+	/* 3. Record the run in migration_log. */
 	run_begin_phase(run);
-	/* 5. In plan order: add columns, build indexes CONCURRENTLY, install sync triggers. */
+	/* 4. In plan order: add columns, build indexes CONCURRENTLY, install sync triggers. */
 	rc = phase_apply_ops(run, opts);
-	/* 6. The phase-level row, closed by run_finish(), marks phase1 applied. */
+	/* 5. The phase-level row, closed by run_finish(), marks phase1 applied. */
 	return rc;
 }
 

@@ -85,3 +85,27 @@ assert_eq "$before" "$(catalog notowner)" "no migration_log, no migration_backup
 assert_exit 2 "the uuid plan names the children too" -- phase 1 apply -d "dbname=notowner user=app" --plan "$ROOT/plans/string-to-uuid.json" --logs-dir "$LOGS"
 assert_contains "$LAST_ERR" "public.journal_entries (owner postgres)" "a child table named"
 assert_eq "$before" "$(catalog notowner)" "still nothing created"
+
+test_case "a plan naming a column the table lacks, a type clash, a key already uuid: exit 2 before anything is created"
+fresh_app mistyped
+before=$(catalog mistyped)
+sed 's/"columns": \["firebase_uid"\]/"columns": ["firebase_iud"]/' "$PLAN" > "$TEST_TMP/bad-index.json"
+sed 's/"match_column": "clerk_user_id"/"match_column": "clerk_usr_id"/' "$PLAN" > "$TEST_TMP/bad-match.json"
+sed 's/"display_name": "displayName"/"dispaly_name": "displayName"/' "$PLAN" > "$TEST_TMP/bad-set.json"
+for f in bad-index:'"firebase_iud" is not a column' bad-match:'match_column "clerk_usr_id" is not a column' bad-set:'"dispaly_name" is not a column'; do
+    assert_exit 2 "${f%%:*}" -- phase 1 apply -d mistyped --plan "$TEST_TMP/${f%%:*}.json" --logs-dir "$LOGS"
+    assert_contains "$LAST_ERR" "${f#*:}" "${f%%:*}: names the column"
+    assert_contains "$LAST_ERR" "nothing was created or changed" "${f%%:*}: says nothing changed"
+    assert_eq "$before" "$(catalog mistyped)" "${f%%:*}: nothing created"
+done
+q mistyped "alter table public.users add column phone_number integer" >/dev/null
+before=$(catalog mistyped)
+assert_exit 2 "type clash" -- p 1 apply -d mistyped
+assert_contains "$LAST_ERR" 'column "phone_number" of public.users already exists with type integer' "names the clash"
+assert_eq "$before" "$(catalog mistyped)" "type clash: no other column added first"
+new_db already
+q already "create table public.users (id uuid primary key)" >/dev/null
+before=$(catalog already)
+assert_exit 2 "key already uuid" -- phase 1 apply -d already --plan "$ROOT/plans/string-to-uuid.json" --logs-dir "$LOGS"
+assert_contains "$LAST_ERR" "already of type uuid" "says so"
+assert_eq "$before" "$(catalog already)" "no migration_log, no migration_backup"
