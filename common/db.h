@@ -23,7 +23,9 @@ typedef struct DbRetry
 /*
  * Connect with PQconnectdbParams(expand_dbname=1): conninfo may be a URI or a
  * conninfo string; NULL means DATABASE_URL, then libpq's PG* variables.  Sets an
- * empty search_path.  Logs and returns NULL on failure.
+ * empty search_path.  Logs and returns NULL on failure, never showing a
+ * password: a string libpq cannot parse is not quoted, and the password
+ * (with the pieces of a URI's user info) is masked in libpq's message.
  */
 PGconn *db_connect(const char *conninfo, const char *application_name);
 

@@ -5,10 +5,11 @@
 # Callers may redefine these two (tests/lib.sh records failures through them).
 dbstate_psql() { local db=$1; shift; psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 dbstate_fail() { echo "dbstate: $*" >&2; }
-# dbstate_redact CONNINFO: the connection string fit to print: a password (key=value or URI) as ***
+# dbstate_redact CONNINFO: the connection string fit to print: a password (key=value or URI, up to
+# the URI's last '@', as an unencoded '@' or '/' in it leaves pieces) as ***
 dbstate_redact() {
     sed -E -e "s/(^|[[:space:]])password[[:space:]]*=[[:space:]]*('([^'\\\\]|\\\\.)*'|[^[:space:]]*)/\\1password=***/g" \
-           -e 's#^([a-z]+://[^:/@?]*):[^@/?]*@#\1:***@#' -e 's/([?&])password=[^&]*/\1password=***/g' <<<"$1"
+           -e 's#^([a-z]+://[^:/@?]*):[^?]*@#\1:***@#' -e 's/([?&])password=[^&]*/\1password=***/g' <<<"$1"
 }
 
 DBSTATE_EXCL="n.nspname IN ('pg_catalog','information_schema','migration_backup') OR n.nspname ~ '^pg_(toast|temp_)'"
