@@ -101,7 +101,7 @@ done
 q mistyped "alter table public.users add column phone_number integer" >/dev/null
 before=$(catalog mistyped)
 assert_exit 2 "type clash" -- p 1 apply -d mistyped
-assert_contains "$LAST_ERR" 'column "phone_number" of public.users already exists with type integer' "names the clash"
+assert_contains "$LAST_ERR" 'column "phone_number" of "public"."users" already exists with type integer' "names the clash"
 assert_eq "$before" "$(catalog mistyped)" "type clash: no other column added first"
 new_db already
 q already "create table public.users (id uuid primary key)" >/dev/null
