@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -175,7 +176,9 @@ field_epoch_ms(json_t *user, const char *key, char *buf, size_t size, json_t *ba
 
 		errno = 0;
 		ms = strtoll(s, &end, 10);
-		if (errno != 0 || *end != '\0' || end == s || !isdigit((unsigned char) s[0]))
+		if (errno == ERANGE)
+			ms = LLONG_MAX;		/* out of range, below */
+		else if (*end != '\0' || end == s || !isdigit((unsigned char) s[0]))
 		{
 			mark_invalid(bad, key, "\"%.40s\" is not epoch milliseconds", s);
 			return NULL;
