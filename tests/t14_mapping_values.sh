@@ -96,3 +96,22 @@ assert_exit 0 "valid export" -- p2 apply -d vals --mapping "$TEST_TMP/good.json"
 assert_eq "$UID1|+155500000001|t|2023-11-14 22:13:20+00" "$(q vals "set timezone = 'UTC';
   select firebase_uid, phone_number, email_verified, last_sign_in_at from public.users order by id limit 1")" "first user filled"
 refused "$TEST_TMP/phone.json" phoneNumber "a long phone number after a good run"
+
+test_case "a column with a hostile name and a type without a length: values are cast-tested"
+sed -e 's/"phone_number"/"need\\"q(uot"/g' -e 's/"varchar(32)"/"bigint"/' "$PLAN" > "$TEST_TMP/hostile.json"
+grep -q 'need\\"q(uot' "$TEST_TMP/hostile.json" || _t_fail "plan not edited"
+new_db hostile
+"$ROOT/scripts/gen-data" -d hostile --users 50 --out "$DATA" --seed t14h 2>/dev/null || _t_fail "gen-data failed"
+phase 1 apply -d hostile --plan "$TEST_TMP/hostile.json" --logs-dir "$LOGS" >/dev/null 2>&1 || _t_fail "phase1 failed"
+export_users hostile "$TEST_TMP/notnum.json" "{\"phoneNumber\": \"+1 555 it's\"}"
+before=$(state hostile)
+assert_exit 3 "a phone number that is not a bigint" -- \
+    phase 2 apply -d hostile --plan "$TEST_TMP/hostile.json" --logs-dir "$LOGS" --mapping "$TEST_TMP/notnum.json"
+assert_contains "$LAST_ERR" "value not valid for bigint" "the type named"
+assert_contains "$LAST_ERR" "\"phoneNumber\" (column \"need\"q(uot\")" "field and column named"
+assert_contains "$LAST_ERR" "localId '$UID1' (element 1): '+1 555 it''s'" "user and value named"
+assert_eq "$before" "$(state hostile)" "nothing changed"
+export_users hostile "$TEST_TMP/num.json"
+assert_exit 0 "numeric phone numbers fit" -- \
+    phase 2 apply -d hostile --plan "$TEST_TMP/hostile.json" --logs-dir "$LOGS" --mapping "$TEST_TMP/num.json"
+assert_eq "155500000001" "$(q hostile 'select "need""q(uot" from public.users order by id limit 1')" "first user filled"
