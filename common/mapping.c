@@ -177,7 +177,7 @@ field_epoch_ms(json_t *user, const char *key, char *buf, size_t size, json_t *ba
 		errno = 0;
 		ms = strtoll(s, &end, 10);
 		if (errno == ERANGE)
-			ms = LLONG_MAX;		/* out of range, below */
+			ms = s[0] == '-' ? -1 : LLONG_MAX;	/* out of range, below */
 		else if (*end != '\0' || end == s || !isdigit((unsigned char) s[0]))
 		{
 			mark_invalid(bad, key, "\"%.40s\" is not epoch milliseconds", s);
