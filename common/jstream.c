@@ -1,13 +1,46 @@
 /*
  * jstream.c: a hand-written scanner for the array's punctuation and jansson
- * (json_loadf with JSON_DISABLE_EOF_CHECK, which stops right after the closing
- * brace) for each element.
+ * (json_load_callback with JSON_DISABLE_EOF_CHECK, which stops right after the
+ * closing brace) for each element, each at most MAX_ELEMENT_BYTES.
  */
 #include "jstream.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <string.h>
+
+/* What one element may take; a Firebase user takes a few kB. */
+#define MAX_ELEMENT_BYTES (4L * 1024 * 1024)
+
+typedef struct ElementReader
+{
+	FILE *fp;
+	long bytes;
+	bool too_large;
+} ElementReader;
+
+/*
+ * jansson's read callback, one byte a call so that nothing past the element's
+ * closing brace is consumed; fails once the element passes MAX_ELEMENT_BYTES.
+ */
+static size_t
+read_element_byte(void *buffer, size_t buflen, void *data)
+{
+	ElementReader *r = data;
+	int c;
+
+	(void) buflen;
+	if (r->bytes >= MAX_ELEMENT_BYTES)
+	{
+		r->too_large = true;
+		return (size_t) -1;
+	}
+	if ((c = getc(r->fp)) == EOF)
+		return 0;
+	*(char *) buffer = (char) c;
+	r->bytes++;
+	return 1;
+}
 
 static int
 skip_space(FILE *fp)
@@ -77,6 +110,7 @@ int
 jstream_next(JStream *js, json_t **out)
 {
 	json_error_t jerr;
+	ElementReader reader = {.fp = js->fp};
 	long start;
 	int c;
 
@@ -106,7 +140,14 @@ jstream_next(JStream *js, json_t **out)
 	}
 	ungetc(c, js->fp);
 	start = ftell(js->fp);
-	*out = json_loadf(js->fp, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &jerr);
+	*out = json_load_callback(read_element_byte, &reader, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &jerr);
+	if (*out == NULL && reader.too_large)
+	{
+		js->oversized = true;
+		snprintf(js->error, sizeof js->error, "element %ld (byte %ld) is larger than %ld MB", js->element + 1,
+				 start, MAX_ELEMENT_BYTES / (1024 * 1024));
+		return -1;
+	}
 	if (*out == NULL)
 	{
 		snprintf(js->error, sizeof js->error, "element %ld (byte %ld): %s", js->element + 1,

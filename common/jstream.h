@@ -16,6 +16,7 @@ typedef struct JStream
 	const char *path;
 	long element;			/* 1-based number of the last element returned */
 	bool done;
+	bool oversized;			/* the error is an element over the size limit */
 	char error[512];
 } JStream;
 

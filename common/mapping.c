@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -85,30 +86,114 @@ opt_string(json_t *user, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* "a number", "an object", ...: what a JSON value is, for messages. */
 static const char *
-opt_bool(json_t *user, const char *key)
+json_kind(const json_t *v)
+{
+	switch (json_typeof(v))
+	{
+		case JSON_OBJECT:
+			return "an object";
+		case JSON_ARRAY:
+			return "an array";
+		case JSON_STRING:
+			return "a string";
+		case JSON_INTEGER:
+		case JSON_REAL:
+			return "a number";
+		case JSON_TRUE:
+		case JSON_FALSE:
+			return "a boolean";
+		default:
+			return "null";
+	}
+}
+
+/* Record in BAD (field -> reason) that KEY's value is unusable. */
+static void
+mark_invalid(json_t *bad, const char *key, const char *fmt, const char *arg)
+{
+	char reason[128];
+
+	snprintf(reason, sizeof reason, fmt, arg);
+	json_object_set_new(bad, key, json_string(reason));
+}
+
+/*
+ * KEY's string value; NULL when absent or JSON null, and NULL with the key
+ * marked in BAD when it is another type.
+ */
+static const char *
+field_string(json_t *user, const char *key, json_t *bad)
 {
 	json_t *v = json_object_get(user, key);
 
-	return json_is_boolean(v) ? (json_is_true(v) ? "t" : "f") : NULL;
+	if (v != NULL && !json_is_null(v) && !json_is_string(v))
+		mark_invalid(bad, key, "%s, not a string", json_kind(v));
+	return opt_string(user, key);
 }
 
-/* Epoch milliseconds (a string in exports) as a timestamptz literal. */
+/* KEY's boolean as "t" or "f"; another type is marked in BAD. */
 static const char *
-epoch_ms(json_t *user, const char *key, char *buf, size_t size)
+field_bool(json_t *user, const char *key, json_t *bad)
 {
-	const char *s = opt_string(user, key);
-	char *end;
+	json_t *v = json_object_get(user, key);
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (!json_is_boolean(v))
+	{
+		mark_invalid(bad, key, "%s, not a boolean", json_kind(v));
+		return NULL;
+	}
+	return json_is_true(v) ? "t" : "f";
+}
+
+/* Latest epoch milliseconds accepted: 9999-12-31 23:59:59.999 UTC. */
+#define MAX_EPOCH_MS 253402300799999LL
+
+/*
+ * KEY's epoch milliseconds (a string of digits in exports; a JSON integer is
+ * accepted too) as a timestamptz literal in BUF.  Anything else, or a moment
+ * before 1970 or after year 9999, is marked in BAD and gives NULL.
+ */
+static const char *
+field_epoch_ms(json_t *user, const char *key, char *buf, size_t size, json_t *bad)
+{
+	json_t *v = json_object_get(user, key);
 	long long ms;
 	time_t secs;
 	struct tm tm;
 
-	if (s == NULL)
+	if (v == NULL || json_is_null(v))
 		return NULL;
-	errno = 0;
-	ms = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0' || end == s || ms < 0)
+	if (json_is_integer(v))
+		ms = json_integer_value(v);
+	else if (json_is_string(v))
+	{
+		const char *s = json_string_value(v);
+		char *end;
+
+		errno = 0;
+		ms = strtoll(s, &end, 10);
+		if (errno == ERANGE)
+			ms = s[0] == '-' ? -1 : LLONG_MAX;	/* out of range, below */
+		else if (*end != '\0' || end == s || !isdigit((unsigned char) s[0]))
+		{
+			mark_invalid(bad, key, "\"%.40s\" is not epoch milliseconds", s);
+			return NULL;
+		}
+	}
+	else
+	{
+		mark_invalid(bad, key, "%s, not a string of epoch milliseconds", json_kind(v));
 		return NULL;
+	}
+	if (ms < 0 || ms > MAX_EPOCH_MS)
+	{
+		mark_invalid(bad, key, "%s epoch milliseconds: out of range (1970 to 9999)", ms < 0 ? "negative" : "too many");
+		return NULL;
+	}
 	secs = (time_t) (ms / 1000);
 	gmtime_r(&secs, &tm);
 	snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d.%03lld+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
@@ -157,32 +242,44 @@ valid_uid(const char *uid, long element, const char *path)
 	return true;
 }
 
-/* One Firebase user as a staging row; false (logged) when it is unusable. */
+/*
+ * One Firebase user as a staging row; false (logged) when it is unusable.
+ * A field of the wrong JSON type or out of range is staged as NULL and named
+ * in the row's "invalid" object, for phase2 to refuse (see value_check.c).
+ */
 static bool
 firebase_row(CopyIn *ci, json_t *user, long element, const char *path, long *bad_attributes)
 {
 	const char *uid = opt_string(user, "localId");
-	const char *email = opt_string(user, "email");
-	char *clerk;
+	json_t *bad = json_object();
+	char *clerk, *invalid = NULL;
 	char last[96], created[96], elem[24];
 
 	if (!valid_uid(uid, element, path))
+	{
+		json_decref(bad);
 		return false;
+	}
 	clerk = clerk_id_from_attributes(user, element, bad_attributes);
 	snprintf(elem, sizeof elem, "%ld", element);
 	copyin_field(ci, uid);
 	copyin_field(ci, clerk);
-	copyin_field(ci, email);
+	copyin_field(ci, field_string(user, "email", bad));
 	copyin_field(ci, NULL);		/* email_norm: set in SQL, see MAPPING_EMAIL_NORM */
-	copyin_field(ci, opt_bool(user, "emailVerified"));
-	copyin_field(ci, opt_string(user, "displayName"));
-	copyin_field(ci, opt_string(user, "photoUrl"));
-	copyin_field(ci, opt_string(user, "phoneNumber"));
-	copyin_field(ci, epoch_ms(user, "lastSignedInAt", last, sizeof last));
-	copyin_field(ci, epoch_ms(user, "createdAt", created, sizeof created));
-	copyin_field(ci, opt_bool(user, "disabled"));
+	copyin_field(ci, field_bool(user, "emailVerified", bad));
+	copyin_field(ci, field_string(user, "displayName", bad));
+	copyin_field(ci, field_string(user, "photoUrl", bad));
+	copyin_field(ci, field_string(user, "phoneNumber", bad));
+	copyin_field(ci, field_epoch_ms(user, "lastSignedInAt", last, sizeof last, bad));
+	copyin_field(ci, field_epoch_ms(user, "createdAt", created, sizeof created, bad));
+	copyin_field(ci, field_bool(user, "disabled", bad));
 	copyin_field(ci, "file");
 	copyin_field(ci, elem);
+	if (json_object_size(bad) > 0)
+		invalid = json_dumps(bad, JSON_COMPACT | JSON_SORT_KEYS);
+	copyin_field(ci, invalid);
+	free(invalid);
+	json_decref(bad);
 	free(clerk);
 	return copyin_end_row(ci);
 }
@@ -221,6 +318,7 @@ pair_row(CopyIn *ci, json_t *pair, long element, const char *path)
 		copyin_field(ci, NULL);
 	copyin_field(ci, "file");
 	copyin_field(ci, elem);
+	copyin_field(ci, NULL);		/* invalid */
 	return copyin_end_row(ci);
 }
 
@@ -241,7 +339,7 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 		jstream_close(&js);
 		return EXIT_BAD_INPUT;
 	}
-	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ") FROM STDIN"))
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ", invalid) FROM STDIN"))
 	{
 		jstream_close(&js);
 		return EXIT_FAILED;
@@ -266,7 +364,12 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 			log_progress(false, "read %ld users from \"%s\"", js.element, path);
 	}
 	log_progress_end();
-	if (rc < 0)
+	if (rc < 0 && js.oversized)
+	{
+		log_error("mapping file \"%s\": %s", path, js.error);
+		failure = "element too large";
+	}
+	else if (rc < 0)
 	{
 		log_error("mapping file \"%s\" is malformed: %s", path, js.error);
 		failure = "malformed input";
@@ -382,7 +485,7 @@ mapping_load(PGconn *conn, const char *path, long long *loaded)
 	*loaded = 0;
 	if (rc != EXIT_DONE)
 		return rc;
-	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_staging (" MAPPING_COLUMNS ")");
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_staging (" MAPPING_COLUMNS ", " MAPPING_INVALID_COLUMN ")");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_staging");
 	if (format == FORMAT_CSV)
 		return load_csv(conn, path, loaded);

@@ -21,6 +21,12 @@
 	"phone_number, last_signed_in_at, created_at, disabled, origin, element"
 
 /*
+ * Staging only: the export's fields that were of the wrong JSON type or out
+ * of range, {"field": "reason"} (their columns hold NULL); NULL when none.
+ */
+#define MAPPING_INVALID_COLUMN "invalid jsonb"
+
+/*
  * How an email is compared, on both sides, in SQL: blanks around it trimmed,
  * lower-cased with the database's rules.  A printf format of the column
  * (%s) after the literal PREFIX ("t.", "NEW.").

@@ -3,7 +3,8 @@
  *   phase1: the plan's source table (the loaded export), the backup table and
  *           a trigger that fills new columns of rows the application writes
  *           from then on, saving what it overwrites first;
- *   phase2: load the mapping, refuse conflicts before any write, give rows
+ *   phase2: load the mapping, refuse values that do not fit their column
+ *           and conflicts before any write, give rows
  *           that match nobody a uid (kept for good), save the originals and
  *           fill the columns in keyset batches, write the import file;
  *   phase3: remove the trigger (the application writes the columns itself).
@@ -29,6 +30,7 @@
 #include "mapping.h"
 #include "ops.h"
 #include "strbuf.h"
+#include "value_check.h"
 
 typedef struct Names
 {
@@ -910,6 +912,24 @@ write_import_file(Run *run, const Names *n, const Options *opts, bool with_clerk
 	return rc;
 }
 
+/*
+ * Refuse phase2 with F's findings: printed, and kept in migration_log's
+ * metadata under KEY.  Frees F's items; returns EXIT_REFUSED.
+ */
+static int
+refuse_with_findings(Run *run, Findings *f, const char *key, const char *why)
+{
+	json_t *meta = json_pack("{s:o}", key, findings_json(f));
+
+	log_error("%s; nothing was changed", why);
+	findings_print(f);
+	run->op_metadata = json_dumps(meta, JSON_COMPACT);
+	run->op_message = xstrdup(why);
+	json_decref(meta);
+	findings_free(f);
+	return EXIT_REFUSED;
+}
+
 static int
 backfill_apply2(Run *run, const Op *op, const Options *opts)
 {
@@ -959,19 +979,17 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (email_norm)");
 	db_exec(run->conn, "ANALYZE pg_temp.phasemig_staging");
 
-	/* 3. refuse any conflict before writing */
-	build_matches(run, &n);
+	/* 3. refuse values that do not fit their column, then conflicts, before writing */
 	findings_init(&f);
+	if (value_check_staging(run, op, &f) > 0)
+	{
+		rc = refuse_with_findings(run, &f, "invalid_values", "the mapping has values that do not fit the table");
+		goto done;
+	}
+	build_matches(run, &n);
 	if (find_conflicts(run, &n, &f) > 0)
 	{
-		log_error("the mapping conflicts with the table; nothing was changed");
-		findings_print(&f);
-		meta = json_pack("{s:o}", "conflicts", findings_json(&f));
-		run->op_metadata = json_dumps(meta, JSON_COMPACT);
-		run->op_message = xstrdup("the mapping conflicts with the table");
-		json_decref(meta);
-		findings_free(&f);
-		rc = EXIT_REFUSED;
+		rc = refuse_with_findings(run, &f, "conflicts", "the mapping conflicts with the table");
 		goto done;
 	}
 	findings_free(&f);

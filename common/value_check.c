@@ -1,0 +1,160 @@
+/*
+ * value_check.c: finds staged export values that would not fit their target
+ * column (too long for a varchar(n), not castable to its type) or that the
+ * export gave with the wrong JSON type (mapping.c marks those in "invalid").
+ */
+#include "value_check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "mapping.h"
+#include "strbuf.h"
+
+/* How a sample names its user: localId 'abc' (element 12) ... */
+#define SAMPLE_USER "format('localId %%s (element %%s)', quote_literal(firebase_uid), coalesce(element::text, 'none'))"
+
+/* What the check needs to know about one column. */
+typedef struct ColumnType
+{
+	char *type;				/* format_type() */
+	long max_chars;			/* varchar(n) and char(n): n; otherwise -1 */
+} ColumnType;
+
+/* The type of COLUMN of relation QREL (a quoted name); false when it has none. */
+static bool
+column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
+{
+	const char *params[2] = {qrel, column};
+	PGresult *res = db_query(conn,
+							 "SELECT pg_catalog.format_type(atttypid, atttypmod), "
+							 "CASE WHEN atttypid IN ('pg_catalog.varchar'::pg_catalog.regtype, "
+							 "'pg_catalog.bpchar'::pg_catalog.regtype) AND atttypmod >= 4 THEN atttypmod - 4 END "
+							 "FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = $2 "
+							 "AND attnum > 0 AND NOT attisdropped",
+							 2, params);
+	bool found = PQntuples(res) == 1;
+
+	if (found)
+	{
+		ct->type = xstrdup(PQgetvalue(res, 0, 0));
+		ct->max_chars = PQgetisnull(res, 0, 1) ? -1 : atol(PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return found;
+}
+
+/* Count and sample the staged users matching COND; DETAIL is SQL text added to each sample. */
+static long long
+staged_where(Run *run, Findings *f, const char *check, const char *subject, const char *cond, const char *detail)
+{
+	char *sql = str_printf("SELECT (SELECT count(*) FROM pg_temp.phasemig_staging WHERE %s), "
+						   "(SELECT string_agg(s, '; ') FROM (SELECT " SAMPLE_USER " || ': ' || %s AS s "
+						   "FROM pg_temp.phasemig_staging WHERE %s ORDER BY element, firebase_uid LIMIT %d) x)",
+						   cond, detail, cond, SAMPLE_LIMIT);
+	long long n = findings_query(run, f, check, subject, sql);
+
+	free(sql);
+	return n;
+}
+
+/* The export gave FIELD with the wrong JSON type or out of range. */
+static long long
+check_json_type(Run *run, Findings *f, const char *field, const char *subject)
+{
+	char *lit = PQescapeLiteral(run->conn, field, strlen(field));
+	char *cond = str_printf("invalid IS NOT NULL AND invalid ? %s", lit);
+	char *detail = str_printf("(invalid ->> %s)", lit);
+	long long n = staged_where(run, f, "invalid value in the export", subject, cond, detail);
+
+	free(cond);
+	free(detail);
+	PQfreemem(lit);
+	return n;
+}
+
+/*
+ * A cast test for types without a cheaper check: true when V, read as
+ * FROM_TYPE, converts to TO_TYPE the way the batches convert it.
+ */
+static void
+create_cast_test(PGconn *conn)
+{
+	db_exec(conn,
+			"CREATE OR REPLACE FUNCTION pg_temp.phasemig_casts(v text, from_type text, to_type text) "
+			"RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN "
+			"EXECUTE format('SELECT ($1::%s)::%s', from_type, to_type) USING v; RETURN true; "
+			"EXCEPTION WHEN others THEN RETURN false; END $f$");
+}
+
+/* The staged values of SCOL (a staging column of type STAGED) must fit TARGET. */
+static long long
+check_fits(Run *run, Findings *f, const char *scol, const ColumnType *staged, const ColumnType *target,
+		   const char *subject)
+{
+	char *check, *cond, *detail;
+	long long n;
+
+	if (target->max_chars >= 0)
+	{
+		check = str_printf("value longer than %s", target->type);
+		cond = str_printf("length(%s::text) > %ld", scol, target->max_chars);
+		detail = str_printf("length(%s::text) || ' characters'", scol);
+	}
+	else if (strcmp(target->type, staged->type) != 0 && strcmp(target->type, "text") != 0)
+	{
+		char *from = PQescapeLiteral(run->conn, staged->type, strlen(staged->type));
+		char *to = PQescapeLiteral(run->conn, target->type, strlen(target->type));
+
+		create_cast_test(run->conn);
+		check = str_printf("value not valid for %s", target->type);
+		cond = str_printf("%s IS NOT NULL AND NOT pg_temp.phasemig_casts(%s::text, %s, %s)", scol, scol, from, to);
+		detail = str_printf("quote_literal(left(%s::text, 40))", scol);
+		PQfreemem(from);
+		PQfreemem(to);
+	}
+	else
+		return 0;				/* the same type, or text: every value fits */
+	n = staged_where(run, f, check, subject, cond, detail);
+	free(check);
+	free(cond);
+	free(detail);
+	return n;
+}
+
+long long
+value_check_staging(Run *run, const Op *op, Findings *f)
+{
+	const Plan *p = run->plan;
+	long long total = 0;
+
+	if (op->email_column)
+	{
+		char *subject = str_printf("field \"email\" (column \"%s\")", op->email_column);
+
+		total += check_json_type(run, f, "email", subject);
+		free(subject);
+	}
+	for (int i = 0; i < op->n_set; i++)
+	{
+		const char *field = op->set[i].field;
+		const char *scol = mapping_field_column(field);
+		char *subject = str_printf("field \"%s\" (column \"%s\")", field, op->set[i].column);
+		ColumnType staged, target;
+
+		total += check_json_type(run, f, field, subject);
+		if (scol && column_type(run->conn, "pg_temp.phasemig_staging", scol, &staged))
+		{
+			if (column_type(run->conn, p->q_table, op->set[i].column, &target))
+			{
+				total += check_fits(run, f, scol, &staged, &target, subject);
+				free(target.type);
+			}
+			free(staged.type);
+		}
+		free(subject);
+	}
+	return total;
+}
