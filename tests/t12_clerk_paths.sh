@@ -133,7 +133,9 @@ for sig in TERM KILL; do
 done
 
 # The import file's commit made to wait for a lock the test holds: a deferred constraint trigger on
-# the ledger takes an advisory lock at COMMIT. Returns with phase2 ($victim) waiting inside its COMMIT.
+# the ledger takes an advisory lock at COMMIT. The trigger is added once phase2 is filling rows, after
+# its start-up check of migration_backup (which refuses any trigger phasemig did not make).
+# Returns with phase2 ($victim) waiting inside its COMMIT.
 hold_commit_setup() {   # hold_commit_setup DB
     local db=$1
     fresh_app "$db" 300
@@ -142,14 +144,16 @@ hold_commit_setup() {   # hold_commit_setup DB
     q "$db" "insert into public.users (id, clerk_user_id, email) select '00000000-late-' || g, 'user_late_' || g, null
       from generate_series(1, 5) g;
       create function public.hold_commit() returns trigger language plpgsql as \$\$
-        begin perform pg_advisory_xact_lock(4242); return null; end \$\$;
-      create constraint trigger hold_commit after insert on $LEDGER deferrable initially deferred
-        for each row execute function public.hold_commit()" >/dev/null
+        begin perform pg_advisory_xact_lock(4242); return null; end \$\$" >/dev/null
     psql -X -q -d "$db" -c "select pg_advisory_lock(4242)" -c "select pg_sleep(120)" >/dev/null 2>&1 &
     holder=$!
     wait_for_sql "$db" "select count(*) from pg_locks where locktype = 'advisory' and objid = 4242 and granted" 1
-    "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d "$db" --mapping "$DATA/firebase-export.json" --generate-missing >/dev/null 2>&1 &
+    "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d "$db" --mapping "$DATA/firebase-export.json" --generate-missing \
+        --batch-size 10 --sleep-ms 100 >/dev/null 2>&1 &
     victim=$!
+    wait_for_sql "$db" "select count(*) from migration_log where operation like 'backfill%' and status = 'running' and rows_done > 0" 1 60
+    q "$db" "create constraint trigger hold_commit after insert on $LEDGER deferrable initially deferred
+        for each row execute function public.hold_commit()" >/dev/null
     wait_for_sql "$db" "select count(*) from pg_stat_activity where application_name like 'phase2 apply%'
       and query = 'COMMIT' and wait_event_type = 'Lock'" 1 60
     partial=$(ls "$LOGS"/*.partial 2>/dev/null)
@@ -176,18 +180,27 @@ assert_contains "$LAST_ERR" "$run_id-firebase-import.json.partial\": its run did
 assert_eq "5" "$(grep -c '"localId"' "$(ls -t "$LOGS"/*-firebase-import.json | head -1)")" "the new file lists the five new users"
 assert_exactly_once lost
 
-test_case "phase2 killed during the import file's COMMIT, which then commits: the re-run gives the partial file its final name"
+# A run that committed its import file and died before renaming it (kill -9 or a lost connection
+# between the server's COMMIT and the rename) leaves exactly this: the ledger row committed and the
+# file under its temporary name. (A server-side wait inside that COMMIT cannot stand in for it: the
+# server cancels an orphaned session's wait within a second, client_connection_check_interval.)
+test_case "an import file committed but never renamed: the re-run gives the partial file its final name"
 new_logs committed
-hold_commit_setup committed
-kill -9 "$victim"; wait "$victim" 2>/dev/null
-# the server finishes the COMMIT once the lock is free, though its client is gone
-release_hold committed
-wait_for_sql committed "select count(*) from $LEDGER where run_id = '$run_id'" 1
-assert_eq "1" "$(ls "$LOGS"/*.partial | wc -l)" "the partial file is left by the killed run"
+fresh_app committed 300
+p1 apply -d committed >/dev/null 2>&1
+assert_exit 0 "phase2 apply" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
+q committed "insert into public.users (id, clerk_user_id, email) select '00000000-late-' || g, 'user_late_' || g, null
+  from generate_series(1, 5) g" >/dev/null
+assert_exit 0 "phase2 apply again: the five new users" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
+final=$(ls -t "$LOGS"/*-firebase-import.json | head -1)
+run_id=$(basename "$final" -firebase-import.json)
+assert_eq "1" "$(q committed "select count(*) from $LEDGER where run_id = '$run_id'")" "its ledger row committed"
+mv "$final" "$final.partial"
 assert_exit 0 "phase2 again" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
 assert_contains "$LAST_ERR" "committed its import file but stopped before naming it" "says it finished the file"
 assert_contains "$LAST_ERR" "no user to import" "and writes no new file"
 assert_eq "5" "$(grep -c '"localId"' "$LOGS/$run_id-firebase-import.json")" "the renamed file lists the five new users"
+assert_eq "0" "$(ls "$LOGS"/*.partial 2>/dev/null | wc -l)" "no partial file left"
 assert_exactly_once committed
 # a partial file of a run this plan never had is not touched
 touch "$LOGS/00000000-0000-4000-8000-000000000000-firebase-import.json.partial"
