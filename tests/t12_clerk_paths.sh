@@ -180,22 +180,14 @@ assert_contains "$LAST_ERR" "$run_id-firebase-import.json.partial\": its run did
 assert_eq "5" "$(grep -c '"localId"' "$(ls -t "$LOGS"/*-firebase-import.json | head -1)")" "the new file lists the five new users"
 assert_exactly_once lost
 
-# A run that committed its import file and died before renaming it (kill -9 or a lost connection
-# between the server's COMMIT and the rename) leaves exactly this: the ledger row committed and the
-# file under its temporary name. (A server-side wait inside that COMMIT cannot stand in for it: the
-# server cancels an orphaned session's wait within a second, client_connection_check_interval.)
-test_case "an import file committed but never renamed: the re-run gives the partial file its final name"
+test_case "phase2 killed during the import file's COMMIT, which then commits: the re-run gives the partial file its final name"
 new_logs committed
-fresh_app committed 300
-p1 apply -d committed >/dev/null 2>&1
-assert_exit 0 "phase2 apply" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
-q committed "insert into public.users (id, clerk_user_id, email) select '00000000-late-' || g, 'user_late_' || g, null
-  from generate_series(1, 5) g" >/dev/null
-assert_exit 0 "phase2 apply again: the five new users" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
-final=$(ls -t "$LOGS"/*-firebase-import.json | head -1)
-run_id=$(basename "$final" -firebase-import.json)
-assert_eq "1" "$(q committed "select count(*) from $LEDGER where run_id = '$run_id'")" "its ledger row committed"
-mv "$final" "$final.partial"
+hold_commit_setup committed
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+# the server finishes the COMMIT once the lock is free, though its client is gone
+release_hold committed
+wait_for_sql committed "select count(*) from $LEDGER where run_id = '$run_id'" 1
+assert_eq "1" "$(ls "$LOGS"/*.partial | wc -l)" "the partial file is left by the killed run"
 assert_exit 0 "phase2 again" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
 assert_contains "$LAST_ERR" "committed its import file but stopped before naming it" "says it finished the file"
 assert_contains "$LAST_ERR" "no user to import" "and writes no new file"
