@@ -7,6 +7,7 @@
 #ifndef PHASEMIG_BATCH_H
 #define PHASEMIG_BATCH_H
 
+#include "cli.h"
 #include "mlog.h"
 
 typedef struct BatchLoop
@@ -33,6 +34,12 @@ typedef struct BatchLoop
 	double seconds;
 	double longest_batch_ms;
 } BatchLoop;
+
+/*
+ * The operator's batch options: --batch-size (else the plan's), --sleep-ms,
+ * --max-lag-ms and --target-batch-ms.
+ */
+void batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan);
 
 /* Run batches until a batch scans fewer rows than asked.  Returns an exit code. */
 int batch_run(Run *run, BatchLoop *b);

@@ -124,3 +124,15 @@ catalog_tables_not_owned(const Plan *plan, bool with_children)
 					"AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')",
 					2, params);
 }
+
+bool
+catalog_same_type(const Plan *plan, const char *existing, const char *wanted)
+{
+	const char *params[2] = {existing, wanted};
+	char *eq = db_value(plan->conn, "SELECT pg_catalog.format_type($1::pg_catalog.regtype, NULL) = "
+						"pg_catalog.format_type($2::pg_catalog.regtype, NULL)", 2, params);
+	bool same = eq && eq[0] == 't';
+
+	free(eq);
+	return same;
+}

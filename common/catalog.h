@@ -20,6 +20,8 @@ typedef enum
 /* format_type() of the column of the plan's table, or NULL if it has none (caller frees). */
 char *catalog_column_type(const Plan *plan, const char *column);
 bool catalog_column_exists(const Plan *plan, const char *column);
+/* Whether two type names are the same type, typmods aside (varchar(32) is varchar(255)). */
+bool catalog_same_type(const Plan *plan, const char *existing, const char *wanted);
 bool catalog_column_not_null(const Plan *plan, const char *column);
 /* State of index NAME in the plan's schema. */
 IndexState catalog_index_state(const Plan *plan, const char *name);

@@ -152,16 +152,24 @@ mlog_phase_applied(PGconn *conn, const Plan *plan, int phase)
 char *
 mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *name)
 {
+	return mlog_register_detail_sql(plan, phase, kind, name, "{}");
+}
+
+char *
+mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail)
+{
 	char *qp = PQescapeLiteral(plan->conn, plan->name, strlen(plan->name));
 	char *qk = PQescapeLiteral(plan->conn, kind, strlen(kind));
 	char *qn = PQescapeLiteral(plan->conn, name, strlen(name));
-	char *sql = str_printf("INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase) "
-						   "VALUES (%s, %s, %s, %d) ON CONFLICT DO NOTHING",
-						   qp, qk, qn, phase);
+	char *qd = PQescapeLiteral(plan->conn, detail, strlen(detail));
+	char *sql = str_printf("INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
+						   "VALUES (%s, %s, %s, %d, %s::jsonb) ON CONFLICT DO NOTHING",
+						   qp, qk, qn, phase, qd);
 
 	PQfreemem(qp);
 	PQfreemem(qk);
 	PQfreemem(qn);
+	PQfreemem(qd);
 	return sql;
 }
 

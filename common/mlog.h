@@ -68,6 +68,8 @@ bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
 
 /* Record / forget an object phasemig created, in the caller's transaction. */
 char *mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *name);
+/* The same with DETAIL, JSON text, in the registry's detail column. */
+char *mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail);
 bool mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char *name);
 void mlog_unregister(PGconn *conn, const Plan *plan, const char *kind, const char *name);
 

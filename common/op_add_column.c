@@ -2,6 +2,7 @@
  * op_add_column.c: phase1 adds a nullable column (no rewrite, a short lock);
  * rollback drops it only if phasemig added it.
  */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,18 +11,6 @@
 #include "log.h"
 #include "ops.h"
 #include "strbuf.h"
-
-static bool
-same_type(Run *run, const char *existing, const char *wanted)
-{
-	const char *p[2] = {existing, wanted};
-	char *eq = db_value(run->conn, "SELECT pg_catalog.format_type($1::regtype, NULL) = "
-						"pg_catalog.format_type($2::regtype, NULL)", 2, p);
-	bool same = eq && eq[0] == 't';
-
-	free(eq);
-	return same;
-}
 
 /*
  * The plan that added this column to this table, when it is another one: two
@@ -58,7 +47,7 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 	}
 	else if (type != NULL)
 	{
-		if (!same_type(run, type, op->type))
+		if (!catalog_same_type(p, type, op->type))
 		{
 			log_error("column %s of %s already exists with type %s, the plan says %s", qcol, p->q_table, type,
 					  op->type);
@@ -72,24 +61,18 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 	else
 	{
 		char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", p->q_table, qcol, op->type);
-		char *reg = mlog_register_sql(p, run->phase, "column", op->column);
-		char *qt = PQescapeLiteral(run->conn, p->q_table, strlen(p->q_table));
-		char *qp = PQescapeLiteral(run->conn, p->name, strlen(p->name));
-		char *qc = PQescapeLiteral(run->conn, op->column, strlen(op->column));
 		/* the table it belongs to, so another plan's column of the same name elsewhere is not taken for it */
-		char *detail = str_printf("UPDATE migration_backup.phasemig_objects SET detail = detail || "
-								  "jsonb_build_object('table', %s::text) WHERE plan = %s AND kind = 'column' AND name = %s",
-								  qt, qp, qc);
-		const char *stmts[3] = {add, reg, detail};
+		json_t *where = json_pack("{s:s}", "table", p->q_table);
+		char *detail = json_dumps(where, JSON_COMPACT);
+		char *reg = mlog_register_detail_sql(p, run->phase, "column", op->column, detail);
+		const char *stmts[2] = {add, reg};
 
 		log_info("adding column %s %s", qcol, op->type);
-		rc = ops_ddl(run, add, stmts, 3);
+		rc = ops_ddl(run, add, stmts, 2);
 		free(add);
 		free(reg);
 		free(detail);
-		PQfreemem(qt);
-		PQfreemem(qp);
-		PQfreemem(qc);
+		json_decref(where);
 	}
 	free(type);
 	free(qcol);

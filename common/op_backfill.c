@@ -233,10 +233,7 @@ restore_backup(Run *run, const Op *op, const Names *n, const Options *opts)
 			rc = EXIT_FAILED;
 			break;
 		}
-		b.batch_size = opts->batch_size > 0 ? opts->batch_size : p->batch_size;
-		b.sleep_ms = opts->sleep_ms;
-		b.max_lag_ms = opts->max_lag_ms;
-		b.target_batch_ms = opts->target_batch_ms;
+		batch_use_options(&b, opts, p);
 		/* rows of the backup to walk: status shows the step's progress while it runs */
 		b.rows_total = db_count(run->conn, count, 0, NULL);
 		mlog_set_progress(run, run->op_entry, b.rows_total, 0, NULL);
@@ -1041,10 +1038,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	b.sql_first = first;
 	b.sql_next = next;
 	b.entry = entry;
-	b.batch_size = opts->batch_size > 0 ? opts->batch_size : p->batch_size;
-	b.sleep_ms = opts->sleep_ms;
-	b.max_lag_ms = opts->max_lag_ms;
-	b.target_batch_ms = opts->target_batch_ms;
+	batch_use_options(&b, opts, p);
 	log_info("filling %s in batches of %d rows", n.q_uid, b.batch_size);
 	rc = batch_run(run, &b);
 

@@ -715,10 +715,7 @@ fill_target(UuidJob *job, int i, const Options *opts, json_t *meta)
 	b.sql_first = sql[1];
 	b.sql_next = sql[0];
 	b.entry = entry;
-	b.batch_size = opts->batch_size > 0 ? opts->batch_size : run->plan->batch_size;
-	b.sleep_ms = opts->sleep_ms;
-	b.max_lag_ms = opts->max_lag_ms;
-	b.target_batch_ms = opts->target_batch_ms;
+	batch_use_options(&b, opts, run->plan);
 	rc = batch_run(run, &b);
 	{
 		json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) b.changed, "batches",

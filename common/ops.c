@@ -239,10 +239,7 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 	/* 2. the batches, each committed with its checkpoint on a migration_log row of their own */
 	entry = mlog_begin(run, label, b->rows_total, b->rows_done, b->last_key);
 	b->entry = entry;
-	b->batch_size = opts->batch_size > 0 ? opts->batch_size : run->plan->batch_size > 0 ? run->plan->batch_size : 1000;
-	b->sleep_ms = opts->sleep_ms;
-	b->max_lag_ms = opts->max_lag_ms;
-	b->target_batch_ms = opts->target_batch_ms;
+	batch_use_options(b, opts, run->plan);
 	rc = batch_run(run, b);
 	{
 		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "

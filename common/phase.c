@@ -11,6 +11,7 @@
 #include "findings.h"
 #include "log.h"
 #include "ops.h"
+#include "run.h"
 #include "stop.h"
 #include "strbuf.h"
 
@@ -83,9 +84,8 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	db_ddl_stats_reset();
 	rc = step(run, op, opts);
 	add_ddl_stats(run);
-	if (rc != EXIT_DONE && rc != EXIT_REFUSED && run->op_message == NULL)
-		run->op_message = stop_requested() ? str_printf("stopped by %s", stop_signal_name())
-			: log_first_error() ? xstrdup(log_first_error()) : NULL;
+	if (rc != EXIT_DONE && rc != EXIT_REFUSED && run->op_message == NULL && run_failure_reason())
+		run->op_message = xstrdup(run_failure_reason());
 	mlog_finish(run, run->op_entry,
 				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
 				run->op_rows, run->op_message, run->op_metadata);

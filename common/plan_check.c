@@ -38,16 +38,12 @@ static int
 clashing_type(Run *run, const Op *op)
 {
 	char *type = catalog_column_type(run->plan, op->column);
-	const char *params[2] = {type, op->type};
-	char *same = type ? db_value(run->conn, "SELECT pg_catalog.format_type($1::pg_catalog.regtype, NULL) = "
-								 "pg_catalog.format_type($2::pg_catalog.regtype, NULL)", 2, params) : NULL;
-	int problem = type != NULL && !(same && same[0] == 't');
+	int problem = type != NULL && !catalog_same_type(run->plan, type, op->type);
 
 	if (problem)
 		log_error("step %d (%s): column \"%s\" of %s already exists with type %s, the plan says %s", op->index + 1,
 				  op->label, op->column, run->plan->q_table, type, op->type);
 	free(type);
-	free(same);
 	return problem;
 }
 

@@ -40,21 +40,29 @@ outcome_status(int code)
 	return stop_requested() ? "interrupted" : "failed";
 }
 
-/* Why the run ended, for migration_log's message (static storage or the log's). */
-static const char *
-outcome_reason(int code)
+const char *
+run_failure_reason(void)
 {
-	static char text[128];
+	static char text[64];
 
-	if (code == EXIT_DONE)
-		return NULL;
 	if (stop_requested())
 	{
 		snprintf(text, sizeof text, "stopped by %s", stop_signal_name());
 		return text;
 	}
-	if (log_first_error())
-		return log_first_error();
+	return log_first_error();
+}
+
+/* Why the run ended, for migration_log's message (static storage or the log's). */
+static const char *
+outcome_reason(int code)
+{
+	static char text[64];
+
+	if (code == EXIT_DONE)
+		return NULL;
+	if (run_failure_reason())
+		return run_failure_reason();
 	snprintf(text, sizeof text, "ended with exit code %d", code);
 	return text;
 }

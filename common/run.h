@@ -22,6 +22,8 @@ Run *run_start(int phase, const Options *opts, bool take_lock);
 void run_begin_phase(Run *run);
 /* Exit 2, saying to run phase1 apply first, when this database has no migration_log. */
 void run_require_state(Run *run);
+/* "stopped by SIGTERM", else the run's first error, else NULL (static storage or the log's). */
+const char *run_failure_reason(void);
 /* Close the phase-level row and exit with code (0 done, 3 refused, else failed). */
 _Noreturn void run_finish(Run *run, int code, const char *message);
 
