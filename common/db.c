@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "conninfo_secrets.h"
 #include "log.h"
 #include "stop.h"
 #include "strbuf.h"
@@ -77,133 +78,6 @@ chomp_copy(char *dst, size_t size, const char *src)
 	n = strlen(dst);
 	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
 		dst[--n] = '\0';
-}
-
-/*
- * Connection strings may hold a password, so none is ever printed: a string
- * libpq cannot parse is refused without quoting it (libpq's parse error
- * quotes it), and a connection error has the password scrubbed out.
- */
-#define MAX_SECRETS 32
-#define SECRET_MIN_LEN 3 /* shorter ones are masked only in quotes */
-#define SECRET_MASK "********"
-
-/* The strings a connection error must not show (malloc'd). */
-typedef struct Secrets
-{
-	int n;
-	char *s[MAX_SECRETS];
-} Secrets;
-
-static bool
-is_uri(const char *s)
-{
-	return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
-}
-
-/* A URI or key=value pairs, not a bare database name: libpq's own test. */
-static bool
-is_connection_string(const char *s)
-{
-	return is_uri(s) || strchr(s, '=') != NULL;
-}
-
-/*
- * Note s[0..len): as it is, or in double quotes (as libpq quotes a host or
- * user name) when it is too short to mask everywhere.
- */
-static void
-secrets_add_one(Secrets *secrets, const char *s, size_t len)
-{
-	if (len == 0 || secrets->n == MAX_SECRETS)
-		return;
-	if (len >= SECRET_MIN_LEN)
-		secrets->s[secrets->n++] = str_printf("%.*s", (int) len, s);
-	else
-		secrets->s[secrets->n++] = str_printf("\"%.*s\"", (int) len, s);
-}
-
-/* Note s[0..len) and each of its pieces between '@', '/', ':' or blanks. */
-static void
-secrets_add(Secrets *secrets, const char *s, size_t len)
-{
-	size_t start = 0;
-
-	secrets_add_one(secrets, s, len);
-	for (size_t i = 0; i <= len; i++)
-		if (i == len || strchr("@/: ", s[i]) != NULL)
-		{
-			if (i - start < len)
-				secrets_add_one(secrets, s + start, i - start);
-			start = i + 1;
-		}
-}
-
-static void
-secrets_free(Secrets *secrets)
-{
-	for (int i = 0; i < secrets->n; i++)
-		free(secrets->s[i]);
-	secrets->n = 0;
-}
-
-/*
- * Parse the connection string s as libpq will and note its secrets: the
- * password, and in a URI all of the user info after the user name, which
- * libpq may have split elsewhere ("u:pa@ss/word@host" gives the password
- * "pa" and the host "ss").  False, nothing noted, if libpq cannot parse s.
- */
-static bool
-secrets_collect(const char *s, Secrets *secrets)
-{
-	char *parse_error = NULL;
-	PQconninfoOption *options = PQconninfoParse(s, &parse_error);
-
-	if (options == NULL)
-	{
-		PQfreemem(parse_error); /* it quotes s */
-		return false;
-	}
-	for (const PQconninfoOption *o = options; o->keyword != NULL; o++)
-		if (strcmp(o->keyword, "password") == 0 && o->val != NULL)
-			secrets_add(secrets, o->val, strlen(o->val));
-	PQconninfoFree(options);
-	if (is_uri(s))
-	{
-		const char *userinfo = strstr(s, "://") + 3;
-		const char *at = memrchr(userinfo, '@', strcspn(userinfo, "?"));
-		const char *colon = at ? memchr(userinfo, ':', (size_t) (at - userinfo)) : NULL;
-
-		if (colon)
-			secrets_add(secrets, colon + 1, (size_t) (at - colon - 1));
-	}
-	return true;
-}
-
-/* msg with every secret (the longest at each place) masked; the caller frees it. */
-static char *
-secrets_scrub(const char *msg, const Secrets *secrets)
-{
-	StrBuf out;
-
-	sb_init(&out);
-	while (*msg)
-	{
-		size_t longest = 0;
-
-		for (int i = 0; i < secrets->n; i++)
-		{
-			size_t len = strlen(secrets->s[i]);
-
-			if (len > longest && strncmp(msg, secrets->s[i], len) == 0)
-				longest = len;
-		}
-		if (longest > 0)
-			sb_append(&out, msg[0] == '"' ? "\"" SECRET_MASK "\"" : SECRET_MASK), msg += longest;
-		else
-			sb_appendn(&out, msg++, 1);
-	}
-	return sb_steal(&out);
 }
 
 PGconn *
