@@ -16,7 +16,7 @@ enum
 {
 	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
 	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID,
-	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED
+	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED, OPT_SKIP_INVALID
 };
 
 static _Noreturn void
@@ -63,6 +63,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		{"mapping", required_argument, NULL, OPT_MAPPING},
 		{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
 		{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
+		{"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
 		{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
 		{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
 		{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
@@ -108,12 +109,15 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 			case OPT_MAPPING:
 			case OPT_CLERK_EXPORT:
 			case OPT_GENERATE_MISSING:
+			case OPT_SKIP_INVALID:
 				if (!allowed(spec, CLI_MAPPING))
 					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
 				if (c == OPT_MAPPING)
 					opts->mapping = optarg;
 				else if (c == OPT_CLERK_EXPORT)
 					opts->clerk_export = optarg;
+				else if (c == OPT_SKIP_INVALID)
+					opts->skip_invalid_values = true;
 				else
 					opts->generate_missing = true;
 				break;
@@ -173,6 +177,8 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	}
 	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
 		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
+	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)
+		usage_error("%s", "option \"--skip-invalid-values\" is accepted by apply only");
 	if (optind < argc)
 		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
 	if (opts->plan_path == NULL)

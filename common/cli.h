@@ -9,7 +9,7 @@
 
 enum
 {
-	CLI_MAPPING = 1 << 0,		/* --mapping, --clerk-export, --generate-missing */
+	CLI_MAPPING = 1 << 0,		/* --mapping, --clerk-export, --generate-missing, --skip-invalid-values */
 	CLI_BATCH = 1 << 1,			/* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
 	CLI_ON_INVALID = 1 << 2,	/* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
@@ -27,6 +27,7 @@ typedef struct Options
 	const char *mapping;
 	const char *clerk_export;
 	bool generate_missing;
+	bool skip_invalid_values;	/* phase2 apply: export values that do not fit are left NULL and listed */
 	int batch_size;				/* 0: the plan's setting */
 	int sleep_ms;
 	int max_lag_ms;				/* 0: do not watch standbys */

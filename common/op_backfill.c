@@ -927,13 +927,36 @@ refuse_with_findings(Run *run, Findings *f, const char *key, const char *why)
 	return EXIT_REFUSED;
 }
 
+/*
+ * --skip-invalid-values: the export's values that do not fit, staged as NULL
+ * by value_check_staging, listed in logs/RUN-ID-invalid-values.csv (the
+ * localId, the element, the field and column, why; never the value).
+ */
+static int
+write_skipped(Run *run, const Options *opts)
+{
+	char *path = str_printf("%s/%s-invalid-values.csv", opts->logs_dir, run->run_id);
+	long long rows = copy_out_to_file(run, "COPY (SELECT * FROM pg_temp.phasemig_skipped ORDER BY element, field) "
+									  "TO STDOUT (FORMAT csv, HEADER)", path);
+
+	if (rows < 0)
+	{
+		log_error("could not list the values left empty in \"%s\"; nothing was changed", path);
+		free(path);
+		return EXIT_FAILED;
+	}
+	log_warning("%lld values of the export are left empty; listed in %s", rows, path);
+	free(path);
+	return EXIT_DONE;
+}
+
 static int
 backfill_apply2(Run *run, const Op *op, const Options *opts)
 {
 	const Plan *p = run->plan;
 	Names n;
 	Findings f;
-	long long loaded = 0, clerk_rows = 0, generated = 0, entry;
+	long long loaded = 0, clerk_rows = 0, generated = 0, skipped = 0, entry;
 	int rc;
 	BatchLoop b = {.what = "backfill"};
 	char *first = NULL, *next = NULL;
@@ -976,12 +999,21 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (email_norm)");
 	db_exec(run->conn, "ANALYZE pg_temp.phasemig_staging");
 
-	/* 3. refuse values that do not fit their column, then conflicts, before writing */
+	/* 3. refuse (or, asked to, leave empty) values that do not fit their column, then conflicts */
 	findings_init(&f);
-	if (value_check_staging(run, op, &f) > 0)
+	if ((skipped = value_check_staging(run, op, &f, opts->skip_invalid_values)) > 0)
 	{
-		rc = refuse_with_findings(run, &f, "invalid_values", "the mapping has values that do not fit the table");
-		goto done;
+		if (!opts->skip_invalid_values)
+		{
+			log_hint("correct the export, or run again with --skip-invalid-values to leave these fields empty "
+					 "(the users are then listed in a file under %s)", opts->logs_dir);
+			rc = refuse_with_findings(run, &f, "invalid_values", "the mapping has values that do not fit the table");
+			goto done;
+		}
+		log_warning("the export has values that do not fit the table; --skip-invalid-values leaves them empty:");
+		findings_print(&f);
+		findings_free(&f);
+		findings_init(&f);
 	}
 	build_matches(run, &n);
 	if (find_conflicts(run, &n, &f) > 0)
@@ -990,6 +1022,8 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		goto done;
 	}
 	findings_free(&f);
+	if (skipped > 0 && (rc = write_skipped(run, opts)) != EXIT_DONE)
+		goto done;
 
 	/* 4. the mapping becomes the plan's source (the sync trigger reads it too) */
 	{
@@ -1077,9 +1111,10 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 
 		if (rc == EXIT_DONE && opts->generate_missing)
 			rc = write_import_file(run, &n, opts, opts->clerk_export != NULL);
-		meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "mapping_users", (json_int_t) loaded,
+		meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "mapping_users", (json_int_t) loaded,
 						 "rows_filled", (json_int_t) b.changed, "unmatched", (json_int_t) (unmatched < 0 ? 0 : unmatched),
-						 "generated", (json_int_t) generated, "batches", (json_int_t) b.batches, "seconds", b.seconds,
+						 "generated", (json_int_t) generated, "invalid_values_skipped", (json_int_t) skipped,
+						 "batches", (json_int_t) b.batches, "seconds", b.seconds,
 						 "rows_per_second", rate, "longest_batch_ms", b.longest_batch_ms);
 		run->op_metadata = json_dumps(meta, JSON_COMPACT);
 		run->op_rows = b.rows_done;

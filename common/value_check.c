@@ -1,7 +1,8 @@
 /*
  * value_check.c: finds staged export values that would not fit their target
  * column (too long for a varchar(n), not castable to its type) or that the
- * export gave with the wrong JSON type (mapping.c marks those in "invalid").
+ * export gave with the wrong JSON type (mapping.c marks those in "invalid");
+ * with --skip-invalid-values, stages them as NULL and lists them instead.
  */
 #include "value_check.h"
 
@@ -46,28 +47,71 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 	return found;
 }
 
-/* Count and sample the staged users matching COND; DETAIL is SQL text added to each sample. */
+/* One field of one plan's "set" (or the email the match falls back to). */
+typedef struct Target
+{
+	const char *field;		/* the export's field */
+	const char *column;		/* the table's column */
+	const char *scol;		/* its staging column, NULL if none */
+	const char *subject;	/* "field "x" (column "y")" for messages */
+} Target;
+
+/*
+ * With --skip-invalid-values: the users matching COND listed in
+ * pg_temp.phasemig_skipped (PROBLEM is SQL text) and the field staged as NULL,
+ * so that neither the batches nor the sync trigger write it.
+ */
+static void
+skip_values(Run *run, const Target *t, const char *cond, const char *problem)
+{
+	char *field = PQescapeLiteral(run->conn, t->field, strlen(t->field));
+	char *column = PQescapeLiteral(run->conn, t->column, strlen(t->column));
+	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT firebase_uid, element, %s, %s, %s "
+							"FROM pg_temp.phasemig_staging WHERE %s",
+							field, column, problem, cond);
+
+	db_exec(run->conn, list);
+	if (t->scol)
+	{
+		char *clear = str_printf("UPDATE pg_temp.phasemig_staging SET %s = NULL WHERE %s", t->scol, cond);
+
+		db_exec(run->conn, clear);
+		free(clear);
+	}
+	free(list);
+	PQfreemem(field);
+	PQfreemem(column);
+}
+
+/*
+ * Count and sample the staged users matching COND; DETAIL is SQL text added
+ * to each sample.  SKIP: list them and stage the field as NULL, with PROBLEM
+ * (SQL text) as the reason.
+ */
 static long long
-staged_where(Run *run, Findings *f, const char *check, const char *subject, const char *cond, const char *detail)
+staged_where(Run *run, Findings *f, const Target *t, const char *check, const char *cond, const char *detail,
+			 const char *problem, bool skip)
 {
 	char *sql = str_printf("SELECT (SELECT count(*) FROM pg_temp.phasemig_staging WHERE %s), "
 						   "(SELECT string_agg(s, '; ') FROM (SELECT " SAMPLE_USER " || ': ' || %s AS s "
 						   "FROM pg_temp.phasemig_staging WHERE %s ORDER BY element, firebase_uid LIMIT %d) x)",
 						   cond, detail, cond, SAMPLE_LIMIT);
-	long long n = findings_query(run, f, check, subject, sql);
+	long long n = findings_query(run, f, check, t->subject, sql);
 
+	if (skip && n > 0)
+		skip_values(run, t, cond, problem);
 	free(sql);
 	return n;
 }
 
-/* The export gave FIELD with the wrong JSON type or out of range. */
+/* The export gave the field with the wrong JSON type or out of range. */
 static long long
-check_json_type(Run *run, Findings *f, const char *field, const char *subject)
+check_json_type(Run *run, Findings *f, const Target *t, bool skip)
 {
-	char *lit = PQescapeLiteral(run->conn, field, strlen(field));
+	char *lit = PQescapeLiteral(run->conn, t->field, strlen(t->field));
 	char *cond = str_printf("invalid IS NOT NULL AND invalid ? %s", lit);
 	char *detail = str_printf("(invalid ->> %s)", lit);
-	long long n = staged_where(run, f, "invalid value in the export", subject, cond, detail);
+	long long n = staged_where(run, f, t, "invalid value in the export", cond, detail, detail, skip);
 
 	free(cond);
 	free(detail);
@@ -89,12 +133,12 @@ create_cast_test(PGconn *conn)
 			"EXCEPTION WHEN others THEN RETURN false; END $f$");
 }
 
-/* The staged values of SCOL (a staging column of type STAGED) must fit TARGET. */
+/* The staged values of the field (of type STAGED) must fit the column's TARGET type. */
 static long long
-check_fits(Run *run, Findings *f, const char *scol, const ColumnType *staged, const ColumnType *target,
-		   const char *subject)
+check_fits(Run *run, Findings *f, const Target *t, const ColumnType *staged, const ColumnType *target, bool skip)
 {
-	char *check, *cond, *detail;
+	const char *scol = t->scol;
+	char *check, *cond, *detail, *problem;
 	long long n;
 
 	if (target->max_chars >= 0)
@@ -117,7 +161,9 @@ check_fits(Run *run, Findings *f, const char *scol, const ColumnType *staged, co
 	}
 	else
 		return 0;				/* the same type, or text: every value fits */
-	n = staged_where(run, f, check, subject, cond, detail);
+	problem = PQescapeLiteral(run->conn, check, strlen(check));
+	n = staged_where(run, f, t, check, cond, detail, problem, skip);
+	PQfreemem(problem);
 	free(check);
 	free(cond);
 	free(detail);
@@ -125,31 +171,38 @@ check_fits(Run *run, Findings *f, const char *scol, const ColumnType *staged, co
 }
 
 long long
-value_check_staging(Run *run, const Op *op, Findings *f)
+value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 {
 	const Plan *p = run->plan;
 	long long total = 0;
 
+	if (skip)
+	{
+		db_exec(run->conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_skipped (\"localId\" text, element bigint, "
+				"field text, \"column\" text, problem text)");
+		db_exec(run->conn, "TRUNCATE pg_temp.phasemig_skipped");
+	}
 	if (op->email_column)
 	{
 		char *subject = str_printf("field \"email\" (column \"%s\")", op->email_column);
+		Target t = {.field = "email", .column = op->email_column, .subject = subject};
 
-		total += check_json_type(run, f, "email", subject);
+		total += check_json_type(run, f, &t, skip);
 		free(subject);
 	}
 	for (int i = 0; i < op->n_set; i++)
 	{
-		const char *field = op->set[i].field;
-		const char *scol = mapping_field_column(field);
-		char *subject = str_printf("field \"%s\" (column \"%s\")", field, op->set[i].column);
+		char *subject = str_printf("field \"%s\" (column \"%s\")", op->set[i].field, op->set[i].column);
+		Target t = {.field = op->set[i].field, .column = op->set[i].column,
+					.scol = mapping_field_column(op->set[i].field), .subject = subject};
 		ColumnType staged, target;
 
-		total += check_json_type(run, f, field, subject);
-		if (scol && column_type(run->conn, "pg_temp.phasemig_staging", scol, &staged))
+		total += check_json_type(run, f, &t, skip);
+		if (t.scol && column_type(run->conn, "pg_temp.phasemig_staging", t.scol, &staged))
 		{
-			if (column_type(run->conn, p->q_table, op->set[i].column, &target))
+			if (column_type(run->conn, p->q_table, t.column, &target))
 			{
-				total += check_fits(run, f, scol, &staged, &target, subject);
+				total += check_fits(run, f, &t, &staged, &target, skip);
 				free(target.type);
 			}
 			free(staged.type);

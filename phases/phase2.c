@@ -42,6 +42,10 @@ static const char help[] =
 	"                           file for firebase auth:import with those users\n"
 	"      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
 	"                           digests to that import file\n"
+	"      --skip-invalid-values\n"
+	"                           apply: leave empty the export's values that do not\n"
+	"                           fit their column (too long, wrong type, out of range)\n"
+	"                           and list them, instead of refusing\n"
 	CLI_HELP_DISCARD_GENERATED
 	"      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
@@ -67,10 +71,12 @@ static const char help[] =
 	"                               each generated user is in exactly one such file;\n"
 	"                               RUN-ID-firebase-import.json.partial until its\n"
 	"                               users are committed (the next apply finishes it)\n"
+	"  RUN-ID-invalid-values.csv    with --skip-invalid-values, the values left empty:\n"
+	"                               localId, element, field, column and why\n"
 	"\n"
 	CLI_HELP_EXIT_STATUS(
-		"  3 the mapping conflicts with the table, or invalid keys or orphans (nothing\n"
-		"    written);\n");
+		"  3 the mapping conflicts with the table, has values that do not fit it, or\n"
+		"    invalid keys or orphans (nothing written);\n");
 
 /* phase2 apply, step by step. */
 static int

@@ -115,3 +115,35 @@ export_users hostile "$TEST_TMP/num.json"
 assert_exit 0 "numeric phone numbers fit" -- \
     phase 2 apply -d hostile --plan "$TEST_TMP/hostile.json" --logs-dir "$LOGS" --mapping "$TEST_TMP/num.json"
 assert_eq "155500000001" "$(q hostile 'select "need""q(uot" from public.users order by id limit 1')" "first user filled"
+
+test_case "--skip-invalid-values: the bad fields are left empty and listed under logs/, every other value is filled"
+new_db skip
+"$ROOT/scripts/gen-data" -d skip --users 40 --out "$DATA" --seed t14s 2>/dev/null || _t_fail "gen-data failed"
+p1 apply -d skip >/dev/null 2>&1 || _t_fail "phase1 failed"
+LONG_PHONE="+$(printf '7%.0s' {1..39})"
+export_users skip "$TEST_TMP/skip.json" "{\"phoneNumber\": \"$LONG_PHONE\", \"emailVerified\": \"yes\"}"
+assert_exit 2 "the option on rollback" -- p2 rollback -d skip --skip-invalid-values
+assert_contains "$LAST_ERR" "accepted by apply only" "says where it belongs"
+rm -f "$LOGS"/*-invalid-values.csv
+assert_exit 0 "phase2 with --skip-invalid-values" -- p2 apply -d skip --mapping "$TEST_TMP/skip.json" --skip-invalid-values
+list=$(ls "$LOGS"/*-invalid-values.csv 2>/dev/null)
+assert_eq "1" "$(wc -l <<<"$list" | tr -d ' ')" "one list written"
+assert_contains "$LAST_ERR" "2 values of the export are left empty; listed in $list" "the warning names the file"
+assert_eq "localId,element,field,column,problem
+$UID1,1,emailVerified,email_verified,\"a string, not a boolean\"
+$UID1,1,phoneNumber,phone_number,value longer than character varying(32)" "$(cat "$list")" "each value listed, by user and field"
+assert_eq "600" "$(stat -c %a "$list")" "the list is readable by its owner only"
+assert_not_contains "$(cat "$list")" "7777777777" "the value itself is not in the list"
+assert_eq "$UID1|Name 1||" "$(q skip "select firebase_uid, display_name, phone_number, email_verified from public.users order by id limit 1")" \
+    "the first user: uid and name filled, the two bad fields empty"
+assert_eq "0" "$(q skip "select count(*) from (select * from public.users order by id offset 1) u
+  where firebase_uid is null or phone_number is null or email_verified is null")" "every other user filled in full"
+assert_eq "2" "$(q skip "select metadata->>'invalid_values_skipped' from migration_log where phase = 2 and operation like 'backfill%' order by id desc limit 1")" \
+    "the count kept in migration_log"
+# the sync trigger reads the same mapping: a row the application inserts again gets no bad value either
+q skip "create table public.first as select * from public.users order by id limit 1;
+  delete from public.users where id = (select id from public.first)" >/dev/null
+assert_exit 0 "the application inserts the first user again" -- q skip "insert into public.users (id, clerk_user_id, email)
+  select id, clerk_user_id, email from public.first"
+assert_eq "$UID1||" "$(q skip "select firebase_uid, phone_number, email_verified from public.users where id = (select id from public.first)")" \
+    "filled by the trigger without the bad values"
