@@ -20,21 +20,23 @@
 
 #define MAX_UID_LENGTH 128
 
+/* Each Firebase field: its staging column and that column's type (MAPPING_COLUMNS). */
 static const struct
 {
 	const char *field;
 	const char *column;
+	const char *type;
 } field_columns[] = {
-	{"localId", "firebase_uid"},
-	{"email", "email"},
-	{"emailVerified", "email_verified"},
-	{"displayName", "display_name"},
-	{"photoUrl", "photo_url"},
-	{"phoneNumber", "phone_number"},
-	{"lastSignedInAt", "last_signed_in_at"},
-	{"createdAt", "created_at"},
-	{"disabled", "disabled"},
-	{NULL, NULL}
+	{"localId", "firebase_uid", "text"},
+	{"email", "email", "text"},
+	{"emailVerified", "email_verified", "boolean"},
+	{"displayName", "display_name", "text"},
+	{"photoUrl", "photo_url", "text"},
+	{"phoneNumber", "phone_number", "text"},
+	{"lastSignedInAt", "last_signed_in_at", "timestamptz"},
+	{"createdAt", "created_at", "timestamptz"},
+	{"disabled", "disabled", "boolean"},
+	{NULL, NULL, NULL}
 };
 
 const char *
@@ -43,6 +45,15 @@ mapping_field_column(const char *field)
 	for (int i = 0; field_columns[i].field; i++)
 		if (strcmp(field_columns[i].field, field) == 0)
 			return field_columns[i].column;
+	return NULL;
+}
+
+const char *
+mapping_field_type(const char *field)
+{
+	for (int i = 0; field_columns[i].field; i++)
+		if (strcmp(field_columns[i].field, field) == 0)
+			return field_columns[i].type;
 	return NULL;
 }
 

@@ -35,6 +35,8 @@
 
 /* Source-table column a Firebase field lands in ("displayName" -> "display_name"). */
 const char *mapping_field_column(const char *field);
+/* The SQL type a Firebase field is staged as ("emailVerified" -> "boolean"). */
+const char *mapping_field_type(const char *field);
 
 /*
  * Create pg_temp.phasemig_staging and fill it from PATH, one element at a

@@ -145,6 +145,16 @@ ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique
 {
 	char *sql;
 
+	/*
+	 * An index of this name and definition (plan_check_catalog compared it)
+	 * made outside phasemig is used as it is, and never dropped by a rollback.
+	 */
+	if (index_state_on(run, run->plan->q_table, name) == INDEX_VALID &&
+		!mlog_is_registered(run->conn, run->plan, kind, name))
+	{
+		log_info("index \"%s\" already exists and was not made by phasemig: used as it is, kept by rollback", name);
+		return EXIT_DONE;
+	}
 	/* register first: a crash during the build still leaves it ours to drop */
 	sql = mlog_register_sql(run->plan, run->phase, kind, name);
 	db_exec(run->conn, sql);

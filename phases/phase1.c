@@ -50,24 +50,6 @@ static const char help[] =
 	CLI_HELP_EXIT_STATUS(
 		"  3 a pre-flight check refused (nothing changed);\n");
 
-/* Exit 2 naming the tables this role cannot alter (it must own them, or be a member of their owner). */
-static int
-require_table_owner(Run *run)
-{
-	bool uuid = false;
-	char *tables;
-
-	for (int i = 0; i < run->plan->n_ops; i++)
-		uuid = uuid || run->plan->ops[i].kind == OP_CONVERT_TO_UUID;
-	tables = catalog_tables_not_owned(run->plan, uuid);
-	if (tables == NULL)
-		return EXIT_DONE;
-	log_error("role \"%s\" may not alter %s; nothing was created", PQuser(run->conn), tables);
-	log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
-	free(tables);
-	return EXIT_BAD_INPUT;
-}
-
 /* phase1 apply, step by step. */
 static int
 apply(Run *run, const Options *opts)
@@ -77,11 +59,12 @@ apply(Run *run, const Options *opts)
 	/*
 	 * 1. Refuse, before creating anything: when phase2 is applied (phase1 is
 	 * then in place), when this role may not alter every table the plan
-	 * changes, or when the plan names columns the table does not have.
+	 * changes or create phasemig's state, or when the plan does not fit the
+	 * catalog (columns, types, index names).
 	 */
 	if (!phase_can_apply(run))
 		return EXIT_BAD_INPUT;
-	if ((rc = require_table_owner(run)) != EXIT_DONE || (rc = plan_check_columns(run)) != EXIT_DONE)
+	if ((rc = plan_check_rights(run)) != EXIT_DONE || (rc = plan_check_catalog(run)) != EXIT_DONE)
 		return rc;
 	/*
 	 * 2. Create migration_log, the migration_backup schema and the object

@@ -13,7 +13,8 @@ fresh_app() {
     new_db "$1"
     "$ROOT/scripts/gen-data" -d "$1" --users 50 --out "$TEST_TMP/data" --seed t15 2>/dev/null || _t_fail "gen-data failed for $1"
 }
-catalog() {   # what exists: schemas and relations (names, owners), roles with superuser
+catalog() {   # what exists: schemas and relations (names, owners), columns and constraints, roles with superuser
+    schema_fingerprint "$1"
     q "$1" "select string_agg(nspname || ':' || pg_get_userbyid(nspowner), ',' order by nspname) from pg_namespace"
     q "$1" "select string_agg(c.oid::regclass::text || ':' || pg_get_userbyid(relowner), ',' order by 1) from pg_class c
             join pg_namespace n on n.oid = c.relnamespace where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')"
@@ -103,9 +104,52 @@ before=$(catalog mistyped)
 assert_exit 2 "type clash" -- p 1 apply -d mistyped
 assert_contains "$LAST_ERR" 'column "phone_number" of "public"."users" already exists with type integer' "names the clash"
 assert_eq "$before" "$(catalog mistyped)" "type clash: no other column added first"
+# a type the database does not know, and a field whose values cannot be cast to its column
+sed 's/"type": "boolean"/"type": "boolean_ish"/' "$PLAN" > "$TEST_TMP/bad-type.json"
+sed 's/"column": "email_verified", "type": "boolean"/"column": "email_verified", "type": "date"/' "$PLAN" > "$TEST_TMP/bad-cast.json"
+q mistyped "alter table public.users drop column phone_number" >/dev/null
+before=$(catalog mistyped)
+for f in bad-type:'"boolean_ish" is not a type known to the database' \
+         bad-cast:'column "email_verified" is of type date: the field "emailVerified" (boolean) cannot be written to it'; do
+    assert_exit 2 "${f%%:*}" -- phase 1 apply -d mistyped --plan "$TEST_TMP/${f%%:*}.json" --logs-dir "$LOGS"
+    assert_contains "$LAST_ERR" "${f#*:}" "${f%%:*}: says why"
+    assert_eq "$before" "$(catalog mistyped)" "${f%%:*}: nothing created"
+done
 new_db already
 q already "create table public.users (id uuid primary key)" >/dev/null
 before=$(catalog already)
 assert_exit 2 "key already uuid" -- phase 1 apply -d already --plan "$ROOT/plans/string-to-uuid.json" --logs-dir "$LOGS"
 assert_contains "$LAST_ERR" "already of type uuid" "says so"
 assert_eq "$before" "$(catalog already)" "no migration_log, no migration_backup"
+
+test_case "an index name the plan would create, already taken: exit 2 naming what holds it, nothing created"
+fresh_app taken
+q taken "create index users_firebase_uid_idx on public.tags (name)" >/dev/null
+before=$(catalog taken)
+assert_exit 2 "the name held by an index on another table" -- p 1 apply -d taken
+assert_contains "$LAST_ERR" 'the name "users_firebase_uid_idx" is taken: index public.users_firebase_uid_idx is on table public.tags' "says where"
+assert_eq "$before" "$(catalog taken)" "nothing created"
+q taken "drop index public.users_firebase_uid_idx; alter table public.users add column firebase_uid varchar(128);
+  create index users_firebase_uid_idx on public.users (lower(firebase_uid))" >/dev/null
+before=$(catalog taken)
+assert_exit 2 "the name held by another index on the table" -- p 1 apply -d taken
+assert_contains "$LAST_ERR" "exists with another definition: CREATE INDEX users_firebase_uid_idx ON public.users USING btree (lower((firebase_uid)::text))" "shows the definition found"
+assert_eq "$before" "$(catalog taken)" "nothing created"
+q taken "drop index public.users_firebase_uid_idx; create index users_firebase_uid_idx on public.users (firebase_uid)" >/dev/null
+assert_exit 0 "the very index the plan asks for is adopted" -- p 1 apply -d taken
+assert_exit 0 "phase1 rollback" -- p 1 rollback -d taken
+assert_eq "users_firebase_uid_idx" "$(q taken "select to_regclass('public.users_firebase_uid_idx')")" \
+    "an index phasemig did not create is not dropped by its rollback"
+
+test_case "a role without CREATE where the state goes: exit 2 naming the privilege, nothing created"
+fresh_app noprivs
+q postgres "drop role if exists owner2; create role owner2 login" >/dev/null
+q noprivs "alter table public.users owner to owner2; revoke create on schema public from public;
+  revoke create on database noprivs from public" >/dev/null
+before=$(catalog noprivs)
+assert_exit 2 "phase1 apply as owner2" -- p 1 apply -d "dbname=noprivs user=owner2"
+assert_contains "$LAST_ERR" 'role "owner2" lacks CREATE on schema public (for public.migration_log) and CREATE on database noprivs (for schema migration_backup); nothing was created' "names both privileges"
+assert_eq "$before" "$(catalog noprivs)" "nothing created"
+q noprivs "grant create on schema public to owner2; grant create on database noprivs to owner2" >/dev/null
+assert_exit 0 "with the privileges granted" -- p 1 apply -d "dbname=noprivs user=owner2"
+assert_exit 0 "phase1 rollback" -- p 1 rollback -d "dbname=noprivs user=owner2"
