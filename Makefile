@@ -9,14 +9,21 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson 
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:common/%.c=build/%.o) build/sqltext.o
-BINS       := bin/phase1 bin/phase2 bin/phase3
+BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file
 
 .PHONY: all check demo clean lint format
 .SECONDARY:
 all: $(BINS)
 
-bin/%: build/%.o $(COMMON_OBJ) | bin
+bin/phase%: build/phase%.o $(COMMON_OBJ) | bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+# scripts/rehearse's helper: a connection string as a section of a libpq service file
+bin/service-file: build/service_file.o build/conninfo_secrets.o build/strbuf.o | bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+build/service_file.o: scripts/lib/service_file.c common/conninfo_secrets.h | build
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 build/%.o: common/%.c common/*.h build/sqltext.h | build
 	$(CC) $(CFLAGS) -c -o $@ $<

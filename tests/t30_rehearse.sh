@@ -11,11 +11,21 @@ mkdir -p "$DATA" "$REPORTS"
 new_db rsrc
 "$ROOT/scripts/gen-data" -d rsrc --users 300 --out "$DATA" --seed t30 2>/dev/null || _t_fail "gen-data failed"
 
-# rehearse NAME [OPTION...]: the clerk plan on a copy of rsrc, reports in $REPORTS/NAME
+# psql, pg_dump, pg_restore and pgbench as rehearse runs them: each logs its command line to
+# $ARGV_LOG, then runs the real one (the last case checks no password was ever on one)
+SHIMS=$TEST_TMP/shims ARGV_LOG=$TEST_TMP/argv.log RTMP=$TEST_TMP/rtmp
+mkdir -p "$SHIMS" "$RTMP"
+for t in psql pg_dump pg_restore pgbench; do
+    real=$(command -v "$t") || { source "$ROOT/scripts/lib/cluster.sh"; real=$(cluster_bindir)/$t; }
+    printf '#!/bin/sh\necho "%s $*" >>"%s"\nexec "%s" "$@"\n' "$t" "$ARGV_LOG" "$real" >"$SHIMS/$t"
+    chmod +x "$SHIMS/$t"
+done
+# rehearse NAME [OPTION...]: the clerk plan on a copy of rsrc, reports in $REPORTS/NAME; the source's
+# DSN carries an unused password (the test cluster trusts) that must reach no command line
 rehearse() {
     local name=$1; shift
-    "$ROOT/scripts/rehearse" --plan "$PLAN" -d rsrc --mapping "$DATA/firebase-export.json" \
-        --report-dir "$REPORTS/$name" "$@"
+    PATH=$SHIMS:$PATH TMPDIR=$RTMP "$ROOT/scripts/rehearse" --plan "$PLAN" -d "dbname=rsrc password=s3cret" \
+        --mapping "$DATA/firebase-export.json" --report-dir "$REPORTS/$name" "$@"
 }
 GENERATE=(--phase2-args "--generate-missing --clerk-export $DATA/clerk-export.csv")
 # jget NAME PATH: a value of the JSON report of rehearsal NAME, e.g. jget pass '{rollback,passed}'
@@ -193,3 +203,18 @@ assert_eq "t" "$(_t_psql postgres -v j="$(cat "$REPORTS"/load/*.json)" <<<"SELEC
 assert_ne "0" "$(jget load '{load,rows_removed_after}')" "the load's own rows removed before comparing"
 assert_eq "$START" "$(source_state)" "source unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
+
+test_case "the password of the connection string reaches no command line (ps): psql, pg_dump, pg_restore, pgbench get service=NAME"
+for t in psql pg_dump pg_restore pgbench; do
+    assert_ne "" "$(grep "^$t " "$ARGV_LOG" | head -1)" "$t was run by the rehearsals above"
+done
+assert_contains "$(grep '^pg_dump ' "$ARGV_LOG" | head -1)" "service=" "pg_dump is given a service name"
+assert_eq "" "$(grep -n s3cret "$ARGV_LOG")" "no password on any command line"
+assert_eq "" "$(ls -A "$RTMP")" "the service files are removed"
+assert_exit 2 "a password with a quote and a blank: connects, then stops at the plan" -- \
+    rehearse quoted -d "dbname=rsrc password='s3cret q\\'te'" --plan "$DATA/expected.csv"
+assert_contains "$LAST_ERR" "is not a plan" "it got as far as reading the plan"
+assert_eq "" "$(grep -n s3cret "$ARGV_LOG")" "still no password on a command line"
+assert_exit 2 "a password ending in a blank cannot go into a service file" -- rehearse blank -d "dbname=rsrc password='s3cret '"
+assert_contains "$LAST_ERR" "cannot use the connection string of --dbname" "refused, saying which"
+assert_not_contains "$LAST_OUT$LAST_ERR" "s3cret" "without printing it"
