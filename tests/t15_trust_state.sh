@@ -93,7 +93,15 @@ before=$(catalog mistyped)
 sed 's/"columns": \["firebase_uid"\]/"columns": ["firebase_iud"]/' "$PLAN" > "$TEST_TMP/bad-index.json"
 sed 's/"match_column": "clerk_user_id"/"match_column": "clerk_usr_id"/' "$PLAN" > "$TEST_TMP/bad-match.json"
 sed 's/"display_name": "displayName"/"dispaly_name": "displayName"/' "$PLAN" > "$TEST_TMP/bad-set.json"
-for f in bad-index:'"firebase_iud" is not a column' bad-match:'match_column "clerk_usr_id" is not a column' bad-set:'"dispaly_name" is not a column'; do
+sed 's/"set_not_null", "column": "firebase_uid"/"set_not_null", "column": "firebase_iud"/' "$PLAN" > "$TEST_TMP/bad-notnull.json"
+sed 's/"add_unique", "column": "firebase_uid"/"add_unique", "column": "firebase_iud"/' "$PLAN" > "$TEST_TMP/bad-unique.json"
+sed 's/"check_unique", "column": "email"/"check_unique", "column": "emial"/' "$PLAN" > "$TEST_TMP/bad-check.json"
+sed 's/"drop_column", "column": "clerk_user_id"/"drop_column", "column": "clerk_user"/' "$PLAN" > "$TEST_TMP/bad-drop.json"
+sed 's/"column": "id"/"column": "idd"/' "$ROOT/plans/string-to-uuid.json" > "$TEST_TMP/bad-uuid.json"
+for f in bad-index:'"firebase_iud" is not a column' bad-match:'match_column "clerk_usr_id" is not a column' \
+         bad-set:'"dispaly_name" is not a column' bad-notnull:'"firebase_iud" is not a column' \
+         bad-unique:'"firebase_iud" is not a column' bad-check:'"emial" is not a column' \
+         bad-drop:'"clerk_user" is not a column' bad-uuid:'"idd" is not a column'; do
     assert_exit 2 "${f%%:*}" -- phase 1 apply -d mistyped --plan "$TEST_TMP/${f%%:*}.json" --logs-dir "$LOGS"
     assert_contains "$LAST_ERR" "${f#*:}" "${f%%:*}: names the column"
     assert_contains "$LAST_ERR" "nothing was created or changed" "${f%%:*}: says nothing changed"
