@@ -150,6 +150,12 @@ db_connect(const char *conninfo, const char *application_name)
 	 * plan's lock, instead of finishing a long statement nobody waits for.
 	 */
 	PQclear(PQexec(conn, "SET client_connection_check_interval = 1000"));
+	/*
+	 * phase2 stages the mapping and its lookups in temporary tables that the
+	 * batches probe for every row: room for them in this session's local
+	 * buffers (allocated as used, settable only before a temporary table is).
+	 */
+	PQclear(PQexec(conn, "SET temp_buffers = '256MB'"));
 	return conn;
 }
 

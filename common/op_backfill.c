@@ -721,6 +721,44 @@ done:
 }
 
 /*
+ * The mapping resolved once, set-based, into three keyed tables the batches
+ * probe by index instead of aggregating the source for every row:
+ * phasemig_by_clerk_id (every Clerk id of the mapping, its uid when exactly
+ * one, else NULL: an ambiguous id, and an id that is there at all stops the
+ * email fallback), phasemig_by_email (emails of users without a Clerk id,
+ * the uid when exactly one) and phasemig_profile (the fields of each uid, a
+ * file's row before a generated one).  The same rules as the sync trigger's.
+ */
+static void
+build_lookups(Run *run, const Names *n)
+{
+	char *sql[3];
+
+	sql[0] = str_printf("CREATE TEMP TABLE phasemig_by_clerk_id AS SELECT clerk_user_id AS v, "
+						"CASE WHEN count(DISTINCT firebase_uid) = 1 THEN min(firebase_uid) END AS uid "
+						"FROM %s WHERE clerk_user_id IS NOT NULL GROUP BY clerk_user_id",
+						n->source);
+	sql[1] = str_printf("CREATE TEMP TABLE phasemig_by_email AS SELECT email_norm AS v, "
+						"CASE WHEN count(DISTINCT firebase_uid) = 1 THEN min(firebase_uid) END AS uid "
+						"FROM %s WHERE clerk_user_id IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
+						n->source);
+	sql[2] = str_printf("CREATE TEMP TABLE phasemig_profile AS SELECT DISTINCT ON (firebase_uid) * FROM %s "
+						"ORDER BY firebase_uid, origin",
+						n->source);
+	db_exec(run->conn, "DROP TABLE IF EXISTS pg_temp.phasemig_by_clerk_id, pg_temp.phasemig_by_email, "
+			"pg_temp.phasemig_profile");
+	for (int i = 0; i < 3; i++)
+	{
+		db_exec(run->conn, sql[i]);
+		free(sql[i]);
+	}
+	db_exec(run->conn, "ALTER TABLE pg_temp.phasemig_by_clerk_id ADD PRIMARY KEY (v)");
+	db_exec(run->conn, "ALTER TABLE pg_temp.phasemig_by_email ADD PRIMARY KEY (v)");
+	db_exec(run->conn, "ALTER TABLE pg_temp.phasemig_profile ADD PRIMARY KEY (firebase_uid)");
+	db_exec(run->conn, "ANALYZE pg_temp.phasemig_by_clerk_id, pg_temp.phasemig_by_email, pg_temp.phasemig_profile");
+}
+
+/*
  * The batch statement: find the mapping of each row of the next keyset batch
  * that has no uid yet, save original and written values, fill the columns
  * that are NULL.  only_empty: walk only rows without a uid (the sweep of a
@@ -730,11 +768,12 @@ static char *
 batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 {
 	const Plan *p = run->plan;
-	StrBuf sb, wcols, wvals, sets;
+	StrBuf sb, bcols, wcols, wvals, sets;
 	char *cols = backup_columns(op);
 	char *upsert = backup_upsert_sets(op);
 
 	sb_init(&sb);
+	sb_init(&bcols);
 	sb_init(&wcols);
 	sb_init(&wvals);
 	sb_init(&sets);
@@ -743,7 +782,9 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 		char *q = plan_ident(p, op->set[i].column);
 		char *type = catalog_column_type(p, op->set[i].column);
 
-		sb_printf(&wcols, ", t.%s AS o%d, coalesce(t.%s, r.%s::%s) AS w%d", q, i + 1, q,
+		/* the values the locked row holds now: the batch never reads the table twice */
+		sb_printf(&bcols, ", t.%s AS c%d", q, i + 1);
+		sb_printf(&wcols, ", b.c%d AS o%d, coalesce(b.c%d, r.%s::%s) AS w%d", i + 1, i + 1, i + 1,
 				  mapping_field_column(op->set[i].field), type ? type : "text", i + 1);
 		sb_printf(&wvals, ", w.o%d, w.w%d", i + 1, i + 1);
 		sb_printf(&sets, "%s%s = w.w%d", i ? ", " : "", q, i + 1);
@@ -760,30 +801,29 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 			sb_printf(&where, "WHERE t.%s > $2", p->q_key);
 		if (only_empty)
 			sb_printf(&where, "%s t.%s IS NULL", first ? "WHERE" : " AND", n->q_uid);
-		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo FROM %s t %s "
+		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo%s FROM %s t %s "
 				  "ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), ",
-				  p->q_key, n->q_match, email, n->q_uid, p->q_table, where.data, p->q_key);
+				  p->q_key, n->q_match, email, n->q_uid, bcols.data, p->q_table, where.data, p->q_key);
 		free(email);
 		sb_free(&where);
 	}
+	/* the match rules of the trigger, resolved once by build_lookups: one index probe each */
 	sb_printf(&sb,
-			  "u AS (SELECT b.key, coalesce("
-			  "(SELECT min(x.firebase_uid) FROM %s x WHERE x.clerk_user_id = b.m HAVING count(DISTINCT x.firebase_uid) = 1), "
-			  "(SELECT min(x.firebase_uid) FROM %s x WHERE x.clerk_user_id IS NULL AND x.email_norm = b.e "
-			  " AND NOT EXISTS (SELECT 1 FROM %s y WHERE y.clerk_user_id = b.m) HAVING count(DISTINCT x.firebase_uid) = 1)"
-			  ") AS uid FROM b WHERE b.todo), "
-			  "r AS (SELECT u.key, s.* FROM u JOIN LATERAL (SELECT * FROM %s x WHERE x.firebase_uid = u.uid "
-			  " ORDER BY x.origin LIMIT 1) s ON true), "
-			  "w AS (SELECT t.%s AS key%s FROM %s t JOIN r ON t.%s = r.key WHERE t.%s IS NULL), "
+			  "u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ELSE e.uid END AS uid FROM b "
+			  "LEFT JOIN pg_temp.phasemig_by_clerk_id c ON c.v = b.m "
+			  "LEFT JOIN pg_temp.phasemig_by_email e ON e.v = b.e WHERE b.todo), "
+			  "r AS (SELECT u.key, s.* FROM u JOIN pg_temp.phasemig_profile s ON s.firebase_uid = u.uid), "
+			  "w AS (SELECT b.key%s FROM b JOIN r ON r.key = b.key), "
 			  "kept AS (INSERT INTO %s AS bk (key, %s, saved_by) SELECT w.key::text%s, 'batch' FROM w "
 			  " ON CONFLICT (key) DO UPDATE SET %s RETURNING 1), "
-			  "f AS (UPDATE %s t SET %s FROM w WHERE t.%s = w.key RETURNING 1) "
+			  /* the keys as an array: an index probe each, never a hash of the whole table */
+			  "f AS (UPDATE %s t SET %s FROM w WHERE t.%s = w.key AND t.%s = ANY (ARRAY(SELECT key FROM w)) RETURNING 1) "
 			  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 			  "(SELECT count(*) FROM f)",
-			  n->source, n->source, n->source, n->source,
-			  p->q_key, wcols.data, p->q_table, p->q_key, n->q_uid,
+			  wcols.data,
 			  n->backup, cols, wvals.data, upsert,
-			  p->q_table, sets.data, p->q_key);
+			  p->q_table, sets.data, p->q_key, p->q_key);
+	sb_free(&bcols);
 	sb_free(&wcols);
 	sb_free(&wvals);
 	sb_free(&sets);
@@ -1057,6 +1097,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	/* 6. originals are saved in the same statement that fills each batch */
 	if ((rc = ensure_backup_table(run, op, &n, 2)) != EXIT_DONE)
 		goto done;
+	build_lookups(run, &n);
 	{
 		char *count = str_printf("SELECT count(*) FROM %s", p->q_table);
 
