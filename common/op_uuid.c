@@ -604,14 +604,18 @@ classify(UuidJob *job, Findings *f, json_t *meta, bool regenerate)
 	Run *run = job->run;
 	UuidTarget *k = &job->t[0];
 	long long problems = 0;
-	char *sql = str_printf("SELECT count(*) FILTER (WHERE %s(%s::text)::text = %s::text), "
-						   "count(*) FILTER (WHERE %s(%s::text)::text <> %s::text), "
-						   "count(*) FILTER (WHERE %s(%s::text) IS NULL AND NOT EXISTS (SELECT 1 FROM %s m WHERE m.old = %s::text)) "
-						   "FROM %s",
-						   job->try_fn, k->q_col, k->q_col, job->try_fn, k->q_col, k->q_col, job->try_fn, k->q_col,
-						   job->map, k->q_col, k->table);
+	/*
+	 * One pass: each key parsed once (OFFSET 0 keeps the subquery from being
+	 * flattened into three calls), and whether two keys are the same uuid.
+	 */
+	char *sql = str_printf("SELECT count(*) FILTER (WHERE u::text = v), count(*) FILTER (WHERE u::text <> v), "
+						   "count(*) FILTER (WHERE u IS NULL AND v IS NOT NULL AND NOT EXISTS "
+						   "(SELECT 1 FROM %s m WHERE m.old = v)), count(u) - count(DISTINCT u) "
+						   "FROM (SELECT %s::text AS v, %s(%s::text) AS u FROM %s OFFSET 0) s",
+						   job->map, k->q_col, job->try_fn, k->q_col, k->table);
 	PGresult *res = db_query(run->conn, sql, 0, NULL);
 	long long invalid = atoll(PQgetvalue(res, 0, 2));
+	bool same_uuid = atoll(PQgetvalue(res, 0, 3)) > 0;
 
 	log_info("%s.%s: %s canonical, %s accepted but not canonical (stored canonical), %lld invalid", k->table, k->q_col,
 			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), invalid);
@@ -629,12 +633,15 @@ classify(UuidJob *job, Findings *f, json_t *meta, bool regenerate)
 		problems += findings_rows_where(run, f, "invalid uuid", k->regname, cond);
 		free(cond);
 	}
-	sql = str_printf("WITH d AS (SELECT %s(%s::text) AS u, string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys "
-					 "FROM %s WHERE %s(%s::text) IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
-					 "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM (SELECT keys FROM d LIMIT 10) s)",
-					 job->try_fn, k->q_col, k->q_col, k->q_col, k->table, job->try_fn, k->q_col);
-	problems += findings_query(run, f, "keys equal as uuid", k->regname, sql);
-	free(sql);
+	if (same_uuid)
+	{
+		sql = str_printf("WITH d AS (SELECT %s(%s::text) AS u, string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys "
+						 "FROM %s WHERE %s(%s::text) IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
+						 "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM (SELECT keys FROM d LIMIT 10) s)",
+						 job->try_fn, k->q_col, k->q_col, k->q_col, k->table, job->try_fn, k->q_col);
+		problems += findings_query(run, f, "keys equal as uuid", k->regname, sql);
+		free(sql);
+	}
 	for (int i = 1; i < job->n; i++)
 	{
 		UuidTarget *t = &job->t[i];
@@ -695,14 +702,20 @@ fill_target(UuidJob *job, int i, const Options *opts, json_t *meta)
 	long long entry;
 	int rc;
 
+	/*
+	 * The value computed once per row, on the locked row; the update finds
+	 * its rows by an array of keys, an index probe each (a join to the batch
+	 * could hash the whole table).
+	 */
 	for (int first = 0; first < 2; first++)
-		sql[first] = str_printf("WITH b AS (SELECT t.%s AS key FROM %s t %s%s%s ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), "
-								"f AS (UPDATE %s t SET %s = %s FROM b WHERE t.%s = b.key AND t.%s IS DISTINCT FROM %s "
-								"RETURNING 1) "
+		sql[first] = str_printf("WITH b AS (SELECT t.%s AS key, %s AS v FROM %s t %s%s%s ORDER BY t.%s LIMIT $1 "
+								"FOR NO KEY UPDATE), "
+								"f AS (UPDATE %s t SET %s = b.v FROM b WHERE t.%s = b.key AND t.%s = ANY (ARRAY(SELECT key FROM b)) "
+								"AND t.%s IS DISTINCT FROM b.v RETURNING 1) "
 								"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 								"(SELECT count(*) FROM f)",
-								t->q_key, t->table, first ? "" : "WHERE t.", first ? "" : t->q_key, first ? "" : " > $2",
-								t->q_key, t->table, t->q_shadow, value, t->q_key, t->q_shadow, value);
+								t->q_key, value, t->table, first ? "" : "WHERE t.", first ? "" : t->q_key,
+								first ? "" : " > $2", t->q_key, t->table, t->q_shadow, t->q_key, t->q_key, t->q_shadow);
 	{
 		char *count = str_printf("SELECT count(*) FROM %s", t->table);
 
