@@ -11,7 +11,7 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:common/%.c=build/%.o) build/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file
 
-.PHONY: all check demo clean lint format
+.PHONY: all check demo bench clean lint format
 .SECONDARY:
 all: $(BINS)
 
@@ -51,6 +51,10 @@ demo:
 	scripts/install-deps
 	$(MAKE) all
 	scripts/demo
+
+# Both jobs against their baselines: scripts/bench [USERS] [RUNS] (default 1M users, 3 runs: long)
+bench: all
+	scripts/bench $(BENCH_USERS) $(BENCH_RUNS)
 
 lint: all
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
