@@ -235,6 +235,48 @@ target_rows_where(Run *run, Findings *f, const char *check, const UuidTarget *t,
 	return n;
 }
 
+/* One row check of a target: what it finds, and its condition over the target's row c. */
+typedef struct RowCheck
+{
+	const char *check;
+	char *cond;
+} RowCheck;
+
+#define MAX_ROW_CHECKS 4
+
+/*
+ * Every row check of target T in one pass over its table (EXTRA, if not
+ * NULL, is one more aggregate of that pass, returned in *extra); the samples
+ * are read, by a second pass, only for a check that found rows.  Frees the
+ * conditions.  Returns the rows found.
+ */
+static long long
+target_checks(Run *run, Findings *f, const UuidTarget *t, RowCheck *checks, int n, const char *extra,
+			  long long *extra_out)
+{
+	StrBuf sb;
+	PGresult *res;
+	long long problems = 0;
+
+	sb_init(&sb);
+	sb_append(&sb, "SELECT ");
+	for (int i = 0; i < n; i++)
+		sb_printf(&sb, "%scount(*) FILTER (WHERE %s)", i ? ", " : "", checks[i].cond);
+	sb_printf(&sb, ", %s FROM %s c", extra ? extra : "0", t->table);
+	res = db_query(run->conn, sb.data, 0, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		if (atoll(PQgetvalue(res, 0, i)) > 0)
+			problems += target_rows_where(run, f, checks[i].check, t, checks[i].cond);
+		free(checks[i].cond);
+	}
+	if (extra_out)
+		*extra_out = atoll(PQgetvalue(res, 0, n));
+	PQclear(res);
+	sb_free(&sb);
+	return problems;
+}
+
 long long
 uuid_check(Run *run, const Op *op, Findings *f)
 {
@@ -255,34 +297,59 @@ uuid_check(Run *run, const Op *op, Findings *f)
 		return 0;
 	}
 	k = &job.t[0];
+	/* each table read once for all its row checks; the key's duplicates counted in the same pass */
 	for (int i = 0; i < job.n; i++)
 	{
 		UuidTarget *t = &job.t[i];
-		char *cond = str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow);
+		RowCheck checks[MAX_ROW_CHECKS];
+		int n = 0;
+		long long duplicates = 0;
 
-		problems += target_rows_where(run, f, "not converted (shadow NULL, original not)", t, cond);
-		free(cond);
+		checks[n++] = (RowCheck) {"not converted (shadow NULL, original not)",
+			str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow)};
 		/*
 		 * a shadow that is set but no longer says what its original says: a
 		 * write the triggers did not see (session_replication_role = replica,
 		 * triggers disabled), which the swap would otherwise make the truth
 		 */
 		if (i == 0)
-			cond = str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM coalesce((SELECT m.new FROM %s m "
-							  "WHERE m.old = c.%s::text), %s(c.%s::text))",
-							  t->q_shadow, t->q_shadow, job.map, t->q_col, job.try_fn, t->q_col);
-		else
-			cond = str_printf("c.%s IS NOT NULL AND (c.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = c.%s "
-							  "AND p.%s IS DISTINCT FROM c.%s))",
-							  t->q_shadow, t->q_col, k->table, k->q_col, t->q_col, k->q_shadow, t->q_shadow);
-		problems += target_rows_where(run, f, "shadow differs from its original", t, cond);
-		free(cond);
-		if (i > 0)
 		{
-			cond = str_printf("c.%s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.%s = c.%s)", t->q_shadow,
-							  k->table, k->q_shadow, t->q_shadow);
-			problems += target_rows_where(run, f, "orphan", t, cond);
-			free(cond);
+			checks[n++] = (RowCheck) {"shadow differs from its original",
+				str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM coalesce((SELECT m.new FROM %s m "
+						   "WHERE m.old = c.%s::text), %s(c.%s::text))",
+						   t->q_shadow, t->q_shadow, job.map, t->q_col, job.try_fn, t->q_col)};
+			checks[n++] = (RowCheck) {"invalid uuid",
+				str_printf("c.%s IS NOT NULL AND %s(c.%s::text) IS NULL AND NOT EXISTS (SELECT 1 FROM %s m "
+						   "WHERE m.old = c.%s::text)", t->q_col, job.try_fn, t->q_col, job.map, t->q_col)};
+		}
+		else
+		{
+			checks[n++] = (RowCheck) {"shadow differs from its original",
+				str_printf("c.%s IS NOT NULL AND (c.%s IS NULL OR EXISTS (SELECT 1 FROM %s p WHERE p.%s = c.%s "
+						   "AND p.%s IS DISTINCT FROM c.%s))",
+						   t->q_shadow, t->q_col, k->table, k->q_col, t->q_col, k->q_shadow, t->q_shadow)};
+			checks[n++] = (RowCheck) {"orphan",
+				str_printf("c.%s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s p WHERE p.%s = c.%s)", t->q_shadow,
+						   k->table, k->q_shadow, t->q_shadow)};
+		}
+		if (i == 0)
+		{
+			char *extra = str_printf("count(c.%s) - count(DISTINCT c.%s)", t->q_shadow, t->q_shadow);
+
+			problems += target_checks(run, f, t, checks, n, extra, &duplicates);
+			free(extra);
+		}
+		else
+			problems += target_checks(run, f, t, checks, n, NULL, NULL);
+		if (duplicates > 0)
+		{
+			char *sql = str_printf("WITH d AS (SELECT %s AS u, string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys "
+								   "FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
+								   "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM (SELECT keys FROM d LIMIT 10) s)",
+								   k->q_shadow, k->q_col, k->q_col, k->table, k->q_shadow);
+
+			problems += findings_query(run, f, "duplicate", k->regname, sql);
+			free(sql);
 		}
 		if (!op->recreate_views)
 		{
@@ -320,18 +387,6 @@ uuid_check(Run *run, const Op *op, Findings *f)
 			}
 			free(deps);
 		}
-	}
-	{
-		char *cond = str_printf("%s IS NOT NULL AND %s(%s::text) IS NULL AND NOT EXISTS (SELECT 1 FROM %s m "
-								"WHERE m.old = %s::text)", k->q_col, job.try_fn, k->q_col, job.map, k->q_col);
-		char *sql = str_printf("WITH d AS (SELECT %s AS u, string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys "
-							   "FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
-							   "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM (SELECT keys FROM d LIMIT 10) s)",
-							   k->q_shadow, k->q_col, k->q_col, k->table, k->q_shadow);
-
-		problems += findings_rows_where(run, f, "invalid uuid", k->regname, cond);
-		problems += findings_query(run, f, "duplicate", k->regname, sql);
-		free(cond), free(sql);
 	}
 	uuid_job_free(&job);
 	return problems;
