@@ -168,3 +168,19 @@ q live "update public.users set clerk_user_id = null where id = '00000000-late-1
 q live "update public.users set firebase_uid = null where id = '00000000-late-1'" >/dev/null
 q live "update public.users set clerk_user_id = 'user_late' where id = '00000000-late-2'" >/dev/null
 assert_eq "LATEUID0000000000000000000001" "$(q live "select firebase_uid from public.users where id = '00000000-late-2'")" "filled on update by the trigger"
+
+test_case "the batches' set-based matching gives every row what the sync trigger's per-row rules give it"
+fresh_app sameasrow 2000
+assert_exit 0 "phase1 apply" -- p1 apply -d sameasrow
+assert_exit 0 "phase2 apply" -- p2 apply -d sameasrow --mapping "$DATA/firebase-export.json" --batch-size 300
+cols="firebase_uid, display_name, photo_url, email_verified, phone_number, last_sign_in_at"
+by_batches=$(q sameasrow "select md5(string_agg(row($cols)::text, ',' order by id)), count(firebase_uid) from public.users")
+# empty the six columns (the trigger fires on the Clerk id and the email only), then have the
+# trigger fill every row by its per-row rules
+q sameasrow "update public.users set ($cols) = (null, null, null, null, null, null);
+  update public.users set clerk_user_id = clerk_user_id, email = email" >/dev/null
+assert_eq "$by_batches" "$(q sameasrow "select md5(string_agg(row($cols)::text, ',' order by id)), count(firebase_uid) from public.users")" \
+    "same values on every row, by Clerk id and by email alike"
+assert_ne "0" "$(q sameasrow "select count(*) from public.users u where firebase_uid is not null and not exists
+  (select 1 from migration_backup.\"clerk-to-firebase:source\" s where s.clerk_user_id = u.clerk_user_id)")" \
+    "the data has users matched by email only"
