@@ -163,7 +163,7 @@ load_csv(PGconn *conn, const char *path, long long *loaded)
 		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
 		return EXIT_BAD_INPUT;
 	}
-	if (!csv_header_is(fp, "clerk_user_id,firebase_uid", "a mapping CSV", path))
+	if (!csv_header_is(fp, CSV_HEADER_MAPPING, "a mapping CSV", path))
 	{
 		fclose(fp);
 		return EXIT_BAD_INPUT;
@@ -219,10 +219,6 @@ mapping_load(PGconn *conn, const char *path, long long *loaded)
 	return load_json(conn, path, format, loaded);
 }
 
-#define CLERK_HEADER "id,first_name,last_name,username,primary_email_address,primary_phone_number," \
-	"verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers," \
-	"totp_secret,password_digest,password_hasher"
-
 int
 mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 {
@@ -240,7 +236,7 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
 			"totp_secret text, password_digest text, password_hasher text)");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
-	if (!csv_header_is(fp, CLERK_HEADER, "a Clerk dashboard CSV export", path))
+	if (!csv_header_is(fp, CSV_HEADER_CLERK, "a Clerk dashboard CSV export", path))
 	{
 		fclose(fp);
 		return EXIT_BAD_INPUT;
