@@ -48,14 +48,33 @@ json_kind(const json_t *v)
 	}
 }
 
-/* Record in BAD (field -> reason) that KEY's value is unusable. */
+/*
+ * Record in BAD (field -> reason) that KEY's value is unusable.  The key is
+ * recorded whatever the reason's text: a value left out of BAD would be
+ * staged as NULL without phase2 refusing it.
+ */
 static void
 mark_invalid(json_t *bad, const char *key, const char *fmt, const char *arg)
 {
 	char reason[128];
+	json_t *text;
 
 	snprintf(reason, sizeof reason, fmt, arg);
-	json_object_set_new(bad, key, json_string(reason));
+	if ((text = json_string(reason)) == NULL)	/* not UTF-8 */
+		text = json_string("unusable value");
+	json_object_set_new(bad, key, text);
+}
+
+/* How many bytes of S to quote, at most MAX, without cutting a UTF-8 character. */
+static int
+utf8_prefix(const char *s, int max)
+{
+	int n = (int) strnlen(s, (size_t) max);
+
+	if (s[n] != '\0')
+		while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
+			n--;
+	return n;
 }
 
 /*
@@ -119,7 +138,10 @@ field_epoch_ms(json_t *user, const char *key, char *buf, size_t size, json_t *ba
 			ms = s[0] == '-' ? -1 : LLONG_MAX;	/* out of range, below */
 		else if (*end != '\0' || end == s || !isdigit((unsigned char) s[0]))
 		{
-			mark_invalid(bad, key, "\"%.40s\" is not epoch milliseconds", s);
+			char shown[48];
+
+			snprintf(shown, sizeof shown, "%.*s", utf8_prefix(s, 40), s);
+			mark_invalid(bad, key, "\"%s\" is not epoch milliseconds", shown);
 			return NULL;
 		}
 	}
