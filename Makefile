@@ -97,7 +97,9 @@ build/fuzz/libphasemig.a: $(FUZZ_OBJ)
 $(FUZZ_BINS): build/fuzz/fuzz_%: build/fuzz/fuzz_%.o build/fuzz/fuzz_util.o build/fuzz/libphasemig.a
 	$(FUZZ_CC) $(SAN_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-fuzz: $(FUZZ_BINS)
+fuzz:
+	scripts/install-deps fuzz
+	$(MAKE) $(FUZZ_BINS)
 	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo:
