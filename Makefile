@@ -110,10 +110,10 @@ demo:
 lint: all
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem --suppress=readdirCalled --library=posix --include=/usr/include/jansson.h \
-	  -Icommon -Ibuild common phases
+	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz
 
 format:
-	clang-format -i common/*.c common/*.h phases/*.c
+	clang-format -i common/*.c common/*.h phases/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf bin build
