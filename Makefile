@@ -56,8 +56,8 @@ $(sort bin build $(OBJDIR) build/fuzz):
 	mkdir -p $@
 
 # With SANITIZE=1 a report from ASan, UBSan or LeakSanitizer (on: what exit() leaves
-# reachable is not reported) ends the binary with it on stderr, which the tests
-# compare, so it fails the suite.
+# reachable is not reported) makes the binary fail with it on stderr, which the tests
+# check (exit code, messages), so it fails the suite.
 ifeq ($(SANITIZE),1)
 CHECK_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 endif
