@@ -1,7 +1,7 @@
 /*
- * fuzz_util.c: the input file of the fuzz targets (rewritten in place for
- * each input, so a reader that takes a path sees exactly the input's bytes)
- * and quiet logs.
+ * fuzz_util.c: the input file of the fuzz targets (an unlinked temporary
+ * file rewritten in place for each input, so a reader that takes a path sees
+ * exactly the input's bytes) and quiet logs.
  */
 #include "fuzz_util.h"
 
@@ -11,15 +11,8 @@
 
 #include "log.h"
 
-static char input_path[] = "/tmp/phasemig-fuzz.XXXXXX";
+static char input_path[64];
 static int input_fd = -1;
-
-static void
-remove_input(void)
-{
-	if (input_fd >= 0)
-		unlink(input_path);
-}
 
 void
 fuzz_quiet_logs(const char *name)
@@ -35,12 +28,16 @@ fuzz_input_file(const uint8_t *data, size_t size)
 
 	if (input_fd < 0)
 	{
-		if ((input_fd = mkstemp(input_path)) < 0)
+		char tmpl[] = "/tmp/phasemig-fuzz.XXXXXX";
+
+		if ((input_fd = mkstemp(tmpl)) < 0)
 		{
 			perror("fuzz: mkstemp");
 			abort();
 		}
-		atexit(remove_input);
+		/* removed at once, read through /proc: nothing is left behind, even after a crash */
+		unlink(tmpl);
+		snprintf(input_path, sizeof input_path, "/proc/self/fd/%d", input_fd);
 	}
 	if (ftruncate(input_fd, 0) != 0)
 	{

@@ -16,8 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 void fuzz_quiet_logs(const char *name);
 
 /*
- * Write DATA to this process's input file (made once with mkstemp, removed
- * at exit) and return its path.  Aborts when the file cannot be written.
+ * Write DATA to this process's input file (made once with mkstemp and
+ * unlinked at once) and return a path that opens it.  Aborts when the file
+ * cannot be written.
  */
 const char *fuzz_input_file(const uint8_t *data, size_t size);
 
