@@ -1,5 +1,7 @@
 # Makefile: builds bin/phase1, bin/phase2, bin/phase3 (C11, -Werror) against
 # libpq, jansson and libuuid found through pkg-config; runs the tests and the demo.
+# SANITIZE=1 builds them with AddressSanitizer and UBSan; `make fuzz` runs the
+# libFuzzer targets of tests/fuzz.
 CC      ?= cc
 PKGS    := libpq jansson uuid
 CFLAGS  ?= -O2 -g
@@ -7,45 +9,105 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initi
            -Icommon -Ibuild $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson -luuid)
 
+# SANITIZE=1: the same bin/, from objects of their own in build/san, so a
+# sanitized and a plain build never share an object; build/mode relinks bin/
+# whenever SANITIZE changes.
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ifeq ($(SANITIZE),1)
+OBJDIR    := build/san
+CFLAGS    += $(SAN_FLAGS)
+BUILD_MODE := sanitize
+else
+OBJDIR    := build
+BUILD_MODE := plain
+endif
+
 COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:common/%.c=build/%.o) build/sqltext.o
+COMMON_OBJ := $(COMMON_SRC:common/%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file
 
-.PHONY: all check demo bench clean lint format
+.PHONY: all check demo bench clean lint format fuzz FORCE
 .SECONDARY:
 all: $(BINS)
 
-bin/phase%: build/phase%.o $(COMMON_OBJ) | bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+bin/phase%: $(OBJDIR)/phase%.o $(COMMON_OBJ) build/mode | bin
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 # scripts/rehearse's helper: a connection string as a section of a libpq service file
-bin/service-file: build/service_file.o build/conninfo_secrets.o build/strbuf.o | bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+bin/service-file: $(OBJDIR)/service_file.o $(OBJDIR)/conninfo_secrets.o $(OBJDIR)/strbuf.o build/mode | bin
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
-build/service_file.o: scripts/lib/service_file.c common/conninfo_secrets.h | build
+$(OBJDIR)/service_file.o: scripts/lib/service_file.c common/conninfo_secrets.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-build/%.o: common/%.c common/*.h build/sqltext.h | build
+$(OBJDIR)/%.o: common/%.c common/*.h build/sqltext.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-build/phase%.o: phases/phase%.c common/*.h | build
+$(OBJDIR)/phase%.o: phases/phase%.c common/*.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # sql/state.sql compiled in, so the binaries need no files beside them
 build/sqltext.c build/sqltext.h: sql/state.sql scripts/embed-sql | build
 	scripts/embed-sql build/sqltext SQL_STATE sql/state.sql
 
-build/sqltext.o: build/sqltext.c
+$(OBJDIR)/sqltext.o: build/sqltext.c | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-bin build:
+# How bin/ was last linked ("plain" or "sanitize"); rewritten only when that changes.
+build/mode: FORCE | build
+	@echo '$(BUILD_MODE)' | cmp -s - $@ || echo '$(BUILD_MODE)' > $@
+
+FORCE:
+
+$(sort bin build $(OBJDIR) build/fuzz):
 	mkdir -p $@
+
+# With SANITIZE=1 a report from ASan, UBSan or LeakSanitizer (on: what exit() leaves
+# reachable is not reported) makes the binary fail with it on stderr, which the tests
+# check (exit code, messages), so it fails the suite.
+ifeq ($(SANITIZE),1)
+CHECK_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+endif
 
 # The README's test command: installs missing packages (as root), builds, tests.
 check:
 	scripts/install-deps
 	$(MAKE) all
-	tests/run
+	$(CHECK_ENV) tests/run
+
+# make fuzz: the libFuzzer targets of tests/fuzz, built with clang, ASan and
+# UBSan into build/fuzz, each run FUZZ_SECONDS on a copy of its corpus; any
+# crash, leak or broken invariant fails (the input is kept in build/fuzz/findings).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := export csv_header plan
+FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
+                -Icommon -Ibuild -Itests/fuzz $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+                $(SAN_FLAGS) -fsanitize=fuzzer-no-link
+FUZZ_OBJ     := $(COMMON_SRC:common/%.c=build/fuzz/%.o) build/fuzz/sqltext.o
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+build/fuzz/%.o: common/%.c common/*.h build/sqltext.h | build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build/fuzz/sqltext.o: build/sqltext.c | build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h common/*.h | build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+# an archive, so that each target links only the objects it calls into
+build/fuzz/libphasemig.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BINS): build/fuzz/fuzz_%: build/fuzz/fuzz_%.o build/fuzz/fuzz_util.o build/fuzz/libphasemig.a
+	$(FUZZ_CC) $(SAN_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz:
+	scripts/install-deps fuzz
+	$(MAKE) $(FUZZ_BINS)
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo:
 	scripts/install-deps
@@ -59,10 +121,10 @@ bench: all
 lint: all
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem --suppress=readdirCalled --library=posix --include=/usr/include/jansson.h \
-	  -Icommon -Ibuild common phases
+	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz
 
 format:
-	clang-format -i common/*.c common/*.h phases/*.c
+	clang-format -i common/*.c common/*.h phases/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf bin build

@@ -30,13 +30,11 @@ copyin_begin(CopyIn *ci, PGconn *conn, const char *copy_sql)
 }
 
 void
-copyin_field(CopyIn *ci, const char *value)
+copyin_escape(StrBuf *sb, const char *value)
 {
-	if (ci->field++ > 0)
-		sb_appendn(&ci->buf, "\t", 1);
 	if (value == NULL)
 	{
-		sb_appendn(&ci->buf, "\\N", 2);
+		sb_appendn(sb, "\\N", 2);
 		return;
 	}
 	for (const char *p = value; *p; p++)
@@ -44,21 +42,29 @@ copyin_field(CopyIn *ci, const char *value)
 		switch (*p)
 		{
 			case '\\':
-				sb_appendn(&ci->buf, "\\\\", 2);
+				sb_appendn(sb, "\\\\", 2);
 				break;
 			case '\t':
-				sb_appendn(&ci->buf, "\\t", 2);
+				sb_appendn(sb, "\\t", 2);
 				break;
 			case '\n':
-				sb_appendn(&ci->buf, "\\n", 2);
+				sb_appendn(sb, "\\n", 2);
 				break;
 			case '\r':
-				sb_appendn(&ci->buf, "\\r", 2);
+				sb_appendn(sb, "\\r", 2);
 				break;
 			default:
-				sb_appendn(&ci->buf, p, 1);
+				sb_appendn(sb, p, 1);
 		}
 	}
+}
+
+void
+copyin_field(CopyIn *ci, const char *value)
+{
+	if (ci->field++ > 0)
+		sb_appendn(&ci->buf, "\t", 1);
+	copyin_escape(&ci->buf, value);
 }
 
 static bool
@@ -76,12 +82,18 @@ flush(CopyIn *ci)
 }
 
 bool
-copyin_end_row(CopyIn *ci)
+copyin_row(CopyIn *ci, const char *row, size_t len)
 {
-	sb_appendn(&ci->buf, "\n", 1);
+	sb_appendn(&ci->buf, row, len);
 	ci->field = 0;
 	ci->rows++;
 	return ci->buf.len < FLUSH_AT || flush(ci);
+}
+
+bool
+copyin_end_row(CopyIn *ci)
+{
+	return copyin_row(ci, "\n", 1);
 }
 
 bool

@@ -23,6 +23,16 @@ typedef struct CopyIn
 bool copyin_begin(CopyIn *ci, PGconn *conn, const char *copy_sql);
 void copyin_field(CopyIn *ci, const char *value);	/* NULL writes \N */
 bool copyin_end_row(CopyIn *ci);
+/*
+ * Append VALUE to SB escaped for COPY's text format (NULL as \N).  Needs no
+ * connection: rows can be built, and tested, apart from a COPY.
+ */
+void copyin_escape(StrBuf *sb, const char *value);
+/*
+ * Send one whole row built elsewhere (escaped fields, tab-separated, ending
+ * in a newline); false (logged) when sending failed.
+ */
+bool copyin_row(CopyIn *ci, const char *row, size_t len);
 /* Finish (abort_reason NULL) or abort the COPY; returns true when it committed rows. */
 bool copyin_finish(CopyIn *ci, const char *abort_reason);
 /* Send a whole file's bytes (for server-side CSV parsing). */

@@ -28,6 +28,7 @@ static bool progress_shown;
 static time_t progress_last;
 static char *first_error;		/* the run's first error message: the reason it failed */
 static int exit_code = -1;
+static bool quiet;
 
 void
 log_init(const char *name)
@@ -41,6 +42,12 @@ const char *
 log_progname(void)
 {
 	return progname;
+}
+
+void
+log_set_quiet(bool on)
+{
+	quiet = on;
 }
 
 /* open(2) with FLAGS and mode 0600, as a stdio stream; NULL with errno set. */
@@ -98,6 +105,13 @@ emit(const char *level, const char *fmt, va_list ap)
 {
 	va_list ap2;
 
+	if (quiet)
+	{
+		char text[1024];
+
+		vsnprintf(text, sizeof text, fmt, ap);
+		return;
+	}
 	clear_progress();
 	va_copy(ap2, ap);
 	fprintf(stderr, "%s: %s", progname, level);
@@ -178,7 +192,7 @@ log_progress(bool force, const char *fmt, ...)
 	bool tty = isatty(STDERR_FILENO);
 	va_list ap;
 
-	if (!force && now == progress_last)
+	if (quiet || (!force && now == progress_last))
 		return;
 	progress_last = now;
 	va_start(ap, fmt);

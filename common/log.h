@@ -20,6 +20,11 @@ enum
 
 void log_init(const char *progname);
 const char *log_progname(void);
+/*
+ * Quiet: messages are still formatted (and the first error kept) but neither
+ * printed nor written to the run log.  For the fuzz targets in tests/fuzz.
+ */
+void log_set_quiet(bool quiet);
 
 /* Mirror every message, with a timestamp, into FILE (created 0600). */
 bool log_open_file(const char *path);

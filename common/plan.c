@@ -136,7 +136,6 @@ read_backfill(Reader *r, Op *op, json_t *obj, const char *where)
 	json_t *set = json_object_get(obj, "set");
 	const char *column;
 	json_t *field;
-	int i = 0;
 
 	op->match_column = get_ident(r, obj, where, "match_column", true);
 	op->email_column = get_ident(r, obj, where, "email_column", false);
@@ -145,9 +144,11 @@ read_backfill(Reader *r, Op *op, json_t *obj, const char *where)
 		fail(r, where, "\"set\" must be an object of column: Firebase field");
 		return;
 	}
+	/* n_set counts the pairs filled so far, so plan_free frees them on every path */
 	op->set = xcalloc(json_object_size(set), sizeof(FieldMap));
 	json_object_foreach(set, column, field)
 	{
+		FieldMap *fm = &op->set[op->n_set];
 		bool known = false;
 
 		if (!json_is_string(field))
@@ -162,13 +163,12 @@ read_backfill(Reader *r, Op *op, json_t *obj, const char *where)
 			fail(r, where, "set.\"%s\": unknown Firebase field \"%s\"", column, json_string_value(field));
 		if (strlen(column) > MAX_IDENT)
 			fail(r, where, "set: column name longer than %d bytes", MAX_IDENT);
-		op->set[i].column = xstrdup(column);
-		op->set[i].field = xstrdup(json_string_value(field));
-		if (strcmp(op->set[i].field, "localId") == 0)
-			op->uid_column = op->set[i].column;
-		i++;
+		fm->column = xstrdup(column);
+		fm->field = xstrdup(json_string_value(field));
+		if (strcmp(fm->field, "localId") == 0)
+			op->uid_column = fm->column;
+		op->n_set++;
 	}
-	op->n_set = i;
 	if (op->uid_column == NULL)
 		fail(r, where, "\"set\" must name the column that receives \"localId\"");
 	op->column = xstrdup(op->uid_column);

@@ -58,7 +58,8 @@ void
 sb_reset(StrBuf *sb)
 {
 	sb->len = 0;
-	sb->data[0] = '\0';
+	if (sb->data)
+		sb->data[0] = '\0';
 }
 
 void
@@ -74,6 +75,8 @@ reserve(StrBuf *sb, size_t extra)
 {
 	if (sb->len + extra + 1 <= sb->cap)
 		return;
+	if (sb->cap == 0)
+		sb->cap = 256;			/* after sb_steal or sb_free */
 	while (sb->len + extra + 1 > sb->cap)
 		sb->cap *= 2;
 	sb->data = realloc(sb->data, sb->cap);
@@ -127,7 +130,8 @@ sb_steal(StrBuf *sb)
 {
 	char *s = sb->data;
 
-	sb_init(sb);
+	sb->data = NULL;
+	sb->len = sb->cap = 0;
 	return s;
 }
 

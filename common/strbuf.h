@@ -20,7 +20,10 @@ void sb_free(StrBuf *sb);
 void sb_append(StrBuf *sb, const char *s);
 void sb_appendn(StrBuf *sb, const char *s, size_t n);
 void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Returns the string, which the caller now owns; sb is left empty. */
+/*
+ * Returns the string, which the caller now owns; sb is left empty, holding no
+ * memory (no sb_free needed; appending to it again allocates anew).
+ */
 char *sb_steal(StrBuf *sb);
 
 /* printf into a fresh malloc'd string the caller frees. */

@@ -42,6 +42,10 @@ one_error_line "nope.json\": No such file or directory"
 printf 'clerk,uid\nuser_a,b\n' > "$TEST_TMP/wrongheader.csv"
 assert_exit 2 "CSV with another header" -- p2 apply -d bad --mapping "$TEST_TMP/wrongheader.csv"
 assert_contains "$LAST_ERR" "header clerk_user_id,firebase_uid" "says which header"
+# the header padded to 4095 bytes then a pair, on one line: its tail is not loaded as a row
+{ printf 'clerk_user_id,firebase_uid%4069s' ''; printf 'user_a,UIDA\n'; } > "$TEST_TMP/longheader.csv"
+assert_exit 2 "a first line over 4 kB that starts with the header" -- p2 apply -d bad --mapping "$TEST_TMP/longheader.csv"
+one_error_line "header clerk_user_id,firebase_uid"
 printf '[{"clerk_user_id": "user_a", "firebase_uid": "x", "extra": 1}]' > "$TEST_TMP/extra.json"
 assert_exit 2 "unknown key in a mapping element" -- p2 apply -d bad --mapping "$TEST_TMP/extra.json"
 one_error_line 'unknown key "extra"'

@@ -65,6 +65,10 @@ assert_contains "$LAST_ERR" "out of range" "the reason named"
 export_users vals "$TEST_TMP/ts1.json" '{"lastSignedInAt": "9999999999999999"}'
 refused "$TEST_TMP/ts1.json" lastSignedInAt "a timestamp past year 9999"
 assert_contains "$LAST_ERR" "out of range" "the reason named"
+# the reason quotes 40 bytes of the value: here they end inside the "é"
+export_users vals "$TEST_TMP/ts3.json" "{\"lastSignedInAt\": \"$(printf 'x%.0s' {1..39})é\"}"
+refused "$TEST_TMP/ts3.json" lastSignedInAt "a non-numeric timestamp with a character across byte 40"
+assert_contains "$LAST_ERR" "is not epoch milliseconds" "the reason named"
 export_users vals "$TEST_TMP/ts2.json" '{"lastSignedInAt": {"ms": 1}}'
 refused "$TEST_TMP/ts2.json" lastSignedInAt "a timestamp that is an object"
 assert_contains "$LAST_ERR" "an object, not a string of epoch milliseconds" "the JSON type named"

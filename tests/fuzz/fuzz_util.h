@@ -1,0 +1,28 @@
+/*
+ * fuzz_util.h: what the libFuzzer targets in tests/fuzz share: the entry
+ * points' prototypes, quiet logging, and the input as a file for the readers
+ * that take a path.
+ */
+#ifndef PHASEMIG_FUZZ_UTIL_H
+#define PHASEMIG_FUZZ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Name the program NAME in messages and silence them (they are formatted all the same). */
+void fuzz_quiet_logs(const char *name);
+
+/*
+ * Write DATA to this process's input file (made once with mkstemp and
+ * unlinked at once) and return a path that opens it.  Aborts when the file
+ * cannot be written.
+ */
+const char *fuzz_input_file(const uint8_t *data, size_t size);
+
+/* Stop the run as a finding: WHAT broke an invariant the target checks. */
+_Noreturn void fuzz_fail(const char *what);
+
+#endif
