@@ -115,7 +115,9 @@ demo:
 	scripts/demo
 
 # Both jobs against their baselines: scripts/bench [USERS] [RUNS] (default 1M users, 3 runs: long)
-bench: all
+bench:
+	scripts/install-deps bench
+	$(MAKE) all
 	scripts/bench $(BENCH_USERS) $(BENCH_RUNS)
 
 lint: all
