@@ -38,22 +38,27 @@ static const struct
 	{NULL, NULL, NULL}
 };
 
+/* FIELD's entry in field_columns, or the terminating one (all NULL). */
+static int
+field_index(const char *field)
+{
+	int i = 0;
+
+	while (field_columns[i].field && strcmp(field_columns[i].field, field) != 0)
+		i++;
+	return i;
+}
+
 const char *
 mapping_field_column(const char *field)
 {
-	for (int i = 0; field_columns[i].field; i++)
-		if (strcmp(field_columns[i].field, field) == 0)
-			return field_columns[i].column;
-	return NULL;
+	return field_columns[field_index(field)].column;
 }
 
 const char *
 mapping_field_type(const char *field)
 {
-	for (int i = 0; field_columns[i].field; i++)
-		if (strcmp(field_columns[i].field, field) == 0)
-			return field_columns[i].type;
-	return NULL;
+	return field_columns[field_index(field)].type;
 }
 
 typedef enum
