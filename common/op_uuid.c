@@ -691,12 +691,14 @@ fill_target(UuidJob *job, int i, const Options *opts, json_t *meta)
 {
 	Run *run = job->run;
 	UuidTarget *t = &job->t[i];
-	UuidTarget *k = &job->t[0];
 	char *label = str_printf("fill %s", t->regname);
-	char *value = i == 0
-		? str_printf("coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), %s(t.%s::text))", job->map, k->q_col,
-					 job->try_fn, k->q_col)
-		: str_printf("(SELECT p.%s FROM %s p WHERE p.%s = t.%s)", k->q_shadow, k->table, k->q_col, t->q_col);
+	/*
+	 * A child's value computed from its own text the way its parent's was
+	 * (the same text, since the foreign key holds): no lookup of the parent
+	 * per row.  phase3's check still compares every child with its parent.
+	 */
+	char *value = str_printf("coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), %s(t.%s::text))",
+							 job->map, t->q_col, job->try_fn, t->q_col);
 	char *sql[2];
 	BatchLoop b = {.what = label};
 	long long entry;
