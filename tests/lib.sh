@@ -13,7 +13,8 @@ _t_fail() {   # works from $(...) subshells too: the flag is a file
 }
 test_case() { [ -n "$_T_CASE" ] && end_case; _T_CASE=$1; rm -f "$_T_FLAG"; }
 end_case() {
-    [ -n "$_T_CASE" ] || return 0
+    # only the test file's own shell records a case: a subshell that inherited it never does twice
+    [ -n "$_T_CASE" ] && [ "$BASHPID" = "$$" ] || return 0
     if [ -s "$_T_FLAG" ]; then echo "FAIL - $_T_CASE"; _t_record fail "$_T_CASE"
     else echo "ok - $_T_CASE"; _t_record pass "$_T_CASE"; fi
     _T_CASE="" ; rm -f "$_T_FLAG"
