@@ -4,7 +4,7 @@
  * kept filled by triggers for every row the application writes; phase2 sorts
  * the values (canonical, accepted, invalid), refuses invalid values and
  * orphans unless told to regenerate invalid keys, and fills the shadows in
- * keyset batches, the key first and its children after; phase3 builds the
+ * keyset batches, the key first and its children after, then builds the
  * indexes on the shadows.
  */
 #include "op_uuid.h"
@@ -546,12 +546,10 @@ uuid_apply1(Run *run, const Op *op, const Options *opts)
 		free(reg);
 	}
 	/*
-	 * The indexes on the shadows are built by phase3 (step 1 of its apply,
-	 * CONCURRENTLY, before the constraints that use them), once phase2 has
-	 * filled the shadows: keeping them up to date row by row through the fill
-	 * costs more than building them after it (a keyset loop took 2.8 times as
-	 * long with them in place, at 100,000 users), and phase2 holds no lock
-	 * longer than a batch.
+	 * The indexes on the shadows are built by phase2, once the shadows are
+	 * filled: keeping them up to date row by row through the fill costs more
+	 * than building them after it (a keyset loop took 2.8 times as long with
+	 * them in place, at 100,000 users).
 	 */
 	uuid_job_free(&job);
 	return rc;
@@ -799,6 +797,13 @@ uuid_apply2(Run *run, const Op *op, const Options *opts)
 	/* 3. fill the key's shadow, then each child's, in batches with checkpoints */
 	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
 		rc = fill_target(&job, i, opts, meta);
+	/*
+	 * 4. then the unique index on the key's shadow and a mirror of every
+	 * index on the converted columns, built CONCURRENTLY on the filled
+	 * columns (an interrupted build is rebuilt by the next run)
+	 */
+	if (rc == EXIT_DONE)
+		rc = uuid_build_mirrors(&job);
 	run->op_metadata = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
 	uuid_job_free(&job);
