@@ -4,8 +4,7 @@
  * kept filled by triggers for every row the application writes; phase2 sorts
  * the values (canonical, accepted, invalid), refuses invalid values and
  * orphans unless told to regenerate invalid keys, and fills the shadows in
- * keyset batches, the key first and its children after, then builds the
- * indexes on the shadows.
+ * keyset batches, the key first and its children after.
  */
 #include "op_uuid.h"
 
@@ -545,12 +544,9 @@ uuid_apply1(Run *run, const Op *op, const Options *opts)
 		db_exec(run->conn, reg);
 		free(reg);
 	}
-	/*
-	 * The indexes on the shadows are built by phase2, once the shadows are
-	 * filled: keeping them up to date row by row through the fill costs more
-	 * than building them after it (a keyset loop took 2.8 times as long with
-	 * them in place, at 100,000 users).
-	 */
+	/* 4. indexes on the shadows, built CONCURRENTLY */
+	if (rc == EXIT_DONE)
+		rc = uuid_build_mirrors(&job);
 	uuid_job_free(&job);
 	return rc;
 }
@@ -797,13 +793,6 @@ uuid_apply2(Run *run, const Op *op, const Options *opts)
 	/* 3. fill the key's shadow, then each child's, in batches with checkpoints */
 	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
 		rc = fill_target(&job, i, opts, meta);
-	/*
-	 * 4. then the unique index on the key's shadow and a mirror of every
-	 * index on the converted columns, built CONCURRENTLY on the filled
-	 * columns (an interrupted build is rebuilt by the next run)
-	 */
-	if (rc == EXIT_DONE)
-		rc = uuid_build_mirrors(&job);
 	run->op_metadata = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
 	uuid_job_free(&job);
