@@ -5,9 +5,9 @@
 CC      ?= cc
 PKGS    := libpq jansson uuid
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
+CFLAGS  += -std=c11 -pthread -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
            -Icommon -Ibuild $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson -luuid)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpq -ljansson -luuid) -pthread
 
 # SANITIZE=1: the same bin/, from objects of their own in build/san, so a
 # sanitized and a plain build never share an object; build/mode relinks bin/

@@ -6,6 +6,7 @@
  */
 #include "batch.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,16 +73,35 @@ batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan)
 	b->target_batch_ms = opts->target_batch_ms;
 }
 
+/* set when one --jobs worker failed: the others stop at their next batch boundary */
+static atomic_bool abandoned;
+
+void
+batch_abandon(bool on)
+{
+	atomic_store(&abandoned, on);
+}
+
 int
 batch_run(Run *run, BatchLoop *b)
+{
+	int rc;
+
+	/* a SIGINT/SIGTERM lets the batch in flight commit with its checkpoint */
+	stop_at_batch_boundary(true);
+	rc = batch_loop(run, b);
+	stop_at_batch_boundary(false);
+	return rc;
+}
+
+int
+batch_loop(Run *run, BatchLoop *b)
 {
 	double started = now_ms();
 	int size = b->batch_size;
 	char lock_timeout[64];
 
 	snprintf(lock_timeout, sizeof lock_timeout, "SET LOCAL lock_timeout = %d", db_get_retry()->lock_timeout_ms);
-	/* a SIGINT/SIGTERM lets the batch in flight commit with its checkpoint */
-	stop_at_batch_boundary(true);
 	for (int attempt = 1;;)
 	{
 		char limit[16];
@@ -93,9 +113,14 @@ batch_run(Run *run, BatchLoop *b)
 		if (stop_requested())
 		{
 			log_progress_end();
-			log_error("stopped by %s after %lld rows (last key %s), each batch committed with its checkpoint",
-					  stop_signal_name(), b->rows_done, b->last_key ? b->last_key : "none");
-			stop_at_batch_boundary(false);
+			log_error("stopped by %s after %lld rows of %s (last key %s), each batch committed with its checkpoint",
+					  stop_signal_name(), b->rows_done, b->what, b->last_key ? b->last_key : "none");
+			return EXIT_FAILED;
+		}
+		if (atomic_load(&abandoned))
+		{
+			log_info("%s: stopped after %lld rows (last key %s) because another job failed; each batch "
+					 "committed with its checkpoint", b->what, b->rows_done, b->last_key ? b->last_key : "none");
 			return EXIT_FAILED;
 		}
 		if (b->max_lag_ms > 0)
@@ -122,7 +147,6 @@ batch_run(Run *run, BatchLoop *b)
 			}
 			db_report(res, run->conn, b->last_key ? b->sql_next : b->sql_first);
 			PQclear(res);
-			stop_at_batch_boundary(false);
 			return EXIT_FAILED;
 		}
 		attempt = 1;
@@ -160,7 +184,6 @@ batch_run(Run *run, BatchLoop *b)
 		if (b->sleep_ms > 0)
 			db_sleep_ms(b->sleep_ms);
 	}
-	stop_at_batch_boundary(false);
 	log_progress_end();
 	b->seconds = (now_ms() - started) / 1000.0;
 	return EXIT_DONE;

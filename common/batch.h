@@ -43,5 +43,12 @@ void batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan);
 
 /* Run batches until a batch scans fewer rows than asked.  Returns an exit code. */
 int batch_run(Run *run, BatchLoop *b);
+/*
+ * The same on run->conn without setting the signal mode: for fill.c's
+ * workers, whose caller keeps SIGINT/SIGTERM at the batch boundary for all.
+ */
+int batch_loop(Run *run, BatchLoop *b);
+/* While set, every batch_loop stops at its next batch boundary (a --jobs worker failed). */
+void batch_abandon(bool on);
 
 #endif

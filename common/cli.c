@@ -16,7 +16,7 @@ enum
 {
 	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
 	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID,
-	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED, OPT_SKIP_INVALID
+	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED, OPT_SKIP_INVALID, OPT_JOBS
 };
 
 static _Noreturn void
@@ -70,6 +70,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
 		{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
 		{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
+		{"jobs", required_argument, NULL, OPT_JOBS},
 		{"help", no_argument, NULL, '?'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
@@ -77,14 +78,14 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	int c;
 
 	log_init(argv[0]);
-	*opts = (Options) {.logs_dir = "logs", .lock_wait_s = 10};
+	*opts = (Options) {.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);
 		exit(EXIT_DONE);
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "d:V?", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "d:j:V?", long_options, NULL)) != -1)
 	{
 		switch (c)
 		{
@@ -149,6 +150,12 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
 				opts->discard_generated_uids = true;
 				break;
+			case 'j':
+			case OPT_JOBS:
+				if (!allowed(spec, CLI_JOBS))
+					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+				opts->jobs = parse_int(optarg, "--jobs", 1, CLI_MAX_JOBS);
+				break;
 			case 'V':
 				printf("%s (phasemig) %s\n", log_progname(), PHASEMIG_VERSION);
 				exit(EXIT_DONE);
@@ -177,6 +184,8 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	}
 	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
 		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
+	if (opts->jobs > 1 && strcmp(opts->subcommand, "apply") != 0)
+		usage_error("%s", "option \"--jobs\" is accepted by apply only");
 	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)
 		usage_error("%s", "option \"--skip-invalid-values\" is accepted by apply only");
 	if (optind < argc)

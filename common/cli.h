@@ -13,6 +13,7 @@ enum
 	CLI_BATCH = 1 << 1,			/* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
 	CLI_ON_INVALID = 1 << 2,	/* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
+	CLI_JOBS = 1 << 4,			/* -j, --jobs (apply only) */
 };
 
 typedef struct Options
@@ -34,7 +35,11 @@ typedef struct Options
 	int target_batch_ms;		/* 0: fixed batch size */
 	bool regenerate_invalid;	/* --on-invalid=regenerate */
 	bool discard_generated_uids;	/* rollback: forget the generated Firebase uids */
+	int jobs;					/* connections filling at once (default 1) */
 } Options;
+
+/* --jobs's ceiling: each job is a connection (and max_connections is shared). */
+#define CLI_MAX_JOBS 32
 
 /* Lines of --help every binary shares. */
 #define CLI_HELP_LOCK_WAIT \

@@ -4,6 +4,7 @@
  */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ static time_t progress_last;
 static char *first_error;		/* the run's first error message: the reason it failed */
 static int exit_code = -1;
 static bool quiet;
+/* phase2 --jobs logs from several threads: one message at a time */
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 void
 log_init(const char *name)
@@ -166,7 +169,9 @@ log_exit_code(void)
 	{ \
 		va_list ap; \
 		va_start(ap, fmt); \
+		pthread_mutex_lock(&log_mutex); \
 		emit(label, fmt, ap); \
+		pthread_mutex_unlock(&log_mutex); \
 		va_end(ap); \
 	}
 
@@ -176,7 +181,9 @@ log_error(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	pthread_mutex_lock(&log_mutex);
 	emit_error(fmt, ap);
+	pthread_mutex_unlock(&log_mutex);
 	va_end(ap);
 }
 
@@ -192,8 +199,12 @@ log_progress(bool force, const char *fmt, ...)
 	bool tty = isatty(STDERR_FILENO);
 	va_list ap;
 
+	pthread_mutex_lock(&log_mutex);
 	if (quiet || (!force && now == progress_last))
+	{
+		pthread_mutex_unlock(&log_mutex);
 		return;
+	}
 	progress_last = now;
 	va_start(ap, fmt);
 	if (tty)
@@ -205,14 +216,17 @@ log_progress(bool force, const char *fmt, ...)
 	else
 		emit("", fmt, ap);
 	va_end(ap);
+	pthread_mutex_unlock(&log_mutex);
 }
 
 void
 log_progress_end(void)
 {
+	pthread_mutex_lock(&log_mutex);
 	if (progress_shown)
 		fputc('\n', stderr);
 	progress_shown = false;
+	pthread_mutex_unlock(&log_mutex);
 }
 
 void
@@ -229,6 +243,10 @@ log_on_exit(CleanupFn fn, void *arg)
 void
 log_exit(int code)
 {
+	static pthread_mutex_t exiting = PTHREAD_MUTEX_INITIALIZER;
+
+	/* a --jobs worker and the main thread may both fail: the first one exits, the other waits for that */
+	pthread_mutex_lock(&exiting);
 	exit_code = code;
 	while (n_cleanups > 0)
 	{
@@ -246,7 +264,9 @@ log_fatal(int code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	pthread_mutex_lock(&log_mutex);
 	emit_error(fmt, ap);
+	pthread_mutex_unlock(&log_mutex);
 	va_end(ap);
 	log_exit(code);
 }

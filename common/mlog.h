@@ -16,6 +16,7 @@
 typedef struct Run
 {
 	PGconn *conn;
+	const char *conninfo;	/* as given (-d), or NULL: phase2 --jobs opens more connections with it */
 	Plan *plan;
 	int phase;
 	const char *subcommand;

@@ -24,6 +24,7 @@
 #include "catalog.h"
 #include "copyin.h"
 #include "db.h"
+#include "fill.h"
 #include "firebase_uid.h"
 #include "import_file.h"
 #include "log.h"
@@ -44,6 +45,10 @@ typedef struct Names
 	char *q_match;
 	char *q_email;			/* NULL without an email column */
 	char *q_uid;
+	/* build_lookups' tables: temporary, or (--jobs) unlogged in migration_backup */
+	char *by_clerk_id;
+	char *by_email;
+	char *profile;
 } Names;
 
 static void
@@ -61,6 +66,9 @@ names_init(Names *n, const Run *run, const Op *op)
 	n->q_match = plan_ident(p, op->match_column);
 	n->q_email = op->email_column ? plan_ident(p, op->email_column) : NULL;
 	n->q_uid = plan_ident(p, op->uid_column);
+	n->by_clerk_id = plan_backup_table(p, "by_clerk_id");
+	n->by_email = plan_backup_table(p, "by_email");
+	n->profile = plan_backup_table(p, "profile");
 }
 
 static void
@@ -76,6 +84,36 @@ names_free(Names *n)
 	free(n->q_match);
 	free(n->q_email);
 	free(n->q_uid);
+	free(n->by_clerk_id);
+	free(n->by_email);
+	free(n->profile);
+}
+
+/*
+ * With one connection the lookups are temporary tables (no WAL, local
+ * buffers); --jobs's other connections cannot see those, so then they are
+ * unlogged tables of migration_backup, dropped when the fill ends.
+ */
+static void
+use_session_lookups(Names *n)
+{
+	free(n->by_clerk_id);
+	free(n->by_email);
+	free(n->profile);
+	n->by_clerk_id = xstrdup("pg_temp.phasemig_by_clerk_id");
+	n->by_email = xstrdup("pg_temp.phasemig_by_email");
+	n->profile = xstrdup("pg_temp.phasemig_profile");
+}
+
+/* Drop the shared lookups; errors ignored (the next apply or the rollback drops them too). */
+static void
+drop_shared_lookups(Run *run, const Names *n)
+{
+	char *sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+
+	if (strncmp(n->by_clerk_id, "pg_temp.", 8) != 0 && PQstatus(run->conn) == CONNECTION_OK)
+		PQclear(PQexec(run->conn, sql));
+	free(sql);
 }
 
 static bool
@@ -732,30 +770,29 @@ done:
 static void
 build_lookups(Run *run, const Names *n)
 {
-	char *sql[3];
+	const char *create = strncmp(n->by_clerk_id, "pg_temp.", 8) == 0 ? "CREATE TEMP TABLE" : "CREATE UNLOGGED TABLE";
+	char *sql[8];
 
-	sql[0] = str_printf("CREATE TEMP TABLE phasemig_by_clerk_id AS SELECT clerk_user_id AS v, "
+	sql[0] = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+	sql[1] = str_printf("%s %s AS SELECT clerk_user_id AS v, "
 						"CASE WHEN count(DISTINCT firebase_uid) = 1 THEN min(firebase_uid) END AS uid "
 						"FROM %s WHERE clerk_user_id IS NOT NULL GROUP BY clerk_user_id",
-						n->source);
-	sql[1] = str_printf("CREATE TEMP TABLE phasemig_by_email AS SELECT email_norm AS v, "
+						create, n->by_clerk_id, n->source);
+	sql[2] = str_printf("%s %s AS SELECT email_norm AS v, "
 						"CASE WHEN count(DISTINCT firebase_uid) = 1 THEN min(firebase_uid) END AS uid "
 						"FROM %s WHERE clerk_user_id IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
-						n->source);
-	sql[2] = str_printf("CREATE TEMP TABLE phasemig_profile AS SELECT DISTINCT ON (firebase_uid) * FROM %s "
-						"ORDER BY firebase_uid, origin",
-						n->source);
-	db_exec(run->conn, "DROP TABLE IF EXISTS pg_temp.phasemig_by_clerk_id, pg_temp.phasemig_by_email, "
-			"pg_temp.phasemig_profile");
-	for (int i = 0; i < 3; i++)
+						create, n->by_email, n->source);
+	sql[3] = str_printf("%s %s AS SELECT DISTINCT ON (firebase_uid) * FROM %s ORDER BY firebase_uid, origin",
+						create, n->profile, n->source);
+	sql[4] = str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_clerk_id);
+	sql[5] = str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_email);
+	sql[6] = str_printf("ALTER TABLE %s ADD PRIMARY KEY (firebase_uid)", n->profile);
+	sql[7] = str_printf("ANALYZE %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+	for (int i = 0; i < 8; i++)
 	{
 		db_exec(run->conn, sql[i]);
 		free(sql[i]);
 	}
-	db_exec(run->conn, "ALTER TABLE pg_temp.phasemig_by_clerk_id ADD PRIMARY KEY (v)");
-	db_exec(run->conn, "ALTER TABLE pg_temp.phasemig_by_email ADD PRIMARY KEY (v)");
-	db_exec(run->conn, "ALTER TABLE pg_temp.phasemig_profile ADD PRIMARY KEY (firebase_uid)");
-	db_exec(run->conn, "ANALYZE pg_temp.phasemig_by_clerk_id, pg_temp.phasemig_by_email, pg_temp.phasemig_profile");
 }
 
 /*
@@ -765,7 +802,7 @@ build_lookups(Run *run, const Names *n)
  * resumed run over the rows before its resume point).
  */
 static char *
-batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
+batch_sql(Run *run, const Op *op, const Names *n, const char *range_where, bool only_empty)
 {
 	const Plan *p = run->plan;
 	StrBuf sb, bcols, wcols, wvals, sets;
@@ -796,11 +833,9 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 		StrBuf where;
 
 		sb_init(&where);
-		sb_append(&where, "");
-		if (!first)
-			sb_printf(&where, "WHERE t.%s > $2", p->q_key);
+		sb_append(&where, range_where);
 		if (only_empty)
-			sb_printf(&where, "%s t.%s IS NULL", first ? "WHERE" : " AND", n->q_uid);
+			sb_printf(&where, "%s t.%s IS NULL", range_where[0] ? " AND" : "WHERE", n->q_uid);
 		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo%s FROM %s t %s "
 				  "ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), ",
 				  p->q_key, n->q_match, email, n->q_uid, bcols.data, p->q_table, where.data, p->q_key);
@@ -810,9 +845,9 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 	/* the match rules of the trigger, resolved once by build_lookups: one index probe each */
 	sb_printf(&sb,
 			  "u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ELSE e.uid END AS uid FROM b "
-			  "LEFT JOIN pg_temp.phasemig_by_clerk_id c ON c.v = b.m "
-			  "LEFT JOIN pg_temp.phasemig_by_email e ON e.v = b.e WHERE b.todo), "
-			  "r AS (SELECT u.key, s.* FROM u JOIN pg_temp.phasemig_profile s ON s.firebase_uid = u.uid), "
+			  "LEFT JOIN %s c ON c.v = b.m "
+			  "LEFT JOIN %s e ON e.v = b.e WHERE b.todo), "
+			  "r AS (SELECT u.key, s.* FROM u JOIN %s s ON s.firebase_uid = u.uid), "
 			  "w AS (SELECT b.key%s FROM b JOIN r ON r.key = b.key), "
 			  "kept AS (INSERT INTO %s AS bk (key, %s, saved_by) SELECT w.key::text%s, 'batch' FROM w "
 			  " ON CONFLICT (key) DO UPDATE SET %s RETURNING 1), "
@@ -820,7 +855,7 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 			  "f AS (UPDATE %s t SET %s FROM w WHERE t.%s = w.key AND t.%s = ANY (ARRAY(SELECT key FROM w)) RETURNING 1) "
 			  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
 			  "(SELECT count(*) FROM f)",
-			  wcols.data,
+			  n->by_clerk_id, n->by_email, n->profile, wcols.data,
 			  n->backup, cols, wvals.data, upsert,
 			  p->q_table, sets.data, p->q_key, p->q_key);
 	sb_free(&bcols);
@@ -832,30 +867,20 @@ batch_sql(Run *run, const Op *op, const Names *n, bool first, bool only_empty)
 	return sb.data;
 }
 
-/* Where an interrupted run of this operation stopped, if it did. */
-static void
-resume_point(Run *run, const Op *op, long long *rows_done, char **last_key)
+/* What fill_batch_sql needs. */
+typedef struct FillCtx
 {
-	char current[32];
-	const char *params[3] = {run->plan->name, op->label, current};
-	PGresult *res;
+	Run *run;
+	const Op *op;
+	const Names *n;
+} FillCtx;
 
-	snprintf(current, sizeof current, "%lld", run->op_entry);
-	res = db_query(run->conn,
-							 "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
-							 "AND phase = 2 AND operation = $2 AND id < $3 AND status <> 'refused' "
-							 "AND id > " MLOG_LAST_PHASE2_ROLLBACK " ORDER BY id DESC LIMIT 1",
-							 3, params);
+static char *
+fill_batch_sql(void *arg, const char *where)
+{
+	FillCtx *c = arg;
 
-	*rows_done = 0;
-	*last_key = NULL;
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") != 0 && !PQgetisnull(res, 0, 2))
-	{
-		*rows_done = atoll(PQgetvalue(res, 0, 1));
-		*last_key = xstrdup(PQgetvalue(res, 0, 2));
-		log_info("resuming the interrupted backfill after key %s (%lld rows done)", *last_key, *rows_done);
-	}
-	PQclear(res);
+	return batch_sql(c->run, c->op, c->n, where, false);
 }
 
 /* Stream a query's CSV into FILE through COPY TO STDOUT; returns rows or -1. */
@@ -996,11 +1021,10 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	const Plan *p = run->plan;
 	Names n;
 	Findings f;
-	long long loaded = 0, clerk_rows = 0, generated = 0, skipped = 0, entry;
+	long long loaded = 0, clerk_rows = 0, generated = 0, skipped = 0;
 	int rc;
-	BatchLoop b = {.what = "backfill"};
-	char *first = NULL, *next = NULL;
-	bool resumed;
+	FillTable fill = {0};
+	char *sql[2] = {NULL, NULL};
 	json_t *meta;
 
 	names_init(&n, run, op);
@@ -1097,78 +1121,68 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	/* 6. originals are saved in the same statement that fills each batch */
 	if ((rc = ensure_backup_table(run, op, &n, 2)) != EXIT_DONE)
 		goto done;
+	if (opts->jobs <= 1)
+		use_session_lookups(&n);
 	build_lookups(run, &n);
+	log_info("filling %s in batches of %d rows", n.q_uid,
+			 opts->batch_size > 0 ? opts->batch_size : p->batch_size);
 	{
-		char *count = str_printf("SELECT count(*) FROM %s", p->q_table);
+		FillCtx ctx = {run, op, &n};
 
-		b.rows_total = db_count(run->conn, count, 0, NULL);
-		free(count);
+		fill = (FillTable) {.label = op->label, .table = p->q_table, .q_key = p->q_key, .batch_sql = fill_batch_sql,
+							.ctx = &ctx, .entry = run->op_entry};
+		rc = fill_tables(run, &fill, 1, opts);
 	}
-	resume_point(run, op, &b.rows_done, &b.last_key);
-	resumed = b.last_key != NULL;
-	entry = run->op_entry;
-	mlog_set_progress(run, entry, b.rows_total, b.rows_done, b.last_key);
-	first = batch_sql(run, op, &n, true, false);
-	next = batch_sql(run, op, &n, false, false);
-	b.sql_first = first;
-	b.sql_next = next;
-	b.entry = entry;
-	batch_use_options(&b, opts, p);
-	log_info("filling %s in batches of %d rows", n.q_uid, b.batch_size);
-	rc = batch_run(run, &b);
 
 	/*
 	 * 7. a resumed run also fills the rows before its resume point that have
 	 * a match now (uids generated by this run, a mapping that grew)
 	 */
-	if (rc == EXIT_DONE && resumed)
+	if (rc == EXIT_DONE && fill.resumed)
 	{
-		BatchLoop sweep = b;
+		char *where[2] = {fill_range_where(p->q_key, false, NULL), fill_range_where(p->q_key, true, NULL)};
+		BatchLoop sweep = {.what = "backfill, rows before the resume point", .rows_total = -1};
 
-		free(first);
-		free(next);
-		first = batch_sql(run, op, &n, true, true);
-		next = batch_sql(run, op, &n, false, true);
-		sweep.what = "backfill, rows before the resume point";
-		sweep.sql_first = first;
-		sweep.sql_next = next;
-		sweep.entry = 0;		/* the checkpoint stays at the end: a re-run sweeps again */
-		sweep.rows_total = -1;
-		sweep.rows_done = 0;
-		sweep.last_key = NULL;
-		sweep.changed = 0;
+		sql[0] = batch_sql(run, op, &n, where[0], true);
+		sql[1] = batch_sql(run, op, &n, where[1], true);
+		free(where[0]), free(where[1]);
+		sweep.sql_next = sql[0];
+		sweep.sql_first = sql[1];
+		batch_use_options(&sweep, opts, p);
 		log_info("filling the rows without a uid before the resume point");
 		rc = batch_run(run, &sweep);
-		b.changed += sweep.changed;
-		b.batches += sweep.batches;
-		b.seconds += sweep.seconds;
+		fill.changed += sweep.changed;
+		fill.batches += sweep.batches;
+		fill.seconds += sweep.seconds;
 		free(sweep.last_key);
 	}
+	drop_shared_lookups(run, &n);
 
 	/* 8. report what is left and what to import */
 	{
 		long long unmatched = rc == EXIT_DONE ? write_unmatched(run, &n, opts) : -1;
-		double rate = b.seconds > 0 ? (double) (b.rows_done) / b.seconds : 0;
+		double rate = fill.seconds > 0 ? (double) (fill.rows_done) / fill.seconds : 0;
 
 		if (rc == EXIT_DONE && opts->generate_missing)
 			rc = write_import_file(run, &n, opts, opts->clerk_export != NULL);
-		meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f}", "mapping_users", (json_int_t) loaded,
-						 "rows_filled", (json_int_t) b.changed, "unmatched", (json_int_t) (unmatched < 0 ? 0 : unmatched),
+		meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}", "mapping_users", (json_int_t) loaded,
+						 "rows_filled", (json_int_t) fill.changed, "unmatched", (json_int_t) (unmatched < 0 ? 0 : unmatched),
 						 "generated", (json_int_t) generated, "invalid_values_skipped", (json_int_t) skipped,
-						 "batches", (json_int_t) b.batches, "seconds", b.seconds,
-						 "rows_per_second", rate, "longest_batch_ms", b.longest_batch_ms);
+						 "batches", (json_int_t) fill.batches, "seconds", fill.seconds,
+						 "rows_per_second", rate, "longest_batch_ms", fill.longest_batch_ms, "jobs", opts->jobs);
 		run->op_metadata = json_dumps(meta, JSON_COMPACT);
-		run->op_rows = b.rows_done;
+		run->op_rows = fill.rows_done;
 		if (rc == EXIT_DONE)
 			log_info("backfill done: %lld rows scanned, %lld filled, %lld without a match, %ld batches, %.1f s, "
-					 "%.0f rows/s", b.rows_done, b.changed, unmatched < 0 ? 0 : unmatched, b.batches, b.seconds, rate);
+					 "%.0f rows/s", fill.rows_done, fill.changed, unmatched < 0 ? 0 : unmatched, fill.batches,
+					 fill.seconds, rate);
 		json_decref(meta);
 	}
 done:
 	(void) clerk_rows;
-	free(first);
-	free(next);
-	free(b.last_key);
+	free(sql[0]);
+	free(sql[1]);
+	drop_shared_lookups(run, &n);
 	names_free(&n);
 	return rc;
 }
@@ -1180,6 +1194,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	int rc = EXIT_DONE;
 
 	names_init(&n, run, op);
+	drop_shared_lookups(run, &n);	/* a killed --jobs run's */
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
 	if ((rc = adopt_source_generated(run, &n)) == EXIT_DONE && table_exists(run, n.source))
 	{

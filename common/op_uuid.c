@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "catalog.h"
 #include "db.h"
+#include "fill.h"
 #include "log.h"
 #include "strbuf.h"
 
@@ -662,90 +663,71 @@ classify(UuidJob *job, Findings *f, json_t *meta, bool regenerate)
 	return problems;
 }
 
-/* Where an interrupted backfill of LABEL stopped. */
-static void
-resume_after(Run *run, const char *label, long long entry, long long *rows, char **last_key)
+/* What fill_batch_sql needs of a target. */
+typedef struct FillCtx
 {
-	char id[32];
-	const char *params[3] = {run->plan->name, label, id};
-	PGresult *res;
+	UuidJob *job;
+	int i;
+} FillCtx;
 
-	snprintf(id, sizeof id, "%lld", entry);
-	res = db_query(run->conn, "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
-				   "AND phase = 2 AND operation = $2 AND id < $3 AND id > " MLOG_LAST_PHASE2_ROLLBACK
-				   " ORDER BY id DESC LIMIT 1", 3, params);
-	*rows = 0, *last_key = NULL;
-	/* running (killed), interrupted (a signal) or failed: each batch committed its checkpoint */
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") != 0 && !PQgetisnull(res, 0, 2))
-	{
-		*rows = atoll(PQgetvalue(res, 0, 1));
-		*last_key = xstrdup(PQgetvalue(res, 0, 2));
-		log_info("resuming %s after key %s", label, *last_key);
-	}
-	PQclear(res);
+/*
+ * The batch statement filling target i's shadow over WHERE's rows: the value
+ * computed once per row, on the locked row; the update finds its rows by an
+ * array of keys, an index probe each (a join to the batch could hash the
+ * whole table).  A child's value is computed from its own text the way its
+ * parent's was (the same text, since the foreign key holds): no lookup of
+ * the parent per row; phase3's check still compares every child with it.
+ */
+static char *
+fill_batch_sql(void *arg, const char *where)
+{
+	FillCtx *c = arg;
+	UuidJob *job = c->job;
+	UuidTarget *t = &job->t[c->i];
+
+	return str_printf("WITH b AS (SELECT t.%s AS key, coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), "
+					  "%s(t.%s::text)) AS v FROM %s t %s ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), "
+					  "f AS (UPDATE %s t SET %s = b.v FROM b WHERE t.%s = b.key AND t.%s = ANY (ARRAY(SELECT key FROM b)) "
+					  "AND t.%s IS DISTINCT FROM b.v RETURNING 1) "
+					  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
+					  "(SELECT count(*) FROM f)",
+					  t->q_key, job->map, t->q_col, job->try_fn, t->q_col, t->table, where, t->q_key,
+					  t->table, t->q_shadow, t->q_key, t->q_key, t->q_shadow);
 }
 
-/* Fill the shadow of target i in keyset batches, with its own migration_log row. */
+/*
+ * Fill the shadows of every target in keyset batches (fill.h): each table,
+ * or each of its key ranges with --jobs, with its own migration_log row.
+ */
 static int
-fill_target(UuidJob *job, int i, const Options *opts, json_t *meta)
+fill_targets(UuidJob *job, const Options *opts, json_t *meta)
 {
-	Run *run = job->run;
-	UuidTarget *t = &job->t[i];
-	char *label = str_printf("fill %s", t->regname);
-	/*
-	 * A child's value computed from its own text the way its parent's was
-	 * (the same text, since the foreign key holds): no lookup of the parent
-	 * per row.  phase3's check still compares every child with its parent.
-	 */
-	char *value = str_printf("coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), %s(t.%s::text))",
-							 job->map, t->q_col, job->try_fn, t->q_col);
-	char *sql[2];
-	BatchLoop b = {.what = label};
-	long long entry;
+	FillTable *tables = calloc((size_t) job->n, sizeof *tables);
+	FillCtx *ctx = calloc((size_t) job->n, sizeof *ctx);
+	char **labels = calloc((size_t) job->n, sizeof *labels);
 	int rc;
 
-	/*
-	 * The value computed once per row, on the locked row; the update finds
-	 * its rows by an array of keys, an index probe each (a join to the batch
-	 * could hash the whole table).
-	 */
-	for (int first = 0; first < 2; first++)
-		sql[first] = str_printf("WITH b AS (SELECT t.%s AS key, %s AS v FROM %s t %s%s%s ORDER BY t.%s LIMIT $1 "
-								"FOR NO KEY UPDATE), "
-								"f AS (UPDATE %s t SET %s = b.v FROM b WHERE t.%s = b.key AND t.%s = ANY (ARRAY(SELECT key FROM b)) "
-								"AND t.%s IS DISTINCT FROM b.v RETURNING 1) "
-								"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-								"(SELECT count(*) FROM f)",
-								t->q_key, value, t->table, first ? "" : "WHERE t.", first ? "" : t->q_key,
-								first ? "" : " > $2", t->q_key, t->table, t->q_shadow, t->q_key, t->q_key, t->q_shadow);
+	if (tables == NULL || ctx == NULL || labels == NULL)
+		log_fatal(EXIT_FAILED, "out of memory");
+	for (int i = 0; i < job->n; i++)
 	{
-		char *count = str_printf("SELECT count(*) FROM %s", t->table);
-
-		b.rows_total = db_count(run->conn, count, 0, NULL);
-		free(count);
+		ctx[i] = (FillCtx) {job, i};
+		labels[i] = str_printf("fill %s", job->t[i].regname);
+		tables[i] = (FillTable) {.label = labels[i], .table = job->t[i].table, .q_key = job->t[i].q_key,
+								 .batch_sql = fill_batch_sql, .ctx = &ctx[i]};
 	}
-	entry = mlog_begin(run, label, b.rows_total, 0, NULL);
-	resume_after(run, label, entry, &b.rows_done, &b.last_key);
-	mlog_set_progress(run, entry, b.rows_total, b.rows_done, b.last_key);
-	b.sql_first = sql[1];
-	b.sql_next = sql[0];
-	b.entry = entry;
-	batch_use_options(&b, opts, run->plan);
-	rc = batch_run(run, &b);
+	rc = fill_tables(job->run, tables, job->n, opts);
+	for (int i = 0; i < job->n; i++)
 	{
-		json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) b.changed, "batches",
-							  (json_int_t) b.batches, "seconds", b.seconds, "rows_per_second",
-							  b.seconds > 0 ? b.rows_done / b.seconds : 0.0, "rows", (json_int_t) b.rows_done);
-		char *text = json_dumps(m, JSON_COMPACT);
+		FillTable *t = &tables[i];
 
-		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b.rows_done, NULL, text);
-		if (rc == EXIT_DONE)
-			log_info("%s: %lld rows, %lld filled, %.1f s, %.0f rows/s", label, b.rows_done, b.changed, b.seconds,
-					 b.seconds > 0 ? b.rows_done / b.seconds : 0.0);
-		json_object_set_new(meta, t->regname, m);
-		free(text);
+		json_object_set_new(meta, job->t[i].regname,
+							json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) t->changed, "batches",
+									  (json_int_t) t->batches, "seconds", t->seconds, "rows_per_second",
+									  t->seconds > 0 ? t->rows_done / t->seconds : 0.0, "rows", (json_int_t) t->rows_done));
+		free(labels[i]);
 	}
-	free(label), free(value), free(sql[0]), free(sql[1]), free(b.last_key);
+	free(tables), free(ctx), free(labels);
 	return rc;
 }
 
@@ -790,9 +772,9 @@ uuid_apply2(Run *run, const Op *op, const Options *opts)
 		PQclear(res);
 		free(sql);
 	}
-	/* 3. fill the key's shadow, then each child's, in batches with checkpoints */
-	for (int i = 0; i < job.n && rc == EXIT_DONE; i++)
-		rc = fill_target(&job, i, opts, meta);
+	/* 3. fill the key's shadow and each child's, in batches with checkpoints (--jobs: at once) */
+	if (rc == EXIT_DONE)
+		rc = fill_targets(&job, opts, meta);
 	run->op_metadata = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
 	uuid_job_free(&job);

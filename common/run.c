@@ -179,6 +179,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 	}
 
 	appname = str_printf("%s %s (phasemig run %.8s)", log_progname(), opts->subcommand, run->run_id);
+	run->conninfo = opts->dbname;
 	run->conn = db_connect(opts->dbname, appname);
 	free(appname);
 	if (run->conn == NULL)

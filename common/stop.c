@@ -9,7 +9,8 @@
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t batch_boundary;
-static PGcancel *volatile cancel_handle;
+/* the run's connection first, then phase2 --jobs workers' */
+static PGcancel *volatile cancel_handles[1 + 32];
 
 static void
 on_stop_signal(int signo)
@@ -17,12 +18,15 @@ on_stop_signal(int signo)
 	bool first = stop_signal == 0;
 
 	stop_signal = signo;
-	if (cancel_handle != NULL && (!first || !batch_boundary))
-	{
-		char err[256];
+	if (first && batch_boundary)
+		return;
+	for (int i = 0; i < (int) (sizeof cancel_handles / sizeof cancel_handles[0]); i++)
+		if (cancel_handles[i] != NULL)
+		{
+			char err[256];
 
-		PQcancel(cancel_handle, err, sizeof err);
-	}
+			PQcancel(cancel_handles[i], err, sizeof err);
+		}
 }
 
 void
@@ -30,7 +34,7 @@ stop_install(PGconn *conn)
 {
 	struct sigaction sa;
 
-	cancel_handle = PQgetCancel(conn);
+	cancel_handles[0] = PQgetCancel(conn);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
@@ -54,4 +58,15 @@ void
 stop_at_batch_boundary(bool on)
 {
 	batch_boundary = on;
+}
+
+void
+stop_watch(int slot, PGconn *conn)
+{
+	PGcancel *old = cancel_handles[slot];
+
+	/* the handler sees either the old handle or the new one, never half of one */
+	cancel_handles[slot] = conn ? PQgetCancel(conn) : NULL;
+	if (old)
+		PQfreeCancel(old);
 }

@@ -12,6 +12,11 @@
 
 /* Catch SIGINT and SIGTERM; their cancel requests go to conn's backend. */
 void stop_install(PGconn *conn);
+/*
+ * A second signal cancels conn's statement too (slot 1..32: a --jobs
+ * worker's connection); NULL forgets the slot's.
+ */
+void stop_watch(int slot, PGconn *conn);
 /* The signal that asked the run to stop, or 0. */
 int stop_requested(void);
 /* "SIGINT" or "SIGTERM" for stop_requested()'s signal. */

@@ -51,6 +51,8 @@ static const char help[] =
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"
 	"                           uuid that every referencing row follows\n"
+	"  -j, --jobs=N             apply: fill on N connections at once: the tables of\n"
+	"                           the job, and key ranges of a large table (default: 1)\n"
 	"      --batch-size=N       rows per batch (default: the plan's, 1000)\n"
 	"      --target-batch-ms=MS adapt the batch size so a batch takes about MS\n"
 	"      --sleep-ms=MS        pause between batches (default: 0)\n"
@@ -109,7 +111,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
 	Options opts;
 	Run *run;
 	bool is_status;

@@ -160,7 +160,7 @@ assert_eq "t" "$(q killed "select count(*) = $done_at_kill from public.users u
    where u.id <= (select last_key from migration_log where operation like 'backfill%' order by id desc limit 1)")" \
    "checkpoint (rows, last key) committed with its batch"
 assert_exit 0 "phase2 again" -- p2 apply -d killed --mapping "$DATA/firebase-export.json" --batch-size 7
-assert_contains "$LAST_ERR" "resuming the interrupted backfill after key" "resumed, not restarted"
+assert_contains "$LAST_ERR" "resuming the interrupted backfill" "resumed, not restarted"
 assert_contains "$LAST_ERR" "ended without recording its outcome: recorded as interrupted" "the dead run's rows closed, and said so"
 assert_eq "0" "$(q killed "select count(*) from migration_log where status = 'running'")" "no row left running"
 assert_eq "2" "$(q killed "select count(*) from migration_log where status = 'interrupted' and message like 'its process ended%'")" \

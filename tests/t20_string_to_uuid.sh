@@ -227,7 +227,7 @@ victim=$!
 wait_for_sql killed "select coalesce(max(rows_done), 0) >= 52 from migration_log where operation like 'fill%'" t 30
 kill -9 "$victim"; wait "$victim" 2>/dev/null
 assert_exit 0 "phase2 again" -- u 2 killed apply --batch-size 13
-assert_contains "$LAST_ERR" "resuming fill public.users.id after key" "resumed from the checkpoint"
+assert_contains "$LAST_ERR" "resuming the interrupted fill public.users.id after key" "resumed from the checkpoint"
 assert_eq "$(table_checksums clean)" "$(table_checksums killed)" "every table identical to the clean run"
 
 test_case "hostile names and another table: an edited plan converts them and rolls back"

@@ -1,0 +1,125 @@
+# t42_jobs.sh -- phase2 apply --jobs: key ranges on several connections give the same data
+# and the same migration_log totals as one connection, for both jobs, also when a --jobs run
+# is killed (kill -9) or stopped (SIGTERM) and resumed with another --jobs.
+source "$(dirname "$0")/lib.sh"
+
+UUID_PLAN=$ROOT/plans/string-to-uuid.json
+CLERK_PLAN=$ROOT/plans/clerk-to-firebase.json
+LOGS=$TEST_TMP/logs
+DATA=$TEST_TMP/data
+mkdir -p "$LOGS" "$DATA"
+
+uuid_app() {
+    new_db "$1"
+    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-2000}" --out "$DATA/uuid-$1" --seed t42 2>/dev/null || _t_fail "gen-data failed"
+}
+clerk_app() {
+    new_db "$1"
+    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-2000}" --out "$DATA" --seed t42c 2>/dev/null || _t_fail "gen-data failed"
+}
+u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$UUID_PLAN" --logs-dir "$LOGS" -d "$db"; }
+c() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$CLERK_PLAN" --logs-dir "$LOGS" -d "$db"; }
+# rows each table's fills filled, over every run since phase1: " [i/n]" ranges added up
+filled() {
+    q "$1" "select regexp_replace(operation, ' \[[0-9]+/[0-9]+\]\$', '') as op,
+              sum(coalesce((metadata->>'rows_changed')::bigint, (metadata->>'rows_filled')::bigint, 0))
+            from migration_log where phase = 2 and (operation like 'fill %' or operation like 'backfill %')
+              and (metadata ? 'rows_changed' or metadata ? 'rows_filled') and not metadata ? 'mapping_users'
+            group by 1 order by 1"
+}
+ranges() { q "$1" "select count(*) from migration_log where phase = 2 and operation ~ ' \[[0-9]+/[0-9]+\]\$'"; }
+running() { q "$1" "select count(*) from migration_log where status = 'running'"; }
+users_md5() { q "$1" "select md5(string_agg(to_jsonb(u)::text, '' order by id)) from public.users u"; }
+
+# ---------------------------------------------------------------- string to uuid
+test_case "string to uuid: --jobs 2 fills every table in key ranges on two connections, the same as --jobs 1"
+uuid_app one; uuid_app two
+assert_exit 0 "phase1 (one)" -- u 1 one apply
+assert_exit 0 "phase1 (two)" -- u 1 two apply
+assert_exit 0 "phase2 --jobs 1" -- u 2 one apply --batch-size 100 --jobs 1
+assert_exit 0 "phase2 --jobs 2" -- u 2 two apply --batch-size 100 --jobs 2
+assert_contains "$LAST_ERR" "on 2 connections" "two connections used"
+assert_ne "0" "$(ranges two)" "tables split into key ranges"
+assert_eq "0" "$(ranges one)" "--jobs 1 does not split"
+assert_eq "$(table_checksums one)" "$(table_checksums two)" "every table identical"
+assert_eq "$(filled one)" "$(filled two)" "migration_log: the same rows filled per table"
+assert_eq "0" "$(q two "select count(*) from public.users where id_uuid is null")" "every key's shadow filled"
+assert_exit 0 "status" -- u 2 two status
+assert_contains "$LAST_OUT" "fill public.users.id [1/2]" "status shows each range"
+assert_exit 0 "phase3 check on the --jobs 2 fill (children against their parents)" -- u 3 two check
+assert_exit 0 "phase2 --jobs 2 again: nothing left to change" -- u 2 two apply --batch-size 100 --jobs 2
+assert_eq "$(table_checksums one)" "$(table_checksums two)" "still identical"
+
+test_case "string to uuid: a --jobs 2 run killed (kill -9), resumed with --jobs 1, then SIGTERM'd and resumed with --jobs 2"
+uuid_app kill
+assert_exit 0 "phase1" -- u 1 kill apply
+"$BIN/phase2" apply --plan "$UUID_PLAN" --logs-dir "$LOGS" -d kill --batch-size 50 --sleep-ms 30 --jobs 2 >"$TEST_TMP/k1.out" 2>&1 &
+victim=$!
+wait_for_sql kill "select count(*) >= 2 from migration_log where operation ~ '\[' and rows_done >= 200" t 60
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+assert_ne "0" "$(running kill)" "the killed run left its rows running"
+assert_eq "t" "$(q kill "select bool_and(k.n = l.rows_done - (l.metadata->>'progress_from_rows')::bigint) from
+   migration_log l, lateral (select count(*) n from public.users t
+     where t.id > coalesce(l.metadata->>'range_after', '') and t.id <= l.last_key) k
+   where l.operation ~ '^fill public.users.id \[' and l.last_key is not null")" \
+   "each range's checkpoint counts exactly the rows of its committed batches"
+"$BIN/phase2" apply --plan "$UUID_PLAN" --logs-dir "$LOGS" -d kill --batch-size 50 --sleep-ms 30 --jobs 1 >"$TEST_TMP/k2.out" 2>&1 &
+victim=$!
+sleep 1.5
+kill -TERM "$victim"; wait "$victim"; rc=$?
+assert_eq "1" "$rc" "SIGTERM: exit 1 ($(tail -2 "$TEST_TMP/k2.out"))"
+assert_contains "$(cat "$TEST_TMP/k2.out")" "resuming the interrupted fill public.users.id [" "the --jobs 1 run took over the killed run's ranges"
+assert_eq "0" "$(running kill)" "no row left running"
+assert_exit 0 "phase2 --jobs 2 finishes" -- u 2 kill apply --batch-size 50 --jobs 2
+assert_contains "$LAST_ERR" "resuming the interrupted" "resumed"
+assert_eq "$(table_checksums one)" "$(table_checksums kill)" "every table identical to the uninterrupted runs"
+assert_eq "$(filled one)" "$(filled kill)" "migration_log: each row filled once over the three runs"
+assert_eq "0" "$(running kill)" "no row left running"
+
+# ---------------------------------------------------------------- clerk to firebase
+test_case "clerk to firebase: --jobs 2 gives the same users and totals as --jobs 1; its shared lookups are dropped"
+clerk_app cone; clerk_app ctwo
+assert_exit 0 "phase1 (one)" -- c 1 cone apply
+assert_exit 0 "phase1 (two)" -- c 1 ctwo apply
+assert_exit 0 "phase2 --jobs 1" -- c 2 cone apply --mapping "$DATA/firebase-export.json" --batch-size 100
+assert_exit 0 "phase2 --jobs 2" -- c 2 ctwo apply --mapping "$DATA/firebase-export.json" --batch-size 100 --jobs 2
+assert_contains "$LAST_ERR" "on 2 connections" "two connections used"
+assert_ne "0" "$(ranges ctwo)" "users split into key ranges"
+assert_eq "$(users_md5 cone)" "$(users_md5 ctwo)" "users identical"
+assert_eq "$(q cone "select md5(string_agg((to_jsonb(b) - 'saved_at')::text, '' order by key)) from migration_backup.\"clerk-to-firebase:backfill\" b")" \
+          "$(q ctwo "select md5(string_agg((to_jsonb(b) - 'saved_at')::text, '' order by key)) from migration_backup.\"clerk-to-firebase:backfill\" b")" \
+          "the same originals and written values saved"
+assert_eq "$(q cone "select metadata->>'rows_filled' from migration_log where operation like 'backfill %' and metadata ? 'mapping_users'")" \
+          "$(q ctwo "select metadata->>'rows_filled' from migration_log where operation like 'backfill %' and metadata ? 'mapping_users'")" \
+          "migration_log: the same rows filled"
+assert_eq "" "$(q ctwo "select string_agg(relname, ', ') from pg_class where relnamespace = 'migration_backup'::regnamespace
+  and relname ~ ':(by_clerk_id|by_email|profile)\$'")" "the shared lookup tables are gone"
+assert_exit 0 "phase2 --jobs 2 again: nothing left to fill" -- c 2 ctwo apply --mapping "$DATA/firebase-export.json" --batch-size 100 --jobs 2
+assert_eq "$(users_md5 cone)" "$(users_md5 ctwo)" "users still identical"
+
+test_case "clerk to firebase: a --jobs 2 run killed (kill -9) and resumed with --jobs 2 and --generate-missing"
+clerk_app ckill
+assert_exit 0 "phase1" -- c 1 ckill apply
+"$BIN/phase2" apply --plan "$CLERK_PLAN" --logs-dir "$LOGS" -d ckill --mapping "$DATA/firebase-export.json" \
+    --batch-size 50 --sleep-ms 30 --jobs 2 >"$TEST_TMP/c1.out" 2>&1 &
+victim=$!
+wait_for_sql ckill "select count(*) >= 2 from migration_log where operation ~ '\[' and rows_done >= 200" t 60
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+assert_exit 0 "phase2 again, with --generate-missing" -- c 2 ckill apply --mapping "$DATA/firebase-export.json" \
+    --batch-size 50 --jobs 2 --generate-missing
+assert_contains "$LAST_ERR" "resuming the interrupted backfill" "resumed the ranges"
+assert_eq "0" "$(q ckill "select count(*) from public.users where firebase_uid is null")" "every user has a uid"
+gen_table='migration_backup."clerk-to-firebase:generated"'
+assert_eq "$(q cone "select md5(string_agg(id || ':' || firebase_uid, ',' order by id)) from public.users where firebase_uid is not null")" \
+          "$(q ckill "select md5(string_agg(id || ':' || firebase_uid, ',' order by id)) from public.users
+             where firebase_uid not in (select firebase_uid from $gen_table)")" \
+          "users the export matches got its uid, as with --jobs 1"
+generated=$(q ckill "select count(*) from $gen_table")
+listed=$(cat "$LOGS"/*-firebase-import.json | grep -o '"localId"' | wc -l)
+assert_ne "0" "$generated" "uids generated for users with no match"
+assert_eq "$generated" "$listed" "each generated user listed once in the import files"
+assert_eq "0" "$(running ckill)" "no row left running"
+assert_eq "" "$(q ckill "select string_agg(relname, ', ') from pg_class where relnamespace = 'migration_backup'::regnamespace
+  and relname ~ ':(by_clerk_id|by_email|profile)\$'")" "the shared lookup tables are gone"
+assert_exit 0 "phase2 rollback" -- c 2 ckill rollback
+assert_eq "0" "$(q ckill "select count(*) from public.users where firebase_uid is not null")" "rollback empties the column"
