@@ -76,10 +76,8 @@ static Unit *
 unit_new(Run *run, FillTable *t, const char *operation, const char *after, const char *upper, long long rows_done,
 		 long long rows_total)
 {
-	Unit *u = calloc(1, sizeof *u);
+	Unit *u = xcalloc(1, sizeof *u);
 
-	if (u == NULL)
-		log_fatal(EXIT_FAILED, "out of memory");
 	u->t = t;
 	u->operation = xstrdup(operation);
 	u->upper = upper ? xstrdup(upper) : NULL;
@@ -119,12 +117,14 @@ unit_free(Unit *u)
 static void
 push(Unit ***units, int *n, Unit *u)
 {
-	Unit **grown = realloc(*units, (size_t) (*n + 1) * sizeof **units);
+	Unit **grown = xmalloc((size_t) (*n + 1) * sizeof **units);
 
-	if (grown == NULL)
-		log_fatal(EXIT_FAILED, "out of memory");
+	if (*n > 0)
+		memcpy(grown, *units, (size_t) *n * sizeof **units);
+	free(*units);
+	grown[*n] = u;
 	*units = grown;
-	(*units)[(*n)++] = u;
+	(*n)++;
 }
 
 /*
@@ -294,9 +294,7 @@ run_queue(Queue *q, int jobs)
 		}
 		return rc;
 	}
-	workers = calloc((size_t) jobs, sizeof *workers);
-	if (workers == NULL)
-		log_fatal(EXIT_FAILED, "out of memory");
+	workers = xcalloc((size_t) jobs, sizeof *workers);
 	for (int i = 0; i < jobs; i++)
 	{
 		char *appname = str_printf("%s %s (phasemig run %.8s, job %d)", log_progname(), run->subcommand,
@@ -405,8 +403,9 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 		}
 		first_of_table = q.n;
 	}
-	/* 3. the largest ranges first, on --jobs connections */
-	qsort(q.units, (size_t) q.n, sizeof *q.units, larger_first);
+	/* 3. on --jobs connections, the largest ranges first; alone, in the plan's order */
+	if (jobs > 1)
+		qsort(q.units, (size_t) q.n, sizeof *q.units, larger_first);
 	if (jobs > q.n)
 		jobs = q.n > 0 ? q.n : 1;
 	if (jobs > 1)

@@ -702,13 +702,11 @@ fill_batch_sql(void *arg, const char *where)
 static int
 fill_targets(UuidJob *job, const Options *opts, json_t *meta)
 {
-	FillTable *tables = calloc((size_t) job->n, sizeof *tables);
-	FillCtx *ctx = calloc((size_t) job->n, sizeof *ctx);
-	char **labels = calloc((size_t) job->n, sizeof *labels);
+	FillTable *tables = xcalloc((size_t) job->n, sizeof *tables);
+	FillCtx *ctx = xcalloc((size_t) job->n, sizeof *ctx);
+	char **labels = xcalloc((size_t) job->n, sizeof *labels);
 	int rc;
 
-	if (tables == NULL || ctx == NULL || labels == NULL)
-		log_fatal(EXIT_FAILED, "out of memory");
 	for (int i = 0; i < job->n; i++)
 	{
 		ctx[i] = (FillCtx) {job, i};
