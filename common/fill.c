@@ -28,6 +28,7 @@ typedef struct Unit
 	char *upper;				/* the range's last key (text), NULL: to the table's end */
 	char *sql[2];				/* [0] after $2, [1] from the range's start */
 	bool own_entry;				/* its row was begun here, not by the caller */
+	bool resumed;				/* goes on from an interrupted run's checkpoint */
 	BatchLoop b;
 	int rc;
 	bool started;
@@ -164,6 +165,7 @@ resume_units(Run *run, FillTable *t, Unit ***units, int *n)
 			continue;
 		push(units, n, unit_new(run, t, PQgetvalue(res, i, 0), after, upper, atoll(PQgetvalue(res, i, 2)),
 								PQgetisnull(res, i, 3) ? -1 : atoll(PQgetvalue(res, i, 3))));
+		(*units)[*n - 1]->resumed = true;
 		log_info("resuming the interrupted %s after key %s (%s rows done)", PQgetvalue(res, i, 0),
 				 after ? after : "(start)", PQgetvalue(res, i, 2));
 		added++;
@@ -229,14 +231,20 @@ begin_unit(Run *run, Unit *u, bool one_unit)
 		u->own_entry = true;
 	}
 	mlog_set_progress(run, u->b.entry, u->b.rows_total, u->b.rows_done, u->b.last_key);
-	if (ranged)
 	{
+		/* a range's bounds, for a resume; whether it goes on from an earlier run, for status */
 		char id[32];
-		const char *params[3] = {id, u->b.last_key, u->upper};
+		const char *resumed = u->resumed ? "true" : "false";
+		const char *range[4] = {id, resumed, u->b.last_key, u->upper};
 
 		snprintf(id, sizeof id, "%lld", u->b.entry);
-		db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || "
-				 "jsonb_build_object('range_after', $2::text, 'range_through', $3::text) WHERE id = $1", 3, params);
+		if (ranged)
+			db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || jsonb_build_object("
+					 "'resumed', $2::boolean, 'range_after', $3::text, 'range_through', $4::text) WHERE id = $1",
+					 4, range);
+		else
+			db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || "
+					 "jsonb_build_object('resumed', $2::boolean) WHERE id = $1", 2, range);
 	}
 }
 

@@ -47,7 +47,17 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 		"  AND l.rows_total IS NOT NULL AND l.operation NOT LIKE 'rollback %' AND l.id > since.id "
 		"  AND (l.status = 'running' OR EXISTS (SELECT 1 FROM public.migration_log a WHERE a.run_id = l.run_id "
 		"  AND a.operation = 'apply'))), "
-		"latest AS (SELECT DISTINCT ON (operation) * FROM r ORDER BY operation, id DESC), "
+		/*
+		 * a table's fill is one row, or (--jobs) a row per key range "LABEL [i/n]",
+		 * some of them perhaps resumed by later runs: the newest row of each
+		 * range since the table's newest fresh (not resumed) start
+		 */
+		"b AS (SELECT r.*, regexp_replace(r.operation, ' \\[[0-9]+/[0-9]+\\]$', '') AS base FROM r), "
+		"fresh AS (SELECT DISTINCT ON (base) base, run_id FROM b "
+		"  WHERE NOT coalesce((metadata->>'resumed')::boolean, false) ORDER BY base, id DESC), "
+		"cur AS (SELECT b.* FROM b LEFT JOIN fresh f USING (base) WHERE f.run_id IS NULL OR b.id >= "
+		"  (SELECT min(x.id) FROM b x WHERE x.base = b.base AND x.run_id = f.run_id)), "
+		"latest AS (SELECT DISTINCT ON (operation) * FROM cur ORDER BY operation, id DESC), "
 		"totals AS (SELECT operation, count(*) AS runs, sum(coalesce((metadata->>'rows_changed')::bigint, "
 		"  (metadata->>'rows_filled')::bigint, 0)) AS changed FROM r GROUP BY operation) "
 		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, l.metadata->>'unmatched', "

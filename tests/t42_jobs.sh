@@ -28,6 +28,8 @@ filled() {
             group by 1 order by 1"
 }
 ranges() { q "$1" "select count(*) from migration_log where phase = 2 and operation ~ ' \[[0-9]+/[0-9]+\]\$'"; }
+all_rows() { q "$1" "select (select count(*) from public.users) + (select count(*) from public.journal_entries)
+                      + (select count(*) from public.tags) + (select count(*) from public.reminders)"; }
 running() { q "$1" "select count(*) from migration_log where status = 'running'"; }
 users_md5() { q "$1" "select md5(string_agg(to_jsonb(u)::text, '' order by id)) from public.users u"; }
 
@@ -49,6 +51,13 @@ assert_contains "$LAST_OUT" "fill public.users.id [1/2]" "status shows each rang
 assert_exit 0 "phase3 check on the --jobs 2 fill (children against their parents)" -- u 3 two check
 assert_exit 0 "phase2 --jobs 2 again: nothing left to change" -- u 2 two apply --batch-size 100 --jobs 2
 assert_eq "$(table_checksums one)" "$(table_checksums two)" "still identical"
+assert_exit 0 "status" -- u 2 two status
+n=$(all_rows two)
+assert_contains "$LAST_OUT" "all tables: $n of $n rows scanned (100.0%)" "status counts the newest pass once"
+assert_exit 0 "phase2 --jobs 1 after --jobs 2" -- u 2 two apply --batch-size 100
+assert_exit 0 "status" -- u 2 two status
+assert_contains "$LAST_OUT" "all tables: $n of $n rows scanned (100.0%)" "status shows the newest pass, not its ranges beside it"
+assert_not_contains "$LAST_OUT" "[1/2]" "the older pass's ranges are not shown"
 
 test_case "string to uuid: a --jobs 2 run killed (kill -9), resumed with --jobs 1, then SIGTERM'd and resumed with --jobs 2"
 uuid_app kill
@@ -74,6 +83,10 @@ assert_exit 0 "phase2 --jobs 2 finishes" -- u 2 kill apply --batch-size 50 --job
 assert_contains "$LAST_ERR" "resuming the interrupted" "resumed"
 assert_eq "$(table_checksums one)" "$(table_checksums kill)" "every table identical to the uninterrupted runs"
 assert_eq "$(filled one)" "$(filled kill)" "migration_log: each row filled once over the three runs"
+assert_exit 0 "status" -- u 2 kill status
+n=$(all_rows kill)
+assert_contains "$LAST_OUT" "all tables: $n of $n rows scanned (100.0%)" "status adds up the ranges of the three runs, each once"
+assert_not_contains "$LAST_OUT" "interrupted;" "no range shown as interrupted"
 assert_eq "0" "$(running kill)" "no row left running"
 
 # ---------------------------------------------------------------- clerk to firebase
