@@ -86,6 +86,31 @@ check_duplicates(Run *run, Findings *f, const char *column, bool ignore_case)
 	return n;
 }
 
+/* Surplus rows of duplicated values of COLUMN: 0 when check_duplicates would find none. */
+static char *
+duplicates_gate(const Plan *p, const char *column, bool ignore_case)
+{
+	char *qcol = plan_ident(p, column);
+	char *expr = ignore_case ? str_printf("lower(%s::text)", qcol) : xstrdup(qcol);
+	char *gate = str_printf("count(%s) - count(DISTINCT %s)", expr, expr);
+
+	free(expr);
+	free(qcol);
+	return gate;
+}
+
+static char *
+add_unique_gate(Run *run, const Op *op)
+{
+	return duplicates_gate(run->plan, op->column, false);
+}
+
+static char *
+check_unique_gate(Run *run, const Op *op)
+{
+	return duplicates_gate(run->plan, op->column, op->ignore_case);
+}
+
 static long long
 add_unique_check(Run *run, const Op *op, Findings *f)
 {
@@ -170,8 +195,10 @@ const OpHandlers op_add_unique = {
 	.apply = {[3] = add_unique_apply},
 	.rollback = {[3] = add_unique_rollback},
 	.check = add_unique_check,
+	.gate = add_unique_gate,
 };
 
 const OpHandlers op_check_unique = {
 	.check = check_unique_check,
+	.gate = check_unique_gate,
 };

@@ -11,13 +11,34 @@
 #include "ops.h"
 #include "strbuf.h"
 
+/* The rows set_not_null refuses: NULL, and with reject_empty '' too. */
+static char *
+refused_rows(const Plan *p, const Op *op)
+{
+	char *qcol = plan_ident(p, op->column);
+	char *cond = op->reject_empty ? str_printf("(%s IS NULL OR %s::text = '')", qcol, qcol)
+		: str_printf("%s IS NULL", qcol);
+
+	free(qcol);
+	return cond;
+}
+
+static char *
+set_not_null_gate(Run *run, const Op *op)
+{
+	char *cond = refused_rows(run->plan, op);
+	char *gate = str_printf("count(*) FILTER (WHERE %s)", cond);
+
+	free(cond);
+	return gate;
+}
+
 static long long
 set_not_null_check(Run *run, const Op *op, Findings *f)
 {
 	const Plan *p = run->plan;
 	char *qcol = plan_ident(p, op->column);
-	char *cond = op->reject_empty ? str_printf("(%s IS NULL OR %s::text = '')", qcol, qcol)
-		: str_printf("%s IS NULL", qcol);
+	char *cond = refused_rows(p, op);
 	char *subject = str_printf("%s.%s", p->q_table, qcol);
 	long long n = findings_rows_where(run, f, op->reject_empty ? "null_or_empty" : "null", subject, cond);
 
@@ -86,4 +107,5 @@ const OpHandlers op_set_not_null = {
 	.apply = {[3] = set_not_null_apply},
 	.rollback = {[3] = set_not_null_rollback},
 	.check = set_not_null_check,
+	.gate = set_not_null_gate,
 };

@@ -15,12 +15,20 @@
 typedef int (*OpStep)(Run *run, const Op *op, const Options *opts);
 /* Adds findings; returns how many problems it found. */
 typedef long long (*OpCheck)(Run *run, const Op *op, Findings *f);
+/*
+ * An aggregate over the plan's table, non-zero when OpCheck would find rows
+ * (malloc'd; NULL: no gate, the check always runs).  phase3 computes every
+ * operation's gate in one pass over the table and runs a check, with its
+ * counts and samples, only when its gate found something.
+ */
+typedef char *(*OpGate)(Run *run, const Op *op);
 
 typedef struct OpHandlers
 {
 	OpStep apply[4];		/* indexed by phase */
 	OpStep rollback[4];
 	OpCheck check;			/* phase3 pre-flight */
+	OpGate gate;			/* its one-pass gate, or NULL */
 	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
 	/*
 	 * phase3 apply runs it after every operation without it (and rollback

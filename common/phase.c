@@ -168,24 +168,72 @@ phase_rollback_ops(Run *run, const Options *opts)
 	return EXIT_DONE;
 }
 
+/*
+ * 1. Every operation's gate (ops.h) in one pass over the plan's table: per
+ * operation its count, or -1 for one without a gate (its check always runs).
+ */
+static long long *
+gate_pass(Run *run)
+{
+	long long *gates = xcalloc((size_t) run->plan->n_ops + 1, sizeof *gates);
+	StrBuf sb;
+	int n = 0;
+
+	sb_init(&sb);
+	sb_append(&sb, "SELECT ");
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpGate gate = ops_handlers(op->kind)->gate;
+		char *expr = gate ? gate(run, op) : NULL;
+
+		gates[i] = -1;
+		if (expr == NULL)
+			continue;
+		sb_printf(&sb, "%s%s", n++ ? ", " : "", expr);
+		free(expr);
+	}
+	if (n > 0)
+	{
+		PGresult *res;
+
+		sb_printf(&sb, " FROM %s", run->plan->q_table);
+		res = db_query(run->conn, sb.data, 0, NULL);
+		n = 0;
+		for (int i = 0; i < run->plan->n_ops; i++)
+		{
+			OpGate gate = ops_handlers(run->plan->ops[i].kind)->gate;
+
+			if (gate)
+				gates[i] = atoll(PQgetvalue(res, 0, n++));
+		}
+		PQclear(res);
+	}
+	sb_free(&sb);
+	return gates;
+}
+
 int
 phase_check_ops(Run *run, const Options *opts, bool own_entry)
 {
 	Findings f;
-	long long problems = 0;
+	long long problems = 0, *gates;
 	long long entry = own_entry ? mlog_begin(run, "check", -1, 0, NULL) : 0;
 	json_t *meta;
 	char *text;
 
 	findings_init(&f);
+	gates = gate_pass(run);
+	/* 2. each operation's check: those whose gate found rows, and those without a gate */
 	for (int i = 0; i < run->plan->n_ops; i++)
 	{
 		const Op *op = &run->plan->ops[i];
 		OpCheck check = ops_handlers(op->kind)->check;
 
-		if (check)
+		if (check && gates[i] != 0)
 			problems += check(run, op, &f);
 	}
+	free(gates);
 	meta = json_pack("{s:o}", "findings", findings_json(&f));
 	text = json_dumps(meta, JSON_COMPACT);
 	if (opts->json)
