@@ -90,6 +90,9 @@ unit_new(Run *run, FillTable *t, const char *operation, const char *after, const
 	{
 		char *lit = upper ? PQescapeLiteral(run->conn, upper, strlen(upper)) : NULL;
 
+		if (upper && lit == NULL)
+			log_fatal(EXIT_FAILED, "could not quote the key range's bound: %s", PQerrorMessage(run->conn));
+
 		for (int first = 0; first < 2; first++)
 		{
 			char *where = fill_range_where(t->q_key, first, lit);
