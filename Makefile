@@ -40,6 +40,13 @@ bin/service-file: $(OBJDIR)/service_file.o $(OBJDIR)/conninfo_secrets.o $(OBJDIR
 $(OBJDIR)/service_file.o: scripts/lib/service_file.c common/conninfo_secrets.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# unit tests of the functions that need no database (tests/t01_units.sh runs them)
+$(OBJDIR)/unit-tests: $(OBJDIR)/unit.o $(COMMON_OBJ) build/mode
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
+
+$(OBJDIR)/unit.o: tests/unit/unit.c common/*.h build/sqltext.h | $(OBJDIR)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
 $(OBJDIR)/%.o: common/%.c common/*.h build/sqltext.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -72,7 +79,7 @@ endif
 # The README's test command: installs missing packages (as root), builds, tests.
 check:
 	scripts/install-deps
-	$(MAKE) all
+	$(MAKE) all $(OBJDIR)/unit-tests
 	$(CHECK_ENV) tests/run
 
 # make fuzz: the libFuzzer targets of tests/fuzz, built with clang, ASan and
@@ -123,7 +130,7 @@ bench:
 lint: all
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem --suppress=readdirCalled --library=posix --include=/usr/include/jansson.h \
-	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz
+	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz tests/unit
 
 format:
 	clang-format -i common/*.c common/*.h phases/*.c tests/fuzz/*.c tests/fuzz/*.h

@@ -1,0 +1,278 @@
+/*
+ * unit.c: unit tests of the functions that need no database: the string
+ * buffer, the Firebase uid generator, the CSV header check, the secrets of a
+ * connection string, a Firebase export user as a staging row, and the key
+ * range of a --jobs fill.  Prints one line per case, "ok<TAB>NAME" or
+ * "FAIL<TAB>NAME<TAB>WHY", for tests/t01_units.sh; exits 1 when any failed.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "conninfo_secrets.h"
+#include "csv_header.h"
+#include "export_user.h"
+#include "fill.h"
+#include "firebase_uid.h"
+#include "log.h"
+#include "strbuf.h"
+
+static int failed;
+static const char *current;
+static char why[512];
+
+static void
+begin(const char *name)
+{
+	current = name;
+	why[0] = '\0';
+}
+
+static void
+end(void)
+{
+	if (why[0])
+	{
+		printf("FAIL\t%s\t%s\n", current, why);
+		failed++;
+	}
+	else
+		printf("ok\t%s\n", current);
+}
+
+#define CHECK(cond, ...) \
+	do { \
+		if (!(cond) && !why[0]) \
+			snprintf(why, sizeof why, __VA_ARGS__); \
+	} while (0)
+
+/* A temporary file holding TEXT, rewound for reading. */
+static FILE *
+file_with(const char *text, size_t len)
+{
+	FILE *fp = tmpfile();
+
+	if (fp == NULL)
+	{
+		perror("tmpfile");
+		exit(2);
+	}
+	fwrite(text, 1, len, fp);
+	rewind(fp);
+	return fp;
+}
+
+static bool
+header_ok(const char *text)
+{
+	FILE *fp = file_with(text, strlen(text));
+	bool ok = csv_header_is(fp, CSV_HEADER_MAPPING, "mapping", "test.csv");
+
+	fclose(fp);
+	return ok;
+}
+
+/* Field N (0-based) of a tab-separated COPY row, malloc'd. */
+static char *
+field(const char *row, int n)
+{
+	const char *p = row;
+	size_t len;
+
+	for (int i = 0; i < n && p; i++)
+	{
+		p = strchr(p, '\t');
+		if (p)
+			p++;
+	}
+	if (p == NULL)
+		return xstrdup("<missing>");
+	len = strcspn(p, "\t\n");
+	{
+		char *out = xmalloc(len + 1);
+
+		memcpy(out, p, len);
+		out[len] = '\0';
+		return out;
+	}
+}
+
+static void
+test_strbuf(void)
+{
+	StrBuf sb;
+	char *s;
+
+	begin("strbuf: appends and printf grow past any initial size");
+	sb_init(&sb);
+	for (int i = 0; i < 5000; i++)
+		sb_printf(&sb, "%d,", i % 10);
+	CHECK(sb.len == 10000, "length %zu, expected 10000", sb.len);
+	CHECK(strlen(sb.data) == sb.len, "data and len disagree");
+	sb_reset(&sb);
+	sb_appendn(&sb, "abcdef", 3);
+	CHECK(strcmp(sb.data, "abc") == 0, "sb_appendn gave '%s'", sb.data);
+	sb_free(&sb);
+	s = str_printf("%s-%05d", "x", 42);
+	CHECK(strcmp(s, "x-00042") == 0, "str_printf gave '%s'", s);
+	free(s);
+	end();
+}
+
+static void
+test_firebase_uid(void)
+{
+	char a[FIREBASE_UID_LENGTH + 1], b[FIREBASE_UID_LENGTH + 1];
+
+	begin("firebase_uid_generate: 28 letters and digits, never the same twice");
+	firebase_uid_generate(a);
+	firebase_uid_generate(b);
+	CHECK(strlen(a) == FIREBASE_UID_LENGTH, "length %zu", strlen(a));
+	for (size_t i = 0; i < strlen(a); i++)
+		CHECK(isalnum((unsigned char) a[i]), "character %zu of '%s' is not a letter or digit", i, a);
+	CHECK(strcmp(a, b) != 0, "two calls gave '%s' both", a);
+	end();
+}
+
+static void
+test_csv_header(void)
+{
+	char big[6000];
+
+	begin("csv_header_is: the header, with a BOM, CRLF or quotes, is accepted");
+	CHECK(header_ok("clerk_user_id,firebase_uid\nu1,f1\n"), "plain header refused");
+	CHECK(header_ok("\xEF\xBB\xBF" "clerk_user_id,firebase_uid\r\n"), "BOM and CRLF refused");
+	CHECK(header_ok("\"clerk_user_id\",\"firebase_uid\"\n"), "quoted header refused");
+	end();
+
+	begin("csv_header_is: another header, an empty file or a header over 4 kB is refused");
+	CHECK(!header_ok("firebase_uid,clerk_user_id\n"), "swapped columns accepted");
+	CHECK(!header_ok(""), "empty file accepted");
+	memset(big, 'a', sizeof big - 2);
+	memcpy(big, "clerk_user_id,firebase_uid", 26);
+	big[sizeof big - 2] = '\n';
+	big[sizeof big - 1] = '\0';
+	CHECK(!header_ok(big), "a 6 kB first line accepted");
+	end();
+}
+
+static void
+test_secrets(void)
+{
+	Secrets s = {0};
+	char *scrubbed;
+
+	begin("conninfo secrets: a URI's password is noted and masked in messages");
+	CHECK(is_connection_string("postgresql://app:s3cr%40t@db.example/prod"), "URI not seen as a connection string");
+	CHECK(!is_connection_string("prod"), "a bare database name taken for a connection string");
+	CHECK(secrets_collect("postgresql://app:s3cr%40t@db.example/prod", &s), "URI not parsed");
+	scrubbed = secrets_scrub("password authentication failed: s3cr@t given", &s);
+	CHECK(strstr(scrubbed, "s3cr@t") == NULL, "password still in '%s'", scrubbed);
+	free(scrubbed);
+	secrets_free(&s);
+	end();
+
+	begin("conninfo secrets: key=value with a quoted password; an unparsable string is refused");
+	memset(&s, 0, sizeof s);
+	CHECK(secrets_collect("host=db dbname=prod password='a b'", &s), "quoted password not parsed");
+	scrubbed = secrets_scrub("it was a b indeed", &s);
+	CHECK(strstr(scrubbed, "a b") == NULL, "password still in '%s'", scrubbed);
+	free(scrubbed);
+	secrets_free(&s);
+	memset(&s, 0, sizeof s);
+	CHECK(!secrets_collect("host=db password=a b", &s), "an unquoted blank accepted");
+	secrets_free(&s);
+	end();
+}
+
+static void
+test_export_user(void)
+{
+	json_error_t err;
+	json_t *user = json_loads("{\"localId\": \"fb1\", \"email\": \" Ann@Example.COM \", \"emailVerified\": true, "
+							  "\"customAttributes\": \"{\\\"clerk_user_id\\\": \\\"user_1\\\"}\", "
+							  "\"displayName\": \"Ann\\tO'Brien\", \"lastSignedInAt\": \"1700000000000\"}", 0, &err);
+	StrBuf row;
+	long bad = 0;
+	char *f;
+
+	begin("export_user_row: uid, Clerk id from customAttributes, email as exported, escaped tab");
+	CHECK(user != NULL, "test JSON: %s", err.text);
+	sb_init(&row);
+	CHECK(user && export_user_row(&row, user, 7, "x.json", &bad), "user refused");
+	f = field(row.data, 0);
+	CHECK(strcmp(f, "fb1") == 0, "firebase_uid '%s'", f);
+	free(f);
+	f = field(row.data, 1);
+	CHECK(strcmp(f, "user_1") == 0, "clerk_user_id '%s'", f);
+	free(f);
+	f = field(row.data, 2);
+	CHECK(strcmp(f, " Ann@Example.COM ") == 0, "email '%s' (kept as exported)", f);
+	free(f);
+	f = field(row.data, 3);
+	CHECK(strcmp(f, "\\N") == 0, "email_norm '%s' (NULL: normalised in SQL)", f);
+	free(f);
+	f = field(row.data, 4);
+	CHECK(strcmp(f, "t") == 0, "email_verified '%s'", f);
+	free(f);
+	f = field(row.data, 5);
+	CHECK(strcmp(f, "Ann\\tO'Brien") == 0, "display_name '%s' (a tab must be escaped for COPY)", f);
+	free(f);
+	CHECK(row.len > 0 && row.data[row.len - 1] == '\n', "row does not end in a newline");
+	CHECK(bad == 0, "customAttributes counted as unreadable");
+	sb_free(&row);
+	json_decref(user);
+	end();
+
+	begin("export_user_row: a user without localId is refused, the row unchanged");
+	user = json_loads("{\"email\": \"x@example.com\"}", 0, &err);
+	sb_init(&row);
+	CHECK(user && !export_user_row(&row, user, 1, "x.json", &bad), "accepted");
+	CHECK(row.len == 0, "row written: '%s'", row.data);
+	sb_free(&row);
+	json_decref(user);
+	end();
+}
+
+static void
+test_range_where(void)
+{
+	struct
+	{
+		bool first;
+		const char *upper;
+		const char *want;
+	} cases[] = {
+		{true, NULL, ""},
+		{true, "'k9'", "WHERE t.id <= 'k9'"},
+		{false, NULL, "WHERE t.id > $2"},
+		{false, "'k9'", "WHERE t.id > $2 AND t.id <= 'k9'"},
+	};
+
+	begin("fill_range_where: the four shapes of a key range");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+	{
+		char *w = fill_range_where("id", cases[i].first, cases[i].upper);
+
+		CHECK(strcmp(w, cases[i].want) == 0, "case %zu: '%s', expected '%s'", i, w, cases[i].want);
+		free(w);
+	}
+	end();
+}
+
+int
+main(void)
+{
+	log_init("unit");
+	log_set_quiet(true);
+	test_strbuf();
+	test_firebase_uid();
+	test_csv_header();
+	test_secrets();
+	test_export_user();
+	test_range_where();
+	return failed ? 1 : 0;
+}
