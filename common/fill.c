@@ -121,14 +121,8 @@ unit_free(Unit *u)
 static void
 push(Unit ***units, int *n, Unit *u)
 {
-	Unit **grown = xmalloc((size_t) (*n + 1) * sizeof **units);
-
-	if (*n > 0)
-		memcpy(grown, *units, (size_t) *n * sizeof **units);
-	free(*units);
-	grown[*n] = u;
-	*units = grown;
-	(*n)++;
+	*units = xrealloc(*units, (size_t) (*n + 1) * sizeof **units);
+	(*units)[(*n)++] = u;
 }
 
 /*

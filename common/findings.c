@@ -37,9 +37,7 @@ findings_add(Findings *f, const char *check, const char *subject, long long coun
 	if (f->n == f->cap)
 	{
 		f->cap = f->cap ? f->cap * 2 : 8;
-		f->items = realloc(f->items, (size_t) f->cap * sizeof(Finding));
-		if (f->items == NULL)
-			abort();
+		f->items = xrealloc(f->items, (size_t) f->cap * sizeof(Finding));
 	}
 	f->items[f->n].check = xstrdup(check);
 	f->items[f->n].subject = xstrdup(subject);

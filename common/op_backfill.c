@@ -1045,9 +1045,12 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	if ((rc = mapping_load(run->conn, opts->mapping, &loaded)) != EXIT_DONE)
 		goto done;
 	log_info("read %lld users from the mapping", loaded);
-	if (opts->clerk_export &&
-		(rc = mapping_load_clerk_csv(run->conn, opts->clerk_export, &clerk_rows)) != EXIT_DONE)
-		goto done;
+	if (opts->clerk_export)
+	{
+		if ((rc = mapping_load_clerk_csv(run->conn, opts->clerk_export, &clerk_rows)) != EXIT_DONE)
+			goto done;
+		log_info("read %lld users from the Clerk export \"%s\"", clerk_rows, opts->clerk_export);
+	}
 	if ((rc = adopt_source_generated(run, &n)) != EXIT_DONE)
 		goto done;
 	if (table_exists(run, n.generated))
@@ -1179,7 +1182,6 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		json_decref(meta);
 	}
 done:
-	(void) clerk_rows;
 	free(sql[0]);
 	free(sql[1]);
 	drop_shared_lookups(run, &n);

@@ -107,7 +107,7 @@ uuid_job_load(UuidJob *job, Run *run, const Op *op)
 		{
 			UuidTarget *t;
 
-			job->t = realloc(job->t, (size_t) (job->n + 1) * sizeof(UuidTarget));
+			job->t = xrealloc(job->t, (size_t) (job->n + 1) * sizeof(UuidTarget));
 			t = &job->t[job->n++];
 			memset(t, 0, sizeof *t);
 			t->index = (int) json_integer_value(json_object_get(d, "index"));
@@ -125,7 +125,7 @@ uuid_job_load(UuidJob *job, Run *run, const Op *op)
 		{
 			UuidIndex *x;
 
-			job->ix = realloc(job->ix, (size_t) (job->n_ix + 1) * sizeof(UuidIndex));
+			job->ix = xrealloc(job->ix, (size_t) (job->n_ix + 1) * sizeof(UuidIndex));
 			x = &job->ix[job->n_ix++];
 			x->table = json_str(d, "table");
 			x->name = json_str(d, "name");

@@ -26,7 +26,7 @@ typedef struct Stmts
 static void
 add(Stmts *st, char *sql)
 {
-	st->s = realloc(st->s, (size_t) (st->n + 1) * sizeof(char *));
+	st->s = xrealloc(st->s, (size_t) (st->n + 1) * sizeof(char *));
 	st->s[st->n++] = sql;
 }
 

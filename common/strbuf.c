@@ -26,6 +26,16 @@ xmalloc(size_t n)
 }
 
 void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		out_of_memory();
+	return q;
+}
+
+void *
 xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);
@@ -79,9 +89,7 @@ reserve(StrBuf *sb, size_t extra)
 		sb->cap = 256;			/* after sb_steal or sb_free */
 	while (sb->len + extra + 1 > sb->cap)
 		sb->cap *= 2;
-	sb->data = realloc(sb->data, sb->cap);
-	if (sb->data == NULL)
-		out_of_memory();
+	sb->data = xrealloc(sb->data, sb->cap);
 }
 
 void
