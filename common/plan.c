@@ -5,7 +5,6 @@
  */
 #include "plan.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -321,7 +320,8 @@ plan_load(const char *path)
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 	{
-		if (jerr.line <= 0 && errno != 0)
+		/* jansson's own code, not errno: errno may be left over from anything before */
+		if (json_error_code(&jerr) == json_error_cannot_open_file)
 			log_error("could not read plan \"%s\": %s", path, jerr.text);
 		else
 			log_error("invalid plan \"%s\": line %d, column %d: %s", path, jerr.line, jerr.column, jerr.text);

@@ -63,6 +63,7 @@ sed 's/"table": "users"/"table": "nosuchtable"/' "$PLAN" > "$TEST_TMP/notable.js
 assert_exit 2 "table missing" -- phase 1 apply -d bad --plan "$TEST_TMP/notable.json"
 one_error_line '"public.nosuchtable"'
 assert_exit 2 "missing plan file" -- phase 1 apply -d bad --plan "$TEST_TMP/none.json"
+one_error_line "could not read plan"
 assert_exit 2 "unknown subcommand" -- phase 1 destroy --plan "$PLAN"
 assert_contains "$LAST_ERR" 'Try "phase1 --help" for more information.' "points to --help"
 assert_exit 2 "bad option value" -- phase 2 apply --plan "$PLAN" --batch-size 0
