@@ -186,6 +186,18 @@ clerk_id_from_attributes(json_t *user, long element, long *bad_attributes)
 	return id;
 }
 
+/* Characters of UTF-8 text (jansson gives valid UTF-8): bytes that do not continue a sequence. */
+static size_t
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char) *s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
 static bool
 valid_uid(const char *uid, long element, const char *path)
 {
@@ -194,7 +206,8 @@ valid_uid(const char *uid, long element, const char *path)
 		log_error("mapping file \"%s\": element %ld has no localId / firebase_uid", path, element);
 		return false;
 	}
-	if (strlen(uid) > MAX_UID_LENGTH)
+	/* characters, as Firebase counts them and as the CSV check and varchar(128) do */
+	if (utf8_chars(uid) > MAX_UID_LENGTH)
 	{
 		log_error("mapping file \"%s\": element %ld: firebase uid longer than %d characters", path, element,
 				  MAX_UID_LENGTH);

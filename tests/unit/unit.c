@@ -238,6 +238,33 @@ test_export_user(void)
 }
 
 static void
+test_uid_length(void)
+{
+	StrBuf row, uid;
+	json_t *user;
+	long bad = 0;
+
+	begin("export_user_row: a uid of 128 characters is accepted in any script, 129 are refused");
+	sb_init(&uid);
+	for (int i = 0; i < 128; i++)
+		sb_append(&uid, "\xC3\xA9");		/* 128 x U+00E9: 256 bytes */
+	user = json_pack("{s:s}", "localId", uid.data);
+	sb_init(&row);
+	CHECK(export_user_row(&row, user, 1, "x.json", &bad), "128 two-byte characters refused");
+	json_decref(user);
+	sb_reset(&row);
+	sb_reset(&uid);
+	for (int i = 0; i < 129; i++)
+		sb_append(&uid, "u");
+	user = json_pack("{s:s}", "localId", uid.data);
+	CHECK(!export_user_row(&row, user, 2, "x.json", &bad), "129 characters accepted");
+	json_decref(user);
+	sb_free(&row);
+	sb_free(&uid);
+	end();
+}
+
+static void
 test_range_where(void)
 {
 	struct
@@ -273,6 +300,7 @@ main(void)
 	test_csv_header();
 	test_secrets();
 	test_export_user();
+	test_uid_length();
 	test_range_where();
 	return failed ? 1 : 0;
 }
