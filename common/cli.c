@@ -76,6 +76,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		{NULL, 0, NULL, 0}
 	};
 	int c;
+	int longindex = -1;
 
 	log_init(argv[0]);
 	*opts = (Options) {.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1};
@@ -85,8 +86,16 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		exit(EXIT_DONE);
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "d:j:V?", long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "d:j:V?", long_options, &longindex)) != -1)
 	{
+		/* the option as named, not its value ("--jobs 2": argv[optind - 1] is "2") */
+		char named[64];
+
+		if (longindex >= 0)
+			snprintf(named, sizeof named, "--%s", long_options[longindex].name);
+		else
+			snprintf(named, sizeof named, "-%c", c);
+		longindex = -1;
 		switch (c)
 		{
 			case OPT_PLAN:
@@ -112,7 +121,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 			case OPT_GENERATE_MISSING:
 			case OPT_SKIP_INVALID:
 				if (!allowed(spec, CLI_MAPPING))
-					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+					usage_error("option \"%s\" is not accepted here", named);
 				if (c == OPT_MAPPING)
 					opts->mapping = optarg;
 				else if (c == OPT_CLERK_EXPORT)
@@ -127,7 +136,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 			case OPT_MAX_LAG_MS:
 			case OPT_TARGET_BATCH_MS:
 				if (!allowed(spec, CLI_BATCH))
-					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+					usage_error("option \"%s\" is not accepted here", named);
 				if (c == OPT_BATCH_SIZE)
 					opts->batch_size = parse_int(optarg, "--batch-size", 1, 1000000);
 				else if (c == OPT_SLEEP_MS)
@@ -139,7 +148,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 				break;
 			case OPT_ON_INVALID:
 				if (!allowed(spec, CLI_ON_INVALID))
-					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+					usage_error("option \"%s\" is not accepted here", named);
 				if (strcmp(optarg, "regenerate") == 0)
 					opts->regenerate_invalid = true;
 				else if (strcmp(optarg, "stop") != 0)
@@ -147,13 +156,13 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 				break;
 			case OPT_DISCARD_GENERATED:
 				if (!allowed(spec, CLI_DISCARD_GENERATED))
-					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+					usage_error("option \"%s\" is not accepted here", named);
 				opts->discard_generated_uids = true;
 				break;
 			case 'j':
 			case OPT_JOBS:
 				if (!allowed(spec, CLI_JOBS))
-					usage_error("option \"%s\" is not accepted here", argv[optind - 1]);
+					usage_error("option \"%s\" is not accepted here", named);
 				opts->jobs = parse_int(optarg, "--jobs", 1, CLI_MAX_JOBS);
 				break;
 			case 'V':
