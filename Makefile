@@ -53,8 +53,9 @@ $(OBJDIR)/%.o: common/%.c common/*.h build/sqltext.h | $(OBJDIR)
 $(OBJDIR)/phase%.o: phases/phase%.c common/*.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-# sql/state.sql compiled in, so the binaries need no files beside them
-build/sqltext.c build/sqltext.h: sql/state.sql scripts/embed-sql | build
+# sql/state.sql compiled in, so the binaries need no files beside them (&: one run
+# makes both files; two would leave sqltext.h newer than objects and relink every time)
+build/sqltext.c build/sqltext.h &: sql/state.sql scripts/embed-sql | build
 	scripts/embed-sql build/sqltext SQL_STATE sql/state.sql
 
 $(OBJDIR)/sqltext.o: build/sqltext.c | $(OBJDIR)
