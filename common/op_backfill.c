@@ -489,24 +489,19 @@ discard_generated(Run *run, const Names *n, bool drop)
 		free(count);
 	}
 	{
-		char *a, *b;
+		const char *tables[2] = {n->generated, n->import_files};
 
-		if (drop)
-		{
-			a = str_printf("DROP TABLE IF EXISTS %s", n->generated);
-			b = str_printf("DROP TABLE IF EXISTS %s", n->import_files);
-		}
-		else
-		{
-			a = table_exists(run, n->generated) ? str_printf("DELETE FROM %s", n->generated) : xstrdup("SELECT 1");
-			b = table_exists(run, n->import_files) ? str_printf("DELETE FROM %s", n->import_files) : xstrdup("SELECT 1");
-		}
+		/* both forgotten in one transaction: a uid is never kept without the file that listed it */
 		db_exec(run->conn, "BEGIN");
-		db_exec(run->conn, a);
-		db_exec(run->conn, b);
+		for (int i = 0; i < 2; i++)
+			if (drop || table_exists(run, tables[i]))
+			{
+				char *sql = str_printf(drop ? "DROP TABLE IF EXISTS %s" : "DELETE FROM %s", tables[i]);
+
+				db_exec(run->conn, sql);
+				free(sql);
+			}
 		db_exec(run->conn, "COMMIT");
-		free(a);
-		free(b);
 	}
 }
 

@@ -148,7 +148,7 @@ drop_column_apply(Run *run, const Op *op, const Options *opts)
 		/* the table's name goes in as a parameter, never inside a literal */
 		bool has_pk = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = "
 								"pg_catalog.to_regclass($1) AND contype = 'p'", 1, (const char *[]) {n.backup});
-		char *pk = has_pk ? str_printf("SELECT 1") : str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n.backup);
+		char *pk = has_pk ? NULL : str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n.backup);
 		char *fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN "
 							  "INSERT INTO %s (key, value) VALUES (NEW.%s, NEW.%s) "
 							  "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value; RETURN NULL; END $fn$",
@@ -157,10 +157,15 @@ drop_column_apply(Run *run, const Op *op, const Options *opts)
 		char *trig = str_printf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
 								n.keep_trigger, n.qcol, p->q_table, n.keep_fn);
 		char *reg = mlog_register_sql(p, run->phase, "drop_backup", op->column);
-		const char *stmts[6] = {create, pk, fn, drop_trig, trig, reg};
+		const char *all[6] = {create, pk, fn, drop_trig, trig, reg};
+		const char *stmts[6];
+		int k = 0;
 
+		for (int i = 0; i < 6; i++)
+			if (all[i])			/* no primary key to add when the table has one */
+				stmts[k++] = all[i];
 		log_info("saving the values of %s into %s", n.qcol, n.backup);
-		rc = ops_ddl(run, create, stmts, 6);
+		rc = ops_ddl(run, create, stmts, k);
 		free(create);
 		free(pk);
 		free(fn);
