@@ -763,10 +763,24 @@ done:
  * file's row before a generated one).  The same rules as the sync trigger's.
  */
 static void
-build_lookups(Run *run, const Names *n)
+build_lookups(Run *run, const Op *op, const Names *n)
 {
 	const char *create = strncmp(n->by_clerk_id, "pg_temp.", 8) == 0 ? "CREATE TEMP TABLE" : "CREATE UNLOGGED TABLE";
 	char *sql[8];
+	StrBuf cols;
+
+	/* the profile holds only what the batches write: at 1M users the whole source outgrows temp_buffers */
+	sb_init(&cols);
+	for (int i = 0; i < op->n_set; i++)
+	{
+		const char *c = mapping_field_column(op->set[i].field);
+		bool seen = strcmp(c, "firebase_uid") == 0;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = strcmp(c, mapping_field_column(op->set[j].field)) == 0;
+		if (!seen)
+			sb_printf(&cols, ", %s", c);
+	}
 
 	sql[0] = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
 	sql[1] = str_printf("%s %s AS SELECT clerk_user_id AS v, "
@@ -777,8 +791,9 @@ build_lookups(Run *run, const Names *n)
 						"CASE WHEN count(DISTINCT firebase_uid) = 1 THEN min(firebase_uid) END AS uid "
 						"FROM %s WHERE clerk_user_id IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
 						create, n->by_email, n->source);
-	sql[3] = str_printf("%s %s AS SELECT DISTINCT ON (firebase_uid) * FROM %s ORDER BY firebase_uid, origin",
-						create, n->profile, n->source);
+	sql[3] = str_printf("%s %s AS SELECT DISTINCT ON (firebase_uid) firebase_uid%s FROM %s "
+						"ORDER BY firebase_uid, origin", create, n->profile, cols.data, n->source);
+	sb_free(&cols);
 	sql[4] = str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_clerk_id);
 	sql[5] = str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_email);
 	sql[6] = str_printf("ALTER TABLE %s ADD PRIMARY KEY (firebase_uid)", n->profile);
@@ -1121,7 +1136,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		goto done;
 	if (opts->jobs <= 1)
 		use_session_lookups(&n);
-	build_lookups(run, &n);
+	build_lookups(run, op, &n);
 	log_info("filling %s in batches of %d rows", n.q_uid,
 			 opts->batch_size > 0 ? opts->batch_size : p->batch_size);
 	{
