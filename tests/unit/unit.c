@@ -195,32 +195,34 @@ test_export_user(void)
 	json_t *user = json_loads("{\"localId\": \"fb1\", \"email\": \" Ann@Example.COM \", \"emailVerified\": true, "
 							  "\"customAttributes\": \"{\\\"clerk_user_id\\\": \\\"user_1\\\"}\", "
 							  "\"displayName\": \"Ann\\tO'Brien\", \"lastSignedInAt\": \"1700000000000\"}", 0, &err);
+	/* fields of the row (MAPPING_COLUMN_LIST's order) */
+	static const struct
+	{
+		int field;
+		const char *name;
+		const char *value;
+	} want[] = {
+		{0, "firebase_uid", "fb1"},
+		{1, "clerk_user_id (from customAttributes)", "user_1"},
+		{2, "email (kept as exported)", " Ann@Example.COM "},
+		{3, "email_norm (NULL: normalised in SQL)", "\\N"},
+		{4, "email_verified", "t"},
+		{5, "display_name (a tab escaped for COPY)", "Ann\\tO'Brien"},
+	};
 	StrBuf row;
 	long bad = 0;
-	char *f;
 
 	begin("export_user_row: uid, Clerk id from customAttributes, email as exported, escaped tab");
 	CHECK(user != NULL, "test JSON: %s", err.text);
 	sb_init(&row);
 	CHECK(user && export_user_row(&row, user, 7, "x.json", &bad), "user refused");
-	f = field(row.data, 0);
-	CHECK(strcmp(f, "fb1") == 0, "firebase_uid '%s'", f);
-	free(f);
-	f = field(row.data, 1);
-	CHECK(strcmp(f, "user_1") == 0, "clerk_user_id '%s'", f);
-	free(f);
-	f = field(row.data, 2);
-	CHECK(strcmp(f, " Ann@Example.COM ") == 0, "email '%s' (kept as exported)", f);
-	free(f);
-	f = field(row.data, 3);
-	CHECK(strcmp(f, "\\N") == 0, "email_norm '%s' (NULL: normalised in SQL)", f);
-	free(f);
-	f = field(row.data, 4);
-	CHECK(strcmp(f, "t") == 0, "email_verified '%s'", f);
-	free(f);
-	f = field(row.data, 5);
-	CHECK(strcmp(f, "Ann\\tO'Brien") == 0, "display_name '%s' (a tab must be escaped for COPY)", f);
-	free(f);
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+	{
+		char *f = field(row.data, want[i].field);
+
+		CHECK(strcmp(f, want[i].value) == 0, "%s is '%s', expected '%s'", want[i].name, f, want[i].value);
+		free(f);
+	}
 	CHECK(row.len > 0 && row.data[row.len - 1] == '\n', "row does not end in a newline");
 	CHECK(bad == 0, "customAttributes counted as unreadable");
 	sb_free(&row);
