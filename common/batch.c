@@ -64,10 +64,16 @@ adapt(int size, double took_ms, int target_ms)
 	return (int) next;
 }
 
+int
+batch_size_of(const Options *opts, const Plan *plan)
+{
+	return opts->batch_size > 0 ? opts->batch_size : plan->batch_size;
+}
+
 void
 batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan)
 {
-	b->batch_size = opts->batch_size > 0 ? opts->batch_size : plan->batch_size;
+	b->batch_size = batch_size_of(opts, plan);
 	b->sleep_ms = opts->sleep_ms;
 	b->max_lag_ms = opts->max_lag_ms;
 	b->target_batch_ms = opts->target_batch_ms;

@@ -40,6 +40,8 @@ typedef struct BatchLoop
  * --max-lag-ms and --target-batch-ms.
  */
 void batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan);
+/* The batch size those options give: --batch-size, else the plan's. */
+int batch_size_of(const Options *opts, const Plan *plan);
 
 /* Run batches until a batch scans fewer rows than asked.  Returns an exit code. */
 int batch_run(Run *run, BatchLoop *b);

@@ -32,6 +32,7 @@ typedef struct Unit
 	BatchLoop b;
 	int rc;
 	bool started;
+	double began, ended;		/* wall clock of its batch loop, for its table's seconds */
 } Unit;
 
 typedef struct Queue
@@ -245,6 +246,17 @@ begin_unit(Run *run, Unit *u, bool one_unit)
 	}
 }
 
+/* One unit's batch loop on run->conn. */
+static int
+run_unit(Run *run, Unit *u)
+{
+	u->started = true;
+	u->began = now_s();
+	u->rc = batch_loop(run, &u->b);
+	u->ended = now_s();
+	return u->rc;
+}
+
 static Unit *
 take(Queue *q)
 {
@@ -268,15 +280,8 @@ work(void *arg)
 	run.conn = w->conn;
 	w->rc = EXIT_DONE;
 	while (w->rc == EXIT_DONE && (u = take(w->q)) != NULL)
-	{
-		u->started = true;
-		u->rc = batch_loop(&run, &u->b);
-		if (u->rc != EXIT_DONE)
-		{
-			w->rc = u->rc;
+		if ((w->rc = run_unit(&run, u)) != EXIT_DONE)
 			batch_abandon(true);
-		}
-	}
 	return NULL;
 }
 
@@ -293,10 +298,7 @@ run_queue(Queue *q, int jobs)
 		Unit *u;
 
 		while (rc == EXIT_DONE && (u = take(q)) != NULL)
-		{
-			u->started = true;
-			rc = u->rc = batch_loop(run, &u->b);
-		}
+			rc = run_unit(run, u);
 		return rc;
 	}
 	workers = xcalloc((size_t) jobs, sizeof *workers);
@@ -354,6 +356,14 @@ finish_unit(Run *run, Unit *u)
 	FillTable *t = u->t;
 	double rate = u->b.seconds > 0 ? (double) (u->b.rows_done) / u->b.seconds : 0.0;
 
+	if (u->started)
+	{
+		if (t->began == 0 || u->began < t->began)
+			t->began = u->began;
+		if (u->ended > t->ended)
+			t->ended = u->ended;
+		t->seconds = t->ended - t->began;
+	}
 	t->rows_done += u->b.rows_done;
 	if (u->b.rows_total > 0)
 		t->rows_total += u->b.rows_total;
@@ -385,9 +395,8 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 {
 	Queue q = {.run = run};
 	int jobs = opts->jobs > 1 ? opts->jobs : 1;
-	int batch_size = opts->batch_size > 0 ? opts->batch_size : run->plan->batch_size;
+	int batch_size = batch_size_of(opts, run->plan);
 	int first_of_table = 0, rc;
-	double started = now_s();
 
 	pthread_mutex_init(&q.mutex, NULL);
 	/* 1. each table's units: an interrupted run's unfinished ranges, else a fresh split */
@@ -396,7 +405,7 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 		FillTable *t = &tables[i];
 
 		t->rows_total = t->rows_done = t->changed = t->batches = 0;
-		t->longest_batch_ms = 0;
+		t->longest_batch_ms = t->seconds = t->began = t->ended = 0;
 		t->resumed = resume_units(run, t, &q.units, &q.n) > 0;
 		if (!t->resumed)
 			split_units(run, t, jobs, batch_size, &q.units, &q.n);
@@ -424,8 +433,6 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 		finish_unit(run, q.units[i]);
 		unit_free(q.units[i]);
 	}
-	for (int i = 0; i < n; i++)
-		tables[i].seconds = now_s() - started;
 	free(q.units);
 	pthread_mutex_destroy(&q.mutex);
 	return rc;

@@ -38,7 +38,8 @@ typedef struct FillTable
 	long long rows_done;
 	long long changed;
 	long batches;
-	double seconds;				/* wall time of the whole fill */
+	double seconds;				/* wall time from its first range's start to its last's end */
+	double began, ended;		/* (fill.c's bookkeeping) */
 	double longest_batch_ms;
 } FillTable;
 

@@ -1137,8 +1137,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	if (opts->jobs <= 1)
 		use_session_lookups(&n);
 	build_lookups(run, op, &n);
-	log_info("filling %s in batches of %d rows", n.q_uid,
-			 opts->batch_size > 0 ? opts->batch_size : p->batch_size);
+	log_info("filling %s in batches of %d rows", n.q_uid, batch_size_of(opts, p));
 	{
 		FillCtx ctx = {run, op, &n};
 
@@ -1169,7 +1168,6 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		fill.seconds += sweep.seconds;
 		free(sweep.last_key);
 	}
-	drop_shared_lookups(run, &n);
 
 	/* 8. report what is left and what to import */
 	{
@@ -1194,7 +1192,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 done:
 	free(sql[0]);
 	free(sql[1]);
-	drop_shared_lookups(run, &n);
+	drop_shared_lookups(run, &n);	/* done or failed: --jobs's lookups go */
 	names_free(&n);
 	return rc;
 }

@@ -7,10 +7,12 @@
 #include <signal.h>
 #include <string.h>
 
+#include "cli.h"
+
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t batch_boundary;
 /* the run's connection first, then phase2 --jobs workers' */
-static PGcancel *volatile cancel_handles[1 + 32];
+static PGcancel *volatile cancel_handles[1 + CLI_MAX_JOBS];
 
 static void
 on_stop_signal(int signo)

@@ -13,7 +13,7 @@
 /* Catch SIGINT and SIGTERM; their cancel requests go to conn's backend. */
 void stop_install(PGconn *conn);
 /*
- * A second signal cancels conn's statement too (slot 1..32: a --jobs
+ * A second signal cancels conn's statement too (slot 1..CLI_MAX_JOBS: a --jobs
  * worker's connection); NULL forgets the slot's.
  */
 void stop_watch(int slot, PGconn *conn);
