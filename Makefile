@@ -22,8 +22,11 @@ OBJDIR    := build
 BUILD_MODE := plain
 endif
 
-COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:common/%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
+# common/ is in layers, each a folder (common/README.md): core, engine, ops and
+# its operation families; objects mirror that tree under build/.
+COMMON_SRC := $(sort $(wildcard common/*/*.c common/*/*/*.c))
+COMMON_HDR := $(sort $(wildcard common/*/*.h common/*/*/*.h))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file
 
 .PHONY: all check demo bench clean lint format fuzz FORCE
@@ -34,23 +37,24 @@ bin/phase%: $(OBJDIR)/phase%.o $(COMMON_OBJ) build/mode | bin
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 # scripts/rehearse's helper: a connection string as a section of a libpq service file
-bin/service-file: $(OBJDIR)/service_file.o $(OBJDIR)/conninfo_secrets.o $(OBJDIR)/strbuf.o build/mode | bin
+bin/service-file: $(OBJDIR)/service_file.o $(OBJDIR)/common/core/conninfo_secrets.o $(OBJDIR)/common/core/strbuf.o build/mode | bin
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
-$(OBJDIR)/service_file.o: scripts/lib/service_file.c common/conninfo_secrets.h | $(OBJDIR)
+$(OBJDIR)/service_file.o: scripts/lib/service_file.c common/core/conninfo_secrets.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # unit tests of the functions that need no database (tests/t01_units.sh runs them)
 $(OBJDIR)/unit-tests: $(OBJDIR)/unit.o $(COMMON_OBJ) build/mode
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
-$(OBJDIR)/unit.o: tests/unit/unit.c common/*.h build/sqltext.h | $(OBJDIR)
+$(OBJDIR)/unit.o: tests/unit/unit.c $(COMMON_HDR) build/sqltext.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(OBJDIR)/%.o: common/%.c common/*.h build/sqltext.h | $(OBJDIR)
+$(OBJDIR)/common/%.o: common/%.c $(COMMON_HDR) build/sqltext.h
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(OBJDIR)/phase%.o: phases/phase%.c common/*.h | $(OBJDIR)
+$(OBJDIR)/phase%.o: phases/phase%.c $(COMMON_HDR) | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # sql/state.sql compiled in, so the binaries need no files beside them (&: one run
@@ -92,16 +96,17 @@ FUZZ_TARGETS := export csv_header plan
 FUZZ_CFLAGS  := -O1 -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-missing-field-initializers \
                 -Icommon -Ibuild -Itests/fuzz $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
                 $(SAN_FLAGS) -fsanitize=fuzzer-no-link
-FUZZ_OBJ     := $(COMMON_SRC:common/%.c=build/fuzz/%.o) build/fuzz/sqltext.o
+FUZZ_OBJ     := $(COMMON_SRC:%.c=build/fuzz/%.o) build/fuzz/sqltext.o
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
-build/fuzz/%.o: common/%.c common/*.h build/sqltext.h | build/fuzz
+build/fuzz/common/%.o: common/%.c $(COMMON_HDR) build/sqltext.h
+	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 build/fuzz/sqltext.o: build/sqltext.c | build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
-build/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h common/*.h | build/fuzz
+build/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(COMMON_HDR) | build/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 
 # an archive, so that each target links only the objects it calls into
@@ -134,7 +139,7 @@ lint: all
 	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz tests/unit
 
 format:
-	clang-format -i common/*.c common/*.h phases/*.c tests/fuzz/*.c tests/fuzz/*.h
+	clang-format -i $(COMMON_SRC) $(COMMON_HDR) phases/*.c tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h scripts/lib/*.c
 
 clean:
 	rm -rf bin build

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalog.h"
-#include "cli.h"
-#include "log.h"
-#include "phase.h"
-#include "plan_check.h"
-#include "run.h"
-#include "status.h"
+#include "engine/catalog.h"
+#include "engine/cli.h"
+#include "core/log.h"
+#include "engine/phase.h"
+#include "engine/plan_check.h"
+#include "engine/run.h"
+#include "engine/status.h"
 
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"

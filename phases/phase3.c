@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "log.h"
-#include "phase.h"
-#include "run.h"
-#include "status.h"
+#include "engine/cli.h"
+#include "core/log.h"
+#include "engine/phase.h"
+#include "engine/run.h"
+#include "engine/status.h"
 
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"

@@ -19,7 +19,7 @@
 
 #include <libpq-fe.h>
 
-#include "conninfo_secrets.h"
+#include "core/conninfo_secrets.h"
 
 static int
 refuse(const char *why)

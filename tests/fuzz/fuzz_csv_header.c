@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "csv_header.h"
+#include "core/csv_header.h"
 #include "fuzz_util.h"
 
 int

@@ -7,10 +7,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "export_user.h"
+#include "ops/backfill/export_user.h"
 #include "fuzz_util.h"
-#include "jstream.h"
-#include "strbuf.h"
+#include "core/jstream.h"
+#include "core/strbuf.h"
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)

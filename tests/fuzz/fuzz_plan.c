@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "plan.h"
+#include "engine/plan.h"
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)

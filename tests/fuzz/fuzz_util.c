@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 static char input_path[64];
 static int input_fd = -1;

@@ -12,13 +12,13 @@
 
 #include <jansson.h>
 
-#include "conninfo_secrets.h"
-#include "csv_header.h"
-#include "export_user.h"
-#include "fill.h"
-#include "firebase_uid.h"
-#include "log.h"
-#include "strbuf.h"
+#include "core/conninfo_secrets.h"
+#include "core/csv_header.h"
+#include "ops/backfill/export_user.h"
+#include "engine/fill.h"
+#include "ops/backfill/firebase_uid.h"
+#include "core/log.h"
+#include "core/strbuf.h"
 
 static int failed;
 static const char *current;

@@ -1,0 +1,196 @@
+/*
+ * batch.c: runs keyset batches (pgroll's one-statement shape) with the
+ * checkpoint in the same transaction, so kill -9 loses no work and repeats
+ * none; adapts the batch size (pt-online-schema-change's chunk-time) and
+ * waits for lagging standbys (gh-ost).
+ */
+#include "engine/batch.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/stop.h"
+#include "core/strbuf.h"
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
+}
+
+static void
+wait_for_standbys(Run *run, int max_lag_ms)
+{
+	bool announced = false;
+
+	for (;;)
+	{
+		long long lag = db_count(run->conn,
+								 "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
+								 "FROM pg_catalog.pg_stat_replication", 0, NULL);
+
+		if (lag <= max_lag_ms)
+			return;
+		if (!announced)
+			log_info("pausing: a standby's replay lag is %lld ms, over the limit of %d ms", lag, max_lag_ms);
+		announced = true;
+		db_sleep_ms(500);
+	}
+}
+
+static int
+adapt(int size, double took_ms, int target_ms)
+{
+	double factor = took_ms > 0 ? (double) target_ms / took_ms : 2.0;
+	double next;
+
+	if (factor > 2.0)
+		factor = 2.0;
+	if (factor < 0.5)
+		factor = 0.5;
+	next = size * factor;
+	if (next < 10)
+		next = 10;
+	if (next > 100000)
+		next = 100000;
+	return (int) next;
+}
+
+int
+batch_size_of(const Options *opts, const Plan *plan)
+{
+	return opts->batch_size > 0 ? opts->batch_size : plan->batch_size;
+}
+
+void
+batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan)
+{
+	b->batch_size = batch_size_of(opts, plan);
+	b->sleep_ms = opts->sleep_ms;
+	b->max_lag_ms = opts->max_lag_ms;
+	b->target_batch_ms = opts->target_batch_ms;
+}
+
+/* set when one --jobs worker failed: the others stop at their next batch boundary */
+static atomic_bool abandoned;
+
+void
+batch_abandon(bool on)
+{
+	atomic_store(&abandoned, on);
+}
+
+int
+batch_run(Run *run, BatchLoop *b)
+{
+	int rc;
+
+	/* a SIGINT/SIGTERM lets the batch in flight commit with its checkpoint */
+	stop_at_batch_boundary(true);
+	rc = batch_loop(run, b);
+	stop_at_batch_boundary(false);
+	return rc;
+}
+
+int
+batch_loop(Run *run, BatchLoop *b)
+{
+	double started = now_ms();
+	int size = b->batch_size;
+	char lock_timeout[64];
+
+	snprintf(lock_timeout, sizeof lock_timeout, "SET LOCAL lock_timeout = %d", db_get_retry()->lock_timeout_ms);
+	for (int attempt = 1;;)
+	{
+		char limit[16];
+		const char *params[2] = {limit, b->last_key};
+		PGresult *res;
+		double t0;
+		long long scanned;
+
+		if (stop_requested())
+		{
+			log_progress_end();
+			log_error("stopped by %s after %lld rows of %s (last key %s), each batch committed with its checkpoint",
+					  stop_signal_name(), b->rows_done, b->what, b->last_key ? b->last_key : "none");
+			return EXIT_FAILED;
+		}
+		if (atomic_load(&abandoned))
+		{
+			log_info("%s: stopped after %lld rows (last key %s) because another job failed; each batch "
+					 "committed with its checkpoint", b->what, b->rows_done, b->last_key ? b->last_key : "none");
+			return EXIT_FAILED;
+		}
+		if (b->max_lag_ms > 0)
+			wait_for_standbys(run, b->max_lag_ms);
+		snprintf(limit, sizeof limit, "%d", size);
+		t0 = now_ms();
+		db_exec(run->conn, "BEGIN");
+		db_exec(run->conn, lock_timeout);
+		res = db_query_try(run->conn, b->last_key ? b->sql_next : b->sql_first, b->last_key ? 2 : 1, params);
+		if (!db_ok(res))
+		{
+			const char *st = db_sqlstate(res);
+			bool retry = strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 || strcmp(st, SQLSTATE_DEADLOCK) == 0;
+
+			PQclear(PQexec(run->conn, "ROLLBACK"));
+			if (retry && attempt < db_get_retry()->max_attempts)
+			{
+				log_warning("batch after key %s waited too long for row locks; retrying (attempt %d)",
+							b->last_key ? b->last_key : "(start)", attempt);
+				db_sleep_ms(100L * attempt);
+				attempt++;
+				PQclear(res);
+				continue;
+			}
+			db_report(res, run->conn, b->last_key ? b->sql_next : b->sql_first);
+			PQclear(res);
+			return EXIT_FAILED;
+		}
+		attempt = 1;
+		scanned = atoll(PQgetvalue(res, 0, 0));
+		if (scanned > 0)
+		{
+			free(b->last_key);
+			b->last_key = xstrdup(PQgetvalue(res, 0, 1));
+			b->changed += atoll(PQgetvalue(res, 0, 2));
+			b->rows_done += scanned;
+		}
+		PQclear(res);
+		if (b->entry > 0 && scanned > 0)
+			mlog_checkpoint(run, b->entry, b->rows_done, b->last_key, b->changed);
+		db_exec(run->conn, "COMMIT");
+		b->batches++;
+		{
+			double took = now_ms() - t0;
+
+			if (took > b->longest_batch_ms)
+				b->longest_batch_ms = took;
+			if (b->target_batch_ms > 0)
+				size = adapt(size, took, b->target_batch_ms);
+		}
+		if (b->rows_total >= 0)
+			log_progress(false, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", b->what,
+						 b->rows_done, b->rows_total,
+						 b->rows_total > 0 ? 100.0 * (double) b->rows_done / (double) b->rows_total : 100.0,
+						 b->changed, size);
+		else
+			log_progress(false, "%s: %lld rows, %lld changed, batch size %d", b->what, b->rows_done, b->changed,
+						 size);
+		if (scanned < atoll(limit))
+			break;
+		if (b->sleep_ms > 0)
+			db_sleep_ms(b->sleep_ms);
+	}
+	log_progress_end();
+	b->seconds = (now_ms() - started) / 1000.0;
+	return EXIT_DONE;
+}

@@ -1,0 +1,56 @@
+/*
+ * batch.h: the keyset batch loop of phase2 and of restores: one statement per
+ * batch, committed together with its checkpoint, with an optional pause
+ * between batches, a batch size that adapts to a target duration and a pause
+ * while a standby's replay lag is over a limit.
+ */
+#ifndef PHASEMIG_BATCH_H
+#define PHASEMIG_BATCH_H
+
+#include "engine/cli.h"
+#include "engine/mlog.h"
+
+typedef struct BatchLoop
+{
+	const char *what;			/* progress label */
+	/*
+	 * Both return one row (scanned bigint, last_key text, changed bigint).
+	 * sql_first takes $1 = batch size; sql_next takes $1 = batch size and
+	 * $2 = the last key of the previous batch.
+	 */
+	const char *sql_first;
+	const char *sql_next;
+	long long entry;			/* migration_log row to checkpoint, 0 for none */
+	long long rows_total;
+	long long rows_done;		/* in: resumed count; out: total */
+	char *last_key;				/* in: resume after this key (malloc'd); out */
+	int batch_size;
+	int sleep_ms;
+	int max_lag_ms;
+	int target_batch_ms;
+	/* out */
+	long long changed;
+	long batches;
+	double seconds;
+	double longest_batch_ms;
+} BatchLoop;
+
+/*
+ * The operator's batch options: --batch-size (else the plan's), --sleep-ms,
+ * --max-lag-ms and --target-batch-ms.
+ */
+void batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan);
+/* The batch size those options give: --batch-size, else the plan's. */
+int batch_size_of(const Options *opts, const Plan *plan);
+
+/* Run batches until a batch scans fewer rows than asked.  Returns an exit code. */
+int batch_run(Run *run, BatchLoop *b);
+/*
+ * The same on run->conn without setting the signal mode: for fill.c's
+ * workers, whose caller keeps SIGINT/SIGTERM at the batch boundary for all.
+ */
+int batch_loop(Run *run, BatchLoop *b);
+/* While set, every batch_loop stops at its next batch boundary (a --jobs worker failed). */
+void batch_abandon(bool on);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * catalog.c: catalog lookups for the plan's table, all by regclass and
+ * attribute name with parameters, never by guessing from names.
+ */
+#include "engine/catalog.h"
+
+#include <stdlib.h>
+
+#include "core/db.h"
+
+char *
+catalog_column_type(const Plan *plan, const char *column)
+{
+	const char *p[2] = {plan->q_table, column};
+
+	return db_value(plan->conn,
+					"SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+					"WHERE attrelid = $1::regclass AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+					2, p);
+}
+
+bool
+catalog_column_exists(const Plan *plan, const char *column)
+{
+	char *type = catalog_column_type(plan, column);
+	bool exists = type != NULL;
+
+	free(type);
+	return exists;
+}
+
+bool
+catalog_column_not_null(const Plan *plan, const char *column)
+{
+	const char *p[2] = {plan->q_table, column};
+
+	return db_exists(plan->conn,
+					 "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 "
+					 "AND attnum > 0 AND NOT attisdropped AND attnotnull",
+					 2, p);
+}
+
+IndexState
+catalog_index_state(const Plan *plan, const char *name)
+{
+	const char *p[2] = {plan->schema, name};
+	char *valid = db_value(plan->conn,
+						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
+						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+						   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+						   "WHERE n.nspname = $1 AND c.relname = $2",
+						   2, p);
+	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
+
+	free(valid);
+	return st;
+}
+
+bool
+catalog_constraint_exists(const Plan *plan, const char *name)
+{
+	const char *p[2] = {plan->q_table, name};
+
+	return db_exists(plan->conn,
+					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2", 2, p);
+}
+
+bool
+catalog_trigger_exists(const Plan *plan, const char *name)
+{
+	const char *p[2] = {plan->q_table, name};
+
+	return db_exists(plan->conn,
+					 "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2", 2, p);
+}
+
+char *
+catalog_column_dependents(const Plan *plan, const char *column)
+{
+	return catalog_dependents(plan->conn, plan->q_table, column, true);
+}
+
+char *
+catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys)
+{
+	const char *p[3] = {qtable, column, include_keys ? "t" : "f"};
+
+	return db_value(conn,
+					"WITH col AS (SELECT attrelid, attnum FROM pg_catalog.pg_attribute "
+					"             WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped), "
+					"deps AS ("
+					" SELECT CASE WHEN r.rulename = '_RETURN' THEN 'view ' ELSE 'rule ' END "
+					"        || r.ev_class::regclass::text "
+					"        || CASE WHEN r.rulename = '_RETURN' THEN '' ELSE ' ' || quote_ident(r.rulename) END AS what "
+					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
+					" JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+					" UNION "
+					" SELECT 'foreign key ' || quote_ident(c.conname) || ' of table ' || c.conrelid::regclass::text "
+					" FROM pg_catalog.pg_constraint c JOIN col ON c.confrelid = col.attrelid "
+					" WHERE c.contype = 'f' AND col.attnum = ANY (c.confkey) AND $3::boolean "
+					" UNION "
+					" SELECT 'policy ' || quote_ident(pol.polname) || ' on ' || pol.polrelid::regclass::text "
+					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
+					" JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid "
+					" UNION "
+					" SELECT 'primary key ' || quote_ident(c.conname) "
+					" FROM pg_catalog.pg_constraint c JOIN col ON c.conrelid = col.attrelid "
+					" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey) AND $3::boolean) "
+					"SELECT string_agg(what, ', ' ORDER BY what) FROM deps",
+					3, p);
+}
+
+char *
+catalog_tables_not_owned(const Plan *plan, bool with_children)
+{
+	const char *params[2] = {plan->q_table, with_children ? "t" : "f"};
+
+	return db_value(plan->conn,
+					"SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::pg_catalog.regclass, "
+					"pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.oid::pg_catalog.regclass::text) "
+					"FROM pg_catalog.pg_class c WHERE (c.oid = $1::pg_catalog.regclass OR ($2::bool AND c.oid IN ("
+					"  SELECT f.conrelid FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' "
+					"  AND f.confrelid = $1::pg_catalog.regclass))) "
+					"AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')",
+					2, params);
+}
+
+bool
+catalog_same_type(const Plan *plan, const char *existing, const char *wanted)
+{
+	const char *params[2] = {existing, wanted};
+	char *eq = db_value(plan->conn, "SELECT pg_catalog.format_type($1::pg_catalog.regtype, NULL) = "
+						"pg_catalog.format_type($2::pg_catalog.regtype, NULL)", 2, params);
+	bool same = eq && eq[0] == 't';
+
+	free(eq);
+	return same;
+}

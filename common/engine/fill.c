@@ -1,0 +1,439 @@
+/*
+ * fill.c: the units of phase2's fills (fill.h).  A unit is a key range of a
+ * table with its own migration_log row; the ranges of a fresh split are
+ * ntile()'s over the key, and an interrupted run's unfinished ranges are
+ * taken over as they were (bounds kept in each row's metadata), so resume
+ * stays exact when --jobs changes.  With --jobs N, N threads each open a
+ * connection and take units from one queue, largest first.
+ */
+#include "engine/fill.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/stop.h"
+#include "core/strbuf.h"
+
+typedef struct Unit
+{
+	FillTable *t;
+	char *operation;			/* its migration_log operation */
+	char *upper;				/* the range's last key (text), NULL: to the table's end */
+	char *sql[2];				/* [0] after $2, [1] from the range's start */
+	bool own_entry;				/* its row was begun here, not by the caller */
+	bool resumed;				/* goes on from an interrupted run's checkpoint */
+	BatchLoop b;
+	int rc;
+	bool started;
+	double began, ended;		/* wall clock of its batch loop, for its table's seconds */
+} Unit;
+
+typedef struct Queue
+{
+	Run *run;
+	Unit **units;				/* largest first */
+	int n;
+	int next;
+	pthread_mutex_t mutex;
+} Queue;
+
+typedef struct Worker
+{
+	Queue *q;
+	int slot;					/* 1..jobs, for stop_watch */
+	PGconn *conn;
+	int rc;
+	pthread_t thread;
+} Worker;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+char *
+fill_range_where(const char *q_key, bool first, const char *upper)
+{
+	if (first && upper == NULL)
+		return xstrdup("");
+	if (first)
+		return str_printf("WHERE t.%s <= %s", q_key, upper);
+	if (upper == NULL)
+		return str_printf("WHERE t.%s > $2", q_key);
+	return str_printf("WHERE t.%s > $2 AND t.%s <= %s", q_key, q_key, upper);
+}
+
+static Unit *
+unit_new(Run *run, FillTable *t, const char *operation, const char *after, const char *upper, long long rows_done,
+		 long long rows_total)
+{
+	Unit *u = xcalloc(1, sizeof *u);
+
+	u->t = t;
+	u->operation = xstrdup(operation);
+	u->upper = upper ? xstrdup(upper) : NULL;
+	u->b.what = u->operation;
+	u->b.last_key = after ? xstrdup(after) : NULL;
+	u->b.rows_done = rows_done;
+	u->b.rows_total = rows_total;
+	u->rc = EXIT_FAILED;		/* until it runs */
+	{
+		char *lit = upper ? PQescapeLiteral(run->conn, upper, strlen(upper)) : NULL;
+
+		if (upper && lit == NULL)
+			log_fatal(EXIT_FAILED, "could not quote the key range's bound: %s", PQerrorMessage(run->conn));
+
+		for (int first = 0; first < 2; first++)
+		{
+			char *where = fill_range_where(t->q_key, first, lit);
+
+			u->sql[first] = t->batch_sql(t->ctx, where);
+			free(where);
+		}
+		PQfreemem(lit);
+	}
+	u->b.sql_first = u->sql[1];
+	u->b.sql_next = u->sql[0];
+	return u;
+}
+
+static void
+unit_free(Unit *u)
+{
+	free(u->operation);
+	free(u->upper);
+	free(u->sql[0]);
+	free(u->sql[1]);
+	free(u->b.last_key);
+	free(u);
+}
+
+static void
+push(Unit ***units, int *n, Unit *u)
+{
+	*units = xrealloc(*units, (size_t) (*n + 1) * sizeof **units);
+	(*units)[(*n)++] = u;
+}
+
+/*
+ * The unfinished units of the newest earlier run that filled this table
+ * since the last phase2 rollback (or began to: a row with a checkpoint or a
+ * range): its ranges when it had any, else its one row.  Returns how many
+ * were added.
+ */
+static int
+resume_units(Run *run, FillTable *t, Unit ***units, int *n)
+{
+	const char *params[3] = {run->plan->name, t->label, run->run_id};
+	PGresult *res = db_query(run->conn,
+							 "WITH c AS (SELECT id, run_id, operation, status, rows_done, rows_total, last_key, "
+							 "  metadata->>'range_after' AS after, metadata->>'range_through' AS through, "
+							 "  metadata ? 'range_through' AS ranged "
+							 "  FROM public.migration_log WHERE plan = $1 AND phase = 2 AND status <> 'refused' "
+							 "  AND (operation = $2 OR left(operation, length($2) + 2) = $2 || ' [') "
+							 "  AND run_id <> $3::uuid AND id > " MLOG_LAST_PHASE2_ROLLBACK " "
+							 /* a run that stopped before its first batch (mapping refused, killed) tells nothing */
+							 "  AND (status = 'done' OR last_key IS NOT NULL OR metadata ? 'range_through')), "
+							 "newest AS (SELECT * FROM c WHERE run_id = (SELECT run_id FROM c ORDER BY id DESC LIMIT 1)) "
+							 "SELECT operation, status, rows_done, rows_total, last_key, after, through FROM newest "
+							 "WHERE ranged = (SELECT bool_or(ranged) FROM newest) ORDER BY id",
+							 3, params);
+	int added = 0;
+
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		bool ranged = strcmp(PQgetvalue(res, i, 0), t->label) != 0;
+		const char *last_key = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
+		const char *after = last_key ? last_key : PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
+		const char *upper = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6);
+
+		/* done: nothing left; a row without a checkpoint committed nothing */
+		if (strcmp(PQgetvalue(res, i, 1), "done") == 0 || (!ranged && last_key == NULL))
+			continue;
+		push(units, n, unit_new(run, t, PQgetvalue(res, i, 0), after, upper, atoll(PQgetvalue(res, i, 2)),
+								PQgetisnull(res, i, 3) ? -1 : atoll(PQgetvalue(res, i, 3))));
+		(*units)[*n - 1]->resumed = true;
+		log_info("resuming the interrupted %s after key %s (%s rows done)", PQgetvalue(res, i, 0),
+				 after ? after : "(start)", PQgetvalue(res, i, 2));
+		added++;
+	}
+	PQclear(res);
+	return added;
+}
+
+/* A fresh start: one unit, or with jobs > 1 and rows enough, ranges of about equal size (ntile over the key). */
+static void
+split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int *n)
+{
+	long long total;
+	char *sql = str_printf("SELECT count(*) FROM %s", t->table);
+	int parts;
+
+	total = db_count(run->conn, sql, 0, NULL);
+	free(sql);
+	parts = jobs;
+	if (total / jobs < 2LL * batch_size)
+		parts = 1;
+	if (parts == 1)
+	{
+		push(units, n, unit_new(run, t, t->label, NULL, NULL, 0, total));
+		return;
+	}
+	{
+		char np[16];
+		const char *params[1] = {np};
+		PGresult *res;
+
+		snprintf(np, sizeof np, "%d", parts);
+		sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT t.%s AS k, ntile($1) OVER (ORDER BY t.%s) AS g "
+						 "FROM %s t) s GROUP BY g ORDER BY g", t->q_key, t->q_key, t->table);
+		res = db_query(run->conn, sql, 1, params);
+		free(sql);
+		for (int i = 0; i < PQntuples(res); i++)
+		{
+			char *op = str_printf("%s [%d/%d]", t->label, i + 1, PQntuples(res));
+			const char *after = i > 0 ? PQgetvalue(res, i - 1, 1) : NULL;
+			const char *upper = i < PQntuples(res) - 1 ? PQgetvalue(res, i, 1) : NULL;
+
+			push(units, n, unit_new(run, t, op, after, upper, 0, atoll(PQgetvalue(res, i, 0))));
+			free(op);
+		}
+		log_info("%s: %lld rows in %d key ranges, one batch loop each", t->label, total, PQntuples(res));
+		PQclear(res);
+	}
+}
+
+/* Begin the unit's migration_log row (or take the caller's) with its range and starting point. */
+static void
+begin_unit(Run *run, Unit *u, bool one_unit)
+{
+	FillTable *t = u->t;
+	bool ranged = strcmp(u->operation, t->label) != 0;
+
+	if (t->entry > 0 && one_unit && !ranged)
+		u->b.entry = t->entry;
+	else
+	{
+		u->b.entry = mlog_begin(run, u->operation, u->b.rows_total, u->b.rows_done, u->b.last_key);
+		u->own_entry = true;
+	}
+	mlog_set_progress(run, u->b.entry, u->b.rows_total, u->b.rows_done, u->b.last_key);
+	{
+		/* a range's bounds, for a resume; whether it goes on from an earlier run, for status */
+		char id[32];
+		const char *resumed = u->resumed ? "true" : "false";
+		const char *range[4] = {id, resumed, u->b.last_key, u->upper};
+
+		snprintf(id, sizeof id, "%lld", u->b.entry);
+		if (ranged)
+			db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || jsonb_build_object("
+					 "'resumed', $2::boolean, 'range_after', $3::text, 'range_through', $4::text) WHERE id = $1",
+					 4, range);
+		else
+			db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || "
+					 "jsonb_build_object('resumed', $2::boolean) WHERE id = $1", 2, range);
+	}
+}
+
+/* One unit's batch loop on run->conn. */
+static int
+run_unit(Run *run, Unit *u)
+{
+	u->started = true;
+	u->began = now_s();
+	u->rc = batch_loop(run, &u->b);
+	u->ended = now_s();
+	return u->rc;
+}
+
+static Unit *
+take(Queue *q)
+{
+	Unit *u = NULL;
+
+	pthread_mutex_lock(&q->mutex);
+	if (q->next < q->n)
+		u = q->units[q->next++];
+	pthread_mutex_unlock(&q->mutex);
+	return u;
+}
+
+/* A job: take units until none is left or one fails, each on this worker's connection. */
+static void *
+work(void *arg)
+{
+	Worker *w = arg;
+	Run run = *w->q->run;
+	Unit *u;
+
+	run.conn = w->conn;
+	w->rc = EXIT_DONE;
+	while (w->rc == EXIT_DONE && (u = take(w->q)) != NULL)
+		if ((w->rc = run_unit(&run, u)) != EXIT_DONE)
+			batch_abandon(true);
+	return NULL;
+}
+
+/* Run the queue on run->conn alone, or on JOBS connections of their own. */
+static int
+run_queue(Queue *q, int jobs)
+{
+	Run *run = q->run;
+	Worker *workers;
+	int rc = EXIT_DONE, opened = 0;
+
+	if (jobs <= 1)
+	{
+		Unit *u;
+
+		while (rc == EXIT_DONE && (u = take(q)) != NULL)
+			rc = run_unit(run, u);
+		return rc;
+	}
+	workers = xcalloc((size_t) jobs, sizeof *workers);
+	for (int i = 0; i < jobs; i++)
+	{
+		char *appname = str_printf("%s %s (phasemig run %.8s, job %d)", log_progname(), run->subcommand,
+								   run->run_id, i + 1);
+
+		workers[i].q = q;
+		workers[i].slot = i + 1;
+		workers[i].conn = db_connect(run->conninfo, appname);
+		free(appname);
+		if (workers[i].conn == NULL)
+		{
+			log_error("could not open connection %d of the %d that --jobs asks for; nothing was filled", i + 1, jobs);
+			log_hint("run with fewer --jobs, or ask for a higher max_connections");
+			rc = EXIT_FAILED;
+			break;
+		}
+		stop_watch(workers[i].slot, workers[i].conn);
+		opened++;
+	}
+	batch_abandon(false);
+	for (int i = 0; rc == EXIT_DONE && i < jobs; i++)
+		if (pthread_create(&workers[i].thread, NULL, work, &workers[i]) != 0)
+			log_fatal(EXIT_FAILED, "could not start job %d of %d", i + 1, jobs);
+	for (int i = 0; rc == EXIT_DONE && i < jobs; i++)
+		pthread_join(workers[i].thread, NULL);
+	for (int i = 0; i < jobs; i++)
+		if (rc == EXIT_DONE && workers[i].rc != EXIT_DONE)
+			rc = workers[i].rc;
+	for (int i = 0; i < opened; i++)
+	{
+		stop_watch(workers[i].slot, NULL);
+		PQfinish(workers[i].conn);
+	}
+	batch_abandon(false);
+	free(workers);
+	return rc;
+}
+
+static int
+larger_first(const void *a, const void *b)
+{
+	long long ra = (*(Unit *const *) a)->b.rows_total - (*(Unit *const *) a)->b.rows_done;
+	long long rb = (*(Unit *const *) b)->b.rows_total - (*(Unit *const *) b)->b.rows_done;
+
+	return ra < rb ? 1 : ra > rb ? -1 : 0;
+}
+
+/* Close each unit's row and add it to its table's totals. */
+static void
+finish_unit(Run *run, Unit *u)
+{
+	FillTable *t = u->t;
+	double rate = u->b.seconds > 0 ? (double) (u->b.rows_done) / u->b.seconds : 0.0;
+
+	if (u->started)
+	{
+		if (t->began == 0 || u->began < t->began)
+			t->began = u->began;
+		if (u->ended > t->ended)
+			t->ended = u->ended;
+		t->seconds = t->ended - t->began;
+	}
+	t->rows_done += u->b.rows_done;
+	if (u->b.rows_total > 0)
+		t->rows_total += u->b.rows_total;
+	t->changed += u->b.changed;
+	t->batches += u->b.batches;
+	if (u->b.longest_batch_ms > t->longest_batch_ms)
+		t->longest_batch_ms = u->b.longest_batch_ms;
+	if (!u->own_entry)
+		return;
+	{
+		json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) u->b.changed, "batches",
+							  (json_int_t) u->b.batches, "seconds", u->b.seconds, "rows_per_second", rate, "rows",
+							  (json_int_t) u->b.rows_done);
+		char *text = json_dumps(m, JSON_COMPACT);
+
+		mlog_finish(run, u->b.entry, u->rc == EXIT_DONE ? "done" : "failed", u->b.rows_done,
+					u->started || u->rc == EXIT_DONE ? NULL : "not started: another job failed or the run stopped",
+					text);
+		if (u->rc == EXIT_DONE)
+			log_info("%s: %lld rows, %lld filled, %.1f s, %.0f rows/s", u->operation, u->b.rows_done, u->b.changed,
+					 u->b.seconds, rate);
+		free(text);
+		json_decref(m);
+	}
+}
+
+int
+fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
+{
+	Queue q = {.run = run};
+	int jobs = opts->jobs > 1 ? opts->jobs : 1;
+	int batch_size = batch_size_of(opts, run->plan);
+	int first_of_table = 0, rc;
+
+	pthread_mutex_init(&q.mutex, NULL);
+	/* 1. each table's units: an interrupted run's unfinished ranges, else a fresh split */
+	for (int i = 0; i < n; i++)
+	{
+		FillTable *t = &tables[i];
+
+		t->rows_total = t->rows_done = t->changed = t->batches = 0;
+		t->longest_batch_ms = t->seconds = t->began = t->ended = 0;
+		t->resumed = resume_units(run, t, &q.units, &q.n) > 0;
+		if (!t->resumed)
+			split_units(run, t, jobs, batch_size, &q.units, &q.n);
+		/* 2. their migration_log rows, before any batch: a run killed now resumes every range */
+		for (int j = first_of_table; j < q.n; j++)
+		{
+			begin_unit(run, q.units[j], q.n - first_of_table == 1);
+			batch_use_options(&q.units[j]->b, opts, run->plan);
+		}
+		first_of_table = q.n;
+	}
+	/* 3. on --jobs connections, the largest ranges first; alone, in the plan's order */
+	if (jobs > 1)
+		qsort(q.units, (size_t) q.n, sizeof *q.units, larger_first);
+	if (jobs > q.n)
+		jobs = q.n > 0 ? q.n : 1;
+	if (jobs > 1)
+		log_info("filling %d key ranges on %d connections", q.n, jobs);
+	stop_at_batch_boundary(true);
+	rc = run_queue(&q, jobs);
+	stop_at_batch_boundary(false);
+	/* 4. close every unit's row, started or not */
+	for (int i = 0; i < q.n; i++)
+	{
+		finish_unit(run, q.units[i]);
+		unit_free(q.units[i]);
+	}
+	free(q.units);
+	pthread_mutex_destroy(&q.mutex);
+	return rc;
+}

@@ -1,0 +1,60 @@
+/*
+ * fill.h: phase2's fills of whole tables in keyset batches.  Each table is
+ * one unit, or with --jobs N several key ranges; every unit has its own
+ * migration_log row and checkpoint, so an interrupted run resumes each range
+ * exactly where it stopped, whatever --jobs the next run is given.  The
+ * units run on N connections at once (vacuumdb --jobs's shape: one
+ * connection per job, each batch still committed with its checkpoint).
+ */
+#ifndef PHASEMIG_FILL_H
+#define PHASEMIG_FILL_H
+
+#include <stdbool.h>
+
+#include "engine/batch.h"
+#include "engine/cli.h"
+#include "engine/mlog.h"
+
+typedef struct FillTable
+{
+	const char *label;			/* migration_log operation; ranges are "LABEL [i/n]" */
+	const char *table;			/* quoted, qualified */
+	const char *q_key;			/* quoted key column, aliased t in the batch statement */
+	/*
+	 * The batch statement (batch.h's shape) over the rows WHERE says: keys
+	 * after $2 (unless first) up to the range's end.  WHERE is "" or
+	 * "WHERE ...", for the table aliased t; the builder may add " AND ...".
+	 */
+	char *(*batch_sql)(void *ctx, const char *where);
+	void *ctx;
+	/*
+	 * A migration_log row already begun for this table (clerk: the op's own
+	 * row, whose operation is LABEL): used when the table is one unit.
+	 */
+	long long entry;
+	/* out: over this run's units */
+	bool resumed;				/* some unit went on from an interrupted run's checkpoint */
+	long long rows_total;
+	long long rows_done;
+	long long changed;
+	long batches;
+	double seconds;				/* wall time from its first range's start to its last's end */
+	double began, ended;		/* (fill.c's bookkeeping) */
+	double longest_batch_ms;
+} FillTable;
+
+/*
+ * Fill the tables: plan their units (resume an interrupted run's ranges, or
+ * split anew when opts->jobs > 1), record each in migration_log, run them on
+ * opts->jobs connections and close their rows.  Returns an exit code; after
+ * a failure the other jobs stop at their next batch boundary.
+ */
+int fill_tables(Run *run, FillTable *tables, int n, const Options *opts);
+
+/*
+ * WHERE for the batch statement of a range: "t.KEY > $2" unless first, and
+ * "t.KEY <= UPPER" (a SQL literal) when the range has an end.  Malloc'd.
+ */
+char *fill_range_where(const char *q_key, bool first, const char *upper);
+
+#endif

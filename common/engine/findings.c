@@ -1,0 +1,105 @@
+/*
+ * findings.c: collects pre-flight problems with counts and sample keys, and
+ * prints them the way an operator reads them at 2 a.m.
+ */
+#include "engine/findings.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+
+void
+findings_init(Findings *f)
+{
+	f->items = NULL;
+	f->n = f->cap = 0;
+}
+
+void
+findings_free(Findings *f)
+{
+	for (int i = 0; i < f->n; i++)
+	{
+		free(f->items[i].check);
+		free(f->items[i].subject);
+		free(f->items[i].samples);
+	}
+	free(f->items);
+	findings_init(f);
+}
+
+void
+findings_add(Findings *f, const char *check, const char *subject, long long count, const char *samples)
+{
+	if (f->n == f->cap)
+	{
+		f->cap = f->cap ? f->cap * 2 : 8;
+		f->items = xrealloc(f->items, (size_t) f->cap * sizeof(Finding));
+	}
+	f->items[f->n].check = xstrdup(check);
+	f->items[f->n].subject = xstrdup(subject);
+	f->items[f->n].count = count;
+	f->items[f->n].samples = xstrdup(samples ? samples : "");
+	f->n++;
+}
+
+long long
+findings_query(Run *run, Findings *f, const char *check, const char *subject, const char *sql)
+{
+	PGresult *res = db_query(run->conn, sql, 0, NULL);
+	long long count = 0;
+
+	if (PQntuples(res) > 0)
+	{
+		count = atoll(PQgetvalue(res, 0, 0));
+		if (count > 0)
+			findings_add(f, check, subject, count, PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
+	}
+	PQclear(res);
+	return count;
+}
+
+long long
+findings_rows_where(Run *run, Findings *f, const char *check, const char *subject, const char *cond)
+{
+	const Plan *p = run->plan;
+	char *sql = str_printf("SELECT (SELECT count(*) FROM %s WHERE %s), "
+						   "(SELECT string_agg(pg_catalog.quote_nullable(k), ', ') FROM "
+						   "(SELECT %s::text AS k FROM %s WHERE %s ORDER BY %s LIMIT %d) s)",
+						   p->q_table, cond, p->q_key, p->q_table, cond, p->q_key, SAMPLE_LIMIT);
+	long long n = findings_query(run, f, check, subject, sql);
+
+	free(sql);
+	return n;
+}
+
+void
+findings_print(const Findings *f)
+{
+	for (int i = 0; i < f->n; i++)
+	{
+		const Finding *it = &f->items[i];
+
+		log_error("check \"%s\" failed for %s: %lld found", it->check, it->subject, it->count);
+		if (it->samples[0])
+			log_detail("samples (up to %d): %s", SAMPLE_LIMIT, it->samples);
+	}
+}
+
+json_t *
+findings_json(const Findings *f)
+{
+	json_t *arr = json_array();
+
+	for (int i = 0; i < f->n; i++)
+	{
+		const Finding *it = &f->items[i];
+
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:s}", "check", it->check, "subject", it->subject,
+											 "count", (json_int_t) it->count, "samples", it->samples));
+	}
+	return arr;
+}

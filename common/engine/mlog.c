@@ -1,0 +1,193 @@
+/*
+ * mlog.c: writes and reads migration_log and the registry of created objects
+ * (migration_backup.phasemig_objects).  The state SQL is sql/state.sql,
+ * embedded at build time.
+ */
+#include "engine/mlog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "sqltext.h"
+#include "core/stop.h"
+#include "core/strbuf.h"
+#include "engine/trust.h"
+
+int
+mlog_create_state(PGconn *conn)
+{
+	PGresult *res;
+
+	/* one transaction: what the check sees is what was there or what this made, nothing in between */
+	db_exec(conn, "BEGIN");
+	res = PQexec(conn, SQL_STATE);
+	if (!db_ok(res))
+	{
+		db_report(res, conn, "sql/state.sql");
+		PQclear(res);
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return EXIT_FAILED;
+	}
+	PQclear(res);
+	if (!trust_state(conn))
+	{
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return EXIT_REFUSED;
+	}
+	db_exec(conn, "COMMIT");
+	return EXIT_DONE;
+}
+
+bool
+mlog_state_exists(PGconn *conn)
+{
+	return db_exists(conn,
+					 "SELECT 1 WHERE pg_catalog.to_regclass('public.migration_log') IS NOT NULL "
+					 "AND pg_catalog.to_regclass('migration_backup.phasemig_objects') IS NOT NULL",
+					 0, NULL);
+}
+
+long long
+mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done, const char *last_key)
+{
+	char phase[8], total[32], done[32];
+	const char *params[9];
+
+	snprintf(phase, sizeof phase, "%d", run->phase);
+	snprintf(total, sizeof total, "%lld", rows_total);
+	snprintf(done, sizeof done, "%lld", rows_done);
+	params[0] = run->run_id;
+	params[1] = run->plan->name;
+	params[2] = phase;
+	params[3] = operation;
+	params[4] = rows_total >= 0 ? total : NULL;
+	params[5] = done;
+	params[6] = last_key;
+	params[7] = run->client;
+	params[8] = PHASEMIG_VERSION;
+	return db_count(run->conn,
+					"INSERT INTO public.migration_log (run_id, plan, phase, operation, status, rows_total, "
+					"rows_done, last_key, client, tool_version) "
+					"VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9) RETURNING id",
+					9, params);
+}
+
+void
+mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key)
+{
+	char sid[32], total[32], done[32];
+	const char *params[4] = {sid, total, done, last_key};
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	snprintf(total, sizeof total, "%lld", rows_total);
+	snprintf(done, sizeof done, "%lld", rows_done);
+	/* where this run starts and when: status computes the rate and ETA of a running fill from them */
+	db_execp(run->conn, "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
+			 "metadata = metadata || jsonb_build_object('progress_from_rows', $3::bigint, "
+			 "'progress_from_at', clock_timestamp()) WHERE id = $1", 4, params);
+}
+
+void
+mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed)
+{
+	char sid[32], done[32], changed[32];
+	const char *params[4] = {sid, done, last_key, changed};
+
+	snprintf(sid, sizeof sid, "%lld", id);
+	snprintf(done, sizeof done, "%lld", rows_done);
+	snprintf(changed, sizeof changed, "%lld", rows_changed);
+	db_execp(run->conn, "UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
+			 "metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1", 4, params);
+}
+
+void
+mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
+			const char *metadata)
+{
+	char sid[32], done[32];
+	const char *params[5] = {sid, status, done, message, metadata};
+	PGresult *res;
+
+	if (id <= 0)
+		return;
+	if (strcmp(status, "failed") == 0 && stop_requested())
+		params[1] = "interrupted";
+	snprintf(sid, sizeof sid, "%lld", id);
+	snprintf(done, sizeof done, "%lld", rows_done);
+	/* after a failed statement the session may still be inside a transaction or a COPY */
+	db_end_session_work(run->conn);
+	res = db_query_try(run->conn,
+					   "UPDATE public.migration_log SET status = $2, rows_done = greatest(rows_done, $3::bigint), "
+					   "message = $4, metadata = metadata || coalesce($5::jsonb, '{}'), "
+					   "finished_at = clock_timestamp() WHERE id = $1",
+					   5, params);
+	if (!db_ok(res))
+		log_warning("could not record the outcome in migration_log: %s", db_error_line(res, run->conn));
+	PQclear(res);
+}
+
+bool
+mlog_phase_applied(PGconn *conn, const Plan *plan, int phase)
+{
+	char p[8];
+	const char *params[2] = {plan->name, p};
+	char *op;
+	bool applied;
+
+	if (!mlog_state_exists(conn))
+		return false;
+	snprintf(p, sizeof p, "%d", phase);
+	op = db_value(conn,
+				  "SELECT operation FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				  "AND operation IN ('apply', 'rollback') AND status = 'done' ORDER BY id DESC LIMIT 1",
+				  2, params);
+	applied = op && strcmp(op, "apply") == 0;
+	free(op);
+	return applied;
+}
+
+char *
+mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *name)
+{
+	return mlog_register_detail_sql(plan, phase, kind, name, "{}");
+}
+
+char *
+mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail)
+{
+	char *qp = PQescapeLiteral(plan->conn, plan->name, strlen(plan->name));
+	char *qk = PQescapeLiteral(plan->conn, kind, strlen(kind));
+	char *qn = PQescapeLiteral(plan->conn, name, strlen(name));
+	char *qd = PQescapeLiteral(plan->conn, detail, strlen(detail));
+	char *sql = str_printf("INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
+						   "VALUES (%s, %s, %s, %d, %s::jsonb) ON CONFLICT DO NOTHING",
+						   qp, qk, qn, phase, qd);
+
+	PQfreemem(qp);
+	PQfreemem(qk);
+	PQfreemem(qn);
+	PQfreemem(qd);
+	return sql;
+}
+
+bool
+mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char *name)
+{
+	const char *params[3] = {plan->name, kind, name};
+
+	return db_exists(conn,
+					 "SELECT 1 FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3",
+					 3, params);
+}
+
+void
+mlog_unregister(PGconn *conn, const Plan *plan, const char *kind, const char *name)
+{
+	const char *params[3] = {plan->name, kind, name};
+
+	db_execp(conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3",
+			 3, params);
+}

@@ -1,0 +1,77 @@
+/*
+ * mlog.h: the migration_log audit table: one row per operation of every run,
+ * with status, rows, checkpoint key and JSON metadata; and the phase state
+ * derived from it.
+ */
+#ifndef PHASEMIG_MLOG_H
+#define PHASEMIG_MLOG_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "engine/plan.h"
+
+#define PHASEMIG_VERSION "0.1.0"
+
+typedef struct Run
+{
+	PGconn *conn;
+	const char *conninfo;	/* as given (-d), or NULL: phase2 --jobs opens more connections with it */
+	Plan *plan;
+	int phase;
+	const char *subcommand;
+	char run_id[37];
+	char *client;			/* OS user@host */
+	long long phase_entry;	/* migration_log id of the phase-level row */
+	char *phase_metadata;	/* JSON text for that row (phase3 apply: the findings), or NULL */
+	/* the operation being run: its migration_log row and what it reports */
+	long long op_entry;
+	long long op_rows;
+	char *op_message;		/* malloc'd or NULL */
+	char *op_metadata;		/* JSON text, malloc'd or NULL */
+} Run;
+
+/*
+ * Create migration_log, migration_backup and the object registry if missing,
+ * and check them (trust.h) in the same transaction: EXIT_DONE, EXIT_FAILED,
+ * or EXIT_REFUSED (something there was not made by phasemig; nothing changed).
+ */
+int mlog_create_state(PGconn *conn);
+bool mlog_state_exists(PGconn *conn);
+
+/* Insert a 'running' row and return its id (exits on failure). */
+long long mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done,
+					 const char *last_key);
+/* Set the expected total and the starting point of a row (status's rate and ETA start there). */
+void mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key);
+/*
+ * Checkpoint: rows scanned, last key and rows this run changed so far; call
+ * inside the batch's transaction.
+ */
+void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed);
+/*
+ * Close a row: status 'done', 'failed' or 'refused' ('failed' is recorded as
+ * 'interrupted' when a signal stopped the run); metadata is JSON text or NULL.
+ */
+void mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
+				 const char *metadata);
+
+/*
+ * SQL: the id of the plan's ($1) newest phase2 rollback, or 0.  A checkpoint
+ * older than it belongs to work that rollback undid: never resume from it.
+ */
+#define MLOG_LAST_PHASE2_ROLLBACK \
+	"coalesce((SELECT max(r.id) FROM public.migration_log r WHERE r.plan = $1 AND r.phase = 2 " \
+	"AND r.operation = 'rollback'), 0)"
+
+/* true when the newest finished apply/rollback of PHASE for this plan is an apply. */
+bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
+
+/* Record / forget an object phasemig created, in the caller's transaction. */
+char *mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *name);
+/* The same with DETAIL, JSON text, in the registry's detail column. */
+char *mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail);
+bool mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char *name);
+void mlog_unregister(PGconn *conn, const Plan *plan, const char *kind, const char *name);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * phase.c: applies or rolls back the operations of one phase, logging each to
+ * migration_log, and runs the pre-flight checks of phase3.
+ */
+#include "engine/phase.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "core/db.h"
+#include "engine/findings.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "engine/run.h"
+#include "core/stop.h"
+#include "core/strbuf.h"
+
+bool
+phase_can_apply(Run *run)
+{
+	if (run->phase > 1 && !mlog_phase_applied(run->conn, run->plan, run->phase - 1))
+	{
+		log_error("phase%d of plan \"%s\" is not applied", run->phase - 1, run->plan->name);
+		log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase%d apply\" first",
+				 run->phase - 1);
+		return false;
+	}
+	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
+	{
+		log_error("phase%d of plan \"%s\" is already applied", run->phase + 1, run->plan->name);
+		log_hint("roll back phase%d first to run phase%d again", run->phase + 1, run->phase);
+		return false;
+	}
+	return true;
+}
+
+bool
+phase_can_rollback(Run *run)
+{
+	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
+	{
+		log_error("phase%d of plan \"%s\" is still applied", run->phase + 1, run->plan->name);
+		log_hint("roll back in the order phase3, phase2, phase1: run \"phase%d rollback\" first", run->phase + 1);
+		return false;
+	}
+	return true;
+}
+
+/* Merge the DDL lock statistics of the step into its metadata. */
+static void
+add_ddl_stats(Run *run)
+{
+	DbDdlStats st = db_ddl_stats();
+	json_t *meta = run->op_metadata ? json_loads(run->op_metadata, 0, NULL) : json_object();
+
+	if (meta == NULL)
+		meta = json_object();
+	json_object_set_new(meta, "ddl_longest_ms", json_real(st.longest_ms));
+	json_object_set_new(meta, "ddl_longest_attempt_ms", json_real(st.longest_attempt_ms));
+	json_object_set_new(meta, "ddl_retries", json_integer(st.retries));
+	free(run->op_metadata);
+	run->op_metadata = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+}
+
+/* A signal asked the run to stop: say so before the next step. */
+static bool
+stopping(void)
+{
+	if (!stop_requested())
+		return false;
+	log_error("stopped by %s before the next step", stop_signal_name());
+	return true;
+}
+
+static int
+run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback)
+{
+	char *label = rollback ? str_printf("rollback %s", op->label) : xstrdup(op->label);
+	int rc;
+
+	run->op_entry = mlog_begin(run, label, -1, 0, NULL);
+	run->op_rows = 0;
+	db_ddl_stats_reset();
+	rc = step(run, op, opts);
+	add_ddl_stats(run);
+	if (rc != EXIT_DONE && rc != EXIT_REFUSED && run->op_message == NULL && run_failure_reason())
+		run->op_message = xstrdup(run_failure_reason());
+	mlog_finish(run, run->op_entry,
+				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
+				run->op_rows, run->op_message, run->op_metadata);
+	free(run->op_message);
+	free(run->op_metadata);
+	run->op_message = run->op_metadata = NULL;
+	run->op_entry = 0;
+	free(label);
+	return rc;
+}
+
+/* In phase3, operations marked contract_last run in a second pass (see ops.h). */
+static bool
+in_pass(const Run *run, const Op *op, int pass)
+{
+	bool last = run->phase == 3 && ops_handlers(op->kind)->contract_last;
+
+	return last == (pass == 1);
+}
+
+int
+phase_apply_ops(Run *run, const Options *opts)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < run->plan->n_ops; i++)
+		{
+			const Op *op = &run->plan->ops[i];
+			OpStep step = ops_handlers(op->kind)->apply[run->phase];
+			int rc;
+
+			if (step == NULL || !in_pass(run, op, pass))
+				continue;
+			if (stopping())
+				return EXIT_FAILED;
+			log_info("step %d: %s", i + 1, op->label);
+			if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
+				return rc;
+		}
+	return EXIT_DONE;
+}
+
+int
+phase_finalize_ops(Run *run, const Options *opts)
+{
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpStep step = ops_handlers(op->kind)->finalize;
+		int rc;
+
+		if (step == NULL)
+			continue;
+		if (stopping())
+			return EXIT_FAILED;
+		log_info("finalize step %d: %s", i + 1, op->label);
+		if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
+			return rc;
+	}
+	return EXIT_DONE;
+}
+
+int
+phase_rollback_ops(Run *run, const Options *opts)
+{
+	for (int pass = 1; pass >= 0; pass--)
+		for (int i = run->plan->n_ops - 1; i >= 0; i--)
+		{
+			const Op *op = &run->plan->ops[i];
+			OpStep step = ops_handlers(op->kind)->rollback[run->phase];
+			int rc;
+
+			if (step == NULL || !in_pass(run, op, pass))
+				continue;
+			if (stopping())
+				return EXIT_FAILED;
+			log_info("undo step %d: %s", i + 1, op->label);
+			if ((rc = run_step(run, op, step, opts, true)) != EXIT_DONE)
+				return rc;
+		}
+	return EXIT_DONE;
+}
+
+/*
+ * 1. Every operation's gate (ops.h) in one pass over the plan's table: per
+ * operation its count, or -1 for one without a gate (its check always runs).
+ */
+static long long *
+gate_pass(Run *run)
+{
+	long long *gates = xcalloc((size_t) run->plan->n_ops + 1, sizeof *gates);
+	StrBuf sb;
+	int n = 0;
+
+	sb_init(&sb);
+	sb_append(&sb, "SELECT ");
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpGate gate = ops_handlers(op->kind)->gate;
+		char *expr = gate ? gate(run, op) : NULL;
+
+		gates[i] = -1;
+		if (expr == NULL)
+			continue;
+		sb_printf(&sb, "%s%s", n++ ? ", " : "", expr);
+		free(expr);
+	}
+	if (n > 0)
+	{
+		PGresult *res;
+
+		sb_printf(&sb, " FROM %s", run->plan->q_table);
+		res = db_query(run->conn, sb.data, 0, NULL);
+		n = 0;
+		for (int i = 0; i < run->plan->n_ops; i++)
+		{
+			OpGate gate = ops_handlers(run->plan->ops[i].kind)->gate;
+
+			if (gate)
+				gates[i] = atoll(PQgetvalue(res, 0, n++));
+		}
+		PQclear(res);
+	}
+	sb_free(&sb);
+	return gates;
+}
+
+int
+phase_check_ops(Run *run, const Options *opts, bool own_entry)
+{
+	Findings f;
+	long long problems = 0, *gates;
+	long long entry = own_entry ? mlog_begin(run, "check", -1, 0, NULL) : 0;
+	json_t *meta;
+	char *text;
+
+	findings_init(&f);
+	gates = gate_pass(run);
+	/* 2. each operation's check: those whose gate found rows, and those without a gate */
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		const Op *op = &run->plan->ops[i];
+		OpCheck check = ops_handlers(op->kind)->check;
+
+		if (check && gates[i] != 0)
+			problems += check(run, op, &f);
+	}
+	free(gates);
+	meta = json_pack("{s:o}", "findings", findings_json(&f));
+	text = json_dumps(meta, JSON_COMPACT);
+	if (opts->json)
+	{
+		json_t *out = json_pack("{s:s, s:b, s:O}", "plan", run->plan->name, "passed", problems == 0, "findings",
+								json_object_get(meta, "findings"));
+		char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		puts(s);
+		free(s);
+		json_decref(out);
+	}
+	if (problems > 0)
+	{
+		findings_print(&f);
+		log_error("pre-flight checks refused: %d problem%s found; nothing was changed", f.n, f.n == 1 ? "" : "s");
+	}
+	else
+		log_info("pre-flight checks passed");
+	if (own_entry)
+		mlog_finish(run, entry, problems > 0 ? "refused" : "done", 0, NULL, text);
+	else
+	{
+		/* inside apply: the findings go on the phase-level row of the apply */
+		free(run->phase_metadata);
+		run->phase_metadata = xstrdup(text);
+	}
+	free(text);
+	json_decref(meta);
+	findings_free(&f);
+	return problems > 0 ? EXIT_REFUSED : EXIT_DONE;
+}

@@ -1,0 +1,259 @@
+/*
+ * run.c: the start and end of every subcommand run: plan, connection, lock,
+ * run id (libuuid), log file, and the phase-level migration_log row.
+ */
+#include "engine/run.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "core/db.h"
+#include "engine/guard.h"
+#include "core/log.h"
+#include "core/stop.h"
+#include "core/strbuf.h"
+#include "engine/trust.h"
+
+static void
+close_connection(void *arg)
+{
+	Run *run = arg;
+
+	PQfinish(run->conn);
+	run->conn = NULL;
+}
+
+/* The status a run's unfinished migration_log rows end with, for exit code CODE. */
+static const char *
+outcome_status(int code)
+{
+	if (code == EXIT_DONE)
+		return "done";
+	if (code == EXIT_REFUSED)
+		return "refused";
+	return stop_requested() ? "interrupted" : "failed";
+}
+
+const char *
+run_failure_reason(void)
+{
+	static char text[64];
+
+	if (stop_requested())
+	{
+		snprintf(text, sizeof text, "stopped by %s", stop_signal_name());
+		return text;
+	}
+	return log_first_error();
+}
+
+/* Why the run ended, for migration_log's message (static storage or the log's). */
+static const char *
+outcome_reason(int code)
+{
+	static char text[64];
+
+	if (code == EXIT_DONE)
+		return NULL;
+	if (run_failure_reason())
+		return run_failure_reason();
+	snprintf(text, sizeof text, "ended with exit code %d", code);
+	return text;
+}
+
+/*
+ * Cleanup on every exit: no row of this run stays 'running'.  After a lost
+ * connection it reconnects once to record that (PQreset); when that fails
+ * too, the next run of the plan records the rows as interrupted.
+ */
+static void
+record_outcome(void *arg)
+{
+	Run *run = arg;
+	int code = log_exit_code();
+	const char *params[3] = {run->run_id, outcome_status(code), outcome_reason(code)};
+
+	if (run->conn == NULL || code == EXIT_DONE)
+		return;
+	if (PQstatus(run->conn) != CONNECTION_OK)
+	{
+		PQreset(run->conn);
+		if (PQstatus(run->conn) != CONNECTION_OK)
+		{
+			log_warning("the connection is lost: the next run of this plan records this one as interrupted");
+			return;
+		}
+	}
+	db_end_session_work(run->conn);
+	/* errors ignored: before phase1 there is no migration_log to write to */
+	PQclear(PQexecParams(run->conn,
+						 "UPDATE public.migration_log SET status = $2, message = coalesce(message, $3), "
+						 "finished_at = clock_timestamp() WHERE run_id = $1 AND status = 'running'",
+						 3, NULL, params, NULL, NULL, 0));
+}
+
+/*
+ * We hold the plan's lock, so no other run of it is alive: a row still
+ * 'running' belongs to a run whose process was killed or lost its connection.
+ */
+static void
+close_orphaned_rows(Run *run)
+{
+	const char *params[1] = {run->plan->name};
+	PGresult *res;
+
+	if (!mlog_state_exists(run->conn))
+		return;
+	res = db_query(run->conn,
+				   "WITH closed AS (UPDATE public.migration_log SET status = 'interrupted', "
+				   "finished_at = clock_timestamp(), message = coalesce(message, 'its process ended without "
+				   "recording the outcome (killed, or the connection was lost)') WHERE plan = $1 "
+				   "AND status = 'running' RETURNING run_id) SELECT DISTINCT run_id::text FROM closed", 1, params);
+	for (int i = 0; i < PQntuples(res); i++)
+		log_warning("run %s of this plan ended without recording its outcome: recorded as interrupted; "
+					"this run continues from its last checkpoint", PQgetvalue(res, i, 0));
+	PQclear(res);
+}
+
+static char *
+client_name(void)
+{
+	char host[256] = "";
+	const char *user = getenv("USER");
+	struct passwd pwbuf, *pw = NULL;
+	char buf[1024];
+
+	if (user == NULL)
+		user = getenv("LOGNAME");
+	if (user == NULL && getpwuid_r(geteuid(), &pwbuf, buf, sizeof buf, &pw) == 0 && pw != NULL)
+		user = pw->pw_name;
+	gethostname(host, sizeof host - 1);
+	return str_printf("%s@%s", user ? user : "unknown", host);
+}
+
+static void
+open_run_log(Run *run, const Options *opts)
+{
+	char *path;
+
+	if (mkdir(opts->logs_dir, 0755) != 0 && errno != EEXIST)
+	{
+		log_warning("could not create log directory \"%s\": %s", opts->logs_dir, strerror(errno));
+		return;
+	}
+	path = str_printf("%s/%s.log", opts->logs_dir, run->run_id);
+	if (!log_open_file(path))
+		log_warning("could not open run log \"%s\": %s", path, strerror(errno));
+	free(path);
+}
+
+Run *
+run_start(int phase, const Options *opts, bool take_lock)
+{
+	Run *run = xcalloc(1, sizeof(Run));
+	uuid_t id;
+	char *appname;
+	DbRetry retry;
+
+	run->phase = phase;
+	run->subcommand = opts->subcommand;
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, run->run_id);
+	/* the retry jitter must differ between two runs started at the same moment */
+	srandom((unsigned) id[0] << 24 | (unsigned) id[1] << 16 | (unsigned) id[2] << 8 | id[3]);
+	run->client = client_name();
+
+	run->plan = plan_load(opts->plan_path);
+	if (run->plan == NULL)
+		exit(EXIT_BAD_INPUT);
+	if (take_lock)
+	{
+		open_run_log(run, opts);
+		log_info("%s %s: plan \"%s\", run %s", log_progname(), opts->subcommand, run->plan->name, run->run_id);
+	}
+
+	appname = str_printf("%s %s (phasemig run %.8s)", log_progname(), opts->subcommand, run->run_id);
+	run->conninfo = opts->dbname;
+	run->conn = db_connect(opts->dbname, appname);
+	free(appname);
+	if (run->conn == NULL)
+		log_exit(EXIT_FAILED);
+	log_on_exit(close_connection, run);
+	if (take_lock)
+	{
+		log_on_exit(record_outcome, run);
+		stop_install(run->conn);
+	}
+	if (!plan_bind(run->plan, run->conn))
+		log_exit(EXIT_BAD_INPUT);
+	/* before anything reads or writes migration_log or migration_backup */
+	if (!trust_state(run->conn))
+		log_exit(EXIT_REFUSED);
+
+	retry = *db_get_retry();
+	retry.lock_timeout_ms = opts->lock_timeout_ms > 0 ? opts->lock_timeout_ms : run->plan->lock_timeout_ms;
+	retry.max_attempts = run->plan->ddl_attempts;
+	db_set_retry(&retry);
+
+	if (take_lock && !guard_take_waiting(run->conn, run->plan, opts->lock_wait_s))
+	{
+		char *holder;
+
+		if (stop_requested())
+			log_fatal(EXIT_FAILED, "stopped by %s while waiting for the plan's lock; nothing was done",
+					  stop_signal_name());
+		holder = guard_holder(run->conn, run->plan);
+
+		log_error("another run holds the lock of plan \"%s\" on table %s%s", run->plan->name, run->plan->q_table,
+				  opts->lock_wait_s > 0 ? " (waited for it with --lock-wait)" : "");
+		log_detail("held by %s", holder ? holder : "a session that has just ended; try again");
+		log_hint("wait for it to finish; phasemig never runs two operators at once");
+		free(holder);
+		log_exit(EXIT_LOCKED);
+	}
+	if (take_lock)
+		close_orphaned_rows(run);
+	return run;
+}
+
+void
+run_begin_phase(Run *run)
+{
+	run->phase_entry = mlog_begin(run, run->subcommand, -1, 0, NULL);
+}
+
+void
+run_require_state(Run *run)
+{
+	if (mlog_state_exists(run->conn))
+		return;
+	log_error("phase1 has not been applied to this database (there is no migration_log)");
+	log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase1 apply\" first");
+	run_finish(run, EXIT_BAD_INPUT, NULL);
+}
+
+void
+run_finish(Run *run, int code, const char *message)
+{
+	/* a signal, not the input, ended it: whatever failed on the way, it is 1 (run it again) */
+	if (code != EXIT_DONE && stop_requested())
+		code = EXIT_FAILED;
+	if (run->phase_entry > 0 && run->conn && PQstatus(run->conn) == CONNECTION_OK)
+		mlog_finish(run, run->phase_entry, outcome_status(code), 0, message ? message : outcome_reason(code),
+					run->phase_metadata);
+	if (code != EXIT_DONE && stop_requested())
+		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
+				 "continue from where it stopped", stop_signal_name());
+	if (code == EXIT_DONE && log_file_path())
+		log_info("%s %s: done%s%s", log_progname(), run->subcommand, log_file_path() ? ", log " : "",
+				 log_file_path() ? log_file_path() : "");
+	else if (log_file_path())
+		log_info("run log: %s", log_file_path());
+	log_exit(code);
+}

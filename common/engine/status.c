@@ -1,0 +1,305 @@
+/*
+ * status.c: reads migration_log (and pg_locks for a run in progress) into a
+ * JSON object, then prints it as text or as JSON.
+ */
+#include "engine/status.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "engine/guard.h"
+#include "core/log.h"
+
+static json_t *
+row_object(PGresult *res, int row)
+{
+	json_t *obj = json_object();
+
+	for (int c = 0; c < PQnfields(res); c++)
+	{
+		if (PQgetisnull(res, row, c))
+			json_object_set_new(obj, PQfname(res, c), json_null());
+		else
+			json_object_set_new(obj, PQfname(res, c), json_string(PQgetvalue(res, row, c)));
+	}
+	return obj;
+}
+
+/*
+ * What the batch operations of this phase's applies have done since its
+ * newest rollback (nothing after a rollback), and those of a rollback while it
+ * runs: per operation its newest row, the
+ * rows changed over every run since (checkpoints carry them, so a killed run
+ * counts too), and for a fill in progress its rate and time left.
+ */
+static void
+phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
+{
+	json_t *ops = json_array();
+	long long done = 0, total = 0;
+	PGresult *res = db_query(run->conn,
+		"WITH since AS (SELECT coalesce(max(id), 0) AS id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+		"  AND operation = 'rollback' AND status = 'done'), "
+		"r AS (SELECT l.* FROM public.migration_log l, since WHERE l.plan = $1 AND l.phase = $2 "
+		"  AND l.rows_total IS NOT NULL AND l.operation NOT LIKE 'rollback %' AND l.id > since.id "
+		"  AND (l.status = 'running' OR EXISTS (SELECT 1 FROM public.migration_log a WHERE a.run_id = l.run_id "
+		"  AND a.operation = 'apply'))), "
+		/*
+		 * a table's fill is one row, or (--jobs) a row per key range "LABEL [i/n]",
+		 * some of them perhaps resumed by later runs: the newest row of each
+		 * range since the table's newest fresh (not resumed) start
+		 */
+		"b AS (SELECT r.*, regexp_replace(r.operation, ' \\[[0-9]+/[0-9]+\\]$', '') AS base FROM r), "
+		"fresh AS (SELECT DISTINCT ON (base) base, run_id FROM b "
+		"  WHERE NOT coalesce((metadata->>'resumed')::boolean, false) ORDER BY base, id DESC), "
+		"cur AS (SELECT b.* FROM b LEFT JOIN fresh f USING (base) WHERE f.run_id IS NULL OR b.id >= "
+		"  (SELECT min(x.id) FROM b x WHERE x.base = b.base AND x.run_id = f.run_id)), "
+		"latest AS (SELECT DISTINCT ON (operation) * FROM cur ORDER BY operation, id DESC), "
+		"totals AS (SELECT operation, count(*) AS runs, sum(coalesce((metadata->>'rows_changed')::bigint, "
+		"  (metadata->>'rows_filled')::bigint, 0)) AS changed FROM r GROUP BY operation) "
+		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, l.metadata->>'unmatched', "
+		"  (l.rows_done - (l.metadata->>'progress_from_rows')::bigint) / nullif(extract(epoch FROM "
+		"  clock_timestamp() - (l.metadata->>'progress_from_at')::timestamptz), 0) "
+		"FROM latest l JOIN totals t USING (operation) ORDER BY l.id",
+		2, params);
+
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		bool running = strcmp(PQgetvalue(res, i, 1), "running") == 0;
+		long long rows_done = atoll(PQgetvalue(res, i, 2)), rows_total = atoll(PQgetvalue(res, i, 3));
+		json_t *op = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", PQgetvalue(res, i, 0),
+							   "status", running && !lock_held ? "interrupted" : PQgetvalue(res, i, 1),
+							   "rows_done", (json_int_t) rows_done, "rows_total", (json_int_t) rows_total,
+							   "rows_changed", (json_int_t) atoll(PQgetvalue(res, i, 4)),
+							   "runs", (json_int_t) atoll(PQgetvalue(res, i, 5)));
+
+		if (!PQgetisnull(res, i, 6))
+			json_object_set_new(op, "unmatched", json_integer(atoll(PQgetvalue(res, i, 6))));
+		if (running && lock_held && !PQgetisnull(res, i, 7) && atof(PQgetvalue(res, i, 7)) > 0)
+		{
+			double rate = atof(PQgetvalue(res, i, 7));
+
+			json_object_set_new(op, "rows_per_second", json_real(rate));
+			json_object_set_new(op, "eta_seconds", json_real(rows_total > rows_done ? (rows_total - rows_done) / rate : 0));
+		}
+		done += rows_done;
+		total += rows_total;
+		json_array_append_new(ops, op);
+	}
+	PQclear(res);
+	json_object_set_new(obj, "operations", ops);
+	if (json_array_size(ops) > 0)
+	{
+		json_object_set_new(obj, "rows_done", json_integer(done));
+		json_object_set_new(obj, "rows_total", json_integer(total));
+	}
+}
+
+static json_t *
+phase_status(Run *run, int phase, bool lock_held)
+{
+	char ph[8];
+	const char *params[2] = {run->plan->name, ph};
+	json_t *obj = json_object();
+	PGresult *res;
+
+	snprintf(ph, sizeof ph, "%d", phase);
+	json_object_set_new(obj, "phase", json_integer(phase));
+	json_object_set_new(obj, "applied", json_boolean(mlog_phase_applied(run->conn, run->plan, phase)));
+
+	res = db_query(run->conn,
+				   "SELECT operation, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS started_at, "
+				   "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS finished_at, db_user, client, run_id::text, "
+				   "message FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND operation IN ('apply', 'rollback', 'check', 'finalize') ORDER BY id DESC LIMIT 1",
+				   2, params);
+	if (PQntuples(res) == 1)
+	{
+		json_t *last = row_object(res, 0);
+
+		if (strcmp(PQgetvalue(res, 0, 1), "running") == 0 && !lock_held)
+		{
+			json_object_set_new(last, "status", json_string("interrupted"));
+			json_object_set_new(last, "message", json_string("its process is gone (the plan's lock is free); "
+															 "run the same command again to continue"));
+		}
+		json_object_set_new(obj, "last_run", last);
+	}
+	else
+		json_object_set_new(obj, "last_run", json_null());
+	PQclear(res);
+
+	phase_progress(run, obj, params, lock_held);
+	/* what the last apply of this phase found (invalid keys, orphans, conflicts, findings) */
+	res = db_query(run->conn,
+				   "SELECT metadata::text FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND operation NOT IN ('apply', 'rollback', 'check') AND operation NOT LIKE 'rollback %' "
+				   "AND operation NOT LIKE 'fill %' AND (metadata ? 'invalid' OR metadata ? 'orphans' "
+				   "OR metadata ? 'conflicts' OR metadata ? 'findings') ORDER BY id DESC LIMIT 1",
+				   2, params);
+	if (PQntuples(res) == 1)
+	{
+		json_t *meta = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+		static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
+
+		for (int k = 0; meta && keys[k]; k++)
+			if (json_object_get(meta, keys[k]))
+				json_object_set(obj, keys[k], json_object_get(meta, keys[k]));
+		json_decref(meta);
+	}
+	PQclear(res);
+	if (phase == 3)
+	{
+		char *reached = db_value(run->conn, "SELECT string_agg(replace(kind, 'uuid_', ''), ', ' ORDER BY kind DESC) "
+								 "FROM migration_backup.phasemig_objects WHERE plan = $1 "
+								 "AND kind IN ('uuid_swapped', 'uuid_finalized')", 1, params);
+
+		if (reached)
+			json_object_set_new(obj, "reached", json_string(reached));
+		free(reached);
+	}
+
+	res = db_query(run->conn,
+				   "SELECT operation, status, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS at, message "
+				   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
+				   "AND id > coalesce((SELECT max(id) FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+				   "AND operation IN ('apply', 'rollback') AND status = 'done'), 0) ORDER BY id DESC LIMIT 5",
+				   2, params);
+	{
+		json_t *errors = json_array();
+
+		for (int i = 0; i < PQntuples(res); i++)
+			json_array_append_new(errors, row_object(res, i));
+		json_object_set_new(obj, "errors", errors);
+	}
+	PQclear(res);
+	return obj;
+}
+
+static double
+percent(long long done, long long total)
+{
+	return total > 0 ? 100.0 * (double) done / (double) total : 100.0;
+}
+
+/* A line per batch operation, the job's total when there are several, rate and ETA while running. */
+static void
+print_operations(json_t *ph)
+{
+	size_t i;
+	json_t *op;
+	json_t *ops = json_object_get(ph, "operations");
+
+	json_array_foreach(ops, i, op)
+	{
+		long long done = json_integer_value(json_object_get(op, "rows_done"));
+		long long total = json_integer_value(json_object_get(op, "rows_total"));
+		long long runs = json_integer_value(json_object_get(op, "runs"));
+
+		printf("  %s: %lld of %lld rows scanned (%.1f%%), %s; %lld changed in all (%lld run%s)",
+			   json_string_value(json_object_get(op, "operation")), done, total, percent(done, total),
+			   json_string_value(json_object_get(op, "status")),
+			   (long long) json_integer_value(json_object_get(op, "rows_changed")), runs, runs == 1 ? "" : "s");
+		if (json_is_integer(json_object_get(op, "unmatched")))
+			printf(", %lld without a match", (long long) json_integer_value(json_object_get(op, "unmatched")));
+		putchar('\n');
+		if (json_is_real(json_object_get(op, "rows_per_second")))
+			printf("    now %.0f rows/s, about %.0f s left\n", json_real_value(json_object_get(op, "rows_per_second")),
+				   json_real_value(json_object_get(op, "eta_seconds")));
+	}
+	if (json_array_size(ops) > 1)
+	{
+		long long done = json_integer_value(json_object_get(ph, "rows_done"));
+		long long total = json_integer_value(json_object_get(ph, "rows_total"));
+
+		printf("  all tables: %lld of %lld rows scanned (%.1f%%)\n", done, total, percent(done, total));
+	}
+}
+
+static void
+print_text(json_t *st)
+{
+	size_t i;
+	json_t *ph;
+
+	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")),
+		   json_string_value(json_object_get(st, "table")));
+	if (json_is_string(json_object_get(st, "running")))
+		printf("running now: %s\n", json_string_value(json_object_get(st, "running")));
+	json_array_foreach(json_object_get(st, "phases"), i, ph)
+	{
+		json_t *last = json_object_get(ph, "last_run");
+		json_t *errors = json_object_get(ph, "errors");
+		size_t k;
+		json_t *e;
+
+		printf("\nphase%d: %s\n", (int) json_integer_value(json_object_get(ph, "phase")),
+			   json_is_true(json_object_get(ph, "applied")) ? "applied" : "not applied");
+		print_operations(ph);
+		{
+			static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
+
+			for (int k = 0; keys[k]; k++)
+				if (json_is_integer(json_object_get(ph, keys[k])))
+					printf("  %-9s %lld\n", keys[k], (long long) json_integer_value(json_object_get(ph, keys[k])));
+			if (json_is_string(json_object_get(ph, "reached")))
+				printf("  reached:  %s\n", json_string_value(json_object_get(ph, "reached")));
+		}
+		if (json_is_object(last))
+			printf("  last run: %s %s, started %s by %s (%s)%s%s\n",
+				   json_string_value(json_object_get(last, "operation")),
+				   json_string_value(json_object_get(last, "status")),
+				   json_string_value(json_object_get(last, "started_at")),
+				   json_string_value(json_object_get(last, "db_user")),
+				   json_string_value(json_object_get(last, "client")) ? json_string_value(json_object_get(last, "client")) : "?",
+				   json_is_string(json_object_get(last, "message")) ? ": " : "",
+				   json_is_string(json_object_get(last, "message")) ? json_string_value(json_object_get(last, "message")) : "");
+		else
+			printf("  last run: never\n");
+		json_array_foreach(errors, k, e)
+			printf("  error:    %s %s at %s%s%s\n", json_string_value(json_object_get(e, "operation")),
+				   json_string_value(json_object_get(e, "status")),
+				   json_is_string(json_object_get(e, "at")) ? json_string_value(json_object_get(e, "at")) : "?",
+				   json_is_string(json_object_get(e, "message")) ? ": " : "",
+				   json_is_string(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+	}
+}
+
+int
+status_print(Run *run, bool as_json)
+{
+	json_t *st = json_object();
+	json_t *phases = json_array();
+	char *holder = guard_holder(run->conn, run->plan);
+	bool state = mlog_state_exists(run->conn);
+
+	json_object_set_new(st, "plan", json_string(run->plan->name));
+	json_object_set_new(st, "table", json_string(run->plan->q_table));
+	json_object_set_new(st, "running", holder ? json_string(holder) : json_null());
+	for (int phase = 1; phase <= 3 && state; phase++)
+		json_array_append_new(phases, phase_status(run, phase, holder != NULL));
+	if (!state)
+		for (int phase = 1; phase <= 3; phase++)
+			json_array_append_new(phases, json_pack("{s:i, s:b, s:n, s:[]}", "phase", phase, "applied", 0,
+													"last_run", "errors"));
+	json_object_set_new(st, "phases", phases);
+	if (as_json)
+	{
+		char *s = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		puts(s);
+		free(s);
+	}
+	else
+	{
+		print_text(st);
+		if (!state)
+			printf("\n(no migration_log table: phase1 has never been applied to this database)\n");
+	}
+	json_decref(st);
+	free(holder);
+	return EXIT_DONE;
+}

@@ -1,0 +1,112 @@
+/*
+ * op_add_column.c: phase1 adds a nullable column (no rewrite, a short lock);
+ * rollback drops it only if phasemig added it.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/catalog.h"
+#include "core/db.h"
+#include "core/log.h"
+#include "ops/ops.h"
+#include "core/strbuf.h"
+
+/*
+ * The plan that added this column to this table, when it is another one: two
+ * plans never share a column, as the first one's rollback would drop it from
+ * under the second.  NULL when none (caller frees).
+ */
+static char *
+column_owner_plan(Run *run, const Op *op)
+{
+	const char *params[3] = {run->plan->name, op->column, run->plan->q_table};
+
+	return db_value(run->conn,
+					"SELECT plan FROM migration_backup.phasemig_objects WHERE kind = 'column' AND plan <> $1 "
+					"AND name = $2 AND coalesce(detail->>'table', $3) = $3 ORDER BY created_at LIMIT 1",
+					3, params);
+}
+
+static int
+add_column_apply(Run *run, const Op *op, const Options *opts)
+{
+	const Plan *p = run->plan;
+	char *type = catalog_column_type(p, op->column);
+	char *qcol = plan_ident(p, op->column);
+	char *other = type != NULL ? column_owner_plan(run, op) : NULL;
+	int rc = EXIT_DONE;
+
+	(void) opts;
+	if (other != NULL)
+	{
+		log_error("column %s of %s was added by plan \"%s\"; two plans never share a column", qcol, p->q_table,
+				  other);
+		log_hint("finish or roll back plan \"%s\" first, or name another column in this plan", other);
+		rc = EXIT_BAD_INPUT;
+	}
+	else if (type != NULL)
+	{
+		if (!catalog_same_type(p, type, op->type))
+		{
+			log_error("column %s of %s already exists with type %s, the plan says %s", qcol, p->q_table, type,
+					  op->type);
+			rc = EXIT_BAD_INPUT;
+		}
+		else if (!mlog_is_registered(run->conn, p, "column", op->column))
+			log_warning("column %s already existed before phasemig; it is used as is and kept on rollback", qcol);
+		else
+			log_info("column %s already added", qcol);
+	}
+	else
+	{
+		char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", p->q_table, qcol, op->type);
+		/* the table it belongs to, so another plan's column of the same name elsewhere is not taken for it */
+		json_t *where = json_pack("{s:s}", "table", p->q_table);
+		char *detail = json_dumps(where, JSON_COMPACT);
+		char *reg = mlog_register_detail_sql(p, run->phase, "column", op->column, detail);
+		const char *stmts[2] = {add, reg};
+
+		log_info("adding column %s %s", qcol, op->type);
+		rc = ops_ddl(run, add, stmts, 2);
+		free(add);
+		free(reg);
+		free(detail);
+		json_decref(where);
+	}
+	free(type);
+	free(qcol);
+	free(other);
+	return rc;
+}
+
+static int
+add_column_rollback(Run *run, const Op *op, const Options *opts)
+{
+	const Plan *p = run->plan;
+	char *qcol;
+	char *drop;
+	int rc;
+
+	(void) opts;
+	if (!mlog_is_registered(run->conn, p, "column", op->column))
+		return EXIT_DONE;
+	qcol = plan_ident(p, op->column);
+	drop = str_printf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", p->q_table, qcol);
+	{
+		const char *stmts[1] = {drop};
+
+		log_info("dropping column %s", qcol);
+		rc = ops_ddl(run, drop, stmts, 1);
+	}
+	if (rc == EXIT_DONE)
+		mlog_unregister(run->conn, p, "column", op->column);
+	free(drop);
+	free(qcol);
+	return rc;
+}
+
+const OpHandlers op_add_column = {
+	.apply = {[1] = add_column_apply},
+	.rollback = {[1] = add_column_rollback},
+};

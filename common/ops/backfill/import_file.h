@@ -1,0 +1,44 @@
+/*
+ * import_file.h: the files phase2 writes for `firebase auth:import`, listing
+ * each generated user exactly once over a plan's life.  A file is written as
+ * RUN-firebase-import.json.partial and renamed only once the transaction
+ * that marks its users (and adds its row to the plan's ledger) has committed;
+ * a later run finishes or removes a partial file, asking the ledger.
+ */
+#ifndef PHASEMIG_IMPORT_FILE_H
+#define PHASEMIG_IMPORT_FILE_H
+
+#include "engine/mlog.h"
+
+typedef struct ImportFile
+{
+	const char *logs_dir;
+	const char *ledger;			/* quoted migration_backup."<plan>:import_files" */
+	/*
+	 * Marks the users to list with $1 (this run's id) and puts their uids
+	 * into pg_temp.phasemig_to_import (firebase_uid text).
+	 */
+	const char *mark_sql;
+	/*
+	 * A query over pg_temp.phasemig_to_import: uid, email, clerk id,
+	 * display name, bcrypt digest, phone number; one row per user.
+	 */
+	const char *users_sql;
+} ImportFile;
+
+/*
+ * Finish the partial files that runs of this plan left in logs_dir: a run
+ * whose ledger row committed gets its file renamed to the final name, any
+ * other partial file of this plan's runs is removed (its users were never
+ * marked, so the next file lists them).  Files of other plans are left alone.
+ */
+void import_file_finish_partials(Run *run, const ImportFile *f);
+
+/*
+ * Mark the users, write them to the partial file, commit, rename.  Returns
+ * EXIT_DONE, or EXIT_FAILED (logged) leaving either nothing or a partial
+ * file that the next run resolves.
+ */
+int import_file_write(Run *run, const ImportFile *f);
+
+#endif

@@ -1,0 +1,276 @@
+/*
+ * mapping.c: sends each user of a Firebase Auth export (or each pair of a
+ * plain mapping), made a row by export_user.c, with COPY into
+ * pg_temp.phasemig_staging.  Matching and conflict checks happen in SQL
+ * afterwards (op_backfill.c).
+ */
+#include "ops/backfill/mapping.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/copyin.h"
+#include "core/csv_header.h"
+#include "core/db.h"
+#include "ops/backfill/export_user.h"
+#include "core/jstream.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+
+/* Each Firebase field: its staging column and that column's type (MAPPING_COLUMNS). */
+static const struct
+{
+	const char *field;
+	const char *column;
+	const char *type;
+} field_columns[] = {
+	{"localId", "firebase_uid", "text"},
+	{"email", "email", "text"},
+	{"emailVerified", "email_verified", "boolean"},
+	{"displayName", "display_name", "text"},
+	{"photoUrl", "photo_url", "text"},
+	{"phoneNumber", "phone_number", "text"},
+	{"lastSignedInAt", "last_signed_in_at", "timestamptz"},
+	{"createdAt", "created_at", "timestamptz"},
+	{"disabled", "disabled", "boolean"},
+	{NULL, NULL, NULL}
+};
+
+/* FIELD's entry in field_columns, or the terminating one (all NULL). */
+static int
+field_index(const char *field)
+{
+	int i = 0;
+
+	while (field_columns[i].field && strcmp(field_columns[i].field, field) != 0)
+		i++;
+	return i;
+}
+
+const char *
+mapping_field_column(const char *field)
+{
+	return field_columns[field_index(field)].column;
+}
+
+const char *
+mapping_field_type(const char *field)
+{
+	return field_columns[field_index(field)].type;
+}
+
+typedef enum
+{
+	FORMAT_FIREBASE,
+	FORMAT_JSON_PAIRS,
+	FORMAT_CSV
+} MappingFormat;
+
+/* The first non-blank byte tells the format: '{' export, '[' pairs, else CSV. */
+static int
+detect_format(const char *path, MappingFormat *format)
+{
+	FILE *fp = fopen(path, "r");
+	int c;
+
+	if (fp == NULL)
+	{
+		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	do
+		c = getc(fp);
+	while (c != EOF && isspace(c));
+	fclose(fp);
+	if (c == EOF)
+	{
+		log_error("mapping file \"%s\" is empty", path);
+		return EXIT_BAD_INPUT;
+	}
+	*format = c == '{' ? FORMAT_FIREBASE : c == '[' ? FORMAT_JSON_PAIRS : FORMAT_CSV;
+	return EXIT_DONE;
+}
+
+static int
+load_json(PGconn *conn, const char *path, MappingFormat format, long long *loaded)
+{
+	JStream js;
+	CopyIn ci;
+	StrBuf row;
+	json_t *elem;
+	int rc;
+	long bad_attributes = 0;
+	const char *failure = NULL;
+
+	if (!jstream_open(&js, path, format == FORMAT_FIREBASE ? "users" : NULL))
+	{
+		log_error("mapping file \"%s\" is not a %s: %s", path,
+				  format == FORMAT_FIREBASE ? "Firebase Auth export" : "JSON array of mappings", js.error);
+		jstream_close(&js);
+		return EXIT_BAD_INPUT;
+	}
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_staging (" MAPPING_COLUMN_LIST ", invalid) FROM STDIN"))
+	{
+		jstream_close(&js);
+		return EXIT_FAILED;
+	}
+	sb_init(&row);
+	while ((rc = jstream_next(&js, &elem)) == 1)
+	{
+		bool ok;
+
+		sb_reset(&row);
+		if (!json_is_object(elem))
+			ok = false;
+		else if (format == FORMAT_FIREBASE)
+			ok = export_user_row(&row, elem, js.element, path, &bad_attributes);
+		else
+			ok = export_pair_row(&row, elem, js.element, path);
+		ok = ok && copyin_row(&ci, row.data, row.len);
+		json_decref(elem);
+		if (!ok)
+		{
+			failure = "bad element";
+			break;
+		}
+		if (js.element % 100000 == 0)
+			log_progress(false, "read %ld users from \"%s\"", js.element, path);
+	}
+	sb_free(&row);
+	log_progress_end();
+	if (rc < 0 && js.oversized)
+	{
+		log_error("mapping file \"%s\": %s", path, js.error);
+		failure = "element too large";
+	}
+	else if (rc < 0)
+	{
+		log_error("mapping file \"%s\" is malformed: %s", path, js.error);
+		failure = "malformed input";
+	}
+	jstream_close(&js);
+	if (!copyin_finish(&ci, failure))
+		return failure && PQstatus(conn) == CONNECTION_OK ? EXIT_BAD_INPUT : EXIT_FAILED;
+	if (bad_attributes > 10)
+		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
+	{
+		char *norm = str_printf("UPDATE pg_temp.phasemig_staging SET email_norm = nullif(" MAPPING_EMAIL_NORM("")
+								", '') WHERE email IS NOT NULL", "email");
+
+		db_exec(conn, norm);
+		free(norm);
+	}
+	*loaded = ci.rows;
+	return EXIT_DONE;
+}
+
+/* CSV is parsed by the server (COPY csv); the header is checked here first. */
+static int
+load_csv(PGconn *conn, const char *path, long long *loaded)
+{
+	FILE *fp = fopen(path, "r");
+	CopyIn ci;
+	bool ok;
+
+	if (fp == NULL)
+	{
+		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	if (!csv_header_is(fp, CSV_HEADER_MAPPING, "a mapping CSV", path))
+	{
+		fclose(fp);
+		return EXIT_BAD_INPUT;
+	}
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_csv (clerk_user_id text, firebase_uid text)");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_csv");
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv)"))
+	{
+		fclose(fp);
+		return EXIT_FAILED;
+	}
+	ok = copyin_file(&ci, fp);
+	fclose(fp);
+	if (!copyin_finish(&ci, ok ? NULL : "read error"))
+	{
+		if (PQstatus(conn) != CONNECTION_OK)
+			return EXIT_FAILED;	/* the connection, not the file */
+		log_hint("mapping file \"%s\" must be CSV with two columns, clerk_user_id and firebase_uid", path);
+		return EXIT_BAD_INPUT;
+	}
+	{
+		long long bad = db_count(conn,
+								 "SELECT count(*) FROM pg_temp.phasemig_csv WHERE coalesce(clerk_user_id, '') = '' "
+								 "OR coalesce(firebase_uid, '') = '' OR length(firebase_uid) > 128",
+								 0, NULL);
+
+		if (bad > 0)
+		{
+			log_error("mapping file \"%s\": %lld lines have an empty clerk_user_id or an empty or over-long "
+					  "firebase_uid", path, bad);
+			return EXIT_BAD_INPUT;
+		}
+	}
+	db_exec(conn, "INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin, element) "
+			"SELECT firebase_uid, clerk_user_id, 'file', row_number() OVER () FROM pg_temp.phasemig_csv");
+	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_staging", 0, NULL);
+	return EXIT_DONE;
+}
+
+int
+mapping_load(PGconn *conn, const char *path, long long *loaded)
+{
+	MappingFormat format;
+	int rc = detect_format(path, &format);
+
+	*loaded = 0;
+	if (rc != EXIT_DONE)
+		return rc;
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_staging (" MAPPING_COLUMNS ", " MAPPING_INVALID_COLUMN ")");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_staging");
+	if (format == FORMAT_CSV)
+		return load_csv(conn, path, loaded);
+	return load_json(conn, path, format, loaded);
+}
+
+int
+mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
+{
+	FILE *fp = fopen(path, "r");
+	CopyIn ci;
+	bool ok;
+
+	if (fp == NULL)
+	{
+		log_error("could not open Clerk export \"%s\": %s", path, strerror(errno));
+		return EXIT_BAD_INPUT;
+	}
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "
+			"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "
+			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
+			"totp_secret text, password_digest text, password_hasher text)");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
+	if (!csv_header_is(fp, CSV_HEADER_CLERK, "a Clerk dashboard CSV export", path))
+	{
+		fclose(fp);
+		return EXIT_BAD_INPUT;
+	}
+	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)"))
+	{
+		fclose(fp);
+		return EXIT_FAILED;
+	}
+	ok = copyin_file(&ci, fp);
+	fclose(fp);
+	if (!copyin_finish(&ci, ok ? NULL : "read error"))
+	{
+		if (PQstatus(conn) != CONNECTION_OK)
+			return EXIT_FAILED;	/* the connection, not the file */
+		log_hint("\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)", path);
+		return EXIT_BAD_INPUT;
+	}
+	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_clerk", 0, NULL);
+	return EXIT_DONE;
+}

@@ -1,0 +1,352 @@
+/*
+ * ops.c: the table from operation kind to its handlers, and the steps several
+ * operations share (index builds, NOT NULL without a long lock, names scoped
+ * to the plan, the resumable batches of a rollback).
+ */
+#include "ops/ops.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/catalog.h"
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+
+const OpHandlers *
+ops_handlers(OpKind kind)
+{
+	switch (kind)
+	{
+		case OP_ADD_COLUMN:
+			return &op_add_column;
+		case OP_CREATE_INDEX:
+			return &op_create_index;
+		case OP_BACKFILL_FROM_MAPPING:
+			return &op_backfill_from_mapping;
+		case OP_SET_NOT_NULL:
+			return &op_set_not_null;
+		case OP_ADD_UNIQUE:
+			return &op_add_unique;
+		case OP_CHECK_UNIQUE:
+			return &op_check_unique;
+		case OP_DROP_COLUMN:
+			return &op_drop_column;
+		case OP_CONVERT_TO_UUID:
+			return &op_convert_to_uuid;
+	}
+	return NULL;
+}
+
+int
+ops_ddl(Run *run, const char *what, const char *const *stmts, int n)
+{
+	return db_ddl_try(run->conn, what, stmts, n) ? EXIT_DONE : EXIT_FAILED;
+}
+
+int
+ops_validate(Run *run, const char *qtable, const char *qconstraint)
+{
+	char *sql = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qtable, qconstraint);
+	const char *stmts[1] = {sql};
+	int rc = db_ddl_try_nonblocking(run->conn, sql, stmts, 1) ? EXIT_DONE : EXIT_FAILED;
+
+	free(sql);
+	return rc;
+}
+
+/* State of index NAME of table QTABLE (any schema: the table's). */
+static IndexState
+index_state_on(Run *run, const char *qtable, const char *name)
+{
+	const char *params[2] = {qtable, name};
+	char *valid = db_value(run->conn,
+						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
+						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+						   "WHERE i.indrelid = $1::regclass AND c.relname = $2", 2, params);
+	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
+
+	free(valid);
+	return st;
+}
+
+char *
+ops_qualified_index(Run *run, const char *qtable, const char *name)
+{
+	const char *params[1] = {qtable};
+	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
+							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, params);
+	char *qname = db_ident(run->conn, name);
+	char *full = str_printf("%s.%s", schema, qname);
+
+	free(schema), free(qname);
+	return full;
+}
+
+static int
+drop_index_concurrently(Run *run, const char *qtable, const char *name)
+{
+	char *index = ops_qualified_index(run, qtable, name);
+	char *sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
+	int rc = db_ddl_nontx_try(run->conn, sql, sql, true) ? EXIT_DONE : EXIT_FAILED;
+
+	free(index), free(sql);
+	return rc;
+}
+
+int
+ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique)
+{
+	IndexState st = index_state_on(run, qtable, name);
+	char *qname = plan_ident(run->plan, name);
+	char *sql;
+	int rc = EXIT_DONE;
+
+	if (st == INDEX_VALID)
+	{
+		log_info("index %s already exists", qname);
+		free(qname);
+		return EXIT_DONE;
+	}
+	/* left INVALID by an interrupted CONCURRENTLY build: drop and build again */
+	if (st == INDEX_INVALID)
+	{
+		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
+		if (drop_index_concurrently(run, qtable, name) != EXIT_DONE)
+		{
+			free(qname);
+			return EXIT_FAILED;
+		}
+	}
+	log_info("building index %s on %s CONCURRENTLY", qname, qtable);
+	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname, qtable,
+					 columns_sql);
+	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
+	if (!db_ddl_nontx_try(run->conn, sql, sql, false) || index_state_on(run, qtable, name) != INDEX_VALID)
+	{
+		/*
+		 * A failed build leaves an INVALID index that the application's
+		 * writes keep maintaining and, if unique, keep checking: drop it.
+		 */
+		log_error("index %s could not be built", qname);
+		if (index_state_on(run, qtable, name) == INDEX_INVALID && drop_index_concurrently(run, qtable, name) == EXIT_DONE)
+			log_detail("the INVALID index the failed build left was dropped");
+		rc = EXIT_FAILED;
+	}
+	free(sql);
+	free(qname);
+	return rc;
+}
+
+int
+ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind)
+{
+	char *sql;
+
+	/*
+	 * An index of this name and definition (plan_check_catalog compared it)
+	 * made outside phasemig is used as it is, and never dropped by a rollback.
+	 */
+	if (index_state_on(run, run->plan->q_table, name) == INDEX_VALID &&
+		!mlog_is_registered(run->conn, run->plan, kind, name))
+	{
+		log_info("index \"%s\" already exists and was not made by phasemig: used as it is, kept by rollback", name);
+		return EXIT_DONE;
+	}
+	/* register first: a crash during the build still leaves it ours to drop */
+	sql = mlog_register_sql(run->plan, run->phase, kind, name);
+	db_exec(run->conn, sql);
+	free(sql);
+	return ops_build_index_on(run, run->plan->q_table, name, columns_sql, unique);
+}
+
+/* FNV-1a: stable across runs, machines and versions. */
+static unsigned
+name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 16777619u;
+	return (unsigned) h;
+}
+
+/* Cut S to at most MAX bytes without splitting a UTF-8 character. */
+static void
+cut_utf8(char *s, size_t max)
+{
+	if (strlen(s) <= max)
+		return;
+	while (max > 0 && ((unsigned char) s[max] & 0xC0) == 0x80)
+		max--;
+	s[max] = '\0';
+}
+
+char *
+ops_object_name(const Plan *plan, const char *what)
+{
+	char *name = str_printf("phasemig_%.24s_%08x_%s", plan->name, name_hash(plan->name), what);
+
+	if (strlen(name) > 63)
+	{
+		/* a long WHAT (a column's name) is cut, and its hash tells it from others cut the same */
+		char *cut;
+
+		cut_utf8(name, 63 - 9);
+		cut = str_printf("%s_%08x", name, name_hash(what));
+		free(name);
+		name = cut;
+	}
+	return name;
+}
+
+char *
+ops_not_null_check_name(const Plan *plan, const char *column)
+{
+	char *what = str_printf("nn_%s", column);
+	char *name = ops_object_name(plan, what);
+
+	free(what);
+	return name;
+}
+
+int
+ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
+{
+	const char *params[3] = {run->plan->name, NULL, label};
+	char phase[8];
+	PGresult *res;
+	long long entry;
+	int rc;
+
+	/* 1. the newest run of this step since the phase was last applied (or finalized) */
+	snprintf(phase, sizeof phase, "%d", run->phase);
+	params[1] = phase;
+	res = db_query(run->conn, "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
+				   "AND phase = $2 AND operation = $3 AND id > coalesce((SELECT max(a.id) FROM public.migration_log a "
+				   "WHERE a.plan = $1 AND a.phase = $2 AND a.operation IN ('apply', 'finalize')), 0) "
+				   "ORDER BY id DESC LIMIT 1", 3, params);
+	b->rows_done = 0;
+	b->last_key = NULL;
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") == 0)
+	{
+		/* the triggers have kept every row written since right */
+		log_info("%s: already done", label);
+		PQclear(res);
+		return EXIT_DONE;
+	}
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "failed") == 0)
+		;						/* failed: a new pass from the start (each batch changes only what is wrong) */
+	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2))	/* running (killed) or interrupted */
+	{
+		b->rows_done = atoll(PQgetvalue(res, 0, 1));
+		b->last_key = xstrdup(PQgetvalue(res, 0, 2));
+		log_info("resuming %s after key %s", label, b->last_key);
+	}
+	PQclear(res);
+	/* 2. the batches, each committed with its checkpoint on a migration_log row of their own */
+	entry = mlog_begin(run, label, b->rows_total, b->rows_done, b->last_key);
+	b->entry = entry;
+	batch_use_options(b, opts, run->plan);
+	rc = batch_run(run, b);
+	{
+		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "
+								"\"longest_batch_ms\": %.1f}", b->changed, b->batches, b->seconds, b->longest_batch_ms);
+
+		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done, NULL, meta);
+		free(meta);
+	}
+	if (rc == EXIT_DONE)
+		log_info("%s: %lld rows, %lld changed in %ld batches, %.1f s (longest batch %.0f ms)", label, b->rows_done,
+				 b->changed, b->batches, b->seconds, b->longest_batch_ms);
+	run->op_rows += b->changed;
+	free(b->last_key);
+	b->last_key = NULL;
+	return rc;
+}
+
+int
+ops_enforce_not_null(Run *run, const char *column)
+{
+	return ops_enforce_not_null_on(run, run->plan->q_table, column);
+}
+
+static bool
+column_is_not_null(Run *run, const char *qtable, const char *column)
+{
+	const char *p[2] = {qtable, column};
+
+	return db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
+					 "AND attname = $2 AND NOT attisdropped AND attnotnull", 2, p);
+}
+
+static bool
+table_has_constraint(Run *run, const char *qtable, const char *name)
+{
+	const char *p[2] = {qtable, name};
+
+	return db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
+					 "AND conname = $2", 2, p);
+}
+
+int
+ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
+{
+	const Plan *p = run->plan;
+	char *check = ops_not_null_check_name(p, column);
+	char *qcheck = plan_ident(p, check);
+	char *qcol = plan_ident(p, column);
+	char *add = NULL, *set = NULL, *drop = NULL;
+	int rc = EXIT_DONE;
+
+	if (column_is_not_null(run, qtable, column))
+	{
+		log_info("column %s is already NOT NULL", qcol);
+		goto done;
+	}
+	/* 1. the CHECK, NOT VALID: a short lock, no scan */
+	if (!table_has_constraint(run, qtable, check))
+	{
+		const char *stmts[1];
+
+		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", qtable, qcheck,
+						 qcol);
+		stmts[0] = add;
+		if ((rc = ops_ddl(run, add, stmts, 1)) != EXIT_DONE)
+			goto done;
+	}
+	/* 2. validate in its own transaction: SHARE UPDATE EXCLUSIVE, writes go on */
+	log_info("validating NOT NULL of %s", qcol);
+	if ((rc = ops_validate(run, qtable, qcheck)) != EXIT_DONE)
+	{
+		/*
+		 * A NULL written since the checks: the NOT VALID CHECK would go on
+		 * refusing the application's NULLs, so it goes; a re-run checks again.
+		 */
+		const char *stmts[1];
+
+		drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
+		stmts[0] = drop;
+		if (ops_ddl(run, drop, stmts, 1) == EXIT_DONE)
+			log_detail("the CHECK %s was dropped again; phase3 check lists the rows", qcheck);
+		goto done;
+	}
+	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
+	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
+	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
+	{
+		const char *stmts[2] = {set, drop};
+
+		rc = ops_ddl(run, set, stmts, 2);
+	}
+done:
+	free(check);
+	free(qcheck);
+	free(qcol);
+	free(add);
+	free(set);
+	free(drop);
+	return rc;
+}

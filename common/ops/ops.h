@@ -1,0 +1,102 @@
+/*
+ * ops.h: what each plan operation does in each phase, how it undoes that, and
+ * what it checks before phase3.  The phase binaries walk the plan's operations
+ * and call these; nothing here exits except through db_*() on a failed query.
+ */
+#ifndef PHASEMIG_OPS_H
+#define PHASEMIG_OPS_H
+
+#include "engine/batch.h"
+#include "engine/cli.h"
+#include "engine/findings.h"
+#include "engine/mlog.h"
+
+/* Returns an exit code: EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT or EXIT_REFUSED. */
+typedef int (*OpStep)(Run *run, const Op *op, const Options *opts);
+/* Adds findings; returns how many problems it found. */
+typedef long long (*OpCheck)(Run *run, const Op *op, Findings *f);
+/*
+ * An aggregate over the plan's table, non-zero when OpCheck would find rows
+ * (malloc'd; NULL: no gate, the check always runs).  phase3 computes every
+ * operation's gate in one pass over the table and runs a check, with its
+ * counts and samples, only when its gate found something.
+ */
+typedef char *(*OpGate)(Run *run, const Op *op);
+
+typedef struct OpHandlers
+{
+	OpStep apply[4];		/* indexed by phase */
+	OpStep rollback[4];
+	OpCheck check;			/* phase3 pre-flight */
+	OpGate gate;			/* its one-pass gate, or NULL */
+	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
+	/*
+	 * phase3 apply runs it after every operation without it (and rollback
+	 * before them): sync triggers stay and old columns wait until the new
+	 * constraints hold, so a phase3 that stops halfway leaves them in place
+	 */
+	bool contract_last;
+} OpHandlers;
+
+const OpHandlers *ops_handlers(OpKind kind);
+
+/* Implemented per file, collected by ops.c. */
+extern const OpHandlers op_add_column;
+extern const OpHandlers op_create_index;
+extern const OpHandlers op_add_unique;
+extern const OpHandlers op_check_unique;
+extern const OpHandlers op_set_not_null;
+extern const OpHandlers op_drop_column;
+extern const OpHandlers op_backfill_from_mapping;
+extern const OpHandlers op_convert_to_uuid;
+
+/*
+ * How every phasemig trigger function is declared: it runs with its owner's
+ * rights (the application's role may not read migration_backup) and a fixed
+ * search_path (its body names everything with its schema).
+ */
+#define OPS_TRIGGER_FUNCTION "RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
+
+/* Shared steps. */
+/*
+ * Build index NAME on QTABLE with CREATE [UNIQUE] INDEX CONCURRENTLY unless a
+ * valid one exists; an INVALID one is rebuilt, and one a failed build leaves
+ * INVALID is dropped.  EXIT_DONE or EXIT_FAILED.
+ */
+int ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique);
+/* "schema"."index" for index NAME of table QTABLE (caller frees). */
+char *ops_qualified_index(Run *run, const char *qtable, const char *name);
+/* The same on the plan's table, recorded in the object registry as KIND first. */
+int ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique, const char *kind);
+/* SET NOT NULL through a validated CHECK (col IS NOT NULL) NOT VALID. */
+int ops_enforce_not_null(Run *run, const char *column);
+int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
+/*
+ * Name of an object phasemig creates outside migration_backup (trigger,
+ * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of the plan's
+ * name>_<WHAT>"; over 63 bytes, cut to 54 and "_<hash of WHAT>" added.
+ * Deterministic, and two plans never share one.  Caller frees.
+ */
+char *ops_object_name(const Plan *plan, const char *what);
+/* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
+char *ops_not_null_check_name(const Plan *plan, const char *column);
+/*
+ * A rollback's keyset batches (batch_run: one statement and its checkpoint
+ * per commit) under a migration_log row of its own named LABEL (without a
+ * total, so status does not show it as the phase's progress).
+ * A run of the same step killed since the phase was last applied is resumed
+ * after its checkpoint; one that finished is not repeated (the triggers kept
+ * rows written since right).  Fills b->entry, rows_done, last_key and the
+ * batch settings (OPTS, else the plan's) itself; adds the rows changed to
+ * run->op_rows.  Returns an exit code.
+ */
+int ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b);
+/* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
+int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
+/*
+ * ALTER TABLE qtable VALIDATE CONSTRAINT qconstraint in its own transaction:
+ * SHARE UPDATE EXCLUSIVE, so the application reads and writes while it scans.
+ */
+int ops_validate(Run *run, const char *qtable, const char *qconstraint);
+
+#endif
