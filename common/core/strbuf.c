@@ -143,6 +143,68 @@ sb_steal(StrBuf *sb)
 	return s;
 }
 
+/* Append S with every CH doubled. */
+static void
+append_doubling(StrBuf *sb, const char *s, char ch)
+{
+	for (const char *c = s; *c; c++)
+	{
+		sb_appendn(sb, c, 1);
+		if (*c == ch)
+			sb_appendn(sb, c, 1);
+	}
+}
+
+void
+sb_append_ident(StrBuf *sb, const char *name)
+{
+	sb_append(sb, "\"");
+	append_doubling(sb, name, '"');
+	sb_append(sb, "\"");
+}
+
+void
+sb_append_literal(StrBuf *sb, const char *s)
+{
+	if (strchr(s, '\\'))
+	{
+		/* E'' reads backslashes as escapes however the server is set */
+		StrBuf doubled;
+
+		sb_init(&doubled);
+		append_doubling(&doubled, s, '\\');
+		sb_append(sb, "E'");
+		append_doubling(sb, doubled.data, '\'');
+		sb_free(&doubled);
+	}
+	else
+	{
+		sb_append(sb, "'");
+		append_doubling(sb, s, '\'');
+	}
+	sb_append(sb, "'");
+}
+
+char *
+sql_ident(const char *name)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	sb_append_ident(&sb, name);
+	return sb.data;
+}
+
+char *
+sql_literal(const char *s)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	sb_append_literal(&sb, s);
+	return sb.data;
+}
+
 char *
 str_printf(const char *fmt, ...)
 {

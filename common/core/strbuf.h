@@ -21,6 +21,18 @@ void sb_append(StrBuf *sb, const char *s);
 void sb_appendn(StrBuf *sb, const char *s, size_t n);
 void sb_printf(StrBuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
+ * SQL text, as fe_utils' fmtId and appendStringLiteral write it: NAME always
+ * double-quoted (inner quotes doubled), so any name is one identifier; S as a
+ * string literal that means S whatever standard_conforming_strings says
+ * (E'...' with backslashes doubled when S holds one).  For text from the
+ * database or a plan, which is valid in the connection's encoding.
+ */
+void sb_append_ident(StrBuf *sb, const char *name);
+void sb_append_literal(StrBuf *sb, const char *s);
+/* The same into a fresh malloc'd string. */
+char *sql_ident(const char *name);
+char *sql_literal(const char *s);
+/*
  * Returns the string, which the caller now owns; sb is left empty, holding no
  * memory (no sb_free needed; appending to it again allocates anew).
  */

@@ -62,20 +62,8 @@ now_s(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-char *
-fill_range_where(const char *q_key, bool first, const char *upper)
-{
-	if (first && upper == NULL)
-		return xstrdup("");
-	if (first)
-		return str_printf("WHERE t.%s <= %s", q_key, upper);
-	if (upper == NULL)
-		return str_printf("WHERE t.%s > $2", q_key);
-	return str_printf("WHERE t.%s > $2 AND t.%s <= %s", q_key, q_key, upper);
-}
-
 static Unit *
-unit_new(Run *run, FillTable *t, const char *operation, const char *after, const char *upper, long long rows_done,
+unit_new(FillTable *t, const char *operation, const char *after, const char *upper, long long rows_done,
 		 long long rows_total)
 {
 	Unit *u = xcalloc(1, sizeof *u);
@@ -89,19 +77,13 @@ unit_new(Run *run, FillTable *t, const char *operation, const char *after, const
 	u->b.rows_total = rows_total;
 	u->rc = EXIT_FAILED;		/* until it runs */
 	{
-		char *lit = upper ? PQescapeLiteral(run->conn, upper, strlen(upper)) : NULL;
+		KeysetBatch k = t->batch;
+		char *lit = upper ? sql_literal(upper) : NULL;
 
-		if (upper && lit == NULL)
-			log_fatal(EXIT_FAILED, "could not quote the key range's bound: %s", PQerrorMessage(run->conn));
-
+		k.upper = lit;
 		for (int first = 0; first < 2; first++)
-		{
-			char *where = fill_range_where(t->q_key, first, lit);
-
-			u->sql[first] = t->batch_sql(t->ctx, where);
-			free(where);
-		}
-		PQfreemem(lit);
+			u->sql[first] = keyset_batch_sql(&k, first);
+		free(lit);
 	}
 	u->b.sql_first = u->sql[1];
 	u->b.sql_next = u->sql[0];
@@ -161,7 +143,7 @@ resume_units(Run *run, FillTable *t, Unit ***units, int *n)
 		/* done: nothing left; a row without a checkpoint committed nothing */
 		if (strcmp(PQgetvalue(res, i, 1), "done") == 0 || (!ranged && last_key == NULL))
 			continue;
-		push(units, n, unit_new(run, t, PQgetvalue(res, i, 0), after, upper, atoll(PQgetvalue(res, i, 2)),
+		push(units, n, unit_new(t, PQgetvalue(res, i, 0), after, upper, atoll(PQgetvalue(res, i, 2)),
 								PQgetisnull(res, i, 3) ? -1 : atoll(PQgetvalue(res, i, 3))));
 		(*units)[*n - 1]->resumed = true;
 		log_info("resuming the interrupted %s after key %s (%s rows done)", PQgetvalue(res, i, 0),
@@ -177,7 +159,7 @@ static void
 split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int *n)
 {
 	long long total;
-	char *sql = str_printf("SELECT count(*) FROM %s", t->table);
+	char *sql = str_printf("SELECT count(*) FROM %s", t->batch.table);
 	int parts;
 
 	total = db_count(run->conn, sql, 0, NULL);
@@ -187,7 +169,7 @@ split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int
 		parts = 1;
 	if (parts == 1)
 	{
-		push(units, n, unit_new(run, t, t->label, NULL, NULL, 0, total));
+		push(units, n, unit_new(t, t->label, NULL, NULL, 0, total));
 		return;
 	}
 	{
@@ -197,7 +179,7 @@ split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int
 
 		snprintf(np, sizeof np, "%d", parts);
 		sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT t.%s AS k, ntile($1) OVER (ORDER BY t.%s) AS g "
-						 "FROM %s t) s GROUP BY g ORDER BY g", t->q_key, t->q_key, t->table);
+						 "FROM %s t) s GROUP BY g ORDER BY g", t->batch.key, t->batch.key, t->batch.table);
 		res = db_query(run->conn, sql, 1, params);
 		free(sql);
 		for (int i = 0; i < PQntuples(res); i++)
@@ -206,7 +188,7 @@ split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int
 			const char *after = i > 0 ? PQgetvalue(res, i - 1, 1) : NULL;
 			const char *upper = i < PQntuples(res) - 1 ? PQgetvalue(res, i, 1) : NULL;
 
-			push(units, n, unit_new(run, t, op, after, upper, 0, atoll(PQgetvalue(res, i, 0))));
+			push(units, n, unit_new(t, op, after, upper, 0, atoll(PQgetvalue(res, i, 0))));
 			free(op);
 		}
 		log_info("%s: %lld rows in %d key ranges, one batch loop each", t->label, total, PQntuples(res));

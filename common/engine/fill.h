@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 
+#include "core/keyset.h"
 #include "engine/batch.h"
 #include "engine/cli.h"
 #include "engine/mlog.h"
@@ -18,15 +19,11 @@
 typedef struct FillTable
 {
 	const char *label;			/* migration_log operation; ranges are "LABEL [i/n]" */
-	const char *table;			/* quoted, qualified */
-	const char *q_key;			/* quoted key column, aliased t in the batch statement */
 	/*
-	 * The batch statement (batch.h's shape) over the rows WHERE says: keys
-	 * after $2 (unless first) up to the range's end.  WHERE is "" or
-	 * "WHERE ...", for the table aliased t; the builder may add " AND ...".
+	 * The batch statement over the whole table (its upper left NULL): each
+	 * unit's is this with the range's end as upper.
 	 */
-	char *(*batch_sql)(void *ctx, const char *where);
-	void *ctx;
+	KeysetBatch batch;
 	/*
 	 * A migration_log row already begun for this table (clerk: the op's own
 	 * row, whose operation is LABEL): used when the table is one unit.
@@ -50,11 +47,5 @@ typedef struct FillTable
  * a failure the other jobs stop at their next batch boundary.
  */
 int fill_tables(Run *run, FillTable *tables, int n, const Options *opts);
-
-/*
- * WHERE for the batch statement of a range: "t.KEY > $2" unless first, and
- * "t.KEY <= UPPER" (a SQL literal) when the range has an end.  Malloc'd.
- */
-char *fill_range_where(const char *q_key, bool first, const char *upper);
 
 #endif

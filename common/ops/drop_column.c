@@ -12,6 +12,7 @@
 #include "engine/batch.h"
 #include "engine/catalog.h"
 #include "core/db.h"
+#include "core/keyset.h"
 #include "core/log.h"
 #include "ops/ops.h"
 #include "core/strbuf.h"
@@ -357,14 +358,15 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		b.rows_total = db_count(run->conn, count, 0, NULL);
 		free(count);
 
+		char *steps = str_printf("u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s AND t.%s IS NULL "
+								 "AND b.value IS NOT NULL RETURNING 1)", p->q_table, n.qcol, p->q_key, p->key_type,
+								 n.qcol);
+		KeysetBatch k = {.table = n.backup, .key = "key", .columns = ", t.value AS value", .steps = steps,
+						 .changed = "u"};
+
 		for (int first = 0; first < 2; first++)
-			sql[first] = str_printf("WITH b AS (SELECT key, value FROM %s %s ORDER BY key LIMIT $1), "
-									"u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s "
-									"AND t.%s IS NULL AND b.value IS NOT NULL RETURNING 1) "
-									"SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-									"(SELECT count(*) FROM u)",
-									n.backup, first ? "" : "WHERE key > $2", p->q_table, n.qcol, p->q_key, p->key_type,
-									n.qcol);
+			sql[first] = keyset_batch_sql(&k, first);
+		free(steps);
 		b.sql_first = sql[1];
 		b.sql_next = sql[0];
 		log_info("restoring the values of %s from %s", n.qcol, n.backup);

@@ -1,8 +1,8 @@
 /*
  * unit.c: unit tests of the functions that need no database: the string
  * buffer, the Firebase uid generator, the CSV header check, the secrets of a
- * connection string, a Firebase export user as a staging row, and the key
- * range of a --jobs fill.  Prints one line per case, "ok<TAB>NAME" or
+ * connection string, a Firebase export user as a staging row, the keyset
+ * batch statement and SQL quoting.  Prints one line per case, "ok<TAB>NAME" or
  * "FAIL<TAB>NAME<TAB>WHY", for tests/t01_units.sh; exits 1 when any failed.
  */
 #include <ctype.h>
@@ -14,8 +14,8 @@
 
 #include "core/conninfo_secrets.h"
 #include "core/csv_header.h"
+#include "core/keyset.h"
 #include "ops/backfill/export_user.h"
-#include "engine/fill.h"
 #include "ops/backfill/firebase_uid.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -267,27 +267,78 @@ test_uid_length(void)
 }
 
 static void
-test_range_where(void)
+test_keyset_batch(void)
 {
+	KeysetBatch k = {.table = "s.t", .key = "id", .steps = "f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key "
+						 "RETURNING 1)", .changed = "f"};
+	const char *tail = "), f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key RETURNING 1) SELECT (SELECT "
+		"count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), (SELECT count(*) FROM f)";
 	struct
 	{
 		bool first;
 		const char *upper;
-		const char *want;
+		const char *filter;
+		bool lock;
+		const char *want;		/* up to the tail */
 	} cases[] = {
-		{true, NULL, ""},
-		{true, "'k9'", "WHERE t.id <= 'k9'"},
-		{false, NULL, "WHERE t.id > $2"},
-		{false, "'k9'", "WHERE t.id > $2 AND t.id <= 'k9'"},
+		{true, NULL, NULL, false, "WITH b AS (SELECT t.id AS key FROM s.t t ORDER BY t.id LIMIT $1"},
+		{true, "'k9'", NULL, false, "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id <= 'k9' ORDER BY t.id LIMIT $1"},
+		{false, NULL, NULL, true, "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 ORDER BY t.id LIMIT $1 "
+			"FOR NO KEY UPDATE"},
+		{false, "'k9'", "t.v IS NULL", false, "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 AND t.id <= "
+			"'k9' AND (t.v IS NULL) ORDER BY t.id LIMIT $1"},
 	};
 
-	begin("fill_range_where: the four shapes of a key range");
+	begin("keyset_batch_sql: the shapes of a batch over a key range");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 	{
-		char *w = fill_range_where("id", cases[i].first, cases[i].upper);
+		char *want = str_printf("%s%s", cases[i].want, tail);
+		char *sql;
 
-		CHECK(strcmp(w, cases[i].want) == 0, "case %zu: '%s', expected '%s'", i, w, cases[i].want);
-		free(w);
+		k.upper = cases[i].upper;
+		k.filter = cases[i].filter;
+		k.lock = cases[i].lock;
+		sql = keyset_batch_sql(&k, cases[i].first);
+		CHECK(strcmp(sql, want) == 0, "case %zu: '%s', expected '%s'", i, sql, want);
+		free(sql);
+		free(want);
+	}
+	{
+		KeysetBatch take = {.table = "bk", .key = "key", .take = true, .steps = "u AS (SELECT 1)", .changed = "u"};
+		char *sql = keyset_batch_sql(&take, false);
+		const char *want = "WITH b AS (DELETE FROM bk d WHERE d.key IN (SELECT t.key FROM bk t WHERE t.key > $2 "
+			"ORDER BY t.key LIMIT $1) RETURNING d.*), u AS (SELECT 1) SELECT";
+
+		CHECK(strncmp(sql, want, strlen(want)) == 0, "take: '%s'", sql);
+		free(sql);
+	}
+	end();
+}
+
+static void
+test_sql_quoting(void)
+{
+	struct
+	{
+		const char *in, *ident, *literal;
+	} cases[] = {
+		{"users", "\"users\"", "'users'"},
+		{"a\"b", "\"a\"\"b\"", "'a\"b'"},
+		{"it's", "\"it's\"", "'it''s'"},
+		{"c:\\x'", "\"c:\\x'\"", "E'c:\\\\x'''"},
+		{"", "\"\"", "''"},
+	};
+
+	begin("sql_ident, sql_literal: any text is one identifier, one literal");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+	{
+		char *id = sql_ident(cases[i].in);
+		char *lit = sql_literal(cases[i].in);
+
+		CHECK(strcmp(id, cases[i].ident) == 0, "ident %zu: %s, expected %s", i, id, cases[i].ident);
+		CHECK(strcmp(lit, cases[i].literal) == 0, "literal %zu: %s, expected %s", i, lit, cases[i].literal);
+		free(id);
+		free(lit);
 	}
 	end();
 }
@@ -303,6 +354,7 @@ main(void)
 	test_secrets();
 	test_export_user();
 	test_uid_length();
-	test_range_where();
+	test_keyset_batch();
+	test_sql_quoting();
 	return failed ? 1 : 0;
 }

@@ -49,6 +49,10 @@ typedef struct Names
 	char *by_clerk_id;
 	char *by_email;
 	char *profile;
+	/* the fill's batch statement (batch_statement), and what it holds */
+	KeysetBatch batch;
+	char *batch_columns;
+	char *batch_steps;
 } Names;
 
 static void
@@ -56,6 +60,7 @@ names_init(Names *n, const Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
 
+	*n = (Names) {0};
 	n->source = plan_backup_table(p, "source");
 	n->backup = plan_backup_table(p, "backfill");
 	n->generated = plan_backup_table(p, "generated");
@@ -74,6 +79,8 @@ names_init(Names *n, const Run *run, const Op *op)
 static void
 names_free(Names *n)
 {
+	free(n->batch_columns);
+	free(n->batch_steps);
 	free(n->source);
 	free(n->backup);
 	free(n->generated);
@@ -220,7 +227,7 @@ restore_sql(Run *run, const Op *op, const Names *n, bool first)
 {
 	const Plan *p = run->plan;
 	StrBuf sets, changed;
-	char *sql;
+	char *sql, *steps;
 
 	sb_init(&sets);
 	sb_init(&changed);
@@ -234,12 +241,11 @@ restore_sql(Run *run, const Op *op, const Names *n, bool first)
 				  i > 1 ? " OR " : "", q, i, i, i);
 		free(q);
 	}
-	sql = str_printf("WITH b AS (DELETE FROM %s d WHERE d.key IN (SELECT key FROM %s %s ORDER BY key LIMIT $1) "
-					 "RETURNING d.*), "
-					 "u AS (UPDATE %s t SET %s FROM b WHERE t.%s = b.key::%s AND (%s) RETURNING 1) "
-					 "SELECT (SELECT count(*) FROM b), (SELECT max(key) FROM b), (SELECT count(*) FROM u)",
-					 n->backup, n->backup, first ? "" : "WHERE key > $2",
-					 p->q_table, sets.data, p->q_key, p->key_type, changed.data);
+	steps = str_printf("u AS (UPDATE %s t SET %s FROM b WHERE t.%s = b.key::%s AND (%s) RETURNING 1)", p->q_table,
+					   sets.data, p->q_key, p->key_type, changed.data);
+	sql = keyset_batch_sql(&(KeysetBatch) {.table = n->backup, .key = "key", .take = true, .steps = steps,
+											.changed = "u"}, first);
+	free(steps);
 	sb_free(&sets);
 	sb_free(&changed);
 	return sql;
@@ -806,24 +812,25 @@ build_lookups(Run *run, const Op *op, const Names *n)
 }
 
 /*
- * The batch statement: find the mapping of each row of the next keyset batch
- * that has no uid yet, save original and written values, fill the columns
- * that are NULL.  only_empty: walk only rows without a uid (the sweep of a
- * resumed run over the rows before its resume point).
+ * The batch statement (keyset.h): find the mapping of each row of the next
+ * keyset batch that has no uid yet, save original and written values, fill
+ * the columns that are NULL.  Kept in n->batch for fill.c, and for the sweep
+ * of a resumed run over the rows before its resume point.
  */
-static char *
-batch_sql(Run *run, const Op *op, const Names *n, const char *range_where, bool only_empty)
+static void
+batch_statement(Run *run, const Op *op, Names *n)
 {
 	const Plan *p = run->plan;
-	StrBuf sb, bcols, wcols, wvals, sets;
+	StrBuf bcols, wcols, wvals, sets;
 	char *cols = backup_columns(op);
 	char *upsert = backup_upsert_sets(op);
+	char *email = n->q_email ? str_printf(MAPPING_EMAIL_NORM("t."), n->q_email) : xstrdup("NULL::text");
 
-	sb_init(&sb);
 	sb_init(&bcols);
 	sb_init(&wcols);
 	sb_init(&wvals);
 	sb_init(&sets);
+	sb_printf(&bcols, ", t.%s::text AS m, %s AS e, t.%s IS NULL AS todo", n->q_match, email, n->q_uid);
 	for (int i = 0; i < op->n_set; i++)
 	{
 		char *q = plan_ident(p, op->set[i].column);
@@ -838,59 +845,29 @@ batch_sql(Run *run, const Op *op, const Names *n, const char *range_where, bool 
 		free(q);
 		free(type);
 	}
-	{
-		char *email = n->q_email ? str_printf(MAPPING_EMAIL_NORM("t."), n->q_email) : xstrdup("NULL::text");
-		StrBuf where;
-
-		sb_init(&where);
-		sb_append(&where, range_where);
-		if (only_empty)
-			sb_printf(&where, "%s t.%s IS NULL", range_where[0] ? " AND" : "WHERE", n->q_uid);
-		sb_printf(&sb, "WITH b AS (SELECT t.%s AS key, t.%s::text AS m, %s AS e, t.%s IS NULL AS todo%s FROM %s t %s "
-				  "ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), ",
-				  p->q_key, n->q_match, email, n->q_uid, bcols.data, p->q_table, where.data, p->q_key);
-		free(email);
-		sb_free(&where);
-	}
 	/* the match rules of the trigger, resolved once by build_lookups: one index probe each */
-	sb_printf(&sb,
-			  "u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ELSE e.uid END AS uid FROM b "
-			  "LEFT JOIN %s c ON c.v = b.m "
-			  "LEFT JOIN %s e ON e.v = b.e WHERE b.todo), "
-			  "r AS (SELECT u.key, s.* FROM u JOIN %s s ON s.firebase_uid = u.uid), "
-			  "w AS (SELECT b.key%s FROM b JOIN r ON r.key = b.key), "
-			  "kept AS (INSERT INTO %s AS bk (key, %s, saved_by) SELECT w.key::text%s, 'batch' FROM w "
-			  " ON CONFLICT (key) DO UPDATE SET %s RETURNING 1), "
-			  /* the keys as an array: an index probe each, never a hash of the whole table */
-			  "f AS (UPDATE %s t SET %s FROM w WHERE t.%s = w.key AND t.%s = ANY (ARRAY(SELECT key FROM w)) RETURNING 1) "
-			  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-			  "(SELECT count(*) FROM f)",
-			  n->by_clerk_id, n->by_email, n->profile, wcols.data,
-			  n->backup, cols, wvals.data, upsert,
-			  p->q_table, sets.data, p->q_key, p->q_key);
-	sb_free(&bcols);
+	n->batch_steps =
+		str_printf("u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ELSE e.uid END AS uid FROM b "
+				   "LEFT JOIN %s c ON c.v = b.m "
+				   "LEFT JOIN %s e ON e.v = b.e WHERE b.todo), "
+				   "r AS (SELECT u.key, s.* FROM u JOIN %s s ON s.firebase_uid = u.uid), "
+				   "w AS (SELECT b.key%s FROM b JOIN r ON r.key = b.key), "
+				   "kept AS (INSERT INTO %s AS bk (key, %s, saved_by) SELECT w.key::text%s, 'batch' FROM w "
+				   " ON CONFLICT (key) DO UPDATE SET %s RETURNING 1), "
+				   /* the keys as an array: an index probe each, never a hash of the whole table */
+				   "f AS (UPDATE %s t SET %s FROM w WHERE t.%s = w.key AND t.%s = ANY (ARRAY(SELECT key FROM w)) "
+				   "RETURNING 1)",
+				   n->by_clerk_id, n->by_email, n->profile, wcols.data, n->backup, cols, wvals.data, upsert,
+				   p->q_table, sets.data, p->q_key, p->q_key);
+	n->batch_columns = sb_steal(&bcols);
+	n->batch = (KeysetBatch) {.table = p->q_table, .key = p->q_key, .columns = n->batch_columns, .lock = true,
+							  .steps = n->batch_steps, .changed = "f"};
 	sb_free(&wcols);
 	sb_free(&wvals);
 	sb_free(&sets);
 	free(cols);
 	free(upsert);
-	return sb.data;
-}
-
-/* What fill_batch_sql needs. */
-typedef struct FillCtx
-{
-	Run *run;
-	const Op *op;
-	const Names *n;
-} FillCtx;
-
-static char *
-fill_batch_sql(void *arg, const char *where)
-{
-	FillCtx *c = arg;
-
-	return batch_sql(c->run, c->op, c->n, where, false);
+	free(email);
 }
 
 /* Stream a query's CSV into FILE through COPY TO STDOUT; returns rows or -1. */
@@ -1035,6 +1012,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	int rc;
 	FillTable fill = {0};
 	char *sql[2] = {NULL, NULL};
+	char *only_empty = NULL;
 	json_t *meta;
 
 	names_init(&n, run, op);
@@ -1138,13 +1116,9 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		use_session_lookups(&n);
 	build_lookups(run, op, &n);
 	log_info("filling %s in batches of %d rows", n.q_uid, batch_size_of(opts, p));
-	{
-		FillCtx ctx = {run, op, &n};
-
-		fill = (FillTable) {.label = op->label, .table = p->q_table, .q_key = p->q_key, .batch_sql = fill_batch_sql,
-							.ctx = &ctx, .entry = run->op_entry};
-		rc = fill_tables(run, &fill, 1, opts);
-	}
+	batch_statement(run, op, &n);
+	fill = (FillTable) {.label = op->label, .batch = n.batch, .entry = run->op_entry};
+	rc = fill_tables(run, &fill, 1, opts);
 
 	/*
 	 * 7. a resumed run also fills the rows before its resume point that have
@@ -1152,12 +1126,12 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	 */
 	if (rc == EXIT_DONE && fill.resumed)
 	{
-		char *where[2] = {fill_range_where(p->q_key, false, NULL), fill_range_where(p->q_key, true, NULL)};
+		KeysetBatch rest = n.batch;
 		BatchLoop sweep = {.what = "backfill, rows before the resume point", .rows_total = -1};
 
-		sql[0] = batch_sql(run, op, &n, where[0], true);
-		sql[1] = batch_sql(run, op, &n, where[1], true);
-		free(where[0]), free(where[1]);
+		rest.filter = only_empty = str_printf("t.%s IS NULL", n.q_uid);
+		sql[0] = keyset_batch_sql(&rest, false);
+		sql[1] = keyset_batch_sql(&rest, true);
 		sweep.sql_next = sql[0];
 		sweep.sql_first = sql[1];
 		batch_use_options(&sweep, opts, p);
@@ -1192,6 +1166,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 done:
 	free(sql[0]);
 	free(sql[1]);
+	free(only_empty);
 	drop_shared_lookups(run, &n);	/* done or failed: --jobs's lookups go */
 	names_free(&n);
 	return rc;

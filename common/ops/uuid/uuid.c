@@ -668,36 +668,26 @@ classify(UuidJob *job, Findings *f, json_t *meta, bool regenerate)
 	return problems;
 }
 
-/* What fill_batch_sql needs of a target. */
-typedef struct FillCtx
-{
-	UuidJob *job;
-	int i;
-} FillCtx;
-
 /*
- * The batch statement filling target i's shadow over WHERE's rows: the value
+ * The batch statement filling target T's shadow (keyset.h): the value
  * computed once per row, on the locked row; the update finds its rows by an
  * array of keys, an index probe each (a join to the batch could hash the
  * whole table).  A child's value is computed from its own text the way its
  * parent's was (the same text, since the foreign key holds): no lookup of
  * the parent per row; phase3's check still compares every child with it.
+ * Malloc'd: the columns and the steps.
  */
-static char *
-fill_batch_sql(void *arg, const char *where)
+static KeysetBatch
+fill_batch(const UuidJob *job, const UuidTarget *t)
 {
-	FillCtx *c = arg;
-	UuidJob *job = c->job;
-	UuidTarget *t = &job->t[c->i];
+	char *columns = str_printf(", coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), %s(t.%s::text)) AS v",
+							   job->map, t->q_col, job->try_fn, t->q_col);
+	char *steps = str_printf("f AS (UPDATE %s t SET %s = b.v FROM b WHERE t.%s = b.key "
+							 "AND t.%s = ANY (ARRAY(SELECT key FROM b)) AND t.%s IS DISTINCT FROM b.v RETURNING 1)",
+							 t->table, t->q_shadow, t->q_key, t->q_key, t->q_shadow);
 
-	return str_printf("WITH b AS (SELECT t.%s AS key, coalesce((SELECT m.new FROM %s m WHERE m.old = t.%s::text), "
-					  "%s(t.%s::text)) AS v FROM %s t %s ORDER BY t.%s LIMIT $1 FOR NO KEY UPDATE), "
-					  "f AS (UPDATE %s t SET %s = b.v FROM b WHERE t.%s = b.key AND t.%s = ANY (ARRAY(SELECT key FROM b)) "
-					  "AND t.%s IS DISTINCT FROM b.v RETURNING 1) "
-					  "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-					  "(SELECT count(*) FROM f)",
-					  t->q_key, job->map, t->q_col, job->try_fn, t->q_col, t->table, where, t->q_key,
-					  t->table, t->q_shadow, t->q_key, t->q_key, t->q_shadow);
+	return (KeysetBatch) {.table = t->table, .key = t->q_key, .columns = columns, .lock = true, .steps = steps,
+						  .changed = "f"};
 }
 
 /*
@@ -708,16 +698,13 @@ static int
 fill_targets(UuidJob *job, const Options *opts, json_t *meta)
 {
 	FillTable *tables = xcalloc((size_t) job->n, sizeof *tables);
-	FillCtx *ctx = xcalloc((size_t) job->n, sizeof *ctx);
 	char **labels = xcalloc((size_t) job->n, sizeof *labels);
 	int rc;
 
 	for (int i = 0; i < job->n; i++)
 	{
-		ctx[i] = (FillCtx) {job, i};
 		labels[i] = str_printf("fill %s", job->t[i].regname);
-		tables[i] = (FillTable) {.label = labels[i], .table = job->t[i].table, .q_key = job->t[i].q_key,
-								 .batch_sql = fill_batch_sql, .ctx = &ctx[i]};
+		tables[i] = (FillTable) {.label = labels[i], .batch = fill_batch(job, &job->t[i])};
 	}
 	rc = fill_tables(job->run, tables, job->n, opts);
 	for (int i = 0; i < job->n; i++)
@@ -729,8 +716,10 @@ fill_targets(UuidJob *job, const Options *opts, json_t *meta)
 									  (json_int_t) t->batches, "seconds", t->seconds, "rows_per_second",
 									  t->seconds > 0 ? t->rows_done / t->seconds : 0.0, "rows", (json_int_t) t->rows_done));
 		free(labels[i]);
+		free((char *) t->batch.columns);	/* fill_batch's */
+		free((char *) t->batch.steps);
 	}
-	free(tables), free(ctx), free(labels);
+	free(tables), free(labels);
 	return rc;
 }
 
@@ -798,15 +787,17 @@ uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, c
 	b.rows_total = db_count(job->run->conn, count, 0, NULL);
 	free(count);
 
-	/* [0] the first batch, [1] the next ones ($2: the previous batch's last key) */
-	for (int next = 0; next < 2; next++)
-		sql[next] = str_printf("WITH b AS (SELECT t.%s AS key FROM %s t WHERE %s%s%s(%s) ORDER BY t.%s LIMIT $1 "
-							   "FOR NO KEY UPDATE), "
-							   "f AS (UPDATE %s t SET %s = %s FROM b WHERE t.%s = b.key AND (%s) RETURNING 1) "
-							   "SELECT (SELECT count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), "
-							   "(SELECT count(*) FROM f)",
-							   t->q_key, t->table, next ? "t." : "", next ? t->q_key : "", next ? " > $2 AND " : "",
-							   cond, t->q_key, t->table, column, value, t->q_key, cond);
+	{
+		char *steps = str_printf("f AS (UPDATE %s t SET %s = %s FROM b WHERE t.%s = b.key AND (%s) RETURNING 1)",
+								 t->table, column, value, t->q_key, cond);
+		KeysetBatch k = {.table = t->table, .key = t->q_key, .filter = cond, .lock = true, .steps = steps,
+						 .changed = "f"};
+
+		/* [0] the first batch, [1] the next ones ($2: the previous batch's last key) */
+		sql[0] = keyset_batch_sql(&k, true);
+		sql[1] = keyset_batch_sql(&k, false);
+		free(steps);
+	}
 	b.sql_first = sql[0];
 	b.sql_next = sql[1];
 	rc = ops_undo_batches(job->run, opts, label, &b);

@@ -1,0 +1,37 @@
+/*
+ * keyset.h: the one shape of every batch statement phasemig runs (phase2's
+ * fills, the rollbacks' restores): take the next $1 rows of a table in key
+ * order after the last key of the previous batch ($2), do the batch's work
+ * on them, and return one row (scanned bigint, last_key text, changed
+ * bigint), which engine/batch.c's loop checkpoints.  Pure text: no database.
+ */
+#ifndef PHASEMIG_KEYSET_H
+#define PHASEMIG_KEYSET_H
+
+#include <stdbool.h>
+
+typedef struct KeysetBatch
+{
+	const char *table;			/* quoted, qualified; aliased t */
+	const char *key;			/* t's quoted key column: b.key */
+	const char *columns;		/* more columns of b (", t.x AS x, ..."), or NULL */
+	const char *filter;			/* a condition on t besides the key range, or NULL */
+	const char *upper;			/* a SQL literal: the range's last key, or NULL */
+	bool lock;					/* FOR NO KEY UPDATE the batch's rows */
+	/*
+	 * Take the batch's rows out of the table (DELETE ... RETURNING, all
+	 * columns): a backup drained by a restore.
+	 */
+	bool take;
+	/* The batch's work: CTEs over b, "u AS (...), w AS (...)" */
+	const char *steps;
+	const char *changed;		/* the CTE in steps whose rows count as changed */
+} KeysetBatch;
+
+/*
+ * The statement of the first batch (first: $1 = batch size) or of the next
+ * ones ($1 = batch size, $2 = the previous batch's last key).  Malloc'd.
+ */
+char *keyset_batch_sql(const KeysetBatch *k, bool first);
+
+#endif
