@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/strbuf.h"
 
 char *
 catalog_column_type(const Plan *plan, const char *column)
@@ -135,4 +136,17 @@ catalog_same_type(const Plan *plan, const char *existing, const char *wanted)
 
 	free(eq);
 	return same;
+}
+
+char *
+catalog_canonical_type(PGconn *conn, const char *type)
+{
+	const char *params[1] = {type};
+	PGresult *res = db_query_try(conn, "SELECT pg_catalog.to_regtype($1)::pg_catalog.text", 1, params);
+	char *name = NULL;
+
+	if (db_ok(res) && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+		name = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return name;
 }

@@ -23,6 +23,8 @@ bool catalog_column_exists(const Plan *plan, const char *column);
 /* Whether two type names are the same type, typmods aside (varchar(32) is varchar(255)). */
 bool catalog_same_type(const Plan *plan, const char *existing, const char *wanted);
 bool catalog_column_not_null(const Plan *plan, const char *column);
+/* TYPE as the server names it (regtype's output, typmod dropped); NULL when it is no type (caller frees). */
+char *catalog_canonical_type(PGconn *conn, const char *type);
 /* State of index NAME in the plan's schema. */
 IndexState catalog_index_state(const Plan *plan, const char *name);
 bool catalog_constraint_exists(const Plan *plan, const char *name);

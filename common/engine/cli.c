@@ -50,31 +50,167 @@ allowed(const CliSpec *spec, unsigned what)
 	return (spec->extra & what) != 0;
 }
 
+static const struct option long_options[] = {
+	{"plan", required_argument, NULL, OPT_PLAN},
+	{"dbname", required_argument, NULL, 'd'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
+	{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
+	{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+	{"mapping", required_argument, NULL, OPT_MAPPING},
+	{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
+	{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
+	{"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
+	{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+	{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
+	{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
+	{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
+	{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
+	{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
+	{"jobs", required_argument, NULL, OPT_JOBS},
+	{"help", no_argument, NULL, '?'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0}
+};
+
+/* The group of CliSpec.extra an option belongs to, or 0 for the options every binary takes. */
+static unsigned
+option_group(int c)
+{
+	switch (c)
+	{
+		case OPT_MAPPING:
+		case OPT_CLERK_EXPORT:
+		case OPT_GENERATE_MISSING:
+		case OPT_SKIP_INVALID:
+			return CLI_MAPPING;
+		case OPT_BATCH_SIZE:
+		case OPT_SLEEP_MS:
+		case OPT_MAX_LAG_MS:
+		case OPT_TARGET_BATCH_MS:
+			return CLI_BATCH;
+		case OPT_ON_INVALID:
+			return CLI_ON_INVALID;
+		case OPT_DISCARD_GENERATED:
+			return CLI_DISCARD_GENERATED;
+		case 'j':
+		case OPT_JOBS:
+			return CLI_JOBS;
+		default:
+			return 0;
+	}
+}
+
+/* --help, -?, or a getopt error: help on stdout, or a usage error naming the option. */
+static _Noreturn void
+help_or_usage_error(const CliSpec *spec, char **argv)
+{
+	if (optopt == 0 && strcmp(argv[optind - 1], "--help") != 0 && strcmp(argv[optind - 1], "-?") != 0)
+		usage_error("unrecognized option \"%s\"", argv[optind - 1]);
+	if (optopt != 0 && optopt != '?')
+		usage_error("invalid or incomplete option \"%s\"", argv[optind - 1]);
+	fputs(spec->help, stdout);
+	exit(EXIT_DONE);
+}
+
+/* Store option C's value (ARG) in OPTS. */
+static void
+set_option(int c, const char *arg, Options *opts)
+{
+	switch (c)
+	{
+		case OPT_PLAN:
+			opts->plan_path = arg;
+			break;
+		case 'd':
+			opts->dbname = arg;
+			break;
+		case OPT_JSON:
+			opts->json = true;
+			break;
+		case OPT_LOGS_DIR:
+			opts->logs_dir = arg;
+			break;
+		case OPT_LOCK_TIMEOUT:
+			opts->lock_timeout_ms = parse_int(arg, "--lock-timeout", 10, 600000);
+			break;
+		case OPT_LOCK_WAIT:
+			opts->lock_wait_s = parse_int(arg, "--lock-wait", 0, 86400);
+			break;
+		case OPT_MAPPING:
+			opts->mapping = arg;
+			break;
+		case OPT_CLERK_EXPORT:
+			opts->clerk_export = arg;
+			break;
+		case OPT_SKIP_INVALID:
+			opts->skip_invalid_values = true;
+			break;
+		case OPT_GENERATE_MISSING:
+			opts->generate_missing = true;
+			break;
+		case OPT_BATCH_SIZE:
+			opts->batch_size = parse_int(arg, "--batch-size", 1, 1000000);
+			break;
+		case OPT_SLEEP_MS:
+			opts->sleep_ms = parse_int(arg, "--sleep-ms", 0, 600000);
+			break;
+		case OPT_MAX_LAG_MS:
+			opts->max_lag_ms = parse_int(arg, "--max-lag-ms", 1, 86400000);
+			break;
+		case OPT_TARGET_BATCH_MS:
+			opts->target_batch_ms = parse_int(arg, "--target-batch-ms", 10, 600000);
+			break;
+		case OPT_DISCARD_GENERATED:
+			opts->discard_generated_uids = true;
+			break;
+		case 'j':
+		case OPT_JOBS:
+			opts->jobs = parse_int(arg, "--jobs", 1, CLI_MAX_JOBS);
+			break;
+		case OPT_ON_INVALID:
+			if (strcmp(arg, "regenerate") == 0)
+				opts->regenerate_invalid = true;
+			else if (strcmp(arg, "stop") != 0)
+				usage_error("--on-invalid must be \"stop\" or \"regenerate\", not \"%s\"", arg);
+			break;
+		case 'V':
+			printf("%s (phasemig) %s\n", log_progname(), PHASEMIG_VERSION);
+			exit(EXIT_DONE);
+		default:
+			usage_error("invalid option \"%s\"", arg);
+	}
+}
+
+/* After the options: the subcommand, and the options only some subcommands take. */
+static void
+read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
+{
+	bool known = false;
+
+	if (optind >= argc)
+		usage_error("%s", "no subcommand given");
+	opts->subcommand = argv[optind++];
+	for (int i = 0; spec->subcommands[i]; i++)
+		if (strcmp(spec->subcommands[i], opts->subcommand) == 0)
+			known = true;
+	if (!known)
+		usage_error("unknown subcommand \"%s\"", opts->subcommand);
+	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
+		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
+	if (opts->jobs > 1 && strcmp(opts->subcommand, "apply") != 0)
+		usage_error("%s", "option \"--jobs\" is accepted by apply only");
+	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)
+		usage_error("%s", "option \"--skip-invalid-values\" is accepted by apply only");
+	if (optind < argc)
+		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
+	if (opts->plan_path == NULL)
+		usage_error("%s", "no plan given: use --plan FILE");
+}
+
 void
 cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 {
-	static const struct option long_options[] = {
-		{"plan", required_argument, NULL, OPT_PLAN},
-		{"dbname", required_argument, NULL, 'd'},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
-		{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
-		{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
-		{"mapping", required_argument, NULL, OPT_MAPPING},
-		{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
-		{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
-		{"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
-		{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
-		{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
-		{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
-		{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
-		{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
-		{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
-		{"jobs", required_argument, NULL, OPT_JOBS},
-		{"help", no_argument, NULL, '?'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}
-	};
 	int c;
 	int longindex = -1;
 
@@ -96,109 +232,11 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		else
 			snprintf(named, sizeof named, "-%c", c);
 		longindex = -1;
-		switch (c)
-		{
-			case OPT_PLAN:
-				opts->plan_path = optarg;
-				break;
-			case 'd':
-				opts->dbname = optarg;
-				break;
-			case OPT_JSON:
-				opts->json = true;
-				break;
-			case OPT_LOGS_DIR:
-				opts->logs_dir = optarg;
-				break;
-			case OPT_LOCK_TIMEOUT:
-				opts->lock_timeout_ms = parse_int(optarg, "--lock-timeout", 10, 600000);
-				break;
-			case OPT_LOCK_WAIT:
-				opts->lock_wait_s = parse_int(optarg, "--lock-wait", 0, 86400);
-				break;
-			case OPT_MAPPING:
-			case OPT_CLERK_EXPORT:
-			case OPT_GENERATE_MISSING:
-			case OPT_SKIP_INVALID:
-				if (!allowed(spec, CLI_MAPPING))
-					usage_error("option \"%s\" is not accepted here", named);
-				if (c == OPT_MAPPING)
-					opts->mapping = optarg;
-				else if (c == OPT_CLERK_EXPORT)
-					opts->clerk_export = optarg;
-				else if (c == OPT_SKIP_INVALID)
-					opts->skip_invalid_values = true;
-				else
-					opts->generate_missing = true;
-				break;
-			case OPT_BATCH_SIZE:
-			case OPT_SLEEP_MS:
-			case OPT_MAX_LAG_MS:
-			case OPT_TARGET_BATCH_MS:
-				if (!allowed(spec, CLI_BATCH))
-					usage_error("option \"%s\" is not accepted here", named);
-				if (c == OPT_BATCH_SIZE)
-					opts->batch_size = parse_int(optarg, "--batch-size", 1, 1000000);
-				else if (c == OPT_SLEEP_MS)
-					opts->sleep_ms = parse_int(optarg, "--sleep-ms", 0, 600000);
-				else if (c == OPT_MAX_LAG_MS)
-					opts->max_lag_ms = parse_int(optarg, "--max-lag-ms", 1, 86400000);
-				else
-					opts->target_batch_ms = parse_int(optarg, "--target-batch-ms", 10, 600000);
-				break;
-			case OPT_ON_INVALID:
-				if (!allowed(spec, CLI_ON_INVALID))
-					usage_error("option \"%s\" is not accepted here", named);
-				if (strcmp(optarg, "regenerate") == 0)
-					opts->regenerate_invalid = true;
-				else if (strcmp(optarg, "stop") != 0)
-					usage_error("--on-invalid must be \"stop\" or \"regenerate\", not \"%s\"", optarg);
-				break;
-			case OPT_DISCARD_GENERATED:
-				if (!allowed(spec, CLI_DISCARD_GENERATED))
-					usage_error("option \"%s\" is not accepted here", named);
-				opts->discard_generated_uids = true;
-				break;
-			case 'j':
-			case OPT_JOBS:
-				if (!allowed(spec, CLI_JOBS))
-					usage_error("option \"%s\" is not accepted here", named);
-				opts->jobs = parse_int(optarg, "--jobs", 1, CLI_MAX_JOBS);
-				break;
-			case 'V':
-				printf("%s (phasemig) %s\n", log_progname(), PHASEMIG_VERSION);
-				exit(EXIT_DONE);
-			case '?':
-				if (optopt == 0 && strcmp(argv[optind - 1], "--help") != 0 && strcmp(argv[optind - 1], "-?") != 0)
-					usage_error("unrecognized option \"%s\"", argv[optind - 1]);
-				if (optopt != 0 && optopt != '?')
-					usage_error("invalid or incomplete option \"%s\"", argv[optind - 1]);
-				fputs(spec->help, stdout);
-				exit(EXIT_DONE);
-			default:
-				usage_error("invalid option \"%s\"", argv[optind - 1]);
-		}
+		if (c == '?')
+			help_or_usage_error(spec, argv);
+		if (option_group(c) != 0 && !allowed(spec, option_group(c)))
+			usage_error("option \"%s\" is not accepted here", named);
+		set_option(c, c == 'V' ? NULL : optarg ? optarg : argv[optind - 1], opts);
 	}
-	if (optind >= argc)
-		usage_error("%s", "no subcommand given");
-	opts->subcommand = argv[optind++];
-	{
-		bool known = false;
-
-		for (int i = 0; spec->subcommands[i]; i++)
-			if (strcmp(spec->subcommands[i], opts->subcommand) == 0)
-				known = true;
-		if (!known)
-			usage_error("unknown subcommand \"%s\"", opts->subcommand);
-	}
-	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
-		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
-	if (opts->jobs > 1 && strcmp(opts->subcommand, "apply") != 0)
-		usage_error("%s", "option \"--jobs\" is accepted by apply only");
-	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)
-		usage_error("%s", "option \"--skip-invalid-values\" is accepted by apply only");
-	if (optind < argc)
-		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
-	if (opts->plan_path == NULL)
-		usage_error("%s", "no plan given: use --plan FILE");
+	read_subcommand(argc, argv, spec, opts);
 }

@@ -10,7 +10,7 @@
 #include "core/db.h"
 #include "engine/findings.h"
 #include "core/log.h"
-#include "ops/ops.h"
+#include "engine/operation.h"
 #include "engine/run.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -97,11 +97,11 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	return rc;
 }
 
-/* In phase3, operations marked contract_last run in a second pass (see ops.h). */
+/* In phase3, operations marked contract_last run in a second pass (see operation.h). */
 static bool
 in_pass(const Run *run, const Op *op, int pass)
 {
-	bool last = run->phase == 3 && ops_handlers(op->kind)->contract_last;
+	bool last = run->phase == 3 && op->kind->handlers->contract_last;
 
 	return last == (pass == 1);
 }
@@ -113,7 +113,7 @@ phase_apply_ops(Run *run, const Options *opts)
 		for (int i = 0; i < run->plan->n_ops; i++)
 		{
 			const Op *op = &run->plan->ops[i];
-			OpStep step = ops_handlers(op->kind)->apply[run->phase];
+			OpStep step = op->kind->handlers->apply[run->phase];
 			int rc;
 
 			if (step == NULL || !in_pass(run, op, pass))
@@ -133,7 +133,7 @@ phase_finalize_ops(Run *run, const Options *opts)
 	for (int i = 0; i < run->plan->n_ops; i++)
 	{
 		const Op *op = &run->plan->ops[i];
-		OpStep step = ops_handlers(op->kind)->finalize;
+		OpStep step = op->kind->handlers->finalize;
 		int rc;
 
 		if (step == NULL)
@@ -154,7 +154,7 @@ phase_rollback_ops(Run *run, const Options *opts)
 		for (int i = run->plan->n_ops - 1; i >= 0; i--)
 		{
 			const Op *op = &run->plan->ops[i];
-			OpStep step = ops_handlers(op->kind)->rollback[run->phase];
+			OpStep step = op->kind->handlers->rollback[run->phase];
 			int rc;
 
 			if (step == NULL || !in_pass(run, op, pass))
@@ -169,7 +169,7 @@ phase_rollback_ops(Run *run, const Options *opts)
 }
 
 /*
- * 1. Every operation's gate (ops.h) in one pass over the plan's table: per
+ * 1. Every operation's gate (operation.h) in one pass over the plan's table: per
  * operation its count, or -1 for one without a gate (its check always runs).
  */
 static long long *
@@ -184,7 +184,7 @@ gate_pass(Run *run)
 	for (int i = 0; i < run->plan->n_ops; i++)
 	{
 		const Op *op = &run->plan->ops[i];
-		OpGate gate = ops_handlers(op->kind)->gate;
+		OpGate gate = op->kind->handlers->gate;
 		char *expr = gate ? gate(run, op) : NULL;
 
 		gates[i] = -1;
@@ -202,7 +202,7 @@ gate_pass(Run *run)
 		n = 0;
 		for (int i = 0; i < run->plan->n_ops; i++)
 		{
-			OpGate gate = ops_handlers(run->plan->ops[i].kind)->gate;
+			OpGate gate = run->plan->ops[i].kind->handlers->gate;
 
 			if (gate)
 				gates[i] = atoll(PQgetvalue(res, 0, n++));
@@ -228,7 +228,7 @@ phase_check_ops(Run *run, const Options *opts, bool own_entry)
 	for (int i = 0; i < run->plan->n_ops; i++)
 	{
 		const Op *op = &run->plan->ops[i];
-		OpCheck check = ops_handlers(op->kind)->check;
+		OpCheck check = op->kind->handlers->check;
 
 		if (check && gates[i] != 0)
 			problems += check(run, op, &f);

@@ -13,20 +13,13 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/operation.h"
+#include "engine/plan_read.h"
 
-#define MAX_IDENT 63			/* NAMEDATALEN - 1 */
+#define MAX_IDENT PLAN_MAX_IDENT
 
-typedef struct Reader
-{
-	const char *path;
-	bool ok;
-} Reader;
-
-static void
-fail(Reader *r, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void
-fail(Reader *r, const char *where, const char *fmt, ...)
+void
+plan_read_fail(PlanReader *r, const char *where, const char *fmt, ...)
 {
 	va_list ap;
 	StrBuf sb;
@@ -47,69 +40,74 @@ fail(Reader *r, const char *where, const char *fmt, ...)
 	r->ok = false;
 }
 
-/* Refuse keys of OBJ that are not in ALLOWED (NULL-terminated). */
+/* Whether KEY is one of LIST (NULL-terminated; NULL: none). */
+static bool
+key_in(const char *key, const char *const *list)
+{
+	for (int i = 0; list && list[i]; i++)
+		if (strcmp(key, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Refuse keys of OBJ that are in neither ALLOWED nor MORE. */
 static void
-check_keys(Reader *r, json_t *obj, const char *where, const char *const *allowed)
+check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *allowed, const char *const *more)
 {
 	const char *key;
 	json_t *value;
 
 	json_object_foreach(obj, key, value)
 	{
-		bool known = false;
-
 		(void) value;
-		for (int i = 0; allowed[i]; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				known = true;
-		if (!known)
-			fail(r, where, "unknown key \"%s\"", key);
+		if (!key_in(key, allowed) && !key_in(key, more))
+			plan_read_fail(r, where, "unknown key \"%s\"", key);
 	}
 }
 
-static char *
-get_string(Reader *r, json_t *obj, const char *where, const char *key, bool required)
+char *
+plan_read_string(PlanReader *r, json_t *obj, const char *where, const char *key, bool required)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL)
 	{
 		if (required)
-			fail(r, where, "missing key \"%s\"", key);
+			plan_read_fail(r, where, "missing key \"%s\"", key);
 		return NULL;
 	}
 	if (!json_is_string(v) || json_string_length(v) == 0)
 	{
-		fail(r, where, "\"%s\" must be a non-empty string", key);
+		plan_read_fail(r, where, "\"%s\" must be a non-empty string", key);
 		return NULL;
 	}
 	return xstrdup(json_string_value(v));
 }
 
-static char *
-get_ident(Reader *r, json_t *obj, const char *where, const char *key, bool required)
+char *
+plan_read_ident(PlanReader *r, json_t *obj, const char *where, const char *key, bool required)
 {
-	char *s = get_string(r, obj, where, key, required);
+	char *s = plan_read_string(r, obj, where, key, required);
 
 	if (s && strlen(s) > MAX_IDENT)
-		fail(r, where, "\"%s\" is longer than %d bytes, PostgreSQL would truncate it", key, MAX_IDENT);
+		plan_read_fail(r, where, "\"%s\" is longer than %d bytes, PostgreSQL would truncate it", key, MAX_IDENT);
 	return s;
 }
 
-static bool
-get_bool(Reader *r, json_t *obj, const char *where, const char *key, bool dflt)
+bool
+plan_read_bool(PlanReader *r, json_t *obj, const char *where, const char *key, bool dflt)
 {
 	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL)
 		return dflt;
 	if (!json_is_boolean(v))
-		fail(r, where, "\"%s\" must be true or false", key);
+		plan_read_fail(r, where, "\"%s\" must be true or false", key);
 	return json_is_true(v);
 }
 
 static int
-get_int(Reader *r, json_t *obj, const char *where, const char *key, int dflt, int min, int max)
+get_int(PlanReader *r, json_t *obj, const char *where, const char *key, int dflt, int min, int max)
 {
 	json_t *v = json_object_get(obj, key);
 	json_int_t n;
@@ -118,176 +116,45 @@ get_int(Reader *r, json_t *obj, const char *where, const char *key, int dflt, in
 		return dflt;
 	if (!json_is_integer(v) || (n = json_integer_value(v)) < min || n > max)
 	{
-		fail(r, where, "\"%s\" must be an integer from %d to %d", key, min, max);
+		plan_read_fail(r, where, "\"%s\" must be an integer from %d to %d", key, min, max);
 		return dflt;
 	}
 	return (int) n;
 }
 
-static const char *const firebase_fields[] = {
-	"localId", "email", "emailVerified", "displayName", "photoUrl",
-	"phoneNumber", "lastSignedInAt", "createdAt", "disabled", NULL
-};
-
-static void
-read_backfill(Reader *r, Op *op, json_t *obj, const char *where)
+/* The operation OBJ names, or NULL after refusing it. */
+static const OpType *
+find_type(PlanReader *r, json_t *obj, const char *where)
 {
-	json_t *set = json_object_get(obj, "set");
-	const char *column;
-	json_t *field;
+	char *name = plan_read_string(r, obj, where, "op", true);
+	const OpType *found = NULL;
 
-	op->match_column = get_ident(r, obj, where, "match_column", true);
-	op->email_column = get_ident(r, obj, where, "email_column", false);
-	if (!json_is_object(set) || json_object_size(set) == 0)
-	{
-		fail(r, where, "\"set\" must be an object of column: Firebase field");
-		return;
-	}
-	/* n_set counts the pairs filled so far, so plan_free frees them on every path */
-	op->set = xcalloc(json_object_size(set), sizeof(FieldMap));
-	json_object_foreach(set, column, field)
-	{
-		FieldMap *fm = &op->set[op->n_set];
-		bool known = false;
-
-		if (!json_is_string(field))
-		{
-			fail(r, where, "set.\"%s\" must be the name of a Firebase field", column);
-			return;
-		}
-		for (int k = 0; firebase_fields[k]; k++)
-			if (strcmp(json_string_value(field), firebase_fields[k]) == 0)
-				known = true;
-		if (!known)
-			fail(r, where, "set.\"%s\": unknown Firebase field \"%s\"", column, json_string_value(field));
-		if (strlen(column) > MAX_IDENT)
-			fail(r, where, "set: column name longer than %d bytes", MAX_IDENT);
-		fm->column = xstrdup(column);
-		fm->field = xstrdup(json_string_value(field));
-		if (strcmp(fm->field, "localId") == 0)
-			op->uid_column = fm->column;
-		op->n_set++;
-	}
-	if (op->uid_column == NULL)
-		fail(r, where, "\"set\" must name the column that receives \"localId\"");
-	op->column = xstrdup(op->uid_column);
+	for (int i = 0; name && op_types[i] && found == NULL; i++)
+		if (strcmp(op_types[i]->name, name) == 0)
+			found = op_types[i];
+	if (name && found == NULL)
+		plan_read_fail(r, where, "unknown operation \"%s\"", name);
+	free(name);
+	return found;
 }
 
 static void
-read_op(Reader *r, Op *op, json_t *obj, int index, const char *plan_name)
+read_op(PlanReader *r, Op *op, json_t *obj, int index)
 {
 	char where[64];
-	char *kind;
 
 	snprintf(where, sizeof where, "operations[%d]", index);
 	op->index = index;
 	if (!json_is_object(obj))
 	{
-		fail(r, where, "must be an object");
+		plan_read_fail(r, where, "must be an object");
 		return;
 	}
-	kind = get_string(r, obj, where, "op", true);
-	if (kind == NULL)
+	if ((op->kind = find_type(r, obj, where)) == NULL)
 		return;
-	if (strcmp(kind, "add_column") == 0)
-	{
-		static const char *const keys[] = {"op", "column", "type", "comment", NULL};
-
-		op->kind = OP_ADD_COLUMN;
-		check_keys(r, obj, where, keys);
-		op->column = get_ident(r, obj, where, "column", true);
-		op->type = get_string(r, obj, where, "type", true);
-		if (op->type && strpbrk(op->type, ";'\"\\"))
-			fail(r, where, "\"type\" must be a type name such as varchar(128)");
-	}
-	else if (strcmp(kind, "create_index") == 0)
-	{
-		static const char *const keys[] = {"op", "name", "columns", "unique", "comment", NULL};
-		json_t *cols = json_object_get(obj, "columns");
-		size_t i;
-		json_t *c;
-
-		op->kind = OP_CREATE_INDEX;
-		check_keys(r, obj, where, keys);
-		op->name = get_ident(r, obj, where, "name", true);
-		op->unique = get_bool(r, obj, where, "unique", false);
-		if (!json_is_array(cols) || json_array_size(cols) == 0)
-			fail(r, where, "\"columns\" must be a non-empty array of column names");
-		else
-		{
-			op->columns = xcalloc(json_array_size(cols), sizeof(char *));
-			json_array_foreach(cols, i, c)
-			{
-				if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > MAX_IDENT)
-					fail(r, where, "\"columns\"[%zu] must be a column name", i);
-				else
-					op->columns[op->n_columns++] = xstrdup(json_string_value(c));
-			}
-			if (op->n_columns > 0)
-				op->column = xstrdup(op->columns[0]);
-		}
-	}
-	else if (strcmp(kind, "backfill_from_mapping") == 0)
-	{
-		static const char *const keys[] = {"op", "match_column", "email_column", "set", "comment", NULL};
-
-		op->kind = OP_BACKFILL_FROM_MAPPING;
-		check_keys(r, obj, where, keys);
-		read_backfill(r, op, obj, where);
-	}
-	else if (strcmp(kind, "set_not_null") == 0)
-	{
-		static const char *const keys[] = {"op", "column", "reject_empty", "comment", NULL};
-
-		op->kind = OP_SET_NOT_NULL;
-		check_keys(r, obj, where, keys);
-		op->column = get_ident(r, obj, where, "column", true);
-		op->reject_empty = get_bool(r, obj, where, "reject_empty", false);
-	}
-	else if (strcmp(kind, "add_unique") == 0)
-	{
-		static const char *const keys[] = {"op", "column", "name", "comment", NULL};
-
-		op->kind = OP_ADD_UNIQUE;
-		check_keys(r, obj, where, keys);
-		op->column = get_ident(r, obj, where, "column", true);
-		op->name = get_ident(r, obj, where, "name", true);
-	}
-	else if (strcmp(kind, "check_unique") == 0)
-	{
-		static const char *const keys[] = {"op", "column", "ignore_case", "comment", NULL};
-
-		op->kind = OP_CHECK_UNIQUE;
-		check_keys(r, obj, where, keys);
-		op->column = get_ident(r, obj, where, "column", true);
-		op->ignore_case = get_bool(r, obj, where, "ignore_case", false);
-	}
-	else if (strcmp(kind, "drop_column") == 0)
-	{
-		static const char *const keys[] = {"op", "column", "comment", NULL};
-
-		op->kind = OP_DROP_COLUMN;
-		check_keys(r, obj, where, keys);
-		op->column = get_ident(r, obj, where, "column", true);
-		if (op->column && plan_name && strlen(plan_name) + strlen(":drop:") + strlen(op->column) > MAX_IDENT)
-			fail(r, where, "the backup table \"%s:drop:%s\" would be longer than %d bytes; use a shorter plan name",
-				 plan_name, op->column, MAX_IDENT);
-	}
-	else if (strcmp(kind, "convert_to_uuid") == 0)
-	{
-		static const char *const keys[] = {"op", "column", "recreate_views", "comment", NULL};
-
-		op->kind = OP_CONVERT_TO_UUID;
-		check_keys(r, obj, where, keys);
-		op->column = get_ident(r, obj, where, "column", true);
-		op->recreate_views = get_bool(r, obj, where, "recreate_views", false);
-		if (op->column && strlen(op->column) > MAX_IDENT - 7)
-			fail(r, where, "\"column\" must leave room for the suffix \"_legacy\" (%d bytes at most)", MAX_IDENT - 7);
-	}
-	else
-		fail(r, where, "unknown operation \"%s\"", kind);
-	op->kind_name = kind;
-	op->label = str_printf("%s %s", kind, op->name ? op->name : op->column ? op->column : "");
+	check_keys(r, obj, where, (const char *const[]) {"op", "comment", NULL}, op->kind->keys);
+	op->kind->read(r, op, obj, where);
+	op->label = str_printf("%s %s", op->kind->name, op->name ? op->name : op->column ? op->column : "");
 }
 
 static bool
@@ -310,7 +177,7 @@ plan_load(const char *path)
 		"name", "description", "schema", "table", "key", "settings", "operations", NULL
 	};
 	static const char *const setting_keys[] = {"lock_timeout_ms", "batch_size", "ddl_attempts", NULL};
-	Reader r = {.path = path, .ok = true};
+	PlanReader r = {.path = path, .ok = true};
 	json_error_t jerr;
 	json_t *root;
 	json_t *ops;
@@ -331,29 +198,30 @@ plan_load(const char *path)
 	plan->path = xstrdup(path);
 	if (!json_is_object(root))
 	{
-		fail(&r, "top level", "must be a JSON object");
+		plan_read_fail(&r, "top level", "must be a JSON object");
 		goto done;
 	}
-	check_keys(&r, root, "top level", keys);
-	plan->name = get_string(&r, root, "top level", "name", true);
+	check_keys(&r, root, "top level", keys, NULL);
+	plan->name = plan_read_string(&r, root, "top level", "name", true);
 	if (plan->name && !valid_plan_name(plan->name))
-		fail(&r, "name", "must be 1 to 40 characters of a-z, 0-9, '-' and '_'");
-	plan->description = get_string(&r, root, "top level", "description", false);
-	plan->schema = get_ident(&r, root, "top level", "schema", false);
+		plan_read_fail(&r, "name", "must be 1 to 40 characters of a-z, 0-9, '-' and '_'");
+	r.plan_name = plan->name;
+	plan->description = plan_read_string(&r, root, "top level", "description", false);
+	plan->schema = plan_read_ident(&r, root, "top level", "schema", false);
 	if (plan->schema == NULL)
 		plan->schema = xstrdup("public");
-	plan->table = get_ident(&r, root, "top level", "table", true);
-	plan->key = get_ident(&r, root, "top level", "key", true);
+	plan->table = plan_read_ident(&r, root, "top level", "table", true);
+	plan->key = plan_read_ident(&r, root, "top level", "key", true);
 
 	settings = json_object_get(root, "settings");
 	plan->lock_timeout_ms = 1000;
 	plan->batch_size = 1000;
 	plan->ddl_attempts = 30;
 	if (settings && !json_is_object(settings))
-		fail(&r, "settings", "must be an object");
+		plan_read_fail(&r, "settings", "must be an object");
 	else if (settings)
 	{
-		check_keys(&r, settings, "settings", setting_keys);
+		check_keys(&r, settings, "settings", setting_keys, NULL);
 		plan->lock_timeout_ms = get_int(&r, settings, "settings", "lock_timeout_ms", 1000, 10, 600000);
 		plan->batch_size = get_int(&r, settings, "settings", "batch_size", 1000, 1, 1000000);
 		plan->ddl_attempts = get_int(&r, settings, "settings", "ddl_attempts", 30, 1, 1000);
@@ -361,13 +229,13 @@ plan_load(const char *path)
 
 	ops = json_object_get(root, "operations");
 	if (!json_is_array(ops) || json_array_size(ops) == 0)
-		fail(&r, "top level", "\"operations\" must be a non-empty array");
+		plan_read_fail(&r, "top level", "\"operations\" must be a non-empty array");
 	else
 	{
 		plan->n_ops = (int) json_array_size(ops);
 		plan->ops = xcalloc((size_t) plan->n_ops, sizeof(Op));
 		for (int i = 0; i < plan->n_ops && r.ok; i++)
-			read_op(&r, &plan->ops[i], json_array_get(ops, (size_t) i), i, plan->name);
+			read_op(&r, &plan->ops[i], json_array_get(ops, (size_t) i), i);
 	}
 
 done:
@@ -404,7 +272,6 @@ plan_free(Plan *plan)
 			free(op->set[k].field);
 		}
 		free(op->set);
-		free((char *) op->kind_name);
 	}
 	free(plan->ops);
 	free(plan->path);

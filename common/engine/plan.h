@@ -8,17 +8,7 @@
 #include <stdbool.h>
 #include <libpq-fe.h>
 
-typedef enum OpKind
-{
-	OP_ADD_COLUMN,
-	OP_CREATE_INDEX,
-	OP_BACKFILL_FROM_MAPPING,
-	OP_SET_NOT_NULL,
-	OP_ADD_UNIQUE,
-	OP_CHECK_UNIQUE,
-	OP_DROP_COLUMN,
-	OP_CONVERT_TO_UUID
-} OpKind;
+struct OpType;					/* operation.h */
 
 /* One "column": "Firebase field" pair of a backfill_from_mapping. */
 typedef struct FieldMap
@@ -29,8 +19,7 @@ typedef struct FieldMap
 
 typedef struct Op
 {
-	OpKind kind;
-	const char *kind_name;
+	const struct OpType *kind;	/* what it is: its name, reader and handlers (operation.h) */
 	int index;				/* position in the plan, from 0 */
 	char *label;			/* "add_column firebase_uid": migration_log.operation */
 	char *column;			/* the column the operation is about */

@@ -17,4 +17,17 @@ int plan_check_catalog(Run *run);
 /* Ownership of the tables, CREATE where the state goes: EXIT_DONE or EXIT_BAD_INPUT (logged). */
 int plan_check_rights(Run *run);
 
+/* For the operations' checks (operation.h's check_plan); each returns the problems it logged. */
+/* COLUMN (an OP's ROLE, for the message) exists, or an add_column before OP adds it; NULL passes. */
+int plan_check_column(const Plan *plan, const Op *op, const char *column, const char *role);
+/* The add_column before position BEFORE that adds COLUMN, or NULL. */
+const Op *plan_check_added_earlier(const Plan *plan, int before, const char *column);
+/*
+ * An index (or unique constraint) NAME the operation would create, where a
+ * relation of that name already exists in the plan's schema that is not this
+ * very index: phasemig would otherwise take it for its own finished work.
+ * Returns 1 then.
+ */
+int plan_check_name_free(Run *run, const Op *op, const char *name, char *const *columns, int n_columns, bool unique);
+
 #endif

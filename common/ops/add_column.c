@@ -1,5 +1,5 @@
 /*
- * op_add_column.c: phase1 adds a nullable column (no rewrite, a short lock);
+ * add_column.c: phase1 adds a nullable column (no rewrite, a short lock);
  * rollback drops it only if phasemig added it.
  */
 #include <jansson.h>
@@ -106,7 +106,39 @@ add_column_rollback(Run *run, const Op *op, const Options *opts)
 	return rc;
 }
 
-const OpHandlers op_add_column = {
+static void
+add_column_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	op->column = plan_read_ident(r, obj, where, "column", true);
+	op->type = plan_read_string(r, obj, where, "type", true);
+	if (op->type && strpbrk(op->type, ";'\"\\"))
+		plan_read_fail(r, where, "\"type\" must be a type name such as varchar(128)");
+}
+
+/* A column that exists with another type (plan_bind checked the type is one); returns 1 then. */
+static int
+add_column_check_plan(Run *run, const Op *op)
+{
+	char *type = catalog_column_type(run->plan, op->column);
+	int problem = type != NULL && !catalog_same_type(run->plan, type, op->type);
+
+	if (problem)
+		log_error("step %d (%s): column \"%s\" of %s already exists with type %s, the plan says %s", op->index + 1,
+				  op->label, op->column, run->plan->q_table, type, op->type);
+	free(type);
+	return problem;
+}
+
+static const OpHandlers add_column_handlers = {
 	.apply = {[1] = add_column_apply},
 	.rollback = {[1] = add_column_rollback},
+};
+
+const OpType op_type_add_column = {
+	.name = "add_column",
+	.keys = (const char *const[]) {"column", "type", NULL},
+	.read = add_column_read,
+	.check_plan = add_column_check_plan,
+	.handlers = &add_column_handlers,
+	.adds_column = true,
 };

@@ -1,5 +1,5 @@
 /*
- * op_index.c: indexes and uniqueness: create_index (phase1, CONCURRENTLY),
+ * index.c: indexes and uniqueness: create_index (phase1, CONCURRENTLY),
  * add_unique (phase3: a unique index built CONCURRENTLY, then ADD CONSTRAINT
  * ... USING INDEX) and check_unique (a phase3 pre-flight check only).
  */
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/catalog.h"
+#include "engine/plan_check.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "ops/ops.h"
@@ -186,19 +187,101 @@ check_unique_check(Run *run, const Op *op, Findings *f)
 	return check_duplicates(run, f, op->column, op->ignore_case);
 }
 
-const OpHandlers op_create_index = {
+static void
+create_index_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	json_t *cols = json_object_get(obj, "columns");
+	size_t i;
+	json_t *c;
+
+	op->name = plan_read_ident(r, obj, where, "name", true);
+	op->unique = plan_read_bool(r, obj, where, "unique", false);
+	if (!json_is_array(cols) || json_array_size(cols) == 0)
+	{
+		plan_read_fail(r, where, "\"columns\" must be a non-empty array of column names");
+		return;
+	}
+	op->columns = xcalloc(json_array_size(cols), sizeof(char *));
+	json_array_foreach(cols, i, c)
+	{
+		if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > PLAN_MAX_IDENT)
+			plan_read_fail(r, where, "\"columns\"[%zu] must be a column name", i);
+		else
+			op->columns[op->n_columns++] = xstrdup(json_string_value(c));
+	}
+	if (op->n_columns > 0)
+		op->column = xstrdup(op->columns[0]);
+}
+
+static int
+create_index_check_plan(Run *run, const Op *op)
+{
+	int problems = 0;
+
+	for (int c = 0; c < op->n_columns; c++)
+		problems += plan_check_column(run->plan, op, op->columns[c], "indexed column");
+	return problems + plan_check_name_free(run, op, op->name, op->columns, op->n_columns, op->unique);
+}
+
+static void
+add_unique_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	op->column = plan_read_ident(r, obj, where, "column", true);
+	op->name = plan_read_ident(r, obj, where, "name", true);
+}
+
+static int
+add_unique_check_plan(Run *run, const Op *op)
+{
+	char *column = op->column;
+
+	return plan_check_column(run->plan, op, op->column, "column")
+		+ plan_check_name_free(run, op, op->name, &column, 1, true);
+}
+
+static void
+check_unique_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	op->column = plan_read_ident(r, obj, where, "column", true);
+	op->ignore_case = plan_read_bool(r, obj, where, "ignore_case", false);
+}
+
+static const OpHandlers create_index_handlers = {
 	.apply = {[1] = create_index_apply},
 	.rollback = {[1] = create_index_rollback},
 };
 
-const OpHandlers op_add_unique = {
+static const OpHandlers add_unique_handlers = {
 	.apply = {[3] = add_unique_apply},
 	.rollback = {[3] = add_unique_rollback},
 	.check = add_unique_check,
 	.gate = add_unique_gate,
 };
 
-const OpHandlers op_check_unique = {
+static const OpHandlers check_unique_handlers = {
 	.check = check_unique_check,
 	.gate = check_unique_gate,
+};
+
+const OpType op_type_create_index = {
+	.name = "create_index",
+	.keys = (const char *const[]) {"name", "columns", "unique", NULL},
+	.read = create_index_read,
+	.check_plan = create_index_check_plan,
+	.handlers = &create_index_handlers,
+};
+
+const OpType op_type_add_unique = {
+	.name = "add_unique",
+	.keys = (const char *const[]) {"column", "name", NULL},
+	.read = add_unique_read,
+	.check_plan = add_unique_check_plan,
+	.handlers = &add_unique_handlers,
+};
+
+const OpType op_type_check_unique = {
+	.name = "check_unique",
+	.keys = (const char *const[]) {"column", "ignore_case", NULL},
+	.read = check_unique_read,
+	.handlers = &check_unique_handlers,
 };

@@ -1,5 +1,5 @@
 /*
- * op_not_null.c: set_not_null: phase3 checks for NULL (and, if asked, empty)
+ * not_null.c: set_not_null: phase3 checks for NULL (and, if asked, empty)
  * values, then sets NOT NULL through a validated CHECK so no exclusive lock is
  * held during a scan; rollback drops NOT NULL again.
  */
@@ -103,9 +103,23 @@ set_not_null_rollback(Run *run, const Op *op, const Options *opts)
 	return rc;
 }
 
-const OpHandlers op_set_not_null = {
+static void
+set_not_null_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	op->column = plan_read_ident(r, obj, where, "column", true);
+	op->reject_empty = plan_read_bool(r, obj, where, "reject_empty", false);
+}
+
+static const OpHandlers set_not_null_handlers = {
 	.apply = {[3] = set_not_null_apply},
 	.rollback = {[3] = set_not_null_rollback},
 	.check = set_not_null_check,
 	.gate = set_not_null_gate,
+};
+
+const OpType op_type_set_not_null = {
+	.name = "set_not_null",
+	.keys = (const char *const[]) {"column", "reject_empty", NULL},
+	.read = set_not_null_read,
+	.handlers = &set_not_null_handlers,
 };

@@ -1,7 +1,6 @@
 /*
- * ops.c: the table from operation kind to its handlers, and the steps several
- * operations share (index builds, NOT NULL without a long lock, names scoped
- * to the plan, the resumable batches of a rollback).
+ * ops.c: the steps several operations share (index builds, NOT NULL without a
+ * long lock, names scoped to the plan, the resumable batches of a rollback).
  */
 #include "ops/ops.h"
 
@@ -14,31 +13,6 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
-
-const OpHandlers *
-ops_handlers(OpKind kind)
-{
-	switch (kind)
-	{
-		case OP_ADD_COLUMN:
-			return &op_add_column;
-		case OP_CREATE_INDEX:
-			return &op_create_index;
-		case OP_BACKFILL_FROM_MAPPING:
-			return &op_backfill_from_mapping;
-		case OP_SET_NOT_NULL:
-			return &op_set_not_null;
-		case OP_ADD_UNIQUE:
-			return &op_add_unique;
-		case OP_CHECK_UNIQUE:
-			return &op_check_unique;
-		case OP_DROP_COLUMN:
-			return &op_drop_column;
-		case OP_CONVERT_TO_UUID:
-			return &op_convert_to_uuid;
-	}
-	return NULL;
-}
 
 int
 ops_ddl(Run *run, const char *what, const char *const *stmts, int n)

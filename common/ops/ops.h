@@ -1,52 +1,27 @@
 /*
- * ops.h: what each plan operation does in each phase, how it undoes that, and
- * what it checks before phase3.  The phase binaries walk the plan's operations
- * and call these; nothing here exits except through db_*() on a failed query.
+ * ops.h: the operations (each an OpType of engine/operation.h: what it does
+ * in each phase, how it undoes that, what it checks before phase3) and the
+ * steps several of them share.  Nothing here exits except through db_*() on
+ * a failed query: every step returns an exit code.
  */
 #ifndef PHASEMIG_OPS_H
 #define PHASEMIG_OPS_H
 
 #include "engine/batch.h"
-#include "engine/cli.h"
-#include "engine/findings.h"
-#include "engine/mlog.h"
+#include "engine/operation.h"
 
-/* Returns an exit code: EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT or EXIT_REFUSED. */
-typedef int (*OpStep)(Run *run, const Op *op, const Options *opts);
-/* Adds findings; returns how many problems it found. */
-typedef long long (*OpCheck)(Run *run, const Op *op, Findings *f);
 /*
- * An aggregate over the plan's table, non-zero when OpCheck would find rows
- * (malloc'd; NULL: no gate, the check always runs).  phase3 computes every
- * operation's gate in one pass over the table and runs a check, with its
- * counts and samples, only when its gate found something.
+ * Each operation's type (operation.h), listed in registry.c.  The handlers of
+ * the two families in folders of their own, which their types reference.
  */
-typedef char *(*OpGate)(Run *run, const Op *op);
-
-typedef struct OpHandlers
-{
-	OpStep apply[4];		/* indexed by phase */
-	OpStep rollback[4];
-	OpCheck check;			/* phase3 pre-flight */
-	OpGate gate;			/* its one-pass gate, or NULL */
-	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
-	/*
-	 * phase3 apply runs it after every operation without it (and rollback
-	 * before them): sync triggers stay and old columns wait until the new
-	 * constraints hold, so a phase3 that stops halfway leaves them in place
-	 */
-	bool contract_last;
-} OpHandlers;
-
-const OpHandlers *ops_handlers(OpKind kind);
-
-/* Implemented per file, collected by ops.c. */
-extern const OpHandlers op_add_column;
-extern const OpHandlers op_create_index;
-extern const OpHandlers op_add_unique;
-extern const OpHandlers op_check_unique;
-extern const OpHandlers op_set_not_null;
-extern const OpHandlers op_drop_column;
+extern const OpType op_type_add_column;
+extern const OpType op_type_create_index;
+extern const OpType op_type_add_unique;
+extern const OpType op_type_check_unique;
+extern const OpType op_type_set_not_null;
+extern const OpType op_type_drop_column;
+extern const OpType op_type_backfill_from_mapping;
+extern const OpType op_type_convert_to_uuid;
 extern const OpHandlers op_backfill_from_mapping;
 extern const OpHandlers op_convert_to_uuid;
 

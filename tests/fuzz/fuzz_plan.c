@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
+#include "engine/operation.h"
 #include "engine/plan.h"
 
 int
@@ -42,11 +43,11 @@ check_plan(const Plan *plan)
 	{
 		const Op *op = &plan->ops[i];
 
-		if (op->label == NULL || op->kind_name == NULL || op->column == NULL)
+		if (op->label == NULL || op->kind == NULL || op->column == NULL)
 			fuzz_fail("an accepted operation lacks its label, kind or column");
-		if (op->kind == OP_BACKFILL_FROM_MAPPING && (op->uid_column == NULL || op->n_set < 1))
+		if (strcmp(op->kind->name, "backfill_from_mapping") == 0 && (op->uid_column == NULL || op->n_set < 1))
 			fuzz_fail("an accepted backfill lacks the column for localId");
-		if (op->kind == OP_CREATE_INDEX && op->n_columns < 1)
+		if (strcmp(op->kind->name, "create_index") == 0 && op->n_columns < 1)
 			fuzz_fail("an accepted index has no columns");
 		check_ident(op->column);
 		check_ident(op->name);

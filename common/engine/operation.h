@@ -1,0 +1,69 @@
+/*
+ * operation.h: what the engine knows of an operation, as data: its name in a
+ * plan, the keys it allows, how it reads them, what it checks against the
+ * catalog before phase1, and its handlers for each phase.  The operations
+ * themselves live in common/ops/, one folder or file each, and are listed
+ * in one table there (ops/registry.c); the engine only walks that table, so
+ * a new operation is its file plus one line of the table.
+ */
+#ifndef PHASEMIG_OPERATION_H
+#define PHASEMIG_OPERATION_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "engine/cli.h"
+#include "engine/findings.h"
+#include "engine/mlog.h"
+#include "engine/plan.h"
+#include "engine/plan_read.h"
+
+/* Returns an exit code: EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT or EXIT_REFUSED. */
+typedef int (*OpStep)(Run *run, const Op *op, const Options *opts);
+/* Adds findings; returns how many problems it found. */
+typedef long long (*OpCheck)(Run *run, const Op *op, Findings *f);
+/*
+ * An aggregate over the plan's table, non-zero when OpCheck would find rows
+ * (malloc'd; NULL: no gate, the check always runs).  phase3 computes every
+ * operation's gate in one pass over the table and runs a check, with its
+ * counts and samples, only when its gate found something.
+ */
+typedef char *(*OpGate)(Run *run, const Op *op);
+
+typedef struct OpHandlers
+{
+	OpStep apply[4];		/* indexed by phase */
+	OpStep rollback[4];
+	OpCheck check;			/* phase3 pre-flight */
+	OpGate gate;			/* its one-pass gate, or NULL */
+	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
+	/*
+	 * phase3 apply runs it after every operation without it (and rollback
+	 * before them): sync triggers stay and old columns wait until the new
+	 * constraints hold, so a phase3 that stops halfway leaves them in place
+	 */
+	bool contract_last;
+} OpHandlers;
+
+typedef struct OpType
+{
+	const char *name;			/* "add_column": the plan's "op" */
+	const char *const *keys;	/* the keys it allows besides "op" and "comment" (NULL-terminated) */
+	/* Fill OP from the plan's object OBJ; problems through plan_read_fail(). */
+	void (*read)(PlanReader *r, Op *op, json_t *obj, const char *where);
+	/*
+	 * The plan against the catalog before phase1 (plan_check.h): log each
+	 * problem, return how many.  NULL: the column it names must exist or be
+	 * added by an earlier add_column.
+	 */
+	int (*check_plan)(Run *run, const Op *op);
+	const OpHandlers *handlers;
+	bool adds_column;			/* its column counts as there for the operations after it */
+	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
+} OpType;
+
+/* The operations phasemig knows, NULL-terminated (ops/registry.c). */
+extern const OpType *const op_types[];
+
+#endif

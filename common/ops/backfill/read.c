@@ -1,0 +1,117 @@
+/*
+ * read.c: what a backfill_from_mapping says in a plan: read from its JSON
+ * (the Clerk id column, the email fallback, and "set": each column filled
+ * from a Firebase field, one of them localId) and checked against the
+ * catalog before phase1 (every column there, every field castable to it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "engine/catalog.h"
+#include "engine/plan_check.h"
+#include "ops/backfill/mapping.h"
+#include "ops/ops.h"
+
+/* One "column": "Firebase field" pair of "set" into the next FieldMap of OP. */
+static void
+read_field(PlanReader *r, Op *op, const char *column, json_t *field, const char *where)
+{
+	FieldMap *fm = &op->set[op->n_set];
+
+	if (!json_is_string(field))
+	{
+		plan_read_fail(r, where, "set.\"%s\" must be the name of a Firebase field", column);
+		return;
+	}
+	if (mapping_field_column(json_string_value(field)) == NULL)
+		plan_read_fail(r, where, "set.\"%s\": unknown Firebase field \"%s\"", column, json_string_value(field));
+	if (strlen(column) > PLAN_MAX_IDENT)
+		plan_read_fail(r, where, "set: column name longer than %d bytes", PLAN_MAX_IDENT);
+	fm->column = xstrdup(column);
+	fm->field = xstrdup(json_string_value(field));
+	if (strcmp(fm->field, "localId") == 0)
+		op->uid_column = fm->column;
+	op->n_set++;
+}
+
+static void
+backfill_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	json_t *set = json_object_get(obj, "set");
+	const char *column;
+	json_t *field;
+
+	op->match_column = plan_read_ident(r, obj, where, "match_column", true);
+	op->email_column = plan_read_ident(r, obj, where, "email_column", false);
+	if (!json_is_object(set) || json_object_size(set) == 0)
+	{
+		plan_read_fail(r, where, "\"set\" must be an object of column: Firebase field");
+		return;
+	}
+	/* n_set counts the pairs filled so far, so plan_free frees them on every path */
+	op->set = xcalloc(json_object_size(set), sizeof(FieldMap));
+	json_object_foreach(set, column, field)
+		read_field(r, op, column, field, where);
+	if (op->uid_column == NULL)
+		plan_read_fail(r, where, "\"set\" must name the column that receives \"localId\"");
+	op->column = xstrdup(op->uid_column);
+}
+
+/*
+ * A "set" column whose type the field's values cannot be cast to (the
+ * batches write r.field::type): a boolean into a date, say.  Returns 1 then.
+ * A column that is missing is plan_check_column's to report.
+ */
+static int
+uncastable_field(Run *run, const Op *op, const FieldMap *set)
+{
+	const Plan *plan = run->plan;
+	const Op *adder = plan_check_added_earlier(plan, op->index, set->column);
+	char *type = adder ? xstrdup(adder->type) : catalog_column_type(plan, set->column);
+	char *target = type ? catalog_canonical_type(run->conn, type) : NULL;
+	const char *staged = mapping_field_type(set->field);
+	int problem = 0;
+
+	if (target && staged)
+	{
+		char *sql = str_printf("SELECT CAST(NULL::%s AS %s)", staged, target);
+		PGresult *res = db_query_try(run->conn, sql, 0, NULL);
+
+		if (!db_ok(res))
+		{
+			log_error("step %d (%s): column \"%s\" is of type %s: the field \"%s\" (%s) cannot be written to it",
+					  op->index + 1, op->label, set->column, type, set->field, staged);
+			problem = 1;
+		}
+		PQclear(res);
+		free(sql);
+	}
+	free(type);
+	free(target);
+	return problem;
+}
+
+static int
+backfill_check_plan(Run *run, const Op *op)
+{
+	int problems = plan_check_column(run->plan, op, op->match_column, "match_column")
+		+ plan_check_column(run->plan, op, op->email_column, "email_column");
+
+	for (int s = 0; s < op->n_set; s++)
+	{
+		problems += plan_check_column(run->plan, op, op->set[s].column, "filled column");
+		problems += uncastable_field(run, op, &op->set[s]);
+	}
+	return problems;
+}
+
+const OpType op_type_backfill_from_mapping = {
+	.name = "backfill_from_mapping",
+	.keys = (const char *const[]) {"match_column", "email_column", "set", NULL},
+	.read = backfill_read,
+	.check_plan = backfill_check_plan,
+	.handlers = &op_backfill_from_mapping,
+};

@@ -1,0 +1,47 @@
+/*
+ * read.c: what a convert_to_uuid says in a plan (the key column, whether
+ * views on it are recreated around the swap) and its check against the
+ * catalog before phase1: the column is there and not uuid already, unless
+ * this plan's own swap made it so.
+ */
+#include <string.h>
+
+#include "core/log.h"
+#include "engine/plan_check.h"
+#include "ops/ops.h"
+
+static void
+uuid_read(PlanReader *r, Op *op, json_t *obj, const char *where)
+{
+	op->column = plan_read_ident(r, obj, where, "column", true);
+	op->recreate_views = plan_read_bool(r, obj, where, "recreate_views", false);
+	if (op->column && strlen(op->column) > PLAN_MAX_IDENT - 7)
+		plan_read_fail(r, where, "\"column\" must leave room for the suffix \"_legacy\" (%d bytes at most)",
+					   PLAN_MAX_IDENT - 7);
+}
+
+static int
+uuid_check_plan(Run *run, const Op *op)
+{
+	const Plan *plan = run->plan;
+	int problems = plan_check_column(plan, op, op->column, "column");
+
+	/* already uuid, and not by this plan's own swap */
+	if (plan->key_type && strcmp(plan->key_type, "uuid") == 0 && strcmp(op->column, plan->key) == 0
+		&& !(mlog_state_exists(run->conn) && mlog_is_registered(run->conn, plan, "uuid_pk", op->column)))
+	{
+		log_error("step %d (%s): %s.%s is already of type uuid: nothing to convert", op->index + 1, op->label,
+				  plan->q_table, plan->q_key);
+		problems++;
+	}
+	return problems;
+}
+
+const OpType op_type_convert_to_uuid = {
+	.name = "convert_to_uuid",
+	.keys = (const char *const[]) {"column", "recreate_views", NULL},
+	.read = uuid_read,
+	.check_plan = uuid_check_plan,
+	.handlers = &op_convert_to_uuid,
+	.alters_referencing_tables = true,
+};
