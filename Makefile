@@ -134,6 +134,7 @@ bench:
 	scripts/bench $(BENCH_USERS) $(BENCH_RUNS)
 
 lint: all
+	scripts/check-layers
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem --suppress=readdirCalled --library=posix --include=/usr/include/jansson.h \
 	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz tests/unit

@@ -3,7 +3,7 @@
  * fills, the rollbacks' restores): take the next $1 rows of a table in key
  * order after the last key of the previous batch ($2), do the batch's work
  * on them, and return one row (scanned bigint, last_key text, changed
- * bigint), which engine/batch.c's loop checkpoints.  Pure text: no database.
+ * bigint, by those names), which engine/batch.c's loop checkpoints.  Pure text: no database.
  */
 #ifndef PHASEMIG_KEYSET_H
 #define PHASEMIG_KEYSET_H

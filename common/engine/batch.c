@@ -100,93 +100,128 @@ batch_run(Run *run, BatchLoop *b)
 	return rc;
 }
 
+/* Why the loop must stop before its next batch (logged), or EXIT_DONE to go on. */
+static int
+stop_before_batch(const BatchLoop *b)
+{
+	if (stop_requested())
+	{
+		log_progress_end();
+		log_error("stopped by %s after %lld rows of %s (last key %s), each batch committed with its checkpoint",
+				  stop_signal_name(), b->rows_done, b->what, b->last_key ? b->last_key : "none");
+		return EXIT_FAILED;
+	}
+	if (atomic_load(&abandoned))
+	{
+		log_info("%s: stopped after %lld rows (last key %s) because another job failed; each batch "
+				 "committed with its checkpoint", b->what, b->rows_done, b->last_key ? b->last_key : "none");
+		return EXIT_FAILED;
+	}
+	return EXIT_DONE;
+}
+
+typedef enum
+{
+	BATCH_COMMITTED,
+	BATCH_LOCKED,				/* waited too long for row locks: rolled back, try again */
+	BATCH_FAILED				/* reported */
+} BatchOutcome;
+
+/*
+ * One batch of SIZE rows and its checkpoint in one transaction under the
+ * DDL lock timeout; *scanned gets the rows it walked.  Row locks not had in
+ * time are BATCH_LOCKED, to try again, unless RETRY is false.
+ */
+static BatchOutcome
+one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
+{
+	char limit[16], lock_timeout[64];
+	const char *params[2] = {limit, b->last_key};
+	const char *sql = b->last_key ? b->sql_next : b->sql_first;
+	PGresult *res;
+
+	snprintf(limit, sizeof limit, "%d", size);
+	snprintf(lock_timeout, sizeof lock_timeout, "SET LOCAL lock_timeout = %d", db_get_retry()->lock_timeout_ms);
+	db_exec(run->conn, "BEGIN");
+	db_exec(run->conn, lock_timeout);
+	res = db_query_try(run->conn, sql, b->last_key ? 2 : 1, params);
+	if (!db_ok(res))
+	{
+		const char *st = db_sqlstate(res);
+		bool locked = strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 || strcmp(st, SQLSTATE_DEADLOCK) == 0;
+
+		PQclear(PQexec(run->conn, "ROLLBACK"));
+		if (!(locked && retry))
+			db_report(res, run->conn, sql);
+		PQclear(res);
+		return locked && retry ? BATCH_LOCKED : BATCH_FAILED;
+	}
+	*scanned = atoll(PQgetvalue(res, 0, PQfnumber(res, "scanned")));
+	if (*scanned > 0)
+	{
+		free(b->last_key);
+		b->last_key = xstrdup(PQgetvalue(res, 0, PQfnumber(res, "last_key")));
+		b->changed += atoll(PQgetvalue(res, 0, PQfnumber(res, "changed")));
+		b->rows_done += *scanned;
+	}
+	PQclear(res);
+	if (b->entry > 0 && *scanned > 0)
+		mlog_checkpoint(run, b->entry, b->rows_done, b->last_key, b->changed);
+	db_exec(run->conn, "COMMIT");
+	b->batches++;
+	return BATCH_COMMITTED;
+}
+
+static void
+report_progress(const BatchLoop *b, int size)
+{
+	if (b->rows_total >= 0)
+		log_progress(false, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", b->what, b->rows_done,
+					 b->rows_total, b->rows_total > 0 ? 100.0 * (double) b->rows_done / (double) b->rows_total : 100.0,
+					 b->changed, size);
+	else
+		log_progress(false, "%s: %lld rows, %lld changed, batch size %d", b->what, b->rows_done, b->changed, size);
+}
+
 int
 batch_loop(Run *run, BatchLoop *b)
 {
 	double started = now_ms();
 	int size = b->batch_size;
-	char lock_timeout[64];
+	long long scanned = 0;
 
-	snprintf(lock_timeout, sizeof lock_timeout, "SET LOCAL lock_timeout = %d", db_get_retry()->lock_timeout_ms);
 	for (int attempt = 1;;)
 	{
-		char limit[16];
-		const char *params[2] = {limit, b->last_key};
-		PGresult *res;
-		double t0;
-		long long scanned;
+		double t0, took;
+		int rc;
 
-		if (stop_requested())
-		{
-			log_progress_end();
-			log_error("stopped by %s after %lld rows of %s (last key %s), each batch committed with its checkpoint",
-					  stop_signal_name(), b->rows_done, b->what, b->last_key ? b->last_key : "none");
-			return EXIT_FAILED;
-		}
-		if (atomic_load(&abandoned))
-		{
-			log_info("%s: stopped after %lld rows (last key %s) because another job failed; each batch "
-					 "committed with its checkpoint", b->what, b->rows_done, b->last_key ? b->last_key : "none");
-			return EXIT_FAILED;
-		}
+		if ((rc = stop_before_batch(b)) != EXIT_DONE)
+			return rc;
 		if (b->max_lag_ms > 0)
 			wait_for_standbys(run, b->max_lag_ms);
-		snprintf(limit, sizeof limit, "%d", size);
 		t0 = now_ms();
-		db_exec(run->conn, "BEGIN");
-		db_exec(run->conn, lock_timeout);
-		res = db_query_try(run->conn, b->last_key ? b->sql_next : b->sql_first, b->last_key ? 2 : 1, params);
-		if (!db_ok(res))
+		switch (one_batch(run, b, size, attempt < db_get_retry()->max_attempts, &scanned))
 		{
-			const char *st = db_sqlstate(res);
-			bool retry = strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 || strcmp(st, SQLSTATE_DEADLOCK) == 0;
-
-			PQclear(PQexec(run->conn, "ROLLBACK"));
-			if (retry && attempt < db_get_retry()->max_attempts)
-			{
+			case BATCH_FAILED:
+				return EXIT_FAILED;
+			case BATCH_LOCKED:
 				log_warning("batch after key %s waited too long for row locks; retrying (attempt %d)",
 							b->last_key ? b->last_key : "(start)", attempt);
 				db_sleep_ms(100L * attempt);
 				attempt++;
-				PQclear(res);
 				continue;
-			}
-			db_report(res, run->conn, b->last_key ? b->sql_next : b->sql_first);
-			PQclear(res);
-			return EXIT_FAILED;
+			case BATCH_COMMITTED:
+				attempt = 1;
+				break;
 		}
-		attempt = 1;
-		scanned = atoll(PQgetvalue(res, 0, 0));
-		if (scanned > 0)
-		{
-			free(b->last_key);
-			b->last_key = xstrdup(PQgetvalue(res, 0, 1));
-			b->changed += atoll(PQgetvalue(res, 0, 2));
-			b->rows_done += scanned;
-		}
-		PQclear(res);
-		if (b->entry > 0 && scanned > 0)
-			mlog_checkpoint(run, b->entry, b->rows_done, b->last_key, b->changed);
-		db_exec(run->conn, "COMMIT");
-		b->batches++;
-		{
-			double took = now_ms() - t0;
-
-			if (took > b->longest_batch_ms)
-				b->longest_batch_ms = took;
-			if (b->target_batch_ms > 0)
-				size = adapt(size, took, b->target_batch_ms);
-		}
-		if (b->rows_total >= 0)
-			log_progress(false, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", b->what,
-						 b->rows_done, b->rows_total,
-						 b->rows_total > 0 ? 100.0 * (double) b->rows_done / (double) b->rows_total : 100.0,
-						 b->changed, size);
-		else
-			log_progress(false, "%s: %lld rows, %lld changed, batch size %d", b->what, b->rows_done, b->changed,
-						 size);
-		if (scanned < atoll(limit))
+		took = now_ms() - t0;
+		if (took > b->longest_batch_ms)
+			b->longest_batch_ms = took;
+		report_progress(b, size);
+		if (scanned < size)
 			break;
+		if (b->target_batch_ms > 0)
+			size = adapt(size, took, b->target_batch_ms);
 		if (b->sleep_ms > 0)
 			db_sleep_ms(b->sleep_ms);
 	}

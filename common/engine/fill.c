@@ -273,7 +273,7 @@ run_queue(Queue *q, int jobs)
 {
 	Run *run = q->run;
 	Worker *workers;
-	int rc = EXIT_DONE, opened = 0;
+	int rc = EXIT_DONE, opened = 0, started = 0;
 
 	if (jobs <= 1)
 	{
@@ -304,12 +304,18 @@ run_queue(Queue *q, int jobs)
 		opened++;
 	}
 	batch_abandon(false);
-	for (int i = 0; rc == EXIT_DONE && i < jobs; i++)
+	for (int i = 0; rc == EXIT_DONE && i < jobs; i++, started++)
 		if (pthread_create(&workers[i].thread, NULL, work, &workers[i]) != 0)
-			log_fatal(EXIT_FAILED, "could not start job %d of %d", i + 1, jobs);
-	for (int i = 0; rc == EXIT_DONE && i < jobs; i++)
+		{
+			/* the jobs already going stop at their next batch boundary */
+			log_error("could not start job %d of %d", i + 1, jobs);
+			batch_abandon(true);
+			rc = EXIT_FAILED;
+			break;
+		}
+	for (int i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
-	for (int i = 0; i < jobs; i++)
+	for (int i = 0; i < started; i++)
 		if (rc == EXIT_DONE && workers[i].rc != EXIT_DONE)
 			rc = workers[i].rc;
 	for (int i = 0; i < opened; i++)

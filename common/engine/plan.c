@@ -305,6 +305,10 @@ plan_backup_table(const Plan *plan, const char *what)
 	char *q;
 	char *full;
 
+	/*
+	 * a guard only: a plan plan_load accepted has a name of 40 bytes at most
+	 * and its readers checked the longer names (drop_column's)
+	 */
 	if (strlen(name) > MAX_IDENT)
 		log_fatal(EXIT_BAD_INPUT, "backup object name \"%s\" is longer than %d bytes; use a shorter plan name", name,
 				  MAX_IDENT);

@@ -272,7 +272,8 @@ test_keyset_batch(void)
 	KeysetBatch k = {.table = "s.t", .key = "id", .steps = "f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key "
 						 "RETURNING 1)", .changed = "f"};
 	const char *tail = "), f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key RETURNING 1) SELECT (SELECT "
-		"count(*) FROM b), (SELECT key::text FROM b ORDER BY key DESC LIMIT 1), (SELECT count(*) FROM f)";
+		"count(*) FROM b) AS scanned, (SELECT key::text FROM b ORDER BY key DESC LIMIT 1) AS last_key, (SELECT "
+		"count(*) FROM f) AS changed";
 	struct
 	{
 		bool first;
