@@ -12,6 +12,9 @@
  *   rehearse-report summary REPORT_JSON    the lines for stdout
  *   rehearse-report short FACTS            the short JSON report (no runs)
  *   rehearse-report short-markdown FACTS   the short Markdown report
+ *   rehearse-report fields JSON KEY...     the values of top-level keys of JSON
+ *                                          ("-": stdin), each ended by a NUL byte:
+ *                                          strings as they are, null as nothing
  * Exit 0; 2 with a message when an input cannot be read.
  */
 #include <errno.h>
@@ -235,6 +238,33 @@ print_short_markdown(const json_t *facts)
 	json_decref(reasons);
 }
 
+/* fields: values of a JSON object for bash (read -d '' / mapfile -d ''). */
+static int
+print_fields(int argc, char **argv)
+{
+	json_error_t err;
+	json_t *obj = strcmp(argv[2], "-") == 0 ? json_loadf(stdin, 0, &err) : json_load_file(argv[2], 0, &err);
+
+	if (!json_is_object(obj))
+	{
+		fprintf(stderr, "rehearse-report: \"%s\": %s\n", argv[2], obj ? "not a JSON object" : err.text);
+		json_decref(obj);
+		return 2;
+	}
+	for (int i = 3; i < argc; i++)
+	{
+		const json_t *v = json_object_get(obj, argv[i]);
+
+		if (json_is_string(v))
+			fputs(json_string_value(v), stdout);
+		else if (v && !json_is_null(v))
+			json_dumpf(v, stdout, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(15));
+		putchar('\0');
+	}
+	json_decref(obj);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 static int
 dump(json_t *obj, size_t flags)
 {
@@ -253,6 +283,8 @@ main(int argc, char **argv)
 	int rc;
 
 	errno = 0;
+	if (strcmp(cmd, "fields") == 0)
+		return print_fields(argc, argv);
 	if (strcmp(cmd, "markdown") == 0 || strcmp(cmd, "summary") == 0)
 	{
 		if ((in = json_load_file(argv[2], 0, &err)) == NULL)
@@ -269,7 +301,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "run") != 0 && strcmp(cmd, "json") != 0 && strncmp(cmd, "short", 5) != 0)
 	{
-		fprintf(stderr, "usage: rehearse-report run|json|markdown|summary|short|short-markdown FILE [FILE]\n");
+		fprintf(stderr, "usage: rehearse-report run|json|markdown|summary|short|short-markdown|fields FILE [ARG]...\n");
 		return 2;
 	}
 	if ((in = facts_read(argv[2])) == NULL)
