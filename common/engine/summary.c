@@ -153,5 +153,17 @@ summary_run(Run *run, const char *run_id)
 		return NULL;
 	obj = json_loads(text, JSON_DECODE_ANY, NULL);
 	free(text);
+	if (obj)
+	{
+		/* jsonb sorts its keys: put them back in the order above */
+		static const char *const keys[] = {"run_id", "plan", "phase", "subcommand", "status", "message", "rows",
+			"ddl_longest_attempt_ms", "ddl_longest_ms", "ddl_retries", "findings", "steps", NULL};
+		json_t *ordered = json_object();
+
+		for (int i = 0; keys[i]; i++)
+			json_object_set(ordered, keys[i], json_object_get(obj, keys[i]));
+		json_decref(obj);
+		obj = ordered;
+	}
 	return obj;
 }

@@ -153,7 +153,7 @@ num_text(const json_t *v, int decimals, char *buf, size_t size)
 	if (json_is_integer(v))
 		snprintf(buf, size, "%lld", (long long) json_integer_value(v));
 	else if (json_is_real(v))
-		snprintf(buf, size, "%.*f", decimals, json_real_value(v));
+		snprintf(buf, size, "%.*f", decimals, round_to(json_real_value(v), decimals));	/* as round() in SQL */
 	else
 		buf[0] = '\0';
 	return buf;
