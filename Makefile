@@ -27,7 +27,7 @@ endif
 COMMON_SRC := $(sort $(wildcard common/*/*.c common/*/*/*.c))
 COMMON_HDR := $(sort $(wildcard common/*/*.h common/*/*/*.h))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
-BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file
+BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file bin/rehearse-report
 
 .PHONY: all check demo bench clean lint format fuzz FORCE
 .SECONDARY:
@@ -41,6 +41,14 @@ bin/service-file: $(OBJDIR)/service_file.o $(OBJDIR)/common/core/conninfo_secret
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 $(OBJDIR)/service_file.o: scripts/lib/service_file.c common/core/conninfo_secrets.h | $(OBJDIR)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# scripts/rehearse's report writer: the rehearsal's facts as JSON, the JSON as Markdown
+REPORT_OBJ := $(OBJDIR)/report.o $(OBJDIR)/report_json.o $(OBJDIR)/report_md.o
+bin/rehearse-report: $(REPORT_OBJ) build/mode | bin
+	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS) -lm
+
+$(REPORT_OBJ): $(OBJDIR)/%.o: scripts/lib/%.c scripts/lib/report.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # unit tests of the functions that need no database (tests/t01_units.sh runs them)

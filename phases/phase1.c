@@ -14,6 +14,7 @@
 #include "engine/plan_check.h"
 #include "engine/run.h"
 #include "engine/status.h"
+#include "engine/summary.h"
 
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
@@ -21,6 +22,8 @@ static const char help[] =
 	"Usage:\n"
 	"  phase1 apply    --plan FILE [OPTION]...\n"
 	"  phase1 status   --plan FILE [--json] [OPTION]...\n"
+	"  phase1 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  phase1 plan     --plan FILE [--json]\n"
 	"  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
@@ -30,7 +33,10 @@ static const char help[] =
 	"                 key to the column in pg_constraint, add a uuid shadow beside the\n"
 	"                 key and each referencing column, with triggers (their indexes\n"
 	"                 are built by phase3 apply, after phase2 has filled them)\n"
-	"  status         show each phase: applied or not, rows, last run, errors\n"
+	"  status         show each phase: applied or not, rows, last run, errors;\n"
+	"                 with --run, one run's steps and figures\n"
+	"  plan           print the plan: name, table, key, uid column, operations\n"
+	"                 (reads no database)\n"
 	"  rollback       drop exactly what apply created (after phase2 rollback); the\n"
 	"                 Firebase uids phase2 generated are kept for the next apply\n"
 	"\n"
@@ -43,7 +49,8 @@ static const char help[] =
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n"
 	CLI_HELP_LOCK_WAIT
 	CLI_HELP_DISCARD_GENERATED
-	"      --json               status as a JSON object\n"
+	"      --json               status and plan as a JSON object\n"
+	CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
@@ -100,16 +107,19 @@ rollback(Run *run, const Options *opts)
 int
 main(int argc, char **argv)
 {
-	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
+	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 	Options opts;
 	Run *run;
 	bool is_status;
 
 	cli_parse(argc, argv, &spec, &opts);
+	if (strcmp(opts.subcommand, "plan") == 0)
+		return summary_print_plan(opts.plan_path, opts.json);
 	is_status = strcmp(opts.subcommand, "status") == 0;
 	run = run_start(1, &opts, !is_status);
 	if (is_status)
-		run_finish(run, status_print(run, opts.json), NULL);
+		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
+				   NULL);
 	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
 }

@@ -11,6 +11,7 @@
 #include "engine/phase.h"
 #include "engine/run.h"
 #include "engine/status.h"
+#include "engine/summary.h"
 
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
@@ -18,6 +19,8 @@ static const char help[] =
 	"Usage:\n"
 	"  phase2 apply    --plan FILE [--mapping FILE] [OPTION]...\n"
 	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
+	"  phase2 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  phase2 plan     --plan FILE [--json]\n"
 	"  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
@@ -26,7 +29,10 @@ static const char help[] =
 	"                 interrupted run stopped; run it again to fill rows inserted since.\n"
 	"                 convert_to_uuid: sort the keys (canonical, accepted, invalid),\n"
 	"                 refuse invalid keys and orphans, fill the uuid shadow columns\n"
-	"  status         show each phase: applied or not, rows, last run, errors\n"
+	"  status         show each phase: applied or not, rows, last run, errors;\n"
+	"                 with --run, one run's steps and figures\n"
+	"  plan           print the plan: name, table, key, uid column, operations\n"
+	"                 (reads no database)\n"
 	"  rollback       restore the saved original values (after phase3 rollback)\n"
 	"                 where the column still holds what phasemig wrote; the\n"
 	"                 generated Firebase uids are kept for the next apply\n"
@@ -61,7 +67,8 @@ static const char help[] =
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n"
 	CLI_HELP_LOCK_WAIT
-	"      --json               status as a JSON object\n"
+	"      --json               status and plan as a JSON object\n"
+	CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
@@ -110,17 +117,20 @@ rollback(Run *run, const Options *opts)
 int
 main(int argc, char **argv)
 {
-	static const char *const subcommands[] = {"apply", "status", "rollback", NULL};
+	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
 	Options opts;
 	Run *run;
 	bool is_status;
 
 	cli_parse(argc, argv, &spec, &opts);
+	if (strcmp(opts.subcommand, "plan") == 0)
+		return summary_print_plan(opts.plan_path, opts.json);
 	is_status = strcmp(opts.subcommand, "status") == 0;
 	run = run_start(2, &opts, !is_status);
 	if (is_status)
-		run_finish(run, status_print(run, opts.json), NULL);
+		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
+				   NULL);
 	run_require_state(run);
 	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
 }

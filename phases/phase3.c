@@ -11,6 +11,7 @@
 #include "engine/phase.h"
 #include "engine/run.h"
 #include "engine/status.h"
+#include "engine/summary.h"
 
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"
@@ -20,6 +21,8 @@ static const char help[] =
 	"  phase3 apply    --plan FILE [OPTION]...\n"
 	"  phase3 finalize --plan FILE [OPTION]...\n"
 	"  phase3 status   --plan FILE [--json] [OPTION]...\n"
+	"  phase3 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  phase3 plan     --plan FILE [--json]\n"
 	"  phase3 rollback --plan FILE [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
@@ -38,7 +41,10 @@ static const char help[] =
 	"  finalize       convert_to_uuid: save the legacy values into migration_backup\n"
 	"                 and drop the <column>_legacy columns and their triggers; a later\n"
 	"                 rollback restores them from migration_backup\n"
-	"  status         show each phase: applied or not, rows, last run, errors\n"
+	"  status         show each phase: applied or not, rows, last run, errors;\n"
+	"                 with --run, one run's steps and figures\n"
+	"  plan           print the plan: name, table, key, uid column, operations\n"
+	"                 (reads no database)\n"
 	"  rollback       undo apply: add dropped columns back with their values\n"
 	"                 (restored in resumable batches), constraints and indexes; drop\n"
 	"                 the new constraints; swap uuid columns back to their text\n"
@@ -59,7 +65,8 @@ static const char help[] =
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n"
 	CLI_HELP_LOCK_WAIT
-	"      --json               check and status output as a JSON object\n"
+	"      --json               check, status and plan output as JSON\n"
+	CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
@@ -117,17 +124,20 @@ rollback(Run *run, const Options *opts)
 int
 main(int argc, char **argv)
 {
-	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", NULL};
+	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", "plan", NULL};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH};
 	Options opts;
 	Run *run;
 	bool is_status;
 
 	cli_parse(argc, argv, &spec, &opts);
+	if (strcmp(opts.subcommand, "plan") == 0)
+		return summary_print_plan(opts.plan_path, opts.json);
 	is_status = strcmp(opts.subcommand, "status") == 0;
 	run = run_start(3, &opts, !is_status);
 	if (is_status)
-		run_finish(run, status_print(run, opts.json), NULL);
+		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
+				   NULL);
 	run_require_state(run);
 	if (strcmp(opts.subcommand, "check") == 0)
 		run_finish(run, check(run, &opts), NULL);

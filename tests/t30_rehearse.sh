@@ -169,16 +169,127 @@ big=$TEST_TMP/big.json
 _t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" \
     <<<"SELECT jsonb_set((:'j')::jsonb, '{runs,0,warnings}', jsonb_build_array(repeat('w', 200000)))" >"$big"
 assert_ne "0" "$(( $(wc -c <"$big") > 150000 ))" "the synthetic report is over 150 kB"
-assert_exit 0 "the stdout summary of a big report" -- bash -c 'source "$1" && ADMIN_DSN=postgres json_file=$2 && report_summary' \
-    _ "$ROOT/scripts/rehearse" "$big"
+assert_exit 0 "the stdout summary of a big report" -- "$BIN/rehearse-report" summary "$big"
 assert_contains "$LAST_OUT" "rehearsal of clerk-to-firebase: PASSED" "summary rendered"
-assert_exit 0 "the Markdown of a big report" -- bash -c 'source "$1" && ADMIN_DSN=postgres json_file=$2 && report_markdown' \
-    _ "$ROOT/scripts/rehearse" "$big"
+assert_exit 0 "the Markdown of a big report" -- "$BIN/rehearse-report" markdown "$big"
 assert_contains "$LAST_OUT" "wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww" "Markdown rendered, with the long warning"
 
+test_case "bin/rehearse-report renders a fixed JSON report: the Markdown's lines and the stdout summary"
+fixed=$TEST_TMP/fixed.json
+cat >"$fixed" <<'EOF'
+{"plan": "p1", "plan_file": "plans/p1.json", "passed": false,
+ "reasons": ["the rollback did not give back the start: public.users differ", "--before-rollback exited 1"],
+ "started_at": "2026-01-02T03:04:05+00:00", "finished_at": "2026-01-02T03:09:05+00:00",
+ "source": {"database": "src", "server": "/tmp:5432", "size": "8 MB", "table": "public.users", "rows": 300, "rows_from": "pg_class.reltuples"},
+ "staging": {"database": "src_rehearsal_1", "copy_method": "CREATE DATABASE ... TEMPLATE", "copy_seconds": 1.5, "rows": 300, "kept": true},
+ "inputs": {"mapping": "m.json", "phase2_args": "--generate-missing --clerk-export a|b.csv"},
+ "applied": true,
+ "refusal": {"refused": true, "by": "phase3 check", "findings": [{"check": "null_or_empty", "subject": "firebase_uid", "count": 2, "samples": ["7", "9"]}]},
+ "before_rollback": {"command": "psql -c 'x | y'", "exit_code": 1},
+ "rollback": {"ran": true, "passed": false, "schema_equal": false, "tables_differing": ["public.users", "public.tags"],
+              "schema_differences": ["only in start: a", "only in start: b", "c", "d", "e `q`", "f", "g"], "schema_dump": "column_order",
+              "schema_dump_files": ["start.schema.sql", "rolled-back.schema.sql", "start-vs-rolled-back.schema.diff"]},
+ "reapply": {"ran": true, "passed": true, "schema_equal": true, "tables_differing": [], "schema_differences": [], "schema_dump": "equal",
+             "schema_dump_files": ["applied.schema.sql", "reapplied.schema.sql", "applied-vs-reapplied.schema.diff"], "generated_values_differing": 5},
+ "load": {"enabled": true, "clients": 4, "failed_transactions": 0, "longest_stall_ms": 12.5, "rows_removed_after": 17},
+ "estimate": {"table_rows": 3000, "rows_from": "pg_class.reltuples", "rehearsed_rows": 300, "tables": [{"table": "public.users", "rows": 3000, "rows_from": "pg_class.reltuples", "rehearsed_rows": 300}],
+              "phase2_rows_per_second": 150, "phase2_seconds": 20.0, "phase1_seconds": 0.5, "phase3_seconds": 1.25, "phase1_seconds_if_linear": 5.0, "phase3_seconds_if_linear": 12.5},
+ "runs": [{"round": "apply", "command": "phase2 apply", "exit_code": 0, "seconds": 2.0, "rows": 300, "rows_per_second": 150,
+           "ddl_longest_attempt_ms": 3.25, "ddl_retries": 1, "findings": [], "warnings": ["phase2: warning: lock `users` busy"],
+           "steps": [{"operation": "backfill_from_mapping firebase_uid", "status": "done", "seconds": 1.5, "rows_done": 300, "rows_total": 300,
+                      "metadata": {"ddl_retries": 1, "batches": 3, "rows_per_second": 200.4, "longest_batch_ms": 10.26, "unmatched": 4}}],
+           "load": {"script": "scripts/load/p1.sql", "clients": 4, "transactions": 99, "failed_transactions": 0, "longest_stall_ms": 12.5, "error": null}},
+          {"round": "re-apply", "command": "phase1 apply", "exit_code": 0, "seconds": 0.25, "rows": 0, "rows_per_second": null,
+           "ddl_longest_attempt_ms": null, "ddl_retries": 0, "findings": [], "warnings": [],
+           "steps": [{"operation": "not shown: a re-apply", "status": "done", "seconds": 0.1, "rows_done": 0, "metadata": {}}], "load": null}],
+ "files": {"markdown": "r.md", "json": "r.json", "artifacts": "r"}}
+EOF
+assert_exit 0 "rehearse-report markdown" -- "$BIN/rehearse-report" markdown "$fixed"
+md=$LAST_OUT
+assert_eq "# Rehearsal of plan p1: FAILED" "$(head -n 1 <<<"$md")" "the verdict first"
+assert_eq "- **FAILED**: the rollback did not give back the start: public.users differ" "$(sed -n 3p <<<"$md")" "then the reasons"
+expect_line() { assert_eq "1" "$(grep -cxF -- "$1" <<<"$md")" "Markdown line: $2"; }
+expect_line "| phase2 arguments | \`--mapping m.json --generate-missing --clerk-export a\\|b.csv\` |" "arguments, | escaped"
+expect_line "| staging copy | \`src_rehearsal_1\`, made with CREATE DATABASE ... TEMPLATE in 1.500 s; kept (--keep) |" "the copy"
+expect_line "| application load | 4 pgbench clients during every apply (scripts below); 17 rows they created removed before the comparisons |" "load"
+expect_line "| the mapping, the keys and the pre-flight checks | **REFUSED** by phase3 check: 1 problem(s), listed below |" "refused"
+expect_line "| --before-rollback \`psql -c 'x \\| y'\` | exit 1 |" "the hook"
+expect_line "| rollback 3, 2, 1 gave back the start | **FAILED**: the schema differs: \`only in start: a\`; \`only in start: b\`; \`c\`; \`d\`; \`e 'q'\` and 2 more (JSON: schema_differences); these tables differ: public.users, public.tags |" \
+    "rollback: the first 5 differences, then the tables"
+expect_line "| applied again, same result as the first time | yes: same schema; every table the same except 5 uids generated for unmatched rows (random on each run), equal once those are masked |" "re-apply"
+expect_line "| pg_dump --schema-only: the first and the second apply | identical (\`applied.schema.sql\`, \`reapplied.schema.sql\`) |" "dumps equal"
+expect_line "| application load: failed transactions | 0 (longest stall 12.5 ms) |" "load verdict"
+expect_line "| apply | phase2 apply | 0 | 2.000 | 300 | 150 | 3.3 | 1 | 99 | 0 | 12.5 |" "a phase's row"
+expect_line "| re-apply | phase1 apply | 0 | 0.250 | 0 |  |  | 0 |  |  |  |" "a row without figures"
+expect_line "Load scripts: \`scripts/load/p1.sql\`" "load scripts"
+expect_line "| apply | phase2 apply | backfill_from_mapping firebase_uid | done | 1.500 | 300 |  | 1 | 3 batches, 200 rows/s in the batches, longest batch 10.3 ms, 4 unmatched |" "a step"
+assert_not_contains "$md" "not shown: a re-apply" "Steps: first apply and rollback only"
+expect_line "- apply, phase2 apply: \`phase2: warning: lock 'users' busy\`" "a warning"
+expect_line "- phase3 check: check \`null_or_empty\` on \`firebase_uid\`: 2 found; samples: [\"7\", \"9\"]" "a finding"
+expect_line "The plan changes public.users (3000 rows): 3000 rows in all on the source (pg_class.reltuples); the rehearsal ran on 300." "estimate"
+expect_line "| phase2 apply | 20.0 s | 3000 rows / 150 rows of those tables per second, measured |" "phase2 estimate"
+expect_line "- phase outputs, run logs, state snapshots and comparisons, load logs: \`r/\`" "files"
+assert_eq "## Verdict|## Phases|## Steps|## Warnings|## Refusals|## Estimate for the source's size|## Files" \
+    "$(grep '^## ' <<<"$md" | paste -sd'|')" "the sections in order"
+assert_exit 0 "rehearse-report summary" -- "$BIN/rehearse-report" summary "$fixed"
+assert_eq "rehearsal of p1: FAILED
+  apply     phase2 apply     exit 0     2.000 s, 150 rows/s, longest lock hold 3.3 ms, load: 0 failed, longest stall 12.5 ms
+  re-apply  phase1 apply     exit 0     0.250 s
+  FAILED: the rollback did not give back the start: public.users differ
+  FAILED: --before-rollback exited 1" "$LAST_OUT" "summary lines"
+assert_exit 2 "a file that is not JSON" -- "$BIN/rehearse-report" markdown "$DATA/expected.csv"
+
+test_case "bin/rehearse-report builds the JSON report and the short one from NUL-separated facts"
+facts=$TEST_TMP/facts runs=$TEST_TMP/runs.json
+printf '%s\0' plan=p1 plan_file=plans/p1.json passed=false $'reasons=first reason\nsecond "quoted" reason' started_at=s \
+    finished_at=f src_db=src src_server=/tmp:5432 staging_db=copy kept=false runs_completed=0 md_file=r.md json_file=r.json \
+    work=r table=public.users src_rows=300 src_rows_how=count\(\*\) staging_rows=300 with_load=false load_clients=4 \
+    applied=false rb_ran=false ra_ran=false rb_dump= ra_dump= >"$facts"
+echo '[]' >"$runs"
+assert_exit 0 "rehearse-report json" -- "$BIN/rehearse-report" json "$facts" "$runs"
+echo "$LAST_OUT" >"$TEST_TMP/built.json"
+j() { _t_psql postgres -v j="$(cat "$TEST_TMP/built.json")" -v p="$1" <<<"SELECT (:'j')::jsonb #>> :'p'"; }
+assert_eq '["first reason", "second \"quoted\" reason"]' "$(j '{reasons}')" "JSON: the reasons, one a line, quoted"
+jtype() { _t_psql postgres -v j="$(cat "$TEST_TMP/built.json")" -v p="$1" <<<"SELECT jsonb_typeof((:'j')::jsonb #> :'p')"; }
+assert_eq "number|count(*)|null|null" "$(jtype '{source,rows}')|$(j '{estimate,rows_from}')|$(jtype '{estimate,phase2_seconds}')|$(jtype '{runs}')" \
+    "JSON: numbers, the estimate without runs, no runs"
+assert_exit 0 "rehearse-report short" -- "$BIN/rehearse-report" short "$facts"
+assert_eq "true|false|0" "$(_t_psql postgres -v j="$LAST_OUT" <<<"SELECT format('%s|%s|%s', (:'j')::jsonb->>'short', (:'j')::jsonb->>'passed', (:'j')::jsonb->>'runs_completed')")" \
+    "short JSON: short, failed, no run"
+assert_exit 0 "rehearse-report short-markdown" -- "$BIN/rehearse-report" short-markdown "$facts"
+assert_eq "# Rehearsal of plan p1: FAILED" "$(head -n 1 <<<"$LAST_OUT")" "short Markdown: the verdict"
+assert_contains "$LAST_OUT" '- **FAILED**: second "quoted" reason' "short Markdown: the reasons"
+
+test_case "the phases say what rehearse needs: plan --json (no database), status --run RUN_ID --json"
+assert_exit 0 "phase1 plan --json" -- "$BIN/phase1" plan --plan "$PLAN" --json
+printf '%s' "$LAST_OUT" >"$TEST_TMP/plan.json"
+assert_eq "clerk-to-firebase|public|users|id|firebase_uid|true|false|" \
+    "$("$BIN/rehearse-report" fields "$TEST_TMP/plan.json" plan schema table key uid_column needs_mapping converts_to_uuid | tr '\0' '|')" \
+    "the plan's identity"
+assert_eq "string-to-uuid||false|true|" \
+    "$("$BIN/phase3" plan --plan "$ROOT/plans/string-to-uuid.json" --json | "$BIN/rehearse-report" fields - plan uid_column needs_mapping converts_to_uuid | tr '\0' '|')" \
+    "a uuid conversion: no uid column, no mapping, a finalize"
+assert_exit 2 "not a plan" -- "$BIN/phase2" plan --plan "$DATA/expected.csv"
+assert_exit 2 "--run takes a run id" -- "$BIN/phase1" status --plan "$PLAN" -d rsrc --run nope
+assert_exit 2 "--run with status only" -- "$BIN/phase1" apply --plan "$PLAN" -d rsrc --run 00000000-0000-0000-0000-000000000000
+new_db runsdb
+q runsdb "CREATE TABLE users (id bigserial PRIMARY KEY, clerk_user_id text, email text)" >/dev/null
+assert_exit 0 "no migration_log: an empty run" -- "$BIN/phase1" status --plan "$PLAN" -d runsdb --run 00000000-0000-0000-0000-000000000000 --json
+assert_eq "null|0|[]" "$(_t_psql postgres -v j="$LAST_OUT" <<<"SELECT format('%s|%s|%s', coalesce((:'j')::jsonb->>'subcommand', 'null'), (:'j')::jsonb->>'rows', (:'j')::jsonb->>'steps')")" \
+    "the run's JSON"
+assert_exit 0 "phase1 apply" -- "$BIN/phase1" apply --plan "$PLAN" -d runsdb --logs-dir "$TEST_TMP/runlogs"
+run_id=$(sed -n -E 's/^phase1: phase1 apply: plan ".*", run ([0-9a-f-]{36})$/\1/p' <<<"$LAST_ERR$LAST_OUT" | head -n 1)
+assert_ne "" "$run_id" "phase1 apply names its run first"
+assert_exit 0 "status --run" -- "$BIN/phase2" status --plan "$PLAN" -d runsdb --run "$run_id" --json
+assert_eq "$(q runsdb "SELECT format('%s|apply|done|%s', '$run_id', count(*) FILTER (WHERE operation <> 'apply')) FROM migration_log WHERE run_id = '$run_id'")" \
+    "$(_t_psql postgres -v j="$LAST_OUT" <<<"SELECT format('%s|%s|%s|%s', (:'j')::jsonb->>'run_id', (:'j')::jsonb->>'subcommand', (:'j')::jsonb->>'status', jsonb_array_length((:'j')::jsonb->'steps'))")" \
+    "the run's steps, as migration_log has them"
+assert_exit 0 "status --run, as text" -- "$BIN/phase1" status --plan "$PLAN" -d runsdb --run "$run_id"
+assert_contains "$LAST_OUT" "run $run_id: phase1 apply done" "the text form"
+
 test_case "failed load transactions are counted whatever pgbench calls them, never fewer than its summary says"
-# load_figures PREFIX T0 T1 of scripts/rehearse, fed a synthetic pgbench 15 --failures-detailed log
-figures() { (source "$ROOT/scripts/rehearse" && load_figures "$@"); }
+# load_figures PREFIX T0 T1 of scripts/lib/load.sh, fed a synthetic pgbench 15 --failures-detailed log
+figures() { (source "$ROOT/scripts/lib/load.sh" && load_figures "$@"); }
 synth=$TEST_TMP/synth.load
 printf '%s\n' '0 1 4928 0 1795362404 544671' '1 1 1040 0 1795362404 600000' '1 1040 deadlock 0 1795362434 630229' \
     '2 7 serialization 0 1795362435 100' '3 9 failed 0 1795362436 5' '0 2 12000 0 1795362500 0' >"$synth.4242"

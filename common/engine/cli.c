@@ -16,7 +16,7 @@ enum
 {
 	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
 	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID,
-	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED, OPT_SKIP_INVALID, OPT_JOBS
+	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED, OPT_SKIP_INVALID, OPT_JOBS, OPT_RUN
 };
 
 static _Noreturn void
@@ -68,6 +68,7 @@ static const struct option long_options[] = {
 	{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
 	{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
 	{"jobs", required_argument, NULL, OPT_JOBS},
+	{"run", required_argument, NULL, OPT_RUN},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0}
@@ -168,6 +169,11 @@ set_option(int c, const char *arg, Options *opts)
 		case OPT_JOBS:
 			opts->jobs = parse_int(arg, "--jobs", 1, CLI_MAX_JOBS);
 			break;
+		case OPT_RUN:
+			if (strlen(arg) != 36 || strspn(arg, "0123456789abcdefABCDEF-") != 36)
+				usage_error("--run must be a run id (a uuid), not \"%s\"", arg);
+			opts->run_id = arg;
+			break;
 		case OPT_ON_INVALID:
 			if (strcmp(arg, "regenerate") == 0)
 				opts->regenerate_invalid = true;
@@ -202,6 +208,8 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("%s", "option \"--jobs\" is accepted by apply only");
 	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)
 		usage_error("%s", "option \"--skip-invalid-values\" is accepted by apply only");
+	if (opts->run_id && strcmp(opts->subcommand, "status") != 0)
+		usage_error("%s", "option \"--run\" is accepted by status only");
 	if (optind < argc)
 		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
 	if (opts->plan_path == NULL)

@@ -25,6 +25,7 @@ typedef struct Options
 	const char *dbname;
 	const char *logs_dir;
 	bool json;
+	const char *run_id;			/* status --run: one run's steps */
 	int lock_timeout_ms;		/* 0: the plan's setting */
 	int lock_wait_s;			/* how long to wait for the plan's lock (default 10) */
 	const char *mapping;
@@ -54,6 +55,9 @@ typedef struct Options
 	"                           the ledger of import files, and the uuids\n" \
 	"                           convert_to_uuid regenerated; only when no import file\n" \
 	"                           was imported (the next apply generates new ones)\n"
+#define CLI_HELP_PLAN_RUN \
+	"      --run=RUN_ID         status: only that run's steps and figures from\n" \
+	"                           migration_log (rows, longest lock hold, retries)\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
 #define CLI_HELP_EXIT_STATUS(refused) \
 	"Exit status:\n" \

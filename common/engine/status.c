@@ -1,6 +1,6 @@
 /*
  * status.c: reads migration_log (and pg_locks for a run in progress) into a
- * JSON object, then prints it as text or as JSON.
+ * JSON object, then prints it as text or as JSON; with --run, one run's steps.
  */
 #include "engine/status.h"
 
@@ -12,6 +12,7 @@
 #include "core/db.h"
 #include "engine/guard.h"
 #include "core/log.h"
+#include "engine/summary.h"
 
 static json_t *
 row_object(PGresult *res, int row)
@@ -301,5 +302,39 @@ status_print(Run *run, bool as_json)
 	}
 	json_decref(st);
 	free(holder);
+	return EXIT_DONE;
+}
+
+/* status --run RUN_ID: one run's steps and figures (summary.h), as text or as JSON. */
+int
+status_print_run(Run *run, const char *run_id, bool as_json)
+{
+	json_t *obj = summary_run(run, run_id);
+	size_t i;
+	json_t *step;
+
+	if (obj == NULL)
+		return EXIT_FAILED;
+	if (as_json)
+	{
+		char *s = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
+
+		puts(s);
+		free(s);
+	}
+	else if (!json_is_string(json_object_get(obj, "subcommand")))
+		printf("run %s: not in migration_log\n", run_id);
+	else
+	{
+		printf("run %s: phase%d %s %s, %lld rows\n", run_id, (int) json_integer_value(json_object_get(obj, "phase")),
+			   json_string_value(json_object_get(obj, "subcommand")), json_string_value(json_object_get(obj, "status")),
+			   (long long) json_integer_value(json_object_get(obj, "rows")));
+		json_array_foreach(json_object_get(obj, "steps"), i, step)
+			printf("  %s: %s, %lld rows, %.3f s\n", json_string_value(json_object_get(step, "operation")),
+				   json_string_value(json_object_get(step, "status")),
+				   (long long) json_integer_value(json_object_get(step, "rows_done")),
+				   json_number_value(json_object_get(step, "seconds")));
+	}
+	json_decref(obj);
 	return EXIT_DONE;
 }

@@ -10,4 +10,7 @@
 /* Print the plan's status to stdout (text, or JSON when as_json). */
 int status_print(Run *run, bool as_json);
 
+/* status --run RUN_ID: that run's steps and figures from migration_log (summary.h). */
+int status_print_run(Run *run, const char *run_id, bool as_json);
+
 #endif
