@@ -504,3 +504,24 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 		}
 	}
 }
+
+const char *
+db_field(const PGresult *res, int row, const char *column)
+{
+	int c = PQfnumber(res, column);
+
+	if (c < 0)
+	{
+		fprintf(stderr, "%s: internal error: the statement returns no column \"%s\"\n", log_progname(), column);
+		abort();
+	}
+	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
+}
+
+long long
+db_field_ll(const PGresult *res, int row, const char *column)
+{
+	const char *v = db_field(res, row, column);
+
+	return v ? atoll(v) : 0;
+}

@@ -49,6 +49,14 @@ char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *pa
 long long db_count(PGconn *conn, const char *sql, int nparams, const char *const *params);
 bool db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params);
 
+/*
+ * Row ROW's value of the result column named COLUMN (PQfnumber), or NULL when
+ * it is SQL NULL.  A column the statement does not return is a bug: it aborts.
+ */
+const char *db_field(const PGresult *res, int row, const char *column);
+/* The same as a number; 0 for NULL. */
+long long db_field_ll(const PGresult *res, int row, const char *column);
+
 /* A quoted identifier (PQescapeIdentifier), malloc'd; exits on failure. */
 char *db_ident(PGconn *conn, const char *name);
 

@@ -135,19 +135,21 @@ resume_units(Run *run, FillTable *t, Unit ***units, int *n)
 
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		bool ranged = strcmp(PQgetvalue(res, i, 0), t->label) != 0;
-		const char *last_key = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
-		const char *after = last_key ? last_key : PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
-		const char *upper = PQgetisnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6);
+		const char *operation = db_field(res, i, "operation");
+		bool ranged = strcmp(operation, t->label) != 0;
+		const char *last_key = db_field(res, i, "last_key");
+		const char *after = last_key ? last_key : db_field(res, i, "after");
+		const char *upper = db_field(res, i, "through");
+		const char *total = db_field(res, i, "rows_total");
 
 		/* done: nothing left; a row without a checkpoint committed nothing */
-		if (strcmp(PQgetvalue(res, i, 1), "done") == 0 || (!ranged && last_key == NULL))
+		if (strcmp(db_field(res, i, "status"), "done") == 0 || (!ranged && last_key == NULL))
 			continue;
-		push(units, n, unit_new(t, PQgetvalue(res, i, 0), after, upper, atoll(PQgetvalue(res, i, 2)),
-								PQgetisnull(res, i, 3) ? -1 : atoll(PQgetvalue(res, i, 3))));
+		push(units, n, unit_new(t, operation, after, upper, db_field_ll(res, i, "rows_done"),
+								total ? atoll(total) : -1));
 		(*units)[*n - 1]->resumed = true;
-		log_info("resuming the interrupted %s after key %s (%s rows done)", PQgetvalue(res, i, 0),
-				 after ? after : "(start)", PQgetvalue(res, i, 2));
+		log_info("resuming the interrupted %s after key %s (%s rows done)", operation, after ? after : "(start)",
+				 db_field(res, i, "rows_done"));
 		added++;
 	}
 	PQclear(res);

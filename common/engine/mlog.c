@@ -158,18 +158,12 @@ mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *nam
 char *
 mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail)
 {
-	char *qp = PQescapeLiteral(plan->conn, plan->name, strlen(plan->name));
-	char *qk = PQescapeLiteral(plan->conn, kind, strlen(kind));
-	char *qn = PQescapeLiteral(plan->conn, name, strlen(name));
-	char *qd = PQescapeLiteral(plan->conn, detail, strlen(detail));
+	char *qp = sql_literal(plan->name), *qk = sql_literal(kind), *qn = sql_literal(name), *qd = sql_literal(detail);
 	char *sql = str_printf("INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
 						   "VALUES (%s, %s, %s, %d, %s::jsonb) ON CONFLICT DO NOTHING",
 						   qp, qk, qn, phase, qd);
 
-	PQfreemem(qp);
-	PQfreemem(qk);
-	PQfreemem(qn);
-	PQfreemem(qd);
+	free(qp), free(qk), free(qn), free(qd);
 	return sql;
 }
 
@@ -181,6 +175,24 @@ mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char 
 	return db_exists(conn,
 					 "SELECT 1 FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3",
 					 3, params);
+}
+
+char *
+mlog_registered_detail(PGconn *conn, const Plan *plan, const char *kind, const char *name)
+{
+	const char *params[3] = {plan->name, kind, name};
+
+	return db_value(conn, "SELECT detail::text FROM migration_backup.phasemig_objects "
+					"WHERE plan = $1 AND kind = $2 AND name = $3", 3, params);
+}
+
+char *
+mlog_registered_by_other(PGconn *conn, const Plan *plan, const char *kind, const char *name, const char *qtable)
+{
+	const char *params[4] = {plan->name, kind, name, qtable};
+
+	return db_value(conn, "SELECT plan FROM migration_backup.phasemig_objects WHERE kind = $2 AND plan <> $1 "
+					"AND name = $3 AND coalesce(detail->>'table', $4) = $4 ORDER BY created_at LIMIT 1", 4, params);
 }
 
 void

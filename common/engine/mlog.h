@@ -72,6 +72,14 @@ char *mlog_register_sql(const Plan *plan, int phase, const char *kind, const cha
 /* The same with DETAIL, JSON text, in the registry's detail column. */
 char *mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail);
 bool mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char *name);
+/* Its detail (JSON text, malloc'd), or NULL when it is not registered. */
+char *mlog_registered_detail(PGconn *conn, const Plan *plan, const char *kind, const char *name);
+/*
+ * Another plan that registered an object of KIND named NAME on table QTABLE
+ * (or with no table in its detail), the oldest first; NULL when none (malloc'd).
+ */
+char *mlog_registered_by_other(PGconn *conn, const Plan *plan, const char *kind, const char *name,
+							   const char *qtable);
 void mlog_unregister(PGconn *conn, const Plan *plan, const char *kind, const char *name);
 
 #endif

@@ -61,30 +61,32 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 		"latest AS (SELECT DISTINCT ON (operation) * FROM cur ORDER BY operation, id DESC), "
 		"totals AS (SELECT operation, count(*) AS runs, sum(coalesce((metadata->>'rows_changed')::bigint, "
 		"  (metadata->>'rows_filled')::bigint, 0)) AS changed FROM r GROUP BY operation) "
-		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, l.metadata->>'unmatched', "
+		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, "
+		"  l.metadata->>'unmatched' AS unmatched, "
 		"  (l.rows_done - (l.metadata->>'progress_from_rows')::bigint) / nullif(extract(epoch FROM "
-		"  clock_timestamp() - (l.metadata->>'progress_from_at')::timestamptz), 0) "
+		"  clock_timestamp() - (l.metadata->>'progress_from_at')::timestamptz), 0) AS rate "
 		"FROM latest l JOIN totals t USING (operation) ORDER BY l.id",
 		2, params);
 
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		bool running = strcmp(PQgetvalue(res, i, 1), "running") == 0;
-		long long rows_done = atoll(PQgetvalue(res, i, 2)), rows_total = atoll(PQgetvalue(res, i, 3));
-		json_t *op = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", PQgetvalue(res, i, 0),
-							   "status", running && !lock_held ? "interrupted" : PQgetvalue(res, i, 1),
+		const char *status = db_field(res, i, "status");
+		const char *rate = db_field(res, i, "rate");
+		bool running = strcmp(status, "running") == 0;
+		long long rows_done = db_field_ll(res, i, "rows_done"), rows_total = db_field_ll(res, i, "rows_total");
+		json_t *op = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", db_field(res, i, "operation"),
+							   "status", running && !lock_held ? "interrupted" : status,
 							   "rows_done", (json_int_t) rows_done, "rows_total", (json_int_t) rows_total,
-							   "rows_changed", (json_int_t) atoll(PQgetvalue(res, i, 4)),
-							   "runs", (json_int_t) atoll(PQgetvalue(res, i, 5)));
+							   "rows_changed", (json_int_t) db_field_ll(res, i, "changed"),
+							   "runs", (json_int_t) db_field_ll(res, i, "runs"));
 
-		if (!PQgetisnull(res, i, 6))
-			json_object_set_new(op, "unmatched", json_integer(atoll(PQgetvalue(res, i, 6))));
-		if (running && lock_held && !PQgetisnull(res, i, 7) && atof(PQgetvalue(res, i, 7)) > 0)
+		if (db_field(res, i, "unmatched"))
+			json_object_set_new(op, "unmatched", json_integer(db_field_ll(res, i, "unmatched")));
+		if (running && lock_held && rate && atof(rate) > 0)
 		{
-			double rate = atof(PQgetvalue(res, i, 7));
-
-			json_object_set_new(op, "rows_per_second", json_real(rate));
-			json_object_set_new(op, "eta_seconds", json_real(rows_total > rows_done ? (rows_total - rows_done) / rate : 0));
+			json_object_set_new(op, "rows_per_second", json_real(atof(rate)));
+			json_object_set_new(op, "eta_seconds",
+								json_real(rows_total > rows_done ? (rows_total - rows_done) / atof(rate) : 0));
 		}
 		done += rows_done;
 		total += rows_total;

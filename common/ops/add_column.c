@@ -20,12 +20,7 @@
 static char *
 column_owner_plan(Run *run, const Op *op)
 {
-	const char *params[3] = {run->plan->name, op->column, run->plan->q_table};
-
-	return db_value(run->conn,
-					"SELECT plan FROM migration_backup.phasemig_objects WHERE kind = 'column' AND plan <> $1 "
-					"AND name = $2 AND coalesce(detail->>'table', $3) = $3 ORDER BY created_at LIMIT 1",
-					3, params);
+	return mlog_registered_by_other(run->conn, run->plan, "column", op->column, run->plan->q_table);
 }
 
 static int

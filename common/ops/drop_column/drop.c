@@ -176,12 +176,10 @@ static int
 drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
 {
 	const Plan *p = run->plan;
-	char *lit_plan = sql_literal(p->name), *lit_col = sql_literal(op->column), *lit_def = sql_literal(def);
 	char *stmts[3] = {
 		str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table),
 		str_printf("ALTER TABLE %s DROP COLUMN %s", p->q_table, n->qcol),
-		str_printf("INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
-				   "VALUES (%s, 'dropped_column', %s, 3, %s::jsonb) ON CONFLICT DO NOTHING", lit_plan, lit_col, lit_def),
+		mlog_register_detail_sql(p, 3, "dropped_column", op->column, def),
 	};
 	int rc;
 
@@ -196,7 +194,6 @@ drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
 	}
 	for (int i = 0; i < 3; i++)
 		free(stmts[i]);
-	free(lit_plan), free(lit_col), free(lit_def);
 	return rc;
 }
 

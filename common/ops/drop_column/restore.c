@@ -228,15 +228,13 @@ drop_backup(Run *run, const Op *op, const DropNames *n)
 int
 drop_column_rollback(Run *run, const Op *op, const Options *opts)
 {
-	const char *params[3] = {run->plan->name, "dropped_column", op->column};
 	DropNames n;
 	char *def;
 	json_t *d = NULL;
 	int rc;
 
 	drop_names_init(&n, run, op);
-	def = db_value(run->conn, "SELECT detail::text FROM migration_backup.phasemig_objects "
-				   "WHERE plan = $1 AND kind = $2 AND name = $3", 3, params);
+	def = mlog_registered_detail(run->conn, run->plan, "dropped_column", op->column);
 	if (def == NULL)
 		rc = remove_unused_backup(run, op, &n);
 	else if ((d = json_loads(def, 0, NULL)) == NULL)
