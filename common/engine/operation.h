@@ -59,6 +59,8 @@ typedef struct OpType
 	 */
 	int (*check_plan)(Run *run, const Op *op);
 	const OpHandlers *handlers;
+	/* What it adds to status's object OBJ of PHASE, or NULL. */
+	void (*status)(Run *run, const Op *op, int phase, json_t *obj);
 	bool needs_mapping;			/* phase2 apply fills it from --mapping */
 	bool adds_column;			/* its column counts as there for the operations after it */
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */

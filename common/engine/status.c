@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/operation.h"
 #include "core/db.h"
 #include "engine/guard.h"
 #include "core/log.h"
@@ -154,16 +155,10 @@ phase_status(Run *run, int phase, bool lock_held)
 		json_decref(meta);
 	}
 	PQclear(res);
-	if (phase == 3)
-	{
-		char *reached = db_value(run->conn, "SELECT string_agg(replace(kind, 'uuid_', ''), ', ' ORDER BY kind DESC) "
-								 "FROM migration_backup.phasemig_objects WHERE plan = $1 "
-								 "AND kind IN ('uuid_swapped', 'uuid_finalized')", 1, params);
-
-		if (reached)
-			json_object_set_new(obj, "reached", json_string(reached));
-		free(reached);
-	}
+	/* what the operations add of their own (convert_to_uuid: the steps of phase3 it reached) */
+	for (int i = 0; i < run->plan->n_ops; i++)
+		if (run->plan->ops[i].kind->status)
+			run->plan->ops[i].kind->status(run, &run->plan->ops[i], phase, obj);
 
 	res = db_query(run->conn,
 				   "SELECT operation, status, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS at, message "

@@ -2,10 +2,12 @@
  * read.c: what a convert_to_uuid says in a plan (the key column, whether
  * views on it are recreated around the swap) and its check against the
  * catalog before phase1: the column is there and not uuid already, unless
- * this plan's own swap made it so.
+ * this plan's own swap made it so; and what it adds to phase3's status.
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/db.h"
 #include "core/log.h"
 #include "engine/plan_check.h"
 #include "ops/ops.h"
@@ -37,11 +39,30 @@ uuid_check_plan(Run *run, const Op *op)
 	return problems;
 }
 
+/* status of phase3: which of its steps the conversion reached ("swapped", "finalized") */
+static void
+uuid_status(Run *run, const Op *op, int phase, json_t *obj)
+{
+	const char *params[1] = {run->plan->name};
+	char *reached;
+
+	(void) op;
+	if (phase != 3)
+		return;
+	reached = db_value(run->conn, "SELECT string_agg(replace(kind, 'uuid_', ''), ', ' ORDER BY kind DESC) "
+					   "FROM migration_backup.phasemig_objects WHERE plan = $1 "
+					   "AND kind IN ('uuid_swapped', 'uuid_finalized')", 1, params);
+	if (reached)
+		json_object_set_new(obj, "reached", json_string(reached));
+	free(reached);
+}
+
 const OpType op_type_convert_to_uuid = {
 	.name = "convert_to_uuid",
 	.keys = (const char *const[]) {"column", "recreate_views", NULL},
 	.read = uuid_read,
 	.check_plan = uuid_check_plan,
 	.handlers = &op_convert_to_uuid,
+	.status = uuid_status,
 	.alters_referencing_tables = true,
 };
