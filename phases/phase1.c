@@ -13,8 +13,6 @@
 #include "engine/phase.h"
 #include "engine/plan_check.h"
 #include "engine/run.h"
-#include "engine/status.h"
-#include "engine/summary.h"
 
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
@@ -108,18 +106,12 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
+	static const Subcommand subs[] = {
+		{"apply", apply, false},
+		{"rollback", rollback, false},
+		{NULL}
+	};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
-	Options opts;
-	Run *run;
-	bool is_status;
 
-	cli_parse(argc, argv, &spec, &opts);
-	if (strcmp(opts.subcommand, "plan") == 0)
-		return summary_print_plan(opts.plan_path, opts.json);
-	is_status = strcmp(opts.subcommand, "status") == 0;
-	run = run_start(1, &opts, !is_status);
-	if (is_status)
-		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
-				   NULL);
-	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
+	run_main(1, argc, argv, &spec, subs);
 }

@@ -10,8 +10,6 @@
 #include "core/log.h"
 #include "engine/phase.h"
 #include "engine/run.h"
-#include "engine/status.h"
-#include "engine/summary.h"
 
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
@@ -118,19 +116,12 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
+	static const Subcommand subs[] = {
+		{"apply", apply, true},
+		{"rollback", rollback, true},
+		{NULL}
+	};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
-	Options opts;
-	Run *run;
-	bool is_status;
 
-	cli_parse(argc, argv, &spec, &opts);
-	if (strcmp(opts.subcommand, "plan") == 0)
-		return summary_print_plan(opts.plan_path, opts.json);
-	is_status = strcmp(opts.subcommand, "status") == 0;
-	run = run_start(2, &opts, !is_status);
-	if (is_status)
-		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
-				   NULL);
-	run_require_state(run);
-	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
+	run_main(2, argc, argv, &spec, subs);
 }

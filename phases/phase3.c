@@ -10,8 +10,6 @@
 #include "core/log.h"
 #include "engine/phase.h"
 #include "engine/run.h"
-#include "engine/status.h"
-#include "engine/summary.h"
 
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"
@@ -125,23 +123,14 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", "plan", NULL};
+	static const Subcommand subs[] = {
+		{"check", check, true},
+		{"apply", apply, true},
+		{"finalize", finalize, true},
+		{"rollback", rollback, true},
+		{NULL}
+	};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH};
-	Options opts;
-	Run *run;
-	bool is_status;
 
-	cli_parse(argc, argv, &spec, &opts);
-	if (strcmp(opts.subcommand, "plan") == 0)
-		return summary_print_plan(opts.plan_path, opts.json);
-	is_status = strcmp(opts.subcommand, "status") == 0;
-	run = run_start(3, &opts, !is_status);
-	if (is_status)
-		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
-				   NULL);
-	run_require_state(run);
-	if (strcmp(opts.subcommand, "check") == 0)
-		run_finish(run, check(run, &opts), NULL);
-	if (strcmp(opts.subcommand, "finalize") == 0)
-		run_finish(run, finalize(run, &opts), NULL);
-	run_finish(run, strcmp(opts.subcommand, "apply") == 0 ? apply(run, &opts) : rollback(run, &opts), NULL);
+	run_main(3, argc, argv, &spec, subs);
 }

@@ -15,6 +15,8 @@
 
 #include "core/db.h"
 #include "engine/guard.h"
+#include "engine/status.h"
+#include "engine/summary.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -256,4 +258,31 @@ run_finish(Run *run, int code, const char *message)
 	else if (log_file_path())
 		log_info("run log: %s", log_file_path());
 	log_exit(code);
+}
+
+void
+run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand *subs)
+{
+	Options opts;
+	Run *run;
+
+	cli_parse(argc, argv, spec, &opts);
+	if (strcmp(opts.subcommand, "plan") == 0)
+		exit(summary_print_plan(opts.plan_path, opts.json));
+	if (strcmp(opts.subcommand, "status") == 0)
+	{
+		run = run_start(phase, &opts, false);
+		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
+				   NULL);
+	}
+	run = run_start(phase, &opts, true);
+	for (const Subcommand *sub = subs; sub->name; sub++)
+		if (strcmp(sub->name, opts.subcommand) == 0)
+		{
+			if (sub->needs_state)
+				run_require_state(run);
+			run_finish(run, sub->run(run, &opts), NULL);
+		}
+	/* cli_parse accepted it: a subcommand SPEC lists and SUBS lacks */
+	log_fatal(EXIT_FAILED, "subcommand \"%s\" has no implementation", opts.subcommand);
 }
