@@ -175,15 +175,22 @@ log_exit_code(void)
 		va_end(ap); \
 	}
 
+/* emit_error under the log's lock: log_error's and log_fatal's. */
+static void
+locked_error(const char *fmt, va_list ap)
+{
+	pthread_mutex_lock(&log_mutex);
+	emit_error(fmt, ap);
+	pthread_mutex_unlock(&log_mutex);
+}
+
 void
 log_error(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	pthread_mutex_lock(&log_mutex);
-	emit_error(fmt, ap);
-	pthread_mutex_unlock(&log_mutex);
+	locked_error(fmt, ap);
 	va_end(ap);
 }
 
@@ -264,9 +271,7 @@ log_fatal(int code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	pthread_mutex_lock(&log_mutex);
-	emit_error(fmt, ap);
-	pthread_mutex_unlock(&log_mutex);
+	locked_error(fmt, ap);
 	va_end(ap);
 	log_exit(code);
 }

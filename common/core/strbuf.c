@@ -185,24 +185,27 @@ sb_append_literal(StrBuf *sb, const char *s)
 	sb_append(sb, "'");
 }
 
-char *
-sql_ident(const char *name)
+/* S through APPEND into a fresh malloc'd string. */
+static char *
+appended(void (*append)(StrBuf *, const char *), const char *s)
 {
 	StrBuf sb;
 
 	sb_init(&sb);
-	sb_append_ident(&sb, name);
+	append(&sb, s);
 	return sb.data;
+}
+
+char *
+sql_ident(const char *name)
+{
+	return appended(sb_append_ident, name);
 }
 
 char *
 sql_literal(const char *s)
 {
-	StrBuf sb;
-
-	sb_init(&sb);
-	sb_append_literal(&sb, s);
-	return sb.data;
+	return appended(sb_append_literal, s);
 }
 
 char *

@@ -23,24 +23,16 @@ uid_column(const Plan *plan)
 	return NULL;
 }
 
-/* Whether an operation of the plan needs a mapping (phase2 --mapping). */
-static bool
-needs_mapping(const Plan *plan)
+/* Whether an operation of the plan needs a mapping (phase2 --mapping), or converts the key to uuid. */
+static void
+plan_traits(const Plan *plan, bool *needs_mapping, bool *converts_key)
 {
+	*needs_mapping = *converts_key = false;
 	for (int i = 0; i < plan->n_ops; i++)
-		if (plan->ops[i].kind->needs_mapping)
-			return true;
-	return false;
-}
-
-/* Whether an operation of the plan converts the key to uuid (and so has a finalize step). */
-static bool
-converts_key(const Plan *plan)
-{
-	for (int i = 0; i < plan->n_ops; i++)
-		if (plan->ops[i].kind->alters_referencing_tables)
-			return true;
-	return false;
+	{
+		*needs_mapping |= plan->ops[i].kind->needs_mapping;
+		*converts_key |= plan->ops[i].kind->alters_referencing_tables;
+	}
 }
 
 static json_t *
@@ -62,6 +54,7 @@ summary_plan(const Plan *plan)
 	json_t *obj = json_object();
 	json_t *ops = json_array();
 	const char *uid = uid_column(plan);
+	bool needs_mapping, converts_key;
 
 	json_object_set_new(obj, "plan", json_string(plan->name));
 	json_object_set_new(obj, "file", json_string(plan->path));
@@ -71,8 +64,9 @@ summary_plan(const Plan *plan)
 	json_object_set_new(obj, "key", json_string(plan->key));
 	json_object_set_new(obj, "uid_column", uid ? json_string(uid) : json_null());
 	/* phase2 apply needs --mapping; phase3 has a finalize step */
-	json_object_set_new(obj, "needs_mapping", json_boolean(needs_mapping(plan)));
-	json_object_set_new(obj, "converts_to_uuid", json_boolean(converts_key(plan)));
+	plan_traits(plan, &needs_mapping, &converts_key);
+	json_object_set_new(obj, "needs_mapping", json_boolean(needs_mapping));
+	json_object_set_new(obj, "converts_to_uuid", json_boolean(converts_key));
 	json_object_set_new(obj, "settings", json_pack("{s:i, s:i, s:i}", "lock_timeout_ms", plan->lock_timeout_ms,
 												   "batch_size", plan->batch_size, "ddl_attempts", plan->ddl_attempts));
 	for (int i = 0; i < plan->n_ops; i++)
