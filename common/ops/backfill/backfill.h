@@ -12,6 +12,10 @@
  *   generate.c  uids for rows that match nobody, kept for good
  *   fill.c      the lookups and the batch statement of the fill
  *   report.c    unmatched rows, skipped values, the import file, the summary
+ * and, with headers of their own: mapping.c (loading the mapping),
+ * export_user.c (one export user as a staging row), value_check.c (values
+ * that do not fit), import_file.c (the auth:import file), firebase_uid.c
+ * and base64.c.
  */
 #ifndef PHASEMIG_BACKFILL_H
 #define PHASEMIG_BACKFILL_H
