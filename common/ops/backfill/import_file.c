@@ -18,6 +18,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "ops/backfill/base64.h"
 
 #define IMPORT_SUFFIX "-firebase-import.json"
 #define PARTIAL_SUFFIX IMPORT_SUFFIX ".partial"
@@ -97,60 +98,71 @@ import_file_finish_partials(Run *run, const ImportFile *f)
 	closedir(dir);
 }
 
-static void
-set_if(json_t *obj, const char *key, PGresult *res, int row, int col)
+/* The columns of users_sql (import_file.h), found by name. */
+typedef struct UserColumns
 {
-	if (!PQgetisnull(res, row, col) && PQgetvalue(res, row, col)[0])
-		json_object_set_new(obj, key, json_string(PQgetvalue(res, row, col)));
+	int uid;
+	int email;
+	int clerk_user_id;
+	int display_name;
+	int password_digest;
+	int phone_number;
+} UserColumns;
+
+static UserColumns
+user_columns(const PGresult *res)
+{
+	return (UserColumns) {
+		.uid = PQfnumber(res, "firebase_uid"),
+		.email = PQfnumber(res, "email"),
+		.clerk_user_id = PQfnumber(res, "clerk_user_id"),
+		.display_name = PQfnumber(res, "display_name"),
+		.password_digest = PQfnumber(res, "password_digest"),
+		.phone_number = PQfnumber(res, "phone_number"),
+	};
 }
 
-static char *
-base64(const char *in)
+/* ROW's value of COL, or NULL when it is NULL or empty (or the query has no such column). */
+static const char *
+value_of(const PGresult *res, int row, int col)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t len = strlen(in);
-	char *out = xmalloc(4 * ((len + 2) / 3) + 1);
-	size_t o = 0;
+	if (col < 0 || PQgetisnull(res, row, col) || PQgetvalue(res, row, col)[0] == '\0')
+		return NULL;
+	return PQgetvalue(res, row, col);
+}
 
-	for (size_t i = 0; i < len; i += 3)
-	{
-		unsigned v = (unsigned char) in[i] << 16;
-
-		if (i + 1 < len)
-			v |= (unsigned char) in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= (unsigned char) in[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? tbl[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return out;
+static void
+set_if(json_t *obj, const char *key, const char *value)
+{
+	if (value)
+		json_object_set_new(obj, key, json_string(value));
 }
 
 /* One user of a users_sql row as the JSON auth:import reads; counts digests. */
 static void
-write_user(FILE *fp, PGresult *res, int i, bool first, long long *hashes)
+write_user(FILE *fp, const PGresult *res, const UserColumns *c, int i, bool first, long long *hashes)
 {
 	json_t *u = json_object();
 	json_t *attrs = json_object();
+	const char *digest = value_of(res, i, c->password_digest);
+	const char *phone = value_of(res, i, c->phone_number);
 	char *attrs_text, *text;
 
-	set_if(u, "localId", res, i, 0);
-	set_if(u, "email", res, i, 1);
-	set_if(u, "displayName", res, i, 3);
-	if (!PQgetisnull(res, i, 4) && PQgetvalue(res, i, 4)[0])
+	set_if(u, "localId", value_of(res, i, c->uid));
+	set_if(u, "email", value_of(res, i, c->email));
+	set_if(u, "displayName", value_of(res, i, c->display_name));
+	if (digest)
 	{
-		char *b64 = base64(PQgetvalue(res, i, 4));
+		char *b64 = base64_encode((const unsigned char *) digest, strlen(digest));
 
 		json_object_set_new(u, "passwordHash", json_string(b64));
 		free(b64);
 		(*hashes)++;
 	}
-	if (!PQgetisnull(res, i, 5) && PQgetvalue(res, i, 5)[0] == '+')
-		set_if(u, "phoneNumber", res, i, 5);
-	json_object_set_new(attrs, "clerk_user_id", json_string(PQgetvalue(res, i, 2)));
+	/* Firebase takes phone numbers in E.164 form only */
+	if (phone && phone[0] == '+')
+		set_if(u, "phoneNumber", phone);
+	json_object_set_new(attrs, "clerk_user_id", json_string(PQgetvalue(res, i, c->clerk_user_id)));
 	attrs_text = json_dumps(attrs, JSON_COMPACT);
 	json_object_set_new(u, "customAttributes", json_string(attrs_text));
 	text = json_dumps(u, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -161,18 +173,79 @@ write_user(FILE *fp, PGresult *res, int i, bool first, long long *hashes)
 	json_decref(u);
 }
 
+/*
+ * In a transaction it leaves open: mark the users not listed yet, record
+ * the file FINAL in the ledger, and write the users to FP.  Returns how many
+ * were written; *hashes counts their password digests.
+ */
+static long long
+mark_and_write(Run *run, const ImportFile *f, const char *final, FILE *fp, long long *hashes)
+{
+	char *ledger = str_printf("INSERT INTO %s (run_id, path, users) SELECT $1::uuid, $2, count(*) "
+							  "FROM pg_temp.phasemig_to_import", f->ledger);
+	char *declare = str_printf("DECLARE phasemig_import NO SCROLL CURSOR FOR %s", f->users_sql);
+	long long users = 0;
+	int rows;
+
+	db_exec(run->conn, "BEGIN");
+	db_exec(run->conn, "CREATE TEMP TABLE phasemig_to_import (firebase_uid text PRIMARY KEY) ON COMMIT DROP");
+	db_execp(run->conn, f->mark_sql, 1, (const char *[]) {run->run_id});
+	db_execp(run->conn, ledger, 2, (const char *[]) {run->run_id, final});
+	db_exec(run->conn, declare);
+	fputs("{\"users\": [", fp);
+	do
+	{
+		PGresult *res = db_query(run->conn, "FETCH 1000 FROM phasemig_import", 0, NULL);
+		UserColumns cols = user_columns(res);
+
+		rows = PQntuples(res);
+		for (int i = 0; i < rows; i++, users++)
+			write_user(fp, res, &cols, i, users == 0, hashes);
+		PQclear(res);
+	} while (rows == 1000);
+	fputs("]}", fp);
+	free(ledger);
+	free(declare);
+	return users;
+}
+
+/*
+ * Commit the marks; only a commit the server confirmed makes the file final.
+ * On failure the partial file goes, unless the connection was lost during
+ * COMMIT: then it stays for the next run to resolve.
+ */
+static bool
+commit_marks(Run *run, const char *partial)
+{
+	PGresult *res = PQexec(run->conn, "COMMIT");
+	bool unknown;
+
+	if (db_ok(res) && PQstatus(run->conn) == CONNECTION_OK)
+	{
+		PQclear(res);
+		return true;
+	}
+	unknown = PQstatus(run->conn) != CONNECTION_OK;
+	log_error("could not commit the users of the import file: %s", db_error_line(res, run->conn));
+	PQclear(res);
+	if (unknown)
+	{
+		log_detail("the connection was lost during COMMIT: \"%s\" stays under its temporary name", partial);
+		log_hint("run phase2 apply again: it renames the file if the commit happened, else lists those users anew");
+	}
+	else
+		remove(partial);
+	return false;
+}
+
 int
 import_file_write(Run *run, const ImportFile *f)
 {
 	char *partial = str_printf("%s/%s" PARTIAL_SUFFIX, f->logs_dir, run->run_id);
 	char *final = str_printf("%s/%s" IMPORT_SUFFIX, f->logs_dir, run->run_id);
-	char *ledger = str_printf("INSERT INTO %s (run_id, path, users) SELECT $1::uuid, $2, count(*) "
-							  "FROM pg_temp.phasemig_to_import", f->ledger);
-	char *declare = str_printf("DECLARE phasemig_import NO SCROLL CURSOR FOR %s", f->users_sql);
 	FILE *fp = log_create_private_file(partial);
 	long long users = 0, hashes = 0;
 	bool written;
-	PGresult *res;
 	int rc = EXIT_FAILED;
 
 	if (fp == NULL)
@@ -180,27 +253,8 @@ import_file_write(Run *run, const ImportFile *f)
 		log_error("could not write \"%s\": %s", partial, strerror(errno));
 		goto done;
 	}
-	/* 1. mark the users not listed yet and record the file, in one transaction */
-	fputs("{\"users\": [", fp);
-	db_exec(run->conn, "BEGIN");
-	db_exec(run->conn, "CREATE TEMP TABLE phasemig_to_import (firebase_uid text PRIMARY KEY) ON COMMIT DROP");
-	db_execp(run->conn, f->mark_sql, 1, (const char *[]) {run->run_id});
-	db_execp(run->conn, ledger, 2, (const char *[]) {run->run_id, final});
-	/* 2. write them under the temporary name */
-	db_exec(run->conn, declare);
-	for (;;)
-	{
-		int rows;
-
-		res = db_query(run->conn, "FETCH 1000 FROM phasemig_import", 0, NULL);
-		rows = PQntuples(res);
-		for (int i = 0; i < rows; i++, users++)
-			write_user(fp, res, i, users == 0, &hashes);
-		PQclear(res);
-		if (rows < 1000)
-			break;
-	}
-	fputs("]}", fp);
+	/* 1. mark the users not listed yet, record the file and write them under the temporary name */
+	users = mark_and_write(run, f, final, fp, &hashes);
 	written = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
 	written = fclose(fp) == 0 && written;
 	if (!written || users == 0)
@@ -215,25 +269,10 @@ import_file_write(Run *run, const ImportFile *f)
 		rc = written ? EXIT_DONE : EXIT_FAILED;
 		goto done;
 	}
-	/* 3. commit; only a commit the server confirmed makes the file final */
-	res = PQexec(run->conn, "COMMIT");
-	if (!db_ok(res) || PQstatus(run->conn) != CONNECTION_OK)
-	{
-		bool unknown = PQstatus(run->conn) != CONNECTION_OK;
-
-		log_error("could not commit the users of the import file: %s", db_error_line(res, run->conn));
-		PQclear(res);
-		if (unknown)
-		{
-			log_detail("the connection was lost during COMMIT: \"%s\" stays under its temporary name", partial);
-			log_hint("run phase2 apply again: it renames the file if the commit happened, else lists those users anew");
-		}
-		else
-			remove(partial);
+	/* 2. commit */
+	if (!commit_marks(run, partial))
 		goto done;
-	}
-	PQclear(res);
-	/* 4. the final name */
+	/* 3. the final name */
 	if (rename(partial, final) != 0)
 	{
 		log_error("could not rename \"%s\" to \"%s\": %s", partial, final, strerror(errno));
@@ -247,7 +286,5 @@ import_file_write(Run *run, const ImportFile *f)
 done:
 	free(partial);
 	free(final);
-	free(ledger);
-	free(declare);
 	return rc;
 }

@@ -20,8 +20,9 @@ typedef struct ImportFile
 	 */
 	const char *mark_sql;
 	/*
-	 * A query over pg_temp.phasemig_to_import: uid, email, clerk id,
-	 * display name, bcrypt digest, phone number; one row per user.
+	 * A query over pg_temp.phasemig_to_import, one row per user, with the
+	 * columns (read by name) firebase_uid, email, clerk_user_id,
+	 * display_name, password_digest (bcrypt) and phone_number.
 	 */
 	const char *users_sql;
 } ImportFile;

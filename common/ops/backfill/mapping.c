@@ -2,7 +2,7 @@
  * mapping.c: sends each user of a Firebase Auth export (or each pair of a
  * plain mapping), made a row by export_user.c, with COPY into
  * pg_temp.phasemig_staging.  Matching and conflict checks happen in SQL
- * afterwards (op_backfill.c).
+ * afterwards (match.c).
  */
 #include "ops/backfill/mapping.h"
 
@@ -166,40 +166,68 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 	return EXIT_DONE;
 }
 
-/* CSV is parsed by the server (COPY csv); the header is checked here first. */
-static int
-load_csv(PGconn *conn, const char *path, long long *loaded)
+/*
+ * PATH (a KIND, for messages) opened, its first line checked to be HEADER
+ * (csv_header.h; WHAT names the file it expects).  NULL, logged, when it
+ * cannot be opened or has another header.
+ */
+static FILE *
+open_csv(const char *path, const char *kind, const char *header, const char *what)
 {
 	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL)
+		log_error("could not open %s \"%s\": %s", kind, path, strerror(errno));
+	else if (!csv_header_is(fp, header, what, path))
+	{
+		fclose(fp);
+		fp = NULL;
+	}
+	return fp;
+}
+
+/*
+ * Send the rest of FP, which is closed here, to COPY_SQL (CSV, parsed by the
+ * server).  Returns EXIT_DONE; EXIT_BAD_INPUT when the server refused the
+ * file, with HINT (a format of PATH) logged; EXIT_FAILED when the
+ * connection, not the file, failed.
+ */
+static int
+copy_csv_file(PGconn *conn, FILE *fp, const char *copy_sql, const char *path, const char *hint)
+{
 	CopyIn ci;
 	bool ok;
 
-	if (fp == NULL)
-	{
-		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
-		return EXIT_BAD_INPUT;
-	}
-	if (!csv_header_is(fp, CSV_HEADER_MAPPING, "a mapping CSV", path))
-	{
-		fclose(fp);
-		return EXIT_BAD_INPUT;
-	}
-	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_csv (clerk_user_id text, firebase_uid text)");
-	db_exec(conn, "TRUNCATE pg_temp.phasemig_csv");
-	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv)"))
+	if (!copyin_begin(&ci, conn, copy_sql))
 	{
 		fclose(fp);
 		return EXIT_FAILED;
 	}
 	ok = copyin_file(&ci, fp);
 	fclose(fp);
-	if (!copyin_finish(&ci, ok ? NULL : "read error"))
-	{
-		if (PQstatus(conn) != CONNECTION_OK)
-			return EXIT_FAILED;	/* the connection, not the file */
-		log_hint("mapping file \"%s\" must be CSV with two columns, clerk_user_id and firebase_uid", path);
+	if (copyin_finish(&ci, ok ? NULL : "read error"))
+		return EXIT_DONE;
+	if (PQstatus(conn) != CONNECTION_OK)
+		return EXIT_FAILED;
+	log_hint(hint, path);
+	return EXIT_BAD_INPUT;
+}
+
+/* CSV is parsed by the server (COPY csv); the header is checked here first. */
+static int
+load_csv(PGconn *conn, const char *path, long long *loaded)
+{
+	FILE *fp = open_csv(path, "mapping file", CSV_HEADER_MAPPING, "a mapping CSV");
+	int rc;
+
+	if (fp == NULL)
 		return EXIT_BAD_INPUT;
-	}
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_csv (clerk_user_id text, firebase_uid text)");
+	db_exec(conn, "TRUNCATE pg_temp.phasemig_csv");
+	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv)", path,
+					   "mapping file \"%s\" must be CSV with two columns, clerk_user_id and firebase_uid");
+	if (rc != EXIT_DONE)
+		return rc;
 	{
 		long long bad = db_count(conn,
 								 "SELECT count(*) FROM pg_temp.phasemig_csv WHERE coalesce(clerk_user_id, '') = '' "
@@ -238,39 +266,20 @@ mapping_load(PGconn *conn, const char *path, long long *loaded)
 int
 mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 {
-	FILE *fp = fopen(path, "r");
-	CopyIn ci;
-	bool ok;
+	FILE *fp = open_csv(path, "Clerk export", CSV_HEADER_CLERK, "a Clerk dashboard CSV export");
+	int rc;
 
 	if (fp == NULL)
-	{
-		log_error("could not open Clerk export \"%s\": %s", path, strerror(errno));
 		return EXIT_BAD_INPUT;
-	}
 	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "
 			"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "
 			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
 			"totp_secret text, password_digest text, password_hasher text)");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
-	if (!csv_header_is(fp, CSV_HEADER_CLERK, "a Clerk dashboard CSV export", path))
-	{
-		fclose(fp);
-		return EXIT_BAD_INPUT;
-	}
-	if (!copyin_begin(&ci, conn, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)"))
-	{
-		fclose(fp);
-		return EXIT_FAILED;
-	}
-	ok = copyin_file(&ci, fp);
-	fclose(fp);
-	if (!copyin_finish(&ci, ok ? NULL : "read error"))
-	{
-		if (PQstatus(conn) != CONNECTION_OK)
-			return EXIT_FAILED;	/* the connection, not the file */
-		log_hint("\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)", path);
-		return EXIT_BAD_INPUT;
-	}
+	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)", path,
+					   "\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)");
+	if (rc != EXIT_DONE)
+		return rc;
 	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_clerk", 0, NULL);
 	return EXIT_DONE;
 }

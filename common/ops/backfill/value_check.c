@@ -30,9 +30,10 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 {
 	const char *params[2] = {qrel, column};
 	PGresult *res = db_query(conn,
-							 "SELECT pg_catalog.format_type(atttypid, atttypmod), "
+							 "SELECT pg_catalog.format_type(atttypid, atttypmod) AS type, "
 							 "CASE WHEN atttypid IN ('pg_catalog.varchar'::pg_catalog.regtype, "
 							 "'pg_catalog.bpchar'::pg_catalog.regtype) AND atttypmod >= 4 THEN atttypmod - 4 END "
+							 "AS max_chars "
 							 "FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attname = $2 "
 							 "AND attnum > 0 AND NOT attisdropped",
 							 2, params);
@@ -40,8 +41,11 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 
 	if (found)
 	{
-		ct->type = xstrdup(PQgetvalue(res, 0, 0));
-		ct->max_chars = PQgetisnull(res, 0, 1) ? -1 : atol(PQgetvalue(res, 0, 1));
+		int type = PQfnumber(res, "type");
+		int max_chars = PQfnumber(res, "max_chars");
+
+		ct->type = xstrdup(PQgetvalue(res, 0, type));
+		ct->max_chars = PQgetisnull(res, 0, max_chars) ? -1 : atol(PQgetvalue(res, 0, max_chars));
 	}
 	PQclear(res);
 	return found;
@@ -64,13 +68,10 @@ typedef struct Target
 static void
 skip_values(Run *run, const Target *t, const char *cond, const char *problem)
 {
-	char *field = PQescapeLiteral(run->conn, t->field, strlen(t->field));
-	char *column = PQescapeLiteral(run->conn, t->column, strlen(t->column));
-	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT firebase_uid, element, %s, %s, %s "
-							"FROM pg_temp.phasemig_staging WHERE %s",
-							field, column, problem, cond);
+	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT firebase_uid, element, $1::text, $2::text, "
+							"%s FROM pg_temp.phasemig_staging WHERE %s", problem, cond);
 
-	db_exec(run->conn, list);
+	db_execp(run->conn, list, 2, (const char *[]) {t->field, t->column});
 	if (t->scol)
 	{
 		char *clear = str_printf("UPDATE pg_temp.phasemig_staging SET %s = NULL WHERE %s", t->scol, cond);
@@ -79,8 +80,6 @@ skip_values(Run *run, const Target *t, const char *cond, const char *problem)
 		free(clear);
 	}
 	free(list);
-	PQfreemem(field);
-	PQfreemem(column);
 }
 
 /*

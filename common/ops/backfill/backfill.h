@@ -1,0 +1,111 @@
+/*
+ * backfill.h: what the files of backfill_from_mapping share, internal to
+ * ops/backfill/: the names and SQL pieces the operation builds once (Names,
+ * in the manner of pg_repack's repack_table), the state one phase2 apply
+ * passes through its steps (Phase2), and each file's steps.
+ *
+ *   backfill.c  the handlers: each phase's apply and rollback as numbered steps
+ *   names.c     Names, and the small SQL helpers every file uses
+ *   trigger.c   phase1's sync trigger
+ *   restore.c   the backup table of originals, and restoring from it
+ *   match.c     phase2's staging tables, matching and conflict checks
+ *   generate.c  uids for rows that match nobody, kept for good
+ *   fill.c      the lookups and the batch statement of the fill
+ *   report.c    unmatched rows, skipped values, the import file, the summary
+ * and, with headers of their own: mapping.c (loading the mapping),
+ * export_user.c (one export user as a staging row), value_check.c (values
+ * that do not fit), import_file.c (the auth:import file), firebase_uid.c
+ * and base64.c.
+ */
+#ifndef PHASEMIG_BACKFILL_H
+#define PHASEMIG_BACKFILL_H
+
+#include "core/keyset.h"
+#include "engine/fill.h"
+#include "ops/ops.h"
+
+typedef struct Names
+{
+	/* the operation's own tables, all migration_backup."<plan>:<what>" */
+	char *source;			/* the mapping the trigger and the batches read */
+	char *backup;			/* "backfill": originals and written values */
+	char *generated;		/* uids phasemig gave, kept for good */
+	char *import_files;		/* the ledger of import files */
+	char *sync_fn;			/* "sync": the trigger's function */
+	char *trigger;			/* quoted trigger name on the table */
+	char *trigger_name;		/* unquoted */
+
+	/* the plan's columns, quoted */
+	char *q_match;			/* the Clerk id */
+	char *q_email;			/* NULL without an email column */
+	char *q_uid;
+	int n_set;
+	char **q_set;			/* op->set[i].column */
+
+	/* SQL pieces of the backup table (restore.c), used by the trigger and the batches */
+	char *backup_columns;	/* "original_1, written_1, ..." */
+	char *backup_upsert;	/* ON CONFLICT (key) DO UPDATE list, the table aliased bk */
+
+	/* the lookups the batches probe: temporary, or (--jobs) unlogged in migration_backup */
+	char *by_clerk_id;
+	char *by_email;
+	char *profile;
+
+	/* the fill's batch statement (fill.c), and the text it points into */
+	KeysetBatch batch;
+	char *batch_columns;
+	char *batch_steps;
+} Names;
+
+/* One phase2 apply, as its steps see it. */
+typedef struct Phase2
+{
+	Run *run;
+	const Op *op;
+	const Options *opts;
+	Names n;
+	long long loaded;		/* users read from the mapping */
+	long long generated;	/* uids given by this run */
+	long long skipped;		/* export values left empty (--skip-invalid-values) */
+	FillTable fill;
+} Phase2;
+
+/* names.c */
+void bf_names_init(Names *n, const Run *run, const Op *op);
+void bf_names_free(Names *n);
+void bf_use_session_lookups(Names *n);
+void bf_drop_shared_lookups(Run *run, const Names *n);
+bool bf_table_exists(Run *run, const char *qname);
+/* db_exec(SQL), then free it: for statements built only to be run once. */
+void bf_exec_free(Run *run, char *sql);
+/* Drop table QNAME if registered as KIND/NAME, then unregister it.  Exit code. */
+int bf_drop_registered_table(Run *run, const char *qname, const char *kind, const char *name);
+
+/* trigger.c */
+int bf_install_sync_trigger(Run *run, const Op *op, const Names *n);
+int bf_drop_sync_trigger(Run *run, const Names *n);
+
+/* restore.c */
+int bf_ensure_backup_table(Run *run, const Names *n, int phase);
+int bf_restore_backup(Run *run, const Names *n, const Options *opts);
+
+/* match.c */
+int bf_stage_inputs(Phase2 *s);
+int bf_check_staging(Phase2 *s);
+int bf_replace_source(Phase2 *s);
+
+/* generate.c */
+int bf_ensure_generated_tables(Run *run, const Names *n);
+int bf_adopt_source_generated(Run *run, const Names *n);
+int bf_generate_missing(Phase2 *s);
+void bf_discard_generated(Run *run, const Names *n, bool drop);
+
+/* fill.c */
+int bf_fill(Phase2 *s);
+int bf_fill_before_resume_point(Phase2 *s);
+
+/* report.c */
+int bf_write_skipped(Run *run, const Options *opts);
+int bf_report(Phase2 *s, int rc);
+
+#endif

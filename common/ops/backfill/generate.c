@@ -1,0 +1,232 @@
+/*
+ * generate.c: uids for rows that match nobody (--generate-missing), kept for
+ * good in the plan's generated table, so a user keeps the same uid across
+ * rollbacks and applies, together with the ledger of the import files that
+ * listed them; adopting the uids an earlier phasemig kept only in the source
+ * table, and forgetting them all (--discard-generated-uids).
+ */
+#include <stdlib.h>
+
+#include "core/copyin.h"
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "ops/backfill/backfill.h"
+#include "ops/backfill/firebase_uid.h"
+#include "ops/backfill/mapping.h"
+
+/* Rows fetched, and uids made, at a time. */
+#define GENERATE_CHUNK 10000
+
+/* The plan's generated uids and its ledger of import files: created once, kept by every rollback. */
+int
+bf_ensure_generated_tables(Run *run, const Names *n)
+{
+	char *gen = str_printf("CREATE TABLE IF NOT EXISTS %s (clerk_user_id text PRIMARY KEY, "
+						   "firebase_uid text NOT NULL UNIQUE, generated_by uuid NOT NULL, "
+						   "generated_at timestamptz NOT NULL DEFAULT now(), import_file uuid)", n->generated);
+	char *ledger = str_printf("CREATE TABLE IF NOT EXISTS %s (run_id uuid PRIMARY KEY, path text NOT NULL, "
+							  "users bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT now())",
+							  n->import_files);
+	bool ok = true;
+
+	if (!bf_table_exists(run, n->generated) || !bf_table_exists(run, n->import_files))
+		ok = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids",
+									(const char *[]) {gen, ledger}, 2);
+	free(gen);
+	free(ledger);
+	return ok ? EXIT_DONE : EXIT_FAILED;
+}
+
+/*
+ * Generated uids an earlier phasemig kept only in the source table (origin
+ * 'generated', import_file naming the run whose file listed them): adopted
+ * into the plan's generated table the first time, so those users keep them.
+ */
+int
+bf_adopt_source_generated(Run *run, const Names *n)
+{
+	StrBuf sql;
+	char *any;
+	bool has_any, has_marks;
+	int rc;
+
+	if (bf_table_exists(run, n->generated) || !bf_table_exists(run, n->source))
+		return EXIT_DONE;
+	any = str_printf("SELECT 1 FROM %s WHERE origin = 'generated' LIMIT 1", n->source);
+	has_any = db_exists(run->conn, any, 0, NULL);
+	free(any);
+	if (!has_any)
+		return EXIT_DONE;
+	if ((rc = bf_ensure_generated_tables(run, n)) != EXIT_DONE)
+		return rc;
+	has_marks = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+						  "AND attname = 'import_file' AND NOT attisdropped", 1, (const char *[]) {n->source});
+	sb_init(&sql);
+	sb_printf(&sql, "WITH i AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) ", n->generated);
+	sb_append(&sql, "SELECT DISTINCT ON (clerk_user_id) clerk_user_id, firebase_uid, $1::uuid, ");
+	sb_append(&sql, has_marks ? "import_file::uuid" : "NULL::uuid");
+	sb_printf(&sql, " FROM %s ", n->source);
+	sb_append(&sql, "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1) ");
+	sb_append(&sql, "SELECT count(*) FROM i");
+	log_info("kept %lld generated uids found in %s",
+			 db_count(run->conn, sql.data, 1, (const char *[]) {run->run_id}), n->source);
+	sb_free(&sql);
+	return EXIT_DONE;
+}
+
+/*
+ * The cursor over the Clerk ids of rows without a uid that the source table
+ * matches neither by Clerk id nor (with an email column) by email.
+ */
+static char *
+missing_cursor_sql(const Run *run, const Names *n)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	sb_append(&sb, "DECLARE phasemig_missing NO SCROLL CURSOR FOR ");
+	sb_printf(&sb, "SELECT DISTINCT t.%s::text ", n->q_match);
+	sb_printf(&sb, "FROM %s t ", run->plan->q_table);
+	sb_printf(&sb, "WHERE t.%s IS NULL ", n->q_uid);
+	sb_printf(&sb, "AND t.%s IS NOT NULL ", n->q_match);
+	sb_printf(&sb, "AND NOT EXISTS (SELECT 1 FROM %s x ", n->source);
+	sb_printf(&sb, "WHERE x.clerk_user_id = t.%s::text)", n->q_match);
+	if (n->q_email)
+	{
+		sb_printf(&sb, " AND NOT EXISTS (SELECT 1 FROM %s x ", n->source);
+		sb_append(&sb, "WHERE x.clerk_user_id IS NULL ");
+		sb_printf(&sb, "AND x.email_norm = " MAPPING_EMAIL_NORM("t.") ")", n->q_email);
+	}
+	return sb_steal(&sb);
+}
+
+/* COPY one chunk of Clerk ids (RES's first column), each with a new uid, into pg_temp.phasemig_generated. */
+static bool
+copy_new_uids(Run *run, PGresult *res)
+{
+	CopyIn ci;
+
+	if (!copyin_begin(&ci, run->conn, "COPY pg_temp.phasemig_generated (clerk_user_id, firebase_uid) FROM STDIN"))
+		return false;
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		char uid[FIREBASE_UID_LENGTH + 1];
+
+		firebase_uid_generate(uid);
+		copyin_field(&ci, PQgetvalue(res, i, 0));
+		copyin_field(&ci, uid);
+		copyin_end_row(&ci);
+	}
+	return copyin_finish(&ci, NULL);
+}
+
+/*
+ * Make the uids in one transaction: the Clerk ids, a chunk at a time, with
+ * their new uids into pg_temp.phasemig_generated, then from there into the
+ * generated table and the source table.  Returns the uids kept, or -1 (the
+ * transaction rolled back).
+ */
+static long long
+make_uids(Run *run, const Names *n)
+{
+	char *declare = missing_cursor_sql(run, n);
+	char *keep = str_printf("WITH g AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by) "
+							"SELECT clerk_user_id, firebase_uid, $1::uuid FROM pg_temp.phasemig_generated "
+							"ON CONFLICT DO NOTHING RETURNING clerk_user_id, firebase_uid), "
+							"s AS (INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
+							"SELECT firebase_uid, clerk_user_id, 'generated' FROM g RETURNING 1) "
+							"SELECT count(*) FROM s", n->generated, n->source);
+	char *fetch = str_printf("FETCH %d FROM phasemig_missing", GENERATE_CHUNK);
+	long long kept = -1;
+	int rows;
+
+	db_exec(run->conn, "BEGIN");
+	db_exec(run->conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_generated (clerk_user_id text, firebase_uid text)");
+	db_exec(run->conn, "TRUNCATE pg_temp.phasemig_generated");
+	db_exec(run->conn, declare);
+	do
+	{
+		PGresult *res = db_query(run->conn, fetch, 0, NULL);
+		bool ok;
+
+		rows = PQntuples(res);
+		ok = rows == 0 || copy_new_uids(run, res);
+		PQclear(res);
+		if (!ok)
+		{
+			PQclear(PQexec(run->conn, "ROLLBACK"));
+			goto done;
+		}
+	} while (rows == GENERATE_CHUNK);
+	db_exec(run->conn, "CLOSE phasemig_missing");
+	kept = db_count(run->conn, keep, 1, (const char *[]) {run->run_id});
+	db_exec(run->conn, "COMMIT");
+done:
+	free(declare);
+	free(keep);
+	free(fetch);
+	return kept;
+}
+
+/*
+ * Give rows that matched nobody a new uid, kept in the plan's generated
+ * table (for good) and in the source table (origin 'generated', so the
+ * batches and the trigger find it).  A user who was given one before is
+ * matched by it already and never gets a second.
+ */
+int
+bf_generate_missing(Phase2 *s)
+{
+	Run *run = s->run;
+
+	s->generated = 0;
+	if (bf_ensure_generated_tables(run, &s->n) != EXIT_DONE)
+		return EXIT_FAILED;
+	if ((s->generated = make_uids(run, &s->n)) < 0)
+	{
+		s->generated = 0;
+		return EXIT_FAILED;
+	}
+	if (s->generated > 0)
+	{
+		bf_exec_free(run, str_printf("ANALYZE %s", s->n.source));
+		log_info("generated %lld new Firebase uids for rows with no match", s->generated);
+	}
+	return EXIT_DONE;
+}
+
+/*
+ * --discard-generated-uids: forget the uids phasemig generated and the
+ * ledger of import files (drop: their tables too).  Only right when no
+ * import file was imported into Firebase: the next apply generates new uids.
+ */
+void
+bf_discard_generated(Run *run, const Names *n, bool drop)
+{
+	const char *tables[2] = {n->generated, n->import_files};
+
+	if (bf_table_exists(run, n->import_files))
+	{
+		char *files = str_printf("SELECT string_agg(path, ', ' ORDER BY written_at) FROM %s", n->import_files);
+		char *listed = db_value(run->conn, files, 0, NULL);
+
+		if (listed)
+			log_warning("the import files that listed them must not be imported now: %s", listed);
+		free(listed);
+		free(files);
+	}
+	if (bf_table_exists(run, n->generated))
+	{
+		char *count = str_printf("SELECT count(*) FROM %s", n->generated);
+
+		log_info("discarding %lld generated uids", db_count(run->conn, count, 0, NULL));
+		free(count);
+	}
+	/* both forgotten in one transaction: a uid is never kept without the file that listed it */
+	db_exec(run->conn, "BEGIN");
+	for (int i = 0; i < 2; i++)
+		if (drop || bf_table_exists(run, tables[i]))
+			bf_exec_free(run, str_printf(drop ? "DROP TABLE IF EXISTS %s" : "DELETE FROM %s", tables[i]));
+	db_exec(run->conn, "COMMIT");
+}

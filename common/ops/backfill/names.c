@@ -1,0 +1,147 @@
+/*
+ * names.c: every name and SQL piece backfill_from_mapping builds once per
+ * handler call (Names), and the small SQL helpers its files share.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "ops/backfill/backfill.h"
+
+/*
+ * ON CONFLICT (key) DO UPDATE list for the backup table aliased bk: a column
+ * phasemig fills again (written differs from original) takes the new pair;
+ * the others keep what was saved first.
+ */
+static char *
+backup_upsert_sets(int n_set)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	for (int i = 1; i <= n_set; i++)
+	{
+		sb_printf(&sb, "original_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d ",
+				  i, i, i);
+		sb_printf(&sb, "THEN EXCLUDED.original_%d ELSE bk.original_%d END, ", i, i);
+		sb_printf(&sb, "written_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d ",
+				  i, i, i);
+		sb_printf(&sb, "THEN EXCLUDED.written_%d ELSE bk.written_%d END, ", i, i);
+	}
+	sb_append(&sb, "saved_at = now()");
+	return sb_steal(&sb);
+}
+
+/* "original_1, written_1, ..." in the order the values are given. */
+static char *
+backup_column_list(int n_set)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	for (int i = 1; i <= n_set; i++)
+		sb_printf(&sb, "%soriginal_%d, written_%d", i > 1 ? ", " : "", i, i);
+	return sb_steal(&sb);
+}
+
+void
+bf_names_init(Names *n, const Run *run, const Op *op)
+{
+	const Plan *p = run->plan;
+
+	*n = (Names) {0};
+	n->source = plan_backup_table(p, "source");
+	n->backup = plan_backup_table(p, "backfill");
+	n->generated = plan_backup_table(p, "generated");
+	n->import_files = plan_backup_table(p, "import_files");
+	n->sync_fn = plan_backup_table(p, "sync");
+	n->trigger_name = str_printf("phasemig_sync_%s", p->name);
+	n->trigger = plan_ident(p, n->trigger_name);
+	n->q_match = plan_ident(p, op->match_column);
+	n->q_email = op->email_column ? plan_ident(p, op->email_column) : NULL;
+	n->q_uid = plan_ident(p, op->uid_column);
+	n->n_set = op->n_set;
+	n->q_set = xcalloc((size_t) op->n_set + 1, sizeof(char *));
+	for (int i = 0; i < op->n_set; i++)
+		n->q_set[i] = plan_ident(p, op->set[i].column);
+	n->backup_columns = backup_column_list(op->n_set);
+	n->backup_upsert = backup_upsert_sets(op->n_set);
+	n->by_clerk_id = plan_backup_table(p, "by_clerk_id");
+	n->by_email = plan_backup_table(p, "by_email");
+	n->profile = plan_backup_table(p, "profile");
+}
+
+void
+bf_names_free(Names *n)
+{
+	char *owned[] = {
+		n->source, n->backup, n->generated, n->import_files, n->sync_fn, n->trigger, n->trigger_name,
+		n->q_match, n->q_email, n->q_uid, n->backup_columns, n->backup_upsert,
+		n->by_clerk_id, n->by_email, n->profile, n->batch_columns, n->batch_steps
+	};
+
+	for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+		free(owned[i]);
+	for (int i = 0; i < n->n_set; i++)
+		free(n->q_set[i]);
+	free(n->q_set);
+	*n = (Names) {0};
+}
+
+/*
+ * With one connection the lookups are temporary tables (no WAL, local
+ * buffers); --jobs's other connections cannot see those, so then they are
+ * unlogged tables of migration_backup, dropped when the fill ends.
+ */
+void
+bf_use_session_lookups(Names *n)
+{
+	free(n->by_clerk_id);
+	free(n->by_email);
+	free(n->profile);
+	n->by_clerk_id = xstrdup("pg_temp.phasemig_by_clerk_id");
+	n->by_email = xstrdup("pg_temp.phasemig_by_email");
+	n->profile = xstrdup("pg_temp.phasemig_profile");
+}
+
+/* Drop the shared lookups; errors ignored (the next apply or the rollback drops them too). */
+void
+bf_drop_shared_lookups(Run *run, const Names *n)
+{
+	char *sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+
+	if (strncmp(n->by_clerk_id, "pg_temp.", 8) != 0 && PQstatus(run->conn) == CONNECTION_OK)
+		PQclear(PQexec(run->conn, sql));
+	free(sql);
+}
+
+bool
+bf_table_exists(Run *run, const char *qname)
+{
+	return db_exists(run->conn, "SELECT 1 WHERE pg_catalog.to_regclass($1) IS NOT NULL", 1, (const char *[]) {qname});
+}
+
+void
+bf_exec_free(Run *run, char *sql)
+{
+	db_exec(run->conn, sql);
+	free(sql);
+}
+
+int
+bf_drop_registered_table(Run *run, const char *qname, const char *kind, const char *name)
+{
+	char *drop;
+	int rc;
+
+	if (!mlog_is_registered(run->conn, run->plan, kind, name))
+		return EXIT_DONE;
+	drop = str_printf("DROP TABLE IF EXISTS %s", qname);
+	rc = ops_ddl(run, drop, (const char *[]) {drop}, 1);
+	if (rc == EXIT_DONE)
+		mlog_unregister(run->conn, run->plan, kind, name);
+	free(drop);
+	return rc;
+}

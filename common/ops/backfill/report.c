@@ -1,0 +1,196 @@
+/*
+ * report.c: what phase2 leaves for the operator: the rows without a match
+ * (logs/RUN-ID-unmatched.csv), the export's values it left empty
+ * (logs/RUN-ID-invalid-values.csv), the import file of the generated users,
+ * and the summary in the log and in migration_log's metadata.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "ops/backfill/backfill.h"
+#include "ops/backfill/import_file.h"
+#include "ops/backfill/mapping.h"
+
+/* Stream a query's CSV into PATH through COPY TO STDOUT; returns rows or -1. */
+static long long
+copy_out_to_file(Run *run, const char *sql, const char *path)
+{
+	FILE *fp = log_create_private_file(path);
+	PGresult *res;
+	char *line;
+	int len;
+	long long rows = -1;
+
+	if (fp == NULL)
+	{
+		log_warning("could not write \"%s\"", path);
+		return -1;
+	}
+	res = PQexec(run->conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		db_report(res, run->conn, sql);
+		PQclear(res);
+		fclose(fp);
+		return -1;
+	}
+	PQclear(res);
+	while ((len = PQgetCopyData(run->conn, &line, 0)) > 0)
+	{
+		fwrite(line, 1, (size_t) len, fp);
+		rows++;
+		PQfreemem(line);
+	}
+	while ((res = PQgetResult(run->conn)) != NULL)
+		PQclear(res);
+	fclose(fp);
+	return rows;				/* the header line is not a row */
+}
+
+/* The rows still without a uid, listed in logs/RUN-ID-unmatched.csv; returns how many, or -1. */
+static long long
+write_unmatched(Run *run, const Names *n, const Options *opts)
+{
+	const Plan *p = run->plan;
+	char *path = str_printf("%s/%s-unmatched.csv", opts->logs_dir, run->run_id);
+	StrBuf sql;
+	long long rows;
+
+	sb_init(&sql);
+	sb_printf(&sql, "COPY (SELECT t.%s AS key, t.%s AS match_value", p->q_key, n->q_match);
+	if (n->q_email)
+		sb_printf(&sql, ", t.%s", n->q_email);
+	sb_printf(&sql, " FROM %s t WHERE t.%s IS NULL ORDER BY 1) TO STDOUT (FORMAT csv, HEADER)", p->q_table, n->q_uid);
+	rows = copy_out_to_file(run, sql.data, path);
+	if (rows > 0)
+		log_warning("%lld rows have no match in the mapping; listed in %s", rows, path);
+	else
+		remove(path);
+	sb_free(&sql);
+	free(path);
+	return rows;
+}
+
+/*
+ * --skip-invalid-values: the export's values that do not fit, staged as NULL
+ * by value_check_staging, listed in logs/RUN-ID-invalid-values.csv (the
+ * localId, the element, the field and column, why; never the value).
+ */
+int
+bf_write_skipped(Run *run, const Options *opts)
+{
+	char *path = str_printf("%s/%s-invalid-values.csv", opts->logs_dir, run->run_id);
+	long long rows = copy_out_to_file(run, "COPY (SELECT * FROM pg_temp.phasemig_skipped ORDER BY element, field) "
+									  "TO STDOUT (FORMAT csv, HEADER)", path);
+	int rc = EXIT_DONE;
+
+	if (rows < 0)
+	{
+		log_error("could not list the values left empty in \"%s\"; nothing was changed", path);
+		rc = EXIT_FAILED;
+	}
+	else
+		log_warning("%lld values of the export are left empty; listed in %s", rows, path);
+	free(path);
+	return rc;
+}
+
+/*
+ * The users import_file.c lists, one row each with the columns it reads by
+ * name: the fields of the Clerk export when it was given, else only ids and
+ * email.
+ */
+static char *
+import_users_sql(const Run *run, const Names *n, bool with_clerk)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	sb_append(&sb, "SELECT DISTINCT ON (g.firebase_uid) g.firebase_uid AS firebase_uid, ");
+	if (n->q_email)
+		sb_printf(&sb, "t.%s::text AS email, ", n->q_email);
+	else
+		sb_append(&sb, "NULL::text AS email, ");
+	sb_append(&sb, "g.clerk_user_id AS clerk_user_id, ");
+	if (with_clerk)
+		sb_append(&sb, "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS display_name, "
+				  "CASE WHEN c.password_hasher = 'bcrypt' THEN c.password_digest END AS password_digest, "
+				  "c.primary_phone_number AS phone_number ");
+	else
+		sb_append(&sb, "NULL AS display_name, NULL AS password_digest, NULL AS phone_number ");
+	sb_printf(&sb, "FROM %s g ", n->generated);
+	sb_append(&sb, "JOIN pg_temp.phasemig_to_import i ON i.firebase_uid = g.firebase_uid ");
+	sb_printf(&sb, "JOIN %s t ON t.%s = g.firebase_uid ", run->plan->q_table, n->q_uid);
+	if (with_clerk)
+		sb_append(&sb, "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = g.clerk_user_id ");
+	sb_append(&sb, "ORDER BY g.firebase_uid");
+	return sb_steal(&sb);
+}
+
+/*
+ * The import file of this run: the generated users no earlier file listed
+ * and whose row holds their uid now (a user listed twice would have its
+ * Firebase account, and the password it has now, overwritten).
+ */
+static int
+write_import_file(Run *run, const Names *n, const Options *opts)
+{
+	StrBuf mark;
+	char *users = import_users_sql(run, n, opts->clerk_export != NULL);
+	ImportFile f = {.logs_dir = opts->logs_dir, .ledger = n->import_files, .users_sql = users};
+	int rc;
+
+	sb_init(&mark);
+	sb_printf(&mark, "WITH m AS (UPDATE %s g SET import_file = $1::uuid WHERE g.import_file IS NULL ", n->generated);
+	sb_printf(&mark, "AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = g.firebase_uid) ", run->plan->q_table, n->q_uid);
+	sb_append(&mark, "RETURNING g.firebase_uid) ");
+	sb_append(&mark, "INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m");
+	f.mark_sql = mark.data;
+	if ((rc = bf_ensure_generated_tables(run, n)) == EXIT_DONE)
+		rc = import_file_write(run, &f);
+	sb_free(&mark);
+	free(users);
+	return rc;
+}
+
+/*
+ * What is left and what to import: the unmatched rows and the import file
+ * (when the fill succeeded), and the summary, whatever RC the fill ended
+ * with.  Returns RC, or the import file's failure.
+ */
+int
+bf_report(Phase2 *s, int rc)
+{
+	Run *run = s->run;
+	const FillTable *fill = &s->fill;
+	long long unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->n, s->opts) : -1;
+	double rate = fill->seconds > 0 ? (double) (fill->rows_done) / fill->seconds : 0;
+	json_t *meta;
+
+	if (unmatched < 0)
+		unmatched = 0;
+	if (rc == EXIT_DONE && s->opts->generate_missing)
+		rc = write_import_file(run, &s->n, s->opts);
+	meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}",
+					 "mapping_users", (json_int_t) s->loaded,
+					 "rows_filled", (json_int_t) fill->changed,
+					 "unmatched", (json_int_t) unmatched,
+					 "generated", (json_int_t) s->generated,
+					 "invalid_values_skipped", (json_int_t) s->skipped,
+					 "batches", (json_int_t) fill->batches,
+					 "seconds", fill->seconds,
+					 "rows_per_second", rate,
+					 "longest_batch_ms", fill->longest_batch_ms,
+					 "jobs", s->opts->jobs);
+	run->op_metadata = json_dumps(meta, JSON_COMPACT);
+	run->op_rows = fill->rows_done;
+	if (rc == EXIT_DONE)
+		log_info("backfill done: %lld rows scanned, %lld filled, %lld without a match, %ld batches, %.1f s, "
+				 "%.0f rows/s", fill->rows_done, fill->changed, unmatched, fill->batches, fill->seconds, rate);
+	json_decref(meta);
+	return rc;
+}

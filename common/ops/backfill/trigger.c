@@ -1,0 +1,121 @@
+/*
+ * trigger.c: phase1's sync trigger.  For a row the application inserts, or
+ * whose Clerk id or email it changes, with no uid yet, the trigger fills
+ * each column the application left NULL from the plan's source table (the
+ * mapping), saving original and written value in the backup table first.
+ * Any failure leaves the row as the application wrote it, with a WARNING.
+ * The match rules are the batches' (fill.c's lookups): the Clerk id, else,
+ * when the mapping has no such id at all, the email of a user without one;
+ * a match to several users fills nothing.
+ */
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "core/strbuf.h"
+#include "ops/backfill/backfill.h"
+#include "ops/backfill/mapping.h"
+
+/* The function's start: leave alone rows with a uid, find the one user (uid) the row matches. */
+static void
+append_match(StrBuf *sb, const Run *run, const Names *n)
+{
+	const Plan *p = run->plan;
+
+	sb_printf(sb, "CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$\n", n->sync_fn);
+	sb_append(sb, "DECLARE s record; r record; uid text; n bigint; touched boolean := false;\n");
+	sb_append(sb, "BEGIN\n");
+	sb_printf(sb, "  IF NEW.%s IS NOT NULL THEN RETURN NEW; END IF;\n", n->q_uid);
+
+	/*
+	 * an INSERT of a key that exists will not write this row (ON CONFLICT,
+	 * or a unique violation): nothing to fill or save, and saving would wait
+	 * on a batch that holds the existing row
+	 */
+	sb_printf(sb, "  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM %s x WHERE x.%s = NEW.%s) THEN RETURN NEW; END IF;\n",
+			  p->q_table, p->q_key, p->q_key);
+	sb_printf(sb, "  SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n", n->source);
+	sb_printf(sb, "   WHERE x.clerk_user_id = NEW.%s::text;\n", n->q_match);
+	if (n->q_email)
+	{
+		sb_append(sb, "  IF n = 0 THEN\n");
+		sb_printf(sb, "    SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n",
+				  n->source);
+		sb_printf(sb, "     WHERE x.clerk_user_id IS NULL AND x.email_norm = " MAPPING_EMAIL_NORM("NEW.") ";\n",
+				  n->q_email);
+		sb_append(sb, "  END IF;\n");
+	}
+	sb_append(sb, "  IF n <> 1 THEN RETURN NEW; END IF;\n");
+}
+
+/* Fill r's empty columns from the user's fields (s); save NEW and r's values when any was filled. */
+static void
+append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
+{
+	sb_printf(sb, "  SELECT * INTO s FROM %s x WHERE x.firebase_uid = uid ORDER BY x.origin LIMIT 1;\n", n->source);
+	sb_append(sb, "  r := NEW;\n");
+	sb_append(sb, "  BEGIN\n");
+	for (int i = 0; i < n->n_set; i++)
+	{
+		const char *q = n->q_set[i];
+		const char *f = mapping_field_column(op->set[i].field);
+
+		sb_printf(sb, "    IF r.%s IS NULL AND s.%s IS NOT NULL THEN r.%s := s.%s; touched := true; END IF;\n",
+				  q, f, q, f);
+	}
+	sb_append(sb, "    IF touched THEN\n");
+	sb_printf(sb, "      INSERT INTO %s AS bk (key, %s, saved_by)", n->backup, n->backup_columns);
+	sb_printf(sb, " VALUES (NEW.%s::text", run->plan->q_key);
+	for (int i = 0; i < n->n_set; i++)
+		sb_printf(sb, ", NEW.%s, r.%s", n->q_set[i], n->q_set[i]);
+	sb_append(sb, ", 'trigger')\n");
+	sb_printf(sb, "      ON CONFLICT (key) DO UPDATE SET %s;\n", n->backup_upsert);
+	sb_append(sb, "    END IF;\n");
+	sb_append(sb, "    NEW := r;\n");
+	sb_append(sb, "  EXCEPTION WHEN OTHERS THEN\n");
+	sb_append(sb, "    RAISE WARNING 'phasemig: new columns left empty for this row: %', SQLERRM;\n");
+	sb_append(sb, "  END;\n");
+	sb_append(sb, "  RETURN NEW;\n");
+	sb_append(sb, "END $fn$");
+}
+
+int
+bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
+{
+	const Plan *p = run->plan;
+	StrBuf fn, create;
+	char *drop = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->trigger, p->q_table);
+	char *reg = mlog_register_sql(p, 1, "sync_trigger", n->trigger_name);
+	int rc;
+
+	sb_init(&fn);
+	append_match(&fn, run, n);
+	append_fill(&fn, run, op, n);
+	sb_init(&create);
+	sb_printf(&create, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF %s", n->trigger, n->q_match);
+	if (n->q_email)
+		sb_printf(&create, ", %s", n->q_email);
+	sb_printf(&create, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", p->q_table, n->sync_fn);
+	log_info("installing trigger %s on %s", n->trigger, p->q_table);
+	rc = ops_ddl(run, create.data, (const char *[]) {fn.data, drop, create.data, reg}, 4);
+	sb_free(&fn);
+	sb_free(&create);
+	free(drop);
+	free(reg);
+	return rc;
+}
+
+int
+bf_drop_sync_trigger(Run *run, const Names *n)
+{
+	char *drop = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->trigger, run->plan->q_table);
+	char *dropfn = str_printf("DROP FUNCTION IF EXISTS %s()", n->sync_fn);
+	int rc;
+
+	log_info("removing trigger %s", n->trigger);
+	rc = ops_ddl(run, drop, (const char *[]) {drop, dropfn}, 2);
+	if (rc == EXIT_DONE)
+		mlog_unregister(run->conn, run->plan, "sync_trigger", n->trigger_name);
+	free(drop);
+	free(dropfn);
+	return rc;
+}
