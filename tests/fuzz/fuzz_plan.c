@@ -8,15 +8,6 @@
 #include "fuzz_util.h"
 #include "engine/plan.h"
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void) argc;
-	(void) argv;
-	fuzz_quiet_logs("fuzz_plan");
-	return 0;
-}
-
 /* PostgreSQL truncates a longer identifier: the plan must refuse it. */
 static void
 check_ident(const char *name)
