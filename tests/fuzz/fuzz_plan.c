@@ -32,6 +32,7 @@ check_plan(const Plan *plan)
 	for (int i = 0; i < plan->n_ops; i++)
 	{
 		const Op *op = &plan->ops[i];
+		const char *const names[] = {op->column, op->name, op->match_column, op->email_column};
 
 		if (op->label == NULL || op->kind_name == NULL || op->column == NULL)
 			fuzz_fail("an accepted operation lacks its label, kind or column");
@@ -39,10 +40,8 @@ check_plan(const Plan *plan)
 			fuzz_fail("an accepted backfill lacks the column for localId");
 		if (op->kind == OP_CREATE_INDEX && op->n_columns < 1)
 			fuzz_fail("an accepted index has no columns");
-		check_ident(op->column);
-		check_ident(op->name);
-		check_ident(op->match_column);
-		check_ident(op->email_column);
+		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+			check_ident(names[k]);
 		for (int k = 0; k < op->n_columns; k++)
 			check_ident(op->columns[k]);
 		for (int k = 0; k < op->n_set; k++)
