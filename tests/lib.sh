@@ -1,9 +1,11 @@
-# tests/lib.sh -- sourced by every tests/tNN_*.sh: test cases, assertions and database
-# helpers (fresh databases, queries, schema fingerprints, table checksums) for the private
-# cluster that tests/run starts. Results go to $TEST_RESULTS; diagnostics go to stderr.
+# tests/lib.sh -- sourced by every tests/tNN_*.sh: test cases, assertions, checked setup
+# steps (must: a step that fails stops the file, recorded as failed) and database helpers
+# (fresh databases, generated application data, queries, schema fingerprints, table
+# checksums) for the private cluster that tests/run starts. Results go to $TEST_RESULTS;
+# diagnostics go to stderr.
 set -u
 : "${TEST_RESULTS:?run tests through tests/run}" "${TEST_TMP:?run tests through tests/run}"
-_T_FILE=$(basename "$0") _T_CASE="" _T_FLAG=$TEST_TMP/.case_failed _T_ONEXIT=()
+_T_FILE=$(basename "$0") _T_CASE="" _T_FLAG=$TEST_TMP/.case_failed _T_ONEXIT=() _T_STOPPED=""
 
 _t_record() { printf '%s\t%s: %s\n' "$1" "$_T_FILE" "$2" >>"$TEST_RESULTS"; }
 _t_fail() {   # works from $(...) subshells too: the flag is a file
@@ -23,7 +25,7 @@ on_exit() { _T_ONEXIT+=("$*"); }   # use instead of `trap ... EXIT` (which would
 _t_exit() {
     local rc=$? c
     for c in "${_T_ONEXIT[@]}"; do eval "$c"; done
-    [ "$rc" -ne 0 ] && [ -n "$_T_CASE" ] && _t_fail "test file exited with status $rc inside this case"
+    [ "$rc" -ne 0 ] && [ -n "$_T_CASE" ] && [ -z "$_T_STOPPED" ] && _t_fail "test file exited with status $rc inside this case"
     end_case
     [ "$rc" -eq 0 ] && grep -q '^fail' "$TEST_RESULTS" && rc=1
     exit "$rc"
@@ -56,6 +58,10 @@ assert_exit() {
 }
 
 phase() { local n=$1; shift; "$BIN/phase$n" "$@"; }
+# p1, p2, p3 ARGS...: that phase with the test file's $PLAN and $LOGS
+p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+p3() { phase 3 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
 
 _t_psql() {   # _t_psql DB [psql args...]: query output to stdout, fails the case on error
     local db=$1 e=$TEST_TMP/.psql_err.$BASHPID; shift
@@ -80,6 +86,67 @@ wait_for_sql() {
     done
     _t_fail "wait_for_sql: timed out after ${4:-30}s waiting for '$3' from: $2" "last result: $got"
 }
+
+# must CMD...: a setup step the assertions after it rely on (a phase run that prepares a
+# scenario, a data generation, a file written or edited). On failure the test file stops
+# here, recorded as failed: the command, its exit status and the tail of its output are
+# printed, the current case fails (or, outside a case, the file), and the cases after it
+# do not run. The output of a step that succeeds is dropped. Not inside $(...): there it
+# would stop only the subshell (the case still fails).
+must() {
+    local out=$TEST_TMP/.must.$BASHPID rc tail
+    "$@" >"$out" 2>&1; rc=$?
+    tail=$(tail -15 "$out"); rm -f "$out"
+    [ "$rc" -eq 0 ] || setup_failed "$* (exit $rc)" "its output (tail):" "$tail"
+}
+# must_write FILE CMD...: a setup step that writes FILE: CMD's standard output goes to FILE
+# (`must CMD > FILE` would write nothing there: must keeps CMD's output aside)
+must_write() {
+    local file=$1 err=$TEST_TMP/.must_write.$BASHPID rc; shift
+    "$@" >"$file" 2>"$err"; rc=$?
+    [ "$rc" -eq 0 ] || setup_failed "$* > $file (exit $rc)" "its stderr (tail):" "$(tail -15 "$err")"
+    rm -f "$err"
+}
+# setup_failed WHAT [DETAIL...]: stop the test file at a setup step that did not do its job
+setup_failed() {
+    _t_fail "setup step failed: $1" "${@:2}"
+    echo "# $_T_FILE: stopped at a failed setup step; the cases after it did not run" >&2
+    _T_STOPPED=1; exit 1
+}
+# must_dirs VAR...: for each VAR, sets $VAR to $TEST_TMP/<var in lower case> and creates it
+# (DATA: $TEST_TMP/data, LOGS: $TEST_TMP/logs)
+must_dirs() {
+    local v
+    for v in "$@"; do printf -v "$v" '%s' "$TEST_TMP/${v,,}"; must mkdir -p "${!v}"; done
+}
+# fresh_dir DIR: DIR emptied (made if missing), so what a run writes there can be counted
+fresh_dir() { must rm -rf "$1"; must mkdir -p "$1"; }
+# edit_file IN OUT SED_EXPR...: OUT is IN with the sed expressions applied in turn; each must
+# change something, so that an edit no longer matching its file (a plan reworded) stops the
+# test instead of leaving it to test the unedited file
+edit_file() {
+    local in=$1 out=$2 e tmp=$TEST_TMP/.edit.$BASHPID; shift 2
+    must cp "$in" "$tmp"
+    for e in "$@"; do
+        must_write "$tmp.next" sed -e "$e" -- "$tmp"
+        cmp -s "$tmp" "$tmp.next" && setup_failed "edit_file: sed '$e' changed nothing in $in"
+        must mv "$tmp.next" "$tmp"
+    done
+    must mv "$tmp" "$out"
+}
+
+# gen_app DB USERS SEED OUT [gen-data options...]: a fresh database DB holding the legacy
+# application's schema and USERS generated users, the same for the same SEED, with their
+# Firebase and Clerk exports, mapping.csv and expected.csv written under OUT (scripts/gen-data)
+gen_app() {
+    local db=$1 users=$2 seed=$3 out=$4; shift 4
+    must new_db "$db"
+    must "$ROOT/scripts/gen-data" -d "$db" --users "$users" --out "$out" --seed "$seed" "$@"
+}
+# db_state DB: what a rollback must give back: the schema fingerprint and every table's checksum
+db_state() { echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"; }
+# col_type DB TABLE COLUMN: the column's type as format_type() shows it (empty: no such column)
+col_type() { q "$1" "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$2'::regclass and attname = '$3' and not attisdropped"; }
 
 # schema_fingerprint, schema_dump, table_checksums: see scripts/lib/dbstate.sh
 source "$ROOT/scripts/lib/dbstate.sh"

@@ -29,6 +29,32 @@ assert_contains "$LAST_ERR" nosuchcol "psql error is shown"
 assert_exit 0 "assert_exit captures output" -- sh -c 'echo out; echo err >&2'
 assert_eq "out/err" "$LAST_OUT/$LAST_ERR" "LAST_OUT/LAST_ERR"
 
+test_case "a failed setup step (must, edit_file) stops the file, recorded as failed"
+cat >"$inner" <<EOF
+source "$ROOT/tests/lib.sh"
+test_case "setup ok"; must true; must_write "\$TEST_TMP/w" echo written; assert_eq written "\$(cat "\$TEST_TMP/w")"
+edit_file "\$TEST_TMP/w" "\$TEST_TMP/w2" 's/written/edited/'; assert_eq edited "\$(cat "\$TEST_TMP/w2")"
+test_case "setup fails"; must sh -c 'echo why it failed; exit 5'; echo not reached
+test_case "never run"
+EOF
+run env TEST_RESULTS="$TEST_TMP/inner2.res" TEST_TMP="$TEST_TMP/inner" bash "$inner"
+assert_eq 1 "$LAST_RC" "the file exits 1"
+assert_eq "pass	inner.sh: setup ok
+fail	inner.sh: setup fails" "$(cat "$TEST_TMP/inner2.res")" "the failing case recorded, the next one never run"
+assert_contains "$LAST_ERR" "setup step failed: sh -c echo why it failed; exit 5 (exit 5)" "the command and its status shown"
+assert_contains "$LAST_ERR" "why it failed" "its output shown"
+assert_not_contains "$LAST_OUT" "not reached" "nothing after it ran"
+cat >"$inner" <<EOF
+source "$ROOT/tests/lib.sh"
+must_write "\$TEST_TMP/w" echo text
+edit_file "\$TEST_TMP/w" "\$TEST_TMP/w2" 's/text/new/' 's/nomatch/x/'
+test_case "never run"
+EOF
+run env TEST_RESULTS="$TEST_TMP/inner3.res" TEST_TMP="$TEST_TMP/inner" bash "$inner"
+assert_eq 1 "$LAST_RC" "an edit that changes nothing: the file exits 1"
+assert_eq "fail	inner.sh: (outside a test case) setup step failed: edit_file: sed 's/nomatch/x/' changed nothing in $TEST_TMP/inner/w" \
+    "$(cat "$TEST_TMP/inner3.res")" "recorded as failed, outside a case"
+
 test_case "schema_fingerprint: sensitive to schema, not to column order"
 new_db fp
 q fp "create table t(id int primary key, a text not null default 'x', b int check (b > 0));

@@ -4,24 +4,13 @@
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
-DATA=$TEST_TMP/data
-LOGS=$TEST_TMP/logs
-mkdir -p "$DATA" "$LOGS"
-
+must_dirs DATA LOGS
 # fresh_app DB [USERS]: the legacy app schema with generated users (same seed every time)
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-600}" --out "$DATA" --seed t10 2>/dev/null \
-        || _t_fail "gen-data failed for $1"
-}
-p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p3() { phase 3 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-state() { echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"; }
+fresh_app() { gen_app "$1" "${2:-600}" t10 "$DATA"; }
 
 test_case "whole sequence fills firebase_uid as the export says, then rollback 3,2,1 gives back the start"
 fresh_app seq
-start=$(state seq)
+start=$(db_state seq)
 assert_exit 0 "phase1 apply" -- p1 apply -d seq
 assert_eq "6" "$(q seq "select count(*) from pg_attribute where attrelid = 'public.users'::regclass and attname in
   ('firebase_uid','display_name','photo_url','email_verified','phone_number','last_sign_in_at') and not attnotnull")" \
@@ -31,7 +20,7 @@ assert_eq "t" "$(q seq "select indisvalid from pg_index where indexrelid = 'publ
 assert_exit 0 "phase2 apply" -- p2 apply -d seq --mapping "$DATA/firebase-export.json" --generate-missing \
   --clerk-export "$DATA/clerk-export.csv" --batch-size 100
 q seq "create table public.expected (id text, clerk text, uid text)" >/dev/null
-psql -X -q -d seq -c "\\copy public.expected from '$DATA/expected.csv' csv header"
+must q seq "\\copy public.expected from '$DATA/expected.csv' csv header"
 assert_eq "0" "$(q seq "select count(*) from public.expected e join public.users u on u.id = e.id
   where e.uid is not null and u.firebase_uid is distinct from e.uid")" "every exported user got the uid of the export"
 assert_eq "0" "$(q seq "select count(*) from public.users where firebase_uid is null")" "missing users got generated uids"
@@ -78,7 +67,7 @@ assert_eq "0" "$(q seq "select count(*) from migration_log where db_user is null
 assert_exit 0 "phase3 rollback" -- p3 rollback -d seq
 assert_exit 0 "phase2 rollback" -- p2 rollback -d seq
 assert_exit 0 "phase1 rollback" -- p1 rollback -d seq
-assert_eq "$start" "$(state seq)" "schema and every table as at the start"
+assert_eq "$start" "$(db_state seq)" "schema and every table as at the start"
 assert_eq "rollback drop_column clerk_user_id|600
 rollback backfill_from_mapping firebase_uid|600" "$(q seq "select operation, rows_done from migration_log
   where operation like 'rollback %' and rows_done > 0 order by id")" "rollbacks record the rows they restored"
@@ -93,56 +82,56 @@ test_case "each subcommand run twice is a no-op the second time"
 fresh_app twice
 for step in "p1 apply" "p2 apply --mapping $DATA/mapping.csv --generate-missing" "p3 apply" "p3 rollback" "p2 rollback" "p1 rollback"; do
     assert_exit 0 "$step (first)" -- $step -d twice
-    after_first=$(state twice)
+    after_first=$(db_state twice)
     assert_exit 0 "$step (second)" -- $step -d twice
-    assert_eq "$after_first" "$(state twice)" "$step again changes nothing"
+    assert_eq "$after_first" "$(db_state twice)" "$step again changes nothing"
 done
 
 test_case "phase3 refuses with NULLs present: exit 3, counts and sample keys, schema unchanged"
 fresh_app nulls
-p1 apply -d nulls >/dev/null 2>&1
-p2 apply -d nulls --mapping "$DATA/firebase-export.json" >/dev/null 2>&1
+must p1 apply -d nulls
+must p2 apply -d nulls --mapping "$DATA/firebase-export.json"
 missing=$(q nulls "select count(*) from public.users where firebase_uid is null")
 assert_ne 0 "$missing" "some users are not in the export"
 ls "$LOGS"/*-unmatched.csv >/dev/null 2>&1 || _t_fail "no unmatched list written"
-before=$(state nulls)
+before=$(db_state nulls)
 assert_exit 3 "phase3 check refuses" -- p3 check -d nulls
 assert_contains "$LAST_ERR" "\"firebase_uid\": $missing found" "count of NULL uids"
 first_key=$(q nulls "select id from public.users where firebase_uid is null order by id limit 1")
 assert_contains "$LAST_ERR" "'$first_key'" "a sample key"
 assert_exit 3 "phase3 apply refuses" -- p3 apply -d nulls
-assert_eq "$before" "$(state nulls)" "nothing changed"
+assert_eq "$before" "$(db_state nulls)" "nothing changed"
 assert_eq "refused" "$(q nulls "select status from migration_log where phase = 3 order by id desc limit 1")" "audited as refused"
 
 test_case "phase3 refuses duplicate uids and duplicate emails (compared lower-cased)"
 fresh_app dups
-p1 apply -d dups >/dev/null 2>&1
-p2 apply -d dups --mapping "$DATA/firebase-export.json" --generate-missing >/dev/null 2>&1
+must p1 apply -d dups
+must p2 apply -d dups --mapping "$DATA/firebase-export.json" --generate-missing
 q dups "update public.users set firebase_uid = 'SAMEUID' where id in (select id from public.users order by id limit 2)" >/dev/null
 q dups "update public.users set email = upper(e.email) from (select email from public.users order by id desc limit 1) e
         where id = (select id from public.users order by id desc offset 1 limit 1)" >/dev/null
-before=$(state dups)
+before=$(db_state dups)
 assert_exit 3 "phase3 check" -- p3 check -d dups
 assert_contains "$LAST_ERR" 'check "duplicate" failed for "public"."users"."firebase_uid": 2 found' "duplicate uids"
 assert_contains "$LAST_ERR" "(value 'SAMEUID')" "duplicated value shown"
 assert_contains "$LAST_ERR" '"email" (compared lower-cased): 2 found' "duplicate emails"
 assert_exit 3 "phase3 apply" -- p3 apply -d dups
-assert_eq "$before" "$(state dups)" "nothing changed"
+assert_eq "$before" "$(db_state dups)" "nothing changed"
 
 test_case "a view on the column to drop stops phase3 before any change, naming it"
 fresh_app view
-p1 apply -d view >/dev/null 2>&1
-p2 apply -d view --mapping "$DATA/mapping.csv" --generate-missing >/dev/null 2>&1
+must p1 apply -d view
+must p2 apply -d view --mapping "$DATA/mapping.csv" --generate-missing
 q view 'create view public."clerk ids" as select id, clerk_user_id from public.users' >/dev/null
-before=$(state view)
+before=$(db_state view)
 assert_exit 3 "phase3 apply" -- p3 apply -d view
 assert_contains "$LAST_ERR" 'view public."clerk ids"' "the view is named"
-assert_eq "$before" "$(state view)" "nothing changed"
+assert_eq "$before" "$(db_state view)" "nothing changed"
 
 test_case "rows the application writes between phase1 and phase3 get their uid"
 fresh_app live
-p1 apply -d live >/dev/null 2>&1
-p2 apply -d live --mapping "$DATA/firebase-export.json" >/dev/null 2>&1
+must p1 apply -d live
+must p2 apply -d live --mapping "$DATA/firebase-export.json"
 # the application's own role, which cannot read migration_backup, writes through the triggers
 q live 'do $$ begin create role phasemig_app; exception when duplicate_object then null; end $$;
   grant usage on schema public to phasemig_app; grant select, insert, update, delete on public.users to phasemig_app' >/dev/null

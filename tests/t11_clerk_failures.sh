@@ -4,21 +4,12 @@
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
-DATA=$TEST_TMP/data
-LOGS=$TEST_TMP/logs
-mkdir -p "$DATA" "$LOGS"
-
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-400}" --out "$DATA" --seed t11 2>/dev/null \
-        || _t_fail "gen-data failed for $1"
-}
-p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p3() { phase 3 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+must_dirs DATA LOGS
+# fresh_app DB [USERS]: the legacy app schema with generated users (same seed every time)
+fresh_app() { gen_app "$1" "${2:-400}" t11 "$DATA"; }
 # schema, data, and how many users the plan's stored mapping holds ("none" before phase1)
 state() {
-    echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"
+    db_state "$1"
     psql -X -A -t -q -d "$1" -c 'select count(*) from migration_backup."clerk-to-firebase:source"' 2>/dev/null || echo none
 }
 one_error_line() {   # the run's stderr has exactly one "error:" line, and it mentions $1
@@ -27,14 +18,14 @@ one_error_line() {   # the run's stderr has exactly one "error:" line, and it me
 }
 
 fresh_app bad
-p1 apply -d bad >/dev/null 2>&1
+must p1 apply -d bad
 
 test_case "malformed, truncated or missing mapping: exit 2, one clear line, nothing changed"
 before=$(state bad)
 printf '{"users": [\n{\n  "localId": "abc",\n  "email": }\n]}' > "$TEST_TMP/malformed.json"
 assert_exit 2 "malformed JSON" -- p2 apply -d bad --mapping "$TEST_TMP/malformed.json"
 one_error_line "malformed.json\" is malformed: element 1"
-head -c 2000 "$DATA/firebase-export.json" > "$TEST_TMP/truncated.json"
+must_write "$TEST_TMP/truncated.json" head -c 2000 "$DATA/firebase-export.json"
 assert_exit 2 "truncated JSON" -- p2 apply -d bad --mapping "$TEST_TMP/truncated.json"
 one_error_line "is malformed"
 assert_exit 2 "missing file" -- p2 apply -d bad --mapping "$TEST_TMP/nope.json"
@@ -53,13 +44,13 @@ assert_exit 2 "no --mapping" -- p2 apply -d bad
 assert_eq "$before" "$(state bad)" "nothing changed by any of them"
 
 test_case "bad plan or bad usage: exit 2 with one line; unreachable database: exit 1"
-sed 's/"key": "id"/"key": "id", "kye": "id"/' "$PLAN" > "$TEST_TMP/unknown-key.json"
+edit_file "$PLAN" "$TEST_TMP/unknown-key.json" 's/"key": "id"/"key": "id", "kye": "id"/'
 assert_exit 2 "unknown key in plan" -- phase 1 apply -d bad --plan "$TEST_TMP/unknown-key.json"
 one_error_line 'unknown key "kye"'
-head -c 300 "$PLAN" > "$TEST_TMP/cut-plan.json"
+must_write "$TEST_TMP/cut-plan.json" head -c 300 "$PLAN"
 assert_exit 2 "truncated plan" -- phase 1 apply -d bad --plan "$TEST_TMP/cut-plan.json"
 one_error_line "line"
-sed 's/"table": "users"/"table": "nosuchtable"/' "$PLAN" > "$TEST_TMP/notable.json"
+edit_file "$PLAN" "$TEST_TMP/notable.json" 's/"table": "users"/"table": "nosuchtable"/'
 assert_exit 2 "table missing" -- phase 1 apply -d bad --plan "$TEST_TMP/notable.json"
 one_error_line '"public.nosuchtable"'
 assert_exit 2 "missing plan file" -- phase 1 apply -d bad --plan "$TEST_TMP/none.json"
@@ -103,7 +94,7 @@ assert_contains "$(q bad "select metadata::text from migration_log where phase =
 
 test_case "a second run while one holds the plan's lock exits 4 naming the holder"
 fresh_app lock
-p1 apply -d lock >/dev/null 2>&1
+must p1 apply -d lock
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d lock --mapping "$DATA/mapping.csv" --batch-size 5 --sleep-ms 200 >/dev/null 2>&1 &
 first=$!
 # the first run holds the plan's advisory lock (not only connected) before the second starts
@@ -149,10 +140,10 @@ assert_eq "t|1" "$(q inval "select bool_and(indisvalid), count(*) from pg_index 
 
 test_case "kill -9 during phase2, then phase2 again: same data as an uninterrupted run"
 fresh_app clean
-p1 apply -d clean >/dev/null 2>&1
-p2 apply -d clean --mapping "$DATA/firebase-export.json" --batch-size 7 >/dev/null 2>&1
+must p1 apply -d clean
+must p2 apply -d clean --mapping "$DATA/firebase-export.json" --batch-size 7
 fresh_app killed
-p1 apply -d killed >/dev/null 2>&1
+must p1 apply -d killed
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d killed --mapping "$DATA/firebase-export.json" --batch-size 7 --sleep-ms 50 >/dev/null 2>&1 &
 victim=$!
 wait_for_sql killed "select coalesce(max(rows_done), 0) >= 70 from migration_log where operation like 'backfill%'" t 30
@@ -184,10 +175,10 @@ q foreign 'create schema "crm""x";
   insert into "crm""x"."Acc""ounts(1" (account_no, "clerk id", "e-mail")
     select g, $$user_$$ || g, $$U$$ || g || $$@Example.com$$ from generate_series(1, 300) g;
   create view "crm""x".v as select account_no from "crm""x"."Acc""ounts(1"' >/dev/null
-sed -e 's/"schema": "public"/"schema": "crm\\"x"/' -e 's/"table": "users"/"table": "Acc\\"ounts(1"/' \
-    -e 's/"key": "id"/"key": "account_no"/' -e 's/"clerk_user_id"/"clerk id"/g' -e 's/"email_column": "email"/"email_column": "e-mail"/' \
-    -e 's/"column": "email"/"column": "e-mail"/' -e 's/"firebase_uid"/"fb \\"uid"/g' -e 's/users_firebase_uid/acc_fb_uid/g' \
-    -e 's/"name": "clerk-to-firebase"/"name": "accounts-fb"/' "$PLAN" > "$TEST_TMP/accounts.json"
+edit_file "$PLAN" "$TEST_TMP/accounts.json" 's/"schema": "public"/"schema": "crm\\"x"/' 's/"table": "users"/"table": "Acc\\"ounts(1"/' \
+    's/"key": "id"/"key": "account_no"/' 's/"clerk_user_id"/"clerk id"/g' 's/"email_column": "email"/"email_column": "e-mail"/' \
+    's/"column": "email"/"column": "e-mail"/' 's/"firebase_uid"/"fb \\"uid"/g' 's/users_firebase_uid/acc_fb_uid/g' \
+    's/"name": "clerk-to-firebase"/"name": "accounts-fb"/'
 { echo '{"users": ['
   for g in $(seq 1 300); do
     if [ $((g % 3)) = 0 ]; then attrs=''; else attrs=",\"customAttributes\": \"{\\\"clerk_user_id\\\":\\\"user_$g\\\"}\""; fi
@@ -226,12 +217,12 @@ assert_eq "0" "$(q vac "select max((metadata->>'ddl_retries')::int) from migrati
 
 test_case "odd inputs: a non-object user, a key that is not unique; a quoted CSV header with a BOM and CRLF is accepted"
 fresh_app odd 50
-p1 apply -d odd >/dev/null 2>&1
+must p1 apply -d odd
 before=$(state odd)
 printf '{"users": [1]}' > "$TEST_TMP/number.json"
 assert_exit 2 "a user that is not an object" -- p2 apply -d odd --mapping "$TEST_TMP/number.json"
 one_error_line 'element 1: expected an object'
-sed 's/"key": "id"/"key": "email"/' "$PLAN" > "$TEST_TMP/email-key.json"
+edit_file "$PLAN" "$TEST_TMP/email-key.json" 's/"key": "id"/"key": "email"/'
 assert_exit 2 "a key column that is not unique" -- phase 2 apply -d odd --plan "$TEST_TMP/email-key.json" --mapping "$DATA/mapping.csv"
 one_error_line 'key column "email" of plan'
 assert_eq "$before" "$(state odd)" "nothing changed"
@@ -243,8 +234,8 @@ assert_eq "0" "$(q odd "select count(*) from public.users u join migration_backu
 
 test_case "generated uids: a re-run's import file lists only users no earlier file listed; files readable by their owner only"
 fresh_app gen 200
-p1 apply -d gen >/dev/null 2>&1
-GLOGS=$TEST_TMP/genlogs; mkdir -p "$GLOGS"
+must p1 apply -d gen
+GLOGS=$TEST_TMP/genlogs; must mkdir -p "$GLOGS"
 assert_exit 0 "phase2 --generate-missing" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
   --mapping "$DATA/firebase-export.json" --generate-missing --clerk-export "$DATA/clerk-export.csv"
 first=$(ls "$GLOGS"/*-firebase-import.json)
@@ -271,7 +262,7 @@ assert_eq "2" "$(ls "$GLOGS"/*-firebase-import.json | wc -l)" "no third file: no
 
 test_case "kill -9 during phase2, rollback, apply again: every row filled, none skipped by the old checkpoint"
 fresh_app rbk
-p1 apply -d rbk >/dev/null 2>&1
+must p1 apply -d rbk
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d rbk --mapping "$DATA/mapping.csv" --generate-missing --batch-size 7 --sleep-ms 50 >/dev/null 2>&1 &
 victim=$!
 wait_for_sql rbk "select coalesce(max(rows_done), 0) >= 70 from migration_log where operation like 'backfill%'" t 30
@@ -284,8 +275,8 @@ assert_eq "0" "$(q rbk "select count(*) from public.users where firebase_uid is 
 
 test_case "a NULL written between phase3's checks and its VALIDATE: phase3 fails, takes its CHECK away, keeps the sync trigger"
 fresh_app race 100
-p1 apply -d race >/dev/null 2>&1
-p2 apply -d race --mapping "$DATA/mapping.csv" --generate-missing >/dev/null 2>&1
+must p1 apply -d race
+must p2 apply -d race --mapping "$DATA/mapping.csv" --generate-missing
 # an application transaction inserts a user phase3 cannot see yet, and commits once phase3 waits for the table
 psql -X -q -d race -c "begin" -c "insert into public.users (id, clerk_user_id) values ('00000000-race', 'user_unknown_race')" \
   -c "select pg_sleep(3)" -c "commit" >/dev/null 2>&1 &

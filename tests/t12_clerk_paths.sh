@@ -7,22 +7,14 @@ source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
 UPLAN=$ROOT/plans/string-to-uuid.json
-DATA=$TEST_TMP/data
-mkdir -p "$DATA"
+must_dirs DATA
 GEN='migration_backup."clerk-to-firebase:generated"'
 LEDGER='migration_backup."clerk-to-firebase:import_files"'
 
 # fresh_app DB USERS [MISSING_PCT]: the legacy app schema with generated users (same seed every time)
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "$2" --missing-pct "${3:-20}" --out "$DATA" --seed t12 2>/dev/null \
-        || _t_fail "gen-data failed for $1"
-}
-# each test case has its own logs directory, so its import files can be counted
-p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p3() { phase 3 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-new_logs() { LOGS=$TEST_TMP/logs-$1; rm -rf "$LOGS"; mkdir -p "$LOGS"; }
+fresh_app() { gen_app "$1" "$2" t12 "$DATA" --missing-pct "${3:-20}"; }
+# each test case has its own logs directory (p1, p2, p3 use $LOGS), so its import files can be counted
+new_logs() { LOGS=$TEST_TMP/logs-$1; fresh_dir "$LOGS"; }
 # every localId of every final import file, one a line, sorted (duplicates kept)
 listed_uids() { cat "$LOGS"/*-firebase-import.json 2>/dev/null | sed -n 's/.*"localId": "\([^"]*\)".*/\1/p' | LC_ALL=C sort; }
 # DB: the union of the import files lists every generated user exactly once, and no file is left partial
@@ -92,7 +84,7 @@ assert_eq "$(q cycle "select count(*) from public.old_uids")|0" "$(q cycle "sele
 test_case "generated uids an earlier phasemig kept only in the source table are adopted: the same uids, listed no second time"
 new_logs adopt
 fresh_app adopt 200
-p1 apply -d adopt >/dev/null 2>&1
+must p1 apply -d adopt
 assert_exit 0 "phase2 apply" -- p2 apply -d adopt --mapping "$DATA/firebase-export.json" --generate-missing
 uids=$(q adopt "select id || ' ' || firebase_uid from public.users order by id")
 n_gen=$(q adopt "select count(*) from $GEN")
@@ -113,7 +105,7 @@ for sig in TERM KILL; do
     db=sig_${sig,,}
     new_logs "$db"
     fresh_app "$db" 500
-    p1 apply -d "$db" >/dev/null 2>&1
+    must p1 apply -d "$db"
     "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d "$db" --mapping "$DATA/firebase-export.json" \
         --batch-size 7 --sleep-ms 30 >/dev/null 2>&1 &
     victim=$!
@@ -139,7 +131,7 @@ done
 hold_commit_setup() {   # hold_commit_setup DB
     local db=$1
     fresh_app "$db" 300
-    p1 apply -d "$db" >/dev/null 2>&1
+    must p1 apply -d "$db"
     assert_exit 0 "phase2 apply" -- p2 apply -d "$db" --mapping "$DATA/firebase-export.json" --generate-missing
     q "$db" "insert into public.users (id, clerk_user_id, email) select '00000000-late-' || g, 'user_late_' || g, null
       from generate_series(1, 5) g;
@@ -195,15 +187,15 @@ assert_eq "5" "$(grep -c '"localId"' "$LOGS/$run_id-firebase-import.json")" "the
 assert_eq "0" "$(ls "$LOGS"/*.partial 2>/dev/null | wc -l)" "no partial file left"
 assert_exactly_once committed
 # a partial file of a run this plan never had is not touched
-touch "$LOGS/00000000-0000-4000-8000-000000000000-firebase-import.json.partial"
+must touch "$LOGS/00000000-0000-4000-8000-000000000000-firebase-import.json.partial"
 assert_exit 0 "phase2 again" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
 assert_eq "1" "$(ls "$LOGS"/*.partial | wc -l)" "another run's partial file left alone"
 
 test_case "a plan filling a column the application writes, under a pgbench load: rollback gives back the application's values"
-LOGS=$TEST_TMP/logs-load; mkdir -p "$LOGS"
+new_logs load
 fresh_app load 600 5
-sed -e 's/"name": "clerk-to-firebase"/"name": "clerk-name"/' -e 's/"display_name": "displayName"/"name": "displayName"/' \
-    "$PLAN" > "$TEST_TMP/name-plan.json"
+edit_file "$PLAN" "$TEST_TMP/name-plan.json" 's/"name": "clerk-to-firebase"/"name": "clerk-name"/' \
+    's/"display_name": "displayName"/"name": "displayName"/'
 LP="--plan $TEST_TMP/name-plan.json --logs-dir $LOGS -d load"
 # users the application will insert during the load (in the export, gone from the table), some names
 # NULL so the batches fill them, what the table held at the start (the load updates only its first
@@ -266,7 +258,7 @@ assert_eq "0" "$(q load "$expected")" "names unchanged by phase1 rollback"
 assert_eq "" "$(q load "select to_regclass('migration_backup.\"clerk-name:backfill\"')")" "backup table dropped with the trigger"
 
 test_case "the Clerk plan's rollbacks of phase3 and phase2 after the string-to-uuid plan made the key a uuid"
-LOGS=$TEST_TMP/logs-both; mkdir -p "$LOGS"
+new_logs both
 fresh_app both 300 5
 U="--plan $UPLAN --logs-dir $LOGS -d both"
 assert_exit 0 "clerk phase1" -- p1 apply -d both

@@ -5,15 +5,11 @@
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
-DATA=$TEST_TMP/data14
-LOGS=$TEST_TMP/logs14
-mkdir -p "$DATA" "$LOGS"
+must_dirs DATA LOGS
 
-p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
 # schema, data, and the stored mapping ("none" before phase1)
 state() {
-    echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"
+    db_state "$1"
     psql -X -A -t -q -d "$1" -c 'select count(*), md5(coalesce(string_agg(s::text, $$|$$ order by s::text), $$$$))
       from migration_backup."clerk-to-firebase:source" s' 2>/dev/null || echo none
 }
@@ -32,9 +28,8 @@ SQL
 }
 UID1=uid0000000000000000000000001
 
-new_db vals
-"$ROOT/scripts/gen-data" -d vals --users 200 --out "$DATA" --seed t14 2>/dev/null || _t_fail "gen-data failed"
-p1 apply -d vals >/dev/null 2>&1 || _t_fail "phase1 failed"
+gen_app vals 200 t14 "$DATA"
+must p1 apply -d vals
 
 # refused FILE FIELD WHAT: exit 3, the user and the field named, nothing changed
 refused() {
@@ -102,11 +97,10 @@ assert_eq "$UID1|+155500000001|t|2023-11-14 22:13:20+00" "$(q vals "set timezone
 refused "$TEST_TMP/phone.json" phoneNumber "a long phone number after a good run"
 
 test_case "a column with a hostile name and a type without a length: values are cast-tested"
-sed -e 's/"phone_number"/"need\\"q(uot"/g' -e 's/"varchar(32)"/"bigint"/' "$PLAN" > "$TEST_TMP/hostile.json"
+edit_file "$PLAN" "$TEST_TMP/hostile.json" 's/"phone_number"/"need\\"q(uot"/g' 's/"varchar(32)"/"bigint"/'
 grep -q 'need\\"q(uot' "$TEST_TMP/hostile.json" || _t_fail "plan not edited"
-new_db hostile
-"$ROOT/scripts/gen-data" -d hostile --users 50 --out "$DATA" --seed t14h 2>/dev/null || _t_fail "gen-data failed"
-phase 1 apply -d hostile --plan "$TEST_TMP/hostile.json" --logs-dir "$LOGS" >/dev/null 2>&1 || _t_fail "phase1 failed"
+gen_app hostile 50 t14h "$DATA"
+must phase 1 apply -d hostile --plan "$TEST_TMP/hostile.json" --logs-dir "$LOGS"
 export_users hostile "$TEST_TMP/notnum.json" "{\"phoneNumber\": \"+1 555 it's\"}"
 before=$(state hostile)
 assert_exit 3 "a phone number that is not a bigint" -- \
@@ -121,9 +115,8 @@ assert_exit 0 "numeric phone numbers fit" -- \
 assert_eq "155500000001" "$(q hostile 'select "need""q(uot" from public.users order by id limit 1')" "first user filled"
 
 test_case "--skip-invalid-values: the bad fields are left empty and listed under logs/, every other value is filled"
-new_db skip
-"$ROOT/scripts/gen-data" -d skip --users 40 --out "$DATA" --seed t14s 2>/dev/null || _t_fail "gen-data failed"
-p1 apply -d skip >/dev/null 2>&1 || _t_fail "phase1 failed"
+gen_app skip 40 t14s "$DATA"
+must p1 apply -d skip
 LONG_PHONE="+$(printf '7%.0s' {1..39})"
 export_users skip "$TEST_TMP/skip.json" "{\"phoneNumber\": \"$LONG_PHONE\", \"emailVerified\": \"yes\"}"
 assert_exit 2 "the option on rollback" -- p2 rollback -d skip --skip-invalid-values

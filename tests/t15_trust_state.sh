@@ -6,13 +6,9 @@
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
-LOGS=$TEST_TMP/logs
-mkdir -p "$LOGS"
+must_dirs LOGS
 p() { local n=$1; shift; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users 50 --out "$TEST_TMP/data" --seed t15 2>/dev/null || _t_fail "gen-data failed for $1"
-}
+fresh_app() { gen_app "$1" 50 t15 "$TEST_TMP/data"; }
 catalog() {   # what exists: schemas and relations (names, owners), columns and constraints, roles with superuser
     schema_fingerprint "$1"
     q "$1" "select string_agg(nspname || ':' || pg_get_userbyid(nspowner), ',' order by nspname) from pg_namespace"
@@ -90,14 +86,14 @@ assert_eq "$before" "$(catalog notowner)" "still nothing created"
 test_case "a plan naming a column the table lacks, a type clash, a key already uuid: exit 2 before anything is created"
 fresh_app mistyped
 before=$(catalog mistyped)
-sed 's/"columns": \["firebase_uid"\]/"columns": ["firebase_iud"]/' "$PLAN" > "$TEST_TMP/bad-index.json"
-sed 's/"match_column": "clerk_user_id"/"match_column": "clerk_usr_id"/' "$PLAN" > "$TEST_TMP/bad-match.json"
-sed 's/"display_name": "displayName"/"dispaly_name": "displayName"/' "$PLAN" > "$TEST_TMP/bad-set.json"
-sed 's/"set_not_null", "column": "firebase_uid"/"set_not_null", "column": "firebase_iud"/' "$PLAN" > "$TEST_TMP/bad-notnull.json"
-sed 's/"add_unique", "column": "firebase_uid"/"add_unique", "column": "firebase_iud"/' "$PLAN" > "$TEST_TMP/bad-unique.json"
-sed 's/"check_unique", "column": "email"/"check_unique", "column": "emial"/' "$PLAN" > "$TEST_TMP/bad-check.json"
-sed 's/"drop_column", "column": "clerk_user_id"/"drop_column", "column": "clerk_user"/' "$PLAN" > "$TEST_TMP/bad-drop.json"
-sed 's/"column": "id"/"column": "idd"/' "$ROOT/plans/string-to-uuid.json" > "$TEST_TMP/bad-uuid.json"
+edit_file "$PLAN" "$TEST_TMP/bad-index.json" 's/"columns": \["firebase_uid"\]/"columns": ["firebase_iud"]/'
+edit_file "$PLAN" "$TEST_TMP/bad-match.json" 's/"match_column": "clerk_user_id"/"match_column": "clerk_usr_id"/'
+edit_file "$PLAN" "$TEST_TMP/bad-set.json" 's/"display_name": "displayName"/"dispaly_name": "displayName"/'
+edit_file "$PLAN" "$TEST_TMP/bad-notnull.json" 's/"set_not_null", "column": "firebase_uid"/"set_not_null", "column": "firebase_iud"/'
+edit_file "$PLAN" "$TEST_TMP/bad-unique.json" 's/"add_unique", "column": "firebase_uid"/"add_unique", "column": "firebase_iud"/'
+edit_file "$PLAN" "$TEST_TMP/bad-check.json" 's/"check_unique", "column": "email"/"check_unique", "column": "emial"/'
+edit_file "$PLAN" "$TEST_TMP/bad-drop.json" 's/"drop_column", "column": "clerk_user_id"/"drop_column", "column": "clerk_user"/'
+edit_file "$ROOT/plans/string-to-uuid.json" "$TEST_TMP/bad-uuid.json" 's/"column": "id"/"column": "idd"/'
 for f in bad-index:'"firebase_iud" is not a column' bad-match:'match_column "clerk_usr_id" is not a column' \
          bad-set:'"dispaly_name" is not a column' bad-notnull:'"firebase_iud" is not a column' \
          bad-unique:'"firebase_iud" is not a column' bad-check:'"emial" is not a column' \
@@ -113,8 +109,8 @@ assert_exit 2 "type clash" -- p 1 apply -d mistyped
 assert_contains "$LAST_ERR" 'column "phone_number" of "public"."users" already exists with type integer' "names the clash"
 assert_eq "$before" "$(catalog mistyped)" "type clash: no other column added first"
 # a type the database does not know, and a field whose values cannot be cast to its column
-sed 's/"type": "boolean"/"type": "boolean_ish"/' "$PLAN" > "$TEST_TMP/bad-type.json"
-sed 's/"column": "email_verified", "type": "boolean"/"column": "email_verified", "type": "date"/' "$PLAN" > "$TEST_TMP/bad-cast.json"
+edit_file "$PLAN" "$TEST_TMP/bad-type.json" 's/"type": "boolean"/"type": "boolean_ish"/'
+edit_file "$PLAN" "$TEST_TMP/bad-cast.json" 's/"column": "email_verified", "type": "boolean"/"column": "email_verified", "type": "date"/'
 q mistyped "alter table public.users drop column phone_number" >/dev/null
 before=$(catalog mistyped)
 for f in bad-type:'"boolean_ish" is not a type known to the database' \

@@ -5,19 +5,23 @@
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/string-to-uuid.json
-LOGS=$TEST_TMP/logs
-mkdir -p "$LOGS"
-state() { echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"; }
+must_dirs LOGS
 u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS" -d "$db"; }
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-500}" --out "$TEST_TMP/data-$1" --seed t20 2>/dev/null || _t_fail "gen-data failed"
+fresh_app() { gen_app "$1" "${2:-500}" t20 "$TEST_TMP/data-$1"; }
+# past_not_null DB: 200 generated users, phase1 and phase2 applied and the shadows made NOT NULL,
+# as if an earlier phase3 apply had got past its NOT NULL step: the next one goes straight to the swap
+past_not_null() {
+    fresh_app "$1" 200
+    must u 1 "$1" apply
+    must u 2 "$1" apply
+    q "$1" "alter table public.users alter column id_uuid set not null;
+      alter table public.journal_entries alter column user_id_uuid set not null;
+      alter table public.tags alter column user_id_uuid set not null" >/dev/null
 }
-col_type() { q "$1" "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$2'::regclass and attname = '$3' and not attisdropped"; }
 
 test_case "the seeds' schema: key and every foreign key become uuid; rollback gives back schema and rows"
 fresh_app seeds
-start=$(state seeds)
+start=$(db_state seeds)
 start_dump=$(schema_dump seeds)
 assert_exit 0 "phase1" -- u 1 seeds apply
 assert_exit 0 "phase2" -- u 2 seeds apply --batch-size 97
@@ -45,23 +49,23 @@ assert_contains "$LAST_OUT" "orphans   0" "orphans shown"
 assert_exit 0 "status --json" -- u 3 seeds status --json
 assert_eq "swapped|500" "$(psql -X -A -t -q -d seeds -v j="$LAST_OUT" <<<"select (:'j'::jsonb)->'phases'->2->>'reached', (:'j'::jsonb)->'phases'->1->>'canonical'")" "phase reached and canonical count in JSON"
 assert_exit 0 "phase3 apply again is a no-op" -- u 3 seeds apply
-after_apply=$(state seeds)
+after_apply=$(db_state seeds)
 assert_exit 0 "phase3 rollback" -- u 3 seeds rollback
 assert_exit 0 "phase2 rollback" -- u 2 seeds rollback
 assert_exit 0 "phase1 rollback" -- u 1 seeds rollback
-assert_eq "$start" "$(state seeds)" "schema fingerprint and checksums equal the start"
+assert_eq "$start" "$(db_state seeds)" "schema fingerprint and checksums equal the start"
 assert_eq "$start_dump" "$(schema_dump seeds)" "pg_dump --schema-only equal the start (no column moved)"
 assert_eq "0" "$(q seeds "select count(*) from migration_backup.phasemig_objects")" "nothing left registered"
 
 test_case "finalize drops the legacy columns; rollback after it restores from migration_backup"
 for n in 1 2 3; do u $n seeds apply >/dev/null 2>&1 || _t_fail "phase$n apply"; done
-assert_eq "$after_apply" "$(state seeds)" "a second apply ends where the first did"
+assert_eq "$after_apply" "$(db_state seeds)" "a second apply ends where the first did"
 assert_exit 0 "finalize" -- u 3 seeds finalize
 assert_eq "" "$(q seeds "select string_agg(attrelid::regclass || '.' || attname, ',') from pg_attribute where attname like '%_legacy' and not attisdropped and attrelid::regclass::text not like 'migration%'")" "no legacy column left"
 assert_eq "0" "$(q seeds "select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid where c.relnamespace = 'public'::regnamespace and not t.tgisinternal")" "no trigger left"
 assert_exit 0 "finalize again" -- u 3 seeds finalize
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n seeds rollback; done
-assert_eq "$start" "$(state seeds)" "schema and rows equal the start"
+assert_eq "$start" "$(db_state seeds)" "schema and rows equal the start"
 
 test_case "foreign keys of every shape: empty child, odd name, nullable with NULLs, actions kept"
 new_db shapes
@@ -70,7 +74,7 @@ q shapes "create table public.users (id varchar(36) primary key default gen_rand
   create table public.empty_child (id bigint primary key, owner varchar(36) not null constraint ec_owner references public.users on delete cascade deferrable initially deferred);
   insert into public.users (id) select gen_random_uuid()::text from generate_series(1, 50);
   insert into public.audit (entity_id) select case when g % 3 = 0 then null else (select id from public.users order by id offset g % 50 limit 1) end from generate_series(1, 200) g" >/dev/null
-start=$(state shapes)
+start=$(db_state shapes)
 fks() { q shapes "select conname, conrelid::regclass, pg_get_constraintdef(oid), confdeltype, confupdtype, condeferrable, condeferred from pg_constraint where contype = 'f' order by 1"; }
 start_fks=$(fks)
 for n in 1 2 3; do assert_exit 0 "phase$n apply" -- u $n shapes apply; done
@@ -78,7 +82,7 @@ assert_eq "uuid|uuid" "$(col_type shapes public.audit entity_id)|$(col_type shap
 assert_eq "$start_fks" "$(fks)" "names, actions (confdeltype), deferrable kept"
 assert_eq "66" "$(q shapes "select count(*) from public.audit where entity_id is null")" "NULLs stay NULL"
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n shapes rollback; done
-assert_eq "$start" "$(state shapes)" "back to the start"
+assert_eq "$start" "$(db_state shapes)" "back to the start"
 
 test_case "upper case, braced and hyphen-less ids end canonical; garbage stops phase2 until regenerate"
 new_db odd
@@ -87,16 +91,16 @@ q odd "create table public.users (id varchar(40) primary key, n text);
   insert into public.users values ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'upper'), ('{b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12}', 'braces'),
     ('c0eebc999c0b4ef8bb6d6bb9bd380a13', 'bare'), ('not-a-uuid', 'garbage'), ('d0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14', 'fine');
   insert into public.notes select g, (array['A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11','{b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12}','c0eebc999c0b4ef8bb6d6bb9bd380a13','not-a-uuid', null])[g % 5 + 1] from generate_series(1, 20) g" >/dev/null
-start=$(state odd)
+start=$(db_state odd)
 assert_exit 0 "phase1" -- u 1 odd apply
 assert_exit 0 "an invalid id does not make the application's write fail" -- q odd "insert into public.users values ('also garbage', 'x'); delete from public.users where id = 'also garbage'"
-before=$(state odd)
+before=$(db_state odd)
 assert_exit 3 "phase2 stops on invalid ids" -- u 2 odd apply
 assert_contains "$LAST_ERR" "check \"invalid uuid\" failed for public.users.id: 1 found" "invalid counted"
 assert_contains "$LAST_ERR" "'not-a-uuid'" "sample key"
 assert_contains "$LAST_ERR" "--on-invalid=regenerate" "says how to go on"
 assert_contains "$LAST_ERR" "3 accepted but not canonical" "non-canonical counted"
-assert_eq "$before" "$(state odd)" "nothing written"
+assert_eq "$before" "$(db_state odd)" "nothing written"
 assert_eq "refused" "$(q odd "select status from migration_log where phase = 2 and operation like 'convert%' order by id desc limit 1")" "audited"
 assert_exit 0 "phase2 with --on-invalid=regenerate" -- u 2 odd apply --on-invalid=regenerate
 new=$(q odd "select new from migration_backup.\"string-to-uuid:uuid_map\" where old = 'not-a-uuid'")
@@ -106,7 +110,7 @@ assert_eq "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11|b0eebc99-9c0b-4ef8-bb6d-6bb9bd38
   "$(q odd "select string_agg(id::text, '|' order by array_position(array['upper','braces','bare','garbage'], n)) from public.users where n in ('upper','braces','bare','garbage')")" "canonical, and the new uuid"
 assert_eq "4" "$(q odd "select count(*) from public.notes where user_id = '$new' and user_id_legacy = 'not-a-uuid'")" "every child of the regenerated key follows it"
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n odd rollback; done
-assert_eq "$start" "$(state odd)" "original text back, byte for byte"
+assert_eq "$start" "$(db_state odd)" "original text back, byte for byte"
 
 test_case "orphans are reported and stop phase2"
 new_db orph
@@ -124,16 +128,16 @@ assert_contains "$LAST_ERR" "'100' (value '11111111-1111-1111-1111-111111111111'
 test_case "a view on a converted column stops phase3 check, by name"
 fresh_app view 100
 q view 'create view public."active users" as select id, email from public.users' >/dev/null
-u 1 view apply >/dev/null 2>&1; u 2 view apply >/dev/null 2>&1
-before=$(state view)
+must u 1 view apply; must u 2 view apply
+before=$(db_state view)
 assert_exit 3 "phase3 check" -- u 3 view check
 assert_contains "$LAST_ERR" 'view public."active users"' "the view is named"
 assert_exit 3 "phase3 apply" -- u 3 view apply
-assert_eq "$before" "$(state view)" "nothing changed"
+assert_eq "$before" "$(db_state view)" "nothing changed"
 
 test_case "inserts, updates and deletes from another connection between phase1 and phase3 end right"
 fresh_app live 300
-u 1 live apply >/dev/null 2>&1
+must u 1 live apply
 q live 'do $$ begin create role phasemig_app; exception when duplicate_object then null; end $$;
   grant usage on schema public to phasemig_app; grant select, insert, update, delete on all tables in schema public to phasemig_app' >/dev/null
 assert_exit 0 "an unprivileged application role writes through the triggers" -- q live "set role phasemig_app;
@@ -144,7 +148,7 @@ q live "insert into public.users (id, email) values ('E0EEBC99-9C0B-4EF8-BB6D-6B
   insert into public.journal_entries (user_id, title) values ('E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99', 'during phase1');
   update public.reminders set user_id = (select id from public.users order by id limit 1) where id = (select id from public.reminders order by id limit 1);
   delete from public.users where id = (select id from public.users order by id desc limit 1)" >/dev/null
-u 2 live apply >/dev/null 2>&1
+must u 2 live apply
 q live "insert into public.users (id, email) values (gen_random_uuid()::text, 'during phase2');
   update public.tags set user_id = 'E0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A99' where id = (select id from public.tags order by id limit 1)" >/dev/null
 assert_exit 0 "phase3 check" -- u 3 live check
@@ -161,12 +165,7 @@ assert_eq "varchar rows: 1|1" "varchar rows: $(q live "select count(*) from publ
 assert_eq "t" "$(q live "select bool_and(convalidated) from pg_constraint where contype = 'f'")" "foreign keys valid again on the text columns"
 
 test_case "the swap locks the users table before its children: an application transaction holding users is not blocked writing children"
-fresh_app lockorder 200
-u 1 lockorder apply >/dev/null 2>&1; u 2 lockorder apply >/dev/null 2>&1
-# as if an earlier phase3 apply had got past its NOT NULL step: the next one goes straight to the swap
-q lockorder "alter table public.users alter column id_uuid set not null;
-  alter table public.journal_entries alter column user_id_uuid set not null;
-  alter table public.tags alter column user_id_uuid set not null" >/dev/null
+past_not_null lockorder
 # the application: a user, then (once the swap waits for the users table) its rows in every child table,
 # each allowed to wait 300 ms; a swap holding a child while it waits for users would make them time out
 psql -X -q -v ON_ERROR_STOP=1 -d lockorder >"$TEST_TMP/app.out" 2>&1 <<'SQL' &
@@ -194,11 +193,7 @@ assert_eq "uuid|d1b2c3d4-0000-4000-8000-000000000001" "$(q lockorder "select pg_
 assert_not_contains "$LAST_ERR" "deadlock" "the swap never deadlocked"
 
 test_case "an application transaction that wrote a child, then queues behind the swap, is never the deadlock victim"
-fresh_app victim 200
-u 1 victim apply >/dev/null 2>&1; u 2 victim apply >/dev/null 2>&1
-q victim "alter table public.users alter column id_uuid set not null;
-  alter table public.journal_entries alter column user_id_uuid set not null;
-  alter table public.tags alter column user_id_uuid set not null" >/dev/null
+past_not_null victim
 # H holds users for 3 s, so the swap queues for it; A writes a tag, then reads users behind the swap's request.
 # When H ends, a swap still waiting would take users and wait for tags, held by A: a deadlock whose victim
 # is A, which has waited longer. The swap's LOCK waits less than deadlock_timeout, so it gives up first.
@@ -219,9 +214,9 @@ assert_eq "1|uuid" "$(q victim "select count(*) from public.tags where name = 'v
 
 test_case "kill -9 during phase2, then phase2 again: the same data as a clean run"
 fresh_app clean 400
-u 1 clean apply >/dev/null 2>&1; u 2 clean apply --batch-size 13 >/dev/null 2>&1
+must u 1 clean apply; must u 2 clean apply --batch-size 13
 fresh_app killed 400
-u 1 killed apply >/dev/null 2>&1
+must u 1 killed apply
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d killed --batch-size 13 --sleep-ms 40 >/dev/null 2>&1 &
 victim=$!
 wait_for_sql killed "select coalesce(max(rows_done), 0) >= 52 from migration_log where operation like 'fill%'" t 30
@@ -238,31 +233,31 @@ q hostile 'create schema "we""ird";
   create index "ord ix" on "we""ird"."Ord""ers" ("buyer (id)");
   insert into "we""ird"."Pe(ople" select upper(gen_random_uuid()::text), $$O$$ || chr(39) || $$Brien$$ from generate_series(1, 120);
   insert into "we""ird"."Ord""ers" select g, (select "the ""key" from "we""ird"."Pe(ople" order by 1 offset g % 120 limit 1) from generate_series(1, 300) g' >/dev/null
-sed -e 's/"schema": "public"/"schema": "we\\"ird"/' -e 's/"table": "users"/"table": "Pe(ople"/' -e 's/"key": "id"/"key": "the \\"key"/' \
-    -e 's/"column": "id"/"column": "the \\"key"/' -e 's/"name": "string-to-uuid"/"name": "people-uuid"/' "$PLAN" > "$TEST_TMP/people.json"
-start=$(state hostile)
+edit_file "$PLAN" "$TEST_TMP/people.json" 's/"schema": "public"/"schema": "we\\"ird"/' 's/"table": "users"/"table": "Pe(ople"/' \
+    's/"key": "id"/"key": "the \\"key"/' 's/"column": "id"/"column": "the \\"key"/' 's/"name": "string-to-uuid"/"name": "people-uuid"/'
+start=$(db_state hostile)
 HP="--plan $TEST_TMP/people.json --logs-dir $LOGS -d hostile"
 for n in 1 2 3; do assert_exit 0 "phase$n apply" -- phase $n apply $HP; done
 assert_eq "uuid|uuid" "$(q hostile "select format_type(atttypid, null) from pg_attribute where attrelid = '\"we\"\"ird\".\"Pe(ople\"'::regclass and attname = 'the \"key'")|$(q hostile "select format_type(atttypid, null) from pg_attribute where attrelid = '\"we\"\"ird\".\"Ord\"\"ers\"'::regclass and attname = 'buyer (id)'")" "converted"
 assert_exit 0 "finalize" -- phase 3 finalize $HP
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- phase $n rollback $HP; done
-assert_eq "$start" "$(state hostile)" "back to the start"
+assert_eq "$start" "$(db_state hostile)" "back to the start"
 
 test_case "recreate_views: a view on a converted column is recreated around the swap and its undo"
 fresh_app views 100
 q views 'do $$ begin create role "report reader"; exception when duplicate_object then null; end $$' >/dev/null
 q views 'create view public."active users" with (security_barrier) as select id, email from public.users where email is not null;
   grant select on public."active users" to "report reader"; comment on view public."active users" is $$who is active$$' >/dev/null
-sed -e 's/{"op": "convert_to_uuid", "column": "id"}/{"op": "convert_to_uuid", "column": "id", "recreate_views": true}/' \
-    -e 's/"name": "string-to-uuid"/"name": "uuid-views"/' "$PLAN" > "$TEST_TMP/views.json"
+edit_file "$PLAN" "$TEST_TMP/views.json" 's/{"op": "convert_to_uuid", "column": "id"}/{"op": "convert_to_uuid", "column": "id", "recreate_views": true}/' \
+    's/"name": "string-to-uuid"/"name": "uuid-views"/'
 VP="--plan $TEST_TMP/views.json --logs-dir $LOGS -d views"
 view_facts() { q views "select c.relacl::text, c.reloptions::text, obj_description(c.oid, 'pg_class') from pg_class c where c.oid = 'public.\"active users\"'::regclass"; }
-start=$(state views); start_facts=$(view_facts)
+start=$(db_state views); start_facts=$(view_facts)
 for n in 1 2 3; do assert_exit 0 "phase$n apply" -- phase $n apply $VP; done
 assert_eq "uuid" "$(col_type views 'public."active users"' id)" "the view now shows the uuid column"
 assert_eq "$start_facts" "$(view_facts)" "grants, options and comment kept"
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- phase $n rollback $VP; done
-assert_eq "$start" "$(state views)" "back to the start, view included"
+assert_eq "$start" "$(db_state views)" "back to the start, view included"
 assert_eq "$start_facts" "$(view_facts)" "grants, options and comment kept after the rollback"
 
 test_case "a self-referencing key and a table with two foreign keys to users: every column keeps its own trigger"
@@ -278,7 +273,7 @@ q selfref "create table public.users (id varchar(36) primary key default gen_ran
   insert into public.messages (sender_id, recipient_id)
     select a.id, case when a.id < b.id then b.id end from (select id from public.users order by id limit 12) a,
     (select id from public.users order by id desc limit 5) b" >/dev/null
-start=$(state selfref)
+start=$(db_state selfref)
 assert_exit 0 "phase1" -- u 1 selfref apply
 assert_eq "messages phasemig_string-to-uuid_uuid_fwd_1,messages phasemig_string-to-uuid_uuid_fwd_2,users phasemig_string-to-uuid_uuid_fwd_0,users phasemig_string-to-uuid_uuid_fwd_3" \
   "$(q selfref "select string_agg(tgrelid::regclass || ' ' || regexp_replace(tgname, '_[0-9a-f]{8}_', '_'), ',' order by tgrelid::regclass::text, tgname) from pg_trigger where not tgisinternal")" \
@@ -314,18 +309,18 @@ test_case "a shadow the triggers did not see change stops phase3 check; a NOT VA
 fresh_app stale 120
 q stale "alter table public.reminders drop constraint reminders_user_id_fkey;
   alter table public.reminders add constraint reminders_user_id_fkey foreign key (user_id) references public.users on delete set null not valid" >/dev/null
-start=$(state stale)
-u 1 stale apply >/dev/null 2>&1; u 2 stale apply >/dev/null 2>&1
+start=$(db_state stale)
+must u 1 stale apply; must u 2 stale apply
 # a write with triggers off (as a logical replication apply worker does): the shadow keeps the old user
 orig=$(q stale "select user_id from public.tags where id = (select min(id) from public.tags)")
 q stale "set session_replication_role = replica;
   update public.tags set user_id = (select max(id) from public.users) where id = (select min(id) from public.tags)" >/dev/null
-before=$(state stale)
+before=$(db_state stale)
 assert_exit 3 "phase3 check" -- u 3 stale check
 assert_contains "$LAST_ERR" 'check "shadow differs from its original" failed for public.tags.user_id: 1 found' "the stale row counted"
 assert_contains "$LAST_ERR" "'$(q stale "select min(id) from public.tags")'" "and named"
 assert_exit 3 "phase3 apply refuses too" -- u 3 stale apply
-assert_eq "$before" "$(state stale)" "nothing changed"
+assert_eq "$before" "$(db_state stale)" "nothing changed"
 q stale "update public.tags set user_id = '$orig' where id = (select min(id) from public.tags)" >/dev/null
 assert_exit 0 "phase3 apply, once a normal write fixed it" -- u 3 stale apply
 assert_eq "f|FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL NOT VALID" "$(q stale "select convalidated,
@@ -337,7 +332,7 @@ assert_exit 0 "phase3 apply again" -- u 3 stale apply
 assert_eq "t|f" "$(q stale "select convalidated from pg_constraint where conname = 'tags_user_id_fkey'")|$(q stale "select convalidated
   from pg_constraint where conname = 'reminders_user_id_fkey'")" "the left-over foreign key validated, the NOT VALID one left so"
 for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n stale rollback; done
-assert_eq "$start" "$(state stale)" "back to the start"
+assert_eq "$start" "$(db_state stale)" "back to the start"
 assert_eq "f" "$(q stale "select convalidated from pg_constraint where conname = 'reminders_user_id_fkey'")" "still NOT VALID"
 
 test_case "a partitioned child is refused by phase1 with one clear line; rollback after the refusal works"
@@ -345,10 +340,10 @@ new_db parts
 q parts "create table public.users (id varchar(36) primary key);
   create table public.events (id bigint, user_id varchar(36) references public.users, primary key (id)) partition by range (id);
   create table public.events_1 partition of public.events for values from (0) to (1000)" >/dev/null
-start=$(state parts)
+start=$(db_state parts)
 assert_exit 2 "phase1" -- u 1 parts apply
 assert_contains "$LAST_ERR" "public.events is a partitioned table; not supported" "says which table and why"
 assert_not_contains "$LAST_ERR" "events_1" "the partition's copy of the foreign key is not a target of its own"
 assert_exit 0 "phase1 rollback" -- u 1 parts rollback
-assert_eq "$start" "$(state parts)" "nothing left behind"
+assert_eq "$start" "$(db_state parts)" "nothing left behind"
 assert_eq "0" "$(q parts "select count(*) from migration_backup.phasemig_objects")" "nothing registered"

@@ -6,15 +6,12 @@
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/string-to-uuid.json
-LOGS=$TEST_TMP/logs
-mkdir -p "$LOGS"
-state() { echo "$(schema_fingerprint "$1")"; echo "$(table_checksums "$1")"; }
-col_type() { q "$1" "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$2'::regclass and attname = '$3' and not attisdropped"; }
+must_dirs LOGS
 
 # plan A converts users.id, plan B teams.id; memberships has a foreign key to each
 PA=$TEST_TMP/users-uuid.json PB=$TEST_TMP/teams-uuid.json
-sed -e 's/"name": "string-to-uuid"/"name": "users-uuid"/' "$PLAN" >"$PA"
-sed -e 's/"name": "string-to-uuid"/"name": "teams-uuid"/' -e 's/"table": "users"/"table": "teams"/' "$PLAN" >"$PB"
+edit_file "$PLAN" "$PA" 's/"name": "string-to-uuid"/"name": "users-uuid"/'
+edit_file "$PLAN" "$PB" 's/"name": "string-to-uuid"/"name": "teams-uuid"/' 's/"table": "users"/"table": "teams"/'
 pa() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$PA" --logs-dir "$LOGS" -d "$db"; }
 pb() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$PB" --logs-dir "$LOGS" -d "$db"; }
 
@@ -73,7 +70,7 @@ types() { echo "$(col_type "$1" public.users id) $(col_type "$1" public.teams id
 two_plans() {
     local db=$1 order=$2 start start_fks n=0 step
     shared_db "$db"
-    start=$(state "$db") start_fks=$(fk_defs "$db")
+    start=$(db_state "$db") start_fks=$(fk_defs "$db")
     assert_exit 0 "A phase1" -- pa 1 "$db" apply
     write_rows "$db" $((++n))
     assert_exit 0 "B phase1" -- pb 1 "$db" apply
@@ -106,7 +103,7 @@ two_plans() {
     assert_eq "0|0" "$(q "$db" "select count(*) from pg_trigger where not tgisinternal")|$(q "$db" "select count(*) from migration_backup.phasemig_objects")" "no trigger, nothing registered"
     q "$db" "delete from public.memberships where role = 'written'; delete from public.users where name = 'written';
       delete from public.teams where title = 'written'" >/dev/null
-    assert_eq "$start" "$(state "$db")" "without the application's rows: schema fingerprint and checksums equal the start"
+    assert_eq "$start" "$(db_state "$db")" "without the application's rows: schema fingerprint and checksums equal the start"
 }
 
 test_case "two uuid plans sharing a child table: A's rollback first, then B's; writes in between end right"
@@ -118,18 +115,18 @@ two_plans shared_b b
 test_case "a second plan converting a column another plan converts, or sharing a composite index with it, is refused by name"
 shared_db refuse
 q refuse "create index m_pair on public.memberships (team_id, user_id)" >/dev/null
-start=$(state refuse)
-sed -e 's/"name": "string-to-uuid"/"name": "users-again"/' "$PLAN" >"$TEST_TMP/users-again.json"
+start=$(db_state refuse)
+edit_file "$PLAN" "$TEST_TMP/users-again.json" 's/"name": "string-to-uuid"/"name": "users-again"/'
 assert_exit 0 "A phase1" -- pa 1 refuse apply
-after_a=$(state refuse)
+after_a=$(db_state refuse)
 assert_exit 2 "another plan on users.id" -- phase 1 apply --plan "$TEST_TMP/users-again.json" --logs-dir "$LOGS" -d refuse
 assert_contains "$LAST_ERR" 'column public.users.id is already converted by plan "users-uuid"' "names the column and the plan"
 assert_exit 2 "B phase1: m_pair holds A's column" -- pb 1 refuse apply
 assert_contains "$LAST_ERR" 'index "m_pair" on public.memberships also holds a column converted by plan "users-uuid"' "names the index and the plan"
-assert_eq "$after_a" "$(state refuse)" "the refused runs changed nothing"
+assert_eq "$after_a" "$(db_state refuse)" "the refused runs changed nothing"
 assert_exit 0 "B phase1 rollback after its refusal" -- pb 1 refuse rollback
 assert_exit 0 "A phase1 rollback" -- pa 1 refuse rollback
-assert_eq "$start" "$(state refuse)" "back to the start"
+assert_eq "$start" "$(db_state refuse)" "back to the start"
 
 # ---------------------------------------------------------------- kill -9 midway through rollbacks
 u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS" -d "$db"; }
@@ -154,7 +151,7 @@ q kclean "create table public.users (id varchar(36) primary key, name text);
   create table public.notes (id int primary key, user_id varchar(36) references public.users on delete cascade, body text);
   insert into public.users select case when g % 2 = 0 then 'bad-' || g else upper(md5('k' || g)::uuid::text) end, 'n' || g from generate_series(1, 300) g;
   insert into public.notes select g, (select id from public.users order by name offset g % 300 limit 1), 'b' from generate_series(1, 600) g" >/dev/null
-start=$(state kclean)
+start=$(db_state kclean)
 u 1 kclean apply >/dev/null 2>&1 && u 2 kclean apply --on-invalid=regenerate >/dev/null 2>&1 &&
   u 3 kclean apply >/dev/null 2>&1 && u 3 kclean finalize >/dev/null 2>&1 || _t_fail "applying the plan failed"
 # the same database, regenerated uuids included
@@ -164,17 +161,17 @@ kill_midway kkilled 'restore legacy %' 60 3
 rerun 3 kkilled rollback --batch-size 7
 assert_eq "0" "$LAST_RC" "the rollback run again: $(tail -3 <<<"$LAST_ERR")"
 assert_contains "$LAST_ERR" "resuming restore legacy" "resumed from its checkpoint"
-assert_eq "$(state kclean)" "$(state kkilled)" "schema and every table equal the uninterrupted rollback"
+assert_eq "$(db_state kclean)" "$(db_state kkilled)" "schema and every table equal the uninterrupted rollback"
 assert_exit 0 "uninterrupted phase2 rollback" -- u 2 kclean rollback --batch-size 7 --discard-generated-uids
 kill_midway kkilled 'reset shadow %' 30 2 --discard-generated-uids
 rerun 2 kkilled rollback --batch-size 7 --discard-generated-uids
 assert_eq "0" "$LAST_RC" "phase2 rollback run again: $(tail -3 <<<"$LAST_ERR")"
 assert_contains "$LAST_ERR" "resuming reset shadow" "resumed from its checkpoint"
-assert_eq "$(state kclean)" "$(state kkilled)" "schema and every table equal the uninterrupted rollback"
+assert_eq "$(db_state kclean)" "$(db_state kkilled)" "schema and every table equal the uninterrupted rollback"
 assert_eq "0" "$(q kkilled "select count(*) from public.users where id_uuid is distinct from (case when id like 'bad-%' then null else id::uuid end)")" "regenerated keys forgotten when told"
 for db in kclean kkilled; do
     assert_exit 0 "phase1 rollback of $db" -- u 1 $db rollback
-    assert_eq "$start" "$(state $db)" "$db back to the start"
+    assert_eq "$start" "$(db_state $db)" "$db back to the start"
 done
 
 test_case "a regenerated uuid belongs to its row for good: rollback 3, 2, 1 and apply again give the same uuids"
@@ -192,17 +189,17 @@ for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n regen rollback; done
 apply_all
 assert_eq "$first" "$(regenerated)" "the same uuids after rollback 3, 2, 1 and apply again (no --on-invalid needed: the keys are known)"
 assert_eq "0" "$(q regen "select count(*) from public.notes n join public.users u on u.id = n.user_id where n.user_id_legacy <> u.id_legacy")" "children follow"
-for n in 3 2; do u $n regen rollback >/dev/null 2>&1; done
+for n in 3 2; do must u $n regen rollback; done
 assert_exit 0 "phase1 rollback --discard-generated-uids" -- u 1 regen rollback --discard-generated-uids
 assert_eq "" "$(q regen "select to_regclass('migration_backup.\"string-to-uuid:uuid_map\"')")" "the map is gone when told"
-assert_exit 3 "phase2 refuses the invalid keys again" -- bash -c "'$BIN/phase1' apply --plan '$PLAN' --logs-dir '$LOGS' -d regen >/dev/null 2>&1; '$BIN/phase2' apply --plan '$PLAN' --logs-dir '$LOGS' -d regen"
+must u 1 regen apply
+assert_exit 3 "phase2 refuses the invalid keys again" -- u 2 regen apply
 
 # ---------------------------------------------------------------- the stall under load, 200,000 users
 test_case "rollback after finalize at 200,000 users under pgbench load: the longest stall stays within lock timeout + a batch"
 PGBENCH=$(command -v pgbench || { source "$ROOT/scripts/lib/cluster.sh"; echo "$(cluster_bindir)/pgbench"; })
-new_db big
-"$ROOT/scripts/gen-data" -d big --users 200000 --out "$TEST_TMP/data-big" --seed t21 2>/dev/null || _t_fail "gen-data failed"
-start=$(state big)
+gen_app big 200000 t21 "$TEST_TMP/data-big"
+start=$(db_state big)
 for step in "1 apply" "2 apply" "3 apply" "3 finalize"; do
     assert_exit 0 "phase$step" -- u ${step% *} big ${step#* }
 done
@@ -257,4 +254,4 @@ assert_eq "0" "$failed" "no failed transaction"
 assert_exit 0 "phase2 rollback" -- u 2 big rollback
 assert_exit 0 "phase1 rollback" -- u 1 big rollback
 q big "delete from public.users where email = 'load@t21.invalid'" >/dev/null
-assert_eq "$start" "$(state big)" "without the load's users: schema and every table equal the start"
+assert_eq "$start" "$(db_state big)" "without the load's users: schema and every table equal the start"

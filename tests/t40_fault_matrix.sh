@@ -14,23 +14,18 @@
 # rollback, which has nothing to do on this data).
 source "$(dirname "$0")/lib.sh"
 
-LOGS=$TEST_TMP/logs
-DATA=$TEST_TMP/data
-mkdir -p "$LOGS" "$DATA"
+must_dirs LOGS DATA
 USERS=${FAULT_USERS:-1200}
 FAULTS=(kill9 term terminate)
 DELIVERED=0 MISSED=0
 
 # plan copies with small batches, so that batch loops take long enough to be interrupted
 for p in clerk-to-firebase string-to-uuid; do
-    sed 's/"batch_size": 1000/"batch_size": 40/' "$ROOT/plans/$p.json" > "$TEST_TMP/$p.json"
+    edit_file "$ROOT/plans/$p.json" "$TEST_TMP/$p.json" 's/"batch_size": 1000/"batch_size": 40/'
 done
 CLERK_PLAN=$TEST_TMP/clerk-to-firebase.json UUID_PLAN=$TEST_TMP/string-to-uuid.json
 
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "$USERS" --out "$DATA" --seed t40 2>/dev/null || _t_fail "gen-data failed for $1"
-}
+fresh_app() { gen_app "$1" "$USERS" t40 "$DATA"; }
 
 # The state compared between runs.  Generated Firebase uids are random: a user's uid counts
 # as "the export's" or "generated", and generated uids are checked separately.
@@ -131,7 +126,7 @@ SEQ_uuid=("1 apply" "2 apply" "3 check" "3 apply" "3 finalize" "3 rollback" "2 r
 # The uninterrupted reference of each plan: the state after everything is applied.
 for plan in clerk uuid; do
     fresh_app "ref_$plan"; load_expected "ref_$plan"
-    mkdir -p "$LOGS/ref_$plan"
+    must mkdir -p "$LOGS/ref_$plan"
     declare -n seq="SEQ_$plan"
     for step in "${seq[@]:0:4}"; do run_cmd "$plan" "ref_$plan" $step >/dev/null 2>&1 || _t_fail "reference $plan: phase $step failed"; done
     [ "$plan" = uuid ] && { run_cmd uuid ref_uuid 3 finalize >/dev/null 2>&1 || _t_fail "reference uuid: finalize failed"; }
@@ -158,7 +153,7 @@ for plan in clerk uuid; do
     for fault in "${FAULTS[@]}"; do
         test_case "$plan: every subcommand interrupted by $fault at two points, re-run at once: same end state as an uninterrupted run"
         db="f_${plan}_$fault"
-        fresh_app "$db"; load_expected "$db"; mkdir -p "$LOGS/$db"
+        fresh_app "$db"; load_expected "$db"; must mkdir -p "$LOGS/$db"
         start=$(state "$db" "$plan")
         for step in "${seq[@]}"; do
             set -- $step
@@ -175,12 +170,12 @@ for plan in clerk uuid; do
                 # the point's second run finished the command; undo it so the next point interrupts it again
                 if [ "$point" = snapshot ]; then
                     case "$1 $2" in
-                        "1 apply") run_cmd "$plan" "$db" 1 rollback >/dev/null 2>&1 ;;
-                        "2 apply") run_cmd "$plan" "$db" 2 rollback >/dev/null 2>&1 ;;
-                        "3 apply") run_cmd "$plan" "$db" 3 rollback >/dev/null 2>&1 ;;
-                        "3 rollback") run_cmd "$plan" "$db" 3 apply >/dev/null 2>&1 ;;
-                        "2 rollback") run_cmd "$plan" "$db" 2 apply >/dev/null 2>&1 ;;
-                        "1 rollback") run_cmd "$plan" "$db" 1 apply >/dev/null 2>&1 ;;
+                        "1 apply") must run_cmd "$plan" "$db" 1 rollback ;;
+                        "2 apply") must run_cmd "$plan" "$db" 2 rollback ;;
+                        "3 apply") must run_cmd "$plan" "$db" 3 rollback ;;
+                        "3 rollback") must run_cmd "$plan" "$db" 3 apply ;;
+                        "2 rollback") must run_cmd "$plan" "$db" 2 apply ;;
+                        "1 rollback") must run_cmd "$plan" "$db" 1 apply ;;
                     esac
                 fi
             done

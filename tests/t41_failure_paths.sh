@@ -6,21 +6,16 @@ source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
 UPLAN=$ROOT/plans/string-to-uuid.json
-DATA=$TEST_TMP/data
-LOGS=$TEST_TMP/logs
-mkdir -p "$DATA" "$LOGS"
-
-fresh_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-600}" --out "$DATA" --seed t41 2>/dev/null || _t_fail "gen-data failed for $1"
-}
+must_dirs DATA LOGS
+# fresh_app DB [USERS]: the legacy app schema with generated users (same seed every time)
+fresh_app() { gen_app "$1" "${2:-600}" t41 "$DATA"; }
 p() { local n=$1; shift; phase "$n" "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
 u() { local n=$1; shift; phase "$n" "$@" --plan "$UPLAN" --logs-dir "$LOGS"; }
 running_rows() { q "$1" "select count(*) from migration_log where status = 'running'"; }
 
 test_case "a statement that fails inside phase2: exit 1, its rows failed with the server's message, the re-run completes"
 fresh_app fail
-p 1 apply -d fail >/dev/null 2>&1
+must p 1 apply -d fail
 # the application's own trigger refuses one row's update, as a broken constraint would
 victim=$(q fail "select id from public.users order by id offset 300 limit 1")
 q fail "create function public.refuse() returns trigger language plpgsql as \$\$ begin
@@ -47,7 +42,7 @@ assert_eq "0" "$(q fail "select count(*) from public.users u join public.expecte
 
 test_case "SIGTERM: phase2 stops after the batch in flight, records interrupted, frees the lock; the re-run resumes"
 fresh_app term
-p 1 apply -d term >/dev/null 2>&1
+must p 1 apply -d term
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d term --mapping "$DATA/mapping.csv" --batch-size 20 --sleep-ms 50 \
     >"$TEST_TMP/term.out" 2>&1 &
 victim=$!
@@ -74,9 +69,9 @@ assert_eq "$(q term "select count(*) from public.users where firebase_uid is not
 
 test_case "a connection lost while the mapping loads: exit 1 (run it again), not 2 (fix the file)"
 fresh_app lost 200
-p 1 apply -d lost >/dev/null 2>&1
+must p 1 apply -d lost
 # a mapping large enough that its COPY is still going when the backend is terminated
-awk 'BEGIN { print "clerk_user_id,firebase_uid"; for (i = 0; i < 1500000; i++) printf "user_x%d,uid_x%d\n", i, i }' > "$TEST_TMP/big.csv"
+must_write "$TEST_TMP/big.csv" awk 'BEGIN { print "clerk_user_id,firebase_uid"; for (i = 0; i < 1500000; i++) printf "user_x%d,uid_x%d\n", i, i }'
 "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d lost --mapping "$TEST_TMP/big.csv" >"$TEST_TMP/lost.out" 2>&1 &
 victim=$!
 wait_for_sql lost "select count(pg_terminate_backend(pid)) from pg_stat_activity where application_name like 'phase2 apply%' and query like 'COPY%'" 1 30
@@ -91,10 +86,10 @@ fresh_app order 100
 assert_exit 2 "phase2 apply before phase1" -- p 2 apply -d order --mapping "$DATA/mapping.csv"
 assert_contains "$LAST_ERR" 'run "phase1 apply" first' "says what to run"
 assert_exit 2 "phase3 check before phase1" -- p 3 check -d order
-p 1 apply -d order >/dev/null 2>&1
+must p 1 apply -d order
 assert_exit 2 "phase3 apply before phase2" -- p 3 apply -d order
 assert_contains "$LAST_ERR" 'the order is phase1 apply, phase2 apply, phase3 check, phase3 apply' "the order"
-p 2 apply -d order --mapping "$DATA/mapping.csv" >/dev/null 2>&1
+must p 2 apply -d order --mapping "$DATA/mapping.csv"
 assert_exit 2 "phase1 rollback while phase2 is applied" -- p 1 rollback -d order
 assert_contains "$LAST_ERR" 'roll back in the order phase3, phase2, phase1' "the order of rollbacks"
 assert_exit 2 "finalize before phase3 apply" -- p 3 finalize -d order
@@ -104,7 +99,7 @@ assert_eq "0" "$(q order "select count(*) from migration_log where status <> 'do
 test_case "status after a full rollback and after finalize tells the truth"
 fresh_app st 150
 for n in 1 2; do u $n apply -d st >/dev/null 2>&1 || _t_fail "uuid phase$n"; done
-u 3 check -d st >/dev/null 2>&1; u 3 apply -d st >/dev/null 2>&1 || _t_fail "uuid phase3"
+must u 3 check -d st; u 3 apply -d st >/dev/null 2>&1 || _t_fail "uuid phase3"
 assert_exit 0 "finalize" -- u 3 finalize -d st
 assert_exit 0 "status" -- u 3 status -d st
 assert_contains "$LAST_OUT" "phase3: applied" "phase3 applied"
@@ -138,7 +133,7 @@ assert_eq "0" "$(running_rows orphan)" "no row left running"
 test_case "two plans adding the same column to one table: the second refuses, naming the first; both roll back to the start"
 fresh_app twoplans 100
 start=$(echo "$(schema_fingerprint twoplans)"; table_checksums twoplans)
-sed 's/"name": "clerk-to-firebase"/"name": "clerk-again"/' "$PLAN" > "$TEST_TMP/again.json"
+edit_file "$PLAN" "$TEST_TMP/again.json" 's/"name": "clerk-to-firebase"/"name": "clerk-again"/'
 assert_exit 0 "the first plan's phase1" -- p 1 apply -d twoplans
 assert_exit 2 "the second plan's phase1" -- phase 1 apply -d twoplans --plan "$TEST_TMP/again.json" --logs-dir "$LOGS"
 assert_contains "$LAST_ERR" 'was added by plan "clerk-to-firebase"; two plans never share a column' "names the first plan"

@@ -5,18 +5,10 @@ source "$(dirname "$0")/lib.sh"
 
 UUID_PLAN=$ROOT/plans/string-to-uuid.json
 CLERK_PLAN=$ROOT/plans/clerk-to-firebase.json
-LOGS=$TEST_TMP/logs
-DATA=$TEST_TMP/data
-mkdir -p "$LOGS" "$DATA"
-
-uuid_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-2000}" --out "$DATA/uuid-$1" --seed t42 2>/dev/null || _t_fail "gen-data failed"
-}
-clerk_app() {
-    new_db "$1"
-    "$ROOT/scripts/gen-data" -d "$1" --users "${2:-2000}" --out "$DATA" --seed t42c 2>/dev/null || _t_fail "gen-data failed"
-}
+must_dirs LOGS DATA
+# uuid_app DB, clerk_app DB: the legacy app schema with 2000 generated users (same seed every time)
+uuid_app() { gen_app "$1" 2000 t42 "$DATA/uuid-$1"; }
+clerk_app() { gen_app "$1" 2000 t42c "$DATA"; }
 u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$UUID_PLAN" --logs-dir "$LOGS" -d "$db"; }
 c() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$CLERK_PLAN" --logs-dir "$LOGS" -d "$db"; }
 # rows each table's fills filled, over every run since phase1: " [i/n]" ranges added up

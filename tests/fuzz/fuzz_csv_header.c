@@ -10,15 +10,6 @@
 #include "core/csv_header.h"
 #include "fuzz_util.h"
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void) argc;
-	(void) argv;
-	fuzz_quiet_logs("fuzz_csv_header");
-	return 0;
-}
-
 /*
  * Check the input against EXPECTED.  An accepted header must leave the stream
  * right after the first line, where the server's COPY starts reading rows.

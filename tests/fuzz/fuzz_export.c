@@ -12,15 +12,6 @@
 #include "core/jstream.h"
 #include "core/strbuf.h"
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void) argc;
-	(void) argv;
-	fuzz_quiet_logs("fuzz_export");
-	return 0;
-}
-
 /*
  * A row must be one line of exactly EXPORT_ROW_FIELDS fields, or COPY would
  * take it apart differently (or load another user's values into a column).

@@ -9,15 +9,6 @@
 #include "engine/operation.h"
 #include "engine/plan.h"
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void) argc;
-	(void) argv;
-	fuzz_quiet_logs("fuzz_plan");
-	return 0;
-}
-
 /* PostgreSQL truncates a longer identifier: the plan must refuse it. */
 static void
 check_ident(const char *name)
@@ -42,17 +33,16 @@ check_plan(const Plan *plan)
 	for (int i = 0; i < plan->n_ops; i++)
 	{
 		const Op *op = &plan->ops[i];
+		const char *const names[] = {op->column, op->name, op->match_column, op->email_column};
 
 		if (op->label == NULL || op->kind == NULL || op->column == NULL)
 			fuzz_fail("an accepted operation lacks its label, kind or column");
-		if (strcmp(op->kind->name, "backfill_from_mapping") == 0 && (op->uid_column == NULL || op->n_set < 1))
+		else if (op->kind->needs_mapping && (op->uid_column == NULL || op->n_set < 1))
 			fuzz_fail("an accepted backfill lacks the column for localId");
-		if (strcmp(op->kind->name, "create_index") == 0 && op->n_columns < 1)
+		else if (strcmp(op->kind->name, "create_index") == 0 && op->n_columns < 1)
 			fuzz_fail("an accepted index has no columns");
-		check_ident(op->column);
-		check_ident(op->name);
-		check_ident(op->match_column);
-		check_ident(op->email_column);
+		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+			check_ident(names[k]);
 		for (int k = 0; k < op->n_columns; k++)
 			check_ident(op->columns[k]);
 		for (int k = 0; k < op->n_set; k++)

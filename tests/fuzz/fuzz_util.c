@@ -1,12 +1,14 @@
 /*
- * fuzz_util.c: the input file of the fuzz targets (an unlinked temporary
+ * fuzz_util.c: the start-up every fuzz target shares (quiet logs named after
+ * the program), the input file of the fuzz targets (an unlinked temporary
  * file rewritten in place for each input, so a reader that takes a path sees
- * exactly the input's bytes) and quiet logs.
+ * exactly the input's bytes).
  */
 #include "fuzz_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -19,6 +21,22 @@ fuzz_quiet_logs(const char *name)
 {
 	log_init(name);
 	log_set_quiet(true);
+}
+
+/* libFuzzer calls it once before the first input: the target's logs, quiet, under its own name. */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *name = "fuzz";
+
+	if (*argc > 0 && (*argv)[0] != NULL)
+	{
+		const char *slash = strrchr((*argv)[0], '/');
+
+		name = slash ? slash + 1 : (*argv)[0];
+	}
+	fuzz_quiet_logs(name);
+	return 0;
 }
 
 const char *

@@ -1,7 +1,9 @@
 /*
  * fuzz_util.h: what the libFuzzer targets in tests/fuzz share: the entry
- * points' prototypes, quiet logging, and the input as a file for the readers
- * that take a path.
+ * points' prototypes, their start-up (LLVMFuzzerInitialize, in fuzz_util.c:
+ * quiet logs named after the program, so a target defines only
+ * LLVMFuzzerTestOneInput), and the input as a file for the readers that take
+ * a path.
  */
 #ifndef PHASEMIG_FUZZ_UTIL_H
 #define PHASEMIG_FUZZ_UTIL_H
@@ -12,7 +14,10 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Name the program NAME in messages and silence them (they are formatted all the same). */
+/*
+ * Name the program NAME in messages and silence them (they are formatted all
+ * the same); LLVMFuzzerInitialize does it with the program's file name.
+ */
 void fuzz_quiet_logs(const char *name);
 
 /*
