@@ -152,25 +152,6 @@ record_target(Run *run, const PGresult *res, int r)
 	free(name);
 }
 
-/* The key and its foreign key columns, until the first one that cannot be converted. */
-static int
-record_targets(Run *run, const Op *op)
-{
-	const char *params[2] = {run->plan->q_table, op->column};
-	PGresult *res = db_query(run->conn, targets_sql, 2, params);
-	int rc = EXIT_DONE;
-
-	for (int r = 0; r < PQntuples(res) && rc == EXIT_DONE; r++)
-	{
-		if (target_supported(res, r))
-			record_target(run, res, r);
-		else
-			rc = EXIT_BAD_INPUT;
-	}
-	PQclear(res);
-	return rc;
-}
-
 /*
  * A column another plan converts, recorded by its phase1: two plans may share
  * a table (each its own columns, triggers, indexes), never a column.
@@ -262,17 +243,22 @@ record_index(Run *run, const PGresult *res, int r)
 	free(mirror), free(legacy), free(name);
 }
 
+/*
+ * Each row of SQL (with PARAMS, the plan's table and key column, or the
+ * plan's name) recorded by RECORD, until the first one SUPPORTED refuses.
+ */
 static int
-record_indexes(Run *run)
+record_rows(Run *run, const char *sql, int nparams, const char *const *params,
+			bool (*supported) (const PGresult *res, int r),
+			void (*record) (Run *run, const PGresult *res, int r))
 {
-	const char *params[1] = {run->plan->name};
-	PGresult *res = db_query(run->conn, indexes_sql, 1, params);
+	PGresult *res = db_query(run->conn, sql, nparams, params);
 	int rc = EXIT_DONE;
 
 	for (int r = 0; r < PQntuples(res) && rc == EXIT_DONE; r++)
 	{
-		if (index_supported(res, r))
-			record_index(run, res, r);
+		if (supported(res, r))
+			record(run, res, r);
 		else
 			rc = EXIT_BAD_INPUT;
 	}
@@ -289,19 +275,21 @@ record_indexes(Run *run)
 int
 uuid_discover(Run *run, const Op *op)
 {
+	const char *key[2] = {run->plan->q_table, op->column};
+	const char *plan[1] = {run->plan->name};
 	int rc;
 
 	if (mlog_is_registered(run->conn, run->plan, "uuid_shadows", op->column))
 		return EXIT_DONE;
 	rc = record_primary_key(run, op);
 	if (rc == EXIT_DONE)
-		rc = record_targets(run, op);
+		rc = record_rows(run, targets_sql, 2, key, target_supported, record_target);
 	if (rc == EXIT_DONE)
 		rc = refuse_shared_columns(run);
 	if (rc == EXIT_DONE)
 		rc = refuse_multi_column_foreign_keys(run);
 	if (rc == EXIT_DONE)
-		rc = record_indexes(run);
+		rc = record_rows(run, indexes_sql, 1, plan, index_supported, record_index);
 	if (rc != EXIT_DONE)
 		uuid_forget_job(run);
 	return rc;

@@ -208,9 +208,9 @@ restore_legacy_indexes(UuidJob *job)
 	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
 	{
 		UuidIndex *x = &job->ix[i];
-		const char *params[2] = {x->table, x->legacy};
+		const char *params[2] = {x->table, x->names.legacy};
 
-		rc = ops_build_index_on(run, x->table, x->legacy, x->legacy_columns, x->unique);
+		rc = ops_build_index_on(run, x->table, x->names.legacy, x->legacy_columns, x->unique);
 		if (rc == EXIT_DONE && x->constraint
 			&& !db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
 						  "AND conname = $2", 2, params))
@@ -218,7 +218,7 @@ restore_legacy_indexes(UuidJob *job)
 			UuidStmts st = {0};
 
 			uuid_stmts_add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table,
-										   x->q_legacy, x->q_legacy));
+										   x->names.q_legacy, x->names.q_legacy));
 			rc = uuid_stmts_run(run, "restoring a legacy unique constraint", &st);
 		}
 	}

@@ -104,6 +104,25 @@ load_target(UuidJob *job, json_t *d)
 	target_names(job, job->n - 1);
 }
 
+/* An index's names, from its record's name, mirror and legacy. */
+static void
+load_index_names(UuidIndexNames *names, json_t *d)
+{
+	names->name = json_str(d, "name");
+	names->mirror = json_str(d, "mirror");
+	names->legacy = json_str(d, "legacy");
+	names->q_name = ident_or_null(names->name);
+	names->q_mirror = ident_or_null(names->mirror);
+	names->q_legacy = ident_or_null(names->legacy);
+}
+
+static void
+free_index_names(UuidIndexNames *names)
+{
+	free(names->name), free(names->mirror), free(names->legacy);
+	free(names->q_name), free(names->q_mirror), free(names->q_legacy);
+}
+
 static void
 load_index(UuidJob *job, json_t *d)
 {
@@ -112,27 +131,11 @@ load_index(UuidJob *job, json_t *d)
 	job->ix = xrealloc(job->ix, (size_t) (job->n_ix + 1) * sizeof(UuidIndex));
 	x = &job->ix[job->n_ix++];
 	x->table = json_str(d, "table");
-	x->name = json_str(d, "name");
-	x->mirror = json_str(d, "mirror");
-	x->legacy = json_str(d, "legacy");
-	x->q_name = ident_or_null(x->name);
-	x->q_mirror = ident_or_null(x->mirror);
-	x->q_legacy = ident_or_null(x->legacy);
+	load_index_names(&x->names, d);
 	x->columns = json_str(d, "columns");
 	x->legacy_columns = json_str(d, "legacy_columns");
 	x->unique = json_is_true(json_object_get(d, "unique"));
 	x->constraint = json_str(d, "constraint");
-}
-
-static void
-load_primary_key(UuidJob *job, json_t *d)
-{
-	job->pk_name = json_str(d, "name");
-	job->pk_mirror = json_str(d, "mirror");
-	job->pk_legacy = json_str(d, "legacy");
-	job->q_pk_name = ident_or_null(job->pk_name);
-	job->q_pk_mirror = ident_or_null(job->pk_mirror);
-	job->q_pk_legacy = ident_or_null(job->pk_legacy);
 }
 
 bool
@@ -170,11 +173,11 @@ uuid_job_load(UuidJob *job, Run *run, const Op *op, const Options *opts)
 		else if (strcmp(kind, "uuid_index") == 0)
 			load_index(job, d);
 		else
-			load_primary_key(job, d);
+			load_index_names(&job->pk, d);
 		json_decref(d);
 	}
 	PQclear(res);
-	if (job->n == 0 || job->pk_name == NULL)
+	if (job->n == 0 || job->pk.name == NULL)
 	{
 		log_error("convert_to_uuid of column \"%s\": phase1 has not recorded its columns", op->column);
 		uuid_job_free(job);
@@ -202,13 +205,11 @@ uuid_job_free(UuidJob *job)
 	{
 		UuidIndex *x = &job->ix[i];
 
-		free(x->table), free(x->name), free(x->mirror), free(x->legacy);
-		free(x->q_name), free(x->q_mirror), free(x->q_legacy);
-		free(x->columns), free(x->legacy_columns), free(x->constraint);
+		free(x->table), free(x->columns), free(x->legacy_columns), free(x->constraint);
+		free_index_names(&x->names);
 	}
 	free(job->t), free(job->ix);
-	free(job->pk_name), free(job->pk_mirror), free(job->pk_legacy);
-	free(job->q_pk_name), free(job->q_pk_mirror), free(job->q_pk_legacy);
+	free_index_names(&job->pk);
 	free(job->map), free(job->try_fn), free(job->legacy_backup);
 	memset(job, 0, sizeof *job);
 }

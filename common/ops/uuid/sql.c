@@ -10,7 +10,8 @@
 
 #include "core/strbuf.h"
 
-void
+/* "<alias>.<qcol>", or QCOL alone when ALIAS is NULL. */
+static void
 uuid_append_column(StrBuf *sb, const char *alias, const char *qcol)
 {
 	if (alias)

@@ -33,10 +33,14 @@ uuid_validate_if_swapped(UuidJob *job)
 int
 uuid_build_mirrors(UuidJob *job)
 {
-	int rc = ops_build_index_on(job->run, job->t[0].table, job->pk_mirror, job->t[0].q_shadow, true);
+	int rc = ops_build_index_on(job->run, job->t[0].table, job->pk.mirror, job->t[0].q_shadow, true);
 
 	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
-		rc = ops_build_index_on(job->run, job->ix[i].table, job->ix[i].mirror, job->ix[i].columns, job->ix[i].unique);
+	{
+		const UuidIndex *x = &job->ix[i];
+
+		rc = ops_build_index_on(job->run, x->table, x->names.mirror, x->columns, x->unique);
+	}
 	return rc;
 }
 
@@ -83,25 +87,27 @@ uuid_default(const char *text_default)
 static void
 add_index_rename(UuidStmts *st, Run *run, const UuidIndex *x, bool forward)
 {
+	const UuidIndexNames *nm = &x->names;
+
 	if (x->constraint && forward)
 	{
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, x->q_name, x->q_legacy));
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table, x->q_name,
-									  x->q_mirror));
+		uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, nm->q_name, nm->q_legacy));
+		uuid_stmts_add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table, nm->q_name,
+									  nm->q_mirror));
 	}
 	else if (x->constraint)
 	{
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", x->table, x->q_name));
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, x->q_legacy, x->q_name));
+		uuid_stmts_add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", x->table, nm->q_name));
+		uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, nm->q_legacy, nm->q_name));
 	}
 	else
 	{
 		/* the index named NAME makes way (to legacy, or back to mirror) for the other side's */
-		char *in_use = ops_qualified_index(run, x->table, x->name);
-		char *other = ops_qualified_index(run, x->table, forward ? x->mirror : x->legacy);
+		char *in_use = ops_qualified_index(run, x->table, nm->name);
+		char *other = ops_qualified_index(run, x->table, forward ? nm->mirror : nm->legacy);
 
-		uuid_stmts_add(st, str_printf("ALTER INDEX %s RENAME TO %s", in_use, forward ? x->q_legacy : x->q_mirror));
-		uuid_stmts_add(st, str_printf("ALTER INDEX %s RENAME TO %s", other, x->q_name));
+		uuid_stmts_add(st, str_printf("ALTER INDEX %s RENAME TO %s", in_use, forward ? nm->q_legacy : nm->q_mirror));
+		uuid_stmts_add(st, str_printf("ALTER INDEX %s RENAME TO %s", other, nm->q_name));
 		free(in_use), free(other);
 	}
 }
@@ -120,7 +126,7 @@ uuid_add_swap_teardown(UuidStmts *st, const UuidJob *job, json_t *views, bool fo
 	uuid_add_foreign_keys(st, job, true);
 	for (int i = 0; i < job->n; i++)
 		uuid_stmts_add(st, uuid_drop_trigger_sql(job, i, !forward));
-	uuid_stmts_add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", job->t[0].table, job->q_pk_name));
+	uuid_stmts_add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT %s", job->t[0].table, job->pk.q_name));
 	for (int i = 0; i < job->n_ix; i++)
 		add_index_rename(st, job->run, &job->ix[i], forward);
 }
@@ -135,7 +141,7 @@ void
 uuid_add_swap_rebuild(UuidStmts *st, const UuidJob *job, json_t *views, bool forward)
 {
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", job->t[0].table,
-								  job->q_pk_name, forward ? job->q_pk_mirror : job->q_pk_legacy));
+								  job->pk.q_name, forward ? job->pk.q_mirror : job->pk.q_legacy));
 	uuid_add_foreign_keys(st, job, false);
 	for (int i = 0; i < job->n; i++)
 	{

@@ -47,7 +47,7 @@ uuid_build_legacy_key(UuidJob *job)
 
 	if (!job->swapped)
 		return EXIT_DONE;
-	return ops_build_index_on(job->run, k->table, job->pk_legacy, k->q_legacy, true);
+	return ops_build_index_on(job->run, k->table, job->pk.legacy, k->q_legacy, true);
 }
 
 /* Target T's uuid column back to the shadow, without its default and NOT NULL, and its legacy column to its name. */

@@ -49,51 +49,26 @@ run_steps(Run *run, const Op *op, const Options *opts, const UuidStep *steps)
 	return rc == UUID_FINISHED ? EXIT_DONE : rc;
 }
 
+/* Each phase's steps, indexed as the handlers are: by the phase the engine runs (run->phase). */
+static const UuidStep *const apply_steps[4] = {[1] = expand_steps, [2] = fill_steps, [3] = swap_steps};
+static const UuidStep *const rollback_steps[4] = {[1] = unexpand_steps, [2] = unfill_steps, [3] = unswap_steps};
+
+/* phase1 reads the catalog into the registry first: the job is loaded from there. */
+static int
+apply(Run *run, const Op *op, const Options *opts)
+{
+	int rc = run->phase == 1 ? uuid_discover(run, op) : EXIT_DONE;
+
+	return rc == EXIT_DONE ? run_steps(run, op, opts, apply_steps[run->phase]) : rc;
+}
+
 /* A rollback finds nothing to undo when phase1 has not recorded the job. */
 static int
-undo_steps(Run *run, const Op *op, const Options *opts, const UuidStep *steps)
+rollback(Run *run, const Op *op, const Options *opts)
 {
 	if (!uuid_job_recorded(run, op))
 		return EXIT_DONE;
-	return run_steps(run, op, opts, steps);
-}
-
-static int
-apply1(Run *run, const Op *op, const Options *opts)
-{
-	int rc = uuid_discover(run, op);
-
-	return rc == EXIT_DONE ? run_steps(run, op, opts, expand_steps) : rc;
-}
-
-static int
-rollback1(Run *run, const Op *op, const Options *opts)
-{
-	return undo_steps(run, op, opts, unexpand_steps);
-}
-
-static int
-apply2(Run *run, const Op *op, const Options *opts)
-{
-	return run_steps(run, op, opts, fill_steps);
-}
-
-static int
-rollback2(Run *run, const Op *op, const Options *opts)
-{
-	return undo_steps(run, op, opts, unfill_steps);
-}
-
-static int
-apply3(Run *run, const Op *op, const Options *opts)
-{
-	return run_steps(run, op, opts, swap_steps);
-}
-
-static int
-rollback3(Run *run, const Op *op, const Options *opts)
-{
-	return undo_steps(run, op, opts, unswap_steps);
+	return run_steps(run, op, opts, rollback_steps[run->phase]);
 }
 
 static int
@@ -103,8 +78,8 @@ finalize(Run *run, const Op *op, const Options *opts)
 }
 
 const OpHandlers op_convert_to_uuid = {
-	.apply = {[1] = apply1, [2] = apply2, [3] = apply3},
-	.rollback = {[1] = rollback1, [2] = rollback2, [3] = rollback3},
+	.apply = {[1] = apply, [2] = apply, [3] = apply},
+	.rollback = {[1] = rollback, [2] = rollback, [3] = rollback},
 	.check = uuid_check,
 	.finalize = finalize,
 };

@@ -1,10 +1,11 @@
 /*
  * uuid.h: internals shared by the files of convert_to_uuid.  The job (the key
  * column and every foreign key column pointing at it, found in pg_constraint
- * by phase1 and recorded in the object registry), with every name and
- * statement piece its phases use built once when it is loaded; and the steps
- * each file implements, which uuid.c lists per handler.
+ * by phase1 and recorded in the object registry), with every name its
+ * phases use built once when it is loaded; the SQL pieces they share; and
+ * the steps each file implements, which uuid.c lists per handler.
  *
+ *   uuid.c      the handlers: each a list of steps over the job
  *   job.c       loading the job, its names, registry records, trigger SQL
  *   sql.c       SQL pieces several phases share (a text key's uuid, ...)
  *   discover.c  phase1's reading of the catalog into the registry
@@ -52,16 +53,26 @@ typedef struct UuidTarget
 	char *trigger[2];		/* their triggers, quoted */
 } UuidTarget;
 
+/*
+ * The names of an index on a converted column (or of the key's primary key)
+ * and of its two counterparts: the mirror built on the shadow, and the name
+ * the original gets after the swap.
+ */
+typedef struct UuidIndexNames
+{
+	char *name;
+	char *mirror;
+	char *legacy;
+	char *q_name;			/* the three, quoted */
+	char *q_mirror;
+	char *q_legacy;
+} UuidIndexNames;
+
 /* An index that includes a converted column, mirrored on the shadow column. */
 typedef struct UuidIndex
 {
 	char *table;			/* quoted */
-	char *name;				/* the index's name */
-	char *mirror;			/* the mirror's name */
-	char *legacy;			/* the name the original gets after the swap */
-	char *q_name;			/* the three, quoted */
-	char *q_mirror;
-	char *q_legacy;
+	UuidIndexNames names;
 	char *columns;			/* the mirror's column list, quoted */
 	char *legacy_columns;	/* the column list on the legacy column, quoted */
 	bool unique;
@@ -77,12 +88,12 @@ typedef struct UuidJob
 	int n;
 	UuidIndex *ix;
 	int n_ix;
-	char *pk_name;			/* the key's primary key constraint */
-	char *pk_mirror;		/* unique index on the key's shadow, becomes the primary key */
-	char *pk_legacy;		/* unique index on the legacy key, for rollback after the swap */
-	char *q_pk_name;		/* the three, quoted */
-	char *q_pk_mirror;
-	char *q_pk_legacy;
+	/*
+	 * The key's primary key constraint; its mirror, the unique index on the
+	 * key's shadow that becomes the primary key; its legacy copy, a unique
+	 * index on the legacy key for a rollback after the swap.
+	 */
+	UuidIndexNames pk;
 	char *map;				/* migration_backup."<plan>:uuid_map": old text -> new uuid */
 	char *try_fn;			/* migration_backup."<plan>:try_uuid"(text): uuid or NULL */
 	char *legacy_backup;	/* migration_backup."<plan>:uuid_legacy": new uuid -> legacy text */
@@ -91,7 +102,10 @@ typedef struct UuidJob
 	bool finalized;			/* the legacy columns are dropped (uuid_finalized) */
 } UuidJob;
 
-/* One step of a handler: an exit code, or UUID_FINISHED. */
+/*
+ * One step of a handler: an exit code, or UUID_FINISHED.  The functions of
+ * the form int uuid_x(UuidJob *job) below are steps, listed by uuid.c.
+ */
 typedef int (*UuidStep)(UuidJob *job);
 
 /* ---- job.c ---- */
@@ -124,9 +138,10 @@ bool uuid_field_true(const PGresult *res, int r, const char *name);
 
 /* ---- sql.c ---- */
 
-/* "<alias>.<qcol>", or QCOL alone when ALIAS is NULL. */
-void uuid_append_column(StrBuf *sb, const char *alias, const char *qcol);
 /*
+ * In these, ALIAS.QCOL is the column of the row a piece reads (ALIAS NULL:
+ * the column alone).
+ *
  * The uuid a text key stands for, as the choices of a coalesce(): the one
  * regenerated for it in the map, else the text as uuid (NULL when invalid).
  */
