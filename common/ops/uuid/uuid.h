@@ -1,12 +1,36 @@
 /*
- * op_uuid.h: internals shared by the two files of convert_to_uuid: the job
- * (the key column and every foreign key column pointing at it, found in
- * pg_constraint at phase1 and recorded in the object registry) and its names.
+ * uuid.h: internals shared by the files of convert_to_uuid.  The job (the key
+ * column and every foreign key column pointing at it, found in pg_constraint
+ * by phase1 and recorded in the object registry), with every name its
+ * phases use built once when it is loaded; the SQL pieces they share; and
+ * the steps each file implements, which uuid.c lists per handler.
+ *
+ *   uuid.c      the handlers: each a list of steps over the job
+ *   job.c       loading the job, its names, registry records, trigger SQL
+ *   sql.c       SQL pieces several phases share (a text key's uuid, ...)
+ *   discover.c  phase1's reading of the catalog into the registry
+ *   expand.c    phase1: map, shadows and forward triggers, and their undo
+ *   fill.c      phase2: classify, regenerate, fill; rollback batches
+ *   check.c     phase3's pre-flight
+ *   ddl.c       statement lists, the swap's LOCK, foreign keys
+ *   views.c     views on converted columns, recreated around a swap
+ *   swap.c      phase3 apply, and the teardown/rebuild the swap back shares
+ *   unswap.c    phase3 rollback
+ *   finalize.c  finalize and its undo
  */
 #ifndef PHASEMIG_OP_UUID_H
 #define PHASEMIG_OP_UUID_H
 
+#include <jansson.h>
+
+#include "core/strbuf.h"
 #include "ops/ops.h"
+
+/*
+ * A step's result when the job needs no later step of its list (already done
+ * by an earlier run); the list ends there with EXIT_DONE.  Not an exit code.
+ */
+#define UUID_FINISHED (-1)
 
 typedef struct UuidTarget
 {
@@ -20,19 +44,35 @@ typedef struct UuidTarget
 	char *legacy;			/* unquoted "<column>_legacy" */
 	char *q_key;			/* quoted single-column primary key of the table */
 	char *constraint;		/* foreign key name (children only) */
+	char *q_constraint;		/* the same, quoted (children only) */
 	char *fk_def;			/* pg_get_constraintdef of the foreign key, without NOT VALID */
 	bool fk_validated;		/* it was validated before the migration (re-validated after each swap) */
 	bool not_null;
-	char *regname;			/* registry name */
+	char *regname;			/* registry name: "<table>.<column>" */
+	char *fn[2];			/* trigger functions, [0] forward (shadow from original), [1] reverse */
+	char *trigger[2];		/* their triggers, quoted */
 } UuidTarget;
+
+/*
+ * The names of an index on a converted column (or of the key's primary key)
+ * and of its two counterparts: the mirror built on the shadow, and the name
+ * the original gets after the swap.
+ */
+typedef struct UuidIndexNames
+{
+	char *name;
+	char *mirror;
+	char *legacy;
+	char *q_name;			/* the three, quoted */
+	char *q_mirror;
+	char *q_legacy;
+} UuidIndexNames;
 
 /* An index that includes a converted column, mirrored on the shadow column. */
 typedef struct UuidIndex
 {
 	char *table;			/* quoted */
-	char *name;				/* the index's name */
-	char *mirror;			/* the mirror's name */
-	char *legacy;			/* the name the original gets after the swap */
+	UuidIndexNames names;
 	char *columns;			/* the mirror's column list, quoted */
 	char *legacy_columns;	/* the column list on the legacy column, quoted */
 	bool unique;
@@ -43,44 +83,166 @@ typedef struct UuidJob
 {
 	Run *run;
 	const Op *op;
+	const Options *opts;	/* NULL for the pre-flight check */
 	UuidTarget *t;
 	int n;
 	UuidIndex *ix;
 	int n_ix;
-	char *pk_name;			/* the key's primary key constraint */
-	char *pk_mirror;		/* unique index on the key's shadow, becomes the primary key */
-	char *pk_legacy;		/* unique index on the legacy key, for rollback after the swap */
+	/*
+	 * The key's primary key constraint; its mirror, the unique index on the
+	 * key's shadow that becomes the primary key; its legacy copy, a unique
+	 * index on the legacy key for a rollback after the swap.
+	 */
+	UuidIndexNames pk;
 	char *map;				/* migration_backup."<plan>:uuid_map": old text -> new uuid */
 	char *try_fn;			/* migration_backup."<plan>:try_uuid"(text): uuid or NULL */
 	char *legacy_backup;	/* migration_backup."<plan>:uuid_legacy": new uuid -> legacy text */
+	/* phase3's state when the job was loaded */
+	bool swapped;			/* the columns are native uuid (uuid_swapped) */
+	bool finalized;			/* the legacy columns are dropped (uuid_finalized) */
 } UuidJob;
 
+/*
+ * One step of a handler: an exit code, or UUID_FINISHED.  The functions of
+ * the form int uuid_x(UuidJob *job) below are steps, listed by uuid.c.
+ */
+typedef int (*UuidStep)(UuidJob *job);
+
+/* ---- job.c ---- */
+
+/* Whether phase1 recorded the job (its primary key) for OP. */
+bool uuid_job_recorded(Run *run, const Op *op);
 /* Load the job recorded by phase1; logs and returns false when there is none. */
-bool uuid_job_load(UuidJob *job, Run *run, const Op *op);
+bool uuid_job_load(UuidJob *job, Run *run, const Op *op, const Options *opts);
 void uuid_job_free(UuidJob *job);
-/* Trigger functions of target i: forward (shadow from original), reverse (legacy from new). */
-char *uuid_fn_name(const UuidJob *job, const char *direction, int i);
-/* CREATE FUNCTION + CREATE TRIGGER statements (2) for the forward or reverse trigger of target i. */
-void uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger);
-/* Quoted name of the forward or reverse trigger of target i (caller frees). */
-char *uuid_trigger_name(const UuidJob *job, int i, bool reverse);
-/* Statement that drops the forward or reverse trigger of target i. */
-char *uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse);
 bool uuid_is_registered(const UuidJob *job, const char *kind);
+/*
+ * Record KIND/NAME of the plan with DETAIL (stolen) in the object registry,
+ * replacing an older record, in a statement of its own.
+ */
+void uuid_record(Run *run, int phase, const char *kind, const char *name, json_t *detail);
+/* The detail of record KIND of the job's column, parsed, or NULL. */
+json_t *uuid_recorded_detail(const UuidJob *job, const char *kind);
+/* DELETE of the records KINDS ("'a', 'b'") of the job's column, for a transaction of DDL (malloc'd). */
+char *uuid_forget_sql(const UuidJob *job, const char *kinds);
+/* Forget everything discover() recorded (a refused discovery, or a finished phase1 rollback). */
+void uuid_forget_job(Run *run);
+/* CREATE FUNCTION + CREATE TRIGGER statements for the forward or reverse trigger of target i (malloc'd). */
+void uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger);
+/* Statement that drops the forward or reverse trigger of target i (malloc'd). */
+char *uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse);
+/* Value of column NAME of row R, or NULL when it is NULL (result columns read by name). */
+const char *uuid_field(const PGresult *res, int r, const char *name);
+/* Whether boolean column NAME of row R is true. */
+bool uuid_field_true(const PGresult *res, int r, const char *name);
+
+/* ---- sql.c ---- */
+
+/*
+ * In these, ALIAS.QCOL is the column of the row a piece reads (ALIAS NULL:
+ * the column alone).
+ *
+ * The uuid a text key stands for, as the choices of a coalesce(): the one
+ * regenerated for it in the map, else the text as uuid (NULL when invalid).
+ */
+void uuid_append_choices(StrBuf *sb, const UuidJob *job, const char *alias, const char *qcol);
+/* coalesce() of those choices (malloc'd). */
+char *uuid_value_sql(const UuidJob *job, const char *alias, const char *qcol);
+/*
+ * "(SELECT p.<PARENT_COLUMN> FROM <key table> p WHERE p.<key> = <alias>.<qcol>)":
+ * the parent row of a child's value (PARENT_COLUMN NULL: SELECT 1).
+ */
+void uuid_append_parent(StrBuf *sb, const UuidJob *job, const char *parent_column, const char *alias,
+						const char *qcol);
+/* A key neither a uuid nor regenerated: the condition on it (malloc'd). */
+char *uuid_invalid_sql(const UuidJob *job, const char *alias, const char *qcol);
+/*
+ * Record as CHECK the keys of the key table that are one uuid (UUID_EXPR over
+ * its columns), ten samples of their groups; returns the groups.
+ */
+long long uuid_find_equal_keys(UuidJob *job, Findings *f, const char *check, const char *uuid_expr);
+
+/* ---- discover.c (phase1) ---- */
+
+/* Find the foreign keys and indexes in the catalog and record them; EXIT_BAD_INPUT if unsupported. */
+int uuid_discover(Run *run, const Op *op);
+
+/* ---- expand.c (phase1) ---- */
+
+int uuid_log_job(UuidJob *job);
+int uuid_create_map(UuidJob *job);
+int uuid_add_shadows(UuidJob *job);
+int uuid_drop_shadows(UuidJob *job);
+int uuid_drop_map(UuidJob *job);
+
+/* ---- fill.c (phase2) ---- */
+
+int uuid_fill(UuidJob *job);
+int uuid_discard_regenerated(UuidJob *job);
+int uuid_reset_shadows(UuidJob *job);
 /*
  * Set COLUMN (quoted) of target i's rows to VALUE where COND holds (both SQL
  * over the alias t), in keyset batches on the table's primary key that lock
  * only the rows they change (ops_undo_batches: resumable, one commit each).
  */
-int uuid_undo_batches(UuidJob *job, const Options *opts, int i, const char *label, const char *column,
-					  const char *value, const char *cond);
+int uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, const char *value,
+					  const char *cond);
 
-/* phase3 (op_uuid_swap.c) */
+/* ---- check.c (phase3) ---- */
+
 long long uuid_check(Run *run, const Op *op, Findings *f);
-int uuid_swap(Run *run, const Op *op, const Options *opts);
-int uuid_unswap(Run *run, const Op *op, const Options *opts);
-int uuid_finalize(Run *run, const Op *op, const Options *opts);
-/* Build the unique index that becomes the primary key and every mirrored index (CONCURRENTLY). */
+
+/* ---- ddl.c ---- */
+
+/* Statements of one transaction of DDL, each malloc'd. */
+typedef struct UuidStmts
+{
+	char **s;
+	int n;
+} UuidStmts;
+
+void uuid_stmts_add(UuidStmts *st, char *sql);
+/* Run them in one transaction (ops_ddl) and empty the list. */
+int uuid_stmts_run(Run *run, const char *what, UuidStmts *st);
+/* SET LOCAL lock_timeout and one LOCK TABLE of every table the job alters and of VIEWS (may be NULL). */
+void uuid_add_lock_tables(UuidStmts *st, const UuidJob *job, json_t *views);
+/* Drop every foreign key pointing at the key, or add each back NOT VALID. */
+void uuid_add_foreign_keys(UuidStmts *st, const UuidJob *job, bool drop);
+int uuid_validate_foreign_keys(UuidJob *job);
+
+/* ---- views.c ---- */
+
+/*
+ * Views on any converted column, each with the statements that recreate it
+ * as it is, one JSON array.  A view other views depend on, or a materialized
+ * view, is reported in *blocked instead (malloc'd, or NULL).
+ */
+json_t *uuid_dependent_views(const UuidJob *job, char **blocked);
+void uuid_add_view_drops(UuidStmts *st, json_t *views);
+void uuid_add_view_creates(UuidStmts *st, json_t *views);
+
+/* ---- swap.c (phase3 apply) ---- */
+
+int uuid_validate_if_swapped(UuidJob *job);
 int uuid_build_mirrors(UuidJob *job);
+int uuid_enforce_shadows_not_null(UuidJob *job);
+int uuid_swap_columns(UuidJob *job);
+/* What the swap and the swap back share in their one transaction, before and after the renames. */
+void uuid_add_swap_teardown(UuidStmts *st, const UuidJob *job, json_t *views, bool forward);
+void uuid_add_swap_rebuild(UuidStmts *st, const UuidJob *job, json_t *views, bool forward);
+
+/* ---- unswap.c (phase3 rollback) ---- */
+
+int uuid_drop_shadows_not_null(UuidJob *job);
+int uuid_build_legacy_key(UuidJob *job);
+int uuid_swap_back(UuidJob *job);
+int uuid_drop_reverse_functions(UuidJob *job);
+
+/* ---- finalize.c ---- */
+
+int uuid_finalize_ready(UuidJob *job);
+int uuid_save_legacy_keys(UuidJob *job);
+int uuid_drop_legacy_columns(UuidJob *job);
+int uuid_unfinalize(UuidJob *job);
 
 #endif

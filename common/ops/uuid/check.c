@@ -1,0 +1,237 @@
+/*
+ * check.c: convert_to_uuid's phase3 pre-flight.  Before the swap every row
+ * must have its shadow, and the shadow must still say what its original says
+ * (a write the triggers did not see would otherwise become the truth); no
+ * child may point at a missing parent, no two keys may be one uuid, and
+ * nothing but views the job recreates may depend on a converted column.
+ */
+#include "ops/uuid/uuid.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "core/strbuf.h"
+#include "engine/catalog.h"
+
+/* One row check of a target: what it finds, and its condition over the target's row c. */
+typedef struct RowCheck
+{
+	const char *check;
+	char *cond;
+} RowCheck;
+
+#define MAX_ROW_CHECKS 4
+
+/* Rows of target T matching COND (over its columns, unqualified), with sample keys. */
+static long long
+target_rows_where(Run *run, Findings *f, const char *check, const UuidTarget *t, const char *from, const char *cond)
+{
+	StrBuf sql;
+	long long n;
+
+	sb_init(&sql);
+	sb_printf(&sql, "SELECT (SELECT count(*) FROM %s WHERE %s), ", from, cond);
+	sb_printf(&sql, "(SELECT string_agg(quote_literal(k), ', ') FROM (SELECT c.%s::text AS k ", t->q_key);
+	sb_printf(&sql, "FROM %s WHERE %s ORDER BY 1 LIMIT %d) s)", from, cond, SAMPLE_LIMIT);
+	n = findings_query(run, f, check, t->regname, sql.data);
+	sb_free(&sql);
+	return n;
+}
+
+/*
+ * Every row check of target T in one pass over its table (EXTRA, if not
+ * NULL, is one more aggregate of that pass, returned in *extra); the samples
+ * are read, by a second pass, only for a check that found rows.  Frees the
+ * conditions.  Returns the rows found.
+ */
+static long long
+target_checks(Run *run, Findings *f, const UuidTarget *t, const char *from, RowCheck *checks, int n,
+			  const char *extra, long long *extra_out)
+{
+	StrBuf sb;
+	PGresult *res;
+	long long problems = 0;
+
+	/* column i counts checks[i]; "extra" is EXTRA */
+	sb_init(&sb);
+	sb_append(&sb, "SELECT ");
+	for (int i = 0; i < n; i++)
+		sb_printf(&sb, "count(*) FILTER (WHERE %s), ", checks[i].cond);
+	sb_printf(&sb, "%s AS extra FROM %s", extra ? extra : "0", from);
+	res = db_query(run->conn, sb.data, 0, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		if (atoll(PQgetvalue(res, 0, i)) > 0)
+			problems += target_rows_where(run, f, checks[i].check, t, from, checks[i].cond);
+		free(checks[i].cond);
+	}
+	if (extra_out)
+		*extra_out = atoll(uuid_field(res, 0, "extra"));
+	PQclear(res);
+	sb_free(&sb);
+	return problems;
+}
+
+/*
+ * The row checks of target i into CHECKS; returns how many.  A shadow that is
+ * set but no longer says what its original says is a write the triggers did
+ * not see (session_replication_role = replica, triggers disabled), which the
+ * swap would otherwise make the truth.
+ */
+static int
+row_checks(const UuidJob *job, int i, RowCheck *checks)
+{
+	const UuidTarget *t = &job->t[i];
+	const UuidTarget *k = &job->t[0];
+	int n = 0;
+
+	checks[n++] = (RowCheck) {"not converted (shadow NULL, original not)",
+		str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow)};
+	if (i == 0)
+	{
+		char *value = uuid_value_sql(job, "c", t->q_col);
+
+		checks[n++] = (RowCheck) {"shadow differs from its original",
+			str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM %s", t->q_shadow, t->q_shadow, value)};
+		checks[n++] = (RowCheck) {"invalid uuid", uuid_invalid_sql(job, "c", t->q_col)};
+		free(value);
+	}
+	else
+	{
+		/* p: the parent by the original key; ps: a parent with that shadow (both at most one row) */
+		StrBuf differs;
+
+		sb_init(&differs);
+		sb_printf(&differs, "c.%s IS NOT NULL AND (c.%s IS NULL OR ", t->q_shadow, t->q_col);
+		sb_printf(&differs, "(p.%s IS NOT NULL AND p.%s IS DISTINCT FROM c.%s))", k->q_col, k->q_shadow, t->q_shadow);
+		checks[n++] = (RowCheck) {"shadow differs from its original", sb_steal(&differs)};
+		checks[n++] = (RowCheck) {"orphan", str_printf("c.%s IS NOT NULL AND ps.v IS NULL", t->q_shadow)};
+	}
+	return n;
+}
+
+/*
+ * What the row checks of child T read: its rows c, each with its parent p by
+ * the original key and ps, a parent with its shadow.  Joins, hashed or
+ * merged: the shadows have no index before phase3 apply builds them, and a
+ * probe per child row of an unindexed parent would be quadratic.
+ */
+static char *
+child_from(const UuidJob *job, const UuidTarget *t)
+{
+	const UuidTarget *k = &job->t[0];
+	StrBuf from;
+
+	sb_init(&from);
+	sb_printf(&from, "%s c LEFT JOIN %s p ON p.%s = c.%s ", t->table, k->table, k->q_col, t->q_col);
+	sb_printf(&from, "LEFT JOIN (SELECT DISTINCT %s AS v FROM %s WHERE %s IS NOT NULL) ps ", k->q_shadow, k->table,
+			  k->q_shadow);
+	sb_printf(&from, "ON ps.v = c.%s", t->q_shadow);
+	return sb_steal(&from);
+}
+
+/* Target i's table read once for all its row checks; the key's duplicates counted in the same pass. */
+static long long
+check_target(UuidJob *job, Findings *f, int i)
+{
+	const UuidTarget *t = &job->t[i];
+	RowCheck checks[MAX_ROW_CHECKS];
+	int n = row_checks(job, i, checks);
+	long long problems;
+
+	if (i == 0)
+	{
+		char *extra = str_printf("count(c.%s) - count(DISTINCT c.%s)", t->q_shadow, t->q_shadow);
+		char *from = str_printf("%s c", t->table);
+		long long duplicates = 0;
+
+		problems = target_checks(job->run, f, t, from, checks, n, extra, &duplicates);
+		if (duplicates > 0)
+			problems += uuid_find_equal_keys(job, f, "duplicate", t->q_shadow);
+		free(extra), free(from);
+	}
+	else
+	{
+		char *from = child_from(job, t);
+
+		problems = target_checks(job->run, f, t, from, checks, n, NULL, NULL);
+		free(from);
+	}
+	return problems;
+}
+
+/*
+ * What depends on target i's column: anything, when views are not recreated;
+ * else what is not a view (a rule or policy still refuses).
+ */
+static long long
+check_dependents(UuidJob *job, Findings *f, int i, bool views_recreated)
+{
+	const UuidTarget *t = &job->t[i];
+	char *deps = catalog_dependents(job->run->conn, t->table, t->column, false);
+	bool refuses = deps && (!views_recreated || strstr(deps, "rule ") || strstr(deps, "policy "));
+
+	if (refuses)
+		findings_add(f, "dependent_object", t->regname, 1, deps);
+	free(deps);
+	return refuses ? 1 : 0;
+}
+
+/* Views that cannot be recreated: materialized ones, and those other views depend on. */
+static long long
+check_views(UuidJob *job, Findings *f)
+{
+	char *blocked = NULL;
+	json_t *views = uuid_dependent_views(job, &blocked);
+	long long problems = 0;
+
+	if (blocked)
+	{
+		findings_add(f, "dependent_object", "views that cannot be recreated", 1, blocked);
+		problems++;
+	}
+	free(blocked);
+	json_decref(views);
+	return problems;
+}
+
+/*
+ * Nothing to check once swapped.  1. each target's rows (the findings of a
+ * table in the order of its checks); 2. what depends on the columns, the
+ * views recreated around the swap apart.
+ */
+long long
+uuid_check(Run *run, const Op *op, Findings *f)
+{
+	UuidJob job;
+	long long problems = 0;
+	bool recreate_views = op->recreate_views;
+
+	if (!uuid_job_recorded(run, op))
+	{
+		findings_add(f, "not prepared", op->column, 1, "phase1 and phase2 have not run for this column");
+		return 1;
+	}
+	if (!uuid_job_load(&job, run, op, NULL))
+		return 1;
+	if (job.swapped)
+	{
+		uuid_job_free(&job);
+		return 0;
+	}
+	for (int i = 0; i < job.n; i++)
+	{
+		problems += check_target(&job, f, i);
+		if (!recreate_views)
+			problems += check_dependents(&job, f, i, false);
+	}
+	if (recreate_views)
+	{
+		problems += check_views(&job, f);
+		for (int i = 0; i < job.n; i++)
+			problems += check_dependents(&job, f, i, true);
+	}
+	uuid_job_free(&job);
+	return problems;
+}

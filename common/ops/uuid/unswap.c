@@ -1,0 +1,94 @@
+/*
+ * unswap.c: convert_to_uuid's phase3 rollback, the exact undo of the swap
+ * (after finalize's undo when the job was finalized).  A unique index on the
+ * legacy key, then the swap backwards in one transaction (the legacy columns
+ * take their names back, the uuid columns become the shadows again, the
+ * forward triggers return), the foreign keys validated one by one.  When the
+ * swap had not happened, what an apply stopped before it may have left.
+ */
+#include "ops/uuid/uuid.h"
+
+#include <stdlib.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
+
+/*
+ * Not swapped: an apply that stopped before the swap may have set NOT NULL
+ * (or left its CHECK) on shadows; the validation and the dropping of reverse
+ * functions that follow finish a swap back that stopped after its commit.
+ */
+int
+uuid_drop_shadows_not_null(UuidJob *job)
+{
+	UuidStmts st = {0};
+
+	if (job->swapped)
+		return EXIT_DONE;
+	for (int i = 0; i < job->n; i++)
+	{
+		UuidTarget *t = &job->t[i];
+		char *check = ops_not_null_check_name(job->run->plan, t->shadow);
+		char *q_check = sql_ident(check);
+
+		uuid_stmts_add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", t->table, t->q_shadow));
+		uuid_stmts_add(&st, str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", t->table, q_check));
+		free(check), free(q_check);
+	}
+	return uuid_stmts_run(job->run, "dropping NOT NULL of the shadows", &st);
+}
+
+/* Swapped: a unique index on the legacy key, to become the primary key again. */
+int
+uuid_build_legacy_key(UuidJob *job)
+{
+	UuidTarget *k = &job->t[0];
+
+	if (!job->swapped)
+		return EXIT_DONE;
+	return ops_build_index_on(job->run, k->table, job->pk.legacy, k->q_legacy, true);
+}
+
+/* Target T's uuid column back to the shadow, without its default and NOT NULL, and its legacy column to its name. */
+static void
+add_column_swap_back(UuidStmts *st, const UuidTarget *t)
+{
+	uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", t->table, t->q_col));
+	uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", t->table, t->q_col));
+	uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_col, t->q_shadow));
+	uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_legacy, t->q_col));
+}
+
+/* Swapped: the swap backwards, in one transaction; saved views are recreated as they were. */
+int
+uuid_swap_back(UuidJob *job)
+{
+	UuidStmts st = {0};
+	json_t *views;
+	int rc;
+
+	if (!job->swapped)
+		return EXIT_DONE;
+	views = uuid_recorded_detail(job, "uuid_views");
+	uuid_add_swap_teardown(&st, job, views, false);
+	for (int i = 0; i < job->n; i++)
+		add_column_swap_back(&st, &job->t[i]);
+	uuid_add_swap_rebuild(&st, job, views, false);
+	uuid_stmts_add(&st, uuid_forget_sql(job, "'uuid_swapped', 'uuid_views'"));
+	log_info("swapping %d columns back to text in one transaction", job->n);
+	rc = uuid_stmts_run(job->run, "the swap back", &st);
+	json_decref(views);
+	return rc;
+}
+
+/* The reverse trigger functions, not needed once the triggers are gone. */
+int
+uuid_drop_reverse_functions(UuidJob *job)
+{
+	UuidStmts st = {0};
+
+	for (int i = 0; i < job->n; i++)
+		uuid_stmts_add(&st, str_printf("DROP FUNCTION IF EXISTS %s()", job->t[i].fn[1]));
+	return uuid_stmts_run(job->run, "dropping reverse trigger functions", &st);
+}
