@@ -1,7 +1,8 @@
 /*
- * db.h: connecting, running statements and reporting their errors, and running
- * DDL under a short lock_timeout with jittered retry.  Functions named db_x()
- * exit through log_exit() on error; db_x_try() hand the result back.
+ * db.h: connecting, running statements and reporting their errors, reading
+ * results by column name; and (ddl.h, included here) DDL under a short
+ * lock_timeout with jittered retry.  Functions named db_x() exit through
+ * log_exit() on error; db_x_try() hand the result back.
  */
 #ifndef PHASEMIG_DB_H
 #define PHASEMIG_DB_H
@@ -13,12 +14,6 @@
 #define SQLSTATE_DEADLOCK "40P01"
 #define SQLSTATE_SERIALIZATION "40001"
 
-typedef struct DbRetry
-{
-	int lock_timeout_ms;	/* per DDL attempt */
-	int max_attempts;		/* attempts before giving up */
-	int max_backoff_ms;		/* cap of the jittered exponential backoff */
-} DbRetry;
 
 /*
  * Connect with PQconnectdbParams(expand_dbname=1): conninfo may be a URI or a
@@ -56,45 +51,17 @@ bool db_exists(PGconn *conn, const char *sql, int nparams, const char *const *pa
 const char *db_field(const PGresult *res, int row, const char *column);
 /* The same as a number; 0 for NULL. */
 long long db_field_ll(const PGresult *res, int row, const char *column);
+/* Whether it is a boolean's true ('t'); false for NULL. */
+bool db_field_true(const PGresult *res, int row, const char *column);
 
 /* A quoted identifier (PQescapeIdentifier), malloc'd; exits on failure. */
 char *db_ident(PGconn *conn, const char *name);
-
-void db_set_retry(const DbRetry *retry);
-const DbRetry *db_get_retry(void);
-
-/*
- * Run STMTS in one transaction under SET LOCAL lock_timeout, retrying the whole
- * transaction with jittered backoff when a lock is not available or a deadlock
- * is detected.  Returns true when committed; otherwise logs and returns false
- * with nothing changed.  what names the change in retry messages.
- */
-bool db_ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n);
-/*
- * Same, for a change whose lock lets the application read and write (VALIDATE
- * CONSTRAINT: SHARE UPDATE EXCLUSIVE): its time is not counted as a lock hold.
- */
-bool db_ddl_try_nonblocking(PGconn *conn, const char *what, const char *const *stmts, int n);
-/* Same, for one statement that cannot run in a transaction block (CONCURRENTLY). */
-bool db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout);
 
 /* Abort a COPY in progress and roll back an open transaction, so the session can record. */
 void db_end_session_work(PGconn *conn);
 
 void db_sleep_ms(long ms);
 
-/*
- * DDL statistics since the last reset: the longest time one DDL change took
- * (waits and retries included), the retries after lock timeouts, and the
- * longest single attempt, the closest measure of how long we held its locks.
- */
-typedef struct DbDdlStats
-{
-	double longest_ms;
-	double longest_attempt_ms;
-	int retries;
-} DbDdlStats;
-void db_ddl_stats_reset(void);
-DbDdlStats db_ddl_stats(void);
+#include "core/ddl.h"
 
 #endif

@@ -67,19 +67,4 @@ void mlog_finish(Run *run, long long id, const char *status, long long rows_done
 /* true when the newest finished apply/rollback of PHASE for this plan is an apply. */
 bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
 
-/* Record / forget an object phasemig created, in the caller's transaction. */
-char *mlog_register_sql(const Plan *plan, int phase, const char *kind, const char *name);
-/* The same with DETAIL, JSON text, in the registry's detail column. */
-char *mlog_register_detail_sql(const Plan *plan, int phase, const char *kind, const char *name, const char *detail);
-bool mlog_is_registered(PGconn *conn, const Plan *plan, const char *kind, const char *name);
-/* Its detail (JSON text, malloc'd), or NULL when it is not registered. */
-char *mlog_registered_detail(PGconn *conn, const Plan *plan, const char *kind, const char *name);
-/*
- * Another plan that registered an object of KIND named NAME on table QTABLE
- * (or with no table in its detail), the oldest first; NULL when none (malloc'd).
- */
-char *mlog_registered_by_other(PGconn *conn, const Plan *plan, const char *kind, const char *name,
-							   const char *qtable);
-void mlog_unregister(PGconn *conn, const Plan *plan, const char *kind, const char *name);
-
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/catalog.h"
+#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "ops/ops.h"
@@ -20,7 +21,7 @@
 static char *
 column_owner_plan(Run *run, const Op *op)
 {
-	return mlog_registered_by_other(run->conn, run->plan, "column", op->column, run->plan->q_table);
+	return registry_other_plan(run->conn, run->plan, "column", op->column, run->plan->q_table);
 }
 
 static int
@@ -48,7 +49,7 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 					  op->type);
 			rc = EXIT_BAD_INPUT;
 		}
-		else if (!mlog_is_registered(run->conn, p, "column", op->column))
+		else if (!registry_has(run->conn, p, "column", op->column))
 			log_warning("column %s already existed before phasemig; it is used as is and kept on rollback", qcol);
 		else
 			log_info("column %s already added", qcol);
@@ -59,7 +60,7 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 		/* the table it belongs to, so another plan's column of the same name elsewhere is not taken for it */
 		json_t *where = json_pack("{s:s}", "table", p->q_table);
 		char *detail = json_dumps(where, JSON_COMPACT);
-		char *reg = mlog_register_detail_sql(p, run->phase, "column", op->column, detail);
+		char *reg = registry_add_detail_sql(p, run->phase, "column", op->column, detail);
 		const char *stmts[2] = {add, reg};
 
 		log_info("adding column %s %s", qcol, op->type);
@@ -84,7 +85,7 @@ add_column_rollback(Run *run, const Op *op, const Options *opts)
 	int rc;
 
 	(void) opts;
-	if (!mlog_is_registered(run->conn, p, "column", op->column))
+	if (!registry_has(run->conn, p, "column", op->column))
 		return EXIT_DONE;
 	qcol = plan_ident(p, op->column);
 	drop = str_printf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", p->q_table, qcol);
@@ -95,7 +96,7 @@ add_column_rollback(Run *run, const Op *op, const Options *opts)
 		rc = ops_ddl(run, drop, stmts, 1);
 	}
 	if (rc == EXIT_DONE)
-		mlog_unregister(run->conn, p, "column", op->column);
+		registry_remove(run->conn, p, "column", op->column);
 	free(drop);
 	free(qcol);
 	return rc;

@@ -8,6 +8,7 @@
 
 #include "engine/catalog.h"
 #include "engine/plan_check.h"
+#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "ops/ops.h"
@@ -40,7 +41,7 @@ drop_registered_index(Run *run, const char *name, const char *kind)
 	char *qs, *qn, *sql;
 	int rc = EXIT_DONE;
 
-	if (!mlog_is_registered(run->conn, p, kind, name))
+	if (!registry_has(run->conn, p, kind, name))
 		return EXIT_DONE;
 	qs = plan_ident(p, p->schema);
 	qn = plan_ident(p, name);
@@ -49,7 +50,7 @@ drop_registered_index(Run *run, const char *name, const char *kind)
 	if (!db_ddl_nontx_try(run->conn, sql, sql, true))
 		rc = EXIT_FAILED;
 	else
-		mlog_unregister(run->conn, p, kind, name);
+		registry_remove(run->conn, p, kind, name);
 	free(sql);
 	free(qs);
 	free(qn);
@@ -141,7 +142,7 @@ add_unique_apply(Run *run, const Op *op, const Options *opts)
 	{
 		/* 2. adopt it as the constraint: a catalog change under a short lock */
 		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", p->q_table, qname, qname);
-		reg = mlog_register_sql(p, run->phase, "constraint", op->name);
+		reg = registry_add_sql(p, run->phase, "constraint", op->name);
 		{
 			const char *stmts[2] = {add, reg};
 
@@ -163,7 +164,7 @@ add_unique_rollback(Run *run, const Op *op, const Options *opts)
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	if (mlog_is_registered(run->conn, p, "constraint", op->name))
+	if (registry_has(run->conn, p, "constraint", op->name))
 	{
 		char *qname = plan_ident(p, op->name);
 		char *drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", p->q_table, qname);
@@ -172,7 +173,7 @@ add_unique_rollback(Run *run, const Op *op, const Options *opts)
 		log_info("dropping unique constraint %s", qname);
 		rc = ops_ddl(run, drop, stmts, 1);
 		if (rc == EXIT_DONE)
-			mlog_unregister(run->conn, p, "constraint", op->name);
+			registry_remove(run->conn, p, "constraint", op->name);
 		free(drop);
 		free(qname);
 	}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "engine/catalog.h"
+#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "ops/ops.h"
@@ -60,7 +61,7 @@ set_not_null_apply(Run *run, const Op *op, const Options *opts)
 		return EXIT_DONE;
 	}
 	{
-		char *reg = mlog_register_sql(run->plan, run->phase, "not_null", op->column);
+		char *reg = registry_add_sql(run->plan, run->phase, "not_null", op->column);
 
 		db_exec(run->conn, reg);
 		free(reg);
@@ -77,7 +78,7 @@ set_not_null_rollback(Run *run, const Op *op, const Options *opts)
 	int rc;
 
 	(void) opts;
-	if (!mlog_is_registered(run->conn, p, "not_null", op->column))
+	if (!registry_has(run->conn, p, "not_null", op->column))
 		return EXIT_DONE;
 	qcol = plan_ident(p, op->column);
 	check = ops_not_null_check_name(p, op->column);
@@ -95,7 +96,7 @@ set_not_null_rollback(Run *run, const Op *op, const Options *opts)
 		rc = ops_ddl(run, drop, stmts, 2);
 	}
 	if (rc == EXIT_DONE)
-		mlog_unregister(run->conn, p, "not_null", op->column);
+		registry_remove(run->conn, p, "not_null", op->column);
 	free(qcol);
 	free(drop);
 	free(check);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/catalog.h"
+#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -124,13 +125,13 @@ ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique
 	 * made outside phasemig is used as it is, and never dropped by a rollback.
 	 */
 	if (index_state_on(run, run->plan->q_table, name) == INDEX_VALID &&
-		!mlog_is_registered(run->conn, run->plan, kind, name))
+		!registry_has(run->conn, run->plan, kind, name))
 	{
 		log_info("index \"%s\" already exists and was not made by phasemig: used as it is, kept by rollback", name);
 		return EXIT_DONE;
 	}
 	/* register first: a crash during the build still leaves it ours to drop */
-	sql = mlog_register_sql(run->plan, run->phase, kind, name);
+	sql = registry_add_sql(run->plan, run->phase, kind, name);
 	db_exec(run->conn, sql);
 	free(sql);
 	return ops_build_index_on(run, run->plan->q_table, name, columns_sql, unique);

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/catalog.h"
+#include "engine/registry.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/import_file.h"
 #include "ops/backfill/mapping.h"
@@ -74,7 +75,7 @@ create_source_table(Run *run, const Names *n)
 		free(q_name);
 		free(name);
 	}
-	stmts[4] = mlog_register_sql(p, 1, "source_table", "source");
+	stmts[4] = registry_add_sql(p, 1, "source_table", "source");
 	log_info("creating %s for the mapping", n->source);
 	rc = ops_ddl(run, stmts[0], (const char *const *) stmts, 5);
 	for (int i = 0; i < 5; i++)
@@ -115,10 +116,10 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 	/* 1. generated uids an earlier phasemig kept in the source table survive its drop */
 	rc = bf_adopt_source_generated(run, &n);
 	/* 2. no more fills */
-	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "sync_trigger", n.trigger_name))
+	if (rc == EXIT_DONE && registry_has(run->conn, run->plan, "sync_trigger", n.trigger_name))
 		rc = bf_drop_sync_trigger(run, &n);
 	/* 3. what the backup still holds (an interrupted phase2 never rolled back) goes back, then the table */
-	if (rc == EXIT_DONE && mlog_is_registered(run->conn, run->plan, "backup_table", "backfill") &&
+	if (rc == EXIT_DONE && registry_has(run->conn, run->plan, "backup_table", "backfill") &&
 		bf_table_exists(run, n.backup))
 		rc = bf_restore_backup(run, &n, opts);
 	if (rc == EXIT_DONE)
@@ -221,7 +222,7 @@ backfill_apply3(Run *run, const Op *op, const Options *opts)
 		rc = bf_drop_sync_trigger(run, &n);
 	/* 2. recorded, so that phase3's rollback puts it back */
 	if (rc == EXIT_DONE)
-		bf_exec_free(run, mlog_register_sql(run->plan, 3, "sync_trigger_removed", n.trigger_name));
+		bf_exec_free(run, registry_add_sql(run->plan, 3, "sync_trigger_removed", n.trigger_name));
 	bf_names_free(&n);
 	return rc;
 }
@@ -235,11 +236,11 @@ backfill_rollback3(Run *run, const Op *op, const Options *opts)
 	(void) opts;
 	bf_names_init(&n, run, op);
 	/* 1. the trigger back, if phase3 removed it */
-	if (mlog_is_registered(run->conn, run->plan, "sync_trigger_removed", n.trigger_name))
+	if (registry_has(run->conn, run->plan, "sync_trigger_removed", n.trigger_name))
 	{
 		rc = bf_install_sync_trigger(run, op, &n);
 		if (rc == EXIT_DONE)
-			mlog_unregister(run->conn, run->plan, "sync_trigger_removed", n.trigger_name);
+			registry_remove(run->conn, run->plan, "sync_trigger_removed", n.trigger_name);
 	}
 	bf_names_free(&n);
 	return rc;

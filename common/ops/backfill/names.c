@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
+#include "engine/registry.h"
 
 /*
  * ON CONFLICT (key) DO UPDATE list for the backup table aliased bk: a column
@@ -136,12 +137,12 @@ bf_drop_registered_table(Run *run, const char *qname, const char *kind, const ch
 	char *drop;
 	int rc;
 
-	if (!mlog_is_registered(run->conn, run->plan, kind, name))
+	if (!registry_has(run->conn, run->plan, kind, name))
 		return EXIT_DONE;
 	drop = str_printf("DROP TABLE IF EXISTS %s", qname);
 	rc = ops_ddl(run, drop, (const char *[]) {drop}, 1);
 	if (rc == EXIT_DONE)
-		mlog_unregister(run->conn, run->plan, kind, name);
+		registry_remove(run->conn, run->plan, kind, name);
 	free(drop);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/batch.h"
+#include "engine/registry.h"
 #include "ops/backfill/backfill.h"
 
 /* False (logged) for a backup table an earlier phasemig wrote: originals only, no written_N. */
@@ -48,7 +49,7 @@ bf_ensure_backup_table(Run *run, const Names *n, int phase)
 	sb_printf(&create, " FROM %s t WITH NO DATA", p->q_table);
 	pk = str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n->backup);
 	def = str_printf("ALTER TABLE %s ALTER COLUMN saved_at SET DEFAULT now()", n->backup);
-	reg = mlog_register_sql(p, phase, "backup_table", "backfill");
+	reg = registry_add_sql(p, phase, "backup_table", "backfill");
 	log_info("creating %s for the values phasemig overwrites", n->backup);
 	rc = ops_ddl(run, create.data, (const char *[]) {create.data, pk, def, reg}, 4);
 	sb_free(&create);

@@ -14,6 +14,7 @@
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/mapping.h"
+#include "engine/registry.h"
 
 /* The function's start: leave alone rows with a uid, find the one user (uid) the row matches. */
 static void
@@ -84,7 +85,7 @@ bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
 	const Plan *p = run->plan;
 	StrBuf fn, create;
 	char *drop = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->trigger, p->q_table);
-	char *reg = mlog_register_sql(p, 1, "sync_trigger", n->trigger_name);
+	char *reg = registry_add_sql(p, 1, "sync_trigger", n->trigger_name);
 	int rc;
 
 	sb_init(&fn);
@@ -114,7 +115,7 @@ bf_drop_sync_trigger(Run *run, const Names *n)
 	log_info("removing trigger %s", n->trigger);
 	rc = ops_ddl(run, drop, (const char *[]) {drop, dropfn}, 2);
 	if (rc == EXIT_DONE)
-		mlog_unregister(run->conn, run->plan, "sync_trigger", n->trigger_name);
+		registry_remove(run->conn, run->plan, "sync_trigger", n->trigger_name);
 	free(drop);
 	free(dropfn);
 	return rc;

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/catalog.h"
+#include "engine/registry.h"
 #include "ops/drop_column/drop_column.h"
 
 void
@@ -102,7 +103,7 @@ already_dropped(Run *run, const Op *op, const DropNames *n)
 {
 	if (catalog_column_exists(run->plan, op->column))
 		return -1;
-	if (mlog_is_registered(run->conn, run->plan, "dropped_column", op->column))
+	if (registry_has(run->conn, run->plan, "dropped_column", op->column))
 	{
 		log_info("column %s already dropped", n->qcol);
 		return EXIT_DONE;
@@ -146,7 +147,7 @@ create_backup(Run *run, const Op *op, const DropNames *n)
 		str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table),
 		str_printf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OF %s ON %s FOR EACH ROW EXECUTE FUNCTION %s()",
 				   n->keep_trigger, n->qcol, p->q_table, n->keep_fn),
-		mlog_register_sql(p, run->phase, "drop_backup", op->column),
+		registry_add_sql(p, run->phase, "drop_backup", op->column),
 		/* no primary key to add when the table has one */
 		has_pk ? NULL : str_printf("ALTER TABLE %s ADD PRIMARY KEY (key)", n->backup),
 	};
@@ -179,7 +180,7 @@ drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
 	char *stmts[3] = {
 		str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table),
 		str_printf("ALTER TABLE %s DROP COLUMN %s", p->q_table, n->qcol),
-		mlog_register_detail_sql(p, 3, "dropped_column", op->column, def),
+		registry_add_detail_sql(p, 3, "dropped_column", op->column, def),
 	};
 	int rc;
 

@@ -14,6 +14,7 @@
 #include "core/strbuf.h"
 #include "engine/batch.h"
 #include "engine/catalog.h"
+#include "engine/registry.h"
 #include "ops/drop_column/drop_column.h"
 
 /* "CREATE [UNIQUE] INDEX name ON ..." from pg_get_indexdef, built CONCURRENTLY. */
@@ -92,14 +93,14 @@ remove_unused_backup(Run *run, const Op *op, const DropNames *n)
 	char *stmts[3];
 	int rc;
 
-	if (!mlog_is_registered(run->conn, p, "drop_backup", op->column))
+	if (!registry_has(run->conn, p, "drop_backup", op->column))
 		return EXIT_DONE;
 	stmts[0] = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table);
 	stmts[1] = str_printf("DROP FUNCTION IF EXISTS %s()", n->keep_fn);
 	stmts[2] = str_printf("DROP TABLE IF EXISTS %s", n->backup);
 	rc = ops_ddl(run, stmts[0], (const char *const *) stmts, 3);
 	if (rc == EXIT_DONE)
-		mlog_unregister(run->conn, p, "drop_backup", op->column);
+		registry_remove(run->conn, p, "drop_backup", op->column);
 	for (int i = 0; i < 3; i++)
 		free(stmts[i]);
 	return rc;
@@ -217,8 +218,8 @@ drop_backup(Run *run, const Op *op, const DropNames *n)
 
 	if (rc == EXIT_DONE)
 	{
-		mlog_unregister(run->conn, run->plan, "dropped_column", op->column);
-		mlog_unregister(run->conn, run->plan, "drop_backup", op->column);
+		registry_remove(run->conn, run->plan, "dropped_column", op->column);
+		registry_remove(run->conn, run->plan, "drop_backup", op->column);
 	}
 	free(stmts[0]);
 	free(stmts[1]);
@@ -234,7 +235,7 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 	int rc;
 
 	drop_names_init(&n, run, op);
-	def = mlog_registered_detail(run->conn, run->plan, "dropped_column", op->column);
+	def = registry_detail(run->conn, run->plan, "dropped_column", op->column);
 	if (def == NULL)
 		rc = remove_unused_backup(run, op, &n);
 	else if ((d = json_loads(def, 0, NULL)) == NULL)

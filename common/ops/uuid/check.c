@@ -5,6 +5,7 @@
  * child may point at a missing parent, no two keys may be one uuid, and
  * nothing but views the job recreates may depend on a converted column.
  */
+#include "engine/registry.h"
 #include "ops/uuid/uuid.h"
 
 #include <stdlib.h>
@@ -67,7 +68,7 @@ target_checks(Run *run, Findings *f, const UuidTarget *t, const char *from, RowC
 		free(checks[i].cond);
 	}
 	if (extra_out)
-		*extra_out = atoll(uuid_field(res, 0, "extra"));
+		*extra_out = atoll(db_field(res, 0, "extra"));
 	PQclear(res);
 	sb_free(&sb);
 	return problems;

@@ -13,6 +13,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/registry.h"
 
 /* The key and every single-column foreign key pointing at it, with each table's primary key. */
 static const char *const targets_sql =
@@ -112,18 +113,18 @@ record_primary_key(Run *run, const Op *op)
 static bool
 target_supported(const PGresult *res, int r)
 {
-	const char *rel = uuid_field(res, r, "rel");
-	const char *column = uuid_field(res, r, "attname");
-	const char *type = uuid_field(res, r, "type");
+	const char *rel = db_field(res, r, "rel");
+	const char *column = db_field(res, r, "attname");
+	const char *type = db_field(res, r, "type");
 
 	if (strcmp(type, "character varying") != 0 && strcmp(type, "text") != 0 && strcmp(type, "character") != 0)
 		log_error("convert_to_uuid: %s.%s is %s, not text", rel, column, type);
-	else if (uuid_field(res, r, "relkind")[0] == 'p')
+	else if (db_field(res, r, "relkind")[0] == 'p')
 		log_error("convert_to_uuid: %s is a partitioned table; not supported (indexes cannot be built "
 				  "CONCURRENTLY on it)", rel);
-	else if (uuid_field(res, r, "key") == NULL)
+	else if (db_field(res, r, "key") == NULL)
 		log_error("convert_to_uuid: table %s has no single-column primary key to walk in batches", rel);
-	else if (uuid_field_true(res, r, "in_primary_key"))
+	else if (db_field_true(res, r, "in_primary_key"))
 		log_error("convert_to_uuid: %s.%s is part of its table's primary key; not supported", rel, column);
 	else
 		return true;
@@ -134,19 +135,19 @@ target_supported(const PGresult *res, int r)
 static void
 record_target(Run *run, const PGresult *res, int r)
 {
-	const char *rel = uuid_field(res, r, "rel");
-	const char *column = uuid_field(res, r, "attname");
-	const char *constraint = uuid_field(res, r, "conname");
-	json_t *d = json_pack("{s:i, s:s, s:s, s:s, s:b}", "index", atoi(uuid_field(res, r, "ord")), "table", rel,
-						  "column", column, "key", uuid_field(res, r, "key"),
-						  "not_null", uuid_field_true(res, r, "attnotnull"));
+	const char *rel = db_field(res, r, "rel");
+	const char *column = db_field(res, r, "attname");
+	const char *constraint = db_field(res, r, "conname");
+	json_t *d = json_pack("{s:i, s:s, s:s, s:s, s:b}", "index", atoi(db_field(res, r, "ord")), "table", rel,
+						  "column", column, "key", db_field(res, r, "key"),
+						  "not_null", db_field_true(res, r, "attnotnull"));
 	char *name = str_printf("%s.%s", rel, column);
 
 	if (constraint)
 	{
 		json_object_set_new(d, "constraint", json_string(constraint));
-		json_object_set_new(d, "def", json_string(uuid_field(res, r, "def")));
-		json_object_set_new(d, "validated", json_boolean(uuid_field_true(res, r, "validated")));
+		json_object_set_new(d, "def", json_string(db_field(res, r, "def")));
+		json_object_set_new(d, "validated", json_boolean(db_field_true(res, r, "validated")));
 	}
 	uuid_record(run, 1, "uuid_target", name, d);
 	free(name);
@@ -170,12 +171,12 @@ refuse_shared_columns(Run *run)
 
 	for (int r = 0; r < PQntuples(res); r++)
 	{
-		log_error("convert_to_uuid: column %s is already converted by plan \"%s\"", uuid_field(res, r, "name"),
-				  uuid_field(res, r, "plan"));
+		log_error("convert_to_uuid: column %s is already converted by plan \"%s\"", db_field(res, r, "name"),
+				  db_field(res, r, "plan"));
 		rc = EXIT_BAD_INPUT;
 	}
 	if (rc != EXIT_DONE)
-		log_hint("finish or roll back plan \"%s\" first", uuid_field(res, 0, "plan"));
+		log_hint("finish or roll back plan \"%s\" first", db_field(res, 0, "plan"));
 	PQclear(res);
 	return rc;
 }
@@ -201,11 +202,11 @@ refuse_multi_column_foreign_keys(Run *run)
 static bool
 index_supported(const PGresult *res, int r)
 {
-	const char *rel = uuid_field(res, r, "rel");
-	const char *name = uuid_field(res, r, "relname");
-	const char *other_plan = uuid_field(res, r, "other_plan");
+	const char *rel = db_field(res, r, "rel");
+	const char *name = db_field(res, r, "relname");
+	const char *other_plan = db_field(res, r, "other_plan");
 
-	if (uuid_field_true(res, r, "unsupported"))
+	if (db_field_true(res, r, "unsupported"))
 	{
 		log_error("convert_to_uuid: index \"%s\" on %s uses an expression, a predicate or INCLUDE columns; "
 				  "not supported", name, rel);
@@ -226,16 +227,16 @@ index_supported(const PGresult *res, int r)
 static void
 record_index(Run *run, const PGresult *res, int r)
 {
-	const char *rel = uuid_field(res, r, "rel");
-	const char *index = uuid_field(res, r, "relname");
-	const char *constraint = uuid_field(res, r, "conname");
+	const char *rel = db_field(res, r, "rel");
+	const char *index = db_field(res, r, "relname");
+	const char *constraint = db_field(res, r, "conname");
 	char *mirror = index_name(run->plan, "uuid", index);
 	char *legacy = index_name(run->plan, "legacy", index);
 	char *name = str_printf("%s.%s", rel, index);
 	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "table", rel, "name", index, "mirror", mirror,
-						  "legacy", legacy, "columns", uuid_field(res, r, "columns"),
-						  "legacy_columns", uuid_field(res, r, "legacy_columns"),
-						  "unique", uuid_field_true(res, r, "indisunique"));
+						  "legacy", legacy, "columns", db_field(res, r, "columns"),
+						  "legacy_columns", db_field(res, r, "legacy_columns"),
+						  "unique", db_field_true(res, r, "indisunique"));
 
 	if (constraint)
 		json_object_set_new(d, "constraint", json_string(constraint));
@@ -279,7 +280,7 @@ uuid_discover(Run *run, const Op *op)
 	const char *plan[1] = {run->plan->name};
 	int rc;
 
-	if (mlog_is_registered(run->conn, run->plan, "uuid_shadows", op->column))
+	if (registry_has(run->conn, run->plan, "uuid_shadows", op->column))
 		return EXIT_DONE;
 	rc = record_primary_key(run, op);
 	if (rc == EXIT_DONE)
@@ -291,6 +292,6 @@ uuid_discover(Run *run, const Op *op)
 	if (rc == EXIT_DONE)
 		rc = record_rows(run, indexes_sql, 1, plan, index_supported, record_index);
 	if (rc != EXIT_DONE)
-		uuid_forget_job(run);
+		registry_remove_kinds(run->conn, run->plan, uuid_job_kinds);
 	return rc;
 }

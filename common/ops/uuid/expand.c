@@ -11,6 +11,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/registry.h"
 
 /* PostgreSQL's uuid input: hex in groups of 4, optional hyphens between groups, optional braces */
 #define UUID_TEXT_RE "^(\\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\\}|[0-9a-f]{4}(-?[0-9a-f]{4}){7})$"
@@ -72,7 +73,7 @@ uuid_add_shadows(UuidJob *job)
 	}
 	if (rc == EXIT_DONE)
 	{
-		char *shadows_done = mlog_register_sql(job->run->plan, 1, "uuid_shadows", job->op->column);
+		char *shadows_done = registry_add_sql(job->run->plan, 1, "uuid_shadows", job->op->column);
 
 		db_exec(job->run->conn, shadows_done);
 		free(shadows_done);
@@ -123,7 +124,7 @@ uuid_drop_map(UuidJob *job)
 	}
 	rc = uuid_stmts_run(job->run, drop_fn, &st);
 	if (rc == EXIT_DONE)
-		uuid_forget_job(job->run);
+		registry_remove_kinds(job->run->conn, job->run->plan, uuid_job_kinds);
 	free(drop_fn);
 	return rc;
 }

@@ -6,6 +6,7 @@
  * shadow back to what the forward trigger would give it; the batches that
  * does it (uuid_undo_batches) also serve finalize's undo.
  */
+#include "engine/registry.h"
 #include "ops/uuid/uuid.h"
 
 #include <stdlib.h>
@@ -45,12 +46,12 @@ count_key_values(UuidJob *job, json_t *meta, bool *same_uuid)
 	sb_append(&sql, "count(u) - count(DISTINCT u) AS same_uuid ");
 	sb_printf(&sql, "FROM (SELECT %s::text AS v, %s AS u FROM %s OFFSET 0) s", k->q_col, u, k->table);
 	res = db_query(job->run->conn, sql.data, 0, NULL);
-	invalid = atoll(uuid_field(res, 0, "invalid"));
-	*same_uuid = atoll(uuid_field(res, 0, "same_uuid")) > 0;
+	invalid = atoll(db_field(res, 0, "invalid"));
+	*same_uuid = atoll(db_field(res, 0, "same_uuid")) > 0;
 	log_info("%s.%s: %s canonical, %s accepted but not canonical (stored canonical), %lld invalid", k->table,
-			 k->q_col, uuid_field(res, 0, "canonical"), uuid_field(res, 0, "not_canonical"), invalid);
-	json_object_set_new(meta, "canonical", json_integer(atoll(uuid_field(res, 0, "canonical"))));
-	json_object_set_new(meta, "not_canonical", json_integer(atoll(uuid_field(res, 0, "not_canonical"))));
+			 k->q_col, db_field(res, 0, "canonical"), db_field(res, 0, "not_canonical"), invalid);
+	json_object_set_new(meta, "canonical", json_integer(atoll(db_field(res, 0, "canonical"))));
+	json_object_set_new(meta, "not_canonical", json_integer(atoll(db_field(res, 0, "not_canonical"))));
 	json_object_set_new(meta, "invalid", json_integer(invalid));
 	json_object_set_new(meta, "orphans", json_integer(0));
 	PQclear(res);

@@ -12,6 +12,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/registry.h"
 
 /* Finalize once, and only a swapped job. */
 int
@@ -61,9 +62,9 @@ legacy_definition(const UuidJob *job, const UuidTarget *t)
 							 "pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default_sql FROM pg_catalog.pg_attribute a "
 							 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
 							 "WHERE a.attrelid = $1::regclass AND a.attname = $2", 2, params);
-	const char *default_sql = uuid_field(res, 0, "default_sql");
-	json_t *c = json_pack("{s:s, s:b}", "type", uuid_field(res, 0, "type"),
-						  "not_null", uuid_field_true(res, 0, "attnotnull"));
+	const char *default_sql = db_field(res, 0, "default_sql");
+	json_t *c = json_pack("{s:s, s:b}", "type", db_field(res, 0, "type"),
+						  "not_null", db_field_true(res, 0, "attnotnull"));
 
 	if (default_sql)
 		json_object_set_new(c, "default", json_string(default_sql));
@@ -90,7 +91,7 @@ uuid_drop_legacy_columns(UuidJob *job)
 		uuid_stmts_add(&st, str_printf("ALTER TABLE %s DROP COLUMN %s", t->table, t->q_legacy));
 	}
 	detail = json_dumps(cols, JSON_COMPACT);
-	uuid_stmts_add(&st, mlog_register_detail_sql(run->plan, 3, "uuid_finalized", job->op->column, detail));
+	uuid_stmts_add(&st, registry_add_detail_sql(run->plan, 3, "uuid_finalized", job->op->column, detail));
 	free(detail);
 	json_decref(cols);
 	log_info("dropping the %d legacy columns", job->n);
@@ -256,7 +257,7 @@ uuid_unfinalize(UuidJob *job)
 	{
 		UuidStmts st = {0};
 
-		uuid_stmts_add(&st, uuid_forget_sql(job, "'uuid_finalized'"));
+		uuid_stmts_add(&st, registry_remove_sql(job->run->plan, (const char *const[]) {"uuid_finalized", NULL}, job->op->column));
 		uuid_stmts_add(&st, str_printf("DROP TABLE IF EXISTS %s", job->legacy_backup));
 		rc = uuid_stmts_run(job->run, "forgetting the finalize", &st);
 	}

@@ -12,24 +12,11 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/registry.h"
 
 static const char *const direction[2] = {"fwd", "rev"};
 
-const char *
-uuid_field(const PGresult *res, int r, const char *name)
-{
-	int c = PQfnumber(res, name);
-
-	return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
-}
-
-bool
-uuid_field_true(const PGresult *res, int r, const char *name)
-{
-	const char *v = uuid_field(res, r, name);
-
-	return v != NULL && v[0] == 't';
-}
+const char *const uuid_job_kinds[] = {"uuid_target", "uuid_index", "uuid_pk", "uuid_shadows", NULL};
 
 static char *
 trunc63(char *s)
@@ -141,7 +128,7 @@ load_index(UuidJob *job, json_t *d)
 bool
 uuid_job_recorded(Run *run, const Op *op)
 {
-	return mlog_is_registered(run->conn, run->plan, "uuid_pk", op->column);
+	return registry_has(run->conn, run->plan, "uuid_pk", op->column);
 }
 
 bool
@@ -163,8 +150,8 @@ uuid_job_load(UuidJob *job, Run *run, const Op *op, const Options *opts)
 				   "ORDER BY kind, (detail->>'index')::int, name", 1, params);
 	for (int r = 0; r < PQntuples(res); r++)
 	{
-		const char *kind = uuid_field(res, r, "kind");
-		json_t *d = json_loads(uuid_field(res, r, "detail"), 0, NULL);
+		const char *kind = db_field(res, r, "kind");
+		json_t *d = json_loads(db_field(res, r, "detail"), 0, NULL);
 
 		if (d == NULL)
 			continue;
@@ -219,55 +206,27 @@ uuid_job_free(UuidJob *job)
 bool
 uuid_is_registered(const UuidJob *job, const char *kind)
 {
-	return mlog_is_registered(job->run->conn, job->run->plan, kind, job->op->column);
+	return registry_has(job->run->conn, job->run->plan, kind, job->op->column);
 }
 
 void
 uuid_record(Run *run, int phase, const char *kind, const char *name, json_t *detail)
 {
 	char *text = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
-	char *phase_text = str_printf("%d", phase);
-	const char *params[5] = {run->plan->name, kind, name, phase_text, text};
 
-	db_execp(run->conn, "INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
-			 "VALUES ($1, $2, $3, $4::int, $5::jsonb) "
-			 "ON CONFLICT (plan, kind, name) DO UPDATE SET detail = EXCLUDED.detail", 5, params);
-	free(text), free(phase_text);
+	registry_set(run->conn, run->plan, phase, kind, name, text);
+	free(text);
 	json_decref(detail);
 }
 
 json_t *
 uuid_recorded_detail(const UuidJob *job, const char *kind)
 {
-	const char *params[3] = {job->run->plan->name, kind, job->op->column};
-	char *text = db_value(job->run->conn, "SELECT detail::text FROM migration_backup.phasemig_objects "
-						  "WHERE plan = $1 AND kind = $2 AND name = $3", 3, params);
+	char *text = registry_detail(job->run->conn, job->run->plan, kind, job->op->column);
 	json_t *detail = text ? json_loads(text, 0, NULL) : NULL;
 
 	free(text);
 	return detail;
-}
-
-char *
-uuid_forget_sql(const UuidJob *job, const char *kinds)
-{
-	StrBuf sb;
-
-	sb_init(&sb);
-	sb_append(&sb, "DELETE FROM migration_backup.phasemig_objects WHERE plan = ");
-	sb_append_literal(&sb, job->run->plan->name);
-	sb_printf(&sb, " AND kind IN (%s) AND name = ", kinds);
-	sb_append_literal(&sb, job->op->column);
-	return sb_steal(&sb);
-}
-
-void
-uuid_forget_job(Run *run)
-{
-	const char *params[1] = {run->plan->name};
-
-	db_execp(run->conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind IN "
-			 "('uuid_target', 'uuid_index', 'uuid_pk', 'uuid_shadows')", 1, params);
 }
 
 /* ---------- triggers ---------- */

@@ -10,6 +10,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "engine/plan_check.h"
+#include "engine/registry.h"
 #include "ops/ops.h"
 
 static void
@@ -30,7 +31,7 @@ uuid_check_plan(Run *run, const Op *op)
 
 	/* already uuid, and not by this plan's own swap */
 	if (plan->key_type && strcmp(plan->key_type, "uuid") == 0 && strcmp(op->column, plan->key) == 0
-		&& !(mlog_state_exists(run->conn) && mlog_is_registered(run->conn, plan, "uuid_pk", op->column)))
+		&& !(mlog_state_exists(run->conn) && registry_has(run->conn, plan, "uuid_pk", op->column)))
 	{
 		log_error("step %d (%s): %s.%s is already of type uuid: nothing to convert", op->index + 1, op->label,
 				  plan->q_table, plan->q_key);

@@ -15,6 +15,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/registry.h"
 
 /* A swap that committed before a run stopped: only its foreign keys may be left to validate. */
 int
@@ -202,7 +203,7 @@ uuid_swap_columns(UuidJob *job)
 	for (int i = 0; i < job->n; i++)
 		add_column_swap(&st, run, &job->t[i]);
 	uuid_add_swap_rebuild(&st, job, views, true);
-	uuid_stmts_add(&st, mlog_register_sql(run->plan, 3, "uuid_swapped", job->op->column));
+	uuid_stmts_add(&st, registry_add_sql(run->plan, 3, "uuid_swapped", job->op->column));
 	log_info("swapping %d columns to uuid in one transaction", job->n);
 	db_ddl_stats_reset();
 	rc = uuid_stmts_run(run, "the swap", &st);

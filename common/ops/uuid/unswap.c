@@ -6,6 +6,7 @@
  * forward triggers return), the foreign keys validated one by one.  When the
  * swap had not happened, what an apply stopped before it may have left.
  */
+#include "engine/registry.h"
 #include "ops/uuid/uuid.h"
 
 #include <stdlib.h>
@@ -75,7 +76,7 @@ uuid_swap_back(UuidJob *job)
 	for (int i = 0; i < job->n; i++)
 		add_column_swap_back(&st, &job->t[i]);
 	uuid_add_swap_rebuild(&st, job, views, false);
-	uuid_stmts_add(&st, uuid_forget_sql(job, "'uuid_swapped', 'uuid_views'"));
+	uuid_stmts_add(&st, registry_remove_sql(job->run->plan, (const char *const[]) {"uuid_swapped", "uuid_views", NULL}, job->op->column));
 	log_info("swapping %d columns back to text in one transaction", job->n);
 	rc = uuid_stmts_run(job->run, "the swap back", &st);
 	json_decref(views);

@@ -123,18 +123,10 @@ bool uuid_is_registered(const UuidJob *job, const char *kind);
 void uuid_record(Run *run, int phase, const char *kind, const char *name, json_t *detail);
 /* The detail of record KIND of the job's column, parsed, or NULL. */
 json_t *uuid_recorded_detail(const UuidJob *job, const char *kind);
-/* DELETE of the records KINDS ("'a', 'b'") of the job's column, for a transaction of DDL (malloc'd). */
-char *uuid_forget_sql(const UuidJob *job, const char *kinds);
-/* Forget everything discover() recorded (a refused discovery, or a finished phase1 rollback). */
-void uuid_forget_job(Run *run);
 /* CREATE FUNCTION + CREATE TRIGGER statements for the forward or reverse trigger of target i (malloc'd). */
 void uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger);
 /* Statement that drops the forward or reverse trigger of target i (malloc'd). */
 char *uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse);
-/* Value of column NAME of row R, or NULL when it is NULL (result columns read by name). */
-const char *uuid_field(const PGresult *res, int r, const char *name);
-/* Whether boolean column NAME of row R is true. */
-bool uuid_field_true(const PGresult *res, int r, const char *name);
 
 /* ---- sql.c ---- */
 
@@ -244,5 +236,8 @@ int uuid_finalize_ready(UuidJob *job);
 int uuid_save_legacy_keys(UuidJob *job);
 int uuid_drop_legacy_columns(UuidJob *job);
 int uuid_unfinalize(UuidJob *job);
+
+/* The registry kinds discover() records; a refused discovery or a finished phase1 rollback removes them. */
+extern const char *const uuid_job_kinds[];
 
 #endif

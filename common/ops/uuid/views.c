@@ -5,6 +5,7 @@
  * dropped at the start of the swap's transaction and recreated at its end;
  * the swap records them so that its undo recreates them as they were.
  */
+#include "engine/registry.h"
 #include "ops/uuid/uuid.h"
 
 #include <stdlib.h>
@@ -55,9 +56,9 @@ static void
 add_blocked(char **blocked, const PGresult *res, int r)
 {
 	char *prev = *blocked;
-	bool materialized = uuid_field(res, r, "relkind")[0] != 'v';
+	bool materialized = db_field(res, r, "relkind")[0] != 'v';
 
-	*blocked = str_printf("%s%s%s (%s)", prev ? prev : "", prev ? ", " : "", uuid_field(res, r, "name"),
+	*blocked = str_printf("%s%s%s (%s)", prev ? prev : "", prev ? ", " : "", db_field(res, r, "name"),
 						  materialized ? "materialized view" : "other views depend on it");
 	free(prev);
 }
@@ -73,16 +74,16 @@ uuid_dependent_views(const UuidJob *job, char **blocked)
 	*blocked = NULL;
 	for (int r = 0; r < PQntuples(res); r++)
 	{
-		if (uuid_field(res, r, "relkind")[0] != 'v' || uuid_field_true(res, r, "has_dependents"))
+		if (db_field(res, r, "relkind")[0] != 'v' || db_field_true(res, r, "has_dependents"))
 		{
 			add_blocked(blocked, res, r);
 			continue;
 		}
-		json_array_append_new(views, json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", uuid_field(res, r, "name"),
-											   "create", uuid_field(res, r, "create_sql"),
-											   "owner", uuid_field(res, r, "owner_sql"),
-											   "grants", uuid_field(res, r, "grants_sql"),
-											   "comment", uuid_field(res, r, "comment_sql")));
+		json_array_append_new(views, json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", db_field(res, r, "name"),
+											   "create", db_field(res, r, "create_sql"),
+											   "owner", db_field(res, r, "owner_sql"),
+											   "grants", db_field(res, r, "grants_sql"),
+											   "comment", db_field(res, r, "comment_sql")));
 	}
 	PQclear(res);
 	free(cols);
