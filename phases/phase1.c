@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "engine/catalog.h"
 #include "engine/cli.h"
-#include "core/log.h"
 #include "engine/phase.h"
 #include "engine/plan_check.h"
 #include "engine/run.h"
@@ -44,17 +44,12 @@ static const char help[] =
 	"      --plan=FILE          migration plan (JSON), e.g. plans/clerk-to-firebase.json\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
-	"                           while autovacuum runs, deadlock_timeout + 200 ms\n"
-	CLI_HELP_LOCK_WAIT
-	CLI_HELP_DISCARD_GENERATED
-	"      --json               status and plan as a JSON object\n"
-	CLI_HELP_PLAN_RUN
+	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
+		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
-	"\n"
-	CLI_HELP_EXIT_STATUS(
-		"  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 
 /* phase1 apply, step by step. */
 static int
@@ -106,11 +101,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {
-		{"apply", apply, false},
-		{"rollback", rollback, false},
-		{NULL}
-	};
+	static const Subcommand subs[] = {{"apply", apply, false}, {"rollback", rollback, false}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 
 	run_main(1, argc, argv, &spec, subs);

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/cli.h"
 #include "core/log.h"
+#include "engine/cli.h"
 #include "engine/phase.h"
 #include "engine/run.h"
 
@@ -49,8 +49,7 @@ static const char help[] =
 	"      --skip-invalid-values\n"
 	"                           apply: leave empty the export's values that do not\n"
 	"                           fit their column (too long, wrong type, out of range)\n"
-	"                           and list them, instead of refusing\n"
-	CLI_HELP_DISCARD_GENERATED
+	"                           and list them, instead of refusing\n" CLI_HELP_DISCARD_GENERATED
 	"      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"
@@ -63,10 +62,8 @@ static const char help[] =
 	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt and batch (default:\n"
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
-	"                           waits deadlock_timeout + 200 ms\n"
-	CLI_HELP_LOCK_WAIT
-	"      --json               status and plan as a JSON object\n"
-	CLI_HELP_PLAN_RUN
+	"                           waits deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
+	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
@@ -80,10 +77,8 @@ static const char help[] =
 	"                               users are committed (the next apply finishes it)\n"
 	"  RUN-ID-invalid-values.csv    with --skip-invalid-values, the values left empty:\n"
 	"                               localId, element, field, column and why\n"
-	"\n"
-	CLI_HELP_EXIT_STATUS(
-		"  3 the mapping conflicts with the table, has values that do not fit it, or\n"
-		"    invalid keys or orphans (nothing written);\n");
+	"\n" CLI_HELP_EXIT_STATUS("  3 the mapping conflicts with the table, has values that do not fit it, or\n"
+							  "    invalid keys or orphans (nothing written);\n");
 
 /* phase2 apply, step by step. */
 static int
@@ -116,12 +111,10 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {
-		{"apply", apply, true},
-		{"rollback", rollback, true},
-		{NULL}
-	};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
+	static const Subcommand subs[] = {{"apply", apply, true}, {"rollback", rollback, true}, {NULL}};
+	const CliSpec spec = {.subcommands = subcommands,
+						  .help = help,
+						  .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
 
 	run_main(2, argc, argv, &spec, subs);
 }

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/cli.h"
 #include "core/log.h"
+#include "engine/cli.h"
 #include "engine/phase.h"
 #include "engine/run.h"
 
@@ -61,16 +61,12 @@ static const char help[] =
 	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
-	"                           while autovacuum runs, deadlock_timeout + 200 ms\n"
-	CLI_HELP_LOCK_WAIT
-	"      --json               check, status and plan output as JSON\n"
-	CLI_HELP_PLAN_RUN
+	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
+	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -?, --help               show this help, then exit\n"
-	"\n"
-	CLI_HELP_EXIT_STATUS(
-		"  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 
 static int
 check(Run *run, const Options *opts)
@@ -123,13 +119,11 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {
-		{"check", check, true},
-		{"apply", apply, true},
-		{"finalize", finalize, true},
-		{"rollback", rollback, true},
-		{NULL}
-	};
+	static const Subcommand subs[] = {{"check", check, true},
+									  {"apply", apply, true},
+									  {"finalize", finalize, true},
+									  {"rollback", rollback, true},
+									  {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH};
 
 	run_main(3, argc, argv, &spec, subs);

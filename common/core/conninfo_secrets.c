@@ -4,9 +4,9 @@
  */
 #include "core/conninfo_secrets.h"
 
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libpq-fe.h>
 
 #include "core/strbuf.h"
 
@@ -123,4 +123,3 @@ secrets_scrub(const char *msg, const Secrets *secrets)
 	}
 	return sb_steal(&out);
 }
-

@@ -5,9 +5,9 @@
 #ifndef PHASEMIG_COPYIN_H
 #define PHASEMIG_COPYIN_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <libpq-fe.h>
 
 #include "core/strbuf.h"
 
@@ -21,7 +21,7 @@ typedef struct CopyIn
 
 /* Start COPY with the given statement; logs and returns false on failure. */
 bool copyin_begin(CopyIn *ci, PGconn *conn, const char *copy_sql);
-void copyin_field(CopyIn *ci, const char *value);	/* NULL writes \N */
+void copyin_field(CopyIn *ci, const char *value); /* NULL writes \N */
 bool copyin_end_row(CopyIn *ci);
 /*
  * Append VALUE to SB escaped for COPY's text format (NULL as \N).  Needs no

@@ -50,4 +50,3 @@ csv_header_is(FILE *fp, const char *expected, const char *what, const char *path
 	sb_free(&got);
 	return ok;
 }
-

@@ -12,8 +12,9 @@
 #define CSV_HEADER_MAPPING "clerk_user_id,firebase_uid"
 
 /* The header of the CSV Clerk's dashboard exports (--clerk-export). */
-#define CSV_HEADER_CLERK "id,first_name,last_name,username,primary_email_address,primary_phone_number," \
-	"verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers," \
+#define CSV_HEADER_CLERK                                                                                               \
+	"id,first_name,last_name,username,primary_email_address,primary_phone_number,"                                     \
+	"verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers,"             \
 	"totp_secret,password_digest,password_hasher"
 
 /*

@@ -7,13 +7,12 @@
 #ifndef PHASEMIG_DB_H
 #define PHASEMIG_DB_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_DEADLOCK "40P01"
 #define SQLSTATE_SERIALIZATION "40001"
-
 
 /*
  * Connect with PQconnectdbParams(expand_dbname=1): conninfo may be a URI or a

@@ -91,11 +91,11 @@ static void
 announce_retry(const char *what, const PGresult *res, int timeout_ms, int attempt, long wait)
 {
 	if (strcmp(db_sqlstate(res), SQLSTATE_DEADLOCK) == 0)
-		log_warning("deadlock detected for %s, attempt %d of %d, retrying in %ld ms",
-					what, attempt, retry.max_attempts, wait);
+		log_warning("deadlock detected for %s, attempt %d of %d, retrying in %ld ms", what, attempt, retry.max_attempts,
+					wait);
 	else
-		log_warning("lock not available for %s within %d ms, attempt %d of %d, retrying in %ld ms",
-					what, timeout_ms, attempt, retry.max_attempts, wait);
+		log_warning("lock not available for %s within %d ms, attempt %d of %d, retrying in %ld ms", what, timeout_ms,
+					attempt, retry.max_attempts, wait);
 }
 
 /*
@@ -115,9 +115,11 @@ attempt_lock_timeout(PGconn *conn, const char *what, const PGresult *failed)
 
 	if (failed != NULL && strcmp(db_sqlstate(failed), SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 		return ms;
-	deadlock_ms = db_value(conn, "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout' "
+	deadlock_ms = db_value(conn,
+						   "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout' "
 						   "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = "
-						   "'autovacuum worker' AND datname = pg_catalog.current_database())", 0, NULL);
+						   "'autovacuum worker' AND datname = pg_catalog.current_database())",
+						   0, NULL);
 	if (deadlock_ms && atoi(deadlock_ms) + 200 > ms)
 	{
 		static bool told;
@@ -125,7 +127,8 @@ attempt_lock_timeout(PGconn *conn, const char *what, const PGresult *failed)
 		ms = atoi(deadlock_ms) + 200;
 		if (!told || failed != NULL)
 			log_info("an autovacuum worker is running in this database: waiting up to %d ms for %s, past "
-					 "deadlock_timeout, so that the server cancels it if it holds the table", ms, what);
+					 "deadlock_timeout, so that the server cancels it if it holds the table",
+					 ms, what);
 		told = true;
 	}
 	free(deadlock_ms);
@@ -178,8 +181,7 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 			if (is_retryable(res) && stop_requested())
 				log_error("stopped by %s while waiting for the lock of %s", stop_signal_name(), what);
 			else if (is_retryable(res))
-				log_error("gave up on %s after %d attempts: the table stayed locked by other sessions",
-						  what, attempt);
+				log_error("gave up on %s after %d attempts: the table stayed locked by other sessions", what, attempt);
 			db_report(res, conn, failed_sql);
 			PQclear(res);
 			return false;

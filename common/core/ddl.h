@@ -6,14 +6,14 @@
 #ifndef PHASEMIG_DDL_H
 #define PHASEMIG_DDL_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 typedef struct DbRetry
 {
-	int lock_timeout_ms;	/* per DDL attempt */
-	int max_attempts;		/* attempts before giving up */
-	int max_backoff_ms;		/* cap of the jittered exponential backoff */
+	int lock_timeout_ms; /* per DDL attempt */
+	int max_attempts;    /* attempts before giving up */
+	int max_backoff_ms;  /* cap of the jittered exponential backoff */
 } DbRetry;
 
 void db_set_retry(const DbRetry *retry);

@@ -60,8 +60,8 @@ expect(JStream *js, int want, const char *what)
 
 	if (c == want)
 		return true;
-	snprintf(js->error, sizeof js->error, "byte %ld: expected %s, found %s", ftell(js->fp),
-			 what, c == EOF ? "end of file" : "something else");
+	snprintf(js->error, sizeof js->error, "byte %ld: expected %s, found %s", ftell(js->fp), what,
+			 c == EOF ? "end of file" : "something else");
 	return false;
 }
 
@@ -91,8 +91,7 @@ jstream_open(JStream *js, const char *path, const char *wrapper_key)
 		key[n] = '\0';
 		if (c != '"' || (strcmp(wrapper_key, "*") != 0 && strcmp(key, wrapper_key) != 0))
 		{
-			snprintf(js->error, sizeof js->error, "expected the key \"%s\" first, found \"%s\"",
-					 wrapper_key, key);
+			snprintf(js->error, sizeof js->error, "expected the key \"%s\" first, found \"%s\"", wrapper_key, key);
 			return false;
 		}
 		if (!expect(js, ':', "':'") || !expect(js, '[', "'['"))
@@ -124,8 +123,8 @@ jstream_next(JStream *js, json_t **out)
 			goto end_of_array;
 		if (c != ',')
 		{
-			snprintf(js->error, sizeof js->error, "after element %ld: expected ',' or ']', found %s",
-					 js->element, c == EOF ? "end of file (the file is truncated)" : "something else");
+			snprintf(js->error, sizeof js->error, "after element %ld: expected ',' or ']', found %s", js->element,
+					 c == EOF ? "end of file (the file is truncated)" : "something else");
 			return -1;
 		}
 		c = skip_space(js->fp);
@@ -144,8 +143,8 @@ jstream_next(JStream *js, json_t **out)
 	if (*out == NULL && reader.too_large)
 	{
 		js->oversized = true;
-		snprintf(js->error, sizeof js->error, "element %ld (byte %ld) is larger than %ld MB", js->element + 1,
-				 start, MAX_ELEMENT_BYTES / (1024 * 1024));
+		snprintf(js->error, sizeof js->error, "element %ld (byte %ld) is larger than %ld MB", js->element + 1, start,
+				 MAX_ELEMENT_BYTES / (1024 * 1024));
 		return -1;
 	}
 	if (*out == NULL)

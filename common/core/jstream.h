@@ -6,17 +6,17 @@
 #ifndef PHASEMIG_JSTREAM_H
 #define PHASEMIG_JSTREAM_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <jansson.h>
 
 typedef struct JStream
 {
 	FILE *fp;
 	const char *path;
-	long element;			/* 1-based number of the last element returned */
+	long element; /* 1-based number of the last element returned */
 	bool done;
-	bool oversized;			/* the error is an element over the size limit */
+	bool oversized; /* the error is an element over the size limit */
 	char error[512];
 } JStream;
 

@@ -40,7 +40,8 @@ keyset_batch_sql(const KeysetBatch *k, bool first)
 	sb_printf(&sb, " ORDER BY t.%s LIMIT $1%s", k->key, k->lock ? " FOR NO KEY UPDATE" : "");
 	if (k->take)
 		sb_append(&sb, ") RETURNING d.*");
-	sb_printf(&sb, "), %s SELECT (SELECT count(*) FROM b) AS scanned, "
+	sb_printf(&sb,
+			  "), %s SELECT (SELECT count(*) FROM b) AS scanned, "
 			  "(SELECT key::text FROM b ORDER BY key DESC LIMIT 1) AS last_key, (SELECT count(*) FROM %s) AS changed",
 			  k->steps, k->changed);
 	return sb.data;

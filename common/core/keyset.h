@@ -12,12 +12,12 @@
 
 typedef struct KeysetBatch
 {
-	const char *table;			/* quoted, qualified; aliased t */
-	const char *key;			/* t's quoted key column: b.key */
-	const char *columns;		/* more columns of b (", t.x AS x, ..."), or NULL */
-	const char *filter;			/* a condition on t besides the key range, or NULL */
-	const char *upper;			/* a SQL literal: the range's last key, or NULL */
-	bool lock;					/* FOR NO KEY UPDATE the batch's rows */
+	const char *table;   /* quoted, qualified; aliased t */
+	const char *key;     /* t's quoted key column: b.key */
+	const char *columns; /* more columns of b (", t.x AS x, ..."), or NULL */
+	const char *filter;  /* a condition on t besides the key range, or NULL */
+	const char *upper;   /* a SQL literal: the range's last key, or NULL */
+	bool lock;           /* FOR NO KEY UPDATE the batch's rows */
 	/*
 	 * Take the batch's rows out of the table (DELETE ... RETURNING, all
 	 * columns): a backup drained by a restore.
@@ -25,7 +25,7 @@ typedef struct KeysetBatch
 	bool take;
 	/* The batch's work: CTEs over b, "u AS (...), w AS (...)" */
 	const char *steps;
-	const char *changed;		/* the CTE in steps whose rows count as changed */
+	const char *changed; /* the CTE in steps whose rows count as changed */
 } KeysetBatch;
 
 /*

@@ -4,6 +4,7 @@
  */
 #include "core/log.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +13,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #define MAX_CLEANUPS 16
 
@@ -27,7 +27,7 @@ static struct
 static int n_cleanups;
 static bool progress_shown;
 static time_t progress_last;
-static char *first_error;		/* the run's first error message: the reason it failed */
+static char *first_error; /* the run's first error message: the reason it failed */
 static int exit_code = -1;
 static bool quiet;
 /* phase2 --jobs logs from several threads: one message at a time */
@@ -164,15 +164,15 @@ log_exit_code(void)
 	return exit_code;
 }
 
-#define DEFINE_LEVEL(fn, label) \
-	void fn(const char *fmt, ...) \
-	{ \
-		va_list ap; \
-		va_start(ap, fmt); \
-		pthread_mutex_lock(&log_mutex); \
-		emit(label, fmt, ap); \
-		pthread_mutex_unlock(&log_mutex); \
-		va_end(ap); \
+#define DEFINE_LEVEL(fn, label)                                                                                        \
+	void fn(const char *fmt, ...)                                                                                      \
+	{                                                                                                                  \
+		va_list ap;                                                                                                    \
+		va_start(ap, fmt);                                                                                             \
+		pthread_mutex_lock(&log_mutex);                                                                                \
+		emit(label, fmt, ap);                                                                                          \
+		pthread_mutex_unlock(&log_mutex);                                                                              \
+		va_end(ap);                                                                                                    \
 	}
 
 /* emit_error under the log's lock: log_error's and log_fatal's. */

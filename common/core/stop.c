@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <string.h>
 
-
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t batch_boundary;
 /* the run's connection first, then phase2 --jobs workers' */

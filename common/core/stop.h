@@ -7,8 +7,8 @@
 #ifndef PHASEMIG_STOP_H
 #define PHASEMIG_STOP_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 /* Connections a second signal can cancel besides the run's own (--jobs' ceiling). */
 #define STOP_MAX_WATCHED 32

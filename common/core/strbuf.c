@@ -86,7 +86,7 @@ reserve(StrBuf *sb, size_t extra)
 	if (sb->len + extra + 1 <= sb->cap)
 		return;
 	if (sb->cap == 0)
-		sb->cap = 256;			/* after sb_steal or sb_free */
+		sb->cap = 256; /* after sb_steal or sb_free */
 	while (sb->len + extra + 1 > sb->cap)
 		sb->cap *= 2;
 	sb->data = xrealloc(sb->data, sb->cap);

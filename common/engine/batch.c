@@ -35,7 +35,8 @@ wait_for_standbys(Run *run, int max_lag_ms)
 	{
 		long long lag = db_count(run->conn,
 								 "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
-								 "FROM pg_catalog.pg_stat_replication", 0, NULL);
+								 "FROM pg_catalog.pg_stat_replication",
+								 0, NULL);
 
 		if (lag <= max_lag_ms)
 			return;
@@ -114,7 +115,8 @@ stop_before_batch(const BatchLoop *b)
 	if (atomic_load(&abandoned))
 	{
 		log_info("%s: stopped after %lld rows (last key %s) because another job failed; each batch "
-				 "committed with its checkpoint", b->what, b->rows_done, b->last_key ? b->last_key : "none");
+				 "committed with its checkpoint",
+				 b->what, b->rows_done, b->last_key ? b->last_key : "none");
 		return EXIT_FAILED;
 	}
 	return EXIT_DONE;
@@ -123,8 +125,8 @@ stop_before_batch(const BatchLoop *b)
 typedef enum
 {
 	BATCH_COMMITTED,
-	BATCH_LOCKED,				/* waited too long for row locks: rolled back, try again */
-	BATCH_FAILED				/* reported */
+	BATCH_LOCKED, /* waited too long for row locks: rolled back, try again */
+	BATCH_FAILED  /* reported */
 } BatchOutcome;
 
 /*

@@ -12,7 +12,7 @@
 
 typedef struct BatchLoop
 {
-	const char *what;			/* progress label */
+	const char *what; /* progress label */
 	/*
 	 * Both return one row (scanned bigint, last_key text, changed bigint).
 	 * sql_first takes $1 = batch size; sql_next takes $1 = batch size and
@@ -20,10 +20,10 @@ typedef struct BatchLoop
 	 */
 	const char *sql_first;
 	const char *sql_next;
-	long long entry;			/* migration_log row to checkpoint, 0 for none */
+	long long entry; /* migration_log row to checkpoint, 0 for none */
 	long long rows_total;
-	long long rows_done;		/* in: resumed count; out: total */
-	char *last_key;				/* in: resume after this key (malloc'd); out */
+	long long rows_done; /* in: resumed count; out: total */
+	char *last_key;      /* in: resume after this key (malloc'd); out */
 	int batch_size;
 	int sleep_ms;
 	int max_lag_ms;

@@ -71,8 +71,8 @@ catalog_trigger_exists(const Plan *plan, const char *name)
 {
 	const char *p[2] = {plan->q_table, name};
 
-	return db_exists(plan->conn,
-					 "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2", 2, p);
+	return db_exists(plan->conn, "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2", 2,
+					 p);
 }
 
 char *
@@ -86,29 +86,30 @@ catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool in
 {
 	const char *p[3] = {qtable, column, include_keys ? "t" : "f"};
 
-	return db_value(conn,
-					"WITH col AS (SELECT attrelid, attnum FROM pg_catalog.pg_attribute "
-					"             WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped), "
-					"deps AS ("
-					" SELECT CASE WHEN r.rulename = '_RETURN' THEN 'view ' ELSE 'rule ' END "
-					"        || r.ev_class::regclass::text "
-					"        || CASE WHEN r.rulename = '_RETURN' THEN '' ELSE ' ' || quote_ident(r.rulename) END AS what "
-					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
-					" JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
-					" UNION "
-					" SELECT 'foreign key ' || quote_ident(c.conname) || ' of table ' || c.conrelid::regclass::text "
-					" FROM pg_catalog.pg_constraint c JOIN col ON c.confrelid = col.attrelid "
-					" WHERE c.contype = 'f' AND col.attnum = ANY (c.confkey) AND $3::boolean "
-					" UNION "
-					" SELECT 'policy ' || quote_ident(pol.polname) || ' on ' || pol.polrelid::regclass::text "
-					" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
-					" JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid "
-					" UNION "
-					" SELECT 'primary key ' || quote_ident(c.conname) "
-					" FROM pg_catalog.pg_constraint c JOIN col ON c.conrelid = col.attrelid "
-					" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey) AND $3::boolean) "
-					"SELECT string_agg(what, ', ' ORDER BY what) FROM deps",
-					3, p);
+	return db_value(
+		conn,
+		"WITH col AS (SELECT attrelid, attnum FROM pg_catalog.pg_attribute "
+		"             WHERE attrelid = $1::regclass AND attname = $2 AND NOT attisdropped), "
+		"deps AS ("
+		" SELECT CASE WHEN r.rulename = '_RETURN' THEN 'view ' ELSE 'rule ' END "
+		"        || r.ev_class::regclass::text "
+		"        || CASE WHEN r.rulename = '_RETURN' THEN '' ELSE ' ' || quote_ident(r.rulename) END AS what "
+		" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
+		" JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+		" UNION "
+		" SELECT 'foreign key ' || quote_ident(c.conname) || ' of table ' || c.conrelid::regclass::text "
+		" FROM pg_catalog.pg_constraint c JOIN col ON c.confrelid = col.attrelid "
+		" WHERE c.contype = 'f' AND col.attnum = ANY (c.confkey) AND $3::boolean "
+		" UNION "
+		" SELECT 'policy ' || quote_ident(pol.polname) || ' on ' || pol.polrelid::regclass::text "
+		" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
+		" JOIN pg_catalog.pg_policy pol ON d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = pol.oid "
+		" UNION "
+		" SELECT 'primary key ' || quote_ident(c.conname) "
+		" FROM pg_catalog.pg_constraint c JOIN col ON c.conrelid = col.attrelid "
+		" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey) AND $3::boolean) "
+		"SELECT string_agg(what, ', ' ORDER BY what) FROM deps",
+		3, p);
 }
 
 char *
@@ -130,8 +131,10 @@ bool
 catalog_same_type(const Plan *plan, const char *existing, const char *wanted)
 {
 	const char *params[2] = {existing, wanted};
-	char *eq = db_value(plan->conn, "SELECT pg_catalog.format_type($1::pg_catalog.regtype, NULL) = "
-						"pg_catalog.format_type($2::pg_catalog.regtype, NULL)", 2, params);
+	char *eq = db_value(plan->conn,
+						"SELECT pg_catalog.format_type($1::pg_catalog.regtype, NULL) = "
+						"pg_catalog.format_type($2::pg_catalog.regtype, NULL)",
+						2, params);
 	bool same = eq && eq[0] == 't';
 
 	free(eq);

@@ -14,9 +14,23 @@
 
 enum
 {
-	OPT_PLAN = 256, OPT_JSON, OPT_LOGS_DIR, OPT_LOCK_TIMEOUT, OPT_MAPPING, OPT_CLERK_EXPORT,
-	OPT_GENERATE_MISSING, OPT_BATCH_SIZE, OPT_SLEEP_MS, OPT_MAX_LAG_MS, OPT_TARGET_BATCH_MS, OPT_ON_INVALID,
-	OPT_LOCK_WAIT, OPT_DISCARD_GENERATED, OPT_SKIP_INVALID, OPT_JOBS, OPT_RUN
+	OPT_PLAN = 256,
+	OPT_JSON,
+	OPT_LOGS_DIR,
+	OPT_LOCK_TIMEOUT,
+	OPT_MAPPING,
+	OPT_CLERK_EXPORT,
+	OPT_GENERATE_MISSING,
+	OPT_BATCH_SIZE,
+	OPT_SLEEP_MS,
+	OPT_MAX_LAG_MS,
+	OPT_TARGET_BATCH_MS,
+	OPT_ON_INVALID,
+	OPT_LOCK_WAIT,
+	OPT_DISCARD_GENERATED,
+	OPT_SKIP_INVALID,
+	OPT_JOBS,
+	OPT_RUN
 };
 
 static _Noreturn void
@@ -36,9 +50,10 @@ parse_int(const char *arg, const char *name, int min, int max)
 
 	if (*arg == '\0' || *end != '\0' || v < min || v > max)
 	{
-		fprintf(stderr, "%s: error: %s must be an integer from %d to %d, not \"%s\"\n"
-				"Try \"%s --help\" for more information.\n", log_progname(), name, min, max, arg,
-				log_progname());
+		fprintf(stderr,
+				"%s: error: %s must be an integer from %d to %d, not \"%s\"\n"
+				"Try \"%s --help\" for more information.\n",
+				log_progname(), name, min, max, arg, log_progname());
 		exit(EXIT_BAD_INPUT);
 	}
 	return (int) v;
@@ -50,29 +65,27 @@ allowed(const CliSpec *spec, unsigned what)
 	return (spec->extra & what) != 0;
 }
 
-static const struct option long_options[] = {
-	{"plan", required_argument, NULL, OPT_PLAN},
-	{"dbname", required_argument, NULL, 'd'},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
-	{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
-	{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
-	{"mapping", required_argument, NULL, OPT_MAPPING},
-	{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
-	{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
-	{"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
-	{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
-	{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
-	{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
-	{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
-	{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
-	{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
-	{"jobs", required_argument, NULL, OPT_JOBS},
-	{"run", required_argument, NULL, OPT_RUN},
-	{"help", no_argument, NULL, '?'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0}
-};
+static const struct option long_options[] = {{"plan", required_argument, NULL, OPT_PLAN},
+											 {"dbname", required_argument, NULL, 'd'},
+											 {"json", no_argument, NULL, OPT_JSON},
+											 {"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
+											 {"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
+											 {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+											 {"mapping", required_argument, NULL, OPT_MAPPING},
+											 {"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
+											 {"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
+											 {"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
+											 {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+											 {"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
+											 {"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
+											 {"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
+											 {"on-invalid", required_argument, NULL, OPT_ON_INVALID},
+											 {"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
+											 {"jobs", required_argument, NULL, OPT_JOBS},
+											 {"run", required_argument, NULL, OPT_RUN},
+											 {"help", no_argument, NULL, '?'},
+											 {"version", no_argument, NULL, 'V'},
+											 {NULL, 0, NULL, 0}};
 
 /* The group of CliSpec.extra an option belongs to, or 0 for the options every binary takes. */
 static unsigned
@@ -223,7 +236,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	int longindex = -1;
 
 	log_init(argv[0]);
-	*opts = (Options) {.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1};
+	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);

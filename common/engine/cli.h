@@ -11,11 +11,11 @@
 
 enum
 {
-	CLI_MAPPING = 1 << 0,		/* --mapping, --clerk-export, --generate-missing, --skip-invalid-values */
-	CLI_BATCH = 1 << 1,			/* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
-	CLI_ON_INVALID = 1 << 2,	/* --on-invalid=stop|regenerate */
+	CLI_MAPPING = 1 << 0,           /* --mapping, --clerk-export, --generate-missing, --skip-invalid-values */
+	CLI_BATCH = 1 << 1,             /* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
+	CLI_ON_INVALID = 1 << 2,        /* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
-	CLI_JOBS = 1 << 4,			/* -j, --jobs (apply only) */
+	CLI_JOBS = 1 << 4,              /* -j, --jobs (apply only) */
 };
 
 typedef struct Options
@@ -25,57 +25,56 @@ typedef struct Options
 	const char *dbname;
 	const char *logs_dir;
 	bool json;
-	const char *run_id;			/* status --run: one run's steps */
-	int lock_timeout_ms;		/* 0: the plan's setting */
-	int lock_wait_s;			/* how long to wait for the plan's lock (default 10) */
+	const char *run_id;  /* status --run: one run's steps */
+	int lock_timeout_ms; /* 0: the plan's setting */
+	int lock_wait_s;     /* how long to wait for the plan's lock (default 10) */
 	const char *mapping;
 	const char *clerk_export;
 	bool generate_missing;
-	bool skip_invalid_values;	/* phase2 apply: export values that do not fit are left NULL and listed */
-	int batch_size;				/* 0: the plan's setting */
+	bool skip_invalid_values; /* phase2 apply: export values that do not fit are left NULL and listed */
+	int batch_size;           /* 0: the plan's setting */
 	int sleep_ms;
-	int max_lag_ms;				/* 0: do not watch standbys */
-	int target_batch_ms;		/* 0: fixed batch size */
-	bool regenerate_invalid;	/* --on-invalid=regenerate */
-	bool discard_generated_uids;	/* rollback: forget the generated Firebase uids */
-	int jobs;					/* connections filling at once (default 1) */
+	int max_lag_ms;              /* 0: do not watch standbys */
+	int target_batch_ms;         /* 0: fixed batch size */
+	bool regenerate_invalid;     /* --on-invalid=regenerate */
+	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
+	int jobs;                    /* connections filling at once (default 1) */
 } Options;
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */
 #define CLI_MAX_JOBS STOP_MAX_WATCHED
 
 /* Lines of --help every binary shares. */
-#define CLI_HELP_LOCK_WAIT \
-	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n" \
-	"                           session holds it, e.g. a killed run's statement the\n" \
+#define CLI_HELP_LOCK_WAIT                                                                                             \
+	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"                                 \
+	"                           session holds it, e.g. a killed run's statement the\n"                                 \
 	"                           server is still ending (default: 10; 0: do not wait)\n"
-#define CLI_HELP_DISCARD_GENERATED \
-	"      --discard-generated-uids\n" \
-	"                           rollback: also forget the generated Firebase uids and\n" \
-	"                           the ledger of import files, and the uuids\n" \
-	"                           convert_to_uuid regenerated; only when no import file\n" \
+#define CLI_HELP_DISCARD_GENERATED                                                                                     \
+	"      --discard-generated-uids\n"                                                                                 \
+	"                           rollback: also forget the generated Firebase uids and\n"                               \
+	"                           the ledger of import files, and the uuids\n"                                           \
+	"                           convert_to_uuid regenerated; only when no import file\n"                               \
 	"                           was imported (the next apply generates new ones)\n"
-#define CLI_HELP_PLAN_RUN \
-	"      --run=RUN_ID         status: only that run's steps and figures from\n" \
+#define CLI_HELP_PLAN_RUN                                                                                              \
+	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
 	"                           migration_log (rows, longest lock hold, retries)\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
-#define CLI_HELP_EXIT_STATUS(refused) \
-	"Exit status:\n" \
-	"  0 done;\n" \
-	"  1 failed or interrupted (a statement failed, the connection was lost or the\n" \
-	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n" \
-	"    to continue where it stopped;\n" \
-	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n" \
-	refused \
-	"    also 3: migration_log or migration_backup holds an object phasemig did not\n" \
-	"    make (a trigger, another owner...): nothing is used or changed;\n" \
+#define CLI_HELP_EXIT_STATUS(refused)                                                                                  \
+	"Exit status:\n"                                                                                                   \
+	"  0 done;\n"                                                                                                      \
+	"  1 failed or interrupted (a statement failed, the connection was lost or the\n"                                  \
+	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n"                                 \
+	"    to continue where it stopped;\n"                                                                              \
+	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n" refused                           \
+	"    also 3: migration_log or migration_backup holds an object phasemig did not\n"                                 \
+	"    make (a trigger, another owner...): nothing is used or changed;\n"                                            \
 	"  4 another run held the plan's lock for all of --lock-wait\n"
 
 typedef struct CliSpec
 {
 	const char *const *subcommands; /* NULL-terminated */
-	const char *help;			/* printed by --help */
-	unsigned extra;				/* CLI_* options this binary accepts */
+	const char *help;               /* printed by --help */
+	unsigned extra;                 /* CLI_* options this binary accepts */
 } CliSpec;
 
 /* Parse argv into opts; prints --help/--version and exits 0, bad usage exits 2. */

@@ -24,21 +24,21 @@
 typedef struct Unit
 {
 	FillTable *t;
-	char *operation;			/* its migration_log operation */
-	char *upper;				/* the range's last key (text), NULL: to the table's end */
-	char *sql[2];				/* [0] after $2, [1] from the range's start */
-	bool own_entry;				/* its row was begun here, not by the caller */
-	bool resumed;				/* goes on from an interrupted run's checkpoint */
+	char *operation; /* its migration_log operation */
+	char *upper;     /* the range's last key (text), NULL: to the table's end */
+	char *sql[2];    /* [0] after $2, [1] from the range's start */
+	bool own_entry;  /* its row was begun here, not by the caller */
+	bool resumed;    /* goes on from an interrupted run's checkpoint */
 	BatchLoop b;
 	int rc;
 	bool started;
-	double began, ended;		/* wall clock of its batch loop, for its table's seconds */
+	double began, ended; /* wall clock of its batch loop, for its table's seconds */
 } Unit;
 
 typedef struct Queue
 {
 	Run *run;
-	Unit **units;				/* largest first */
+	Unit **units; /* largest first */
 	int n;
 	int next;
 	pthread_mutex_t mutex;
@@ -47,7 +47,7 @@ typedef struct Queue
 typedef struct Worker
 {
 	Queue *q;
-	int slot;					/* 1..jobs, for stop_watch */
+	int slot; /* 1..jobs, for stop_watch */
 	PGconn *conn;
 	int rc;
 	pthread_t thread;
@@ -75,7 +75,7 @@ unit_new(FillTable *t, const char *operation, const char *after, const char *upp
 	u->b.last_key = after ? xstrdup(after) : NULL;
 	u->b.rows_done = rows_done;
 	u->b.rows_total = rows_total;
-	u->rc = EXIT_FAILED;		/* until it runs */
+	u->rc = EXIT_FAILED; /* until it runs */
 	{
 		KeysetBatch k = t->batch;
 		char *lit = upper ? sql_literal(upper) : NULL;
@@ -118,19 +118,20 @@ static int
 resume_units(Run *run, FillTable *t, Unit ***units, int *n)
 {
 	const char *params[3] = {run->plan->name, t->label, run->run_id};
-	PGresult *res = db_query(run->conn,
-							 "WITH c AS (SELECT id, run_id, operation, status, rows_done, rows_total, last_key, "
-							 "  metadata->>'range_after' AS after, metadata->>'range_through' AS through, "
-							 "  metadata ? 'range_through' AS ranged "
-							 "  FROM public.migration_log WHERE plan = $1 AND phase = 2 AND status <> 'refused' "
-							 "  AND (operation = $2 OR left(operation, length($2) + 2) = $2 || ' [') "
-							 "  AND run_id <> $3::uuid AND id > " MLOG_LAST_PHASE2_ROLLBACK " "
-							 /* a run that stopped before its first batch (mapping refused, killed) tells nothing */
-							 "  AND (status = 'done' OR last_key IS NOT NULL OR metadata ? 'range_through')), "
-							 "newest AS (SELECT * FROM c WHERE run_id = (SELECT run_id FROM c ORDER BY id DESC LIMIT 1)) "
-							 "SELECT operation, status, rows_done, rows_total, last_key, after, through FROM newest "
-							 "WHERE ranged = (SELECT bool_or(ranged) FROM newest) ORDER BY id",
-							 3, params);
+	PGresult *res =
+		db_query(run->conn,
+				 "WITH c AS (SELECT id, run_id, operation, status, rows_done, rows_total, last_key, "
+				 "  metadata->>'range_after' AS after, metadata->>'range_through' AS through, "
+				 "  metadata ? 'range_through' AS ranged "
+				 "  FROM public.migration_log WHERE plan = $1 AND phase = 2 AND status <> 'refused' "
+				 "  AND (operation = $2 OR left(operation, length($2) + 2) = $2 || ' [') "
+				 "  AND run_id <> $3::uuid AND id > " MLOG_LAST_PHASE2_ROLLBACK " "
+				 /* a run that stopped before its first batch (mapping refused, killed) tells nothing */
+				 "  AND (status = 'done' OR last_key IS NOT NULL OR metadata ? 'range_through')), "
+				 "newest AS (SELECT * FROM c WHERE run_id = (SELECT run_id FROM c ORDER BY id DESC LIMIT 1)) "
+				 "SELECT operation, status, rows_done, rows_total, last_key, after, through FROM newest "
+				 "WHERE ranged = (SELECT bool_or(ranged) FROM newest) ORDER BY id",
+				 3, params);
 	int added = 0;
 
 	for (int i = 0; i < PQntuples(res); i++)
@@ -145,8 +146,8 @@ resume_units(Run *run, FillTable *t, Unit ***units, int *n)
 		/* done: nothing left; a row without a checkpoint committed nothing */
 		if (strcmp(db_field(res, i, "status"), "done") == 0 || (!ranged && last_key == NULL))
 			continue;
-		push(units, n, unit_new(t, operation, after, upper, db_field_ll(res, i, "rows_done"),
-								total ? atoll(total) : -1));
+		push(units, n,
+			 unit_new(t, operation, after, upper, db_field_ll(res, i, "rows_done"), total ? atoll(total) : -1));
 		(*units)[*n - 1]->resumed = true;
 		log_info("resuming the interrupted %s after key %s (%s rows done)", operation, after ? after : "(start)",
 				 db_field(res, i, "rows_done"));
@@ -181,7 +182,8 @@ split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int
 
 		snprintf(np, sizeof np, "%d", parts);
 		sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT t.%s AS k, ntile($1) OVER (ORDER BY t.%s) AS g "
-						 "FROM %s t) s GROUP BY g ORDER BY g", t->batch.key, t->batch.key, t->batch.table);
+						 "FROM %s t) s GROUP BY g ORDER BY g",
+						 t->batch.key, t->batch.key, t->batch.table);
 		res = db_query(run->conn, sql, 1, params);
 		free(sql);
 		for (int i = 0; i < PQntuples(res); i++)
@@ -221,12 +223,15 @@ begin_unit(Run *run, Unit *u, bool one_unit)
 
 		snprintf(id, sizeof id, "%lld", u->b.entry);
 		if (ranged)
-			db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || jsonb_build_object("
+			db_execp(run->conn,
+					 "UPDATE public.migration_log SET metadata = metadata || jsonb_build_object("
 					 "'resumed', $2::boolean, 'range_after', $3::text, 'range_through', $4::text) WHERE id = $1",
 					 4, range);
 		else
-			db_execp(run->conn, "UPDATE public.migration_log SET metadata = metadata || "
-					 "jsonb_build_object('resumed', $2::boolean) WHERE id = $1", 2, range);
+			db_execp(run->conn,
+					 "UPDATE public.migration_log SET metadata = metadata || "
+					 "jsonb_build_object('resumed', $2::boolean) WHERE id = $1",
+					 2, range);
 	}
 }
 
@@ -288,8 +293,8 @@ run_queue(Queue *q, int jobs)
 	workers = xcalloc((size_t) jobs, sizeof *workers);
 	for (int i = 0; i < jobs; i++)
 	{
-		char *appname = str_printf("%s %s (phasemig run %.8s, job %d)", log_progname(), run->subcommand,
-								   run->run_id, i + 1);
+		char *appname =
+			str_printf("%s %s (phasemig run %.8s, job %d)", log_progname(), run->subcommand, run->run_id, i + 1);
 
 		workers[i].q = q;
 		workers[i].slot = i + 1;

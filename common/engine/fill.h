@@ -18,7 +18,7 @@
 
 typedef struct FillTable
 {
-	const char *label;			/* migration_log operation; ranges are "LABEL [i/n]" */
+	const char *label; /* migration_log operation; ranges are "LABEL [i/n]" */
 	/*
 	 * The batch statement over the whole table (its upper left NULL): each
 	 * unit's is this with the range's end as upper.
@@ -30,13 +30,13 @@ typedef struct FillTable
 	 */
 	long long entry;
 	/* out: over this run's units */
-	bool resumed;				/* some unit went on from an interrupted run's checkpoint */
+	bool resumed; /* some unit went on from an interrupted run's checkpoint */
 	long long rows_total;
 	long long rows_done;
 	long long changed;
 	long batches;
-	double seconds;				/* wall time from its first range's start to its last's end */
-	double began, ended;		/* (fill.c's bookkeeping) */
+	double seconds;      /* wall time from its first range's start to its last's end */
+	double began, ended; /* (fill.c's bookkeeping) */
 	double longest_batch_ms;
 } FillTable;
 

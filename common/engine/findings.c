@@ -98,8 +98,9 @@ findings_json(const Findings *f)
 	{
 		const Finding *it = &f->items[i];
 
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:s}", "check", it->check, "subject", it->subject,
-											 "count", (json_int_t) it->count, "samples", it->samples));
+		json_array_append_new(arr,
+							  json_pack("{s:s, s:s, s:I, s:s}", "check", it->check, "subject", it->subject, "count",
+										(json_int_t) it->count, "samples", it->samples));
 	}
 	return arr;
 }

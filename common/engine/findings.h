@@ -13,10 +13,10 @@
 
 typedef struct Finding
 {
-	char *check;			/* "null", "duplicate", "dependent_view", ... */
-	char *subject;			/* what it is about, e.g. the column */
+	char *check;   /* "null", "duplicate", "dependent_view", ... */
+	char *subject; /* what it is about, e.g. the column */
 	long long count;
-	char *samples;			/* comma-separated sample keys, may be empty */
+	char *samples; /* comma-separated sample keys, may be empty */
 } Finding;
 
 typedef struct Findings

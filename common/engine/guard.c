@@ -24,8 +24,10 @@ guard_take(PGconn *conn, const Plan *plan)
 {
 	char *name = lock_name(plan);
 	const char *params[1] = {name};
-	char *got = db_value(conn, "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('phasemig'), "
-						 "pg_catalog.hashtext($1))", 1, params);
+	char *got = db_value(conn,
+						 "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('phasemig'), "
+						 "pg_catalog.hashtext($1))",
+						 1, params);
 	bool ok = got && got[0] == 't';
 
 	free(got);
@@ -62,17 +64,18 @@ guard_holder(PGconn *conn, const Plan *plan)
 {
 	char *name = lock_name(plan);
 	const char *params[1] = {name};
-	char *holder = db_value(conn,
-							"SELECT format('pid %s, user %s, application \"%s\", from %s, connected since %s', "
-							"a.pid, a.usename, a.application_name, coalesce(host(a.client_addr), 'local socket'), "
-							"to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')) "
-							"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-							"WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-							"AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
-							"AND l.classid = pg_catalog.hashtext('phasemig')::oid "
-							"AND l.objid = pg_catalog.hashtext($1)::oid AND l.pid <> pg_catalog.pg_backend_pid() "
-							"LIMIT 1",
-							1, params);
+	char *holder = db_value(
+		conn,
+		"SELECT format('pid %s, user %s, application \"%s\", from %s, connected since %s', "
+		"a.pid, a.usename, a.application_name, coalesce(host(a.client_addr), 'local socket'), "
+		"to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ')) "
+		"FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+		"WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+		"AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "
+		"AND l.classid = pg_catalog.hashtext('phasemig')::oid "
+		"AND l.objid = pg_catalog.hashtext($1)::oid AND l.pid <> pg_catalog.pg_backend_pid() "
+		"LIMIT 1",
+		1, params);
 
 	free(name);
 	return holder;

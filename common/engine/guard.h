@@ -5,8 +5,8 @@
 #ifndef PHASEMIG_GUARD_H
 #define PHASEMIG_GUARD_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "engine/plan.h"
 

@@ -11,10 +11,10 @@
 
 #include "core/db.h"
 #include "core/log.h"
-#include "sqltext.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/trust.h"
+#include "sqltext.h"
 
 int
 mlog_create_state(PGconn *conn)
@@ -85,9 +85,11 @@ mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_d
 	snprintf(total, sizeof total, "%lld", rows_total);
 	snprintf(done, sizeof done, "%lld", rows_done);
 	/* where this run starts and when: status computes the rate and ETA of a running fill from them */
-	db_execp(run->conn, "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
+	db_execp(run->conn,
+			 "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
 			 "metadata = metadata || jsonb_build_object('progress_from_rows', $3::bigint, "
-			 "'progress_from_at', clock_timestamp()) WHERE id = $1", 4, params);
+			 "'progress_from_at', clock_timestamp()) WHERE id = $1",
+			 4, params);
 }
 
 void
@@ -99,13 +101,14 @@ mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_ke
 	snprintf(sid, sizeof sid, "%lld", id);
 	snprintf(done, sizeof done, "%lld", rows_done);
 	snprintf(changed, sizeof changed, "%lld", rows_changed);
-	db_execp(run->conn, "UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
-			 "metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1", 4, params);
+	db_execp(run->conn,
+			 "UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
+			 "metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1",
+			 4, params);
 }
 
 void
-mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
-			const char *metadata)
+mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message, const char *metadata)
 {
 	char sid[32], done[32];
 	const char *params[5] = {sid, status, done, message, metadata};

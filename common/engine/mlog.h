@@ -6,8 +6,8 @@
 #ifndef PHASEMIG_MLOG_H
 #define PHASEMIG_MLOG_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 #include "engine/plan.h"
 
@@ -16,19 +16,19 @@
 typedef struct Run
 {
 	PGconn *conn;
-	const char *conninfo;	/* as given (-d), or NULL: phase2 --jobs opens more connections with it */
+	const char *conninfo; /* as given (-d), or NULL: phase2 --jobs opens more connections with it */
 	Plan *plan;
 	int phase;
 	const char *subcommand;
 	char run_id[37];
-	char *client;			/* OS user@host */
-	long long phase_entry;	/* migration_log id of the phase-level row */
-	char *phase_metadata;	/* JSON text for that row (phase3 apply: the findings), or NULL */
+	char *client;          /* OS user@host */
+	long long phase_entry; /* migration_log id of the phase-level row */
+	char *phase_metadata;  /* JSON text for that row (phase3 apply: the findings), or NULL */
 	/* the operation being run: its migration_log row and what it reports */
 	long long op_entry;
 	long long op_rows;
-	char *op_message;		/* malloc'd or NULL */
-	char *op_metadata;		/* JSON text, malloc'd or NULL */
+	char *op_message;  /* malloc'd or NULL */
+	char *op_metadata; /* JSON text, malloc'd or NULL */
 } Run;
 
 /*
@@ -40,8 +40,7 @@ int mlog_create_state(PGconn *conn);
 bool mlog_state_exists(PGconn *conn);
 
 /* Insert a 'running' row and return its id (exits on failure). */
-long long mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done,
-					 const char *last_key);
+long long mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done, const char *last_key);
 /* Set the expected total and the starting point of a row (status's rate and ETA start there). */
 void mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key);
 /*
@@ -53,15 +52,15 @@ void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *la
  * Close a row: status 'done', 'failed' or 'refused' ('failed' is recorded as
  * 'interrupted' when a signal stopped the run); metadata is JSON text or NULL.
  */
-void mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message,
-				 const char *metadata);
+void
+mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message, const char *metadata);
 
 /*
  * SQL: the id of the plan's ($1) newest phase2 rollback, or 0.  A checkpoint
  * older than it belongs to work that rollback undid: never resume from it.
  */
-#define MLOG_LAST_PHASE2_ROLLBACK \
-	"coalesce((SELECT max(r.id) FROM public.migration_log r WHERE r.plan = $1 AND r.phase = 2 " \
+#define MLOG_LAST_PHASE2_ROLLBACK                                                                                      \
+	"coalesce((SELECT max(r.id) FROM public.migration_log r WHERE r.plan = $1 AND r.phase = 2 "                        \
 	"AND r.operation = 'rollback'), 0)"
 
 /* true when the newest finished apply/rollback of PHASE for this plan is an apply. */

@@ -33,11 +33,11 @@ typedef char *(*OpGate)(Run *run, const Op *op);
 
 typedef struct OpHandlers
 {
-	OpStep apply[4];		/* indexed by phase */
+	OpStep apply[4]; /* indexed by phase */
 	OpStep rollback[4];
-	OpCheck check;			/* phase3 pre-flight */
-	OpGate gate;			/* its one-pass gate, or NULL */
-	OpStep finalize;		/* phase3 finalize: drop what only a rollback needed */
+	OpCheck check;   /* phase3 pre-flight */
+	OpGate gate;     /* its one-pass gate, or NULL */
+	OpStep finalize; /* phase3 finalize: drop what only a rollback needed */
 	/*
 	 * phase3 apply runs it after every operation without it (and rollback
 	 * before them): sync triggers stay and old columns wait until the new
@@ -48,8 +48,8 @@ typedef struct OpHandlers
 
 typedef struct OpType
 {
-	const char *name;			/* "add_column": the plan's "op" */
-	const char *const *keys;	/* the keys it allows besides "op" and "comment" (NULL-terminated) */
+	const char *name;        /* "add_column": the plan's "op" */
+	const char *const *keys; /* the keys it allows besides "op" and "comment" (NULL-terminated) */
 	/* Fill OP from the plan's object OBJ; problems through plan_read_fail(). */
 	void (*read)(PlanReader *r, Op *op, json_t *obj, const char *where);
 	/*
@@ -61,8 +61,8 @@ typedef struct OpType
 	const OpHandlers *handlers;
 	/* What it adds to status's object OBJ of PHASE, or NULL. */
 	void (*status)(Run *run, const Op *op, int phase, json_t *obj);
-	bool needs_mapping;			/* phase2 apply fills it from --mapping */
-	bool adds_column;			/* its column counts as there for the operations after it */
+	bool needs_mapping;             /* phase2 apply fills it from --mapping */
+	bool adds_column;               /* its column counts as there for the operations after it */
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
 } OpType;
 

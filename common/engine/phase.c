@@ -8,12 +8,12 @@
 #include <stdlib.h>
 
 #include "core/db.h"
-#include "engine/findings.h"
 #include "core/log.h"
-#include "engine/operation.h"
-#include "engine/run.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/findings.h"
+#include "engine/operation.h"
+#include "engine/run.h"
 
 bool
 phase_can_apply(Run *run)
@@ -87,7 +87,9 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	if (rc != EXIT_DONE && rc != EXIT_REFUSED && run->op_message == NULL && run_failure_reason())
 		run->op_message = xstrdup(run_failure_reason());
 	mlog_finish(run, run->op_entry,
-				rc == EXIT_DONE ? "done" : rc == EXIT_REFUSED ? "refused" : "failed",
+				rc == EXIT_DONE          ? "done"
+					: rc == EXIT_REFUSED ? "refused"
+										 : "failed",
 				run->op_rows, run->op_message, run->op_metadata);
 	free(run->op_message);
 	free(run->op_metadata);

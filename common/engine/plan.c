@@ -25,7 +25,7 @@ plan_read_fail(PlanReader *r, const char *where, const char *fmt, ...)
 	StrBuf sb;
 
 	if (!r->ok)
-		return;					/* report the first problem only */
+		return; /* report the first problem only */
 	sb_init(&sb);
 	{
 		char msg[512];
@@ -152,7 +152,7 @@ read_op(PlanReader *r, Op *op, json_t *obj, int index)
 	}
 	if ((op->kind = find_type(r, obj, where)) == NULL)
 		return;
-	check_keys(r, obj, where, (const char *const[]) {"op", "comment", NULL}, op->kind->keys);
+	check_keys(r, obj, where, (const char *const[]){"op", "comment", NULL}, op->kind->keys);
 	op->kind->read(r, op, obj, where);
 	op->label = str_printf("%s %s", op->kind->name, op->name ? op->name : op->column ? op->column : "");
 }
@@ -173,9 +173,7 @@ valid_plan_name(const char *s)
 Plan *
 plan_load(const char *path)
 {
-	static const char *const keys[] = {
-		"name", "description", "schema", "table", "key", "settings", "operations", NULL
-	};
+	static const char *const keys[] = {"name", "description", "schema", "table", "key", "settings", "operations", NULL};
 	static const char *const setting_keys[] = {"lock_timeout_ms", "batch_size", "ddl_attempts", NULL};
 	PlanReader r = {.path = path, .ok = true};
 	json_error_t jerr;
@@ -330,7 +328,8 @@ plan_bind(Plan *plan, PGconn *conn)
 	res = db_query(conn,
 				   "SELECT c.relkind FROM pg_catalog.pg_class c "
 				   "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-				   "WHERE n.nspname = $1 AND c.relname = $2", 2, params);
+				   "WHERE n.nspname = $1 AND c.relname = $2",
+				   2, params);
 	if (PQntuples(res) == 0 || strchr("rp", PQgetvalue(res, 0, 0)[0]) == NULL)
 	{
 		log_error("table \"%s.%s\" named by plan \"%s\" does not exist", plan->schema, plan->table, plan->path);
@@ -353,7 +352,8 @@ plan_bind(Plan *plan, PGconn *conn)
 		plan->key_type = db_value(conn,
 								  "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) "
 								  "FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass "
-								  "AND a.attname = $2 AND NOT a.attisdropped", 2, p);
+								  "AND a.attname = $2 AND NOT a.attisdropped",
+								  2, p);
 		if (plan->key_type == NULL)
 		{
 			log_error("key column \"%s\" of plan \"%s\" does not exist in table %s", plan->key, plan->path,
@@ -361,13 +361,15 @@ plan_bind(Plan *plan, PGconn *conn)
 			return false;
 		}
 		/* keyset batches and the backups' primary keys need one row per key value */
-		if (!db_exists(conn, "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+		if (!db_exists(conn,
+					   "SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
 					   "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::regclass "
 					   "AND a.attname = $2 AND a.attnotnull AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1 "
-					   "AND i.indexprs IS NULL AND i.indpred IS NULL", 2, p))
+					   "AND i.indexprs IS NULL AND i.indpred IS NULL",
+					   2, p))
 		{
-			log_error("key column \"%s\" of plan \"%s\" is not unique and NOT NULL in table %s", plan->key,
-					  plan->path, plan->q_table);
+			log_error("key column \"%s\" of plan \"%s\" is not unique and NOT NULL in table %s", plan->key, plan->path,
+					  plan->q_table);
 			log_hint("name the table's primary key (or a NOT NULL column with a unique index) as \"key\"");
 			return false;
 		}
@@ -383,8 +385,8 @@ plan_bind(Plan *plan, PGconn *conn)
 
 			if (!db_ok(tr) || PQgetisnull(tr, 0, 0))
 			{
-				log_error("invalid plan \"%s\": operations[%d]: \"%s\" is not a type known to the database",
-						  plan->path, i, op->type);
+				log_error("invalid plan \"%s\": operations[%d]: \"%s\" is not a type known to the database", plan->path,
+						  i, op->type);
 				ok = false;
 			}
 			PQclear(tr);

@@ -5,10 +5,10 @@
 #ifndef PHASEMIG_PLAN_H
 #define PHASEMIG_PLAN_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
-struct OpType;					/* operation.h */
+struct OpType; /* operation.h */
 
 /* One "column": "Firebase field" pair of a backfill_from_mapping. */
 typedef struct FieldMap
@@ -19,23 +19,23 @@ typedef struct FieldMap
 
 typedef struct Op
 {
-	const struct OpType *kind;	/* what it is: its name, reader and handlers (operation.h) */
-	int index;				/* position in the plan, from 0 */
-	char *label;			/* "add_column firebase_uid": migration_log.operation */
-	char *column;			/* the column the operation is about */
-	char *type;				/* add_column */
-	char *name;				/* create_index, add_unique: index / constraint name */
-	char **columns;			/* create_index */
+	const struct OpType *kind; /* what it is: its name, reader and handlers (operation.h) */
+	int index;                 /* position in the plan, from 0 */
+	char *label;               /* "add_column firebase_uid": migration_log.operation */
+	char *column;              /* the column the operation is about */
+	char *type;                /* add_column */
+	char *name;                /* create_index, add_unique: index / constraint name */
+	char **columns;            /* create_index */
 	int n_columns;
-	bool unique;			/* create_index */
-	bool ignore_case;		/* check_unique */
-	bool reject_empty;		/* set_not_null: '' counts as missing too */
-	char *match_column;		/* backfill: the Clerk id column */
-	char *email_column;		/* backfill: email fallback, may be NULL */
-	FieldMap *set;			/* backfill: columns filled from the export */
+	bool unique;        /* create_index */
+	bool ignore_case;   /* check_unique */
+	bool reject_empty;  /* set_not_null: '' counts as missing too */
+	char *match_column; /* backfill: the Clerk id column */
+	char *email_column; /* backfill: email fallback, may be NULL */
+	FieldMap *set;      /* backfill: columns filled from the export */
 	int n_set;
 	const char *uid_column; /* backfill: the column set from localId */
-	bool recreate_views;	/* convert_to_uuid: views on the columns are recreated around the swap */
+	bool recreate_views;    /* convert_to_uuid: views on the columns are recreated around the swap */
 } Op;
 
 typedef struct Plan
@@ -54,9 +54,9 @@ typedef struct Plan
 
 	/* filled by plan_bind() */
 	PGconn *conn;
-	char *q_table;			/* "schema"."table" */
+	char *q_table; /* "schema"."table" */
 	char *q_key;
-	char *key_type;			/* format_type() of the key column */
+	char *key_type; /* format_type() of the key column */
 } Plan;
 
 /*

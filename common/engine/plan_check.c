@@ -10,10 +10,10 @@
 
 #include <jansson.h>
 
-#include "engine/catalog.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/catalog.h"
 #include "engine/operation.h"
 
 const Op *
@@ -50,24 +50,25 @@ plan_check_name_free(Run *run, const Op *op, const char *name, char *const *colu
 	{
 		const char *params[5] = {plan->schema, name, plan->q_table, unique ? "t" : "f", jcols};
 
-		why = db_value(run->conn,
-					   "SELECT CASE WHEN c.relkind NOT IN ('i', 'I') "
-					   "  THEN pg_catalog.format('%s is a relation of kind %s, not an index', c.oid::pg_catalog.regclass, "
-					   "       c.relkind) "
-					   "WHEN i.indrelid <> $3::pg_catalog.regclass "
-					   "  THEN pg_catalog.format('index %s is on table %s', c.oid::pg_catalog.regclass, "
-					   "       i.indrelid::pg_catalog.regclass) "
-					   "WHEN i.indisunique <> $4::boolean OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL "
-					   "  OR ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) "
-					   "     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) "
-					   "     IS DISTINCT FROM ARRAY(SELECT pg_catalog.json_array_elements_text($5::json)) "
-					   "     OR pg_catalog.cardinality(i.indkey::int2[]) <> pg_catalog.json_array_length($5::json) "
-					   "  THEN pg_catalog.format('index %s exists with another definition: %s', "
-					   "       c.oid::pg_catalog.regclass, pg_catalog.pg_get_indexdef(c.oid)) END "
-					   "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-					   "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
-					   "WHERE n.nspname = $1 AND c.relname = $2",
-					   5, params);
+		why = db_value(
+			run->conn,
+			"SELECT CASE WHEN c.relkind NOT IN ('i', 'I') "
+			"  THEN pg_catalog.format('%s is a relation of kind %s, not an index', c.oid::pg_catalog.regclass, "
+			"       c.relkind) "
+			"WHEN i.indrelid <> $3::pg_catalog.regclass "
+			"  THEN pg_catalog.format('index %s is on table %s', c.oid::pg_catalog.regclass, "
+			"       i.indrelid::pg_catalog.regclass) "
+			"WHEN i.indisunique <> $4::boolean OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL "
+			"  OR ARRAY(SELECT a.attname::text FROM pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) "
+			"     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o) "
+			"     IS DISTINCT FROM ARRAY(SELECT pg_catalog.json_array_elements_text($5::json)) "
+			"     OR pg_catalog.cardinality(i.indkey::int2[]) <> pg_catalog.json_array_length($5::json) "
+			"  THEN pg_catalog.format('index %s exists with another definition: %s', "
+			"       c.oid::pg_catalog.regclass, pg_catalog.pg_get_indexdef(c.oid)) END "
+			"FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+			"LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+			"WHERE n.nspname = $1 AND c.relname = $2",
+			5, params);
 	}
 	if (why)
 		log_error("step %d (%s): the name \"%s\" is taken: %s", op->index + 1, op->label, name, why);
@@ -117,16 +118,17 @@ plan_check_rights(Run *run)
 		return EXIT_BAD_INPUT;
 	}
 	/* 2. the state phasemig creates on its first run */
-	missing = db_value(run->conn,
-					   "SELECT pg_catalog.concat_ws(' and ', "
-					   "CASE WHEN pg_catalog.to_regclass('public.migration_log') IS NULL "
-					   " AND NOT pg_catalog.has_schema_privilege('public', 'CREATE') "
-					   " THEN 'CREATE on schema public (for public.migration_log)' END, "
-					   "CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migration_backup') "
-					   " AND NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') "
-					   " THEN 'CREATE on database ' || pg_catalog.quote_ident(pg_catalog.current_database()) "
-					   "      || ' (for schema migration_backup)' END)",
-					   0, NULL);
+	missing =
+		db_value(run->conn,
+				 "SELECT pg_catalog.concat_ws(' and ', "
+				 "CASE WHEN pg_catalog.to_regclass('public.migration_log') IS NULL "
+				 " AND NOT pg_catalog.has_schema_privilege('public', 'CREATE') "
+				 " THEN 'CREATE on schema public (for public.migration_log)' END, "
+				 "CASE WHEN NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'migration_backup') "
+				 " AND NOT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') "
+				 " THEN 'CREATE on database ' || pg_catalog.quote_ident(pg_catalog.current_database()) "
+				 "      || ' (for schema migration_backup)' END)",
+				 0, NULL);
 	if (missing != NULL && missing[0] != '\0')
 	{
 		log_error("role \"%s\" lacks %s; nothing was created", PQuser(run->conn), missing);

@@ -10,12 +10,12 @@
 
 #include <jansson.h>
 
-#define PLAN_MAX_IDENT 63		/* NAMEDATALEN - 1 */
+#define PLAN_MAX_IDENT 63 /* NAMEDATALEN - 1 */
 
 typedef struct PlanReader
 {
 	const char *path;
-	const char *plan_name;		/* NULL until read */
+	const char *plan_name; /* NULL until read */
 	bool ok;
 } PlanReader;
 

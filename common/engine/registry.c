@@ -33,9 +33,8 @@ registry_has(PGconn *conn, const Plan *plan, const char *kind, const char *name)
 {
 	const char *params[3] = {plan->name, kind, name};
 
-	return db_exists(conn,
-					 "SELECT 1 FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3",
-					 3, params);
+	return db_exists(
+		conn, "SELECT 1 FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3", 3, params);
 }
 
 char *
@@ -43,8 +42,10 @@ registry_detail(PGconn *conn, const Plan *plan, const char *kind, const char *na
 {
 	const char *params[3] = {plan->name, kind, name};
 
-	return db_value(conn, "SELECT detail::text FROM migration_backup.phasemig_objects "
-					"WHERE plan = $1 AND kind = $2 AND name = $3", 3, params);
+	return db_value(conn,
+					"SELECT detail::text FROM migration_backup.phasemig_objects "
+					"WHERE plan = $1 AND kind = $2 AND name = $3",
+					3, params);
 }
 
 char *
@@ -52,8 +53,10 @@ registry_other_plan(PGconn *conn, const Plan *plan, const char *kind, const char
 {
 	const char *params[4] = {plan->name, kind, name, qtable};
 
-	return db_value(conn, "SELECT plan FROM migration_backup.phasemig_objects WHERE kind = $2 AND plan <> $1 "
-					"AND name = $3 AND coalesce(detail->>'table', $4) = $4 ORDER BY created_at LIMIT 1", 4, params);
+	return db_value(conn,
+					"SELECT plan FROM migration_backup.phasemig_objects WHERE kind = $2 AND plan <> $1 "
+					"AND name = $3 AND coalesce(detail->>'table', $4) = $4 ORDER BY created_at LIMIT 1",
+					4, params);
 }
 
 void
@@ -61,8 +64,8 @@ registry_remove(PGconn *conn, const Plan *plan, const char *kind, const char *na
 {
 	const char *params[3] = {plan->name, kind, name};
 
-	db_execp(conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3",
-			 3, params);
+	db_execp(conn, "DELETE FROM migration_backup.phasemig_objects WHERE plan = $1 AND kind = $2 AND name = $3", 3,
+			 params);
 }
 
 void
@@ -72,9 +75,11 @@ registry_set(PGconn *conn, const Plan *plan, int phase, const char *kind, const 
 	const char *params[5] = {plan->name, kind, name, phase_text, detail};
 
 	snprintf(phase_text, sizeof phase_text, "%d", phase);
-	db_execp(conn, "INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
+	db_execp(conn,
+			 "INSERT INTO migration_backup.phasemig_objects (plan, kind, name, phase, detail) "
 			 "VALUES ($1, $2, $3, $4::int, $5::jsonb) "
-			 "ON CONFLICT (plan, kind, name) DO UPDATE SET detail = EXCLUDED.detail", 5, params);
+			 "ON CONFLICT (plan, kind, name) DO UPDATE SET detail = EXCLUDED.detail",
+			 5, params);
 }
 
 /* " AND kind IN ('a', 'b')" for KINDS (NULL-terminated), appended to SB. */

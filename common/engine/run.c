@@ -14,12 +14,12 @@
 #include <uuid/uuid.h>
 
 #include "core/db.h"
-#include "engine/guard.h"
-#include "engine/status.h"
-#include "engine/summary.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/guard.h"
+#include "engine/status.h"
+#include "engine/summary.h"
 #include "engine/trust.h"
 
 static void
@@ -116,10 +116,12 @@ close_orphaned_rows(Run *run)
 				   "WITH closed AS (UPDATE public.migration_log SET status = 'interrupted', "
 				   "finished_at = clock_timestamp(), message = coalesce(message, 'its process ended without "
 				   "recording the outcome (killed, or the connection was lost)') WHERE plan = $1 "
-				   "AND status = 'running' RETURNING run_id) SELECT DISTINCT run_id::text FROM closed", 1, params);
+				   "AND status = 'running' RETURNING run_id) SELECT DISTINCT run_id::text FROM closed",
+				   1, params);
 	for (int i = 0; i < PQntuples(res); i++)
 		log_warning("run %s of this plan ended without recording its outcome: recorded as interrupted; "
-					"this run continues from its last checkpoint", PQgetvalue(res, i, 0));
+					"this run continues from its last checkpoint",
+					PQgetvalue(res, i, 0));
 	PQclear(res);
 }
 
@@ -251,7 +253,8 @@ run_finish(Run *run, int code, const char *message)
 					run->phase_metadata);
 	if (code != EXIT_DONE && stop_requested())
 		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
-				 "continue from where it stopped", stop_signal_name());
+				 "continue from where it stopped",
+				 stop_signal_name());
 	if (code == EXIT_DONE && log_file_path())
 		log_info("%s %s: done%s%s", log_progname(), run->subcommand, log_file_path() ? ", log " : "",
 				 log_file_path() ? log_file_path() : "");

@@ -32,7 +32,7 @@ typedef struct Subcommand
 {
 	const char *name;
 	int (*run)(Run *run, const Options *opts);
-	bool needs_state;			/* refused (exit 2) on a database phase1 never prepared */
+	bool needs_state; /* refused (exit 2) on a database phase1 never prepared */
 } Subcommand;
 
 /*

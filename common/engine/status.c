@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/operation.h"
 #include "core/db.h"
-#include "engine/guard.h"
 #include "core/log.h"
+#include "engine/guard.h"
+#include "engine/operation.h"
 #include "engine/summary.h"
 
 static json_t *
@@ -42,7 +42,8 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 {
 	json_t *ops = json_array();
 	long long done = 0, total = 0;
-	PGresult *res = db_query(run->conn,
+	PGresult *res = db_query(
+		run->conn,
 		"WITH since AS (SELECT coalesce(max(id), 0) AS id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
 		"  AND operation = 'rollback' AND status = 'done'), "
 		"r AS (SELECT l.* FROM public.migration_log l, since WHERE l.plan = $1 AND l.phase = $2 "
@@ -75,11 +76,11 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 		const char *rate = db_field(res, i, "rate");
 		bool running = strcmp(status, "running") == 0;
 		long long rows_done = db_field_ll(res, i, "rows_done"), rows_total = db_field_ll(res, i, "rows_total");
-		json_t *op = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", db_field(res, i, "operation"),
-							   "status", running && !lock_held ? "interrupted" : status,
-							   "rows_done", (json_int_t) rows_done, "rows_total", (json_int_t) rows_total,
-							   "rows_changed", (json_int_t) db_field_ll(res, i, "changed"),
-							   "runs", (json_int_t) db_field_ll(res, i, "runs"));
+		json_t *op =
+			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", db_field(res, i, "operation"), "status",
+					  running && !lock_held ? "interrupted" : status, "rows_done", (json_int_t) rows_done, "rows_total",
+					  (json_int_t) rows_total, "rows_changed", (json_int_t) db_field_ll(res, i, "changed"), "runs",
+					  (json_int_t) db_field_ll(res, i, "runs"));
 
 		if (db_field(res, i, "unmatched"))
 			json_object_set_new(op, "unmatched", json_integer(db_field_ll(res, i, "unmatched")));
@@ -127,8 +128,9 @@ phase_status(Run *run, int phase, bool lock_held)
 		if (strcmp(PQgetvalue(res, 0, 1), "running") == 0 && !lock_held)
 		{
 			json_object_set_new(last, "status", json_string("interrupted"));
-			json_object_set_new(last, "message", json_string("its process is gone (the plan's lock is free); "
-															 "run the same command again to continue"));
+			json_object_set_new(last, "message",
+								json_string("its process is gone (the plan's lock is free); "
+											"run the same command again to continue"));
 		}
 		json_object_set_new(obj, "last_run", last);
 	}
@@ -247,22 +249,24 @@ print_text(json_t *st)
 				printf("  reached:  %s\n", json_string_value(json_object_get(ph, "reached")));
 		}
 		if (json_is_object(last))
-			printf("  last run: %s %s, started %s by %s (%s)%s%s\n",
-				   json_string_value(json_object_get(last, "operation")),
-				   json_string_value(json_object_get(last, "status")),
-				   json_string_value(json_object_get(last, "started_at")),
-				   json_string_value(json_object_get(last, "db_user")),
-				   json_string_value(json_object_get(last, "client")) ? json_string_value(json_object_get(last, "client")) : "?",
-				   json_is_string(json_object_get(last, "message")) ? ": " : "",
-				   json_is_string(json_object_get(last, "message")) ? json_string_value(json_object_get(last, "message")) : "");
+			printf(
+				"  last run: %s %s, started %s by %s (%s)%s%s\n", json_string_value(json_object_get(last, "operation")),
+				json_string_value(json_object_get(last, "status")),
+				json_string_value(json_object_get(last, "started_at")),
+				json_string_value(json_object_get(last, "db_user")),
+				json_string_value(json_object_get(last, "client")) ? json_string_value(json_object_get(last, "client"))
+																   : "?",
+				json_is_string(json_object_get(last, "message")) ? ": " : "",
+				json_is_string(json_object_get(last, "message")) ? json_string_value(json_object_get(last, "message"))
+																 : "");
 		else
 			printf("  last run: never\n");
-		json_array_foreach(errors, k, e)
-			printf("  error:    %s %s at %s%s%s\n", json_string_value(json_object_get(e, "operation")),
-				   json_string_value(json_object_get(e, "status")),
-				   json_is_string(json_object_get(e, "at")) ? json_string_value(json_object_get(e, "at")) : "?",
-				   json_is_string(json_object_get(e, "message")) ? ": " : "",
-				   json_is_string(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+		json_array_foreach(errors, k, e) printf(
+			"  error:    %s %s at %s%s%s\n", json_string_value(json_object_get(e, "operation")),
+			json_string_value(json_object_get(e, "status")),
+			json_is_string(json_object_get(e, "at")) ? json_string_value(json_object_get(e, "at")) : "?",
+			json_is_string(json_object_get(e, "message")) ? ": " : "",
+			json_is_string(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
 	}
 }
 
@@ -281,8 +285,8 @@ status_print(Run *run, bool as_json)
 		json_array_append_new(phases, phase_status(run, phase, holder != NULL));
 	if (!state)
 		for (int phase = 1; phase <= 3; phase++)
-			json_array_append_new(phases, json_pack("{s:i, s:b, s:n, s:[]}", "phase", phase, "applied", 0,
-													"last_run", "errors"));
+			json_array_append_new(
+				phases, json_pack("{s:i, s:b, s:n, s:[]}", "phase", phase, "applied", 0, "last_run", "errors"));
 	json_object_set_new(st, "phases", phases);
 	if (as_json)
 	{

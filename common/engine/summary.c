@@ -67,8 +67,9 @@ summary_plan(const Plan *plan)
 	plan_traits(plan, &needs_mapping, &converts_key);
 	json_object_set_new(obj, "needs_mapping", json_boolean(needs_mapping));
 	json_object_set_new(obj, "converts_to_uuid", json_boolean(converts_key));
-	json_object_set_new(obj, "settings", json_pack("{s:i, s:i, s:i}", "lock_timeout_ms", plan->lock_timeout_ms,
-												   "batch_size", plan->batch_size, "ddl_attempts", plan->ddl_attempts));
+	json_object_set_new(obj, "settings",
+						json_pack("{s:i, s:i, s:i}", "lock_timeout_ms", plan->lock_timeout_ms, "batch_size",
+								  plan->batch_size, "ddl_attempts", plan->ddl_attempts));
 	for (int i = 0; i < plan->n_ops; i++)
 		json_array_append_new(ops, op_object(&plan->ops[i]));
 	json_object_set_new(obj, "operations", ops);
@@ -85,8 +86,7 @@ print_plan_text(const json_t *obj)
 		   json_string_value(json_object_get(obj, "schema")), json_string_value(json_object_get(obj, "table")),
 		   json_string_value(json_object_get(obj, "key")));
 	if (json_is_string(json_object_get(obj, "uid_column")))
-		printf("uid column %s (phase2 apply needs --mapping)\n",
-			   json_string_value(json_object_get(obj, "uid_column")));
+		printf("uid column %s (phase2 apply needs --mapping)\n", json_string_value(json_object_get(obj, "uid_column")));
 	json_array_foreach(json_object_get(obj, "operations"), i, op)
 		printf("  %zu. %s\n", i + 1, json_string_value(json_object_get(op, "label")));
 }
@@ -151,8 +151,8 @@ summary_run(Run *run, const char *run_id)
 	char *text;
 
 	if (!mlog_state_exists(run->conn))
-		return json_pack("{s:s, s:s, s:n, s:n, s:n, s:n, s:i, s:n, s:n, s:i, s:[], s:[]}", "run_id", run_id,
-						 "plan", run->plan->name, "phase", "subcommand", "status", "message", "rows", 0,
+		return json_pack("{s:s, s:s, s:n, s:n, s:n, s:n, s:i, s:n, s:n, s:i, s:[], s:[]}", "run_id", run_id, "plan",
+						 run->plan->name, "phase", "subcommand", "status", "message", "rows", 0,
 						 "ddl_longest_attempt_ms", "ddl_longest_ms", "ddl_retries", 0, "findings", "steps");
 	text = db_value(run->conn, run_sql, 2, params);
 	if (text == NULL)
@@ -162,8 +162,19 @@ summary_run(Run *run, const char *run_id)
 	if (obj)
 	{
 		/* jsonb sorts its keys: put them back in the order above */
-		static const char *const keys[] = {"run_id", "plan", "phase", "subcommand", "status", "message", "rows",
-			"ddl_longest_attempt_ms", "ddl_longest_ms", "ddl_retries", "findings", "steps", NULL};
+		static const char *const keys[] = {"run_id",
+										   "plan",
+										   "phase",
+										   "subcommand",
+										   "status",
+										   "message",
+										   "rows",
+										   "ddl_longest_attempt_ms",
+										   "ddl_longest_ms",
+										   "ddl_retries",
+										   "findings",
+										   "steps",
+										   NULL};
 		json_t *ordered = json_object();
 
 		for (int i = 0; keys[i]; i++)

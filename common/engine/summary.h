@@ -6,8 +6,8 @@
 #ifndef PHASEMIG_SUMMARY_H
 #define PHASEMIG_SUMMARY_H
 
-#include <stdbool.h>
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "engine/mlog.h"
 

@@ -10,8 +10,8 @@
 #ifndef PHASEMIG_TRUST_H
 #define PHASEMIG_TRUST_H
 
-#include <stdbool.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 
 /*
  * Check what exists of the state now; log each problem naming the object and

@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/catalog.h"
-#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
-#include "ops/ops.h"
 #include "core/strbuf.h"
+#include "engine/catalog.h"
+#include "engine/registry.h"
+#include "ops/ops.h"
 
 /*
  * The plan that added this column to this table, when it is another one: two
@@ -36,8 +36,7 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 	(void) opts;
 	if (other != NULL)
 	{
-		log_error("column %s of %s was added by plan \"%s\"; two plans never share a column", qcol, p->q_table,
-				  other);
+		log_error("column %s of %s was added by plan \"%s\"; two plans never share a column", qcol, p->q_table, other);
 		log_hint("finish or roll back plan \"%s\" first, or name another column in this plan", other);
 		rc = EXIT_BAD_INPUT;
 	}
@@ -132,7 +131,7 @@ static const OpHandlers add_column_handlers = {
 
 const OpType op_type_add_column = {
 	.name = "add_column",
-	.keys = (const char *const[]) {"column", "type", NULL},
+	.keys = (const char *const[]){"column", "type", NULL},
 	.read = add_column_read,
 	.check_plan = add_column_check_plan,
 	.handlers = &add_column_handlers,

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/db.h"
+#include "core/log.h"
+#include "core/strbuf.h"
 #include "engine/catalog.h"
 #include "engine/plan_check.h"
 #include "engine/registry.h"
-#include "core/db.h"
-#include "core/log.h"
 #include "ops/ops.h"
-#include "core/strbuf.h"
 
 static int
 create_index_apply(Run *run, const Op *op, const Options *opts)
@@ -72,13 +72,13 @@ check_duplicates(Run *run, Findings *f, const char *column, bool ignore_case)
 	char *qcol = plan_ident(p, column);
 	char *expr = ignore_case ? str_printf("lower(%s::text)", qcol) : xstrdup(qcol);
 	char *subject = str_printf("%s.%s%s", p->q_table, qcol, ignore_case ? " (compared lower-cased)" : "");
-	char *sql = str_printf(
-		"WITH d AS (SELECT %s AS v FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1), "
-		"r AS (SELECT t.%s::text AS k, %s AS v FROM %s t JOIN d ON d.v = %s) "
-		"SELECT (SELECT count(*) FROM r), "
-		"(SELECT string_agg(format('%%s (value %%s)', quote_nullable(k), quote_nullable(v::text)), ', ') "
-		" FROM (SELECT k, v FROM r ORDER BY v, k LIMIT %d) s)",
-		expr, p->q_table, qcol, p->q_key, expr, p->q_table, expr, SAMPLE_LIMIT);
+	char *sql =
+		str_printf("WITH d AS (SELECT %s AS v FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1), "
+				   "r AS (SELECT t.%s::text AS k, %s AS v FROM %s t JOIN d ON d.v = %s) "
+				   "SELECT (SELECT count(*) FROM r), "
+				   "(SELECT string_agg(format('%%s (value %%s)', quote_nullable(k), quote_nullable(v::text)), ', ') "
+				   " FROM (SELECT k, v FROM r ORDER BY v, k LIMIT %d) s)",
+				   expr, p->q_table, qcol, p->q_key, expr, p->q_table, expr, SAMPLE_LIMIT);
 	long long n = findings_query(run, f, "duplicate", subject, sql);
 
 	free(sql);
@@ -266,7 +266,7 @@ static const OpHandlers check_unique_handlers = {
 
 const OpType op_type_create_index = {
 	.name = "create_index",
-	.keys = (const char *const[]) {"name", "columns", "unique", NULL},
+	.keys = (const char *const[]){"name", "columns", "unique", NULL},
 	.read = create_index_read,
 	.check_plan = create_index_check_plan,
 	.handlers = &create_index_handlers,
@@ -274,7 +274,7 @@ const OpType op_type_create_index = {
 
 const OpType op_type_add_unique = {
 	.name = "add_unique",
-	.keys = (const char *const[]) {"column", "name", NULL},
+	.keys = (const char *const[]){"column", "name", NULL},
 	.read = add_unique_read,
 	.check_plan = add_unique_check_plan,
 	.handlers = &add_unique_handlers,
@@ -282,7 +282,7 @@ const OpType op_type_add_unique = {
 
 const OpType op_type_check_unique = {
 	.name = "check_unique",
-	.keys = (const char *const[]) {"column", "ignore_case", NULL},
+	.keys = (const char *const[]){"column", "ignore_case", NULL},
 	.read = check_unique_read,
 	.handlers = &check_unique_handlers,
 };

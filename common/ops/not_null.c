@@ -5,20 +5,20 @@
  */
 #include <stdlib.h>
 
-#include "engine/catalog.h"
-#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
-#include "ops/ops.h"
 #include "core/strbuf.h"
+#include "engine/catalog.h"
+#include "engine/registry.h"
+#include "ops/ops.h"
 
 /* The rows set_not_null refuses: NULL, and with reject_empty '' too. */
 static char *
 refused_rows(const Plan *p, const Op *op)
 {
 	char *qcol = plan_ident(p, op->column);
-	char *cond = op->reject_empty ? str_printf("(%s IS NULL OR %s::text = '')", qcol, qcol)
-		: str_printf("%s IS NULL", qcol);
+	char *cond =
+		op->reject_empty ? str_printf("(%s IS NULL OR %s::text = '')", qcol, qcol) : str_printf("%s IS NULL", qcol);
 
 	free(qcol);
 	return cond;
@@ -120,7 +120,7 @@ static const OpHandlers set_not_null_handlers = {
 
 const OpType op_type_set_not_null = {
 	.name = "set_not_null",
-	.keys = (const char *const[]) {"column", "reject_empty", NULL},
+	.keys = (const char *const[]){"column", "reject_empty", NULL},
 	.read = set_not_null_read,
 	.handlers = &set_not_null_handlers,
 };

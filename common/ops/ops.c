@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/catalog.h"
-#include "engine/registry.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/catalog.h"
+#include "engine/registry.h"
 
 int
 ops_ddl(Run *run, const char *what, const char *const *stmts, int n)
@@ -40,7 +40,8 @@ index_state_on(Run *run, const char *qtable, const char *name)
 	char *valid = db_value(run->conn,
 						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
 						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-						   "WHERE i.indrelid = $1::regclass AND c.relname = $2", 2, params);
+						   "WHERE i.indrelid = $1::regclass AND c.relname = $2",
+						   2, params);
 	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
 
 	free(valid);
@@ -51,8 +52,10 @@ char *
 ops_qualified_index(Run *run, const char *qtable, const char *name)
 {
 	const char *params[1] = {qtable};
-	char *schema = db_value(run->conn, "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
-							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass", 1, params);
+	char *schema = db_value(run->conn,
+							"SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
+							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
+							1, params);
 	char *qname = db_ident(run->conn, name);
 	char *full = str_printf("%s.%s", schema, qname);
 
@@ -106,7 +109,8 @@ ops_build_index_on(Run *run, const char *qtable, const char *name, const char *c
 		 * writes keep maintaining and, if unique, keep checking: drop it.
 		 */
 		log_error("index %s could not be built", qname);
-		if (index_state_on(run, qtable, name) == INDEX_INVALID && drop_index_concurrently(run, qtable, name) == EXIT_DONE)
+		if (index_state_on(run, qtable, name) == INDEX_INVALID
+			&& drop_index_concurrently(run, qtable, name) == EXIT_DONE)
 			log_detail("the INVALID index the failed build left was dropped");
 		rc = EXIT_FAILED;
 	}
@@ -124,8 +128,7 @@ ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique
 	 * An index of this name and definition (plan_check_catalog compared it)
 	 * made outside phasemig is used as it is, and never dropped by a rollback.
 	 */
-	if (index_state_on(run, run->plan->q_table, name) == INDEX_VALID &&
-		!registry_has(run->conn, run->plan, kind, name))
+	if (index_state_on(run, run->plan->q_table, name) == INDEX_VALID && !registry_has(run->conn, run->plan, kind, name))
 	{
 		log_info("index \"%s\" already exists and was not made by phasemig: used as it is, kept by rollback", name);
 		return EXIT_DONE;
@@ -199,10 +202,12 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 	/* 1. the newest run of this step since the phase was last applied (or finalized) */
 	snprintf(phase, sizeof phase, "%d", run->phase);
 	params[1] = phase;
-	res = db_query(run->conn, "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
+	res = db_query(run->conn,
+				   "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
 				   "AND phase = $2 AND operation = $3 AND id > coalesce((SELECT max(a.id) FROM public.migration_log a "
 				   "WHERE a.plan = $1 AND a.phase = $2 AND a.operation IN ('apply', 'finalize')), 0) "
-				   "ORDER BY id DESC LIMIT 1", 3, params);
+				   "ORDER BY id DESC LIMIT 1",
+				   3, params);
 	b->rows_done = 0;
 	b->last_key = NULL;
 	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") == 0)
@@ -213,8 +218,8 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 		return EXIT_DONE;
 	}
 	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "failed") == 0)
-		;						/* failed: a new pass from the start (each batch changes only what is wrong) */
-	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2))	/* running (killed) or interrupted */
+		; /* failed: a new pass from the start (each batch changes only what is wrong) */
+	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2)) /* running (killed) or interrupted */
 	{
 		b->rows_done = atoll(PQgetvalue(res, 0, 1));
 		b->last_key = xstrdup(PQgetvalue(res, 0, 2));
@@ -228,7 +233,8 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 	rc = batch_run(run, b);
 	{
 		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "
-								"\"longest_batch_ms\": %.1f}", b->changed, b->batches, b->seconds, b->longest_batch_ms);
+								"\"longest_batch_ms\": %.1f}",
+								b->changed, b->batches, b->seconds, b->longest_batch_ms);
 
 		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done, NULL, meta);
 		free(meta);
@@ -253,8 +259,10 @@ column_is_not_null(Run *run, const char *qtable, const char *column)
 {
 	const char *p[2] = {qtable, column};
 
-	return db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
-					 "AND attname = $2 AND NOT attisdropped AND attnotnull", 2, p);
+	return db_exists(run->conn,
+					 "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
+					 "AND attname = $2 AND NOT attisdropped AND attnotnull",
+					 2, p);
 }
 
 static bool
@@ -262,8 +270,10 @@ table_has_constraint(Run *run, const char *qtable, const char *name)
 {
 	const char *p[2] = {qtable, name};
 
-	return db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
-					 "AND conname = $2", 2, p);
+	return db_exists(run->conn,
+					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
+					 "AND conname = $2",
+					 2, p);
 }
 
 int
@@ -286,8 +296,7 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 	{
 		const char *stmts[1];
 
-		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", qtable, qcheck,
-						 qcol);
+		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID", qtable, qcheck, qcol);
 		stmts[0] = add;
 		if ((rc = ops_ddl(run, add, stmts, 1)) != EXIT_DONE)
 			goto done;

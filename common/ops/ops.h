@@ -30,7 +30,8 @@ extern const OpHandlers op_convert_to_uuid;
  * rights (the application's role may not read migration_backup) and a fixed
  * search_path (its body names everything with its schema).
  */
-#define OPS_TRIGGER_FUNCTION "RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
+#define OPS_TRIGGER_FUNCTION                                                                                           \
+	"RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
 
 /* Shared steps. */
 /*

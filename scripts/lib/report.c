@@ -27,7 +27,8 @@
 static int
 fail(const char *what, const char *path)
 {
-	fprintf(stderr, "rehearse-report: cannot %s \"%s\"%s%s\n", what, path, errno ? ": " : "", errno ? strerror(errno) : "");
+	fprintf(stderr, "rehearse-report: cannot %s \"%s\"%s%s\n", what, path, errno ? ": " : "",
+			errno ? strerror(errno) : "");
 	return 2;
 }
 
@@ -123,7 +124,7 @@ fact_lines(const json_t *facts, const char *key)
 		if (nl == NULL)
 			break;
 		v = nl + 1;
-		if (*v == '\0')			/* "a\n": ["a", ""], as regexp_split_to_table did */
+		if (*v == '\0') /* "a\n": ["a", ""], as regexp_split_to_table did */
 			json_array_append_new(lines, json_string(""));
 	}
 	return lines;
@@ -153,7 +154,7 @@ num_text(const json_t *v, int decimals, char *buf, size_t size)
 	if (json_is_integer(v))
 		snprintf(buf, size, "%lld", (long long) json_integer_value(v));
 	else if (json_is_real(v))
-		snprintf(buf, size, "%.*f", decimals, round_to(json_real_value(v), decimals));	/* as round() in SQL */
+		snprintf(buf, size, "%.*f", decimals, round_to(json_real_value(v), decimals)); /* as round() in SQL */
 	else
 		buf[0] = '\0';
 	return buf;
@@ -178,18 +179,19 @@ print_summary(const json_t *rep)
 		const json_t *stall = json_object_get(load, "longest_stall_ms");
 
 		printf("  %-9s %-16s exit %s %9s s", json_string_value(json_object_get(r, "round")),
-			   json_string_value(json_object_get(r, "command")), num_text(json_object_get(r, "exit_code"), 0, b1, sizeof b1),
+			   json_string_value(json_object_get(r, "command")),
+			   num_text(json_object_get(r, "exit_code"), 0, b1, sizeof b1),
 			   num_text(json_object_get(r, "seconds"), 3, b2, sizeof b2));
 		if (json_is_number(rps))
 			printf(", %s rows/s", num_text(rps, 0, b3, sizeof b3));
 		if (json_is_number(lock))
 			printf(", longest lock hold %s ms", num_text(lock, 1, b4, sizeof b4));
 		if (json_is_number(failed) && json_is_number(stall))
-			printf(", load: %s failed, longest stall %s ms", num_text(failed, 0, b5, sizeof b5), num_text(stall, 1, b6, sizeof b6));
+			printf(", load: %s failed, longest stall %s ms", num_text(failed, 0, b5, sizeof b5),
+				   num_text(stall, 1, b6, sizeof b6));
 		putchar('\n');
 	}
-	json_array_foreach(json_object_get(rep, "reasons"), i, r)
-		printf("  FAILED: %s\n", json_string_value(r));
+	json_array_foreach(json_object_get(rep, "reasons"), i, r) printf("  FAILED: %s\n", json_string_value(r));
 }
 
 /* The short report, when the full one cannot be made: the verdict and why, what ran, the files. */
@@ -204,15 +206,17 @@ short_report(const json_t *facts)
 	json_object_set_new(rep, "reasons", fact_lines(facts, "reasons"));
 	json_object_set_new(rep, "started_at", json_string(fact(facts, "started_at")));
 	json_object_set_new(rep, "finished_at", json_string(fact(facts, "finished_at")));
-	json_object_set_new(rep, "source", json_pack("{s:s, s:s}", "database", fact(facts, "src_db"),
-												 "server", fact(facts, "src_server")));
-	json_object_set_new(rep, "staging", json_pack("{s:s, s:o}", "database", fact(facts, "staging_db"),
-												  "kept", fact_bool(facts, "kept")));
+	json_object_set_new(
+		rep, "source", json_pack("{s:s, s:s}", "database", fact(facts, "src_db"), "server", fact(facts, "src_server")));
+	json_object_set_new(
+		rep, "staging",
+		json_pack("{s:s, s:o}", "database", fact(facts, "staging_db"), "kept", fact_bool(facts, "kept")));
 	json_object_set_new(rep, "runs_completed", fact_number(facts, "runs_completed"));
 	json_object_set_new(rep, "short", json_true());
-	json_object_set_new(rep, "files", json_pack("{s:s, s:s, s:s, s:s++}", "markdown", fact(facts, "md_file"),
-												"json", fact(facts, "json_file"), "artifacts", fact(facts, "work"),
-												"runs", fact(facts, "work"), "/runs.json"));
+	json_object_set_new(rep, "files",
+						json_pack("{s:s, s:s, s:s, s:s++}", "markdown", fact(facts, "md_file"), "json",
+								  fact(facts, "json_file"), "artifacts", fact(facts, "work"), "runs",
+								  fact(facts, "work"), "/runs.json"));
 	return rep;
 }
 
@@ -224,8 +228,7 @@ print_short_markdown(const json_t *facts)
 	const char *work = fact(facts, "work");
 
 	printf("# Rehearsal of plan %s: FAILED\n\n", fact(facts, "plan"));
-	json_array_foreach(reasons, i, r)
-		printf("- **FAILED**: %s\n", json_string_value(r));
+	json_array_foreach(reasons, i, r) printf("- **FAILED**: %s\n", json_string_value(r));
 	printf("\nA short report: the full one could not be rendered. %s phase command(s) completed; their\n",
 		   fact(facts, "runs_completed"));
 	printf("figures are in `%s/runs.json`, their output, the snapshots and the load logs in `%s/`.\n\n", work, work);
@@ -233,7 +236,8 @@ print_short_markdown(const json_t *facts)
 		   fact(facts, "src_db"), fact(facts, "src_server"));
 	printf("| staging copy | `%s`, %s |\n", fact(facts, "staging_db"),
 		   json_is_true(json_object_get(facts, "kept")) || strcmp(fact(facts, "kept"), "true") == 0
-		   ? "kept (--keep)" : "dropped at the end");
+			   ? "kept (--keep)"
+			   : "dropped at the end");
 	printf("| started, finished | %s, %s |\n", fact(facts, "started_at"), fact(facts, "finished_at"));
 	json_decref(reasons);
 }

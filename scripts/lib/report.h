@@ -6,9 +6,9 @@
 #ifndef REHEARSE_REPORT_H
 #define REHEARSE_REPORT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <jansson.h>
 
 /* the JSON this program writes: indented, keys in order, decimals as written */
 #define REPORT_DUMP_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))

@@ -81,9 +81,7 @@ report_run(const json_t *facts, const json_t *mlog)
 		size_t i;
 		json_t *line;
 
-		json_array_foreach(w, i, line)
-			if (json_string_length(line) > 0)
-				json_array_append(warnings, line);
+		json_array_foreach(w, i, line) if (json_string_length(line) > 0) json_array_append(warnings, line);
 		json_decref(w);
 		json_object_set_new(r, "warnings", warnings);
 	}
@@ -108,8 +106,8 @@ comparison(const json_t *facts, const char *p, const char *a, const char *b)
 	snprintf(fa, sizeof fa, "%s.schema.sql", a);
 	snprintf(fb, sizeof fb, "%s.schema.sql", b);
 	snprintf(diff, sizeof diff, "%s-vs-%s.schema.diff", a, b);
-	json_object_set_new(c, "schema_dump_files", *fact(facts, F("dump")) ? json_pack("[s, s, s]", fa, fb, diff)
-						: json_null());
+	json_object_set_new(c, "schema_dump_files",
+						*fact(facts, F("dump")) ? json_pack("[s, s, s]", fa, fb, diff) : json_null());
 #undef F
 	return c;
 }
@@ -128,9 +126,9 @@ first_seconds(const json_t *runs, const char *const *cmds, bool ok_only)
 		if (strcmp(json_string_value(json_object_get(r, "round")), "apply") != 0)
 			continue;
 		for (int k = 0; cmds[k]; k++)
-			if (strcmp(json_string_value(json_object_get(r, "command")), cmds[k]) == 0 &&
-				(!ok_only || json_integer_value(json_object_get(r, "exit_code")) == 0) &&
-				json_is_number(json_object_get(r, "seconds")))
+			if (strcmp(json_string_value(json_object_get(r, "command")), cmds[k]) == 0
+				&& (!ok_only || json_integer_value(json_object_get(r, "exit_code")) == 0)
+				&& json_is_number(json_object_get(r, "seconds")))
 			{
 				sum += number(json_object_get(r, "seconds"));
 				any = true;
@@ -155,10 +153,10 @@ static json_t *
 estimate(const json_t *facts, const json_t *runs)
 {
 	static const char *const p1[] = {"phase1 apply", NULL}, *const p2[] = {"phase2 apply", NULL},
-		*const p3[] = {"phase3 check", "phase3 apply", "phase3 finalize", NULL};
+							 *const p3[] = {"phase3 check", "phase3 apply", "phase3 finalize", NULL};
 	json_t *lines = fact_lines(facts, "est_tables"), *tables = json_array(), *line, *e = json_object();
 	json_t *n = NULL, *m = NULL, *s1 = first_seconds(runs, p1, false), *s2 = first_seconds(runs, p2, true),
-		*s3 = first_seconds(runs, p3, false);
+		   *s3 = first_seconds(runs, p3, false);
 	double nsum = 0, msum = 0, rate = 0;
 	bool n_ok = false, m_ok = false;
 	char how[128] = "";
@@ -177,8 +175,9 @@ estimate(const json_t *facts, const json_t *runs)
 		src_n = fact_number(f, "s");
 		reh_n = fact_number(f, "r");
 		json_decref(f);
-		json_array_append_new(tables, json_pack("{s:s, s:o, s:s, s:o}", "table", tbl, "rows", src_n, "rows_from", h,
-												"rehearsed_rows", reh_n));
+		json_array_append_new(
+			tables,
+			json_pack("{s:s, s:o, s:s, s:o}", "table", tbl, "rows", src_n, "rows_from", h, "rehearsed_rows", reh_n));
 		if (json_is_number(src_n))
 			nsum += number(src_n), n_ok = true;
 		if (json_is_number(reh_n))
@@ -196,8 +195,10 @@ estimate(const json_t *facts, const json_t *runs)
 		}
 	}
 	json_decref(lines);
-	n = json_array_size(tables) ? (n_ok ? json_integer((json_int_t) nsum) : json_null()) : fact_number(facts, "src_rows");
-	m = json_array_size(tables) ? (m_ok ? json_integer((json_int_t) msum) : json_null()) : fact_number(facts, "staging_rows");
+	n = json_array_size(tables) ? (n_ok ? json_integer((json_int_t) nsum) : json_null())
+								: fact_number(facts, "src_rows");
+	m = json_array_size(tables) ? (m_ok ? json_integer((json_int_t) msum) : json_null())
+								: fact_number(facts, "staging_rows");
 	if (json_array_size(tables) == 0)
 		snprintf(how, sizeof how, "%s", fact(facts, "src_rows_how"));
 	if (json_is_number(m) && json_is_number(s2) && number(s2) != 0)
@@ -206,20 +207,26 @@ estimate(const json_t *facts, const json_t *runs)
 	json_object_set_new(e, "rows_from", json_string(how));
 	json_object_set_new(e, "rehearsed_rows", m);
 	json_object_set_new(e, "tables", tables);
-	json_object_set_new(e, "phase2_rows_per_second", json_is_number(m) && json_is_number(s2) && number(s2) != 0
-						? json_integer((json_int_t) rate) : json_null());
-	json_object_set_new(e, "phase2_seconds", num_or_null(json_is_number(n) && rate != 0, round_to(number(n) / rate, 1)));
+	json_object_set_new(e, "phase2_rows_per_second",
+						json_is_number(m) && json_is_number(s2) && number(s2) != 0 ? json_integer((json_int_t) rate)
+																				   : json_null());
+	json_object_set_new(e, "phase2_seconds",
+						num_or_null(json_is_number(n) && rate != 0, round_to(number(n) / rate, 1)));
 	json_object_set_new(e, "phase1_seconds", s1);
 	json_object_set_new(e, "phase3_seconds", s3);
-	json_object_set_new(e, "phase1_seconds_if_linear", num_or_null(json_is_number(s1) && json_is_number(n) &&
-						json_is_number(m) && number(m) != 0, round_to(number(s1) * number(n) / number(m), 1)));
-	json_object_set_new(e, "phase3_seconds_if_linear", num_or_null(json_is_number(s3) && json_is_number(n) &&
-						json_is_number(m) && number(m) != 0, round_to(number(s3) * number(n) / number(m), 1)));
-	json_object_set_new(e, "note", json_string(
-		"phase2 = rows of the tables the plan changes (tables) / measured phase2 rate (rows of those tables per second); "
-		"phase1 and phase3 are nearly independent of the size, except their CONCURRENTLY index builds (and phase3's "
-		"validation scan and the copy of a dropped column), which do not block writes and grow about linearly: "
-		"*_if_linear is that upper bound"));
+	json_object_set_new(e, "phase1_seconds_if_linear",
+						num_or_null(json_is_number(s1) && json_is_number(n) && json_is_number(m) && number(m) != 0,
+									round_to(number(s1) * number(n) / number(m), 1)));
+	json_object_set_new(e, "phase3_seconds_if_linear",
+						num_or_null(json_is_number(s3) && json_is_number(n) && json_is_number(m) && number(m) != 0,
+									round_to(number(s3) * number(n) / number(m), 1)));
+	json_object_set_new(
+		e, "note",
+		json_string(
+			"phase2 = rows of the tables the plan changes (tables) / measured phase2 rate (rows of those tables per second); "
+			"phase1 and phase3 are nearly independent of the size, except their CONCURRENTLY index builds (and phase3's "
+			"validation scan and the copy of a dropped column), which do not block writes and grow about linearly: "
+			"*_if_linear is that upper bound"));
 	json_decref(s2);
 	return e;
 }
@@ -232,12 +239,11 @@ refusal(const json_t *facts, const json_t *runs)
 	json_t *findings = json_array(), *r;
 	size_t i;
 
-	json_array_foreach(runs, i, r)
-		if (strcmp(json_string_value(json_object_get(r, "round")), "apply") == 0 &&
-			strcmp(json_string_value(json_object_get(r, "command")), by) == 0)
-			json_array_extend(findings, json_object_get(r, "findings"));
-	return json_pack("{s:b, s:o, s:o}", "refused", *by != '\0', "by", fact_string_or_null(facts, "refused"),
-					 "findings", findings);
+	json_array_foreach(runs, i, r) if (strcmp(json_string_value(json_object_get(r, "round")), "apply") == 0
+									   && strcmp(json_string_value(json_object_get(r, "command")), by) == 0)
+		json_array_extend(findings, json_object_get(r, "findings"));
+	return json_pack("{s:b, s:o, s:o}", "refused", *by != '\0', "by", fact_string_or_null(facts, "refused"), "findings",
+					 findings);
 }
 
 /* The load over every phase: the failed transactions and the longest stall (null without load). */
@@ -267,9 +273,9 @@ load_totals(const json_t *facts, const json_t *runs)
 			stall = json_incref(s);
 		}
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "enabled", fact_bool(facts, "with_load"),
-					 "clients", fact_number(facts, "load_clients"), "failed_transactions", failed,
-					 "longest_stall_ms", stall, "rows_removed_after", fact_number(facts, "load_removed"));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "enabled", fact_bool(facts, "with_load"), "clients",
+					 fact_number(facts, "load_clients"), "failed_transactions", failed, "longest_stall_ms", stall,
+					 "rows_removed_after", fact_number(facts, "load_removed"));
 }
 
 json_t *
@@ -283,22 +289,25 @@ report_build(const json_t *facts, const json_t *runs)
 	json_object_set_new(rep, "reasons", fact_lines(facts, "reasons"));
 	json_object_set_new(rep, "started_at", json_string(fact(facts, "started_at")));
 	json_object_set_new(rep, "finished_at", json_string(fact(facts, "finished_at")));
-	json_object_set_new(rep, "source", json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "database", fact(facts, "src_db"),
-												 "server", fact(facts, "src_server"), "size", fact(facts, "src_size"),
-												 "table", fact(facts, "table"), "rows", fact_number(facts, "src_rows"),
-												 "rows_from", fact(facts, "src_rows_how")));
-	json_object_set_new(rep, "staging", json_pack("{s:s, s:o, s:o, s:o, s:o}", "database", fact(facts, "staging_db"),
-												  "copy_method", fact_string_or_null(facts, "copy_method"),
-												  "copy_seconds", fact_number(facts, "copy_seconds"),
-												  "rows", fact_number(facts, "staging_rows"),
-												  "kept", fact_bool(facts, "kept")));
-	json_object_set_new(rep, "inputs", json_pack("{s:o, s:o}", "mapping", fact_string_or_null(facts, "mapping"),
-												 "phase2_args", fact_string_or_null(facts, "phase2_args")));
+	json_object_set_new(rep, "source",
+						json_pack("{s:s, s:s, s:s, s:s, s:o, s:s}", "database", fact(facts, "src_db"), "server",
+								  fact(facts, "src_server"), "size", fact(facts, "src_size"), "table",
+								  fact(facts, "table"), "rows", fact_number(facts, "src_rows"), "rows_from",
+								  fact(facts, "src_rows_how")));
+	json_object_set_new(rep, "staging",
+						json_pack("{s:s, s:o, s:o, s:o, s:o}", "database", fact(facts, "staging_db"), "copy_method",
+								  fact_string_or_null(facts, "copy_method"), "copy_seconds",
+								  fact_number(facts, "copy_seconds"), "rows", fact_number(facts, "staging_rows"),
+								  "kept", fact_bool(facts, "kept")));
+	json_object_set_new(rep, "inputs",
+						json_pack("{s:o, s:o}", "mapping", fact_string_or_null(facts, "mapping"), "phase2_args",
+								  fact_string_or_null(facts, "phase2_args")));
 	json_object_set_new(rep, "applied", fact_bool(facts, "applied"));
 	json_object_set_new(rep, "refusal", refusal(facts, runs));
-	json_object_set_new(rep, "before_rollback", *fact(facts, "hook") ?
-						json_pack("{s:s, s:o}", "command", fact(facts, "hook"), "exit_code", fact_number(facts, "hook_rc"))
-						: json_null());
+	json_object_set_new(rep, "before_rollback",
+						*fact(facts, "hook") ? json_pack("{s:s, s:o}", "command", fact(facts, "hook"), "exit_code",
+														 fact_number(facts, "hook_rc"))
+											 : json_null());
 	json_object_set_new(rep, "rollback", comparison(facts, "rb", "start", "rolled-back"));
 	json_object_set_new(rep, "reapply", comparison(facts, "ra", "applied", "reapplied"));
 	json_object_set_new(json_object_get(rep, "reapply"), "generated_values_differing",
@@ -307,7 +316,8 @@ report_build(const json_t *facts, const json_t *runs)
 	json_object_set_new(rep, "estimate", estimate(facts, runs));
 	/* jsonb_agg of no runs was null */
 	json_object_set_new(rep, "runs", json_array_size(runs) ? json_incref((json_t *) runs) : json_null());
-	json_object_set_new(rep, "files", json_pack("{s:s, s:s, s:s}", "markdown", fact(facts, "md_file"),
-												"json", fact(facts, "json_file"), "artifacts", fact(facts, "work")));
+	json_object_set_new(rep, "files",
+						json_pack("{s:s, s:s, s:s}", "markdown", fact(facts, "md_file"), "json",
+								  fact(facts, "json_file"), "artifacts", fact(facts, "work")));
 	return rep;
 }

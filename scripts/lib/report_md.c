@@ -28,7 +28,7 @@ static void
 cell(FILE *out, const char *s)
 {
 	for (; s && *s; s++)
-		fputs(*s == '|' ? "\\|" : (char[2]) {*s, '\0'}, out);
+		fputs(*s == '|' ? "\\|" : (char[2]){*s, '\0'}, out);
 }
 
 /* S with every backquote made a quote (so that it fits between backquotes), "|" escaped. */
@@ -37,7 +37,7 @@ code(FILE *out, const char *s)
 {
 	fputc('`', out);
 	for (; s && *s; s++)
-		fputs(*s == '|' ? "\\|" : *s == '`' ? "'" : (char[2]) {*s, '\0'}, out);
+		fputs(*s == '|' ? "\\|" : *s == '`' ? "'" : (char[2]){*s, '\0'}, out);
 	fputc('`', out);
 }
 
@@ -85,7 +85,8 @@ dump_verdict(FILE *out, const json_t *c)
 		fprintf(out, "identical (`%s`, `%s`)", json_string_value(json_array_get(files, 0)),
 				json_string_value(json_array_get(files, 1)));
 	else if (how && strcmp(how, "column_order") == 0)
-		fprintf(out, "differ **only in the order of columns** (a column dropped and added back comes back last in its "
+		fprintf(out,
+				"differ **only in the order of columns** (a column dropped and added back comes back last in its "
 				"table; `SELECT *` and an `INSERT` without a column list see the new order): `%s`",
 				json_string_value(json_array_get(files, 2)));
 	else if (how && strcmp(how, "different") == 0)
@@ -107,7 +108,10 @@ differences(FILE *out, const json_t *c)
 		diffs(out, c);
 	}
 	for (size_t i = 0; i < json_array_size(tables); i++)
-		fprintf(out, "%s%s", i > 0 ? ", " : schema ? "; these tables differ: " : "these tables differ: ",
+		fprintf(out, "%s%s",
+				i > 0        ? ", "
+					: schema ? "; these tables differ: "
+							 : "these tables differ: ",
 				json_string_value(json_array_get(tables, i)));
 }
 
@@ -122,8 +126,7 @@ header(FILE *out, const json_t *j)
 	if (json_array_size(GET(j, "reasons")) > 0)
 	{
 		fputc('\n', out);
-		json_array_foreach(GET(j, "reasons"), i, x)
-			fprintf(out, "- **FAILED**: %s\n", json_string_value(x));
+		json_array_foreach(GET(j, "reasons"), i, x) fprintf(out, "- **FAILED**: %s\n", json_string_value(x));
 	}
 	fputs("\n| | |\n|---|---|\n| plan | `", out);
 	cell(out, STR(j, "plan_file"));
@@ -157,8 +160,10 @@ header(FILE *out, const json_t *j)
 	else
 		fputs("none |\n", out);
 	if (json_is_true(GET(load, "enabled")))
-		fprintf(out, "| application load | %s pgbench clients during every apply (scripts below); %s rows they created "
-				"removed before the comparisons |\n", NUM(GET(load, "clients"), 0), NUM(GET(load, "rows_removed_after"), 0));
+		fprintf(out,
+				"| application load | %s pgbench clients during every apply (scripts below); %s rows they created "
+				"removed before the comparisons |\n",
+				NUM(GET(load, "clients"), 0), NUM(GET(load, "rows_removed_after"), 0));
 	else
 		fputs("| application load | none (--with-load not given) |\n", out);
 	fprintf(out, "| started, finished | %s, %s |\n", STR(j, "started_at"), STR(j, "finished_at"));
@@ -168,7 +173,7 @@ static void
 verdict(FILE *out, const json_t *j)
 {
 	const json_t *ref = GET(j, "refusal"), *hook = GET(j, "before_rollback"), *rb = GET(j, "rollback"),
-		*ra = GET(j, "reapply"), *load = GET(j, "load");
+				 *ra = GET(j, "reapply"), *load = GET(j, "load");
 	static const char same[] = "yes: same schema fingerprint and the same checksum for every table";
 
 	fprintf(out, "## Verdict\n\n| check | result |\n|---|---|\n| the three phases applied | %s |\n",
@@ -204,8 +209,10 @@ verdict(FILE *out, const json_t *j)
 		differences(out, ra);
 	}
 	else if (json_integer_value(GET(ra, "generated_values_differing")) > 0)
-		fprintf(out, "yes: same schema; every table the same except %s uids generated for unmatched rows (random on "
-				"each run), equal once those are masked", NUM(GET(ra, "generated_values_differing"), 0));
+		fprintf(out,
+				"yes: same schema; every table the same except %s uids generated for unmatched rows (random on "
+				"each run), equal once those are masked",
+				NUM(GET(ra, "generated_values_differing"), 0));
 	else
 		fputs(same, out);
 	fputs(" |\n| pg_dump --schema-only: the start and after the rollback | ", out);
@@ -214,8 +221,9 @@ verdict(FILE *out, const json_t *j)
 	dump_verdict(out, ra);
 	fputs(" |\n| application load: failed transactions | ", out);
 	if (json_is_true(GET(load, "enabled")))
-		fprintf(out, "%s (longest stall %s ms) |\n", json_is_number(GET(load, "failed_transactions"))
-				? NUM(GET(load, "failed_transactions"), 0) : "0", NUM(GET(load, "longest_stall_ms"), 1));
+		fprintf(out, "%s (longest stall %s ms) |\n",
+				json_is_number(GET(load, "failed_transactions")) ? NUM(GET(load, "failed_transactions"), 0) : "0",
+				NUM(GET(load, "longest_stall_ms"), 1));
 	else
 		fputs("no load |\n", out);
 }
@@ -230,12 +238,14 @@ phases(FILE *out, const json_t *j)
 
 	if (json_array_size(runs) == 0)
 		return false;
-	fputs("## Phases\n\nSeconds are wall-clock. The longest lock hold is phasemig's longest single DDL transaction, "
-		  "its wait for the lock included (ddl_longest_attempt_ms): the longest the application could have been "
-		  "blocked. A VALIDATE and the refill of phase2's stored mapping block no writes and are not counted. The "
-		  "longest stall the load saw is what the application felt; the warnings below say what made a phase wait.\n\n"
-		  "| round | command | exit | seconds | rows | rows/s | longest lock hold ms | DDL retries | load tx | failed tx "
-		  "| longest stall ms |\n|---|---|---|---|---|---|---|---|---|---|---|", out);
+	fputs(
+		"## Phases\n\nSeconds are wall-clock. The longest lock hold is phasemig's longest single DDL transaction, "
+		"its wait for the lock included (ddl_longest_attempt_ms): the longest the application could have been "
+		"blocked. A VALIDATE and the refill of phase2's stored mapping block no writes and are not counted. The "
+		"longest stall the load saw is what the application felt; the warnings below say what made a phase wait.\n\n"
+		"| round | command | exit | seconds | rows | rows/s | longest lock hold ms | DDL retries | load tx | failed tx "
+		"| longest stall ms |\n|---|---|---|---|---|---|---|---|---|---|---|",
+		out);
 	json_array_foreach(runs, i, r)
 	{
 		const json_t *load = GET(r, "load");
@@ -269,12 +279,11 @@ phases(FILE *out, const json_t *j)
 			done = next;
 		}
 	}
-	json_array_foreach(runs, i, r)
-		if (json_is_string(GET(GET(r, "load"), "error")))
-		{
-			fprintf(out, "%s- %s: %s", any ? "\n" : "\n\nLoad errors:\n", STR(r, "command"), STR(GET(r, "load"), "error"));
-			any = true;
-		}
+	json_array_foreach(runs, i, r) if (json_is_string(GET(GET(r, "load"), "error")))
+	{
+		fprintf(out, "%s- %s: %s", any ? "\n" : "\n\nLoad errors:\n", STR(r, "command"), STR(GET(r, "load"), "error"));
+		any = true;
+	}
 	fputs("\n", out);
 	return true;
 }
@@ -284,11 +293,11 @@ step_notes(FILE *out, const json_t *m)
 {
 	const char *sep = "";
 
-#define NOTE(key, fmt, decimals) \
-	if (json_is_number(GET(m, key)) || json_is_string(GET(m, key))) \
-	{ \
-		fprintf(out, "%s" fmt, sep, NUM(GET(m, key), decimals)); \
-		sep = ", "; \
+#define NOTE(key, fmt, decimals)                                                                                       \
+	if (json_is_number(GET(m, key)) || json_is_string(GET(m, key)))                                                    \
+	{                                                                                                                  \
+		fprintf(out, "%s" fmt, sep, NUM(GET(m, key), decimals));                                                       \
+		sep = ", ";                                                                                                    \
 	}
 	NOTE("batches", "%s batches", 0);
 	NOTE("rows_per_second", "%s rows/s in the batches", 0);
@@ -314,9 +323,11 @@ steps(FILE *out, const json_t *j)
 			const json_t *m = GET(s, "metadata");
 
 			if (!any)
-				fputs("## Steps\n\nFrom migration_log of the copy, first apply and rollback.\n\n| round | command | step "
-					  "| status | seconds | rows | longest lock hold ms | DDL retries | notes |\n"
-					  "|---|---|---|---|---|---|---|---|---|", out);
+				fputs(
+					"## Steps\n\nFrom migration_log of the copy, first apply and rollback.\n\n| round | command | step "
+					"| status | seconds | rows | longest lock hold ms | DDL retries | notes |\n"
+					"|---|---|---|---|---|---|---|---|---|",
+					out);
 			any = true;
 			fprintf(out, "\n| %s | %s | ", STR(r, "round"), STR(r, "command"));
 			cell(out, STR(s, "operation"));
@@ -342,17 +353,17 @@ warnings(FILE *out, const json_t *j)
 
 	fputs("## Warnings\n\nWhat the phases warned about, as they printed it: a lock not available within the lock "
 		  "timeout (and retried), an autovacuum worker in the way (waited past deadlock_timeout so that the server "
-		  "cancels it).\n\n", out);
-	json_array_foreach(GET(j, "runs"), i, r)
-		json_array_foreach(GET(r, "warnings"), k, w)
-		{
-			fprintf(out, "%s- %s, %s: ", any ? "\n" : "", STR(r, "round"), STR(r, "command"));
-			fputc('`', out);
-			for (const char *c = json_string_value(w); c && *c; c++)
-				fputc(*c == '`' ? '\'' : *c, out);
-			fputc('`', out);
-			any = true;
-		}
+		  "cancels it).\n\n",
+		  out);
+	json_array_foreach(GET(j, "runs"), i, r) json_array_foreach(GET(r, "warnings"), k, w)
+	{
+		fprintf(out, "%s- %s, %s: ", any ? "\n" : "", STR(r, "round"), STR(r, "command"));
+		fputc('`', out);
+		for (const char *c = json_string_value(w); c && *c; c++)
+			fputc(*c == '`' ? '\'' : *c, out);
+		fputc('`', out);
+		any = true;
+	}
 	fputs(any ? "\n" : "none\n", out);
 }
 
@@ -364,7 +375,8 @@ refusals(FILE *out, const json_t *j)
 	json_t *f;
 
 	fputs("## Refusals\n\nWhat phase2 (mapping conflicts, invalid keys, orphans) or phase3 check (pre-flight checks) "
-		  "refused, with counts and sample keys; see docs/runbook.md for what to do about each.\n\n", out);
+		  "refused, with counts and sample keys; see docs/runbook.md for what to do about each.\n\n",
+		  out);
 	json_array_foreach(GET(ref, "findings"), i, f)
 	{
 		fprintf(out, "%s- %s: check `", i > 0 ? "\n" : "", json_is_string(GET(ref, "by")) ? STR(ref, "by") : "");
@@ -408,18 +420,21 @@ estimate(FILE *out, const json_t *j)
 	fprintf(out, ": %s rows in all on the source (%s); the rehearsal ran on %s.\n\n", NUM(GET(e, "table_rows"), 0),
 			NUM(GET(e, "rows_from"), 0), est(e, "rehearsed_rows", 0));
 	fputs("| phase | estimate | how |\n|---|---|---|\n", out);
-	fprintf(out, "| phase1 apply | %s s (at most %s s) | measured; nearly size-independent except its index builds "
-			"(CONCURRENTLY), which grow about linearly |\n", est(e, "phase1_seconds", 3),
-			est(e, "phase1_seconds_if_linear", 1));
+	fprintf(out,
+			"| phase1 apply | %s s (at most %s s) | measured; nearly size-independent except its index builds "
+			"(CONCURRENTLY), which grow about linearly |\n",
+			est(e, "phase1_seconds", 3), est(e, "phase1_seconds_if_linear", 1));
 	fprintf(out, "| phase2 apply | %s s | %s rows / %s rows of those tables per second, measured |\n",
 			est(e, "phase2_seconds", 1), NUM(GET(e, "table_rows"), 0), est(e, "phase2_rows_per_second", 0));
-	fprintf(out, "| phase3 check and apply (and finalize) | %s s (at most %s s) | measured; nearly size-independent "
+	fprintf(out,
+			"| phase3 check and apply (and finalize) | %s s (at most %s s) | measured; nearly size-independent "
 			"except the steps that read the whole table (checks, index builds CONCURRENTLY, constraint validation, "
 			"the copy of a dropped column), none of which blocks writes, and which grow about linearly |\n",
 			est(e, "phase3_seconds", 3), est(e, "phase3_seconds_if_linear", 1));
 	fputs("\nThe longest lock hold should not grow with the table: each DDL transaction changes the catalog under "
 		  "lock_timeout; what makes it longer is waiting for the application's own locks, which a rehearsal with "
-		  "--with-load shows.\n", out);
+		  "--with-load shows.\n",
+		  out);
 }
 
 void
@@ -441,6 +456,8 @@ report_markdown(FILE *out, const json_t *rep)
 	fputc('\n', out);
 	estimate(out, rep);
 	fputc('\n', out);
-	fprintf(out, "## Files\n\n- this report: `%s`\n- JSON: `%s`\n- phase outputs, run logs, state snapshots and "
-			"comparisons, load logs: `%s/`\n\n", STR(files, "markdown"), STR(files, "json"), STR(files, "artifacts"));
+	fprintf(out,
+			"## Files\n\n- this report: `%s`\n- JSON: `%s`\n- phase outputs, run logs, state snapshots and "
+			"comparisons, load logs: `%s/`\n\n",
+			STR(files, "markdown"), STR(files, "json"), STR(files, "artifacts"));
 }

@@ -12,10 +12,10 @@
  * string does not parse, or holds a value a service file cannot carry (a
  * line break, blanks at either end).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ctype.h>
 
 #include <libpq-fe.h>
 
@@ -34,8 +34,8 @@ storable(const char *v)
 {
 	size_t len = strlen(v);
 
-	return strpbrk(v, "\r\n") == NULL &&
-		(len == 0 || (!isspace((unsigned char) v[0]) && !isspace((unsigned char) v[len - 1])));
+	return strpbrk(v, "\r\n") == NULL
+		&& (len == 0 || (!isspace((unsigned char) v[0]) && !isspace((unsigned char) v[len - 1])));
 }
 
 int

@@ -23,7 +23,7 @@ check(const uint8_t *data, size_t size, const char *expected)
 	bool ok;
 
 	if (fp == NULL)
-		return;					/* size 0 */
+		return; /* size 0 */
 	ok = csv_header_is(fp, expected, "a fuzzed CSV", "fuzz.csv");
 	nl = memchr(data, '\n', size);
 	line_end = nl ? (size_t) (nl - data) + 1 : size;

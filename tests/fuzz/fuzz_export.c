@@ -7,10 +7,10 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "ops/backfill/export_user.h"
-#include "fuzz_util.h"
 #include "core/jstream.h"
 #include "core/strbuf.h"
+#include "fuzz_util.h"
+#include "ops/backfill/export_user.h"
 
 /*
  * A row must be one line of exactly EXPORT_ROW_FIELDS fields, or COPY would
@@ -41,10 +41,9 @@ static const struct
 {
 	const char *key;
 	int field;
-} checked_fields[] = {
-	{"email", 2}, {"emailVerified", 4}, {"displayName", 5}, {"photoUrl", 6}, {"phoneNumber", 7},
-	{"lastSignedInAt", 8}, {"createdAt", 9}, {"disabled", 10}, {NULL, 0}
-};
+} checked_fields[] = {{"email", 2},     {"emailVerified", 4}, {"displayName", 5},
+					  {"photoUrl", 6},  {"phoneNumber", 7},   {"lastSignedInAt", 8},
+					  {"createdAt", 9}, {"disabled", 10},     {NULL, 0}};
 
 #define FIELD_INVALID (EXPORT_ROW_FIELDS - 1)
 
@@ -114,7 +113,7 @@ check_values(const StrBuf *row, json_t *user, long element)
 			fuzz_fail("a field the user lacks is staged or named invalid");
 		if (given && staged == named)
 			fuzz_fail(staged ? "a field is both staged and named invalid"
-					  : "a field the user gives is neither staged nor named invalid");
+							 : "a field the user gives is neither staged nor named invalid");
 	}
 	json_decref(invalid);
 	sb_free(&value);

@@ -5,9 +5,9 @@
  */
 #include <string.h>
 
-#include "fuzz_util.h"
 #include "engine/operation.h"
 #include "engine/plan.h"
+#include "fuzz_util.h"
 
 /* PostgreSQL truncates a longer identifier: the plan must refuse it. */
 static void

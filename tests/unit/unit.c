@@ -59,10 +59,11 @@ end(void)
 		printf("ok\t%s\n", current);
 }
 
-#define CHECK(cond, ...) \
-	do { \
-		if (!(cond) && !why[0]) \
-			snprintf(why, sizeof why, __VA_ARGS__); \
+#define CHECK(cond, ...)                                                                                               \
+	do                                                                                                                 \
+	{                                                                                                                  \
+		if (!(cond) && !why[0])                                                                                        \
+			snprintf(why, sizeof why, __VA_ARGS__);                                                                    \
 	} while (0)
 
 /* A temporary file holding TEXT, rewound for reading. */
@@ -160,7 +161,9 @@ test_csv_header(void)
 
 	begin("csv_header_is: the header, with a BOM, CRLF or quotes, is accepted");
 	CHECK(header_ok("clerk_user_id,firebase_uid\nu1,f1\n"), "plain header refused");
-	CHECK(header_ok("\xEF\xBB\xBF" "clerk_user_id,firebase_uid\r\n"), "BOM and CRLF refused");
+	CHECK(header_ok("\xEF\xBB\xBF"
+					"clerk_user_id,firebase_uid\r\n"),
+		  "BOM and CRLF refused");
 	CHECK(header_ok("\"clerk_user_id\",\"firebase_uid\"\n"), "quoted header refused");
 	end();
 
@@ -210,7 +213,8 @@ test_export_user(void)
 	json_error_t err;
 	json_t *user = json_loads("{\"localId\": \"fb1\", \"email\": \" Ann@Example.COM \", \"emailVerified\": true, "
 							  "\"customAttributes\": \"{\\\"clerk_user_id\\\": \\\"user_1\\\"}\", "
-							  "\"displayName\": \"Ann\\tO'Brien\", \"lastSignedInAt\": \"1700000000000\"}", 0, &err);
+							  "\"displayName\": \"Ann\\tO'Brien\", \"lastSignedInAt\": \"1700000000000\"}",
+							  0, &err);
 	/* fields of the row (MAPPING_COLUMN_LIST's order) */
 	static const struct
 	{
@@ -265,7 +269,7 @@ test_uid_length(void)
 	begin("export_user_row: a uid of 128 characters is accepted in any script, 129 are refused");
 	sb_init(&uid);
 	for (int i = 0; i < 128; i++)
-		sb_append(&uid, "\xC3\xA9");		/* 128 x U+00E9: 256 bytes */
+		sb_append(&uid, "\xC3\xA9"); /* 128 x U+00E9: 256 bytes */
 	user = json_pack("{s:s}", "localId", uid.data);
 	sb_init(&row);
 	CHECK(export_user_row(&row, user, 1, "x.json", &bad), "128 two-byte characters refused");
@@ -285,9 +289,13 @@ test_uid_length(void)
 static void
 test_keyset_batch(void)
 {
-	KeysetBatch k = {.table = "s.t", .key = "id", .steps = "f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key "
-						 "RETURNING 1)", .changed = "f"};
-	const char *tail = "), f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key RETURNING 1) SELECT (SELECT "
+	KeysetBatch k = {.table = "s.t",
+					 .key = "id",
+					 .steps = "f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key "
+							  "RETURNING 1)",
+					 .changed = "f"};
+	const char *tail =
+		"), f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key RETURNING 1) SELECT (SELECT "
 		"count(*) FROM b) AS scanned, (SELECT key::text FROM b ORDER BY key DESC LIMIT 1) AS last_key, (SELECT "
 		"count(*) FROM f) AS changed";
 	struct
@@ -296,14 +304,17 @@ test_keyset_batch(void)
 		const char *upper;
 		const char *filter;
 		bool lock;
-		const char *want;		/* up to the tail */
+		const char *want; /* up to the tail */
 	} cases[] = {
 		{true, NULL, NULL, false, "WITH b AS (SELECT t.id AS key FROM s.t t ORDER BY t.id LIMIT $1"},
-		{true, "'k9'", NULL, false, "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id <= 'k9' ORDER BY t.id LIMIT $1"},
-		{false, NULL, NULL, true, "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 ORDER BY t.id LIMIT $1 "
-			"FOR NO KEY UPDATE"},
-		{false, "'k9'", "t.v IS NULL", false, "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 AND t.id <= "
-			"'k9' AND (t.v IS NULL) ORDER BY t.id LIMIT $1"},
+		{true, "'k9'", NULL, false,
+		 "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id <= 'k9' ORDER BY t.id LIMIT $1"},
+		{false, NULL, NULL, true,
+		 "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 ORDER BY t.id LIMIT $1 "
+		 "FOR NO KEY UPDATE"},
+		{false, "'k9'", "t.v IS NULL", false,
+		 "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 AND t.id <= "
+		 "'k9' AND (t.v IS NULL) ORDER BY t.id LIMIT $1"},
 	};
 
 	begin("keyset_batch_sql: the shapes of a batch over a key range");
@@ -324,7 +335,7 @@ test_keyset_batch(void)
 		KeysetBatch take = {.table = "bk", .key = "key", .take = true, .steps = "u AS (SELECT 1)", .changed = "u"};
 		char *sql = keyset_batch_sql(&take, false);
 		const char *want = "WITH b AS (DELETE FROM bk d WHERE d.key IN (SELECT t.key FROM bk t WHERE t.key > $2 "
-			"ORDER BY t.key LIMIT $1) RETURNING d.*), u AS (SELECT 1) SELECT";
+						   "ORDER BY t.key LIMIT $1) RETURNING d.*), u AS (SELECT 1) SELECT";
 
 		CHECK(strncmp(sql, want, strlen(want)) == 0, "take: '%s'", sql);
 		free(sql);
@@ -340,8 +351,14 @@ test_base64(void)
 	{
 		const char *in, *out;
 	} cases[] = {
-		{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
-		{"foobar", "Zm9vYmFy"}, {"\xff\xfe\xfd", "//79"},
+		{"", ""},
+		{"f", "Zg=="},
+		{"fo", "Zm8="},
+		{"foo", "Zm9v"},
+		{"foob", "Zm9vYg=="},
+		{"fooba", "Zm9vYmE="},
+		{"foobar", "Zm9vYmFy"},
+		{"\xff\xfe\xfd", "//79"},
 	};
 
 	begin("base64_encode: RFC 4648's vectors, padding, high bytes");
@@ -498,9 +515,9 @@ occurrences(const char *hay, const char *needle)
 typedef struct Scanned
 {
 	bool opened;
-	int rc;						/* the last jstream_next's */
-	long n;						/* elements returned */
-	json_t *elements;			/* an array of them */
+	int rc;           /* the last jstream_next's */
+	long n;           /* elements returned */
+	json_t *elements; /* an array of them */
 	char error[256];
 } Scanned;
 
@@ -549,14 +566,17 @@ test_jstream(void)
 
 	begin("jstream: a top-level array and the array under a key, element by element");
 	s = scan(" [ {\"a\": \"1\"},\n{\"a\": \"2\"} ,{\"a\":\"3\"}]\n", "*");
-	CHECK(s.opened && s.rc == 0 && s.n == 3, "bare array with \"*\": opened %d, rc %d, %ld elements", s.opened, s.rc, s.n);
+	CHECK(s.opened && s.rc == 0 && s.n == 3, "bare array with \"*\": opened %d, rc %d, %ld elements", s.opened, s.rc,
+		  s.n);
 	CHECK(strcmp(elem_string(&s, 2, "a"), "3") == 0, "third element's a is '%s'", elem_string(&s, 2, "a"));
 	json_decref(s.elements);
 	s = scan("[{\"a\": \"1\"}]", NULL);
-	CHECK(s.opened && s.rc == 0 && s.n == 1, "bare array with no key: opened %d, rc %d, %ld elements", s.opened, s.rc, s.n);
+	CHECK(s.opened && s.rc == 0 && s.n == 1, "bare array with no key: opened %d, rc %d, %ld elements", s.opened, s.rc,
+		  s.n);
 	json_decref(s.elements);
 	s = scan("{\"users\": [{\"localId\": \"u1\"}, {\"localId\": \"u2\"}]}\n", "users");
-	CHECK(s.opened && s.rc == 0 && s.n == 2, "under \"users\": opened %d, rc %d, %ld elements (%s)", s.opened, s.rc, s.n, s.error);
+	CHECK(s.opened && s.rc == 0 && s.n == 2, "under \"users\": opened %d, rc %d, %ld elements (%s)", s.opened, s.rc,
+		  s.n, s.error);
 	CHECK(strcmp(elem_string(&s, 1, "localId"), "u2") == 0, "second localId '%s'", elem_string(&s, 1, "localId"));
 	json_decref(s.elements);
 	s = scan("{\"users\": [{\"localId\": \"u1\"}]}", "*");
@@ -565,8 +585,10 @@ test_jstream(void)
 	end();
 
 	begin("jstream: nested objects, and strings holding escapes, brackets and braces, are one element each");
-	s = scan("{\"users\": [{\"localId\": \"x]}{,\\\"\\\\\", \"n\": {\"deep\": [1, {\"k\": \"]\"}]}, \"t\": \"\\u00e9\\n[\"},"
-			 " {\"localId\": \"y\"}]}", "users");
+	s = scan(
+		"{\"users\": [{\"localId\": \"x]}{,\\\"\\\\\", \"n\": {\"deep\": [1, {\"k\": \"]\"}]}, \"t\": \"\\u00e9\\n[\"},"
+		" {\"localId\": \"y\"}]}",
+		"users");
 	CHECK(s.opened && s.rc == 0 && s.n == 2, "opened %d, rc %d, %ld elements (%s)", s.opened, s.rc, s.n, s.error);
 	CHECK(strcmp(elem_string(&s, 0, "localId"), "x]}{,\"\\") == 0, "first localId '%s'", elem_string(&s, 0, "localId"));
 	CHECK(strcmp(elem_string(&s, 0, "t"), "\xC3\xA9\n[") == 0, "escapes decoded: '%s'", elem_string(&s, 0, "t"));
@@ -581,7 +603,8 @@ test_jstream(void)
 	CHECK(s.opened && s.rc == 0 && s.n == 0, "[]: opened %d, rc %d, %ld elements (%s)", s.opened, s.rc, s.n, s.error);
 	json_decref(s.elements);
 	s = scan("{\"users\": [ ]}\n", "users");
-	CHECK(s.opened && s.rc == 0 && s.n == 0, "{\"users\": []}: opened %d, rc %d, %ld elements (%s)", s.opened, s.rc, s.n, s.error);
+	CHECK(s.opened && s.rc == 0 && s.n == 0, "{\"users\": []}: opened %d, rc %d, %ld elements (%s)", s.opened, s.rc,
+		  s.n, s.error);
 	json_decref(s.elements);
 	end();
 
@@ -607,25 +630,29 @@ test_jstream(void)
 	CHECK(!s.opened && strstr(s.error, "expected '['") != NULL, "an object with no key wanted: '%s'", s.error);
 	json_decref(s.elements);
 	s = scan("{\"people\": []}", "users");
-	CHECK(!s.opened && strstr(s.error, "expected the key \"users\" first, found \"people\"") != NULL, "another key: '%s'", s.error);
+	CHECK(!s.opened && strstr(s.error, "expected the key \"users\" first, found \"people\"") != NULL,
+		  "another key: '%s'", s.error);
 	json_decref(s.elements);
 	s = scan("[{\"a\": 1}]", "users");
-	CHECK(!s.opened && strstr(s.error, "an object with an array") != NULL, "a bare array where a key is wanted: '%s'", s.error);
+	CHECK(!s.opened && strstr(s.error, "an object with an array") != NULL, "a bare array where a key is wanted: '%s'",
+		  s.error);
 	json_decref(s.elements);
 	s = scan("\"users\"", "*");
 	CHECK(!s.opened, "a string opened");
 	json_decref(s.elements);
 	s = scan("[1, 2]", "*");
-	CHECK(s.opened && s.rc == -1 && strstr(s.error, "element 1: expected an object") != NULL, "numbers: rc %d, '%s'", s.rc, s.error);
+	CHECK(s.opened && s.rc == -1 && strstr(s.error, "element 1: expected an object") != NULL, "numbers: rc %d, '%s'",
+		  s.rc, s.error);
 	json_decref(s.elements);
 	s = scan("[{\"a\": 1}] [", "*");
-	CHECK(s.rc == -1 && strstr(s.error, "unexpected data after the end of the array") != NULL, "data after ']': rc %d, '%s'",
-		  s.rc, s.error);
+	CHECK(s.rc == -1 && strstr(s.error, "unexpected data after the end of the array") != NULL,
+		  "data after ']': rc %d, '%s'", s.rc, s.error);
 	json_decref(s.elements);
 	s = scan("[{\"a\": 1, \"a\": 2}]", "*");
 	CHECK(s.rc == -1 && strstr(s.error, "element 1") != NULL, "a duplicate key: rc %d, '%s'", s.rc, s.error);
 	json_decref(s.elements);
-	CHECK(!jstream_open(&js, missing, "*") && strstr(js.error, "No such file") != NULL, "a missing file: '%.200s'", js.error);
+	CHECK(!jstream_open(&js, missing, "*") && strstr(js.error, "No such file") != NULL, "a missing file: '%.200s'",
+		  js.error);
 	jstream_close(&js);
 	end();
 }
@@ -662,35 +689,48 @@ test_plan_load(void)
 	{
 		const char *what;
 		const char *text;
-		const char *want;		/* in the one message logged */
+		const char *want; /* in the one message logged */
 	} bad[] = {
-		{"unknown top-level key", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"kye\": 1, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		{"unknown top-level key",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"kye\": 1, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "top level: unknown key \"kye\""},
-		{"unknown key in an operation", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\", \"colum\": \"d\"}]}",
+		{"unknown key in an operation",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\", \"colum\": \"d\"}]}",
 		 "operations[0]: unknown key \"colum\""},
-		{"unknown setting", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"settings\": {\"batchsize\": 5}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		{"unknown setting",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"settings\": {\"batchsize\": 5}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "settings: unknown key \"batchsize\""},
-		{"missing table", "{\"name\": \"p\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		{"missing table",
+		 "{\"name\": \"p\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "missing key \"table\""},
-		{"a name outside [a-z0-9_-]", "{\"name\": \"Bad Name\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		{"a name outside [a-z0-9_-]",
+		 "{\"name\": \"Bad Name\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "name: must be 1 to 40 characters"},
-		{"an identifier over 63 bytes", "{\"name\": \"p\", \"table\": \"t234567890123456789012345678901234567890123456789012345678901234\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		{"an identifier over 63 bytes",
+		 "{\"name\": \"p\", \"table\": \"t234567890123456789012345678901234567890123456789012345678901234\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "\"table\" is longer than 63 bytes"},
-		{"an unknown operation", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"rename_column\", \"column\": \"c\"}]}",
+		{"an unknown operation",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"rename_column\", \"column\": \"c\"}]}",
 		 "operations[0]: unknown operation \"rename_column\""},
 		{"no operations", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": []}",
 		 "\"operations\" must be a non-empty array"},
-		{"a setting out of range", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"settings\": {\"batch_size\": 0}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		{"a setting out of range",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"settings\": {\"batch_size\": 0}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "\"batch_size\" must be an integer from 1 to 1000000"},
-		{"a type with a quote", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"add_column\", \"column\": \"c\", \"type\": \"text'\"}]}",
+		{"a type with a quote",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"add_column\", \"column\": \"c\", \"type\": \"text'\"}]}",
 		 "\"type\" must be a type name"},
-		{"a backfill without localId", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"dn\": \"displayName\"}}]}",
+		{"a backfill without localId",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"dn\": \"displayName\"}}]}",
 		 "must name the column that receives \"localId\""},
-		{"an unknown Firebase field", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\", \"x\": \"nickname\"}}]}",
+		{"an unknown Firebase field",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\", \"x\": \"nickname\"}}]}",
 		 "unknown Firebase field \"nickname\""},
-		{"a string where a boolean goes", "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"set_not_null\", \"column\": \"c\", \"reject_empty\": \"yes\"}]}",
+		{"a string where a boolean goes",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"set_not_null\", \"column\": \"c\", \"reject_empty\": \"yes\"}]}",
 		 "\"reject_empty\" must be true or false"},
-		{"a backup table name over 63 bytes", "{\"name\": \"p234567890123456789012345678901234567890\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c2345678901234567890\"}]}",
+		{"a backup table name over 63 bytes",
+		 "{\"name\": \"p234567890123456789012345678901234567890\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c2345678901234567890\"}]}",
 		 "would be longer than 63 bytes"},
 		{"not an object", "[1]", "top level: must be a JSON object"},
 		{"malformed JSON", "{\"name\": \"p\",\n \"table\": }", "line 2, column"},
@@ -707,21 +747,28 @@ test_plan_load(void)
 	{
 		char *object = plan_object_name(plan, "backfill");
 
-		CHECK(strcmp(plan->name, "t-plan_1") == 0 && strcmp(plan->schema, "public") == 0 && strcmp(plan->table, "accounts") == 0
-			  && strcmp(plan->key, "id") == 0, "names: %s %s.%s key %s", plan->name, plan->schema, plan->table, plan->key);
+		CHECK(strcmp(plan->name, "t-plan_1") == 0 && strcmp(plan->schema, "public") == 0
+				  && strcmp(plan->table, "accounts") == 0 && strcmp(plan->key, "id") == 0,
+			  "names: %s %s.%s key %s", plan->name, plan->schema, plan->table, plan->key);
 		CHECK(plan->batch_size == 50 && plan->lock_timeout_ms == 250 && plan->ddl_attempts == 30,
-			  "settings: batch %d, lock timeout %d, attempts %d", plan->batch_size, plan->lock_timeout_ms, plan->ddl_attempts);
+			  "settings: batch %d, lock timeout %d, attempts %d", plan->batch_size, plan->lock_timeout_ms,
+			  plan->ddl_attempts);
 		CHECK(plan->n_ops == 6, "%d operations", plan->n_ops);
-		CHECK(plan->n_ops == 6 && plan->ops[0].kind == &op_type_add_column && strcmp(plan->ops[0].label, "add_column c") == 0
-			  && strcmp(plan->ops[0].type, "varchar(12)") == 0, "add_column read as '%s'", plan->n_ops ? plan->ops[0].label : "");
-		CHECK(plan->n_ops == 6 && plan->ops[1].kind == &op_type_create_index && strcmp(plan->ops[1].label, "create_index ix") == 0
-			  && plan->ops[1].n_columns == 2 && plan->ops[1].unique && strcmp(plan->ops[1].column, "c") == 0,
+		CHECK(plan->n_ops == 6 && plan->ops[0].kind == &op_type_add_column
+				  && strcmp(plan->ops[0].label, "add_column c") == 0 && strcmp(plan->ops[0].type, "varchar(12)") == 0,
+			  "add_column read as '%s'", plan->n_ops ? plan->ops[0].label : "");
+		CHECK(plan->n_ops == 6 && plan->ops[1].kind == &op_type_create_index
+				  && strcmp(plan->ops[1].label, "create_index ix") == 0 && plan->ops[1].n_columns == 2
+				  && plan->ops[1].unique && strcmp(plan->ops[1].column, "c") == 0,
 			  "create_index read as '%s'", plan->n_ops > 1 ? plan->ops[1].label : "");
 		CHECK(plan->n_ops == 6 && plan->ops[2].kind == &op_type_backfill_from_mapping && plan->ops[2].n_set == 2
-			  && strcmp(plan->ops[2].uid_column, "uid") == 0 && strcmp(plan->ops[2].column, "uid") == 0
-			  && plan->ops[2].email_column == NULL, "backfill read as '%s'", plan->n_ops > 2 ? plan->ops[2].label : "");
-		CHECK(plan->n_ops == 6 && plan->ops[3].reject_empty && plan->ops[4].ignore_case && plan->ops[5].kind == &op_type_drop_column
-			  && plan->ops[5].index == 5 && strcmp(plan->ops[5].label, "drop_column old") == 0, "the last three misread");
+				  && strcmp(plan->ops[2].uid_column, "uid") == 0 && strcmp(plan->ops[2].column, "uid") == 0
+				  && plan->ops[2].email_column == NULL,
+			  "backfill read as '%s'", plan->n_ops > 2 ? plan->ops[2].label : "");
+		CHECK(plan->n_ops == 6 && plan->ops[3].reject_empty && plan->ops[4].ignore_case
+				  && plan->ops[5].kind == &op_type_drop_column && plan->ops[5].index == 5
+				  && strcmp(plan->ops[5].label, "drop_column old") == 0,
+			  "the last three misread");
 		CHECK(strcmp(object, "t-plan_1:backfill") == 0, "plan_object_name gave '%s'", object);
 		CHECK(messages[0] == '\0', "a valid plan logged: %s", messages);
 		free(object);
@@ -730,7 +777,8 @@ test_plan_load(void)
 	free(messages);
 	end();
 
-	begin("plan_load: unknown or missing keys, bad names and values, malformed JSON: refused with one message naming it");
+	begin(
+		"plan_load: unknown or missing keys, bad names and values, malformed JSON: refused with one message naming it");
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 	{
 		plan = load_plan_text(bad[i].text, &messages);
@@ -768,7 +816,7 @@ parse_args(const char *const *args, unsigned extra, Options *opts)
 		argc++;
 	}
 	argv[argc] = NULL;
-	optind = 0;					/* getopt starts over */
+	optind = 0; /* getopt starts over */
 	cli_parse(argc, argv, &spec, opts);
 }
 
@@ -820,11 +868,29 @@ parse_exit(const char *const *args, unsigned extra, char **messages)
 static void
 test_cli_parse(void)
 {
-	static const char *const full[] = {
-		"phase2", "--plan", "p.json", "apply", "-d", "dbname=x", "--mapping", "m.csv", "--batch-size", "50",
-		"--jobs", "3", "--lock-wait=0", "--lock-timeout", "300", "--generate-missing", "--json",
-		"--on-invalid=regenerate", "--sleep-ms", "0", "--logs-dir", "out", NULL
-	};
+	static const char *const full[] = {"phase2",
+									   "--plan",
+									   "p.json",
+									   "apply",
+									   "-d",
+									   "dbname=x",
+									   "--mapping",
+									   "m.csv",
+									   "--batch-size",
+									   "50",
+									   "--jobs",
+									   "3",
+									   "--lock-wait=0",
+									   "--lock-timeout",
+									   "300",
+									   "--generate-missing",
+									   "--json",
+									   "--on-invalid=regenerate",
+									   "--sleep-ms",
+									   "0",
+									   "--logs-dir",
+									   "out",
+									   NULL};
 	static const char *const least[] = {"phase1", "status", "--plan", "p.json", NULL};
 	static const struct
 	{
@@ -833,28 +899,47 @@ test_cli_parse(void)
 		unsigned extra;
 		const char *want;
 	} refused[] = {
-		{"a batch size of 0", {"phase2", "apply", "--plan", "p", "--batch-size", "0"}, CLI_BATCH,
+		{"a batch size of 0",
+		 {"phase2", "apply", "--plan", "p", "--batch-size", "0"},
+		 CLI_BATCH,
 		 "--batch-size must be an integer from 1 to 1000000, not \"0\""},
-		{"a lock timeout that is not a number", {"phase2", "apply", "--plan", "p", "--lock-timeout", "5s"}, 0,
+		{"a lock timeout that is not a number",
+		 {"phase2", "apply", "--plan", "p", "--lock-timeout", "5s"},
+		 0,
 		 "--lock-timeout must be an integer from 10 to 600000, not \"5s\""},
-		{"an option this binary does not take", {"phase1", "apply", "--plan", "p", "--jobs", "2"}, CLI_BATCH,
+		{"an option this binary does not take",
+		 {"phase1", "apply", "--plan", "p", "--jobs", "2"},
+		 CLI_BATCH,
 		 "option \"--jobs\" is not accepted here"},
-		{"-j on a rollback", {"phase2", "rollback", "--plan", "p", "-j", "2"}, CLI_JOBS,
+		{"-j on a rollback",
+		 {"phase2", "rollback", "--plan", "p", "-j", "2"},
+		 CLI_JOBS,
 		 "option \"--jobs\" is accepted by apply only"},
-		{"more jobs than the ceiling", {"phase2", "apply", "--plan", "p", "--jobs", "100000"}, CLI_JOBS,
+		{"more jobs than the ceiling",
+		 {"phase2", "apply", "--plan", "p", "--jobs", "100000"},
+		 CLI_JOBS,
 		 "--jobs must be an integer from 1 to"},
-		{"--on-invalid with another word", {"phase2", "apply", "--plan", "p", "--on-invalid=maybe"}, CLI_ON_INVALID,
+		{"--on-invalid with another word",
+		 {"phase2", "apply", "--plan", "p", "--on-invalid=maybe"},
+		 CLI_ON_INVALID,
 		 "--on-invalid must be \"stop\" or \"regenerate\", not \"maybe\""},
-		{"--discard-generated-uids on apply", {"phase1", "apply", "--plan", "p", "--discard-generated-uids"}, CLI_DISCARD_GENERATED,
+		{"--discard-generated-uids on apply",
+		 {"phase1", "apply", "--plan", "p", "--discard-generated-uids"},
+		 CLI_DISCARD_GENERATED,
 		 "option \"--discard-generated-uids\" is accepted by rollback only"},
-		{"--skip-invalid-values on rollback", {"phase2", "rollback", "--plan", "p", "--skip-invalid-values"}, CLI_MAPPING,
+		{"--skip-invalid-values on rollback",
+		 {"phase2", "rollback", "--plan", "p", "--skip-invalid-values"},
+		 CLI_MAPPING,
 		 "option \"--skip-invalid-values\" is accepted by apply only"},
 		{"an unknown subcommand", {"phase1", "destroy", "--plan", "p"}, 0, "unknown subcommand \"destroy\""},
 		{"no subcommand", {"phase1", "--plan", "p"}, 0, "no subcommand given"},
 		{"no plan", {"phase1", "apply"}, 0, "no plan given: use --plan FILE"},
 		{"an unknown option", {"phase1", "apply", "--plan", "p", "--bogus"}, 0, "unrecognized option \"--bogus\""},
 		{"an option without its value", {"phase1", "apply", "--plan"}, 0, "invalid or incomplete option \"--plan\""},
-		{"an extra argument", {"phase1", "apply", "--plan", "p", "extra"}, 0, "too many command-line arguments (first is \"extra\")"},
+		{"an extra argument",
+		 {"phase1", "apply", "--plan", "p", "extra"},
+		 0,
+		 "too many command-line arguments (first is \"extra\")"},
 	};
 	Options o;
 	char *messages;
@@ -864,27 +949,33 @@ test_cli_parse(void)
 	parse_args(full, CLI_MAPPING | CLI_BATCH | CLI_JOBS | CLI_ON_INVALID, &o);
 	CHECK(strcmp(o.subcommand, "apply") == 0 && strcmp(o.plan_path, "p.json") == 0 && strcmp(o.dbname, "dbname=x") == 0,
 		  "subcommand '%s', plan '%s', dbname '%s'", o.subcommand, o.plan_path, o.dbname);
-	CHECK(strcmp(o.mapping, "m.csv") == 0 && o.generate_missing && !o.skip_invalid_values && o.json && o.regenerate_invalid,
-		  "mapping '%s', generate_missing %d, json %d, regenerate %d", o.mapping, o.generate_missing, o.json, o.regenerate_invalid);
+	CHECK(strcmp(o.mapping, "m.csv") == 0 && o.generate_missing && !o.skip_invalid_values && o.json
+			  && o.regenerate_invalid,
+		  "mapping '%s', generate_missing %d, json %d, regenerate %d", o.mapping, o.generate_missing, o.json,
+		  o.regenerate_invalid);
 	CHECK(o.batch_size == 50 && o.jobs == 3 && o.lock_wait_s == 0 && o.lock_timeout_ms == 300 && o.sleep_ms == 0,
-		  "batch %d, jobs %d, lock wait %d, lock timeout %d, sleep %d", o.batch_size, o.jobs, o.lock_wait_s, o.lock_timeout_ms, o.sleep_ms);
+		  "batch %d, jobs %d, lock wait %d, lock timeout %d, sleep %d", o.batch_size, o.jobs, o.lock_wait_s,
+		  o.lock_timeout_ms, o.sleep_ms);
 	CHECK(strcmp(o.logs_dir, "out") == 0, "logs dir '%s'", o.logs_dir);
 	parse_args(least, 0, &o);
 	CHECK(strcmp(o.subcommand, "status") == 0 && strcmp(o.logs_dir, "logs") == 0 && o.lock_wait_s == 10 && o.jobs == 1
-		  && o.batch_size == 0 && o.lock_timeout_ms == 0 && o.mapping == NULL && o.dbname == NULL && !o.json,
+			  && o.batch_size == 0 && o.lock_timeout_ms == 0 && o.mapping == NULL && o.dbname == NULL && !o.json,
 		  "defaults: logs '%s', lock wait %d, jobs %d, batch %d", o.logs_dir, o.lock_wait_s, o.jobs, o.batch_size);
 	log_init("unit");
 	end();
 
-	begin("cli_parse: bad values, misplaced options, a missing plan or subcommand: exit 2 naming the problem, pointing to --help");
+	begin(
+		"cli_parse: bad values, misplaced options, a missing plan or subcommand: exit 2 naming the problem, pointing to --help");
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
 	{
 		rc = parse_exit(refused[i].args, refused[i].extra, &messages);
 		CHECK(rc == 2, "%s: exit %d, expected 2 (%s)", refused[i].what, rc, messages);
-		CHECK(strstr(messages, refused[i].want) != NULL, "%s: '%s' not in: %s", refused[i].what, refused[i].want, messages);
-		CHECK(strstr(messages, "for more information") != NULL, "%s: no pointer to --help: %s", refused[i].what, messages);
-		CHECK(strncmp(messages, refused[i].args[0], strlen(refused[i].args[0])) == 0, "%s: not named after the program: %s",
-			  refused[i].what, messages);
+		CHECK(strstr(messages, refused[i].want) != NULL, "%s: '%s' not in: %s", refused[i].what, refused[i].want,
+			  messages);
+		CHECK(strstr(messages, "for more information") != NULL, "%s: no pointer to --help: %s", refused[i].what,
+			  messages);
+		CHECK(strncmp(messages, refused[i].args[0], strlen(refused[i].args[0])) == 0,
+			  "%s: not named after the program: %s", refused[i].what, messages);
 		free(messages);
 	}
 	{
@@ -895,7 +986,8 @@ test_cli_parse(void)
 		CHECK(rc == 0 && strcmp(messages, "help\n") == 0, "--help: exit %d, '%s'", rc, messages);
 		free(messages);
 		rc = parse_exit(version, 0, &messages);
-		CHECK(rc == 0 && strcmp(messages, "phase3 (phasemig) " PHASEMIG_VERSION "\n") == 0, "--version: exit %d, '%s'", rc, messages);
+		CHECK(rc == 0 && strcmp(messages, "phase3 (phasemig) " PHASEMIG_VERSION "\n") == 0, "--version: exit %d, '%s'",
+			  rc, messages);
 		free(messages);
 	}
 	end();
@@ -918,18 +1010,22 @@ test_findings(void)
 	capture_stderr(&c);
 	findings_print(&f);
 	printed = captured_text(&c);
-	CHECK(strstr(printed, "error: check \"null\" failed for \"public\".\"users\".\"uid\": 3 found\n") != NULL, "printed: %s", printed);
+	CHECK(strstr(printed, "error: check \"null\" failed for \"public\".\"users\".\"uid\": 3 found\n") != NULL,
+		  "printed: %s", printed);
 	CHECK(strstr(printed, "samples (up to 10): 'a', 'b'\n") != NULL, "samples not printed: %s", printed);
-	CHECK(strstr(printed, "error: check \"dependent_view\" failed for view public.v: 1 found\n") != NULL, "printed: %s", printed);
+	CHECK(strstr(printed, "error: check \"dependent_view\" failed for view public.v: 1 found\n") != NULL, "printed: %s",
+		  printed);
 	CHECK(occurrences(printed, "samples") == 1, "a samples line for a finding without samples: %s", printed);
 	free(printed);
 	j = findings_json(&f);
 	CHECK(json_array_size(j) == 2, "%zu JSON items", json_array_size(j));
 	CHECK(json_integer_value(json_object_get(json_array_get(j, 0), "count")) == 3
-		  && strcmp(json_string_value(json_object_get(json_array_get(j, 0), "check")), "null") == 0
-		  && strcmp(json_string_value(json_object_get(json_array_get(j, 0), "samples")), "'a', 'b'") == 0, "first item wrong");
+			  && strcmp(json_string_value(json_object_get(json_array_get(j, 0), "check")), "null") == 0
+			  && strcmp(json_string_value(json_object_get(json_array_get(j, 0), "samples")), "'a', 'b'") == 0,
+		  "first item wrong");
 	CHECK(strcmp(json_string_value(json_object_get(json_array_get(j, 1), "samples")), "") == 0
-		  && strcmp(json_string_value(json_object_get(json_array_get(j, 1), "subject")), "view public.v") == 0, "second item wrong");
+			  && strcmp(json_string_value(json_object_get(json_array_get(j, 1), "subject")), "view public.v") == 0,
+		  "second item wrong");
 	json_decref(j);
 	for (int i = 0; i < 20; i++)
 		findings_add(&f, "x", "y", i, "");

@@ -36,8 +36,8 @@ check_columns(Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
 
-	if (!catalog_column_exists(p, op->match_column) ||
-		(op->email_column && !catalog_column_exists(p, op->email_column)))
+	if (!catalog_column_exists(p, op->match_column)
+		|| (op->email_column && !catalog_column_exists(p, op->email_column)))
 	{
 		log_error("column \"%s\"%s%s%s named by the backfill does not exist in %s", op->match_column,
 				  op->email_column ? " or \"" : "", op->email_column ? op->email_column : "",
@@ -48,7 +48,8 @@ check_columns(Run *run, const Op *op)
 		if (!catalog_column_exists(p, op->set[i].column))
 		{
 			log_error("column \"%s\" filled by the backfill does not exist in %s; add it with an add_column "
-					  "operation before the backfill", op->set[i].column, p->q_table);
+					  "operation before the backfill",
+					  op->set[i].column, p->q_table);
 			return EXIT_BAD_INPUT;
 		}
 	return EXIT_DONE;
@@ -60,8 +61,7 @@ create_source_table(Run *run, const Names *n)
 {
 	const Plan *p = run->plan;
 	static const char *const indexes[3][2] = {
-		{"source_clerk", "clerk_user_id"}, {"source_email", "email_norm"}, {"source_uid", "firebase_uid"}
-	};
+		{"source_clerk", "clerk_user_id"}, {"source_email", "email_norm"}, {"source_uid", "firebase_uid"}};
 	char *stmts[5];
 	int rc;
 
@@ -119,8 +119,8 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 	if (rc == EXIT_DONE && registry_has(run->conn, run->plan, "sync_trigger", n.trigger_name))
 		rc = bf_drop_sync_trigger(run, &n);
 	/* 3. what the backup still holds (an interrupted phase2 never rolled back) goes back, then the table */
-	if (rc == EXIT_DONE && registry_has(run->conn, run->plan, "backup_table", "backfill") &&
-		bf_table_exists(run, n.backup))
+	if (rc == EXIT_DONE && registry_has(run->conn, run->plan, "backup_table", "backfill")
+		&& bf_table_exists(run, n.backup))
 		rc = bf_restore_backup(run, &n, opts);
 	if (rc == EXIT_DONE)
 		rc = bf_drop_registered_table(run, n.backup, "backup_table", "backfill");
@@ -132,7 +132,8 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 		bf_discard_generated(run, &n, true);
 	else if (rc == EXIT_DONE && bf_table_exists(run, n.generated))
 		log_info("kept the generated uids in %s: the next apply gives each user the same one "
-				 "(--discard-generated-uids forgets them)", n.generated);
+				 "(--discard-generated-uids forgets them)",
+				 n.generated);
 	bf_names_free(&n);
 	return rc;
 }
@@ -178,7 +179,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		/* 8. report what is left and what to import, and how the fill went */
 		rc = bf_report(&s, rc);
 	}
-	bf_drop_shared_lookups(run, &s.n);	/* done or failed: --jobs's lookups go */
+	bf_drop_shared_lookups(run, &s.n); /* done or failed: --jobs's lookups go */
 	bf_names_free(&s.n);
 	return rc;
 }
@@ -190,7 +191,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	int rc;
 
 	bf_names_init(&n, run, op);
-	bf_drop_shared_lookups(run, &n);	/* a killed --jobs run's */
+	bf_drop_shared_lookups(run, &n); /* a killed --jobs run's */
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
 	if ((rc = bf_adopt_source_generated(run, &n)) == EXIT_DONE && bf_table_exists(run, n.source))
 		bf_exec_free(run, str_printf("DELETE FROM %s", n.source));

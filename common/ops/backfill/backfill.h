@@ -27,24 +27,24 @@
 typedef struct Names
 {
 	/* the operation's own tables, all migration_backup."<plan>:<what>" */
-	char *source;			/* the mapping the trigger and the batches read */
-	char *backup;			/* "backfill": originals and written values */
-	char *generated;		/* uids phasemig gave, kept for good */
-	char *import_files;		/* the ledger of import files */
-	char *sync_fn;			/* "sync": the trigger's function */
-	char *trigger;			/* quoted trigger name on the table */
-	char *trigger_name;		/* unquoted */
+	char *source;       /* the mapping the trigger and the batches read */
+	char *backup;       /* "backfill": originals and written values */
+	char *generated;    /* uids phasemig gave, kept for good */
+	char *import_files; /* the ledger of import files */
+	char *sync_fn;      /* "sync": the trigger's function */
+	char *trigger;      /* quoted trigger name on the table */
+	char *trigger_name; /* unquoted */
 
 	/* the plan's columns, quoted */
-	char *q_match;			/* the Clerk id */
-	char *q_email;			/* NULL without an email column */
+	char *q_match; /* the Clerk id */
+	char *q_email; /* NULL without an email column */
 	char *q_uid;
 	int n_set;
-	char **q_set;			/* op->set[i].column */
+	char **q_set; /* op->set[i].column */
 
 	/* SQL pieces of the backup table (restore.c), used by the trigger and the batches */
-	char *backup_columns;	/* "original_1, written_1, ..." */
-	char *backup_upsert;	/* ON CONFLICT (key) DO UPDATE list, the table aliased bk */
+	char *backup_columns; /* "original_1, written_1, ..." */
+	char *backup_upsert;  /* ON CONFLICT (key) DO UPDATE list, the table aliased bk */
 
 	/* the lookups the batches probe: temporary, or (--jobs) unlogged in migration_backup */
 	char *by_clerk_id;
@@ -64,9 +64,9 @@ typedef struct Phase2
 	const Op *op;
 	const Options *opts;
 	Names n;
-	long long loaded;		/* users read from the mapping */
-	long long generated;	/* uids given by this run */
-	long long skipped;		/* export values left empty (--skip-invalid-values) */
+	long long loaded;    /* users read from the mapping */
+	long long generated; /* uids given by this run */
+	long long skipped;   /* export values left empty (--skip-invalid-values) */
 	FillTable fill;
 } Phase2;
 

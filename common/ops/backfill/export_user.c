@@ -60,7 +60,7 @@ mark_invalid(json_t *bad, const char *key, const char *fmt, const char *arg)
 	json_t *text;
 
 	snprintf(reason, sizeof reason, fmt, arg);
-	if ((text = json_string(reason)) == NULL)	/* not UTF-8 */
+	if ((text = json_string(reason)) == NULL) /* not UTF-8 */
 		text = json_string("unusable value");
 	json_object_set_new(bad, key, text);
 }
@@ -135,7 +135,7 @@ field_epoch_ms(json_t *user, const char *key, char *buf, size_t size, json_t *ba
 		errno = 0;
 		ms = strtoll(s, &end, 10);
 		if (errno == ERANGE)
-			ms = s[0] == '-' ? -1 : LLONG_MAX;	/* out of range, below */
+			ms = s[0] == '-' ? -1 : LLONG_MAX; /* out of range, below */
 		else if (*end != '\0' || end == s || !isdigit((unsigned char) s[0]))
 		{
 			char shown[48];
@@ -177,8 +177,8 @@ clerk_id_from_attributes(json_t *user, long element, long *bad_attributes)
 	if (!json_is_object(obj))
 	{
 		if ((*bad_attributes)++ < 10)
-			log_warning("element %ld: customAttributes is not a JSON object (%s); matching this user by email",
-						element, obj ? "not an object" : jerr.text);
+			log_warning("element %ld: customAttributes is not a JSON object (%s); matching this user by email", element,
+						obj ? "not an object" : jerr.text);
 	}
 	else if (json_is_string(json_object_get(obj, "clerk_user_id")))
 		id = xstrdup(json_string_value(json_object_get(obj, "clerk_user_id")));
@@ -254,7 +254,7 @@ export_user_row(StrBuf *row, json_t *user, long element, const char *path, long 
 	row_field(&r, uid);
 	row_field(&r, clerk);
 	row_field(&r, field_string(user, "email", bad));
-	row_field(&r, NULL);		/* email_norm: set in SQL, see MAPPING_EMAIL_NORM */
+	row_field(&r, NULL); /* email_norm: set in SQL, see MAPPING_EMAIL_NORM */
 	row_field(&r, field_bool(user, "emailVerified", bad));
 	row_field(&r, field_string(user, "displayName", bad));
 	row_field(&r, field_string(user, "photoUrl", bad));
@@ -290,7 +290,8 @@ export_pair_row(StrBuf *row, json_t *pair, long element, const char *path)
 		if (strcmp(key, "clerk_user_id") != 0 && strcmp(key, "firebase_uid") != 0)
 		{
 			log_error("mapping file \"%s\": element %ld: unknown key \"%s\" (expected clerk_user_id and "
-					  "firebase_uid)", path, element, key);
+					  "firebase_uid)",
+					  path, element, key);
 			return false;
 		}
 	}
@@ -308,7 +309,7 @@ export_pair_row(StrBuf *row, json_t *pair, long element, const char *path)
 		row_field(&r, NULL);
 	row_field(&r, "file");
 	row_field(&r, elem);
-	row_field(&r, NULL);		/* invalid */
+	row_field(&r, NULL); /* invalid */
 	row_end(&r);
 	return true;
 }

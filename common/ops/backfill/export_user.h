@@ -6,8 +6,8 @@
 #ifndef PHASEMIG_EXPORT_USER_H
 #define PHASEMIG_EXPORT_USER_H
 
-#include <stdbool.h>
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "core/strbuf.h"
 

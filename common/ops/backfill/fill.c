@@ -55,14 +55,18 @@ build_lookups(Run *run, const Op *op, const Names *n)
 	char *cols = profile_columns(op);
 
 	bf_exec_free(run, str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile));
-	bf_exec_free(run, str_printf("%s %s AS SELECT clerk_user_id AS v, %s FROM %s "
-								 "WHERE clerk_user_id IS NOT NULL GROUP BY clerk_user_id",
-								 create, n->by_clerk_id, one_uid, n->source));
-	bf_exec_free(run, str_printf("%s %s AS SELECT email_norm AS v, %s FROM %s "
-								 "WHERE clerk_user_id IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
-								 create, n->by_email, one_uid, n->source));
-	bf_exec_free(run, str_printf("%s %s AS SELECT DISTINCT ON (firebase_uid) firebase_uid%s FROM %s "
-								 "ORDER BY firebase_uid, origin", create, n->profile, cols, n->source));
+	bf_exec_free(run,
+				 str_printf("%s %s AS SELECT clerk_user_id AS v, %s FROM %s "
+							"WHERE clerk_user_id IS NOT NULL GROUP BY clerk_user_id",
+							create, n->by_clerk_id, one_uid, n->source));
+	bf_exec_free(run,
+				 str_printf("%s %s AS SELECT email_norm AS v, %s FROM %s "
+							"WHERE clerk_user_id IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
+							create, n->by_email, one_uid, n->source));
+	bf_exec_free(run,
+				 str_printf("%s %s AS SELECT DISTINCT ON (firebase_uid) firebase_uid%s FROM %s "
+							"ORDER BY firebase_uid, origin",
+							create, n->profile, cols, n->source));
 	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_clerk_id));
 	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_email));
 	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (firebase_uid)", n->profile));
@@ -161,9 +165,13 @@ bf_fill(Phase2 *s)
 	log_info("filling %s in batches of %d rows", n->q_uid, batch_size_of(s->opts, run->plan));
 	n->batch_columns = batch_columns(n);
 	n->batch_steps = batch_steps(run, s->op, n);
-	n->batch = (KeysetBatch) {.table = run->plan->q_table, .key = run->plan->q_key, .columns = n->batch_columns,
-							  .lock = true, .steps = n->batch_steps, .changed = "f"};
-	s->fill = (FillTable) {.label = s->op->label, .batch = n->batch, .entry = run->op_entry};
+	n->batch = (KeysetBatch){.table = run->plan->q_table,
+							 .key = run->plan->q_key,
+							 .columns = n->batch_columns,
+							 .lock = true,
+							 .steps = n->batch_steps,
+							 .changed = "f"};
+	s->fill = (FillTable){.label = s->op->label, .batch = n->batch, .entry = run->op_entry};
 	return fill_tables(run, &s->fill, 1, s->opts);
 }
 

@@ -20,7 +20,7 @@ firebase_uid_generate(char *out)
 		uuid_generate_random(bytes);
 		/* bytes 6 and 8 carry the version and variant bits: skip them */
 		for (int i = 0; i < 16 && n < FIREBASE_UID_LENGTH; i++)
-			if (i != 6 && i != 8 && bytes[i] < 248)	/* 248 = 4 * 62 */
+			if (i != 6 && i != 8 && bytes[i] < 248) /* 248 = 4 * 62 */
 				out[n++] = alphabet[bytes[i] % 62];
 	}
 	out[n] = '\0';

@@ -24,15 +24,16 @@ bf_ensure_generated_tables(Run *run, const Names *n)
 {
 	char *gen = str_printf("CREATE TABLE IF NOT EXISTS %s (clerk_user_id text PRIMARY KEY, "
 						   "firebase_uid text NOT NULL UNIQUE, generated_by uuid NOT NULL, "
-						   "generated_at timestamptz NOT NULL DEFAULT now(), import_file uuid)", n->generated);
+						   "generated_at timestamptz NOT NULL DEFAULT now(), import_file uuid)",
+						   n->generated);
 	char *ledger = str_printf("CREATE TABLE IF NOT EXISTS %s (run_id uuid PRIMARY KEY, path text NOT NULL, "
 							  "users bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT now())",
 							  n->import_files);
 	bool ok = true;
 
 	if (!bf_table_exists(run, n->generated) || !bf_table_exists(run, n->import_files))
-		ok = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids",
-									(const char *[]) {gen, ledger}, 2);
+		ok = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids", (const char *[]){gen, ledger},
+									2);
 	free(gen);
 	free(ledger);
 	return ok ? EXIT_DONE : EXIT_FAILED;
@@ -60,17 +61,20 @@ bf_adopt_source_generated(Run *run, const Names *n)
 		return EXIT_DONE;
 	if ((rc = bf_ensure_generated_tables(run, n)) != EXIT_DONE)
 		return rc;
-	has_marks = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
-						  "AND attname = 'import_file' AND NOT attisdropped", 1, (const char *[]) {n->source});
+	has_marks = db_exists(run->conn,
+						  "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+						  "AND attname = 'import_file' AND NOT attisdropped",
+						  1, (const char *[]){n->source});
 	sb_init(&sql);
-	sb_printf(&sql, "WITH i AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) ", n->generated);
+	sb_printf(&sql, "WITH i AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) ",
+			  n->generated);
 	sb_append(&sql, "SELECT DISTINCT ON (clerk_user_id) clerk_user_id, firebase_uid, $1::uuid, ");
 	sb_append(&sql, has_marks ? "import_file::uuid" : "NULL::uuid");
 	sb_printf(&sql, " FROM %s ", n->source);
 	sb_append(&sql, "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1) ");
 	sb_append(&sql, "SELECT count(*) FROM i");
-	log_info("kept %lld generated uids found in %s",
-			 db_count(run->conn, sql.data, 1, (const char *[]) {run->run_id}), n->source);
+	log_info("kept %lld generated uids found in %s", db_count(run->conn, sql.data, 1, (const char *[]){run->run_id}),
+			 n->source);
 	sb_free(&sql);
 	return EXIT_DONE;
 }
@@ -136,7 +140,8 @@ make_uids(Run *run, const Names *n)
 							"ON CONFLICT DO NOTHING RETURNING clerk_user_id, firebase_uid), "
 							"s AS (INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
 							"SELECT firebase_uid, clerk_user_id, 'generated' FROM g RETURNING 1) "
-							"SELECT count(*) FROM s", n->generated, n->source);
+							"SELECT count(*) FROM s",
+							n->generated, n->source);
 	char *fetch = str_printf("FETCH %d FROM phasemig_missing", GENERATE_CHUNK);
 	long long kept = -1;
 	int rows;
@@ -160,7 +165,7 @@ make_uids(Run *run, const Names *n)
 		}
 	} while (rows == GENERATE_CHUNK);
 	db_exec(run->conn, "CLOSE phasemig_missing");
-	kept = db_count(run->conn, keep, 1, (const char *[]) {run->run_id});
+	kept = db_count(run->conn, keep, 1, (const char *[]){run->run_id});
 	db_exec(run->conn, "COMMIT");
 done:
 	free(declare);

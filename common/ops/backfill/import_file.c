@@ -40,7 +40,7 @@ static bool
 ledger_exists(Run *run, const ImportFile *f)
 {
 	return db_exists(run->conn, "SELECT 1 WHERE pg_catalog.to_regclass($1) IS NOT NULL", 1,
-					 (const char *[]) {f->ledger});
+					 (const char *[]){f->ledger});
 }
 
 void
@@ -69,11 +69,11 @@ import_file_finish_partials(Run *run, const ImportFile *f)
 			continue;
 		/* 1. only this plan's runs: another plan's file is not ours to judge */
 		if (!db_exists(run->conn, "SELECT 1 FROM public.migration_log WHERE run_id = $1::uuid AND plan = $2", 2,
-					   (const char *[]) {run_id, run->plan->name}))
+					   (const char *[]){run_id, run->plan->name}))
 			continue;
 		/* 2. the database says whether that run's marks committed */
 		sql = str_printf("SELECT 1 FROM %s WHERE run_id = $1::uuid", f->ledger);
-		committed = has_ledger && db_exists(run->conn, sql, 1, (const char *[]) {run_id});
+		committed = has_ledger && db_exists(run->conn, sql, 1, (const char *[]){run_id});
 		free(sql);
 		partial = str_printf("%s/%s", f->logs_dir, de->d_name);
 		final = str_printf("%s/%s" IMPORT_SUFFIX, f->logs_dir, run_id);
@@ -82,8 +82,8 @@ import_file_finish_partials(Run *run, const ImportFile *f)
 			if (rename(partial, final) == 0)
 			{
 				sync_dir(f->logs_dir);
-				log_info("run %s committed its import file but stopped before naming it: %s is complete",
-						 run_id, final);
+				log_info("run %s committed its import file but stopped before naming it: %s is complete", run_id,
+						 final);
 			}
 			else
 				log_warning("could not rename \"%s\" to \"%s\": %s", partial, final, strerror(errno));
@@ -112,7 +112,7 @@ typedef struct UserColumns
 static UserColumns
 user_columns(const PGresult *res)
 {
-	return (UserColumns) {
+	return (UserColumns){
 		.uid = PQfnumber(res, "firebase_uid"),
 		.email = PQfnumber(res, "email"),
 		.clerk_user_id = PQfnumber(res, "clerk_user_id"),
@@ -182,15 +182,16 @@ static long long
 mark_and_write(Run *run, const ImportFile *f, const char *final, FILE *fp, long long *hashes)
 {
 	char *ledger = str_printf("INSERT INTO %s (run_id, path, users) SELECT $1::uuid, $2, count(*) "
-							  "FROM pg_temp.phasemig_to_import", f->ledger);
+							  "FROM pg_temp.phasemig_to_import",
+							  f->ledger);
 	char *declare = str_printf("DECLARE phasemig_import NO SCROLL CURSOR FOR %s", f->users_sql);
 	long long users = 0;
 	int rows;
 
 	db_exec(run->conn, "BEGIN");
 	db_exec(run->conn, "CREATE TEMP TABLE phasemig_to_import (firebase_uid text PRIMARY KEY) ON COMMIT DROP");
-	db_execp(run->conn, f->mark_sql, 1, (const char *[]) {run->run_id});
-	db_execp(run->conn, ledger, 2, (const char *[]) {run->run_id, final});
+	db_execp(run->conn, f->mark_sql, 1, (const char *[]){run->run_id});
+	db_execp(run->conn, ledger, 2, (const char *[]){run->run_id, final});
 	db_exec(run->conn, declare);
 	fputs("{\"users\": [", fp);
 	do

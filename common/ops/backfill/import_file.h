@@ -13,7 +13,7 @@
 typedef struct ImportFile
 {
 	const char *logs_dir;
-	const char *ledger;			/* quoted migration_backup."<plan>:import_files" */
+	const char *ledger; /* quoted migration_backup."<plan>:import_files" */
 	/*
 	 * Marks the users to list with $1 (this run's id) and puts their uids
 	 * into pg_temp.phasemig_to_import (firebase_uid text).

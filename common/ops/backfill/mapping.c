@@ -14,10 +14,10 @@
 #include "core/copyin.h"
 #include "core/csv_header.h"
 #include "core/db.h"
-#include "ops/backfill/export_user.h"
 #include "core/jstream.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "ops/backfill/export_user.h"
 
 /* Each Firebase field: its staging column and that column's type (MAPPING_COLUMNS). */
 static const struct
@@ -25,18 +25,16 @@ static const struct
 	const char *field;
 	const char *column;
 	const char *type;
-} field_columns[] = {
-	{"localId", "firebase_uid", "text"},
-	{"email", "email", "text"},
-	{"emailVerified", "email_verified", "boolean"},
-	{"displayName", "display_name", "text"},
-	{"photoUrl", "photo_url", "text"},
-	{"phoneNumber", "phone_number", "text"},
-	{"lastSignedInAt", "last_signed_in_at", "timestamptz"},
-	{"createdAt", "created_at", "timestamptz"},
-	{"disabled", "disabled", "boolean"},
-	{NULL, NULL, NULL}
-};
+} field_columns[] = {{"localId", "firebase_uid", "text"},
+					 {"email", "email", "text"},
+					 {"emailVerified", "email_verified", "boolean"},
+					 {"displayName", "display_name", "text"},
+					 {"photoUrl", "photo_url", "text"},
+					 {"phoneNumber", "phone_number", "text"},
+					 {"lastSignedInAt", "last_signed_in_at", "timestamptz"},
+					 {"createdAt", "created_at", "timestamptz"},
+					 {"disabled", "disabled", "boolean"},
+					 {NULL, NULL, NULL}};
 
 /* FIELD's entry in field_columns, or the terminating one (all NULL). */
 static int
@@ -156,8 +154,9 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 	if (bad_attributes > 10)
 		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
 	{
-		char *norm = str_printf("UPDATE pg_temp.phasemig_staging SET email_norm = nullif(" MAPPING_EMAIL_NORM("")
-								", '') WHERE email IS NOT NULL", "email");
+		char *norm = str_printf("UPDATE pg_temp.phasemig_staging SET email_norm = nullif(" MAPPING_EMAIL_NORM(
+									"") ", '') WHERE email IS NOT NULL",
+								"email");
 
 		db_exec(conn, norm);
 		free(norm);
@@ -237,11 +236,13 @@ load_csv(PGconn *conn, const char *path, long long *loaded)
 		if (bad > 0)
 		{
 			log_error("mapping file \"%s\": %lld lines have an empty clerk_user_id or an empty or over-long "
-					  "firebase_uid", path, bad);
+					  "firebase_uid",
+					  path, bad);
 			return EXIT_BAD_INPUT;
 		}
 	}
-	db_exec(conn, "INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin, element) "
+	db_exec(conn,
+			"INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin, element) "
 			"SELECT firebase_uid, clerk_user_id, 'file', row_number() OVER () FROM pg_temp.phasemig_csv");
 	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_staging", 0, NULL);
 	return EXIT_DONE;
@@ -271,7 +272,8 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 
 	if (fp == NULL)
 		return EXIT_BAD_INPUT;
-	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "
+	db_exec(conn,
+			"CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "
 			"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "
 			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
 			"totp_secret text, password_digest text, password_hasher text)");

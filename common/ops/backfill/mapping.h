@@ -11,13 +11,13 @@
 /*
  * Columns of the staging table and of the plan's persistent source table.
  */
-#define MAPPING_COLUMNS \
-	"firebase_uid text NOT NULL, clerk_user_id text, email text, email_norm text, " \
-	"email_verified boolean, display_name text, photo_url text, phone_number text, " \
-	"last_signed_in_at timestamptz, created_at timestamptz, disabled boolean, " \
+#define MAPPING_COLUMNS                                                                                                \
+	"firebase_uid text NOT NULL, clerk_user_id text, email text, email_norm text, "                                    \
+	"email_verified boolean, display_name text, photo_url text, phone_number text, "                                   \
+	"last_signed_in_at timestamptz, created_at timestamptz, disabled boolean, "                                        \
 	"origin text NOT NULL DEFAULT 'file', element bigint"
-#define MAPPING_COLUMN_LIST \
-	"firebase_uid, clerk_user_id, email, email_norm, email_verified, display_name, photo_url, " \
+#define MAPPING_COLUMN_LIST                                                                                            \
+	"firebase_uid, clerk_user_id, email, email_norm, email_verified, display_name, photo_url, "                        \
 	"phone_number, last_signed_in_at, created_at, disabled, origin, element"
 
 /*

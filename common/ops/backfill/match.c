@@ -41,8 +41,10 @@ bf_stage_inputs(Phase2 *s)
 	if ((rc = bf_adopt_source_generated(run, &s->n)) != EXIT_DONE)
 		return rc;
 	if (bf_table_exists(run, s->n.generated))
-		bf_exec_free(run, str_printf("INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin) "
-									 "SELECT firebase_uid, clerk_user_id, 'generated' FROM %s", s->n.generated));
+		bf_exec_free(run,
+					 str_printf("INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin) "
+								"SELECT firebase_uid, clerk_user_id, 'generated' FROM %s",
+								s->n.generated));
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (clerk_user_id)");
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (email_norm)");
 	db_exec(run->conn, "ANALYZE pg_temp.phasemig_staging");
@@ -123,9 +125,9 @@ find_conflicts(Run *run, const Names *n, Findings *f)
 	sb_printf(&held, "FROM pg_temp.phasemig_matches m JOIN %s o ", p->q_table);
 	sb_printf(&held, "ON o.%s = m.uid ", n->q_uid);
 	sb_printf(&held, "AND o.%s::text <> m.k", p->q_key);
-	total += conflict(run, f, "uid already held by another row", held.data,
-					  "format('uid %s for key %s is held by key %s', uid, quote_literal(k), quote_literal(holder))",
-					  "k");
+	total +=
+		conflict(run, f, "uid already held by another row", held.data,
+				 "format('uid %s for key %s is held by key %s', uid, quote_literal(k), quote_literal(holder))", "k");
 	sb_free(&held);
 
 	sb_init(&differs);
@@ -174,7 +176,8 @@ bf_check_staging(Phase2 *s)
 		if (!opts->skip_invalid_values)
 		{
 			log_hint("correct the export, or run again with --skip-invalid-values to leave these fields empty "
-					 "(the users are then listed in a file under %s)", opts->logs_dir);
+					 "(the users are then listed in a file under %s)",
+					 opts->logs_dir);
 			return refuse_with_findings(run, &f, "invalid_values", "the mapping has values that do not fit the table");
 		}
 		log_warning("the export has values that do not fit the table; --skip-invalid-values leaves them empty:");
@@ -196,11 +199,12 @@ bf_replace_source(Phase2 *s)
 	Run *run = s->run;
 	char *del = str_printf("DELETE FROM %s", s->n.source);
 	char *ins = str_printf("INSERT INTO %s (" MAPPING_COLUMN_LIST ") SELECT " MAPPING_COLUMN_LIST
-						   " FROM pg_temp.phasemig_staging", s->n.source);
+						   " FROM pg_temp.phasemig_staging",
+						   s->n.source);
 	bool ok;
 
 	/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
-	ok = db_ddl_try_nonblocking(run->conn, "replacing the mapping", (const char *[]) {del, ins}, 2);
+	ok = db_ddl_try_nonblocking(run->conn, "replacing the mapping", (const char *[]){del, ins}, 2);
 	free(del);
 	free(ins);
 	if (!ok)

@@ -8,8 +8,8 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
-#include "ops/backfill/backfill.h"
 #include "engine/registry.h"
+#include "ops/backfill/backfill.h"
 
 /*
  * ON CONFLICT (key) DO UPDATE list for the backup table aliased bk: a column
@@ -24,11 +24,9 @@ backup_upsert_sets(int n_set)
 	sb_init(&sb);
 	for (int i = 1; i <= n_set; i++)
 	{
-		sb_printf(&sb, "original_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d ",
-				  i, i, i);
+		sb_printf(&sb, "original_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d ", i, i, i);
 		sb_printf(&sb, "THEN EXCLUDED.original_%d ELSE bk.original_%d END, ", i, i);
-		sb_printf(&sb, "written_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d ",
-				  i, i, i);
+		sb_printf(&sb, "written_%d = CASE WHEN EXCLUDED.original_%d IS DISTINCT FROM EXCLUDED.written_%d ", i, i, i);
 		sb_printf(&sb, "THEN EXCLUDED.written_%d ELSE bk.written_%d END, ", i, i);
 	}
 	sb_append(&sb, "saved_at = now()");
@@ -52,7 +50,7 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
 
-	*n = (Names) {0};
+	*n = (Names){0};
 	n->source = plan_backup_table(p, "source");
 	n->backup = plan_backup_table(p, "backfill");
 	n->generated = plan_backup_table(p, "generated");
@@ -77,18 +75,16 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 void
 bf_names_free(Names *n)
 {
-	char *owned[] = {
-		n->source, n->backup, n->generated, n->import_files, n->sync_fn, n->trigger, n->trigger_name,
-		n->q_match, n->q_email, n->q_uid, n->backup_columns, n->backup_upsert,
-		n->by_clerk_id, n->by_email, n->profile, n->batch_columns, n->batch_steps
-	};
+	char *owned[] = {n->source,       n->backup,   n->generated, n->import_files,  n->sync_fn,        n->trigger,
+					 n->trigger_name, n->q_match,  n->q_email,   n->q_uid,         n->backup_columns, n->backup_upsert,
+					 n->by_clerk_id,  n->by_email, n->profile,   n->batch_columns, n->batch_steps};
 
 	for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
 		free(owned[i]);
 	for (int i = 0; i < n->n_set; i++)
 		free(n->q_set[i]);
 	free(n->q_set);
-	*n = (Names) {0};
+	*n = (Names){0};
 }
 
 /*
@@ -121,7 +117,7 @@ bf_drop_shared_lookups(Run *run, const Names *n)
 bool
 bf_table_exists(Run *run, const char *qname)
 {
-	return db_exists(run->conn, "SELECT 1 WHERE pg_catalog.to_regclass($1) IS NOT NULL", 1, (const char *[]) {qname});
+	return db_exists(run->conn, "SELECT 1 WHERE pg_catalog.to_regclass($1) IS NOT NULL", 1, (const char *[]){qname});
 }
 
 void
@@ -140,7 +136,7 @@ bf_drop_registered_table(Run *run, const char *qname, const char *kind, const ch
 	if (!registry_has(run->conn, run->plan, kind, name))
 		return EXIT_DONE;
 	drop = str_printf("DROP TABLE IF EXISTS %s", qname);
-	rc = ops_ddl(run, drop, (const char *[]) {drop}, 1);
+	rc = ops_ddl(run, drop, (const char *[]){drop}, 1);
 	if (rc == EXIT_DONE)
 		registry_remove(run->conn, run->plan, kind, name);
 	free(drop);

@@ -53,8 +53,7 @@ backfill_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 	}
 	/* n_set counts the pairs filled so far, so plan_free frees them on every path */
 	op->set = xcalloc(json_object_size(set), sizeof(FieldMap));
-	json_object_foreach(set, column, field)
-		read_field(r, op, column, field, where);
+	json_object_foreach(set, column, field) read_field(r, op, column, field, where);
 	if (op->uid_column == NULL)
 		plan_read_fail(r, where, "\"set\" must name the column that receives \"localId\"");
 	op->column = xstrdup(op->uid_column);
@@ -110,7 +109,7 @@ backfill_check_plan(Run *run, const Op *op)
 
 const OpType op_type_backfill_from_mapping = {
 	.name = "backfill_from_mapping",
-	.keys = (const char *const[]) {"match_column", "email_column", "set", NULL},
+	.keys = (const char *const[]){"match_column", "email_column", "set", NULL},
 	.read = backfill_read,
 	.check_plan = backfill_check_plan,
 	.handlers = &op_backfill_from_mapping,

@@ -48,7 +48,7 @@ copy_out_to_file(Run *run, const char *sql, const char *path)
 	while ((res = PQgetResult(run->conn)) != NULL)
 		PQclear(res);
 	fclose(fp);
-	return rows;				/* the header line is not a row */
+	return rows; /* the header line is not a row */
 }
 
 /* The rows still without a uid, listed in logs/RUN-ID-unmatched.csv; returns how many, or -1. */
@@ -84,8 +84,10 @@ int
 bf_write_skipped(Run *run, const Options *opts)
 {
 	char *path = str_printf("%s/%s-invalid-values.csv", opts->logs_dir, run->run_id);
-	long long rows = copy_out_to_file(run, "COPY (SELECT * FROM pg_temp.phasemig_skipped ORDER BY element, field) "
-									  "TO STDOUT (FORMAT csv, HEADER)", path);
+	long long rows = copy_out_to_file(run,
+									  "COPY (SELECT * FROM pg_temp.phasemig_skipped ORDER BY element, field) "
+									  "TO STDOUT (FORMAT csv, HEADER)",
+									  path);
 	int rc = EXIT_DONE;
 
 	if (rows < 0)
@@ -117,7 +119,8 @@ import_users_sql(const Run *run, const Names *n, bool with_clerk)
 		sb_append(&sb, "NULL::text AS email, ");
 	sb_append(&sb, "g.clerk_user_id AS clerk_user_id, ");
 	if (with_clerk)
-		sb_append(&sb, "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS display_name, "
+		sb_append(&sb,
+				  "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS display_name, "
 				  "CASE WHEN c.password_hasher = 'bcrypt' THEN c.password_digest END AS password_digest, "
 				  "c.primary_phone_number AS phone_number ");
 	else
@@ -175,22 +178,17 @@ bf_report(Phase2 *s, int rc)
 		unmatched = 0;
 	if (rc == EXIT_DONE && s->opts->generate_missing)
 		rc = write_import_file(run, &s->n, s->opts);
-	meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}",
-					 "mapping_users", (json_int_t) s->loaded,
-					 "rows_filled", (json_int_t) fill->changed,
-					 "unmatched", (json_int_t) unmatched,
-					 "generated", (json_int_t) s->generated,
-					 "invalid_values_skipped", (json_int_t) s->skipped,
-					 "batches", (json_int_t) fill->batches,
-					 "seconds", fill->seconds,
-					 "rows_per_second", rate,
-					 "longest_batch_ms", fill->longest_batch_ms,
-					 "jobs", s->opts->jobs);
+	meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}", "mapping_users", (json_int_t) s->loaded,
+					 "rows_filled", (json_int_t) fill->changed, "unmatched", (json_int_t) unmatched, "generated",
+					 (json_int_t) s->generated, "invalid_values_skipped", (json_int_t) s->skipped, "batches",
+					 (json_int_t) fill->batches, "seconds", fill->seconds, "rows_per_second", rate, "longest_batch_ms",
+					 fill->longest_batch_ms, "jobs", s->opts->jobs);
 	run->op_metadata = json_dumps(meta, JSON_COMPACT);
 	run->op_rows = fill->rows_done;
 	if (rc == EXIT_DONE)
 		log_info("backfill done: %lld rows scanned, %lld filled, %lld without a match, %ld batches, %.1f s, "
-				 "%.0f rows/s", fill->rows_done, fill->changed, unmatched, fill->batches, fill->seconds, rate);
+				 "%.0f rows/s",
+				 fill->rows_done, fill->changed, unmatched, fill->batches, fill->seconds, rate);
 	json_decref(meta);
 	return rc;
 }

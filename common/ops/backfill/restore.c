@@ -18,8 +18,10 @@
 static bool
 backup_layout_ok(Run *run, const Names *n)
 {
-	if (db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
-				  "AND attname = 'written_1' AND NOT attisdropped", 1, (const char *[]) {n->backup}))
+	if (db_exists(run->conn,
+				  "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+				  "AND attname = 'written_1' AND NOT attisdropped",
+				  1, (const char *[]){n->backup}))
 		return true;
 	log_error("backup table %s has the layout of an earlier phasemig (no written_1 column)", n->backup);
 	log_hint("roll back phase2 with the phasemig version that applied it, then carry on with this one");
@@ -51,7 +53,7 @@ bf_ensure_backup_table(Run *run, const Names *n, int phase)
 	def = str_printf("ALTER TABLE %s ALTER COLUMN saved_at SET DEFAULT now()", n->backup);
 	reg = registry_add_sql(p, phase, "backup_table", "backfill");
 	log_info("creating %s for the values phasemig overwrites", n->backup);
-	rc = ops_ddl(run, create.data, (const char *[]) {create.data, pk, def, reg}, 4);
+	rc = ops_ddl(run, create.data, (const char *[]){create.data, pk, def, reg}, 4);
 	sb_free(&create);
 	free(pk);
 	free(def);
@@ -86,8 +88,8 @@ restore_sql(Run *run, const Names *n, bool first)
 		sb_printf(&steps, "%s(t.%s IS NOT DISTINCT FROM b.written_%d AND b.original_%d IS DISTINCT FROM b.written_%d)",
 				  i > 1 ? " OR " : "", n->q_set[i - 1], i, i, i);
 	sb_append(&steps, ") RETURNING 1)");
-	sql = keyset_batch_sql(&(KeysetBatch) {.table = n->backup, .key = "key", .take = true, .steps = steps.data,
-											.changed = "u"}, first);
+	sql = keyset_batch_sql(
+		&(KeysetBatch){.table = n->backup, .key = "key", .take = true, .steps = steps.data, .changed = "u"}, first);
 	sb_free(&steps);
 	return sql;
 }

@@ -12,9 +12,9 @@
 
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/registry.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/mapping.h"
-#include "engine/registry.h"
 
 /* The function's start: leave alone rows with a uid, find the one user (uid) the row matches. */
 static void
@@ -32,7 +32,8 @@ append_match(StrBuf *sb, const Run *run, const Names *n)
 	 * or a unique violation): nothing to fill or save, and saving would wait
 	 * on a batch that holds the existing row
 	 */
-	sb_printf(sb, "  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM %s x WHERE x.%s = NEW.%s) THEN RETURN NEW; END IF;\n",
+	sb_printf(sb,
+			  "  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM %s x WHERE x.%s = NEW.%s) THEN RETURN NEW; END IF;\n",
 			  p->q_table, p->q_key, p->q_key);
 	sb_printf(sb, "  SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n", n->source);
 	sb_printf(sb, "   WHERE x.clerk_user_id = NEW.%s::text;\n", n->q_match);
@@ -60,8 +61,8 @@ append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
 		const char *q = n->q_set[i];
 		const char *f = mapping_field_column(op->set[i].field);
 
-		sb_printf(sb, "    IF r.%s IS NULL AND s.%s IS NOT NULL THEN r.%s := s.%s; touched := true; END IF;\n",
-				  q, f, q, f);
+		sb_printf(sb, "    IF r.%s IS NULL AND s.%s IS NOT NULL THEN r.%s := s.%s; touched := true; END IF;\n", q, f, q,
+				  f);
 	}
 	sb_append(sb, "    IF touched THEN\n");
 	sb_printf(sb, "      INSERT INTO %s AS bk (key, %s, saved_by)", n->backup, n->backup_columns);
@@ -97,7 +98,7 @@ bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
 		sb_printf(&create, ", %s", n->q_email);
 	sb_printf(&create, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", p->q_table, n->sync_fn);
 	log_info("installing trigger %s on %s", n->trigger, p->q_table);
-	rc = ops_ddl(run, create.data, (const char *[]) {fn.data, drop, create.data, reg}, 4);
+	rc = ops_ddl(run, create.data, (const char *[]){fn.data, drop, create.data, reg}, 4);
 	sb_free(&fn);
 	sb_free(&create);
 	free(drop);
@@ -113,7 +114,7 @@ bf_drop_sync_trigger(Run *run, const Names *n)
 	int rc;
 
 	log_info("removing trigger %s", n->trigger);
-	rc = ops_ddl(run, drop, (const char *[]) {drop, dropfn}, 2);
+	rc = ops_ddl(run, drop, (const char *[]){drop, dropfn}, 2);
 	if (rc == EXIT_DONE)
 		registry_remove(run->conn, run->plan, "sync_trigger", n->trigger_name);
 	free(drop);

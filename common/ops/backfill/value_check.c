@@ -11,8 +11,8 @@
 
 #include "core/db.h"
 #include "core/log.h"
-#include "ops/backfill/mapping.h"
 #include "core/strbuf.h"
+#include "ops/backfill/mapping.h"
 
 /* How a sample names its user: localId 'abc' (element 12) ... */
 #define SAMPLE_USER "format('localId %%s (element %%s)', quote_literal(firebase_uid), coalesce(element::text, 'none'))"
@@ -20,8 +20,8 @@
 /* What the check needs to know about one column. */
 typedef struct ColumnType
 {
-	char *type;				/* format_type() */
-	long max_chars;			/* varchar(n) and char(n): n; otherwise -1 */
+	char *type;     /* format_type() */
+	long max_chars; /* varchar(n) and char(n): n; otherwise -1 */
 } ColumnType;
 
 /* The type of COLUMN of relation QREL (a quoted name); false when it has none. */
@@ -54,10 +54,10 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 /* One field of one plan's "set" (or the email the match falls back to). */
 typedef struct Target
 {
-	const char *field;		/* the export's field */
-	const char *column;		/* the table's column */
-	const char *scol;		/* its staging column, NULL if none */
-	const char *subject;	/* "field "x" (column "y")" for messages */
+	const char *field;   /* the export's field */
+	const char *column;  /* the table's column */
+	const char *scol;    /* its staging column, NULL if none */
+	const char *subject; /* "field "x" (column "y")" for messages */
 } Target;
 
 /*
@@ -69,9 +69,10 @@ static void
 skip_values(Run *run, const Target *t, const char *cond, const char *problem)
 {
 	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT firebase_uid, element, $1::text, $2::text, "
-							"%s FROM pg_temp.phasemig_staging WHERE %s", problem, cond);
+							"%s FROM pg_temp.phasemig_staging WHERE %s",
+							problem, cond);
 
-	db_execp(run->conn, list, 2, (const char *[]) {t->field, t->column});
+	db_execp(run->conn, list, 2, (const char *[]){t->field, t->column});
 	if (t->scol)
 	{
 		char *clear = str_printf("UPDATE pg_temp.phasemig_staging SET %s = NULL WHERE %s", t->scol, cond);
@@ -161,7 +162,7 @@ check_fits(Run *run, Findings *f, const Target *t, const ColumnType *staged, con
 		PQfreemem(to);
 	}
 	else
-		return 0;				/* the same type, or text: every value fits */
+		return 0; /* the same type, or text: every value fits */
 	problem = PQescapeLiteral(run->conn, check, strlen(check));
 	n = staged_where(run, f, t, check, cond, detail, problem, skip);
 	PQfreemem(problem);
@@ -179,7 +180,8 @@ value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 
 	if (skip)
 	{
-		db_exec(run->conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_skipped (\"localId\" text, element bigint, "
+		db_exec(run->conn,
+				"CREATE TEMP TABLE IF NOT EXISTS phasemig_skipped (\"localId\" text, element bigint, "
 				"field text, \"column\" text, problem text)");
 		db_exec(run->conn, "TRUNCATE pg_temp.phasemig_skipped");
 	}
@@ -194,8 +196,10 @@ value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 	for (int i = 0; i < op->n_set; i++)
 	{
 		char *subject = str_printf("field \"%s\" (column \"%s\")", op->set[i].field, op->set[i].column);
-		Target t = {.field = op->set[i].field, .column = op->set[i].column,
-					.scol = mapping_field_column(op->set[i].field), .subject = subject};
+		Target t = {.field = op->set[i].field,
+					.column = op->set[i].column,
+					.scol = mapping_field_column(op->set[i].field),
+					.subject = subject};
 		ColumnType staged, target;
 
 		total += check_json_type(run, f, &t, skip);

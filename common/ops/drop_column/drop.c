@@ -54,8 +54,8 @@ drop_column_check(Run *run, const Op *op, Findings *f)
 	deps = catalog_column_dependents(run->plan, op->column);
 	if (deps == NULL)
 		return 0;
-	subject = str_printf("column %s.\"%s\" (drop it, or remove the dependent objects first)", run->plan->q_table,
-						 op->column);
+	subject =
+		str_printf("column %s.\"%s\" (drop it, or remove the dependent objects first)", run->plan->q_table, op->column);
 	findings_add(f, "dependent_object", subject, 1, deps);
 	free(subject);
 	free(deps);
@@ -68,30 +68,31 @@ column_definition(Run *run, const char *column)
 {
 	const char *p[2] = {run->plan->q_table, column};
 
-	return db_value(run->conn,
-					"SELECT json_build_object("
-					" 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),"
-					" 'collation', CASE WHEN a.attcollation <> t.typcollation "
-					"   THEN (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname) FROM pg_catalog.pg_collation co "
-					"         JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace WHERE co.oid = a.attcollation) END,"
-					" 'not_null', a.attnotnull,"
-					" 'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),"
-					" 'comment', pg_catalog.col_description(a.attrelid, a.attnum),"
-					" 'constraints', (SELECT coalesce(json_agg(json_build_object('name', c.conname, 'type', c.contype,"
-					"     'def', pg_catalog.pg_get_constraintdef(c.oid),"
-					"     'index', CASE WHEN c.contype IN ('u', 'x') THEN pg_catalog.pg_get_indexdef(c.conindid) END)"
-					"     ORDER BY c.conname), '[]') FROM pg_catalog.pg_constraint c"
-					"     WHERE c.conrelid = a.attrelid AND a.attnum = ANY (c.conkey)),"
-					" 'indexes', (SELECT coalesce(json_agg(pg_catalog.pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid), '[]')"
-					"     FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid"
-					"     AND i.indexrelid IN (SELECT objid FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::regclass"
-					"       AND refobjid = a.attrelid AND refobjsubid = a.attnum)"
-					"     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid"
-					"       AND c.conrelid = i.indrelid)))::text "
-					"FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-					"LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-					"WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
-					2, p);
+	return db_value(
+		run->conn,
+		"SELECT json_build_object("
+		" 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),"
+		" 'collation', CASE WHEN a.attcollation <> t.typcollation "
+		"   THEN (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname) FROM pg_catalog.pg_collation co "
+		"         JOIN pg_catalog.pg_namespace n ON n.oid = co.collnamespace WHERE co.oid = a.attcollation) END,"
+		" 'not_null', a.attnotnull,"
+		" 'default', pg_catalog.pg_get_expr(d.adbin, d.adrelid),"
+		" 'comment', pg_catalog.col_description(a.attrelid, a.attnum),"
+		" 'constraints', (SELECT coalesce(json_agg(json_build_object('name', c.conname, 'type', c.contype,"
+		"     'def', pg_catalog.pg_get_constraintdef(c.oid),"
+		"     'index', CASE WHEN c.contype IN ('u', 'x') THEN pg_catalog.pg_get_indexdef(c.conindid) END)"
+		"     ORDER BY c.conname), '[]') FROM pg_catalog.pg_constraint c"
+		"     WHERE c.conrelid = a.attrelid AND a.attnum = ANY (c.conkey)),"
+		" 'indexes', (SELECT coalesce(json_agg(pg_catalog.pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid), '[]')"
+		"     FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid"
+		"     AND i.indexrelid IN (SELECT objid FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::regclass"
+		"       AND refobjid = a.attrelid AND refobjsubid = a.attnum)"
+		"     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid"
+		"       AND c.conrelid = i.indrelid)))::text "
+		"FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+		"LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+		"WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
+		2, p);
 }
 
 /*
@@ -135,8 +136,10 @@ create_backup(Run *run, const Op *op, const DropNames *n)
 {
 	const Plan *p = run->plan;
 	/* the table's name goes in as a parameter, never inside a literal */
-	bool has_pk = db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = "
-							"pg_catalog.to_regclass($1) AND contype = 'p'", 1, (const char *[]) {n->backup});
+	bool has_pk = db_exists(run->conn,
+							"SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = "
+							"pg_catalog.to_regclass($1) AND contype = 'p'",
+							1, (const char *[]){n->backup});
 	char *stmts[6] = {
 		str_printf("CREATE TABLE IF NOT EXISTS %s AS SELECT %s AS key, %s AS value FROM %s WITH NO DATA", n->backup,
 				   p->q_key, n->qcol, p->q_table),
@@ -165,8 +168,8 @@ static void
 copy_values(Run *run, const DropNames *n)
 {
 	const Plan *p = run->plan;
-	char *copy = str_printf("INSERT INTO %s (key, value) SELECT %s, %s FROM %s ON CONFLICT (key) DO NOTHING",
-							n->backup, p->q_key, n->qcol, p->q_table);
+	char *copy = str_printf("INSERT INTO %s (key, value) SELECT %s, %s FROM %s ON CONFLICT (key) DO NOTHING", n->backup,
+							p->q_key, n->qcol, p->q_table);
 
 	db_exec(run->conn, copy);
 	free(copy);
@@ -225,9 +228,9 @@ static void
 drop_column_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
 	op->column = plan_read_ident(r, obj, where, "column", true);
-	if (op->column && r->plan_name
-		&& strlen(r->plan_name) + strlen(":drop:") + strlen(op->column) > PLAN_MAX_IDENT)
-		plan_read_fail(r, where, "the backup table \"%s:drop:%s\" would be longer than %d bytes; use a shorter plan name",
+	if (op->column && r->plan_name && strlen(r->plan_name) + strlen(":drop:") + strlen(op->column) > PLAN_MAX_IDENT)
+		plan_read_fail(r, where,
+					   "the backup table \"%s:drop:%s\" would be longer than %d bytes; use a shorter plan name",
 					   r->plan_name, op->column, PLAN_MAX_IDENT);
 }
 
@@ -240,7 +243,7 @@ static const OpHandlers drop_column_handlers = {
 
 const OpType op_type_drop_column = {
 	.name = "drop_column",
-	.keys = (const char *const[]) {"column", NULL},
+	.keys = (const char *const[]){"column", NULL},
 	.read = drop_column_read,
 	.handlers = &drop_column_handlers,
 };

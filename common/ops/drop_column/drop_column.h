@@ -10,10 +10,10 @@
 
 typedef struct DropNames
 {
-	char *qcol;				/* the column, quoted */
-	char *backup;			/* migration_backup."<plan>:drop:<col>" */
-	char *keep_fn;			/* migration_backup."<plan>:keep:<col>" */
-	char *keep_trigger;		/* trigger name, quoted */
+	char *qcol;         /* the column, quoted */
+	char *backup;       /* migration_backup."<plan>:drop:<col>" */
+	char *keep_fn;      /* migration_backup."<plan>:keep:<col>" */
+	char *keep_trigger; /* trigger name, quoted */
 } DropNames;
 
 void drop_names_init(DropNames *n, Run *run, const Op *op);

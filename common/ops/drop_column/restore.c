@@ -117,7 +117,7 @@ add_back(Run *run, const DropNames *n, json_t *d)
 	int rc;
 
 	log_info("adding column %s back", n->qcol);
-	rc = ops_ddl(run, add, (const char *[]) {add}, 1);
+	rc = ops_ddl(run, add, (const char *[]){add}, 1);
 	free(add);
 	return rc;
 }
@@ -136,10 +136,9 @@ restore_values(Run *run, const Op *op, const DropNames *n, const Options *opts)
 	char *label = str_printf("restore column %s", op->column);
 	char *count = str_printf("SELECT count(*) FROM %s", n->backup);
 	char *steps = str_printf("u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s AND t.%s IS NULL "
-							 "AND b.value IS NOT NULL RETURNING 1)", p->q_table, n->qcol, p->q_key, p->key_type,
-							 n->qcol);
-	KeysetBatch k = {.table = n->backup, .key = "key", .columns = ", t.value AS value", .steps = steps,
-					 .changed = "u"};
+							 "AND b.value IS NOT NULL RETURNING 1)",
+							 p->q_table, n->qcol, p->q_key, p->key_type, n->qcol);
+	KeysetBatch k = {.table = n->backup, .key = "key", .columns = ", t.value AS value", .steps = steps, .changed = "u"};
 	char *first = keyset_batch_sql(&k, true), *next = keyset_batch_sql(&k, false);
 	int rc;
 
@@ -165,7 +164,7 @@ restore_attributes(Run *run, const Op *op, const DropNames *n, json_t *d)
 	{
 		char *sql = str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", p->q_table, n->qcol, dflt);
 
-		rc = ops_ddl(run, sql, (const char *[]) {sql}, 1);
+		rc = ops_ddl(run, sql, (const char *[]){sql}, 1);
 		free(sql);
 	}
 	if (rc == EXIT_DONE && json_is_true(json_object_get(d, "not_null")))
@@ -189,15 +188,14 @@ restore_constraints_and_indexes(Run *run, json_t *d)
 	size_t i;
 	json_t *c;
 
-	json_array_foreach(json_object_get(d, "constraints"), i, c)
-		if (restore_constraint(run, c) != EXIT_DONE)
-			return EXIT_FAILED;
+	json_array_foreach(json_object_get(d, "constraints"), i,
+					   c) if (restore_constraint(run, c) != EXIT_DONE) return EXIT_FAILED;
 	json_array_foreach(json_object_get(d, "indexes"), i, c)
 	{
 		char *build = concurrent_indexdef(json_string_value(c));
 		char *ine = strstr(build, "CONCURRENTLY ");
 		char *sql = ine ? str_printf("%.*sCONCURRENTLY IF NOT EXISTS %s", (int) (ine - build), build, ine + 13)
-			: xstrdup(build);
+						: xstrdup(build);
 		bool ok = db_ddl_nontx_try(run->conn, sql, sql, false);
 
 		free(build);
@@ -243,8 +241,7 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		log_error("definition of dropped column %s in migration_backup.phasemig_objects is unreadable", n.qcol);
 		rc = EXIT_FAILED;
 	}
-	else if ((rc = add_back(run, &n, d)) == EXIT_DONE
-			 && (rc = restore_values(run, op, &n, opts)) == EXIT_DONE
+	else if ((rc = add_back(run, &n, d)) == EXIT_DONE && (rc = restore_values(run, op, &n, opts)) == EXIT_DONE
 			 && (rc = restore_attributes(run, op, &n, d)) == EXIT_DONE
 			 && (rc = restore_constraints_and_indexes(run, d)) == EXIT_DONE)
 		rc = drop_backup(run, op, &n);

@@ -47,8 +47,8 @@ target_rows_where(Run *run, Findings *f, const char *check, const UuidTarget *t,
  * conditions.  Returns the rows found.
  */
 static long long
-target_checks(Run *run, Findings *f, const UuidTarget *t, const char *from, RowCheck *checks, int n,
-			  const char *extra, long long *extra_out)
+target_checks(Run *run, Findings *f, const UuidTarget *t, const char *from, RowCheck *checks, int n, const char *extra,
+			  long long *extra_out)
 {
 	StrBuf sb;
 	PGresult *res;
@@ -87,15 +87,16 @@ row_checks(const UuidJob *job, int i, RowCheck *checks)
 	const UuidTarget *k = &job->t[0];
 	int n = 0;
 
-	checks[n++] = (RowCheck) {"not converted (shadow NULL, original not)",
-		str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow)};
+	checks[n++] = (RowCheck){"not converted (shadow NULL, original not)",
+							 str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow)};
 	if (i == 0)
 	{
 		char *value = uuid_value_sql(job, "c", t->q_col);
 
-		checks[n++] = (RowCheck) {"shadow differs from its original",
-			str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM %s", t->q_shadow, t->q_shadow, value)};
-		checks[n++] = (RowCheck) {"invalid uuid", uuid_invalid_sql(job, "c", t->q_col)};
+		checks[n++] =
+			(RowCheck){"shadow differs from its original",
+					   str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM %s", t->q_shadow, t->q_shadow, value)};
+		checks[n++] = (RowCheck){"invalid uuid", uuid_invalid_sql(job, "c", t->q_col)};
 		free(value);
 	}
 	else
@@ -106,8 +107,8 @@ row_checks(const UuidJob *job, int i, RowCheck *checks)
 		sb_init(&differs);
 		sb_printf(&differs, "c.%s IS NOT NULL AND (c.%s IS NULL OR ", t->q_shadow, t->q_col);
 		sb_printf(&differs, "(p.%s IS NOT NULL AND p.%s IS DISTINCT FROM c.%s))", k->q_col, k->q_shadow, t->q_shadow);
-		checks[n++] = (RowCheck) {"shadow differs from its original", sb_steal(&differs)};
-		checks[n++] = (RowCheck) {"orphan", str_printf("c.%s IS NOT NULL AND ps.v IS NULL", t->q_shadow)};
+		checks[n++] = (RowCheck){"shadow differs from its original", sb_steal(&differs)};
+		checks[n++] = (RowCheck){"orphan", str_printf("c.%s IS NOT NULL AND ps.v IS NULL", t->q_shadow)};
 	}
 	return n;
 }

@@ -87,8 +87,10 @@ uuid_add_lock_tables(UuidStmts *st, const UuidJob *job, json_t *views)
 {
 	int tables;
 	char *list = lock_list(job, views, &tables);
-	long long deadlock_ms = db_count(job->run->conn, "SELECT setting::bigint FROM pg_catalog.pg_settings "
-									 "WHERE name = 'deadlock_timeout'", 0, NULL);
+	long long deadlock_ms = db_count(job->run->conn,
+									 "SELECT setting::bigint FROM pg_catalog.pg_settings "
+									 "WHERE name = 'deadlock_timeout'",
+									 0, NULL);
 	long long per_table = (deadlock_ms - 100) / tables;
 
 	if (per_table > db_get_retry()->lock_timeout_ms)
@@ -110,8 +112,8 @@ uuid_add_foreign_keys(UuidStmts *st, const UuidJob *job, bool drop)
 		if (drop)
 			uuid_stmts_add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", t->table, t->q_constraint));
 		else
-			uuid_stmts_add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", t->table, t->q_constraint,
-										  t->fk_def));
+			uuid_stmts_add(
+				st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", t->table, t->q_constraint, t->fk_def));
 	}
 }
 

@@ -93,9 +93,11 @@ record_primary_key(Run *run, const Op *op)
 		log_error("convert_to_uuid: column \"%s\" must be the plan's key \"%s\"", op->column, p->key);
 		return EXIT_BAD_INPUT;
 	}
-	pk = db_value(run->conn, "SELECT c.conname FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a "
+	pk = db_value(run->conn,
+				  "SELECT c.conname FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a "
 				  "ON a.attrelid = c.conrelid AND a.attname = $2 WHERE c.conrelid = $1::regclass AND c.contype = 'p' "
-				  "AND c.conkey = ARRAY[a.attnum]::int2[]", 2, params);
+				  "AND c.conkey = ARRAY[a.attnum]::int2[]",
+				  2, params);
 	if (pk == NULL)
 	{
 		log_error("convert_to_uuid: column \"%s\" is not the primary key of %s", op->column, p->q_table);
@@ -121,7 +123,8 @@ target_supported(const PGresult *res, int r)
 		log_error("convert_to_uuid: %s.%s is %s, not text", rel, column, type);
 	else if (db_field(res, r, "relkind")[0] == 'p')
 		log_error("convert_to_uuid: %s is a partitioned table; not supported (indexes cannot be built "
-				  "CONCURRENTLY on it)", rel);
+				  "CONCURRENTLY on it)",
+				  rel);
 	else if (db_field(res, r, "key") == NULL)
 		log_error("convert_to_uuid: table %s has no single-column primary key to walk in batches", rel);
 	else if (db_field_true(res, r, "in_primary_key"))
@@ -138,9 +141,8 @@ record_target(Run *run, const PGresult *res, int r)
 	const char *rel = db_field(res, r, "rel");
 	const char *column = db_field(res, r, "attname");
 	const char *constraint = db_field(res, r, "conname");
-	json_t *d = json_pack("{s:i, s:s, s:s, s:s, s:b}", "index", atoi(db_field(res, r, "ord")), "table", rel,
-						  "column", column, "key", db_field(res, r, "key"),
-						  "not_null", db_field_true(res, r, "attnotnull"));
+	json_t *d = json_pack("{s:i, s:s, s:s, s:s, s:b}", "index", atoi(db_field(res, r, "ord")), "table", rel, "column",
+						  column, "key", db_field(res, r, "key"), "not_null", db_field_true(res, r, "attnotnull"));
 	char *name = str_printf("%s.%s", rel, column);
 
 	if (constraint)
@@ -162,11 +164,13 @@ static int
 refuse_shared_columns(Run *run)
 {
 	const char *params[1] = {run->plan->name};
-	PGresult *res = db_query(run->conn,
-							 "SELECT o.plan, o.name FROM migration_backup.phasemig_objects m "
-							 "JOIN migration_backup.phasemig_objects o ON o.kind = 'uuid_target' AND o.plan <> m.plan "
-							 " AND o.detail->>'table' = m.detail->>'table' AND o.detail->>'column' = m.detail->>'column' "
-							 "WHERE m.plan = $1 AND m.kind = 'uuid_target' ORDER BY 1, 2", 1, params);
+	PGresult *res =
+		db_query(run->conn,
+				 "SELECT o.plan, o.name FROM migration_backup.phasemig_objects m "
+				 "JOIN migration_backup.phasemig_objects o ON o.kind = 'uuid_target' AND o.plan <> m.plan "
+				 " AND o.detail->>'table' = m.detail->>'table' AND o.detail->>'column' = m.detail->>'column' "
+				 "WHERE m.plan = $1 AND m.kind = 'uuid_target' ORDER BY 1, 2",
+				 1, params);
 	int rc = EXIT_DONE;
 
 	for (int r = 0; r < PQntuples(res); r++)
@@ -185,16 +189,16 @@ static int
 refuse_multi_column_foreign_keys(Run *run)
 {
 	const char *params[1] = {run->plan->name};
-	long long multi = db_count(run->conn,
-							   "SELECT count(*) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = "
-							   "(SELECT (detail->>'table')::regclass FROM migration_backup.phasemig_objects WHERE plan = $1 "
-							   " AND kind = 'uuid_target' AND detail->>'index' = '0') AND cardinality(c.conkey) > 1",
-							   1, params);
+	long long multi =
+		db_count(run->conn,
+				 "SELECT count(*) FROM pg_catalog.pg_constraint c WHERE c.contype = 'f' AND c.confrelid = "
+				 "(SELECT (detail->>'table')::regclass FROM migration_backup.phasemig_objects WHERE plan = $1 "
+				 " AND kind = 'uuid_target' AND detail->>'index' = '0') AND cardinality(c.conkey) > 1",
+				 1, params);
 
 	if (multi == 0)
 		return EXIT_DONE;
-	log_error("convert_to_uuid: %lld multi-column foreign keys reference %s; not supported", multi,
-			  run->plan->q_table);
+	log_error("convert_to_uuid: %lld multi-column foreign keys reference %s; not supported", multi, run->plan->q_table);
 	return EXIT_BAD_INPUT;
 }
 
@@ -209,14 +213,16 @@ index_supported(const PGresult *res, int r)
 	if (db_field_true(res, r, "unsupported"))
 	{
 		log_error("convert_to_uuid: index \"%s\" on %s uses an expression, a predicate or INCLUDE columns; "
-				  "not supported", name, rel);
+				  "not supported",
+				  name, rel);
 		return false;
 	}
 	if (other_plan)
 	{
 		/* each plan would mirror it on its own shadow and rename it at its own swap */
 		log_error("convert_to_uuid: index \"%s\" on %s also holds a column converted by plan \"%s\"; "
-				  "not supported", name, rel, other_plan);
+				  "not supported",
+				  name, rel, other_plan);
 		log_hint("finish or roll back plan \"%s\" first, or drop the index", other_plan);
 		return false;
 	}
@@ -234,9 +240,8 @@ record_index(Run *run, const PGresult *res, int r)
 	char *legacy = index_name(run->plan, "legacy", index);
 	char *name = str_printf("%s.%s", rel, index);
 	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "table", rel, "name", index, "mirror", mirror,
-						  "legacy", legacy, "columns", db_field(res, r, "columns"),
-						  "legacy_columns", db_field(res, r, "legacy_columns"),
-						  "unique", db_field_true(res, r, "indisunique"));
+						  "legacy", legacy, "columns", db_field(res, r, "columns"), "legacy_columns",
+						  db_field(res, r, "legacy_columns"), "unique", db_field_true(res, r, "indisunique"));
 
 	if (constraint)
 		json_object_set_new(d, "constraint", json_string(constraint));
@@ -250,8 +255,7 @@ record_index(Run *run, const PGresult *res, int r)
  */
 static int
 record_rows(Run *run, const char *sql, int nparams, const char *const *params,
-			bool (*supported) (const PGresult *res, int r),
-			void (*record) (Run *run, const PGresult *res, int r))
+			bool (*supported)(const PGresult *res, int r), void (*record)(Run *run, const PGresult *res, int r))
 {
 	PGresult *res = db_query(run->conn, sql, nparams, params);
 	int rc = EXIT_DONE;

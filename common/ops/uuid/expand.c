@@ -32,11 +32,14 @@ uuid_create_map(UuidJob *job)
 {
 	UuidStmts st = {0};
 
-	uuid_stmts_add(&st, str_printf("CREATE TABLE IF NOT EXISTS %s (old text PRIMARY KEY, new uuid NOT NULL UNIQUE, "
-								   "created_at timestamptz NOT NULL DEFAULT now())", job->map));
-	uuid_stmts_add(&st, str_printf("CREATE OR REPLACE FUNCTION %s(value text) RETURNS uuid LANGUAGE sql IMMUTABLE "
-								   "PARALLEL SAFE AS $fn$ SELECT CASE WHEN value ~* '%s' THEN value::uuid END $fn$",
-								   job->try_fn, UUID_TEXT_RE));
+	uuid_stmts_add(&st,
+				   str_printf("CREATE TABLE IF NOT EXISTS %s (old text PRIMARY KEY, new uuid NOT NULL UNIQUE, "
+							  "created_at timestamptz NOT NULL DEFAULT now())",
+							  job->map));
+	uuid_stmts_add(&st,
+				   str_printf("CREATE OR REPLACE FUNCTION %s(value text) RETURNS uuid LANGUAGE sql IMMUTABLE "
+							  "PARALLEL SAFE AS $fn$ SELECT CASE WHEN value ~* '%s' THEN value::uuid END $fn$",
+							  job->try_fn, UUID_TEXT_RE));
 	return uuid_stmts_run(job->run, "the uuid map", &st);
 }
 

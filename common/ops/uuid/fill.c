@@ -39,17 +39,20 @@ count_key_values(UuidJob *job, json_t *meta, bool *same_uuid)
 	long long invalid;
 
 	sb_init(&sql);
-	sb_append(&sql, "SELECT count(*) FILTER (WHERE u::text = v) AS canonical, "
+	sb_append(&sql,
+			  "SELECT count(*) FILTER (WHERE u::text = v) AS canonical, "
 			  "count(*) FILTER (WHERE u::text <> v) AS not_canonical, ");
-	sb_printf(&sql, "count(*) FILTER (WHERE u IS NULL AND v IS NOT NULL AND NOT EXISTS "
-			  "(SELECT 1 FROM %s m WHERE m.old = v)) AS invalid, ", job->map);
+	sb_printf(&sql,
+			  "count(*) FILTER (WHERE u IS NULL AND v IS NOT NULL AND NOT EXISTS "
+			  "(SELECT 1 FROM %s m WHERE m.old = v)) AS invalid, ",
+			  job->map);
 	sb_append(&sql, "count(u) - count(DISTINCT u) AS same_uuid ");
 	sb_printf(&sql, "FROM (SELECT %s::text AS v, %s AS u FROM %s OFFSET 0) s", k->q_col, u, k->table);
 	res = db_query(job->run->conn, sql.data, 0, NULL);
 	invalid = atoll(db_field(res, 0, "invalid"));
 	*same_uuid = atoll(db_field(res, 0, "same_uuid")) > 0;
-	log_info("%s.%s: %s canonical, %s accepted but not canonical (stored canonical), %lld invalid", k->table,
-			 k->q_col, db_field(res, 0, "canonical"), db_field(res, 0, "not_canonical"), invalid);
+	log_info("%s.%s: %s canonical, %s accepted but not canonical (stored canonical), %lld invalid", k->table, k->q_col,
+			 db_field(res, 0, "canonical"), db_field(res, 0, "not_canonical"), invalid);
 	json_object_set_new(meta, "canonical", json_integer(atoll(db_field(res, 0, "canonical"))));
 	json_object_set_new(meta, "not_canonical", json_integer(atoll(db_field(res, 0, "not_canonical"))));
 	json_object_set_new(meta, "invalid", json_integer(invalid));
@@ -109,7 +112,8 @@ classify(UuidJob *job, Findings *f, json_t *meta)
 		long long n = find_orphans(job, f, i);
 
 		if (n > 0)
-			json_object_set_new(meta, "orphans", json_integer(n + json_integer_value(json_object_get(meta, "orphans"))));
+			json_object_set_new(meta, "orphans",
+								json_integer(n + json_integer_value(json_object_get(meta, "orphans"))));
 		problems += n;
 	}
 	return problems;
@@ -146,7 +150,8 @@ regenerate_invalid(UuidJob *job, json_t *meta)
 	const UuidTarget *k = &job->t[0];
 	char *u = key_as_uuid(job);
 	char *sql = str_printf("INSERT INTO %s (old, new) SELECT %s::text, gen_random_uuid() FROM %s "
-						   "WHERE %s IS NULL ON CONFLICT (old) DO NOTHING", job->map, k->q_col, k->table, u);
+						   "WHERE %s IS NULL ON CONFLICT (old) DO NOTHING",
+						   job->map, k->q_col, k->table, u);
 	long long regenerated = db_exec_rows(job->run->conn, sql);
 
 	log_info("regenerated %lld invalid keys (old -> new in %s)", regenerated, job->map);
@@ -175,8 +180,12 @@ fill_batch(const UuidJob *job, const UuidTarget *t)
 	sb_printf(&steps, "WHERE t.%s = b.key AND t.%s = ANY (ARRAY(SELECT key FROM b)) ", t->q_key, t->q_key);
 	sb_printf(&steps, "AND t.%s IS DISTINCT FROM b.v RETURNING 1)", t->q_shadow);
 	free(value);
-	return (KeysetBatch) {.table = t->table, .key = t->q_key, .columns = columns, .lock = true,
-						  .steps = sb_steal(&steps), .changed = "f"};
+	return (KeysetBatch){.table = t->table,
+						 .key = t->q_key,
+						 .columns = columns,
+						 .lock = true,
+						 .steps = sb_steal(&steps),
+						 .changed = "f"};
 }
 
 /*
@@ -193,7 +202,7 @@ fill_targets(UuidJob *job, json_t *meta)
 	for (int i = 0; i < job->n; i++)
 	{
 		labels[i] = str_printf("fill %s", job->t[i].regname);
-		tables[i] = (FillTable) {.label = labels[i], .batch = fill_batch(job, &job->t[i])};
+		tables[i] = (FillTable){.label = labels[i], .batch = fill_batch(job, &job->t[i])};
 	}
 	rc = fill_tables(job->run, tables, job->n, job->opts);
 	for (int i = 0; i < job->n; i++)
@@ -203,9 +212,10 @@ fill_targets(UuidJob *job, json_t *meta)
 		json_object_set_new(meta, job->t[i].regname,
 							json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) t->changed, "batches",
 									  (json_int_t) t->batches, "seconds", t->seconds, "rows_per_second",
-									  t->seconds > 0 ? t->rows_done / t->seconds : 0.0, "rows", (json_int_t) t->rows_done));
+									  t->seconds > 0 ? t->rows_done / t->seconds : 0.0, "rows",
+									  (json_int_t) t->rows_done));
 		free(labels[i]);
-		free((char *) t->batch.columns);	/* fill_batch's */
+		free((char *) t->batch.columns); /* fill_batch's */
 		free((char *) t->batch.steps);
 	}
 	free(tables), free(labels);

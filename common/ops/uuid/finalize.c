@@ -36,8 +36,8 @@ int
 uuid_save_legacy_keys(UuidJob *job)
 {
 	const UuidTarget *k = &job->t[0];
-	char *create = str_printf("CREATE TABLE IF NOT EXISTS %s (new uuid PRIMARY KEY, legacy text NOT NULL)",
-							  job->legacy_backup);
+	char *create =
+		str_printf("CREATE TABLE IF NOT EXISTS %s (new uuid PRIMARY KEY, legacy text NOT NULL)", job->legacy_backup);
 	StrBuf copy;
 
 	sb_init(&copy);
@@ -61,10 +61,11 @@ legacy_definition(const UuidJob *job, const UuidTarget *t)
 							 "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull, "
 							 "pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default_sql FROM pg_catalog.pg_attribute a "
 							 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-							 "WHERE a.attrelid = $1::regclass AND a.attname = $2", 2, params);
+							 "WHERE a.attrelid = $1::regclass AND a.attname = $2",
+							 2, params);
 	const char *default_sql = db_field(res, 0, "default_sql");
-	json_t *c = json_pack("{s:s, s:b}", "type", db_field(res, 0, "type"),
-						  "not_null", db_field_true(res, 0, "attnotnull"));
+	json_t *c =
+		json_pack("{s:s, s:b}", "type", db_field(res, 0, "type"), "not_null", db_field_true(res, 0, "attnotnull"));
 
 	if (default_sql)
 		json_object_set_new(c, "default", json_string(default_sql));
@@ -115,8 +116,9 @@ add_legacy_columns(UuidJob *job, json_t *cols)
 	{
 		const char *type = json_string_value(json_object_get(json_array_get(cols, (size_t) i), "type"));
 
-		uuid_stmts_add(&st, str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", job->t[i].table,
-									   job->t[i].q_legacy, type));
+		uuid_stmts_add(
+			&st,
+			str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", job->t[i].table, job->t[i].q_legacy, type));
 	}
 	for (int i = 0; i < job->n; i++)
 	{
@@ -150,8 +152,8 @@ static int
 restore_legacy_values(UuidJob *job)
 {
 	const UuidTarget *k = &job->t[0];
-	char *value = str_printf("coalesce((SELECT l.legacy FROM %s l WHERE l.new = t.%s), t.%s::text)",
-							 job->legacy_backup, k->q_col, k->q_col);
+	char *value = str_printf("coalesce((SELECT l.legacy FROM %s l WHERE l.new = t.%s), t.%s::text)", job->legacy_backup,
+							 k->q_col, k->q_col);
 	char *cond = str_printf("t.%s IS NULL", k->q_legacy);
 	int rc;
 
@@ -189,8 +191,8 @@ restore_legacy_constraints(UuidJob *job, json_t *cols)
 		{
 			UuidStmts st = {0};
 
-			uuid_stmts_add(&st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_legacy,
-										   default_sql));
+			uuid_stmts_add(
+				&st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_legacy, default_sql));
 			rc = uuid_stmts_run(job->run, "restoring a default", &st);
 		}
 		if (rc == EXIT_DONE && json_is_true(json_object_get(c, "not_null")))
@@ -213,13 +215,16 @@ restore_legacy_indexes(UuidJob *job)
 
 		rc = ops_build_index_on(run, x->table, x->names.legacy, x->legacy_columns, x->unique);
 		if (rc == EXIT_DONE && x->constraint
-			&& !db_exists(run->conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
-						  "AND conname = $2", 2, params))
+			&& !db_exists(run->conn,
+						  "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
+						  "AND conname = $2",
+						  2, params))
 		{
 			UuidStmts st = {0};
 
-			uuid_stmts_add(&st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table,
-										   x->names.q_legacy, x->names.q_legacy));
+			uuid_stmts_add(&st,
+						   str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table,
+									  x->names.q_legacy, x->names.q_legacy));
 			rc = uuid_stmts_run(run, "restoring a legacy unique constraint", &st);
 		}
 	}
@@ -257,7 +262,8 @@ uuid_unfinalize(UuidJob *job)
 	{
 		UuidStmts st = {0};
 
-		uuid_stmts_add(&st, registry_remove_sql(job->run->plan, (const char *const[]) {"uuid_finalized", NULL}, job->op->column));
+		uuid_stmts_add(
+			&st, registry_remove_sql(job->run->plan, (const char *const[]){"uuid_finalized", NULL}, job->op->column));
 		uuid_stmts_add(&st, str_printf("DROP TABLE IF EXISTS %s", job->legacy_backup));
 		rc = uuid_stmts_run(job->run, "forgetting the finalize", &st);
 	}

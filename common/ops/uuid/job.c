@@ -145,9 +145,11 @@ uuid_job_load(UuidJob *job, Run *run, const Op *op, const Options *opts)
 	job->map = plan_backup_table(p, "uuid_map");
 	job->try_fn = plan_backup_table(p, "try_uuid");
 	job->legacy_backup = plan_backup_table(p, "uuid_legacy");
-	res = db_query(run->conn, "SELECT kind, detail::text AS detail FROM migration_backup.phasemig_objects "
+	res = db_query(run->conn,
+				   "SELECT kind, detail::text AS detail FROM migration_backup.phasemig_objects "
 				   "WHERE plan = $1 AND kind IN ('uuid_target', 'uuid_index', 'uuid_pk') "
-				   "ORDER BY kind, (detail->>'index')::int, name", 1, params);
+				   "ORDER BY kind, (detail->>'index')::int, name",
+				   1, params);
 	for (int r = 0; r < PQntuples(res); r++)
 	{
 		const char *kind = db_field(res, r, "kind");
@@ -280,9 +282,11 @@ uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trig
 	char *body = trigger_body(job, i, reverse);
 
 	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN %s RETURN NEW; "
-					 "END $fn$", name, body);
+					 "END $fn$",
+					 name, body);
 	*trigger = str_printf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s "
-						  "FOR EACH ROW EXECUTE FUNCTION %s()", t->trigger[reverse], t->q_col, t->table, name);
+						  "FOR EACH ROW EXECUTE FUNCTION %s()",
+						  t->trigger[reverse], t->q_col, t->table, name);
 	free(body);
 }
 

@@ -50,9 +50,11 @@ uuid_status(Run *run, const Op *op, int phase, json_t *obj)
 	(void) op;
 	if (phase != 3)
 		return;
-	reached = db_value(run->conn, "SELECT string_agg(replace(kind, 'uuid_', ''), ', ' ORDER BY kind DESC) "
+	reached = db_value(run->conn,
+					   "SELECT string_agg(replace(kind, 'uuid_', ''), ', ' ORDER BY kind DESC) "
 					   "FROM migration_backup.phasemig_objects WHERE plan = $1 "
-					   "AND kind IN ('uuid_swapped', 'uuid_finalized')", 1, params);
+					   "AND kind IN ('uuid_swapped', 'uuid_finalized')",
+					   1, params);
 	if (reached)
 		json_object_set_new(obj, "reached", json_string(reached));
 	free(reached);
@@ -60,7 +62,7 @@ uuid_status(Run *run, const Op *op, int phase, json_t *obj)
 
 const OpType op_type_convert_to_uuid = {
 	.name = "convert_to_uuid",
-	.keys = (const char *const[]) {"column", "recreate_views", NULL},
+	.keys = (const char *const[]){"column", "recreate_views", NULL},
 	.read = uuid_read,
 	.check_plan = uuid_check_plan,
 	.handlers = &op_convert_to_uuid,

@@ -62,9 +62,11 @@ column_default(Run *run, const char *table, const char *column)
 {
 	const char *p[2] = {table, column};
 
-	return db_value(run->conn, "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+	return db_value(run->conn,
+					"SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
 					"JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
-					"WHERE d.adrelid = $1::regclass AND a.attname = $2", 2, p);
+					"WHERE d.adrelid = $1::regclass AND a.attname = $2",
+					2, p);
 }
 
 /* A text default such as (gen_random_uuid())::text becomes gen_random_uuid(); others are cast. */
@@ -93,8 +95,9 @@ add_index_rename(UuidStmts *st, Run *run, const UuidIndex *x, bool forward)
 	if (x->constraint && forward)
 	{
 		uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME CONSTRAINT %s TO %s", x->table, nm->q_name, nm->q_legacy));
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table, nm->q_name,
-									  nm->q_mirror));
+		uuid_stmts_add(
+			st,
+			str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", x->table, nm->q_name, nm->q_mirror));
 	}
 	else if (x->constraint)
 	{
@@ -141,8 +144,9 @@ uuid_add_swap_teardown(UuidStmts *st, const UuidJob *job, json_t *views, bool fo
 void
 uuid_add_swap_rebuild(UuidStmts *st, const UuidJob *job, json_t *views, bool forward)
 {
-	uuid_stmts_add(st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", job->t[0].table,
-								  job->pk.q_name, forward ? job->pk.q_mirror : job->pk.q_legacy));
+	uuid_stmts_add(st,
+				   str_printf("ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", job->t[0].table,
+							  job->pk.q_name, forward ? job->pk.q_mirror : job->pk.q_legacy));
 	uuid_add_foreign_keys(st, job, false);
 	for (int i = 0; i < job->n; i++)
 	{
@@ -167,8 +171,7 @@ add_column_swap(UuidStmts *st, Run *run, const UuidTarget *t)
 	{
 		char *converted = uuid_default(text_default);
 
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col,
-									  converted));
+		uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col, converted));
 		free(converted);
 	}
 	free(text_default);

@@ -76,7 +76,9 @@ uuid_swap_back(UuidJob *job)
 	for (int i = 0; i < job->n; i++)
 		add_column_swap_back(&st, &job->t[i]);
 	uuid_add_swap_rebuild(&st, job, views, false);
-	uuid_stmts_add(&st, registry_remove_sql(job->run->plan, (const char *const[]) {"uuid_swapped", "uuid_views", NULL}, job->op->column));
+	uuid_stmts_add(&st,
+				   registry_remove_sql(job->run->plan, (const char *const[]){"uuid_swapped", "uuid_views", NULL},
+									   job->op->column));
 	log_info("swapping %d columns back to text in one transaction", job->n);
 	rc = uuid_stmts_run(job->run, "the swap back", &st);
 	json_decref(views);

@@ -18,20 +18,22 @@ static const UuidStep fill_steps[] = {uuid_fill, NULL};
 static const UuidStep unfill_steps[] = {uuid_discard_regenerated, uuid_reset_shadows, NULL};
 
 /* phase3: the indexes and NOT NULLs the swap needs, the swap, then its foreign keys validated. */
-static const UuidStep swap_steps[] = {
-	uuid_validate_if_swapped, uuid_build_mirrors, uuid_enforce_shadows_not_null, uuid_swap_columns,
-	uuid_validate_foreign_keys, NULL
-};
+static const UuidStep swap_steps[] = {uuid_validate_if_swapped,      uuid_build_mirrors,
+									  uuid_enforce_shadows_not_null, uuid_swap_columns,
+									  uuid_validate_foreign_keys,    NULL};
 
 /*
  * Back: finalize undone if it ran; then the swap backwards if it happened,
  * else what an apply stopped before it left; the foreign keys validated and
  * the reverse functions dropped either way.
  */
-static const UuidStep unswap_steps[] = {
-	uuid_unfinalize, uuid_drop_shadows_not_null, uuid_build_legacy_key, uuid_swap_back,
-	uuid_validate_foreign_keys, uuid_drop_reverse_functions, NULL
-};
+static const UuidStep unswap_steps[] = {uuid_unfinalize,
+										uuid_drop_shadows_not_null,
+										uuid_build_legacy_key,
+										uuid_swap_back,
+										uuid_validate_foreign_keys,
+										uuid_drop_reverse_functions,
+										NULL};
 
 static const UuidStep finalize_steps[] = {uuid_finalize_ready, uuid_save_legacy_keys, uuid_drop_legacy_columns, NULL};
 

@@ -34,23 +34,23 @@
 
 typedef struct UuidTarget
 {
-	int index;				/* 0 is the key column of the plan's table */
-	char *table;			/* quoted, schema-qualified */
-	char *column;			/* the original column's name */
-	char *q_col;			/* quoted original name */
-	char *q_shadow;			/* quoted "<column>_uuid" */
-	char *q_legacy;			/* quoted "<column>_legacy" */
-	char *shadow;			/* unquoted "<column>_uuid" */
-	char *legacy;			/* unquoted "<column>_legacy" */
-	char *q_key;			/* quoted single-column primary key of the table */
-	char *constraint;		/* foreign key name (children only) */
-	char *q_constraint;		/* the same, quoted (children only) */
-	char *fk_def;			/* pg_get_constraintdef of the foreign key, without NOT VALID */
-	bool fk_validated;		/* it was validated before the migration (re-validated after each swap) */
+	int index;          /* 0 is the key column of the plan's table */
+	char *table;        /* quoted, schema-qualified */
+	char *column;       /* the original column's name */
+	char *q_col;        /* quoted original name */
+	char *q_shadow;     /* quoted "<column>_uuid" */
+	char *q_legacy;     /* quoted "<column>_legacy" */
+	char *shadow;       /* unquoted "<column>_uuid" */
+	char *legacy;       /* unquoted "<column>_legacy" */
+	char *q_key;        /* quoted single-column primary key of the table */
+	char *constraint;   /* foreign key name (children only) */
+	char *q_constraint; /* the same, quoted (children only) */
+	char *fk_def;       /* pg_get_constraintdef of the foreign key, without NOT VALID */
+	bool fk_validated;  /* it was validated before the migration (re-validated after each swap) */
 	bool not_null;
-	char *regname;			/* registry name: "<table>.<column>" */
-	char *fn[2];			/* trigger functions, [0] forward (shadow from original), [1] reverse */
-	char *trigger[2];		/* their triggers, quoted */
+	char *regname;    /* registry name: "<table>.<column>" */
+	char *fn[2];      /* trigger functions, [0] forward (shadow from original), [1] reverse */
+	char *trigger[2]; /* their triggers, quoted */
 } UuidTarget;
 
 /*
@@ -63,7 +63,7 @@ typedef struct UuidIndexNames
 	char *name;
 	char *mirror;
 	char *legacy;
-	char *q_name;			/* the three, quoted */
+	char *q_name; /* the three, quoted */
 	char *q_mirror;
 	char *q_legacy;
 } UuidIndexNames;
@@ -71,19 +71,19 @@ typedef struct UuidIndexNames
 /* An index that includes a converted column, mirrored on the shadow column. */
 typedef struct UuidIndex
 {
-	char *table;			/* quoted */
+	char *table; /* quoted */
 	UuidIndexNames names;
-	char *columns;			/* the mirror's column list, quoted */
-	char *legacy_columns;	/* the column list on the legacy column, quoted */
+	char *columns;        /* the mirror's column list, quoted */
+	char *legacy_columns; /* the column list on the legacy column, quoted */
 	bool unique;
-	char *constraint;		/* name of the unique constraint it backs, or NULL */
+	char *constraint; /* name of the unique constraint it backs, or NULL */
 } UuidIndex;
 
 typedef struct UuidJob
 {
 	Run *run;
 	const Op *op;
-	const Options *opts;	/* NULL for the pre-flight check */
+	const Options *opts; /* NULL for the pre-flight check */
 	UuidTarget *t;
 	int n;
 	UuidIndex *ix;
@@ -94,12 +94,12 @@ typedef struct UuidJob
 	 * index on the legacy key for a rollback after the swap.
 	 */
 	UuidIndexNames pk;
-	char *map;				/* migration_backup."<plan>:uuid_map": old text -> new uuid */
-	char *try_fn;			/* migration_backup."<plan>:try_uuid"(text): uuid or NULL */
-	char *legacy_backup;	/* migration_backup."<plan>:uuid_legacy": new uuid -> legacy text */
+	char *map;           /* migration_backup."<plan>:uuid_map": old text -> new uuid */
+	char *try_fn;        /* migration_backup."<plan>:try_uuid"(text): uuid or NULL */
+	char *legacy_backup; /* migration_backup."<plan>:uuid_legacy": new uuid -> legacy text */
 	/* phase3's state when the job was loaded */
-	bool swapped;			/* the columns are native uuid (uuid_swapped) */
-	bool finalized;			/* the legacy columns are dropped (uuid_finalized) */
+	bool swapped;   /* the columns are native uuid (uuid_swapped) */
+	bool finalized; /* the legacy columns are dropped (uuid_finalized) */
 } UuidJob;
 
 /*
@@ -144,8 +144,7 @@ char *uuid_value_sql(const UuidJob *job, const char *alias, const char *qcol);
  * "(SELECT p.<PARENT_COLUMN> FROM <key table> p WHERE p.<key> = <alias>.<qcol>)":
  * the parent row of a child's value (PARENT_COLUMN NULL: SELECT 1).
  */
-void uuid_append_parent(StrBuf *sb, const UuidJob *job, const char *parent_column, const char *alias,
-						const char *qcol);
+void uuid_append_parent(StrBuf *sb, const UuidJob *job, const char *parent_column, const char *alias, const char *qcol);
 /* A key neither a uuid nor regenerated: the condition on it (malloc'd). */
 char *uuid_invalid_sql(const UuidJob *job, const char *alias, const char *qcol);
 /*
@@ -177,8 +176,7 @@ int uuid_reset_shadows(UuidJob *job);
  * over the alias t), in keyset batches on the table's primary key that lock
  * only the rows they change (ops_undo_batches: resumable, one commit each).
  */
-int uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, const char *value,
-					  const char *cond);
+int uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, const char *value, const char *cond);
 
 /* ---- check.c (phase3) ---- */
 

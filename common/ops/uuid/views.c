@@ -79,11 +79,11 @@ uuid_dependent_views(const UuidJob *job, char **blocked)
 			add_blocked(blocked, res, r);
 			continue;
 		}
-		json_array_append_new(views, json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", db_field(res, r, "name"),
-											   "create", db_field(res, r, "create_sql"),
-											   "owner", db_field(res, r, "owner_sql"),
-											   "grants", db_field(res, r, "grants_sql"),
-											   "comment", db_field(res, r, "comment_sql")));
+		json_array_append_new(views,
+							  json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "name", db_field(res, r, "name"), "create",
+										db_field(res, r, "create_sql"), "owner", db_field(res, r, "owner_sql"),
+										"grants", db_field(res, r, "grants_sql"), "comment",
+										db_field(res, r, "comment_sql")));
 	}
 	PQclear(res);
 	free(cols);
@@ -106,8 +106,7 @@ uuid_add_view_creates(UuidStmts *st, json_t *views)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(views, i, v)
-		for (int k = 0; view_statements[k]; k++)
-			if (json_is_string(json_object_get(v, view_statements[k])))
-				uuid_stmts_add(st, xstrdup(json_string_value(json_object_get(v, view_statements[k]))));
+	json_array_foreach(views, i, v) for (int k = 0; view_statements[k];
+										 k++) if (json_is_string(json_object_get(v, view_statements[k])))
+		uuid_stmts_add(st, xstrdup(json_string_value(json_object_get(v, view_statements[k]))));
 }
