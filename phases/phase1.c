@@ -89,12 +89,8 @@ rollback(Run *run, const Options *opts)
 		log_info("nothing to roll back: phase1 was never applied to this database");
 		return EXIT_DONE;
 	}
-	/* 1. Refuse while phase2 is applied. */
-	if (!phase_can_rollback(run))
-		return EXIT_BAD_INPUT;
-	run_begin_phase(run);
-	/* 2. In reverse plan order: drop triggers, indexes and columns phasemig created. */
-	return phase_rollback_ops(run, opts);
+	/* In reverse plan order: drop triggers, indexes and columns phasemig created. */
+	return phase_rollback(run, opts);
 }
 
 int

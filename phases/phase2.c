@@ -99,12 +99,8 @@ apply(Run *run, const Options *opts)
 static int
 rollback(Run *run, const Options *opts)
 {
-	/* 1. Refuse while phase3 is applied. */
-	if (!phase_can_rollback(run))
-		return EXIT_BAD_INPUT;
-	run_begin_phase(run);
-	/* 2. Restore the original values in batches, then drop the backup. */
-	return phase_rollback_ops(run, opts);
+	/* Restore the original values in batches, then drop the backup. */
+	return phase_rollback(run, opts);
 }
 
 int

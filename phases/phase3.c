@@ -110,9 +110,8 @@ finalize(Run *run, const Options *opts)
 static int
 rollback(Run *run, const Options *opts)
 {
-	run_begin_phase(run);
 	/* In reverse plan order: restore dropped columns, drop the new constraints. */
-	return phase_rollback_ops(run, opts);
+	return phase_rollback(run, opts);
 }
 
 int

@@ -33,9 +33,15 @@ catalog_column_exists(const Plan *plan, const char *column)
 bool
 catalog_column_not_null(const Plan *plan, const char *column)
 {
-	const char *p[2] = {plan->q_table, column};
+	return catalog_column_not_null_on(plan->conn, plan->q_table, column);
+}
 
-	return db_exists(plan->conn,
+bool
+catalog_column_not_null_on(PGconn *conn, const char *qtable, const char *column)
+{
+	const char *p[2] = {qtable, column};
+
+	return db_exists(conn,
 					 "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2 "
 					 "AND attnum > 0 AND NOT attisdropped AND attnotnull",
 					 2, p);
@@ -60,10 +66,31 @@ catalog_index_state(const Plan *plan, const char *name)
 bool
 catalog_constraint_exists(const Plan *plan, const char *name)
 {
-	const char *p[2] = {plan->q_table, name};
+	return catalog_constraint_exists_on(plan->conn, plan->q_table, name);
+}
 
-	return db_exists(plan->conn,
-					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2", 2, p);
+bool
+catalog_constraint_exists_on(PGconn *conn, const char *qtable, const char *name)
+{
+	const char *p[2] = {qtable, name};
+
+	return db_exists(conn, "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2", 2,
+					 p);
+}
+
+IndexState
+catalog_index_state_on(PGconn *conn, const char *qtable, const char *name)
+{
+	const char *params[2] = {qtable, name};
+	char *valid = db_value(conn,
+						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
+						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+						   "WHERE i.indrelid = $1::regclass AND c.relname = $2",
+						   2, params);
+	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
+
+	free(valid);
+	return st;
 }
 
 bool

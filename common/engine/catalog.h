@@ -23,6 +23,11 @@ bool catalog_column_exists(const Plan *plan, const char *column);
 /* Whether two type names are the same type, typmods aside (varchar(32) is varchar(255)). */
 bool catalog_same_type(const Plan *plan, const char *existing, const char *wanted);
 bool catalog_column_not_null(const Plan *plan, const char *column);
+/* The same questions of any table QTABLE (quoted, qualified): a uuid job's referencing tables. */
+bool catalog_column_not_null_on(PGconn *conn, const char *qtable, const char *column);
+bool catalog_constraint_exists_on(PGconn *conn, const char *qtable, const char *name);
+/* State of index NAME of table QTABLE (in the table's schema). */
+IndexState catalog_index_state_on(PGconn *conn, const char *qtable, const char *name);
 /* TYPE as the server names it (regtype's output, typmod dropped); NULL when it is no type (caller frees). */
 char *catalog_canonical_type(PGconn *conn, const char *type);
 /* State of index NAME in the plan's schema. */

@@ -170,6 +170,18 @@ phase_rollback_ops(Run *run, const Options *opts)
 	return EXIT_DONE;
 }
 
+int
+phase_rollback(Run *run, const Options *opts)
+{
+	/* 1. Refuse while the next phase is applied. */
+	if (!phase_can_rollback(run))
+		return EXIT_BAD_INPUT;
+	/* 2. Record the run in migration_log. */
+	run_begin_phase(run);
+	/* 3. Each operation's rollback, in reverse plan order. */
+	return phase_rollback_ops(run, opts);
+}
+
 /*
  * 1. Every operation's gate (operation.h) in one pass over the plan's table: per
  * operation its count, or -1 for one without a gate (its check always runs).

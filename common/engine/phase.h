@@ -19,6 +19,11 @@ bool phase_can_rollback(Run *run);
 /* Run each operation's step for run->phase; stops at the first failure. */
 int phase_apply_ops(Run *run, const Options *opts);
 int phase_rollback_ops(Run *run, const Options *opts);
+/*
+ * A phase's rollback: refuse while the next phase is applied (exit 2),
+ * record the run, then each operation's rollback in reverse plan order.
+ */
+int phase_rollback(Run *run, const Options *opts);
 /* phase3 finalize: each operation's finalize step (drops what only a rollback needed). */
 int phase_finalize_ops(Run *run, const Options *opts);
 /*

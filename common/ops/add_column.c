@@ -92,10 +92,8 @@ add_column_rollback(Run *run, const Op *op, const Options *opts)
 		const char *stmts[1] = {drop};
 
 		log_info("dropping column %s", qcol);
-		rc = ops_ddl(run, drop, stmts, 1);
+		rc = ops_ddl_forget(run, drop, stmts, 1, "column", op->column);
 	}
-	if (rc == EXIT_DONE)
-		registry_remove(run->conn, p, "column", op->column);
 	free(drop);
 	free(qcol);
 	return rc;

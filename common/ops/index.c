@@ -171,9 +171,7 @@ add_unique_rollback(Run *run, const Op *op, const Options *opts)
 		const char *stmts[1] = {drop};
 
 		log_info("dropping unique constraint %s", qname);
-		rc = ops_ddl(run, drop, stmts, 1);
-		if (rc == EXIT_DONE)
-			registry_remove(run->conn, p, "constraint", op->name);
+		rc = ops_ddl_forget(run, drop, stmts, 1, "constraint", op->name);
 		free(drop);
 		free(qname);
 	}

@@ -93,10 +93,8 @@ set_not_null_rollback(Run *run, const Op *op, const Options *opts)
 		const char *stmts[2] = {drop, dropcheck};
 
 		log_info("dropping NOT NULL of %s", qcol);
-		rc = ops_ddl(run, drop, stmts, 2);
+		rc = ops_ddl_forget(run, drop, stmts, 2, "not_null", op->column);
 	}
-	if (rc == EXIT_DONE)
-		registry_remove(run->conn, p, "not_null", op->column);
 	free(qcol);
 	free(drop);
 	free(check);

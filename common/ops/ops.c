@@ -22,6 +22,22 @@ ops_ddl(Run *run, const char *what, const char *const *stmts, int n)
 }
 
 int
+ops_ddl_forget(Run *run, const char *what, const char *const *stmts, int n, const char *kind, const char *name)
+{
+	const char **all = xcalloc((size_t) n + 1, sizeof *all);
+	char *forget = registry_remove_sql(run->plan, (const char *const[]){kind, NULL}, name);
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		all[i] = stmts[i];
+	all[n] = forget;
+	rc = ops_ddl(run, what, all, n + 1);
+	free(forget);
+	free(all);
+	return rc;
+}
+
+int
 ops_validate(Run *run, const char *qtable, const char *qconstraint)
 {
 	char *sql = str_printf("ALTER TABLE %s VALIDATE CONSTRAINT %s", qtable, qconstraint);
@@ -30,22 +46,6 @@ ops_validate(Run *run, const char *qtable, const char *qconstraint)
 
 	free(sql);
 	return rc;
-}
-
-/* State of index NAME of table QTABLE (any schema: the table's). */
-static IndexState
-index_state_on(Run *run, const char *qtable, const char *name)
-{
-	const char *params[2] = {qtable, name};
-	char *valid = db_value(run->conn,
-						   "SELECT i.indisvalid AND i.indisready FROM pg_catalog.pg_index i "
-						   "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-						   "WHERE i.indrelid = $1::regclass AND c.relname = $2",
-						   2, params);
-	IndexState st = valid == NULL ? INDEX_MISSING : valid[0] == 't' ? INDEX_VALID : INDEX_INVALID;
-
-	free(valid);
-	return st;
 }
 
 char *
@@ -77,7 +77,7 @@ drop_index_concurrently(Run *run, const char *qtable, const char *name)
 int
 ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique)
 {
-	IndexState st = index_state_on(run, qtable, name);
+	IndexState st = catalog_index_state_on(run->conn, qtable, name);
 	char *qname = plan_ident(run->plan, name);
 	char *sql;
 	int rc = EXIT_DONE;
@@ -102,14 +102,14 @@ ops_build_index_on(Run *run, const char *qtable, const char *name, const char *c
 	sql = str_printf("CREATE %sINDEX CONCURRENTLY IF NOT EXISTS %s ON %s (%s)", unique ? "UNIQUE " : "", qname, qtable,
 					 columns_sql);
 	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
-	if (!db_ddl_nontx_try(run->conn, sql, sql, false) || index_state_on(run, qtable, name) != INDEX_VALID)
+	if (!db_ddl_nontx_try(run->conn, sql, sql, false) || catalog_index_state_on(run->conn, qtable, name) != INDEX_VALID)
 	{
 		/*
 		 * A failed build leaves an INVALID index that the application's
 		 * writes keep maintaining and, if unique, keep checking: drop it.
 		 */
 		log_error("index %s could not be built", qname);
-		if (index_state_on(run, qtable, name) == INDEX_INVALID
+		if (catalog_index_state_on(run->conn, qtable, name) == INDEX_INVALID
 			&& drop_index_concurrently(run, qtable, name) == EXIT_DONE)
 			log_detail("the INVALID index the failed build left was dropped");
 		rc = EXIT_FAILED;
@@ -128,7 +128,8 @@ ops_build_index(Run *run, const char *name, const char *columns_sql, bool unique
 	 * An index of this name and definition (plan_check_catalog compared it)
 	 * made outside phasemig is used as it is, and never dropped by a rollback.
 	 */
-	if (index_state_on(run, run->plan->q_table, name) == INDEX_VALID && !registry_has(run->conn, run->plan, kind, name))
+	if (catalog_index_state_on(run->conn, run->plan->q_table, name) == INDEX_VALID
+		&& !registry_has(run->conn, run->plan, kind, name))
 	{
 		log_info("index \"%s\" already exists and was not made by phasemig: used as it is, kept by rollback", name);
 		return EXIT_DONE;
@@ -254,28 +255,6 @@ ops_enforce_not_null(Run *run, const char *column)
 	return ops_enforce_not_null_on(run, run->plan->q_table, column);
 }
 
-static bool
-column_is_not_null(Run *run, const char *qtable, const char *column)
-{
-	const char *p[2] = {qtable, column};
-
-	return db_exists(run->conn,
-					 "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
-					 "AND attname = $2 AND NOT attisdropped AND attnotnull",
-					 2, p);
-}
-
-static bool
-table_has_constraint(Run *run, const char *qtable, const char *name)
-{
-	const char *p[2] = {qtable, name};
-
-	return db_exists(run->conn,
-					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass "
-					 "AND conname = $2",
-					 2, p);
-}
-
 int
 ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 {
@@ -286,13 +265,13 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 	char *add = NULL, *set = NULL, *drop = NULL;
 	int rc = EXIT_DONE;
 
-	if (column_is_not_null(run, qtable, column))
+	if (catalog_column_not_null_on(run->conn, qtable, column))
 	{
 		log_info("column %s is already NOT NULL", qcol);
 		goto done;
 	}
 	/* 1. the CHECK, NOT VALID: a short lock, no scan */
-	if (!table_has_constraint(run, qtable, check))
+	if (!catalog_constraint_exists_on(run->conn, qtable, check))
 	{
 		const char *stmts[1];
 

@@ -69,6 +69,8 @@ char *ops_not_null_check_name(const Plan *plan, const char *column);
 int ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
 int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
+/* The same, removing the registry's record of KIND NAME in that transaction: an undo. */
+int ops_ddl_forget(Run *run, const char *what, const char *const *stmts, int n, const char *kind, const char *name);
 /*
  * ALTER TABLE qtable VALIDATE CONSTRAINT qconstraint in its own transaction:
  * SHARE UPDATE EXCLUSIVE, so the application reads and writes while it scans.

@@ -136,9 +136,7 @@ bf_drop_registered_table(Run *run, const char *qname, const char *kind, const ch
 	if (!registry_has(run->conn, run->plan, kind, name))
 		return EXIT_DONE;
 	drop = str_printf("DROP TABLE IF EXISTS %s", qname);
-	rc = ops_ddl(run, drop, (const char *[]){drop}, 1);
-	if (rc == EXIT_DONE)
-		registry_remove(run->conn, run->plan, kind, name);
+	rc = ops_ddl_forget(run, drop, (const char *[]){drop}, 1, kind, name);
 	free(drop);
 	return rc;
 }

@@ -114,9 +114,7 @@ bf_drop_sync_trigger(Run *run, const Names *n)
 	int rc;
 
 	log_info("removing trigger %s", n->trigger);
-	rc = ops_ddl(run, drop, (const char *[]){drop, dropfn}, 2);
-	if (rc == EXIT_DONE)
-		registry_remove(run->conn, run->plan, "sync_trigger", n->trigger_name);
+	rc = ops_ddl_forget(run, drop, (const char *[]){drop, dropfn}, 2, "sync_trigger", n->trigger_name);
 	free(drop);
 	free(dropfn);
 	return rc;

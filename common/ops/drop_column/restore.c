@@ -98,9 +98,7 @@ remove_unused_backup(Run *run, const Op *op, const DropNames *n)
 	stmts[0] = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table);
 	stmts[1] = str_printf("DROP FUNCTION IF EXISTS %s()", n->keep_fn);
 	stmts[2] = str_printf("DROP TABLE IF EXISTS %s", n->backup);
-	rc = ops_ddl(run, stmts[0], (const char *const *) stmts, 3);
-	if (rc == EXIT_DONE)
-		registry_remove(run->conn, p, "drop_backup", op->column);
+	rc = ops_ddl_forget(run, stmts[0], (const char *const *) stmts, 3, "drop_backup", op->column);
 	for (int i = 0; i < 3; i++)
 		free(stmts[i]);
 	return rc;
