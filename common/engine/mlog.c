@@ -75,15 +75,20 @@ mlog_begin(Run *run, const char *operation, long long rows_total, long long rows
 					9, params);
 }
 
+/* V as text in BUF, for a statement's parameter. */
+static const char *
+num(char buf[32], long long v)
+{
+	snprintf(buf, 32, "%lld", v);
+	return buf;
+}
+
 void
 mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key)
 {
-	char sid[32], total[32], done[32];
-	const char *params[4] = {sid, total, done, last_key};
+	char b[3][32];
+	const char *params[4] = {num(b[0], id), num(b[1], rows_total), num(b[2], rows_done), last_key};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	snprintf(total, sizeof total, "%lld", rows_total);
-	snprintf(done, sizeof done, "%lld", rows_done);
 	/* where this run starts and when: status computes the rate and ETA of a running fill from them */
 	db_execp(run->conn,
 			 "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
@@ -95,12 +100,9 @@ mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_d
 void
 mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed)
 {
-	char sid[32], done[32], changed[32];
-	const char *params[4] = {sid, done, last_key, changed};
+	char b[3][32];
+	const char *params[4] = {num(b[0], id), num(b[1], rows_done), last_key, num(b[2], rows_changed)};
 
-	snprintf(sid, sizeof sid, "%lld", id);
-	snprintf(done, sizeof done, "%lld", rows_done);
-	snprintf(changed, sizeof changed, "%lld", rows_changed);
 	db_execp(run->conn,
 			 "UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
 			 "metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1",
