@@ -145,7 +145,7 @@ lint: all
 	scripts/check-layers
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 	  --suppress=missingIncludeSystem --suppress=readdirCalled --library=posix --include=/usr/include/jansson.h \
-	  -Icommon -Ibuild -Itests/fuzz common phases tests/fuzz tests/unit
+	  -Icommon -Ibuild -Itests/fuzz -Iscripts/lib common phases tests/fuzz tests/unit scripts/lib
 
 # make format: .clang-format over every C file (a no-op on a tree that follows it)
 format:
