@@ -51,11 +51,15 @@ bin/rehearse-report: $(REPORT_OBJ) build/mode | bin
 $(REPORT_OBJ): $(OBJDIR)/%.o: scripts/lib/%.c scripts/lib/report.h | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-# unit tests of the functions that need no database (tests/t01_units.sh runs them)
-$(OBJDIR)/unit-tests: $(OBJDIR)/unit.o $(COMMON_OBJ) build/mode
+# unit tests of the functions that need no database (tests/t01_units.sh runs them):
+# the harness (unit.c) and a file per layer, their objects in $(OBJDIR)/unit
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+UNIT_OBJ := $(UNIT_SRC:tests/unit/%.c=$(OBJDIR)/unit/%.o)
+$(OBJDIR)/unit-tests: $(UNIT_OBJ) $(COMMON_OBJ) build/mode
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
-$(OBJDIR)/unit.o: tests/unit/unit.c $(COMMON_HDR) build/sqltext.h | $(OBJDIR)
+$(OBJDIR)/unit/%.o: tests/unit/%.c tests/unit/unit.h $(COMMON_HDR) build/sqltext.h
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(OBJDIR)/common/%.o: common/%.c $(COMMON_HDR) build/sqltext.h
@@ -149,7 +153,7 @@ lint: all
 
 # make format: .clang-format over every C file (a no-op on a tree that follows it)
 format:
-	clang-format -i $(COMMON_SRC) $(COMMON_HDR) phases/*.c tests/unit/*.c tests/fuzz/*.c tests/fuzz/*.h \
+	clang-format -i $(COMMON_SRC) $(COMMON_HDR) phases/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h \
 	  scripts/lib/*.c scripts/lib/*.h
 
 clean:

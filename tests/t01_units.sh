@@ -1,11 +1,12 @@
-# t01_units.sh -- the C unit tests of tests/unit/unit.c (functions that need no database):
-# each of its cases becomes a case here; a missing binary, a crash or fewer cases than it
-# has fail.
+# t01_units.sh -- the C unit tests of tests/unit/*.c (functions that need no database):
+# each of their cases becomes a case here; a missing binary, a crash or fewer cases than
+# they have fail.
 source "$(dirname "$0")/lib.sh"
 
 exe=$ROOT/build/unit-tests
 [ "$(cat "$ROOT/build/mode" 2>/dev/null)" = sanitize ] && exe=$ROOT/build/san/unit-tests
-expected=$(grep -c '^	begin(' "$ROOT/tests/unit/unit.c")   # one call per case, its name perhaps on the next line
+# one begin( call per case, its name perhaps on the next line, in any of tests/unit/*.c
+expected=$(cat "$ROOT"/tests/unit/*.c | grep -c '^	begin(')
 
 test_case "the unit tests are built and every case ran"
 out=""; rc=0
