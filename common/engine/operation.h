@@ -3,7 +3,7 @@
  * plan, the keys it allows, how it reads them, what it checks against the
  * catalog before phase1, and its handlers for each phase.  The operations
  * themselves live in common/ops/, one folder or file each, and are listed
- * in one table there (ops/registry.c); the engine only walks that table, so
+ * in one table there (ops/op_types.c); the engine only walks that table, so
  * a new operation is its file plus one line of the table.
  */
 #ifndef PHASEMIG_OPERATION_H
@@ -66,7 +66,7 @@ typedef struct OpType
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
 } OpType;
 
-/* The operations phasemig knows, NULL-terminated (ops/registry.c). */
+/* The operations phasemig knows, NULL-terminated (ops/op_types.c). */
 extern const OpType *const op_types[];
 
 #endif

@@ -11,7 +11,7 @@
 #include "engine/operation.h"
 
 /*
- * Each operation's type (operation.h), listed in registry.c.  The handlers of
+ * Each operation's type (operation.h), listed in op_types.c.  The handlers of
  * the two families in folders of their own, which their types reference.
  */
 extern const OpType op_type_add_column;

@@ -1,5 +1,5 @@
 /*
- * registry.c: every operation a plan may name, one line each.  A new
+ * op_types.c: every operation a plan may name, one line each.  A new
  * operation is its file (or folder) under common/ops/ defining its OpType,
  * plus its line here.
  */
