@@ -48,7 +48,7 @@ static const char help[] =
 		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
-	"  -?, --help               show this help, then exit\n"
+	"  -h, -?, --help           show this help, then exit\n"
 	"\n" CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 
 /* phase1 apply, step by step. */

@@ -66,7 +66,7 @@ static const char help[] =
 	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
-	"  -?, --help               show this help, then exit\n"
+	"  -h, -?, --help           show this help, then exit\n"
 	"\n"
 	"Files written to the logs directory:\n"
 	"  RUN-ID.log                   the run's log\n"

@@ -65,7 +65,7 @@ static const char help[] =
 	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
-	"  -?, --help               show this help, then exit\n"
+	"  -h, -?, --help           show this help, then exit\n"
 	"\n" CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 
 static int

@@ -188,6 +188,7 @@ set_option(int c, const char *arg, Options *opts)
 			opts->run_id = arg;
 			break;
 		case OPT_ON_INVALID:
+			opts->on_invalid_given = true;
 			if (strcmp(arg, "regenerate") == 0)
 				opts->regenerate_invalid = true;
 			else if (strcmp(arg, "stop") != 0)
@@ -237,13 +238,13 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 
 	log_init(argv[0]);
 	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1};
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);
 		exit(EXIT_DONE);
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "d:j:V?", long_options, &longindex)) != -1)
+	while ((c = getopt_long(argc, argv, "d:j:hV?", long_options, &longindex)) != -1)
 	{
 		/* the option as named, not its value ("--jobs 2": argv[optind - 1] is "2") */
 		char named[64];
@@ -253,6 +254,11 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		else
 			snprintf(named, sizeof named, "-%c", c);
 		longindex = -1;
+		if (c == 'h')
+		{
+			fputs(spec->help, stdout);
+			exit(EXIT_DONE);
+		}
 		if (c == '?')
 			help_or_usage_error(spec, argv);
 		if (option_group(c) != 0 && !allowed(spec, option_group(c)))

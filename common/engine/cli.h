@@ -37,6 +37,7 @@ typedef struct Options
 	int max_lag_ms;              /* 0: do not watch standbys */
 	int target_batch_ms;         /* 0: fixed batch size */
 	bool regenerate_invalid;     /* --on-invalid=regenerate */
+	bool on_invalid_given;       /* --on-invalid, either value */
 	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
 	int jobs;                    /* connections filling at once (default 1) */
 } Options;

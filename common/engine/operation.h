@@ -61,7 +61,13 @@ typedef struct OpType
 	const OpHandlers *handlers;
 	/* What it adds to status's object OBJ of PHASE, or NULL. */
 	void (*status)(Run *run, const Op *op, int phase, json_t *obj);
-	bool needs_mapping;             /* phase2 apply fills it from --mapping */
+	bool needs_mapping; /* phase2 apply fills it from --mapping */
+	/*
+	 * The option groups of cli.h only some operations read (CLI_MAPPING,
+	 * CLI_ON_INVALID, CLI_DISCARD_GENERATED): one given for a plan none of
+	 * whose operations reads it is refused, not ignored.
+	 */
+	unsigned options;
 	bool adds_column;               /* its column counts as there for the operations after it */
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
 } OpType;

@@ -18,6 +18,7 @@
 #include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/guard.h"
+#include "engine/operation.h"
 #include "engine/status.h"
 #include "engine/summary.h"
 #include "engine/trust.h"
@@ -157,6 +158,43 @@ open_run_log(Run *run, const Options *opts)
 	free(path);
 }
 
+/*
+ * Refuse (false, after saying why) an option only some operations read when
+ * none of the plan's does: --mapping for a plan with no backfill_from_mapping,
+ * --on-invalid for one with no convert_to_uuid.  Ignoring it would let an
+ * operator believe it did something.
+ */
+static bool
+options_apply(const Plan *plan, const Options *opts)
+{
+	const struct
+	{
+		bool given;
+		const char *name;
+		unsigned group;
+	} given[] = {
+		{opts->mapping != NULL, "--mapping", CLI_MAPPING},
+		{opts->clerk_export != NULL, "--clerk-export", CLI_MAPPING},
+		{opts->generate_missing, "--generate-missing", CLI_MAPPING},
+		{opts->skip_invalid_values, "--skip-invalid-values", CLI_MAPPING},
+		{opts->on_invalid_given, "--on-invalid", CLI_ON_INVALID},
+		{opts->discard_generated_uids, "--discard-generated-uids", CLI_DISCARD_GENERATED},
+	};
+	unsigned read = 0;
+
+	for (int i = 0; i < plan->n_ops; i++)
+		read |= plan->ops[i].kind->options;
+	for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
+		if (given[i].given && !(read & given[i].group))
+		{
+			log_error("option \"%s\" does not apply to plan \"%s\": none of its operations reads it", given[i].name,
+					  plan->name);
+			log_hint("leave it out; \"phase1 plan --plan %s\" lists the plan's operations", plan->path);
+			return false;
+		}
+	return true;
+}
+
 Run *
 run_start(int phase, const Options *opts, bool take_lock)
 {
@@ -174,12 +212,12 @@ run_start(int phase, const Options *opts, bool take_lock)
 	run->client = client_name();
 
 	run->plan = plan_load(opts->plan_path);
-	if (run->plan == NULL)
+	if (run->plan == NULL || !options_apply(run->plan, opts))
 		exit(EXIT_BAD_INPUT);
 	if (take_lock)
 	{
 		open_run_log(run, opts);
-		log_info("%s %s: plan \"%s\", run %s", log_progname(), opts->subcommand, run->plan->name, run->run_id);
+		log_info("%s: plan \"%s\", run %s", opts->subcommand, run->plan->name, run->run_id);
 	}
 
 	appname = str_printf("%s %s (phasemig run %.8s)", log_progname(), opts->subcommand, run->run_id);
@@ -256,8 +294,7 @@ run_finish(Run *run, int code, const char *message)
 				 "continue from where it stopped",
 				 stop_signal_name());
 	if (code == EXIT_DONE && log_file_path())
-		log_info("%s %s: done%s%s", log_progname(), run->subcommand, log_file_path() ? ", log " : "",
-				 log_file_path() ? log_file_path() : "");
+		log_info("%s: done, log %s", run->subcommand, log_file_path());
 	else if (log_file_path())
 		log_info("run log: %s", log_file_path());
 	log_exit(code);

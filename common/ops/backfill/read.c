@@ -114,4 +114,5 @@ const OpType op_type_backfill_from_mapping = {
 	.check_plan = backfill_check_plan,
 	.handlers = &op_backfill_from_mapping,
 	.needs_mapping = true,
+	.options = CLI_MAPPING | CLI_DISCARD_GENERATED,
 };

@@ -68,4 +68,5 @@ const OpType op_type_convert_to_uuid = {
 	.handlers = &op_convert_to_uuid,
 	.status = uuid_status,
 	.alters_referencing_tables = true,
+	.options = CLI_ON_INVALID | CLI_DISCARD_GENERATED,
 };
