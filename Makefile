@@ -29,7 +29,7 @@ COMMON_HDR := $(sort $(wildcard common/*/*.h common/*/*/*.h))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file bin/rehearse-report
 
-.PHONY: all check demo bench clean lint format fuzz FORCE
+.PHONY: all check demo bench clean lint format fuzz install uninstall man FORCE
 .SECONDARY:
 all: $(BINS)
 
@@ -155,6 +155,38 @@ lint: all
 format:
 	clang-format -i $(COMMON_SRC) $(COMMON_HDR) phases/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h \
 	  scripts/lib/*.c scripts/lib/*.h
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the three binaries, their man pages
+# (written from --help by help2man), the shipped plans and the docs, as a PostgreSQL
+# client installs; make uninstall removes exactly those files.
+PREFIX  ?= /usr/local
+BINDIR  := $(DESTDIR)$(PREFIX)/bin
+MANDIR  := $(DESTDIR)$(PREFIX)/share/man/man1
+DATADIR := $(DESTDIR)$(PREFIX)/share/phasemig
+DOCDIR  := $(DESTDIR)$(PREFIX)/share/doc/phasemig
+PHASES  := phase1 phase2 phase3
+MANS    := $(PHASES:%=build/man/%.1)
+PLANS   := $(wildcard plans/*.json)
+DOCS    := README.md $(wildcard docs/*.md)
+
+man: $(MANS)
+
+build/man/phase%.1: bin/phase% | build
+	@mkdir -p $(@D)
+	help2man --no-info --section=1 --source=phasemig \
+	  --name="$$(bin/phase$* --help | head -n 1 | sed 's/^phase$* //; s/\.$$//')" --output=$@ bin/phase$*
+
+install: all man
+	install -d $(BINDIR) $(MANDIR) $(DATADIR)/plans $(DOCDIR)
+	install -m 755 $(PHASES:%=bin/%) $(BINDIR)
+	install -m 644 $(MANS) $(MANDIR)
+	install -m 644 $(PLANS) $(DATADIR)/plans
+	install -m 644 $(DOCS) $(DOCDIR)
+
+uninstall:
+	rm -f $(PHASES:%=$(BINDIR)/%) $(PHASES:%=$(MANDIR)/%.1)
+	rm -f $(addprefix $(DATADIR)/plans/,$(notdir $(PLANS))) $(addprefix $(DOCDIR)/,$(notdir $(DOCS)))
+	-rmdir $(DATADIR)/plans $(DATADIR) $(DOCDIR) 2>/dev/null
 
 clean:
 	rm -rf bin build

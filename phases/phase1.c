@@ -49,7 +49,7 @@ static const char help[] =
 	"      --logs-dir=DIR       where run logs go (default: logs)\n"
 	"  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 
 /* phase1 apply, step by step. */
 static int

@@ -60,6 +60,18 @@ typedef struct Options
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
 	"                           migration_log (rows, longest lock hold, retries)\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
+/* The environment variables an option can come from (help2man makes a section of it). */
+#define CLI_HELP_ENVIRONMENT                                                                                           \
+	"Environment:\n"                                                                                                   \
+	"  DATABASE_URL        the database to migrate when -d is not given (a URI or\n"                                   \
+	"                      conninfo string)\n"                                                                         \
+	"  PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGPASSFILE, PGSERVICE,\n"                                       \
+	"  PGSERVICEFILE, PGSSLMODE and libpq's other PG* variables\n"                                                     \
+	"                      the connection when neither -d nor DATABASE_URL is given,\n"                                \
+	"                      and what a conninfo string leaves out\n"                                                    \
+	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
+	"\n"
+
 #define CLI_HELP_EXIT_STATUS(refused)                                                                                  \
 	"Exit status:\n"                                                                                                   \
 	"  0 done;\n"                                                                                                      \
