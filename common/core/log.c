@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #define MAX_CLEANUPS 16
 
 static const char *progname = "phasemig";
@@ -30,6 +32,12 @@ static time_t progress_last;
 static char *first_error; /* the run's first error message: the reason it failed */
 static int exit_code = -1;
 static bool quiet;
+/* --log-format=json: each line a JSON object, with the run's context */
+static bool as_json;
+static int context_phase;
+static char context_subcommand[32];
+static char context_run_id[40];
+static char context_step[256];
 /* phase2 --jobs logs from several threads: one message at a time */
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
@@ -103,36 +111,118 @@ clear_progress(void)
 	progress_shown = false;
 }
 
+void
+log_set_json(bool on)
+{
+	as_json = on;
+}
+
+void
+log_set_context(int phase, const char *subcommand, const char *run_id)
+{
+	context_phase = phase;
+	snprintf(context_subcommand, sizeof context_subcommand, "%s", subcommand ? subcommand : "");
+	snprintf(context_run_id, sizeof context_run_id, "%s", run_id ? run_id : "");
+}
+
+void
+log_set_step(const char *step)
+{
+	pthread_mutex_lock(&log_mutex);
+	snprintf(context_step, sizeof context_step, "%s", step ? step : "");
+	pthread_mutex_unlock(&log_mutex);
+}
+
+/* "2026-11-30 13:58:52 +0000": the run log's stamp, with its time zone. */
+static void
+local_stamp(char *buf, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S %z", localtime_r(&now, &tm));
+}
+
+/*
+ * One message as a JSON object on one line (--log-format=json): ISO 8601
+ * UTC time, level, program, the run's phase, subcommand, id and step when
+ * known, the message, and FIGURES (a JSON object, stolen) when given.
+ */
+static char *
+json_line(const char *level, const char *text, json_t *figures)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[40];
+	json_t *obj;
+	char *line;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + strlen(stamp), sizeof stamp - strlen(stamp), ".%03ldZ", ts.tv_nsec / 1000000);
+	obj = json_pack("{s:s, s:s, s:s}", "time", stamp, "level", level, "program", progname);
+	if (context_phase > 0)
+		json_object_set_new(obj, "phase", json_integer(context_phase));
+	if (context_subcommand[0])
+		json_object_set_new(obj, "subcommand", json_string(context_subcommand));
+	if (context_run_id[0])
+		json_object_set_new(obj, "run_id", json_string(context_run_id));
+	if (context_step[0])
+		json_object_set_new(obj, "step", json_string(context_step));
+	json_object_set_new(obj, "message", json_string(text));
+	if (figures)
+		json_object_set_new(obj, "figures", figures);
+	line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(obj);
+	return line;
+}
+
+/* LEVEL ("error", "info"...) and TEXT to stderr and the run log, as text or JSON. */
+static void
+write_line(const char *level, const char *text, json_t *figures)
+{
+	if (as_json)
+	{
+		char *line = json_line(level, text, figures);
+
+		if (line)
+		{
+			fprintf(stderr, "%s\n", line);
+			if (logfile)
+				fprintf(logfile, "%s\n", line);
+		}
+		free(line);
+	}
+	else
+	{
+		const char *label = strcmp(level, "info") == 0 || strcmp(level, "progress") == 0 ? "" : level;
+		const char *colon = label[0] ? ": " : "";
+
+		json_decref(figures);
+		fprintf(stderr, "%s: %s%s%s\n", progname, label, colon, text);
+		if (logfile)
+		{
+			char stamp[40];
+
+			local_stamp(stamp, sizeof stamp);
+			fprintf(logfile, "%s %s: %s%s%s\n", stamp, progname, label, colon, text);
+		}
+	}
+	if (logfile)
+		fflush(logfile);
+}
+
 static void
 emit(const char *level, const char *fmt, va_list ap)
 {
-	va_list ap2;
+	char *text = NULL;
 
-	if (quiet)
-	{
-		char text[1024];
-
-		vsnprintf(text, sizeof text, fmt, ap);
+	if (quiet || vasprintf(&text, fmt, ap) < 0)
 		return;
-	}
 	clear_progress();
-	va_copy(ap2, ap);
-	fprintf(stderr, "%s: %s", progname, level);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	if (logfile)
-	{
-		char stamp[32];
-		time_t now = time(NULL);
-		struct tm tm;
-
-		strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
-		fprintf(logfile, "%s %s: %s", stamp, progname, level);
-		vfprintf(logfile, fmt, ap2);
-		fputc('\n', logfile);
-		fflush(logfile);
-	}
-	va_end(ap2);
+	write_line(level, text, NULL);
+	free(text);
 }
 
 /* Like emit(), and keeps the first error's text as the run's reason. */
@@ -149,7 +239,7 @@ emit_error(const char *fmt, va_list ap)
 		va_end(ap2);
 		first_error = strdup(text);
 	}
-	emit("error: ", fmt, ap);
+	emit("error", fmt, ap);
 }
 
 const char *
@@ -194,36 +284,64 @@ log_error(const char *fmt, ...)
 	va_end(ap);
 }
 
-DEFINE_LEVEL(log_warning, "warning: ")
-DEFINE_LEVEL(log_info, "")
-DEFINE_LEVEL(log_detail, "detail: ")
-DEFINE_LEVEL(log_hint, "hint: ")
+DEFINE_LEVEL(log_warning, "warning")
+DEFINE_LEVEL(log_info, "info")
+DEFINE_LEVEL(log_detail, "detail")
+DEFINE_LEVEL(log_hint, "hint")
 
-void
-log_progress(bool force, const char *fmt, ...)
+/* A progress line TEXT (with FIGURES, stolen, for JSON): redrawn in place on a terminal. */
+static void
+progress_line(bool force, const char *text, json_t *figures)
 {
 	time_t now = time(NULL);
-	bool tty = isatty(STDERR_FILENO);
-	va_list ap;
 
 	pthread_mutex_lock(&log_mutex);
 	if (quiet || (!force && now == progress_last))
 	{
 		pthread_mutex_unlock(&log_mutex);
+		json_decref(figures);
 		return;
 	}
 	progress_last = now;
-	va_start(ap, fmt);
-	if (tty)
+	if (isatty(STDERR_FILENO) && !as_json)
 	{
-		fprintf(stderr, "\r\033[K%s: ", progname);
-		vfprintf(stderr, fmt, ap);
+		fprintf(stderr, "\r\033[K%s: %s", progname, text);
 		progress_shown = true;
+		json_decref(figures);
 	}
 	else
-		emit("", fmt, ap);
-	va_end(ap);
+		write_line("progress", text, figures);
 	pthread_mutex_unlock(&log_mutex);
+}
+
+void
+log_progress(bool force, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	progress_line(force, text, NULL);
+}
+
+void
+log_progress_rows(const char *what, long long done, long long total, long long changed, int batch_size)
+{
+	char text[1024];
+	json_t *figures = json_pack("{s:s, s:I, s:I, s:i}", "what", what, "rows_done", (json_int_t) done, "rows_changed",
+								(json_int_t) changed, "batch_size", batch_size);
+
+	if (total >= 0)
+	{
+		snprintf(text, sizeof text, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", what, done, total,
+				 total > 0 ? 100.0 * (double) done / (double) total : 100.0, changed, batch_size);
+		json_object_set_new(figures, "rows_total", json_integer(total));
+	}
+	else
+		snprintf(text, sizeof text, "%s: %lld rows, %lld changed, batch size %d", what, done, changed, batch_size);
+	progress_line(false, text, figures);
 }
 
 void

@@ -26,7 +26,17 @@ const char *log_progname(void);
  */
 void log_set_quiet(bool quiet);
 
-/* Mirror every message, with a timestamp, into FILE (created 0600). */
+/*
+ * --log-format=json: every message, on stderr and in the run log, is one JSON
+ * object per line: time (ISO 8601, UTC), level, program, phase, subcommand,
+ * run_id and step when known, message, and figures for progress lines.
+ */
+void log_set_json(bool on);
+void log_set_context(int phase, const char *subcommand, const char *run_id);
+/* The step a run is in ("step 3: create_index ..."), for JSON lines; NULL clears it. */
+void log_set_step(const char *step);
+
+/* Mirror every message, with a timestamp and its time zone, into FILE (created 0600). */
 bool log_open_file(const char *path);
 const char *log_file_path(void);
 void log_close_file(void);
@@ -45,6 +55,8 @@ void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Progress line: at most once a second, redrawn in place on a terminal. */
 void log_progress(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_progress_end(void);
+/* A batch loop's progress: WHAT, rows done of TOTAL (-1: unknown), changed, batch size. */
+void log_progress_rows(const char *what, long long done, long long total, long long changed, int batch_size);
 
 /* The text of the run's first error (its reason), or NULL when none was logged. */
 const char *log_first_error(void);

@@ -177,12 +177,7 @@ one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 static void
 report_progress(const BatchLoop *b, int size)
 {
-	if (b->rows_total >= 0)
-		log_progress(false, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", b->what, b->rows_done,
-					 b->rows_total, b->rows_total > 0 ? 100.0 * (double) b->rows_done / (double) b->rows_total : 100.0,
-					 b->changed, size);
-	else
-		log_progress(false, "%s: %lld rows, %lld changed, batch size %d", b->what, b->rows_done, b->changed, size);
+	log_progress_rows(b->what, b->rows_done, b->rows_total, b->changed, size);
 }
 
 int

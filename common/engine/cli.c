@@ -30,7 +30,8 @@ enum
 	OPT_DISCARD_GENERATED,
 	OPT_SKIP_INVALID,
 	OPT_JOBS,
-	OPT_RUN
+	OPT_RUN,
+	OPT_LOG_FORMAT
 };
 
 static _Noreturn void
@@ -65,27 +66,30 @@ allowed(const CliSpec *spec, unsigned what)
 	return (spec->extra & what) != 0;
 }
 
-static const struct option long_options[] = {{"plan", required_argument, NULL, OPT_PLAN},
-											 {"dbname", required_argument, NULL, 'd'},
-											 {"json", no_argument, NULL, OPT_JSON},
-											 {"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
-											 {"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
-											 {"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
-											 {"mapping", required_argument, NULL, OPT_MAPPING},
-											 {"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
-											 {"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
-											 {"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
-											 {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
-											 {"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
-											 {"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
-											 {"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
-											 {"on-invalid", required_argument, NULL, OPT_ON_INVALID},
-											 {"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
-											 {"jobs", required_argument, NULL, OPT_JOBS},
-											 {"run", required_argument, NULL, OPT_RUN},
-											 {"help", no_argument, NULL, '?'},
-											 {"version", no_argument, NULL, 'V'},
-											 {NULL, 0, NULL, 0}};
+static const struct option long_options[] = {
+	{"plan", required_argument, NULL, OPT_PLAN},
+	{"dbname", required_argument, NULL, 'd'},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"logs-dir", required_argument, NULL, OPT_LOGS_DIR},
+	{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
+	{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
+	{"mapping", required_argument, NULL, OPT_MAPPING},
+	{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
+	{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
+	{"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
+	{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
+	{"sleep-ms", required_argument, NULL, OPT_SLEEP_MS},
+	{"max-lag-ms", required_argument, NULL, OPT_MAX_LAG_MS},
+	{"target-batch-ms", required_argument, NULL, OPT_TARGET_BATCH_MS},
+	{"on-invalid", required_argument, NULL, OPT_ON_INVALID},
+	{"discard-generated-uids", no_argument, NULL, OPT_DISCARD_GENERATED},
+	{"jobs", required_argument, NULL, OPT_JOBS},
+	{"run", required_argument, NULL, OPT_RUN},
+	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	{"help", no_argument, NULL, '?'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
 
 /* The group of CliSpec.extra an option belongs to, or 0 for the options every binary takes. */
 static unsigned
@@ -181,6 +185,12 @@ set_option(int c, const char *arg, Options *opts)
 		case 'j':
 		case OPT_JOBS:
 			opts->jobs = parse_int(arg, "--jobs", 1, CLI_MAX_JOBS);
+			break;
+		case OPT_LOG_FORMAT:
+			if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0)
+				usage_error("--log-format must be \"text\" or \"json\", not \"%s\"", arg);
+			opts->log_json = strcmp(arg, "json") == 0;
+			log_set_json(opts->log_json);
 			break;
 		case OPT_RUN:
 			if (strlen(arg) != 36 || strspn(arg, "0123456789abcdefABCDEF-") != 36)

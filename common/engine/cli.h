@@ -37,6 +37,7 @@ typedef struct Options
 	int max_lag_ms;              /* 0: do not watch standbys */
 	int target_batch_ms;         /* 0: fixed batch size */
 	bool regenerate_invalid;     /* --on-invalid=regenerate */
+	bool log_json;               /* --log-format=json */
 	bool on_invalid_given;       /* --on-invalid, either value */
 	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
 	int jobs;                    /* connections filling at once (default 1) */
@@ -60,6 +61,10 @@ typedef struct Options
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
 	"                           migration_log (rows, longest lock hold, retries)\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
+#define CLI_HELP_LOG_FORMAT                                                                                            \
+	"      --log-format=FORMAT  text (default) or json: each message one JSON object\n"                                \
+	"                           per line (time in UTC, level, step, message, figures)\n"
+
 /* The environment variables an option can come from (help2man makes a section of it). */
 #define CLI_HELP_ENVIRONMENT                                                                                           \
 	"Environment:\n"                                                                                                   \

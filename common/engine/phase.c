@@ -79,6 +79,7 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	char *label = rollback ? str_printf("rollback %s", op->label) : xstrdup(op->label);
 	int rc;
 
+	log_set_step(label);
 	run->op_entry = mlog_begin(run, label, -1, 0, NULL);
 	run->op_rows = 0;
 	db_ddl_stats_reset();
@@ -95,6 +96,7 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	free(run->op_metadata);
 	run->op_message = run->op_metadata = NULL;
 	run->op_entry = 0;
+	log_set_step(NULL);
 	free(label);
 	return rc;
 }

@@ -207,6 +207,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 	run->subcommand = opts->subcommand;
 	uuid_generate_random(id);
 	uuid_unparse_lower(id, run->run_id);
+	log_set_context(phase, opts->subcommand, take_lock ? run->run_id : NULL);
 	/* the retry jitter must differ between two runs started at the same moment */
 	srandom((unsigned) id[0] << 24 | (unsigned) id[1] << 16 | (unsigned) id[2] << 8 | id[3]);
 	run->client = client_name();
