@@ -31,7 +31,8 @@ enum
 	OPT_SKIP_INVALID,
 	OPT_JOBS,
 	OPT_RUN,
-	OPT_LOG_FORMAT
+	OPT_LOG_FORMAT,
+	OPT_HOOK
 };
 
 static _Noreturn void
@@ -86,6 +87,7 @@ static const struct option long_options[] = {
 	{"jobs", required_argument, NULL, OPT_JOBS},
 	{"run", required_argument, NULL, OPT_RUN},
 	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	{"hook", required_argument, NULL, OPT_HOOK},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -185,6 +187,9 @@ set_option(int c, const char *arg, Options *opts)
 		case 'j':
 		case OPT_JOBS:
 			opts->jobs = parse_int(arg, "--jobs", 1, CLI_MAX_JOBS);
+			break;
+		case OPT_HOOK:
+			opts->hook = arg;
 			break;
 		case OPT_LOG_FORMAT:
 			if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0)

@@ -38,6 +38,7 @@ typedef struct Options
 	int target_batch_ms;         /* 0: fixed batch size */
 	bool regenerate_invalid;     /* --on-invalid=regenerate */
 	bool log_json;               /* --log-format=json */
+	const char *hook;            /* --hook CMD (else $PHASEMIG_HOOK) */
 	bool on_invalid_given;       /* --on-invalid, either value */
 	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
 	int jobs;                    /* connections filling at once (default 1) */
@@ -61,6 +62,11 @@ typedef struct Options
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
 	"                           migration_log (rows, longest lock hold, retries)\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
+#define CLI_HELP_HOOK                                                                                                  \
+	"      --hook=CMD           run CMD with sh at the start and end of every run, an\n"                               \
+	"                           event (JSON) on its input; its failure is only logged\n"                               \
+	"                           (default: $PHASEMIG_HOOK)\n"
+
 #define CLI_HELP_LOG_FORMAT                                                                                            \
 	"      --log-format=FORMAT  text (default) or json: each message one JSON object\n"                                \
 	"                           per line (time in UTC, level, step, message, figures)\n"
@@ -75,6 +81,7 @@ typedef struct Options
 	"                      the connection when neither -d nor DATABASE_URL is given,\n"                                \
 	"                      and what a conninfo string leaves out\n"                                                    \
 	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
+	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
 	"\n"
 
 #define CLI_HELP_EXIT_STATUS(refused)                                                                                  \

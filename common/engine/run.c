@@ -18,6 +18,7 @@
 #include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/guard.h"
+#include "engine/hook.h"
 #include "engine/operation.h"
 #include "engine/status.h"
 #include "engine/summary.h"
@@ -68,6 +69,35 @@ outcome_reason(int code)
 		return run_failure_reason();
 	snprintf(text, sizeof text, "ended with exit code %d", code);
 	return text;
+}
+
+/* The status the hook's end event gives exit code CODE. */
+static const char *
+hook_status(int code)
+{
+	switch (code)
+	{
+		case EXIT_DONE:
+			return "done";
+		case EXIT_BAD_INPUT:
+			return "bad_input";
+		case EXIT_REFUSED:
+			return "refused";
+		case EXIT_LOCKED:
+			return "locked";
+		default:
+			return stop_requested() ? "interrupted" : "failed";
+	}
+}
+
+/* Cleanup on every exit of a run that takes the lock: the hook's end event. */
+static void
+notify_end(void *arg)
+{
+	Run *run = arg;
+	int code = log_exit_code();
+
+	hook_end(run, code, hook_status(code), outcome_reason(code));
 }
 
 /*
@@ -219,6 +249,9 @@ run_start(int phase, const Options *opts, bool take_lock)
 	{
 		open_run_log(run, opts);
 		log_info("%s: plan \"%s\", run %s", opts->subcommand, run->plan->name, run->run_id);
+		/* the hook hears how every run ends, even one that never reached the database */
+		hook_set(opts->hook);
+		log_on_exit(notify_end, run);
 	}
 
 	appname = str_printf("%s %s (phasemig run %.8s)", log_progname(), opts->subcommand, run->run_id);
@@ -261,7 +294,10 @@ run_start(int phase, const Options *opts, bool take_lock)
 		log_exit(EXIT_LOCKED);
 	}
 	if (take_lock)
+	{
 		close_orphaned_rows(run);
+		hook_start(run);
+	}
 	return run;
 }
 

@@ -1,0 +1,25 @@
+/*
+ * hook.h: the operator's hook (--hook CMD, else $PHASEMIG_HOOK): CMD runs with
+ * /bin/sh at the start and at the end of every run that takes the plan's lock,
+ * with one JSON event on its standard input.  A hook that fails, hangs past
+ * HOOK_TIMEOUT_S or does not read its input is logged as a warning and never
+ * changes the run's outcome.
+ */
+#ifndef PHASEMIG_HOOK_H
+#define PHASEMIG_HOOK_H
+
+#include "engine/mlog.h"
+
+#define HOOK_TIMEOUT_S 30
+
+/* Use CMD (NULL: $PHASEMIG_HOOK, if set) for this run's events. */
+void hook_set(const char *cmd);
+/* The start event: the run holds the plan's lock. */
+void hook_start(const Run *run);
+/*
+ * The end event, with the run's exit code: status done, refused, failed,
+ * interrupted, bad_input or locked, and MESSAGE (the reason) when not done.
+ */
+void hook_end(const Run *run, int code, const char *status, const char *message);
+
+#endif
