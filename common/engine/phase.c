@@ -101,75 +101,94 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	return rc;
 }
 
-/* In phase3, operations marked contract_last run in a second pass (see operation.h). */
-static bool
-in_pass(const Run *run, const Op *op, int pass)
+typedef enum
 {
-	bool last = run->phase == 3 && op->kind->handlers->contract_last;
+	WALK_APPLY,
+	WALK_ROLLBACK,
+	WALK_FINALIZE
+} Walk;
 
-	return last == (pass == 1);
+/* OP's step for this walk of run->phase, or NULL when it has none. */
+static OpStep
+step_of(const Run *run, const Op *op, Walk walk)
+{
+	const OpHandlers *h = op->kind->handlers;
+
+	return walk == WALK_APPLY ? h->apply[run->phase] : walk == WALK_ROLLBACK ? h->rollback[run->phase] : h->finalize;
+}
+
+/*
+ * The operations with a step in this walk, in the order they run, into ORDER
+ * (their plan indexes); returns how many.  Apply goes in plan order, except
+ * that in phase3 the contract_last operations come after all others
+ * (operation.h); a rollback goes exactly backwards.
+ */
+static int
+step_order(const Run *run, Walk walk, int *order)
+{
+	int n = 0;
+
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < run->plan->n_ops; i++)
+		{
+			const Op *op = &run->plan->ops[i];
+			bool last = run->phase == 3 && walk != WALK_FINALIZE && op->kind->handlers->contract_last;
+
+			if (step_of(run, op, walk) != NULL && last == (pass == 1))
+				order[n++] = i;
+		}
+	if (walk == WALK_ROLLBACK)
+		for (int a = 0, b = n - 1; a < b; a++, b--)
+		{
+			int t = order[a];
+
+			order[a] = order[b];
+			order[b] = t;
+		}
+	return n;
+}
+
+/* Run the walk's steps in order, each announced "step K of N"; stops at the first failure. */
+static int
+walk_steps(Run *run, const Options *opts, Walk walk)
+{
+	static const char *const prefix[] = {"step", "undo step", "finalize step"};
+	int *order = xcalloc((size_t) run->plan->n_ops + 1, sizeof *order);
+	int n = step_order(run, walk, order);
+	int rc = EXIT_DONE;
+
+	for (int k = 0; k < n && rc == EXIT_DONE; k++)
+	{
+		const Op *op = &run->plan->ops[order[k]];
+
+		if (stopping())
+			rc = EXIT_FAILED;
+		else
+		{
+			log_info("%s %d of %d: %s", prefix[walk], k + 1, n, op->label);
+			rc = run_step(run, op, step_of(run, op, walk), opts, walk == WALK_ROLLBACK);
+		}
+	}
+	free(order);
+	return rc;
 }
 
 int
 phase_apply_ops(Run *run, const Options *opts)
 {
-	for (int pass = 0; pass < 2; pass++)
-		for (int i = 0; i < run->plan->n_ops; i++)
-		{
-			const Op *op = &run->plan->ops[i];
-			OpStep step = op->kind->handlers->apply[run->phase];
-			int rc;
-
-			if (step == NULL || !in_pass(run, op, pass))
-				continue;
-			if (stopping())
-				return EXIT_FAILED;
-			log_info("step %d: %s", i + 1, op->label);
-			if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
-				return rc;
-		}
-	return EXIT_DONE;
+	return walk_steps(run, opts, WALK_APPLY);
 }
 
 int
 phase_finalize_ops(Run *run, const Options *opts)
 {
-	for (int i = 0; i < run->plan->n_ops; i++)
-	{
-		const Op *op = &run->plan->ops[i];
-		OpStep step = op->kind->handlers->finalize;
-		int rc;
-
-		if (step == NULL)
-			continue;
-		if (stopping())
-			return EXIT_FAILED;
-		log_info("finalize step %d: %s", i + 1, op->label);
-		if ((rc = run_step(run, op, step, opts, false)) != EXIT_DONE)
-			return rc;
-	}
-	return EXIT_DONE;
+	return walk_steps(run, opts, WALK_FINALIZE);
 }
 
 int
 phase_rollback_ops(Run *run, const Options *opts)
 {
-	for (int pass = 1; pass >= 0; pass--)
-		for (int i = run->plan->n_ops - 1; i >= 0; i--)
-		{
-			const Op *op = &run->plan->ops[i];
-			OpStep step = op->kind->handlers->rollback[run->phase];
-			int rc;
-
-			if (step == NULL || !in_pass(run, op, pass))
-				continue;
-			if (stopping())
-				return EXIT_FAILED;
-			log_info("undo step %d: %s", i + 1, op->label);
-			if ((rc = run_step(run, op, step, opts, true)) != EXIT_DONE)
-				return rc;
-		}
-	return EXIT_DONE;
+	return walk_steps(run, opts, WALK_ROLLBACK);
 }
 
 int
