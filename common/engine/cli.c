@@ -133,7 +133,7 @@ help_or_usage_error(const CliSpec *spec, char **argv)
 	exit(EXIT_DONE);
 }
 
-/* Store option C's value (ARG) in OPTS. */
+/* Store option C's value (ARG) in OPTS: one arm per option, longer than 80 lines as the options grow. */
 static void
 set_option(int c, const char *arg, Options *opts)
 {
