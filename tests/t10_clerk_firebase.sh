@@ -96,6 +96,9 @@ assert_ne 0 "$missing" "some users are not in the export"
 ls "$LOGS"/*-unmatched.csv >/dev/null 2>&1 || _t_fail "no unmatched list written"
 before=$(db_state nulls)
 assert_exit 3 "phase3 check refuses" -- p3 check -d nulls
+assert_contains "$LAST_ERR" "hint: give those rows a value" "the refusal says what to do next"
+assert_contains "$LAST_ERR" "RUN-ID-unmatched.csv: add them to the mapping, or run phase2 apply --generate-missing" \
+    "the unmatched list and --generate-missing"
 assert_contains "$LAST_ERR" "\"firebase_uid\": $missing found" "count of NULL uids"
 first_key=$(q nulls "select id from public.users where firebase_uid is null order by id limit 1")
 assert_contains "$LAST_ERR" "'$first_key'" "a sample key"
@@ -126,6 +129,8 @@ q view 'create view public."clerk ids" as select id, clerk_user_id from public.u
 before=$(db_state view)
 assert_exit 3 "phase3 apply" -- p3 apply -d view
 assert_contains "$LAST_ERR" 'view public."clerk ids"' "the view is named"
+assert_contains "$LAST_ERR" "hint: save each dependent view's definition (pg_get_viewdef), drop it" "what to do about it"
+assert_contains "$LAST_ERR" "after a phase3 rollback, re-create it as it was" "and after a rollback"
 assert_eq "$before" "$(db_state view)" "nothing changed"
 
 test_case "rows the application writes between phase1 and phase3 get their uid"

@@ -123,6 +123,8 @@ q orph "create table public.users (id varchar(36) primary key);
 assert_exit 0 "phase1" -- u 1 orph apply
 assert_exit 3 "phase2" -- u 2 orph apply
 assert_contains "$LAST_ERR" 'check "orphan" failed for public.posts.author: 1 found' "orphan counted"
+assert_contains "$LAST_ERR" "hint: these child rows point at no parent row" "how to find them"
+assert_contains "$LAST_ERR" "--on-invalid=regenerate does not lift orphans" "and what does not help"
 assert_contains "$LAST_ERR" "'100' (value '11111111-1111-1111-1111-111111111111')" "orphan shown with its key and value"
 
 test_case "a view on a converted column stops phase3 check, by name"

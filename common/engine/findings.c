@@ -26,6 +26,7 @@ findings_free(Findings *f)
 		free(f->items[i].check);
 		free(f->items[i].subject);
 		free(f->items[i].samples);
+		free(f->items[i].hint);
 	}
 	free(f->items);
 	findings_init(f);
@@ -43,7 +44,16 @@ findings_add(Findings *f, const char *check, const char *subject, long long coun
 	f->items[f->n].subject = xstrdup(subject);
 	f->items[f->n].count = count;
 	f->items[f->n].samples = xstrdup(samples ? samples : "");
+	f->items[f->n].hint = NULL;
 	f->n++;
+}
+
+void
+findings_hint(Findings *f, int from, const char *hint)
+{
+	for (int i = from; i < f->n; i++)
+		if (f->items[i].hint == NULL)
+			f->items[i].hint = xstrdup(hint);
 }
 
 long long
@@ -86,6 +96,8 @@ findings_print(const Findings *f)
 		log_error("check \"%s\" failed for %s: %lld found", it->check, it->subject, it->count);
 		if (it->samples[0])
 			log_detail("samples (up to %d): %s", SAMPLE_LIMIT, it->samples);
+		if (it->hint)
+			log_hint("%s", it->hint);
 	}
 }
 
@@ -98,9 +110,12 @@ findings_json(const Findings *f)
 	{
 		const Finding *it = &f->items[i];
 
-		json_array_append_new(arr,
-							  json_pack("{s:s, s:s, s:I, s:s}", "check", it->check, "subject", it->subject, "count",
-										(json_int_t) it->count, "samples", it->samples));
+		json_t *one = json_pack("{s:s, s:s, s:I, s:s}", "check", it->check, "subject", it->subject, "count",
+								(json_int_t) it->count, "samples", it->samples);
+
+		if (it->hint)
+			json_object_set_new(one, "hint", json_string(it->hint));
+		json_array_append_new(arr, one);
 	}
 	return arr;
 }

@@ -17,6 +17,7 @@ typedef struct Finding
 	char *subject; /* what it is about, e.g. the column */
 	long long count;
 	char *samples; /* comma-separated sample keys, may be empty */
+	char *hint;    /* what the operator does next, or NULL */
 } Finding;
 
 typedef struct Findings
@@ -29,6 +30,11 @@ typedef struct Findings
 void findings_init(Findings *f);
 void findings_free(Findings *f);
 void findings_add(Findings *f, const char *check, const char *subject, long long count, const char *samples);
+/*
+ * What to do about the findings added since FROM (f->n before the check ran):
+ * printed as a hint after each, and kept in its JSON.  Each refusal says it.
+ */
+void findings_hint(Findings *f, int from, const char *hint);
 
 /*
  * Run SQL returning one row (count bigint, samples text) and record a finding

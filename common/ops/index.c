@@ -113,12 +113,22 @@ check_unique_gate(Run *run, const Op *op)
 	return duplicates_gate(run->plan, op->column, op->ignore_case);
 }
 
+/* What to do about duplicates: phasemig never chooses which row keeps a value. */
+#define DUPLICATES_HINT                                                                                                \
+	"make the values unique (the samples are the keys of rows that share one), then run \"phase3 check\" "             \
+	"again; phasemig never chooses which row keeps a value"
+
 static long long
 add_unique_check(Run *run, const Op *op, Findings *f)
 {
+	int from = f->n;
+	long long n;
+
 	if (catalog_constraint_exists(run->plan, op->name))
 		return 0;
-	return check_duplicates(run, f, op->column, false);
+	n = check_duplicates(run, f, op->column, false);
+	findings_hint(f, from, DUPLICATES_HINT);
+	return n;
 }
 
 static int
@@ -183,7 +193,11 @@ add_unique_rollback(Run *run, const Op *op, const Options *opts)
 static long long
 check_unique_check(Run *run, const Op *op, Findings *f)
 {
-	return check_duplicates(run, f, op->column, op->ignore_case);
+	int from = f->n;
+	long long n = check_duplicates(run, f, op->column, op->ignore_case);
+
+	findings_hint(f, from, DUPLICATES_HINT);
+	return n;
 }
 
 static void

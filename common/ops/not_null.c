@@ -41,8 +41,13 @@ set_not_null_check(Run *run, const Op *op, Findings *f)
 	char *qcol = plan_ident(p, op->column);
 	char *cond = refused_rows(p, op);
 	char *subject = str_printf("%s.%s", p->q_table, qcol);
+	int from = f->n;
 	long long n = findings_rows_where(run, f, op->reject_empty ? "null_or_empty" : "null", subject, cond);
 
+	findings_hint(f, from,
+				  "give those rows a value, then run \"phase3 check\" again: phase2 apply fills what its mapping "
+				  "matches (the rows it could not match are in the logs directory's last RUN-ID-unmatched.csv: add "
+				  "them to the mapping, or run phase2 apply --generate-missing)");
 	free(subject);
 	free(cond);
 	free(qcol);

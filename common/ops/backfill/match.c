@@ -98,7 +98,14 @@ conflict(Run *run, Findings *f, const char *check, const char *pairs, const char
 	sb_append(&sql, "SELECT (SELECT count(*) FROM d), ");
 	sb_printf(&sql, "(SELECT string_agg(%s, '; ') ", sample);
 	sb_printf(&sql, "FROM (SELECT * FROM d ORDER BY %s LIMIT %d) s)", order, SAMPLE_LIMIT);
-	found = findings_query(run, f, check, "mapping", sql.data);
+	{
+		int from = f->n;
+
+		found = findings_query(run, f, check, "mapping", sql.data);
+		findings_hint(f, from,
+					  "correct the mapping file (the samples say which Clerk ids and uids conflict) and run phase2 "
+					  "apply again: nothing was written");
+	}
 	sb_free(&sql);
 	return found;
 }

@@ -96,8 +96,13 @@ staged_where(Run *run, Findings *f, const Target *t, const char *check, const ch
 						   "(SELECT string_agg(s, '; ') FROM (SELECT " SAMPLE_USER " || ': ' || %s AS s "
 						   "FROM pg_temp.phasemig_staging WHERE %s ORDER BY element, firebase_uid LIMIT %d) x)",
 						   cond, detail, cond, SAMPLE_LIMIT);
+	int from = f->n;
 	long long n = findings_query(run, f, check, t->subject, sql);
 
+	findings_hint(f, from,
+				  skip ? "these values are left empty and listed in the logs directory's RUN-ID-invalid-values.csv"
+					   : "correct the export, or run phase2 apply --skip-invalid-values to leave those values empty "
+						 "(listed in RUN-ID-invalid-values.csv); nothing was written");
 	if (skip && n > 0)
 		skip_values(run, t, cond, problem);
 	free(sql);

@@ -57,6 +57,9 @@ drop_column_check(Run *run, const Op *op, Findings *f)
 	subject =
 		str_printf("column %s.\"%s\" (drop it, or remove the dependent objects first)", run->plan->q_table, op->column);
 	findings_add(f, "dependent_object", subject, 1, deps);
+	findings_hint(f, f->n - 1,
+				  "save each dependent view's definition (pg_get_viewdef), drop it, run phase3 apply, then re-create "
+				  "it on the new columns; after a phase3 rollback, re-create it as it was (docs/runbook.md)");
 	free(subject);
 	free(deps);
 	return 1;

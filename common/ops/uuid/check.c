@@ -175,7 +175,12 @@ check_dependents(UuidJob *job, Findings *f, int i, bool views_recreated)
 	bool refuses = deps && (!views_recreated || strstr(deps, "rule ") || strstr(deps, "policy "));
 
 	if (refuses)
+	{
 		findings_add(f, "dependent_object", t->regname, 1, deps);
+		findings_hint(f, f->n - 1,
+					  "set \"recreate_views\": true in the plan to have views re-created around the swap; drop a "
+					  "rule or policy, and re-create it after phase3 apply (and again after a rollback)");
+	}
 	free(deps);
 	return refuses ? 1 : 0;
 }
@@ -191,6 +196,9 @@ check_views(UuidJob *job, Findings *f)
 	if (blocked)
 	{
 		findings_add(f, "dependent_object", "views that cannot be recreated", 1, blocked);
+		findings_hint(f, f->n - 1,
+					  "drop those views (save their definitions first), run phase3 apply, then re-create them on "
+					  "the new columns; after a rollback, re-create them as they were");
 		problems++;
 	}
 	free(blocked);

@@ -70,6 +70,7 @@ find_orphans(UuidJob *job, Findings *f, int i)
 	const UuidTarget *t = &job->t[i];
 	StrBuf cond, sql;
 	long long n;
+	int from;
 
 	sb_init(&cond);
 	sb_printf(&cond, "c.%s IS NOT NULL AND NOT EXISTS ", t->q_col);
@@ -79,7 +80,12 @@ find_orphans(UuidJob *job, Findings *f, int i)
 	sb_append(&sql, "(SELECT string_agg(format('%s (value %s)', quote_literal(k), quote_literal(v)), ', ') FROM ");
 	sb_printf(&sql, "(SELECT c.%s::text AS k, c.%s::text AS v ", t->q_key, t->q_col);
 	sb_printf(&sql, "FROM %s c WHERE %s ORDER BY 1 LIMIT %d) s)", t->table, cond.data, SAMPLE_LIMIT);
+	from = f->n;
 	n = findings_query(job->run, f, "orphan", t->regname, sql.data);
+	findings_hint(f, from,
+				  "these child rows point at no parent row (the samples are the child's key and its value): delete "
+				  "them, or add their parents, then run phase2 apply again; --on-invalid=regenerate does not lift "
+				  "orphans");
 	sb_free(&cond), sb_free(&sql);
 	return n;
 }
@@ -97,7 +103,12 @@ classify(UuidJob *job, Findings *f, json_t *meta)
 	{
 		char *cond = uuid_invalid_sql(job, NULL, k->q_col);
 
+		int from = f->n;
+
 		problems += findings_rows_where(job->run, f, "invalid uuid", k->regname, cond);
+		findings_hint(f, from,
+					  "correct those keys (and the child rows that reference them) by hand, or run phase2 apply "
+					  "--on-invalid=regenerate: each gets a new random uuid that every child follows");
 		free(cond);
 	}
 	if (same_uuid)
