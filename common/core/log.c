@@ -213,33 +213,39 @@ write_line(const char *level, const char *text, json_t *figures)
 		fflush(logfile);
 }
 
+/* TEXT at LEVEL, unless quiet. */
+static void
+emit_text(const char *level, const char *text)
+{
+	if (quiet)
+		return;
+	clear_progress();
+	write_line(level, text, NULL);
+}
+
 static void
 emit(const char *level, const char *fmt, va_list ap)
 {
 	char *text = NULL;
 
-	if (quiet || vasprintf(&text, fmt, ap) < 0)
+	if (vasprintf(&text, fmt, ap) < 0)
 		return;
-	clear_progress();
-	write_line(level, text, NULL);
+	emit_text(level, text);
 	free(text);
 }
 
-/* Like emit(), and keeps the first error's text as the run's reason. */
+/* Like emit(), and keeps the first error's text (1023 bytes at most) as the run's reason. */
 static void
 emit_error(const char *fmt, va_list ap)
 {
-	if (first_error == NULL)
-	{
-		va_list ap2;
-		char text[1024];
+	char *text = NULL;
 
-		va_copy(ap2, ap);
-		vsnprintf(text, sizeof text, fmt, ap2);
-		va_end(ap2);
-		first_error = strdup(text);
-	}
-	emit("error", fmt, ap);
+	if (vasprintf(&text, fmt, ap) < 0)
+		return;
+	if (first_error == NULL)
+		first_error = strndup(text, 1023);
+	emit_text("error", text);
+	free(text);
 }
 
 const char *

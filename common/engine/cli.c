@@ -203,7 +203,6 @@ set_option(int c, const char *arg, Options *opts)
 			opts->run_id = arg;
 			break;
 		case OPT_ON_INVALID:
-			opts->on_invalid_given = true;
 			if (strcmp(arg, "regenerate") == 0)
 				opts->regenerate_invalid = true;
 			else if (strcmp(arg, "stop") != 0)
@@ -278,6 +277,9 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 			help_or_usage_error(spec, argv);
 		if (option_group(c) != 0 && !allowed(spec, option_group(c)))
 			usage_error("option \"%s\" is not accepted here", named);
+		if (option_group(c) != 0 && !(opts->groups_given & option_group(c)))
+			snprintf(opts->group_named[__builtin_ctz(option_group(c))], sizeof opts->group_named[0], "%s", named);
+		opts->groups_given |= option_group(c);
 		set_option(c, c == 'V' ? NULL : optarg ? optarg : argv[optind - 1], opts);
 	}
 	read_subcommand(argc, argv, spec, opts);

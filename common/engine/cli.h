@@ -39,7 +39,8 @@ typedef struct Options
 	bool regenerate_invalid;     /* --on-invalid=regenerate */
 	bool log_json;               /* --log-format=json */
 	const char *hook;            /* --hook CMD (else $PHASEMIG_HOOK) */
-	bool on_invalid_given;       /* --on-invalid, either value */
+	unsigned groups_given;       /* the option groups (CLI_*) the command line used */
+	char group_named[5][64];     /* per group bit, its first option as written ("--mapping") */
 	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
 	int jobs;                    /* connections filling at once (default 1) */
 } Options;

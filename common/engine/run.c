@@ -197,32 +197,17 @@ open_run_log(Run *run, const Options *opts)
 static bool
 options_apply(const Plan *plan, const Options *opts)
 {
-	const struct
-	{
-		bool given;
-		const char *name;
-		unsigned group;
-	} given[] = {
-		{opts->mapping != NULL, "--mapping", CLI_MAPPING},
-		{opts->clerk_export != NULL, "--clerk-export", CLI_MAPPING},
-		{opts->generate_missing, "--generate-missing", CLI_MAPPING},
-		{opts->skip_invalid_values, "--skip-invalid-values", CLI_MAPPING},
-		{opts->on_invalid_given, "--on-invalid", CLI_ON_INVALID},
-		{opts->discard_generated_uids, "--discard-generated-uids", CLI_DISCARD_GENERATED},
-	};
-	unsigned read = 0;
+	unsigned read = 0, unread;
 
 	for (int i = 0; i < plan->n_ops; i++)
 		read |= plan->ops[i].kind->options;
-	for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
-		if (given[i].given && !(read & given[i].group))
-		{
-			log_error("option \"%s\" does not apply to plan \"%s\": none of its operations reads it", given[i].name,
-					  plan->name);
-			log_hint("leave it out; \"phase1 plan --plan %s\" lists the plan's operations", plan->path);
-			return false;
-		}
-	return true;
+	unread = opts->groups_given & (CLI_MAPPING | CLI_ON_INVALID | CLI_DISCARD_GENERATED) & ~read;
+	if (unread == 0)
+		return true;
+	log_error("option \"%s\" does not apply to plan \"%s\": none of its operations reads it",
+			  opts->group_named[__builtin_ctz(unread)], plan->name);
+	log_hint("leave it out; \"phase1 plan --plan %s\" lists the plan's operations", plan->path);
+	return false;
 }
 
 Run *
