@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/conninfo_secrets.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -155,9 +156,17 @@ db_report(const PGresult *res, const PGconn *conn, const char *sql)
 PGresult *
 db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
+	char *own = dryrun_registry_sql(sql);
+	PGresult *res;
+
+	if (own)
+		sql = own;
 	if (nparams == 0)
-		return PQexec(conn, sql);
-	return PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		res = PQexec(conn, sql);
+	else
+		res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	free(own);
+	return res;
 }
 
 PGresult *
@@ -177,21 +186,29 @@ db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 void
 db_exec(PGconn *conn, const char *sql)
 {
+	if (dryrun_intercept(sql))
+		return;
 	PQclear(db_query(conn, sql, 0, NULL));
 }
 
 void
 db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
+	if (dryrun_intercept(sql))
+		return;
 	PQclear(db_query(conn, sql, nparams, params));
 }
 
 long long
 db_exec_rows(PGconn *conn, const char *sql)
 {
-	PGresult *res = db_query(conn, sql, 0, NULL);
-	long long rows = atoll(PQcmdTuples(res));
+	PGresult *res;
+	long long rows;
 
+	if (dryrun_intercept(sql))
+		return 0;
+	res = db_query(conn, sql, 0, NULL);
+	rows = atoll(PQcmdTuples(res));
 	PQclear(res);
 	return rows;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -139,9 +140,15 @@ static bool
 ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool blocks_writes)
 {
 	char set_timeout[64];
-	int timeout_ms = attempt_lock_timeout(conn, what, NULL);
-
+	int timeout_ms;
 	double change_start = now_ms();
+
+	if (dryrun_on())
+	{
+		dryrun_print_transaction(conn, stmts, n, retry.lock_timeout_ms);
+		return true;
+	}
+	timeout_ms = attempt_lock_timeout(conn, what, NULL);
 
 	for (int attempt = 1;; attempt++)
 	{
@@ -154,6 +161,8 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 		db_exec(conn, set_timeout);
 		for (int i = 0; i < n; i++)
 		{
+			if (attempt == 1)
+				dryrun_log_statement(stmts[i]);
 			res = PQexec(conn, stmts[i]);
 			if (!db_ok(res))
 			{
@@ -213,10 +222,16 @@ bool
 db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout)
 {
 	char set_timeout[64];
-
 	double change_start = now_ms();
+	int timeout_ms;
 
-	int timeout_ms = use_lock_timeout ? attempt_lock_timeout(conn, what, NULL) : 0;
+	if (dryrun_on())
+	{
+		dryrun_print_statement(sql);
+		return true;
+	}
+	dryrun_log_statement(sql);
+	timeout_ms = use_lock_timeout ? attempt_lock_timeout(conn, what, NULL) : 0;
 
 	for (int attempt = 1;; attempt++)
 	{

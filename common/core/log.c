@@ -4,6 +4,7 @@
  */
 #include "core/log.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -211,6 +212,50 @@ write_line(const char *level, const char *text, json_t *figures)
 	}
 	if (logfile)
 		fflush(logfile);
+}
+
+void
+log_statement(const char *sql)
+{
+	char *line = strdup(sql), *w = line;
+	bool blank = false;
+
+	if (line == NULL || quiet || logfile == NULL)
+	{
+		free(line);
+		return;
+	}
+	/* one line: newlines and runs of blanks become one space */
+	for (const char *r = sql; *r; r++)
+		if (isspace((unsigned char) *r))
+			blank = w != line;
+		else
+		{
+			if (blank)
+				*w++ = ' ';
+			blank = false;
+			*w++ = *r;
+		}
+	*w = '\0';
+	pthread_mutex_lock(&log_mutex);
+	if (as_json)
+	{
+		char *obj = json_line("statement", line, NULL);
+
+		if (obj)
+			fprintf(logfile, "%s\n", obj);
+		free(obj);
+	}
+	else
+	{
+		char stamp[40];
+
+		local_stamp(stamp, sizeof stamp);
+		fprintf(logfile, "%s %s: statement: %s\n", stamp, progname, line);
+	}
+	fflush(logfile);
+	pthread_mutex_unlock(&log_mutex);
+	free(line);
 }
 
 /* TEXT at LEVEL, unless quiet. */

@@ -52,6 +52,8 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* SQL, on one line, into the run log only ("statement: ..."): what a run changed. */
+void log_statement(const char *sql);
 /* Progress line: at most once a second, redrawn in place on a terminal. */
 void log_progress(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_progress_end(void);

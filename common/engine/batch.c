@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -75,7 +76,7 @@ void
 batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan)
 {
 	b->batch_size = batch_size_of(opts, plan);
-	b->sleep_ms = opts->sleep_ms;
+	b->sleep_ms = opts->sleep_ms > 0 ? opts->sleep_ms : 0;
 	b->max_lag_ms = opts->max_lag_ms;
 	b->target_batch_ms = opts->target_batch_ms;
 }
@@ -180,6 +181,21 @@ report_progress(const BatchLoop *b, int size)
 	log_progress_rows(b->what, b->rows_done, b->rows_total, b->changed, size);
 }
 
+/* A dry run prints the batch statement once, with how many rows its batches would walk. */
+static int
+dry_run_batches(const BatchLoop *b)
+{
+	if (b->rows_total >= 0)
+		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint: %lld rows to walk%s%s", b->what,
+					   b->batch_size, b->rows_total - b->rows_done, b->last_key ? " after key " : "",
+					   b->last_key ? b->last_key : "");
+	else
+		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint", b->what, b->batch_size);
+	dryrun_comment("the first batch ($1: the batch size); the next ones also take $2, the last key of the one before");
+	dryrun_print_statement(b->last_key ? b->sql_next : b->sql_first);
+	return EXIT_DONE;
+}
+
 int
 batch_loop(Run *run, BatchLoop *b)
 {
@@ -187,6 +203,10 @@ batch_loop(Run *run, BatchLoop *b)
 	int size = b->batch_size;
 	long long scanned = 0;
 
+	if (dryrun_on())
+		return dry_run_batches(b);
+	/* the run log gets the statement once, as a dry run prints it */
+	dryrun_log_statement(b->last_key ? b->sql_next : b->sql_first);
 	for (int attempt = 1;;)
 	{
 		double t0, took;

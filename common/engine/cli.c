@@ -5,6 +5,7 @@
 #include "engine/cli.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,31 @@ enum
 	OPT_JOBS,
 	OPT_RUN,
 	OPT_LOG_FORMAT,
-	OPT_HOOK
+	OPT_HOOK,
+	OPT_DRY_RUN,
+	OPT_YES,
+	OPT_QUIET,
+	OPT_PAUSE,
+	OPT_RESUME
+};
+
+/* The options that only switch something on, and the field each sets. */
+static const struct
+{
+	int option;
+	size_t offset;
+} switches[] = {
+	{OPT_JSON, offsetof(Options, json)},
+	{OPT_SKIP_INVALID, offsetof(Options, skip_invalid_values)},
+	{OPT_GENERATE_MISSING, offsetof(Options, generate_missing)},
+	{OPT_DISCARD_GENERATED, offsetof(Options, discard_generated_uids)},
+	{OPT_DRY_RUN, offsetof(Options, dry_run)},
+	{OPT_YES, offsetof(Options, yes)},
+	{'y', offsetof(Options, yes)},
+	{OPT_QUIET, offsetof(Options, quiet)},
+	{'q', offsetof(Options, quiet)},
+	{OPT_PAUSE, offsetof(Options, pause)},
+	{OPT_RESUME, offsetof(Options, resume)},
 };
 
 static _Noreturn void
@@ -88,6 +113,11 @@ static const struct option long_options[] = {
 	{"run", required_argument, NULL, OPT_RUN},
 	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	{"hook", required_argument, NULL, OPT_HOOK},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"yes", no_argument, NULL, OPT_YES},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"pause", no_argument, NULL, OPT_PAUSE},
+	{"resume", no_argument, NULL, OPT_RESUME},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -133,10 +163,16 @@ help_or_usage_error(const CliSpec *spec, char **argv)
 	exit(EXIT_DONE);
 }
 
-/* Store option C's value (ARG) in OPTS: one arm per option, longer than 80 lines as the options grow. */
+/* Store option C's value (ARG) in OPTS: a switch, or one arm per option with a value. */
 static void
 set_option(int c, const char *arg, Options *opts)
 {
+	for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++)
+		if (switches[i].option == c)
+		{
+			*(bool *) ((char *) opts + switches[i].offset) = true;
+			return;
+		}
 	switch (c)
 	{
 		case OPT_PLAN:
@@ -144,9 +180,6 @@ set_option(int c, const char *arg, Options *opts)
 			break;
 		case 'd':
 			opts->dbname = arg;
-			break;
-		case OPT_JSON:
-			opts->json = true;
 			break;
 		case OPT_LOGS_DIR:
 			opts->logs_dir = arg;
@@ -163,12 +196,6 @@ set_option(int c, const char *arg, Options *opts)
 		case OPT_CLERK_EXPORT:
 			opts->clerk_export = arg;
 			break;
-		case OPT_SKIP_INVALID:
-			opts->skip_invalid_values = true;
-			break;
-		case OPT_GENERATE_MISSING:
-			opts->generate_missing = true;
-			break;
 		case OPT_BATCH_SIZE:
 			opts->batch_size = parse_int(arg, "--batch-size", 1, 1000000);
 			break;
@@ -180,9 +207,6 @@ set_option(int c, const char *arg, Options *opts)
 			break;
 		case OPT_TARGET_BATCH_MS:
 			opts->target_batch_ms = parse_int(arg, "--target-batch-ms", 10, 600000);
-			break;
-		case OPT_DISCARD_GENERATED:
-			opts->discard_generated_uids = true;
 			break;
 		case 'j':
 		case OPT_JOBS:
@@ -216,6 +240,13 @@ set_option(int c, const char *arg, Options *opts)
 	}
 }
 
+static bool
+changes_database(const char *subcommand)
+{
+	return strcmp(subcommand, "apply") == 0 || strcmp(subcommand, "rollback") == 0
+		|| strcmp(subcommand, "finalize") == 0;
+}
+
 /* After the options: the subcommand, and the options only some subcommands take. */
 static void
 read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
@@ -238,6 +269,14 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("%s", "option \"--skip-invalid-values\" is accepted by apply only");
 	if (opts->run_id && strcmp(opts->subcommand, "status") != 0)
 		usage_error("%s", "option \"--run\" is accepted by status only");
+	if (opts->dry_run && !changes_database(opts->subcommand))
+		usage_error("%s", "option \"--dry-run\" is accepted by apply, rollback and finalize only");
+	if (opts->yes && !changes_database(opts->subcommand))
+		usage_error("%s", "option \"--yes\" is accepted by apply, rollback and finalize only");
+	if ((opts->pause || opts->resume) && strcmp(opts->subcommand, "throttle") != 0)
+		usage_error("%s", "options \"--pause\" and \"--resume\" are accepted by throttle only");
+	if (opts->pause && opts->resume)
+		usage_error("%s", "options \"--pause\" and \"--resume\" cannot be given together");
 	if (optind < argc)
 		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
 	if (opts->plan_path == NULL)
@@ -251,14 +290,14 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	int longindex = -1;
 
 	log_init(argv[0]);
-	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1};
+	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1, .sleep_ms = -1};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);
 		exit(EXIT_DONE);
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "d:j:hV?", long_options, &longindex)) != -1)
+	while ((c = getopt_long(argc, argv, "d:j:qyhV?", long_options, &longindex)) != -1)
 	{
 		/* the option as named, not its value ("--jobs 2": argv[optind - 1] is "2") */
 		char named[64];

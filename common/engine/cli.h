@@ -43,6 +43,10 @@ typedef struct Options
 	char group_named[5][64];     /* per group bit, its first option as written ("--mapping") */
 	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
 	int jobs;                    /* connections filling at once (default 1) */
+	bool dry_run;                /* print the statements and what they would do; change nothing */
+	bool yes;                    /* phase3: do not ask before dropping or swapping */
+	bool quiet;                  /* no progress lines */
+	bool pause, resume;          /* phase2 throttle */
 } Options;
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */

@@ -377,7 +377,7 @@ finish_unit(Run *run, Unit *u)
 		mlog_finish(run, u->b.entry, u->rc == EXIT_DONE ? "done" : "failed", u->b.rows_done,
 					u->started || u->rc == EXIT_DONE ? NULL : "not started: another job failed or the run stopped",
 					text);
-		if (u->rc == EXIT_DONE)
+		if (u->rc == EXIT_DONE && !run->dry_run)
 			log_info("%s: %lld rows, %lld filled, %.1f s, %.0f rows/s", u->operation, u->b.rows_done, u->b.changed,
 					 u->b.seconds, rate);
 		free(text);
@@ -389,7 +389,8 @@ int
 fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 {
 	Queue q = {.run = run};
-	int jobs = opts->jobs > 1 ? opts->jobs : 1;
+	/* a dry run prints each table's statement once, in order: one job */
+	int jobs = opts->jobs > 1 && !run->dry_run ? opts->jobs : 1;
 	int batch_size = batch_size_of(opts, run->plan);
 	int first_of_table = 0, rc;
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -21,6 +22,13 @@ mlog_create_state(PGconn *conn)
 {
 	PGresult *res;
 
+	if (dryrun_on())
+	{
+		if (!mlog_state_exists(conn))
+			dryrun_comment("phasemig's state would be created (sql/state.sql): the table public.migration_log, "
+						   "the schema migration_backup and its registry table phasemig_objects");
+		return EXIT_DONE;
+	}
 	/* one transaction: what the check sees is what was there or what this made, nothing in between */
 	db_exec(conn, "BEGIN");
 	res = PQexec(conn, SQL_STATE);
@@ -56,6 +64,8 @@ mlog_begin(Run *run, const char *operation, long long rows_total, long long rows
 	char phase[8], total[32], done[32];
 	const char *params[9];
 
+	if (run->dry_run)
+		return 0;
 	snprintf(phase, sizeof phase, "%d", run->phase);
 	snprintf(total, sizeof total, "%lld", rows_total);
 	snprintf(done, sizeof done, "%lld", rows_done);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -166,6 +167,8 @@ walk_steps(Run *run, const Options *opts, Walk walk)
 		else
 		{
 			log_info("%s %d of %d: %s", prefix[walk], k + 1, n, op->label);
+			if (run->dry_run)
+				dryrun_comment("%s %d of %d: %s", prefix[walk], k + 1, n, op->label);
 			rc = run_step(run, op, step_of(run, op, walk), opts, walk == WALK_ROLLBACK);
 		}
 	}

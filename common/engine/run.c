@@ -14,6 +14,7 @@
 #include <uuid/uuid.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -210,6 +211,30 @@ options_apply(const Plan *plan, const Options *opts)
 	return false;
 }
 
+/*
+ * From here on nothing that changes the database runs (core/dryrun.h), and
+ * the server refuses it if something tried: the session is read-only.
+ */
+static void
+start_dry_run(Run *run)
+{
+	dryrun_enable();
+	dryrun_copy_registry(run->conn);
+	db_exec(run->conn, "SET default_transaction_read_only = on");
+	log_info("%s --dry-run: plan \"%s\": the statements it would run are on stdout; nothing is changed",
+			 run->subcommand, run->plan->name);
+	dryrun_comment("phase%d %s --dry-run, plan \"%s\" on table %s: what it would run, in order; nothing was run",
+				   run->phase, run->subcommand, run->plan->name, run->plan->q_table);
+}
+
+void
+run_session_writable(Run *run, bool writable)
+{
+	if (run->dry_run)
+		db_exec(run->conn,
+				writable ? "SET default_transaction_read_only = off" : "SET default_transaction_read_only = on");
+}
+
 Run *
 run_start(int phase, const Options *opts, bool take_lock)
 {
@@ -217,6 +242,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 	uuid_t id;
 	char *appname;
 	DbRetry retry;
+	bool record;
 
 	run->phase = phase;
 	run->subcommand = opts->subcommand;
@@ -230,7 +256,10 @@ run_start(int phase, const Options *opts, bool take_lock)
 	run->plan = plan_load(opts->plan_path);
 	if (run->plan == NULL || !options_apply(run->plan, opts))
 		exit(EXIT_BAD_INPUT);
-	if (take_lock)
+	/* a dry run leaves no trace: no run log, no hook, no migration_log row */
+	run->dry_run = opts->dry_run;
+	record = take_lock && !opts->dry_run;
+	if (record)
 	{
 		open_run_log(run, opts);
 		log_info("%s: plan \"%s\", run %s", opts->subcommand, run->plan->name, run->run_id);
@@ -246,9 +275,10 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
 	log_on_exit(close_connection, run);
+	if (record)
+		log_on_exit(record_outcome, run);
 	if (take_lock)
 	{
-		log_on_exit(record_outcome, run);
 		stop_install(run->conn);
 	}
 	if (!plan_bind(run->plan, run->conn))
@@ -278,11 +308,13 @@ run_start(int phase, const Options *opts, bool take_lock)
 		free(holder);
 		log_exit(EXIT_LOCKED);
 	}
-	if (take_lock)
+	if (record)
 	{
 		close_orphaned_rows(run);
 		hook_start(run);
 	}
+	if (take_lock && opts->dry_run)
+		start_dry_run(run);
 	return run;
 }
 
@@ -315,7 +347,10 @@ run_finish(Run *run, int code, const char *message)
 		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
 				 "continue from where it stopped",
 				 stop_signal_name());
-	if (code == EXIT_DONE && log_file_path())
+	if (run->dry_run)
+		log_info("%s --dry-run: %s; nothing was changed", run->subcommand,
+				 code == EXIT_DONE ? "done" : "the real run would stop here with the same exit code");
+	else if (code == EXIT_DONE && log_file_path())
 		log_info("%s: done, log %s", run->subcommand, log_file_path());
 	else if (log_file_path())
 		log_info("run log: %s", log_file_path());

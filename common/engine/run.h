@@ -20,6 +20,11 @@ Run *run_start(int phase, const Options *opts, bool take_lock);
 
 /* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
 void run_begin_phase(Run *run);
+/*
+ * A dry run's session is read-only; the few steps that stage their input in
+ * temporary tables (phase2's mapping) lift that while they do.  No-op otherwise.
+ */
+void run_session_writable(Run *run, bool writable);
 /* Exit 2, saying to run phase1 apply first, when this database has no migration_log. */
 void run_require_state(Run *run);
 /* "stopped by SIGTERM", else the run's first error, else NULL (static storage or the log's). */

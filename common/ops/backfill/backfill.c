@@ -24,6 +24,7 @@
 #include "core/strbuf.h"
 #include "engine/catalog.h"
 #include "engine/registry.h"
+#include "engine/run.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/import_file.h"
 #include "ops/backfill/mapping.h"
@@ -36,6 +37,9 @@ check_columns(Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
 
+	/* a dry run adds no column: plan_check_catalog has checked each exists or an add_column adds it */
+	if (run->dry_run)
+		return EXIT_DONE;
 	if (!catalog_column_exists(p, op->match_column)
 		|| (op->email_column && !catalog_column_exists(p, op->email_column)))
 	{
@@ -155,17 +159,23 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	bf_names_init(&s.n, run, op);
 	/* 1. finish the import files an interrupted run left under their temporary name */
 	partials.ledger = s.n.import_files;
-	import_file_finish_partials(run, &partials);
+	if (!run->dry_run)
+		import_file_finish_partials(run, &partials);
 	/* 2. read the inputs into temporary staging tables; nothing is written yet */
+	run_session_writable(run, true);
 	rc = bf_stage_inputs(&s);
 	/* 3. refuse (or, asked to, leave empty) values that do not fit their column, then conflicts */
 	if (rc == EXIT_DONE)
 		rc = bf_check_staging(&s);
+	run_session_writable(run, false);
+	/* a dry run: what the fill would do, then the statements of the steps below */
+	if (rc == EXIT_DONE && run->dry_run)
+		rc = bf_dry_run_report(&s);
 	/* 4. the mapping becomes the plan's source (the sync trigger reads it too) */
 	if (rc == EXIT_DONE)
 		rc = bf_replace_source(&s);
-	/* 5. rows that match nobody get new uids when asked */
-	if (rc == EXIT_DONE && opts->generate_missing)
+	/* 5. rows that match nobody get new uids when asked (a dry run counted them) */
+	if (rc == EXIT_DONE && opts->generate_missing && !run->dry_run)
 		rc = bf_generate_missing(&s);
 	/* 6. originals are saved in the same statement that fills each batch */
 	if (rc == EXIT_DONE)
@@ -177,9 +187,11 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		if (rc == EXIT_DONE && s.fill.resumed)
 			rc = bf_fill_before_resume_point(&s);
 		/* 8. report what is left and what to import, and how the fill went */
-		rc = bf_report(&s, rc);
+		if (!run->dry_run)
+			rc = bf_report(&s, rc);
 	}
-	bf_drop_shared_lookups(run, &s.n); /* done or failed: --jobs's lookups go */
+	if (!run->dry_run)
+		bf_drop_shared_lookups(run, &s.n); /* done or failed: --jobs's lookups go */
 	bf_names_free(&s.n);
 	return rc;
 }

@@ -107,5 +107,7 @@ int bf_fill_before_resume_point(Phase2 *s);
 /* report.c */
 int bf_write_skipped(Run *run, const Options *opts);
 int bf_report(Phase2 *s, int rc);
+/* --dry-run: the rows the fill would fill and those without a match, on stdout. */
+int bf_dry_run_report(Phase2 *s);
 
 #endif

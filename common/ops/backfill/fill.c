@@ -161,7 +161,8 @@ bf_fill(Phase2 *s)
 
 	if (s->opts->jobs <= 1)
 		bf_use_session_lookups(n);
-	build_lookups(run, s->op, n);
+	if (!run->dry_run) /* a dry run's batch statement is printed, not run: no lookups to read */
+		build_lookups(run, s->op, n);
 	log_info("filling %s in batches of %d rows", n->q_uid, batch_size_of(s->opts, run->plan));
 	n->batch_columns = batch_columns(n);
 	n->batch_steps = batch_steps(run, s->op, n);

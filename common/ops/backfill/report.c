@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
@@ -191,4 +192,43 @@ bf_report(Phase2 *s, int rc)
 				 fill->rows_done, fill->changed, unmatched, fill->batches, fill->seconds, rate);
 	json_decref(meta);
 	return rc;
+}
+
+/*
+ * --dry-run: what the fill would do, from the staged mapping's matches
+ * (pg_temp.phasemig_matches): the rows without a uid, how many of them have
+ * a match, and those that have none, with sample keys.
+ */
+int
+bf_dry_run_report(Phase2 *s)
+{
+	Run *run = s->run;
+	const Plan *p = run->plan;
+	char *sql =
+		str_printf("SELECT count(*) AS rows, count(*) FILTER (WHERE t.%s IS NULL) AS empty, "
+				   "count(*) FILTER (WHERE t.%s IS NULL AND m.k IS NOT NULL) AS matched, "
+				   "(SELECT string_agg(k, ', ') FROM (SELECT t2.%s::text AS k FROM %s t2 WHERE t2.%s IS NULL "
+				   "AND NOT EXISTS (SELECT 1 FROM pg_temp.phasemig_matches m2 WHERE m2.k = t2.%s::text) "
+				   "ORDER BY 1 LIMIT 10) s) AS samples "
+				   "FROM %s t LEFT JOIN (SELECT DISTINCT k FROM pg_temp.phasemig_matches) m ON m.k = t.%s::text",
+				   s->n.q_uid, s->n.q_uid, p->q_key, p->q_table, s->n.q_uid, p->q_key, p->q_table, p->q_key);
+	PGresult *res = db_query(run->conn, sql, 0, NULL);
+	long long empty = db_field_ll(res, 0, "empty"), matched = db_field_ll(res, 0, "matched");
+	const char *samples = db_field(res, 0, "samples");
+
+	dryrun_comment("%s: %lld users in the mapping; %lld of %lld rows have no %s yet: %lld would be filled from it",
+				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->n.q_uid, matched);
+	log_info("dry run: %lld of %lld rows without a uid would be filled from the mapping", matched, empty);
+	if (empty > matched)
+	{
+		dryrun_comment("%lld rows have no match%s (first keys: %s)", empty - matched,
+					   s->opts->generate_missing ? ": --generate-missing would give them new uids and write an "
+												   "import file"
+												 : ": they would stay empty, listed in logs/RUN-ID-unmatched.csv",
+					   samples ? samples : "");
+		log_info("dry run: %lld rows have no match (first keys: %s)", empty - matched, samples ? samples : "");
+	}
+	PQclear(res);
+	free(sql);
+	return EXIT_DONE;
 }

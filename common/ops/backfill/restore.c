@@ -108,7 +108,9 @@ bf_restore_backup(Run *run, const Names *n, const Options *opts)
 	long long restored = 0;
 	int rc = backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
 
-	for (int round = 0; rc == EXIT_DONE && db_count(run->conn, count, 0, NULL) > 0; round++)
+	/* (a dry run drains nothing: one pass prints its statement) */
+	for (int round = 0; rc == EXIT_DONE && !(run->dry_run && round > 0) && db_count(run->conn, count, 0, NULL) > 0;
+		 round++)
 	{
 		BatchLoop b = {.what = "restoring", .sql_first = first, .sql_next = next, .entry = run->op_entry};
 
