@@ -10,6 +10,7 @@
 #include "engine/cli.h"
 #include "engine/phase.h"
 #include "engine/run.h"
+#include "engine/throttle.h"
 
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
@@ -20,6 +21,7 @@ static const char help[] =
 	"  phase2 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  phase2 plan     --plan FILE [--json]\n"
 	"  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"  phase2 throttle --plan FILE [--sleep-ms MS] [--batch-size N] [--pause | --resume]\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          load the mapping, refuse any conflict before writing, save the\n"
@@ -31,6 +33,10 @@ static const char help[] =
 	"                 with --run, one run's steps and figures\n"
 	"  plan           print the plan: name, table, key, uid column, operations\n"
 	"                 (reads no database)\n"
+	"  throttle       from another terminal: pause, resume, or change the sleep\n"
+	"                 between batches and the batch size of the plan's running\n"
+	"                 apply or rollback (or the next one), between two batches;\n"
+	"                 with no option, show what is set\n"
 	"  rollback       restore the saved original values (after phase3 rollback)\n"
 	"                 where the column still holds what phasemig wrote; the\n"
 	"                 generated Firebase uids are kept for the next apply\n"
@@ -59,7 +65,13 @@ static const char help[] =
 	"      --batch-size=N       rows per batch (default: the plan's, 1000)\n"
 	"      --target-batch-ms=MS adapt the batch size so a batch takes about MS\n"
 	"      --sleep-ms=MS        pause between batches (default: 0)\n"
-	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS\n"
+	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS (warns\n"
+	"                           when no standby is connected)\n"
+	"      --lag-query=SQL      with --max-lag-ms: the lag in ms is what SQL returns\n"
+	"                           (one row, one number; run read-only before each\n"
+	"                           batch), e.g. for a logical replica\n"
+	"      --pause, --resume    throttle: pause the running phase2 at its next batch\n"
+	"                           boundary, or let it go on\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt and batch (default:\n"
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
@@ -107,8 +119,9 @@ rollback(Run *run, const Options *opts)
 int
 main(int argc, char **argv)
 {
-	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {{"apply", apply, true}, {"rollback", rollback, true}, {NULL}};
+	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", "throttle", NULL};
+	static const Subcommand subs[] = {
+		{"apply", apply, true}, {"rollback", rollback, true}, {"throttle", throttle_command, true, true}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands,
 						  .help = help,
 						  .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};

@@ -58,7 +58,10 @@ static const char help[] =
 	"                           default: the plan's, 1000)\n"
 	"      --target-batch-ms=MS adapt the batch size so a batch takes about MS\n"
 	"      --sleep-ms=MS        pause between batches (default: 0)\n"
-	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS\n"
+	"      --max-lag-ms=MS      pause while a standby's replay lag is over MS (warns\n"
+	"                           when no standby is connected)\n"
+	"      --lag-query=SQL      with --max-lag-ms: the lag in ms is what SQL returns\n"
+	"                           (one row, one number; run read-only before each batch)\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT

@@ -52,3 +52,15 @@ CREATE TABLE IF NOT EXISTS migration_backup.phasemig_objects (
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (plan, kind, name)
 );
+
+-- The operator's controls of a running phase2, one row per plan, set by
+-- "phase2 throttle" from another terminal and read by every batch loop
+-- between batches (a NULL leaves the run's own setting).
+CREATE TABLE IF NOT EXISTS migration_backup.phasemig_control (
+    plan       text        PRIMARY KEY,
+    paused     boolean     NOT NULL DEFAULT false,
+    sleep_ms   integer     CHECK (sleep_ms BETWEEN 0 AND 600000),
+    batch_size integer     CHECK (batch_size BETWEEN 1 AND 1000000),
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_by text
+);

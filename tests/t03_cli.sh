@@ -65,11 +65,14 @@ done
 assert_eq "0" "$(q jlog "select count(*) from lines where line not like '{%'")" "lines that are not objects"
 assert_eq "0" "$(q jlog "select count(*) from lines where line::json->>'time' !~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$'")" \
     "times in ISO 8601 UTC"
-assert_eq "0" "$(q jlog "select count(*) from lines where line::json->>'level' not in ('info','warning','error','detail','hint','progress')
+assert_eq "0" "$(q jlog "select count(*) from lines where line::json->>'level' not in ('info','warning','error','detail','hint','progress','statement')
     or line::json->>'program' !~ '^phase[12]$' or (line::json->>'phase')::int not in (1, 2) or line::json->>'message' is null")" \
     "every line's level, program, phase and message"
 assert_ne "0" "$(q jlog "select count(*) from lines where src = 'lines' and line::json->>'step' like 'backfill_from_mapping%'")" \
     "lines inside a step name it"
+assert_eq "0 t" "$(q jlog "select count(*) filter (where src = 'lines') || ' ' || (count(*) filter (where src = 'logfile'
+    and line::json->>'message' like 'ALTER TABLE \"public\".\"users\" ADD COLUMN%') > 0) from lines where line::json->>'level' = 'statement'")" \
+    "the statements run are in the run log only"
 assert_ne "0" "$(q jlog "select count(*) from lines where src = 'logfile' and line::json->>'subcommand' = 'apply'
     and line::json->>'run_id' ~ '^[0-9a-f-]{36}$'")" "the run log's lines carry the run"
 assert_eq "0" "$(q jlog "select count(*) from lines where line::json->>'level' = 'progress'

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/throttle.h"
 
 static double
 now_ms(void)
@@ -25,27 +26,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
-}
-
-static void
-wait_for_standbys(Run *run, int max_lag_ms)
-{
-	bool announced = false;
-
-	for (;;)
-	{
-		long long lag = db_count(run->conn,
-								 "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
-								 "FROM pg_catalog.pg_stat_replication",
-								 0, NULL);
-
-		if (lag <= max_lag_ms)
-			return;
-		if (!announced)
-			log_info("pausing: a standby's replay lag is %lld ms, over the limit of %d ms", lag, max_lag_ms);
-		announced = true;
-		db_sleep_ms(500);
-	}
 }
 
 static int
@@ -77,6 +57,7 @@ batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan)
 {
 	b->batch_size = batch_size_of(opts, plan);
 	b->sleep_ms = opts->sleep_ms > 0 ? opts->sleep_ms : 0;
+	b->lag_query = opts->lag_query;
 	b->max_lag_ms = opts->max_lag_ms;
 	b->target_batch_ms = opts->target_batch_ms;
 }
@@ -214,8 +195,10 @@ batch_loop(Run *run, BatchLoop *b)
 
 		if ((rc = stop_before_batch(b)) != EXIT_DONE)
 			return rc;
-		if (b->max_lag_ms > 0)
-			wait_for_standbys(run, b->max_lag_ms);
+		if ((rc = throttle_between_batches(run, b, &size)) != EXIT_DONE)
+			return rc;
+		if (b->max_lag_ms > 0 && (rc = throttle_wait_for_lag(run, b->max_lag_ms, b->lag_query)) != EXIT_DONE)
+			return rc;
 		t0 = now_ms();
 		switch (one_batch(run, b, size, attempt < db_get_retry()->max_attempts, &scanned))
 		{

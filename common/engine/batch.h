@@ -27,6 +27,7 @@ typedef struct BatchLoop
 	int batch_size;
 	int sleep_ms;
 	int max_lag_ms;
+	const char *lag_query; /* --lag-query: the operator's lag measure, else the standbys' */
 	int target_batch_ms;
 	/* out */
 	long long changed;

@@ -38,7 +38,8 @@ enum
 	OPT_YES,
 	OPT_QUIET,
 	OPT_PAUSE,
-	OPT_RESUME
+	OPT_RESUME,
+	OPT_LAG_QUERY
 };
 
 /* The options that only switch something on, and the field each sets. */
@@ -118,6 +119,7 @@ static const struct option long_options[] = {
 	{"quiet", no_argument, NULL, OPT_QUIET},
 	{"pause", no_argument, NULL, OPT_PAUSE},
 	{"resume", no_argument, NULL, OPT_RESUME},
+	{"lag-query", required_argument, NULL, OPT_LAG_QUERY},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -137,6 +139,7 @@ option_group(int c)
 		case OPT_BATCH_SIZE:
 		case OPT_SLEEP_MS:
 		case OPT_MAX_LAG_MS:
+		case OPT_LAG_QUERY:
 		case OPT_TARGET_BATCH_MS:
 			return CLI_BATCH;
 		case OPT_ON_INVALID:
@@ -215,6 +218,9 @@ set_option(int c, const char *arg, Options *opts)
 		case OPT_HOOK:
 			opts->hook = arg;
 			break;
+		case OPT_LAG_QUERY:
+			opts->lag_query = arg;
+			break;
 		case OPT_LOG_FORMAT:
 			if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0)
 				usage_error("--log-format must be \"text\" or \"json\", not \"%s\"", arg);
@@ -275,6 +281,8 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("%s", "option \"--yes\" is accepted by apply, rollback and finalize only");
 	if ((opts->pause || opts->resume) && strcmp(opts->subcommand, "throttle") != 0)
 		usage_error("%s", "options \"--pause\" and \"--resume\" are accepted by throttle only");
+	if (opts->lag_query && opts->max_lag_ms == 0)
+		usage_error("%s", "option \"--lag-query\" needs --max-lag-ms, the lag to pause at");
 	if (opts->pause && opts->resume)
 		usage_error("%s", "options \"--pause\" and \"--resume\" cannot be given together");
 	if (optind < argc)

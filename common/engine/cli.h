@@ -12,7 +12,7 @@
 enum
 {
 	CLI_MAPPING = 1 << 0,           /* --mapping, --clerk-export, --generate-missing, --skip-invalid-values */
-	CLI_BATCH = 1 << 1,             /* --batch-size, --sleep-ms, --max-lag-ms, --target-batch-ms */
+	CLI_BATCH = 1 << 1,             /* --batch-size, --sleep-ms, --max-lag-ms, --lag-query, --target-batch-ms */
 	CLI_ON_INVALID = 1 << 2,        /* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
 	CLI_JOBS = 1 << 4,              /* -j, --jobs (apply only) */
@@ -35,6 +35,7 @@ typedef struct Options
 	int batch_size;           /* 0: the plan's setting */
 	int sleep_ms;
 	int max_lag_ms;              /* 0: do not watch standbys */
+	const char *lag_query;       /* --lag-query: the lag in ms, instead of the standbys' replay lag */
 	int target_batch_ms;         /* 0: fixed batch size */
 	bool regenerate_invalid;     /* --on-invalid=regenerate */
 	bool log_json;               /* --log-format=json */

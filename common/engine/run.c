@@ -23,6 +23,7 @@
 #include "engine/operation.h"
 #include "engine/status.h"
 #include "engine/summary.h"
+#include "engine/throttle.h"
 #include "engine/trust.h"
 
 static void
@@ -313,6 +314,9 @@ run_start(int phase, const Options *opts, bool take_lock)
 		close_orphaned_rows(run);
 		hook_start(run);
 	}
+	/* the operator's lag measure, tried once before anything changes */
+	if (take_lock && opts->lag_query && !throttle_check_lag_query(run, opts->lag_query))
+		log_exit(EXIT_BAD_INPUT);
 	if (take_lock && opts->dry_run)
 		start_dry_run(run);
 	return run;
@@ -372,10 +376,10 @@ run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand
 		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
 				   NULL);
 	}
-	run = run_start(phase, &opts, true);
 	for (const Subcommand *sub = subs; sub->name; sub++)
 		if (strcmp(sub->name, opts.subcommand) == 0)
 		{
+			run = run_start(phase, &opts, !sub->lockless);
 			if (sub->needs_state)
 				run_require_state(run);
 			run_finish(run, sub->run(run, &opts), NULL);

@@ -38,6 +38,7 @@ typedef struct Subcommand
 	const char *name;
 	int (*run)(Run *run, const Options *opts);
 	bool needs_state; /* refused (exit 2) on a database phase1 never prepared */
+	bool lockless;    /* runs beside a run of the plan (throttle): no lock, no run log, no hook */
 } Subcommand;
 
 /*

@@ -14,6 +14,7 @@
 #include "engine/guard.h"
 #include "engine/operation.h"
 #include "engine/summary.h"
+#include "engine/throttle.h"
 
 static json_t *
 row_object(PGresult *res, int row)
@@ -219,6 +220,23 @@ print_operations(json_t *ph)
 	}
 }
 
+/* phase2 throttle's settings, when the plan has any. */
+static void
+print_throttle(json_t *t)
+{
+	json_t *sleep = json_object_get(t, "sleep_ms"), *size = json_object_get(t, "batch_size");
+
+	if (!json_is_object(t))
+		return;
+	printf("throttle: %s", json_is_true(json_object_get(t, "paused")) ? "paused" : "not paused");
+	if (json_is_integer(sleep))
+		printf(", %lld ms between batches", (long long) json_integer_value(sleep));
+	if (json_is_integer(size))
+		printf(", batch size %lld", (long long) json_integer_value(size));
+	printf(" (set by %s at %s)\n", json_string_value(json_object_get(t, "updated_by")),
+		   json_string_value(json_object_get(t, "updated_at")));
+}
+
 static void
 print_text(json_t *st)
 {
@@ -229,6 +247,7 @@ print_text(json_t *st)
 		   json_string_value(json_object_get(st, "table")));
 	if (json_is_string(json_object_get(st, "running")))
 		printf("running now: %s\n", json_string_value(json_object_get(st, "running")));
+	print_throttle(json_object_get(st, "throttle"));
 	json_array_foreach(json_object_get(st, "phases"), i, ph)
 	{
 		json_t *last = json_object_get(ph, "last_run");
@@ -288,6 +307,11 @@ status_print(Run *run, bool as_json)
 			json_array_append_new(
 				phases, json_pack("{s:i, s:b, s:n, s:[]}", "phase", phase, "applied", 0, "last_run", "errors"));
 	json_object_set_new(st, "phases", phases);
+	{
+		json_t *throttle = state ? throttle_status(run) : NULL;
+
+		json_object_set_new(st, "throttle", throttle ? throttle : json_null());
+	}
 	if (as_json)
 	{
 		char *s = json_dumps(st, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -1,0 +1,280 @@
+/*
+ * throttle.c: phase2 throttle (the control row), what a batch loop does with
+ * it between batches, and the lag it waits on.
+ */
+#include "engine/throttle.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/db.h"
+#include "core/log.h"
+#include "core/stop.h"
+#include "engine/guard.h"
+
+typedef struct Control
+{
+	bool paused;
+	int sleep_ms;   /* -1: the run's own */
+	int batch_size; /* 0: the run's own */
+	char by[256];   /* who set it, and when */
+} Control;
+
+static const char *const control_sql =
+	"SELECT paused, coalesce(sleep_ms, -1) AS sleep_ms, coalesce(batch_size, 0) AS batch_size, "
+	"coalesce(updated_by, 'unknown') || ' at ' || to_char(updated_at AT TIME ZONE 'UTC', "
+	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS by, "
+	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at, updated_by "
+	"FROM migration_backup.phasemig_control WHERE plan = $1";
+
+/* The plan's control row into C: false when there is none (or no table: a state older than throttle). */
+static bool
+read_control(Run *run, Control *c)
+{
+	const char *params[1] = {run->plan->name};
+	PGresult *res = db_query_try(run->conn, control_sql, 1, params);
+	bool found = db_ok(res) && PQntuples(res) == 1;
+
+	if (found)
+	{
+		c->paused = db_field_true(res, 0, "paused");
+		c->sleep_ms = (int) db_field_ll(res, 0, "sleep_ms");
+		c->batch_size = (int) db_field_ll(res, 0, "batch_size");
+		snprintf(c->by, sizeof c->by, "%s", db_field(res, 0, "by"));
+	}
+	PQclear(res);
+	return found;
+}
+
+/* Take the row's sleep and batch size into B and *SIZE, saying what changed. */
+static void
+take_settings(const Control *c, BatchLoop *b, int *size)
+{
+	if (c->sleep_ms >= 0 && c->sleep_ms != b->sleep_ms)
+	{
+		log_info("%s: throttle: %d ms between batches (was %d), set by %s", b->what, c->sleep_ms, b->sleep_ms, c->by);
+		b->sleep_ms = c->sleep_ms;
+	}
+	if (c->batch_size > 0 && c->batch_size != *size)
+	{
+		log_info("%s: throttle: batch size %d (was %d), set by %s%s", b->what, c->batch_size, *size, c->by,
+				 b->target_batch_ms > 0 ? "; --target-batch-ms no longer adapts it" : "");
+		*size = b->batch_size = c->batch_size;
+		b->target_batch_ms = 0;
+	}
+}
+
+int
+throttle_between_batches(Run *run, BatchLoop *b, int *size)
+{
+	bool announced = false;
+	Control c;
+
+	while (read_control(run, &c))
+	{
+		take_settings(&c, b, size);
+		if (!c.paused)
+		{
+			if (announced)
+				log_info("%s: resumed by %s", b->what, c.by);
+			return EXIT_DONE;
+		}
+		if (!announced)
+		{
+			log_progress_end();
+			log_info("%s: paused by %s, after %lld rows (each batch committed); \"phase2 throttle --plan %s "
+					 "--resume\" resumes",
+					 b->what, c.by, b->rows_done, run->plan->path);
+		}
+		announced = true;
+		if (stop_requested())
+		{
+			log_error("stopped by %s while paused, after %lld rows of %s (last key %s)", stop_signal_name(),
+					  b->rows_done, b->what, b->last_key ? b->last_key : "none");
+			return EXIT_FAILED;
+		}
+		db_sleep_ms(250);
+	}
+	return EXIT_DONE;
+}
+
+json_t *
+throttle_status(Run *run)
+{
+	const char *params[1] = {run->plan->name};
+	PGresult *res = db_query_try(run->conn, control_sql, 1, params);
+	json_t *obj = NULL;
+
+	if (db_ok(res) && PQntuples(res) == 1)
+	{
+		long long sleep_ms = db_field_ll(res, 0, "sleep_ms"), batch_size = db_field_ll(res, 0, "batch_size");
+
+		obj = json_pack("{s:b, s:o, s:o, s:s, s:s?}", "paused", db_field_true(res, 0, "paused"), "sleep_ms",
+						sleep_ms >= 0 ? json_integer(sleep_ms) : json_null(), "batch_size",
+						batch_size > 0 ? json_integer(batch_size) : json_null(), "updated_at",
+						db_field(res, 0, "updated_at"), "updated_by", db_field(res, 0, "updated_by"));
+	}
+	PQclear(res);
+	return obj;
+}
+
+/* The row as one line: "paused; 200 ms between batches; batch size 500". */
+static void
+print_control(const Control *c)
+{
+	printf("%s; ", c->paused ? "paused" : "not paused");
+	if (c->sleep_ms >= 0)
+		printf("%d ms between batches; ", c->sleep_ms);
+	else
+		printf("the run's own sleep between batches; ");
+	if (c->batch_size > 0)
+		printf("batch size %d\n", c->batch_size);
+	else
+		printf("the run's own batch size\n");
+	printf("set by %s\n", c->by);
+}
+
+int
+throttle_command(Run *run, const Options *opts)
+{
+	char sleep[16], size[16];
+	const char *params[5] = {run->plan->name,
+							 opts->pause        ? "true"
+								 : opts->resume ? "false"
+												: NULL,
+							 opts->sleep_ms >= 0 ? sleep : NULL, opts->batch_size > 0 ? size : NULL, run->client};
+	bool change = params[1] || params[2] || params[3];
+	char *holder;
+	Control c;
+	int rc;
+
+	if (opts->max_lag_ms > 0 || opts->target_batch_ms > 0)
+	{
+		log_error("throttle sets --sleep-ms, --batch-size, --pause and --resume only; give --max-lag-ms, "
+				  "--lag-query and --target-batch-ms to the run");
+		return EXIT_BAD_INPUT;
+	}
+	snprintf(sleep, sizeof sleep, "%d", opts->sleep_ms);
+	snprintf(size, sizeof size, "%d", opts->batch_size);
+	/* 1. a database phase1 prepared before throttle existed gets its control table */
+	if (change && (rc = mlog_create_state(run->conn)) != EXIT_DONE)
+		return rc;
+	/* 2. set what was asked; a setting not given stays as it was */
+	if (change)
+		db_execp(run->conn,
+				 "INSERT INTO migration_backup.phasemig_control AS c (plan, paused, sleep_ms, batch_size, updated_by) "
+				 "VALUES ($1, coalesce($2::boolean, false), $3::integer, $4::integer, $5) "
+				 "ON CONFLICT (plan) DO UPDATE SET paused = coalesce($2::boolean, c.paused), "
+				 "sleep_ms = coalesce($3::integer, c.sleep_ms), batch_size = coalesce($4::integer, c.batch_size), "
+				 "updated_at = clock_timestamp(), updated_by = $5",
+				 5, params);
+	/* 3. what the runs of this plan see now, and whether one is going */
+	printf("throttle of plan \"%s\": ", run->plan->name);
+	if (read_control(run, &c))
+		print_control(&c);
+	else
+		printf("never set: each run uses its own options\n");
+	holder = guard_holder(run->conn, run->plan);
+	if (holder)
+		printf("a run of this plan is going (%s): it takes this before its next batch\n", holder);
+	else
+		printf("no run of this plan is going: the next phase2 apply or rollback starts with this\n");
+	if (change)
+		log_info("throttle of plan \"%s\" set", run->plan->name);
+	free(holder);
+	return EXIT_DONE;
+}
+
+/* The lag now, in ms: the operator's query's, else the largest replay lag of the standbys. */
+static long long
+lag_now(Run *run, const char *lag_query, bool *ok)
+{
+	PGresult *res;
+	long long lag = 0;
+
+	*ok = true;
+	if (lag_query == NULL)
+		return db_count(run->conn,
+						"SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
+						"FROM pg_catalog.pg_stat_replication",
+						0, NULL);
+	/* the operator's query, read-only; one statement (the extended protocol allows no more) */
+	db_exec(run->conn, "BEGIN READ ONLY");
+	res = PQexecParams(run->conn, lag_query, 0, NULL, NULL, NULL, NULL, 0);
+	if (!db_ok(res) || PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+	{
+		if (!db_ok(res))
+			db_report(res, run->conn, lag_query);
+		else
+			log_error("--lag-query must return one row with one non-NULL column (the lag in ms); it returned %d "
+					  "rows of %d columns",
+					  PQntuples(res), PQnfields(res));
+		*ok = false;
+	}
+	else
+	{
+		char *end;
+		double v = strtod(PQgetvalue(res, 0, 0), &end);
+
+		if (*end != '\0')
+		{
+			log_error("--lag-query returned \"%s\", not a number of milliseconds", PQgetvalue(res, 0, 0));
+			*ok = false;
+		}
+		lag = (long long) v;
+	}
+	PQclear(res);
+	PQclear(PQexec(run->conn, "ROLLBACK"));
+	return lag;
+}
+
+bool
+throttle_check_lag_query(Run *run, const char *sql)
+{
+	bool ok;
+	long long lag = lag_now(run, sql, &ok);
+
+	if (ok)
+		log_info("--lag-query says %lld ms now", lag);
+	else
+		log_hint("the query runs before each batch in a read-only transaction, e.g. for a logical replica: "
+				 "SELECT extract(epoch FROM now() - last_msg_receipt_time) * 1000 FROM pg_stat_subscription on "
+				 "the subscriber, or your replica's own measure from this database");
+	return ok;
+}
+
+int
+throttle_wait_for_lag(Run *run, int max_lag_ms, const char *lag_query)
+{
+	static bool told_no_standby;
+	bool announced = false, ok;
+
+	if (lag_query == NULL && !told_no_standby
+		&& db_count(run->conn, "SELECT count(*) FROM pg_catalog.pg_stat_replication", 0, NULL) == 0)
+	{
+		log_warning("--max-lag-ms: no standby is connected to this server (pg_stat_replication is empty): "
+					"nothing to wait for");
+		log_hint("for a logical replica, or a replica this server does not list, give --lag-query SQL");
+		told_no_standby = true;
+	}
+	for (;;)
+	{
+		long long lag = lag_now(run, lag_query, &ok);
+
+		if (!ok)
+			return EXIT_FAILED;
+		if (lag <= max_lag_ms || stop_requested())
+		{
+			if (announced && !stop_requested())
+				log_info("lag is %lld ms, under %d ms: going on", lag, max_lag_ms);
+			return EXIT_DONE;
+		}
+		if (!announced)
+			log_info("pausing: %s is %lld ms, over the limit of %d ms",
+					 lag_query ? "--lag-query's lag" : "a standby's replay lag", lag, max_lag_ms);
+		announced = true;
+		db_sleep_ms(500);
+	}
+}

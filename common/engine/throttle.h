@@ -1,0 +1,45 @@
+/*
+ * throttle.h: the operator's hand on a running phase2, from another
+ * terminal: "phase2 throttle" writes the plan's control row
+ * (migration_backup.phasemig_control: paused, sleep between batches, batch
+ * size), and every batch loop reads it between batches, logs each change
+ * and takes it; a row left set applies to the next run too.  And the lag a
+ * batch loop waits on: a standby's replay lag, or the operator's own query.
+ */
+#ifndef PHASEMIG_THROTTLE_H
+#define PHASEMIG_THROTTLE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "engine/batch.h"
+#include "engine/cli.h"
+#include "engine/mlog.h"
+
+/* phase2 throttle: set what the options say (nothing: show the row), print the result. */
+int throttle_command(Run *run, const Options *opts);
+
+/*
+ * Between two batches of B: take the control row's changes (logged) into B
+ * and *SIZE, and wait while it says paused.  EXIT_DONE, or EXIT_FAILED when
+ * a signal asked the run to stop while paused.
+ */
+int throttle_between_batches(Run *run, BatchLoop *b, int *size);
+
+/* The control row as a JSON object for status, or NULL when there is none. */
+json_t *throttle_status(Run *run);
+
+/*
+ * --lag-query: run it once, read-only, before anything changes: false (said
+ * why) unless it returns one row whose one column is a number of milliseconds.
+ */
+bool throttle_check_lag_query(Run *run, const char *sql);
+
+/*
+ * Wait while the lag (--lag-query's, else the standbys' replay lag) is over
+ * max_lag_ms; EXIT_FAILED (said why) when --lag-query fails.
+ */
+int throttle_wait_for_lag(Run *run, int max_lag_ms, const char *lag_query);
+
+#endif
