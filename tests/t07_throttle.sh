@@ -1,0 +1,94 @@
+# t07_throttle.sh -- phase2 throttle from another terminal: pause and resume a running phase2,
+# change its sleep and batch size between two batches (each change in its run log, the row in
+# status), a result equal to an unthrottled run's; --lag-query pauses while the operator's lag
+# measure is over --max-lag-ms and is refused, before anything changes, when it is no measure;
+# --max-lag-ms warns when no standby is connected.
+source "$(dirname "$0")/lib.sh"
+
+PLAN=$ROOT/plans/clerk-to-firebase.json
+must_dirs DATA LOGS
+# users_digest DB: every column of every user, in key order
+users_digest() { q "$1" "select md5(string_agg(u::text, ',' order by id)) from public.users u"; }
+# running_rows DB: rows done by the running fill
+running_rows() { q "$1" "select coalesce(max(rows_done), 0) from migration_log where phase = 2 and status = 'running' and operation like 'backfill%'"; }
+# wait_for_log PATTERN: until the newest run log has a line matching PATTERN (30 s)
+wait_for_log() {
+    local end=$((SECONDS + 30))
+    until grep -q -- "$1" "$(ls -t "$LOGS"/*.log | head -n 1)" 2>/dev/null; do
+        [ "$SECONDS" -ge "$end" ] && { _t_fail "no run log line matching '$1'"; return 1; }
+        sleep 0.2
+    done
+}
+
+test_case "pause, resume and a new batch size from another terminal; the result equals an unthrottled run's"
+gen_app thr 3000 t07 "$DATA"
+gen_app plain 3000 t07 "$DATA"
+must p1 apply -d thr
+must p1 apply -d plain
+must p2 apply -d plain --mapping "$DATA/firebase-export.json"
+assert_exit 0 "throttle before the run: the next run starts with it" -- p2 throttle -d thr --sleep-ms 40 --batch-size 50
+assert_contains "$LAST_OUT" "no run of this plan is going" "says no run takes it now"
+p2 apply -d thr --mapping "$DATA/firebase-export.json" >"$TEST_TMP/apply.out" 2>&1 &
+apply_pid=$!
+wait_for_sql thr "select coalesce(max(rows_done), 0) >= 100 from migration_log where phase = 2 and status = 'running'" t
+assert_exit 0 "throttle --pause" -- p2 throttle -d thr --pause
+assert_contains "$LAST_OUT" "a run of this plan is going" "says the running run takes it"
+wait_for_log "paused by"
+held=$(running_rows thr)
+sleep 1.5
+assert_eq "$held" "$(running_rows thr)" "no batch while paused"
+assert_exit 0 "status while paused" -- p2 status -d thr
+assert_contains "$LAST_OUT" "throttle: paused, 40 ms between batches, batch size 50" "status shows the throttle"
+assert_exit 0 "status --json while paused" -- p2 status -d thr --json
+assert_eq "true 40 50" "$(q thr "select concat_ws(' ', j->'throttle'->>'paused', j->'throttle'->>'sleep_ms', j->'throttle'->>'batch_size')
+    from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" "status --json has the throttle"
+assert_exit 0 "throttle --resume with a new batch size and no sleep" -- p2 throttle -d thr --resume --batch-size 400 --sleep-ms 0
+wait "$apply_pid"; rc=$?
+assert_eq "0" "$rc" "the throttled phase2 apply ends done"
+log=$(ls -t "$LOGS"/*.log | head -n 1)
+assert_contains "$(cat "$log")" "throttle: batch size 50 (was 1000)" "the first change, taken at the start"
+assert_contains "$(cat "$log")" "throttle: batch size 400 (was 50)" "the change made while it ran"
+assert_contains "$(cat "$log")" "resumed by" "the resume"
+assert_contains "$(cat "$log")" "batch size 400" "batches of the new size"
+assert_eq "$(users_digest plain)" "$(users_digest thr)" "every user as the unthrottled run left them"
+assert_eq "$(q plain "select count(*) from migration_backup.\"clerk-to-firebase:backfill\"")" \
+    "$(q thr "select count(*) from migration_backup.\"clerk-to-firebase:backfill\"")" "as many originals saved"
+
+test_case "--lag-query: batches wait while its lag is over --max-lag-ms, then go on"
+gen_app lag 600 t07l "$DATA"
+must p1 apply -d lag
+q lag "create table public.fake_lag (ms int); insert into public.fake_lag values (5000)" >/dev/null
+p2 apply -d lag --mapping "$DATA/firebase-export.json" --max-lag-ms 100 \
+    --lag-query "select ms from public.fake_lag" >"$TEST_TMP/lag.out" 2>&1 &
+lag_pid=$!
+wait_for_log "pausing: --lag-query's lag is 5000 ms, over the limit of 100 ms"
+sleep 1
+assert_eq "0" "$(running_rows lag)" "no batch while the lag is over the limit"
+q lag "update public.fake_lag set ms = 20" >/dev/null
+wait "$lag_pid"; rc=$?
+assert_eq "0" "$rc" "phase2 apply ends done once the lag is under the limit"
+assert_contains "$(cat "$TEST_TMP/lag.out")" "lag is 20 ms, under 100 ms: going on" "says it goes on"
+assert_eq "t" "$(q lag "select count(firebase_uid) > 500 from users")" "the fill ran to its end"
+
+test_case "a --lag-query that is no lag measure is refused before anything changes; no standby is warned about"
+gen_app lagbad 200 t07b "$DATA"
+must p1 apply -d lagbad
+before=$(db_state lagbad; q lagbad "select count(*) from migration_log")
+for bad in "select 1, 2" "select 'soon'" "select * from no_such_table" "select 1 where false" "select 1; select 2"; do
+    assert_exit 2 "phase2 apply --lag-query '$bad'" -- p2 apply -d lagbad --mapping "$DATA/firebase-export.json" \
+        --max-lag-ms 100 --lag-query "$bad"
+done
+assert_eq "$before" "$(db_state lagbad; q lagbad "select count(*) from migration_log")" "nothing changed"
+assert_exit 2 "--lag-query without --max-lag-ms" -- p2 apply -d lagbad --mapping "$DATA/firebase-export.json" --lag-query "select 0"
+assert_contains "$LAST_ERR" "needs --max-lag-ms" "says what it needs"
+assert_exit 0 "phase2 apply --max-lag-ms on a server with no standby" -- p2 apply -d lagbad \
+    --mapping "$DATA/firebase-export.json" --max-lag-ms 100
+assert_contains "$LAST_ERR" "no standby is connected to this server" "warns that there is nothing to wait for"
+
+test_case "throttle refuses what it does not set, and a database phase1 never prepared"
+assert_exit 2 "--pause and --resume together" -- p2 throttle -d lagbad --pause --resume
+assert_exit 2 "--max-lag-ms to throttle" -- p2 throttle -d lagbad --max-lag-ms 10
+assert_contains "$LAST_ERR" "throttle sets --sleep-ms, --batch-size, --pause and --resume only" "says what it sets"
+assert_exit 2 "--pause to apply" -- p2 apply -d lagbad --pause
+new_db bare
+assert_exit 2 "throttle before phase1" -- p2 throttle -d bare --pause
