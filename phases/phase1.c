@@ -46,8 +46,8 @@ static const char help[] =
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
 		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_LOG_FORMAT CLI_HELP_HOOK
-	"  -V, --version            output version information, then exit\n"
+	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
 	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 

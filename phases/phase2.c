@@ -76,8 +76,8 @@ static const char help[] =
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
 	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n" CLI_HELP_LOG_FORMAT CLI_HELP_HOOK
-	"  -V, --version            output version information, then exit\n"
+	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n" CLI_HELP_RUN_CONTROL
+		CLI_HELP_LOG_FORMAT CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
 	"\n"
 	"Files written to the logs directory:\n"

@@ -65,9 +65,12 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
+	"  -y, --yes                apply, finalize: do not ask before dropping or swapping\n"
+	"                           (on a terminal they say what they will do and ask;\n"
+	"                           off one they never ask)\n"
 	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_LOG_FORMAT CLI_HELP_HOOK
-	"  -V, --version            output version information, then exit\n"
+	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
 	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
 
@@ -91,7 +94,10 @@ apply(Run *run, const Options *opts)
 	/* 3. Pre-flight checks: any problem refuses before a single change. */
 	if ((rc = phase_check_ops(run, opts, false)) != EXIT_DONE)
 		return rc;
-	/* 4. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
+	/* 4. On a terminal, say what it drops and swaps, and ask (--yes answers). */
+	if (!phase_confirm_apply(run, opts))
+		return EXIT_BAD_INPUT;
+	/* 5. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
 	return phase_apply_ops(run, opts);
 }
 
@@ -105,8 +111,11 @@ finalize(Run *run, const Options *opts)
 		log_hint("finalize comes last, after \"phase3 apply\"");
 		return EXIT_BAD_INPUT;
 	}
+	/* 2. On a terminal, say what it drops, and ask (--yes answers). */
+	if (!phase_confirm_finalize(run, opts))
+		return EXIT_BAD_INPUT;
 	run_begin_phase(run);
-	/* 2. Save the legacy values, then drop the legacy columns and their triggers. */
+	/* 3. Save the legacy values, then drop the legacy columns and their triggers. */
 	return phase_finalize_ops(run, opts);
 }
 
@@ -126,7 +135,7 @@ main(int argc, char **argv)
 									  {"finalize", finalize, true},
 									  {"rollback", rollback, true},
 									  {NULL}};
-	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH};
+	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH | CLI_CONFIRM};
 
 	run_main(3, argc, argv, &spec, subs);
 }

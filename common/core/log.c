@@ -29,7 +29,10 @@ static struct
 } cleanups[MAX_CLEANUPS];
 static int n_cleanups;
 static bool progress_shown;
-static time_t progress_last;
+static time_t progress_last;      /* the last progress line on stderr */
+static time_t progress_file_last; /* ... and in the run log */
+static bool progress_quiet;       /* --quiet: no progress on stderr */
+#define PROGRESS_EVERY_S 5
 static char *first_error; /* the run's first error message: the reason it failed */
 static int exit_code = -1;
 static bool quiet;
@@ -179,20 +182,27 @@ json_line(const char *level, const char *text, json_t *figures)
 	return line;
 }
 
-/* LEVEL ("error", "info"...) and TEXT to stderr and the run log, as text or JSON. */
-static void
-write_line(const char *level, const char *text, json_t *figures)
+/* Where write_to() writes a line. */
+enum
 {
+	TO_STDERR = 1,
+	TO_FILE = 2
+};
+
+/* LEVEL ("error", "info"...) and TEXT to stderr and/or the run log (WHERE), as text or JSON. */
+static void
+write_to(unsigned where, const char *level, const char *text, json_t *figures)
+{
+	if (!logfile)
+		where &= ~(unsigned) TO_FILE;
 	if (as_json)
 	{
 		char *line = json_line(level, text, figures);
 
-		if (line)
-		{
+		if (line && (where & TO_STDERR))
 			fprintf(stderr, "%s\n", line);
-			if (logfile)
-				fprintf(logfile, "%s\n", line);
-		}
+		if (line && (where & TO_FILE))
+			fprintf(logfile, "%s\n", line);
 		free(line);
 	}
 	else
@@ -201,8 +211,9 @@ write_line(const char *level, const char *text, json_t *figures)
 		const char *colon = label[0] ? ": " : "";
 
 		json_decref(figures);
-		fprintf(stderr, "%s: %s%s%s\n", progname, label, colon, text);
-		if (logfile)
+		if (where & TO_STDERR)
+			fprintf(stderr, "%s: %s%s%s\n", progname, label, colon, text);
+		if (where & TO_FILE)
 		{
 			char stamp[40];
 
@@ -210,8 +221,14 @@ write_line(const char *level, const char *text, json_t *figures)
 			fprintf(logfile, "%s %s: %s%s%s\n", stamp, progname, label, colon, text);
 		}
 	}
-	if (logfile)
+	if (where & TO_FILE)
 		fflush(logfile);
+}
+
+static void
+write_line(const char *level, const char *text, json_t *figures)
+{
+	write_to(TO_STDERR | TO_FILE, level, text, figures);
 }
 
 void
@@ -341,28 +358,50 @@ DEFINE_LEVEL(log_detail, "detail")
 DEFINE_LEVEL(log_hint, "hint")
 
 /* A progress line TEXT (with FIGURES, stolen, for JSON): redrawn in place on a terminal. */
+/*
+ * A progress line: on a terminal redrawn in place at most once a second; off
+ * one (and in JSON), a line every PROGRESS_EVERY_S seconds; into the run log
+ * every PROGRESS_EVERY_S seconds either way.  FORCE: now, whatever the time.
+ */
 static void
 progress_line(bool force, const char *text, json_t *figures)
 {
 	time_t now = time(NULL);
+	bool tty = isatty(STDERR_FILENO) && !as_json;
+	unsigned where = 0;
 
 	pthread_mutex_lock(&log_mutex);
-	if (quiet || (!force && now == progress_last))
-	{
-		pthread_mutex_unlock(&log_mutex);
-		json_decref(figures);
-		return;
-	}
-	progress_last = now;
-	if (isatty(STDERR_FILENO) && !as_json)
+	if (!quiet && !progress_quiet && (force || (tty ? now != progress_last : now - progress_last >= PROGRESS_EVERY_S)))
+		where |= TO_STDERR;
+	if (!quiet && logfile && (force || now - progress_file_last >= PROGRESS_EVERY_S))
+		where |= TO_FILE;
+	if (where & TO_STDERR)
+		progress_last = now;
+	if (where & TO_FILE)
+		progress_file_last = now;
+	if (tty && (where & TO_STDERR))
 	{
 		fprintf(stderr, "\r\033[K%s: %s", progname, text);
 		progress_shown = true;
-		json_decref(figures);
+		where &= ~(unsigned) TO_STDERR;
 	}
+	if (where)
+		write_to(where, "progress", text, figures);
 	else
-		write_line("progress", text, figures);
+		json_decref(figures);
 	pthread_mutex_unlock(&log_mutex);
+}
+
+void
+log_set_progress_quiet(bool on)
+{
+	progress_quiet = on;
+}
+
+void
+log_progress_figures(const char *text, json_t *figures)
+{
+	progress_line(false, text, figures);
 }
 
 void
@@ -375,24 +414,6 @@ log_progress(bool force, const char *fmt, ...)
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	progress_line(force, text, NULL);
-}
-
-void
-log_progress_rows(const char *what, long long done, long long total, long long changed, int batch_size)
-{
-	char text[1024];
-	json_t *figures = json_pack("{s:s, s:I, s:I, s:i}", "what", what, "rows_done", (json_int_t) done, "rows_changed",
-								(json_int_t) changed, "batch_size", batch_size);
-
-	if (total >= 0)
-	{
-		snprintf(text, sizeof text, "%s: %lld of %lld rows (%.0f%%), %lld changed, batch size %d", what, done, total,
-				 total > 0 ? 100.0 * (double) done / (double) total : 100.0, changed, batch_size);
-		json_object_set_new(figures, "rows_total", json_integer(total));
-	}
-	else
-		snprintf(text, sizeof text, "%s: %lld rows, %lld changed, batch size %d", what, done, changed, batch_size);
-	progress_line(false, text, figures);
 }
 
 void

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 /* Exit codes shared by every binary (documented in each --help). */
 enum
 {
@@ -54,11 +56,16 @@ void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* SQL, on one line, into the run log only ("statement: ..."): what a run changed. */
 void log_statement(const char *sql);
-/* Progress line: at most once a second, redrawn in place on a terminal. */
+/*
+ * Progress line: on a terminal redrawn in place at most once a second; off
+ * one, a line every 5 seconds; into the run log every 5 seconds.
+ */
 void log_progress(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_progress_end(void);
-/* A batch loop's progress: WHAT, rows done of TOTAL (-1: unknown), changed, batch size. */
-void log_progress_rows(const char *what, long long done, long long total, long long changed, int batch_size);
+/* A progress line with its FIGURES (a JSON object, stolen; NULL for none), as log_progress. */
+void log_progress_figures(const char *text, json_t *figures);
+/* --quiet: no progress lines on stderr (the run log still gets them). */
+void log_set_progress_quiet(bool on);
 
 /* The text of the run's first error (its reason), or NULL when none was logged. */
 const char *log_first_error(void);

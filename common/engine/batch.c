@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/progress.h"
 #include "engine/throttle.h"
 
 static double
@@ -156,12 +157,6 @@ one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 	return BATCH_COMMITTED;
 }
 
-static void
-report_progress(const BatchLoop *b, int size)
-{
-	log_progress_rows(b->what, b->rows_done, b->rows_total, b->changed, size);
-}
-
 /* A dry run prints the batch statement once, with how many rows its batches would walk. */
 static int
 dry_run_batches(const BatchLoop *b)
@@ -186,6 +181,8 @@ batch_loop(Run *run, BatchLoop *b)
 
 	if (dryrun_on())
 		return dry_run_batches(b);
+	b->progress_from_s = now_ms() / 1000.0;
+	b->progress_from_rows = b->rows_done;
 	/* the run log gets the statement once, as a dry run prints it */
 	dryrun_log_statement(b->last_key ? b->sql_next : b->sql_first);
 	for (int attempt = 1;;)
@@ -217,7 +214,7 @@ batch_loop(Run *run, BatchLoop *b)
 		took = now_ms() - t0;
 		if (took > b->longest_batch_ms)
 			b->longest_batch_ms = took;
-		report_progress(b, size);
+		progress_batch(b, scanned, size);
 		if (scanned < size)
 			break;
 		if (b->target_batch_ms > 0)

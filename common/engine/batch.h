@@ -29,6 +29,9 @@ typedef struct BatchLoop
 	int max_lag_ms;
 	const char *lag_query; /* --lag-query: the operator's lag measure, else the standbys' */
 	int target_batch_ms;
+	/* where this run's loop started: its rate */
+	double progress_from_s;
+	long long progress_from_rows;
 	/* out */
 	long long changed;
 	long batches;

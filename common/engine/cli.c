@@ -149,6 +149,9 @@ option_group(int c)
 		case 'j':
 		case OPT_JOBS:
 			return CLI_JOBS;
+		case 'y':
+		case OPT_YES:
+			return CLI_CONFIRM;
 		default:
 			return 0;
 	}
@@ -277,8 +280,8 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("%s", "option \"--run\" is accepted by status only");
 	if (opts->dry_run && !changes_database(opts->subcommand))
 		usage_error("%s", "option \"--dry-run\" is accepted by apply, rollback and finalize only");
-	if (opts->yes && !changes_database(opts->subcommand))
-		usage_error("%s", "option \"--yes\" is accepted by apply, rollback and finalize only");
+	if (opts->yes && strcmp(opts->subcommand, "apply") != 0 && strcmp(opts->subcommand, "finalize") != 0)
+		usage_error("%s", "option \"--yes\" is accepted by apply and finalize only");
 	if ((opts->pause || opts->resume) && strcmp(opts->subcommand, "throttle") != 0)
 		usage_error("%s", "options \"--pause\" and \"--resume\" are accepted by throttle only");
 	if (opts->lag_query && opts->max_lag_ms == 0)
@@ -330,4 +333,5 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 		set_option(c, c == 'V' ? NULL : optarg ? optarg : argv[optind - 1], opts);
 	}
 	read_subcommand(argc, argv, spec, opts);
+	log_set_progress_quiet(opts->quiet);
 }

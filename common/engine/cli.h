@@ -16,6 +16,7 @@ enum
 	CLI_ON_INVALID = 1 << 2,        /* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
 	CLI_JOBS = 1 << 4,              /* -j, --jobs (apply only) */
+	CLI_CONFIRM = 1 << 5,           /* -y, --yes (phase3: what drops or swaps asks first) */
 };
 
 typedef struct Options
@@ -41,7 +42,7 @@ typedef struct Options
 	bool log_json;               /* --log-format=json */
 	const char *hook;            /* --hook CMD (else $PHASEMIG_HOOK) */
 	unsigned groups_given;       /* the option groups (CLI_*) the command line used */
-	char group_named[5][64];     /* per group bit, its first option as written ("--mapping") */
+	char group_named[6][64];     /* per group bit, its first option as written ("--mapping") */
 	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
 	int jobs;                    /* connections filling at once (default 1) */
 	bool dry_run;                /* print the statements and what they would do; change nothing */
@@ -68,6 +69,13 @@ typedef struct Options
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
 	"                           migration_log (rows, longest lock hold, retries)\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
+/* --dry-run and --quiet, every binary's. */
+#define CLI_HELP_RUN_CONTROL                                                                                           \
+	"      --dry-run            apply, rollback, finalize: print every statement it\n"                                 \
+	"                           would run, in order, with the lock each takes and\n"                                   \
+	"                           whether it scans or rewrites the table; change nothing\n"                              \
+	"                           (exit code: the real run's, 3 for a refusal)\n"                                        \
+	"  -q, --quiet              no progress lines (the run log still has them)\n"
 #define CLI_HELP_HOOK                                                                                                  \
 	"      --hook=CMD           run CMD with sh at the start and end of every run, an\n"                               \
 	"                           event (JSON) on its input; its failure is only logged\n"                               \

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/progress.h"
 
 typedef struct Unit
 {
@@ -420,10 +421,20 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 		jobs = q.n > 0 ? q.n : 1;
 	if (jobs > 1)
 		log_info("filling %d key ranges on %d connections", q.n, jobs);
+	/* 4. the job's progress: every unit's rows, resumed ones counted as done */
+	{
+		long long total = 0, done = 0;
+
+		for (int i = 0; i < q.n; i++)
+			if (q.units[i]->b.rows_total >= 0)
+				total += q.units[i]->b.rows_total, done += q.units[i]->b.rows_done;
+		progress_job_begin(total, done);
+	}
 	stop_at_batch_boundary(true);
 	rc = run_queue(&q, jobs);
 	stop_at_batch_boundary(false);
-	/* 4. close every unit's row, started or not */
+	progress_job_end();
+	/* 5. close every unit's row, started or not */
 	for (int i = 0; i < q.n; i++)
 	{
 		finish_unit(run, q.units[i]);

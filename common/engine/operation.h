@@ -68,6 +68,12 @@ typedef struct OpType
 	 * whose operations reads it is refused, not ignored.
 	 */
 	unsigned options;
+	/*
+	 * What its phase3 apply and finalize drop or swap, in words, for the
+	 * question phase3 asks on a terminal before it starts; NULL: nothing
+	 */
+	const char *apply_drops;
+	const char *finalize_drops;
 	bool adds_column;               /* its column counts as there for the operations after it */
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
 } OpType;

@@ -5,7 +5,11 @@
 #include "engine/phase.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "core/db.h"
 #include "core/dryrun.h"
@@ -174,6 +178,60 @@ walk_steps(Run *run, const Options *opts, Walk walk)
 	}
 	free(order);
 	return rc;
+}
+
+/*
+ * On a terminal, before phase3 apply or finalize changes anything: say what
+ * it will do, in order, what it drops or swaps, and ask.  --yes, a dry run
+ * and a standard input that is not a terminal (scripts, the rehearsal) ask
+ * nothing.  False when the answer is not yes.
+ */
+static bool
+confirmed(Run *run, const Options *opts, Walk walk)
+{
+	int *order;
+	int n;
+	char answer[16] = "";
+
+	if (opts->yes || run->dry_run || !isatty(STDIN_FILENO))
+		return true;
+	order = xcalloc((size_t) run->plan->n_ops + 1, sizeof *order);
+	n = step_order(run, walk, order);
+	log_progress_end();
+	fprintf(stderr, "\nphase3 %s of plan \"%s\" on %s will, in this order:\n", run->subcommand, run->plan->name,
+			run->plan->q_table);
+	for (int k = 0; k < n; k++)
+	{
+		const OpType *kind = run->plan->ops[order[k]].kind;
+		const char *drops = walk == WALK_FINALIZE ? kind->finalize_drops : kind->apply_drops;
+
+		fprintf(stderr, "  %d. %s%s%s\n", k + 1, run->plan->ops[order[k]].label, drops ? ": " : "", drops ? drops : "");
+	}
+	free(order);
+	fprintf(stderr,
+			"each change under a lock_timeout of %d ms; \"phase3 rollback\" undoes it.\n"
+			"Go on? Type yes (or give --yes): ",
+			db_get_retry()->lock_timeout_ms);
+	fflush(stderr);
+	if (fgets(answer, sizeof answer, stdin) == NULL)
+		answer[0] = '\0';
+	answer[strcspn(answer, "\r\n")] = '\0';
+	if (strcasecmp(answer, "yes") == 0 || strcasecmp(answer, "y") == 0)
+		return true;
+	log_error("not confirmed (answer \"%s\"): nothing was changed", answer);
+	return false;
+}
+
+bool
+phase_confirm_apply(Run *run, const Options *opts)
+{
+	return confirmed(run, opts, WALK_APPLY);
+}
+
+bool
+phase_confirm_finalize(Run *run, const Options *opts)
+{
+	return confirmed(run, opts, WALK_FINALIZE);
 }
 
 int

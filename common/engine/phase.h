@@ -32,5 +32,12 @@ int phase_finalize_ops(Run *run, const Options *opts);
  * check"); otherwise the findings go on the phase row (run_finish writes them).
  */
 int phase_check_ops(Run *run, const Options *opts, bool own_entry);
+/*
+ * phase3 apply and finalize, before their first change: on a terminal, say
+ * what they will drop or swap and ask (--yes, a dry run or a standard input
+ * that is not a terminal: no question).  False (logged) unless answered yes.
+ */
+bool phase_confirm_apply(Run *run, const Options *opts);
+bool phase_confirm_finalize(Run *run, const Options *opts);
 
 #endif

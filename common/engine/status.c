@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "engine/guard.h"
 #include "engine/operation.h"
+#include "engine/progress.h"
 #include "engine/summary.h"
 #include "engine/throttle.h"
 
@@ -43,6 +44,7 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 {
 	json_t *ops = json_array();
 	long long done = 0, total = 0;
+	double rate_now = 0;
 	PGresult *res = db_query(
 		run->conn,
 		"WITH since AS (SELECT coalesce(max(id), 0) AS id FROM public.migration_log WHERE plan = $1 AND phase = $2 "
@@ -90,6 +92,7 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 			json_object_set_new(op, "rows_per_second", json_real(atof(rate)));
 			json_object_set_new(op, "eta_seconds",
 								json_real(rows_total > rows_done ? (rows_total - rows_done) / atof(rate) : 0));
+			rate_now += atof(rate);
 		}
 		done += rows_done;
 		total += rows_total;
@@ -101,6 +104,12 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 	{
 		json_object_set_new(obj, "rows_done", json_integer(done));
 		json_object_set_new(obj, "rows_total", json_integer(total));
+	}
+	/* the whole job's time left: every table's rows left at the rate of those filling now */
+	if (rate_now > 0)
+	{
+		json_object_set_new(obj, "rows_per_second", json_real(rate_now));
+		json_object_set_new(obj, "eta_seconds", json_real(total > done ? (double) (total - done) / rate_now : 0));
 	}
 }
 
@@ -208,15 +217,27 @@ print_operations(json_t *ph)
 			printf(", %lld without a match", (long long) json_integer_value(json_object_get(op, "unmatched")));
 		putchar('\n');
 		if (json_is_real(json_object_get(op, "rows_per_second")))
-			printf("    now %.0f rows/s, about %.0f s left\n", json_real_value(json_object_get(op, "rows_per_second")),
-				   json_real_value(json_object_get(op, "eta_seconds")));
+		{
+			char eta[64];
+
+			progress_eta_text(json_real_value(json_object_get(op, "eta_seconds")), eta, sizeof eta);
+			printf("    now %.0f rows/s, %s\n", json_real_value(json_object_get(op, "rows_per_second")), eta);
+		}
 	}
 	if (json_array_size(ops) > 1)
 	{
 		long long done = json_integer_value(json_object_get(ph, "rows_done"));
 		long long total = json_integer_value(json_object_get(ph, "rows_total"));
 
-		printf("  all tables: %lld of %lld rows scanned (%.1f%%)\n", done, total, percent(done, total));
+		printf("  all tables: %lld of %lld rows scanned (%.1f%%)", done, total, percent(done, total));
+		if (json_is_real(json_object_get(ph, "eta_seconds")))
+		{
+			char eta[64];
+
+			progress_eta_text(json_real_value(json_object_get(ph, "eta_seconds")), eta, sizeof eta);
+			printf("; now %.0f rows/s, %s", json_real_value(json_object_get(ph, "rows_per_second")), eta);
+		}
+		putchar('\n');
 	}
 }
 

@@ -131,6 +131,62 @@ add_unique_check(Run *run, const Op *op, Findings *f)
 	return n;
 }
 
+/*
+ * The plan's create_index that a unique constraint on COLUMN makes redundant:
+ * a plain index on that column alone (clerk-to-firebase's
+ * users_firebase_uid_idx beside users_firebase_uid_key), or NULL.
+ */
+static const Op *
+redundant_index(const Plan *p, const char *column)
+{
+	for (int i = 0; i < p->n_ops; i++)
+	{
+		const Op *o = &p->ops[i];
+
+		if (o->kind == &op_type_create_index && !o->unique && o->n_columns == 1 && strcmp(o->columns[0], column) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * Once the unique constraint holds: drop the plan's plain index on the same
+ * column, when phasemig built it (never one it found), noted first as
+ * "replaced_index" so that a rollback builds it again.
+ */
+static int
+drop_redundant_index(Run *run, const Op *op)
+{
+	const Op *o = redundant_index(run->plan, op->column);
+
+	if (o == NULL || !registry_has(run->conn, run->plan, "index", o->name))
+		return EXIT_DONE;
+	registry_set(run->conn, run->plan, run->phase, "replaced_index", o->name, "{}");
+	log_info("index \"%s\" is redundant beside unique constraint \"%s\" on the same column: dropping it (phase3 "
+			 "rollback builds it again)",
+			 o->name, op->name);
+	return drop_registered_index(run, o->name, "index");
+}
+
+/* phase3 rollback: the index drop_redundant_index dropped, built again before the constraint goes. */
+static int
+rebuild_replaced_index(Run *run, const Op *op)
+{
+	const Op *o = redundant_index(run->plan, op->column);
+	char *qcol;
+	int rc;
+
+	if (o == NULL || !registry_has(run->conn, run->plan, "replaced_index", o->name))
+		return EXIT_DONE;
+	qcol = plan_ident(run->plan, o->columns[0]);
+	log_info("building index \"%s\" again: unique constraint \"%s\" is about to go", o->name, op->name);
+	rc = ops_build_index(run, o->name, qcol, false, "index");
+	if (rc == EXIT_DONE)
+		registry_remove(run->conn, run->plan, "replaced_index", o->name);
+	free(qcol);
+	return rc;
+}
+
 static int
 add_unique_apply(Run *run, const Op *op, const Options *opts)
 {
@@ -142,7 +198,7 @@ add_unique_apply(Run *run, const Op *op, const Options *opts)
 	if (catalog_constraint_exists(p, op->name))
 	{
 		log_info("unique constraint \"%s\" already exists", op->name);
-		return EXIT_DONE;
+		return drop_redundant_index(run, op);
 	}
 	qcol = plan_ident(p, op->column);
 	qname = plan_ident(p, op->name);
@@ -162,6 +218,9 @@ add_unique_apply(Run *run, const Op *op, const Options *opts)
 		free(add);
 		free(reg);
 	}
+	/* 3. the plan's plain index on the same column is redundant now */
+	if (rc == EXIT_DONE)
+		rc = drop_redundant_index(run, op);
 	free(qcol);
 	free(qname);
 	return rc;
@@ -174,7 +233,9 @@ add_unique_rollback(Run *run, const Op *op, const Options *opts)
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	if (registry_has(run->conn, p, "constraint", op->name))
+	/* the column never goes without an index: the plain one first, then the constraint goes */
+	rc = rebuild_replaced_index(run, op);
+	if (rc == EXIT_DONE && registry_has(run->conn, p, "constraint", op->name))
 	{
 		char *qname = plan_ident(p, op->name);
 		char *drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", p->q_table, qname);
@@ -290,6 +351,8 @@ const OpType op_type_add_unique = {
 	.read = add_unique_read,
 	.check_plan = add_unique_check_plan,
 	.handlers = &add_unique_handlers,
+	.apply_drops = "builds a unique index CONCURRENTLY and adopts it as the constraint; drops the plan's plain "
+				   "index on the same column, if it built one (a rollback builds it again)",
 };
 
 const OpType op_type_check_unique = {

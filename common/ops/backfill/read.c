@@ -113,6 +113,7 @@ const OpType op_type_backfill_from_mapping = {
 	.read = backfill_read,
 	.check_plan = backfill_check_plan,
 	.handlers = &op_backfill_from_mapping,
+	.apply_drops = "removes the sync trigger (phase2 rollback still restores the originals)",
 	.needs_mapping = true,
 	.options = CLI_MAPPING | CLI_DISCARD_GENERATED,
 };

@@ -249,4 +249,5 @@ const OpType op_type_drop_column = {
 	.keys = (const char *const[]){"column", NULL},
 	.read = drop_column_read,
 	.handlers = &drop_column_handlers,
+	.apply_drops = "drops the column (its values saved in migration_backup first; a rollback adds it back)",
 };

@@ -66,6 +66,10 @@ const OpType op_type_convert_to_uuid = {
 	.read = uuid_read,
 	.check_plan = uuid_check_plan,
 	.handlers = &op_convert_to_uuid,
+	.apply_drops = "swaps the key and every column referencing it with its uuid shadow, and the keys, "
+				   "foreign keys and indexes with their uuid copies (the text values stay in <column>_legacy)",
+	.finalize_drops = "drops the <column>_legacy columns and their triggers (their values saved in "
+					  "migration_backup first; a rollback restores them)",
 	.status = uuid_status,
 	.alters_referencing_tables = true,
 	.options = CLI_ON_INVALID | CLI_DISCARD_GENERATED,
