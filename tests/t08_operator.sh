@@ -1,0 +1,97 @@
+# t08_operator.sh -- what the operator sees and controls during the window: phase3 apply and
+# finalize ask on a terminal (no: nothing changes; yes or --yes: they go on; off a terminal no
+# question), one index on firebase_uid after phase3 and the plain one back after its rollback,
+# the progress line with the whole job's figures and time left (in the run log even with
+# --quiet), and status giving the job's rate and time left while a fill runs.
+source "$(dirname "$0")/lib.sh"
+
+must_dirs DATA LOGS
+# on_tty ANSWER CMD...: CMD with a terminal as its standard input (script(1)), ANSWER typed there
+on_tty() {
+    local answer=$1 cmd; shift
+    printf -v cmd '%q ' "$@"
+    (sleep 3; printf '%s\n' "$answer") | script -qec "$cmd" /dev/null
+}
+# indexes DB: the indexes of public.users on firebase_uid
+indexes() { q "$1" "select string_agg(c.relname, ' ' order by c.relname) from pg_index i join pg_class c on c.oid = i.indexrelid
+  where i.indrelid = 'public.users'::regclass and i.indkey[0] = (select attnum from pg_attribute
+  where attrelid = 'public.users'::regclass and attname = 'firebase_uid')"; }
+
+test_case "phase3 apply on a terminal says what it drops and asks: no changes nothing, yes goes on"
+PLAN=$ROOT/plans/clerk-to-firebase.json
+gen_app ask 300 t08 "$DATA" --missing-pct 0
+must p1 apply -d ask
+must p2 apply -d ask --mapping "$DATA/firebase-export.json"
+before=$(db_state ask)
+out=$(on_tty no "$BIN/phase3" apply --plan "$PLAN" --logs-dir "$LOGS" -d ask); rc=$?
+assert_eq "2" "$rc" "answered no: exit 2"
+assert_contains "$out" "4. drop_column clerk_user_id: drops the column" "names what it drops"
+assert_contains "$out" "not confirmed (answer \"no\"): nothing was changed" "says nothing changed"
+assert_eq "$before" "$(db_state ask)" "nothing changed"
+assert_eq "failed|not confirmed (answer \"no\"): nothing was changed" \
+    "$(q ask "select status || '|' || message from migration_log where phase = 3 order by id desc limit 1")" "audited"
+out=$(on_tty yes "$BIN/phase3" apply --plan "$PLAN" --logs-dir "$LOGS" -d ask); rc=$?
+assert_eq "0" "$rc" "answered yes: done"
+assert_eq "" "$(col_type ask public.users clerk_user_id)" "the column is dropped"
+
+test_case "after phase3 one index on firebase_uid, the unique one; phase3 rollback builds the plain one again first"
+assert_eq "users_firebase_uid_key" "$(indexes ask)" "only the unique constraint's index"
+assert_exit 0 "phase3 rollback" -- p3 rollback -d ask
+assert_eq "users_firebase_uid_idx" "$(indexes ask)" "the plain index is back, valid"
+assert_eq "t" "$(q ask "select indisvalid from pg_index where indexrelid = 'public.users_firebase_uid_idx'::regclass")" "valid"
+assert_exit 0 "phase3 apply --yes on a terminal asks nothing" -- on_tty "" "$BIN/phase3" apply --plan "$PLAN" \
+    --logs-dir "$LOGS" -d ask --yes
+assert_not_contains "$LAST_OUT" "Go on?" "no question"
+assert_eq "users_firebase_uid_key" "$(indexes ask)" "again one index"
+assert_exit 0 "phase3 rollback" -- p3 rollback -d ask
+assert_exit 0 "phase3 apply off a terminal asks nothing" -- p3 apply -d ask </dev/null
+assert_not_contains "$LAST_ERR" "Go on?" "no question"
+assert_exit 0 "phase3 rollback" -- p3 rollback -d ask
+assert_exit 0 "phase2 rollback" -- p2 rollback -d ask
+assert_exit 0 "phase1 rollback" -- p1 rollback -d ask
+assert_eq "" "$(indexes ask)" "phase1 rollback drops the plain index it built"
+
+test_case "phase3 finalize asks too; --yes is refused where nothing is asked"
+PLAN=$ROOT/plans/string-to-uuid.json
+gen_app fin 200 t08f "$DATA"
+must p1 apply -d fin
+must p2 apply -d fin
+must p3 apply -d fin
+out=$(on_tty n "$BIN/phase3" finalize --plan "$PLAN" --logs-dir "$LOGS" -d fin); rc=$?
+assert_eq "2" "$rc" "answered n: exit 2"
+assert_contains "$out" "drops the <column>_legacy columns" "names what it drops"
+assert_eq "character varying(36)" "$(col_type fin public.users id_legacy)" "the legacy column stays"
+assert_exit 2 "phase1 apply --yes" -- p1 apply -d fin --yes
+assert_exit 2 "phase3 rollback --yes" -- p3 rollback -d fin --yes
+
+test_case "progress: the job's rows, rate and time left; --quiet keeps it off stderr, not out of the run log"
+gen_app prog 2000 t08p "$DATA"
+must p1 apply -d prog
+assert_exit 0 "phase2 apply --quiet" -- p2 apply -d prog --quiet --batch-size 500
+assert_not_contains "$LAST_ERR" "rows/s, about" "no progress line on stderr"
+log=$(ls -t "$LOGS"/*.log | head -n 1)
+line=$(grep -m 1 'fill public.users.id: [0-9]* of [0-9]* rows' "$log")
+assert_contains "$line" "; job " "the job's figures"
+assert_contains "$line" " rows/s, about " "rate and time left"
+total=$(q prog "select (select count(*) from users) + (select count(*) from journal_entries) + (select count(*) from reminders)
+  + (select count(*) from tags)")
+assert_contains "$line" " of $total rows (" "the job's total is every table's rows"
+assert_exit 0 "phase2 rollback" -- p2 rollback -d prog
+assert_exit 0 "phase2 apply --log-format=json" -- p2 apply -d prog --batch-size 500 --log-format=json
+assert_eq "$total" "$(grep -m 1 '"job_rows_total"' <<<"$LAST_ERR" | sed 's/.*"job_rows_total":\([0-9]*\).*/\1/')" \
+    "the JSON progress line has the job's figures"
+
+test_case "status while a fill runs: rows of every table, the job's rate and time left"
+assert_exit 0 "phase2 rollback" -- p2 rollback -d prog
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d prog --batch-size 100 --sleep-ms 100 >/dev/null 2>&1 &
+fill_pid=$!
+wait_for_sql prog "select count(*) > 0 from migration_log where phase = 2 and status = 'running' and rows_done > 0" t
+sleep 1
+assert_exit 0 "phase2 status" -- p2 status -d prog
+assert_contains "$LAST_OUT" "running now:" "the run"
+assert_contains "$LAST_OUT" "rows/s, about" "rate and time left"
+assert_exit 0 "phase2 status --json" -- p2 status -d prog --json
+assert_eq "t" "$(q prog "select (j->'phases'->1->>'eta_seconds')::float > 0 and (j->'phases'->1->>'rows_total')::int = $total
+  from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" "status --json: the job's rows and time left"
+wait "$fill_pid"; rc=$?
+assert_eq "0" "$rc" "the fill ends done"
