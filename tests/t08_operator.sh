@@ -95,3 +95,26 @@ assert_eq "t" "$(q prog "select (j->'phases'->1->>'eta_seconds')::float > 0 and 
   from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" "status --json: the job's rows and time left"
 wait "$fill_pid"; rc=$?
 assert_eq "0" "$rc" "the fill ends done"
+
+test_case "status --json and check --json: ISO 8601 UTC times, plain identifiers, samples as arrays"
+PLAN=$ROOT/plans/clerk-to-firebase.json
+gen_app js 300 t08j "$DATA"
+must p1 apply -d js
+must p2 apply -d js --mapping "$DATA/firebase-export.json"
+assert_exit 3 "phase3 check --json" -- p3 check -d js --json
+check_json=$LAST_OUT
+assert_eq "t" "$(q js "select jsonb_typeof(j->'findings'->0->'samples') = 'array'
+  and jsonb_array_length(j->'findings'->0->'samples') = least(10, (select count(*) from users where firebase_uid is null))
+  and (select bool_and(u.firebase_uid is null) from jsonb_array_elements_text(j->'findings'->0->'samples') k
+       join users u on u.id = k)
+  from (select \$j\$$check_json\$j\$::jsonb j) s")" "the samples: an array of the keys of rows without a uid"
+assert_exit 0 "phase3 status --json" -- p3 status -d js --json
+assert_eq "public|users|t|t" "$(q js "select concat_ws('|', j->>'schema', j->>'table',
+  j->'phases'->0->'last_run'->>'started_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$',
+  j->'phases'->2->'last_run'->>'finished_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+  from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" "plain schema and table, ISO 8601 UTC times"
+run_id=$(q js "select run_id from migration_log where phase = 3 order by id desc limit 1")
+assert_exit 0 "phase3 status --run --json" -- p3 status -d js --run "$run_id" --json
+assert_eq "t|array" "$(q js "select concat_ws('|', j->>'started_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$',
+  jsonb_typeof(j->'findings'->0->'samples')) from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" \
+    "one run: ISO 8601 UTC start, samples as an array"

@@ -25,7 +25,7 @@ findings_free(Findings *f)
 	{
 		free(f->items[i].check);
 		free(f->items[i].subject);
-		free(f->items[i].samples);
+		json_decref(f->items[i].samples);
 		free(f->items[i].hint);
 	}
 	free(f->items);
@@ -43,7 +43,17 @@ findings_add(Findings *f, const char *check, const char *subject, long long coun
 	f->items[f->n].check = xstrdup(check);
 	f->items[f->n].subject = xstrdup(subject);
 	f->items[f->n].count = count;
-	f->items[f->n].samples = xstrdup(samples ? samples : "");
+	f->items[f->n].samples = json_array();
+	/* one sample per piece between FINDINGS_SEP's (0x1f): keys hold no unit separator */
+	for (const char *p = samples; p && *p;)
+	{
+		size_t len = strcspn(p, "\x1f");
+
+		json_array_append_new(f->items[f->n].samples, json_stringn(p, len));
+		p += len;
+		if (*p)
+			p++;
+	}
 	f->items[f->n].hint = NULL;
 	f->n++;
 }
@@ -77,7 +87,7 @@ findings_rows_where(Run *run, Findings *f, const char *check, const char *subjec
 {
 	const Plan *p = run->plan;
 	char *sql = str_printf("SELECT (SELECT count(*) FROM %s WHERE %s), "
-						   "(SELECT string_agg(pg_catalog.quote_nullable(k), ', ') FROM "
+						   "(SELECT string_agg(k, " FINDINGS_SEP ") FROM "
 						   "(SELECT %s::text AS k FROM %s WHERE %s ORDER BY %s LIMIT %d) s)",
 						   p->q_table, cond, p->q_key, p->q_table, cond, p->q_key, SAMPLE_LIMIT);
 	long long n = findings_query(run, f, check, subject, sql);
@@ -94,8 +104,17 @@ findings_print(const Findings *f)
 		const Finding *it = &f->items[i];
 
 		log_error("check \"%s\" failed for %s: %lld found", it->check, it->subject, it->count);
-		if (it->samples[0])
-			log_detail("samples (up to %d): %s", SAMPLE_LIMIT, it->samples);
+		if (json_array_size(it->samples) > 0)
+		{
+			StrBuf sb;
+			size_t k;
+			json_t *v;
+
+			sb_init(&sb);
+			json_array_foreach(it->samples, k, v) sb_printf(&sb, "%s%s", k ? ", " : "", json_string_value(v));
+			log_detail("samples (up to %d): %s", SAMPLE_LIMIT, sb.data);
+			sb_free(&sb);
+		}
 		if (it->hint)
 			log_hint("%s", it->hint);
 	}
@@ -110,7 +129,7 @@ findings_json(const Findings *f)
 	{
 		const Finding *it = &f->items[i];
 
-		json_t *one = json_pack("{s:s, s:s, s:I, s:s}", "check", it->check, "subject", it->subject, "count",
+		json_t *one = json_pack("{s:s, s:s, s:I, s:O}", "check", it->check, "subject", it->subject, "count",
 								(json_int_t) it->count, "samples", it->samples);
 
 		if (it->hint)

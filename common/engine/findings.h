@@ -10,14 +10,19 @@
 #include "engine/mlog.h"
 
 #define SAMPLE_LIMIT 10
+/*
+ * The separator of the samples a check's SQL aggregates (string_agg(k,
+ * FINDINGS_SEP)): the unit separator, which no key holds.
+ */
+#define FINDINGS_SEP "E'\\x1f'"
 
 typedef struct Finding
 {
 	char *check;   /* "null", "duplicate", "dependent_view", ... */
 	char *subject; /* what it is about, e.g. the column */
 	long long count;
-	char *samples; /* comma-separated sample keys, may be empty */
-	char *hint;    /* what the operator does next, or NULL */
+	json_t *samples; /* an array of strings: sample keys (or rows), may be empty */
+	char *hint;      /* what the operator does next, or NULL */
 } Finding;
 
 typedef struct Findings
@@ -37,7 +42,8 @@ void findings_add(Findings *f, const char *check, const char *subject, long long
 void findings_hint(Findings *f, int from, const char *hint);
 
 /*
- * Run SQL returning one row (count bigint, samples text) and record a finding
+ * Run SQL returning one row (count bigint, samples: text joined by
+ * FINDINGS_SEP) and record a finding
  * when count > 0.  Returns the count.  Exits on a failed query.
  */
 long long findings_query(Run *run, Findings *f, const char *check, const char *subject, const char *sql);

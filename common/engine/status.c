@@ -17,6 +17,9 @@
 #include "engine/summary.h"
 #include "engine/throttle.h"
 
+/* SQL: the timestamptz COLUMN as ISO 8601 in UTC ("2026-11-30T15:04:05Z"). */
+#define ISO_UTC(column) "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
 static json_t *
 row_object(PGresult *res, int row)
 {
@@ -125,12 +128,13 @@ phase_status(Run *run, int phase, bool lock_held)
 	json_object_set_new(obj, "phase", json_integer(phase));
 	json_object_set_new(obj, "applied", json_boolean(mlog_phase_applied(run->conn, run->plan, phase)));
 
-	res = db_query(run->conn,
-				   "SELECT operation, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS started_at, "
-				   "to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS finished_at, db_user, client, run_id::text, "
-				   "message FROM public.migration_log WHERE plan = $1 AND phase = $2 "
-				   "AND operation IN ('apply', 'rollback', 'check', 'finalize') ORDER BY id DESC LIMIT 1",
-				   2, params);
+	res = db_query(
+		run->conn,
+		"SELECT operation, status, " ISO_UTC("started_at") " AS started_at, " ISO_UTC(
+			"finished_at") " AS finished_at, db_user, client, run_id::text, "
+						   "message FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+						   "AND operation IN ('apply', 'rollback', 'check', 'finalize') ORDER BY id DESC LIMIT 1",
+		2, params);
 	if (PQntuples(res) == 1)
 	{
 		json_t *last = row_object(res, 0);
@@ -172,12 +176,14 @@ phase_status(Run *run, int phase, bool lock_held)
 		if (run->plan->ops[i].kind->status)
 			run->plan->ops[i].kind->status(run, &run->plan->ops[i], phase, obj);
 
-	res = db_query(run->conn,
-				   "SELECT operation, status, to_char(finished_at, 'YYYY-MM-DD HH24:MI:SS TZ') AS at, message "
-				   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
-				   "AND id > coalesce((SELECT max(id) FROM public.migration_log WHERE plan = $1 AND phase = $2 "
-				   "AND operation IN ('apply', 'rollback') AND status = 'done'), 0) ORDER BY id DESC LIMIT 5",
-				   2, params);
+	res = db_query(
+		run->conn,
+		"SELECT operation, status, " ISO_UTC(
+			"finished_at") " AS at, message "
+						   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
+						   "AND id > coalesce((SELECT max(id) FROM public.migration_log WHERE plan = $1 AND phase = $2 "
+						   "AND operation IN ('apply', 'rollback') AND status = 'done'), 0) ORDER BY id DESC LIMIT 5",
+		2, params);
 	{
 		json_t *errors = json_array();
 
@@ -259,13 +265,12 @@ print_throttle(json_t *t)
 }
 
 static void
-print_text(json_t *st)
+print_text(json_t *st, const char *q_table)
 {
 	size_t i;
 	json_t *ph;
 
-	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")),
-		   json_string_value(json_object_get(st, "table")));
+	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")), q_table);
 	if (json_is_string(json_object_get(st, "running")))
 		printf("running now: %s\n", json_string_value(json_object_get(st, "running")));
 	print_throttle(json_object_get(st, "throttle"));
@@ -319,7 +324,9 @@ status_print(Run *run, bool as_json)
 	bool state = mlog_state_exists(run->conn);
 
 	json_object_set_new(st, "plan", json_string(run->plan->name));
-	json_object_set_new(st, "table", json_string(run->plan->q_table));
+	/* identifiers as they are, not quoted: JSON needs no SQL quoting */
+	json_object_set_new(st, "schema", json_string(run->plan->schema));
+	json_object_set_new(st, "table", json_string(run->plan->table));
 	json_object_set_new(st, "running", holder ? json_string(holder) : json_null());
 	for (int phase = 1; phase <= 3 && state; phase++)
 		json_array_append_new(phases, phase_status(run, phase, holder != NULL));
@@ -342,7 +349,7 @@ status_print(Run *run, bool as_json)
 	}
 	else
 	{
-		print_text(st);
+		print_text(st, run->plan->q_table);
 		if (!state)
 			printf("\n(no migration_log table: phase1 has never been applied to this database)\n");
 	}

@@ -139,6 +139,8 @@ static const char run_sql[] =
 	"  FROM l) "
 	"SELECT jsonb_build_object('run_id', $1, 'plan', $2, 'phase', (SELECT phase FROM p), "
 	"  'subcommand', (SELECT operation FROM p), 'status', (SELECT status FROM p), "
+	"  'started_at', (SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM p), "
+	"  'finished_at', (SELECT to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM p), "
 	"  'message', (SELECT message FROM p), 'rows', rows_done, "
 	"  'ddl_longest_attempt_ms', round(lock_ms, 1), 'ddl_longest_ms', round(ddl_ms, 1), 'ddl_retries', retries, "
 	"  'findings', findings, 'steps', steps)::text FROM s";
@@ -151,9 +153,10 @@ summary_run(Run *run, const char *run_id)
 	char *text;
 
 	if (!mlog_state_exists(run->conn))
-		return json_pack("{s:s, s:s, s:n, s:n, s:n, s:n, s:i, s:n, s:n, s:i, s:[], s:[]}", "run_id", run_id, "plan",
-						 run->plan->name, "phase", "subcommand", "status", "message", "rows", 0,
-						 "ddl_longest_attempt_ms", "ddl_longest_ms", "ddl_retries", 0, "findings", "steps");
+		return json_pack("{s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:n, s:i, s:n, s:n, s:i, s:[], s:[]}", "run_id", run_id,
+						 "plan", run->plan->name, "phase", "subcommand", "status", "started_at", "finished_at",
+						 "message", "rows", 0, "ddl_longest_attempt_ms", "ddl_longest_ms", "ddl_retries", 0, "findings",
+						 "steps");
 	text = db_value(run->conn, run_sql, 2, params);
 	if (text == NULL)
 		return NULL;
@@ -162,19 +165,10 @@ summary_run(Run *run, const char *run_id)
 	if (obj)
 	{
 		/* jsonb sorts its keys: put them back in the order above */
-		static const char *const keys[] = {"run_id",
-										   "plan",
-										   "phase",
-										   "subcommand",
-										   "status",
-										   "message",
-										   "rows",
-										   "ddl_longest_attempt_ms",
-										   "ddl_longest_ms",
-										   "ddl_retries",
-										   "findings",
-										   "steps",
-										   NULL};
+		static const char *const keys[] = {
+			"run_id",         "plan",        "phase",    "subcommand", "status",
+			"started_at",     "finished_at", "message",  "rows",       "ddl_longest_attempt_ms",
+			"ddl_longest_ms", "ddl_retries", "findings", "steps",      NULL};
 		json_t *ordered = json_object();
 
 		for (int i = 0; keys[i]; i++)

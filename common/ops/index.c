@@ -72,13 +72,13 @@ check_duplicates(Run *run, Findings *f, const char *column, bool ignore_case)
 	char *qcol = plan_ident(p, column);
 	char *expr = ignore_case ? str_printf("lower(%s::text)", qcol) : xstrdup(qcol);
 	char *subject = str_printf("%s.%s%s", p->q_table, qcol, ignore_case ? " (compared lower-cased)" : "");
-	char *sql =
-		str_printf("WITH d AS (SELECT %s AS v FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1), "
-				   "r AS (SELECT t.%s::text AS k, %s AS v FROM %s t JOIN d ON d.v = %s) "
-				   "SELECT (SELECT count(*) FROM r), "
-				   "(SELECT string_agg(format('%%s (value %%s)', quote_nullable(k), quote_nullable(v::text)), ', ') "
-				   " FROM (SELECT k, v FROM r ORDER BY v, k LIMIT %d) s)",
-				   expr, p->q_table, qcol, p->q_key, expr, p->q_table, expr, SAMPLE_LIMIT);
+	char *sql = str_printf(
+		"WITH d AS (SELECT %s AS v FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1), "
+		"r AS (SELECT t.%s::text AS k, %s AS v FROM %s t JOIN d ON d.v = %s) "
+		"SELECT (SELECT count(*) FROM r), "
+		"(SELECT string_agg(format('%%s (value %%s)', quote_nullable(k), quote_nullable(v::text)), " FINDINGS_SEP ") "
+		" FROM (SELECT k, v FROM r ORDER BY v, k LIMIT %d) s)",
+		expr, p->q_table, qcol, p->q_key, expr, p->q_table, expr, SAMPLE_LIMIT);
 	long long n = findings_query(run, f, "duplicate", subject, sql);
 
 	free(sql);

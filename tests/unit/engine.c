@@ -390,14 +390,16 @@ test_findings(void)
 
 	begin("findings: each problem printed with its count and samples, and as JSON; the list grows and is freed");
 	findings_init(&f);
-	findings_add(&f, "null", "\"public\".\"users\".\"uid\"", 3, "'a', 'b'");
+	findings_add(&f, "null", "\"public\".\"users\".\"uid\"", 3,
+				 "a, 1\x1f"
+				 "b");
 	findings_add(&f, "dependent_view", "view public.v", 1, NULL);
 	capture_stderr(&c);
 	findings_print(&f);
 	printed = captured_text(&c);
 	CHECK(strstr(printed, "error: check \"null\" failed for \"public\".\"users\".\"uid\": 3 found\n") != NULL,
 		  "printed: %s", printed);
-	CHECK(strstr(printed, "samples (up to 10): 'a', 'b'\n") != NULL, "samples not printed: %s", printed);
+	CHECK(strstr(printed, "samples (up to 10): a, 1, b\n") != NULL, "samples not printed: %s", printed);
 	CHECK(strstr(printed, "error: check \"dependent_view\" failed for view public.v: 1 found\n") != NULL, "printed: %s",
 		  printed);
 	CHECK(occurrences(printed, "samples") == 1, "a samples line for a finding without samples: %s", printed);
@@ -406,9 +408,13 @@ test_findings(void)
 	CHECK(json_array_size(j) == 2, "%zu JSON items", json_array_size(j));
 	CHECK(json_integer_value(json_object_get(json_array_get(j, 0), "count")) == 3
 			  && strcmp(json_string_value(json_object_get(json_array_get(j, 0), "check")), "null") == 0
-			  && strcmp(json_string_value(json_object_get(json_array_get(j, 0), "samples")), "'a', 'b'") == 0,
+			  && json_array_size(json_object_get(json_array_get(j, 0), "samples")) == 2
+			  && strcmp(json_string_value(json_array_get(json_object_get(json_array_get(j, 0), "samples"), 0)), "a, 1")
+				  == 0
+			  && strcmp(json_string_value(json_array_get(json_object_get(json_array_get(j, 0), "samples"), 1)), "b")
+				  == 0,
 		  "first item wrong");
-	CHECK(strcmp(json_string_value(json_object_get(json_array_get(j, 1), "samples")), "") == 0
+	CHECK(json_array_size(json_object_get(json_array_get(j, 1), "samples")) == 0
 			  && strcmp(json_string_value(json_object_get(json_array_get(j, 1), "subject")), "view public.v") == 0,
 		  "second item wrong");
 	json_decref(j);

@@ -96,7 +96,7 @@ conflict(Run *run, Findings *f, const char *check, const char *pairs, const char
 	sb_init(&sql);
 	sb_printf(&sql, "WITH d AS (%s) ", pairs);
 	sb_append(&sql, "SELECT (SELECT count(*) FROM d), ");
-	sb_printf(&sql, "(SELECT string_agg(%s, '; ') ", sample);
+	sb_printf(&sql, "(SELECT string_agg(%s, " FINDINGS_SEP ") ", sample);
 	sb_printf(&sql, "FROM (SELECT * FROM d ORDER BY %s LIMIT %d) s)", order, SAMPLE_LIMIT);
 	{
 		int from = f->n;

@@ -93,7 +93,7 @@ staged_where(Run *run, Findings *f, const Target *t, const char *check, const ch
 			 const char *problem, bool skip)
 {
 	char *sql = str_printf("SELECT (SELECT count(*) FROM pg_temp.phasemig_staging WHERE %s), "
-						   "(SELECT string_agg(s, '; ') FROM (SELECT " SAMPLE_USER " || ': ' || %s AS s "
+						   "(SELECT string_agg(s, " FINDINGS_SEP ") FROM (SELECT " SAMPLE_USER " || ': ' || %s AS s "
 						   "FROM pg_temp.phasemig_staging WHERE %s ORDER BY element, firebase_uid LIMIT %d) x)",
 						   cond, detail, cond, SAMPLE_LIMIT);
 	int from = f->n;

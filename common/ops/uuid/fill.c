@@ -77,7 +77,9 @@ find_orphans(UuidJob *job, Findings *f, int i)
 	uuid_append_parent(&cond, job, NULL, "c", t->q_col);
 	sb_init(&sql);
 	sb_printf(&sql, "SELECT (SELECT count(*) FROM %s c WHERE %s), ", t->table, cond.data);
-	sb_append(&sql, "(SELECT string_agg(format('%s (value %s)', quote_literal(k), quote_literal(v)), ', ') FROM ");
+	sb_append(&sql,
+			  "(SELECT string_agg(format('%s (value %s)', quote_literal(k), quote_literal(v)), " FINDINGS_SEP
+			  ") FROM ");
 	sb_printf(&sql, "(SELECT c.%s::text AS k, c.%s::text AS v ", t->q_key, t->q_col);
 	sb_printf(&sql, "FROM %s c WHERE %s ORDER BY 1 LIMIT %d) s)", t->table, cond.data, SAMPLE_LIMIT);
 	from = f->n;

@@ -82,7 +82,7 @@ uuid_find_equal_keys(UuidJob *job, Findings *f, const char *check, const char *u
 	sb_printf(&sql, "string_agg(quote_literal(%s), ' and ' ORDER BY %s) AS keys ", k->q_col, k->q_col);
 	sb_printf(&sql, "FROM %s WHERE %s IS NOT NULL GROUP BY 1 HAVING count(*) > 1) ", k->table, uuid_expr);
 	sb_printf(&sql,
-			  "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, '; ') FROM "
+			  "SELECT (SELECT count(*) FROM d), (SELECT string_agg(keys, " FINDINGS_SEP ") FROM "
 			  "(SELECT keys FROM d LIMIT %d) s)",
 			  SAMPLE_LIMIT);
 	n = findings_query(job->run, f, check, k->regname, sql.data);
