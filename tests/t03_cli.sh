@@ -70,7 +70,7 @@ assert_eq "0" "$(q jlog "select count(*) from lines where line::json->>'level' n
     "every line's level, program, phase and message"
 assert_ne "0" "$(q jlog "select count(*) from lines where src = 'lines' and line::json->>'step' like 'backfill_from_mapping%'")" \
     "lines inside a step name it"
-assert_eq "0 t" "$(q jlog "select count(*) filter (where src = 'lines') || ' ' || (count(*) filter (where src = 'logfile'
+assert_eq "0 true" "$(q jlog "select count(*) filter (where src = 'lines') || ' ' || (count(*) filter (where src = 'logfile'
     and line::json->>'message' like 'ALTER TABLE \"public\".\"users\" ADD COLUMN%') > 0) from lines where line::json->>'level' = 'statement'")" \
     "the statements run are in the run log only"
 assert_ne "0" "$(q jlog "select count(*) from lines where src = 'logfile' and line::json->>'subcommand' = 'apply'
