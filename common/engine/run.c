@@ -212,6 +212,25 @@ options_apply(const Plan *plan, const Options *opts)
 	return false;
 }
 
+/* The plan's lock, waiting up to --lock-wait; exits 4 naming the holder (1 when a signal stopped the wait). */
+static void
+take_plan_lock(Run *run, const Options *opts)
+{
+	char *holder;
+
+	if (guard_take_waiting(run->conn, run->plan, opts->lock_wait_s))
+		return;
+	if (stop_requested())
+		log_fatal(EXIT_FAILED, "stopped by %s while waiting for the plan's lock; nothing was done", stop_signal_name());
+	holder = guard_holder(run->conn, run->plan);
+	log_error("another run holds the lock of plan \"%s\" on table %s%s", run->plan->name, run->plan->q_table,
+			  opts->lock_wait_s > 0 ? " (waited for it with --lock-wait)" : "");
+	log_detail("held by %s", holder ? holder : "a session that has just ended; try again");
+	log_hint("wait for it to finish; phasemig never runs two operators at once");
+	free(holder);
+	log_exit(EXIT_LOCKED);
+}
+
 /*
  * From here on nothing that changes the database runs (core/dryrun.h), and
  * the server refuses it if something tried: the session is read-only.
@@ -293,22 +312,8 @@ run_start(int phase, const Options *opts, bool take_lock)
 	retry.max_attempts = run->plan->ddl_attempts;
 	db_set_retry(&retry);
 
-	if (take_lock && !guard_take_waiting(run->conn, run->plan, opts->lock_wait_s))
-	{
-		char *holder;
-
-		if (stop_requested())
-			log_fatal(EXIT_FAILED, "stopped by %s while waiting for the plan's lock; nothing was done",
-					  stop_signal_name());
-		holder = guard_holder(run->conn, run->plan);
-
-		log_error("another run holds the lock of plan \"%s\" on table %s%s", run->plan->name, run->plan->q_table,
-				  opts->lock_wait_s > 0 ? " (waited for it with --lock-wait)" : "");
-		log_detail("held by %s", holder ? holder : "a session that has just ended; try again");
-		log_hint("wait for it to finish; phasemig never runs two operators at once");
-		free(holder);
-		log_exit(EXIT_LOCKED);
-	}
+	if (take_lock)
+		take_plan_lock(run, opts);
 	if (record)
 	{
 		close_orphaned_rows(run);
