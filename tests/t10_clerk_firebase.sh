@@ -76,7 +76,7 @@ assert_eq "0" "$(q seq "select count(*) from migration_log where phase = 3 and o
 assert_eq "0" "$(q seq "select count(*) from migration_backup.phasemig_objects")" "nothing of phasemig left registered"
 assert_eq "clerk-to-firebase:generated
 clerk-to-firebase:import_files" "$(q seq "select tablename from pg_tables where schemaname = 'migration_backup'
-  and tablename <> 'phasemig_objects' order by 1")" "backup tables removed, but for the generated uids and their import files (kept for the next apply)"
+  and tablename not in ('phasemig_objects', 'phasemig_control') order by 1")" "backup tables removed, but for the generated uids and their import files (kept for the next apply)"
 
 test_case "each subcommand run twice is a no-op the second time"
 fresh_app twice
