@@ -239,6 +239,8 @@ static const Effect effects[] = {
 	{{"DROP FUNCTION"}, "no table lock: a function phasemig owns"},
 	{{"CREATE TABLE", "WITH NO DATA"}, "no lock on existing tables' rows: a new, empty table phasemig owns"},
 	{{"ANALYZE"}, "SHARE UPDATE EXCLUSIVE: reads and writes go on; reads a sample of the table"},
+	{{"LOCK TABLE", "ACCESS EXCLUSIVE MODE"},
+	 "ACCESS EXCLUSIVE on every table named, taken at once, up front: blocks reads and writes until COMMIT; no scan"},
 	{{"INDEX CONCURRENTLY", "CREATE"},
 	 "SHARE UPDATE EXCLUSIVE: reads and writes go on; scans the table to build the index"},
 	{{"INDEX CONCURRENTLY", "DROP"}, "SHARE UPDATE EXCLUSIVE: reads and writes go on; no scan"},
