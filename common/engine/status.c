@@ -69,7 +69,7 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 		"latest AS (SELECT DISTINCT ON (operation) * FROM cur ORDER BY operation, id DESC), "
 		"totals AS (SELECT operation, count(*) AS runs, sum(coalesce((metadata->>'rows_changed')::bigint, "
 		"  (metadata->>'rows_filled')::bigint, 0)) AS changed FROM r GROUP BY operation) "
-		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, "
+		"SELECT l.operation, l.status, l.rows_done, l.rows_total, t.changed, t.runs, l.last_key IS NULL AS unstarted, "
 		"  l.metadata->>'unmatched' AS unmatched, "
 		"  (l.rows_done - (l.metadata->>'progress_from_rows')::bigint) / nullif(extract(epoch FROM "
 		"  clock_timestamp() - (l.metadata->>'progress_from_at')::timestamptz), 0) AS rate "
@@ -82,15 +82,20 @@ phase_progress(Run *run, json_t *obj, const char *const *params, bool lock_held)
 		const char *rate = db_field(res, i, "rate");
 		bool running = strcmp(status, "running") == 0;
 		long long rows_done = db_field_ll(res, i, "rows_done"), rows_total = db_field_ll(res, i, "rows_total");
+		/* a table of the job whose turn has not come yet: its row is begun, no batch has run */
+		bool waiting = running && lock_held && rows_done == 0 && db_field_true(res, i, "unstarted");
 		json_t *op =
 			json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "operation", db_field(res, i, "operation"), "status",
-					  running && !lock_held ? "interrupted" : status, "rows_done", (json_int_t) rows_done, "rows_total",
-					  (json_int_t) rows_total, "rows_changed", (json_int_t) db_field_ll(res, i, "changed"), "runs",
-					  (json_int_t) db_field_ll(res, i, "runs"));
+					  running && !lock_held ? "interrupted"
+						  : waiting         ? "waiting"
+											: status,
+					  "rows_done", (json_int_t) rows_done, "rows_total", (json_int_t) rows_total, "rows_changed",
+					  (json_int_t) db_field_ll(res, i, "changed"), "runs", (json_int_t) db_field_ll(res, i, "runs"));
 
 		if (db_field(res, i, "unmatched"))
 			json_object_set_new(op, "unmatched", json_integer(db_field_ll(res, i, "unmatched")));
-		if (running && lock_held && rate && atof(rate) > 0)
+		/* (a table whose batches are over keeps its row running until the job ends: not filling now) */
+		if (running && lock_held && rate && atof(rate) > 0 && rows_done < rows_total)
 		{
 			json_object_set_new(op, "rows_per_second", json_real(atof(rate)));
 			json_object_set_new(op, "eta_seconds",
