@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/db.h"
 #include "core/dryrun.h"
 #include "core/log.h"
@@ -18,15 +18,6 @@
 
 static DbRetry retry = {.lock_timeout_ms = 1000, .max_attempts = 30, .max_backoff_ms = 5000};
 static DbDdlStats ddl_stats;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
-}
 
 void
 db_ddl_stats_reset(void)
@@ -47,7 +38,7 @@ db_ddl_stats(void)
 static void
 note_attempt(double change_start, double attempt_start, bool retried, bool blocks_writes)
 {
-	double now = now_ms();
+	double now = clock_now_ms();
 
 	if (blocks_writes && now - attempt_start > ddl_stats.longest_attempt_ms)
 		ddl_stats.longest_attempt_ms = now - attempt_start;
@@ -141,7 +132,7 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 {
 	char set_timeout[64];
 	int timeout_ms;
-	double change_start = now_ms();
+	double change_start = clock_now_ms();
 
 	if (dryrun_on())
 	{
@@ -154,7 +145,7 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 	{
 		PGresult *res = NULL;
 		const char *failed_sql = NULL;
-		double attempt_start = now_ms();
+		double attempt_start = clock_now_ms();
 
 		snprintf(set_timeout, sizeof set_timeout, "SET LOCAL lock_timeout = %d", timeout_ms);
 		db_exec(conn, "BEGIN");
@@ -222,7 +213,7 @@ bool
 db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_timeout)
 {
 	char set_timeout[64];
-	double change_start = now_ms();
+	double change_start = clock_now_ms();
 	int timeout_ms;
 
 	if (dryrun_on())
@@ -236,7 +227,7 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 	for (int attempt = 1;; attempt++)
 	{
 		PGresult *res;
-		double attempt_start = now_ms();
+		double attempt_start = clock_now_ms();
 
 		snprintf(set_timeout, sizeof set_timeout, "SET lock_timeout = %d", timeout_ms);
 		db_exec(conn, set_timeout);

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/db.h"
 #include "core/dryrun.h"
 #include "core/log.h"
@@ -19,15 +19,6 @@
 #include "core/strbuf.h"
 #include "engine/progress.h"
 #include "engine/throttle.h"
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
-}
 
 static int
 adapt(int size, double took_ms, int target_ms)
@@ -175,13 +166,13 @@ dry_run_batches(const BatchLoop *b)
 int
 batch_loop(Run *run, BatchLoop *b)
 {
-	double started = now_ms();
+	double started = clock_now_ms();
 	int size = b->batch_size;
 	long long scanned = 0;
 
 	if (dryrun_on())
 		return dry_run_batches(b);
-	b->progress_from_s = now_ms() / 1000.0;
+	b->progress_from_s = clock_now_ms() / 1000.0;
 	b->progress_from_rows = b->rows_done;
 	/* the run log gets the statement once, as a dry run prints it */
 	dryrun_log_statement(b->last_key ? b->sql_next : b->sql_first);
@@ -196,7 +187,7 @@ batch_loop(Run *run, BatchLoop *b)
 			return rc;
 		if (b->max_lag_ms > 0 && (rc = throttle_wait_for_lag(run, b->max_lag_ms, b->lag_query)) != EXIT_DONE)
 			return rc;
-		t0 = now_ms();
+		t0 = clock_now_ms();
 		switch (one_batch(run, b, size, attempt < db_get_retry()->max_attempts, &scanned))
 		{
 			case BATCH_FAILED:
@@ -211,7 +202,7 @@ batch_loop(Run *run, BatchLoop *b)
 				attempt = 1;
 				break;
 		}
-		took = now_ms() - t0;
+		took = clock_now_ms() - t0;
 		if (took > b->longest_batch_ms)
 			b->longest_batch_ms = took;
 		progress_batch(b, scanned, size);
@@ -223,6 +214,6 @@ batch_loop(Run *run, BatchLoop *b)
 			db_sleep_ms(b->sleep_ms);
 	}
 	log_progress_end();
-	b->seconds = (now_ms() - started) / 1000.0;
+	b->seconds = (clock_now_ms() - started) / 1000.0;
 	return EXIT_DONE;
 }

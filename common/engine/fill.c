@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
+#include "core/clock.h"
 #include "core/db.h"
 #include "core/log.h"
 #include "core/stop.h"
@@ -53,15 +53,6 @@ typedef struct Worker
 	int rc;
 	pthread_t thread;
 } Worker;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static Unit *
 unit_new(FillTable *t, const char *operation, const char *after, const char *upper, long long rows_done,
@@ -241,9 +232,9 @@ static int
 run_unit(Run *run, Unit *u)
 {
 	u->started = true;
-	u->began = now_s();
+	u->began = (clock_now_ms() / 1000.0);
 	u->rc = batch_loop(run, &u->b);
-	u->ended = now_s();
+	u->ended = (clock_now_ms() / 1000.0);
 	return u->rc;
 }
 

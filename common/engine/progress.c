@@ -7,8 +7,8 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -19,15 +19,6 @@ static struct
 	double started;
 } job;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 void
 progress_job_begin(long long rows_total, long long rows_done)
 {
@@ -35,7 +26,7 @@ progress_job_begin(long long rows_total, long long rows_done)
 	job.on = true;
 	job.total = rows_total;
 	job.done = job.done_at_start = rows_done;
-	job.started = now_s();
+	job.started = (clock_now_ms() / 1000.0);
 	pthread_mutex_unlock(&mutex);
 }
 
@@ -82,12 +73,12 @@ progress_batch(BatchLoop *b, long long scanned, int size)
 	{
 		job.done += scanned;
 		done = job.done, total = job.total, since_start = job.done - job.done_at_start;
-		elapsed = now_s() - job.started;
+		elapsed = (clock_now_ms() / 1000.0) - job.started;
 	}
 	else
 	{
 		done = b->rows_done, total = b->rows_total, since_start = b->rows_done - b->progress_from_rows;
-		elapsed = now_s() - b->progress_from_s;
+		elapsed = (clock_now_ms() / 1000.0) - b->progress_from_s;
 	}
 	pthread_mutex_unlock(&mutex);
 	rate = elapsed > 0 ? (double) since_start / elapsed : 0;
