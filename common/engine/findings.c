@@ -55,6 +55,7 @@ findings_add(Findings *f, const char *check, const char *subject, long long coun
 			p++;
 	}
 	f->items[f->n].hint = NULL;
+	f->items[f->n].keys = false;
 	f->n++;
 }
 
@@ -66,8 +67,8 @@ findings_hint(Findings *f, int from, const char *hint)
 			f->items[i].hint = xstrdup(hint);
 }
 
-long long
-findings_query(Run *run, Findings *f, const char *check, const char *subject, const char *sql)
+static long long
+query(Run *run, Findings *f, const char *check, const char *subject, const char *sql, bool keys)
 {
 	PGresult *res = db_query(run->conn, sql, 0, NULL);
 	long long count = 0;
@@ -76,10 +77,25 @@ findings_query(Run *run, Findings *f, const char *check, const char *subject, co
 	{
 		count = atoll(PQgetvalue(res, 0, 0));
 		if (count > 0)
+		{
 			findings_add(f, check, subject, count, PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
+			f->items[f->n - 1].keys = keys;
+		}
 	}
 	PQclear(res);
 	return count;
+}
+
+long long
+findings_query(Run *run, Findings *f, const char *check, const char *subject, const char *sql)
+{
+	return query(run, f, check, subject, sql, false);
+}
+
+long long
+findings_query_keys(Run *run, Findings *f, const char *check, const char *subject, const char *sql)
+{
+	return query(run, f, check, subject, sql, true);
 }
 
 long long
@@ -90,7 +106,7 @@ findings_rows_where(Run *run, Findings *f, const char *check, const char *subjec
 						   "(SELECT string_agg(k, " FINDINGS_SEP ") FROM "
 						   "(SELECT %s::text AS k FROM %s WHERE %s ORDER BY %s LIMIT %d) s)",
 						   p->q_table, cond, p->q_key, p->q_table, cond, p->q_key, SAMPLE_LIMIT);
-	long long n = findings_query(run, f, check, subject, sql);
+	long long n = findings_query_keys(run, f, check, subject, sql);
 
 	free(sql);
 	return n;
@@ -111,7 +127,14 @@ findings_print(const Findings *f)
 			json_t *v;
 
 			sb_init(&sb);
-			json_array_foreach(it->samples, k, v) sb_printf(&sb, "%s%s", k ? ", " : "", json_string_value(v));
+			json_array_foreach(it->samples, k, v)
+			{
+				sb_append(&sb, k ? ", " : "");
+				if (it->keys)
+					sb_append_literal(&sb, json_string_value(v));
+				else
+					sb_append(&sb, json_string_value(v));
+			}
 			log_detail("samples (up to %d): %s", SAMPLE_LIMIT, sb.data);
 			sb_free(&sb);
 		}

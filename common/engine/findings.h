@@ -22,6 +22,7 @@ typedef struct Finding
 	char *subject; /* what it is about, e.g. the column */
 	long long count;
 	json_t *samples; /* an array of strings: sample keys (or rows), may be empty */
+	bool keys;       /* the samples are keys: printed for people as quoted literals */
 	char *hint;      /* what the operator does next, or NULL */
 } Finding;
 
@@ -47,6 +48,8 @@ void findings_hint(Findings *f, int from, const char *hint);
  * when count > 0.  Returns the count.  Exits on a failed query.
  */
 long long findings_query(Run *run, Findings *f, const char *check, const char *subject, const char *sql);
+/* The same, its samples being keys (printed quoted, 'like this'). */
+long long findings_query_keys(Run *run, Findings *f, const char *check, const char *subject, const char *sql);
 /* Count rows of the plan's table matching COND, with sample keys. */
 long long findings_rows_where(Run *run, Findings *f, const char *check, const char *subject, const char *cond);
 

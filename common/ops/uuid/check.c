@@ -35,7 +35,7 @@ target_rows_where(Run *run, Findings *f, const char *check, const UuidTarget *t,
 	sb_printf(&sql, "SELECT (SELECT count(*) FROM %s WHERE %s), ", from, cond);
 	sb_printf(&sql, "(SELECT string_agg(k, " FINDINGS_SEP ") FROM (SELECT c.%s::text AS k ", t->q_key);
 	sb_printf(&sql, "FROM %s WHERE %s ORDER BY 1 LIMIT %d) s)", from, cond, SAMPLE_LIMIT);
-	n = findings_query(run, f, check, t->regname, sql.data);
+	n = findings_query_keys(run, f, check, t->regname, sql.data);
 	sb_free(&sql);
 	return n;
 }
