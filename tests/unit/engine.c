@@ -418,9 +418,23 @@ test_findings(void)
 			  && strcmp(json_string_value(json_object_get(json_array_get(j, 1), "subject")), "view public.v") == 0,
 		  "second item wrong");
 	json_decref(j);
-	for (int i = 0; i < 20; i++)
+	/* samples that are keys are printed as quoted literals, and stay plain in JSON */
+	findings_add(&f, "invalid uuid", "public.users.id", 2,
+				 "o'k\x1f"
+				 "x");
+	f.items[2].keys = true;
+	capture_stderr(&c);
+	findings_print(&f);
+	printed = captured_text(&c);
+	CHECK(strstr(printed, "samples (up to 10): 'o''k', 'x'\n") != NULL, "keys not quoted: %s", printed);
+	free(printed);
+	j = findings_json(&f);
+	CHECK(strcmp(json_string_value(json_array_get(json_object_get(json_array_get(j, 2), "samples"), 0)), "o'k") == 0,
+		  "a key in JSON is not plain");
+	json_decref(j);
+	for (int i = 0; i < 19; i++)
 		findings_add(&f, "x", "y", i, "");
-	CHECK(f.n == 22 && f.cap >= 22 && f.items[21].count == 19, "after 22 adds: n %d, cap %d", f.n, f.cap);
+	CHECK(f.n == 22 && f.cap >= 22 && f.items[21].count == 18, "after 22 adds: n %d, cap %d", f.n, f.cap);
 	findings_free(&f);
 	CHECK(f.n == 0 && f.items == NULL, "not empty after findings_free");
 	j = findings_json(&f);
