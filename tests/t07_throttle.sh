@@ -1,8 +1,8 @@
 # t07_throttle.sh -- phase2 throttle from another terminal: pause and resume a running phase2,
 # change its sleep and batch size between two batches (each change in its run log, the row in
-# status), a result equal to an unthrottled run's; --lag-query pauses while the operator's lag
-# measure is over --max-lag-ms and is refused, before anything changes, when it is no measure;
-# --max-lag-ms warns when no standby is connected.
+# status, the rate measured afresh after each), a result equal to an unthrottled run's;
+# --lag-query pauses while the operator's lag measure is over --max-lag-ms and is refused,
+# before anything changes, when it is no measure; --max-lag-ms warns when no standby is connected.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
@@ -42,9 +42,14 @@ assert_contains "$LAST_OUT" "throttle: paused, 40 ms between batches, batch size
 assert_exit 0 "status --json while paused" -- p2 status -d thr --json
 assert_eq "true 40 50" "$(q thr "select concat_ws(' ', j->'throttle'->>'paused', j->'throttle'->>'sleep_ms', j->'throttle'->>'batch_size')
     from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" "status --json has the throttle"
+resumed_at=$(q thr "select clock_timestamp()")
 assert_exit 0 "throttle --resume with a new batch size and no sleep" -- p2 throttle -d thr --resume --batch-size 400 --sleep-ms 0
 wait "$apply_pid"; rc=$?
 assert_eq "0" "$rc" "the throttled phase2 apply ends done"
+assert_eq "t" "$(q thr "select (metadata->>'progress_from_at')::timestamptz >= '$resumed_at'
+    and (metadata->>'progress_from_rows')::bigint >= $held from migration_log
+    where phase = 2 and operation like 'backfill%' order by id desc limit 1")" \
+    "the rate (status's time left) is measured afresh from the resume, not averaged over the pause"
 log=$(ls -t "$LOGS"/*.log | head -n 1)
 assert_contains "$(cat "$log")" "throttle: batch size 50 (was 1000)" "the first change, taken at the start"
 assert_contains "$(cat "$log")" "throttle: batch size 400 (was 50)" "the change made while it ran"

@@ -39,6 +39,20 @@ progress_job_end(void)
 }
 
 void
+progress_rebase(BatchLoop *b)
+{
+	pthread_mutex_lock(&mutex);
+	b->progress_from_s = clock_now_ms() / 1000.0;
+	b->progress_from_rows = b->rows_done;
+	if (job.on)
+	{
+		job.started = b->progress_from_s;
+		job.done_at_start = job.done;
+	}
+	pthread_mutex_unlock(&mutex);
+}
+
+void
 progress_eta_text(double seconds, char *buf, size_t size)
 {
 	long s = (long) (seconds + 0.5);

@@ -15,6 +15,12 @@ void progress_job_end(void);
 /* After a batch of B that walked SCANNED rows at batch size SIZE: the line (log.h's cadence). */
 void progress_batch(BatchLoop *b, long long scanned, int size);
 
+/*
+ * The rate is measured from now on, for B and the job: after a throttle
+ * change or a pause the time left follows the new speed, not the average.
+ */
+void progress_rebase(BatchLoop *b);
+
 /* "about 3 min 20 s left" for SECONDS, into BUF. */
 void progress_eta_text(double seconds, char *buf, size_t size);
 

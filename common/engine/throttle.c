@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "engine/guard.h"
+#include "engine/progress.h"
 
 typedef struct Control
 {
@@ -48,37 +49,56 @@ read_control(Run *run, Control *c)
 	return found;
 }
 
-/* Take the row's sleep and batch size into B and *SIZE, saying what changed. */
-static void
+/* Take the row's sleep and batch size into B and *SIZE, saying what changed; whether anything did. */
+static bool
 take_settings(const Control *c, BatchLoop *b, int *size)
 {
+	bool changed = false;
+
 	if (c->sleep_ms >= 0 && c->sleep_ms != b->sleep_ms)
 	{
+		changed = true;
 		log_info("%s: throttle: %d ms between batches (was %d), set by %s", b->what, c->sleep_ms, b->sleep_ms, c->by);
 		b->sleep_ms = c->sleep_ms;
 	}
 	if (c->batch_size > 0 && c->batch_size != *size)
 	{
+		changed = true;
 		log_info("%s: throttle: batch size %d (was %d), set by %s%s", b->what, c->batch_size, *size, c->by,
 				 b->target_batch_ms > 0 ? "; --target-batch-ms no longer adapts it" : "");
 		*size = b->batch_size = c->batch_size;
 		b->target_batch_ms = 0;
 	}
+	return changed;
+}
+
+/*
+ * After a change or a pause, the rate (the progress line's, and status's
+ * from migration_log) is measured afresh: the time left follows the new pace.
+ */
+static void
+rebase_rate(Run *run, BatchLoop *b)
+{
+	progress_rebase(b);
+	if (b->entry > 0 && b->rows_total >= 0)
+		mlog_set_progress(run, b->entry, b->rows_total, b->rows_done, b->last_key);
 }
 
 int
 throttle_between_batches(Run *run, BatchLoop *b, int *size)
 {
-	bool announced = false;
+	bool announced = false, changed = false;
 	Control c;
 
 	while (read_control(run, &c))
 	{
-		take_settings(&c, b, size);
+		changed |= take_settings(&c, b, size);
 		if (!c.paused)
 		{
 			if (announced)
 				log_info("%s: resumed by %s", b->what, c.by);
+			if (changed || announced)
+				rebase_rate(run, b);
 			return EXIT_DONE;
 		}
 		if (!announced)
