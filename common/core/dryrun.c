@@ -14,6 +14,7 @@
 
 #include "core/db.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 
 static bool dry;
 
@@ -96,26 +97,6 @@ classify(const char *sql)
 	if (starts(t, REGISTRY))
 		return STMT_REGISTRY;
 	return STMT_CHANGE;
-}
-
-/* SQL on one line: its newlines and runs of blanks become one space. */
-static void
-print_one_line(FILE *out, const char *sql)
-{
-	bool blank = false;
-
-	while (isspace((unsigned char) *sql))
-		sql++;
-	for (; *sql; sql++)
-		if (isspace((unsigned char) *sql))
-			blank = true;
-		else
-		{
-			if (blank)
-				fputc(' ', out);
-			blank = false;
-			fputc(*sql, out);
-		}
 }
 
 bool
@@ -201,9 +182,11 @@ dryrun_comment(const char *fmt, ...)
 void
 dryrun_print_statement(const char *sql)
 {
+	char *line = str_one_line(sql);
+
 	dryrun_comment("%s", dryrun_effect(sql));
-	print_one_line(stdout, sql);
-	fputs(";\n", stdout);
+	printf("%s;\n", line);
+	free(line);
 	fflush(stdout);
 }
 
@@ -218,11 +201,9 @@ void
 dryrun_print_transaction(PGconn *conn, const char *const *stmts, int n, int lock_timeout_ms)
 {
 	printf("BEGIN;\nSET LOCAL lock_timeout = %d;\n", lock_timeout_ms);
+	/* db_exec's interception: a change is printed, the registry's copy written, migration_log skipped */
 	for (int i = 0; i < n; i++)
-		if (classify(stmts[i]) == STMT_CHANGE)
-			dryrun_print_statement(stmts[i]);
-		else if (classify(stmts[i]) == STMT_REGISTRY)
-			db_exec(conn, stmts[i]);
+		db_exec(conn, stmts[i]);
 	printf("COMMIT;\n");
 	fflush(stdout);
 }

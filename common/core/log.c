@@ -4,7 +4,6 @@
  */
 #include "core/log.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -16,6 +15,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#include "core/strbuf.h"
 
 #define MAX_CLEANUPS 16
 
@@ -234,43 +235,13 @@ write_line(const char *level, const char *text, json_t *figures)
 void
 log_statement(const char *sql)
 {
-	char *line = strdup(sql), *w = line;
-	bool blank = false;
+	char *line;
 
-	if (line == NULL || quiet || logfile == NULL)
-	{
-		free(line);
+	if (quiet || logfile == NULL)
 		return;
-	}
-	/* one line: newlines and runs of blanks become one space */
-	for (const char *r = sql; *r; r++)
-		if (isspace((unsigned char) *r))
-			blank = w != line;
-		else
-		{
-			if (blank)
-				*w++ = ' ';
-			blank = false;
-			*w++ = *r;
-		}
-	*w = '\0';
+	line = str_one_line(sql);
 	pthread_mutex_lock(&log_mutex);
-	if (as_json)
-	{
-		char *obj = json_line("statement", line, NULL);
-
-		if (obj)
-			fprintf(logfile, "%s\n", obj);
-		free(obj);
-	}
-	else
-	{
-		char stamp[40];
-
-		local_stamp(stamp, sizeof stamp);
-		fprintf(logfile, "%s %s: statement: %s\n", stamp, progname, line);
-	}
-	fflush(logfile);
+	write_to(TO_FILE, "statement", line, NULL);
 	pthread_mutex_unlock(&log_mutex);
 	free(line);
 }

@@ -3,7 +3,9 @@
  */
 #include "core/strbuf.h"
 
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,4 +221,24 @@ str_printf(const char *fmt, ...)
 	sb_vprintf(&sb, fmt, ap);
 	va_end(ap);
 	return sb.data;
+}
+
+char *
+str_one_line(const char *s)
+{
+	char *line = xmalloc(strlen(s) + 1), *w = line;
+	bool blank = false;
+
+	for (; *s; s++)
+		if (isspace((unsigned char) *s))
+			blank = w != line;
+		else
+		{
+			if (blank)
+				*w++ = ' ';
+			blank = false;
+			*w++ = *s;
+		}
+	*w = '\0';
+	return line;
 }

@@ -41,6 +41,8 @@ char *sb_steal(StrBuf *sb);
 /* printf into a fresh malloc'd string the caller frees. */
 char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *xstrdup(const char *s);
+/* S on one line (malloc'd): leading blanks dropped, each run of blanks and newlines one space. */
+char *str_one_line(const char *s);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -369,7 +370,7 @@ finish_unit(Run *run, Unit *u)
 		mlog_finish(run, u->b.entry, u->rc == EXIT_DONE ? "done" : "failed", u->b.rows_done,
 					u->started || u->rc == EXIT_DONE ? NULL : "not started: another job failed or the run stopped",
 					text);
-		if (u->rc == EXIT_DONE && !run->dry_run)
+		if (u->rc == EXIT_DONE && !dryrun_on())
 			log_info("%s: %lld rows, %lld filled, %.1f s, %.0f rows/s", u->operation, u->b.rows_done, u->b.changed,
 					 u->b.seconds, rate);
 		free(text);
@@ -382,7 +383,7 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 {
 	Queue q = {.run = run};
 	/* a dry run prints each table's statement once, in order: one job */
-	int jobs = opts->jobs > 1 && !run->dry_run ? opts->jobs : 1;
+	int jobs = opts->jobs > 1 && !dryrun_on() ? opts->jobs : 1;
 	int batch_size = batch_size_of(opts, run->plan);
 	int first_of_table = 0, rc;
 

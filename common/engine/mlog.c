@@ -64,7 +64,7 @@ mlog_begin(Run *run, const char *operation, long long rows_total, long long rows
 	char phase[8], total[32], done[32];
 	const char *params[9];
 
-	if (run->dry_run)
+	if (dryrun_on())
 		return 0;
 	snprintf(phase, sizeof phase, "%d", run->phase);
 	snprintf(total, sizeof total, "%lld", rows_total);

@@ -29,7 +29,6 @@ typedef struct Run
 	long long op_rows;
 	char *op_message;  /* malloc'd or NULL */
 	char *op_metadata; /* JSON text, malloc'd or NULL */
-	bool dry_run;      /* --dry-run: nothing is written, migration_log included */
 } Run;
 
 /*

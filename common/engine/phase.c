@@ -171,7 +171,7 @@ walk_steps(Run *run, const Options *opts, Walk walk)
 		else
 		{
 			log_info("%s %d of %d: %s", prefix[walk], k + 1, n, op->label);
-			if (run->dry_run)
+			if (dryrun_on())
 				dryrun_comment("%s %d of %d: %s", prefix[walk], k + 1, n, op->label);
 			rc = run_step(run, op, step_of(run, op, walk), opts, walk == WALK_ROLLBACK);
 		}
@@ -193,7 +193,7 @@ confirmed(Run *run, const Options *opts, Walk walk)
 	int n;
 	char answer[16] = "";
 
-	if (opts->yes || run->dry_run || !isatty(STDIN_FILENO))
+	if (opts->yes || dryrun_on() || !isatty(STDIN_FILENO))
 		return true;
 	order = xcalloc((size_t) run->plan->n_ops + 1, sizeof *order);
 	n = step_order(run, walk, order);

@@ -65,8 +65,8 @@ progress_eta_text(double seconds, char *buf, size_t size)
 		snprintf(buf, size, "about %ld s left", s);
 }
 
-static double
-percent(long long done, long long total)
+double
+progress_percent(long long done, long long total)
 {
 	return total > 0 ? 100.0 * (double) done / (double) total : 100.0;
 }
@@ -100,7 +100,7 @@ progress_batch(BatchLoop *b, long long scanned, int size)
 	if (b->rows_total >= 0)
 	{
 		len = snprintf(text, sizeof text, "%s: %lld of %lld rows (%.0f%%)", b->what, b->rows_done, b->rows_total,
-					   percent(b->rows_done, b->rows_total));
+					   progress_percent(b->rows_done, b->rows_total));
 		json_object_set_new(figures, "rows_total", json_integer(b->rows_total));
 	}
 	else
@@ -108,7 +108,7 @@ progress_batch(BatchLoop *b, long long scanned, int size)
 	if (job.on && len < (int) sizeof text)
 	{
 		len += snprintf(text + len, sizeof text - (size_t) len, "; job %lld of %lld rows (%.0f%%)", done, total,
-						percent(done, total));
+						progress_percent(done, total));
 		json_object_set_new(figures, "job_rows_done", json_integer(done));
 		json_object_set_new(figures, "job_rows_total", json_integer(total));
 	}

@@ -21,6 +21,9 @@ void progress_batch(BatchLoop *b, long long scanned, int size);
  */
 void progress_rebase(BatchLoop *b);
 
+/* DONE of TOTAL in percent (100 when TOTAL is 0). */
+double progress_percent(long long done, long long total);
+
 /* "about 3 min 20 s left" for SECONDS, into BUF. */
 void progress_eta_text(double seconds, char *buf, size_t size);
 

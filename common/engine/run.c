@@ -250,7 +250,7 @@ start_dry_run(Run *run)
 void
 run_session_writable(Run *run, bool writable)
 {
-	if (run->dry_run)
+	if (dryrun_on())
 		db_exec(run->conn,
 				writable ? "SET default_transaction_read_only = off" : "SET default_transaction_read_only = on");
 }
@@ -277,7 +277,6 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (run->plan == NULL || !options_apply(run->plan, opts))
 		exit(EXIT_BAD_INPUT);
 	/* a dry run leaves no trace: no run log, no hook, no migration_log row */
-	run->dry_run = opts->dry_run;
 	record = take_lock && !opts->dry_run;
 	if (record)
 	{
@@ -356,7 +355,7 @@ run_finish(Run *run, int code, const char *message)
 		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
 				 "continue from where it stopped",
 				 stop_signal_name());
-	if (run->dry_run)
+	if (dryrun_on())
 		log_info("%s --dry-run: %s; nothing was changed", run->subcommand,
 				 code == EXIT_DONE ? "done" : "the real run would stop here with the same exit code");
 	else if (code == EXIT_DONE && log_file_path())

@@ -17,9 +17,6 @@
 #include "engine/summary.h"
 #include "engine/throttle.h"
 
-/* SQL: the timestamptz COLUMN as ISO 8601 in UTC ("2026-11-30T15:04:05Z"). */
-#define ISO_UTC(column) "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
 static json_t *
 row_object(PGresult *res, int row)
 {
@@ -135,7 +132,7 @@ phase_status(Run *run, int phase, bool lock_held)
 
 	res = db_query(
 		run->conn,
-		"SELECT operation, status, " ISO_UTC("started_at") " AS started_at, " ISO_UTC(
+		"SELECT operation, status, " DB_ISO_UTC("started_at") " AS started_at, " DB_ISO_UTC(
 			"finished_at") " AS finished_at, db_user, client, run_id::text, "
 						   "message FROM public.migration_log WHERE plan = $1 AND phase = $2 "
 						   "AND operation IN ('apply', 'rollback', 'check', 'finalize') ORDER BY id DESC LIMIT 1",
@@ -183,7 +180,7 @@ phase_status(Run *run, int phase, bool lock_held)
 
 	res = db_query(
 		run->conn,
-		"SELECT operation, status, " ISO_UTC(
+		"SELECT operation, status, " DB_ISO_UTC(
 			"finished_at") " AS at, message "
 						   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
 						   "AND id > coalesce((SELECT max(id) FROM public.migration_log WHERE plan = $1 AND phase = $2 "
@@ -198,12 +195,6 @@ phase_status(Run *run, int phase, bool lock_held)
 	}
 	PQclear(res);
 	return obj;
-}
-
-static double
-percent(long long done, long long total)
-{
-	return total > 0 ? 100.0 * (double) done / (double) total : 100.0;
 }
 
 /* A line per batch operation, the job's total when there are several, rate and ETA while running. */
@@ -221,7 +212,7 @@ print_operations(json_t *ph)
 		long long runs = json_integer_value(json_object_get(op, "runs"));
 
 		printf("  %s: %lld of %lld rows scanned (%.1f%%), %s; %lld changed in all (%lld run%s)",
-			   json_string_value(json_object_get(op, "operation")), done, total, percent(done, total),
+			   json_string_value(json_object_get(op, "operation")), done, total, progress_percent(done, total),
 			   json_string_value(json_object_get(op, "status")),
 			   (long long) json_integer_value(json_object_get(op, "rows_changed")), runs, runs == 1 ? "" : "s");
 		if (json_is_integer(json_object_get(op, "unmatched")))
@@ -240,7 +231,7 @@ print_operations(json_t *ph)
 		long long done = json_integer_value(json_object_get(ph, "rows_done"));
 		long long total = json_integer_value(json_object_get(ph, "rows_total"));
 
-		printf("  all tables: %lld of %lld rows scanned (%.1f%%)", done, total, percent(done, total));
+		printf("  all tables: %lld of %lld rows scanned (%.1f%%)", done, total, progress_percent(done, total));
 		if (json_is_real(json_object_get(ph, "eta_seconds")))
 		{
 			char eta[64];
@@ -252,23 +243,6 @@ print_operations(json_t *ph)
 	}
 }
 
-/* phase2 throttle's settings, when the plan has any. */
-static void
-print_throttle(json_t *t)
-{
-	json_t *sleep = json_object_get(t, "sleep_ms"), *size = json_object_get(t, "batch_size");
-
-	if (!json_is_object(t))
-		return;
-	printf("throttle: %s", json_is_true(json_object_get(t, "paused")) ? "paused" : "not paused");
-	if (json_is_integer(sleep))
-		printf(", %lld ms between batches", (long long) json_integer_value(sleep));
-	if (json_is_integer(size))
-		printf(", batch size %lld", (long long) json_integer_value(size));
-	printf(" (set by %s at %s)\n", json_string_value(json_object_get(t, "updated_by")),
-		   json_string_value(json_object_get(t, "updated_at")));
-}
-
 static void
 print_text(json_t *st, const char *q_table)
 {
@@ -278,7 +252,11 @@ print_text(json_t *st, const char *q_table)
 	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")), q_table);
 	if (json_is_string(json_object_get(st, "running")))
 		printf("running now: %s\n", json_string_value(json_object_get(st, "running")));
-	print_throttle(json_object_get(st, "throttle"));
+	if (json_is_object(json_object_get(st, "throttle")))
+	{
+		printf("throttle: ");
+		throttle_print(json_object_get(st, "throttle"));
+	}
 	json_array_foreach(json_object_get(st, "phases"), i, ph)
 	{
 		json_t *last = json_object_get(ph, "last_run");

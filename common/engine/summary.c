@@ -139,11 +139,13 @@ static const char run_sql[] =
 	"  FROM l) "
 	"SELECT jsonb_build_object('run_id', $1, 'plan', $2, 'phase', (SELECT phase FROM p), "
 	"  'subcommand', (SELECT operation FROM p), 'status', (SELECT status FROM p), "
-	"  'started_at', (SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM p), "
-	"  'finished_at', (SELECT to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM p), "
-	"  'message', (SELECT message FROM p), 'rows', rows_done, "
-	"  'ddl_longest_attempt_ms', round(lock_ms, 1), 'ddl_longest_ms', round(ddl_ms, 1), 'ddl_retries', retries, "
-	"  'findings', findings, 'steps', steps)::text FROM s";
+	"  'started_at', (SELECT " DB_ISO_UTC(
+		"started_at") " FROM p), "
+					  "  'finished_at', (SELECT " DB_ISO_UTC(
+						  "finished_at") " FROM p), "
+										 "  'message', (SELECT message FROM p), 'rows', rows_done, "
+										 "  'ddl_longest_attempt_ms', round(lock_ms, 1), 'ddl_longest_ms', round(ddl_ms, 1), 'ddl_retries', retries, "
+										 "  'findings', findings, 'steps', steps)::text FROM s";
 
 json_t *
 summary_run(Run *run, const char *run_id)

@@ -25,10 +25,9 @@ typedef struct Control
 
 static const char *const control_sql =
 	"SELECT paused, coalesce(sleep_ms, -1) AS sleep_ms, coalesce(batch_size, 0) AS batch_size, "
-	"coalesce(updated_by, 'unknown') || ' at ' || to_char(updated_at AT TIME ZONE 'UTC', "
-	"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS by, "
-	"to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS updated_at, updated_by "
-	"FROM migration_backup.phasemig_control WHERE plan = $1";
+	"coalesce(updated_by, 'unknown') || ' at ' || " DB_ISO_UTC("updated_at") " AS by, " DB_ISO_UTC(
+		"updated_at") " AS updated_at, updated_by "
+					  "FROM migration_backup.phasemig_control WHERE plan = $1";
 
 /* The plan's control row into C: false when there is none (or no table: a state older than throttle). */
 static bool
@@ -140,20 +139,18 @@ throttle_status(Run *run)
 	return obj;
 }
 
-/* The row as one line: "paused; 200 ms between batches; batch size 500". */
-static void
-print_control(const Control *c)
+void
+throttle_print(const json_t *t)
 {
-	printf("%s; ", c->paused ? "paused" : "not paused");
-	if (c->sleep_ms >= 0)
-		printf("%d ms between batches; ", c->sleep_ms);
-	else
-		printf("the run's own sleep between batches; ");
-	if (c->batch_size > 0)
-		printf("batch size %d\n", c->batch_size);
-	else
-		printf("the run's own batch size\n");
-	printf("set by %s\n", c->by);
+	json_t *sleep = json_object_get(t, "sleep_ms"), *size = json_object_get(t, "batch_size");
+	const char *by = json_string_value(json_object_get(t, "updated_by"));
+
+	printf("%s", json_is_true(json_object_get(t, "paused")) ? "paused" : "not paused");
+	if (json_is_integer(sleep))
+		printf(", %lld ms between batches", (long long) json_integer_value(sleep));
+	if (json_is_integer(size))
+		printf(", batch size %lld", (long long) json_integer_value(size));
+	printf(" (set by %s at %s)\n", by ? by : "unknown", json_string_value(json_object_get(t, "updated_at")));
 }
 
 int
@@ -167,7 +164,7 @@ throttle_command(Run *run, const Options *opts)
 							 opts->sleep_ms >= 0 ? sleep : NULL, opts->batch_size > 0 ? size : NULL, run->client};
 	bool change = params[1] || params[2] || params[3];
 	char *holder;
-	Control c;
+	json_t *now;
 	int rc;
 
 	if (opts->max_lag_ms > 0 || opts->target_batch_ms > 0)
@@ -192,10 +189,11 @@ throttle_command(Run *run, const Options *opts)
 				 5, params);
 	/* 3. what the runs of this plan see now, and whether one is going */
 	printf("throttle of plan \"%s\": ", run->plan->name);
-	if (read_control(run, &c))
-		print_control(&c);
+	if ((now = throttle_status(run)) != NULL)
+		throttle_print(now);
 	else
 		printf("never set: each run uses its own options\n");
+	json_decref(now);
 	holder = guard_holder(run->conn, run->plan);
 	if (holder)
 		printf("a run of this plan is going (%s): it takes this before its next batch\n", holder);

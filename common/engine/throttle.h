@@ -29,6 +29,8 @@ int throttle_between_batches(Run *run, BatchLoop *b, int *size);
 
 /* The control row as a JSON object for status, or NULL when there is none. */
 json_t *throttle_status(Run *run);
+/* That object as one line on stdout: "paused, 200 ms between batches, batch size 500 (set by ... at ...)". */
+void throttle_print(const json_t *t);
 
 /*
  * --lag-query: run it once, read-only, before anything changes: false (said

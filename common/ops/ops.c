@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/catalog.h"
@@ -103,7 +104,7 @@ ops_build_index_on(Run *run, const char *qtable, const char *name, const char *c
 					 columns_sql);
 	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
 	if (!db_ddl_nontx_try(run->conn, sql, sql, false)
-		|| (!run->dry_run && catalog_index_state_on(run->conn, qtable, name) != INDEX_VALID))
+		|| (!dryrun_on() && catalog_index_state_on(run->conn, qtable, name) != INDEX_VALID))
 	{
 		/*
 		 * A failed build leaves an INVALID index that the application's

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/catalog.h"
@@ -38,7 +39,7 @@ check_columns(Run *run, const Op *op)
 	const Plan *p = run->plan;
 
 	/* a dry run adds no column: plan_check_catalog has checked each exists or an add_column adds it */
-	if (run->dry_run)
+	if (dryrun_on())
 		return EXIT_DONE;
 	if (!catalog_column_exists(p, op->match_column)
 		|| (op->email_column && !catalog_column_exists(p, op->email_column)))
@@ -159,7 +160,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	bf_names_init(&s.n, run, op);
 	/* 1. finish the import files an interrupted run left under their temporary name */
 	partials.ledger = s.n.import_files;
-	if (!run->dry_run)
+	if (!dryrun_on())
 		import_file_finish_partials(run, &partials);
 	/* 2. read the inputs into temporary staging tables; nothing is written yet */
 	run_session_writable(run, true);
@@ -169,13 +170,13 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		rc = bf_check_staging(&s);
 	run_session_writable(run, false);
 	/* a dry run: what the fill would do, then the statements of the steps below */
-	if (rc == EXIT_DONE && run->dry_run)
+	if (rc == EXIT_DONE && dryrun_on())
 		rc = bf_dry_run_report(&s);
 	/* 4. the mapping becomes the plan's source (the sync trigger reads it too) */
 	if (rc == EXIT_DONE)
 		rc = bf_replace_source(&s);
 	/* 5. rows that match nobody get new uids when asked (a dry run counted them) */
-	if (rc == EXIT_DONE && opts->generate_missing && !run->dry_run)
+	if (rc == EXIT_DONE && opts->generate_missing && !dryrun_on())
 		rc = bf_generate_missing(&s);
 	/* 6. originals are saved in the same statement that fills each batch */
 	if (rc == EXIT_DONE)
@@ -187,10 +188,10 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		if (rc == EXIT_DONE && s.fill.resumed)
 			rc = bf_fill_before_resume_point(&s);
 		/* 8. report what is left and what to import, and how the fill went */
-		if (!run->dry_run)
+		if (!dryrun_on())
 			rc = bf_report(&s, rc);
 	}
-	if (!run->dry_run)
+	if (!dryrun_on())
 		bf_drop_shared_lookups(run, &s.n); /* done or failed: --jobs's lookups go */
 	bf_names_free(&s.n);
 	return rc;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/catalog.h"
@@ -161,7 +162,7 @@ bf_fill(Phase2 *s)
 
 	if (s->opts->jobs <= 1)
 		bf_use_session_lookups(n);
-	if (!run->dry_run) /* a dry run's batch statement is printed, not run: no lookups to read */
+	if (!dryrun_on()) /* a dry run's batch statement is printed, not run: no lookups to read */
 		build_lookups(run, s->op, n);
 	log_info("filling %s in batches of %d rows", n->q_uid, batch_size_of(s->opts, run->plan));
 	n->batch_columns = batch_columns(n);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/batch.h"
@@ -109,7 +110,7 @@ bf_restore_backup(Run *run, const Names *n, const Options *opts)
 	int rc = backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
 
 	/* (a dry run drains nothing: one pass prints its statement) */
-	for (int round = 0; rc == EXIT_DONE && !(run->dry_run && round > 0) && db_count(run->conn, count, 0, NULL) > 0;
+	for (int round = 0; rc == EXIT_DONE && !(dryrun_on() && round > 0) && db_count(run->conn, count, 0, NULL) > 0;
 		 round++)
 	{
 		BatchLoop b = {.what = "restoring", .sql_first = first, .sql_next = next, .entry = run->op_entry};

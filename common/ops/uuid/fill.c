@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/keyset.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -264,7 +265,7 @@ uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, co
 
 	/* the rows it will walk, for status's progress and time left */
 	/* (a dry run may not have the column yet: an undone finalize adds it back first) */
-	b.rows_total = job->run->dry_run ? -1 : db_count(job->run->conn, count, 0, NULL);
+	b.rows_total = dryrun_on() ? -1 : db_count(job->run->conn, count, 0, NULL);
 	sb_init(&steps);
 	sb_printf(&steps, "f AS (UPDATE %s t SET %s = %s ", t->table, column, value);
 	sb_printf(&steps, "FROM b WHERE t.%s = b.key AND (%s) RETURNING 1)", t->q_key, cond);
