@@ -97,3 +97,23 @@ assert_contains "$LAST_ERR" "throttle sets --sleep-ms, --batch-size, --pause and
 assert_exit 2 "--pause to apply" -- p2 apply -d lagbad --pause
 new_db bare
 assert_exit 2 "throttle before phase1" -- p2 throttle -d bare --pause
+
+test_case "SIGTERM while paused: exit 1, recorded as interrupted, each batch kept; resumed, it ends as an unthrottled run"
+gen_app pterm 3000 t07 "$DATA"
+must p1 apply -d pterm
+assert_exit 0 "throttle --pause before the run" -- p2 throttle -d pterm --pause --batch-size 100
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d pterm --mapping "$DATA/firebase-export.json" >"$TEST_TMP/pterm.out" 2>&1 &
+term_pid=$!
+wait_for_log "paused by"
+kill -TERM "$term_pid"
+wait "$term_pid"; rc=$?
+assert_eq "1" "$rc" "stopped by the signal: exit 1"
+assert_contains "$(cat "$TEST_TMP/pterm.out")" "stopped by SIGTERM while paused" "says it stopped while paused"
+assert_eq "interrupted" "$(q pterm "select status from migration_log where phase = 2 and operation = 'apply' order by id desc limit 1")" \
+    "migration_log: interrupted"
+assert_eq "0" "$(q pterm "select count(*) from migration_log where status = 'running'")" "no row left running"
+assert_eq "$(q pterm "select count(*) from users")" "$(q pterm "select count(*) from users where firebase_uid is null")" \
+    "paused before its first batch: nothing filled"
+assert_exit 0 "throttle --resume" -- p2 throttle -d pterm --resume
+assert_exit 0 "phase2 apply again" -- p2 apply -d pterm --mapping "$DATA/firebase-export.json"
+assert_eq "$(users_digest plain)" "$(users_digest pterm)" "every user as the unthrottled run left them"
