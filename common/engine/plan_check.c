@@ -112,7 +112,8 @@ plan_check_rights(Run *run)
 	tables = catalog_tables_not_owned(plan, uuid);
 	if (tables != NULL)
 	{
-		log_error("role \"%s\" may not alter %s; nothing was created", PQuser(run->conn), tables);
+		log_error("role \"%s\" may not alter %s; nothing was created", run->role ? run->role : PQuser(run->conn),
+				  tables);
 		log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
 		free(tables);
 		return EXIT_BAD_INPUT;
@@ -131,7 +132,7 @@ plan_check_rights(Run *run)
 				 0, NULL);
 	if (missing != NULL && missing[0] != '\0')
 	{
-		log_error("role \"%s\" lacks %s; nothing was created", PQuser(run->conn), missing);
+		log_error("role \"%s\" lacks %s; nothing was created", run->role ? run->role : PQuser(run->conn), missing);
 		log_hint("grant it, or run phasemig as a role that has it");
 		free(missing);
 		return EXIT_BAD_INPUT;

@@ -1,12 +1,19 @@
 /*
- * trust.c: the catalog query behind trust.h.  A role counts as ours when it
+ * trust.c: the catalog queries behind trust.h.  A role counts as ours when it
  * is the session's role or one it is a member of through pg_auth_members
- * (not pg_has_role, which is always true for a superuser).
+ * (not pg_has_role, which is always true for a superuser).  A trigger is
+ * foreign when its function's owner is not its table's owner.
  */
 #include "engine/trust.h"
 
+#include <stdlib.h>
+
+#include <jansson.h>
+
 #include "core/db.h"
 #include "core/log.h"
+#include "core/strbuf.h"
+#include "engine/operation.h"
 
 /* (object, its owner, what is wrong) for everything of the state phasemig did not make */
 static const char *const untrusted_sql =
@@ -76,4 +83,97 @@ trust_state(PGconn *conn)
 	}
 	PQclear(res);
 	return n == 0;
+}
+
+/*
+ * Every user trigger on the tables the plan writes ($1, with $2 the tables
+ * with a foreign key to it, and their partitions and inheritance children)
+ * whose function another role than the table's owner owns; phasemig's own
+ * (functions in migration_backup, all ours by trust_state) left out.  $3:
+ * the plan's trusted triggers as [[schema, table, trigger], ...].
+ */
+static const char *const foreign_triggers_sql =
+	"WITH RECURSIVE tabs(oid) AS ("
+	"  SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass OR ($2::bool AND c.oid IN ("
+	"    SELECT f.conrelid FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' "
+	"    AND f.confrelid = $1::pg_catalog.regclass)) "
+	"  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tabs ON i.inhparent = tabs.oid), "
+	"trusted AS (SELECT x->>0 AS nspname, x->>1 AS relname, x->>2 AS tgname "
+	"  FROM pg_catalog.json_array_elements($3::pg_catalog.json) x) "
+	"SELECT pg_catalog.quote_ident(t.tgname) AS trigger, c.oid::pg_catalog.regclass::pg_catalog.text AS table, "
+	"  p.oid::pg_catalog.regprocedure::pg_catalog.text AS function, "
+	"  pg_catalog.pg_get_userbyid(p.proowner) AS function_owner, "
+	"  pg_catalog.pg_get_userbyid(c.relowner) AS table_owner, "
+	"  EXISTS (SELECT 1 FROM trusted WHERE trusted.nspname = n.nspname AND trusted.relname = c.relname "
+	"    AND trusted.tgname = t.tgname) AS trusted "
+	"FROM tabs JOIN pg_catalog.pg_class c ON c.oid = tabs.oid "
+	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	"JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal "
+	"JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+	"WHERE p.proowner <> c.relowner AND p.pronamespace IS DISTINCT FROM "
+	"  (SELECT s.oid FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migration_backup') "
+	"ORDER BY 2, 1";
+
+/* The plan's trusted triggers as JSON text [[schema, table, trigger], ...] (malloc'd). */
+static char *
+trusted_json(const Plan *plan)
+{
+	json_t *list = json_array();
+	char *text;
+
+	for (int i = 0; i < plan->n_trusted_triggers; i++)
+	{
+		const TrustedTrigger *t = &plan->trusted_triggers[i];
+
+		json_array_append_new(list, json_pack("[sss]", t->schema, t->table, t->trigger));
+	}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return text;
+}
+
+bool
+trust_triggers(PGconn *conn, const Plan *plan)
+{
+	bool children = false;
+	char *trusted = trusted_json(plan);
+	const char *params[3];
+	PGresult *res;
+	int refused = 0;
+
+	for (int i = 0; i < plan->n_ops; i++)
+		children = children || plan->ops[i].kind->alters_referencing_tables;
+	params[0] = plan->q_table;
+	params[1] = children ? "t" : "f";
+	params[2] = trusted;
+	res = db_query(conn, foreign_triggers_sql, 3, params);
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		char *line = str_printf("trigger %s on %s runs %s, owned by \"%s\", not by the table's owner \"%s\"",
+								db_field(res, i, "trigger"), db_field(res, i, "table"), db_field(res, i, "function"),
+								db_field(res, i, "function_owner"), db_field(res, i, "table_owner"));
+
+		if (db_field_true(res, i, "trusted"))
+			log_info("%s: trusted by the plan", line);
+		else
+		{
+			log_error("%s", line);
+			refused++;
+		}
+		free(line);
+	}
+	if (refused > 0)
+	{
+		log_detail("phasemig writes these tables as their owner, and a trigger's function runs with the rights "
+				   "of whoever fires it: its owner's code would run as the table's owner, and could read "
+				   "migration_backup");
+		log_hint("review each: drop it, have the table's owner own its function (ALTER FUNCTION ... OWNER TO), "
+				 "or list it in the plan's \"trusted_triggers\" as {\"table\": ..., \"trigger\": ...}");
+		log_error("pre-flight refused: %d trigger%s of another role on the tables plan \"%s\" writes; nothing "
+				  "was changed",
+				  refused, refused == 1 ? "" : "s", plan->name);
+	}
+	PQclear(res);
+	free(trusted);
+	return refused == 0;
 }
