@@ -12,9 +12,10 @@ must_dirs LOGS DATA
 c() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$CLERK" --logs-dir "$LOGS" -d "$db"; }
 u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$UUID" --logs-dir "$LOGS" -d "$db"; }
 
-q postgres "drop role if exists t16_owner; drop role if exists t16_child; drop role if exists t16_planter;
-  drop role if exists t16_app; create role t16_owner login; create role t16_child login;
-  create role t16_planter login; create role t16_app login; grant t16_child to t16_owner" >/dev/null
+q postgres "drop role if exists t16_member; drop role if exists t16_owner; drop role if exists t16_child;
+  drop role if exists t16_planter; drop role if exists t16_app; create role t16_owner login; create role t16_child login;
+  create role t16_planter login; create role t16_app login; create role t16_member login;
+  grant t16_child to t16_owner; grant t16_owner to t16_member" >/dev/null
 
 # owned_app DB: generated users, every table owned by t16_owner (not a superuser), who may
 # create phasemig's state; the schema planter belongs to t16_planter, who has nothing else
@@ -61,6 +62,8 @@ assert_eq "t16_owner|t16_owner" "$(q clerk "select pg_get_userbyid(nspowner), (s
 assert_eq "t16_owner" "$(q clerk "select string_agg(distinct pg_get_userbyid(proowner), ',') from pg_proc
   where pronamespace = 'migration_backup'::regnamespace and prosecdef")" "the SECURITY DEFINER sync function runs as t16_owner, not postgres"
 assert_eq "t16_owner" "$(q clerk "select string_agg(distinct db_user, ',') from migration_log")" "migration_log: written as t16_owner"
+assert_exit 0 "phase1 status as t16_member, a member of t16_owner" -- c 1 "dbname=clerk user=t16_member" status
+assert_contains "$LAST_ERR" 'connected as "t16_member": every statement runs as "t16_owner"' "a member is switched too"
 
 test_case "clerk-to-firebase: a trigger planted on users (function of another role): phase2 apply, its dry run and phase1 rollback refuse (exit 3) naming it; nothing filled, nothing fired"
 plant clerk users
@@ -82,6 +85,8 @@ assert_eq "f" "$(superuser clerk)" "t16_app is not superuser"
 
 test_case "clerk-to-firebase: the planted trigger listed in trusted_triggers fires, as t16_owner on every --jobs connection: no privilege gained"
 trusting "$CLERK" "$TEST_TMP/clerk-trusting.json" users
+assert_exit 0 "phase1 plan" -- phase 1 plan --plan "$TEST_TMP/clerk-trusting.json"
+assert_contains "$LAST_OUT" "trusted trigger planted on public.users" "the plan shows what it trusts"
 assert_exit 0 "phase2 apply --jobs 2" -- phase 2 apply --plan "$TEST_TMP/clerk-trusting.json" --logs-dir "$LOGS" -d clerk \
     --mapping "$DATA/clerk/mapping.csv" --jobs 2 --batch-size 50
 assert_contains "$LAST_ERR" 'trigger planted on public.users runs planter.f(), owned by "t16_planter", not by the table'"'"'s owner "t16_owner": trusted by the plan' "names the trusted trigger"
@@ -127,6 +132,24 @@ assert_eq "0" "$(q child "select count(*) from public.journal_entries where user
 assert_ne "0" "$(seen child)" "the trusted trigger fired"
 assert_eq "t16_owner|postgres" "$(seen_as child)" "as t16_owner"
 assert_eq "f" "$(superuser child)" "t16_app is not superuser"
+
+test_case "state an earlier run made as postgres, on tables now owned by t16_owner: refused (exit 3) naming its owner and the statements that give it to t16_owner; once given, phase2 runs"
+gen_app earlier 300 t16 "$DATA/earlier"
+assert_exit 0 "phase1 apply as postgres on tables postgres owns (no switch)" -- c 1 earlier apply
+assert_not_contains "$LAST_ERR" "every statement runs as" "the owner connected: nothing to say"
+must q earlier "alter table public.users owner to t16_owner; alter table public.journal_entries owner to t16_owner;
+  alter table public.tags owner to t16_owner; alter table public.reminders owner to t16_owner"
+before=$(db_state earlier)
+assert_exit 3 "phase2 apply" -- c 2 earlier apply --mapping "$DATA/earlier/mapping.csv"
+assert_contains "$LAST_ERR" "relation public.migration_log (owner postgres) is owned by a role phasemig does not run as" "names the log and its owner"
+assert_contains "$LAST_ERR" 'give it to "t16_owner" (as a superuser): ALTER SCHEMA migration_backup OWNER TO t16_owner; ALTER TABLE' "says how to give it to the owner"
+assert_eq "$before" "$(db_state earlier)" "nothing changed"
+fix=$(sed -n 's/.*give it to "t16_owner" (as a superuser): //p' <<<"$LAST_ERR")
+must q earlier "$fix"
+assert_exit 0 "phase2 apply, once given" -- c 2 earlier apply --mapping "$DATA/earlier/mapping.csv"
+assert_ne "0" "$(q earlier "select count(*) from public.users where firebase_uid is not null")" "users filled"
+assert_eq "t16_owner" "$(q earlier "select string_agg(distinct pg_get_userbyid(proowner), ',') from pg_proc
+  where pronamespace = 'migration_backup'::regnamespace")" "phase1's sync function now runs as t16_owner"
 
 test_case "every connection a run opens is switched to the owner: db_connect is called by engine/run.c alone"
 assert_eq "common/engine/run.c" "$(grep -rl 'db_connect(' "$ROOT/common" "$ROOT/phases" --include='*.c' | sed "s|^$ROOT/||" | grep -v '^common/core/' | sort)" \

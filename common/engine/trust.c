@@ -67,6 +67,41 @@ static const char *const untrusted_sql =
 	"          (SELECT i.indexrelid FROM pg_catalog.pg_index i JOIN rels r ON r.oid = i.indrelid)))"
 	") problems ORDER BY 1, 3";
 
+/*
+ * The statements that give the state's objects owned by a superuser (or by
+ * the role that connected, when the session switched to the table's owner)
+ * to the role phasemig runs as: what an earlier run as a superuser made,
+ * before phasemig ran as the table's owner.  One row: role, stmts (NULL: none).
+ */
+static const char *const adopt_sql =
+	"WITH me AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER), "
+	"ns AS (SELECT oid, nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migration_backup'), "
+	"made(ord, stmt, owner) AS ("
+	"  SELECT 1, pg_catalog.format('ALTER SCHEMA migration_backup OWNER TO %I', CURRENT_USER), nspowner FROM ns "
+	"  UNION ALL SELECT 2, pg_catalog.format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, CURRENT_USER), "
+	"    c.relowner FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') "
+	"    AND (c.oid = pg_catalog.to_regclass('public.migration_log') OR c.relnamespace IN (SELECT oid FROM ns)) "
+	"  UNION ALL SELECT 3, pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', p.oid::pg_catalog.regprocedure, "
+	"    CURRENT_USER), p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns)) "
+	"SELECT CURRENT_USER AS role, pg_catalog.string_agg(made.stmt, '; ' ORDER BY made.ord, made.stmt) AS stmts "
+	"FROM made "
+	"JOIN pg_catalog.pg_roles r ON r.oid = made.owner "
+	"WHERE made.owner NOT IN (SELECT oid FROM me) AND (r.rolsuper OR r.rolname = SESSION_USER)";
+
+/* After a refusal: when the state is a superuser's, the statements that give it to the role phasemig runs as. */
+static void
+hint_adopt(PGconn *conn)
+{
+	PGresult *res = db_query(conn, adopt_sql, 0, NULL);
+	const char *stmts = db_field(res, 0, "stmts");
+
+	if (stmts)
+		log_hint("phasemig runs as the owner of the tables it migrates; what an earlier run made as a superuser "
+				 "belongs to that superuser: once you know that is all this is, give it to \"%s\" (as a superuser): %s",
+				 db_field(res, 0, "role"), stmts);
+	PQclear(res);
+}
+
 bool
 trust_state(PGconn *conn)
 {
@@ -80,6 +115,7 @@ trust_state(PGconn *conn)
 		log_detail("phasemig keeps its audit trail and backups there and writes to them with your rights; "
 				   "it uses them only when it made them itself");
 		log_hint("find out who made them and why; drop them (or change their owner) only once you know");
+		hint_adopt(conn);
 	}
 	PQclear(res);
 	return n == 0;
