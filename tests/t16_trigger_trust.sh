@@ -108,6 +108,8 @@ assert_exit 3 "phase1 apply" -- u 1 uuid apply
 assert_contains "$LAST_ERR" 'trigger planted on public.users runs planter.f(), owned by "t16_planter", not by the table'"'"'s owner "t16_owner"' "names it"
 assert_eq "$before" "$(catalog uuid)" "nothing created: no column, no migration_log, no migration_backup"
 trusting "$UUID" "$TEST_TMP/uuid-trusting.json" users
+# a trigger running a function built into the server is not someone's planted code
+must q uuid "create trigger same before update on public.tags for each row execute function suppress_redundant_updates_trigger()"
 assert_exit 0 "phase1 apply (trusted)" -- phase 1 apply --plan "$TEST_TMP/uuid-trusting.json" --logs-dir "$LOGS" -d uuid
 assert_exit 0 "phase2 apply (trusted)" -- phase 2 apply --plan "$TEST_TMP/uuid-trusting.json" --logs-dir "$LOGS" -d uuid
 assert_eq "0" "$(q uuid "select count(*) from public.users where id_uuid is null")" "every key's shadow filled"

@@ -125,7 +125,9 @@ trust_state(PGconn *conn)
  * Every user trigger on the tables the plan writes ($1, with $2 the tables
  * with a foreign key to it, and their partitions and inheritance children)
  * whose function another role than the table's owner owns; phasemig's own
- * (functions in migration_backup, all ours by trust_state) left out.  $3:
+ * (functions in migration_backup, all ours by trust_state) and the server's
+ * (pg_catalog: suppress_redundant_updates_trigger, tsvector_update_trigger)
+ * left out.  $3:
  * the plan's trusted triggers as [[schema, table, trigger], ...].
  */
 static const char *const foreign_triggers_sql =
@@ -146,7 +148,8 @@ static const char *const foreign_triggers_sql =
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	"JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal "
 	"JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
-	"WHERE p.proowner <> c.relowner AND p.pronamespace IS DISTINCT FROM "
+	"WHERE p.proowner <> c.relowner AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+	"AND p.pronamespace IS DISTINCT FROM "
 	"  (SELECT s.oid FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migration_backup') "
 	"ORDER BY 2, 1";
 
