@@ -14,6 +14,7 @@ u() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$UUID" --logs-dir "$LOG
 
 q postgres "drop role if exists t16_member; drop role if exists t16_owner; drop role if exists t16_child;
   drop role if exists t16_planter; drop role if exists t16_app; create role t16_owner login; create role t16_child login;
+  drop role if exists t16_stranger; create role t16_stranger login;
   create role t16_planter login; create role t16_app login; create role t16_member login;
   grant t16_child to t16_owner; grant t16_owner to t16_member" >/dev/null
 
@@ -134,6 +135,15 @@ assert_eq "0" "$(q child "select count(*) from public.journal_entries where user
 assert_ne "0" "$(seen child)" "the trusted trigger fired"
 assert_eq "t16_owner|postgres" "$(seen_as child)" "as t16_owner"
 assert_eq "f" "$(superuser child)" "t16_app is not superuser"
+
+test_case "a child table whose owner's role users' owner lacks: a superuser's phase1 refuses (exit 2) naming it, as users' owner; nothing created"
+owned_app stranger
+must q stranger "alter table public.tags owner to t16_stranger"
+before=$(catalog stranger)
+assert_exit 2 "phase1 apply" -- u 1 stranger apply
+assert_contains "$LAST_ERR" 'role "t16_owner" may not alter public.tags (owner t16_stranger); nothing was created' "names the child, its owner and the role phasemig runs as"
+assert_contains "$LAST_ERR" 'GRANT owner TO "t16_owner"' "says what to grant"
+assert_eq "$before" "$(catalog stranger)" "nothing created"
 
 test_case "state an earlier run made as postgres, on tables now owned by t16_owner: refused (exit 3) naming its owner and the statements that give it to t16_owner; once given, phase2 runs"
 gen_app earlier 300 t16 "$DATA/earlier"

@@ -114,7 +114,12 @@ plan_check_rights(Run *run)
 	{
 		log_error("role \"%s\" may not alter %s; nothing was created", run->role ? run->role : PQuser(run->conn),
 				  tables);
-		log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
+		if (run->role)
+			log_hint("phasemig runs as \"%s\", the owner of %s: grant it each of these owners' roles "
+					 "(GRANT owner TO \"%s\")",
+					 run->role, plan->q_table, run->role);
+		else
+			log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
 		free(tables);
 		return EXIT_BAD_INPUT;
 	}
