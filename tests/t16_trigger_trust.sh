@@ -136,7 +136,7 @@ assert_ne "0" "$(seen child)" "the trusted trigger fired"
 assert_eq "t16_owner|postgres" "$(seen_as child)" "as t16_owner"
 assert_eq "f" "$(superuser child)" "t16_app is not superuser"
 
-test_case "a child table whose owner's role users' owner lacks: a superuser's phase1 refuses (exit 2) naming it, as users' owner; nothing created"
+test_case "a child table whose owner's role users' owner lacks, or an owner without CREATE for the state: a superuser's phase1 refuses (exit 2) naming users' owner; nothing created"
 owned_app stranger
 must q stranger "alter table public.tags owner to t16_stranger"
 before=$(catalog stranger)
@@ -144,6 +144,11 @@ assert_exit 2 "phase1 apply" -- u 1 stranger apply
 assert_contains "$LAST_ERR" 'role "t16_owner" may not alter public.tags (owner t16_stranger); nothing was created' "names the child, its owner and the role phasemig runs as"
 assert_contains "$LAST_ERR" 'GRANT owner TO "t16_owner"' "says what to grant"
 assert_eq "$before" "$(catalog stranger)" "nothing created"
+must q stranger "alter table public.tags owner to t16_owner; revoke create on database stranger from t16_owner;
+  revoke create on schema public from t16_owner"
+assert_exit 2 "phase1 apply, the owner lacking CREATE where the state goes" -- u 1 stranger apply
+assert_contains "$LAST_ERR" 'role "t16_owner" lacks CREATE on schema public (for public.migration_log) and CREATE on database stranger' "names the owner's missing privileges, not the superuser's"
+assert_contains "$LAST_ERR" 'grant it to "t16_owner"' "says whom to grant it to"
 
 test_case "state an earlier run made as postgres, on tables now owned by t16_owner: refused (exit 3) naming its owner and the statements that give it to t16_owner; once given, phase2 runs"
 gen_app earlier 300 t16 "$DATA/earlier"

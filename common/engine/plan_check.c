@@ -138,7 +138,11 @@ plan_check_rights(Run *run)
 	if (missing != NULL && missing[0] != '\0')
 	{
 		log_error("role \"%s\" lacks %s; nothing was created", run->role ? run->role : PQuser(run->conn), missing);
-		log_hint("grant it, or run phasemig as a role that has it");
+		if (run->role)
+			log_hint("grant it to \"%s\": phasemig runs as the owner of %s, whoever connects", run->role,
+					 plan->q_table);
+		else
+			log_hint("grant it, or run phasemig as a role that has it");
 		free(missing);
 		return EXIT_BAD_INPUT;
 	}
