@@ -211,8 +211,8 @@ valid_plan_name(const char *s)
 Plan *
 plan_load(const char *path)
 {
-	static const char *const keys[] = {"name", "description", "schema", "table", "key", "settings", "operations",
-										"trusted_triggers", NULL};
+	static const char *const keys[] = {"name",     "description", "schema",           "table", "key",
+									   "settings", "operations",  "trusted_triggers", NULL};
 	static const char *const setting_keys[] = {"lock_timeout_ms", "batch_size", "ddl_attempts", NULL};
 	PlanReader r = {.path = path, .ok = true};
 	json_error_t jerr;
