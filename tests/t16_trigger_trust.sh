@@ -70,7 +70,7 @@ test_case "clerk-to-firebase: a trigger planted on users (function of another ro
 plant clerk users
 before=$(db_state clerk)
 log_rows=$(q clerk "select count(*) from migration_log")
-want='trigger planted on public.users runs planter.f(), owned by "t16_planter", not by the table'"'"'s owner "t16_owner"'
+want='trigger planted on public.users runs planter.f(), owned by "t16_planter", not by "t16_owner" (the owner of public.users, whom phasemig runs as)'
 assert_exit 3 "phase2 apply --dry-run" -- c 2 clerk apply --dry-run --mapping "$DATA/clerk/mapping.csv"
 assert_contains "$LAST_ERR" "$want" "dry run: names trigger, table, function and both owners"
 assert_exit 3 "phase2 apply" -- c 2 clerk apply --mapping "$DATA/clerk/mapping.csv"
@@ -90,7 +90,7 @@ assert_exit 0 "phase1 plan" -- phase 1 plan --plan "$TEST_TMP/clerk-trusting.jso
 assert_contains "$LAST_OUT" "trusted trigger planted on public.users" "the plan shows what it trusts"
 assert_exit 0 "phase2 apply --jobs 2" -- phase 2 apply --plan "$TEST_TMP/clerk-trusting.json" --logs-dir "$LOGS" -d clerk \
     --mapping "$DATA/clerk/mapping.csv" --jobs 2 --batch-size 50
-assert_contains "$LAST_ERR" 'trigger planted on public.users runs planter.f(), owned by "t16_planter", not by the table'"'"'s owner "t16_owner": trusted by the plan' "names the trusted trigger"
+assert_contains "$LAST_ERR" 'trigger planted on public.users runs planter.f(), owned by "t16_planter", not by "t16_owner" (the owner of public.users, whom phasemig runs as): trusted by the plan' "names the trusted trigger"
 assert_contains "$LAST_ERR" "on 2 connections" "two connections filled"
 assert_ne "0" "$(q clerk "select count(*) from public.users where firebase_uid is not null")" "users filled"
 assert_ne "0" "$(q clerk "select count(*) from planter.seen where app like '%job 2)'")" "it fired on the second connection too"
@@ -106,7 +106,7 @@ owned_app uuid
 plant uuid users
 before=$(catalog uuid)
 assert_exit 3 "phase1 apply" -- u 1 uuid apply
-assert_contains "$LAST_ERR" 'trigger planted on public.users runs planter.f(), owned by "t16_planter", not by the table'"'"'s owner "t16_owner"' "names it"
+assert_contains "$LAST_ERR" 'trigger planted on public.users runs planter.f(), owned by "t16_planter", not by "t16_owner" (the owner of public.users, whom phasemig runs as)' "names it"
 assert_eq "$before" "$(catalog uuid)" "nothing created: no column, no migration_log, no migration_backup"
 trusting "$UUID" "$TEST_TMP/uuid-trusting.json" users
 # a trigger running a function built into the server is not someone's planted code
@@ -118,14 +118,21 @@ assert_ne "0" "$(seen uuid)" "the trusted trigger fired"
 assert_eq "t16_owner|postgres" "$(seen_as uuid)" "as t16_owner"
 assert_eq "f" "$(superuser uuid)" "t16_app is not superuser"
 
-test_case "string-to-uuid: a trigger planted on a child table with an owner of its own refuses phase2 (exit 3) naming the child and its owner; trusted, it fires as users' owner"
+test_case "string-to-uuid: a trigger planted on a child table with an owner of its own (or one of that owner's) refuses phase2 (exit 3) naming it; trusted, it fires as users' owner"
 owned_app child
 must q child "alter table public.journal_entries owner to t16_child"
 assert_exit 0 "phase1 apply (t16_owner is a member of t16_child)" -- u 1 child apply
 plant child journal_entries
+# the child's owner's own function fires as t16_owner too: t16_child could put its code there
+must q child "create function public.touch() returns trigger language plpgsql as 'begin return new; end';
+  alter function public.touch() owner to t16_child;
+  create trigger touch before update on public.journal_entries for each row execute function public.touch()"
 before=$(db_state child)
 assert_exit 3 "phase2 apply" -- u 2 child apply
-assert_contains "$LAST_ERR" 'trigger planted on public.journal_entries runs planter.f(), owned by "t16_planter", not by the table'"'"'s owner "t16_child"' "names the child and its owner"
+assert_contains "$LAST_ERR" 'trigger touch on public.journal_entries runs public.touch(), owned by "t16_child", not by "t16_owner"' "the child owner's function too"
+must q child "drop trigger touch on public.journal_entries; drop function public.touch()"
+before=$(db_state child)
+assert_contains "$LAST_ERR" 'trigger planted on public.journal_entries runs planter.f(), owned by "t16_planter", not by "t16_owner" (the owner of public.users, whom phasemig runs as)' "names the trigger on the child"
 assert_not_contains "$LAST_ERR" "phasemig_" "phasemig's own triggers on the child are not named"
 assert_eq "$before" "$(db_state child)" "nothing filled"
 assert_eq "0" "$(seen child)" "the planted code never ran"

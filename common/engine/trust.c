@@ -2,7 +2,8 @@
  * trust.c: the catalog queries behind trust.h.  A role counts as ours when it
  * is the session's role or one it is a member of through pg_auth_members
  * (not pg_has_role, which is always true for a superuser).  A trigger is
- * foreign when its function's owner is not its table's owner.
+ * foreign when its function's owner is not the owner of the plan's table,
+ * the role phasemig runs as (role.h) and so fires every trigger as.
  */
 #include "engine/trust.h"
 
@@ -124,11 +125,11 @@ trust_state(PGconn *conn)
 /*
  * Every user trigger on the tables the plan writes ($1, with $2 the tables
  * with a foreign key to it, and their partitions and inheritance children)
- * whose function another role than the table's owner owns; phasemig's own
+ * whose function another role than $1's owner owns (on a referencing table
+ * with an owner of its own too: phasemig fires it as $1's owner); phasemig's own
  * (functions in migration_backup, all ours by trust_state) and the server's
  * (pg_catalog: suppress_redundant_updates_trigger, tsvector_update_trigger)
- * left out.  $3:
- * the plan's trusted triggers as [[schema, table, trigger], ...].
+ * left out.  $3: the plan's trusted triggers as [[schema, table, trigger], ...].
  */
 static const char *const foreign_triggers_sql =
 	"WITH RECURSIVE tabs(oid) AS ("
@@ -141,14 +142,15 @@ static const char *const foreign_triggers_sql =
 	"SELECT pg_catalog.quote_ident(t.tgname) AS trigger, c.oid::pg_catalog.regclass::pg_catalog.text AS table, "
 	"  p.oid::pg_catalog.regprocedure::pg_catalog.text AS function, "
 	"  pg_catalog.pg_get_userbyid(p.proowner) AS function_owner, "
-	"  pg_catalog.pg_get_userbyid(c.relowner) AS table_owner, "
+	"  pg_catalog.pg_get_userbyid(o.relowner) AS runs_as, $1::pg_catalog.regclass::pg_catalog.text AS plan_table, "
 	"  EXISTS (SELECT 1 FROM trusted WHERE trusted.nspname = n.nspname AND trusted.relname = c.relname "
 	"    AND trusted.tgname = t.tgname) AS trusted "
 	"FROM tabs JOIN pg_catalog.pg_class c ON c.oid = tabs.oid "
 	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 	"JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal "
 	"JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
-	"WHERE p.proowner <> c.relowner AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+	"JOIN pg_catalog.pg_class o ON o.oid = $1::pg_catalog.regclass "
+	"WHERE p.proowner <> o.relowner AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
 	"AND p.pronamespace IS DISTINCT FROM "
 	"  (SELECT s.oid FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migration_backup') "
 	"ORDER BY 2, 1";
@@ -188,9 +190,11 @@ trust_triggers(PGconn *conn, const Plan *plan)
 	res = db_query(conn, foreign_triggers_sql, 3, params);
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		char *line = str_printf("trigger %s on %s runs %s, owned by \"%s\", not by the table's owner \"%s\"",
-								db_field(res, i, "trigger"), db_field(res, i, "table"), db_field(res, i, "function"),
-								db_field(res, i, "function_owner"), db_field(res, i, "table_owner"));
+		char *line =
+			str_printf("trigger %s on %s runs %s, owned by \"%s\", not by \"%s\" (the owner of %s, whom "
+					   "phasemig runs as)",
+					   db_field(res, i, "trigger"), db_field(res, i, "table"), db_field(res, i, "function"),
+					   db_field(res, i, "function_owner"), db_field(res, i, "runs_as"), db_field(res, i, "plan_table"));
 
 		if (db_field_true(res, i, "trusted"))
 			log_info("%s: trusted by the plan", line);
@@ -203,10 +207,11 @@ trust_triggers(PGconn *conn, const Plan *plan)
 	}
 	if (refused > 0)
 	{
-		log_detail("phasemig writes these tables as their owner, and a trigger's function runs with the rights "
-				   "of whoever fires it: its owner's code would run as the table's owner, and could read "
-				   "migration_backup");
-		log_hint("review each: drop it, have the table's owner own its function (ALTER FUNCTION ... OWNER TO), "
+		log_detail("phasemig writes these tables as the owner of %s, and a trigger's function runs with the rights "
+				   "of whoever fires it: another role's code would run with that owner's rights, and could read "
+				   "migration_backup",
+				   plan->q_table);
+		log_hint("review each: drop it, have that owner own its function (ALTER FUNCTION ... OWNER TO), "
 				 "or list it in the plan's \"trusted_triggers\" as {\"table\": ..., \"trigger\": ...}");
 		log_error("pre-flight refused: %d trigger%s of another role on the tables plan \"%s\" writes; nothing "
 				  "was changed",

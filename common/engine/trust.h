@@ -26,8 +26,9 @@ bool trust_state(PGconn *conn);
  * Refuse code of another role on the application's tables: every trigger on
  * the tables PLAN writes (its table; for an operation that alters the tables
  * referencing it, those too; and their partitions and children) whose
- * function is owned by another role than the table's owner, unless the
- * plan's trusted_triggers lists it.  Logs each (trigger, table, function,
+ * function is owned by another role than the owner of the plan's table
+ * (the role phasemig runs as and fires them as), unless the plan's
+ * trusted_triggers lists it.  Logs each (trigger, table, function,
  * owners) and returns false; a trusted one is named in an info line.
  */
 bool trust_triggers(PGconn *conn, const Plan *plan);
