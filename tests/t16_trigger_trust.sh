@@ -126,11 +126,11 @@ plant child journal_entries
 # the child's owner's own function fires as t16_owner too: t16_child could put its code there
 must q child "create function public.touch() returns trigger language plpgsql as 'begin return new; end';
   alter function public.touch() owner to t16_child;
-  create trigger touch before update on public.journal_entries for each row execute function public.touch()"
+  create trigger \"need\"\"q(uot\" before update on public.journal_entries for each row execute function public.touch()"
 before=$(db_state child)
 assert_exit 3 "phase2 apply" -- u 2 child apply
-assert_contains "$LAST_ERR" 'trigger touch on public.journal_entries runs public.touch(), owned by "t16_child", not by "t16_owner"' "the child owner's function too"
-must q child "drop trigger touch on public.journal_entries; drop function public.touch()"
+assert_contains "$LAST_ERR" 'trigger "need""q(uot" on public.journal_entries runs public.touch(), owned by "t16_child", not by "t16_owner"' "the child owner's function too, its hostile name quoted"
+must q child "drop trigger \"need\"\"q(uot\" on public.journal_entries; drop function public.touch()"
 before=$(db_state child)
 assert_contains "$LAST_ERR" 'trigger planted on public.journal_entries runs planter.f(), owned by "t16_planter", not by "t16_owner" (the owner of public.users, whom phasemig runs as)' "names the trigger on the child"
 assert_not_contains "$LAST_ERR" "phasemig_" "phasemig's own triggers on the child are not named"
