@@ -22,6 +22,7 @@
 #include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/progress.h"
+#include "engine/run.h"
 
 typedef struct Unit
 {
@@ -291,7 +292,7 @@ run_queue(Queue *q, int jobs)
 
 		workers[i].q = q;
 		workers[i].slot = i + 1;
-		workers[i].conn = db_connect(run->conninfo, appname);
+		workers[i].conn = run_connect(run, appname);
 		free(appname);
 		if (workers[i].conn == NULL)
 		{

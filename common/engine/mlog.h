@@ -17,6 +17,7 @@ typedef struct Run
 {
 	PGconn *conn;
 	const char *conninfo; /* as given (-d), or NULL: phase2 --jobs opens more connections with it */
+	char *role;           /* the table's owner every connection switched to (role.h), or NULL */
 	Plan *plan;
 	int phase;
 	const char *subcommand;

@@ -157,6 +157,44 @@ read_op(PlanReader *r, Op *op, json_t *obj, int index)
 	op->label = str_printf("%s %s", op->kind->name, op->name ? op->name : op->column ? op->column : "");
 }
 
+/*
+ * "trusted_triggers": [{"table": ..., "trigger": ..., "schema": ...}, ...],
+ * the triggers of another role's function the operator reviewed (trust.h).
+ */
+static void
+read_trusted_triggers(PlanReader *r, Plan *plan, json_t *list)
+{
+	static const char *const keys[] = {"schema", "table", "trigger", "comment", NULL};
+
+	if (list == NULL)
+		return;
+	if (!json_is_array(list))
+	{
+		plan_read_fail(r, "trusted_triggers", "must be an array of {\"table\": ..., \"trigger\": ...}");
+		return;
+	}
+	plan->trusted_triggers = xcalloc(json_array_size(list) + 1, sizeof(TrustedTrigger));
+	for (size_t i = 0; i < json_array_size(list) && r->ok; i++)
+	{
+		json_t *obj = json_array_get(list, i);
+		TrustedTrigger *t = &plan->trusted_triggers[plan->n_trusted_triggers++];
+		char where[64];
+
+		snprintf(where, sizeof where, "trusted_triggers[%zu]", i);
+		if (!json_is_object(obj))
+		{
+			plan_read_fail(r, where, "must be an object");
+			return;
+		}
+		check_keys(r, obj, where, keys, NULL);
+		t->schema = plan_read_ident(r, obj, where, "schema", false);
+		if (t->schema == NULL)
+			t->schema = xstrdup(plan->schema);
+		t->table = plan_read_ident(r, obj, where, "table", true);
+		t->trigger = plan_read_ident(r, obj, where, "trigger", true);
+	}
+}
+
 static bool
 valid_plan_name(const char *s)
 {
@@ -173,7 +211,8 @@ valid_plan_name(const char *s)
 Plan *
 plan_load(const char *path)
 {
-	static const char *const keys[] = {"name", "description", "schema", "table", "key", "settings", "operations", NULL};
+	static const char *const keys[] = {"name",     "description", "schema",           "table", "key",
+									   "settings", "operations",  "trusted_triggers", NULL};
 	static const char *const setting_keys[] = {"lock_timeout_ms", "batch_size", "ddl_attempts", NULL};
 	PlanReader r = {.path = path, .ok = true};
 	json_error_t jerr;
@@ -235,6 +274,7 @@ plan_load(const char *path)
 		for (int i = 0; i < plan->n_ops && r.ok; i++)
 			read_op(&r, &plan->ops[i], json_array_get(ops, (size_t) i), i);
 	}
+	read_trusted_triggers(&r, plan, json_object_get(root, "trusted_triggers"));
 
 done:
 	json_decref(root);
@@ -272,6 +312,13 @@ plan_free(Plan *plan)
 		free(op->set);
 	}
 	free(plan->ops);
+	for (int i = 0; i < plan->n_trusted_triggers; i++)
+	{
+		free(plan->trusted_triggers[i].schema);
+		free(plan->trusted_triggers[i].table);
+		free(plan->trusted_triggers[i].trigger);
+	}
+	free(plan->trusted_triggers);
 	free(plan->path);
 	free(plan->name);
 	free(plan->description);

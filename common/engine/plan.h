@@ -38,6 +38,14 @@ typedef struct Op
 	bool recreate_views;    /* convert_to_uuid: views on the columns are recreated around the swap */
 } Op;
 
+/* One of the plan's "trusted_triggers": a trigger of another role's function, reviewed and allowed. */
+typedef struct TrustedTrigger
+{
+	char *schema; /* defaults to the plan's schema */
+	char *table;
+	char *trigger;
+} TrustedTrigger;
+
 typedef struct Plan
 {
 	char *path;
@@ -51,6 +59,8 @@ typedef struct Plan
 	int ddl_attempts;
 	Op *ops;
 	int n_ops;
+	TrustedTrigger *trusted_triggers;
+	int n_trusted_triggers;
 
 	/* filled by plan_bind() */
 	PGconn *conn;

@@ -112,8 +112,14 @@ plan_check_rights(Run *run)
 	tables = catalog_tables_not_owned(plan, uuid);
 	if (tables != NULL)
 	{
-		log_error("role \"%s\" may not alter %s; nothing was created", PQuser(run->conn), tables);
-		log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
+		log_error("role \"%s\" may not alter %s; nothing was created", run->role ? run->role : PQuser(run->conn),
+				  tables);
+		if (run->role)
+			log_hint("phasemig runs as \"%s\", the owner of %s: grant it each of these owners' roles "
+					 "(GRANT owner TO \"%s\")",
+					 run->role, plan->q_table, run->role);
+		else
+			log_hint("run phasemig as the owner of the tables to migrate (or a member of that role)");
 		free(tables);
 		return EXIT_BAD_INPUT;
 	}
@@ -131,8 +137,12 @@ plan_check_rights(Run *run)
 				 0, NULL);
 	if (missing != NULL && missing[0] != '\0')
 	{
-		log_error("role \"%s\" lacks %s; nothing was created", PQuser(run->conn), missing);
-		log_hint("grant it, or run phasemig as a role that has it");
+		log_error("role \"%s\" lacks %s; nothing was created", run->role ? run->role : PQuser(run->conn), missing);
+		if (run->role)
+			log_hint("grant it to \"%s\": phasemig runs as the owner of %s, whoever connects", run->role,
+					 plan->q_table);
+		else
+			log_hint("grant it, or run phasemig as a role that has it");
 		free(missing);
 		return EXIT_BAD_INPUT;
 	}

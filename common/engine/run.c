@@ -21,6 +21,7 @@
 #include "engine/guard.h"
 #include "engine/hook.h"
 #include "engine/operation.h"
+#include "engine/role.h"
 #include "engine/status.h"
 #include "engine/summary.h"
 #include "engine/throttle.h"
@@ -119,7 +120,8 @@ record_outcome(void *arg)
 	if (PQstatus(run->conn) != CONNECTION_OK)
 	{
 		PQreset(run->conn);
-		if (PQstatus(run->conn) != CONNECTION_OK)
+		/* a new session: as the table's owner again before it writes anything */
+		if (PQstatus(run->conn) != CONNECTION_OK || !role_set(run->conn, run->role))
 		{
 			log_warning("the connection is lost: the next run of this plan records this one as interrupted");
 			return;
@@ -302,8 +304,14 @@ run_start(int phase, const Options *opts, bool take_lock)
 	}
 	if (!plan_bind(run->plan, run->conn))
 		log_exit(EXIT_BAD_INPUT);
+	/* from here on every statement runs as the table's owner, never as a superuser */
+	if (!role_assume_owner(run->conn, run->plan, &run->role))
+		log_exit(EXIT_FAILED);
 	/* before anything reads or writes migration_log or migration_backup */
 	if (!trust_state(run->conn))
+		log_exit(EXIT_REFUSED);
+	/* before anything writes the application's tables: no code of another role fires there */
+	if (take_lock && !trust_triggers(run->conn, run->plan))
 		log_exit(EXIT_REFUSED);
 
 	retry = *db_get_retry();
@@ -324,6 +332,19 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (take_lock && opts->dry_run)
 		start_dry_run(run);
 	return run;
+}
+
+PGconn *
+run_connect(const Run *run, const char *application_name)
+{
+	PGconn *conn = db_connect(run->conninfo, application_name);
+
+	if (conn != NULL && !role_set(conn, run->role))
+	{
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
 }
 
 void

@@ -18,6 +18,14 @@
  */
 Run *run_start(int phase, const Options *opts, bool take_lock);
 
+/*
+ * Another connection for RUN (phase2 --jobs): as the run's own, with the
+ * same role (SET ROLE to the table's owner when the run switched).  Every
+ * connection a run opens after run_start() comes from here.  NULL after
+ * logging why.
+ */
+PGconn *run_connect(const Run *run, const char *application_name);
+
 /* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
 void run_begin_phase(Run *run);
 /*

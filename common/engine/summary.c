@@ -73,6 +73,11 @@ summary_plan(const Plan *plan)
 	for (int i = 0; i < plan->n_ops; i++)
 		json_array_append_new(ops, op_object(&plan->ops[i]));
 	json_object_set_new(obj, "operations", ops);
+	json_object_set_new(obj, "trusted_triggers", json_array());
+	for (int i = 0; i < plan->n_trusted_triggers; i++)
+		json_array_append_new(json_object_get(obj, "trusted_triggers"),
+							  json_pack("{s:s, s:s, s:s}", "schema", plan->trusted_triggers[i].schema, "table",
+										plan->trusted_triggers[i].table, "trigger", plan->trusted_triggers[i].trigger));
 	return obj;
 }
 
@@ -89,6 +94,9 @@ print_plan_text(const json_t *obj)
 		printf("uid column %s (phase2 apply needs --mapping)\n", json_string_value(json_object_get(obj, "uid_column")));
 	json_array_foreach(json_object_get(obj, "operations"), i, op)
 		printf("  %zu. %s\n", i + 1, json_string_value(json_object_get(op, "label")));
+	json_array_foreach(json_object_get(obj, "trusted_triggers"), i, op)
+		printf("trusted trigger %s on %s.%s\n", json_string_value(json_object_get(op, "trigger")),
+			   json_string_value(json_object_get(op, "schema")), json_string_value(json_object_get(op, "table")));
 }
 
 int

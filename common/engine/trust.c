@@ -1,12 +1,20 @@
 /*
- * trust.c: the catalog query behind trust.h.  A role counts as ours when it
+ * trust.c: the catalog queries behind trust.h.  A role counts as ours when it
  * is the session's role or one it is a member of through pg_auth_members
- * (not pg_has_role, which is always true for a superuser).
+ * (not pg_has_role, which is always true for a superuser).  A trigger is
+ * foreign when its function's owner is not the owner of the plan's table,
+ * the role phasemig runs as (role.h) and so fires every trigger as.
  */
 #include "engine/trust.h"
 
+#include <stdlib.h>
+
+#include <jansson.h>
+
 #include "core/db.h"
 #include "core/log.h"
+#include "core/strbuf.h"
+#include "engine/operation.h"
 
 /* (object, its owner, what is wrong) for everything of the state phasemig did not make */
 static const char *const untrusted_sql =
@@ -60,6 +68,41 @@ static const char *const untrusted_sql =
 	"          (SELECT i.indexrelid FROM pg_catalog.pg_index i JOIN rels r ON r.oid = i.indrelid)))"
 	") problems ORDER BY 1, 3";
 
+/*
+ * The statements that give the state's objects owned by a superuser (or by
+ * the role that connected, when the session switched to the table's owner)
+ * to the role phasemig runs as: what an earlier run as a superuser made,
+ * before phasemig ran as the table's owner.  One row: role, stmts (NULL: none).
+ */
+static const char *const adopt_sql =
+	"WITH me AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER), "
+	"ns AS (SELECT oid, nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'migration_backup'), "
+	"made(ord, stmt, owner) AS ("
+	"  SELECT 1, pg_catalog.format('ALTER SCHEMA migration_backup OWNER TO %I', CURRENT_USER), nspowner FROM ns "
+	"  UNION ALL SELECT 2, pg_catalog.format('ALTER TABLE %s OWNER TO %I', c.oid::pg_catalog.regclass, CURRENT_USER), "
+	"    c.relowner FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'p') "
+	"    AND (c.oid = pg_catalog.to_regclass('public.migration_log') OR c.relnamespace IN (SELECT oid FROM ns)) "
+	"  UNION ALL SELECT 3, pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', p.oid::pg_catalog.regprocedure, "
+	"    CURRENT_USER), p.proowner FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns)) "
+	"SELECT CURRENT_USER AS role, pg_catalog.string_agg(made.stmt, '; ' ORDER BY made.ord, made.stmt) AS stmts "
+	"FROM made "
+	"JOIN pg_catalog.pg_roles r ON r.oid = made.owner "
+	"WHERE made.owner NOT IN (SELECT oid FROM me) AND (r.rolsuper OR r.rolname = SESSION_USER)";
+
+/* After a refusal: when the state is a superuser's, the statements that give it to the role phasemig runs as. */
+static void
+hint_adopt(PGconn *conn)
+{
+	PGresult *res = db_query(conn, adopt_sql, 0, NULL);
+	const char *stmts = db_field(res, 0, "stmts");
+
+	if (stmts)
+		log_hint("phasemig runs as the owner of the tables it migrates; what an earlier run made as a superuser "
+				 "belongs to that superuser: once you know that is all this is, give it to \"%s\" (as a superuser): %s",
+				 db_field(res, 0, "role"), stmts);
+	PQclear(res);
+}
+
 bool
 trust_state(PGconn *conn)
 {
@@ -73,7 +116,108 @@ trust_state(PGconn *conn)
 		log_detail("phasemig keeps its audit trail and backups there and writes to them with your rights; "
 				   "it uses them only when it made them itself");
 		log_hint("find out who made them and why; drop them (or change their owner) only once you know");
+		hint_adopt(conn);
 	}
 	PQclear(res);
 	return n == 0;
+}
+
+/*
+ * Every user trigger on the tables the plan writes ($1, with $2 the tables
+ * with a foreign key to it, and their partitions and inheritance children)
+ * whose function another role than $1's owner owns (on a referencing table
+ * with an owner of its own too: phasemig fires it as $1's owner); phasemig's own
+ * (functions in migration_backup, all ours by trust_state) and the server's
+ * (pg_catalog: suppress_redundant_updates_trigger, tsvector_update_trigger)
+ * left out.  $3: the plan's trusted triggers as [[schema, table, trigger], ...].
+ */
+static const char *const foreign_triggers_sql =
+	"WITH RECURSIVE tabs(oid) AS ("
+	"  SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass OR ($2::bool AND c.oid IN ("
+	"    SELECT f.conrelid FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' "
+	"    AND f.confrelid = $1::pg_catalog.regclass)) "
+	"  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tabs ON i.inhparent = tabs.oid), "
+	"trusted AS (SELECT x->>0 AS nspname, x->>1 AS relname, x->>2 AS tgname "
+	"  FROM pg_catalog.json_array_elements($3::pg_catalog.json) x) "
+	"SELECT pg_catalog.quote_ident(t.tgname) AS trigger, c.oid::pg_catalog.regclass::pg_catalog.text AS table, "
+	"  p.oid::pg_catalog.regprocedure::pg_catalog.text AS function, "
+	"  pg_catalog.pg_get_userbyid(p.proowner) AS function_owner, "
+	"  pg_catalog.pg_get_userbyid(o.relowner) AS runs_as, $1::pg_catalog.regclass::pg_catalog.text AS plan_table, "
+	"  EXISTS (SELECT 1 FROM trusted WHERE trusted.nspname = n.nspname AND trusted.relname = c.relname "
+	"    AND trusted.tgname = t.tgname) AS trusted "
+	"FROM tabs JOIN pg_catalog.pg_class c ON c.oid = tabs.oid "
+	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	"JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid AND NOT t.tgisinternal "
+	"JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid "
+	"JOIN pg_catalog.pg_class o ON o.oid = $1::pg_catalog.regclass "
+	"WHERE p.proowner <> o.relowner AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace "
+	"AND p.pronamespace IS DISTINCT FROM "
+	"  (SELECT s.oid FROM pg_catalog.pg_namespace s WHERE s.nspname = 'migration_backup') "
+	"ORDER BY 2, 1";
+
+/* The plan's trusted triggers as JSON text [[schema, table, trigger], ...] (malloc'd). */
+static char *
+trusted_json(const Plan *plan)
+{
+	json_t *list = json_array();
+	char *text;
+
+	for (int i = 0; i < plan->n_trusted_triggers; i++)
+	{
+		const TrustedTrigger *t = &plan->trusted_triggers[i];
+
+		json_array_append_new(list, json_pack("[sss]", t->schema, t->table, t->trigger));
+	}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return text;
+}
+
+bool
+trust_triggers(PGconn *conn, const Plan *plan)
+{
+	bool children = false;
+	char *trusted = trusted_json(plan);
+	const char *params[3];
+	PGresult *res;
+	int refused = 0;
+
+	for (int i = 0; i < plan->n_ops; i++)
+		children = children || plan->ops[i].kind->alters_referencing_tables;
+	params[0] = plan->q_table;
+	params[1] = children ? "t" : "f";
+	params[2] = trusted;
+	res = db_query(conn, foreign_triggers_sql, 3, params);
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		char *line =
+			str_printf("trigger %s on %s runs %s, owned by \"%s\", not by \"%s\" (the owner of %s, whom "
+					   "phasemig runs as)",
+					   db_field(res, i, "trigger"), db_field(res, i, "table"), db_field(res, i, "function"),
+					   db_field(res, i, "function_owner"), db_field(res, i, "runs_as"), db_field(res, i, "plan_table"));
+
+		if (db_field_true(res, i, "trusted"))
+			log_info("%s: trusted by the plan", line);
+		else
+		{
+			log_error("%s", line);
+			refused++;
+		}
+		free(line);
+	}
+	if (refused > 0)
+	{
+		log_detail("phasemig writes these tables as the owner of %s, and a trigger's function runs with the rights "
+				   "of whoever fires it: another role's code would run with that owner's rights, and could read "
+				   "migration_backup",
+				   plan->q_table);
+		log_hint("review each: drop it, have that owner own its function (ALTER FUNCTION ... OWNER TO), "
+				 "or list it in the plan's \"trusted_triggers\" as {\"table\": ..., \"trigger\": ...}");
+		log_error("pre-flight refused: %d trigger%s of another role on the tables plan \"%s\" writes; nothing "
+				  "was changed",
+				  refused, refused == 1 ? "" : "s", plan->name);
+	}
+	PQclear(res);
+	free(trusted);
+	return refused == 0;
 }

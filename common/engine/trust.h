@@ -13,11 +13,24 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "engine/plan.h"
+
 /*
  * Check what exists of the state now; log each problem naming the object and
  * its owner and return false.  true when nothing exists yet or all is ours.
  * Inside phase1's creating transaction it sees what that transaction made.
  */
 bool trust_state(PGconn *conn);
+
+/*
+ * Refuse code of another role on the application's tables: every trigger on
+ * the tables PLAN writes (its table; for an operation that alters the tables
+ * referencing it, those too; and their partitions and children) whose
+ * function is owned by another role than the owner of the plan's table
+ * (the role phasemig runs as and fires them as), unless the plan's
+ * trusted_triggers lists it.  Logs each (trigger, table, function,
+ * owners) and returns false; a trusted one is named in an info line.
+ */
+bool trust_triggers(PGconn *conn, const Plan *plan);
 
 #endif

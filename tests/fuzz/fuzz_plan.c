@@ -28,6 +28,16 @@ check_plan(const Plan *plan)
 	check_ident(plan->schema);
 	check_ident(plan->table);
 	check_ident(plan->key);
+	for (int i = 0; i < plan->n_trusted_triggers; i++)
+	{
+		const TrustedTrigger *t = &plan->trusted_triggers[i];
+
+		if (t->schema == NULL || t->table == NULL || t->trigger == NULL)
+			fuzz_fail("an accepted trusted trigger lacks its schema, table or trigger");
+		check_ident(t->schema);
+		check_ident(t->table);
+		check_ident(t->trigger);
+	}
 	if (plan->n_ops < 1 || plan->ops == NULL)
 		fuzz_fail("an accepted plan has no operations");
 	for (int i = 0; i < plan->n_ops; i++)

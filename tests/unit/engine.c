@@ -48,7 +48,9 @@ test_plan_load_accepted(void)
 		"  {\"op\": \"backfill_from_mapping\", \"match_column\": \"clerk\", \"set\": {\"uid\": \"localId\", \"dn\": \"displayName\"}},\n"
 		"  {\"op\": \"set_not_null\", \"column\": \"uid\", \"reject_empty\": true},\n"
 		"  {\"op\": \"check_unique\", \"column\": \"email\", \"ignore_case\": true},\n"
-		"  {\"op\": \"drop_column\", \"column\": \"old\"}]}\n";
+		"  {\"op\": \"drop_column\", \"column\": \"old\"}],\n"
+		" \"trusted_triggers\": [{\"table\": \"accounts\", \"trigger\": \"audit\", \"comment\": \"reviewed\"},\n"
+		"  {\"schema\": \"app\", \"table\": \"notes\", \"trigger\": \"stamp\"}]}\n";
 	char *messages;
 	Plan *plan;
 
@@ -81,6 +83,13 @@ test_plan_load_accepted(void)
 				  && plan->ops[5].kind == &op_type_drop_column && plan->ops[5].index == 5
 				  && strcmp(plan->ops[5].label, "drop_column old") == 0,
 			  "the last three misread");
+		CHECK(plan->n_trusted_triggers == 2 && strcmp(plan->trusted_triggers[0].schema, "public") == 0
+				  && strcmp(plan->trusted_triggers[0].table, "accounts") == 0
+				  && strcmp(plan->trusted_triggers[0].trigger, "audit") == 0
+				  && strcmp(plan->trusted_triggers[1].schema, "app") == 0
+				  && strcmp(plan->trusted_triggers[1].table, "notes") == 0
+				  && strcmp(plan->trusted_triggers[1].trigger, "stamp") == 0,
+			  "trusted_triggers misread (%d)", plan->n_trusted_triggers);
 		CHECK(strcmp(object, "t-plan_1:backfill") == 0, "plan_object_name gave '%s'", object);
 		CHECK(messages[0] == '\0', "a valid plan logged: %s", messages);
 		free(object);
@@ -141,6 +150,18 @@ test_plan_load_refused(void)
 		{"a backup table name over 63 bytes",
 		 "{\"name\": \"p234567890123456789012345678901234567890\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c2345678901234567890\"}]}",
 		 "would be longer than 63 bytes"},
+		{"trusted_triggers not an array",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}], \"trusted_triggers\": {\"table\": \"t\"}}",
+		 "trusted_triggers: must be an array"},
+		{"a trusted trigger without its trigger",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}], \"trusted_triggers\": [{\"table\": \"t\"}]}",
+		 "trusted_triggers[0]: missing key \"trigger\""},
+		{"an unknown key in a trusted trigger",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}], \"trusted_triggers\": [{\"table\": \"t\", \"trigger\": \"g\", \"function\": \"f\"}]}",
+		 "trusted_triggers[0]: unknown key \"function\""},
+		{"a trusted trigger that is a string",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}], \"trusted_triggers\": [\"t.g\"]}",
+		 "trusted_triggers[0]: must be an object"},
 		{"not an object", "[1]", "top level: must be a JSON object"},
 		{"malformed JSON", "{\"name\": \"p\",\n \"table\": }", "line 2, column"},
 		{"a duplicate key", "{\"name\": \"p\", \"name\": \"q\"}", "duplicate object key"},
