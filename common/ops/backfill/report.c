@@ -220,6 +220,11 @@ bf_dry_run_report(Phase2 *s)
 	long long empty = db_field_ll(res, 0, "empty"), matched = db_field_ll(res, 0, "matched");
 	const char *samples = db_field(res, 0, "samples");
 
+	dryrun_comment("the mapping%s was read, as a real run reads it, into this session's temporary tables "
+				   "(pg_temp.phasemig_staging...) with COPY FROM STDIN, to check it and count what follows: a "
+				   "temporary table is this session's alone and goes with it, so statements on one are run, "
+				   "neither printed here nor logged by a real run",
+				   s->opts->clerk_export ? " (and the Clerk export)" : "");
 	dryrun_comment("%s: %lld users in the mapping; %lld of %lld rows have no %s yet: %lld would be filled from it",
 				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->n.q_uid, matched);
 	log_info("dry run: %lld of %lld rows without a uid would be filled from the mapping", matched, empty);
