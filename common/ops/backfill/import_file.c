@@ -174,11 +174,6 @@ write_user(FILE *fp, const PGresult *res, const UserColumns *c, int i, bool firs
 	json_decref(u);
 }
 
-/*
- * In a transaction it leaves open: mark the users not listed yet, record
- * the file FINAL in the ledger, and write the users to FP.  Returns how many
- * were written; *hashes counts their password digests.
- */
 /* The ledger's row of this run's file: $1 the run's id, $2 the file's final path. */
 static char *
 ledger_sql(const ImportFile *f)
@@ -188,6 +183,11 @@ ledger_sql(const ImportFile *f)
 					  f->ledger);
 }
 
+/*
+ * In a transaction it leaves open: mark the users not listed yet, record
+ * the file FINAL in the ledger, and write the users to FP.  Returns how many
+ * were written; *hashes counts their password digests.
+ */
 static long long
 mark_and_write(Run *run, const ImportFile *f, const char *final, FILE *fp, long long *hashes)
 {
