@@ -172,6 +172,18 @@ dry_then_real dryg 0 1 rollback -d dryg --discard-generated-uids
 assert_eq "none" "$(generated)" "phase1 rollback --discard-generated-uids drops them"
 assert_eq "$start" "$(db_state dryg)" "the real runs' rollbacks give back the start"
 
+test_case "generated uids an earlier phasemig kept only in the source table: phase2 rollback --discard-generated-uids adopts, then forgets them, dry then real"
+gen_app drya 200 t06a "$DATA/a"
+watch_db drya
+must p1 apply -d drya
+must p2 apply -d drya --mapping "$DATA/a/firebase-export.json" --generate-missing
+# what the earlier version left: the uids only in the source table, no table of generated uids
+q drya "drop table $GENERATED; drop table $FILES" >/dev/null
+dry_then_real drya 0 2 rollback -d drya --discard-generated-uids
+assert_contains "$PRINTED" "INSERT INTO $GENERATED" "the dry run prints the adoption"
+assert_contains "$PRINTED" "DELETE FROM $GENERATED" "and the discard of what it adopted"
+assert_eq "0 0" "$(q drya "select (select count(*) from $GENERATED) || ' ' || (select count(*) from $FILES)")" "adopted, then forgotten"
+
 test_case "string-to-uuid with a regenerated key: rollbacks with --discard-generated-uids, dry then real"
 PLAN=$ROOT/plans/string-to-uuid.json
 gen_app dryv 100 t06v "$DATA/v"

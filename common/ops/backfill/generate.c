@@ -19,6 +19,12 @@
 /* Rows fetched, and uids made, at a time. */
 #define GENERATE_CHUNK 10000
 
+/*
+ * Whether this run made the tables below, or, in a dry run, printed the
+ * statements that would have: its later steps take them as there.
+ */
+static bool generated_tables_made;
+
 /* The plan's generated uids and its ledger of import files: created once, kept by every rollback. */
 int
 bf_ensure_generated_tables(Run *run, const Names *n)
@@ -32,9 +38,9 @@ bf_ensure_generated_tables(Run *run, const Names *n)
 							  n->import_files);
 	bool ok = true;
 
-	if (!bf_table_exists(run, n->generated) || !bf_table_exists(run, n->import_files))
-		ok = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids", (const char *[]){gen, ledger},
-									2);
+	if (!generated_tables_made && (!bf_table_exists(run, n->generated) || !bf_table_exists(run, n->import_files)))
+		ok = generated_tables_made = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids",
+															(const char *[]){gen, ledger}, 2);
 	free(gen);
 	free(ledger);
 	return ok ? EXIT_DONE : EXIT_FAILED;
@@ -262,7 +268,7 @@ bf_discard_generated(Run *run, const Names *n, bool drop)
 	/* both forgotten in one transaction: a uid is never kept without the file that listed it */
 	db_exec(run->conn, "BEGIN");
 	for (int i = 0; i < 2; i++)
-		if (drop || bf_table_exists(run, tables[i]))
+		if (drop || generated_tables_made || bf_table_exists(run, tables[i]))
 			bf_exec_free(run, str_printf(drop ? "DROP TABLE IF EXISTS %s" : "DELETE FROM %s", tables[i]));
 	db_exec(run->conn, "COMMIT");
 }
