@@ -202,12 +202,18 @@ db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params)
 long long
 db_exec_rows(PGconn *conn, const char *sql)
 {
+	return db_execp_rows(conn, sql, 0, NULL);
+}
+
+long long
+db_execp_rows(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
 	PGresult *res;
 	long long rows;
 
 	if (dryrun_intercept(sql))
 		return 0;
-	res = db_query(conn, sql, 0, NULL);
+	res = db_query(conn, sql, nparams, params);
 	rows = atoll(PQcmdTuples(res));
 	PQclear(res);
 	return rows;

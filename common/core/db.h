@@ -32,14 +32,20 @@ bool db_ok(const PGresult *res);
 /* Log a failed statement: the server's message, then the statement as detail. */
 void db_report(const PGresult *res, const PGconn *conn, const char *sql);
 
-/* Run a statement with text parameters; the caller clears the result. */
+/*
+ * Run a statement with text parameters; the caller clears the result.  These
+ * and db_value, db_count, db_exists are for reading: a statement that changes
+ * something goes through db_exec* (or ddl.h), which a real run logs and a dry
+ * run prints instead of running (core/dryrun.h).
+ */
 PGresult *db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* Same, but a failure is logged and exits with EXIT_FAILED. */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
 void db_exec(PGconn *conn, const char *sql);
 void db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params);
-/* db_exec, returning the rows the statement affected (PQcmdTuples). */
+/* db_exec, returning the rows the statement affected (PQcmdTuples); 0 in a dry run. */
 long long db_exec_rows(PGconn *conn, const char *sql);
+long long db_execp_rows(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* First column of the first row as a malloc'd string, or NULL (no row, NULL). */
 char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
 long long db_count(PGconn *conn, const char *sql, int nparams, const char *const *params);

@@ -62,7 +62,8 @@ target(const char *sql)
 {
 	static const char *const leads[] = {
 		"INSERT INTO ",          "UPDATE ",     "DELETE FROM ", "TRUNCATE ",    "ANALYZE ",
-		"DROP TABLE IF EXISTS ", "DROP TABLE ", "COPY ",        "ALTER TABLE ", NULL};
+		"DROP TABLE IF EXISTS ", "DROP TABLE ", "COPY ",        "ALTER TABLE ", "CREATE OR REPLACE FUNCTION ",
+		"CREATE FUNCTION ",      NULL};
 
 	while (isspace((unsigned char) *sql))
 		sql++;

@@ -4,8 +4,11 @@
  * application's passes through here (db.c's db_exec* and ddl.c's DDL): a
  * real run writes it to the run log ("statement: ..."); a dry run prints it
  * on stdout, with the lock it takes and whether it scans or rewrites the
- * table, and does not run it.  Statements on the session's temporary tables
- * and transaction control always run; phasemig's bookkeeping is neither
+ * table, and does not run it (db_query, db_value, db_count and db_exists are
+ * for reads: a change through them is neither; t06 catches one in the
+ * server's log).  Statements on the session's temporary tables (a dry run
+ * reads the mapping into some, to count) and transaction control always
+ * run, neither printed nor logged; phasemig's bookkeeping is neither
  * printed nor logged: a dry run skips migration_log, and reads and writes
  * its registry of objects in a temporary copy (pg_temp.phasemig_objects),
  * so that its later steps see what its earlier ones would have recorded.

@@ -148,7 +148,7 @@ one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 	return BATCH_COMMITTED;
 }
 
-/* A dry run prints the batch statement once, with how many rows its batches would walk. */
+/* A dry run prints the batch statements once each, with how many rows its batches would walk. */
 static int
 dry_run_batches(const BatchLoop *b)
 {
@@ -158,8 +158,13 @@ dry_run_batches(const BatchLoop *b)
 					   b->last_key ? b->last_key : "");
 	else
 		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint", b->what, b->batch_size);
-	dryrun_comment("the first batch ($1: the batch size); the next ones also take $2, the last key of the one before");
-	dryrun_print_statement(b->last_key ? b->sql_next : b->sql_first);
+	if (b->last_key == NULL)
+	{
+		dryrun_comment("the first batch ($1: the batch size)");
+		dryrun_print_statement(b->sql_first);
+	}
+	dryrun_comment("the next ones ($1: the batch size, $2: the last key of the batch before)");
+	dryrun_print_statement(b->sql_next);
 	return EXIT_DONE;
 }
 
@@ -174,8 +179,10 @@ batch_loop(Run *run, BatchLoop *b)
 		return dry_run_batches(b);
 	b->progress_from_s = clock_now_ms() / 1000.0;
 	b->progress_from_rows = b->rows_done;
-	/* the run log gets the statement once, as a dry run prints it */
-	dryrun_log_statement(b->last_key ? b->sql_next : b->sql_first);
+	/* the run log gets each statement once, as a dry run prints them */
+	if (b->last_key == NULL)
+		dryrun_log_statement(b->sql_first);
+	dryrun_log_statement(b->sql_next);
 	for (int attempt = 1;;)
 	{
 		double t0, took;

@@ -175,8 +175,8 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	/* 4. the mapping becomes the plan's source (the sync trigger reads it too) */
 	if (rc == EXIT_DONE)
 		rc = bf_replace_source(&s);
-	/* 5. rows that match nobody get new uids when asked (a dry run counted them) */
-	if (rc == EXIT_DONE && opts->generate_missing && !dryrun_on())
+	/* 5. rows that match nobody get new uids when asked */
+	if (rc == EXIT_DONE && opts->generate_missing)
 		rc = bf_generate_missing(&s);
 	/* 6. originals are saved in the same statement that fills each batch */
 	if (rc == EXIT_DONE)
@@ -188,11 +188,10 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		if (rc == EXIT_DONE && s.fill.resumed)
 			rc = bf_fill_before_resume_point(&s);
 		/* 8. report what is left and what to import, and how the fill went */
-		if (!dryrun_on())
-			rc = bf_report(&s, rc);
+		rc = bf_report(&s, rc);
+		/* done or failed: --jobs's lookups go */
+		bf_drop_shared_lookups(run, &s.n, true);
 	}
-	if (!dryrun_on())
-		bf_drop_shared_lookups(run, &s.n); /* done or failed: --jobs's lookups go */
 	bf_names_free(&s.n);
 	return rc;
 }
@@ -204,7 +203,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	int rc;
 
 	bf_names_init(&n, run, op);
-	bf_drop_shared_lookups(run, &n); /* a killed --jobs run's */
+	bf_drop_shared_lookups(run, &n, false); /* a killed --jobs run's */
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
 	if ((rc = bf_adopt_source_generated(run, &n)) == EXIT_DONE && bf_table_exists(run, n.source))
 		bf_exec_free(run, str_printf("DELETE FROM %s", n.source));

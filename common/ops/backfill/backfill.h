@@ -74,7 +74,8 @@ typedef struct Phase2
 void bf_names_init(Names *n, const Run *run, const Op *op);
 void bf_names_free(Names *n);
 void bf_use_session_lookups(Names *n);
-void bf_drop_shared_lookups(Run *run, const Names *n);
+/* --jobs's lookups dropped: those this run MADE, else any a killed run left. */
+void bf_drop_shared_lookups(Run *run, const Names *n, bool made);
 bool bf_table_exists(Run *run, const char *qname);
 /* db_exec(SQL), then free it: for statements built only to be run once. */
 void bf_exec_free(Run *run, char *sql);

@@ -162,7 +162,8 @@ bf_fill(Phase2 *s)
 
 	if (s->opts->jobs <= 1)
 		bf_use_session_lookups(n);
-	if (!dryrun_on()) /* a dry run's batch statement is printed, not run: no lookups to read */
+	/* a dry run prints --jobs's shared lookups; the session's temporary ones are for batches it does not run */
+	if (!dryrun_on() || s->opts->jobs > 1)
 		build_lookups(run, s->op, n);
 	log_info("filling %s in batches of %d rows", n->q_uid, batch_size_of(s->opts, run->plan));
 	n->batch_columns = batch_columns(n);

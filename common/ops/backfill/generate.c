@@ -9,6 +9,7 @@
 
 #include "core/copyin.h"
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
@@ -17,6 +18,12 @@
 
 /* Rows fetched, and uids made, at a time. */
 #define GENERATE_CHUNK 10000
+
+/*
+ * Whether this run made the tables below, or, in a dry run, printed the
+ * statements that would have: its later steps take them as there.
+ */
+static bool generated_tables_made;
 
 /* The plan's generated uids and its ledger of import files: created once, kept by every rollback. */
 int
@@ -31,9 +38,9 @@ bf_ensure_generated_tables(Run *run, const Names *n)
 							  n->import_files);
 	bool ok = true;
 
-	if (!bf_table_exists(run, n->generated) || !bf_table_exists(run, n->import_files))
-		ok = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids", (const char *[]){gen, ledger},
-									2);
+	if (!generated_tables_made && (!bf_table_exists(run, n->generated) || !bf_table_exists(run, n->import_files)))
+		ok = generated_tables_made = db_ddl_try_nonblocking(run->conn, "creating the tables of generated uids",
+															(const char *[]){gen, ledger}, 2);
 	free(gen);
 	free(ledger);
 	return ok ? EXIT_DONE : EXIT_FAILED;
@@ -50,6 +57,7 @@ bf_adopt_source_generated(Run *run, const Names *n)
 	StrBuf sql;
 	char *any;
 	bool has_any, has_marks;
+	long long kept;
 	int rc;
 
 	if (bf_table_exists(run, n->generated) || !bf_table_exists(run, n->source))
@@ -66,39 +74,37 @@ bf_adopt_source_generated(Run *run, const Names *n)
 						  "AND attname = 'import_file' AND NOT attisdropped",
 						  1, (const char *[]){n->source});
 	sb_init(&sql);
-	sb_printf(&sql, "WITH i AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) ",
-			  n->generated);
+	sb_printf(&sql, "INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) ", n->generated);
 	sb_append(&sql, "SELECT DISTINCT ON (clerk_user_id) clerk_user_id, firebase_uid, $1::uuid, ");
 	sb_append(&sql, has_marks ? "import_file::uuid" : "NULL::uuid");
 	sb_printf(&sql, " FROM %s ", n->source);
-	sb_append(&sql, "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING 1) ");
-	sb_append(&sql, "SELECT count(*) FROM i");
-	log_info("kept %lld generated uids found in %s", db_count(run->conn, sql.data, 1, (const char *[]){run->run_id}),
-			 n->source);
+	sb_append(&sql, "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING");
+	kept = db_execp_rows(run->conn, sql.data, 1, (const char *[]){run->run_id});
+	if (!dryrun_on())
+		log_info("kept %lld generated uids found in %s", kept, n->source);
 	sb_free(&sql);
 	return EXIT_DONE;
 }
 
 /*
- * The cursor over the Clerk ids of rows without a uid that the source table
- * matches neither by Clerk id nor (with an email column) by email.
+ * The Clerk ids of rows without a uid that the mapping in SOURCE matches
+ * neither by Clerk id nor (with an email column) by email.
  */
 static char *
-missing_cursor_sql(const Run *run, const Names *n)
+missing_sql(const Run *run, const Names *n, const char *source)
 {
 	StrBuf sb;
 
 	sb_init(&sb);
-	sb_append(&sb, "DECLARE phasemig_missing NO SCROLL CURSOR FOR ");
 	sb_printf(&sb, "SELECT DISTINCT t.%s::text ", n->q_match);
 	sb_printf(&sb, "FROM %s t ", run->plan->q_table);
 	sb_printf(&sb, "WHERE t.%s IS NULL ", n->q_uid);
 	sb_printf(&sb, "AND t.%s IS NOT NULL ", n->q_match);
-	sb_printf(&sb, "AND NOT EXISTS (SELECT 1 FROM %s x ", n->source);
+	sb_printf(&sb, "AND NOT EXISTS (SELECT 1 FROM %s x ", source);
 	sb_printf(&sb, "WHERE x.clerk_user_id = t.%s::text)", n->q_match);
 	if (n->q_email)
 	{
-		sb_printf(&sb, " AND NOT EXISTS (SELECT 1 FROM %s x ", n->source);
+		sb_printf(&sb, " AND NOT EXISTS (SELECT 1 FROM %s x ", source);
 		sb_append(&sb, "WHERE x.clerk_user_id IS NULL ");
 		sb_printf(&sb, "AND x.email_norm = " MAPPING_EMAIL_NORM("t.") ")", n->q_email);
 	}
@@ -126,26 +132,55 @@ copy_new_uids(Run *run, PGresult *res)
 }
 
 /*
+ * A dry run makes no uid: it counts the users that would get one, from the
+ * staged mapping (what the source table would hold by now), says how they
+ * would be made, and prints KEEP.
+ */
+static long long
+dry_run_uids(Run *run, const Names *n, const char *keep)
+{
+	char *missing = missing_sql(run, n, "pg_temp.phasemig_staging");
+	char *count = str_printf("SELECT count(*) FROM (%s) s", missing);
+	long long users = db_count(run->conn, count, 0, NULL);
+
+	dryrun_comment("--generate-missing: %lld users without a match would get a new uid, made by phasemig and "
+				   "copied (COPY FROM STDIN) into this session's temporary table pg_temp.phasemig_generated, "
+				   "then kept for good by this statement ($1: the run's id)",
+				   users);
+	db_execp(run->conn, keep, 1, (const char *[]){run->run_id});
+	free(count);
+	free(missing);
+	return users;
+}
+
+/*
  * Make the uids in one transaction: the Clerk ids, a chunk at a time, with
  * their new uids into pg_temp.phasemig_generated, then from there into the
  * generated table and the source table.  Returns the uids kept, or -1 (the
- * transaction rolled back).
+ * transaction rolled back).  A dry run returns how many it would make.
  */
 static long long
 make_uids(Run *run, const Names *n)
 {
-	char *declare = missing_cursor_sql(run, n);
+	char *missing, *declare, *fetch;
 	char *keep = str_printf("WITH g AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by) "
 							"SELECT clerk_user_id, firebase_uid, $1::uuid FROM pg_temp.phasemig_generated "
-							"ON CONFLICT DO NOTHING RETURNING clerk_user_id, firebase_uid), "
-							"s AS (INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
-							"SELECT firebase_uid, clerk_user_id, 'generated' FROM g RETURNING 1) "
-							"SELECT count(*) FROM s",
+							"ON CONFLICT DO NOTHING RETURNING clerk_user_id, firebase_uid) "
+							"INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
+							"SELECT firebase_uid, clerk_user_id, 'generated' FROM g",
 							n->generated, n->source);
-	char *fetch = str_printf("FETCH %d FROM phasemig_missing", GENERATE_CHUNK);
 	long long kept = -1;
 	int rows;
 
+	if (dryrun_on())
+	{
+		kept = dry_run_uids(run, n, keep);
+		free(keep);
+		return kept;
+	}
+	missing = missing_sql(run, n, n->source);
+	declare = str_printf("DECLARE phasemig_missing NO SCROLL CURSOR FOR %s", missing);
+	fetch = str_printf("FETCH %d FROM phasemig_missing", GENERATE_CHUNK);
 	db_exec(run->conn, "BEGIN");
 	db_exec(run->conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_generated (clerk_user_id text, firebase_uid text)");
 	db_exec(run->conn, "TRUNCATE pg_temp.phasemig_generated");
@@ -165,9 +200,10 @@ make_uids(Run *run, const Names *n)
 		}
 	} while (rows == GENERATE_CHUNK);
 	db_exec(run->conn, "CLOSE phasemig_missing");
-	kept = db_count(run->conn, keep, 1, (const char *[]){run->run_id});
+	kept = db_execp_rows(run->conn, keep, 1, (const char *[]){run->run_id});
 	db_exec(run->conn, "COMMIT");
 done:
+	free(missing);
 	free(declare);
 	free(keep);
 	free(fetch);
@@ -196,7 +232,8 @@ bf_generate_missing(Phase2 *s)
 	if (s->generated > 0)
 	{
 		bf_exec_free(run, str_printf("ANALYZE %s", s->n.source));
-		log_info("generated %lld new Firebase uids for rows with no match", s->generated);
+		if (!dryrun_on())
+			log_info("generated %lld new Firebase uids for rows with no match", s->generated);
 	}
 	return EXIT_DONE;
 }
@@ -231,7 +268,7 @@ bf_discard_generated(Run *run, const Names *n, bool drop)
 	/* both forgotten in one transaction: a uid is never kept without the file that listed it */
 	db_exec(run->conn, "BEGIN");
 	for (int i = 0; i < 2; i++)
-		if (drop || bf_table_exists(run, tables[i]))
+		if (drop || generated_tables_made || bf_table_exists(run, tables[i]))
 			bf_exec_free(run, str_printf(drop ? "DROP TABLE IF EXISTS %s" : "DELETE FROM %s", tables[i]));
 	db_exec(run->conn, "COMMIT");
 }

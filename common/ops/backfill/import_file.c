@@ -16,6 +16,7 @@
 #include <uuid/uuid.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "ops/backfill/base64.h"
@@ -173,6 +174,15 @@ write_user(FILE *fp, const PGresult *res, const UserColumns *c, int i, bool firs
 	json_decref(u);
 }
 
+/* The ledger's row of this run's file: $1 the run's id, $2 the file's final path. */
+static char *
+ledger_sql(const ImportFile *f)
+{
+	return str_printf("INSERT INTO %s (run_id, path, users) SELECT $1::uuid, $2, count(*) "
+					  "FROM pg_temp.phasemig_to_import",
+					  f->ledger);
+}
+
 /*
  * In a transaction it leaves open: mark the users not listed yet, record
  * the file FINAL in the ledger, and write the users to FP.  Returns how many
@@ -181,9 +191,7 @@ write_user(FILE *fp, const PGresult *res, const UserColumns *c, int i, bool firs
 static long long
 mark_and_write(Run *run, const ImportFile *f, const char *final, FILE *fp, long long *hashes)
 {
-	char *ledger = str_printf("INSERT INTO %s (run_id, path, users) SELECT $1::uuid, $2, count(*) "
-							  "FROM pg_temp.phasemig_to_import",
-							  f->ledger);
+	char *ledger = ledger_sql(f);
 	char *declare = str_printf("DECLARE phasemig_import NO SCROLL CURSOR FOR %s", f->users_sql);
 	long long users = 0;
 	int rows;
@@ -239,16 +247,38 @@ commit_marks(Run *run, const char *partial)
 	return false;
 }
 
+/* A dry run writes no file: it says which, and prints the statements that would mark its users. */
+static int
+dry_run_write(Run *run, const ImportFile *f)
+{
+	char *final = str_printf("%s/RUN-ID" IMPORT_SUFFIX, f->logs_dir);
+	char *ledger = ledger_sql(f);
+
+	dryrun_comment("the import file %s would list the generated users no earlier file listed: in one transaction, "
+				   "they are marked (and put in this session's temporary table pg_temp.phasemig_to_import) and the "
+				   "file recorded, then written and named once that commits ($1: the run's id, $2: the file)",
+				   final);
+	db_execp(run->conn, f->mark_sql, 1, (const char *[]){run->run_id});
+	db_execp(run->conn, ledger, 2, (const char *[]){run->run_id, final});
+	free(ledger);
+	free(final);
+	return EXIT_DONE;
+}
+
 int
 import_file_write(Run *run, const ImportFile *f)
 {
-	char *partial = str_printf("%s/%s" PARTIAL_SUFFIX, f->logs_dir, run->run_id);
-	char *final = str_printf("%s/%s" IMPORT_SUFFIX, f->logs_dir, run->run_id);
-	FILE *fp = log_create_private_file(partial);
+	char *partial, *final;
+	FILE *fp;
 	long long users = 0, hashes = 0;
 	bool written;
 	int rc = EXIT_FAILED;
 
+	if (dryrun_on())
+		return dry_run_write(run, f);
+	partial = str_printf("%s/%s" PARTIAL_SUFFIX, f->logs_dir, run->run_id);
+	final = str_printf("%s/%s" IMPORT_SUFFIX, f->logs_dir, run->run_id);
+	fp = log_create_private_file(partial);
 	if (fp == NULL)
 	{
 		log_error("could not write \"%s\": %s", partial, strerror(errno));

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/registry.h"
@@ -103,13 +104,32 @@ bf_use_session_lookups(Names *n)
 	n->profile = xstrdup("pg_temp.phasemig_profile");
 }
 
-/* Drop the shared lookups; errors ignored (the next apply or the rollback drops them too). */
+/*
+ * Drop the shared lookups, those this run MADE or any a killed run left;
+ * errors ignored (the next apply or the rollback drops them too).  A real
+ * run logs the statement, a dry run prints it.
+ */
 void
-bf_drop_shared_lookups(Run *run, const Names *n)
+bf_drop_shared_lookups(Run *run, const Names *n, bool made)
 {
-	char *sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+	char *sql;
 
-	if (strncmp(n->by_clerk_id, "pg_temp.", 8) != 0 && PQstatus(run->conn) == CONNECTION_OK)
+	if (strncmp(n->by_clerk_id, "pg_temp.", 8) == 0 || PQstatus(run->conn) != CONNECTION_OK)
+		return;
+	if (!made)
+	{
+		PGresult *res = db_query_try(run->conn,
+									 "SELECT 1 WHERE coalesce(pg_catalog.to_regclass($1), pg_catalog.to_regclass($2), "
+									 "pg_catalog.to_regclass($3)) IS NOT NULL",
+									 3, (const char *[]){n->by_clerk_id, n->by_email, n->profile});
+		bool left = db_ok(res) && PQntuples(res) > 0;
+
+		PQclear(res);
+		if (!left)
+			return;
+	}
+	sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+	if (!dryrun_intercept(sql))
 		PQclear(PQexec(run->conn, sql));
 	free(sql);
 }

@@ -154,8 +154,8 @@ write_import_file(Run *run, const Names *n, const Options *opts)
 	sb_append(&mark, "RETURNING g.firebase_uid) ");
 	sb_append(&mark, "INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m");
 	f.mark_sql = mark.data;
-	if ((rc = bf_ensure_generated_tables(run, n)) == EXIT_DONE)
-		rc = import_file_write(run, &f);
+	/* (bf_generate_missing made the tables) */
+	rc = import_file_write(run, &f);
 	sb_free(&mark);
 	free(users);
 	return rc;
@@ -171,10 +171,14 @@ bf_report(Phase2 *s, int rc)
 {
 	Run *run = s->run;
 	const FillTable *fill = &s->fill;
-	long long unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->n, s->opts) : -1;
+	long long unmatched;
 	double rate = fill->seconds > 0 ? (double) (fill->rows_done) / fill->seconds : 0;
 	json_t *meta;
 
+	/* a dry run writes no file and no summary: it prints the import file's statements */
+	if (dryrun_on())
+		return rc == EXIT_DONE && s->opts->generate_missing ? write_import_file(run, &s->n, s->opts) : rc;
+	unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->n, s->opts) : -1;
 	if (unmatched < 0)
 		unmatched = 0;
 	if (rc == EXIT_DONE && s->opts->generate_missing)
@@ -216,6 +220,11 @@ bf_dry_run_report(Phase2 *s)
 	long long empty = db_field_ll(res, 0, "empty"), matched = db_field_ll(res, 0, "matched");
 	const char *samples = db_field(res, 0, "samples");
 
+	dryrun_comment("the mapping%s was read, as a real run reads it, into this session's temporary tables "
+				   "(pg_temp.phasemig_staging...) with COPY FROM STDIN, to check it and count what follows: a "
+				   "temporary table is this session's alone and goes with it, so statements on one are run, "
+				   "neither printed here nor logged by a real run",
+				   s->opts->clerk_export ? " (and the Clerk export)" : "");
 	dryrun_comment("%s: %lld users in the mapping; %lld of %lld rows have no %s yet: %lld would be filled from it",
 				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->n.q_uid, matched);
 	log_info("dry run: %lld of %lld rows without a uid would be filled from the mapping", matched, empty);
