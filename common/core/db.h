@@ -13,6 +13,8 @@
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_DEADLOCK "40P01"
 #define SQLSTATE_SERIALIZATION "40001"
+/* a character the database's encoding has no equivalent for */
+#define SQLSTATE_UNTRANSLATABLE "22P05"
 /* SQL: the timestamptz COLUMN as ISO 8601 in UTC ("2026-11-30T15:04:05Z"), as JSON output gives times. */
 #define DB_ISO_UTC(column) "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/input_file.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/operation.h"
@@ -182,6 +183,8 @@ plan_load(const char *path)
 	json_t *settings;
 	Plan *plan;
 
+	if (!input_file_check(path, "plan", INPUT_FILE_PLAN_LIMIT))
+		return NULL;
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 	{
