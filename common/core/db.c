@@ -213,6 +213,25 @@ db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	return res;
 }
 
+PGresult *
+db_query_answer(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = db_query_try(conn, sql, nparams, params);
+	const char *state = db_sqlstate(res);
+
+	/* data exceptions (22...), a syntax error, an undefined object, function or table, no such cast */
+	bool about_input = strncmp(state, "22", 2) == 0 || strcmp(state, "42601") == 0 || strcmp(state, "42704") == 0
+		|| strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0 || strcmp(state, "42846") == 0;
+
+	if (!db_ok(res) && !about_input)
+	{
+		db_report(res, conn, sql);
+		PQclear(res);
+		log_exit(EXIT_FAILED);
+	}
+	return res;
+}
+
 void
 db_exec(PGconn *conn, const char *sql)
 {

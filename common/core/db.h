@@ -38,6 +38,14 @@ void db_report(const PGresult *res, const PGconn *conn, const char *sql);
 PGresult *db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* Same, but a failure is logged and exits with EXIT_FAILED. */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/*
+ * A question whose failure can be its answer (is this a type, does this cast
+ * exist): the result when it succeeded or failed because of what it asked
+ * (a data exception, a syntax error, an undefined object, function or table,
+ * no such cast); any other failure (a lost connection, a server shutting
+ * down, a permission denied) is no answer: logged, it exits with EXIT_FAILED.
+ */
+PGresult *db_query_answer(PGconn *conn, const char *sql, int nparams, const char *const *params);
 void db_exec(PGconn *conn, const char *sql);
 void db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* db_exec, returning the rows the statement affected (PQcmdTuples). */

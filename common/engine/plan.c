@@ -384,7 +384,7 @@ plan_bind(Plan *plan, PGconn *conn)
 		if (op->type)
 		{
 			const char *p[1] = {op->type};
-			PGresult *tr = db_query_try(conn, "SELECT pg_catalog.to_regtype($1)", 1, p);
+			PGresult *tr = db_query_answer(conn, "SELECT pg_catalog.to_regtype($1)", 1, p);
 
 			if (!db_ok(tr) || PQgetisnull(tr, 0, 0))
 			{
