@@ -142,3 +142,82 @@ assert_contains "$(<"$TEST_TMP/big.out")" "stopped by SIGTERM" "says it was stop
 assert_eq "0" "$(running_rows enc)" "no row left running"
 assert_eq "interrupted" "$(q enc "select status from migration_log where phase = 2 order by id desc limit 1")" "recorded as interrupted"
 rm -f "$TEST_TMP/big.json" "$TEST_TMP/chunk"
+
+test_case "a catalog question that fails (permission denied for to_regtype) is a failure (exit 1, the server's message), not an unknown type (exit 2)"
+# Binding the plan asks to_regtype() about each add_column's type.  A query that fails
+# (here, deterministically: EXECUTE on to_regtype revoked in this database; in the field, a
+# server restart) must be told from the answer "no such type".
+gen_app bind 20 t17 "$TEST_TMP/bind"
+q postgres "drop role if exists t17_reader; create role t17_reader login" >/dev/null
+must q bind "revoke execute on function pg_catalog.to_regtype(text) from public"
+before=$(db_state bind)
+assert_exit 1 "phase1 status as a role that may not call to_regtype" -- p1 status -d "dbname=bind user=t17_reader"
+assert_contains "$LAST_ERR" "permission denied for function to_regtype" "the server's message"
+assert_not_contains "$LAST_ERR" "is not a type known to the database" "not read as an unknown type"
+assert_exit 1 "phase1 apply likewise" -- p1 apply -d "dbname=bind user=t17_reader"
+assert_not_contains "$LAST_ERR" "is not a type known to the database" "apply: not read as an unknown type"
+assert_eq "$before" "$(db_state bind)" "nothing changed"
+# a real answer stays bad input
+edit_file "$PLAN" "$TEST_TMP/badtype.json" 's/"type": "varchar(255)"/"type": "no_such_type"/'
+assert_exit 2 "an unknown type is bad input" -- phase 1 status -d bind --plan "$TEST_TMP/badtype.json"
+assert_contains "$LAST_ERR" '"no_such_type" is not a type known to the database' "names the type"
+
+test_case "a mapping CSV with a NUL byte, a short row or an unterminated quote: exit 2 naming the file and the line"
+must p2 rollback -d enc
+before=$(db_state enc)
+printf 'clerk_user_id,firebase_uid\nuser_a,uid_a\nuser_b,uid_b\nuser_c\n' >"$TEST_TMP/short.csv"
+assert_exit 2 "a short row" -- t2 apply -d enc --mapping "$TEST_TMP/short.csv"
+assert_contains "$LAST_ERR" "mapping file \"$TEST_TMP/short.csv\", line 4: missing data for column \"firebase_uid\"" "file and line"
+printf 'clerk_user_id,firebase_uid\nuser_a,uid_a\nuser_b,ui\0d_b\n' >"$TEST_TMP/nul.csv"
+assert_exit 2 "a NUL byte" -- t2 apply -d enc --mapping "$TEST_TMP/nul.csv"
+assert_contains "$LAST_ERR" "mapping file \"$TEST_TMP/nul.csv\", line 3: invalid byte sequence" "file and line"
+printf 'clerk_user_id,firebase_uid\nuser_a,uid_a\nuser_b,"uid_b\nuser_c,uid_c\n' >"$TEST_TMP/quote.csv"
+assert_exit 2 "an unterminated quote" -- t2 apply -d enc --mapping "$TEST_TMP/quote.csv"
+assert_contains "$LAST_ERR" "mapping file \"$TEST_TMP/quote.csv\", line " "file and line"
+assert_contains "$LAST_ERR" "unterminated CSV quoted field" "the reason"
+printf '%s\n' 'id,first_name,last_name,username,primary_email_address,primary_phone_number,verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers,totp_secret,password_digest,password_hasher' \
+    'user_a,A,B,,a@example.com,,,,,,,,' 'user_b,A' >"$TEST_TMP/clerk.csv"
+assert_exit 2 "a short Clerk row" -- t2 apply -d enc --mapping "$DATA/firebase-export.json" --generate-missing \
+    --clerk-export "$TEST_TMP/clerk.csv"
+assert_contains "$LAST_ERR" "Clerk export \"$TEST_TMP/clerk.csv\", line 3: missing data for column" "file and line"
+assert_eq "$before" "$(db_state enc)" "nothing changed"
+assert_eq "0" "$(running_rows enc)" "no row running"
+
+test_case "an export (and a CSV) starting with a UTF-8 byte order mark is read as without it"
+{ printf '\xef\xbb\xbf'; cat "$DATA/firebase-export.json"; } >"$TEST_TMP/bom.json"
+assert_exit 0 "phase2 apply, export with a BOM" -- t2 apply -d enc --mapping "$TEST_TMP/bom.json"
+got=$(names_as_exported)
+assert_eq "0" "${got%|*}" "filled as from the file without the BOM"
+assert_ne "0" "$(q enc "select count(firebase_uid) from public.users")" "rows filled"
+must p2 rollback -d enc
+{ printf '\xef\xbb\xbf'; cat "$DATA/mapping.csv"; } >"$TEST_TMP/bom.csv"
+assert_exit 0 "phase2 apply, CSV with a BOM" -- t2 apply -d enc --mapping "$TEST_TMP/bom.csv"
+assert_ne "0" "$(q enc "select count(firebase_uid) from public.users")" "rows filled"
+must p2 rollback -d enc
+
+test_case "phase1 apply --dry-run with stdout closed: no SQL reaches the database socket, nothing changed"
+gen_app closed 20 t17 "$TEST_TMP/closed"
+before=$(db_state closed)
+bad_before=$(grep -c 'invalid frontend message' "$PGHOST/server.log")
+"$BIN/phase1" apply --dry-run -d closed --plan "$PLAN" --logs-dir "$LOGS" >&- 2>"$TEST_TMP/closed.err"
+rc=$?
+assert_eq 0 "$rc" "the dry run succeeds (its output goes nowhere)"
+assert_not_contains "$(<"$TEST_TMP/closed.err")" "server closed the connection" "the connection stays whole"
+assert_eq "$bad_before" "$(grep -c 'invalid frontend message' "$PGHOST/server.log")" "no 'invalid frontend message' in the server log"
+assert_eq "$before" "$(db_state closed)" "nothing changed"
+
+test_case "a role that does not own the table runs status, throttle or apply: told whose the state is and to run as it, not to drop it"
+gen_app owned 20 t17 "$TEST_TMP/owned"
+q postgres "drop role if exists t17_owner; drop role if exists t17_other; create role t17_owner login; create role t17_other login" >/dev/null
+must q owned "grant create on database owned to t17_owner; grant create on schema public to t17_owner;
+    alter table public.users owner to t17_owner; alter table public.journal_entries owner to t17_owner;
+    alter table public.tags owner to t17_owner; alter table public.reminders owner to t17_owner"
+must p1 apply -d "dbname=owned user=t17_owner"
+before=$(db_state owned)
+for sub in status throttle apply; do
+    assert_exit 3 "phase2 $sub as another role" -- p2 "$sub" -d "dbname=owned user=t17_other"
+    assert_contains "$LAST_ERR" "phasemig's state (migration_log, schema migration_backup) belongs to role \"t17_owner\", the owner of the plan's table" "$sub: says whose"
+    assert_contains "$LAST_ERR" "run phasemig as \"t17_owner\"" "$sub: says to run as it"
+    assert_not_contains "$LAST_ERR" "drop them" "$sub: does not say to drop it"
+done
+assert_eq "$before" "$(db_state owned)" "nothing changed"

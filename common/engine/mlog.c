@@ -40,7 +40,7 @@ mlog_create_state(PGconn *conn)
 		return EXIT_FAILED;
 	}
 	PQclear(res);
-	if (!trust_state(conn, NULL))
+	if (!trust_state(conn))
 	{
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return EXIT_REFUSED;
