@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 PLAN=$ROOT/plans/clerk-to-firebase.json
 must_dirs DATA LOGS
 # t2 ARGS...: phase2 as p2 runs it, stopped after 60 s: a run that would hang without the fix fails the case instead
-t2() { timeout 60 "$BIN/phase2" "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
+t2() { timeout -k 5 60 "$BIN/phase2" "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
 
 # log_rows DB: migration_log's rows, to show that a refused run added none
 log_rows() { psql -X -A -t -q -d "$1" -c "select count(*) from migration_log" 2>/dev/null || echo none; }
@@ -102,7 +102,7 @@ assert_contains "$LAST_ERR" "a directory" "says what it is"
 assert_exit 2 "--clerk-export FIFO" -- t2 apply -d enc --mapping "$DATA/firebase-export.json" --generate-missing \
     --clerk-export "$TEST_TMP/fifo"
 assert_contains "$LAST_ERR" "Clerk export \"$TEST_TMP/fifo\" is a FIFO (named pipe), not a regular file" "names the Clerk export"
-assert_exit 2 "--plan FIFO" -- timeout 60 "$BIN/phase2" status -d enc --plan "$TEST_TMP/fifo"
+assert_exit 2 "--plan FIFO" -- timeout -k 5 60 "$BIN/phase2" status -d enc --plan "$TEST_TMP/fifo"
 assert_contains "$LAST_ERR" "plan \"$TEST_TMP/fifo\" is a FIFO (named pipe), not a regular file" "names the plan"
 assert_eq "$rows" "$(log_rows enc)" "no migration_log row: refused before connecting"
 assert_eq "0" "$(running_rows enc)" "no row running"
