@@ -209,10 +209,10 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 		if (strcmp(ci.sqlstate, SQLSTATE_UNTRANSLATABLE) == 0 && ci.error_line > 0)
 			return refuse_unrepresentable(conn, path, format, ci.error_line);
 		if (ci.error_line > 0)
-			log_error("mapping file \"%s\": element %lld: %s", path, ci.error_line, ci.error);
+			log_error("could not load mapping file \"%s\": element %lld: %s", path, ci.error_line, ci.error);
 		else
-			log_error("mapping file \"%s\": %s", path, ci.error);
-		return PQstatus(conn) == CONNECTION_OK ? EXIT_BAD_INPUT : EXIT_FAILED;
+			log_error("could not load mapping file \"%s\": %s", path, ci.error);
+		return EXIT_FAILED;
 	}
 	if (bad_attributes > 10)
 		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
@@ -251,8 +251,9 @@ open_csv(const char *path, const char *kind, const char *header, const char *wha
 /*
  * Send the rest of FP, which is closed here, to COPY_SQL (CSV, parsed by the
  * server).  Returns EXIT_DONE; EXIT_BAD_INPUT when the server refused the
- * file, with HINT (a format of PATH) logged; EXIT_FAILED when the
- * connection, not the file, failed.
+ * file (the line it refused named), with HINT (a format of PATH) logged;
+ * EXIT_REFUSED when the database's encoding cannot hold a character of it;
+ * EXIT_FAILED when the connection, not the file, failed, or a signal stopped it.
  */
 static int
 copy_csv_file(PGconn *conn, FILE *fp, const char *copy_sql, const char *kind, const char *path, const char *hint)
