@@ -10,6 +10,7 @@
 #include "core/db.h"
 #include "core/log.h"
 
+/* the problem untrusted_sql gives for an object owned by another role (its text, below) */
 #define NOT_OURS "is owned by a role phasemig does not run as"
 
 /* (object, its owner, what is wrong) for everything of the state phasemig did not make */
@@ -27,11 +28,11 @@ static const char *const untrusted_sql =
 	"SELECT what, owner, problem, (SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
 	"  WHERE oid = pg_catalog.to_regclass($1)) AS table_owner FROM ("
 	"  SELECT 'schema migration_backup' AS what, pg_catalog.pg_get_userbyid(nspowner) AS owner, "
-	"    '" NOT_OURS "' AS problem FROM ns WHERE nspowner NOT IN (SELECT oid FROM mine)"
+	"    'is owned by a role phasemig does not run as' AS problem FROM ns WHERE nspowner NOT IN (SELECT oid FROM mine)"
 	"  UNION ALL SELECT pg_catalog.format('relation %s', oid::pg_catalog.regclass), pg_catalog.pg_get_userbyid(relowner), "
-	"    '" NOT_OURS "' FROM rels WHERE relowner NOT IN (SELECT oid FROM mine)"
+	"    'is owned by a role phasemig does not run as' FROM rels WHERE relowner NOT IN (SELECT oid FROM mine)"
 	"  UNION ALL SELECT pg_catalog.format('function %s', p.oid::pg_catalog.regprocedure), "
-	"    pg_catalog.pg_get_userbyid(p.proowner), '" NOT_OURS "' "
+	"    pg_catalog.pg_get_userbyid(p.proowner), 'is owned by a role phasemig does not run as' "
 	"    FROM pg_catalog.pg_proc p WHERE p.pronamespace IN (SELECT oid FROM ns) AND p.proowner NOT IN (SELECT oid FROM mine)"
 	"  UNION ALL SELECT pg_catalog.format('trigger %I on %s', t.tgname, t.tgrelid::pg_catalog.regclass), "
 	"    pg_catalog.pg_get_userbyid(r.relowner), 'was not created by phasemig' "
