@@ -97,7 +97,7 @@ typedef struct Options
 	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
 	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
 	"  PHASEMIG_MAX_INPUT_SIZE\n"                                                                                      \
-	"                      the largest --mapping or --clerk-export read, in bytes\n"                                  \
+	"                      the largest --mapping or --clerk-export read, in bytes\n"                                   \
 	"                      or with a K, M or G suffix (default: 4G)\n"                                                 \
 	"\n"
 
