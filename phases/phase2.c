@@ -90,8 +90,9 @@ static const char help[] =
 	"  RUN-ID-invalid-values.csv    with --skip-invalid-values, the values left empty:\n"
 	"                               localId, element, field, column and why\n"
 	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS(
-		"  3 the mapping conflicts with the table, has values that do not fit it, or\n"
-		"    invalid keys or orphans (nothing written);\n");
+		"  3 the mapping conflicts with the table, has values that do not fit it or\n"
+		"    characters the database's encoding cannot hold, or invalid keys or\n"
+		"    orphans (nothing written);\n");
 
 /* phase2 apply, step by step. */
 static int

@@ -70,3 +70,23 @@ assert_exit 1 "phase1 apply" -- phase 1 apply --plan "$PLAN" --logs-dir "$LOGS" 
 assert_contains "$LAST_ERR" 'database "t13_no_such_db" does not exist' "the server's reason"
 assert_contains "$LAST_ERR" "$PGPORT" "the port"
 assert_no_secret 'Kv Secret/x@y' 'Secret'
+
+test_case "a connection string in a misspelt option, a stray argument or an option's value: its password masked"
+# phasemig prints these usage errors before it connects; each quotes the argument, so each
+# must mask a password in it as -d's connection error does
+for arg in '--dbnme=postgresql://u:OptUriSecret@localhost/db' 'postgresql://u:OptUriSecret@localhost/db' \
+    '--dbnme=host=localhost password=OptKvSecret' 'password=OptKvSecret' '--batch-size=password=OptKvSecret' \
+    '--dbnme=dbnme=x password=OptKvSecret' 'host=x password=ab'; do
+    fresh_dir "$LOGS"
+    assert_exit 2 "phase2 apply $arg" -- phase 2 apply --plan "$PLAN" --logs-dir "$LOGS" "$arg"
+    assert_contains "$LAST_ERR" 'Try "phase2 --help"' "a usage error: $arg"
+    assert_no_secret 'OptUriSecret' 'OptKvSecret' '=ab'
+done
+assert_exit 2 "phase2 --dbnme=URI" -- phase 2 apply --plan "$PLAN" '--dbnme=postgresql://u:OptUriSecret@localhost/db'
+assert_contains "$LAST_ERR" 'unrecognized option "--dbnme=postgresql://u:********@localhost/db"' "the option, masked"
+assert_exit 2 "phase2 URI without -d" -- phase 2 apply --plan "$PLAN" 'postgresql://u:OptUriSecret@localhost/db'
+assert_contains "$LAST_ERR" 'too many command-line arguments (first is "postgresql://u:********@localhost/db")' \
+    "the argument, masked"
+assert_exit 2 "phase2 key=value without -d" -- phase 2 apply --plan "$PLAN" 'host=x password=OptKvSecret'
+assert_contains "$LAST_ERR" 'too many command-line arguments (first is "host=x password=********")' \
+    "key=value, masked"

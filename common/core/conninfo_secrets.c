@@ -12,6 +12,7 @@
 
 #define SECRET_MIN_LEN 3 /* shorter ones are masked only in quotes */
 #define SECRET_MASK "********"
+#define SECRET_HIDDEN "(a connection string, not shown: it may hold a password)"
 
 static bool
 is_uri(const char *s)
@@ -122,4 +123,35 @@ secrets_scrub(const char *msg, const Secrets *secrets)
 			sb_appendn(&out, msg++, 1);
 	}
 	return sb_steal(&out);
+}
+
+/*
+ * ARG, a command-line argument, as it may be printed: a connection string
+ * in it (ARG itself, or the value of "--option=VALUE") has its password
+ * masked; one libpq cannot parse, or whose password is too short to mask
+ * safely, is left out.  The caller frees the result.
+ */
+char *
+secrets_mask_arg(const char *arg)
+{
+	const char *eq = arg[0] == '-' ? strchr(arg, '=') : NULL;
+	const char *value = eq ? eq + 1 : arg;
+	Secrets secrets = {0};
+	char *masked = NULL;
+
+	if (!is_connection_string(value))
+		return str_printf("%s", arg);
+	if (secrets_collect(value, &secrets))
+	{
+		bool short_secret = false;
+
+		for (int i = 0; i < secrets.n; i++)
+			short_secret = short_secret || secrets.s[i][0] == '"';
+		if (!short_secret)
+			masked = secrets_scrub(arg, &secrets);
+		secrets_free(&secrets);
+	}
+	if (masked == NULL)
+		masked = str_printf("%.*s" SECRET_HIDDEN, (int) (value - arg), arg);
+	return masked;
 }

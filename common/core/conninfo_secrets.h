@@ -27,5 +27,11 @@ bool secrets_collect(const char *s, Secrets *secrets);
 /* msg with every secret masked; the caller frees it. */
 char *secrets_scrub(const char *msg, const Secrets *secrets);
 void secrets_free(Secrets *secrets);
+/*
+ * A command-line argument as it may be printed: a connection string in it
+ * (the argument, or the value of "--option=VALUE") with its password masked,
+ * or left out when libpq cannot parse it.  The caller frees it.
+ */
+char *secrets_mask_arg(const char *arg);
 
 #endif

@@ -4,8 +4,12 @@
  */
 #include "core/copyin.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/db.h"
 #include "core/log.h"
+#include "core/stop.h"
 
 #define FLUSH_AT 65536
 
@@ -14,9 +18,7 @@ copyin_begin(CopyIn *ci, PGconn *conn, const char *copy_sql)
 {
 	PGresult *res = PQexec(conn, copy_sql);
 
-	ci->conn = conn;
-	ci->rows = 0;
-	ci->field = 0;
+	*ci = (CopyIn){.conn = conn};
 	sb_init(&ci->buf);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 	{
@@ -102,13 +104,34 @@ copyin_file(CopyIn *ci, FILE *fp)
 	char chunk[FLUSH_AT];
 	size_t n;
 
-	while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+	while (!stop_requested() && (n = fread(chunk, 1, sizeof chunk, fp)) > 0)
 		if (PQputCopyData(ci->conn, chunk, (int) n) != 1)
 		{
 			log_error("could not send COPY data: %s", PQerrorMessage(ci->conn));
 			return false;
 		}
-	return !ferror(fp);
+	return !ferror(fp) && !stop_requested();
+}
+
+/* Note RES's SQLSTATE and the row it names ("COPY t, line 3[, column c]: ..."); log it unless quiet. */
+static void
+copy_failed(CopyIn *ci, const PGresult *res)
+{
+	const char *context = PQresultErrorField(res, PG_DIAG_CONTEXT);
+	const char *at = context ? strstr(context, ", line ") : NULL;
+
+	snprintf(ci->sqlstate, sizeof ci->sqlstate, "%s", db_sqlstate(res));
+	snprintf(ci->error, sizeof ci->error, "%s", db_error_line(res, ci->conn));
+	ci->error_line = at ? strtoll(at + 7, NULL, 10) : 0;
+	if (ci->quiet)
+		return;
+	if (ci->file == NULL || PQstatus(ci->conn) != CONNECTION_OK)
+		db_report(res, ci->conn, NULL);
+	else if (ci->error_line > 0)
+		log_error("%s \"%s\", line %lld: %s", ci->kind, ci->file, ci->error_line + ci->line_offset,
+				  db_error_line(res, ci->conn));
+	else
+		log_error("%s \"%s\": %s", ci->kind, ci->file, db_error_line(res, ci->conn));
 }
 
 bool
@@ -126,7 +149,7 @@ copyin_finish(CopyIn *ci, const char *abort_reason)
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
 			if (abort_reason == NULL)
-				db_report(res, ci->conn, NULL);
+				copy_failed(ci, res);
 			ok = false;
 		}
 		PQclear(res);

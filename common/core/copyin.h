@@ -17,6 +17,18 @@ typedef struct CopyIn
 	StrBuf buf;
 	long long rows;
 	int field;
+	/*
+	 * Set after copyin_begin to name the file the rows come from: a failed
+	 * COPY is then reported as KIND "FILE", line N: the server's message,
+	 * where N is the row the server refused plus LINE_OFFSET (a header).
+	 */
+	const char *kind;
+	const char *file;
+	long line_offset;
+	bool quiet;           /* set: a failed COPY is not logged; the caller reports it */
+	char sqlstate[6];     /* a failed COPY's SQLSTATE, "" if none */
+	char error[512];      /* and the server's message */
+	long long error_line; /* and the row it failed at (1 = the first), 0 if unknown */
 } CopyIn;
 
 /* Start COPY with the given statement; logs and returns false on failure. */

@@ -27,11 +27,34 @@ chomp_copy(char *dst, size_t size, const char *src)
 		dst[--n] = '\0';
 }
 
+/*
+ * Every value phasemig sends or reads is UTF-8 (the export is): the
+ * connection's client_encoding must be UTF8 whatever a role's or database's
+ * setting, or an "options" of the connection string, made it.  Logs and
+ * returns false when it cannot be.
+ */
+static bool
+pin_client_encoding(PGconn *conn)
+{
+	if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8") && PQsetClientEncoding(conn, "UTF8") != 0)
+	{
+		log_error("could not set the connection's client_encoding to UTF8: %s", db_error_line(NULL, conn));
+		return false;
+	}
+	if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8"))
+	{
+		log_error("the connection's client_encoding is %s, not UTF8", pg_encoding_to_char(PQclientEncoding(conn)));
+		return false;
+	}
+	return true;
+}
+
 PGconn *
 db_connect(const char *conninfo, const char *application_name)
 {
-	const char *keywords[] = {"dbname", "application_name", NULL};
-	const char *values[3];
+	/* after dbname, so client_encoding overrides a conninfo's and PGCLIENTENCODING */
+	const char *keywords[] = {"dbname", "application_name", "client_encoding", NULL};
+	const char *values[4];
 	const char *dbname = conninfo;
 	const char *source = "given with -d";
 	Secrets secrets = {0};
@@ -50,9 +73,11 @@ db_connect(const char *conninfo, const char *application_name)
 	}
 	values[0] = (dbname && dbname[0]) ? dbname : NULL;
 	values[1] = application_name;
-	values[2] = NULL;
+	values[2] = "UTF8";
+	values[3] = NULL;
 	if (values[0] == NULL)
-		keywords[0] = "application_name", values[0] = application_name, keywords[1] = NULL;
+		keywords[0] = "application_name", values[0] = application_name, keywords[1] = "client_encoding",
+		values[1] = "UTF8", keywords[2] = NULL;
 
 	conn = PQconnectdbParams(keywords, values, 1);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
@@ -77,6 +102,11 @@ db_connect(const char *conninfo, const char *application_name)
 		return NULL;
 	}
 	PQclear(res);
+	if (!pin_client_encoding(conn))
+	{
+		PQfinish(conn);
+		return NULL;
+	}
 	if (PQserverVersion(conn) < 140000)
 	{
 		log_error("the server runs PostgreSQL %d.%d; phasemig needs 14 or later", PQserverVersion(conn) / 10000,
@@ -175,6 +205,25 @@ db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	PGresult *res = db_query_try(conn, sql, nparams, params);
 
 	if (!db_ok(res))
+	{
+		db_report(res, conn, sql);
+		PQclear(res);
+		log_exit(EXIT_FAILED);
+	}
+	return res;
+}
+
+PGresult *
+db_query_answer(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult *res = db_query_try(conn, sql, nparams, params);
+	const char *state = db_sqlstate(res);
+
+	/* data exceptions (22...), a syntax error, an undefined object, function or table, no such cast */
+	bool about_input = strncmp(state, "22", 2) == 0 || strcmp(state, "42601") == 0 || strcmp(state, "42704") == 0
+		|| strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0 || strcmp(state, "42846") == 0;
+
+	if (!db_ok(res) && !about_input)
 	{
 		db_report(res, conn, sql);
 		PQclear(res);

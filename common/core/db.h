@@ -13,6 +13,8 @@
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_DEADLOCK "40P01"
 #define SQLSTATE_SERIALIZATION "40001"
+/* a character the database's encoding has no equivalent for */
+#define SQLSTATE_UNTRANSLATABLE "22P05"
 /* SQL: the timestamptz COLUMN as ISO 8601 in UTC ("2026-11-30T15:04:05Z"), as JSON output gives times. */
 #define DB_ISO_UTC(column) "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
@@ -41,6 +43,14 @@ void db_report(const PGresult *res, const PGconn *conn, const char *sql);
 PGresult *db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* Same, but a failure is logged and exits with EXIT_FAILED. */
 PGresult *db_query(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/*
+ * A question whose failure can be its answer (is this a type, does this cast
+ * exist): the result when it succeeded or failed because of what it asked
+ * (a data exception, a syntax error, an undefined object, function or table,
+ * no such cast); any other failure (a lost connection, a server shutting
+ * down, a permission denied) is no answer: logged, it exits with EXIT_FAILED.
+ */
+PGresult *db_query_answer(PGconn *conn, const char *sql, int nparams, const char *const *params);
 void db_exec(PGconn *conn, const char *sql);
 void db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params);
 /* db_exec, returning the rows the statement affected (PQcmdTuples); 0 in a dry run. */

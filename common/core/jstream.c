@@ -78,6 +78,9 @@ jstream_open(JStream *js, const char *path, const char *wrapper_key)
 		snprintf(js->error, sizeof js->error, "%s", strerror(errno));
 		return false;
 	}
+	/* a UTF-8 byte order mark, as some editors write */
+	if (getc(js->fp) != 0xEF || getc(js->fp) != 0xBB || getc(js->fp) != 0xBF)
+		rewind(js->fp);
 	c = skip_space(js->fp);
 	if (c == '{' && wrapper_key != NULL)
 	{

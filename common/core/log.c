@@ -46,10 +46,31 @@ static char context_step[256];
 /* phase2 --jobs logs from several threads: one message at a time */
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * A closed standard descriptor would be the next file or socket opened (the
+ * database connection): what the program then writes to stdout, a dry run's
+ * SQL, would go to the server.  Each closed one is opened on /dev/null, as
+ * many Unix tools do, before anything else is opened.
+ */
+static void
+open_closed_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0)
+		{
+			int null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+
+			if (null >= 0 && null != fd)
+				close(null); /* fd was open after all */
+		}
+}
+
 void
 log_init(const char *name)
 {
 	const char *slash = strrchr(name, '/');
+
+	open_closed_std_fds();
 
 	progname = slash ? slash + 1 : name;
 }

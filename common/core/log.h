@@ -20,6 +20,7 @@ enum
 	EXIT_LOCKED = 4
 };
 
+/* First thing in main: names the program, and opens /dev/null on a closed stdin, stdout or stderr. */
 void log_init(const char *progname);
 const char *log_progname(void);
 /*

@@ -172,7 +172,7 @@ char *
 catalog_canonical_type(PGconn *conn, const char *type)
 {
 	const char *params[1] = {type};
-	PGresult *res = db_query_try(conn, "SELECT pg_catalog.to_regtype($1)::pg_catalog.text", 1, params);
+	PGresult *res = db_query_answer(conn, "SELECT pg_catalog.to_regtype($1)::pg_catalog.text", 1, params);
 	char *name = NULL;
 
 	if (db_ok(res) && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))

@@ -28,7 +28,10 @@ bool catalog_column_not_null_on(PGconn *conn, const char *qtable, const char *co
 bool catalog_constraint_exists_on(PGconn *conn, const char *qtable, const char *name);
 /* State of index NAME of table QTABLE (in the table's schema). */
 IndexState catalog_index_state_on(PGconn *conn, const char *qtable, const char *name);
-/* TYPE as the server names it (regtype's output, typmod dropped); NULL when it is no type (caller frees). */
+/*
+ * TYPE as the server names it (regtype's output, typmod dropped); NULL when it
+ * is no type (caller frees).  A query that fails otherwise exits 1 (db_query_answer).
+ */
 char *catalog_canonical_type(PGconn *conn, const char *type);
 /* State of index NAME in the plan's schema. */
 IndexState catalog_index_state(const Plan *plan, const char *name);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conninfo_secrets.h"
 #include "core/log.h"
 #include "engine/mlog.h"
 
@@ -61,11 +62,15 @@ static const struct
 	{OPT_RESUME, offsetof(Options, resume)},
 };
 
+/* A usage error quoting ARG, with any connection string in it masked (conninfo_secrets.h). */
 static _Noreturn void
 usage_error(const char *fmt, const char *arg)
 {
+	char *shown = secrets_mask_arg(arg);
+
 	fprintf(stderr, "%s: error: ", log_progname());
-	fprintf(stderr, fmt, arg);
+	fprintf(stderr, fmt, shown);
+	free(shown);
 	fprintf(stderr, "\nTry \"%s --help\" for more information.\n", log_progname());
 	exit(EXIT_BAD_INPUT);
 }
@@ -78,10 +83,13 @@ parse_int(const char *arg, const char *name, int min, int max)
 
 	if (*arg == '\0' || *end != '\0' || v < min || v > max)
 	{
+		char *shown = secrets_mask_arg(arg);
+
 		fprintf(stderr,
 				"%s: error: %s must be an integer from %d to %d, not \"%s\"\n"
 				"Try \"%s --help\" for more information.\n",
-				log_progname(), name, min, max, arg, log_progname());
+				log_progname(), name, min, max, shown, log_progname());
+		free(shown);
 		exit(EXIT_BAD_INPUT);
 	}
 	return (int) v;

@@ -96,6 +96,9 @@ typedef struct Options
 	"                      and what a conninfo string leaves out\n"                                                    \
 	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
 	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
+	"  PHASEMIG_MAX_INPUT_SIZE\n"                                                                                      \
+	"                      the largest --mapping or --clerk-export read, in bytes\n"                                   \
+	"                      or with a K, M or G suffix (default: 4G)\n"                                                 \
 	"\n"
 
 #define CLI_HELP_EXIT_STATUS(refused)                                                                                  \

@@ -40,7 +40,7 @@ mlog_create_state(PGconn *conn)
 		return EXIT_FAILED;
 	}
 	PQclear(res);
-	if (!trust_state(conn))
+	if (!trust_state(conn, NULL))
 	{
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return EXIT_REFUSED;

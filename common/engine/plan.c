@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/input_file.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/operation.h"
@@ -221,6 +222,8 @@ plan_load(const char *path)
 	json_t *settings;
 	Plan *plan;
 
+	if (!input_file_check(path, "plan", INPUT_FILE_PLAN_LIMIT))
+		return NULL;
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 	{
@@ -428,7 +431,7 @@ plan_bind(Plan *plan, PGconn *conn)
 		if (op->type)
 		{
 			const char *p[1] = {op->type};
-			PGresult *tr = db_query_try(conn, "SELECT pg_catalog.to_regtype($1)", 1, p);
+			PGresult *tr = db_query_answer(conn, "SELECT pg_catalog.to_regtype($1)", 1, p);
 
 			if (!db_ok(tr) || PQgetisnull(tr, 0, 0))
 			{

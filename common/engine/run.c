@@ -15,6 +15,7 @@
 
 #include "core/db.h"
 #include "core/dryrun.h"
+#include "core/input_file.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -214,6 +215,16 @@ options_apply(const Plan *plan, const Options *opts)
 	return false;
 }
 
+/* The files the run reads whole are regular files within the limit, checked before it connects. */
+static bool
+input_files_ok(const Options *opts)
+{
+	long long limit = opts->mapping || opts->clerk_export ? input_file_limit() : 0;
+
+	return limit >= 0 && (opts->mapping == NULL || input_file_check(opts->mapping, "mapping file", limit))
+		&& (opts->clerk_export == NULL || input_file_check(opts->clerk_export, "Clerk export", limit));
+}
+
 /* The plan's lock, waiting up to --lock-wait; exits 4 naming the holder (1 when a signal stopped the wait). */
 static void
 take_plan_lock(Run *run, const Options *opts)
@@ -276,7 +287,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 	run->client = client_name();
 
 	run->plan = plan_load(opts->plan_path);
-	if (run->plan == NULL || !options_apply(run->plan, opts))
+	if (run->plan == NULL || !options_apply(run->plan, opts) || !input_files_ok(opts))
 		exit(EXIT_BAD_INPUT);
 	/* a dry run leaves no trace: no run log, no hook, no migration_log row */
 	record = take_lock && !opts->dry_run;
@@ -308,7 +319,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (!role_assume_owner(run->conn, run->plan, &run->role))
 		log_exit(EXIT_FAILED);
 	/* before anything reads or writes migration_log or migration_backup */
-	if (!trust_state(run->conn))
+	if (!trust_state(run->conn, run->plan->q_table))
 		log_exit(EXIT_REFUSED);
 	/* before anything writes the application's tables: no code of another role fires there */
 	if (take_lock && !trust_triggers(run->conn, run->plan))

@@ -8,6 +8,7 @@
 #include "engine/trust.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -15,6 +16,9 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/operation.h"
+
+/* the problem untrusted_sql gives for an object owned by another role (its text, below) */
+#define NOT_OURS "is owned by a role phasemig does not run as"
 
 /* (object, its owner, what is wrong) for everything of the state phasemig did not make */
 static const char *const untrusted_sql =
@@ -28,7 +32,8 @@ static const char *const untrusted_sql =
 	"  WHERE c.relnamespace IN (SELECT oid FROM ns) OR c.oid = log.oid OR c.oid IN ("
 	"    SELECT d.objid FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
 	"    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = log.oid)) "
-	"SELECT what, owner, problem FROM ("
+	"SELECT what, owner, problem, (SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
+	"  WHERE oid = pg_catalog.to_regclass($1)) AS table_owner FROM ("
 	"  SELECT 'schema migration_backup' AS what, pg_catalog.pg_get_userbyid(nspowner) AS owner, "
 	"    'is owned by a role phasemig does not run as' AS problem FROM ns WHERE nspowner NOT IN (SELECT oid FROM mine)"
 	"  UNION ALL SELECT pg_catalog.format('relation %s', oid::pg_catalog.regclass), pg_catalog.pg_get_userbyid(relowner), "
@@ -103,12 +108,43 @@ hint_adopt(PGconn *conn)
 	PQclear(res);
 }
 
-bool
-trust_state(PGconn *conn)
+/*
+ * The owner of the plan's table when it owns every object of RES and owning
+ * them is all that is wrong: the state a run as the table's owner made, seen
+ * by a run as another role.  NULL otherwise.
+ */
+static const char *
+table_owner_state(const PGresult *res)
 {
-	PGresult *res = db_query(conn, untrusted_sql, 0, NULL);
-	int n = PQntuples(res);
+	const char *owner = PQntuples(res) > 0 && !PQgetisnull(res, 0, 3) ? PQgetvalue(res, 0, 3) : NULL;
 
+	for (int i = 0; i < PQntuples(res) && owner; i++)
+		if (strcmp(PQgetvalue(res, i, 2), NOT_OURS) != 0 || strcmp(PQgetvalue(res, i, 1), owner) != 0)
+			owner = NULL;
+	return owner;
+}
+
+bool
+trust_state(PGconn *conn, const char *qtable)
+{
+	PGresult *res = db_query(conn, untrusted_sql, 1, &qtable);
+	int n = PQntuples(res);
+	const char *owner = table_owner_state(res);
+
+	if (owner)
+	{
+		/* phasemig's own state, made by a run as the table's owner: say whose, not to drop it */
+		log_error("phasemig's state (migration_log, schema migration_backup) belongs to role \"%s\", the owner "
+				  "of the plan's table; this run connects as \"%s\", which is not a member of it; nothing was read "
+				  "or changed",
+				  owner, PQuser(conn));
+		log_detail("%d object%s owned by \"%s\", e.g. %s", n, n == 1 ? "" : "s", owner, PQgetvalue(res, 0, 0));
+		log_hint("run phasemig as \"%s\", or as a member of it (GRANT \"%s\" TO \"%s\"); do not drop that "
+				 "state: it holds the audit trail and the backups",
+				 owner, owner, PQuser(conn));
+		PQclear(res);
+		return false;
+	}
 	for (int i = 0; i < n; i++)
 		log_error("%s (owner %s) %s", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
 	if (n > 0)

@@ -19,8 +19,10 @@
  * Check what exists of the state now; log each problem naming the object and
  * its owner and return false.  true when nothing exists yet or all is ours.
  * Inside phase1's creating transaction it sees what that transaction made.
+ * QTABLE (the plan's table, or NULL): when its owner owns all of the state,
+ * a run as another role is told to run as that owner instead.
  */
-bool trust_state(PGconn *conn);
+bool trust_state(PGconn *conn, const char *qtable);
 
 /*
  * Refuse code of another role on the application's tables: every trigger on

@@ -100,6 +100,31 @@ test_secrets(void)
 	CHECK(!secrets_collect("host=db password=a b", &s), "an unquoted blank accepted");
 	secrets_free(&s);
 	end();
+
+	begin("conninfo secrets: a command-line argument quoted in a usage error has its password masked");
+	{
+		static const struct
+		{
+			const char *arg, *shown;
+		} cases[] = {
+			{"--dbnme=postgresql://u:Pw123@h/db", "--dbnme=postgresql://u:********@h/db"},
+			{"postgresql://u:Pw123@h/db", "postgresql://u:********@h/db"},
+			{"host=h password=Pw123", "host=h password=********"},
+			{"--dbnme=bogus=1 password=Pw123", "--dbnme=(a connection string, not shown: it may hold a password)"},
+			{"host=h password=ab", "(a connection string, not shown: it may hold a password)"},
+			{"--batch-size=abc", "--batch-size=abc"},
+			{"prod", "prod"},
+		};
+
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		{
+			char *shown = secrets_mask_arg(cases[i].arg);
+
+			CHECK(strcmp(shown, cases[i].shown) == 0, "'%s' shown as '%s'", cases[i].arg, shown);
+			free(shown);
+		}
+	}
+	end();
 }
 
 void

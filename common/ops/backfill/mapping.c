@@ -16,6 +16,7 @@
 #include "core/db.h"
 #include "core/jstream.h"
 #include "core/log.h"
+#include "core/stop.h"
 #include "core/strbuf.h"
 #include "ops/backfill/export_user.h"
 
@@ -66,7 +67,7 @@ typedef enum
 	FORMAT_CSV
 } MappingFormat;
 
-/* The first non-blank byte tells the format: '{' export, '[' pairs, else CSV. */
+/* The first non-blank byte (after a byte order mark) tells the format: '{' export, '[' pairs, else CSV. */
 static int
 detect_format(const char *path, MappingFormat *format)
 {
@@ -78,9 +79,12 @@ detect_format(const char *path, MappingFormat *format)
 		log_error("could not open mapping file \"%s\": %s", path, strerror(errno));
 		return EXIT_BAD_INPUT;
 	}
+	/* a UTF-8 byte order mark, as some editors write, is not the first byte */
+	if ((c = getc(fp)) != 0xEF || getc(fp) != 0xBB || getc(fp) != 0xBF)
+		rewind(fp);
 	do
 		c = getc(fp);
-	while (c != EOF && isspace(c));
+	while (c != EOF && isspace(c) && !stop_requested());
 	fclose(fp);
 	if (c == EOF)
 	{
@@ -89,6 +93,52 @@ detect_format(const char *path, MappingFormat *format)
 	}
 	*format = c == '{' ? FORMAT_FIREBASE : c == '[' ? FORMAT_JSON_PAIRS : FORMAT_CSV;
 	return EXIT_DONE;
+}
+
+/*
+ * The COPY of element ELEMENT of the export PATH failed because the
+ * database's encoding has no equivalent for one of its characters: name the
+ * user and the field (the first of its strings the server cannot take as a
+ * parameter either).  Returns EXIT_REFUSED, logged.
+ */
+static int
+refuse_unrepresentable(PGconn *conn, const char *path, MappingFormat format, long long element)
+{
+	const char *encoding = PQparameterStatus(conn, "server_encoding");
+	JStream js;
+	json_t *elem = NULL;
+	const char *field = NULL, *key;
+	json_t *value;
+	char *user = NULL;
+
+	if (jstream_open(&js, path, format == FORMAT_FIREBASE ? "users" : NULL))
+		while (jstream_next(&js, &elem) == 1 && js.element < element)
+			json_decref(elem), elem = NULL;
+	jstream_close(&js);
+	json_object_foreach(elem, key, value)
+	{
+		const char *text = json_string_value(value);
+		PGresult *res = text ? db_query_try(conn, "SELECT $1::pg_catalog.text", 1, &text) : NULL;
+		bool refused = res && strcmp(db_sqlstate(res), SQLSTATE_UNTRANSLATABLE) == 0;
+
+		PQclear(res);
+		if (refused)
+		{
+			field = key;
+			break;
+		}
+	}
+	if (json_is_string(json_object_get(elem, "localId")))
+		user = str_printf("localId \"%s\"", json_string_value(json_object_get(elem, "localId")));
+	else if (json_is_string(json_object_get(elem, "firebase_uid")))
+		user = str_printf("firebase_uid \"%s\"", json_string_value(json_object_get(elem, "firebase_uid")));
+	log_error("mapping file \"%s\": user %s (element %lld): the field \"%s\" has characters the database's "
+			  "encoding %s cannot hold; nothing was changed",
+			  path, user ? user : "?", element, field ? field : "?", encoding ? encoding : "?");
+	log_hint("the export is UTF-8: migrate into a database created with ENCODING 'UTF8' (or correct the value)");
+	free(user);
+	json_decref(elem);
+	return EXIT_REFUSED;
 }
 
 static int
@@ -114,8 +164,9 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 		jstream_close(&js);
 		return EXIT_FAILED;
 	}
+	ci.quiet = true; /* a failure is reported below, naming the user */
 	sb_init(&row);
-	while ((rc = jstream_next(&js, &elem)) == 1)
+	while (!stop_requested() && (rc = jstream_next(&js, &elem)) == 1)
 	{
 		bool ok;
 
@@ -138,7 +189,9 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 	}
 	sb_free(&row);
 	log_progress_end();
-	if (rc < 0 && js.oversized)
+	if (stop_requested())
+		failure = "stopped";
+	else if (rc < 0 && js.oversized)
 	{
 		log_error("mapping file \"%s\": %s", path, js.error);
 		failure = "element too large";
@@ -150,7 +203,17 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 	}
 	jstream_close(&js);
 	if (!copyin_finish(&ci, failure))
-		return failure && PQstatus(conn) == CONNECTION_OK ? EXIT_BAD_INPUT : EXIT_FAILED;
+	{
+		if (failure)
+			return PQstatus(conn) == CONNECTION_OK && !stop_requested() ? EXIT_BAD_INPUT : EXIT_FAILED;
+		if (strcmp(ci.sqlstate, SQLSTATE_UNTRANSLATABLE) == 0 && ci.error_line > 0)
+			return refuse_unrepresentable(conn, path, format, ci.error_line);
+		if (ci.error_line > 0)
+			log_error("could not load mapping file \"%s\": element %lld: %s", path, ci.error_line, ci.error);
+		else
+			log_error("could not load mapping file \"%s\": %s", path, ci.error);
+		return EXIT_FAILED;
+	}
 	if (bad_attributes > 10)
 		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
 	{
@@ -188,11 +251,12 @@ open_csv(const char *path, const char *kind, const char *header, const char *wha
 /*
  * Send the rest of FP, which is closed here, to COPY_SQL (CSV, parsed by the
  * server).  Returns EXIT_DONE; EXIT_BAD_INPUT when the server refused the
- * file, with HINT (a format of PATH) logged; EXIT_FAILED when the
- * connection, not the file, failed.
+ * file (the line it refused named), with HINT (a format of PATH) logged;
+ * EXIT_REFUSED when the database's encoding cannot hold a character of it;
+ * EXIT_FAILED when the connection, not the file, failed, or a signal stopped it.
  */
 static int
-copy_csv_file(PGconn *conn, FILE *fp, const char *copy_sql, const char *path, const char *hint)
+copy_csv_file(PGconn *conn, FILE *fp, const char *copy_sql, const char *kind, const char *path, const char *hint)
 {
 	CopyIn ci;
 	bool ok;
@@ -202,12 +266,21 @@ copy_csv_file(PGconn *conn, FILE *fp, const char *copy_sql, const char *path, co
 		fclose(fp);
 		return EXIT_FAILED;
 	}
+	ci.kind = kind;
+	ci.file = path;
+	ci.line_offset = 1; /* the header, read by open_csv */
 	ok = copyin_file(&ci, fp);
 	fclose(fp);
 	if (copyin_finish(&ci, ok ? NULL : "read error"))
 		return EXIT_DONE;
-	if (PQstatus(conn) != CONNECTION_OK)
+	if (PQstatus(conn) != CONNECTION_OK || stop_requested())
 		return EXIT_FAILED;
+	if (strcmp(ci.sqlstate, SQLSTATE_UNTRANSLATABLE) == 0)
+	{
+		log_hint("the file is read as UTF-8: migrate into a database created with ENCODING 'UTF8' (or correct the "
+				 "value); nothing was changed");
+		return EXIT_REFUSED;
+	}
 	log_hint(hint, path);
 	return EXIT_BAD_INPUT;
 }
@@ -223,7 +296,7 @@ load_csv(PGconn *conn, const char *path, long long *loaded)
 		return EXIT_BAD_INPUT;
 	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_csv (clerk_user_id text, firebase_uid text)");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_csv");
-	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv)", path,
+	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_csv FROM STDIN (FORMAT csv)", "mapping file", path,
 					   "mapping file \"%s\" must be CSV with two columns, clerk_user_id and firebase_uid");
 	if (rc != EXIT_DONE)
 		return rc;
@@ -278,7 +351,7 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
 			"totp_secret text, password_digest text, password_hasher text)");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
-	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)", path,
+	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)", "Clerk export", path,
 					   "\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)");
 	if (rc != EXIT_DONE)
 		return rc;

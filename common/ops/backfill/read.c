@@ -77,7 +77,7 @@ uncastable_field(Run *run, const Op *op, const FieldMap *set)
 	if (target && staged)
 	{
 		char *sql = str_printf("SELECT CAST(NULL::%s AS %s)", staged, target);
-		PGresult *res = db_query_try(run->conn, sql, 0, NULL);
+		PGresult *res = db_query_answer(run->conn, sql, 0, NULL);
 
 		if (!db_ok(res))
 		{
