@@ -23,6 +23,7 @@
 #include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/progress.h"
+#include "engine/run.h"
 
 typedef struct Unit
 {
@@ -329,13 +330,12 @@ run_queue(Queue *q, int jobs)
 	workers = xcalloc((size_t) jobs, sizeof *workers);
 	for (int i = 0; i < jobs; i++)
 	{
-		char *appname =
-			str_printf("%s %s (phasemig run %.8s, job %d)", log_progname(), run->subcommand, run->run_id, i + 1);
+		char what[16];
 
+		snprintf(what, sizeof what, "job %d", i + 1);
 		workers[i].q = q;
 		workers[i].slot = i + 1;
-		workers[i].conn = db_connect(run->conninfo, appname);
-		free(appname);
+		workers[i].conn = run_connect(run, what);
 		if (workers[i].conn == NULL)
 		{
 			log_error("could not open connection %d of the %d that --jobs asks for; nothing was filled", i + 1, jobs);

@@ -326,6 +326,16 @@ run_start(int phase, const Options *opts, bool take_lock)
 	return run;
 }
 
+PGconn *
+run_connect(const Run *run, const char *what)
+{
+	char *appname = str_printf("%s %s (phasemig run %.8s, %s)", log_progname(), run->subcommand, run->run_id, what);
+	PGconn *conn = db_connect(run->conninfo, appname);
+
+	free(appname);
+	return conn;
+}
+
 void
 run_begin_phase(Run *run)
 {

@@ -18,6 +18,13 @@
  */
 Run *run_start(int phase, const Options *opts, bool take_lock);
 
+/*
+ * One more connection of this run, opened as its own was (phase2's --jobs
+ * workers, the --lag-query's): application_name "<binary> <subcommand>
+ * (phasemig run <id>, WHAT)".  NULL after saying why when it cannot be opened.
+ */
+PGconn *run_connect(const Run *run, const char *what);
+
 /* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
 void run_begin_phase(Run *run);
 /*
