@@ -93,3 +93,45 @@ wait "$HOLDER" 2>/dev/null
 assert_exit 0 "phase2 apply again, the lock gone" -- u 2 held apply --batch-size 20
 assert_contains "$LAST_ERR" "resuming the interrupted fill public.users.id" "goes on from the checkpoint"
 assert_eq "0" "$(unfilled held)" "every row filled"
+
+# load_run DB TAG: pgbench plays scripts/load/string-to-uuid.sql (4 clients) on DB until load_end
+PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1)
+load_run() {
+    PGAPPNAME=t43-load "$PGBENCH" -n -f "$ROOT/scripts/load/string-to-uuid.sql" -c 4 -j 2 -T 120 \
+        --failures-detailed --verbose-errors "$1" >"$TEST_TMP/$2.out" 2>"$TEST_TMP/$2.err" &
+    LOAD_PID=$!
+    wait_for_sql "$1" "select count(*) >= 4 from pg_stat_activity where application_name = 't43-load'" t
+}
+# load_end TAG: stop pgbench (SIGALRM ends a -T run with its summary); sets LOAD_TX and LOAD_FAILED
+# (failed transactions, deadlocks among them, and clients aborted by an error)
+load_end() {
+    local failed aborted
+    kill -ALRM "$LOAD_PID" 2>/dev/null; wait "$LOAD_PID"
+    LOAD_TX=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$TEST_TMP/$1.out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$TEST_TMP/$1.out")
+    aborted=$(grep -c 'aborted in command\|aborted while' "$TEST_TMP/$1.err")
+    LOAD_TX=${LOAD_TX:-0} LOAD_FAILED=$((${failed:-0} + aborted))
+}
+
+RUNS=6
+test_case "phase2 apply and rollback under the shipped load script (40 users, 50 journal entries each), $RUNS times: no application transaction fails"
+gen_app load 40 t43 "$DATA/load" --children 50
+must u 1 load apply
+total_tx=0 total_failed=0
+for i in $(seq "$RUNS"); do
+    load_run load "load$i"
+    assert_exit 0 "phase2 apply under load (run $i)" -- u 2 load apply --batch-size 500
+    applied_err=$LAST_ERR
+    assert_eq "0" "$(unfilled load)" "run $i: every row filled"
+    # its batches empty the shadows, locking rows the same way
+    [ "$i" = "$RUNS" ] || assert_exit 0 "phase2 rollback under load (run $i)" -- u 2 load rollback --batch-size 500
+    applied_err+=$LAST_ERR
+    load_end "load$i"; tx=$LOAD_TX failed=$LOAD_FAILED
+    total_tx=$((total_tx + tx)) total_failed=$((total_failed + failed))
+    echo "# run $i: $tx application transactions, $failed failed; phase2 gave way $(grep -c "gives way" <<<"$applied_err") times" >&2
+    [ "$failed" = 0 ] || _t_fail "run $i: $failed application transactions failed:" \
+        "$(grep -m3 -i 'deadlock\|error' "$TEST_TMP/load$i.err")"
+done
+assert_eq "0" "$total_failed" "failed application transactions over $RUNS runs ($total_tx transactions)"
+[ "$total_tx" -ge $((RUNS * 50)) ] || _t_fail "the load ran only $total_tx transactions: it cannot have met the batches"
+assert_eq "0" "$(q load "select count(*) from migration_log where status = 'running'")" "no row left running"
