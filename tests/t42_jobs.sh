@@ -114,6 +114,9 @@ assert_not_contains "$out" "apply: done" "never says done"
 assert_eq "0" "$(running term)" "no row left running"
 assert_eq "failed" "$(q term "select status from migration_log where phase = 2 and operation = 'apply' order by id desc limit 1")" "the run recorded as failed"
 assert_ne "0" "$(q term "select count(*) from public.users where id_uuid is null")" "the fill stopped part way"
+assert_exit 0 "status after the lost run" -- u 2 term status
+assert_contains "$LAST_OUT" "last run: apply failed" "status: the run failed"
+assert_contains "$LAST_OUT" "the run's own connection was lost" "status says why"
 assert_exit 0 "phase2 --jobs 2 again" -- u 2 term apply --batch-size 50 --jobs 2
 assert_contains "$LAST_ERR" "resuming the interrupted" "resumed from the checkpoints"
 assert_eq "$(table_checksums one)" "$(table_checksums term)" "every table as the uninterrupted --jobs 1 run left it"
