@@ -2,7 +2,8 @@
 # change its sleep and batch size between two batches (each change in its run log, the row in
 # status, the rate measured afresh after each), a result equal to an unthrottled run's;
 # --lag-query pauses while the operator's lag measure is over --max-lag-ms and is refused,
-# before anything changes, when it is no measure; --max-lag-ms warns when no standby is connected.
+# before anything changes, when it is no measure (naming it); it runs on its own connection, so it
+# cannot release the plan's lock; --max-lag-ms warns when no standby is connected.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
@@ -89,6 +90,33 @@ assert_contains "$LAST_ERR" "needs --max-lag-ms" "says what it needs"
 assert_exit 0 "phase2 apply --max-lag-ms on a server with no standby" -- p2 apply -d lagbad \
     --mapping "$DATA/firebase-export.json" --max-lag-ms 100
 assert_contains "$LAST_ERR" "no standby is connected to this server" "warns that there is nothing to wait for"
+
+test_case "--lag-query runs on a connection of its own: unlocking advisory locks there lets no second run in; NaN, infinities, over 9.2e18, negative lags and its errors are refused naming --lag-query"
+gen_app lagown 600 t07l "$DATA"
+must p1 apply -d lagown
+unlock="select 0 from (select pg_advisory_unlock_all()) s"
+p2 apply -d lagown --mapping "$DATA/firebase-export.json" --max-lag-ms 100 --lag-query "$unlock" \
+    --batch-size 20 --sleep-ms 50 >"$TEST_TMP/own.out" 2>&1 &
+own_pid=$!
+wait_for_sql lagown "select coalesce(max(rows_done), 0) >= 40 from migration_log where phase = 2 and status = 'running'" t
+assert_exit 4 "a second phase2 apply of the plan while the first runs" -- p2 apply -d lagown \
+    --mapping "$DATA/firebase-export.json" --lock-wait 0
+assert_contains "$LAST_ERR" "another run holds the lock of plan" "says the lock is held"
+wait "$own_pid"; rc=$?
+assert_eq "0" "$rc" "the first run ends done ($(tail -2 "$TEST_TMP/own.out"))"
+assert_eq "1" "$(q lagown "select count(*) from migration_log where phase = 2 and operation = 'apply'")" "one phase2 run recorded, the second never started"
+assert_eq "$(users_digest lag)" "$(users_digest lagown)" "every user as the other --lag-query run left them"
+before=$(db_state lagown; q lagown "select count(*) from migration_log")
+for bad in "select 'NaN'::float8" "select 'Infinity'::float8" "select '-Infinity'::float8" "select 1e19" "select -5"; do
+    assert_exit 2 "phase2 apply --lag-query \"$bad\"" -- p2 apply -d lagown --mapping "$DATA/firebase-export.json" \
+        --max-lag-ms 100 --lag-query "$bad"
+    assert_contains "$LAST_ERR" "error: --lag-query returned" "\"$bad\": refused as no lag"
+    assert_contains "$LAST_ERR" "statement: $bad" "\"$bad\": the query named"
+done
+assert_exit 2 "phase2 apply --lag-query \"select 1/0\"" -- p2 apply -d lagown --mapping "$DATA/firebase-export.json" \
+    --max-lag-ms 100 --lag-query "select 1/0"
+assert_contains "$LAST_ERR" "error: --lag-query failed: division by zero" "the error says it came from --lag-query"
+assert_eq "$before" "$(db_state lagown; q lagown "select count(*) from migration_log")" "nothing changed"
 
 test_case "throttle refuses what it does not set, and a database phase1 never prepared"
 assert_exit 2 "--pause and --resume together" -- p2 throttle -d lagbad --pause --resume

@@ -1,6 +1,6 @@
 # t42_jobs.sh -- phase2 apply --jobs: key ranges on several connections give the same data
 # and the same migration_log totals as one connection, for both jobs, also when a --jobs run
-# is killed (kill -9) or stopped (SIGTERM) and resumed with another --jobs.
+# is killed (kill -9) or stopped (SIGTERM) and resumed with another --jobs, and when its main connection idles under idle_session_timeout or is terminated.
 source "$(dirname "$0")/lib.sh"
 
 UUID_PLAN=$ROOT/plans/string-to-uuid.json
@@ -80,6 +80,48 @@ n=$(all_rows kill)
 assert_contains "$LAST_OUT" "all tables: $n of $n rows scanned (100.0%)" "status adds up the ranges of the three runs, each once"
 assert_not_contains "$LAST_OUT" "interrupted;" "no range shown as interrupted"
 assert_eq "0" "$(running kill)" "no row left running"
+
+# ---------------------------------------------------------------- the main connection of a --jobs run
+# the run's own connection (it holds the plan's lock), not a job's: "phase2 apply (phasemig run 1234abcd)"
+main_backend="application_name ~ '^phase2 apply \(phasemig run [0-9a-f]{8}\)\$'"
+test_case "string to uuid: --jobs 2 under a role's idle_session_timeout = 2s: the main connection, idle while the jobs fill, is kept; the run ends as an uninterrupted one"
+uuid_app idle
+assert_exit 0 "phase1" -- u 1 idle apply
+must q idle "alter role current_user in database idle set idle_session_timeout = '2s'"
+t0=$SECONDS
+assert_exit 0 "phase2 --jobs 2" -- u 2 idle apply --batch-size 50 --sleep-ms 60 --jobs 2
+took=$((SECONDS - t0))
+[ "$took" -ge 4 ] || _t_fail "the run took ${took}s: too short for the 2s idle timeout to matter"
+assert_not_contains "$LAST_ERR" "no connection to the server" "no connection lost"
+assert_eq "0" "$(running idle)" "no row left running"
+assert_eq "0" "$(q idle "select count(*) from migration_log where phase = 2 and status <> 'done'")" "every phase2 row done"
+assert_eq "$(table_checksums one)" "$(table_checksums idle)" "every table as the uninterrupted --jobs 1 run left it"
+assert_eq "$(filled one)" "$(filled idle)" "migration_log: the same rows filled per table"
+must q idle "alter role current_user in database idle reset idle_session_timeout"
+
+test_case "string to uuid: pg_terminate_backend of a --jobs 2 run's main connection fails the run (exit 1, recorded failed, no row running); a re-run ends as an uninterrupted one"
+uuid_app term
+assert_exit 0 "phase1" -- u 1 term apply
+"$BIN/phase2" apply --plan "$UUID_PLAN" --logs-dir "$LOGS" -d term --batch-size 50 --sleep-ms 30 --jobs 2 >"$TEST_TMP/t1.out" 2>&1 &
+victim=$!
+wait_for_sql term "select count(*) >= 2 from migration_log where operation ~ '\[' and rows_done >= 200" t 60
+assert_eq "t" "$(q term "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'term' and $main_backend")" "the main backend terminated"
+wait "$victim"; rc=$?
+out=$(cat "$TEST_TMP/t1.out")
+assert_eq "1" "$rc" "exit 1 ($(tail -3 <<<"$out"))"
+assert_contains "$out" "the run's own connection was lost" "says the main connection was lost"
+assert_not_contains "$out" "apply: done" "never says done"
+assert_eq "0" "$(running term)" "no row left running"
+assert_eq "failed" "$(q term "select status from migration_log where phase = 2 and operation = 'apply' order by id desc limit 1")" "the run recorded as failed"
+assert_ne "0" "$(q term "select count(*) from public.users where id_uuid is null")" "the fill stopped part way"
+assert_exit 0 "status after the lost run" -- u 2 term status
+assert_contains "$LAST_OUT" "last run: apply failed" "status: the run failed"
+assert_contains "$LAST_OUT" "the run's own connection was lost" "status says why"
+assert_exit 0 "phase2 --jobs 2 again" -- u 2 term apply --batch-size 50 --jobs 2
+assert_contains "$LAST_ERR" "resuming the interrupted" "resumed from the checkpoints"
+assert_eq "$(table_checksums one)" "$(table_checksums term)" "every table as the uninterrupted --jobs 1 run left it"
+assert_eq "$(filled one)" "$(filled term)" "migration_log: each row filled once over the two runs"
+assert_eq "0" "$(running term)" "no row left running"
 
 # ---------------------------------------------------------------- clerk to firebase
 test_case "clerk to firebase: --jobs 2 gives the same users and totals as --jobs 1; its shared lookups are dropped"

@@ -122,6 +122,13 @@ db_connect(const char *conninfo, const char *application_name)
 	 */
 	PQclear(PQexec(conn, "SET statement_timeout = 0"));
 	/*
+	 * A role's idle_session_timeout would end the run's own connection while
+	 * it waits (on --jobs workers, a pause, a hook), and the plan's lock with
+	 * it.  idle_in_transaction_session_timeout stays: phasemig never waits
+	 * inside a transaction, so it only ends a stuck one holding row locks.
+	 */
+	PQclear(PQexec(conn, "SET idle_session_timeout = 0"));
+	/*
 	 * If this process dies (kill -9, a lost terminal), the server notices the
 	 * closed socket within a second and cancels our statement, releasing the
 	 * plan's lock, instead of finishing a long statement nobody waits for.

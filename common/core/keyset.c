@@ -37,7 +37,8 @@ keyset_batch_sql(const KeysetBatch *k, bool first)
 	else
 		sb_printf(&sb, "SELECT t.%s AS key%s FROM %s t", k->key, k->columns ? k->columns : "", k->table);
 	append_where(&sb, k, first);
-	sb_printf(&sb, " ORDER BY t.%s LIMIT $1%s", k->key, k->lock ? " FOR NO KEY UPDATE" : "");
+	/* NOWAIT: a row the application holds fails the batch at once (engine/batch.c retries a smaller one) */
+	sb_printf(&sb, " ORDER BY t.%s LIMIT $1%s", k->key, k->lock ? " FOR NO KEY UPDATE NOWAIT" : "");
 	if (k->take)
 		sb_append(&sb, ") RETURNING d.*");
 	sb_printf(&sb,

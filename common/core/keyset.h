@@ -17,7 +17,12 @@ typedef struct KeysetBatch
 	const char *columns; /* more columns of b (", t.x AS x, ..."), or NULL */
 	const char *filter;  /* a condition on t besides the key range, or NULL */
 	const char *upper;   /* a SQL literal: the range's last key, or NULL */
-	bool lock;           /* FOR NO KEY UPDATE the batch's rows */
+	/*
+	 * FOR NO KEY UPDATE NOWAIT the batch's rows: the batch never waits on a
+	 * row lock an application transaction holds (so it is never the reason
+	 * that transaction deadlocks); the statement fails with 55P03 instead.
+	 */
+	bool lock;
 	/*
 	 * Take the batch's rows out of the table (DELETE ... RETURNING, all
 	 * columns): a backup drained by a restore.

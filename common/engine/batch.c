@@ -2,7 +2,10 @@
  * batch.c: runs keyset batches (pgroll's one-statement shape) with the
  * checkpoint in the same transaction, so kill -9 loses no work and repeats
  * none; adapts the batch size (pt-online-schema-change's chunk-time) and
- * waits for lagging standbys (gh-ost).
+ * waits for lagging standbys (gh-ost).  A batch gives way to the
+ * application: it never waits on a row the application holds locked
+ * (keyset.h's NOWAIT) and waits on any other lock for less than the
+ * server's deadlock_timeout; it is rolled back and retried smaller instead.
  */
 #include "engine/batch.h"
 
@@ -104,22 +107,34 @@ typedef enum
 } BatchOutcome;
 
 /*
- * One batch of SIZE rows and its checkpoint in one transaction under the
- * DDL lock timeout; *scanned gets the rows it walked.  Row locks not had in
- * time are BATCH_LOCKED, to try again, unless RETRY is false.
+ * The batch's lock_timeout: the run's, but under half the server's
+ * deadlock_timeout.  Should the batch wait on a lock (a unique or foreign key
+ * check, a restore's UPDATE) while an application transaction waits on one
+ * of its rows, the batch's wait ends first and it is the one rolled back.
+ */
+static const char *const batch_lock_timeout_sql =
+	"SELECT pg_catalog.set_config('lock_timeout', greatest(1, least($1::integer, (SELECT s.setting::integer / 2 "
+	"FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, true)";
+
+/*
+ * One batch of SIZE rows and its checkpoint in one transaction;
+ * *scanned gets the rows it walked.  A row held by another transaction
+ * (NOWAIT), a lock not had in time or a deadlock is BATCH_LOCKED, to try
+ * again, unless RETRY is false.
  */
 static BatchOutcome
 one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 {
-	char limit[16], lock_timeout[64];
+	char limit[16], lock_timeout[16];
 	const char *params[2] = {limit, b->last_key};
+	const char *lt_params[1] = {lock_timeout};
 	const char *sql = b->last_key ? b->sql_next : b->sql_first;
 	PGresult *res;
 
 	snprintf(limit, sizeof limit, "%d", size);
-	snprintf(lock_timeout, sizeof lock_timeout, "SET LOCAL lock_timeout = %d", db_get_retry()->lock_timeout_ms);
+	snprintf(lock_timeout, sizeof lock_timeout, "%d", db_get_retry()->lock_timeout_ms);
 	db_exec(run->conn, "BEGIN");
-	db_exec(run->conn, lock_timeout);
+	db_execp(run->conn, batch_lock_timeout_sql, 1, lt_params);
 	res = db_query_try(run->conn, sql, b->last_key ? 2 : 1, params);
 	if (!db_ok(res))
 	{
@@ -168,11 +183,35 @@ dry_run_batches(const BatchLoop *b)
 	return EXIT_DONE;
 }
 
+/*
+ * How long the loop keeps retrying a batch that meets locked rows: as long as
+ * a batch waited for its locks before, the run's lock timeout times the
+ * plan's attempts.
+ */
+static double
+lock_budget_ms(void)
+{
+	return (double) db_get_retry()->lock_timeout_ms * db_get_retry()->max_attempts;
+}
+
+/* The pause before retry number STREAK of a batch that met locked rows: doubling from 20 ms to 1 s, jittered. */
+static long
+lock_backoff_ms(int streak)
+{
+	long ceiling = 20L << (streak < 6 ? streak : 6);
+
+	if (ceiling > 1000)
+		ceiling = 1000;
+	return ceiling / 2 + random() % (ceiling / 2 + 1);
+}
+
 int
 batch_loop(Run *run, BatchLoop *b)
 {
 	double started = clock_now_ms();
+	double locked_since = 0; /* when the batch first met locked rows, 0: it did not */
 	int size = b->batch_size;
+	int full = 0; /* the size before locked rows shrank it, 0: not shrunk */
 	long long scanned = 0;
 
 	if (dryrun_on())
@@ -187,6 +226,7 @@ batch_loop(Run *run, BatchLoop *b)
 	{
 		double t0, took;
 		int rc;
+		bool retry;
 
 		if ((rc = stop_before_batch(b)) != EXIT_DONE)
 			return rc;
@@ -195,18 +235,41 @@ batch_loop(Run *run, BatchLoop *b)
 		if (b->max_lag_ms > 0 && (rc = throttle_wait_for_lag(run, b->max_lag_ms, b->lag_query)) != EXIT_DONE)
 			return rc;
 		t0 = clock_now_ms();
-		switch (one_batch(run, b, size, attempt < db_get_retry()->max_attempts, &scanned))
+		/* a row that stays locked: give up once the budget is spent with batches of one row */
+		retry = size > 1 || locked_since == 0 || t0 - locked_since < lock_budget_ms();
+		switch (one_batch(run, b, size, retry, &scanned))
 		{
 			case BATCH_FAILED:
+				if (!retry)
+				{
+					log_error("%s: the row after key %s stayed locked by another transaction for %.0f s (%d "
+							  "attempts); every batch before it is committed with its checkpoint",
+							  b->what, b->last_key ? b->last_key : "(start)", (t0 - locked_since) / 1000.0, attempt);
+					log_hint("find the transaction holding it (pg_locks, pg_stat_activity) and end it, then run the "
+							 "same command again: it goes on from there");
+				}
 				return EXIT_FAILED;
 			case BATCH_LOCKED:
-				log_warning("batch after key %s waited too long for row locks; retrying (attempt %d)",
-							b->last_key ? b->last_key : "(start)", attempt);
-				db_sleep_ms(100L * attempt);
+			{
+				long pause = lock_backoff_ms(attempt - 1);
+
+				/* half the rows: those before the locked row commit, and it comes first */
+				if (full == 0)
+					full = size;
+				if (locked_since == 0)
+					locked_since = t0;
+				size = size > 1 ? size / 2 : 1;
+				log_progress_end();
+				log_warning("%s: the batch after key %s met a row locked by another transaction (phasemig gives "
+							"way); retrying with %d rows in %ld ms (attempt %d)",
+							b->what, b->last_key ? b->last_key : "(start)", size, pause, attempt);
+				db_sleep_ms(pause);
 				attempt++;
 				continue;
+			}
 			case BATCH_COMMITTED:
 				attempt = 1;
+				locked_since = 0;
 				break;
 		}
 		took = clock_now_ms() - t0;
@@ -215,7 +278,14 @@ batch_loop(Run *run, BatchLoop *b)
 		progress_batch(b, scanned, size);
 		if (scanned < size)
 			break;
-		if (b->target_batch_ms > 0)
+		if (full > 0)
+		{
+			/* past the locked rows: back to the size it had, doubling */
+			size = size * 2 < full ? size * 2 : full;
+			if (size == full)
+				full = 0;
+		}
+		else if (b->target_batch_ms > 0)
 			size = adapt(size, took, b->target_batch_ms);
 		if (b->sleep_ms > 0)
 			db_sleep_ms(b->sleep_ms);

@@ -9,6 +9,7 @@
 #include "engine/fill.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ typedef struct Worker
 	int slot; /* 1..jobs, for stop_watch */
 	PGconn *conn;
 	int rc;
+	atomic_bool finished; /* its thread is about to return */
 	pthread_t thread;
 } Worker;
 
@@ -265,7 +267,48 @@ work(void *arg)
 	while (w->rc == EXIT_DONE && (u = take(w->q)) != NULL)
 		if ((w->rc = run_unit(&run, u)) != EXIT_DONE)
 			batch_abandon(true);
+	atomic_store(&w->finished, true);
 	return NULL;
+}
+
+/*
+ * While the jobs fill, the run's own connection (it holds the plan's lock)
+ * only waits: ask it every second whether it is still there.  Lost, the lock
+ * went with it, so the jobs stop at their next batch boundary and the run
+ * fails.  Returns false when it was lost.
+ */
+static bool
+watch_main_connection(Run *run, Worker *workers, int started)
+{
+	bool alive = true;
+	int ticks = 0;
+
+	for (;;)
+	{
+		bool all = true;
+
+		for (int i = 0; i < started; i++)
+			all &= atomic_load(&workers[i].finished);
+		if (all)
+			return alive;
+		db_sleep_ms(100);
+		if (!alive || ++ticks % 10 != 0)
+			continue;
+		PQclear(PQexec(run->conn, "SELECT 1"));
+		if (PQstatus(run->conn) != CONNECTION_OK)
+		{
+			char msg[512];
+
+			snprintf(msg, sizeof msg, "%s", PQerrorMessage(run->conn));
+			msg[strcspn(msg, "\n")] = '\0';
+			log_progress_end();
+			log_error("the run's own connection was lost while the jobs filled (%s): the plan's lock went with "
+					  "it, so the jobs stop at their next batch boundary",
+					  msg);
+			batch_abandon(true);
+			alive = false;
+		}
+	}
 }
 
 /* Run the queue on run->conn alone, or on JOBS connections of their own. */
@@ -287,13 +330,12 @@ run_queue(Queue *q, int jobs)
 	workers = xcalloc((size_t) jobs, sizeof *workers);
 	for (int i = 0; i < jobs; i++)
 	{
-		char *appname =
-			str_printf("%s %s (phasemig run %.8s, job %d)", log_progname(), run->subcommand, run->run_id, i + 1);
+		char what[16];
 
+		snprintf(what, sizeof what, "job %d", i + 1);
 		workers[i].q = q;
 		workers[i].slot = i + 1;
-		workers[i].conn = run_connect(run, appname);
-		free(appname);
+		workers[i].conn = run_connect(run, what);
 		if (workers[i].conn == NULL)
 		{
 			log_error("could not open connection %d of the %d that --jobs asks for; nothing was filled", i + 1, jobs);
@@ -314,6 +356,8 @@ run_queue(Queue *q, int jobs)
 			rc = EXIT_FAILED;
 			break;
 		}
+	if (!watch_main_connection(run, workers, started))
+		rc = EXIT_FAILED;
 	for (int i = 0; i < started; i++)
 		pthread_join(workers[i].thread, NULL);
 	for (int i = 0; i < started; i++)
@@ -427,10 +471,17 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 	rc = run_queue(&q, jobs);
 	stop_at_batch_boundary(false);
 	progress_job_end();
-	/* 5. close every unit's row, started or not */
+	/* a lost connection: once more, to record each unit's outcome; the run has failed all the same */
+	if (PQstatus(run->conn) != CONNECTION_OK)
+	{
+		rc = EXIT_FAILED;
+		PQreset(run->conn);
+	}
+	/* 5. close every unit's row, started or not (the run's end records them when the connection is gone) */
 	for (int i = 0; i < q.n; i++)
 	{
-		finish_unit(run, q.units[i]);
+		if (PQstatus(run->conn) == CONNECTION_OK)
+			finish_unit(run, q.units[i]);
 		unit_free(q.units[i]);
 	}
 	free(q.units);

@@ -346,10 +346,12 @@ run_start(int phase, const Options *opts, bool take_lock)
 }
 
 PGconn *
-run_connect(const Run *run, const char *application_name)
+run_connect(const Run *run, const char *what)
 {
-	PGconn *conn = db_connect(run->conninfo, application_name);
+	char *appname = str_printf("%s %s (phasemig run %.8s, %s)", log_progname(), run->subcommand, run->run_id, what);
+	PGconn *conn = db_connect(run->conninfo, appname);
 
+	free(appname);
 	if (conn != NULL && !role_set(conn, run->role))
 	{
 		PQfinish(conn);

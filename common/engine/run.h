@@ -19,12 +19,13 @@
 Run *run_start(int phase, const Options *opts, bool take_lock);
 
 /*
- * Another connection for RUN (phase2 --jobs): as the run's own, with the
- * same role (SET ROLE to the table's owner when the run switched).  Every
- * connection a run opens after run_start() comes from here.  NULL after
- * logging why.
+ * One more connection of this run, opened as its own was (phase2's --jobs
+ * workers, the --lag-query's), with the same role (SET ROLE to the table's
+ * owner when the run switched): every connection a run opens after
+ * run_start() comes from here.  application_name "<binary> <subcommand>
+ * (phasemig run <id>, WHAT)".  NULL after saying why when it cannot be opened.
  */
-PGconn *run_connect(const Run *run, const char *application_name);
+PGconn *run_connect(const Run *run, const char *what);
 
 /* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
 void run_begin_phase(Run *run);

@@ -5,6 +5,8 @@
 #include "engine/throttle.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "core/stop.h"
 #include "engine/guard.h"
 #include "engine/progress.h"
+#include "engine/run.h"
 
 typedef struct Control
 {
@@ -205,11 +208,86 @@ throttle_command(Run *run, const Options *opts)
 	return EXIT_DONE;
 }
 
+/*
+ * The operator's --lag-query runs on a connection of its own, never on the
+ * run's (which holds the plan's lock: pg_advisory_unlock_all() there would
+ * let a second run in), read-only.  Opened by the first check, before any
+ * --jobs worker starts; the workers share it, one query at a time.
+ */
+static PGconn *lag_conn;
+static pthread_mutex_t lag_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+close_lag_connection(void *arg)
+{
+	(void) arg;
+	PQfinish(lag_conn);
+	lag_conn = NULL;
+}
+
+static bool
+open_lag_connection(Run *run)
+{
+	if (lag_conn != NULL)
+		return true;
+	if ((lag_conn = run_connect(run, "lag query")) == NULL)
+	{
+		log_error("could not open the connection --lag-query runs on");
+		return false;
+	}
+	log_on_exit(close_lag_connection, NULL);
+	PQclear(PQexec(lag_conn, "SET default_transaction_read_only = on"));
+	return true;
+}
+
+/* The operator's query's lag on lag_conn; false after saying why (naming --lag-query) when it is no lag. */
+static bool
+lag_of_query(const char *lag_query, long long *lag)
+{
+	PGresult *res;
+	bool ok = false;
+
+	/* read-only; one statement (the extended protocol allows no more) */
+	PQclear(PQexec(lag_conn, "BEGIN READ ONLY"));
+	res = PQexecParams(lag_conn, lag_query, 0, NULL, NULL, NULL, NULL, 0);
+	if (!db_ok(res))
+	{
+		log_error("--lag-query failed: %s", db_error_line(res, lag_conn));
+		log_detail("statement: %s", lag_query);
+	}
+	else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+		log_error("--lag-query must return one row with one non-NULL column (the lag in ms); it returned %d "
+				  "rows of %d columns",
+				  PQntuples(res), PQnfields(res));
+	else
+	{
+		const char *text = PQgetvalue(res, 0, 0);
+		char *end;
+		double v = strtod(text, &end);
+
+		/* a bigint holds up to 9.2e18: a larger lag, NaN or infinity would wrap, a negative one never pause */
+		if (end == text || *end != '\0')
+			log_error("--lag-query returned \"%s\", not a number of milliseconds", text);
+		else if (!isfinite(v) || v < 0 || v > 9.2e18)
+			log_error("--lag-query returned %s: a lag is a finite number of milliseconds, 0 or more (at most 9.2e18)",
+					  text);
+		else
+		{
+			*lag = (long long) v;
+			ok = true;
+		}
+		if (!ok)
+			log_detail("statement: %s", lag_query);
+	}
+	PQclear(res);
+	PQclear(PQexec(lag_conn, "ROLLBACK"));
+	return ok;
+}
+
 /* The lag now, in ms: the operator's query's, else the largest replay lag of the standbys. */
 static long long
 lag_now(Run *run, const char *lag_query, bool *ok)
 {
-	PGresult *res;
 	long long lag = 0;
 
 	*ok = true;
@@ -218,33 +296,9 @@ lag_now(Run *run, const char *lag_query, bool *ok)
 						"SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
 						"FROM pg_catalog.pg_stat_replication",
 						0, NULL);
-	/* the operator's query, read-only; one statement (the extended protocol allows no more) */
-	db_exec(run->conn, "BEGIN READ ONLY");
-	res = PQexecParams(run->conn, lag_query, 0, NULL, NULL, NULL, NULL, 0);
-	if (!db_ok(res) || PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
-	{
-		if (!db_ok(res))
-			db_report(res, run->conn, lag_query);
-		else
-			log_error("--lag-query must return one row with one non-NULL column (the lag in ms); it returned %d "
-					  "rows of %d columns",
-					  PQntuples(res), PQnfields(res));
-		*ok = false;
-	}
-	else
-	{
-		char *end;
-		double v = strtod(PQgetvalue(res, 0, 0), &end);
-
-		if (*end != '\0')
-		{
-			log_error("--lag-query returned \"%s\", not a number of milliseconds", PQgetvalue(res, 0, 0));
-			*ok = false;
-		}
-		lag = (long long) v;
-	}
-	PQclear(res);
-	PQclear(PQexec(run->conn, "ROLLBACK"));
+	pthread_mutex_lock(&lag_mutex);
+	*ok = open_lag_connection(run) && lag_of_query(lag_query, &lag);
+	pthread_mutex_unlock(&lag_mutex);
 	return lag;
 }
 

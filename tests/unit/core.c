@@ -152,7 +152,7 @@ test_keyset_batch(void)
 		 "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id <= 'k9' ORDER BY t.id LIMIT $1"},
 		{false, NULL, NULL, true,
 		 "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 ORDER BY t.id LIMIT $1 "
-		 "FOR NO KEY UPDATE"},
+		 "FOR NO KEY UPDATE NOWAIT"},
 		{false, "'k9'", "t.v IS NULL", false,
 		 "WITH b AS (SELECT t.id AS key FROM s.t t WHERE t.id > $2 AND t.id <= "
 		 "'k9' AND (t.v IS NULL) ORDER BY t.id LIMIT $1"},
