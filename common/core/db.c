@@ -49,6 +49,76 @@ pin_client_encoding(PGconn *conn)
 	return true;
 }
 
+/* The settings of every session, each checked: one that did not apply fails the connection. */
+static const char *const session_settings[] = {
+	/* the server's NOTICEs ("already exists, skipping") are noise to an operator */
+	"SET client_min_messages = warning",
+	/*
+	 * A role's statement_timeout would kill a long CREATE INDEX CONCURRENTLY
+	 * or VALIDATE halfway; phasemig bounds its waits with lock_timeout instead.
+	 */
+	"SET statement_timeout = 0",
+	/*
+	 * A role's idle_session_timeout would end the run's own connection while
+	 * it waits (on --jobs workers, a pause, a hook), and the plan's lock with
+	 * it.  idle_in_transaction_session_timeout stays: phasemig never waits
+	 * inside a transaction, so it only ends a stuck one holding row locks.
+	 */
+	"SET idle_session_timeout = 0",
+	/*
+	 * If this process dies (kill -9, a lost terminal), the server notices the
+	 * closed socket within a second and cancels our statement, releasing the
+	 * plan's lock, instead of finishing a long statement nobody waits for.
+	 */
+	"SET client_connection_check_interval = 1000",
+	/*
+	 * phase2 stages the mapping and its lookups in temporary tables that the
+	 * batches probe for every row: room for them in this session's local
+	 * buffers (allocated as used, settable only before a temporary table is).
+	 */
+	"SET temp_buffers = '256MB'",
+};
+
+/*
+ * What every phasemig session runs with, set on a new connection and again
+ * after a reset: an empty search_path, UTF8, the server's version checked,
+ * and the settings below.  Logs and returns false on failure.
+ */
+static bool
+session_setup(PGconn *conn)
+{
+	PGresult *res;
+
+	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', '', false)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		db_report(res, conn, "SELECT pg_catalog.set_config('search_path', '', false)");
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	if (!pin_client_encoding(conn))
+		return false;
+	if (PQserverVersion(conn) < 140000)
+	{
+		log_error("the server runs PostgreSQL %d.%d; phasemig needs 14 or later", PQserverVersion(conn) / 10000,
+				  PQserverVersion(conn) % 10000);
+		return false;
+	}
+	for (size_t i = 0; i < sizeof session_settings / sizeof session_settings[0]; i++)
+	{
+		res = PQexec(conn, session_settings[i]);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			db_report(res, conn, session_settings[i]);
+			PQclear(res);
+			return false;
+		}
+		PQclear(res);
+	}
+	return true;
+}
+
 PGconn *
 db_connect(const char *conninfo, const char *application_name)
 {
@@ -59,7 +129,6 @@ db_connect(const char *conninfo, const char *application_name)
 	const char *source = "given with -d";
 	Secrets secrets = {0};
 	PGconn *conn;
-	PGresult *res;
 
 	if (dbname == NULL || dbname[0] == '\0')
 		dbname = getenv("DATABASE_URL"), source = "in DATABASE_URL";
@@ -93,54 +162,24 @@ db_connect(const char *conninfo, const char *application_name)
 		return NULL;
 	}
 	secrets_free(&secrets);
-	res = PQexec(conn, "SELECT pg_catalog.set_config('search_path', '', false)");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		db_report(res, conn, "SELECT pg_catalog.set_config('search_path', '', false)");
-		PQclear(res);
-		PQfinish(conn);
-		return NULL;
-	}
-	PQclear(res);
-	if (!pin_client_encoding(conn))
+	if (!session_setup(conn))
 	{
 		PQfinish(conn);
 		return NULL;
 	}
-	if (PQserverVersion(conn) < 140000)
-	{
-		log_error("the server runs PostgreSQL %d.%d; phasemig needs 14 or later", PQserverVersion(conn) / 10000,
-				  PQserverVersion(conn) % 10000);
-		PQfinish(conn);
-		return NULL;
-	}
-	/* the server's NOTICEs ("already exists, skipping") are noise to an operator */
-	PQclear(PQexec(conn, "SET client_min_messages = warning"));
-	/*
-	 * A role's statement_timeout would kill a long CREATE INDEX CONCURRENTLY
-	 * or VALIDATE halfway; phasemig bounds its waits with lock_timeout instead.
-	 */
-	PQclear(PQexec(conn, "SET statement_timeout = 0"));
-	/*
-	 * A role's idle_session_timeout would end the run's own connection while
-	 * it waits (on --jobs workers, a pause, a hook), and the plan's lock with
-	 * it.  idle_in_transaction_session_timeout stays: phasemig never waits
-	 * inside a transaction, so it only ends a stuck one holding row locks.
-	 */
-	PQclear(PQexec(conn, "SET idle_session_timeout = 0"));
-	/*
-	 * If this process dies (kill -9, a lost terminal), the server notices the
-	 * closed socket within a second and cancels our statement, releasing the
-	 * plan's lock, instead of finishing a long statement nobody waits for.
-	 */
-	PQclear(PQexec(conn, "SET client_connection_check_interval = 1000"));
-	/*
-	 * phase2 stages the mapping and its lookups in temporary tables that the
-	 * batches probe for every row: room for them in this session's local
-	 * buffers (allocated as used, settable only before a temporary table is).
-	 */
-	PQclear(PQexec(conn, "SET temp_buffers = '256MB'"));
 	return conn;
+}
+
+bool
+db_reset(PGconn *conn)
+{
+	PQreset(conn);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		log_error("could not connect to the database again: %s", db_error_line(NULL, conn));
+		return false;
+	}
+	return session_setup(conn);
 }
 
 bool

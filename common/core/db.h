@@ -26,6 +26,11 @@
  * (with the pieces of a URI's user info) is masked in libpq's message.
  */
 PGconn *db_connect(const char *conninfo, const char *application_name);
+/*
+ * After a lost connection: connect again with the same parameters (PQreset)
+ * and set the session up as db_connect does.  Logs and returns false on failure.
+ */
+bool db_reset(PGconn *conn);
 
 /* The server's message for a failed result, one line (static storage). */
 const char *db_error_line(const PGresult *res, const PGconn *conn);

@@ -475,7 +475,7 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 	if (PQstatus(run->conn) != CONNECTION_OK)
 	{
 		rc = EXIT_FAILED;
-		PQreset(run->conn);
+		run_reconnect(run);
 	}
 	/* 5. close every unit's row, started or not (the run's end records them when the connection is gone) */
 	for (int i = 0; i < q.n; i++)

@@ -120,9 +120,7 @@ record_outcome(void *arg)
 		return;
 	if (PQstatus(run->conn) != CONNECTION_OK)
 	{
-		PQreset(run->conn);
-		/* a new session: as the table's owner again before it writes anything */
-		if (PQstatus(run->conn) != CONNECTION_OK || !role_set(run->conn, run->role))
+		if (!run_reconnect(run))
 		{
 			log_warning("the connection is lost: the next run of this plan records this one as interrupted");
 			return;
@@ -343,6 +341,13 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (take_lock && opts->dry_run)
 		start_dry_run(run);
 	return run;
+}
+
+bool
+run_reconnect(Run *run)
+{
+	/* a new session: set up as the first was, and as the table's owner again before it writes anything */
+	return db_reset(run->conn) && role_set(run->conn, run->role);
 }
 
 PGconn *

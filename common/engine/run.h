@@ -26,6 +26,12 @@ Run *run_start(int phase, const Options *opts, bool take_lock);
  * (phasemig run <id>, WHAT)".  NULL after saying why when it cannot be opened.
  */
 PGconn *run_connect(const Run *run, const char *what);
+/*
+ * After the run's own connection was lost: connect again, set up and with
+ * the run's role as before, to record the run's outcome (the plan's lock
+ * went with the old session).  Logs and returns false on failure.
+ */
+bool run_reconnect(Run *run);
 
 /* Phase-level bookkeeping: a migration_log row for the subcommand itself. */
 void run_begin_phase(Run *run);
