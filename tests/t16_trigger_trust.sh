@@ -63,6 +63,7 @@ assert_eq "t16_owner|t16_owner" "$(q clerk "select pg_get_userbyid(nspowner), (s
 assert_eq "t16_owner" "$(q clerk "select string_agg(distinct pg_get_userbyid(proowner), ',') from pg_proc
   where pronamespace = 'migration_backup'::regnamespace and prosecdef")" "the SECURITY DEFINER sync function runs as t16_owner, not postgres"
 assert_eq "t16_owner" "$(q clerk "select string_agg(distinct db_user, ',') from migration_log")" "migration_log: written as t16_owner"
+assert_eq "postgres" "$(q clerk "select string_agg(distinct metadata->>'connected_as', ',') from migration_log")" "migration_log: who connected"
 assert_exit 0 "phase1 status as t16_member, a member of t16_owner" -- c 1 "dbname=clerk user=t16_member" status
 assert_contains "$LAST_ERR" 'connected as "t16_member": every statement runs as "t16_owner"' "a member is switched too"
 

@@ -80,8 +80,12 @@ mlog_begin(Run *run, const char *operation, long long rows_total, long long rows
 	params[8] = PHASEMIG_VERSION;
 	return db_count(run->conn,
 					"INSERT INTO public.migration_log (run_id, plan, phase, operation, status, rows_total, "
-					"rows_done, last_key, client, tool_version) "
-					"VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9) RETURNING id",
+					"rows_done, last_key, client, tool_version, metadata) "
+					"VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8, $9, "
+					/* db_user is the role it runs as (the table's owner); who connected, when another */
+					"CASE WHEN SESSION_USER <> CURRENT_USER "
+					"THEN pg_catalog.jsonb_build_object('connected_as', SESSION_USER::pg_catalog.text) "
+					"ELSE '{}'::pg_catalog.jsonb END) RETURNING id",
 					9, params);
 }
 
