@@ -85,6 +85,23 @@ uuid_swap_back(UuidJob *job)
 	return rc;
 }
 
+/*
+ * Either way: the indexes phase3 apply built on the shadows (the primary
+ * key's and every mirror), which the swap back left on the shadows under
+ * their mirror names (a mirror adopted by a constraint went with it), or
+ * which an apply that stopped before the swap left.  phase2's schema has
+ * none of them; phase3 apply builds them again.
+ */
+int
+uuid_drop_mirrors(UuidJob *job)
+{
+	int rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.mirror);
+
+	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
+		rc = ops_drop_index_on(job->run, job->ix[i].table, job->ix[i].names.mirror);
+	return rc;
+}
+
 /* The reverse trigger functions, not needed once the triggers are gone. */
 int
 uuid_drop_reverse_functions(UuidJob *job)
