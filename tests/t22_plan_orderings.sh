@@ -124,7 +124,8 @@ add_candidate() { CANDIDATES+=("$1"); }
 n=$(n_ops "$CLERK")
 for v in $(seq 1 24); do
     ord=($(seq 0 $((n - 1))))
-    for s in $(seq 1 $((1 + RANDOM % 6))); do
+    swaps=$((1 + RANDOM % 6))   # RANDOM in the test's own shell: a subshell's is not seeded
+    for ((s = 0; s < swaps; s++)); do
         i=$((RANDOM % (n - 1))); t=${ord[$i]}; ord[$i]=${ord[$((i + 1))]}; ord[$((i + 1))]=$t
     done
     variant "$CLERK" "$PLANS/reorder-$v.json" "${ord[*]}"
@@ -189,3 +190,43 @@ for a in "${ACCEPTED[@]}"; do
 done
 echo "# walked: $(for k in "${!walked[@]}"; do printf '%s=%s ' "$k" "${walked[$k]}"; done)" >&2
 drop_db t22_walk
+
+test_case "plans with an operation twice, out of order or at odds with another over a column: exit 2 naming both, nothing created"
+copy_db t22_bad
+start=$(db_state t22_bad)
+# bad NAME SRC ORDER EXTRA_POS EXTRA_OP EXPECTED...: plan SRC in ORDER, with EXTRA_OP inserted at EXTRA_POS
+# (none when empty), must be refused before anything is created with a message holding each EXPECTED
+bad() {
+    local name=$1 src=$2 ord=$3 pos=$4 op=$5 e f=$PLANS/bad-$1.json; shift 5
+    variant "$src" "$f" "$ord"
+    [ -n "$op" ] && with_op "$f" "$f" "$pos" "$op"
+    assert_exit 2 "$name: phase1 apply" -- phase 1 apply --plan "$f" --logs-dir "$LOGS" -d t22_bad
+    for e in "$@"; do assert_contains "$LAST_ERR" "$e" "$name: the message"; done
+    assert_exit 2 "$name: phase1 plan, without a database" -- phase 1 plan --plan "$f"
+    assert_exit 2 "$name: phase3 rollback" -- phase 3 rollback --plan "$f" --logs-dir "$LOGS" -d t22_bad
+}
+all=$(seq 0 11 | tr '\n' ' ' | sed 's/ $//')
+backfill=$(_t_psql t22_app -v plan="$(cat "$CLERK")" <<<"select (:'plan'::jsonb->'operations'->7)::text")
+bad dup-backfill "$CLERK" "$all" 8 "$backfill" \
+    'operations[8] (backfill_from_mapping firebase_uid) repeats operations[7] (backfill_from_mapping firebase_uid)'
+bad drop-first "$CLERK" "11 0 1 2 3 4 5 6 7 8 9 10" "" "" \
+    'operations[8] (backfill_from_mapping firebase_uid) reads column "clerk_user_id" after operations[0] (drop_column clerk_user_id) drops it'
+bad drop-before-backfill "$CLERK" "0 1 2 3 4 5 6 11 7 8 9 10" "" "" \
+    'operations[8] (backfill_from_mapping firebase_uid) reads column "clerk_user_id" after operations[7] (drop_column clerk_user_id) drops it'
+bad second-backfill "$CLERK" "$all" 8 \
+    '{"op": "backfill_from_mapping", "match_column": "email", "set": {"display_name": "localId"}}' \
+    'operations[7] (backfill_from_mapping firebase_uid) and operations[8] (backfill_from_mapping display_name): a plan has one backfill_from_mapping'
+bad drop-added "$CLERK" "$all" 12 '{"op": "drop_column", "column": "photo_url"}' \
+    'operations[12] (drop_column photo_url) drops column "photo_url", which operations[2] (add_column photo_url) adds'
+bad index-before-add "$CLERK" "6 0 1 2 3 4 5 7 8 9 10 11" "" "" \
+    'operations[0] (create_index users_firebase_uid_idx) reads column "firebase_uid" before operations[1] (add_column firebase_uid) adds it'
+bad same-name "$CLERK" "$all" 7 '{"op": "create_index", "name": "users_firebase_uid_key", "columns": ["email"]}' \
+    'operations[7] (create_index users_firebase_uid_key) and operations[10] (add_unique users_firebase_uid_key) both create "users_firebase_uid_key"'
+bad drop-key "$UUIDP" "0" 1 '{"op": "drop_column", "column": "id"}' \
+    'operations[1] (drop_column id) drops column "id", the plan'"'"'s key'
+bad uuid-twice "$UUIDP" "0 0" "" "" 'operations[1] (convert_to_uuid id) repeats operations[0] (convert_to_uuid id)'
+bad shadow-added "$UUIDP" "0" 0 '{"op": "add_column", "column": "id_uuid", "type": "uuid"}' \
+    'operations[0] (add_column id_uuid) and operations[1] (convert_to_uuid id) both add column "id_uuid"'
+same t22_bad "$start" "nothing was created by any of them"
+assert_eq "" "$(q t22_bad "select to_regclass('public.migration_log')")" "not even migration_log"
+drop_db t22_bad
