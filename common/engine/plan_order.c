@@ -79,8 +79,7 @@ conflict(const PlanUse *x, const PlanUse *y, const char *a, const char *b)
 	if (x_name != y_name || strcmp(x->what, y->what) != 0)
 		return NULL; /* a column and a name never meet */
 	if (x->kind == y->kind && x->kind != PLAN_READS)
-		return str_printf("%s and %s both %s %s\"%s\"", a, b, verb(x->kind, false), x_name ? "" : "column ",
-						  x->what);
+		return str_printf("%s and %s both %s %s\"%s\"", a, b, verb(x->kind, false), x_name ? "" : "column ", x->what);
 	if (x_name)
 		return NULL;
 	if (x->kind == PLAN_ADDS && y->kind == PLAN_DROPS)
