@@ -3,8 +3,9 @@
  * (after finalize's undo when the job was finalized).  A unique index on the
  * legacy key, then the swap backwards in one transaction (the legacy columns
  * take their names back, the uuid columns become the shadows again, the
- * forward triggers return), the foreign keys validated one by one.  When the
- * swap had not happened, what an apply stopped before it may have left.
+ * forward triggers return), the indexes phase3 built on the shadows dropped,
+ * the foreign keys validated one by one.  When the swap had not happened,
+ * what an apply stopped before it may have left.
  */
 #include "engine/registry.h"
 #include "ops/uuid/uuid.h"
