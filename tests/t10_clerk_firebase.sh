@@ -12,6 +12,7 @@ test_case "whole sequence fills firebase_uid as the export says, then rollback 3
 fresh_app seq
 start=$(db_state seq)
 assert_exit 0 "phase1 apply" -- p1 apply -d seq
+after1=$(db_state seq)
 assert_eq "6" "$(q seq "select count(*) from pg_attribute where attrelid = 'public.users'::regclass and attname in
   ('firebase_uid','display_name','photo_url','email_verified','phone_number','last_sign_in_at') and not attnotnull")" \
   "six nullable columns added"
@@ -51,6 +52,7 @@ assert_eq "true|false|done|600" "$(psql -X -A -t -q -d seq -v j="$LAST_OUT" <<<"
   (:'j'::jsonb)->'phases'->1->'operations'->0->>'rows_changed'")" "status --json: the same as an object"
 q seq "drop table public.fb" >/dev/null
 q seq "drop table public.expected" >/dev/null
+after2=$(db_state seq)
 assert_exit 0 "phase3 check" -- p3 check -d seq
 assert_exit 0 "phase3 apply" -- p3 apply -d seq
 assert_eq "t|" "$(q seq "select attnotnull, '' from pg_attribute where attrelid = 'public.users'::regclass and attname = 'firebase_uid'")" "firebase_uid NOT NULL"
@@ -65,7 +67,9 @@ apply|done
 apply|done" "$(q seq "select operation, status from migration_log where operation = 'apply' order by phase")" "migration_log: each phase applied"
 assert_eq "0" "$(q seq "select count(*) from migration_log where db_user is null or tool_version is null or run_id is null or finished_at is null")" "migration_log rows complete"
 assert_exit 0 "phase3 rollback" -- p3 rollback -d seq
+assert_eq "$after2" "$(db_state seq)" "after phase3 rollback: schema and every table as after phase2"
 assert_exit 0 "phase2 rollback" -- p2 rollback -d seq
+assert_eq "$after1" "$(db_state seq)" "after phase2 rollback: schema and every table as after phase1"
 assert_exit 0 "phase1 rollback" -- p1 rollback -d seq
 assert_eq "$start" "$(db_state seq)" "schema and every table as at the start"
 assert_eq "rollback drop_column clerk_user_id|600

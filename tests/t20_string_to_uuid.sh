@@ -24,7 +24,9 @@ fresh_app seeds
 start=$(db_state seeds)
 start_dump=$(schema_dump seeds)
 assert_exit 0 "phase1" -- u 1 seeds apply
+after1=$(db_state seeds)
 assert_exit 0 "phase2" -- u 2 seeds apply --batch-size 97
+after2=$(db_state seeds)
 assert_exit 0 "phase3 check" -- u 3 seeds check
 assert_exit 0 "phase3 apply" -- u 3 seeds apply
 for t in users.id journal_entries.user_id tags.user_id reminders.user_id; do
@@ -51,7 +53,9 @@ assert_eq "swapped|500" "$(psql -X -A -t -q -d seeds -v j="$LAST_OUT" <<<"select
 assert_exit 0 "phase3 apply again is a no-op" -- u 3 seeds apply
 after_apply=$(db_state seeds)
 assert_exit 0 "phase3 rollback" -- u 3 seeds rollback
+assert_eq "$after2" "$(db_state seeds)" "after phase3 rollback: schema fingerprint and checksums as after phase2 (no index left on the shadows)"
 assert_exit 0 "phase2 rollback" -- u 2 seeds rollback
+assert_eq "$after1" "$(db_state seeds)" "after phase2 rollback: schema fingerprint and checksums as after phase1"
 assert_exit 0 "phase1 rollback" -- u 1 seeds rollback
 assert_eq "$start" "$(db_state seeds)" "schema fingerprint and checksums equal the start"
 assert_eq "$start_dump" "$(schema_dump seeds)" "pg_dump --schema-only equal the start (no column moved)"
@@ -64,7 +68,9 @@ assert_exit 0 "finalize" -- u 3 seeds finalize
 assert_eq "" "$(q seeds "select string_agg(attrelid::regclass || '.' || attname, ',') from pg_attribute where attname like '%_legacy' and not attisdropped and attrelid::regclass::text not like 'migration%'")" "no legacy column left"
 assert_eq "0" "$(q seeds "select count(*) from pg_trigger t join pg_class c on c.oid = t.tgrelid where c.relnamespace = 'public'::regnamespace and not t.tgisinternal")" "no trigger left"
 assert_exit 0 "finalize again" -- u 3 seeds finalize
-for n in 3 2 1; do assert_exit 0 "phase$n rollback" -- u $n seeds rollback; done
+assert_exit 0 "phase3 rollback" -- u 3 seeds rollback
+assert_eq "$after2" "$(db_state seeds)" "after phase3 rollback of a finalized job: schema and rows as after phase2"
+for n in 2 1; do assert_exit 0 "phase$n rollback" -- u $n seeds rollback; done
 assert_eq "$start" "$(db_state seeds)" "schema and rows equal the start"
 
 test_case "foreign keys of every shape: empty child, odd name, nullable with NULLs, actions kept"

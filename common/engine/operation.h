@@ -17,6 +17,7 @@
 #include "engine/findings.h"
 #include "engine/mlog.h"
 #include "engine/plan.h"
+#include "engine/plan_order.h"
 #include "engine/plan_read.h"
 
 /* Returns an exit code: EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT or EXIT_REFUSED. */
@@ -58,6 +59,14 @@ typedef struct OpType
 	 * added by an earlier add_column.
 	 */
 	int (*check_plan)(Run *run, const Op *op);
+	/*
+	 * The columns of the plan's table OP reads, fills, adds or drops and the
+	 * names it creates, for the check of the plan's order and duplicates
+	 * before any connection (plan_order.h).  NULL: it reads its "column".
+	 */
+	void (*uses)(const Op *op, PlanUses *uses);
+	/* Its state is named after the plan alone: a plan lists it once. */
+	bool one_per_plan;
 	const OpHandlers *handlers;
 	/* What it adds to status's object OBJ of PHASE, or NULL. */
 	void (*status)(Run *run, const Op *op, int phase, json_t *obj);

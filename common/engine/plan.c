@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/operation.h"
+#include "engine/plan_order.h"
 #include "engine/plan_read.h"
 
 #define MAX_IDENT PLAN_MAX_IDENT
@@ -276,6 +277,9 @@ plan_load(const char *path)
 		plan->ops = xcalloc((size_t) plan->n_ops, sizeof(Op));
 		for (int i = 0; i < plan->n_ops && r.ok; i++)
 			read_op(&r, &plan->ops[i], json_array_get(ops, (size_t) i), i);
+		/* the operations against each other: order and duplicates (plan_order.h) */
+		if (r.ok && plan_order_check(plan) > 0)
+			r.ok = false;
 	}
 	read_trusted_triggers(&r, plan, json_object_get(root, "trusted_triggers"));
 

@@ -122,6 +122,12 @@ add_column_check_plan(Run *run, const Op *op)
 	return problem;
 }
 
+static void
+add_column_uses(const Op *op, PlanUses *u)
+{
+	plan_uses_add(u, PLAN_ADDS, op->column);
+}
+
 static const OpHandlers add_column_handlers = {
 	.apply = {[1] = add_column_apply},
 	.rollback = {[1] = add_column_rollback},
@@ -132,6 +138,7 @@ const OpType op_type_add_column = {
 	.keys = (const char *const[]){"column", "type", NULL},
 	.read = add_column_read,
 	.check_plan = add_column_check_plan,
+	.uses = add_column_uses,
 	.handlers = &add_column_handlers,
 	.adds_column = true,
 };

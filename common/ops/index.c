@@ -320,6 +320,21 @@ check_unique_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 	op->ignore_case = plan_read_bool(r, obj, where, "ignore_case", false);
 }
 
+static void
+create_index_uses(const Op *op, PlanUses *u)
+{
+	for (int c = 0; c < op->n_columns; c++)
+		plan_uses_add(u, PLAN_READS, op->columns[c]);
+	plan_uses_add(u, PLAN_NAMES, op->name);
+}
+
+static void
+add_unique_uses(const Op *op, PlanUses *u)
+{
+	plan_uses_add(u, PLAN_READS, op->column);
+	plan_uses_add(u, PLAN_NAMES, op->name);
+}
+
 static const OpHandlers create_index_handlers = {
 	.apply = {[1] = create_index_apply},
 	.rollback = {[1] = create_index_rollback},
@@ -342,6 +357,7 @@ const OpType op_type_create_index = {
 	.keys = (const char *const[]){"name", "columns", "unique", NULL},
 	.read = create_index_read,
 	.check_plan = create_index_check_plan,
+	.uses = create_index_uses,
 	.handlers = &create_index_handlers,
 };
 
@@ -350,6 +366,7 @@ const OpType op_type_add_unique = {
 	.keys = (const char *const[]){"column", "name", NULL},
 	.read = add_unique_read,
 	.check_plan = add_unique_check_plan,
+	.uses = add_unique_uses,
 	.handlers = &add_unique_handlers,
 	.apply_drops = "builds a unique index CONCURRENTLY and adopts it as the constraint; drops the plan's plain "
 				   "index on the same column, if it built one (a rollback builds it again)",

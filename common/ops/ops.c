@@ -64,8 +64,8 @@ ops_qualified_index(Run *run, const char *qtable, const char *name)
 	return full;
 }
 
-static int
-drop_index_concurrently(Run *run, const char *qtable, const char *name)
+int
+ops_drop_index_on(Run *run, const char *qtable, const char *name)
 {
 	char *index = ops_qualified_index(run, qtable, name);
 	char *sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
@@ -93,7 +93,7 @@ ops_build_index_on(Run *run, const char *qtable, const char *name, const char *c
 	if (st == INDEX_INVALID)
 	{
 		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
-		if (drop_index_concurrently(run, qtable, name) != EXIT_DONE)
+		if (ops_drop_index_on(run, qtable, name) != EXIT_DONE)
 		{
 			free(qname);
 			return EXIT_FAILED;
@@ -112,7 +112,7 @@ ops_build_index_on(Run *run, const char *qtable, const char *name, const char *c
 		 */
 		log_error("index %s could not be built", qname);
 		if (catalog_index_state_on(run->conn, qtable, name) == INDEX_INVALID
-			&& drop_index_concurrently(run, qtable, name) == EXIT_DONE)
+			&& ops_drop_index_on(run, qtable, name) == EXIT_DONE)
 			log_detail("the INVALID index the failed build left was dropped");
 		rc = EXIT_FAILED;
 	}

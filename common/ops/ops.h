@@ -40,6 +40,8 @@ extern const OpHandlers op_convert_to_uuid;
  * INVALID is dropped.  EXIT_DONE or EXIT_FAILED.
  */
 int ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique);
+/* DROP INDEX CONCURRENTLY IF EXISTS index NAME of table QTABLE; EXIT_DONE or EXIT_FAILED. */
+int ops_drop_index_on(Run *run, const char *qtable, const char *name);
 /* "schema"."index" for index NAME of table QTABLE (caller frees). */
 char *ops_qualified_index(Run *run, const char *qtable, const char *name);
 /* The same on the plan's table, recorded in the object registry as KIND first. */

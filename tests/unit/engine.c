@@ -162,6 +162,24 @@ test_plan_load_refused(void)
 		{"a trusted trigger that is a string",
 		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}], \"trusted_triggers\": [\"t.g\"]}",
 		 "trusted_triggers[0]: must be an object"},
+		{"an operation listed twice",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}, {\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		 "operations[1] (drop_column c) repeats operations[0] (drop_column c)"},
+		{"a column read after its drop",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}, {\"op\": \"set_not_null\", \"column\": \"c\"}]}",
+		 "operations[1] (set_not_null c) reads column \"c\" after operations[0] (drop_column c) drops it"},
+		{"a column read before its add",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"check_unique\", \"column\": \"c\"}, {\"op\": \"add_column\", \"column\": \"c\", \"type\": \"text\"}]}",
+		 "operations[0] (check_unique c) reads column \"c\" before operations[1] (add_column c) adds it"},
+		{"one name created twice",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"create_index\", \"name\": \"x\", \"columns\": [\"c\"]}, {\"op\": \"add_unique\", \"column\": \"d\", \"name\": \"x\"}]}",
+		 "operations[0] (create_index x) and operations[1] (add_unique x) both create \"x\""},
+		{"two backfills",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}}, {\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"v\": \"localId\"}}]}",
+		 "a plan has one backfill_from_mapping"},
+		{"the key dropped",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"id\"}]}",
+		 "operations[0] (drop_column id) drops column \"id\", the plan's key"},
 		{"not an object", "[1]", "top level: must be a JSON object"},
 		{"malformed JSON", "{\"name\": \"p\",\n \"table\": }", "line 2, column"},
 		{"a duplicate key", "{\"name\": \"p\", \"name\": \"q\"}", "duplicate object key"},
@@ -170,8 +188,8 @@ test_plan_load_refused(void)
 	Plan *plan;
 	Captured c;
 
-	begin(
-		"plan_load: unknown or missing keys, bad names and values, malformed JSON: refused with one message naming it");
+	begin("plan_load: unknown or missing keys, bad names and values, malformed JSON, operations out of order or twice: "
+		  "refused with one message naming it");
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 	{
 		plan = load_plan_text(bad[i].text, &messages);

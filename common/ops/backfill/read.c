@@ -107,11 +107,23 @@ backfill_check_plan(Run *run, const Op *op)
 	return problems;
 }
 
+/* It reads the Clerk id and email columns and fills the "set" columns. */
+static void
+backfill_uses(const Op *op, PlanUses *u)
+{
+	plan_uses_add(u, PLAN_READS, op->match_column);
+	plan_uses_add(u, PLAN_READS, op->email_column);
+	for (int s = 0; s < op->n_set; s++)
+		plan_uses_add(u, PLAN_FILLS, op->set[s].column);
+}
+
 const OpType op_type_backfill_from_mapping = {
 	.name = "backfill_from_mapping",
 	.keys = (const char *const[]){"match_column", "email_column", "set", NULL},
 	.read = backfill_read,
 	.check_plan = backfill_check_plan,
+	.uses = backfill_uses,
+	.one_per_plan = true, /* its source, backup and trigger are "<plan>:..." */
 	.handlers = &op_backfill_from_mapping,
 	.apply_drops = "removes the sync trigger (phase2 rollback still restores the originals)",
 	.needs_mapping = true,

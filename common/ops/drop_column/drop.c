@@ -237,6 +237,12 @@ drop_column_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 					   r->plan_name, op->column, PLAN_MAX_IDENT);
 }
 
+static void
+drop_column_uses(const Op *op, PlanUses *u)
+{
+	plan_uses_add(u, PLAN_DROPS, op->column);
+}
+
 static const OpHandlers drop_column_handlers = {
 	.apply = {[3] = drop_column_apply},
 	.rollback = {[3] = drop_column_rollback},
@@ -248,6 +254,7 @@ const OpType op_type_drop_column = {
 	.name = "drop_column",
 	.keys = (const char *const[]){"column", NULL},
 	.read = drop_column_read,
+	.uses = drop_column_uses,
 	.handlers = &drop_column_handlers,
 	.apply_drops = "drops the column (its values saved in migration_backup first; a rollback adds it back)",
 };

@@ -2,9 +2,9 @@
  * fill.c: convert_to_uuid's phase2 and its rollback.  phase2 sorts the key's
  * values (canonical, accepted, invalid), refuses invalid values and orphans
  * unless told to regenerate invalid keys, and fills the shadows in keyset
- * batches, the key first and its children after.  Its rollback puts every
- * shadow back to what the forward trigger would give it; the batches that
- * does it (uuid_undo_batches) also serve finalize's undo.
+ * batches, the key first and its children after.  Its rollback empties
+ * every shadow again, as phase1 left them; the batches that do it
+ * (uuid_undo_batches) also serve finalize's undo.
  */
 #include "engine/registry.h"
 #include "ops/uuid/uuid.h"
@@ -301,9 +301,12 @@ uuid_discard_regenerated(UuidJob *job)
 }
 
 /*
- * phase2 rollback, 2: the rows already there, in resumable batches: the key
- * first, so a child written meanwhile copies a parent already put back; each
- * shadow gets what the forward trigger would give it.
+ * phase2 rollback, 2: the rows already there, in resumable batches, the key
+ * first: each shadow back to NULL, as phase1 left the rows the application
+ * has not written since (the table's checksum is phase1's again).  The
+ * forward triggers fire on writes of the original column only, so they do
+ * not fill what the batches empty; a row the application writes gets its
+ * shadow from them again, and phase2 apply fills the others.
  */
 int
 uuid_reset_shadows(UuidJob *job)
@@ -314,11 +317,10 @@ uuid_reset_shadows(UuidJob *job)
 	{
 		UuidTarget *t = &job->t[i];
 		char *label = str_printf("reset shadow %s", t->regname);
-		char *value = uuid_value_sql(job, "t", t->q_col);
-		char *cond = str_printf("t.%s IS DISTINCT FROM %s", t->q_shadow, value);
+		char *cond = str_printf("t.%s IS NOT NULL", t->q_shadow);
 
-		rc = uuid_undo_batches(job, i, label, t->q_shadow, value, cond);
-		free(label), free(value), free(cond);
+		rc = uuid_undo_batches(job, i, label, t->q_shadow, "NULL", cond);
+		free(label), free(cond);
 	}
 	return rc;
 }

@@ -60,11 +60,22 @@ uuid_status(Run *run, const Op *op, int phase, json_t *obj)
 	free(reached);
 }
 
+/* It reads the key and adds its shadow and, at the swap, its legacy column. */
+static void
+uuid_uses(const Op *op, PlanUses *u)
+{
+	plan_uses_add(u, PLAN_READS, op->column);
+	plan_uses_add_suffixed(u, PLAN_ADDS, op->column, "_uuid");
+	plan_uses_add_suffixed(u, PLAN_ADDS, op->column, "_legacy");
+}
+
 const OpType op_type_convert_to_uuid = {
 	.name = "convert_to_uuid",
 	.keys = (const char *const[]){"column", "recreate_views", NULL},
 	.read = uuid_read,
 	.check_plan = uuid_check_plan,
+	.uses = uuid_uses,
+	.one_per_plan = true, /* its triggers, map and indexes are named after the plan */
 	.handlers = &op_convert_to_uuid,
 	.apply_drops = "swaps the key and every column referencing it with its uuid shadow, and the keys, "
 				   "foreign keys and indexes with their uuid copies (the text values stay in <column>_legacy)",

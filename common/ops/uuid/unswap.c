@@ -3,8 +3,9 @@
  * (after finalize's undo when the job was finalized).  A unique index on the
  * legacy key, then the swap backwards in one transaction (the legacy columns
  * take their names back, the uuid columns become the shadows again, the
- * forward triggers return), the foreign keys validated one by one.  When the
- * swap had not happened, what an apply stopped before it may have left.
+ * forward triggers return), the indexes phase3 built on the shadows dropped,
+ * the foreign keys validated one by one.  When the swap had not happened,
+ * what an apply stopped before it may have left.
  */
 #include "engine/registry.h"
 #include "ops/uuid/uuid.h"
@@ -82,6 +83,23 @@ uuid_swap_back(UuidJob *job)
 	log_info("swapping %d columns back to text in one transaction", job->n);
 	rc = uuid_stmts_run(job->run, "the swap back", &st);
 	json_decref(views);
+	return rc;
+}
+
+/*
+ * Either way: the indexes phase3 apply built on the shadows (the primary
+ * key's and every mirror), which the swap back left on the shadows under
+ * their mirror names (a mirror adopted by a constraint went with it), or
+ * which an apply that stopped before the swap left.  phase2's schema has
+ * none of them; phase3 apply builds them again.
+ */
+int
+uuid_drop_mirrors(UuidJob *job)
+{
+	int rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.mirror);
+
+	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
+		rc = ops_drop_index_on(job->run, job->ix[i].table, job->ix[i].names.mirror);
 	return rc;
 }
 

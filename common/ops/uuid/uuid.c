@@ -24,16 +24,13 @@ static const UuidStep swap_steps[] = {uuid_validate_if_swapped,      uuid_build_
 
 /*
  * Back: finalize undone if it ran; then the swap backwards if it happened,
- * else what an apply stopped before it left; the foreign keys validated and
- * the reverse functions dropped either way.
+ * else what an apply stopped before it left; the indexes phase3 built on the
+ * shadows dropped, the foreign keys validated and the reverse functions
+ * dropped either way: the schema is phase2's again.
  */
-static const UuidStep unswap_steps[] = {uuid_unfinalize,
-										uuid_drop_shadows_not_null,
-										uuid_build_legacy_key,
-										uuid_swap_back,
-										uuid_validate_foreign_keys,
-										uuid_drop_reverse_functions,
-										NULL};
+static const UuidStep unswap_steps[] = {
+	uuid_unfinalize,   uuid_drop_shadows_not_null, uuid_build_legacy_key,       uuid_swap_back,
+	uuid_drop_mirrors, uuid_validate_foreign_keys, uuid_drop_reverse_functions, NULL};
 
 static const UuidStep finalize_steps[] = {uuid_finalize_ready, uuid_save_legacy_keys, uuid_drop_legacy_columns, NULL};
 
