@@ -91,7 +91,7 @@ assert_exit 0 "phase2 apply --max-lag-ms on a server with no standby" -- p2 appl
     --mapping "$DATA/firebase-export.json" --max-lag-ms 100
 assert_contains "$LAST_ERR" "no standby is connected to this server" "warns that there is nothing to wait for"
 
-test_case "--lag-query runs on a connection of its own: unlocking advisory locks there lets no second run in; NaN, infinities, over 9.2e18, negative lags and its errors are refused naming --lag-query"
+test_case "--lag-query runs on a connection of its own: unlocking advisory locks there lets no second run in; NaN, infinities, over 9.2e18, negative lags, its errors and a hung query are refused naming --lag-query"
 gen_app lagown 600 t07l "$DATA"
 must p1 apply -d lagown
 unlock="select 0 from (select pg_advisory_unlock_all()) s"
@@ -116,6 +116,9 @@ done
 assert_exit 2 "phase2 apply --lag-query \"select 1/0\"" -- p2 apply -d lagown --mapping "$DATA/firebase-export.json" \
     --max-lag-ms 100 --lag-query "select 1/0"
 assert_contains "$LAST_ERR" "error: --lag-query failed: division by zero" "the error says it came from --lag-query"
+assert_exit 2 "phase2 apply --lag-query \"select pg_sleep(60)\"" -- p2 apply -d lagown --mapping "$DATA/firebase-export.json" \
+    --max-lag-ms 100 --lag-query "select 0 from pg_sleep(60)"
+assert_contains "$LAST_ERR" "error: --lag-query failed: canceling statement due to statement timeout" "a hung lag measure is cut at 10 s, naming --lag-query"
 assert_eq "$before" "$(db_state lagown; q lagown "select count(*) from migration_log")" "nothing changed"
 
 test_case "throttle refuses what it does not set, and a database phase1 never prepared"

@@ -18,6 +18,9 @@
 #include "engine/progress.h"
 #include "engine/run.h"
 
+/* how long one run of --lag-query may take (its connection's statement_timeout) */
+#define LAG_QUERY_TIMEOUT "10s"
+
 typedef struct Control
 {
 	bool paused;
@@ -215,6 +218,10 @@ throttle_command(Run *run, const Options *opts)
  * --jobs worker starts; the workers share it, one query at a time.
  */
 static PGconn *lag_conn;
+static const char *const lag_settings[] = {
+	"SET default_transaction_read_only = on",
+	"SET statement_timeout = '" LAG_QUERY_TIMEOUT "'",
+};
 static pthread_mutex_t lag_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 static void
@@ -236,7 +243,25 @@ open_lag_connection(Run *run)
 		return false;
 	}
 	log_on_exit(close_lag_connection, NULL);
-	PQclear(PQexec(lag_conn, "SET default_transaction_read_only = on"));
+	/*
+	 * Read-only, and bounded: a lag measure that hangs would hold every batch
+	 * (and a SIGTERM, which waits for the batch boundary) for as long.
+	 */
+	for (size_t i = 0; i < sizeof lag_settings / sizeof lag_settings[0]; i++)
+	{
+		PGresult *res = PQexec(lag_conn, lag_settings[i]);
+		bool ok = db_ok(res);
+
+		if (!ok)
+			db_report(res, lag_conn, lag_settings[i]);
+		PQclear(res);
+		if (!ok)
+		{
+			PQfinish(lag_conn);
+			lag_conn = NULL;
+			return false;
+		}
+	}
 	return true;
 }
 
