@@ -90,6 +90,23 @@ assert_exit 0 "phase2 apply without it" -- t2 apply -d t17_latin --mapping "$TES
 assert_eq "Amélie 3" "$(PGCLIENTENCODING=UTF8 q t17_latin "select display_name from public.users where clerk_user_id = 'user_3'")" \
     "a LATIN1 character stored as that character"
 
+test_case "a SQL_ASCII database: phase2 stores the export's UTF-8 bytes as they are (no conversion to refuse)"
+must q postgres "drop database if exists t17_ascii"
+must q postgres "create database t17_ascii encoding 'SQL_ASCII' lc_collate 'C' lc_ctype 'C' template template0"
+must "$ROOT/scripts/gen-data" -d t17_ascii --users 1 --schema-only
+must q t17_ascii "insert into public.users (id, clerk_user_id, email, name)
+    select gen_random_uuid()::text, 'user_' || i, 'u' || i || '@example.com', 'User ' || i from generate_series(1, 20) i"
+must p1 apply -d t17_ascii
+must_write "$TEST_TMP/ascii.json" sed -e 's/"Name 7"/"山田太郎 7"/' -e 's/"Name 3"/"Amélie 3"/' "$TEST_TMP/latin.json"
+assert_exit 0 "phase2 apply" -- t2 apply -d t17_ascii --mapping "$TEST_TMP/ascii.json"
+assert_eq "$(printf '%s' '山田太郎 7' | od -An -tx1 | tr -d ' \n')" \
+    "$(q t17_ascii "select encode(display_name::bytea, 'hex') from public.users where clerk_user_id = 'user_7'")" \
+    "the Japanese name's UTF-8 bytes, unchanged"
+assert_eq "$(printf '%s' 'Amélie 3' | od -An -tx1 | tr -d ' \n')" \
+    "$(q t17_ascii "select encode(display_name::bytea, 'hex') from public.users where clerk_user_id = 'user_3'")" \
+    "the French name's UTF-8 bytes, unchanged"
+assert_eq "20" "$(q t17_ascii "select count(*) from public.users where display_name is not null")" "every user filled"
+
 test_case "--mapping /dev/zero, a FIFO or a directory; --clerk-export or --plan a FIFO: refused at once (exit 2), nothing recorded"
 mkfifo "$TEST_TMP/fifo"
 rows=$(log_rows enc)

@@ -2,9 +2,9 @@
 -- scripts/rehearse --with-load (pgbench, one transaction per run). Its SQL works whether users.id
 -- and the foreign keys to it are varchar(36) or uuid: ids come as quoted literals or uuid values.
 
--- Each run picks a random existing user, then by weight reads it with its journal entries and tags
--- (50), updates it and its entries with the values they have (20: row locks and triggers, no
--- change), creates a user and an entry, a tag and a reminder of the existing user (20), or deletes
+-- Each run picks a random existing user (not one it created), then by weight reads it with its
+-- journal entries and tags (50), updates it and its entries with the values they have (20: row
+-- locks and triggers, no change), creates a user and an entry, a tag and a reminder of the existing user (20), or deletes
 -- one of each that it created (10). What it creates has ids 'ffffffff-ffff-...' and a marker (email
 -- @rehearsal.invalid, 'rehearsal load'); string-to-uuid-cleanup.sql removes it.
 \set action random(1, 100)
@@ -12,7 +12,10 @@
 \set d random(0, 4095)
 SELECT lpad(to_hex(:r), 8, '0') || '-0000-0000-0000-000000000000' AS low,
        'ffffffff-ffff-4' || lpad(to_hex(:d), 3, '0') || '-8000-000000000000' AS mine \gset
-SELECT coalesce((SELECT id FROM public.users WHERE id >= ':low' ORDER BY id LIMIT 1),
+-- never one the load created: another client may delete it between this pick and the entry written
+-- for it (a foreign key violation of the load's own making, not the migration's)
+SELECT coalesce((SELECT id FROM public.users WHERE id >= ':low' AND id < 'ffffffff-ffff-0000-0000-000000000000'
+                 ORDER BY id LIMIT 1),
                 (SELECT id FROM public.users ORDER BY id LIMIT 1)) AS uid \gset
 \if :action <= 50
 SELECT id, email, name, created_at FROM public.users WHERE id = ':uid';
