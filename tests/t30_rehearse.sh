@@ -61,6 +61,20 @@ assert_eq "array" "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"S
 assert_eq "$START" "$(source_state)" "source schema dump, fingerprint and checksums unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
 
+test_case "a rehearsal on a terminal (script(1)): no phase asks (phase3 apply gets --yes), the rehearsal passes"
+cmd=$(printf '%q ' env PATH="$SHIMS:$PATH" TMPDIR="$RTMP" "$ROOT/scripts/rehearse" --plan "$PLAN" \
+    -d "dbname=rsrc password=s3cret" --mapping "$DATA/firebase-export.json" --report-dir "$REPORTS/tty" "${GENERATE[@]}")
+run timeout -k 5 300 script -qefc "$cmd" /dev/null
+assert_eq "0" "$LAST_RC" "rehearse on a terminal exits 0 ($(tail -5 <<<"$LAST_OUT"))"
+assert_contains "$LAST_OUT" "rehearsal of clerk-to-firebase: PASSED" "verdict on the terminal"
+assert_not_contains "$LAST_OUT" "Go on?" "no question on the terminal"
+p3out=$(cat "$REPORTS"/tty/*/*-phase3-apply.out 2>/dev/null)
+assert_contains "$p3out" 'phase3: apply: plan "clerk-to-firebase"' "phase3 apply's output kept"
+assert_not_contains "$p3out" "Go on?" "no question in phase3 apply's output"
+assert_eq "true" "$(jget tty '{passed}')" "JSON: passed"
+assert_eq "$START" "$(source_state)" "source unchanged"
+assert_eq "0" "$(copies)" "staging copy dropped"
+
 test_case "string-to-uuid: passes; the estimate counts every table the conversion changes"
 assert_exit 0 "rehearse string-to-uuid" -- "$ROOT/scripts/rehearse" --plan "$ROOT/plans/string-to-uuid.json" -d rsrc --report-dir "$REPORTS/uuid"
 expect=$(_t_psql rsrc <<<"SELECT string_agg(format('public.%s %s', relname, reltuples::bigint), ',' ORDER BY relname <> 'users', relname)

@@ -19,7 +19,10 @@ run_phase() {
     CURRENT="$label ($round)"
     t0=$(now)
     # the connection string (maybe with a password) in the environment, not on a command line ps shows
-    DATABASE_URL=$STAGING_DSN "$BIN/phase$n" "$sub" --plan "$plan_file" --logs-dir "$work" "$@" >"$work/$tag.out" 2>&1 &
+    # no question reaches the operator's terminal (the rehearsal answers for its copy: --yes to
+    # phase3 apply and finalize), nor is an answer read from it: standard input is /dev/null
+    DATABASE_URL=$STAGING_DSN "$BIN/phase$n" "$sub" --plan "$plan_file" --logs-dir "$work" "$@" \
+        </dev/null >"$work/$tag.out" 2>&1 &
     PHASE_PID=$!
     wait "$PHASE_PID"; rc=$? t1=$(now) PHASE_PID="" CURRENT=""
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
@@ -60,8 +63,8 @@ apply_round() {
     APPLIED_UPTO=2; run_phase "$round" 2 apply ${mapping:+--mapping "$mapping"} "${PHASE2_EXTRA[@]}" ||
         { [ $? -ne 3 ] || REFUSED="phase2 apply"; return 1; }
     run_phase "$round" 3 check || { [ $? -ne 3 ] || REFUSED="phase3 check"; return 1; }
-    APPLIED_UPTO=3; run_phase "$round" 3 apply || return 1
-    [ "$CONVERTS_TO_UUID" = false ] || run_phase "$round" 3 finalize
+    APPLIED_UPTO=3; run_phase "$round" 3 apply --yes || return 1
+    [ "$CONVERTS_TO_UUID" = false ] || run_phase "$round" 3 finalize --yes
 }
 
 # rollback_round: phase3, phase2, phase1 rollback of what apply_round ran; stops at the first failure
