@@ -45,6 +45,17 @@ filled_exactly() {
 }
 on_exit 'psql -X -q -d postgres -c "alter role postgres reset client_encoding" >/dev/null 2>&1'
 
+# encoded_app DB ENCODING: a fresh database DB of ENCODING holding the legacy schema, users user_1
+# to user_20, and phase1 applied
+encoded_app() {
+    must q postgres "drop database if exists $1"
+    must q postgres "create database $1 encoding '$2' lc_collate 'C' lc_ctype 'C' template template0"
+    must "$ROOT/scripts/gen-data" -d "$1" --users 1 --schema-only
+    must q "$1" "insert into public.users (id, clerk_user_id, email, name)
+        select gen_random_uuid()::text, 'user_' || i, 'u' || i || '@example.com', 'User ' || i from generate_series(1, 20) i"
+    must p1 apply -d "$1"
+}
+
 test_case "PGCLIENTENCODING=LATIN1: phase2 stores the export's UTF-8 names byte for byte"
 filled_exactly "PGCLIENTENCODING=LATIN1" env PGCLIENTENCODING=LATIN1 "$BIN/phase2" apply -d enc \
     --mapping "$DATA/firebase-export.json" --plan "$PLAN" --logs-dir "$LOGS"
@@ -62,12 +73,7 @@ filled_exactly "options in -d" p2 apply -d "dbname=enc options='-c client_encodi
     --mapping "$DATA/firebase-export.json"
 
 test_case "a LATIN1 database and a name it cannot hold: phase2 refuses (exit 3) naming the user and the field; nothing changed"
-must q postgres "drop database if exists t17_latin"
-must q postgres "create database t17_latin encoding 'LATIN1' lc_collate 'C' lc_ctype 'C' template template0"
-must "$ROOT/scripts/gen-data" -d t17_latin --users 1 --schema-only
-must q t17_latin "insert into public.users (id, clerk_user_id, email, name)
-    select gen_random_uuid()::text, 'user_' || i, 'u' || i || '@example.com', 'User ' || i from generate_series(1, 20) i"
-must p1 apply -d t17_latin
+encoded_app t17_latin LATIN1
 # user 7's display name is Japanese, user 3's French (LATIN1 holds that one)
 must_write "$TEST_TMP/latin.json" _t_psql t17_latin -c "select '{\"users\": [' || string_agg(jsonb_build_object(
     'localId', 'uid' || lpad(i::text, 25, '0'), 'email', email, 'displayName', 'Name ' || i,
@@ -91,12 +97,7 @@ assert_eq "Amélie 3" "$(PGCLIENTENCODING=UTF8 q t17_latin "select display_name 
     "a LATIN1 character stored as that character"
 
 test_case "a SQL_ASCII database: phase2 stores the export's UTF-8 bytes as they are (no conversion to refuse)"
-must q postgres "drop database if exists t17_ascii"
-must q postgres "create database t17_ascii encoding 'SQL_ASCII' lc_collate 'C' lc_ctype 'C' template template0"
-must "$ROOT/scripts/gen-data" -d t17_ascii --users 1 --schema-only
-must q t17_ascii "insert into public.users (id, clerk_user_id, email, name)
-    select gen_random_uuid()::text, 'user_' || i, 'u' || i || '@example.com', 'User ' || i from generate_series(1, 20) i"
-must p1 apply -d t17_ascii
+encoded_app t17_ascii SQL_ASCII
 must_write "$TEST_TMP/ascii.json" sed -e 's/"Name 7"/"山田太郎 7"/' -e 's/"Name 3"/"Amélie 3"/' "$TEST_TMP/latin.json"
 assert_exit 0 "phase2 apply" -- t2 apply -d t17_ascii --mapping "$TEST_TMP/ascii.json"
 assert_eq "$(printf '%s' '山田太郎 7' | od -An -tx1 | tr -d ' \n')" \
