@@ -110,6 +110,8 @@ typedef struct Options
 	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n" refused                           \
 	"    also 3: migration_log or migration_backup holds an object phasemig did not\n"                                 \
 	"    make (a trigger, another owner...): nothing is used or changed;\n"                                            \
+	"    also 3: a trigger on a table the plan writes runs a function another role\n"                                 \
+	"    than the table's owner owns, and the plan's trusted_triggers omit it;\n"                                      \
 	"  4 another run held the plan's lock for all of --lock-wait\n"
 
 typedef struct CliSpec
