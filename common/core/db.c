@@ -105,16 +105,22 @@ session_setup(PGconn *conn)
 				  PQserverVersion(conn) % 10000);
 		return false;
 	}
-	for (size_t i = 0; i < sizeof session_settings / sizeof session_settings[0]; i++)
+	return db_set_all(conn, session_settings, sizeof session_settings / sizeof session_settings[0]);
+}
+
+bool
+db_set_all(PGconn *conn, const char *const *settings, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
 	{
-		res = PQexec(conn, session_settings[i]);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		{
-			db_report(res, conn, session_settings[i]);
-			PQclear(res);
-			return false;
-		}
+		PGresult *res = PQexec(conn, settings[i]);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+		if (!ok)
+			db_report(res, conn, settings[i]);
 		PQclear(res);
+		if (!ok)
+			return false;
 	}
 	return true;
 }

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_DEADLOCK "40P01"
@@ -31,6 +32,8 @@ PGconn *db_connect(const char *conninfo, const char *application_name);
  * and set the session up as db_connect does.  Logs and returns false on failure.
  */
 bool db_reset(PGconn *conn);
+/* Run each of the N SET statements on CONN; the first that fails is reported and gives false. */
+bool db_set_all(PGconn *conn, const char *const *settings, size_t n);
 
 /* The server's message for a failed result, one line (static storage). */
 const char *db_error_line(const PGresult *res, const PGconn *conn);

@@ -247,20 +247,11 @@ open_lag_connection(Run *run)
 	 * Read-only, and bounded: a lag measure that hangs would hold every batch
 	 * (and a SIGTERM, which waits for the batch boundary) for as long.
 	 */
-	for (size_t i = 0; i < sizeof lag_settings / sizeof lag_settings[0]; i++)
+	if (!db_set_all(lag_conn, lag_settings, sizeof lag_settings / sizeof lag_settings[0]))
 	{
-		PGresult *res = PQexec(lag_conn, lag_settings[i]);
-		bool ok = db_ok(res);
-
-		if (!ok)
-			db_report(res, lag_conn, lag_settings[i]);
-		PQclear(res);
-		if (!ok)
-		{
-			PQfinish(lag_conn);
-			lag_conn = NULL;
-			return false;
-		}
+		PQfinish(lag_conn);
+		lag_conn = NULL;
+		return false;
 	}
 	return true;
 }
