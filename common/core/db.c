@@ -217,7 +217,7 @@ application_name_for(const char *conninfo, const char *phasemig_part)
 }
 
 PGconn *
-db_connect(const char *conninfo, const char *application_name)
+db_connect_try(const char *conninfo, const char *application_name, char **why)
 {
 	/* after dbname, so client_encoding overrides a conninfo's and PGCLIENTENCODING */
 	const char *keywords[] = {"dbname", "application_name", "client_encoding", NULL};
@@ -253,7 +253,7 @@ db_connect(const char *conninfo, const char *application_name)
 		char msg[1024];
 
 		chomp_copy(msg, sizeof msg, scrubbed);
-		log_error("could not connect to the database: %s", msg);
+		*why = xstrdup(msg);
 		free(scrubbed);
 		secrets_free(&secrets);
 		PQfinish(conn);
@@ -265,6 +265,18 @@ db_connect(const char *conninfo, const char *application_name)
 		PQfinish(conn);
 		return NULL;
 	}
+	return conn;
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *application_name)
+{
+	char *why = NULL;
+	PGconn *conn = db_connect_try(conninfo, application_name, &why);
+
+	if (why)
+		log_error("could not connect to the database: %s", why);
+	free(why);
 	return conn;
 }
 

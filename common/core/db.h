@@ -34,6 +34,12 @@
  */
 PGconn *db_connect(const char *conninfo, const char *application_name);
 /*
+ * db_connect, but when the server cannot be reached *WHY is set to libpq's
+ * message (malloc'd, the password masked) instead of logging it, so that the
+ * caller can say first what it was starting.  Other failures are logged.
+ */
+PGconn *db_connect_try(const char *conninfo, const char *application_name, char **why);
+/*
  * The connection string to use, libpq's order kept: CONNINFO (-d) when
  * given; else NULL (the PG* variables, a service) when any of PGHOST,
  * PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE is set; else

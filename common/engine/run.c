@@ -273,7 +273,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 {
 	Run *run = xcalloc(1, sizeof(Run));
 	uuid_t id;
-	char *appname;
+	char *appname, *why = NULL;
 	DbRetry retry;
 	bool record;
 
@@ -301,7 +301,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 
 	appname = str_printf("%s %s (phasemig run %.8s)", log_progname(), opts->subcommand, run->run_id);
 	run->conninfo = opts->dbname;
-	run->conn = db_connect(opts->dbname, appname);
+	run->conn = db_connect_try(opts->dbname, appname, &why);
 	free(appname);
 	if (record)
 	{
@@ -313,6 +313,9 @@ run_start(int phase, const Options *opts, bool take_lock)
 		free(target);
 		hook_set_database(run->conn);
 	}
+	if (why)
+		log_error("could not connect to the database: %s", why);
+	free(why);
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
 	log_on_exit(close_connection, run);
