@@ -26,6 +26,7 @@ before=$(db_state ask)
 out=$(on_tty no "$BIN/phase3" apply --plan "$PLAN" --logs-dir "$LOGS" -d ask); rc=$?
 assert_eq "2" "$rc" "answered no: exit 2"
 assert_contains "$out" "4. drop_column clerk_user_id: drops the column" "names what it drops"
+assert_contains "$out" "in database \"ask\" on socket $PGHOST port $PGPORT as user \"$PGUSER\"" "names the database it asks about"
 assert_contains "$out" "not confirmed (answer \"no\"): nothing was changed" "says nothing changed"
 assert_eq "$before" "$(db_state ask)" "nothing changed"
 assert_eq "failed|not confirmed (answer \"no\"): nothing was changed" \

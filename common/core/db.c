@@ -126,7 +126,8 @@ db_set_all(PGconn *conn, const char *const *settings, size_t n)
 }
 
 /* libpq's variables that choose the server, the database or the user: any of them set, DATABASE_URL is not used. */
-static const char *const pg_target_vars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", NULL};
+static const char *const pg_target_vars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
+											 "PGUSER", "PGSERVICE",  NULL};
 
 /* Those of pg_target_vars that are set (not empty), as "PGHOST, PGDATABASE" in BUF; false when none is. */
 static bool

@@ -64,8 +64,8 @@ guard_take_waiting(PGconn *conn, const Plan *plan, int wait_seconds)
 #define HOLDER_FROM "FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
 #define HOLDER_WHERE                                                                                                   \
 	"WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "                                                  \
-	"AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "        \
-	"AND l.classid = pg_catalog.hashtext('phasemig')::oid "                                                           \
+	"AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()) "         \
+	"AND l.classid = pg_catalog.hashtext('phasemig')::oid "                                                            \
 	"AND l.objid = pg_catalog.hashtext($1)::oid AND l.pid <> pg_catalog.pg_backend_pid() "
 /* What else pg_stat_activity says of the holder. */
 #define HOLDER_SESSION                                                                                                 \

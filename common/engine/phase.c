@@ -201,8 +201,8 @@ confirmed(Run *run, const Options *opts, Walk walk)
 	n = step_order(run, walk, order);
 	log_progress_end();
 	target = db_target_describe(run->conn);
-	fprintf(stderr, "\nphase3 %s of plan \"%s\" on %s in %s will, in this order:\n", run->subcommand,
-			run->plan->name, run->plan->q_table, target);
+	fprintf(stderr, "\nphase3 %s of plan \"%s\" on %s in %s will, in this order:\n", run->subcommand, run->plan->name,
+			run->plan->q_table, target);
 	free(target);
 	for (int k = 0; k < n; k++)
 	{

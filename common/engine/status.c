@@ -336,9 +336,9 @@ status_print(Run *run, bool as_json)
 		json_array_append_new(phases, phase_status(run, phase, holder != NULL));
 	if (!state)
 		for (int phase = 1; phase <= 3; phase++)
-			json_array_append_new(
-				phases, json_pack("{s:i, s:b, s:n, s:[], s:[]}", "phase", phase, "applied", 0, "last_run", "errors",
-						  "earlier_attempts"));
+			json_array_append_new(phases,
+								  json_pack("{s:i, s:b, s:n, s:[], s:[]}", "phase", phase, "applied", 0, "last_run",
+											"errors", "earlier_attempts"));
 	json_object_set_new(st, "phases", phases);
 	{
 		json_t *throttle = state ? throttle_status(run) : NULL;
