@@ -40,7 +40,7 @@ static const char help[] =
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
-	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
+	"                           (default: PGHOST, PGDATABASE..., else $DATABASE_URL)\n"
 	"      --plan=FILE          migration plan (JSON), e.g. plans/clerk-to-firebase.json\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"

@@ -43,7 +43,7 @@ static const char help[] =
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
-	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
+	"                           (default: PGHOST, PGDATABASE..., else $DATABASE_URL)\n"
 	"      --plan=FILE          migration plan (JSON)\n"
 	"      --mapping=FILE       Firebase Auth export (firebase auth:export --format=json),\n"
 	"                           a JSON array of {clerk_user_id, firebase_uid}, or a CSV\n"

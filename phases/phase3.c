@@ -51,7 +51,7 @@ static const char help[] =
 	"\n"
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
-	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
+	"                           (default: PGHOST, PGDATABASE..., else $DATABASE_URL)\n"
 	"      --plan=FILE          migration plan (JSON)\n"
 	"      --batch-size=N       rows per batch of a rollback's restores (a dropped\n"
 	"                           column's values, legacy keys after finalize;\n"

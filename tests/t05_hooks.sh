@@ -1,7 +1,8 @@
 # t05_hooks.sh -- --hook CMD (and PHASEMIG_HOOK): CMD gets one JSON event at the start and at
 # the end of every run (done, bad_input, refused, failed), with the run id migration_log
-# has; a hook that fails, or never reads its event, changes nothing of the run's outcome; the
-# sample scripts/hooks/chat-webhook posts the event with curl.
+# has and the database (socket or host, port, name, user); a hook that fails, or never reads
+# its event, changes nothing of the run's outcome; the sample scripts/hooks/chat-webhook posts
+# the event, naming the database, with curl.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
@@ -27,6 +28,9 @@ assert_eq "start|apply|1|running end|apply|1|done|0" "$(events 2)" "the events"
 run_id=$(q hooks "select run_id from migration_log where phase = 1 and operation = 'apply'")
 assert_eq "2" "$(grep -c "\"run_id\":\"$run_id\"" "$EVENTS")" "both events carry the run's id"
 assert_contains "$(head -n 1 "$EVENTS")" '"plan":"clerk-to-firebase"' "the plan"
+assert_eq "hooks|$PGPORT|$PGHOST|$PGUSER hooks|$PGPORT|$PGHOST|$PGUSER" "$(q hooks "select string_agg(concat_ws('|',
+  line::json->'database'->>'name', line::json->'database'->>'port', line::json->'database'->>'host',
+  line::json->'database'->>'user'), ' ' order by n) from ev")" "every event names the database: name, port, socket, user"
 
 test_case "refused, bad input and failed runs end with their status and reason; PHASEMIG_HOOK is the default"
 : >"$EVENTS"
@@ -39,6 +43,8 @@ unset PHASEMIG_HOOK
 assert_eq "start|apply|3|running end|apply|3|bad_input|2 start|apply|2|running end|apply|2|done|0 start|check|3|running end|check|3|refused|3 end|apply|2|failed|1" \
     "$(events 7)" "the events"
 assert_contains "$(tail -n 1 "$EVENTS")" "could not connect" "the failed run's reason"
+assert_eq "hooks hooks hooks hooks hooks hooks null" "$(q hooks "select string_agg(coalesce(line::json->'database'->>'name',
+  json_typeof(line::json->'database')), ' ' order by n) from ev")" "the database in every event; null when never reached"
 assert_contains "$(sed -n 6p "$EVENTS")" '"message":"' "the refused run's reason"
 
 test_case "a hook that fails, or never reads its event, leaves the run's outcome as it is"
@@ -61,5 +67,6 @@ assert_exit 3 "phase3 check (refused) with the chat hook" -- env PATH="$SHIMS:$P
 args=$(<"$CURL_ARGS")
 assert_contains "$args" "https://chat.example/hook" "posted to the webhook"
 payload=$(grep '^{"text"' <<<"$args")
-assert_contains "$payload" "phasemig clerk-to-firebase: phase3 check end: refused" "the summary line"
+assert_contains "$payload" "phasemig clerk-to-firebase: phase3 check end: refused (database \\\"hooks\\\" on $PGHOST port $PGPORT)" \
+    "the summary line names the database"
 assert_eq "t" "$(q hooks "select (\$j\$$payload\$j\$::json->>'text') like '%\"run_id\":%'")" "a JSON body holding the event"

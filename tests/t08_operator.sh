@@ -26,6 +26,7 @@ before=$(db_state ask)
 out=$(on_tty no "$BIN/phase3" apply --plan "$PLAN" --logs-dir "$LOGS" -d ask); rc=$?
 assert_eq "2" "$rc" "answered no: exit 2"
 assert_contains "$out" "4. drop_column clerk_user_id: drops the column" "names what it drops"
+assert_contains "$out" "in database \"ask\" on socket $PGHOST port $PGPORT as user \"$PGUSER\"" "names the database it asks about"
 assert_contains "$out" "not confirmed (answer \"no\"): nothing was changed" "says nothing changed"
 assert_eq "$before" "$(db_state ask)" "nothing changed"
 assert_eq "failed|not confirmed (answer \"no\"): nothing was changed" \
@@ -118,3 +119,49 @@ assert_exit 0 "phase3 status --run --json" -- p3 status -d js --run "$run_id" --
 assert_eq "t|array" "$(q js "select concat_ws('|', j->>'started_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$',
   jsonb_typeof(j->'findings'->0->'samples')) from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" \
     "one run: ISO 8601 UTC start, samples as an array"
+
+test_case "status: the newest run first, its errors, and earlier failed attempts under their own heading"
+# js: phase3 check refused (rows without a uid); then phase2 gives them uids and the check passes
+must p2 apply -d js --mapping "$DATA/firebase-export.json" --generate-missing
+assert_exit 0 "phase3 check after --generate-missing" -- p3 check -d js
+assert_exit 0 "phase3 status" -- p3 status -d js
+phase3=$(sed -n '/^phase3:/,$p' <<<"$LAST_OUT")
+assert_contains "$(sed -n 2p <<<"$phase3")" "last run: check done" "the newest run first"
+assert_not_contains "$phase3" "error:" "no error: line for the good run"
+assert_contains "$phase3" "  earlier attempts:
+    check refused at " "the refused check under its heading"
+assert_exit 0 "phase3 status --json" -- p3 status -d js --json
+assert_eq "0|1|refused" "$(q js "select concat_ws('|', jsonb_array_length(j->'phases'->2->'errors'),
+  jsonb_array_length(j->'phases'->2->'earlier_attempts'), j->'phases'->2->'earlier_attempts'->0->>'status')
+  from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" "status --json: errors of the newest run, earlier attempts apart"
+
+test_case "exit 4 names the holder's phasemig pid and host and its backend pid; status --run takes the short run id"
+PLAN=$ROOT/plans/string-to-uuid.json
+gen_app lk 200 t08l "$DATA"
+must p1 apply -d lk
+# a slow phase2 apply holds the plan's lock: a batch of 5 rows every 200 ms
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d lk --batch-size 5 --sleep-ms 200 >"$TEST_TMP/holder.out" 2>&1 &
+holder=$!
+wait_for_sql lk "select count(*) from migration_log where phase = 2 and status = 'running' and rows_done > 0" 1
+run_id=$(q lk "select run_id from migration_log where phase = 2 and operation = 'apply' order by id desc limit 1")
+backend=$(q lk "select pid from pg_stat_activity where application_name = 'phase2 apply (phasemig run ${run_id:0:8})'")
+assert_eq "$holder|$(hostname)|$backend" "$(q lk "select concat_ws('|', metadata->>'client_pid', metadata->>'client_host',
+  metadata->>'backend_pid') from migration_log where run_id = '$run_id' and operation = 'apply'")" \
+    "migration_log: the client's pid and host, and the backend's pid"
+assert_exit 4 "a second phase2 apply" -- p2 apply -d lk --lock-wait 0
+assert_contains "$LAST_ERR" "held by phasemig pid $holder on host $(hostname) (server backend pid $backend), run ${run_id:0:8}; " \
+    "the holder: the phasemig process's pid, its host, the backend's pid, the run"
+assert_exit 0 "phase2 status" -- p2 status -d lk
+assert_contains "$LAST_OUT" "running now: phasemig pid $holder on host $(hostname)" "status names the holder the same way"
+kill -TERM "$holder"; wait "$holder" || true
+assert_exit 0 "status --run with the short id" -- p2 status -d lk --run "${run_id:0:8}"
+assert_contains "$LAST_OUT" "run $run_id: phase2 apply interrupted" "the run the short id starts"
+assert_exit 0 "status --run --json with the short id" -- p2 status -d lk --run "${run_id:0:8}" --json
+assert_eq "$run_id|apply" "$(q lk "select concat_ws('|', j->>'run_id', j->>'subcommand') from (select \$j\$$LAST_OUT\$j\$::jsonb j) s")" \
+    "status --run --json: the same run"
+assert_exit 2 "status --run with a short id no run has" -- p2 status -d lk --run 00000000
+assert_contains "$LAST_ERR" "no run of plan \"string-to-uuid\" in migration_log has an id starting with \"00000000\"" "says so"
+assert_exit 2 "status --run with no run id" -- p2 status -d lk --run "x';--"
+p1_run=$(q lk "select run_id from migration_log where phase = 1 and operation = 'apply'")
+assert_exit 0 "phase1 status --run" -- p1 status -d lk --run "$p1_run"
+assert_contains "$LAST_OUT" "longest lock hold " "the text shows the lock times, as --json does"

@@ -101,7 +101,8 @@ first=$!
 wait_for_sql lock "select count(*) > 0 from pg_stat_activity a join pg_locks l on l.pid = a.pid
   where a.application_name like 'phase2 apply%' and l.locktype = 'advisory' and l.granted" t 20
 assert_exit 4 "second phase2" -- p2 apply -d lock --mapping "$DATA/mapping.csv" --lock-wait 0
-assert_contains "$LAST_ERR" 'held by pid' "holder named"
+assert_contains "$LAST_ERR" 'held by ' "holder named"
+assert_contains "$LAST_ERR" 'server backend pid ' "the backend's pid, named as such"
 assert_contains "$LAST_ERR" 'application "phase2 apply (phasemig run' "holder's program named"
 started=$SECONDS
 assert_exit 4 "phase3 is refused too, after waiting --lock-wait" -- p3 check -d lock --lock-wait 2
@@ -111,7 +112,7 @@ assert_contains "$LAST_ERR" "(waited for it with --lock-wait)" "says it waited"
 assert_eq "0" "$(q lock "select count(*) from migration_log where phase = 3")" "the refused phase3 wrote nothing"
 wait_for_sql lock "select count(*) from migration_log where status = 'running' and rows_done >= 10 and rows_total > 0" 1 30
 assert_exit 0 "status does not need the lock" -- p2 status -d lock
-assert_contains "$LAST_OUT" "running now: pid" "status shows the run in progress"
+assert_contains "$LAST_OUT" "running now: phasemig pid $first on host " "status shows the run in progress, its client's pid"
 assert_contains "$LAST_OUT" "of 400 rows scanned" "rows done of the table's total"
 assert_contains "$LAST_OUT" " s left" "the fill's rate and time left"
 assert_exit 0 "status --json" -- p2 status -d lock --json

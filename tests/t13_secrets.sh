@@ -49,8 +49,10 @@ refuses_unparsable 'host=127.0.0.1 password=Space Secret' 'Space' 'Secret'
 
 test_case "DATABASE_URL that cannot be parsed is refused without quoting it"
 fresh_dir "$LOGS"
+# DATABASE_URL is used only when no PG* variable chooses the server, the database or the user
 DATABASE_URL='postgresql://u:EnvPct%zzSecret@/db' \
-    assert_exit 1 "phase1 apply" -- phase 1 apply --plan "$PLAN" --logs-dir "$LOGS"
+    assert_exit 1 "phase1 apply" -- env -u PGHOST -u PGPORT -u PGDATABASE -u PGUSER \
+    "$BIN/phase1" apply --plan "$PLAN" --logs-dir "$LOGS"
 assert_contains "$LAST_ERR" "the connection string in DATABASE_URL $PARSE_ERROR"
 assert_no_secret 'EnvPct%zzSecret' 'zzSecret'
 
@@ -62,6 +64,18 @@ fails_without_secret 'postgresql://u:pa@ss/word@localhost/db' "could not connect
 test_case "a well-formed URI with a password: the error names host and port, not the password"
 fails_without_secret 'postgresql://u:Wr0ngSecret@127.0.0.1:1/x' 'connection to server at "127.0.0.1", port 1 failed' -- \
     'Wr0ngSecret'
+
+test_case "a run that reached the server names its database, never the password: start line, status, hook event"
+new_db t13_target
+fresh_dir "$LOGS"
+assert_exit 2 "phase1 apply (no table: bad input, after the start line)" -- phase 1 apply --plan "$PLAN" \
+    --logs-dir "$LOGS" -d "host=$PGHOST port=$PGPORT dbname=t13_target user=$PGUSER password='Tg7 Secret'" \
+    --hook "cat > '$LOGS/event.json'"
+assert_contains "$LAST_ERR" "database \"t13_target\" on socket $PGHOST port $PGPORT as user \"$PGUSER\"" "the start line"
+assert_contains "$(cat "$LOGS/event.json")" '"database":{"host":"'"$PGHOST"'","port":"'"$PGPORT"'","name":"t13_target"' \
+    "the hook event"
+assert_no_secret 'Tg7 Secret' 'Secret'
+assert_not_contains "$(cat "$LOGS/event.json")" "Secret" "no password in the hook event"
 
 test_case "a key=value string reaching the server: the server's reason, not the password"
 fresh_dir "$LOGS"

@@ -125,19 +125,110 @@ db_set_all(PGconn *conn, const char *const *settings, size_t n)
 	return true;
 }
 
+/* libpq's variables that choose the server, the database or the user: any of them set, DATABASE_URL is not used. */
+static const char *const pg_target_vars[] = {"PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
+											 "PGUSER", "PGSERVICE",  NULL};
+
+/* Those of pg_target_vars that are set (not empty), as "PGHOST, PGDATABASE" in BUF; false when none is. */
+static bool
+pg_target_vars_set(char *buf, size_t size)
+{
+	buf[0] = '\0';
+	for (int i = 0; pg_target_vars[i]; i++)
+		if (getenv(pg_target_vars[i]) && getenv(pg_target_vars[i])[0])
+			snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? ", " : "", pg_target_vars[i]);
+	return buf[0] != '\0';
+}
+
+const char *
+db_choose_conninfo(const char *conninfo, const char **source)
+{
+	static bool announced;
+	const char *url = getenv("DATABASE_URL");
+	char pg_vars[128];
+
+	if (conninfo && conninfo[0])
+	{
+		*source = "given with -d";
+		return conninfo;
+	}
+	*source = "in DATABASE_URL";
+	if (url == NULL || url[0] == '\0')
+		return NULL;
+	if (pg_target_vars_set(pg_vars, sizeof pg_vars))
+	{
+		if (!announced)
+			log_info("DATABASE_URL is set but not used: libpq's PG* variables come first (set: %s); give -d "
+					 "to choose",
+					 pg_vars);
+		announced = true;
+		return NULL;
+	}
+	if (!announced)
+		log_info("connecting with DATABASE_URL: neither -d nor PGHOST, PGPORT, PGDATABASE, PGUSER or PGSERVICE "
+				 "is set");
+	announced = true;
+	return url;
+}
+
+/*
+ * The application_name the session gets: PHASEMIG_PART alone, or after the
+ * operator's own (an application_name in CONNINFO, else $PGAPPNAME) as
+ * "OPERATOR / PHASEMIG_PART".  The server keeps 63 bytes (NAMEDATALEN - 1):
+ * the operator's part is cut so that phasemig's up to its run id fits.
+ * Malloc'd; NULL when CONNINFO cannot be parsed (the caller said why).
+ */
+static char *
+application_name_for(const char *conninfo, const char *phasemig_part)
+{
+	PQconninfoOption *opts = NULL;
+	const char *own = NULL;
+	const char *run_id = strstr(phasemig_part, "phasemig run ");
+	size_t keep, room;
+	char *name;
+
+	if (conninfo && is_connection_string(conninfo))
+	{
+		opts = PQconninfoParse(conninfo, NULL);
+		if (opts == NULL)
+			return NULL;
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (strcmp(o->keyword, "application_name") == 0 && o->val && o->val[0])
+				own = o->val;
+	}
+	if (own == NULL && getenv("PGAPPNAME") && getenv("PGAPPNAME")[0])
+		own = getenv("PGAPPNAME");
+	if (own == NULL)
+	{
+		PQconninfoFree(opts);
+		return xstrdup(phasemig_part);
+	}
+	/* phasemig's part up to the end of its run id ("phasemig run " and 8 hex digits) must stay */
+	keep = run_id ? (size_t) (run_id - phasemig_part) + strlen("phasemig run ") + 8 : strlen(phasemig_part);
+	keep = keep < strlen(phasemig_part) ? keep : strlen(phasemig_part);
+	room = DB_APPNAME_MAX > keep + 3 ? DB_APPNAME_MAX - keep - 3 : 0;
+	if (strlen(own) <= room)
+		room = strlen(own);
+	/* not in the middle of a UTF-8 character */
+	while (room > 0 && room < strlen(own) && ((unsigned char) own[room] & 0xC0) == 0x80)
+		room--;
+	name = str_printf("%.*s / %s", (int) room, own, phasemig_part);
+	PQconninfoFree(opts);
+	return name;
+}
+
 PGconn *
-db_connect(const char *conninfo, const char *application_name)
+db_connect_try(const char *conninfo, const char *application_name, char **why)
 {
 	/* after dbname, so client_encoding overrides a conninfo's and PGCLIENTENCODING */
 	const char *keywords[] = {"dbname", "application_name", "client_encoding", NULL};
 	const char *values[4];
-	const char *dbname = conninfo;
-	const char *source = "given with -d";
+	const char *source;
+	const char *dbname = db_choose_conninfo(conninfo, &source);
 	Secrets secrets = {0};
+	char *appname;
 	PGconn *conn;
 
-	if (dbname == NULL || dbname[0] == '\0')
-		dbname = getenv("DATABASE_URL"), source = "in DATABASE_URL";
 	if (dbname && is_connection_string(dbname) && !secrets_collect(dbname, &secrets))
 	{
 		log_error("the connection string %s could not be parsed; it is not shown because it may hold a password",
@@ -146,22 +237,24 @@ db_connect(const char *conninfo, const char *application_name)
 				 "':', '%%' and blanks in the password: %%40 for '@'");
 		return NULL;
 	}
+	appname = application_name_for(dbname, application_name);
 	values[0] = (dbname && dbname[0]) ? dbname : NULL;
-	values[1] = application_name;
+	values[1] = appname;
 	values[2] = "UTF8";
 	values[3] = NULL;
 	if (values[0] == NULL)
-		keywords[0] = "application_name", values[0] = application_name, keywords[1] = "client_encoding",
-		values[1] = "UTF8", keywords[2] = NULL;
+		keywords[0] = "application_name", values[0] = appname, keywords[1] = "client_encoding", values[1] = "UTF8",
+		keywords[2] = NULL;
 
 	conn = PQconnectdbParams(keywords, values, 1);
+	free(appname);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		char *scrubbed = secrets_scrub(conn ? PQerrorMessage(conn) : "out of memory", &secrets);
 		char msg[1024];
 
 		chomp_copy(msg, sizeof msg, scrubbed);
-		log_error("could not connect to the database: %s", msg);
+		*why = xstrdup(msg);
 		free(scrubbed);
 		secrets_free(&secrets);
 		PQfinish(conn);
@@ -173,6 +266,18 @@ db_connect(const char *conninfo, const char *application_name)
 		PQfinish(conn);
 		return NULL;
 	}
+	return conn;
+}
+
+PGconn *
+db_connect(const char *conninfo, const char *application_name)
+{
+	char *why = NULL;
+	PGconn *conn = db_connect_try(conninfo, application_name, &why);
+
+	if (why)
+		log_error("could not connect to the database: %s", why);
+	free(why);
 	return conn;
 }
 

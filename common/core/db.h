@@ -19,14 +19,34 @@
 /* SQL: the timestamptz COLUMN as ISO 8601 in UTC ("2026-11-30T15:04:05Z"), as JSON output gives times. */
 #define DB_ISO_UTC(column) "to_char(" column " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+/* The longest application_name the server keeps (NAMEDATALEN - 1 bytes). */
+#define DB_APPNAME_MAX 63
+
 /*
  * Connect with PQconnectdbParams(expand_dbname=1): conninfo may be a URI or a
- * conninfo string; NULL means DATABASE_URL, then libpq's PG* variables.  Sets an
+ * conninfo string; NULL means libpq's PG* variables (and service), with
+ * DATABASE_URL only as their fallback (db_choose_conninfo).  The session's
+ * application_name is APPLICATION_NAME after the operator's own when there
+ * is one (an application_name in the conninfo, else PGAPPNAME).  Sets an
  * empty search_path.  Logs and returns NULL on failure, never showing a
  * password: a string libpq cannot parse is not quoted, and the password
  * (with the pieces of a URI's user info) is masked in libpq's message.
  */
 PGconn *db_connect(const char *conninfo, const char *application_name);
+/*
+ * db_connect, but when the server cannot be reached *WHY is set to libpq's
+ * message (malloc'd, the password masked) instead of logging it, so that the
+ * caller can say first what it was starting.  Other failures are logged.
+ */
+PGconn *db_connect_try(const char *conninfo, const char *application_name, char **why);
+/*
+ * The connection string to use, libpq's order kept: CONNINFO (-d) when
+ * given; else NULL (the PG* variables, a service) when any of PGHOST,
+ * PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE is set; else
+ * DATABASE_URL, if set.  Says once (log_info) when DATABASE_URL is used and
+ * when it is set but not used.  *SOURCE says where it came from, for messages.
+ */
+const char *db_choose_conninfo(const char *conninfo, const char **source);
 /*
  * After a lost connection: connect again with the same parameters (PQreset)
  * and set the session up as db_connect does.  Logs and returns false on failure.

@@ -239,8 +239,9 @@ set_option(int c, const char *arg, Options *opts)
 			log_set_json(opts->log_json);
 			break;
 		case OPT_RUN:
-			if (strlen(arg) != 36 || strspn(arg, "0123456789abcdefABCDEF-") != 36)
-				usage_error("--run must be a run id (a uuid), not \"%s\"", arg);
+			/* the whole id, or its first 8 (or more) digits as application_name shows them */
+			if (strlen(arg) < 8 || strlen(arg) > 36 || strspn(arg, "0123456789abcdefABCDEF-") != strlen(arg))
+				usage_error("--run must be a run id (a uuid, or its first 8 digits), not \"%s\"", arg);
 			opts->run_id = arg;
 			break;
 		case OPT_ON_INVALID:

@@ -67,7 +67,9 @@ typedef struct Options
 	"                           was imported (the next apply generates new ones)\n"
 #define CLI_HELP_PLAN_RUN                                                                                              \
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
-	"                           migration_log (rows, longest lock hold, retries)\n"
+	"                           migration_log (rows, longest lock hold, retries);\n"                                     \
+	"                           RUN_ID may be its first 8 digits, as shown in\n"                                        \
+	"                           application_name\n"
 /* The exit codes; REFUSED is the binary's own line for code 3. */
 /* --dry-run and --quiet, every binary's. */
 #define CLI_HELP_RUN_CONTROL                                                                                           \
@@ -88,12 +90,15 @@ typedef struct Options
 /* The environment variables an option can come from (help2man makes a section of it). */
 #define CLI_HELP_ENVIRONMENT                                                                                           \
 	"Environment:\n"                                                                                                   \
-	"  DATABASE_URL        the database to migrate when -d is not given (a URI or\n"                                   \
-	"                      conninfo string)\n"                                                                         \
 	"  PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGPASSFILE, PGSERVICE,\n"                                       \
 	"  PGSERVICEFILE, PGSSLMODE and libpq's other PG* variables\n"                                                     \
-	"                      the connection when neither -d nor DATABASE_URL is given,\n"                                \
-	"                      and what a conninfo string leaves out\n"                                                    \
+	"                      the connection when -d is not given, and what a\n"                                          \
+	"                      conninfo string leaves out\n"                                                               \
+	"  DATABASE_URL        the database when neither -d nor any of PGHOST,\n"                                          \
+	"                      PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE is set\n"                                 \
+	"                      (a URI or conninfo string); its use is announced\n"                                          \
+	"  PGAPPNAME           kept: phasemig's part is added after it in\n"                                               \
+	"                      application_name\n"                                                                          \
 	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
 	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
 	"  PHASEMIG_MAX_INPUT_SIZE\n"                                                                                      \

@@ -16,9 +16,12 @@
 #include <jansson.h>
 
 #include "core/db.h"
+#include "core/db_target.h"
 #include "core/log.h"
 
 static const char *hook_cmd;
+/* the run's database, as every event names it (JSON null until it connected) */
+static json_t *hook_database;
 
 void
 hook_set(const char *cmd)
@@ -120,9 +123,18 @@ event_of(const Run *run, const char *event, const char *status)
 	struct tm tm;
 
 	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s}", "event", event, "time", stamp, "plan",
+	/* the database (db_target.h): null when the run ended before it connected */
+	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:o}", "event", event, "time", stamp, "plan",
 					 run->plan ? run->plan->name : "", "phase", run->phase, "subcommand", run->subcommand, "run_id",
-					 run->run_id, "status", status);
+					 run->run_id, "status", status, "database",
+					 hook_database ? json_incref(hook_database) : json_null());
+}
+
+void
+hook_set_database(const PGconn *conn)
+{
+	json_decref(hook_database);
+	hook_database = db_target_json(conn);
 }
 
 void

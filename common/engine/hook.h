@@ -14,6 +14,11 @@
 
 /* Use CMD (NULL: $PHASEMIG_HOOK, if set) for this run's events. */
 void hook_set(const char *cmd);
+/*
+ * The database every event names from now on ("database": host, port, name,
+ * user; JSON null in an event before the run connected).
+ */
+void hook_set_database(const PGconn *conn);
 /* The start event: the run holds the plan's lock. */
 void hook_start(const Run *run);
 /*

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/db.h"
 #include "core/dryrun.h"
@@ -58,17 +59,25 @@ mlog_state_exists(PGconn *conn)
 					 0, NULL);
 }
 
-long long
-mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done, const char *last_key)
+/*
+ * The row's insert; a run's phase-level row (RUN_ROW) also records who runs
+ * it: the client's pid and host, and the server backend's pid (the exit-4
+ * message of another run names them).
+ */
+static long long
+begin_row(Run *run, const char *operation, long long rows_total, long long rows_done, const char *last_key,
+		  bool run_row)
 {
-	char phase[8], total[32], done[32];
-	const char *params[9];
+	char phase[8], total[32], done[32], pid[16], host[256] = "";
+	const char *params[12];
 
 	if (dryrun_on())
 		return 0;
 	snprintf(phase, sizeof phase, "%d", run->phase);
 	snprintf(total, sizeof total, "%lld", rows_total);
 	snprintf(done, sizeof done, "%lld", rows_done);
+	snprintf(pid, sizeof pid, "%ld", (long) getpid());
+	gethostname(host, sizeof host - 1);
 	params[0] = run->run_id;
 	params[1] = run->plan->name;
 	params[2] = phase;
@@ -78,6 +87,9 @@ mlog_begin(Run *run, const char *operation, long long rows_total, long long rows
 	params[6] = last_key;
 	params[7] = run->client;
 	params[8] = PHASEMIG_VERSION;
+	params[9] = run_row ? "t" : "f";
+	params[10] = pid;
+	params[11] = host;
 	return db_count(run->conn,
 					"INSERT INTO public.migration_log (run_id, plan, phase, operation, status, rows_total, "
 					"rows_done, last_key, client, tool_version, metadata) "
@@ -85,8 +97,23 @@ mlog_begin(Run *run, const char *operation, long long rows_total, long long rows
 					/* db_user is the role it runs as (the table's owner); who connected, when another */
 					"CASE WHEN SESSION_USER <> CURRENT_USER "
 					"THEN pg_catalog.jsonb_build_object('connected_as', SESSION_USER::pg_catalog.text) "
+					"ELSE '{}'::pg_catalog.jsonb END "
+					"|| CASE WHEN $10::boolean THEN pg_catalog.jsonb_build_object('client_pid', $11::pg_catalog.int4, "
+					"'client_host', $12::pg_catalog.text, 'backend_pid', pg_catalog.pg_backend_pid()) "
 					"ELSE '{}'::pg_catalog.jsonb END) RETURNING id",
-					9, params);
+					12, params);
+}
+
+long long
+mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done, const char *last_key)
+{
+	return begin_row(run, operation, rows_total, rows_done, last_key, false);
+}
+
+long long
+mlog_begin_run(Run *run)
+{
+	return begin_row(run, run->subcommand, -1, 0, NULL, true);
 }
 
 /* V as text in BUF, for a statement's parameter. */

@@ -42,6 +42,12 @@ bool mlog_state_exists(PGconn *conn);
 
 /* Insert a 'running' row and return its id (exits on failure). */
 long long mlog_begin(Run *run, const char *operation, long long rows_total, long long rows_done, const char *last_key);
+/*
+ * The run's phase-level row (its subcommand), 'running', with the client's
+ * pid and host and the server backend's pid in its metadata (client_pid,
+ * client_host, backend_pid); its id (exits on failure).
+ */
+long long mlog_begin_run(Run *run);
 /* Set the expected total and the starting point of a row (status's rate and ETA start there). */
 void mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key);
 /*

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/db.h"
+#include "core/db_target.h"
 #include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
@@ -192,14 +193,17 @@ confirmed(Run *run, const Options *opts, Walk walk)
 	int *order;
 	int n;
 	char answer[16] = "";
+	char *target;
 
 	if (opts->yes || dryrun_on() || !isatty(STDIN_FILENO))
 		return true;
 	order = xcalloc((size_t) run->plan->n_ops + 1, sizeof *order);
 	n = step_order(run, walk, order);
 	log_progress_end();
-	fprintf(stderr, "\nphase3 %s of plan \"%s\" on %s will, in this order:\n", run->subcommand, run->plan->name,
-			run->plan->q_table);
+	target = db_target_describe(run->conn);
+	fprintf(stderr, "\nphase3 %s of plan \"%s\" on %s in %s will, in this order:\n", run->subcommand, run->plan->name,
+			run->plan->q_table, target);
+	free(target);
 	for (int k = 0; k < n; k++)
 	{
 		const OpType *kind = run->plan->ops[order[k]].kind;

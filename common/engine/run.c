@@ -14,6 +14,7 @@
 #include <uuid/uuid.h>
 
 #include "core/db.h"
+#include "core/db_target.h"
 #include "core/dryrun.h"
 #include "core/input_file.h"
 #include "core/log.h"
@@ -237,7 +238,8 @@ take_plan_lock(Run *run, const Options *opts)
 	log_error("another run holds the lock of plan \"%s\" on table %s%s", run->plan->name, run->plan->q_table,
 			  opts->lock_wait_s > 0 ? " (waited for it with --lock-wait)" : "");
 	log_detail("held by %s", holder ? holder : "a session that has just ended; try again");
-	log_hint("wait for it to finish; phasemig never runs two operators at once");
+	log_hint("wait for it to finish, or stop it with SIGTERM to its phasemig pid on its host (it stops at a safe "
+			 "point); phasemig never runs two operators at once");
 	free(holder);
 	log_exit(EXIT_LOCKED);
 }
@@ -271,7 +273,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 {
 	Run *run = xcalloc(1, sizeof(Run));
 	uuid_t id;
-	char *appname;
+	char *appname, *why = NULL;
 	DbRetry retry;
 	bool record;
 
@@ -292,7 +294,6 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (record)
 	{
 		open_run_log(run, opts);
-		log_info("%s: plan \"%s\", run %s", opts->subcommand, run->plan->name, run->run_id);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
 		log_on_exit(notify_end, run);
@@ -300,8 +301,21 @@ run_start(int phase, const Options *opts, bool take_lock)
 
 	appname = str_printf("%s %s (phasemig run %.8s)", log_progname(), opts->subcommand, run->run_id);
 	run->conninfo = opts->dbname;
-	run->conn = db_connect(opts->dbname, appname);
+	run->conn = db_connect_try(opts->dbname, appname, &why);
 	free(appname);
+	if (record)
+	{
+		/* the start line names the database, the first thing an operator checks */
+		char *target = db_target_describe(run->conn);
+
+		log_info("%s: plan \"%s\", run %s, %s", opts->subcommand, run->plan->name, run->run_id,
+				 run->conn ? target : "no database reached");
+		free(target);
+		hook_set_database(run->conn);
+	}
+	if (why)
+		log_error("could not connect to the database: %s", why);
+	free(why);
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
 	log_on_exit(close_connection, run);
@@ -368,7 +382,7 @@ run_connect(const Run *run, const char *what)
 void
 run_begin_phase(Run *run)
 {
-	run->phase_entry = mlog_begin(run, run->subcommand, -1, 0, NULL);
+	run->phase_entry = mlog_begin_run(run);
 }
 
 void

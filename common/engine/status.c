@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/db_target.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 #include "engine/guard.h"
 #include "engine/operation.h"
 #include "engine/progress.h"
@@ -178,20 +180,25 @@ phase_status(Run *run, int phase, bool lock_held)
 		if (run->plan->ops[i].kind->status)
 			run->plan->ops[i].kind->status(run, &run->plan->ops[i], phase, obj);
 
+	/* the failures since the last done apply or rollback: the newest run's, then earlier attempts' */
 	res = db_query(
 		run->conn,
 		"SELECT operation, status, " DB_ISO_UTC(
-			"finished_at") " AS at, message "
+			"finished_at") " AS at, message, run_id::text "
 						   "FROM public.migration_log WHERE plan = $1 AND phase = $2 AND status IN ('failed', 'refused') "
 						   "AND id > coalesce((SELECT max(id) FROM public.migration_log WHERE plan = $1 AND phase = $2 "
 						   "AND operation IN ('apply', 'rollback') AND status = 'done'), 0) ORDER BY id DESC LIMIT 5",
 		2, params);
 	{
-		json_t *errors = json_array();
+		json_t *errors = json_array(), *earlier = json_array();
+		json_t *last = json_object_get(obj, "last_run");
+		const char *last_id = json_is_object(last) ? json_string_value(json_object_get(last, "run_id")) : NULL;
 
 		for (int i = 0; i < PQntuples(res); i++)
-			json_array_append_new(errors, row_object(res, i));
+			json_array_append_new(last_id && strcmp(db_field(res, i, "run_id"), last_id) == 0 ? errors : earlier,
+								  row_object(res, i));
 		json_object_set_new(obj, "errors", errors);
+		json_object_set_new(obj, "earlier_attempts", earlier);
 	}
 	PQclear(res);
 	return obj;
@@ -243,13 +250,25 @@ print_operations(json_t *ph)
 	}
 }
 
+/* One failed or refused row E of migration_log, after PREFIX. */
 static void
-print_text(json_t *st, const char *q_table)
+print_failure(const char *prefix, json_t *e)
+{
+	printf("%s%s %s at %s%s%s\n", prefix, json_string_value(json_object_get(e, "operation")),
+		   json_string_value(json_object_get(e, "status")),
+		   json_is_string(json_object_get(e, "at")) ? json_string_value(json_object_get(e, "at")) : "?",
+		   json_is_string(json_object_get(e, "message")) ? ": " : "",
+		   json_is_string(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+}
+
+static void
+print_text(json_t *st, const char *q_table, const char *target)
 {
 	size_t i;
 	json_t *ph;
 
 	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")), q_table);
+	printf("%s\n", target);
 	if (json_is_string(json_object_get(st, "running")))
 		printf("running now: %s\n", json_string_value(json_object_get(st, "running")));
 	if (json_is_object(json_object_get(st, "throttle")))
@@ -266,16 +285,7 @@ print_text(json_t *st, const char *q_table)
 
 		printf("\nphase%d: %s\n", (int) json_integer_value(json_object_get(ph, "phase")),
 			   json_is_true(json_object_get(ph, "applied")) ? "applied" : "not applied");
-		print_operations(ph);
-		{
-			static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
-
-			for (int k = 0; keys[k]; k++)
-				if (json_is_integer(json_object_get(ph, keys[k])))
-					printf("  %-9s %lld\n", keys[k], (long long) json_integer_value(json_object_get(ph, keys[k])));
-			if (json_is_string(json_object_get(ph, "reached")))
-				printf("  reached:  %s\n", json_string_value(json_object_get(ph, "reached")));
-		}
+		/* the newest run first, with its own errors; earlier failed attempts last, under their heading */
 		if (json_is_object(last))
 			printf(
 				"  last run: %s %s, started %s by %s (%s)%s%s\n", json_string_value(json_object_get(last, "operation")),
@@ -289,12 +299,22 @@ print_text(json_t *st, const char *q_table)
 																 : "");
 		else
 			printf("  last run: never\n");
-		json_array_foreach(errors, k, e) printf(
-			"  error:    %s %s at %s%s%s\n", json_string_value(json_object_get(e, "operation")),
-			json_string_value(json_object_get(e, "status")),
-			json_is_string(json_object_get(e, "at")) ? json_string_value(json_object_get(e, "at")) : "?",
-			json_is_string(json_object_get(e, "message")) ? ": " : "",
-			json_is_string(json_object_get(e, "message")) ? json_string_value(json_object_get(e, "message")) : "");
+		json_array_foreach(errors, k, e) print_failure("  error:    ", e);
+		print_operations(ph);
+		{
+			static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
+
+			for (int k = 0; keys[k]; k++)
+				if (json_is_integer(json_object_get(ph, keys[k])))
+					printf("  %-9s %lld\n", keys[k], (long long) json_integer_value(json_object_get(ph, keys[k])));
+			if (json_is_string(json_object_get(ph, "reached")))
+				printf("  reached:  %s\n", json_string_value(json_object_get(ph, "reached")));
+		}
+		if (json_array_size(json_object_get(ph, "earlier_attempts")) > 0)
+		{
+			printf("  earlier attempts:\n");
+			json_array_foreach(json_object_get(ph, "earlier_attempts"), k, e) print_failure("    ", e);
+		}
 	}
 }
 
@@ -310,13 +330,15 @@ status_print(Run *run, bool as_json)
 	/* identifiers as they are, not quoted: JSON needs no SQL quoting */
 	json_object_set_new(st, "schema", json_string(run->plan->schema));
 	json_object_set_new(st, "table", json_string(run->plan->table));
+	json_object_set_new(st, "database", db_target_json(run->conn));
 	json_object_set_new(st, "running", holder ? json_string(holder) : json_null());
 	for (int phase = 1; phase <= 3 && state; phase++)
 		json_array_append_new(phases, phase_status(run, phase, holder != NULL));
 	if (!state)
 		for (int phase = 1; phase <= 3; phase++)
-			json_array_append_new(
-				phases, json_pack("{s:i, s:b, s:n, s:[]}", "phase", phase, "applied", 0, "last_run", "errors"));
+			json_array_append_new(phases,
+								  json_pack("{s:i, s:b, s:n, s:[], s:[]}", "phase", phase, "applied", 0, "last_run",
+											"errors", "earlier_attempts"));
 	json_object_set_new(st, "phases", phases);
 	{
 		json_t *throttle = state ? throttle_status(run) : NULL;
@@ -332,7 +354,10 @@ status_print(Run *run, bool as_json)
 	}
 	else
 	{
-		print_text(st, run->plan->q_table);
+		char *target = db_target_describe(run->conn);
+
+		print_text(st, run->plan->q_table, target);
+		free(target);
 		if (!state)
 			printf("\n(no migration_log table: phase1 has never been applied to this database)\n");
 	}
@@ -341,16 +366,65 @@ status_print(Run *run, bool as_json)
 	return EXIT_DONE;
 }
 
+/*
+ * The full run id GIVEN stands for: GIVEN itself, or the one run of the plan
+ * whose id starts with it (the 8 digits application_name shows).  Malloc'd;
+ * NULL after saying why when GIVEN starts no run's id or several.
+ */
+static char *
+full_run_id(Run *run, const char *given)
+{
+	const char *params[2] = {run->plan->name, given};
+	size_t n = strlen(given);
+	PGresult *res;
+	char *id = NULL;
+
+	/* (cli.c took only hex digits and hyphens, 8 to 36 of them) */
+	if (n == 36 || !mlog_state_exists(run->conn))
+		return xstrdup(given);
+	res = db_query(run->conn,
+				   "SELECT DISTINCT run_id::text FROM public.migration_log WHERE plan = $1 "
+				   "AND run_id::text LIKE pg_catalog.lower($2) || '%' LIMIT 2",
+				   2, params);
+	if (PQntuples(res) > 1)
+		log_error("--run \"%s\" starts the ids of several runs of plan \"%s\": give more of it", given,
+				  run->plan->name);
+	else if (PQntuples(res) == 0)
+		log_error("no run of plan \"%s\" in migration_log has an id starting with \"%s\"", run->plan->name, given);
+	else
+		id = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return id;
+}
+
+/* ", longest lock hold N ms" and the like, from the figures of OBJ that are there. */
+static void
+print_lock_figures(json_t *obj)
+{
+	if (json_is_number(json_object_get(obj, "ddl_longest_attempt_ms")))
+		printf(", longest lock hold %.1f ms", json_number_value(json_object_get(obj, "ddl_longest_attempt_ms")));
+	if (json_is_number(json_object_get(obj, "ddl_longest_ms")))
+		printf(", longest DDL %.1f ms", json_number_value(json_object_get(obj, "ddl_longest_ms")));
+	if (json_is_integer(json_object_get(obj, "ddl_retries")) && json_integer_value(json_object_get(obj, "ddl_retries")))
+		printf(", %lld lock retries", (long long) json_integer_value(json_object_get(obj, "ddl_retries")));
+}
+
 /* status --run RUN_ID: one run's steps and figures (summary.h), as text or as JSON. */
 int
-status_print_run(Run *run, const char *run_id, bool as_json)
+status_print_run(Run *run, const char *given, bool as_json)
 {
-	json_t *obj = summary_run(run, run_id);
+	char *run_id = full_run_id(run, given);
+	json_t *obj = run_id ? summary_run(run, run_id) : NULL;
 	size_t i;
 	json_t *step;
 
+	if (run_id == NULL)
+		return EXIT_BAD_INPUT;
 	if (obj == NULL)
+	{
+		free(run_id);
 		return EXIT_FAILED;
+	}
 	if (as_json)
 	{
 		char *s = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
@@ -362,15 +436,22 @@ status_print_run(Run *run, const char *run_id, bool as_json)
 		printf("run %s: not in migration_log\n", run_id);
 	else
 	{
-		printf("run %s: phase%d %s %s, %lld rows\n", run_id, (int) json_integer_value(json_object_get(obj, "phase")),
+		printf("run %s: phase%d %s %s, %lld rows", run_id, (int) json_integer_value(json_object_get(obj, "phase")),
 			   json_string_value(json_object_get(obj, "subcommand")), json_string_value(json_object_get(obj, "status")),
 			   (long long) json_integer_value(json_object_get(obj, "rows")));
+		print_lock_figures(obj);
+		putchar('\n');
 		json_array_foreach(json_object_get(obj, "steps"), i, step)
-			printf("  %s: %s, %lld rows, %.3f s\n", json_string_value(json_object_get(step, "operation")),
+		{
+			printf("  %s: %s, %lld rows, %.3f s", json_string_value(json_object_get(step, "operation")),
 				   json_string_value(json_object_get(step, "status")),
 				   (long long) json_integer_value(json_object_get(step, "rows_done")),
 				   json_number_value(json_object_get(step, "seconds")));
+			print_lock_figures(json_object_get(step, "metadata"));
+			putchar('\n');
+		}
 	}
 	json_decref(obj);
+	free(run_id);
 	return EXIT_DONE;
 }

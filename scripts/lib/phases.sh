@@ -18,10 +18,12 @@ run_phase() {
     say "$label ($round) ..."
     CURRENT="$label ($round)"
     t0=$(now)
-    # the connection string (maybe with a password) in the environment, not on a command line ps shows
+    # -d: the copy, whatever PG* variables the operator's environment has (they come before
+    # DATABASE_URL); the string names the hidden service file's entry (connections.sh), as psql's
+    # -d does here, so ps shows no password
     # no question reaches the operator's terminal (the rehearsal answers for its copy: --yes to
     # phase3 apply and finalize), nor is an answer read from it: standard input is /dev/null
-    DATABASE_URL=$STAGING_DSN "$BIN/phase$n" "$sub" --plan "$plan_file" --logs-dir "$work" "$@" \
+    "$BIN/phase$n" "$sub" -d "$STAGING_DSN" --plan "$plan_file" --logs-dir "$work" "$@" \
         </dev/null >"$work/$tag.out" 2>&1 &
     PHASE_PID=$!
     wait "$PHASE_PID"; rc=$? t1=$(now) PHASE_PID="" CURRENT=""
@@ -42,9 +44,9 @@ run_record() {
     local n=$5 tag=$6 id warnings
     # what the phase warned about (lock retries, autovacuum in the way), each line cut at 400 characters
     warnings=$(grep -E '^phase[0-9]: (warning: |an autovacuum worker)' "$work/$tag.out" 2>/dev/null | cut -c1-400 | head -n 20)
-    id=$(head -n 5 "$work/$tag.out" | sed -n -E "s/^phase$n: [a-z]+: plan \".*\", run ([0-9a-f-]{36})\$/\1/p" | head -n 1)
+    id=$(head -n 5 "$work/$tag.out" | sed -n -E "s/^phase$n: [a-z]+: plan \".*\", run ([0-9a-f-]{36}), .*/\1/p" | head -n 1)
     if [ -n "$id" ]; then
-        DATABASE_URL=$STAGING_DSN "$BIN/phase$n" status --plan "$plan_file" --run "$id" --json \
+        "$BIN/phase$n" status -d "$STAGING_DSN" --plan "$plan_file" --run "$id" --json \
             >"$work/$tag.mlog.json" 2>"$work/$tag.mlog.err" || { sed 's/^/    /' "$work/$tag.mlog.err" >&2; return 1; }
         rm -f "$work/$tag.mlog.err"
     fi
