@@ -295,6 +295,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 		log_info("%s: plan \"%s\", run %s", opts->subcommand, run->plan->name, run->run_id);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
+		hook_set_progress_interval(opts->hook_progress_min);
 		log_on_exit(notify_end, run);
 	}
 
