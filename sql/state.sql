@@ -55,12 +55,32 @@ CREATE TABLE IF NOT EXISTS migration_backup.phasemig_objects (
 
 -- The operator's controls of a running phase2, one row per plan, set by
 -- "phase2 throttle" from another terminal and read by every batch loop
--- between batches (a NULL leaves the run's own setting).
+-- between batches (a NULL leaves the run's own setting).  A row belongs to
+-- one run: run_id's, or with next_run the next run that walks batches,
+-- which takes it as its own; no other run reads it.
 CREATE TABLE IF NOT EXISTS migration_backup.phasemig_control (
     plan       text        PRIMARY KEY,
     paused     boolean     NOT NULL DEFAULT false,
     sleep_ms   integer     CHECK (sleep_ms BETWEEN 0 AND 600000),
     batch_size integer     CHECK (batch_size BETWEEN 1 AND 1000000),
     updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    updated_by text
+    updated_by text,
+    run_id     uuid,
+    next_run   boolean     NOT NULL DEFAULT false,
+    paused_at  timestamptz
 );
+-- A phasemig_control made by an older phasemig lacks the run a row belongs
+-- to: its rows (which applied to every later run) are left to no run.  Only
+-- then altered: "phase2 throttle" runs this file while a run reads the table.
+DO $upgrade$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                   WHERE attrelid = 'migration_backup.phasemig_control'::regclass
+                     AND attname = 'paused_at' AND NOT attisdropped) THEN
+        ALTER TABLE migration_backup.phasemig_control
+            ADD COLUMN IF NOT EXISTS run_id uuid,
+            ADD COLUMN IF NOT EXISTS next_run boolean NOT NULL DEFAULT false,
+            ADD COLUMN IF NOT EXISTS paused_at timestamptz;
+    END IF;
+END
+$upgrade$;

@@ -70,3 +70,75 @@ payload=$(grep '^{"text"' <<<"$args")
 assert_contains "$payload" "phasemig clerk-to-firebase: phase3 check end: refused (database \\\"hooks\\\" on $PGHOST port $PGPORT)" \
     "the summary line names the database"
 assert_eq "t" "$(q hooks "select (\$j\$$payload\$j\$::json->>'text') like '%\"run_id\":%'")" "a JSON body holding the event"
+
+# json_lines FILE WHAT: every line of FILE is one JSON object (python3's json.loads); fails naming the first that is not
+json_lines() {
+    python3 - "$1" <<'PY' || _t_fail "$2: a line that is not one JSON object"
+import json, sys
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8", errors="strict"), 1):
+    try:
+        assert isinstance(json.loads(line), dict)
+    except Exception as e:
+        sys.exit("line %d is not a JSON object (%s): %r" % (n, e, line[:200]))
+PY
+}
+
+test_case "--log-format=json with a noisy hook: every line on stdout and stderr is JSON; the hook's output is in the run log, a JSON event per line; progress events every --hook-progress-interval"
+gen_app noisy 600 t05 "$DATA"
+must p1 apply -d noisy
+: >"$EVENTS"
+NOISY=$TEST_TMP/noisy-hook
+must_write "$NOISY" printf '%s\n' '#!/bin/sh' "cat >> '$EVENTS'" "printf 'ok'" "echo 'noise on stderr' >&2" \
+    "printf 'caf\\351 latin-1\\n' >&2"
+must chmod +x "$NOISY"
+assert_exit 0 "phase2 apply --log-format=json with a noisy hook" -- p2 apply -d noisy --mapping "$DATA/firebase-export.json" \
+    --log-format=json --hook "$NOISY" --hook-progress-interval 0.002 --batch-size 20 --sleep-ms 30
+printf '%s\n' "$LAST_OUT" | grep -v '^$' >"$TEST_TMP/noisy.out"
+printf '%s\n' "$LAST_ERR" >"$TEST_TMP/noisy.err"
+json_lines "$TEST_TMP/noisy.out" "stdout"
+json_lines "$TEST_TMP/noisy.err" "stderr"
+assert_not_contains "$LAST_OUT$LAST_ERR" "noise on stderr" "the hook's output is not on the operator's streams"
+noisy_run=$(q noisy "select run_id from migration_log where phase = 2 and operation = 'apply'")
+noisy_log=$LOGS/$noisy_run.log
+json_lines "$noisy_log" "the run log"
+assert_eq "done" "$(q noisy "select status from migration_log where run_id = '$noisy_run' and operation = 'apply'")" "migration_log: done"
+# the hook's lines in the run log: "stream: message" each
+hook_lines() { python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    if o.get("event") == "hook_output": print(o["stream"] + ": " + o["message"])' "$noisy_log"; }
+lines=$(hook_lines)
+assert_contains "$lines" "stdout: ok" "the hook's stdout in the run log, a line of its own (its last, unended line too)"
+assert_contains "$lines" "stderr: noise on stderr" "the hook's stderr in the run log"
+assert_contains "$lines" "stderr: caf? latin-1" "a byte that is not UTF-8 becomes ?"
+progress=$(grep -c '"event":"progress"' "$EVENTS")
+[ "$progress" -ge 1 ] || _t_fail "no progress event reached the hook (events: $(cut -c1-60 "$EVENTS" | tr '\n' ' '))"
+assert_eq "t" "$(q noisy "select bool_and((l::json->'figures'->>'rows_done')::bigint > 0 and l::json->>'run_id' = '$noisy_run'
+    and l::json->>'subcommand' = 'apply') from regexp_split_to_table(\$e\$$(grep '"event":"progress"' "$EVENTS")\$e\$, E'\\n') l")" \
+    "each progress event carries the run and its figures"
+assert_eq "start end" "$(grep -v '"event":"progress"' "$EVENTS" | sed -E 's/.*"event":"([a-z]+)".*/\1/' | tr '\n' ' ' | sed 's/ $//')" \
+    "the start and end events around them"
+: >"$EVENTS"
+assert_exit 0 "--hook-progress-interval 0: no progress event" -- p2 apply -d noisy --mapping "$DATA/firebase-export.json" \
+    --hook "$HOOK" --hook-progress-interval 0 --batch-size 20 --sleep-ms 5
+assert_eq "0" "$(grep -c '"event":"progress"' "$EVENTS")" "none"
+assert_exit 2 "--hook-progress-interval that is no number of minutes" -- p2 apply -d noisy --mapping "$DATA/firebase-export.json" \
+    --hook "$HOOK" --hook-progress-interval soon
+assert_contains "$LAST_ERR" "--hook-progress-interval must be a number of minutes" "says what it takes"
+
+test_case "--log-format=json with scripts/hooks/chat-webhook: curl's response and its errors stay out of the JSON log"
+must_dirs SHIMS2
+must_write "$SHIMS2/curl" printf '%s\n' '#!/usr/bin/env bash' 'printf ok' 'echo "curl: (22) The requested URL returned error" >&2' 'exit 22'
+must chmod +x "$SHIMS2/curl"
+assert_exit 3 "phase3 check (refused) with the chat hook and JSON logs" -- env PATH="$SHIMS2:$PATH" \
+    CHAT_WEBHOOK_URL=https://chat.example/hook \
+    "$BIN/phase3" check --plan "$PLAN" --logs-dir "$LOGS" -d hooks --hook "$ROOT/scripts/hooks/chat-webhook" --log-format=json
+printf '%s\n' "$LAST_ERR" >"$TEST_TMP/chat.err"
+json_lines "$TEST_TMP/chat.err" "stderr"
+assert_not_contains "$LAST_ERR" "ok{" "curl's response is not glued to a log line"
+assert_contains "$LAST_ERR" "the hook failed (exit status 22)" "the hook's failure is still said"
+chat_run=$(q hooks "select run_id from migration_log where phase = 3 and operation = 'check' order by id desc limit 1")
+json_lines "$LOGS/$chat_run.log" "the run log"
+assert_eq "2" "$(grep -c '"event":"hook_output","stream":"stdout","message":"ok"' "$LOGS/$chat_run.log")" \
+    "curl's response of the start and end events in the run log"
+assert_contains "$(cat "$LOGS/$chat_run.log")" '"stream":"stderr","message":"curl: (22) The requested URL returned error"' "curl's error in the run log"

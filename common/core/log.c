@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,7 +176,7 @@ local_stamp(char *buf, size_t size)
  * known, the message, and FIGURES (a JSON object, stolen) when given.
  */
 static char *
-json_line(const char *level, const char *text, json_t *figures)
+json_line(const char *level, const char *text, json_t *figures, json_t *extra)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -196,6 +197,9 @@ json_line(const char *level, const char *text, json_t *figures)
 		json_object_set_new(obj, "run_id", json_string(context_run_id));
 	if (context_step[0])
 		json_object_set_new(obj, "step", json_string(context_step));
+	if (extra)
+		json_object_update(obj, extra);
+	json_decref(extra);
 	json_object_set_new(obj, "message", json_string(text));
 	if (figures)
 		json_object_set_new(obj, "figures", figures);
@@ -219,7 +223,7 @@ write_to(unsigned where, const char *level, const char *text, json_t *figures)
 		where &= ~(unsigned) TO_FILE;
 	if (as_json)
 	{
-		char *line = json_line(level, text, figures);
+		char *line = json_line(level, text, figures, NULL);
 
 		if (line && (where & TO_STDERR))
 			fprintf(stderr, "%s\n", line);
@@ -251,6 +255,47 @@ static void
 write_line(const char *level, const char *text, json_t *figures)
 {
 	write_to(TO_STDERR | TO_FILE, level, text, figures);
+}
+
+void
+log_hook_output(const char *stream, const char *text)
+{
+	char *clean = strdup(text);
+
+	if (quiet || logfile == NULL || clean == NULL)
+	{
+		free(clean);
+		return;
+	}
+	/* JSON holds UTF-8 only: in a line that is not, each byte past ASCII becomes "?" */
+	{
+		json_t *probe = json_string(clean);
+
+		if (probe == NULL)
+			for (char *c = clean; *c; c++)
+				if ((unsigned char) *c >= 0x80)
+					*c = '?';
+		json_decref(probe);
+	}
+	pthread_mutex_lock(&log_mutex);
+	if (as_json)
+	{
+		char *line = json_line("info", clean, NULL, json_pack("{s:s, s:s}", "event", "hook_output", "stream", stream));
+
+		if (line)
+			fprintf(logfile, "%s\n", line);
+		free(line);
+	}
+	else
+	{
+		char stamp[40];
+
+		local_stamp(stamp, sizeof stamp);
+		fprintf(logfile, "%s %s: hook %s: %s\n", stamp, progname, stream, clean);
+	}
+	fflush(logfile);
+	pthread_mutex_unlock(&log_mutex);
+	free(clean);
 }
 
 void
@@ -349,17 +394,70 @@ DEFINE_LEVEL(log_info, "info")
 DEFINE_LEVEL(log_detail, "detail")
 DEFINE_LEVEL(log_hint, "hint")
 
-/* A progress line TEXT (with FIGURES, stolen, for JSON): redrawn in place on a terminal. */
+/* Whether progress lines are redrawn in place on stderr: a terminal, and text. */
+static bool
+progress_in_place(void)
+{
+	return isatty(STDERR_FILENO) && !as_json;
+}
+
+/* The terminal's width: stderr's (TIOCGWINSZ), else $COLUMNS, else 80. */
+static int
+terminal_columns(void)
+{
+	struct winsize ws;
+	const char *env = getenv("COLUMNS");
+
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (env && atoi(env) > 0)
+		return atoi(env);
+	return 80;
+}
+
+int
+log_progress_columns(void)
+{
+	int cols;
+
+	if (!progress_in_place())
+		return 0;
+	/* "phase2: " before it, and the last column left empty: a line that fills it wraps on some terminals */
+	cols = terminal_columns() - (int) strlen(progname) - 2 - 1;
+	return cols > 10 ? cols : 10;
+}
+
+/* TEXT cut to COLS display columns (a UTF-8 character is one), into BUF of SIZE. */
+static const char *
+cut_to_columns(const char *text, int cols, char *buf, size_t size)
+{
+	size_t i = 0;
+	int used = 0;
+
+	for (; i < size - 1 && text[i]; i++)
+	{
+		bool starts_char = ((unsigned char) text[i] & 0xC0) != 0x80;
+
+		if (starts_char && used == cols)
+			break;
+		used += starts_char;
+	}
+	memcpy(buf, text, i);
+	buf[i] = '\0';
+	return buf;
+}
+
 /*
- * A progress line: on a terminal redrawn in place at most once a second; off
- * one (and in JSON), a line every PROGRESS_EVERY_S seconds; into the run log
- * every PROGRESS_EVERY_S seconds either way.  FORCE: now, whatever the time.
+ * A progress line: on a terminal redrawn in place at most once a second
+ * (TTY_TEXT, else TEXT, cut to the terminal's width); off one (and in JSON),
+ * a line every PROGRESS_EVERY_S seconds; into the run log every
+ * PROGRESS_EVERY_S seconds either way.  FORCE: now, whatever the time.
  */
 static void
-progress_line(bool force, const char *text, json_t *figures)
+progress_line(bool force, const char *text, const char *tty_text, json_t *figures)
 {
 	time_t now = time(NULL);
-	bool tty = isatty(STDERR_FILENO) && !as_json;
+	bool tty = progress_in_place();
 	unsigned where = 0;
 
 	pthread_mutex_lock(&log_mutex);
@@ -373,7 +471,10 @@ progress_line(bool force, const char *text, json_t *figures)
 		progress_file_last = now;
 	if (tty && (where & TO_STDERR))
 	{
-		fprintf(stderr, "\r\033[K%s: %s", progname, text);
+		char shown[1024];
+
+		fprintf(stderr, "\r\033[K%s: %s", progname,
+				cut_to_columns(tty_text ? tty_text : text, log_progress_columns(), shown, sizeof shown));
 		progress_shown = true;
 		where &= ~(unsigned) TO_STDERR;
 	}
@@ -391,9 +492,9 @@ log_set_progress_quiet(bool on)
 }
 
 void
-log_progress_figures(const char *text, json_t *figures)
+log_progress_figures(const char *text, const char *tty_text, json_t *figures)
 {
-	progress_line(false, text, figures);
+	progress_line(false, text, tty_text, figures);
 }
 
 void
@@ -405,7 +506,7 @@ log_progress(bool force, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	progress_line(force, text, NULL);
+	progress_line(force, text, NULL, NULL);
 }
 
 void

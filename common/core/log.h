@@ -55,16 +55,32 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * A line TEXT a child process (the hook) wrote on STREAM ("stdout",
+ * "stderr"), into the run log only: in JSON an object with event
+ * "hook_output", stream and message; as text "hook stdout: ...".
+ */
+void log_hook_output(const char *stream, const char *text);
 /* SQL, on one line, into the run log only ("statement: ..."): what a run changed. */
 void log_statement(const char *sql);
 /*
- * Progress line: on a terminal redrawn in place at most once a second; off
- * one, a line every 5 seconds; into the run log every 5 seconds.
+ * Progress line: on a terminal redrawn in place ("\r", clear to the end of
+ * the line) at most once a second, cut to the terminal's width; off one, a
+ * line every 5 seconds; into the run log every 5 seconds.
  */
 void log_progress(bool force, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_progress_end(void);
-/* A progress line with its FIGURES (a JSON object, stolen; NULL for none), as log_progress. */
-void log_progress_figures(const char *text, json_t *figures);
+/*
+ * A progress line with its FIGURES (a JSON object, stolen; NULL for none), as
+ * log_progress; TTY_TEXT (NULL: TEXT) is what a terminal shows.
+ */
+void log_progress_figures(const char *text, const char *tty_text, json_t *figures);
+/*
+ * The display columns a progress line redrawn in place has (the terminal's
+ * width: TIOCGWINSZ on stderr, else $COLUMNS, else 80, less the program's
+ * name), or 0 when lines are not redrawn in place (no terminal, JSON).
+ */
+int log_progress_columns(void);
 /* --quiet: no progress lines on stderr (the run log still gets them). */
 void log_set_progress_quiet(bool on);
 

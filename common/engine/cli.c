@@ -40,7 +40,10 @@ enum
 	OPT_QUIET,
 	OPT_PAUSE,
 	OPT_RESUME,
-	OPT_LAG_QUERY
+	OPT_LAG_QUERY,
+	OPT_NEXT_RUN,
+	OPT_RESET,
+	OPT_HOOK_PROGRESS
 };
 
 /* The options that only switch something on, and the field each sets. */
@@ -60,6 +63,8 @@ static const struct
 	{'q', offsetof(Options, quiet)},
 	{OPT_PAUSE, offsetof(Options, pause)},
 	{OPT_RESUME, offsetof(Options, resume)},
+	{OPT_NEXT_RUN, offsetof(Options, next_run)},
+	{OPT_RESET, offsetof(Options, reset)},
 };
 
 /* A usage error quoting ARG, with any connection string in it masked (conninfo_secrets.h). */
@@ -128,6 +133,9 @@ static const struct option long_options[] = {
 	{"pause", no_argument, NULL, OPT_PAUSE},
 	{"resume", no_argument, NULL, OPT_RESUME},
 	{"lag-query", required_argument, NULL, OPT_LAG_QUERY},
+	{"next-run", no_argument, NULL, OPT_NEXT_RUN},
+	{"reset", no_argument, NULL, OPT_RESET},
+	{"hook-progress-interval", required_argument, NULL, OPT_HOOK_PROGRESS},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -232,6 +240,15 @@ set_option(int c, const char *arg, Options *opts)
 		case OPT_LAG_QUERY:
 			opts->lag_query = arg;
 			break;
+		case OPT_HOOK_PROGRESS:
+		{
+			char *end;
+
+			opts->hook_progress_min = strtod(arg, &end);
+			if (*arg == '\0' || *end != '\0' || !(opts->hook_progress_min >= 0 && opts->hook_progress_min <= 1440))
+				usage_error("--hook-progress-interval must be a number of minutes from 0 to 1440, not \"%s\"", arg);
+			break;
+		}
 		case OPT_LOG_FORMAT:
 			if (strcmp(arg, "json") != 0 && strcmp(arg, "text") != 0)
 				usage_error("--log-format must be \"text\" or \"json\", not \"%s\"", arg);
@@ -297,6 +314,10 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("%s", "option \"--lag-query\" needs --max-lag-ms, the lag to pause at");
 	if (opts->pause && opts->resume)
 		usage_error("%s", "options \"--pause\" and \"--resume\" cannot be given together");
+	if ((opts->next_run || opts->reset) && strcmp(opts->subcommand, "throttle") != 0)
+		usage_error("%s", "options \"--next-run\" and \"--reset\" are accepted by throttle only");
+	if (opts->reset && (opts->pause || opts->resume || opts->next_run || opts->sleep_ms >= 0 || opts->batch_size > 0))
+		usage_error("%s", "option \"--reset\" clears every setting: give it alone");
 	if (optind < argc)
 		usage_error("too many command-line arguments (first is \"%s\")", argv[optind]);
 	if (opts->plan_path == NULL)
@@ -310,7 +331,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	int longindex = -1;
 
 	log_init(argv[0]);
-	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1, .sleep_ms = -1};
+	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1, .sleep_ms = -1, .hook_progress_min = 5};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);

@@ -49,6 +49,9 @@ typedef struct Options
 	bool yes;                    /* phase3: do not ask before dropping or swapping */
 	bool quiet;                  /* no progress lines */
 	bool pause, resume;          /* phase2 throttle */
+	bool next_run;               /* phase2 throttle: for the next run, none going */
+	bool reset;                  /* phase2 throttle: clear every setting */
+	double hook_progress_min;    /* --hook-progress-interval: minutes between progress events, 0: none */
 } Options;
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */
@@ -81,7 +84,10 @@ typedef struct Options
 #define CLI_HELP_HOOK                                                                                                  \
 	"      --hook=CMD           run CMD with sh at the start and end of every run, an\n"                               \
 	"                           event (JSON) on its input; its failure is only logged\n"                               \
-	"                           (default: $PHASEMIG_HOOK)\n"
+	"                           (default: $PHASEMIG_HOOK)\n"                                                           \
+	"      --hook-progress-interval=MIN\n"                                                                             \
+	"                           also a progress event every MIN minutes while a run\n"                                 \
+	"                           walks batches (default: 5; 0: none; a fraction too)\n"
 
 #define CLI_HELP_LOG_FORMAT                                                                                            \
 	"      --log-format=FORMAT  text (default) or json: each message one JSON object\n"                                \

@@ -1,6 +1,7 @@
 /*
  * progress.c: the figures of the progress line (progress.h), shared by the
- * --jobs workers under a mutex; log.c decides when a line is shown.
+ * --jobs workers under a mutex, and the line fitted to a terminal's width;
+ * log.c decides when a line is shown; the hook's progress event.
  */
 #include "engine/progress.h"
 
@@ -10,6 +11,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "engine/hook.h"
 
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct
@@ -71,18 +73,83 @@ progress_percent(long long done, long long total)
 	return total > 0 ? 100.0 * (double) done / (double) total : 100.0;
 }
 
+/* The parts of a progress line, in the order it shows them. */
+enum
+{
+	PART_TABLE, /* this table's (or range's) rows */
+	PART_JOB,   /* the whole job's */
+	PART_RATE,
+	PART_ETA,
+	PART_TAIL, /* rows changed, batch size */
+	N_PARTS
+};
+
+/* PARTS whose bit is in MASK joined into BUF, "; " between them but ", " before the time left. */
+static size_t
+join_parts(char parts[N_PARTS][256], unsigned mask, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < N_PARTS && len < size; i++)
+		if ((mask & (1u << i)) && parts[i][0])
+			len += (size_t) snprintf(buf + len, size - len, "%s%s",
+									 len == 0                                          ? ""
+										 : i == PART_ETA && (mask & (1u << PART_RATE)) ? ", "
+																					   : "; ",
+									 parts[i]);
+	return len;
+}
+
+/* Display columns of TEXT (each UTF-8 character one). */
+static int
+columns_of(const char *text)
+{
+	int n = 0;
+
+	for (; *text; text++)
+		n += ((unsigned char) *text & 0xC0) != 0x80;
+	return n;
+}
+
+/*
+ * The line for a terminal of COLS columns into BUF: every part when it fits,
+ * else without the table's part (when a job line says the whole), then
+ * without rows changed and batch size, then the rate, then the time left;
+ * log.c cuts what is still too long.
+ */
+static void
+fit_parts(char parts[N_PARTS][256], int cols, char *buf, size_t size)
+{
+	const unsigned all = (1u << N_PARTS) - 1;
+	const unsigned no_table = parts[PART_JOB][0] ? all & ~(1u << PART_TABLE) : all;
+	const unsigned steps[] = {all, no_table, no_table & ~(1u << PART_TAIL),
+							  no_table & ~(1u << PART_TAIL) & ~(1u << PART_RATE),
+							  no_table & ~(1u << PART_TAIL) & ~(1u << PART_RATE) & ~(1u << PART_ETA)};
+
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+	{
+		join_parts(parts, steps[i], buf, size);
+		if (columns_of(buf) <= cols)
+			return;
+	}
+}
+
 void
 progress_batch(BatchLoop *b, long long scanned, int size)
 {
-	char text[1024], eta[64] = "";
-	int len;
+	char parts[N_PARTS][256] = {{0}};
+	char text[1024], tty_text[1024];
+	int cols = log_progress_columns();
 	json_t *figures = json_pack("{s:s, s:I, s:I, s:i}", "what", b->what, "rows_done", (json_int_t) b->rows_done,
 								"rows_changed", (json_int_t) b->changed, "batch_size", size);
 	long long done, total, since_start;
 	double elapsed, rate;
+	bool job_on;
 
 	/* the job's figures when a job is going, else this loop's own */
 	pthread_mutex_lock(&mutex);
+	job_on = job.on;
 	if (job.on)
 	{
 		job.done += scanned;
@@ -99,29 +166,32 @@ progress_batch(BatchLoop *b, long long scanned, int size)
 
 	if (b->rows_total >= 0)
 	{
-		len = snprintf(text, sizeof text, "%s: %lld of %lld rows (%.0f%%)", b->what, b->rows_done, b->rows_total,
-					   progress_percent(b->rows_done, b->rows_total));
+		snprintf(parts[PART_TABLE], sizeof parts[0], "%s: %lld of %lld rows (%.0f%%)", b->what, b->rows_done,
+				 b->rows_total, progress_percent(b->rows_done, b->rows_total));
 		json_object_set_new(figures, "rows_total", json_integer(b->rows_total));
 	}
 	else
-		len = snprintf(text, sizeof text, "%s: %lld rows", b->what, b->rows_done);
-	if (job.on && len < (int) sizeof text)
+		snprintf(parts[PART_TABLE], sizeof parts[0], "%s: %lld rows", b->what, b->rows_done);
+	if (job_on)
 	{
-		len += snprintf(text + len, sizeof text - (size_t) len, "; job %lld of %lld rows (%.0f%%)", done, total,
-						progress_percent(done, total));
+		snprintf(parts[PART_JOB], sizeof parts[0], "job %lld of %lld rows (%.0f%%)", done, total,
+				 progress_percent(done, total));
 		json_object_set_new(figures, "job_rows_done", json_integer(done));
 		json_object_set_new(figures, "job_rows_total", json_integer(total));
 	}
-	if (rate > 0 && total >= done && len < (int) sizeof text)
+	if (rate > 0 && total >= done)
 	{
 		double left = (double) (total - done) / rate;
 
-		progress_eta_text(left, eta, sizeof eta);
-		len += snprintf(text + len, sizeof text - (size_t) len, "; %.0f rows/s, %s", rate, eta);
+		snprintf(parts[PART_RATE], sizeof parts[0], "%.0f rows/s", rate);
+		progress_eta_text(left, parts[PART_ETA], sizeof parts[0]);
 		json_object_set_new(figures, "rows_per_second", json_real(rate));
 		json_object_set_new(figures, "eta_seconds", json_real(left));
 	}
-	if (len < (int) sizeof text)
-		snprintf(text + len, sizeof text - (size_t) len, "; %lld changed, batch size %d", b->changed, size);
-	log_progress_figures(text, figures);
+	snprintf(parts[PART_TAIL], sizeof parts[0], "%lld changed, batch size %d", b->changed, size);
+	join_parts(parts, (1u << N_PARTS) - 1, text, sizeof text);
+	if (cols > 0)
+		fit_parts(parts, cols, tty_text, sizeof tty_text);
+	hook_progress(figures);
+	log_progress_figures(text, cols > 0 ? tty_text : NULL, figures);
 }

@@ -296,6 +296,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 		open_run_log(run, opts);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
+		hook_set_progress_interval(opts->hook_progress_min);
 		log_on_exit(notify_end, run);
 	}
 

@@ -204,9 +204,13 @@ phase_status(Run *run, int phase, bool lock_held)
 	return obj;
 }
 
-/* A line per batch operation, the job's total when there are several, rate and ETA while running. */
+/*
+ * A line per batch operation, the job's total when there are several, rate
+ * and ETA while running; PAUSED_SINCE (not NULL: phase2 throttle paused the
+ * running run) instead of the time left.
+ */
 static void
-print_operations(json_t *ph)
+print_operations(json_t *ph, const char *paused_since)
 {
 	size_t i;
 	json_t *op;
@@ -225,7 +229,9 @@ print_operations(json_t *ph)
 		if (json_is_integer(json_object_get(op, "unmatched")))
 			printf(", %lld without a match", (long long) json_integer_value(json_object_get(op, "unmatched")));
 		putchar('\n');
-		if (json_is_real(json_object_get(op, "rows_per_second")))
+		if (paused_since && json_is_real(json_object_get(op, "rows_per_second")))
+			printf("    paused since %s (\"phase2 throttle --resume\" resumes)\n", paused_since);
+		else if (json_is_real(json_object_get(op, "rows_per_second")))
 		{
 			char eta[64];
 
@@ -239,7 +245,9 @@ print_operations(json_t *ph)
 		long long total = json_integer_value(json_object_get(ph, "rows_total"));
 
 		printf("  all tables: %lld of %lld rows scanned (%.1f%%)", done, total, progress_percent(done, total));
-		if (json_is_real(json_object_get(ph, "eta_seconds")))
+		if (paused_since && json_is_real(json_object_get(ph, "eta_seconds")))
+			printf("; paused since %s", paused_since);
+		else if (json_is_real(json_object_get(ph, "eta_seconds")))
 		{
 			char eta[64];
 
@@ -266,6 +274,7 @@ print_text(json_t *st, const char *q_table, const char *target)
 {
 	size_t i;
 	json_t *ph;
+	const char *paused_since = throttle_paused_since(json_object_get(st, "throttle"));
 
 	printf("plan %s on %s\n", json_string_value(json_object_get(st, "plan")), q_table);
 	printf("%s\n", target);
@@ -300,7 +309,7 @@ print_text(json_t *st, const char *q_table, const char *target)
 		else
 			printf("  last run: never\n");
 		json_array_foreach(errors, k, e) print_failure("  error:    ", e);
-		print_operations(ph);
+		print_operations(ph, paused_since);
 		{
 			static const char *const keys[] = {"canonical", "not_canonical", "invalid", "regenerated", "orphans", NULL};
 

@@ -2,9 +2,11 @@
  * throttle.h: the operator's hand on a running phase2, from another
  * terminal: "phase2 throttle" writes the plan's control row
  * (migration_backup.phasemig_control: paused, sleep between batches, batch
- * size), and every batch loop reads it between batches, logs each change
- * and takes it; a row left set applies to the next run too.  And the lag a
- * batch loop waits on: a standby's replay lag, or the operator's own query.
+ * size) for the running run (by its run id), or with --next-run for the next
+ * run that walks batches and that run only; every batch loop reads its run's
+ * row between batches, logs each change and takes it.  --reset clears it.
+ * And the lag a batch loop waits on: a standby's replay lag, or the
+ * operator's own query.
  */
 #ifndef PHASEMIG_THROTTLE_H
 #define PHASEMIG_THROTTLE_H
@@ -17,7 +19,11 @@
 #include "engine/cli.h"
 #include "engine/mlog.h"
 
-/* phase2 throttle: set what the options say (nothing: show the row), print the result. */
+/*
+ * phase2 throttle: set what the options say for the running run (--next-run:
+ * the next one; --reset: clear every setting; nothing: show the row), print
+ * the result.  EXIT_BAD_INPUT (said why) for a setting no run would take.
+ */
 int throttle_command(Run *run, const Options *opts);
 
 /*
@@ -27,9 +33,14 @@ int throttle_command(Run *run, const Options *opts);
  */
 int throttle_between_batches(Run *run, BatchLoop *b, int *size);
 
-/* The control row as a JSON object for status, or NULL when there is none. */
+/*
+ * The control row as a JSON object for status (applies_to: running_run,
+ * next_run, ended_run or none; paused_since), or NULL when there is none.
+ */
 json_t *throttle_status(Run *run);
-/* That object as one line on stdout: "paused, 200 ms between batches, batch size 500 (set by ... at ...)". */
+/* That object's time the running run was paused at, or NULL when it is not paused. */
+const char *throttle_paused_since(const json_t *t);
+/* That object as one line on stdout: "for the running run 1a2b3c4d: paused since ..., batch size 500 (set by ...)". */
 void throttle_print(const json_t *t);
 
 /*
