@@ -326,9 +326,9 @@ load_comparison(const json_t *facts)
 		json_object_set_new(o, "load_seconds", fact_number(h, "s"));
 		json_object_set_new(o, "failure_kinds", kinds_object(f[3]));
 		json_object_set_new(o, "holdout",
-							f[4][0] ? json_pack("{s:o, s:o, s:o, s:o}", "seconds", fact_number(h, "hs"),
-												"transactions", fact_number(h, "htx"), "failed_transactions",
-												fact_number(h, "hf"), "failure_kinds", kinds_object(f[7]))
+							f[4][0] ? json_pack("{s:o, s:o, s:o, s:o}", "seconds", fact_number(h, "hs"), "transactions",
+												fact_number(h, "htx"), "failed_transactions", fact_number(h, "hf"),
+												"failure_kinds", kinds_object(f[7]))
 									: json_null());
 		json_object_set_new(o, "attributable_failures", fact_number(h, "a"));
 		json_decref(h);

@@ -225,7 +225,8 @@ verdict(FILE *out, const json_t *j)
 	{
 		const json_t *a = GET(load, "attributable_failures");
 
-		fprintf(out, "%s", json_is_number(GET(load, "failed_transactions")) ? NUM(GET(load, "failed_transactions"), 0) : "0");
+		fprintf(out, "%s",
+				json_is_number(GET(load, "failed_transactions")) ? NUM(GET(load, "failed_transactions"), 0) : "0");
 		if (json_is_integer(a) && json_integer_value(a) > 0)
 			fprintf(out, ", **%s beyond the hold-out** (the same load without phasemig)", NUM(a, 0));
 		else if (json_is_integer(a) && json_integer_value(GET(load, "failed_transactions")) > 0)
@@ -328,9 +329,9 @@ storage(FILE *out, const json_t *j)
 		  "| round | command | WAL written MB | tables before MB | tables after MB | growth MB |\n"
 		  "|---|---|---|---|---|---|\n",
 		  out);
-	json_array_foreach(runs, i, r) fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", STR(r, "round"), STR(r, "command"),
-										   mb(GET(r, "wal_bytes")), mb(GET(r, "table_bytes_before")),
-										   mb(GET(r, "table_bytes_after")), mb(GET(r, "table_growth_bytes")));
+	json_array_foreach(runs, i, r)
+		fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", STR(r, "round"), STR(r, "command"), mb(GET(r, "wal_bytes")),
+				mb(GET(r, "table_bytes_before")), mb(GET(r, "table_bytes_after")), mb(GET(r, "table_growth_bytes")));
 	return true;
 }
 
@@ -376,7 +377,8 @@ holdouts(FILE *out, const json_t *j)
 	{
 		const json_t *h = GET(c, "holdout");
 
-		fprintf(out, "| %s | phase%s | %s | ", STR(c, "round"), NUM(GET(c, "phase"), 0), NUM(GET(c, "load_seconds"), 1));
+		fprintf(out, "| %s | phase%s | %s | ", STR(c, "round"), NUM(GET(c, "phase"), 0),
+				NUM(GET(c, "load_seconds"), 1));
 		kinds(out, GET(c, "failure_kinds"));
 		if (json_is_object(h))
 		{
