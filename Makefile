@@ -137,7 +137,7 @@ fuzz:
 demo:
 	scripts/install-deps
 	$(MAKE) all
-	scripts/demo
+	KEEP="$(KEEP)" scripts/demo
 
 # Both jobs against their baselines: scripts/bench [USERS] [RUNS] (default 1M users, 3 runs: long)
 bench:

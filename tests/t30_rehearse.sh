@@ -58,6 +58,17 @@ assert_contains "$md" "| pg_dump --schema-only: the start and after the rollback
 assert_contains "$md" "## Estimate for the source's size" "Markdown: estimate"
 assert_contains "$md" "## Warnings" "Markdown: what the phases warned about"
 assert_eq "array" "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"SELECT jsonb_typeof((:'j')::jsonb#>'{runs,0,warnings}')")" "JSON: warnings of each run"
+assert_eq "t|t|t|t" "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"SELECT format('%s|%s|%s|%s',
+        bool_and((r->>'wal_bytes')::bigint > 0), bool_and((r->>'table_bytes_before')::bigint > 0),
+        bool_and((r->>'table_growth_bytes')::bigint = (r->>'table_bytes_after')::bigint - (r->>'table_bytes_before')::bigint),
+        bool_and((r->>'table_growth_bytes')::bigint > 0) FILTER (WHERE r->>'command' IN ('phase1 apply', 'phase2 apply')
+                                                                AND r->>'round' = 'apply'))
+        FROM jsonb_array_elements((:'j')::jsonb->'runs') r")" \
+    "JSON: every phase command's WAL and the plan's table sizes before and after; phase1 and phase2 apply grow the table"
+assert_eq "t" "$(_t_psql postgres -v j="$(cat "$REPORTS"/pass/*.json)" <<<"SELECT (r->>'wal_bytes')::bigint > 100000
+        FROM jsonb_array_elements((:'j')::jsonb->'runs') r WHERE r->>'command' = 'phase2 apply' AND r->>'round' = 'apply'")" \
+    "JSON: phase2 apply's WAL is plausible (over 100 kB for 300 users)"
+assert_contains "$md" "## WAL and table growth" "Markdown: WAL and table growth section"
 assert_eq "$START" "$(source_state)" "source schema dump, fingerprint and checksums unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
 
@@ -205,11 +216,18 @@ cat >"$fixed" <<'EOF'
               "schema_dump_files": ["start.schema.sql", "rolled-back.schema.sql", "start-vs-rolled-back.schema.diff"]},
  "reapply": {"ran": true, "passed": true, "schema_equal": true, "tables_differing": [], "schema_differences": [], "schema_dump": "equal",
              "schema_dump_files": ["applied.schema.sql", "reapplied.schema.sql", "applied-vs-reapplied.schema.diff"], "generated_values_differing": 5},
- "load": {"enabled": true, "clients": 4, "failed_transactions": 0, "longest_stall_ms": 12.5, "rows_removed_after": 17},
+ "load": {"enabled": true, "clients": 4, "failed_transactions": 0, "longest_stall_ms": 12.5, "rows_removed_after": 17,
+          "attributable_failures": 0,
+          "holdout_comparison": [{"round": "apply", "phase": 2, "load_seconds": 2.5, "failure_kinds": {"22012": 4, "40P01": 1},
+                                  "holdout": {"seconds": 3, "transactions": 700, "failed_transactions": 4, "failure_kinds": {"22012": 4}},
+                                  "attributable_failures": 1},
+                                 {"round": "re-apply", "phase": 1, "load_seconds": 1.25, "failure_kinds": {}, "holdout": null,
+                                  "attributable_failures": 0}]},
  "estimate": {"table_rows": 3000, "rows_from": "pg_class.reltuples", "rehearsed_rows": 300, "tables": [{"table": "public.users", "rows": 3000, "rows_from": "pg_class.reltuples", "rehearsed_rows": 300}],
               "phase2_rows_per_second": 150, "phase2_seconds": 20.0, "phase1_seconds": 0.5, "phase3_seconds": 1.25, "phase1_seconds_if_linear": 5.0, "phase3_seconds_if_linear": 12.5},
  "runs": [{"round": "apply", "command": "phase2 apply", "exit_code": 0, "seconds": 2.0, "rows": 300, "rows_per_second": 150,
            "ddl_longest_attempt_ms": 3.25, "ddl_retries": 1, "findings": [], "warnings": ["phase2: warning: lock `users` busy"],
+           "wal_bytes": 1572864, "table_bytes_before": 2097152, "table_bytes_after": 3145728, "table_growth_bytes": 1048576,
            "steps": [{"operation": "backfill_from_mapping firebase_uid", "status": "done", "seconds": 1.5, "rows_done": 300, "rows_total": 300,
                       "metadata": {"ddl_retries": 1, "batches": 3, "rows_per_second": 200.4, "longest_batch_ms": 10.26, "unmatched": 4}}],
            "load": {"script": "scripts/load/p1.sql", "clients": 4, "transactions": 99, "failed_transactions": 0, "longest_stall_ms": 12.5, "error": null}},
@@ -243,11 +261,15 @@ expect_line "- phase3 check: check \`null_or_empty\` on \`firebase_uid\`: 2 foun
 expect_line "The plan changes public.users (3000 rows): 3000 rows in all on the source (pg_class.reltuples); the rehearsal ran on 300." "estimate"
 expect_line "| phase2 apply | 20.0 s | 3000 rows / 150 rows of those tables per second, measured |" "phase2 estimate"
 expect_line "- phase outputs, run logs, state snapshots and comparisons, load logs: \`r/\`" "files"
-assert_eq "## Verdict|## Phases|## Steps|## Warnings|## Refusals|## Estimate for the source's size|## Files" \
+expect_line "| apply | phase2 apply | 1.5 | 2.0 | 3.0 | 1.0 |" "WAL and growth of a run, in MB"
+expect_line "| re-apply | phase1 apply |  |  |  |  |" "a run without those figures"
+expect_line "| apply | phase2 | 2.5 | 22012 4, 40P01 1 | 3 | 700 | 22012 4 | **1** |" "a phase's failures beside its hold-out's"
+expect_line "| re-apply | phase1 | 1.3 | none | not run | |  | 0 |" "a phase without a hold-out"
+assert_eq "## Verdict|## Phases|## WAL and table growth|## The load against its hold-out|## Steps|## Warnings|## Refusals|## Estimate for the source's size|## Files" \
     "$(grep '^## ' <<<"$md" | paste -sd'|')" "the sections in order"
 assert_exit 0 "rehearse-report summary" -- "$BIN/rehearse-report" summary "$fixed"
 assert_eq "rehearsal of p1: FAILED
-  apply     phase2 apply     exit 0     2.000 s, 150 rows/s, longest lock hold 3.3 ms, load: 0 failed, longest stall 12.5 ms
+  apply     phase2 apply     exit 0     2.000 s, 150 rows/s, longest lock hold 3.3 ms, WAL 1.5 MB, load: 0 failed, longest stall 12.5 ms
   re-apply  phase1 apply     exit 0     0.250 s
   FAILED: the rollback did not give back the start: public.users differ
   FAILED: --before-rollback exited 1" "$LAST_OUT" "summary lines"
@@ -315,6 +337,58 @@ printf '%s\n' 'number of failed transactions: 7 (1.000%)' >"$synth.out"
 assert_eq "3 7 4.9 2.3" "$(figures "$synth" 1795362400 1795362440)" "pgbench's summary count wins when it says more"
 assert_eq "0 0 0.0 0.0" "$(figures "$TEST_TMP/no-such-run" 0 1)" "no logs: nothing counted"
 
+test_case "the rehearsal's load alone (no phasemig run), both plans' scripts: no transaction fails, the load never conflicts with itself"
+# 2 users and 8 clients: every client wanting the same rows is the worst case for a load racing with
+# itself (before: deadlocks updating a user's entries, foreign key violations on users another client deleted)
+new_db lalone
+"$ROOT/scripts/gen-data" -d lalone --users 2 --out "$TEST_TMP/ldata" --seed t30load >/dev/null 2>&1 || _t_fail "gen-data failed"
+# load_alone PLAN SECONDS: the plan's phase1 script for SECONDS, as scripts/rehearse runs it (load.sh):
+# "FAILED KINDS TRANSACTIONS"
+load_alone() {
+    (
+        source "$ROOT/scripts/lib/util.sh"; source "$ROOT/scripts/lib/load.sh"
+        LOAD_DIR=$ROOT/scripts/load PLAN_NAME=$1 PGBENCH_ERRORS=(--verbose-errors --failures-detailed)
+        PGBENCH=$(command -v pgbench || { source "$ROOT/scripts/lib/cluster.sh"; echo "$(cluster_bindir)/pgbench"; })
+        load_clients=8 load_max_seconds=120 STAGING_DSN="dbname=lalone" work=$TEST_TMP/alone-$1
+        mkdir -p "$work"
+        load_start alone 1; t0=$(now); sleep "$2"; t1=$(now); load_stop alone "$t0" "$t1" 2>/dev/null
+        echo "$LOAD_FAILED ${LOAD_KINDS:-none} ${LOAD_FACTS[2]#load_tx=}"
+    )
+}
+for plan in string-to-uuid:4 clerk-to-firebase:2; do
+    read -r failed kinds tx <<<"$(load_alone "${plan%:*}" "${plan#*:}")"
+    assert_eq "0 none" "$failed $kinds" "${plan%:*}: failed transactions (and their kinds) in $tx"
+    [ "${tx:-0}" -gt 500 ] || _t_fail "${plan%:*}: only ${tx:-0} transactions ran"
+    assert_eq "" "$(grep -h 'ERROR' "$TEST_TMP/alone-${plan%:*}"/alone.load.err)" "${plan%:*}: no error in pgbench's output"
+done
+_t_psql lalone -f "$ROOT/scripts/load/string-to-uuid-cleanup.sql" >/dev/null
+assert_eq "2|0" "$(q lalone "SELECT count(*) FILTER (WHERE email NOT LIKE '%@rehearsal.invalid') || '|' ||
+                              count(*) FILTER (WHERE email LIKE '%@rehearsal.invalid') FROM users")" "the cleanup removes what the load created"
+
+test_case "load failures by kind (SQLSTATE) and against the hold-out: only what the hold-out does not explain counts"
+kinds_of() { (source "$ROOT/scripts/lib/util.sh"; source "$ROOT/scripts/lib/load.sh"; "$@"); }
+synth=$TEST_TMP/kinds.load
+printf '%s\n' '0 1 4928 0 1795362404 544671' '1 1040 deadlock 0 1795362434 630229' '2 7 serialization 0 1795362435 100' \
+    '3 9 failed 0 1795362436 5' '0 2 deadlock 0 1795362500 0' >"$synth.4242"
+printf '%s\n' 'pgbench: error: client 7 script 0 aborted in command 15 query 0: ERROR:  insert or update on table "journal_entries" violates foreign key constraint "journal_entries_user_id_fkey"' \
+    'pgbench: error: client 3 script 0 aborted in command 4 query 0: ERROR:  canceling statement due to lock timeout' \
+    'pgbench: error: client 2 script 0 aborted in command 4 query 0: ERROR:  column "clerk_user_id" does not exist' \
+    'pgbench: client 0 got an error in command 11 (SQL) of script 0; ERROR:  deadlock detected' >"$synth.err"
+assert_eq "23503=1,40001=1,40P01=1,42703=1,55P03=1,failed=1" "$(kinds_of load_kinds "$synth" 1795362400 1795362440)" \
+    "kinds: the logs' deadlock and serialization in the window, the aborted clients' messages as SQLSTATEs"
+assert_eq "0" "$(kinds_of load_attributable "40P01=2,23503=1" 10.2 "23503=1,40P01=2" 11)" "as many of the same kinds: none counts"
+assert_eq "1" "$(kinds_of load_attributable "40P01=2,55P03=1" 10 "40P01=2" 10)" "a kind the hold-out never had counts (55P03)"
+assert_eq "2" "$(kinds_of load_attributable "40P01=5" 10 "40P01=3" 10)" "more of a kind than the hold-out: the excess counts"
+assert_eq "1" "$(kinds_of load_attributable "40P01=2" 5 "40P01=1" 20)" "the hold-out's count scaled to the phase's time, rounded up"
+# load_comparison over synthetic windows and hold-outs: a failure the hold-out had too is not phasemig's
+cmp=$(kinds_of bash -c 'source "$0"; WIN_SECONDS=([apply:1]=3.5 [apply:2]=10 [re-apply:2]=9); WIN_KINDS=([apply:1]=22012=4 [apply:2]="22012=4,55P03=2" [re-apply:2]=)
+      HOLDOUT=([1]="4 900 4 22012=4" [2]="10 2000 4 22012=4"); work=$(mktemp -d); load_comparison; echo "total $LOAD_ATTRIBUTABLE"; rm -r "$work"' \
+      "$ROOT/scripts/lib/load.sh")
+assert_eq "apply	1	3.5	22012=4	4	900	4	22012=4	0
+apply	2	10	22012=4,55P03=2	10	2000	4	22012=4	2
+re-apply	2	9		10	2000	4	22012=4	0
+total 2" "$cmp" "per round and phase: the load's failures, the hold-out's, what is beyond it (55P03 only)"
+
 test_case "under pgbench load during every apply: no failed transaction, stalls measured, the start comes back"
 assert_exit 0 "rehearse --with-load" -- rehearse load "${GENERATE[@]}" --with-load
 assert_eq "true|0" "$(jget load '{passed}')|$(jget load '{load,failed_transactions}')" "JSON: passed, 0 failed transactions"
@@ -326,6 +400,13 @@ assert_eq "t" "$(_t_psql postgres -v j="$(cat "$REPORTS"/load/*.json)" <<<"SELEC
         AND (r#>>'{load,longest_stall_ms}')::numeric > 0) FROM jsonb_array_elements((:'j')::jsonb->'runs') r
         WHERE r->'load' <> 'null'")" "transactions and the longest stall counted in every phase window"
 assert_ne "0" "$(jget load '{load,rows_removed_after}')" "the load's own rows removed before comparing"
+assert_eq "apply 1 0 t|apply 2 0 t|apply 3 0 t|re-apply 1 0 t|re-apply 2 0 t|re-apply 3 0 t" \
+    "$(_t_psql postgres -v j="$(cat "$REPORTS"/load/*.json)" <<<"SELECT string_agg(format('%s %s %s %s', c->>'round', c->>'phase',
+        c->>'attributable_failures', (c#>>'{holdout,transactions}')::int > 0 AND (c#>>'{holdout,seconds}')::int >= 1), '|')
+        FROM jsonb_array_elements((:'j')::jsonb#>'{load,holdout_comparison}') c")" \
+    "JSON: each phase's load beside its hold-out (run after the phase's rollback), none beyond it"
+assert_contains "$(cat "$REPORTS"/load/*.md)" "## The load against its hold-out" "Markdown: the hold-out section"
+assert_contains "$LAST_ERR" "hold-out of phase 2: the same load for" "the hold-outs ran"
 assert_eq "$START" "$(source_state)" "source unchanged"
 assert_eq "0" "$(copies)" "staging copy dropped"
 
@@ -343,3 +424,44 @@ assert_eq "" "$(grep -n s3cret "$ARGV_LOG")" "still no password on a command lin
 assert_exit 2 "a password ending in a blank cannot go into a service file" -- rehearse blank -d "dbname=rsrc password='s3cret '"
 assert_contains "$LAST_ERR" "cannot use the connection string of --dbname" "refused, saying which"
 assert_not_contains "$LAST_OUT$LAST_ERR" "s3cret" "without printing it"
+
+test_case "scripts/install-deps waits for a dpkg lock another apt holds (DPkg::Lock::Timeout) on every apt-get call"
+# dpkg-query says help2man is missing, apt-get only records its arguments, id says root
+fake=$TEST_TMP/fake-apt
+mkdir -p "$fake"
+printf '#!/bin/sh\n[ "$3" = help2man ] || printf "install ok installed"\n' >"$fake/dpkg-query"
+printf '#!/bin/sh\necho "apt-get $*" >>"%s/calls"\n' "$fake" >"$fake/apt-get"
+printf '#!/bin/sh\necho 0\n' >"$fake/id"
+chmod +x "$fake"/*
+assert_exit 0 "install-deps with help2man missing" -- env PATH="$fake:$PATH" "$ROOT/scripts/install-deps"
+assert_eq "apt-get -o DPkg::Lock::Timeout=300 update
+apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends help2man" "$(cat "$fake/calls")" "both apt-get calls wait for the lock"
+
+test_case "make demo's end: the cluster stopped and its directory removed, unless KEEP=1 (checked by stopping the demo once its cluster runs)"
+# demo_until_cluster DIR [ENV...]: scripts/demo in DIR, stopped by SIGTERM as soon as its server runs;
+# prints its exit status
+demo_until_cluster() {
+    local d=$1 pid i; shift
+    env DEMO_DIR="$d" DEMO_USERS=10 "$@" "$ROOT/scripts/demo" >"$TEST_TMP/demo.out" 2>&1 </dev/null &
+    pid=$!
+    for ((i = 0; i < 300; i++)); do
+        [ -f "$d/data/postmaster.pid" ] && grep -q 'generating the legacy app' "$TEST_TMP/demo.out" && break
+        sleep 0.1
+    done
+    kill -TERM "$pid"; wait "$pid"; echo $?
+}
+assert_eq "143" "$(demo_until_cluster "$TEST_TMP/demo")" "the demo stopped by SIGTERM"
+assert_eq "gone" "$([ -e "$TEST_TMP/demo" ] && echo there || echo gone)" "its directory (cluster, inputs) removed"
+assert_contains "$(cat "$TEST_TMP/demo.out")" "demo: removed the cluster's directory $TEST_TMP/demo (KEEP=1 keeps it)" "it says so"
+assert_eq "143" "$(demo_until_cluster "$TEST_TMP/demo-kept" KEEP=1)" "KEEP=1: the demo stopped by SIGTERM"
+assert_eq "t|0" "$([ -f "$TEST_TMP/demo-kept/data/PG_VERSION" ] && echo t)|$(ps -eo args | grep -c "^[^ ]*postgres -D $TEST_TMP/demo-kept/")" \
+    "KEEP=1: the directory kept, its server stopped"
+assert_contains "$(cat "$TEST_TMP/demo.out")" "demo: kept the cluster's directory $TEST_TMP/demo-kept (KEEP=1)" "it says where"
+rm -rf "$TEST_TMP/demo-kept"
+assert_exit 2 "KEEP=yes is not 0 or 1" -- env KEEP=yes DEMO_DIR="$TEST_TMP/demo-bad" "$ROOT/scripts/demo"
+
+test_case "the docs stand alone: no doc cites a file outside the repository, every docs/*.md a doc names exists"
+assert_eq "" "$(grep -rnE '\.\./shared|/work/shared' "$ROOT/README.md" "$ROOT/docs")" "no ../shared or /work/shared"
+for d in $(grep -rhoE 'docs/[a-z_-]+\.md' "$ROOT/README.md" "$ROOT/docs" | sort -u); do
+    [ -f "$ROOT/$d" ] || _t_fail "$d is named but missing"
+done

@@ -12,11 +12,12 @@ declare -a RUN_JSON=()
 # apply with --with-load), time it, keep its record in RUN_JSON; returns its exit code
 run_phase() {
     local round=$1 n=$2 sub=$3; shift 3
-    local label="phase$n $sub" tag t0 t1 secs rc record
+    local label="phase$n $sub" tag t0 t1 secs rc record mark0 lsn0 bytes0 wal bytes1
     tag=$(printf '%02d-phase%s-%s' $((${#RUN_JSON[@]} + 1)) "$n" "$sub")
     [ "$with_load" = 1 ] && [ "$sub" != check ] && [ "$sub" != rollback ] && load_start "$tag" "$n"
     say "$label ($round) ..."
     CURRENT="$label ($round)"
+    mark0=$(storage_mark) && read -r lsn0 bytes0 <<<"$mark0"
     t0=$(now)
     # -d: the copy, whatever PG* variables the operator's environment has (they come before
     # DATABASE_URL); the string names the hidden service file's entry (connections.sh), as psql's
@@ -28,8 +29,15 @@ run_phase() {
     PHASE_PID=$!
     wait "$PHASE_PID"; rc=$? t1=$(now) PHASE_PID="" CURRENT=""
     secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    # the WAL the server wrote during the command (the load's and any other database's included) and
+    # the size of the plan's tables (pg_total_relation_size: indexes and TOAST included) before and after
+    wal="" bytes1=""
+    [ -z "${lsn0:-}" ] || read -r wal bytes1 <<<"$(storage_since "$lsn0")"
     LOAD_FACTS=()
-    [ -n "$LOAD_PID" ] && load_stop "$tag" "$t0" "$t1"
+    if [ -n "$LOAD_PID" ]; then
+        load_stop "$tag" "$t0" "$t1"
+        [ "$round" = rollback ] || load_window "$round" "$n"
+    fi
     say "$label ($round): exit $rc in $secs s"
     [ "$rc" -eq 0 ] || tail -n 12 "$work/$tag.out" | sed 's/^/    /' >&2
     record=$(run_record "$round" "$label" "$rc" "$secs" "$n" "$tag") || die "could not read migration_log of $staging_db"
@@ -51,7 +59,7 @@ run_record() {
         rm -f "$work/$tag.mlog.err"
     fi
     printf '%s\0' round="$1" command="$2" exit_code="$3" seconds="$4" output="$tag.out" warnings="$warnings" \
-        "${LOAD_FACTS[@]}" >"$work/$tag.facts"
+        wal_bytes="$wal" table_bytes_before="${bytes0:-}" table_bytes_after="$bytes1" "${LOAD_FACTS[@]}" >"$work/$tag.facts"
     "$REPORT" run "$work/$tag.facts" ${id:+"$work/$tag.mlog.json"}
 }
 
@@ -69,10 +77,27 @@ apply_round() {
     [ "$CONVERTS_TO_UUID" = false ] || run_phase "$round" 3 finalize --yes
 }
 
-# rollback_round: phase3, phase2, phase1 rollback of what apply_round ran; stops at the first failure
+# rollback_round: phase3, phase2, phase1 rollback of what apply_round ran; stops at the first failure.
+# With --with-load, after each rollback (the copy as it was before that phase), the phase's hold-out:
+# its load with no phasemig command running, then the rows it created removed
 rollback_round() {
     local n
-    for ((n = APPLIED_UPTO; n >= 1; n--)); do run_phase rollback "$n" rollback || return 1; done
+    for ((n = APPLIED_UPTO; n >= 1; n--)); do
+        run_phase rollback "$n" rollback || return 1
+        [ "$with_load" = 0 ] || { load_holdout "$n"; load_cleanup || return 1; }
+    done
+}
+
+# storage_mark: "LSN BYTES": the server's WAL position now and the size of the plan's tables (EST_SRC)
+storage_mark() {
+    sql "$STAGING_DSN" -v tables="$(cut -f1 <<<"$EST_SRC")" 2>/dev/null <<<"SELECT pg_current_wal_lsn() || ' ' ||
+        coalesce(sum(pg_total_relation_size(to_regclass(t))), 0) FROM unnest(string_to_array(:'tables', E'\n')) t"
+}
+# storage_since LSN: "WAL_BYTES BYTES": the WAL written since LSN and the size of the plan's tables now
+storage_since() {
+    sql "$STAGING_DSN" -v lsn="$1" -v tables="$(cut -f1 <<<"$EST_SRC")" 2>/dev/null <<<"SELECT
+        pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn')::bigint || ' ' ||
+        coalesce(sum(pg_total_relation_size(to_regclass(t))), 0) FROM unnest(string_to_array(:'tables', E'\n')) t"
 }
 
 # ---------------------------------------------------------------- the operator's hook

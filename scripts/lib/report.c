@@ -186,6 +186,8 @@ print_summary(const json_t *rep)
 			printf(", %s rows/s", num_text(rps, 0, b3, sizeof b3));
 		if (json_is_number(lock))
 			printf(", longest lock hold %s ms", num_text(lock, 1, b4, sizeof b4));
+		if (json_is_number(json_object_get(r, "wal_bytes")))
+			printf(", WAL %.1f MB", round_to(json_number_value(json_object_get(r, "wal_bytes")) / 1048576.0, 1));
 		if (json_is_number(failed) && json_is_number(stall))
 			printf(", load: %s failed, longest stall %s ms", num_text(failed, 0, b5, sizeof b5),
 				   num_text(stall, 1, b6, sizeof b6));

@@ -16,6 +16,31 @@ number(const json_t *v)
 	return json_number_value(v);
 }
 
+/* Failures by kind, "KIND=COUNT,..." (as scripts/lib/load.sh writes them), as an object KIND: COUNT. */
+static json_t *
+kinds_object(const char *text)
+{
+	json_t *o = json_object();
+	const char *p = text;
+
+	while (p && *p)
+	{
+		const char *end = strchr(p, ','), *eq;
+		size_t len = end ? (size_t) (end - p) : strlen(p);
+		char kind[64];
+
+		eq = memchr(p, '=', len);
+		if (eq && (size_t) (eq - p) < sizeof kind)
+		{
+			memcpy(kind, p, (size_t) (eq - p));
+			kind[eq - p] = '\0';
+			json_object_set_new(o, kind, json_integer(strtoll(eq + 1, NULL, 10)));
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return o;
+}
+
 /* The load's figures during one phase, or null when the phase ran without load. */
 static json_t *
 run_load(const json_t *facts, double secs)
@@ -33,6 +58,8 @@ run_load(const json_t *facts, double secs)
 	json_object_set_new(load, "transactions_per_second",
 						json_is_number(tx) && secs > 0 ? json_real(round_to(number(tx) / secs, 1)) : json_null());
 	json_object_set_new(load, "failed_transactions", fact_number(facts, "load_failed"));
+	json_object_set_new(load, "failure_kinds", kinds_object(fact(facts, "load_kinds")));
+	json_object_set_new(load, "seconds", fact_number(facts, "load_seconds"));
 	json_object_set_new(load, "aborted_clients", fact_number(facts, "load_aborted"));
 	json_object_set_new(load, "longest_stall_ms", fact_number(facts, "load_max_ms"));
 	json_object_set_new(load, "average_latency_ms", fact_number(facts, "load_avg_ms"));
@@ -84,6 +111,17 @@ report_run(const json_t *facts, const json_t *mlog)
 		json_array_foreach(w, i, line) if (json_string_length(line) > 0) json_array_append(warnings, line);
 		json_decref(w);
 		json_object_set_new(r, "warnings", warnings);
+	}
+	{
+		json_t *before = fact_number(facts, "table_bytes_before"), *after = fact_number(facts, "table_bytes_after");
+
+		json_object_set_new(r, "wal_bytes", fact_number(facts, "wal_bytes"));
+		json_object_set_new(r, "table_bytes_before", before);
+		json_object_set_new(r, "table_bytes_after", after);
+		json_object_set_new(r, "table_growth_bytes",
+							json_is_integer(before) && json_is_integer(after)
+								? json_integer(json_integer_value(after) - json_integer_value(before))
+								: json_null());
 	}
 	json_object_set_new(r, "load", run_load(facts, s));
 	return r;
@@ -246,6 +284,60 @@ refusal(const json_t *facts, const json_t *runs)
 					 findings);
 }
 
+/*
+ * The load's failures per round and phase against the phase's hold-out (the
+ * same load, no phasemig command running): load_comparison is a line
+ * "ROUND\tN\tSECONDS\tKINDS\tHOLDOUT SECONDS\tHOLDOUT TX\tHOLDOUT FAILED\t
+ * HOLDOUT KINDS\tATTRIBUTABLE" each (the hold-out's fields empty when it did
+ * not run).
+ */
+static json_t *
+load_comparison(const json_t *facts)
+{
+	json_t *lines = fact_lines(facts, "load_comparison"), *out = json_array(), *line;
+	size_t i;
+
+	json_array_foreach(lines, i, line)
+	{
+		char f[9][256] = {{0}};
+		const char *p = json_string_value(line);
+		json_t *o, *h;
+		int k = 0;
+
+		if (json_string_length(line) == 0)
+			continue;
+		for (k = 0; k < 9 && p; k++)
+		{
+			const char *tab = strchr(p, '\t');
+			size_t len = tab ? (size_t) (tab - p) : strlen(p);
+
+			snprintf(f[k], sizeof f[k], "%.*s", (int) len, p);
+			p = tab ? tab + 1 : NULL;
+		}
+		o = json_object();
+		h = json_object();
+		json_object_set_new(h, "s", json_string(f[2]));
+		json_object_set_new(h, "hs", json_string(f[4]));
+		json_object_set_new(h, "htx", json_string(f[5]));
+		json_object_set_new(h, "hf", json_string(f[6]));
+		json_object_set_new(h, "a", json_string(f[8]));
+		json_object_set_new(o, "round", json_string(f[0]));
+		json_object_set_new(o, "phase", json_integer(strtoll(f[1], NULL, 10)));
+		json_object_set_new(o, "load_seconds", fact_number(h, "s"));
+		json_object_set_new(o, "failure_kinds", kinds_object(f[3]));
+		json_object_set_new(o, "holdout",
+							f[4][0] ? json_pack("{s:o, s:o, s:o, s:o}", "seconds", fact_number(h, "hs"), "transactions",
+												fact_number(h, "htx"), "failed_transactions", fact_number(h, "hf"),
+												"failure_kinds", kinds_object(f[7]))
+									: json_null());
+		json_object_set_new(o, "attributable_failures", fact_number(h, "a"));
+		json_decref(h);
+		json_array_append_new(out, o);
+	}
+	json_decref(lines);
+	return out;
+}
+
 /* The load over every phase: the failed transactions and the longest stall (null without load). */
 static json_t *
 load_totals(const json_t *facts, const json_t *runs)
@@ -273,9 +365,10 @@ load_totals(const json_t *facts, const json_t *runs)
 			stall = json_incref(s);
 		}
 	}
-	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "enabled", fact_bool(facts, "with_load"), "clients",
-					 fact_number(facts, "load_clients"), "failed_transactions", failed, "longest_stall_ms", stall,
-					 "rows_removed_after", fact_number(facts, "load_removed"));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "enabled", fact_bool(facts, "with_load"), "clients",
+					 fact_number(facts, "load_clients"), "failed_transactions", failed, "attributable_failures",
+					 fact_number(facts, "load_attributable"), "longest_stall_ms", stall, "rows_removed_after",
+					 fact_number(facts, "load_removed"), "holdout_comparison", load_comparison(facts));
 }
 
 json_t *

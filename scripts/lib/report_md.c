@@ -1,7 +1,8 @@
 /*
  * report_md.c: the Markdown report of rehearse-report, rendered from the
- * JSON report: the verdict first, then a row per phase command, the steps
- * from migration_log, the warnings, the refusals, the estimate and the files.
+ * JSON report: the verdict first, then a row per phase command, the WAL and
+ * table growth of each, the load against its hold-out, the steps from
+ * migration_log, the warnings, the refusals, the estimate and the files.
  */
 #include <string.h>
 
@@ -221,9 +222,17 @@ verdict(FILE *out, const json_t *j)
 	dump_verdict(out, ra);
 	fputs(" |\n| application load: failed transactions | ", out);
 	if (json_is_true(GET(load, "enabled")))
-		fprintf(out, "%s (longest stall %s ms) |\n",
-				json_is_number(GET(load, "failed_transactions")) ? NUM(GET(load, "failed_transactions"), 0) : "0",
-				NUM(GET(load, "longest_stall_ms"), 1));
+	{
+		const json_t *a = GET(load, "attributable_failures");
+
+		fprintf(out, "%s",
+				json_is_number(GET(load, "failed_transactions")) ? NUM(GET(load, "failed_transactions"), 0) : "0");
+		if (json_is_integer(a) && json_integer_value(a) > 0)
+			fprintf(out, ", **%s beyond the hold-out** (the same load without phasemig)", NUM(a, 0));
+		else if (json_is_integer(a) && json_integer_value(GET(load, "failed_transactions")) > 0)
+			fputs(", none beyond the hold-out (the workload's own)", out);
+		fprintf(out, " (longest stall %s ms) |\n", NUM(GET(load, "longest_stall_ms"), 1));
+	}
 	else
 		fputs("no load |\n", out);
 }
@@ -285,6 +294,103 @@ phases(FILE *out, const json_t *j)
 		any = true;
 	}
 	fputs("\n", out);
+	return true;
+}
+
+/* BYTES as MB with one decimal; "" for null. */
+static const char *
+mb(const json_t *bytes)
+{
+	static char buf[8][32];
+	static int next;
+
+	next = (next + 1) % 8;
+	if (!json_is_number(bytes))
+		return "";
+	snprintf(buf[next], sizeof buf[next], "%.1f", round_to(json_number_value(bytes) / 1048576.0, 1));
+	return buf[next];
+}
+
+/* The WAL each phase command wrote and how the plan's tables grew (when measured). */
+static bool
+storage(FILE *out, const json_t *j)
+{
+	const json_t *runs = GET(j, "runs");
+	size_t i;
+	json_t *r;
+	bool any = false;
+
+	json_array_foreach(runs, i, r) any = any || json_is_number(GET(r, "wal_bytes"));
+	if (!any)
+		return false;
+	fputs("## WAL and table growth\n\nWAL written: pg_current_wal_lsn() before and after the command, so the load's "
+		  "writes (and any other database's on the server) are included. Tables: pg_total_relation_size (indexes and "
+		  "TOAST included) of the tables the plan changes, before and after.\n\n"
+		  "| round | command | WAL written MB | tables before MB | tables after MB | growth MB |\n"
+		  "|---|---|---|---|---|---|\n",
+		  out);
+	json_array_foreach(runs, i, r)
+		fprintf(out, "| %s | %s | %s | %s | %s | %s |\n", STR(r, "round"), STR(r, "command"), mb(GET(r, "wal_bytes")),
+				mb(GET(r, "table_bytes_before")), mb(GET(r, "table_bytes_after")), mb(GET(r, "table_growth_bytes")));
+	return true;
+}
+
+/* "KIND COUNT, ..." of a failure_kinds object; "none" when empty. */
+static void
+kinds(FILE *out, const json_t *k)
+{
+	const char *key;
+	json_t *v;
+	const char *sep = "";
+
+	if (json_object_size(k) == 0)
+	{
+		fputs("none", out);
+		return;
+	}
+	json_object_foreach((json_t *) k, key, v)
+	{
+		fprintf(out, "%s%s %s", sep, key, NUM(v, 0));
+		sep = ", ";
+	}
+}
+
+/* The load's failures per round and phase beside its hold-out's. */
+static bool
+holdouts(FILE *out, const json_t *j)
+{
+	const json_t *cmp = GET(GET(j, "load"), "holdout_comparison");
+	size_t i;
+	json_t *c;
+
+	if (json_array_size(cmp) == 0)
+		return false;
+	fputs("## The load against its hold-out\n\nAfter each phase's rollback (the copy as it was before that phase), "
+		  "the same load ran for as long with no phasemig command running: the failures the workload has anyway. A "
+		  "failure counts against the plan only beyond those: more of a kind (scaled to the same time), or a kind "
+		  "the hold-out never had (55P03 lock timeout, 57014 statement cancelled, 42703 or 42883 a column or function "
+		  "phasemig changed). Kinds are SQLSTATEs; `failed` is a failure pgbench did not say the kind of.\n\n"
+		  "| round | phase | load s | failures by kind | hold-out s | hold-out tx | hold-out failures by kind | "
+		  "beyond the hold-out |\n|---|---|---|---|---|---|---|---|\n",
+		  out);
+	json_array_foreach(cmp, i, c)
+	{
+		const json_t *h = GET(c, "holdout");
+
+		fprintf(out, "| %s | phase%s | %s | ", STR(c, "round"), NUM(GET(c, "phase"), 0),
+				NUM(GET(c, "load_seconds"), 1));
+		kinds(out, GET(c, "failure_kinds"));
+		if (json_is_object(h))
+		{
+			fprintf(out, " | %s | %s | ", NUM(GET(h, "seconds"), 0), NUM(GET(h, "transactions"), 0));
+			kinds(out, GET(h, "failure_kinds"));
+		}
+		else
+			fputs(" | not run | | ", out);
+		fprintf(out, " | %s%s%s |\n", json_integer_value(GET(c, "attributable_failures")) > 0 ? "**" : "",
+				NUM(GET(c, "attributable_failures"), 0),
+				json_integer_value(GET(c, "attributable_failures")) > 0 ? "**" : "");
+	}
 	return true;
 }
 
@@ -447,6 +553,10 @@ report_markdown(FILE *out, const json_t *rep)
 	verdict(out, rep);
 	fputc('\n', out);
 	if (phases(out, rep))
+		fputc('\n', out);
+	if (storage(out, rep))
+		fputc('\n', out);
+	if (holdouts(out, rep))
 		fputc('\n', out);
 	if (steps(out, rep))
 		fputc('\n', out);
