@@ -58,13 +58,11 @@ apply(Run *run, const Options *opts)
 	int rc;
 
 	/*
-	 * 1. Refuse, before creating anything: when phase2 is applied (phase1 is
-	 * then in place), when this role may not alter every table the plan
+	 * 1. Refuse, before creating anything (run_main refused it while phase2
+	 * is applied): when this role may not alter every table the plan
 	 * changes or create phasemig's state, or when the plan does not fit the
 	 * catalog (columns, types, index names).
 	 */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
 	if ((rc = plan_check_rights(run)) != EXIT_DONE || (rc = plan_check_catalog(run)) != EXIT_DONE)
 		return rc;
 	/*
@@ -84,11 +82,6 @@ apply(Run *run, const Options *opts)
 static int
 rollback(Run *run, const Options *opts)
 {
-	if (!mlog_state_exists(run->conn))
-	{
-		log_info("nothing to roll back: phase1 was never applied to this database");
-		return EXIT_DONE;
-	}
 	/* In reverse plan order: drop triggers, indexes and columns phasemig created. */
 	return phase_rollback(run, opts);
 }
@@ -97,7 +90,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {{"apply", apply, false}, {"rollback", rollback, false}, {NULL}};
+	static const Subcommand subs[] = {{"apply", apply}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 
 	run_main(1, argc, argv, &spec, subs);

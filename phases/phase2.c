@@ -98,13 +98,10 @@ static const char help[] =
 static int
 apply(Run *run, const Options *opts)
 {
-	/* 1. Refuse unless phase1 is applied and phase3 is not. */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
-	/* 2. Record the run in migration_log. */
+	/* 1. Record the run in migration_log (run_main checked that phase1 is applied and phase3 is not). */
 	run_begin_phase(run);
 	/*
-	 * 3. For each backfill operation: load the mapping with COPY, refuse
+	 * 2. For each backfill operation: load the mapping with COPY, refuse
 	 * conflicts, save originals and fill the batches with checkpoints.
 	 */
 	return phase_apply_ops(run, opts);
@@ -122,7 +119,7 @@ main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", "throttle", NULL};
 	static const Subcommand subs[] = {
-		{"apply", apply, true}, {"rollback", rollback, true}, {"throttle", throttle_command, true, true}, {NULL}};
+		{"apply", apply}, {"rollback", rollback}, {"throttle", throttle_command, true}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands,
 						  .help = help,
 						  .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};

@@ -86,36 +86,26 @@ apply(Run *run, const Options *opts)
 {
 	int rc;
 
-	/* 1. Refuse unless phase2 is applied. */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
-	/* 2. Record the run in migration_log. */
+	/* 1. Record the run in migration_log (run_main checked that phase2 is applied). */
 	run_begin_phase(run);
-	/* 3. Pre-flight checks: any problem refuses before a single change. */
+	/* 2. Pre-flight checks: any problem refuses before a single change. */
 	if ((rc = phase_check_ops(run, opts, false)) != EXIT_DONE)
 		return rc;
-	/* 4. On a terminal, say what it drops and swaps, and ask (--yes answers). */
+	/* 3. On a terminal, say what it drops and swaps, and ask (--yes answers). */
 	if (!phase_confirm_apply(run, opts))
 		return EXIT_BAD_INPUT;
-	/* 5. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
+	/* 4. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
 	return phase_apply_ops(run, opts);
 }
 
 static int
 finalize(Run *run, const Options *opts)
 {
-	/* 1. Refuse unless phase3 is applied. */
-	if (!mlog_phase_applied(run->conn, run->plan, 3))
-	{
-		log_error("phase3 of plan \"%s\" is not applied; nothing to finalize", run->plan->name);
-		log_hint("finalize comes last, after \"phase3 apply\"");
-		return EXIT_BAD_INPUT;
-	}
-	/* 2. On a terminal, say what it drops, and ask (--yes answers). */
+	/* 1. On a terminal, say what it drops, and ask (--yes answers). */
 	if (!phase_confirm_finalize(run, opts))
 		return EXIT_BAD_INPUT;
 	run_begin_phase(run);
-	/* 3. Save the legacy values, then drop the legacy columns and their triggers. */
+	/* 2. Save the legacy values, then drop the legacy columns and their triggers. */
 	return phase_finalize_ops(run, opts);
 }
 
@@ -130,11 +120,8 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {{"check", check, true},
-									  {"apply", apply, true},
-									  {"finalize", finalize, true},
-									  {"rollback", rollback, true},
-									  {NULL}};
+	static const Subcommand subs[] = {
+		{"check", check}, {"apply", apply}, {"finalize", finalize}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH | CLI_CONFIRM};
 
 	run_main(3, argc, argv, &spec, subs);

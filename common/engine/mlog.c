@@ -167,3 +167,21 @@ mlog_phase_applied(PGconn *conn, const Plan *plan, int phase)
 	free(op);
 	return applied;
 }
+
+bool
+mlog_phase_started(PGconn *conn, const Plan *plan, int phase)
+{
+	char p[8];
+	const char *params[2] = {plan->name, p};
+
+	if (!mlog_state_exists(conn))
+		return false;
+	snprintf(p, sizeof p, "%d", phase);
+	/* 'refused' (and a declined confirmation) changed nothing: it does not count */
+	return db_exists(conn,
+					 "SELECT 1 FROM public.migration_log a WHERE a.plan = $1 AND a.phase = $2 "
+					 "AND a.operation = 'apply' AND a.status IN ('done', 'failed', 'interrupted', 'running') "
+					 "AND a.id > coalesce((SELECT max(r.id) FROM public.migration_log r WHERE r.plan = $1 "
+					 "AND r.phase = $2 AND r.operation = 'rollback' AND r.status = 'done'), 0)",
+					 2, params);
+}

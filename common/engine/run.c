@@ -22,6 +22,7 @@
 #include "engine/guard.h"
 #include "engine/hook.h"
 #include "engine/operation.h"
+#include "engine/phase.h"
 #include "engine/role.h"
 #include "engine/status.h"
 #include "engine/summary.h"
@@ -372,16 +373,6 @@ run_begin_phase(Run *run)
 }
 
 void
-run_require_state(Run *run)
-{
-	if (mlog_state_exists(run->conn))
-		return;
-	log_error("phase1 has not been applied to this database (there is no migration_log)");
-	log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase1 apply\" first");
-	run_finish(run, EXIT_BAD_INPUT, NULL);
-}
-
-void
 run_finish(Run *run, int code, const char *message)
 {
 	/* a signal, not the input, ended it: whatever failed on the way, it is 1 (run it again) */
@@ -423,8 +414,9 @@ run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand
 		if (strcmp(sub->name, opts.subcommand) == 0)
 		{
 			run = run_start(phase, &opts, !sub->lockless);
-			if (sub->needs_state)
-				run_require_state(run);
+			/* before the subcommand does anything: a command run out of order changes nothing (exit 2) */
+			if (!phase_in_order(run))
+				run_finish(run, EXIT_BAD_INPUT, NULL);
 			run_finish(run, sub->run(run, &opts), NULL);
 		}
 	/* cli_parse accepted it: a subcommand SPEC lists and SUBS lacks */

@@ -59,12 +59,19 @@ run_record() {
 apply_round() {
     local round=$1
     APPLIED_UPTO=0 REFUSED=""
-    APPLIED_UPTO=1; run_phase "$round" 1 apply || return 1
+    APPLIED_UPTO=1; run_phase "$round" 1 apply || { unapplied $?; return 1; }
     APPLIED_UPTO=2; run_phase "$round" 2 apply ${mapping:+--mapping "$mapping"} "${PHASE2_EXTRA[@]}" ||
-        { [ $? -ne 3 ] || REFUSED="phase2 apply"; return 1; }
+        { unapplied $? && REFUSED="phase2 apply"; return 1; }
     run_phase "$round" 3 check || { [ $? -ne 3 ] || REFUSED="phase3 check"; return 1; }
-    APPLIED_UPTO=3; run_phase "$round" 3 apply --yes || return 1
+    APPLIED_UPTO=3; run_phase "$round" 3 apply --yes || { unapplied $?; return 1; }
     [ "$CONVERTS_TO_UUID" = false ] || run_phase "$round" 3 finalize --yes
+}
+
+# unapplied RC: after an apply that exited RC: an exit 2 or 3 changed nothing, so its phase has
+# nothing to roll back (its rollback would exit 2): APPLIED_UPTO goes back one; true when RC is 3
+unapplied() {
+    [ "$1" = 2 ] || [ "$1" = 3 ] && APPLIED_UPTO=$((APPLIED_UPTO - 1))
+    [ "$1" = 3 ]
 }
 
 # rollback_round: phase3, phase2, phase1 rollback of what apply_round ran; stops at the first failure
