@@ -23,6 +23,7 @@ typedef struct Run
 	const char *subcommand;
 	char run_id[37];
 	char *client;          /* OS user@host */
+	char *logs_dir;        /* where its log and files go (logs_dir.h) */
 	long long phase_entry; /* migration_log id of the phase-level row */
 	char *phase_metadata;  /* JSON text for that row (phase3 apply: the findings), or NULL */
 	/* the operation being run: its migration_log row and what it reports */

@@ -21,8 +21,10 @@
 #include "core/strbuf.h"
 #include "engine/guard.h"
 #include "engine/hook.h"
+#include "engine/logs_dir.h"
 #include "engine/operation.h"
 #include "engine/phase.h"
+#include "engine/plan_find.h"
 #include "engine/role.h"
 #include "engine/status.h"
 #include "engine/summary.h"
@@ -176,17 +178,18 @@ client_name(void)
 	return str_printf("%s@%s", user ? user : "unknown", host);
 }
 
+/* Make the run's logs directory (0700) and open its log there, then say where it is. */
 static void
-open_run_log(Run *run, const Options *opts)
+open_run_log(Run *run)
 {
 	char *path;
 
-	if (mkdir(opts->logs_dir, 0755) != 0 && errno != EEXIST)
+	if (!logs_dir_make(run->logs_dir))
 	{
-		log_warning("could not create log directory \"%s\": %s", opts->logs_dir, strerror(errno));
+		log_warning("could not create log directory \"%s\": %s", run->logs_dir, strerror(errno));
 		return;
 	}
-	path = str_printf("%s/%s.log", opts->logs_dir, run->run_id);
+	path = str_printf("%s/%s.log", run->logs_dir, run->run_id);
 	if (!log_open_file(path))
 		log_warning("could not open run log \"%s\": %s", path, strerror(errno));
 	free(path);
@@ -292,8 +295,6 @@ run_start(int phase, const Options *opts, bool take_lock)
 	record = take_lock && !opts->dry_run;
 	if (record)
 	{
-		open_run_log(run, opts);
-		log_info("%s: plan \"%s\", run %s", opts->subcommand, run->plan->name, run->run_id);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
 		log_on_exit(notify_end, run);
@@ -305,6 +306,14 @@ run_start(int phase, const Options *opts, bool take_lock)
 	free(appname);
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
+	/* by default the logs directory is per database and plan: known once connected */
+	run->logs_dir = logs_dir_resolve(opts->logs_dir, PQdb(run->conn), run->plan->name);
+	if (record)
+	{
+		open_run_log(run);
+		log_info("%s: plan \"%s\" (%s), run %s", opts->subcommand, run->plan->name, run->plan->path, run->run_id);
+		log_info("logs: %s", run->logs_dir);
+	}
 	log_on_exit(close_connection, run);
 	if (record)
 		log_on_exit(record_outcome, run);
@@ -402,6 +411,9 @@ run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand
 	Run *run;
 
 	cli_parse(argc, argv, spec, &opts);
+	/* --plan NAME: the installed plan of that name (plan_find.h) */
+	if (opts.plan_path && (opts.plan_path = plan_find(opts.plan_path)) == NULL)
+		exit(EXIT_BAD_INPUT);
 	if (strcmp(opts.subcommand, "plan") == 0)
 		exit(summary_print_plan(opts.plan_path, opts.json));
 	if (strcmp(opts.subcommand, "status") == 0)
@@ -414,6 +426,7 @@ run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand
 		if (strcmp(sub->name, opts.subcommand) == 0)
 		{
 			run = run_start(phase, &opts, !sub->lockless);
+			opts.logs_dir = run->logs_dir;
 			/* before the subcommand does anything: a command run out of order changes nothing (exit 2) */
 			if (!phase_in_order(run))
 				run_finish(run, EXIT_BAD_INPUT, NULL);
