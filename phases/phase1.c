@@ -17,12 +17,11 @@
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
 	"\n"
-	"Usage:\n"
-	"  phase1 apply    --plan FILE [OPTION]...\n"
-	"  phase1 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase1 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
-	"  phase1 plan     --plan FILE [--json]\n"
-	"  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"Usage: phase1 apply --plan FILE [OPTION]...\n"
+	"  or:  phase1 status --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase1 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  or:  phase1 plan --plan FILE [--json]\n"
+	"  or:  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          create migration_log and the migration_backup schema, add the\n"
@@ -41,15 +40,18 @@ static const char help[] =
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
-	"      --plan=FILE          migration plan (JSON), e.g. plans/clerk-to-firebase.json\n"
+	"      --plan=FILE          migration plan: a JSON file, or the name of an\n"
+	"                           installed plan (clerk-to-firebase, string-to-uuid)\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
 		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
+	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 /* phase1 apply, step by step. */
 static int

@@ -15,13 +15,12 @@
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
 	"\n"
-	"Usage:\n"
-	"  phase2 apply    --plan FILE [--mapping FILE] [OPTION]...\n"
-	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase2 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
-	"  phase2 plan     --plan FILE [--json]\n"
-	"  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
-	"  phase2 throttle --plan FILE [--sleep-ms MS] [--batch-size N] [--pause | --resume]\n"
+	"Usage: phase2 apply --plan FILE [--mapping FILE] [OPTION]...\n"
+	"  or:  phase2 status --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase2 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  or:  phase2 plan --plan FILE [--json]\n"
+	"  or:  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"  or:  phase2 throttle --plan FILE [--pause | --resume] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          load the mapping, refuse any conflict before writing, save the\n"
@@ -44,7 +43,8 @@ static const char help[] =
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
-	"      --plan=FILE          migration plan (JSON)\n"
+	"      --plan=FILE          migration plan: a JSON file, or the name of an\n"
+	"                           installed plan (clerk-to-firebase, string-to-uuid)\n"
 	"      --mapping=FILE       Firebase Auth export (firebase auth:export --format=json),\n"
 	"                           a JSON array of {clerk_user_id, firebase_uid}, or a CSV\n"
 	"                           with the header clerk_user_id,firebase_uid\n"
@@ -76,7 +76,10 @@ static const char help[] =
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
 	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n" CLI_HELP_RUN_CONTROL
+	"      --logs-dir=DIR       where run logs and reports go (default:\n"
+	"                           $PHASEMIG_LOGS, else\n"
+	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL
 		CLI_HELP_LOG_FORMAT CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
 	"\n"
@@ -90,9 +93,9 @@ static const char help[] =
 	"  RUN-ID-invalid-values.csv    with --skip-invalid-values, the values left empty:\n"
 	"                               localId, element, field, column and why\n"
 	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS(
-		"  3 the mapping conflicts with the table, has values that do not fit it or\n"
-		"    characters the database's encoding cannot hold, or invalid keys or\n"
-		"    orphans (nothing written);\n");
+		"the mapping conflicts with the table, has values that do not fit it or\n"
+		"       characters the database's encoding cannot hold, or invalid keys or\n"
+		"       orphans (nothing written);");
 
 /* phase2 apply, step by step. */
 static int

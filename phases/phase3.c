@@ -14,14 +14,13 @@
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"
 	"\n"
-	"Usage:\n"
-	"  phase3 check    --plan FILE [--json] [OPTION]...\n"
-	"  phase3 apply    --plan FILE [OPTION]...\n"
-	"  phase3 finalize --plan FILE [OPTION]...\n"
-	"  phase3 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase3 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
-	"  phase3 plan     --plan FILE [--json]\n"
-	"  phase3 rollback --plan FILE [OPTION]...\n"
+	"Usage: phase3 check --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase3 apply --plan FILE [OPTION]...\n"
+	"  or:  phase3 finalize --plan FILE [OPTION]...\n"
+	"  or:  phase3 status --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase3 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  or:  phase3 plan --plan FILE [--json]\n"
+	"  or:  phase3 rollback --plan FILE [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  check          pre-flight checks only: NULL or empty values, duplicates, views,\n"
@@ -52,7 +51,8 @@ static const char help[] =
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: $DATABASE_URL, then PGHOST, PGDATABASE...)\n"
-	"      --plan=FILE          migration plan (JSON)\n"
+	"      --plan=FILE          migration plan: a JSON file, or the name of an\n"
+	"                           installed plan (clerk-to-firebase, string-to-uuid)\n"
 	"      --batch-size=N       rows per batch of a rollback's restores (a dropped\n"
 	"                           column's values, legacy keys after finalize;\n"
 	"                           default: the plan's, 1000)\n"
@@ -69,10 +69,12 @@ static const char help[] =
 	"                           (on a terminal they say what they will do and ask;\n"
 	"                           off one they never ask)\n"
 	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
+	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 static int
 check(Run *run, const Options *opts)
