@@ -79,8 +79,8 @@ static const char help[] =
 	"      --logs-dir=DIR       where run logs and reports go (default:\n"
 	"                           $PHASEMIG_LOGS, else\n"
 	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
-	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL
-		CLI_HELP_LOG_FORMAT CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
 	"\n"
 	"Files written to the logs directory:\n"

@@ -90,17 +90,17 @@ typedef struct Options
 	"Environment:\n"                                                                                                   \
 	"  DATABASE_URL        the database to migrate when -d is not given (a URI or\n"                                   \
 	"                      conninfo string)\n"                                                                         \
-	"  PG*                 libpq's variables (PGHOST, PGPORT, PGDATABASE, PGUSER,\n"                                  \
-	"                      PGPASSWORD, PGPASSFILE, PGSERVICE, PGSERVICEFILE,\n"                                       \
-	"                      PGSSLMODE...): the connection when neither -d nor\n"                                       \
-	"                      DATABASE_URL is given, and what a conninfo string\n"                                       \
-	"                      leaves out\n"                                                                              \
+	"  PG*                 libpq's variables (PGHOST, PGPORT, PGDATABASE, PGUSER,\n"                                   \
+	"                      PGPASSWORD, PGPASSFILE, PGSERVICE, PGSERVICEFILE,\n"                                        \
+	"                      PGSSLMODE...): the connection when neither -d nor\n"                                        \
+	"                      DATABASE_URL is given, and what a conninfo string\n"                                        \
+	"                      leaves out\n"                                                                               \
 	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
 	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
 	"  PHASEMIG_LOGS       the logs directory, when --logs-dir is not given\n"                                         \
-	"  XDG_STATE_HOME      without either: logs go to\n"                                                              \
-	"                      $XDG_STATE_HOME/phasemig/DATABASE/PLAN (default:\n"                                        \
-	"                      ~/.local/state)\n"                                                                         \
+	"  XDG_STATE_HOME      without either: logs go to\n"                                                               \
+	"                      $XDG_STATE_HOME/phasemig/DATABASE/PLAN (default:\n"                                         \
+	"                      ~/.local/state)\n"                                                                          \
 	"  PHASEMIG_MAX_INPUT_SIZE\n"                                                                                      \
 	"                      the largest --mapping or --clerk-export read, in bytes\n"                                   \
 	"                      or with a K, M or G suffix (default: 4G)\n"                                                 \
@@ -117,9 +117,9 @@ typedef struct Options
 	"  1    failed or interrupted (a statement failed, the connection was lost or\n"                                   \
 	"       the database could not be reached, SIGINT/SIGTERM): run the same\n"                                        \
 	"       command again to continue where it stopped\n"                                                              \
-	"  2    bad usage or bad input, or a command run before its phase can run\n"                                      \
+	"  2    bad usage or bad input, or a command run before its phase can run\n"                                       \
 	"       (or after): nothing changed; the message says what to run first\n"                                         \
-	"  3    " refused "\n"                                                                                              \
+	"  3    " refused "\n"                                                                                             \
 	"       also: migration_log or migration_backup holds an object phasemig did\n"                                    \
 	"       not make (a trigger, another owner...): nothing is used or changed;\n"                                     \
 	"       a trigger on a table the plan writes runs a function another role\n"                                       \
