@@ -62,13 +62,18 @@ for name in clerk-to-firebase string-to-uuid; do
     ooo "$db" "$name" "rolled back" "3 check" "3 apply" "3 finalize" "2 apply" "3 rollback" "2 rollback" "1 rollback"
 done
 
-test_case "a rollback of a phase whose apply failed part way is not refused: it has something to undo"
+test_case "a rollback of a phase whose apply failed in a step is not refused (something to undo); failed before any step, it is"
 db=partial
 gen_app "$db" 30 t23 "$TEST_TMP/data-$db"
 ok "$db" string-to-uuid "1 apply"
-# a phase2 apply that failed after it started (recorded 'failed'), as a lost connection leaves it
+# a phase2 apply that failed before its first step (as a declined confirmation does): nothing to undo
 q "$db" "insert into public.migration_log (run_id, plan, phase, operation, status, tool_version, finished_at)
   values (gen_random_uuid(), 'string-to-uuid', 2, 'apply', 'failed', 'test', clock_timestamp())" >/dev/null
+ooo "$db" string-to-uuid "phase2 failed before a step" "2 rollback"
+# a phase2 apply that failed in a step (recorded 'failed'), as a lost connection leaves it
+q "$db" "with r as (select gen_random_uuid() as id)
+  insert into public.migration_log (run_id, plan, phase, operation, status, tool_version, finished_at)
+  select r.id, 'string-to-uuid', 2, op, 'failed', 'test', clock_timestamp() from r, (values ('apply'), ('convert_to_uuid id')) v(op)" >/dev/null
 assert_exit 0 "phase2 rollback after a failed phase2 apply" -- \
     phase 2 rollback --plan "$ROOT/plans/string-to-uuid.json" --logs-dir "$LOGS" -d "$db"
 assert_eq "done" "$(q "$db" "select status from public.migration_log where phase = 2 and operation = 'rollback' order by id desc limit 1")" \

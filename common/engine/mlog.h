@@ -68,9 +68,9 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 /* true when the newest finished apply/rollback of PHASE for this plan is an apply. */
 bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
 /*
- * true when an apply of PHASE for this plan ran (done, failed or interrupted:
- * it may have changed something) since the plan's last completed rollback of
- * PHASE: there is something to roll back.
+ * true when an apply of PHASE for this plan ran (done, interrupted, or failed
+ * after its first step began: it may have changed something) since the
+ * plan's last completed rollback of PHASE: there is something to roll back.
  */
 bool mlog_phase_started(PGconn *conn, const Plan *plan, int phase);
 
