@@ -67,6 +67,7 @@ assert_eq "done" "$(q inst "select status from public.migration_log where phase 
 assert_eq "uuid" "$(q inst "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'public.users'::regclass and attname = 'id_uuid'")" "the shadow column was added"
 run_id=$(q inst "select run_id from public.migration_log where phase = 1 and operation = 'apply'")
 [ -f "$STATE/phasemig/inst/string-to-uuid/$run_id.log" ] || _t_fail "no run log $STATE/phasemig/inst/string-to-uuid/$run_id.log" "$(find "$STATE" 2>&1)"
+assert_contains "$(head -n 1 "$STATE/phasemig/inst/string-to-uuid/$run_id.log" 2>&1)" "apply: plan \"string-to-uuid\"" "the run log starts with the start line, said before it had a place"
 for d in "$STATE/phasemig" "$STATE/phasemig/inst" "$STATE/phasemig/inst/string-to-uuid"; do
     assert_eq "700" "$(stat -c %a "$d")" "$d is private (0700)"
 done

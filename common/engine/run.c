@@ -295,6 +295,9 @@ run_start(int phase, const Options *opts, bool take_lock)
 	record = take_lock && !opts->dry_run;
 	if (record)
 	{
+		/* the run log's directory depends on the database (logs_dir.h): it opens once connected */
+		log_hold_file_lines();
+		log_info("%s: plan \"%s\" (%s), run %s", opts->subcommand, run->plan->name, run->plan->path, run->run_id);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
 		log_on_exit(notify_end, run);
@@ -311,7 +314,6 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (record)
 	{
 		open_run_log(run);
-		log_info("%s: plan \"%s\" (%s), run %s", opts->subcommand, run->plan->name, run->plan->path, run->run_id);
 		log_info("logs: %s", run->logs_dir);
 	}
 	log_on_exit(close_connection, run);

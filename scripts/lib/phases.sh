@@ -42,7 +42,7 @@ run_record() {
     local n=$5 tag=$6 id warnings
     # what the phase warned about (lock retries, autovacuum in the way), each line cut at 400 characters
     warnings=$(grep -E '^phase[0-9]: (warning: |an autovacuum worker)' "$work/$tag.out" 2>/dev/null | cut -c1-400 | head -n 20)
-    id=$(head -n 5 "$work/$tag.out" | sed -n -E "s/^phase$n: [a-z]+: plan \".*\", run ([0-9a-f-]{36})\$/\1/p" | head -n 1)
+    id=$(head -n 5 "$work/$tag.out" | sed -n -E "s/^phase$n: [a-z]+: plan \".*, run ([0-9a-f-]{36})( .*)?\$/\1/p" | head -n 1)
     if [ -n "$id" ]; then
         DATABASE_URL=$STAGING_DSN "$BIN/phase$n" status --plan "$plan_file" --run "$id" --json \
             >"$work/$tag.mlog.json" 2>"$work/$tag.mlog.err" || { sed 's/^/    /' "$work/$tag.mlog.err" >&2; return 1; }
