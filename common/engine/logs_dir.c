@@ -46,14 +46,18 @@ logs_dir_resolve(const char *given, const char *database, const char *plan)
 {
 	const char *env = getenv("PHASEMIG_LOGS");
 	const char *state = getenv("XDG_STATE_HOME");
-	char *db = component(database ? database : ""), *pl = component(plan), *home, *dir;
+	char *db, *pl, *home, *dir;
 
 	if (given)
-		dir = xstrdup(given);
-	else if (env && env[0])
-		dir = xstrdup(env);
+		return xstrdup(given);
+	if (env && env[0])
+		return xstrdup(env);
+	if (database == NULL)
+		return NULL;
+	db = component(database);
+	pl = component(plan);
 	/* the XDG base directory spec: a relative $XDG_STATE_HOME is invalid, ignored */
-	else if (state && state[0] == '/')
+	if (state && state[0] == '/')
 		dir = str_printf("%s/phasemig/%s/%s", state, db, pl);
 	else
 	{

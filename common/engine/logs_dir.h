@@ -14,7 +14,7 @@
  * $PHASEMIG_LOGS when set and not empty, else
  * $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else
  * $HOME/.local/state/phasemig/DATABASE/PLAN (a '/' or a leading '.' in the
- * database's name becomes '_').
+ * database's name becomes '_').  NULL when DATABASE is NULL and needed.
  */
 char *logs_dir_resolve(const char *given, const char *database, const char *plan);
 

@@ -193,6 +193,7 @@ open_run_log(Run *run)
 	if (!log_open_file(path))
 		log_warning("could not open run log \"%s\": %s", path, strerror(errno));
 	free(path);
+	log_info("logs: %s", run->logs_dir);
 }
 
 /*
@@ -293,11 +294,15 @@ run_start(int phase, const Options *opts, bool take_lock)
 		exit(EXIT_BAD_INPUT);
 	/* a dry run leaves no trace: no run log, no hook, no migration_log row */
 	record = take_lock && !opts->dry_run;
+	/* --logs-dir or $PHASEMIG_LOGS; NULL when the directory is the database's (logs_dir.h) */
+	run->logs_dir = logs_dir_resolve(opts->logs_dir, NULL, run->plan->name);
 	if (record)
 	{
-		/* the run log's directory depends on the database (logs_dir.h): it opens once connected */
+		/* a run log that has to wait for the connection gets what was said before it */
 		log_hold_file_lines();
 		log_info("%s: plan \"%s\" (%s), run %s", opts->subcommand, run->plan->name, run->plan->path, run->run_id);
+		if (run->logs_dir)
+			open_run_log(run);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
 		log_on_exit(notify_end, run);
@@ -310,11 +315,11 @@ run_start(int phase, const Options *opts, bool take_lock)
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
 	/* by default the logs directory is per database and plan: known once connected */
-	run->logs_dir = logs_dir_resolve(opts->logs_dir, PQdb(run->conn), run->plan->name);
-	if (record)
+	if (run->logs_dir == NULL)
 	{
-		open_run_log(run);
-		log_info("logs: %s", run->logs_dir);
+		run->logs_dir = logs_dir_resolve(NULL, PQdb(run->conn), run->plan->name);
+		if (record)
+			open_run_log(run);
 	}
 	log_on_exit(close_connection, run);
 	if (record)
