@@ -129,8 +129,7 @@ assert_contains "$LAST_ERR" 'column public.users.id is already converted by plan
 assert_exit 2 "B phase1: m_pair holds A's column" -- pb 1 refuse apply
 assert_contains "$LAST_ERR" 'index "m_pair" on public.memberships also holds a column converted by plan "users-uuid"' "names the index and the plan"
 assert_eq "$after_a" "$(db_state refuse)" "the refused runs changed nothing"
-assert_exit 2 "B phase1 rollback after its refusal: nothing to roll back" -- pb 1 refuse rollback
-assert_contains "$LAST_ERR" "nothing to roll back" "says the refused apply left nothing to undo"
+assert_exit 0 "B phase1 rollback after its refusal" -- pb 1 refuse rollback
 assert_exit 0 "A phase1 rollback" -- pa 1 refuse rollback
 assert_eq "$start" "$(db_state refuse)" "back to the start"
 
