@@ -9,17 +9,17 @@ must_dirs LOGS
 # ooo DB NAME STAGE CMD...: each "N SUB" in CMD... (phase N, subcommand SUB) run on DB with plan
 # NAME exits 2 with the shared message and hint, and leaves the database as it was
 ooo() {
-    local db=$1 name=$2 stage=$3 cmd before after log_before; shift 3
+    local db=$1 name=$2 stage=$3 cmd before log_before; shift 3
+    # each command is compared with the stage's state: none of them may change it
+    before=$(db_state "$db") log_before=$(mlog_rows "$db")
     for cmd in "$@"; do
-        before=$(db_state "$db") log_before=$(mlog_rows "$db")
         run phase "${cmd%% *}" ${cmd#* } $(yes_for "$cmd") --plan "$ROOT/plans/$name.json" --logs-dir "$LOGS" -d "$db"
         [ "$LAST_RC" = 2 ] || _t_fail "$name, $stage: phase$cmd: expected exit 2, got $LAST_RC" "$(tail -5 <<<"$LAST_ERR")"
         [[ $LAST_ERR =~ phase${cmd%% *}:\ error:\ phase$cmd:\ phase[123]\ [^$'\n']*\ for\ plan\ \"$name\"\ on\ database\ \"$db\"\;\ (run\ \"phase[123]\ (apply|rollback)\"\ first|nothing\ to\ roll\ back) ]] ||
             _t_fail "$name, $stage: phase$cmd: not the shared out-of-order message" "$(tail -5 <<<"$LAST_ERR")"
         assert_contains "$LAST_ERR" "hint: the order is phase1 apply, phase2 apply, phase3 check, phase3 apply" "$name, $stage: phase$cmd: the order as a hint"
         assert_not_contains "$LAST_ERR" "does not exist" "$name, $stage: phase$cmd: no raw SQL error"
-        after=$(db_state "$db")
-        assert_eq "$before" "$after" "$name, $stage: phase$cmd: schema and rows unchanged"
+        assert_eq "$before" "$(db_state "$db")" "$name, $stage: phase$cmd: schema and rows unchanged"
         assert_eq "$log_before" "$(mlog_rows "$db")" "$name, $stage: phase$cmd: migration_log unchanged"
     done
 }
