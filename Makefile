@@ -174,7 +174,9 @@ man: $(MANS)
 build/man/phase%.1: bin/phase% | build
 	@mkdir -p $(@D)
 	help2man --no-info --section=1 --source=phasemig \
-	  --name="$$(bin/phase$* --help | head -n 1 | sed 's/^phase$* //; s/\.$$//')" --output=$@ bin/phase$*
+	  --name="$$(bin/phase$* --help | head -n 1 | sed 's/^phase$* //; s/\.$$//')" --output=$@.tmp bin/phase$*
+	@# help2man knows no "Exit status:" section: make that subsection the page's EXIT STATUS
+	sed 's/^\.SS "Exit status:"$$/.SH "EXIT STATUS"/' $@.tmp >$@ && rm -f $@.tmp
 
 install: all man
 	install -d $(BINDIR) $(MANDIR) $(DATADIR)/plans $(DOCDIR)

@@ -17,12 +17,11 @@
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
 	"\n"
-	"Usage:\n"
-	"  phase1 apply    --plan FILE [OPTION]...\n"
-	"  phase1 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase1 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
-	"  phase1 plan     --plan FILE [--json]\n"
-	"  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"Usage: phase1 apply --plan FILE [OPTION]...\n"
+	"  or:  phase1 status --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase1 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  or:  phase1 plan --plan FILE [--json]\n"
+	"  or:  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          create migration_log and the migration_backup schema, add the\n"
@@ -41,15 +40,18 @@ static const char help[] =
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: PGHOST, PGDATABASE..., else $DATABASE_URL)\n"
-	"      --plan=FILE          migration plan (JSON), e.g. plans/clerk-to-firebase.json\n"
+	"      --plan=FILE          migration plan: a JSON file, or the name of an\n"
+	"                           installed plan (clerk-to-firebase, string-to-uuid)\n"
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
 		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
+	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 /* phase1 apply, step by step. */
 static int
@@ -58,13 +60,11 @@ apply(Run *run, const Options *opts)
 	int rc;
 
 	/*
-	 * 1. Refuse, before creating anything: when phase2 is applied (phase1 is
-	 * then in place), when this role may not alter every table the plan
+	 * 1. Refuse, before creating anything (run_main refused it while phase2
+	 * is applied): when this role may not alter every table the plan
 	 * changes or create phasemig's state, or when the plan does not fit the
 	 * catalog (columns, types, index names).
 	 */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
 	if ((rc = plan_check_rights(run)) != EXIT_DONE || (rc = plan_check_catalog(run)) != EXIT_DONE)
 		return rc;
 	/*
@@ -84,11 +84,6 @@ apply(Run *run, const Options *opts)
 static int
 rollback(Run *run, const Options *opts)
 {
-	if (!mlog_state_exists(run->conn))
-	{
-		log_info("nothing to roll back: phase1 was never applied to this database");
-		return EXIT_DONE;
-	}
 	/* In reverse plan order: drop triggers, indexes and columns phasemig created. */
 	return phase_rollback(run, opts);
 }
@@ -97,7 +92,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {{"apply", apply, false}, {"rollback", rollback, false}, {NULL}};
+	static const Subcommand subs[] = {{"apply", apply}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 
 	run_main(1, argc, argv, &spec, subs);

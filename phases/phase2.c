@@ -15,15 +15,13 @@
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
 	"\n"
-	"Usage:\n"
-	"  phase2 apply    --plan FILE [--mapping FILE] [OPTION]...\n"
-	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase2 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
-	"  phase2 plan     --plan FILE [--json]\n"
-	"  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
-	"  phase2 throttle --plan FILE [--sleep-ms MS] [--batch-size N] [--pause | --resume]\n"
-	"                  [--next-run]\n"
-	"  phase2 throttle --plan FILE --reset\n"
+	"Usage: phase2 apply --plan FILE [--mapping FILE] [OPTION]...\n"
+	"  or:  phase2 status --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase2 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  or:  phase2 plan --plan FILE [--json]\n"
+	"  or:  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"  or:  phase2 throttle --plan FILE [--pause | --resume] [--next-run] [OPTION]...\n"
+	"  or:  phase2 throttle --plan FILE --reset\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          load the mapping, refuse any conflict before writing, save the\n"
@@ -46,7 +44,8 @@ static const char help[] =
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: PGHOST, PGDATABASE..., else $DATABASE_URL)\n"
-	"      --plan=FILE          migration plan (JSON)\n"
+	"      --plan=FILE          migration plan: a JSON file, or the name of an\n"
+	"                           installed plan (clerk-to-firebase, string-to-uuid)\n"
 	"      --mapping=FILE       Firebase Auth export (firebase auth:export --format=json),\n"
 	"                           a JSON array of {clerk_user_id, firebase_uid}, or a CSV\n"
 	"                           with the header clerk_user_id,firebase_uid\n"
@@ -82,8 +81,11 @@ static const char help[] =
 	"                           the plan's, 1000); while autovacuum runs, DDL\n"
 	"                           waits deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
 	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs and reports go (default: logs)\n" CLI_HELP_RUN_CONTROL
-		CLI_HELP_LOG_FORMAT CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
+	"      --logs-dir=DIR       where run logs and reports go (default:\n"
+	"                           $PHASEMIG_LOGS, else\n"
+	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
 	"\n"
 	"Files written to the logs directory:\n"
@@ -96,21 +98,18 @@ static const char help[] =
 	"  RUN-ID-invalid-values.csv    with --skip-invalid-values, the values left empty:\n"
 	"                               localId, element, field, column and why\n"
 	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS(
-		"  3 the mapping conflicts with the table, has values that do not fit it or\n"
-		"    characters the database's encoding cannot hold, or invalid keys or\n"
-		"    orphans (nothing written);\n");
+		"the mapping conflicts with the table, has values that do not fit it or\n"
+		"       characters the database's encoding cannot hold, or invalid keys or\n"
+		"       orphans (nothing written);");
 
 /* phase2 apply, step by step. */
 static int
 apply(Run *run, const Options *opts)
 {
-	/* 1. Refuse unless phase1 is applied and phase3 is not. */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
-	/* 2. Record the run in migration_log. */
+	/* 1. Record the run in migration_log (run_main checked that phase1 is applied and phase3 is not). */
 	run_begin_phase(run);
 	/*
-	 * 3. For each backfill operation: load the mapping with COPY, refuse
+	 * 2. For each backfill operation: load the mapping with COPY, refuse
 	 * conflicts, save originals and fill the batches with checkpoints.
 	 */
 	return phase_apply_ops(run, opts);
@@ -128,7 +127,7 @@ main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"apply", "status", "rollback", "plan", "throttle", NULL};
 	static const Subcommand subs[] = {
-		{"apply", apply, true}, {"rollback", rollback, true}, {"throttle", throttle_command, true, true}, {NULL}};
+		{"apply", apply}, {"rollback", rollback}, {"throttle", throttle_command, true}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands,
 						  .help = help,
 						  .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};

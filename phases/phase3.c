@@ -14,14 +14,13 @@
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"
 	"\n"
-	"Usage:\n"
-	"  phase3 check    --plan FILE [--json] [OPTION]...\n"
-	"  phase3 apply    --plan FILE [OPTION]...\n"
-	"  phase3 finalize --plan FILE [OPTION]...\n"
-	"  phase3 status   --plan FILE [--json] [OPTION]...\n"
-	"  phase3 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
-	"  phase3 plan     --plan FILE [--json]\n"
-	"  phase3 rollback --plan FILE [OPTION]...\n"
+	"Usage: phase3 check --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase3 apply --plan FILE [OPTION]...\n"
+	"  or:  phase3 finalize --plan FILE [OPTION]...\n"
+	"  or:  phase3 status --plan FILE [--json] [OPTION]...\n"
+	"  or:  phase3 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
+	"  or:  phase3 plan --plan FILE [--json]\n"
+	"  or:  phase3 rollback --plan FILE [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  check          pre-flight checks only: NULL or empty values, duplicates, views,\n"
@@ -52,7 +51,8 @@ static const char help[] =
 	"Options:\n"
 	"  -d, --dbname=CONNINFO    database to migrate: a URI or conninfo string\n"
 	"                           (default: PGHOST, PGDATABASE..., else $DATABASE_URL)\n"
-	"      --plan=FILE          migration plan (JSON)\n"
+	"      --plan=FILE          migration plan: a JSON file, or the name of an\n"
+	"                           installed plan (clerk-to-firebase, string-to-uuid)\n"
 	"      --batch-size=N       rows per batch of a rollback's restores (a dropped\n"
 	"                           column's values, legacy keys after finalize;\n"
 	"                           default: the plan's, 1000)\n"
@@ -69,10 +69,12 @@ static const char help[] =
 	"                           (on a terminal they say what they will do and ask;\n"
 	"                           off one they never ask)\n"
 	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
-	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
+	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
+	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
+	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("  3 a pre-flight check refused (nothing changed);\n");
+	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 static int
 check(Run *run, const Options *opts)
@@ -86,36 +88,26 @@ apply(Run *run, const Options *opts)
 {
 	int rc;
 
-	/* 1. Refuse unless phase2 is applied. */
-	if (!phase_can_apply(run))
-		return EXIT_BAD_INPUT;
-	/* 2. Record the run in migration_log. */
+	/* 1. Record the run in migration_log (run_main checked that phase2 is applied). */
 	run_begin_phase(run);
-	/* 3. Pre-flight checks: any problem refuses before a single change. */
+	/* 2. Pre-flight checks: any problem refuses before a single change. */
 	if ((rc = phase_check_ops(run, opts, false)) != EXIT_DONE)
 		return rc;
-	/* 4. On a terminal, say what it drops and swaps, and ask (--yes answers). */
+	/* 3. On a terminal, say what it drops and swaps, and ask (--yes answers). */
 	if (!phase_confirm_apply(run, opts))
 		return EXIT_BAD_INPUT;
-	/* 5. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
+	/* 4. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
 	return phase_apply_ops(run, opts);
 }
 
 static int
 finalize(Run *run, const Options *opts)
 {
-	/* 1. Refuse unless phase3 is applied. */
-	if (!mlog_phase_applied(run->conn, run->plan, 3))
-	{
-		log_error("phase3 of plan \"%s\" is not applied; nothing to finalize", run->plan->name);
-		log_hint("finalize comes last, after \"phase3 apply\"");
-		return EXIT_BAD_INPUT;
-	}
-	/* 2. On a terminal, say what it drops, and ask (--yes answers). */
+	/* 1. On a terminal, say what it drops, and ask (--yes answers). */
 	if (!phase_confirm_finalize(run, opts))
 		return EXIT_BAD_INPUT;
 	run_begin_phase(run);
-	/* 3. Save the legacy values, then drop the legacy columns and their triggers. */
+	/* 2. Save the legacy values, then drop the legacy columns and their triggers. */
 	return phase_finalize_ops(run, opts);
 }
 
@@ -130,11 +122,8 @@ int
 main(int argc, char **argv)
 {
 	static const char *const subcommands[] = {"check", "apply", "finalize", "status", "rollback", "plan", NULL};
-	static const Subcommand subs[] = {{"check", check, true},
-									  {"apply", apply, true},
-									  {"finalize", finalize, true},
-									  {"rollback", rollback, true},
-									  {NULL}};
+	static const Subcommand subs[] = {
+		{"check", check}, {"apply", apply}, {"finalize", finalize}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH | CLI_CONFIRM};
 
 	run_main(3, argc, argv, &spec, subs);

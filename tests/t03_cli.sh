@@ -40,10 +40,10 @@ for args in "2 apply --plan $CLERK --mapping x.json --generate-missing" "2 apply
     assert_contains "$LAST_ERR" "could not connect" "phase$args: went on to connect"
 done
 
-test_case "a run's first line names its program once: phase2: apply: plan \"...\", run <id>, <database>"
+test_case "a run's first line names its program once, the plan file and the database: phase2: apply: plan \"...\" (FILE), run <id>, <database>"
 assert_exit 1 "phase2 apply" -- phase 2 apply --plan "$CLERK" --logs-dir "$LOGS" -d host=/nonexistent --mapping x.json
 first=$(head -n 1 <<<"$LAST_ERR")
-[[ $first =~ ^phase2:\ apply:\ plan\ \"clerk-to-firebase\",\ run\ [0-9a-f-]{36},\ no\ database\ reached$ ]] \
+[[ $first =~ ^phase2:\ apply:\ plan\ \"clerk-to-firebase\"\ \((.*)\),\ run\ [0-9a-f-]{36},\ no\ database\ reached$ ]] && [ "${BASH_REMATCH[1]}" = "$CLERK" ] \
     || _t_fail "first line: '$first'"
 assert_contains "$(sed -n 2p <<<"$LAST_ERR")" "error: could not connect to the database:" "then why"
 assert_not_contains "$LAST_ERR" "phase2: phase2" "the program named twice"

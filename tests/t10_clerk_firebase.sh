@@ -82,12 +82,17 @@ assert_eq "clerk-to-firebase:generated
 clerk-to-firebase:import_files" "$(q seq "select tablename from pg_tables where schemaname = 'migration_backup'
   and tablename not in ('phasemig_objects', 'phasemig_control') order by 1")" "backup tables removed, but for the generated uids and their import files (kept for the next apply)"
 
-test_case "each subcommand run twice is a no-op the second time"
+test_case "each subcommand run twice is a no-op the second time (a rollback again: exit 2, nothing to roll back)"
 fresh_app twice
 for step in "p1 apply" "p2 apply --mapping $DATA/mapping.csv --generate-missing" "p3 apply" "p3 rollback" "p2 rollback" "p1 rollback"; do
     assert_exit 0 "$step (first)" -- $step -d twice
     after_first=$(db_state twice)
-    assert_exit 0 "$step (second)" -- $step -d twice
+    if [[ $step == *rollback ]]; then
+        assert_exit 2 "$step (second)" -- $step -d twice
+        assert_contains "$LAST_ERR" "nothing to roll back" "$step again says there is nothing to undo"
+    else
+        assert_exit 0 "$step (second)" -- $step -d twice
+    fi
     assert_eq "$after_first" "$(db_state twice)" "$step again changes nothing"
 done
 

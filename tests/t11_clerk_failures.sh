@@ -67,8 +67,8 @@ one_error_line "could not connect"
 assert_exit 1 "wrong password is not printed" -- phase 1 status --plan "$PLAN" -d "postgresql://u:s3cret@127.0.0.1:1/x"
 assert_not_contains "$LAST_ERR" "s3cret" "password never printed"
 assert_exit 0 "--help" -- phase 3 --help
-assert_contains "$LAST_OUT" "4 another run held the plan's lock for all of --lock-wait" "exit codes in --help"
-assert_contains "$LAST_OUT" "2 bad usage or bad input, or a command run out of order" "out of order is a usage error"
+assert_contains "$LAST_OUT" "  4    another run held the plan's lock for all of --lock-wait" "exit codes in --help"
+assert_contains "$LAST_OUT" "  2    bad usage or bad input, or a command run before its phase can run" "out of order is a usage error"
 assert_exit 0 "--version" -- phase 2 --version
 assert_contains "$LAST_OUT" "phase2 (phasemig)" "version"
 

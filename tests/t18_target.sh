@@ -21,8 +21,8 @@ status_json_db() { q t18 "select concat_ws('|', j->'database'->>'name', j->'data
 test_case "the start line and status name the database; a password in the connection string is never shown"
 conn="host=$PGHOST port=$PGPORT dbname=t18 password=T18SecretPw"
 assert_exit 0 "phase1 apply -d with a password" -- p1 apply -d "$conn"
-assert_contains "$LAST_ERR" "phase1: apply: plan \"string-to-uuid\", run " "the start line"
-assert_contains "$(grep 'apply: plan "string-to-uuid", run' <<<"$LAST_ERR")" ", $(target t18)" \
+assert_contains "$LAST_ERR" "phase1: apply: plan \"string-to-uuid\" (" "the start line"
+assert_contains "$(grep 'apply: plan "string-to-uuid" (' <<<"$LAST_ERR")" ", $(target t18)" \
     "the start line names socket, port, database and user"
 run_id=$(q t18 "select run_id from migration_log where phase = 1 and operation = 'apply'")
 assert_contains "$LAST_ERR" "run $run_id, $(target t18)" "the run migration_log recorded, on that database"

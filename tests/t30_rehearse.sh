@@ -314,7 +314,7 @@ assert_exit 0 "no migration_log: an empty run" -- "$BIN/phase1" status --plan "$
 assert_eq "null|0|[]" "$(_t_psql postgres -v j="$LAST_OUT" <<<"SELECT format('%s|%s|%s', coalesce((:'j')::jsonb->>'subcommand', 'null'), (:'j')::jsonb->>'rows', (:'j')::jsonb->>'steps')")" \
     "the run's JSON"
 assert_exit 0 "phase1 apply" -- "$BIN/phase1" apply --plan "$PLAN" -d runsdb --logs-dir "$TEST_TMP/runlogs"
-run_id=$(sed -n -E 's/^phase1: apply: plan ".*", run ([0-9a-f-]{36}), .*/\1/p' <<<"$LAST_ERR$LAST_OUT" | head -n 1)
+run_id=$(sed -n -E 's/^phase1: apply: plan ".*, run ([0-9a-f-]{36}), .*/\1/p' <<<"$LAST_ERR$LAST_OUT" | head -n 1)
 assert_ne "" "$run_id" "phase1 apply names its run first"
 assert_exit 0 "status --run" -- "$BIN/phase2" status --plan "$PLAN" -d runsdb --run "$run_id" --json
 assert_eq "$(q runsdb "SELECT format('%s|apply|done|%s', '$run_id', count(*) FILTER (WHERE operation <> 'apply')) FROM migration_log WHERE run_id = '$run_id'")" \

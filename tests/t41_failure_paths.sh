@@ -91,7 +91,7 @@ assert_exit 2 "phase3 apply before phase2" -- p 3 apply -d order
 assert_contains "$LAST_ERR" 'the order is phase1 apply, phase2 apply, phase3 check, phase3 apply' "the order"
 must p 2 apply -d order --mapping "$DATA/mapping.csv"
 assert_exit 2 "phase1 rollback while phase2 is applied" -- p 1 rollback -d order
-assert_contains "$LAST_ERR" 'roll back in the order phase3, phase2, phase1' "the order of rollbacks"
+assert_contains "$LAST_ERR" 'rollbacks go phase3, phase2, phase1' "the order of rollbacks"
 assert_exit 2 "finalize before phase3 apply" -- p 3 finalize -d order
 assert_eq "0" "$(q order "select count(*) from migration_log where status <> 'done' or (phase = 1 and operation = 'rollback') or phase = 3")" \
     "the refused commands changed nothing and left rows only as failed, if at all"

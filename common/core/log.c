@@ -24,6 +24,10 @@
 static const char *progname = "phasemig";
 static FILE *logfile;
 static char *logfile_path;
+/* log_hold_file_lines(): logfile is a memory stream until log_open_file() */
+static bool holding;
+static char *held;
+static size_t held_len;
 static struct
 {
 	CleanupFn fn;
@@ -106,11 +110,31 @@ log_create_private_file(const char *path)
 	return open_private(path, O_TRUNC, "w");
 }
 
+void
+log_hold_file_lines(void)
+{
+	if (logfile == NULL && (logfile = open_memstream(&held, &held_len)) != NULL)
+		holding = true;
+}
+
 bool
 log_open_file(const char *path)
 {
-	if ((logfile = open_private(path, O_APPEND, "a")) == NULL)
+	FILE *fp = open_private(path, O_APPEND, "a");
+
+	if (fp == NULL)
 		return false;
+	if (holding)
+	{
+		/* what the run said before its log had a place: first in the file */
+		fflush(logfile);
+		fwrite(held, 1, held_len, fp);
+		fclose(logfile);
+		free(held);
+		held = NULL;
+		holding = false;
+	}
+	logfile = fp;
 	free(logfile_path);
 	logfile_path = strdup(path);
 	return true;
@@ -128,6 +152,9 @@ log_close_file(void)
 	if (logfile)
 		fclose(logfile);
 	logfile = NULL;
+	free(held);
+	held = NULL;
+	holding = false;
 }
 
 static void

@@ -39,7 +39,15 @@ void log_set_context(int phase, const char *subcommand, const char *run_id);
 /* The step a run is in ("step 3: create_index ..."), for JSON lines; NULL clears it. */
 void log_set_step(const char *step);
 
-/* Mirror every message, with a timestamp and its time zone, into FILE (created 0600). */
+/*
+ * Keep the messages from now on in memory for the run log that
+ * log_open_file() opens later (once the run knows where it goes).
+ */
+void log_hold_file_lines(void);
+/*
+ * Mirror every message, with a timestamp and its time zone, into FILE
+ * (created 0600), after the ones held since log_hold_file_lines().
+ */
 bool log_open_file(const char *path);
 const char *log_file_path(void);
 void log_close_file(void);

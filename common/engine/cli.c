@@ -331,7 +331,7 @@ cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 	int longindex = -1;
 
 	log_init(argv[0]);
-	*opts = (Options){.logs_dir = "logs", .lock_wait_s = 10, .jobs = 1, .sleep_ms = -1, .hook_progress_min = 5};
+	*opts = (Options){.lock_wait_s = 10, .jobs = 1, .sleep_ms = -1, .hook_progress_min = 5};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-?") == 0))
 	{
 		fputs(spec->help, stdout);

@@ -96,10 +96,10 @@ typedef struct Options
 /* The environment variables an option can come from (help2man makes a section of it). */
 #define CLI_HELP_ENVIRONMENT                                                                                           \
 	"Environment:\n"                                                                                                   \
-	"  PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGPASSFILE, PGSERVICE,\n"                                       \
-	"  PGSERVICEFILE, PGSSLMODE and libpq's other PG* variables\n"                                                     \
-	"                      the connection when -d is not given, and what a\n"                                          \
-	"                      conninfo string leaves out\n"                                                               \
+	"  PG*                 libpq's variables (PGHOST, PGPORT, PGDATABASE, PGUSER,\n"                                   \
+	"                      PGPASSWORD, PGPASSFILE, PGSERVICE, PGSERVICEFILE,\n"                                        \
+	"                      PGSSLMODE...): the connection when -d is not given,\n"                                      \
+	"                      and what a conninfo string leaves out\n"                                                    \
 	"  DATABASE_URL        the database when neither -d nor any of PGHOST,\n"                                          \
 	"                      PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE is set\n"                                 \
 	"                      (a URI or conninfo string); its use is announced\n"                                          \
@@ -107,23 +107,34 @@ typedef struct Options
 	"                      application_name\n"                                                                          \
 	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
 	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
+	"  PHASEMIG_LOGS       the logs directory, when --logs-dir is not given\n"                                         \
+	"  XDG_STATE_HOME      without either: logs go to\n"                                                               \
+	"                      $XDG_STATE_HOME/phasemig/DATABASE/PLAN (default:\n"                                         \
+	"                      ~/.local/state)\n"                                                                          \
 	"  PHASEMIG_MAX_INPUT_SIZE\n"                                                                                      \
 	"                      the largest --mapping or --clerk-export read, in bytes\n"                                   \
 	"                      or with a K, M or G suffix (default: 4G)\n"                                                 \
 	"\n"
 
+/*
+ * REFUSED: what exit 3 means for this binary, as the text after "  3    ",
+ * its continuation lines indented by 7 (help2man makes each code a tagged
+ * paragraph; the Makefile makes "Exit status:" the page's EXIT STATUS).
+ */
 #define CLI_HELP_EXIT_STATUS(refused)                                                                                  \
 	"Exit status:\n"                                                                                                   \
-	"  0 done;\n"                                                                                                      \
-	"  1 failed or interrupted (a statement failed, the connection was lost or the\n"                                  \
-	"    database could not be reached, SIGINT/SIGTERM): run the same command again\n"                                 \
-	"    to continue where it stopped;\n"                                                                              \
-	"  2 bad usage or bad input, or a command run out of order (nothing changed);\n" refused                           \
-	"    also 3: migration_log or migration_backup holds an object phasemig did not\n"                                 \
-	"    make (a trigger, another owner...): nothing is used or changed;\n"                                            \
-	"    also 3: a trigger on a table the plan writes runs a function another role\n"                                 \
-	"    than the table's owner owns, and the plan's trusted_triggers omit it;\n"                                      \
-	"  4 another run held the plan's lock for all of --lock-wait\n"
+	"  0    done\n"                                                                                                    \
+	"  1    failed or interrupted (a statement failed, the connection was lost or\n"                                   \
+	"       the database could not be reached, SIGINT/SIGTERM): run the same\n"                                        \
+	"       command again to continue where it stopped\n"                                                              \
+	"  2    bad usage or bad input, or a command run before its phase can run\n"                                       \
+	"       (or after): nothing changed; the message says what to run first\n"                                         \
+	"  3    " refused "\n"                                                                                             \
+	"       also: migration_log or migration_backup holds an object phasemig did\n"                                    \
+	"       not make (a trigger, another owner...): nothing is used or changed;\n"                                     \
+	"       a trigger on a table the plan writes runs a function another role\n"                                       \
+	"       than the table's owner owns, and the plan's trusted_triggers omit it\n"                                    \
+	"  4    another run held the plan's lock for all of --lock-wait\n"
 
 typedef struct CliSpec
 {

@@ -194,3 +194,26 @@ mlog_phase_applied(PGconn *conn, const Plan *plan, int phase)
 	free(op);
 	return applied;
 }
+
+bool
+mlog_phase_started(PGconn *conn, const Plan *plan, int phase)
+{
+	char p[8];
+	const char *params[2] = {plan->name, p};
+
+	if (!mlog_state_exists(conn))
+		return false;
+	snprintf(p, sizeof p, "%d", phase);
+	/*
+	 * 'refused' changed nothing, nor did a run that failed before its first
+	 * step (a declined confirmation): only a run with a step row counts then
+	 */
+	return db_exists(conn,
+					 "SELECT 1 FROM public.migration_log a WHERE a.plan = $1 AND a.phase = $2 "
+					 "AND a.operation = 'apply' AND (a.status IN ('done', 'interrupted', 'running') "
+					 "OR (a.status = 'failed' AND EXISTS (SELECT 1 FROM public.migration_log o "
+					 "WHERE o.run_id = a.run_id AND o.phase = a.phase AND o.id > a.id))) "
+					 "AND a.id > coalesce((SELECT max(r.id) FROM public.migration_log r WHERE r.plan = $1 "
+					 "AND r.phase = $2 AND r.operation = 'rollback' AND r.status = 'done'), 0)",
+					 2, params);
+}

@@ -23,6 +23,7 @@ typedef struct Run
 	const char *subcommand;
 	char run_id[37];
 	char *client;          /* OS user@host */
+	char *logs_dir;        /* where its log and files go (logs_dir.h) */
 	long long phase_entry; /* migration_log id of the phase-level row */
 	char *phase_metadata;  /* JSON text for that row (phase3 apply: the findings), or NULL */
 	/* the operation being run: its migration_log row and what it reports */
@@ -72,5 +73,11 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 
 /* true when the newest finished apply/rollback of PHASE for this plan is an apply. */
 bool mlog_phase_applied(PGconn *conn, const Plan *plan, int phase);
+/*
+ * true when an apply of PHASE for this plan ran (done, interrupted, or failed
+ * after its first step began: it may have changed something) since the
+ * plan's last completed rollback of PHASE: there is something to roll back.
+ */
+bool mlog_phase_started(PGconn *conn, const Plan *plan, int phase);
 
 #endif

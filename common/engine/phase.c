@@ -21,34 +21,52 @@
 #include "engine/operation.h"
 #include "engine/run.h"
 
-bool
-phase_can_apply(Run *run)
+/*
+ * The one way every command run out of order is refused: "<command>:
+ * phaseN <state> for plan P on database D; run "<phaseM what>" first" (or
+ * "nothing to roll back" when WHAT is NULL), the order as a hint.  Returns
+ * false for the caller to exit 2.
+ */
+static bool
+out_of_order(Run *run, int phase, const char *state, int then_phase, const char *then_what)
 {
-	if (run->phase > 1 && !mlog_phase_applied(run->conn, run->plan, run->phase - 1))
-	{
-		log_error("phase%d of plan \"%s\" is not applied", run->phase - 1, run->plan->name);
-		log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase%d apply\" first",
-				 run->phase - 1);
-		return false;
-	}
-	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
-	{
-		log_error("phase%d of plan \"%s\" is already applied", run->phase + 1, run->plan->name);
-		log_hint("roll back phase%d first to run phase%d again", run->phase + 1, run->phase);
-		return false;
-	}
-	return true;
+	char action[64] = "nothing to roll back";
+
+	if (then_what)
+		snprintf(action, sizeof action, "run \"phase%d %s\" first", then_phase, then_what);
+	log_error("phase%d %s: phase%d %s for plan \"%s\" on database \"%s\"; %s", run->phase, run->subcommand, phase,
+			  state, run->plan->name, PQdb(run->conn), action);
+	log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply, phase3 finalize; rollbacks go "
+			 "phase3, phase2, phase1; \"phase%d status\" shows where the plan is; nothing was changed",
+			 run->phase);
+	return false;
 }
 
 bool
-phase_can_rollback(Run *run)
+phase_in_order(Run *run)
 {
-	if (run->phase < 3 && mlog_phase_applied(run->conn, run->plan, run->phase + 1))
-	{
-		log_error("phase%d of plan \"%s\" is still applied", run->phase + 1, run->plan->name);
-		log_hint("roll back in the order phase3, phase2, phase1: run \"phase%d rollback\" first", run->phase + 1);
-		return false;
-	}
+	const Plan *plan = run->plan;
+	PGconn *conn = run->conn;
+	int p = run->phase;
+	bool rollback = strcmp(run->subcommand, "rollback") == 0;
+	bool finalize = strcmp(run->subcommand, "finalize") == 0;
+	int needs = finalize ? 3 : rollback ? 0 : p - 1;
+
+	/* 1. phase2 throttle: its control row lives in phasemig's state, which phase1 apply creates */
+	if (strcmp(run->subcommand, "throttle") == 0)
+		return mlog_state_exists(conn) || out_of_order(run, 1, "has not completed", 1, "apply");
+	/* 2. what must have completed first: the phase before (finalize: phase3 apply) */
+	if (needs > 0 && !mlog_phase_applied(conn, plan, needs))
+		return out_of_order(run, needs, "has not completed", needs, "apply");
+	/* 3. a rollback needs an apply of its phase since the last rollback: something to undo */
+	if (rollback && !mlog_phase_started(conn, plan, p))
+		return out_of_order(run, p, "is not applied (never applied, or rolled back since)", 0, NULL);
+	/* 4. the checks come before phase3 apply: after it, what they read has changed */
+	if (strcmp(run->subcommand, "check") == 0 && mlog_phase_applied(conn, plan, 3))
+		return out_of_order(run, 3, "is already applied (the checks come before it)", 3, "rollback");
+	/* 5. the next phase must not be in place, not even in part */
+	if (p < 3 && mlog_phase_started(conn, plan, p + 1))
+		return out_of_order(run, p + 1, "is applied", p + 1, "rollback");
 	return true;
 }
 
@@ -259,12 +277,9 @@ phase_rollback_ops(Run *run, const Options *opts)
 int
 phase_rollback(Run *run, const Options *opts)
 {
-	/* 1. Refuse while the next phase is applied. */
-	if (!phase_can_rollback(run))
-		return EXIT_BAD_INPUT;
-	/* 2. Record the run in migration_log. */
+	/* 1. Record the run in migration_log (run_main checked the order: phase_in_order). */
 	run_begin_phase(run);
-	/* 3. Each operation's rollback, in reverse plan order. */
+	/* 2. Each operation's rollback, in reverse plan order. */
 	return phase_rollback_ops(run, opts);
 }
 

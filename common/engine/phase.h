@@ -10,19 +10,19 @@
 #include "engine/mlog.h"
 
 /*
- * Refuse (log, return false) unless the earlier phase is applied and the later
- * one is not: the caller exits 2, a command run out of order, saying the order.
+ * The one check of the order, from migration_log, before a subcommand does
+ * anything (run_main calls it): the phase before is applied (phase3 finalize:
+ * phase3 apply), a rollback has an apply to undo, phase3 check comes before
+ * phase3 apply, and the next phase is not applied, not even in part.  False
+ * after saying which phase is where, on which database, and what to run:
+ * the caller exits 2, nothing changed.
  */
-bool phase_can_apply(Run *run);
-bool phase_can_rollback(Run *run);
+bool phase_in_order(Run *run);
 
 /* Run each operation's step for run->phase; stops at the first failure. */
 int phase_apply_ops(Run *run, const Options *opts);
 int phase_rollback_ops(Run *run, const Options *opts);
-/*
- * A phase's rollback: refuse while the next phase is applied (exit 2),
- * record the run, then each operation's rollback in reverse plan order.
- */
+/* A phase's rollback: record the run, then each operation's rollback in reverse plan order. */
 int phase_rollback(Run *run, const Options *opts);
 /* phase3 finalize: each operation's finalize step (drops what only a rollback needed). */
 int phase_finalize_ops(Run *run, const Options *opts);

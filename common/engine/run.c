@@ -22,7 +22,10 @@
 #include "core/strbuf.h"
 #include "engine/guard.h"
 #include "engine/hook.h"
+#include "engine/logs_dir.h"
 #include "engine/operation.h"
+#include "engine/phase.h"
+#include "engine/plan_find.h"
 #include "engine/role.h"
 #include "engine/status.h"
 #include "engine/summary.h"
@@ -176,20 +179,22 @@ client_name(void)
 	return str_printf("%s@%s", user ? user : "unknown", host);
 }
 
+/* Make the run's logs directory (0700) and open its log there, then say where it is. */
 static void
-open_run_log(Run *run, const Options *opts)
+open_run_log(Run *run)
 {
 	char *path;
 
-	if (mkdir(opts->logs_dir, 0755) != 0 && errno != EEXIST)
+	if (!logs_dir_make(run->logs_dir))
 	{
-		log_warning("could not create log directory \"%s\": %s", opts->logs_dir, strerror(errno));
+		log_warning("could not create log directory \"%s\": %s", run->logs_dir, strerror(errno));
 		return;
 	}
-	path = str_printf("%s/%s.log", opts->logs_dir, run->run_id);
+	path = str_printf("%s/%s.log", run->logs_dir, run->run_id);
 	if (!log_open_file(path))
 		log_warning("could not open run log \"%s\": %s", path, strerror(errno));
 	free(path);
+	log_info("logs: %s", run->logs_dir);
 }
 
 /*
@@ -291,9 +296,14 @@ run_start(int phase, const Options *opts, bool take_lock)
 		exit(EXIT_BAD_INPUT);
 	/* a dry run leaves no trace: no run log, no hook, no migration_log row */
 	record = take_lock && !opts->dry_run;
+	/* --logs-dir or $PHASEMIG_LOGS; NULL when the directory is the database's (logs_dir.h) */
+	run->logs_dir = logs_dir_resolve(opts->logs_dir, NULL, run->plan->name);
 	if (record)
 	{
-		open_run_log(run, opts);
+		/* a run log that has to wait for the connection gets what was said before it */
+		log_hold_file_lines();
+		if (run->logs_dir)
+			open_run_log(run);
 		/* the hook hears how every run ends, even one that never reached the database */
 		hook_set(opts->hook);
 		hook_set_progress_interval(opts->hook_progress_min);
@@ -309,8 +319,8 @@ run_start(int phase, const Options *opts, bool take_lock)
 		/* the start line names the database, the first thing an operator checks */
 		char *target = db_target_describe(run->conn);
 
-		log_info("%s: plan \"%s\", run %s, %s", opts->subcommand, run->plan->name, run->run_id,
-				 run->conn ? target : "no database reached");
+		log_info("%s: plan \"%s\" (%s), run %s, %s", opts->subcommand, run->plan->name, run->plan->path,
+				 run->run_id, run->conn ? target : "no database reached");
 		free(target);
 		hook_set_database(run->conn);
 	}
@@ -319,6 +329,13 @@ run_start(int phase, const Options *opts, bool take_lock)
 	free(why);
 	if (run->conn == NULL)
 		log_exit(EXIT_FAILED);
+	/* by default the logs directory is per database and plan: known once connected */
+	if (run->logs_dir == NULL)
+	{
+		run->logs_dir = logs_dir_resolve(NULL, PQdb(run->conn), run->plan->name);
+		if (record)
+			open_run_log(run);
+	}
 	log_on_exit(close_connection, run);
 	if (record)
 		log_on_exit(record_outcome, run);
@@ -387,16 +404,6 @@ run_begin_phase(Run *run)
 }
 
 void
-run_require_state(Run *run)
-{
-	if (mlog_state_exists(run->conn))
-		return;
-	log_error("phase1 has not been applied to this database (there is no migration_log)");
-	log_hint("the order is phase1 apply, phase2 apply, phase3 check, phase3 apply: run \"phase1 apply\" first");
-	run_finish(run, EXIT_BAD_INPUT, NULL);
-}
-
-void
 run_finish(Run *run, int code, const char *message)
 {
 	/* a signal, not the input, ended it: whatever failed on the way, it is 1 (run it again) */
@@ -426,6 +433,9 @@ run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand
 	Run *run;
 
 	cli_parse(argc, argv, spec, &opts);
+	/* --plan NAME: the installed plan of that name (plan_find.h) */
+	if (opts.plan_path && (opts.plan_path = plan_find(opts.plan_path)) == NULL)
+		exit(EXIT_BAD_INPUT);
 	if (strcmp(opts.subcommand, "plan") == 0)
 		exit(summary_print_plan(opts.plan_path, opts.json));
 	if (strcmp(opts.subcommand, "status") == 0)
@@ -438,8 +448,10 @@ run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand
 		if (strcmp(sub->name, opts.subcommand) == 0)
 		{
 			run = run_start(phase, &opts, !sub->lockless);
-			if (sub->needs_state)
-				run_require_state(run);
+			opts.logs_dir = run->logs_dir;
+			/* before the subcommand does anything: a command run out of order changes nothing (exit 2) */
+			if (!phase_in_order(run))
+				run_finish(run, EXIT_BAD_INPUT, NULL);
 			run_finish(run, sub->run(run, &opts), NULL);
 		}
 	/* cli_parse accepted it: a subcommand SPEC lists and SUBS lacks */

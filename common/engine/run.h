@@ -40,8 +40,6 @@ void run_begin_phase(Run *run);
  * temporary tables (phase2's mapping) lift that while they do.  No-op otherwise.
  */
 void run_session_writable(Run *run, bool writable);
-/* Exit 2, saying to run phase1 apply first, when this database has no migration_log. */
-void run_require_state(Run *run);
 /* "stopped by SIGTERM", else the run's first error, else NULL (static storage or the log's). */
 const char *run_failure_reason(void);
 /* Close the phase-level row and exit with code (0 done, 3 refused, else failed). */
@@ -52,15 +50,15 @@ typedef struct Subcommand
 {
 	const char *name;
 	int (*run)(Run *run, const Options *opts);
-	bool needs_state; /* refused (exit 2) on a database phase1 never prepared */
-	bool lockless;    /* runs beside a run of the plan (throttle): no lock, no run log, no hook */
+	bool lockless; /* runs beside a run of the plan (throttle): no lock, no run log, no hook */
 } Subcommand;
 
 /*
  * The main of every phase binary: parse the command line against SPEC;
  * "plan" prints the plan (no database), "status" the phase's state (no
  * lock); any other subcommand of SUBS (NULL-terminated by name) starts a
- * run of PHASE with the lock and ends it with its exit code.
+ * run of PHASE with the lock, is refused (exit 2) when run out of order
+ * (phase_in_order), and ends with its exit code.
  */
 _Noreturn void run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand *subs);
 

@@ -43,11 +43,14 @@ set_not_null_check(Run *run, const Op *op, Findings *f)
 	char *subject = str_printf("%s.%s", p->q_table, qcol);
 	int from = f->n;
 	long long n = findings_rows_where(run, f, op->reject_empty ? "null_or_empty" : "null", subject, cond);
+	/* phase2 wrote them in the same logs directory: by default the database's and plan's (logs_dir.h) */
+	char *hint = str_printf("give those rows a value, then run \"phase3 check\" again: phase2 apply fills what its "
+							"mapping matches (the rows it could not match are in %s, in the last "
+							"RUN-ID-unmatched.csv: add them to the mapping, or run phase2 apply --generate-missing)",
+							run->logs_dir ? run->logs_dir : "phase2's logs directory");
 
-	findings_hint(f, from,
-				  "give those rows a value, then run \"phase3 check\" again: phase2 apply fills what its mapping "
-				  "matches (the rows it could not match are in the logs directory's last RUN-ID-unmatched.csv: add "
-				  "them to the mapping, or run phase2 apply --generate-missing)");
+	findings_hint(f, from, hint);
+	free(hint);
 	free(subject);
 	free(cond);
 	free(qcol);

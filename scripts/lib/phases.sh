@@ -52,7 +52,7 @@ run_record() {
     local n=$5 tag=$6 id warnings
     # what the phase warned about (lock retries, autovacuum in the way), each line cut at 400 characters
     warnings=$(grep -E '^phase[0-9]: (warning: |an autovacuum worker)' "$work/$tag.out" 2>/dev/null | cut -c1-400 | head -n 20)
-    id=$(head -n 5 "$work/$tag.out" | sed -n -E "s/^phase$n: [a-z]+: plan \".*\", run ([0-9a-f-]{36}), .*/\1/p" | head -n 1)
+    id=$(head -n 5 "$work/$tag.out" | sed -n -E "s/^phase$n: [a-z]+: plan \".*, run ([0-9a-f-]{36}), .*/\1/p" | head -n 1)
     if [ -n "$id" ]; then
         "$BIN/phase$n" status -d "$STAGING_DSN" --plan "$plan_file" --run "$id" --json \
             >"$work/$tag.mlog.json" 2>"$work/$tag.mlog.err" || { sed 's/^/    /' "$work/$tag.mlog.err" >&2; return 1; }
@@ -69,12 +69,19 @@ run_record() {
 apply_round() {
     local round=$1
     APPLIED_UPTO=0 REFUSED=""
-    APPLIED_UPTO=1; run_phase "$round" 1 apply || return 1
+    APPLIED_UPTO=1; run_phase "$round" 1 apply || { unapplied $?; return 1; }
     APPLIED_UPTO=2; run_phase "$round" 2 apply ${mapping:+--mapping "$mapping"} "${PHASE2_EXTRA[@]}" ||
-        { [ $? -ne 3 ] || REFUSED="phase2 apply"; return 1; }
+        { unapplied $? && REFUSED="phase2 apply"; return 1; }
     run_phase "$round" 3 check || { [ $? -ne 3 ] || REFUSED="phase3 check"; return 1; }
-    APPLIED_UPTO=3; run_phase "$round" 3 apply --yes || return 1
+    APPLIED_UPTO=3; run_phase "$round" 3 apply --yes || { unapplied $?; return 1; }
     [ "$CONVERTS_TO_UUID" = false ] || run_phase "$round" 3 finalize --yes
+}
+
+# unapplied RC: after an apply that exited RC: an exit 2 or 3 changed nothing, so its phase has
+# nothing to roll back (its rollback would exit 2): APPLIED_UPTO goes back one; true when RC is 3
+unapplied() {
+    [ "$1" = 2 ] || [ "$1" = 3 ] && APPLIED_UPTO=$((APPLIED_UPTO - 1))
+    [ "$1" = 3 ]
 }
 
 # rollback_round: phase3, phase2, phase1 rollback of what apply_round ran; stops at the first failure.

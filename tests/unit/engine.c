@@ -16,6 +16,7 @@
 #include "engine/batch.h"
 #include "engine/cli.h"
 #include "engine/findings.h"
+#include "engine/logs_dir.h"
 #include "engine/mlog.h"
 #include "engine/plan.h"
 #include "ops/ops.h"
@@ -318,9 +319,11 @@ test_cli_parse_accepted(void)
 		  o.lock_timeout_ms, o.sleep_ms);
 	CHECK(strcmp(o.logs_dir, "out") == 0, "logs dir '%s'", o.logs_dir);
 	parse_args(least, 0, &o);
-	CHECK(strcmp(o.subcommand, "status") == 0 && strcmp(o.logs_dir, "logs") == 0 && o.lock_wait_s == 10 && o.jobs == 1
+	/* no --logs-dir: NULL, the run resolves it once it knows the database (logs_dir.h) */
+	CHECK(strcmp(o.subcommand, "status") == 0 && o.logs_dir == NULL && o.lock_wait_s == 10 && o.jobs == 1
 			  && o.batch_size == 0 && o.lock_timeout_ms == 0 && o.mapping == NULL && o.dbname == NULL && !o.json,
-		  "defaults: logs '%s', lock wait %d, jobs %d, batch %d", o.logs_dir, o.lock_wait_s, o.jobs, o.batch_size);
+		  "defaults: logs '%s', lock wait %d, jobs %d, batch %d", o.logs_dir ? o.logs_dir : "(null)", o.lock_wait_s,
+		  o.jobs, o.batch_size);
 	log_init("unit");
 	end();
 }
@@ -494,5 +497,49 @@ test_batch_size_of(void)
 	CHECK(batch_size_of(&opts, &plan) == 1000, "without --batch-size: %d", batch_size_of(&opts, &plan));
 	opts.batch_size = 7;
 	CHECK(batch_size_of(&opts, &plan) == 7, "with --batch-size 7: %d", batch_size_of(&opts, &plan));
+	end();
+}
+
+/* logs_dir_resolve: --logs-dir, else $PHASEMIG_LOGS, else the XDG state directory per database and plan. */
+void
+test_logs_dir_resolve(void)
+{
+	static const struct
+	{
+		const char *given, *env, *xdg, *home, *database, *want;
+	} cases[] = {
+		{"out", "/p", "/x", "/h", "app", "out"},
+		{NULL, "/p", "/x", "/h", "app", "/p"},
+		{NULL, "", "/x", "/h", "app", "/x/phasemig/app/clerk"},
+		{NULL, NULL, "/x", "/h", "app", "/x/phasemig/app/clerk"},
+		{NULL, NULL, NULL, "/h", "app", "/h/.local/state/phasemig/app/clerk"},
+		/* a relative XDG_STATE_HOME is invalid (the XDG spec): ignored */
+		{NULL, NULL, "rel", "/h", "app", "/h/.local/state/phasemig/app/clerk"},
+		/* a database name is one path component: no '/', no leading '.' */
+		{NULL, NULL, "/x", "/h", "a/b", "/x/phasemig/a_b/clerk"},
+		{NULL, NULL, "/x", "/h", "..", "/x/phasemig/_./clerk"},
+	};
+	const char *vars[] = {"PHASEMIG_LOGS", "XDG_STATE_HOME", "HOME"};
+	char *saved[3];
+
+	begin("logs_dir_resolve: --logs-dir, $PHASEMIG_LOGS, $XDG_STATE_HOME/phasemig/DB/PLAN, ~/.local/state/...");
+	for (int v = 0; v < 3; v++)
+		saved[v] = getenv(vars[v]) ? xstrdup(getenv(vars[v])) : NULL;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+	{
+		const char *values[3] = {cases[i].env, cases[i].xdg, cases[i].home};
+		char *got;
+
+		for (int v = 0; v < 3; v++)
+			values[v] ? setenv(vars[v], values[v], 1) : unsetenv(vars[v]);
+		got = logs_dir_resolve(cases[i].given, cases[i].database, "clerk");
+		CHECK(strcmp(got, cases[i].want) == 0, "case %zu: expected '%s', got '%s'", i, cases[i].want, got);
+		free(got);
+	}
+	for (int v = 0; v < 3; v++)
+	{
+		saved[v] ? setenv(vars[v], saved[v], 1) : unsetenv(vars[v]);
+		free(saved[v]);
+	}
 	end();
 }

@@ -172,6 +172,7 @@ main(void)
 	test_plan_load_accepted();
 	test_plan_load_refused();
 	test_cli_parse_accepted();
+	test_logs_dir_resolve();
 	test_cli_parse_refused();
 	test_cli_parse_help();
 	test_findings();

@@ -61,6 +61,7 @@ void test_copyin_escape(void);
 void test_plan_load_accepted(void);
 void test_plan_load_refused(void);
 void test_cli_parse_accepted(void);
+void test_logs_dir_resolve(void);
 void test_cli_parse_refused(void);
 void test_cli_parse_help(void);
 void test_findings(void);

@@ -1,7 +1,7 @@
 /*
  * report.c: what phase2 leaves for the operator: the rows without a match
- * (logs/RUN-ID-unmatched.csv), the export's values it left empty
- * (logs/RUN-ID-invalid-values.csv), the import file of the generated users,
+ * (RUN-ID-unmatched.csv in the logs directory), the export's values it left empty
+ * (RUN-ID-invalid-values.csv), the import file of the generated users,
  * and the summary in the log and in migration_log's metadata.
  */
 #include <jansson.h>
@@ -52,7 +52,7 @@ copy_out_to_file(Run *run, const char *sql, const char *path)
 	return rows; /* the header line is not a row */
 }
 
-/* The rows still without a uid, listed in logs/RUN-ID-unmatched.csv; returns how many, or -1. */
+/* The rows still without a uid, listed in <logs>/RUN-ID-unmatched.csv; returns how many, or -1. */
 static long long
 write_unmatched(Run *run, const Names *n, const Options *opts)
 {
@@ -78,7 +78,7 @@ write_unmatched(Run *run, const Names *n, const Options *opts)
 
 /*
  * --skip-invalid-values: the export's values that do not fit, staged as NULL
- * by value_check_staging, listed in logs/RUN-ID-invalid-values.csv (the
+ * by value_check_staging, listed in <logs>/RUN-ID-invalid-values.csv (the
  * localId, the element, the field and column, why; never the value).
  */
 int
@@ -233,7 +233,7 @@ bf_dry_run_report(Phase2 *s)
 		dryrun_comment("%lld rows have no match%s (first keys: %s)", empty - matched,
 					   s->opts->generate_missing ? ": --generate-missing would give them new uids and write an "
 												   "import file"
-												 : ": they would stay empty, listed in logs/RUN-ID-unmatched.csv",
+												 : ": they would stay empty, listed in RUN-ID-unmatched.csv",
 					   samples ? samples : "");
 		log_info("dry run: %lld rows have no match (first keys: %s)", empty - matched, samples ? samples : "");
 	}
