@@ -20,7 +20,7 @@ static const char help[] =
 	"  or:  phase2 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  or:  phase2 plan --plan FILE [--json]\n"
 	"  or:  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
-	"  or:  phase2 throttle --plan FILE [--pause | --resume] [--next-run] [OPTION]...\n"
+	"  or:  phase2 throttle --plan FILE [--pause | --resume] [OPTION]...\n"
 	"  or:  phase2 throttle --plan FILE --reset\n"
 	"\n"
 	"Subcommands:\n"

@@ -45,7 +45,8 @@ assert_exit 1 "phase2 apply" -- phase 2 apply --plan "$CLERK" --logs-dir "$LOGS"
 first=$(head -n 1 <<<"$LAST_ERR")
 [[ $first =~ ^phase2:\ apply:\ plan\ \"clerk-to-firebase\"\ \((.*)\),\ run\ [0-9a-f-]{36},\ no\ database\ reached$ ]] && [ "${BASH_REMATCH[1]}" = "$CLERK" ] \
     || _t_fail "first line: '$first'"
-assert_contains "$(sed -n 2p <<<"$LAST_ERR")" "error: could not connect to the database:" "then why"
+assert_eq "phase2: logs: $LOGS" "$(sed -n 2p <<<"$LAST_ERR")" "then the logs directory"
+assert_contains "$(sed -n 3p <<<"$LAST_ERR")" "error: could not connect to the database:" "then why"
 assert_not_contains "$LAST_ERR" "phase2: phase2" "the program named twice"
 
 test_case "--log-format=json: every line of stderr and of the run log is a JSON object with its context"

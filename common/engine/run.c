@@ -194,7 +194,6 @@ open_run_log(Run *run)
 	if (!log_open_file(path))
 		log_warning("could not open run log \"%s\": %s", path, strerror(errno));
 	free(path);
-	log_info("logs: %s", run->logs_dir);
 }
 
 /*
@@ -322,6 +321,8 @@ run_start(int phase, const Options *opts, bool take_lock)
 		log_info("%s: plan \"%s\" (%s), run %s, %s", opts->subcommand, run->plan->name, run->plan->path,
 				 run->run_id, run->conn ? target : "no database reached");
 		free(target);
+		if (run->logs_dir)
+			log_info("logs: %s", run->logs_dir);
 		hook_set_database(run->conn);
 	}
 	if (why)
@@ -334,7 +335,10 @@ run_start(int phase, const Options *opts, bool take_lock)
 	{
 		run->logs_dir = logs_dir_resolve(NULL, PQdb(run->conn), run->plan->name);
 		if (record)
+		{
 			open_run_log(run);
+			log_info("logs: %s", run->logs_dir);
+		}
 	}
 	log_on_exit(close_connection, run);
 	if (record)
