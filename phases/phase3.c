@@ -94,7 +94,7 @@ apply(Run *run, const Options *opts)
 	/* 3. Pre-flight checks: any problem refuses before a single change. */
 	if ((rc = phase_check_ops(run, opts, false)) != EXIT_DONE)
 		return rc;
-	/* 4. On a terminal, say what it drops and swaps, and ask (--yes answers). */
+	/* 4. Say what it drops and swaps and ask on the terminal (--yes answers; no terminal: --yes needed). */
 	if (!phase_confirm_apply(run, opts))
 		return EXIT_BAD_INPUT;
 	/* 5. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
@@ -111,9 +111,14 @@ finalize(Run *run, const Options *opts)
 		log_hint("finalize comes last, after \"phase3 apply\"");
 		return EXIT_BAD_INPUT;
 	}
-	/* 2. On a terminal, say what it drops, and ask (--yes answers). */
+	/* 2. Say what it drops and ask on the terminal (--yes answers; no terminal: --yes needed). */
 	if (!phase_confirm_finalize(run, opts))
+	{
+		/* a "no" is recorded, as 'declined' */
+		if (run->declined)
+			run_begin_phase(run);
 		return EXIT_BAD_INPUT;
+	}
 	run_begin_phase(run);
 	/* 3. Save the legacy values, then drop the legacy columns and their triggers. */
 	return phase_finalize_ops(run, opts);

@@ -40,7 +40,8 @@ enum
 	OPT_QUIET,
 	OPT_PAUSE,
 	OPT_RESUME,
-	OPT_LAG_QUERY
+	OPT_LAG_QUERY,
+	OPT_DISCARD_APP_WRITES
 };
 
 /* The options that only switch something on, and the field each sets. */
@@ -60,6 +61,7 @@ static const struct
 	{'q', offsetof(Options, quiet)},
 	{OPT_PAUSE, offsetof(Options, pause)},
 	{OPT_RESUME, offsetof(Options, resume)},
+	{OPT_DISCARD_APP_WRITES, offsetof(Options, discard_application_writes)},
 };
 
 /* A usage error quoting ARG, with any connection string in it masked (conninfo_secrets.h). */
@@ -128,6 +130,7 @@ static const struct option long_options[] = {
 	{"pause", no_argument, NULL, OPT_PAUSE},
 	{"resume", no_argument, NULL, OPT_RESUME},
 	{"lag-query", required_argument, NULL, OPT_LAG_QUERY},
+	{"discard-application-writes", no_argument, NULL, OPT_DISCARD_APP_WRITES},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -280,6 +283,8 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("unknown subcommand \"%s\"", opts->subcommand);
 	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
 		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
+	if (opts->discard_application_writes && strcmp(opts->subcommand, "rollback") != 0)
+		usage_error("%s", "option \"--discard-application-writes\" is accepted by rollback only");
 	if (opts->jobs > 1 && strcmp(opts->subcommand, "apply") != 0)
 		usage_error("%s", "option \"--jobs\" is accepted by apply only");
 	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)

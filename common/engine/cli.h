@@ -47,6 +47,7 @@ typedef struct Options
 	int jobs;                    /* connections filling at once (default 1) */
 	bool dry_run;                /* print the statements and what they would do; change nothing */
 	bool yes;                    /* phase3: do not ask before dropping or swapping */
+	bool discard_application_writes; /* rollback: go on although it discards values the application wrote */
 	bool quiet;                  /* no progress lines */
 	bool pause, resume;          /* phase2 throttle */
 } Options;
