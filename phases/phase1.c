@@ -22,7 +22,8 @@ static const char help[] =
 	"  phase1 status   --plan FILE [--json] [OPTION]...\n"
 	"  phase1 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  phase1 plan     --plan FILE [--json]\n"
-	"  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"  phase1 rollback --plan FILE [--discard-generated-uids]\n"
+	"                  [--discard-application-writes] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          create migration_log and the migration_backup schema, add the\n"
@@ -45,7 +46,8 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
-		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
+		CLI_HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
+	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"

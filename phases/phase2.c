@@ -20,7 +20,8 @@ static const char help[] =
 	"  phase2 status   --plan FILE [--json] [OPTION]...\n"
 	"  phase2 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  phase2 plan     --plan FILE [--json]\n"
-	"  phase2 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"  phase2 rollback --plan FILE [--discard-generated-uids]\n"
+	"                  [--discard-application-writes] [OPTION]...\n"
 	"  phase2 throttle --plan FILE [--sleep-ms MS] [--batch-size N] [--pause | --resume]\n"
 	"\n"
 	"Subcommands:\n"
@@ -55,7 +56,7 @@ static const char help[] =
 	"      --skip-invalid-values\n"
 	"                           apply: leave empty the export's values that do not\n"
 	"                           fit their column (too long, wrong type, out of range)\n"
-	"                           and list them, instead of refusing\n" CLI_HELP_DISCARD_GENERATED
+	"                           and list them, instead of refusing\n" CLI_HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
 	"      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"

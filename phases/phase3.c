@@ -21,7 +21,7 @@ static const char help[] =
 	"  phase3 status   --plan FILE [--json] [OPTION]...\n"
 	"  phase3 status   --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  phase3 plan     --plan FILE [--json]\n"
-	"  phase3 rollback --plan FILE [OPTION]...\n"
+	"  phase3 rollback --plan FILE [--discard-application-writes] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  check          pre-flight checks only: NULL or empty values, duplicates, views,\n"
@@ -65,9 +65,9 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
-	"  -y, --yes                apply, finalize: do not ask before dropping or swapping\n"
-	"                           (on a terminal they say what they will do and ask;\n"
-	"                           off one they never ask)\n"
+	"  -y, --yes                apply, finalize: go on without asking; needed off a\n"
+	"                           terminal (on one they say what they drop or swap\n"
+	"                           and ask on /dev/tty: only the word yes goes on)\n" CLI_HELP_DISCARD_APP_WRITES
 	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: logs)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
