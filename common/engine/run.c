@@ -101,7 +101,7 @@ notify_end(void *arg)
 	Run *run = arg;
 	int code = log_exit_code();
 
-	hook_end(run, code, hook_status(code), outcome_reason(code));
+	hook_end(run, code, run->declined && code != EXIT_DONE ? "declined" : hook_status(code), outcome_reason(code));
 }
 
 /*
