@@ -59,7 +59,7 @@ assert_contains "$LAST_OUT" "would discard 1 value the application wrote in publ
 rows=$(q c1 "select count(*) from migration_log")
 assert_exit 3 "phase1 rollback off a terminal" -- no_tty "$BIN/phase1" rollback --plan "$CLERK" --logs-dir "$LOGS" -d c1 </dev/null
 assert_contains "$LAST_ERR" "public.users.firebase_uid: 5 rows hold a value the application wrote" "names the column and count"
-assert_contains "$LAST_ERR" "public.users.phone_number: 1 row hold" "and the other"
+assert_contains "$LAST_ERR" "public.users.phone_number: 1 row holds" "and the other"
 assert_not_contains "$LAST_ERR" "display_name:" "a column without the application's values is not listed"
 assert_contains "$LAST_ERR" "--discard-application-writes" "says how to go on"
 assert_eq "$before" "$(db_state c1)" "nothing changed"
@@ -92,7 +92,7 @@ must q u1 "update tags set user_id_uuid = user_id::uuid where id = (select min(i
 before=$(db_state u1)
 assert_exit 3 "phase2 rollback off a terminal" -- no_tty "$BIN/phase2" rollback --plan "$UUID" --logs-dir "$LOGS" -d u1
 assert_contains "$LAST_ERR" "public.users.id_uuid: 2 rows hold a value the application wrote" "the key's shadow"
-assert_contains "$LAST_ERR" "public.reminders.user_id_uuid: 1 row hold" "a child's shadow"
+assert_contains "$LAST_ERR" "public.reminders.user_id_uuid: 1 row holds" "a child's shadow"
 assert_not_contains "$LAST_ERR" "tags.user_id_uuid:" "an equal value is phasemig's"
 assert_eq "$before" "$(db_state u1)" "nothing changed"
 assert_exit 0 "--discard-application-writes" -- no_tty "$BIN/phase2" rollback --plan "$UUID" --logs-dir "$LOGS" -d u1 \
@@ -107,7 +107,7 @@ assert_eq "0b6f1a3e-0000-4000-8000-000000000001" \
     "$(q u1 "select id_uuid from users where email = 'new@example.com'")" "the trigger filled the new row's shadow"
 must q u1 "update users set id_uuid = gen_random_uuid() where id = (select min(id) from users)"
 assert_exit 3 "phase1 rollback off a terminal" -- no_tty "$BIN/phase1" rollback --plan "$UUID" --logs-dir "$LOGS" -d u1
-assert_contains "$LAST_ERR" "public.users.id_uuid: 1 row hold" "only the application's value, not the trigger's"
+assert_contains "$LAST_ERR" "public.users.id_uuid: 1 row holds" "only the application's value, not the trigger's"
 out=$(on_tty "" yes "$BIN/phase1" rollback --plan "$UUID" --logs-dir "$LOGS" -d u1); rc=$?
 assert_eq "0" "$rc" "answered yes: done"
 assert_eq "" "$(col_type u1 public.users id_uuid)" "the shadow is dropped"

@@ -62,18 +62,15 @@ discards_total(const Discards *d)
 	return total;
 }
 
-char *
+json_t *
 discards_json(const Discards *d)
 {
 	json_t *obj = json_object();
-	char *text;
 
 	for (int i = 0; i < d->n; i++)
 		if (d->items[i].count > 0)
 			json_object_set_new(obj, d->items[i].column, json_integer(d->items[i].count));
-	text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(obj);
-	return text;
+	return obj;
 }
 
 void

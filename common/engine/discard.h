@@ -8,6 +8,8 @@
 #ifndef PHASEMIG_DISCARD_H
 #define PHASEMIG_DISCARD_H
 
+#include <jansson.h>
+
 #include "engine/mlog.h"
 
 typedef struct DiscardItem
@@ -29,8 +31,8 @@ void discards_add(Discards *d, const char *table, const char *table_name, const 
 /* Count every item, one query per table (aggregates with FILTER). */
 void discards_count(Run *run, Discards *d);
 long long discards_total(const Discards *d);
-/* {"column": count, ...} of the items with a count, as JSON text (malloc'd). */
-char *discards_json(const Discards *d);
+/* {"column": count, ...} of the items with a count (a new reference). */
+json_t *discards_json(const Discards *d);
 void discards_free(Discards *d);
 
 #endif

@@ -37,7 +37,7 @@ typedef char *(*OpGate)(Run *run, const Op *op);
  * condition under which a row's value is the application's rather than
  * phasemig's (discard.h); the engine counts them before the rollback starts.
  */
-typedef void (*OpDiscards)(Run *run, const Op *op, Discards *d);
+typedef void (*OpDiscards)(Run *run, const Op *op, const Options *opts, Discards *d);
 
 typedef struct OpHandlers
 {

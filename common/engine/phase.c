@@ -113,8 +113,14 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 static bool
 confirm_outcome(Run *run, ConfirmAnswer answer, const char *flag)
 {
-	if (answer == CONFIRM_YES)
+	if (answer == CONFIRM_YES && !stop_requested())
 		return true;
+	if (stop_requested())
+	{
+		/* a signal at the question is an interruption (exit 1), not an answer */
+		log_error("stopped by %s at the question: nothing was changed", stop_signal_name());
+		return false;
+	}
 	if (answer == CONFIRM_NO_TTY)
 	{
 		log_error("%s %s needs a confirmation and there is no terminal to ask on: nothing was changed", log_progname(),
@@ -305,7 +311,6 @@ discard_check(Run *run, const Options *opts)
 	Discards d = {0};
 	json_t *meta;
 	const char *decision;
-	char *text;
 	int rc = EXIT_DONE;
 
 	for (int i = 0; i < run->plan->n_ops; i++)
@@ -313,7 +318,7 @@ discard_check(Run *run, const Options *opts)
 		OpDiscards discards = run->plan->ops[i].kind->handlers->discards[run->phase];
 
 		if (discards)
-			discards(run, &run->plan->ops[i], &d);
+			discards(run, &run->plan->ops[i], opts, &d);
 	}
 	discards_count(run, &d);
 	if (discards_total(&d) == 0)
@@ -326,8 +331,8 @@ discard_check(Run *run, const Options *opts)
 	for (int i = 0; i < d.n; i++)
 		if (d.items[i].count > 0)
 		{
-			log_warning("%s: %lld row%s hold a value the application wrote, which this rollback discards",
-						d.items[i].column, d.items[i].count, d.items[i].count == 1 ? "" : "s");
+			log_warning("%s: %lld row%s a value the application wrote, which this rollback discards",
+						d.items[i].column, d.items[i].count, d.items[i].count == 1 ? " holds" : "s hold");
 			if (dryrun_on())
 				dryrun_comment("would discard %lld value%s the application wrote in %s", d.items[i].count,
 							   d.items[i].count == 1 ? "" : "s", d.items[i].column);
@@ -349,15 +354,7 @@ discard_check(Run *run, const Options *opts)
 		log_progress_end();
 		answer = confirm_ask(question);
 		free(question);
-		if (answer == CONFIRM_YES)
-			decision = "discarded: confirmed on the terminal";
-		else if (answer == CONFIRM_NO)
-		{
-			confirm_outcome(run, answer, "--discard-application-writes");
-			decision = "declined";
-			rc = EXIT_BAD_INPUT;
-		}
-		else
+		if (answer == CONFIRM_NO_TTY && !stop_requested())
 		{
 			log_error("rollback refused: it would discard values the application wrote (counts above); nothing was "
 					  "changed");
@@ -366,10 +363,15 @@ discard_check(Run *run, const Options *opts)
 			decision = "refused";
 			rc = EXIT_REFUSED;
 		}
+		else if (confirm_outcome(run, answer, "--discard-application-writes"))
+			decision = "discarded: confirmed on the terminal";
+		else
+		{
+			decision = run->declined ? "declined" : "interrupted";
+			rc = EXIT_BAD_INPUT;
+		}
 	}
-	meta = json_pack("{s:s, s:s}", "application_writes", "", "discard_decision", decision);
-	json_object_set_new(meta, "application_writes", json_loads(text = discards_json(&d), 0, NULL));
-	free(text);
+	meta = json_pack("{s:s, s:o}", "discard_decision", decision, "application_writes", discards_json(&d));
 	free(run->phase_metadata);
 	run->phase_metadata = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(meta);

@@ -106,12 +106,13 @@ add_column_rollback(Run *run, const Op *op, const Options *opts)
  * application's.  Counted only for a column phasemig added.
  */
 static void
-add_column_discards(Run *run, const Op *op, Discards *d)
+add_column_discards(Run *run, const Op *op, const Options *opts, Discards *d)
 {
 	const Plan *p = run->plan;
 	char *qcol, *written;
 	char *name;
 
+	(void) opts;
 	if (!registry_has(run->conn, p, "column", op->column) || !catalog_column_exists(p, op->column))
 		return;
 	qcol = plan_ident(p, op->column);

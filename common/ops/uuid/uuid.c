@@ -78,11 +78,15 @@ rollback(Run *run, const Op *op, const Options *opts)
  * phase1 rollback drops the shadows, phase2's empties them: a shadow's value
  * is phasemig's when it is what the forward trigger and the fill give the
  * row's original column (the regenerated uuid, else the text as uuid; a
- * child's, its parent key's), and the application's otherwise.  Before the
- * swap only: after it the uuid columns are the application's own.
+ * child's, its parent key's), and the application's otherwise.  With
+ * --discard-generated-uids, a shadow whose original has no uuid at all (not
+ * uuid text, and not in the map: a regenerated uuid an interrupted run of
+ * this rollback already forgot) is taken as a regenerated one being
+ * discarded as asked.  Before the swap only: after it the uuid columns are
+ * the application's own.
  */
 static void
-discards(Run *run, const Op *op, Discards *d)
+discards(Run *run, const Op *op, const Options *opts, Discards *d)
 {
 	UuidJob job;
 
@@ -100,10 +104,14 @@ discards(Run *run, const Op *op, Discards *d)
 					  3, params))
 		{
 			char *value = uuid_value_sql(&job, "t", t->q_col);
+			/* forgetting: no uuid of its own compares the shadow with itself */
+			char *phasemigs = opts->discard_generated_uids ? str_printf("coalesce(%s, t.%s)", value, t->q_shadow)
+														   : xstrdup(value);
 
 			discards_add(d, t->table, t->table, t->shadow,
 						 str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", t->q_shadow,
-									t->q_shadow, value));
+									t->q_shadow, phasemigs));
+			free(phasemigs);
 			free(value);
 		}
 		free(fn);
