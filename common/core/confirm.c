@@ -6,8 +6,8 @@
 #include "core/confirm.h"
 
 #include <ctype.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>

@@ -47,9 +47,10 @@ typedef struct Options
 	int jobs;                    /* connections filling at once (default 1) */
 	bool dry_run;                /* print the statements and what they would do; change nothing */
 	bool yes;                    /* phase3: do not ask before dropping or swapping */
-	bool discard_application_writes; /* rollback: go on although it discards values the application wrote */
 	bool quiet;                  /* no progress lines */
 	bool pause, resume;          /* phase2 throttle */
+	/* rollback: go on although it discards values the application wrote */
+	bool discard_application_writes;
 } Options;
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */
@@ -68,8 +69,8 @@ typedef struct Options
 	"                           was imported (the next apply generates new ones)\n"
 #define CLI_HELP_DISCARD_APP_WRITES                                                                                    \
 	"      --discard-application-writes\n"                                                                             \
-	"                           rollback: go on although it drops or empties values\n"                                \
-	"                           the application wrote (counted first; without it\n"                                   \
+	"                           rollback: go on although it drops or empties values\n"                                 \
+	"                           the application wrote (counted first; without it\n"                                    \
 	"                           such a rollback asks on a terminal, refuses off one)\n"
 #define CLI_HELP_PLAN_RUN                                                                                              \
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \

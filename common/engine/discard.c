@@ -15,8 +15,8 @@ void
 discards_add(Discards *d, const char *table, const char *table_name, const char *column, char *cond)
 {
 	d->items = xrealloc(d->items, (size_t) (d->n + 1) * sizeof *d->items);
-	d->items[d->n++] = (DiscardItem){
-		.table = xstrdup(table), .column = str_printf("%s.%s", table_name, column), .cond = cond};
+	d->items[d->n++] =
+		(DiscardItem){.table = xstrdup(table), .column = str_printf("%s.%s", table_name, column), .cond = cond};
 }
 
 void

@@ -43,7 +43,8 @@ typedef struct OpHandlers
 {
 	OpStep apply[4]; /* indexed by phase */
 	OpStep rollback[4];
-	OpDiscards discards[4]; /* what rollback[phase] would discard of the application's writes, or NULL */
+	/* what rollback[phase] would discard of the application's writes, or NULL */
+	OpDiscards discards[4];
 	OpCheck check;   /* phase3 pre-flight */
 	OpGate gate;     /* its one-pass gate, or NULL */
 	OpStep finalize; /* phase3 finalize: drop what only a rollback needed */

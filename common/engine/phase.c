@@ -250,6 +250,7 @@ confirmed(Run *run, const Options *opts, Walk walk)
 	sb_free(&q);
 	return confirm_outcome(run, answer, "--yes");
 }
+
 bool
 phase_confirm_apply(Run *run, const Options *opts)
 {
@@ -291,7 +292,8 @@ discard_question(const Run *run, const Discards *d)
 			  run->plan->name);
 	for (int i = 0; i < d->n; i++)
 		if (d->items[i].count > 0)
-			sb_printf(&q, "  %s: %lld row%s\n", d->items[i].column, d->items[i].count, d->items[i].count == 1 ? "" : "s");
+			sb_printf(&q, "  %s: %lld row%s\n", d->items[i].column, d->items[i].count,
+					  d->items[i].count == 1 ? "" : "s");
 	sb_append(&q, "they are not saved anywhere.\nDiscard them? Type yes (or give --discard-application-writes): ");
 	return sb_steal(&q);
 }
@@ -331,8 +333,8 @@ discard_check(Run *run, const Options *opts)
 	for (int i = 0; i < d.n; i++)
 		if (d.items[i].count > 0)
 		{
-			log_warning("%s: %lld row%s a value the application wrote, which this rollback discards",
-						d.items[i].column, d.items[i].count, d.items[i].count == 1 ? " holds" : "s hold");
+			log_warning("%s: %lld row%s a value the application wrote, which this rollback discards", d.items[i].column,
+						d.items[i].count, d.items[i].count == 1 ? " holds" : "s hold");
 			if (dryrun_on())
 				dryrun_comment("would discard %lld value%s the application wrote in %s", d.items[i].count,
 							   d.items[i].count == 1 ? "" : "s", d.items[i].column);

@@ -119,10 +119,10 @@ add_column_discards(Run *run, const Op *op, const Options *opts, Discards *d)
 	written = bf_written_value_sql(run, op->column);
 	name = str_printf("%s.%s", p->schema, p->table);
 	/* the backup is probed only for a row whose column holds a value */
-	discards_add(d, p->q_table, name, op->column,
-				 written ? str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", qcol,
-									  qcol, written)
-						 : str_printf("t.%s IS NOT NULL", qcol));
+	discards_add(
+		d, p->q_table, name, op->column,
+		written ? str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", qcol, qcol, written)
+				: str_printf("t.%s IS NOT NULL", qcol));
 	free(name);
 	free(written);
 	free(qcol);

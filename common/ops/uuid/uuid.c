@@ -105,8 +105,8 @@ discards(Run *run, const Op *op, const Options *opts, Discards *d)
 		{
 			char *value = uuid_value_sql(&job, "t", t->q_col);
 			/* forgetting: no uuid of its own compares the shadow with itself */
-			char *phasemigs = opts->discard_generated_uids ? str_printf("coalesce(%s, t.%s)", value, t->q_shadow)
-														   : xstrdup(value);
+			char *phasemigs =
+				opts->discard_generated_uids ? str_printf("coalesce(%s, t.%s)", value, t->q_shadow) : xstrdup(value);
 
 			discards_add(d, t->table, t->table, t->shadow,
 						 str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", t->q_shadow,
