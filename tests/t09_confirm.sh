@@ -130,7 +130,7 @@ assert_contains "$LAST_ERR" "give --yes" "| xargs: says to pass --yes"
 assert_eq "$before" "$(db_state c2)" "nothing swapped or dropped"
 assert_eq "varchar" "$(q c2 "select 'varchar' from pg_attribute where attrelid = 'users'::regclass and attname = 'clerk_user_id'")" "clerk_user_id stays"
 
-test_case "on a terminal: type-ahead is flushed, y declines ('declined', state upgraded in place), 2>file still asks there"
+test_case "on a terminal: type-ahead is flushed, y declines ('declined', state upgraded in place); under nohup with 2>file it still asks there"
 # a migration_log an older phasemig made: its status list without 'declined'
 must q c2 "alter table migration_log drop constraint migration_log_status_check, add constraint migration_log_status_check
   check (status in ('running', 'done', 'failed', 'refused', 'interrupted'))"
@@ -143,8 +143,10 @@ assert_contains "$(q c2 "select pg_get_constraintdef(oid) from pg_constraint whe
     "'declined'" "the older status list learnt 'declined'"
 st=$(phase 3 status --plan "$CLERK" --logs-dir "$LOGS" -d c2)
 assert_contains "$st" "last run: apply declined" "status shows it"
-out=$(on_tty "" yes sh -c "\"\$@\" 2>$TEST_TMP/err" sh "$BIN/phase3" apply --plan "$CLERK" --logs-dir "$LOGS" -d c2); rc=$?
-assert_eq "0" "$rc" "answered yes (standard error to a file): done"
+# nohup: standard input from /dev/null, yet the terminal is still there to ask on
+out=$(on_tty "" yes sh -c "cd \"$TEST_TMP\" && nohup \"\$@\" >out 2>err" sh "$BIN/phase3" apply --plan "$CLERK" \
+    --logs-dir "$LOGS" -d c2); rc=$?
+assert_eq "0" "$rc" "answered yes (nohup, standard error to a file): done"
 assert_contains "$out" "Go on? Type yes" "the question is on the terminal"
 assert_not_contains "$(cat "$TEST_TMP/err")" "Go on?" "not in the file"
 assert_eq "" "$(col_type c2 public.users clerk_user_id)" "the column is dropped"
