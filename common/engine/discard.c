@@ -12,11 +12,24 @@
 #include "core/strbuf.h"
 
 void
-discards_add(Discards *d, const char *table, const char *table_name, const char *column, char *cond)
+discards_add(Discards *d, const char *table, const char *table_name, const char *column, char *cond, char *join)
 {
 	d->items = xrealloc(d->items, (size_t) (d->n + 1) * sizeof *d->items);
-	d->items[d->n++] =
-		(DiscardItem){.table = xstrdup(table), .column = str_printf("%s.%s", table_name, column), .cond = cond};
+	d->items[d->n++] = (DiscardItem){
+		.table = xstrdup(table), .column = str_printf("%s.%s", table_name, column), .cond = cond, .join = join};
+}
+
+/* Whether item J of D is of item I's table and its join is not among the items before it there. */
+static bool
+first_join(const Discards *d, int i, int j)
+{
+	if (d->items[j].join == NULL || strcmp(d->items[j].table, d->items[i].table) != 0)
+		return false;
+	for (int k = i; k < j; k++)
+		if (d->items[k].join && strcmp(d->items[k].table, d->items[i].table) == 0
+			&& strcmp(d->items[k].join, d->items[j].join) == 0)
+			return false;
+	return true;
 }
 
 void
@@ -38,6 +51,9 @@ discards_count(Run *run, Discards *d)
 			if (!done[j] && strcmp(d->items[j].table, d->items[i].table) == 0)
 				sb_printf(&sql, "%scount(*) FILTER (WHERE %s)", k++ ? ", " : "", d->items[j].cond);
 		sb_printf(&sql, " FROM %s t", d->items[i].table);
+		for (int j = i; j < d->n; j++)
+			if (!done[j] && first_join(d, i, j))
+				sb_printf(&sql, " %s", d->items[j].join);
 		res = db_query(run->conn, sql.data, 0, NULL);
 		k = 0;
 		for (int j = i; j < d->n; j++)
@@ -81,6 +97,7 @@ discards_free(Discards *d)
 		free(d->items[i].table);
 		free(d->items[i].column);
 		free(d->items[i].cond);
+		free(d->items[i].join);
 	}
 	free(d->items);
 	d->items = NULL;

@@ -17,6 +17,7 @@ typedef struct DiscardItem
 	char *table;  /* quoted, schema-qualified */
 	char *column; /* as named in messages: "public.users.firebase_uid" */
 	char *cond;   /* SQL over the table's alias t: this row's value is the application's */
+	char *join;   /* a LEFT JOIN COND reads, or NULL; items of a table share an identical one */
 	long long count;
 } DiscardItem;
 
@@ -26,9 +27,12 @@ typedef struct Discards
 	int n;
 } Discards;
 
-/* Add a column: TABLE quoted, TABLE_NAME and COLUMN as shown, COND stolen (malloc'd). */
-void discards_add(Discards *d, const char *table, const char *table_name, const char *column, char *cond);
-/* Count every item, one query per table (aggregates with FILTER). */
+/*
+ * Add a column: TABLE quoted, TABLE_NAME and COLUMN as shown, COND and JOIN
+ * (NULL: none) stolen (malloc'd).
+ */
+void discards_add(Discards *d, const char *table, const char *table_name, const char *column, char *cond, char *join);
+/* Count every item, one query per table (aggregates with FILTER, each distinct join once). */
 void discards_count(Run *run, Discards *d);
 long long discards_total(const Discards *d);
 /* {"column": count, ...} of the items with a count (a new reference). */

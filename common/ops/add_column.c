@@ -109,20 +109,19 @@ static void
 add_column_discards(Run *run, const Op *op, const Options *opts, Discards *d)
 {
 	const Plan *p = run->plan;
-	char *qcol, *written;
+	char *qcol, *written, *join;
 	char *name;
 
 	(void) opts;
 	if (!registry_has(run->conn, p, "column", op->column) || !catalog_column_exists(p, op->column))
 		return;
 	qcol = plan_ident(p, op->column);
-	written = bf_written_value_sql(run, op->column);
+	written = bf_written_value_sql(run, op->column, &join);
 	name = str_printf("%s.%s", p->schema, p->table);
-	/* the backup is probed only for a row whose column holds a value */
-	discards_add(
-		d, p->q_table, name, op->column,
-		written ? str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", qcol, qcol, written)
-				: str_printf("t.%s IS NOT NULL", qcol));
+	discards_add(d, p->q_table, name, op->column,
+				 written ? str_printf("t.%s IS DISTINCT FROM %s AND t.%s IS NOT NULL", qcol, written, qcol)
+						 : str_printf("t.%s IS NOT NULL", qcol),
+				 join);
 	free(name);
 	free(written);
 	free(qcol);

@@ -143,10 +143,11 @@ bf_restore_backup(Run *run, const Names *n, const Options *opts)
 }
 
 char *
-bf_written_value_sql(Run *run, const char *column)
+bf_written_value_sql(Run *run, const char *column, char **join)
 {
 	char *sql = NULL;
 
+	*join = NULL;
 	for (int k = 0; k < run->plan->n_ops && sql == NULL; k++)
 	{
 		const Op *op = &run->plan->ops[k];
@@ -157,8 +158,11 @@ bf_written_value_sql(Run *run, const char *column)
 		bf_names_init(&n, run, op);
 		for (int i = 0; i < op->n_set && sql == NULL; i++)
 			if (strcmp(op->set[i].column, column) == 0 && bf_table_exists(run, n.backup) && backup_layout_ok(run, &n))
-				sql = str_printf("(SELECT b.written_%d FROM %s b WHERE b.key = t.%s::text)", i + 1, n.backup,
-								 run->plan->q_key);
+			{
+				/* the backup's primary key is the key as text: one hash or index join for every column */
+				*join = str_printf("LEFT JOIN %s b ON b.key = t.%s::text", n.backup, run->plan->q_key);
+				sql = str_printf("b.written_%d", i + 1);
+			}
 		bf_names_free(&n);
 	}
 	return sql;

@@ -110,7 +110,8 @@ discards(Run *run, const Op *op, const Options *opts, Discards *d)
 
 			discards_add(d, t->table, t->table, t->shadow,
 						 str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", t->q_shadow,
-									t->q_shadow, phasemigs));
+									t->q_shadow, phasemigs),
+						 NULL);
 			free(phasemigs);
 			free(value);
 		}
