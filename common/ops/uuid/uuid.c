@@ -89,6 +89,8 @@ static void
 discards(Run *run, const Op *op, const Options *opts, Discards *d)
 {
 	UuidJob job;
+	/* forgetting: no uuid of its own compares the shadow with itself */
+	bool forget = opts->discard_generated_uids;
 
 	if (!uuid_job_recorded(run, op) || !uuid_job_load(&job, run, op, NULL))
 		return;
@@ -103,17 +105,24 @@ discards(Run *run, const Op *op, const Options *opts, Discards *d)
 					  "AND attname = $2 AND NOT attisdropped AND pg_catalog.to_regprocedure($3) IS NOT NULL",
 					  3, params))
 		{
-			char *value = uuid_value_sql(&job, "t", t->q_col);
-			/* forgetting: no uuid of its own compares the shadow with itself */
-			char *phasemigs =
-				opts->discard_generated_uids ? str_printf("coalesce(%s, t.%s)", value, t->q_shadow) : xstrdup(value);
+			/*
+			 * the map's uuid, else the text as uuid; text already in the
+			 * shadow's canonical form needs no regular expression
+			 */
+			char *m = str_printf("m%d", i);
+			char *join = str_printf("LEFT JOIN %s %s ON %s.old = t.%s::text", job.map, m, m, t->q_col);
+			const char *sh = t->q_shadow;
+			char *text_uuid = forget ? str_printf("coalesce(%s(t.%s::text), t.%s)", job.try_fn, t->q_col, sh)
+									 : str_printf("%s(t.%s::text)", job.try_fn, t->q_col);
 
 			discards_add(d, t->table, t->table, t->shadow,
-						 str_printf("CASE WHEN t.%s IS NULL THEN false ELSE t.%s IS DISTINCT FROM %s END", t->q_shadow,
-									t->q_shadow, phasemigs),
-						 NULL);
-			free(phasemigs);
-			free(value);
+						 str_printf("CASE WHEN t.%s IS NULL THEN false WHEN %s.new IS NOT NULL THEN t.%s IS DISTINCT "
+									"FROM %s.new WHEN t.%s::text = lower(t.%s::text) THEN false "
+									"ELSE t.%s IS DISTINCT FROM %s END",
+									sh, m, sh, m, sh, t->q_col, sh, text_uuid),
+						 join);
+			free(text_uuid);
+			free(m);
 		}
 		free(fn);
 	}
