@@ -21,7 +21,7 @@ static const char help[] =
 	"  or:  phase1 status --plan FILE [--json] [OPTION]...\n"
 	"  or:  phase1 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  or:  phase1 plan --plan FILE [--json]\n"
-	"  or:  phase1 rollback --plan FILE [--discard-generated-uids] [OPTION]...\n"
+	"  or:  phase1 rollback --plan FILE [--discard-application-writes] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  apply          create migration_log and the migration_backup schema, add the\n"
@@ -45,7 +45,8 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
-		CLI_HELP_DISCARD_GENERATED "      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
+		CLI_HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
+	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
 	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
 	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT

@@ -57,7 +57,7 @@ static const char help[] =
 	"                           apply: leave empty the export's values that do not\n"
 	"                           fit their column (too long, wrong type, out of range)\n"
 	"                           and list them, instead of refusing\n" CLI_HELP_DISCARD_GENERATED
-	"      --on-invalid=stop|regenerate\n"
+		CLI_HELP_DISCARD_APP_WRITES "      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"
 	"                           uuid that every referencing row follows\n"

@@ -20,7 +20,7 @@ static const char help[] =
 	"  or:  phase3 status --plan FILE [--json] [OPTION]...\n"
 	"  or:  phase3 status --plan FILE --run RUN_ID [--json] [OPTION]...\n"
 	"  or:  phase3 plan --plan FILE [--json]\n"
-	"  or:  phase3 rollback --plan FILE [OPTION]...\n"
+	"  or:  phase3 rollback --plan FILE [--discard-application-writes] [OPTION]...\n"
 	"\n"
 	"Subcommands:\n"
 	"  check          pre-flight checks only: NULL or empty values, duplicates, views,\n"
@@ -65,9 +65,9 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
-	"  -y, --yes                apply, finalize: do not ask before dropping or swapping\n"
-	"                           (on a terminal they say what they will do and ask;\n"
-	"                           off one they never ask)\n"
+	"  -y, --yes                apply, finalize: go on without asking; needed off a\n"
+	"                           terminal (on one they say what they drop or swap\n"
+	"                           and ask on /dev/tty: only the word yes goes on)\n" CLI_HELP_DISCARD_APP_WRITES
 	"      --json               check, status and plan output as JSON\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
 	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
@@ -93,7 +93,7 @@ apply(Run *run, const Options *opts)
 	/* 2. Pre-flight checks: any problem refuses before a single change. */
 	if ((rc = phase_check_ops(run, opts, false)) != EXIT_DONE)
 		return rc;
-	/* 3. On a terminal, say what it drops and swaps, and ask (--yes answers). */
+	/* 3. Say what it drops and swaps and ask on the terminal (--yes answers; no terminal: --yes needed). */
 	if (!phase_confirm_apply(run, opts))
 		return EXIT_BAD_INPUT;
 	/* 4. In plan order: NOT NULL, UNIQUE, remove sync triggers, drop old columns. */
@@ -103,9 +103,14 @@ apply(Run *run, const Options *opts)
 static int
 finalize(Run *run, const Options *opts)
 {
-	/* 1. On a terminal, say what it drops, and ask (--yes answers). */
+	/* 1. Say what it drops and ask on the terminal (--yes answers; no terminal: --yes needed). */
 	if (!phase_confirm_finalize(run, opts))
+	{
+		/* a "no" is recorded, as 'declined' */
+		if (run->declined)
+			run_begin_phase(run);
 		return EXIT_BAD_INPUT;
+	}
 	run_begin_phase(run);
 	/* 2. Save the legacy values, then drop the legacy columns and their triggers. */
 	return phase_finalize_ops(run, opts);

@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS public.migration_log (
     operation    text        NOT NULL,
     status       text        NOT NULL
                  CONSTRAINT migration_log_status_check
-                 CHECK (status IN ('running', 'done', 'failed', 'refused', 'interrupted')),
+                 CHECK (status IN ('running', 'done', 'failed', 'refused', 'interrupted', 'declined')),
     rows_done    bigint      NOT NULL DEFAULT 0,
     rows_total   bigint,
     last_key     text,
@@ -24,17 +24,19 @@ CREATE TABLE IF NOT EXISTS public.migration_log (
     metadata     jsonb       NOT NULL DEFAULT '{}'
 );
 -- A migration_log made by an older phasemig lacks 'interrupted' (a run stopped
--- by a signal, or one whose process ended without recording its outcome).
+-- by a signal, or one whose process ended without recording its outcome) or
+-- 'declined' (the operator answered no to a confirmation): the list is
+-- replaced by the current one, in place.
 DO $upgrade$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                    WHERE conrelid = 'public.migration_log'::regclass
                      AND conname = 'migration_log_status_check'
-                     AND pg_catalog.pg_get_constraintdef(oid) LIKE '%interrupted%') THEN
+                     AND pg_catalog.pg_get_constraintdef(oid) LIKE '%declined%') THEN
         ALTER TABLE public.migration_log
             DROP CONSTRAINT IF EXISTS migration_log_status_check,
             ADD CONSTRAINT migration_log_status_check
-                CHECK (status IN ('running', 'done', 'failed', 'refused', 'interrupted'));
+                CHECK (status IN ('running', 'done', 'failed', 'refused', 'interrupted', 'declined'));
     END IF;
 END
 $upgrade$;

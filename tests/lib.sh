@@ -57,7 +57,13 @@ assert_exit() {
     [ "$LAST_RC" == "$want" ] || _t_fail "$msg: expected exit $want, got $LAST_RC from: $*" "stderr tail:" "$(tail -15 <<<"$LAST_ERR")"
 }
 
-phase() { local n=$1; shift; "$BIN/phase$n" "$@"; }
+# phase N ARGS...: bin/phaseN; phase3 apply and finalize get --yes, which they need off a
+# terminal (t08 and t09 run $BIN/phase3 themselves to test the question and its refusal)
+phase() {
+    local n=$1; shift
+    if [ "$n" = 3 ] && { [ "${1:-}" = apply ] || [ "${1:-}" = finalize ]; }; then set -- "$@" --yes; fi
+    "$BIN/phase$n" "$@"
+}
 # p1, p2, p3 ARGS...: that phase with the test file's $PLAN and $LOGS
 p1() { phase 1 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }
 p2() { phase 2 "$@" --plan "$PLAN" --logs-dir "$LOGS"; }

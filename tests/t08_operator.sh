@@ -1,6 +1,6 @@
 # t08_operator.sh -- what the operator sees and controls during the window: phase3 apply and
-# finalize ask on a terminal (no: nothing changes; yes or --yes: they go on; off a terminal no
-# question), one index on firebase_uid after phase3 and the plain one back after its rollback,
+# finalize ask on a terminal (no: nothing changes, recorded as declined; yes or --yes: they go on;
+# off a terminal they need --yes), one index on firebase_uid after phase3 and the plain one back after its rollback,
 # the progress line with the whole job's figures and time left (in the run log even with
 # --quiet), and status giving the job's rate and time left while a fill runs.
 source "$(dirname "$0")/lib.sh"
@@ -27,9 +27,9 @@ out=$(on_tty no "$BIN/phase3" apply --plan "$PLAN" --logs-dir "$LOGS" -d ask); r
 assert_eq "2" "$rc" "answered no: exit 2"
 assert_contains "$out" "4. drop_column clerk_user_id: drops the column" "names what it drops"
 assert_contains "$out" "in database \"ask\" on socket $PGHOST port $PGPORT as user \"$PGUSER\"" "names the database it asks about"
-assert_contains "$out" "not confirmed (answer \"no\"): nothing was changed" "says nothing changed"
+assert_contains "$out" "not confirmed (only the word yes goes on): nothing was changed" "says nothing changed"
 assert_eq "$before" "$(db_state ask)" "nothing changed"
-assert_eq "failed|not confirmed (answer \"no\"): nothing was changed" \
+assert_eq "declined|not confirmed (only the word yes goes on): nothing was changed; recorded as declined" \
     "$(q ask "select status || '|' || message from migration_log where phase = 3 order by id desc limit 1")" "audited"
 out=$(on_tty yes "$BIN/phase3" apply --plan "$PLAN" --logs-dir "$LOGS" -d ask); rc=$?
 assert_eq "0" "$rc" "answered yes: done"
@@ -45,7 +45,12 @@ assert_exit 0 "phase3 apply --yes on a terminal asks nothing" -- on_tty "" "$BIN
 assert_not_contains "$LAST_OUT" "Go on?" "no question"
 assert_eq "users_firebase_uid_key" "$(indexes ask)" "again one index"
 assert_exit 0 "phase3 rollback" -- p3 rollback -d ask
-assert_exit 0 "phase3 apply off a terminal asks nothing" -- p3 apply -d ask </dev/null
+assert_exit 2 "phase3 apply off a terminal without --yes" -- setsid -w "$BIN/phase3" apply --plan "$PLAN" \
+    --logs-dir "$LOGS" -d ask </dev/null
+assert_contains "$LAST_ERR" "there is no terminal to ask on: nothing was changed" "refused, not asked"
+assert_eq "varchar" "$(q ask "select 'varchar' from pg_attribute where attrelid = 'users'::regclass and attname = 'clerk_user_id'")" \
+    "nothing dropped"
+assert_exit 0 "phase3 apply off a terminal with --yes" -- p3 apply -d ask --yes </dev/null
 assert_not_contains "$LAST_ERR" "Go on?" "no question"
 assert_exit 0 "phase3 rollback" -- p3 rollback -d ask
 assert_exit 0 "phase2 rollback" -- p2 rollback -d ask
@@ -62,6 +67,8 @@ out=$(on_tty n "$BIN/phase3" finalize --plan "$PLAN" --logs-dir "$LOGS" -d fin);
 assert_eq "2" "$rc" "answered n: exit 2"
 assert_contains "$out" "drops the <column>_legacy columns" "names what it drops"
 assert_eq "character varying(36)" "$(col_type fin public.users id_legacy)" "the legacy column stays"
+assert_eq "finalize declined" "$(q fin "select operation || ' ' || status from migration_log where phase = 3 order by id desc limit 1")" \
+    "recorded as declined"
 assert_exit 2 "phase1 apply --yes" -- p1 apply -d fin --yes
 assert_exit 2 "phase3 rollback --yes" -- p3 rollback -d fin --yes
 

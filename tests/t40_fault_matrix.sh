@@ -57,6 +57,8 @@ cmd() {
         CMD+=(--mapping "$DATA/firebase-export.json" --generate-missing --sleep-ms 20)
     elif [ "$n" = 2 ]; then
         CMD+=(--sleep-ms 20)
+    elif [ "$n" = 3 ] && { [ "$sub" = apply ] || [ "$sub" = finalize ]; }; then
+        CMD+=(--yes)   # off a terminal they need it
     fi
 }
 run_cmd() { cmd "$@"; "${CMD[@]}"; }

@@ -43,7 +43,8 @@ enum
 	OPT_LAG_QUERY,
 	OPT_NEXT_RUN,
 	OPT_RESET,
-	OPT_HOOK_PROGRESS
+	OPT_HOOK_PROGRESS,
+	OPT_DISCARD_APP_WRITES
 };
 
 /* The options that only switch something on, and the field each sets. */
@@ -65,6 +66,7 @@ static const struct
 	{OPT_RESUME, offsetof(Options, resume)},
 	{OPT_NEXT_RUN, offsetof(Options, next_run)},
 	{OPT_RESET, offsetof(Options, reset)},
+	{OPT_DISCARD_APP_WRITES, offsetof(Options, discard_application_writes)},
 };
 
 /* A usage error quoting ARG, with any connection string in it masked (conninfo_secrets.h). */
@@ -136,6 +138,7 @@ static const struct option long_options[] = {
 	{"next-run", no_argument, NULL, OPT_NEXT_RUN},
 	{"reset", no_argument, NULL, OPT_RESET},
 	{"hook-progress-interval", required_argument, NULL, OPT_HOOK_PROGRESS},
+	{"discard-application-writes", no_argument, NULL, OPT_DISCARD_APP_WRITES},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -298,6 +301,8 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 		usage_error("unknown subcommand \"%s\"", opts->subcommand);
 	if (opts->discard_generated_uids && strcmp(opts->subcommand, "rollback") != 0)
 		usage_error("%s", "option \"--discard-generated-uids\" is accepted by rollback only");
+	if (opts->discard_application_writes && strcmp(opts->subcommand, "rollback") != 0)
+		usage_error("%s", "option \"--discard-application-writes\" is accepted by rollback only");
 	if (opts->jobs > 1 && strcmp(opts->subcommand, "apply") != 0)
 		usage_error("%s", "option \"--jobs\" is accepted by apply only");
 	if (opts->skip_invalid_values && strcmp(opts->subcommand, "apply") != 0)

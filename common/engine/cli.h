@@ -52,6 +52,8 @@ typedef struct Options
 	bool next_run;               /* phase2 throttle: for the next run, none going */
 	bool reset;                  /* phase2 throttle: clear every setting */
 	double hook_progress_min;    /* --hook-progress-interval: minutes between progress events, 0: none */
+	/* rollback: go on although it discards values the application wrote */
+	bool discard_application_writes;
 } Options;
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */
@@ -68,6 +70,11 @@ typedef struct Options
 	"                           the ledger of import files, and the uuids\n"                                           \
 	"                           convert_to_uuid regenerated; only when no import file\n"                               \
 	"                           was imported (the next apply generates new ones)\n"
+#define CLI_HELP_DISCARD_APP_WRITES                                                                                    \
+	"      --discard-application-writes\n"                                                                             \
+	"                           rollback: go on although it drops or empties values\n"                                 \
+	"                           the application wrote (counted first; without it\n"                                    \
+	"                           such a rollback asks on a terminal, refuses off one)\n"
 #define CLI_HELP_PLAN_RUN                                                                                              \
 	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
 	"                           migration_log (rows, longest lock hold, retries);\n"                                     \

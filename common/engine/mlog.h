@@ -31,6 +31,7 @@ typedef struct Run
 	long long op_rows;
 	char *op_message;  /* malloc'd or NULL */
 	char *op_metadata; /* JSON text, malloc'd or NULL */
+	bool declined;     /* the operator answered no: the rows end 'declined', not 'failed' */
 } Run;
 
 /*

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "engine/cli.h"
+#include "engine/discard.h"
 #include "engine/findings.h"
 #include "engine/mlog.h"
 #include "engine/plan.h"
@@ -31,11 +32,19 @@ typedef long long (*OpCheck)(Run *run, const Op *op, Findings *f);
  * counts and samples, only when its gate found something.
  */
 typedef char *(*OpGate)(Run *run, const Op *op);
+/*
+ * The columns OP's rollback of run->phase drops or empties, each with the
+ * condition under which a row's value is the application's rather than
+ * phasemig's (discard.h); the engine counts them before the rollback starts.
+ */
+typedef void (*OpDiscards)(Run *run, const Op *op, const Options *opts, Discards *d);
 
 typedef struct OpHandlers
 {
 	OpStep apply[4]; /* indexed by phase */
 	OpStep rollback[4];
+	/* what rollback[phase] would discard of the application's writes, or NULL */
+	OpDiscards discards[4];
 	OpCheck check;   /* phase3 pre-flight */
 	OpGate gate;     /* its one-pass gate, or NULL */
 	OpStep finalize; /* phase3 finalize: drop what only a rollback needed */

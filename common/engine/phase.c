@@ -8,9 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
+#include "core/confirm.h"
 #include "core/db.h"
 #include "core/db_target.h"
 #include "core/dryrun.h"
@@ -125,6 +124,38 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	return rc;
 }
 
+/*
+ * What the operator's ANSWER means for the run: yes goes on; no marks the run
+ * declined (exit 2, recorded 'declined'); no terminal refuses, naming FLAG,
+ * the option that answers for a script.
+ */
+static bool
+confirm_outcome(Run *run, ConfirmAnswer answer, const char *flag)
+{
+	if (answer == CONFIRM_YES && !stop_requested())
+		return true;
+	if (stop_requested())
+	{
+		/* a signal at the question is an interruption (exit 1), not an answer */
+		log_error("stopped by %s at the question: nothing was changed", stop_signal_name());
+		return false;
+	}
+	if (answer == CONFIRM_NO_TTY)
+	{
+		log_error("%s %s needs a confirmation and there is no terminal to ask on: nothing was changed", log_progname(),
+				  run->subcommand);
+		log_hint("give %s to go on without a question (scripts, cron, CI)", flag);
+		return false;
+	}
+	/* a state an older phasemig made learns the status 'declined' (sql/state.sql upgrades in place) */
+	if (!dryrun_on() && mlog_state_exists(run->conn) && mlog_create_state(run->conn) != EXIT_DONE)
+		log_warning("migration_log could not be upgraded: this run is recorded as failed, not declined");
+	else
+		run->declined = true;
+	log_error("not confirmed (only the word yes goes on): nothing was changed; recorded as declined");
+	return false;
+}
+
 typedef enum
 {
 	WALK_APPLY,
@@ -200,48 +231,46 @@ walk_steps(Run *run, const Options *opts, Walk walk)
 }
 
 /*
- * On a terminal, before phase3 apply or finalize changes anything: say what
- * it will do, in order, what it drops or swaps, and ask.  --yes, a dry run
- * and a standard input that is not a terminal (scripts, the rehearsal) ask
- * nothing.  False when the answer is not yes.
+ * Before phase3 apply or finalize changes anything: say what it will do, in
+ * order, what it drops or swaps, and ask on the controlling terminal.  --yes
+ * and a dry run ask nothing; without a terminal and without --yes it refuses
+ * (a script must say --yes).  False when it must not go on (logged; a "no"
+ * marks the run declined).
  */
 static bool
 confirmed(Run *run, const Options *opts, Walk walk)
 {
 	int *order;
 	int n;
-	char answer[16] = "";
+	StrBuf q;
+	ConfirmAnswer answer;
 	char *target;
 
-	if (opts->yes || dryrun_on() || !isatty(STDIN_FILENO))
+	if (opts->yes || dryrun_on())
 		return true;
 	order = xcalloc((size_t) run->plan->n_ops + 1, sizeof *order);
 	n = step_order(run, walk, order);
-	log_progress_end();
+	sb_init(&q);
 	target = db_target_describe(run->conn);
-	fprintf(stderr, "\nphase3 %s of plan \"%s\" on %s in %s will, in this order:\n", run->subcommand, run->plan->name,
-			run->plan->q_table, target);
+	sb_printf(&q, "\nphase3 %s of plan \"%s\" on %s in %s will, in this order:\n", run->subcommand, run->plan->name,
+			  run->plan->q_table, target);
 	free(target);
 	for (int k = 0; k < n; k++)
 	{
 		const OpType *kind = run->plan->ops[order[k]].kind;
 		const char *drops = walk == WALK_FINALIZE ? kind->finalize_drops : kind->apply_drops;
 
-		fprintf(stderr, "  %d. %s%s%s\n", k + 1, run->plan->ops[order[k]].label, drops ? ": " : "", drops ? drops : "");
+		sb_printf(&q, "  %d. %s%s%s\n", k + 1, run->plan->ops[order[k]].label, drops ? ": " : "", drops ? drops : "");
 	}
 	free(order);
-	fprintf(stderr,
-			"each change under a lock_timeout of %d ms; \"phase3 rollback\" undoes it.\n"
-			"Go on? Type yes (or give --yes): ",
-			db_get_retry()->lock_timeout_ms);
-	fflush(stderr);
-	if (fgets(answer, sizeof answer, stdin) == NULL)
-		answer[0] = '\0';
-	answer[strcspn(answer, "\r\n")] = '\0';
-	if (strcasecmp(answer, "yes") == 0 || strcasecmp(answer, "y") == 0)
-		return true;
-	log_error("not confirmed (answer \"%s\"): nothing was changed", answer);
-	return false;
+	sb_printf(&q,
+			  "each change under a lock_timeout of %d ms; \"phase3 rollback\" undoes it.\n"
+			  "Go on? Type yes (or give --yes): ",
+			  db_get_retry()->lock_timeout_ms);
+	log_progress_end();
+	answer = confirm_ask(q.data);
+	sb_free(&q);
+	return confirm_outcome(run, answer, "--yes");
 }
 
 bool
@@ -274,12 +303,119 @@ phase_rollback_ops(Run *run, const Options *opts)
 	return walk_steps(run, opts, WALK_ROLLBACK);
 }
 
+/* The question a discarding rollback asks on a terminal (malloc'd). */
+static char *
+discard_question(const Run *run, const Discards *d)
+{
+	StrBuf q;
+
+	sb_init(&q);
+	sb_printf(&q, "\nphase%d rollback of plan \"%s\" would discard values the application wrote:\n", run->phase,
+			  run->plan->name);
+	for (int i = 0; i < d->n; i++)
+		if (d->items[i].count > 0)
+			sb_printf(&q, "  %s: %lld row%s\n", d->items[i].column, d->items[i].count,
+					  d->items[i].count == 1 ? "" : "s");
+	sb_append(&q, "they are not saved anywhere.\nDiscard them? Type yes (or give --discard-application-writes): ");
+	return sb_steal(&q);
+}
+
+/*
+ * Before a rollback changes anything: count, per column, the values it would
+ * discard that the application wrote (each operation's discards handler says
+ * which those are).  None: go on.  Some: log each column and count, record
+ * them and the decision on the phase's migration_log row, and go on only
+ * with --discard-application-writes or a yes typed on the terminal; without
+ * a terminal refuse (3), a no declines (2).  A dry run prints the counts and
+ * ends as a run without the option off a terminal would (3).
+ */
+static int
+discard_check(Run *run, const Options *opts)
+{
+	Discards d = {0};
+	json_t *meta;
+	const char *decision;
+	int rc = EXIT_DONE;
+
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		OpDiscards discards = run->plan->ops[i].kind->handlers->discards[run->phase];
+
+		if (discards)
+			discards(run, &run->plan->ops[i], opts, &d);
+	}
+	discards_count(run, &d);
+	if (discards_total(&d) == 0)
+	{
+		if (d.n > 0)
+			log_info("no value the application wrote is discarded (%d column%s counted)", d.n, d.n == 1 ? "" : "s");
+		discards_free(&d);
+		return EXIT_DONE;
+	}
+	for (int i = 0; i < d.n; i++)
+		if (d.items[i].count > 0)
+		{
+			log_warning("%s: %lld row%s a value the application wrote, which this rollback discards", d.items[i].column,
+						d.items[i].count, d.items[i].count == 1 ? " holds" : "s hold");
+			if (dryrun_on())
+				dryrun_comment("would discard %lld value%s the application wrote in %s", d.items[i].count,
+							   d.items[i].count == 1 ? "" : "s", d.items[i].column);
+		}
+	if (opts->discard_application_writes)
+		decision = "discarded: --discard-application-writes";
+	else if (dryrun_on())
+	{
+		log_error("rollback refused: it would discard values the application wrote (counts above)");
+		log_hint("give --discard-application-writes to discard them (on a terminal the real run asks)");
+		decision = "refused";
+		rc = EXIT_REFUSED;
+	}
+	else
+	{
+		char *question = discard_question(run, &d);
+		ConfirmAnswer answer;
+
+		log_progress_end();
+		answer = confirm_ask(question);
+		free(question);
+		if (answer == CONFIRM_NO_TTY && !stop_requested())
+		{
+			log_error("rollback refused: it would discard values the application wrote (counts above); nothing was "
+					  "changed");
+			log_hint("keep them elsewhere first if they matter, then give --discard-application-writes "
+					 "(docs/runbook.md, \"Rolling back\")");
+			decision = "refused";
+			rc = EXIT_REFUSED;
+		}
+		else if (confirm_outcome(run, answer, "--discard-application-writes"))
+			decision = "discarded: confirmed on the terminal";
+		else
+		{
+			decision = run->declined ? "declined" : "interrupted";
+			rc = EXIT_BAD_INPUT;
+		}
+	}
+	meta = json_pack("{s:s, s:o}", "discard_decision", decision, "application_writes", discards_json(&d));
+	free(run->phase_metadata);
+	run->phase_metadata = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(meta);
+	if (rc == EXIT_DONE)
+		log_warning("discarding them (%s)", decision + strlen("discarded: "));
+	discards_free(&d);
+	return rc;
+}
+
 int
 phase_rollback(Run *run, const Options *opts)
 {
+	int rc;
+
 	/* 1. Record the run in migration_log (run_main checked the order: phase_in_order). */
 	run_begin_phase(run);
-	/* 2. Each operation's rollback, in reverse plan order. */
+	/* 2. Refuse to discard values the application wrote, unless told to. */
+	if ((rc = discard_check(run, opts)) != EXIT_DONE)
+		return rc;
+	/* 3. Each operation's rollback, in reverse plan order. */
 	return phase_rollback_ops(run, opts);
 }
 

@@ -22,7 +22,12 @@ bool phase_in_order(Run *run);
 /* Run each operation's step for run->phase; stops at the first failure. */
 int phase_apply_ops(Run *run, const Options *opts);
 int phase_rollback_ops(Run *run, const Options *opts);
-/* A phase's rollback: record the run, then each operation's rollback in reverse plan order. */
+/*
+ * A phase's rollback: record the run, count what it would discard of the
+ * application's writes (refused, 3, unless --discard-application-writes or a
+ * yes on the terminal; a no declines, 2), then each operation's rollback in
+ * reverse plan order.
+ */
 int phase_rollback(Run *run, const Options *opts);
 /* phase3 finalize: each operation's finalize step (drops what only a rollback needed). */
 int phase_finalize_ops(Run *run, const Options *opts);
@@ -33,9 +38,10 @@ int phase_finalize_ops(Run *run, const Options *opts);
  */
 int phase_check_ops(Run *run, const Options *opts, bool own_entry);
 /*
- * phase3 apply and finalize, before their first change: on a terminal, say
- * what they will drop or swap and ask (--yes, a dry run or a standard input
- * that is not a terminal: no question).  False (logged) unless answered yes.
+ * phase3 apply and finalize, before their first change: say what they will
+ * drop or swap and ask on the controlling terminal (core/confirm.h).  --yes
+ * or a dry run: no question; no terminal and no --yes: refused.  False
+ * (logged) unless answered yes; a "no" sets run->declined.
  */
 bool phase_confirm_apply(Run *run, const Options *opts);
 bool phase_confirm_finalize(Run *run, const Options *opts);

@@ -105,7 +105,7 @@ notify_end(void *arg)
 	Run *run = arg;
 	int code = log_exit_code();
 
-	hook_end(run, code, hook_status(code), outcome_reason(code));
+	hook_end(run, code, run->declined && code != EXIT_DONE ? "declined" : hook_status(code), outcome_reason(code));
 }
 
 /*
@@ -118,7 +118,7 @@ record_outcome(void *arg)
 {
 	Run *run = arg;
 	int code = log_exit_code();
-	const char *params[3] = {run->run_id, outcome_status(code), outcome_reason(code)};
+	const char *params[3] = {run->run_id, run->declined ? "declined" : outcome_status(code), outcome_reason(code)};
 
 	if (run->conn == NULL || code == EXIT_DONE)
 		return;
@@ -414,8 +414,8 @@ run_finish(Run *run, int code, const char *message)
 	if (code != EXIT_DONE && stop_requested())
 		code = EXIT_FAILED;
 	if (run->phase_entry > 0 && run->conn && PQstatus(run->conn) == CONNECTION_OK)
-		mlog_finish(run, run->phase_entry, outcome_status(code), 0, message ? message : outcome_reason(code),
-					run->phase_metadata);
+		mlog_finish(run, run->phase_entry, run->declined && code != EXIT_DONE ? "declined" : outcome_status(code), 0,
+					message ? message : outcome_reason(code), run->phase_metadata);
 	if (code != EXIT_DONE && stop_requested())
 		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
 				 "continue from where it stopped",

@@ -99,6 +99,34 @@ add_column_rollback(Run *run, const Op *op, const Options *opts)
 	return rc;
 }
 
+/*
+ * phase1 rollback drops the column: every value in it that is not the one
+ * the plan's backfill recorded as written for that row (its backup table,
+ * still full when this counts, before any step of the rollback) is the
+ * application's.  Counted only for a column phasemig added.
+ */
+static void
+add_column_discards(Run *run, const Op *op, const Options *opts, Discards *d)
+{
+	const Plan *p = run->plan;
+	char *qcol, *written, *join;
+	char *name;
+
+	(void) opts;
+	if (!registry_has(run->conn, p, "column", op->column) || !catalog_column_exists(p, op->column))
+		return;
+	qcol = plan_ident(p, op->column);
+	written = bf_written_value_sql(run, op->column, &join);
+	name = str_printf("%s.%s", p->schema, p->table);
+	discards_add(d, p->q_table, name, op->column,
+				 written ? str_printf("t.%s IS DISTINCT FROM %s AND t.%s IS NOT NULL", qcol, written, qcol)
+						 : str_printf("t.%s IS NOT NULL", qcol),
+				 join);
+	free(name);
+	free(written);
+	free(qcol);
+}
+
 static void
 add_column_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
@@ -131,6 +159,7 @@ add_column_uses(const Op *op, PlanUses *u)
 static const OpHandlers add_column_handlers = {
 	.apply = {[1] = add_column_apply},
 	.rollback = {[1] = add_column_rollback},
+	.discards = {[1] = add_column_discards},
 };
 
 const OpType op_type_add_column = {

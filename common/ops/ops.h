@@ -74,6 +74,14 @@ int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
 /* The same, removing the registry's record of KIND NAME in that transaction: an undo. */
 int ops_ddl_forget(Run *run, const char *what, const char *const *stmts, int n, const char *kind, const char *name);
 /*
+ * The value phasemig wrote into COLUMN of the row aliased t: what the plan's
+ * backfill_from_mapping recorded as written there in its backup table, as
+ * *JOIN, a LEFT JOIN of that table aliased b, and the expression over b it
+ * returns (both malloc'd); NULL (and *JOIN NULL) when no backfill of the plan
+ * fills COLUMN or its backup table is gone (backfill/restore.c).
+ */
+char *bf_written_value_sql(Run *run, const char *column, char **join);
+/*
  * ALTER TABLE qtable VALIDATE CONSTRAINT qconstraint in its own transaction:
  * SHARE UPDATE EXCLUSIVE, so the application reads and writes while it scans.
  */

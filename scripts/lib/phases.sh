@@ -23,8 +23,13 @@ run_phase() {
     # DATABASE_URL); the string names the hidden service file's entry (connections.sh), as psql's
     # -d does here, so ps shows no password
     # no question reaches the operator's terminal (the rehearsal answers for its copy: --yes to
-    # phase3 apply and finalize), nor is an answer read from it: standard input is /dev/null
-    "$BIN/phase$n" "$sub" -d "$STAGING_DSN" --plan "$plan_file" --logs-dir "$work" "$@" \
+    # phase3 apply and finalize), nor is an answer read from it: standard input is /dev/null; a
+    # rollback runs without a controlling terminal (setsid: same pid, as this shell has no job
+    # control), so one that would discard values the application wrote refuses (exit 3) rather
+    # than ask: the load's own rows are removed before, so a refusal is a finding
+    local detach=()
+    [ "$sub" = rollback ] && detach=(setsid)
+    "${detach[@]}" "$BIN/phase$n" "$sub" -d "$STAGING_DSN" --plan "$plan_file" --logs-dir "$work" "$@" \
         </dev/null >"$work/$tag.out" 2>&1 &
     PHASE_PID=$!
     wait "$PHASE_PID"; rc=$? t1=$(now) PHASE_PID="" CURRENT=""

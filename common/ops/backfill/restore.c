@@ -6,6 +6,7 @@
  * phase1's rollback; phase2's and phase1's rollbacks restore from it.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/db.h"
 #include "core/dryrun.h"
@@ -139,4 +140,30 @@ bf_restore_backup(Run *run, const Names *n, const Options *opts)
 	free(next);
 	free(count);
 	return rc;
+}
+
+char *
+bf_written_value_sql(Run *run, const char *column, char **join)
+{
+	char *sql = NULL;
+
+	*join = NULL;
+	for (int k = 0; k < run->plan->n_ops && sql == NULL; k++)
+	{
+		const Op *op = &run->plan->ops[k];
+		Names n;
+
+		if (op->kind != &op_type_backfill_from_mapping)
+			continue;
+		bf_names_init(&n, run, op);
+		for (int i = 0; i < op->n_set && sql == NULL; i++)
+			if (strcmp(op->set[i].column, column) == 0 && bf_table_exists(run, n.backup) && backup_layout_ok(run, &n))
+			{
+				/* the backup's primary key is the key as text: one hash or index join for every column */
+				*join = str_printf("LEFT JOIN %s b ON b.key = t.%s::text", n.backup, run->plan->q_key);
+				sql = str_printf("b.written_%d", i + 1);
+			}
+		bf_names_free(&n);
+	}
+	return sql;
 }

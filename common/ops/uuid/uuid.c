@@ -7,7 +7,11 @@
  */
 #include "ops/uuid/uuid.h"
 
+#include <stdlib.h>
+
+#include "core/db.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 
 /* phase1: the map, then a shadow column and a forward trigger on each table (discovery first). */
 static const UuidStep expand_steps[] = {uuid_log_job, uuid_create_map, uuid_add_shadows, NULL};
@@ -70,6 +74,61 @@ rollback(Run *run, const Op *op, const Options *opts)
 	return run_steps(run, op, opts, rollback_steps[run->phase]);
 }
 
+/*
+ * phase1 rollback drops the shadows, phase2's empties them: a shadow's value
+ * is phasemig's when it is what the forward trigger and the fill give the
+ * row's original column (the regenerated uuid, else the text as uuid; a
+ * child's, its parent key's), and the application's otherwise.  With
+ * --discard-generated-uids, a shadow whose original has no uuid at all (not
+ * uuid text, and not in the map: a regenerated uuid an interrupted run of
+ * this rollback already forgot) is taken as a regenerated one being
+ * discarded as asked.  Before the swap only: after it the uuid columns are
+ * the application's own.
+ */
+static void
+discards(Run *run, const Op *op, const Options *opts, Discards *d)
+{
+	UuidJob job;
+	/* forgetting: no uuid of its own compares the shadow with itself */
+	bool forget = opts->discard_generated_uids;
+
+	if (!uuid_job_recorded(run, op) || !uuid_job_load(&job, run, op, NULL))
+		return;
+	for (int i = 0; i < job.n && !job.swapped; i++)
+	{
+		UuidTarget *t = &job.t[i];
+		char *fn = str_printf("%s(text)", job.try_fn);
+		const char *params[3] = {t->table, t->shadow, fn};
+
+		if (db_exists(run->conn,
+					  "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
+					  "AND attname = $2 AND NOT attisdropped AND pg_catalog.to_regprocedure($3) IS NOT NULL",
+					  3, params))
+		{
+			/*
+			 * the map's uuid, else the text as uuid; text already in the
+			 * shadow's canonical form needs no regular expression
+			 */
+			char *m = str_printf("m%d", i);
+			char *join = str_printf("LEFT JOIN %s %s ON %s.old = t.%s::text", job.map, m, m, t->q_col);
+			const char *sh = t->q_shadow;
+			char *text_uuid = forget ? str_printf("coalesce(%s(t.%s::text), t.%s)", job.try_fn, t->q_col, sh)
+									 : str_printf("%s(t.%s::text)", job.try_fn, t->q_col);
+
+			discards_add(d, t->table, t->table, t->shadow,
+						 str_printf("CASE WHEN t.%s IS NULL THEN false WHEN %s.new IS NOT NULL THEN t.%s IS DISTINCT "
+									"FROM %s.new WHEN t.%s::text = lower(t.%s::text) THEN false "
+									"ELSE t.%s IS DISTINCT FROM %s END",
+									sh, m, sh, m, sh, t->q_col, sh, text_uuid),
+						 join);
+			free(text_uuid);
+			free(m);
+		}
+		free(fn);
+	}
+	uuid_job_free(&job);
+}
+
 static int
 finalize(Run *run, const Op *op, const Options *opts)
 {
@@ -79,6 +138,7 @@ finalize(Run *run, const Op *op, const Options *opts)
 const OpHandlers op_convert_to_uuid = {
 	.apply = {[1] = apply, [2] = apply, [3] = apply},
 	.rollback = {[1] = rollback, [2] = rollback, [3] = rollback},
+	.discards = {[1] = discards, [2] = discards},
 	.check = uuid_check,
 	.finalize = finalize,
 };
