@@ -52,6 +52,17 @@ key_in(const char *key, const char *const *list)
 	return false;
 }
 
+void
+plan_free_column_refs(ColumnRef *refs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(refs[i].schema), free(refs[i].table), free(refs[i].column);
+		free(refs[i].on_delete), free(refs[i].on_update);
+	}
+	free(refs);
+}
+
 /* Refuse keys of OBJ that are in neither ALLOWED nor MORE. */
 static void
 check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *allowed, const char *const *more)
@@ -65,6 +76,12 @@ check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *all
 		if (!key_in(key, allowed) && !key_in(key, more))
 			plan_read_fail(r, where, "unknown key \"%s\"", key);
 	}
+}
+
+void
+plan_read_check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *allowed)
+{
+	check_keys(r, obj, where, allowed, NULL);
 }
 
 char *
@@ -317,6 +334,8 @@ plan_free(Plan *plan)
 			free(op->set[k].field);
 		}
 		free(op->set);
+		plan_free_column_refs(op->also_convert, op->n_also_convert);
+		plan_free_column_refs(op->not_references, op->n_not_references);
 	}
 	free(plan->ops);
 	for (int i = 0; i < plan->n_trusted_triggers; i++)
