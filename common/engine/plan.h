@@ -50,6 +50,8 @@ typedef struct Op
 	int n_set;
 	const char *uid_column; /* backfill: the column set from localId */
 	bool recreate_views;    /* convert_to_uuid: views on the columns are recreated around the swap */
+
+	/* convert_to_uuid: columns holding the key without a foreign key */
 	ColumnRef *also_convert; /* convert_to_uuid: columns converted with the foreign keys */
 	int n_also_convert;
 	ColumnRef *not_references; /* convert_to_uuid: columns that look like references and are not */

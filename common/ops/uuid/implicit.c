@@ -116,9 +116,10 @@ listed_json(const Run *run, const Op *op)
 
 	for (int l = 0; l < 2; l++)
 		for (int i = 0; i < n[l]; i++)
-			json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "schema",
-												  refs[l][i].schema ? refs[l][i].schema : run->plan->schema, "table",
-												  refs[l][i].table, "column", refs[l][i].column));
+			json_array_append_new(list,
+								  json_pack("{s:s, s:s, s:s}", "schema",
+											refs[l][i].schema ? refs[l][i].schema : run->plan->schema, "table",
+											refs[l][i].table, "column", refs[l][i].column));
 	text = json_dumps(list, JSON_COMPACT);
 	json_decref(list);
 	return text;
@@ -180,9 +181,10 @@ warn_candidates(Run *run, const PGresult *cands, json_t *list)
 					"(%.1f%%) are keys",
 					db_field(cands, r, "rel"), db_field(cands, r, "q_col"), p->q_table, p->q_key, found, sampled,
 					100.0 * share);
-		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I, s:f}", "table", db_field(cands, r, "rel"),
-											  "column", db_field(cands, r, "attname"), "sampled",
-											  (json_int_t) sampled, "found", (json_int_t) found, "share", share));
+		json_array_append_new(list,
+							  json_pack("{s:s, s:s, s:I, s:I, s:f}", "table", db_field(cands, r, "rel"), "column",
+										db_field(cands, r, "attname"), "sampled", (json_int_t) sampled, "found",
+										(json_int_t) found, "share", share));
 		warned++;
 	}
 	return warned;
@@ -215,11 +217,10 @@ uuid_warn_references(Run *run, const Op *op)
 		log_hint("%s", refs_hint);
 	PQclear(cands);
 	for (int i = 0; i < op->n_not_references; i++)
-		json_array_append_new(nots, json_pack("{s:s, s:s, s:s}", "schema",
-											  op->not_references[i].schema ? op->not_references[i].schema
-																		   : run->plan->schema,
-											  "table", op->not_references[i].table, "column",
-											  op->not_references[i].column));
+		json_array_append_new(nots,
+							  json_pack("{s:s, s:s, s:s}", "schema",
+										op->not_references[i].schema ? op->not_references[i].schema : run->plan->schema,
+										"table", op->not_references[i].table, "column", op->not_references[i].column));
 	meta = run->op_metadata ? json_loads(run->op_metadata, 0, NULL) : NULL;
 	if (meta == NULL)
 		meta = json_object();
@@ -273,9 +274,9 @@ check_also_recorded(UuidJob *job, Findings *f)
 	{
 		const ColumnRef *c = &op->also_convert[i];
 		const char *params[2] = {c->schema ? c->schema : job->run->plan->schema, c->table};
-		char *rel = db_value(job->run->conn,
-							 "SELECT pg_catalog.to_regclass(quote_ident($1) || '.' || quote_ident($2))::text", 2,
-							 params);
+		char *rel =
+			db_value(job->run->conn, "SELECT pg_catalog.to_regclass(quote_ident($1) || '.' || quote_ident($2))::text",
+					 2, params);
 		bool recorded = false;
 
 		for (int t = 1; t < job->n && !recorded; t++)

@@ -93,10 +93,11 @@ read_refs(PlanReader *r, json_t *obj, const char *where, const char *key, int *n
 static bool
 same_ref(const ColumnRef *a, const ColumnRef *b)
 {
-	bool same_schema = (a->schema == NULL && b->schema == NULL) || (a->schema && b->schema && strcmp(a->schema, b->schema) == 0);
+	bool same_schema =
+		(a->schema == NULL && b->schema == NULL) || (a->schema && b->schema && strcmp(a->schema, b->schema) == 0);
 
 	return same_schema && a->table && b->table && a->column && b->column && strcmp(a->table, b->table) == 0
-		   && strcmp(a->column, b->column) == 0;
+		&& strcmp(a->column, b->column) == 0;
 }
 
 /* A column in both lists, or twice in one: refused. */
@@ -181,19 +182,19 @@ check_refs(Run *run, const Op *op, const ColumnRef *refs, int n, const char *lis
 			log_error("step %d (%s): %s[%d]: table \"%s\".\"%s\" does not exist", op->index + 1, op->label, list, i,
 					  params[0], c->table);
 		else if (!db_field_true(res, 0, "has_column"))
-			log_error("step %d (%s): %s[%d]: table %s has no column \"%s\"", op->index + 1, op->label, list, i,
-					  rel, c->column);
+			log_error("step %d (%s): %s[%d]: table %s has no column \"%s\"", op->index + 1, op->label, list, i, rel,
+					  c->column);
 		else if (db_field_true(res, 0, "is_key"))
-			log_error("step %d (%s): %s[%d]: %s is the key the operation converts", op->index + 1, op->label,
-					  list, i, name);
+			log_error("step %d (%s): %s[%d]: %s is the key the operation converts", op->index + 1, op->label, list, i,
+					  name);
 		else if (strcmp(list, "also_convert") == 0 && db_field(res, 0, "fk"))
 			log_error("step %d (%s): %s[%d]: %s has the foreign key \"%s\" already: a column with a foreign "
 					  "key to the key is converted without being listed, and one to another table is not a "
 					  "reference to the key",
 					  op->index + 1, op->label, list, i, name, db_field(res, 0, "fk"));
 		else if (listed_before(seen, name))
-			log_error("step %d (%s): %s is listed twice in also_convert and not_references", op->index + 1,
-					  op->label, name);
+			log_error("step %d (%s): %s is listed twice in also_convert and not_references", op->index + 1, op->label,
+					  name);
 		else
 		{
 			json_array_append_new(seen, json_string(name));
