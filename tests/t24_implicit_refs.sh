@@ -145,3 +145,18 @@ plan badkey '"also_convert": [{"table": "Membership", "column": "userId", "colou
 assert_exit 2 "an unknown key" -- phase 1 plan --plan "$PLAN"
 assert_contains "$LAST_ERR" 'also_convert[0]: unknown key "colour"' "names it"
 assert_eq "$start" "$(db_state $DB)" "nothing changed"
+
+test_case "an also_convert table is the plan's like a child: another role's trigger function on it refuses"
+orm_db
+q $DB 'do $d$ begin create role t24_other; exception when duplicate_object then null; end $d$;
+  create function public.touch() returns trigger language plpgsql as $f$ begin return new; end $f$;
+  alter function public.touch() owner to t24_other;
+  create trigger touch before update on public."Membership" for each row execute function public.touch()' >/dev/null
+start=$(db_state $DB)
+plan trig '"also_convert": [{"table": "Membership", "column": "userId"}]'
+assert_exit 3 "phase1 with the table in also_convert" -- u 1 apply
+assert_contains "$LAST_ERR" 'trigger touch on public."Membership" runs public.touch(), owned by "t24_other"' "names the trigger"
+assert_eq "$start" "$(db_state $DB)" "nothing changed"
+plan plain
+assert_exit 0 "phase1 without it: the table is not written" -- u 1 apply
+assert_exit 0 "phase1 rollback" -- u 1 rollback

@@ -52,6 +52,24 @@ key_in(const char *key, const char *const *list)
 	return false;
 }
 
+char *
+plan_also_convert_tables(const Plan *plan)
+{
+	json_t *list = json_array();
+	char *text;
+
+	for (int i = 0; i < plan->n_ops; i++)
+		for (int k = 0; k < plan->ops[i].n_also_convert; k++)
+		{
+			const ColumnRef *c = &plan->ops[i].also_convert[k];
+
+			json_array_append_new(list, json_pack("[ss]", c->schema ? c->schema : plan->schema, c->table));
+		}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return text;
+}
+
 void
 plan_free_column_refs(ColumnRef *refs, int n)
 {

@@ -95,6 +95,12 @@ typedef struct Plan
  */
 Plan *plan_load(const char *path);
 void plan_free(Plan *plan);
+/*
+ * The tables of every operation's also_convert, which it writes and alters
+ * like the tables whose foreign keys point at the key: JSON text
+ * [[schema, table], ...] (malloc'd).
+ */
+char *plan_also_convert_tables(const Plan *plan);
 /* Free N column references and the array. */
 void plan_free_column_refs(ColumnRef *refs, int n);
 
