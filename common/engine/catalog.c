@@ -142,16 +142,22 @@ catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool in
 char *
 catalog_tables_not_owned(const Plan *plan, bool with_children)
 {
-	const char *params[2] = {plan->q_table, with_children ? "t" : "f"};
+	char *also = plan_also_convert_tables(plan);
+	const char *params[3] = {plan->q_table, with_children ? "t" : "f", also};
+	char *tables = db_value(
+		plan->conn,
+		"SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::pg_catalog.regclass, "
+		"pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.oid::pg_catalog.regclass::text) "
+		"FROM pg_catalog.pg_class c WHERE (c.oid = $1::pg_catalog.regclass OR ($2::bool AND c.oid IN ("
+		"  SELECT f.conrelid FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' "
+		"  AND f.confrelid = $1::pg_catalog.regclass UNION ALL "
+		"  SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(x->>0) || '.' || pg_catalog.quote_ident(x->>1)) "
+		"  FROM pg_catalog.json_array_elements($3::pg_catalog.json) x))) "
+		"AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')",
+		3, params);
 
-	return db_value(plan->conn,
-					"SELECT string_agg(pg_catalog.format('%s (owner %s)', c.oid::pg_catalog.regclass, "
-					"pg_catalog.pg_get_userbyid(c.relowner)), ', ' ORDER BY c.oid::pg_catalog.regclass::text) "
-					"FROM pg_catalog.pg_class c WHERE (c.oid = $1::pg_catalog.regclass OR ($2::bool AND c.oid IN ("
-					"  SELECT f.conrelid FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' "
-					"  AND f.confrelid = $1::pg_catalog.regclass))) "
-					"AND NOT pg_catalog.pg_has_role(c.relowner, 'USAGE')",
-					2, params);
+	free(also);
+	return tables;
 }
 
 bool

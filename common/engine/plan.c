@@ -52,6 +52,35 @@ key_in(const char *key, const char *const *list)
 	return false;
 }
 
+char *
+plan_also_convert_tables(const Plan *plan)
+{
+	json_t *list = json_array();
+	char *text;
+
+	for (int i = 0; i < plan->n_ops; i++)
+		for (int k = 0; k < plan->ops[i].n_also_convert; k++)
+		{
+			const ColumnRef *c = &plan->ops[i].also_convert[k];
+
+			json_array_append_new(list, json_pack("[ss]", c->schema ? c->schema : plan->schema, c->table));
+		}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return text;
+}
+
+void
+plan_free_column_refs(ColumnRef *refs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(refs[i].schema), free(refs[i].table), free(refs[i].column);
+		free(refs[i].on_delete), free(refs[i].on_update);
+	}
+	free(refs);
+}
+
 /* Refuse keys of OBJ that are in neither ALLOWED nor MORE. */
 static void
 check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *allowed, const char *const *more)
@@ -65,6 +94,12 @@ check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *all
 		if (!key_in(key, allowed) && !key_in(key, more))
 			plan_read_fail(r, where, "unknown key \"%s\"", key);
 	}
+}
+
+void
+plan_read_check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *allowed)
+{
+	check_keys(r, obj, where, allowed, NULL);
 }
 
 char *
@@ -317,6 +352,8 @@ plan_free(Plan *plan)
 			free(op->set[k].field);
 		}
 		free(op->set);
+		plan_free_column_refs(op->also_convert, op->n_also_convert);
+		plan_free_column_refs(op->not_references, op->n_not_references);
 	}
 	free(plan->ops);
 	for (int i = 0; i < plan->n_trusted_triggers; i++)

@@ -17,6 +17,20 @@ typedef struct FieldMap
 	char *field;
 } FieldMap;
 
+/*
+ * A column of convert_to_uuid's "also_convert" or "not_references": one that
+ * holds the key's values without a foreign key.
+ */
+typedef struct ColumnRef
+{
+	char *schema; /* NULL: the plan's schema */
+	char *table;
+	char *column;
+	bool add_foreign_key; /* also_convert: a foreign key to the key added at the swap */
+	char *on_delete;      /* its actions, upper case ("NO ACTION" by default) */
+	char *on_update;
+} ColumnRef;
+
 typedef struct Op
 {
 	const struct OpType *kind; /* what it is: its name, reader and handlers (operation.h) */
@@ -36,6 +50,12 @@ typedef struct Op
 	int n_set;
 	const char *uid_column; /* backfill: the column set from localId */
 	bool recreate_views;    /* convert_to_uuid: views on the columns are recreated around the swap */
+
+	/* convert_to_uuid: columns holding the key without a foreign key */
+	ColumnRef *also_convert; /* convert_to_uuid: columns converted with the foreign keys */
+	int n_also_convert;
+	ColumnRef *not_references; /* convert_to_uuid: columns that look like references and are not */
+	int n_not_references;
 } Op;
 
 /* One of the plan's "trusted_triggers": a trigger of another role's function, reviewed and allowed. */
@@ -75,6 +95,14 @@ typedef struct Plan
  */
 Plan *plan_load(const char *path);
 void plan_free(Plan *plan);
+/*
+ * The tables of every operation's also_convert, which it writes and alters
+ * like the tables whose foreign keys point at the key: JSON text
+ * [[schema, table], ...] (malloc'd).
+ */
+char *plan_also_convert_tables(const Plan *plan);
+/* Free N column references and the array. */
+void plan_free_column_refs(ColumnRef *refs, int n);
 
 /*
  * Check the plan against the database (table and key exist, types parse) and

@@ -24,6 +24,8 @@ void plan_read_fail(PlanReader *r, const char *where, const char *fmt, ...) __at
 char *plan_read_string(PlanReader *r, json_t *obj, const char *where, const char *key, bool required);
 /* The same, at most PLAN_MAX_IDENT bytes: a name PostgreSQL keeps whole. */
 char *plan_read_ident(PlanReader *r, json_t *obj, const char *where, const char *key, bool required);
+/* Refuse a key of OBJ (a nested object) that is not in ALLOWED (NULL-terminated). */
+void plan_read_check_keys(PlanReader *r, json_t *obj, const char *where, const char *const *allowed);
 bool plan_read_bool(PlanReader *r, json_t *obj, const char *where, const char *key, bool dflt);
 
 #endif

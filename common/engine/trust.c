@@ -160,7 +160,7 @@ trust_state(PGconn *conn, const char *qtable)
 
 /*
  * Every user trigger on the tables the plan writes ($1, with $2 the tables
- * with a foreign key to it, and their partitions and inheritance children)
+ * with a foreign key to it and $4 those of also_convert, and their partitions and inheritance children)
  * whose function another role than $1's owner owns (on a referencing table
  * with an owner of its own too: phasemig fires it as $1's owner); phasemig's own
  * (functions in migration_backup, all ours by trust_state) and the server's
@@ -171,7 +171,9 @@ static const char *const foreign_triggers_sql =
 	"WITH RECURSIVE tabs(oid) AS ("
 	"  SELECT c.oid FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass OR ($2::bool AND c.oid IN ("
 	"    SELECT f.conrelid FROM pg_catalog.pg_constraint f WHERE f.contype = 'f' "
-	"    AND f.confrelid = $1::pg_catalog.regclass)) "
+	"    AND f.confrelid = $1::pg_catalog.regclass UNION ALL "
+	"    SELECT pg_catalog.to_regclass(pg_catalog.quote_ident(x->>0) || '.' || pg_catalog.quote_ident(x->>1)) "
+	"    FROM pg_catalog.json_array_elements($4::pg_catalog.json) x)) "
 	"  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tabs ON i.inhparent = tabs.oid), "
 	"trusted AS (SELECT x->>0 AS nspname, x->>1 AS relname, x->>2 AS tgname "
 	"  FROM pg_catalog.json_array_elements($3::pg_catalog.json) x) "
@@ -214,7 +216,8 @@ trust_triggers(PGconn *conn, const Plan *plan)
 {
 	bool children = false;
 	char *trusted = trusted_json(plan);
-	const char *params[3];
+	char *also = plan_also_convert_tables(plan);
+	const char *params[4];
 	PGresult *res;
 	int refused = 0;
 
@@ -223,7 +226,8 @@ trust_triggers(PGconn *conn, const Plan *plan)
 	params[0] = plan->q_table;
 	params[1] = children ? "t" : "f";
 	params[2] = trusted;
-	res = db_query(conn, foreign_triggers_sql, 3, params);
+	params[3] = also;
+	res = db_query(conn, foreign_triggers_sql, 4, params);
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		char *line =
@@ -254,6 +258,6 @@ trust_triggers(PGconn *conn, const Plan *plan)
 				  refused, refused == 1 ? "" : "s", plan->name);
 	}
 	PQclear(res);
-	free(trusted);
+	free(trusted), free(also);
 	return refused == 0;
 }

@@ -207,9 +207,10 @@ check_views(UuidJob *job, Findings *f)
 }
 
 /*
- * Nothing to check once swapped.  1. each target's rows (the findings of a
- * table in the order of its checks); 2. what depends on the columns, the
- * views recreated around the swap apart.
+ * Nothing to check once swapped.  1. columns that hold the key without a
+ * foreign key (implicit.c); 2. each target's rows (the findings of a table
+ * in the order of its checks); 3. what depends on the columns, the views
+ * recreated around the swap apart.
  */
 long long
 uuid_check(Run *run, const Op *op, Findings *f)
@@ -230,6 +231,7 @@ uuid_check(Run *run, const Op *op, Findings *f)
 		uuid_job_free(&job);
 		return 0;
 	}
+	problems += uuid_check_references(&job, f);
 	for (int i = 0; i < job.n; i++)
 	{
 		problems += check_target(&job, f, i);

@@ -109,12 +109,26 @@ uuid_add_foreign_keys(UuidStmts *st, const UuidJob *job, bool drop)
 	{
 		const UuidTarget *t = &job->t[i];
 
+		/* an also_convert column: none, or one the swap adds and the swap back (job swapped) drops */
+		if (t->constraint == NULL || (!drop && t->fk_added && job->swapped))
+			continue;
 		if (drop)
 			uuid_stmts_add(st, str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", t->table, t->q_constraint));
 		else
 			uuid_stmts_add(
 				st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", t->table, t->q_constraint, t->fk_def));
 	}
+}
+
+/* Whether target T's foreign key is there (one the swap adds is not before it, nor after the swap back). */
+static bool
+constraint_exists(const UuidJob *job, const UuidTarget *t)
+{
+	const char *params[2] = {t->table, t->constraint};
+
+	return db_exists(job->run->conn,
+					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2", 2,
+					 params);
 }
 
 /*
@@ -130,7 +144,7 @@ uuid_validate_foreign_keys(UuidJob *job)
 	{
 		const UuidTarget *t = &job->t[i];
 
-		if (!t->fk_validated)
+		if (t->constraint == NULL || !t->fk_validated || (t->fk_added && !constraint_exists(job, t)))
 			continue;
 		log_info("validating foreign key %s of %s", t->q_constraint, t->table);
 		rc = ops_validate(job->run, t->table, t->q_constraint);

@@ -37,6 +37,32 @@ static const char *const targets_sql =
 	"FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attnum = t.attnum ORDER BY t.ord";
 
 /*
+ * The plan's also_convert columns ($3: a JSON array of {schema, table,
+ * column, constraint, def}), numbered after the foreign keys, as
+ * targets_sql returns its rows: children without a constraint, or with the
+ * one the swap adds (added).
+ */
+static const char *const also_convert_sql =
+	"WITH k AS (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attname = $2), "
+	"fk AS (SELECT count(*) AS n FROM pg_catalog.pg_constraint c, k WHERE c.contype = 'f' "
+	"  AND c.confrelid = $1::regclass AND c.confkey = ARRAY[k.attnum]::int2[] AND cardinality(c.conkey) = 1 "
+	"  AND c.conparentid = 0), "
+	"t AS (SELECT fk.n + x.ord AS ord, "
+	"  pg_catalog.to_regclass(quote_ident(x.e->>'schema') || '.' || quote_ident(x.e->>'table')) AS rel, "
+	"  x.e->>'column' AS col, x.e->>'constraint' AS conname, x.e->>'def' AS def "
+	"  FROM fk, jsonb_array_elements($3::jsonb) WITH ORDINALITY x(e, ord)) "
+	"SELECT t.ord, t.rel::text AS rel, a.attname, (SELECT quote_ident(pa.attname) FROM pg_catalog.pg_index i "
+	"  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = i.indrelid AND pa.attnum = i.indkey[0] "
+	"  WHERE i.indrelid = t.rel AND i.indisprimary AND i.indnkeyatts = 1) AS key, t.conname, t.def, a.attnotnull, "
+	"  pg_catalog.format_type(a.atttypid, NULL) AS type, "
+	"  EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = t.rel AND i.indisprimary "
+	"          AND a.attnum = ANY (i.indkey)) AS in_primary_key, "
+	"  (SELECT relkind FROM pg_catalog.pg_class WHERE oid = t.rel) AS relkind, "
+	"  CASE WHEN t.conname IS NOT NULL THEN true END AS validated, t.conname IS NOT NULL AS added "
+	"FROM t JOIN pg_catalog.pg_attribute a ON a.attrelid = t.rel AND a.attname = t.col AND NOT a.attisdropped "
+	"ORDER BY t.ord";
+
+/*
  * Every other index that includes a converted column, with the column lists
  * of its mirror (on the shadows) and of its legacy copy; an index holding two
  * converted columns of one table (a self-referencing key, two foreign keys)
@@ -151,8 +177,47 @@ record_target(Run *run, const PGresult *res, int r)
 		json_object_set_new(d, "def", json_string(db_field(res, r, "def")));
 		json_object_set_new(d, "validated", json_boolean(db_field_true(res, r, "validated")));
 	}
+	if (PQfnumber(res, "added") >= 0 && db_field_true(res, r, "added"))
+		json_object_set_new(d, "added", json_true());
 	uuid_record(run, 1, "uuid_target", name, d);
 	free(name);
+}
+
+/*
+ * The plan's also_convert columns as the JSON also_convert_sql takes: each
+ * with the foreign key the swap adds when the plan asks for one, named after
+ * the plan, with the plan's actions (malloc'd).
+ */
+static char *
+also_convert_json(const Run *run, const Op *op)
+{
+	const Plan *p = run->plan;
+	json_t *list = json_array();
+	char *text;
+
+	for (int i = 0; i < op->n_also_convert; i++)
+	{
+		const ColumnRef *c = &op->also_convert[i];
+		json_t *e = json_pack("{s:s, s:s, s:s}", "schema", c->schema ? c->schema : p->schema, "table", c->table,
+							  "column", c->column);
+
+		if (c->add_foreign_key)
+		{
+			char *what = str_printf("fk_%s_%s", c->table, c->column);
+			char *name = ops_object_name(p, what);
+			char *q_col = sql_ident(c->column);
+			char *def = str_printf("FOREIGN KEY (%s) REFERENCES %s(%s) ON UPDATE %s ON DELETE %s", q_col, p->q_table,
+								   p->q_key, c->on_update, c->on_delete);
+
+			json_object_set_new(e, "constraint", json_string(name));
+			json_object_set_new(e, "def", json_string(def));
+			free(what), free(name), free(q_col), free(def);
+		}
+		json_array_append_new(list, e);
+	}
+	text = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	return text;
 }
 
 /*
@@ -272,9 +337,29 @@ record_rows(Run *run, const char *sql, int nparams, const char *const *params,
 }
 
 /*
+ * The plan's also_convert columns recorded as children without a foreign
+ * key (or with the one the swap adds): the same checks and records as the
+ * foreign keys', so every step treats them as it treats those.
+ */
+static int
+record_also_convert(Run *run, const Op *op)
+{
+	char *list;
+	int rc;
+
+	if (op->n_also_convert == 0)
+		return EXIT_DONE;
+	list = also_convert_json(run, op);
+	rc = record_rows(run, also_convert_sql, 3, (const char *const[]){run->plan->q_table, op->column, list},
+					 target_supported, record_target);
+	free(list);
+	return rc;
+}
+
+/*
  * Unless an earlier phase1 has added the shadows already: 1. the primary
- * key, 2. the key and its foreign key columns, 3. refusals that need them
- * all, 4. the indexes to mirror.  A refusal forgets what was recorded:
+ * key, 2. the key and its foreign key columns, then the plan's also_convert
+ * columns, 3. refusals that need them all, 4. the indexes to mirror.  A refusal forgets what was recorded:
  * nothing was created, and a rollback must not look for it.
  */
 int
@@ -289,6 +374,8 @@ uuid_discover(Run *run, const Op *op)
 	rc = record_primary_key(run, op);
 	if (rc == EXIT_DONE)
 		rc = record_rows(run, targets_sql, 2, key, target_supported, record_target);
+	if (rc == EXIT_DONE)
+		rc = record_also_convert(run, op);
 	if (rc == EXIT_DONE)
 		rc = refuse_shared_columns(run);
 	if (rc == EXIT_DONE)

@@ -22,7 +22,10 @@ uuid_log_job(UuidJob *job)
 	log_info("converting %s.%s and %d foreign key column%s to uuid", job->run->plan->q_table, job->t[0].q_col,
 			 job->n - 1, job->n == 2 ? "" : "s");
 	for (int i = 1; i < job->n; i++)
-		log_info("  %s.%s (foreign key \"%s\")", job->t[i].table, job->t[i].q_col, job->t[i].constraint);
+		if (job->t[i].constraint && !job->t[i].fk_added)
+			log_info("  %s.%s (foreign key \"%s\")", job->t[i].table, job->t[i].q_col, job->t[i].constraint);
+		else
+			log_info("  %s.%s (no foreign key: the plan's also_convert)", job->t[i].table, job->t[i].q_col);
 	return EXIT_DONE;
 }
 

@@ -88,6 +88,7 @@ load_target(UuidJob *job, json_t *d)
 	t->fk_def = json_str(d, "def");
 	t->fk_validated = !json_is_false(json_object_get(d, "validated"));
 	t->not_null = json_is_true(json_object_get(d, "not_null"));
+	t->fk_added = json_is_true(json_object_get(d, "added"));
 	target_names(job, job->n - 1);
 }
 

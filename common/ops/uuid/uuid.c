@@ -56,12 +56,17 @@ run_steps(Run *run, const Op *op, const Options *opts, const UuidStep *steps)
 static const UuidStep *const apply_steps[4] = {[1] = expand_steps, [2] = fill_steps, [3] = swap_steps};
 static const UuidStep *const rollback_steps[4] = {[1] = unexpand_steps, [2] = unfill_steps, [3] = unswap_steps};
 
-/* phase1 reads the catalog into the registry first: the job is loaded from there. */
+/*
+ * phase1 reads the catalog into the registry first: the job is loaded from
+ * there; then it warns of columns that hold the key without a foreign key.
+ */
 static int
 apply(Run *run, const Op *op, const Options *opts)
 {
 	int rc = run->phase == 1 ? uuid_discover(run, op) : EXIT_DONE;
 
+	if (rc == EXIT_DONE && run->phase == 1)
+		uuid_warn_references(run, op);
 	return rc == EXIT_DONE ? run_steps(run, op, opts, apply_steps[run->phase]) : rc;
 }
 

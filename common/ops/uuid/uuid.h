@@ -9,6 +9,7 @@
  *   job.c       loading the job, its names, registry records, trigger SQL
  *   sql.c       SQL pieces several phases share (a text key's uuid, ...)
  *   discover.c  phase1's reading of the catalog into the registry
+ *   implicit.c  columns holding the key without a foreign key: warned, checked
  *   expand.c    phase1: map, shadows and forward triggers, and their undo
  *   fill.c      phase2: classify, regenerate, fill; rollback batches
  *   check.c     phase3's pre-flight
@@ -47,6 +48,7 @@ typedef struct UuidTarget
 	char *q_constraint; /* the same, quoted (children only) */
 	char *fk_def;       /* pg_get_constraintdef of the foreign key, without NOT VALID */
 	bool fk_validated;  /* it was validated before the migration (re-validated after each swap) */
+	bool fk_added;      /* an also_convert column's: the swap adds it, the swap back drops it */
 	bool not_null;
 	char *regname;    /* registry name: "<table>.<column>" */
 	char *fn[2];      /* trigger functions, [0] forward (shadow from original), [1] reverse */
@@ -157,6 +159,17 @@ long long uuid_find_equal_keys(UuidJob *job, Findings *f, const char *check, con
 
 /* Find the foreign keys and indexes in the catalog and record them; EXIT_BAD_INPUT if unsupported. */
 int uuid_discover(Run *run, const Op *op);
+
+/* ---- implicit.c ---- */
+
+/* The regular expression a column's snake-case name matches when it refers to TABLE's KEY (malloc'd). */
+char *uuid_reference_pattern(const char *table, const char *key);
+/* The columns that look like references to the key without a foreign key, unlisted (rel, attname, q_col). */
+PGresult *uuid_reference_candidates(Run *run, const Op *op);
+/* phase1: warn of each (sampled), record them in the step's metadata; never refuses. */
+void uuid_warn_references(Run *run, const Op *op);
+/* phase3's pre-flight: those whose rows would point at nothing after the swap; returns the problems. */
+long long uuid_check_references(UuidJob *job, Findings *f);
 
 /* ---- expand.c (phase1) ---- */
 
