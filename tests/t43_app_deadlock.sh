@@ -97,7 +97,7 @@ assert_eq "0" "$(unfilled held)" "every row filled"
 # load_run DB TAG: pgbench plays scripts/load/string-to-uuid.sql (4 clients) on DB until load_end
 PGBENCH=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench | tail -n 1)
 load_run() {
-    PGAPPNAME=t43-load "$PGBENCH" -n -f "$ROOT/scripts/load/string-to-uuid.sql" -c 4 -j 2 -T 120 \
+    PGAPPNAME=t43-load "$PGBENCH" -n -f "$ROOT/scripts/load/string-to-uuid.sql" -c 4 -j 2 -T 120 -D load_clients=4 \
         --failures-detailed --verbose-errors "$1" >"$TEST_TMP/$2.out" 2>"$TEST_TMP/$2.err" &
     LOAD_PID=$!
     wait_for_sql "$1" "select count(*) >= 4 from pg_stat_activity where application_name = 't43-load'" t
