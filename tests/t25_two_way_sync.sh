@@ -19,14 +19,15 @@ writer() {
     local out=$1 db=$2; shift 2
     pgbench -n -M simple -T "$SECONDS_PER_STEP" -c 1 -f "$@" "$db" >"$out" 2>&1
 }
-# both_write LABEL DB OLD_ARGS NEW_ARGS: the old and the new writer at the same time; each must
+# both_write LABEL DB OLD_ARGS NEW_ARGS: the old and the new writer at the same time (NEW_ARGS
+# empty: OLD_ARGS is the new writer, alone); each must
 # have run transactions and failed none (pgbench stops a client at its first failed statement)
 both_write() {
     local label=$1 db=$2 old=$3 new=$4 pid_old pid_new rc_old rc_new
     writer "$TEST_TMP/old.out" "$db" $old & pid_old=$!
     if [ -n "$new" ]; then writer "$TEST_TMP/new.out" "$db" $new & pid_new=$!; fi
     wait "$pid_old"; rc_old=$?
-    check_writer "$label: old writer" "$rc_old" "$TEST_TMP/old.out"
+    check_writer "$label: ${new:+old }${new:-new }writer" "$rc_old" "$TEST_TMP/old.out"
     if [ -n "$new" ]; then
         wait "$pid_new"; rc_new=$?
         check_writer "$label: new writer" "$rc_new" "$TEST_TMP/new.out"
@@ -166,3 +167,98 @@ out=$(psql -X -q -v VERBOSITY=verbose -d one -c "update public.journal_entries s
 assert_contains "$out" "23514" "both sides changed and disagreeing: SQLSTATE 23514"
 assert_contains "$out" "disagree" "the message says they disagree"
 assert_eq "$key" "$(q one "select user_id from public.journal_entries where title = 'x'")" "the refused update changed nothing"
+# regenerated and non-canonical keys: the uuid written alone finds the text that stands for it
+gen_app keys 20 t25 "$DATA/keys"
+uk() { local n=$1; shift; phase "$n" "$@" --plan "$UPLAN" --logs-dir "$LOGS" -d keys; }
+q keys "insert into public.users (id, email) values ('user_t25abc', 'a@t25.test'), ('ABCDEF01-0000-4000-8000-00000000000A', 'b@t25.test')" >/dev/null
+assert_exit 0 "phase1 apply" -- uk 1 apply
+assert_exit 0 "phase2 apply, regenerating the invalid key" -- uk 2 apply --on-invalid=regenerate
+regen=$(q keys "select id_uuid from public.users where id = 'user_t25abc'")
+assert_ne "" "$regen" "the invalid key was given a uuid"
+q keys "insert into public.journal_entries (user_id_uuid, title) values ('$regen', 'r'), ('abcdef01-0000-4000-8000-00000000000a', 'c')" >/dev/null
+assert_eq "c|ABCDEF01-0000-4000-8000-00000000000A
+r|user_t25abc" "$(q keys "select title, user_id from public.journal_entries where title in ('r', 'c') order by title")" \
+    "a child written with the uuid alone gets its parent's text exactly: regenerated, or uuid text spelled otherwise"
+q keys "update public.users set email = 'b2@t25.test', id_uuid = id_uuid where id = 'ABCDEF01-0000-4000-8000-00000000000A'" >/dev/null
+assert_eq "ABCDEF01-0000-4000-8000-00000000000A" "$(q keys "select id from public.users where email = 'b2@t25.test'")" \
+    "a key whose text already stands for its uuid keeps its spelling"
+assert_exit 0 "phase3 apply" -- uk 3 apply --yes
+out=$(psql -X -q -v VERBOSITY=verbose -d keys -c "insert into public.users (id_legacy, email) values ('user_t25new', 'n@t25.test')" 2>&1)
+assert_contains "$out" "22P02" "after the swap, a text key that stands for no uuid: SQLSTATE 22P02"
+assert_contains "$out" "stands for none" "and the message says so"
+q keys "insert into public.journal_entries (user_id_legacy, title) values ('user_t25abc', 'r2')" >/dev/null
+assert_eq "$regen|user_t25abc" "$(q keys "select user_id, user_id_legacy from public.journal_entries where title = 'r2'")" \
+    "after the swap, a child written with the regenerated text alone gets its parent's uuid"
+
+# ---------- Clerk to Firebase ----------
+
+CL="--plan $CPLAN --logs-dir $LOGS -d ctwo"
+c() { local n=$1; shift; phase "$n" "$@" $CL; }
+cat >"$TEST_TMP/clerk-old.sql" <<'SQL'
+\set n 1 + 2 * random(0, 49)
+\set v random(1, 1000000000)
+BEGIN;
+DELETE FROM public.users WHERE id = (SELECT id FROM public.pool WHERE n = :n);
+INSERT INTO public.users (id, clerk_user_id, email, name) SELECT id, clerk_user_id, email, 'old' FROM public.pool WHERE n = :n;
+UPDATE public.users SET name = 'old ' || :v WHERE id = (SELECT id FROM public.pool WHERE n = :n);
+COMMIT;
+SQL
+cat >"$TEST_TMP/clerk-new.sql" <<'SQL'
+\set n 2 + 2 * random(0, 49)
+\set v random(1, 1000000000)
+BEGIN;
+DELETE FROM public.users WHERE id = (SELECT id FROM public.pool WHERE n = :n);
+INSERT INTO public.users (id, firebase_uid, email, name) SELECT id, uid, email, 'new' FROM public.pool WHERE n = :n;
+INSERT INTO public.users (firebase_uid, email, name) VALUES ('t25-only-' || :v, 'fonly-' || :v || '@t25.test', 'fonly');
+DELETE FROM public.users WHERE :v % 2 = 0 AND id = (SELECT id FROM public.users WHERE name = 'fonly' ORDER BY random() LIMIT 1);
+COMMIT;
+SQL
+C_OLD="$TEST_TMP/clerk-old.sql"
+C_NEW="$TEST_TMP/clerk-new.sql"
+# clerk_agree LABEL: the pool's rows the writers wrote carry both their Clerk id and their uid;
+# no row's pair contradicts the mapping; a Firebase-only user has no Clerk id
+clerk_agree() {
+    assert_eq "0" "$(q ctwo "select count(*) from public.users u join public.pool p on p.id = u.id
+        where u.clerk_user_id is distinct from p.clerk_user_id or u.firebase_uid is distinct from p.uid")" \
+        "$1: every user of the pool has its Clerk id and its uid, whichever version wrote it"
+    assert_eq "0" "$(q ctwo "select count(*) from public.users u join public.t25_map m on m.clerk = u.clerk_user_id
+        where u.firebase_uid is distinct from m.uid")" "$1: no row contradicts the mapping"
+    assert_eq "0" "$(q ctwo "select count(*) from public.users where name = 'fonly' and clerk_user_id is not null")" \
+        "$1: a user known to Firebase only has no Clerk id"
+}
+
+test_case "clerk-to-firebase: an old (Clerk id) and a new (Firebase uid) writer at once, at every step, none failing"
+gen_app ctwo 300 t25 "$DATA/clerk" --missing-pct 0 --no-clerk-attr-pct 0
+q ctwo "create table public.t25_map (clerk text primary key, uid text not null)" >/dev/null
+must psql -X -q -d ctwo -c "\\copy public.t25_map from '$DATA/clerk/mapping.csv' csv header"
+q ctwo "create table public.pool as select row_number() over (order by u.id) as n, u.id, u.clerk_user_id, u.email, m.uid
+          from public.users u join public.t25_map m on m.clerk = u.clerk_user_id order by u.id limit 100;
+        delete from public.users where id in (select id from public.pool)" >/dev/null
+assert_exit 0 "phase1 apply" -- c 1 apply
+both_write "after phase1" ctwo "$C_OLD" "$C_NEW"
+assert_eq "0" "$(q ctwo "select count(*) from public.users where name = 'old' and clerk_user_id is null")" \
+    "after phase1: the old writer's users have their Clerk id (no mapping yet: no uid)"
+assert_ne "0" "$(q ctwo "select count(*) from public.users where name = 'new' and firebase_uid is not null and clerk_user_id is null")" \
+    "after phase1: the new writer's users have their uid, and no Clerk id until the mapping is loaded"
+assert_exit 0 "phase2 apply" -- c 2 apply --mapping "$DATA/clerk/firebase-export.json"
+q ctwo "update public.users u set clerk_user_id = p.clerk_user_id from public.pool p
+          where p.id = u.id and u.name = 'new' and u.clerk_user_id is null" >/dev/null
+both_write "after phase2" ctwo "$C_OLD" "$C_NEW"
+clerk_agree "after phase2"
+assert_ne "0" "$(q ctwo "select count(*) from public.users where name = 'new' and clerk_user_id is not null")" \
+    "after phase2: users the new writer inserted with a uid alone got their Clerk id from the mapping"
+assert_exit 0 "phase3 apply" -- c 3 apply --yes
+both_write "after phase3 (the Clerk id dropped: the new writer only)" ctwo "$C_NEW" ""
+assert_exit 0 "phase3 rollback" -- c 3 rollback
+q ctwo "update public.users u set clerk_user_id = p.clerk_user_id from public.pool p
+          where p.id = u.id and u.clerk_user_id is null" >/dev/null
+both_write "after phase3 rollback" ctwo "$C_OLD" "$C_NEW"
+clerk_agree "after phase3 rollback"
+assert_exit 0 "phase3 apply again" -- c 3 apply --yes
+both_write "applied again (the new writer only)" ctwo "$C_NEW" ""
+assert_exit 0 "phase3 rollback again" -- c 3 rollback
+assert_exit 0 "phase2 rollback" -- c 2 rollback
+assert_eq "0" "$(q ctwo "select count(*) from public.users where firebase_uid is not null and name not in ('new', 'fonly')")" \
+    "phase2 rollback emptied every uid phasemig wrote, and the trigger filled none back (phasemig's sessions sync one way)"
+assert_ne "0" "$(q ctwo "select count(*) from public.users where name = 'new' and firebase_uid is not null")" \
+    "the uids the new version wrote are kept"

@@ -39,8 +39,8 @@ append_reverse(StrBuf *sb, const Run *run, const Names *n)
 	const char *u = n->q_uid;
 
 	sb_printf(sb,
-			  "  IF CASE WHEN TG_OP = 'INSERT' THEN NEW.%s IS NOT NULL AND NEW.%s IS NULL "
-			  "ELSE NEW.%s IS DISTINCT FROM OLD.%s AND NEW.%s IS NOT DISTINCT FROM OLD.%s END THEN\n",
+			  "  IF (CASE WHEN TG_OP = 'INSERT' THEN NEW.%s IS NOT NULL AND NEW.%s IS NULL "
+			  "ELSE NEW.%s IS DISTINCT FROM OLD.%s AND NEW.%s IS NOT DISTINCT FROM OLD.%s END) THEN\n",
 			  u, m, u, u, m, m);
 	sb_printf(sb,
 			  "    IF NEW.%s IS NOT NULL AND coalesce(pg_catalog.current_setting('phasemig.session', "
