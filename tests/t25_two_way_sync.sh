@@ -23,11 +23,12 @@ writer() {
 # empty: OLD_ARGS is the new writer, alone); each must
 # have run transactions and failed none (pgbench stops a client at its first failed statement)
 both_write() {
-    local label=$1 db=$2 old=$3 new=$4 pid_old pid_new rc_old rc_new
+    local label=$1 db=$2 old=$3 new=$4 pid_old pid_new rc_old rc_new who
     writer "$TEST_TMP/old.out" "$db" $old & pid_old=$!
     if [ -n "$new" ]; then writer "$TEST_TMP/new.out" "$db" $new & pid_new=$!; fi
     wait "$pid_old"; rc_old=$?
-    check_writer "$label: ${new:+old }${new:-new }writer" "$rc_old" "$TEST_TMP/old.out"
+    if [ -n "$new" ]; then who="old writer"; else who="new writer, alone"; fi
+    check_writer "$label: $who" "$rc_old" "$TEST_TMP/old.out"
     if [ -n "$new" ]; then
         wait "$pid_new"; rc_new=$?
         check_writer "$label: new writer" "$rc_new" "$TEST_TMP/new.out"
@@ -142,6 +143,7 @@ assert_exit 0 "phase1 rollback" -- u 1 rollback
 assert_eq "$start" "$(db_state two)" "the writers' rows gone, every rollback done: schema and rows as at the start"
 assert_eq "0" "$(q two "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'migration_backup' and p.proname like 'string-to-uuid:%'")" \
     "no trigger function left"
+assert_eq "0" "$(q two "select count(*) from migration_backup.phasemig_objects")" "nothing left registered (the legacy key's default record went with the swap back)"
 
 test_case "string-to-uuid: one side written, the other follows; both written and disagreeing: an error"
 gen_app one 20 t25 "$DATA/one"

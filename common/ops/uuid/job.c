@@ -250,7 +250,8 @@ typedef struct Sides
 static Sides
 target_sides(const UuidTarget *t, bool swapped)
 {
-	return (Sides){.text = swapped ? t->q_legacy : t->q_col, .uuid = swapped ? t->q_col : t->q_shadow, .real = t->column};
+	return (Sides){
+		.text = swapped ? t->q_legacy : t->q_col, .uuid = swapped ? t->q_col : t->q_shadow, .real = t->column};
 }
 
 /*
@@ -351,8 +352,9 @@ trigger_body(const UuidJob *job, int i, bool swapped)
 			  "ELSE t_in := NEW.%s IS DISTINCT FROM OLD.%s; u_in := NEW.%s IS DISTINCT FROM OLD.%s; END IF; ",
 			  s.text, s.uuid, s.text, s.text, s.uuid, s.uuid);
 	/* phasemig's own writes: one way, as before */
-	sb_printf(&sb, "IF pg_catalog.current_setting('phasemig.session', true) = 'on' THEN "
-				   "IF TG_OP = 'INSERT' OR %s THEN NEW.%s := %s; END IF; RETURN NEW; END IF; ",
+	sb_printf(&sb,
+			  "IF pg_catalog.current_setting('phasemig.session', true) = 'on' THEN "
+			  "IF TG_OP = 'INSERT' OR %s THEN NEW.%s := %s; END IF; RETURN NEW; END IF; ",
 			  swapped ? "u_in" : "t_in", follower, swapped ? to_text.data : to_uuid.data);
 	sb_printf(&sb, "IF t_in THEN v := %s; END IF; ", to_uuid.data);
 	/* both given */
@@ -364,8 +366,9 @@ trigger_body(const UuidJob *job, int i, bool swapped)
 		sb_append(&sb, "u_in := false; ");
 	else
 		sb_append(&sb, "t_in := false; ");
-	sb_append(&sb, "ELSE RAISE EXCEPTION USING ERRCODE = '23514', MESSAGE = format("
-				   "'phasemig: %s is written as %L and as uuid %L, which disagree', ");
+	sb_append(&sb,
+			  "ELSE RAISE EXCEPTION USING ERRCODE = '23514', MESSAGE = format("
+			  "'phasemig: %s is written as %L and as uuid %L, which disagree', ");
 	sb_printf(&sb, "%s, NEW.%s, NEW.%s), ", where_lit, s.text, s.uuid);
 	sb_append(&sb, "HINT = 'write one side only (the other follows), or both the same key'; END IF; END IF; ");
 	/* the text given (alone, or winning): the uuid from it */
@@ -373,8 +376,9 @@ trigger_body(const UuidJob *job, int i, bool swapped)
 	if (swapped)
 	{
 		sb_printf(&sb, "IF v IS NULL AND NEW.%s IS NOT NULL THEN ", s.text);
-		sb_append(&sb, "RAISE EXCEPTION USING ERRCODE = '22P02', MESSAGE = format("
-					   "'phasemig: %s is now a uuid, and %L stands for none', ");
+		sb_append(&sb,
+				  "RAISE EXCEPTION USING ERRCODE = '22P02', MESSAGE = format("
+				  "'phasemig: %s is now a uuid, and %L stands for none', ");
 		sb_printf(&sb, "%s, NEW.%s), ", where_lit, s.text);
 		sb_append(&sb, "HINT = 'after the swap only uuid text, or a key phase2 regenerated, can be written'; END IF; ");
 	}

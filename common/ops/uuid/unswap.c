@@ -71,7 +71,8 @@ add_column_swap_back(UuidStmts *st, const UuidJob *job, const UuidTarget *t)
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_col, t->q_shadow));
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_legacy, t->q_col));
 	if (text_default)
-		uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col, text_default));
+		uuid_stmts_add(st,
+					   str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col, text_default));
 	if (text)
 		uuid_stmts_add(st, registry_remove_sql(p, kinds, t->regname));
 	json_decref(detail);
