@@ -362,10 +362,11 @@ trigger_body(const UuidJob *job, int i, bool swapped)
 	sb_append(&sb,
 			  "IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID ");
 	sb_printf(&sb, "AND a.attname = %s AND a.atthasdef) THEN ", real_lit);
+	/* before the swap the uuid wins (the text is the default's), after it the text */
 	if (swapped)
 		sb_append(&sb, "u_in := false; ");
 	else
-		sb_append(&sb, "t_in := false; ");
+		sb_printf(&sb, "NEW.%s := %s; RETURN NEW; ", s.text, to_text.data);
 	sb_append(&sb,
 			  "ELSE RAISE EXCEPTION USING ERRCODE = '23514', MESSAGE = format("
 			  "'phasemig: %s is written as %L and as uuid %L, which disagree', ");
@@ -383,9 +384,13 @@ trigger_body(const UuidJob *job, int i, bool swapped)
 		sb_append(&sb, "HINT = 'after the swap only uuid text, or a key phase2 regenerated, can be written'; END IF; ");
 	}
 	sb_printf(&sb, "NEW.%s := v; ", s.uuid);
-	/* the uuid given: the text from it, unless it stands for that uuid already */
+	/*
+	 * the uuid given: the text from it (an INSERT's text is NULL), unless
+	 * the text stands for that uuid already
+	 */
 	sb_append(&sb, "ELSIF u_in AND NOT t_in THEN ");
-	sb_printf(&sb, "IF NEW.%s IS DISTINCT FROM %s THEN NEW.%s := %s; END IF; ", s.uuid, to_uuid.data, s.text,
+	sb_printf(&sb, "IF TG_OP = 'INSERT' THEN NEW.%s := %s; ", s.text, to_text.data);
+	sb_printf(&sb, "ELSIF NEW.%s IS DISTINCT FROM %s THEN NEW.%s := %s; END IF; ", s.uuid, to_uuid.data, s.text,
 			  to_text.data);
 	/* neither: the follower from the real column, where they disagree */
 	sb_append(&sb, "ELSIF NOT t_in AND NOT u_in THEN ");
