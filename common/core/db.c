@@ -77,6 +77,12 @@ static const char *const session_settings[] = {
 	 * buffers (allocated as used, settable only before a temporary table is).
 	 */
 	"SET temp_buffers = '256MB'",
+	/*
+	 * The mark of phasemig's own sessions: the two-way sync triggers keep to
+	 * one way for them, so a rollback that empties a new column never
+	 * empties the application's original through the trigger.
+	 */
+	"SET phasemig.session = on",
 };
 
 /*

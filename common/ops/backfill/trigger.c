@@ -1,12 +1,22 @@
 /*
- * trigger.c: phase1's sync trigger.  For a row the application inserts, or
- * whose Clerk id or email it changes, with no uid yet, the trigger fills
- * each column the application left NULL from the plan's source table (the
- * mapping), saving original and written value in the backup table first.
- * Any failure leaves the row as the application wrote it, with a WARNING.
- * The match rules are the batches' (fill.c's lookups): the Clerk id, else,
- * when the mapping has no such id at all, the email of a user without one;
- * a match to several users fills nothing.
+ * trigger.c: phase1's sync trigger, two-way.  For a row the application
+ * inserts, or whose Clerk id or email it changes, with no uid yet, the
+ * trigger fills each column the application left NULL from the plan's source
+ * table (the mapping), saving original and written value in the backup table
+ * first.  Any failure leaves the row as the application wrote it, with a
+ * WARNING.  The match rules are the batches' (fill.c's lookups): the Clerk
+ * id, else, when the mapping has no such id at all, the email of a user
+ * without one; a match to several users fills nothing.
+ *
+ * The other way, for a version of the application that knows Firebase only:
+ * a row inserted with a uid and no Clerk id, or whose uid an UPDATE changes
+ * and not its Clerk id, gets the Clerk id the mapping gives that uid (one,
+ * not held by another row); a uid the mapping does not know leaves the
+ * Clerk id as it is (NULL on an INSERT).  Both written: the row keeps what
+ * was written, even where the mapping says otherwise (a user may exist in
+ * Firebase only, or have moved).  An UPDATE that changes the uid and neither
+ * the Clerk id nor the email fills nothing else: that is also how phasemig's
+ * own restores write, and they never get a value back from the trigger.
  */
 #include <stdlib.h>
 
@@ -16,6 +26,42 @@
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/mapping.h"
 
+/*
+ * The uid written without the Clerk id: the Clerk id from the mapping's
+ * reverse (by the application's sessions only, never phasemig's); an UPDATE
+ * of the uid alone ends there.
+ */
+static void
+append_reverse(StrBuf *sb, const Run *run, const Names *n)
+{
+	const Plan *p = run->plan;
+	const char *m = n->q_match;
+	const char *u = n->q_uid;
+
+	sb_printf(sb,
+			  "  IF (CASE WHEN TG_OP = 'INSERT' THEN NEW.%s IS NOT NULL AND NEW.%s IS NULL "
+			  "ELSE NEW.%s IS DISTINCT FROM OLD.%s AND NEW.%s IS NOT DISTINCT FROM OLD.%s END) THEN\n",
+			  u, m, u, u, m, m);
+	sb_printf(sb,
+			  "    IF NEW.%s IS NOT NULL AND coalesce(pg_catalog.current_setting('phasemig.session', "
+			  "true), '') <> 'on' THEN\n",
+			  u);
+	sb_printf(sb, "      SELECT count(DISTINCT x.clerk_user_id), min(x.clerk_user_id) INTO n, cid FROM %s x\n",
+			  n->source);
+	sb_printf(sb, "       WHERE x.firebase_uid = NEW.%s::text AND x.clerk_user_id IS NOT NULL;\n", u);
+	sb_printf(sb, "      IF n = 1 AND cid IS DISTINCT FROM NEW.%s::text AND NOT EXISTS ", m);
+	sb_printf(sb, "(SELECT 1 FROM %s x WHERE x.%s = cid) THEN\n", p->q_table, m);
+	sb_printf(sb, "        NEW.%s := cid;\n", m);
+	sb_append(sb, "      END IF;\n");
+	sb_append(sb, "    END IF;\n");
+	if (n->q_email)
+		sb_printf(sb, "    IF TG_OP = 'UPDATE' AND NEW.%s IS NOT DISTINCT FROM OLD.%s THEN RETURN NEW; END IF;\n",
+				  n->q_email, n->q_email);
+	else
+		sb_append(sb, "    IF TG_OP = 'UPDATE' THEN RETURN NEW; END IF;\n");
+	sb_append(sb, "  END IF;\n");
+}
+
 /* The function's start: leave alone rows with a uid, find the one user (uid) the row matches. */
 static void
 append_match(StrBuf *sb, const Run *run, const Names *n)
@@ -23,8 +69,9 @@ append_match(StrBuf *sb, const Run *run, const Names *n)
 	const Plan *p = run->plan;
 
 	sb_printf(sb, "CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$\n", n->sync_fn);
-	sb_append(sb, "DECLARE s record; r record; uid text; n bigint; touched boolean := false;\n");
+	sb_append(sb, "DECLARE s record; r record; uid text; n bigint; touched boolean := false; cid text;\n");
 	sb_append(sb, "BEGIN\n");
+	append_reverse(sb, run, n);
 	sb_printf(sb, "  IF NEW.%s IS NOT NULL THEN RETURN NEW; END IF;\n", n->q_uid);
 
 	/*
@@ -93,7 +140,7 @@ bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
 	append_match(&fn, run, n);
 	append_fill(&fn, run, op, n);
 	sb_init(&create);
-	sb_printf(&create, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF %s", n->trigger, n->q_match);
+	sb_printf(&create, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF %s, %s", n->trigger, n->q_match, n->q_uid);
 	if (n->q_email)
 		sb_printf(&create, ", %s", n->q_email);
 	sb_printf(&create, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", p->q_table, n->sync_fn);

@@ -304,9 +304,9 @@ uuid_discard_regenerated(UuidJob *job)
  * phase2 rollback, 2: the rows already there, in resumable batches, the key
  * first: each shadow back to NULL, as phase1 left the rows the application
  * has not written since (the table's checksum is phase1's again).  The
- * forward triggers fire on writes of the original column only, so they do
- * not fill what the batches empty; a row the application writes gets its
- * shadow from them again, and phase2 apply fills the others.
+ * triggers keep to one way for phasemig's sessions (job.c), so they neither
+ * fill what the batches empty nor empty the original; a row the application
+ * writes gets its shadow from them again, and phase2 apply fills the others.
  */
 int
 uuid_reset_shadows(UuidJob *job)

@@ -235,43 +235,174 @@ uuid_recorded_detail(const UuidJob *job, const char *kind)
 /* ---------- triggers ---------- */
 
 /*
- * The assignment of target i's trigger: forward, the shadow from the
- * original; reverse, the legacy column from the new one.
+ * The two sides of target i as its trigger sees them: before the swap the
+ * original text column and its uuid shadow, after it the legacy text column
+ * and the uuid column under the original name.  The column the application
+ * reads by its old name (the real one) is the text before the swap, the
+ * uuid after it.
+ */
+typedef struct Sides
+{
+	const char *text; /* quoted */
+	const char *uuid; /* quoted */
+	const char *real; /* unquoted name of the real column: the original name */
+} Sides;
+
+static Sides
+target_sides(const UuidTarget *t, bool swapped)
+{
+	return (Sides){
+		.text = swapped ? t->q_legacy : t->q_col, .uuid = swapped ? t->q_col : t->q_shadow, .real = t->column};
+}
+
+/*
+ * Text to uuid, of NEW's text side: the key, a regenerated uuid, else the
+ * text as uuid, else NULL; a child, its parent's uuid (found by the parent's
+ * text), else the same as the key.
+ */
+static void
+append_to_uuid(StrBuf *sb, const UuidJob *job, int i, bool swapped)
+{
+	const Sides s = target_sides(&job->t[i], swapped);
+	const Sides k = target_sides(&job->t[0], swapped);
+
+	if (i == 0)
+	{
+		sb_append(sb, "coalesce(");
+		uuid_append_choices(sb, job, "NEW", s.text);
+		sb_append(sb, ")");
+		return;
+	}
+	sb_printf(sb, "CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce(", s.text);
+	sb_printf(sb, "(SELECT p.%s FROM %s p WHERE p.%s = NEW.%s), ", k.uuid, job->t[0].table, k.text, s.text);
+	uuid_append_choices(sb, job, "NEW", s.text);
+	sb_append(sb, ") END");
+}
+
+/*
+ * Uuid to text, of NEW's uuid side: the key, the text the map regenerated
+ * it for, else its canonical text; a child, its parent's text exactly (so
+ * the text foreign key holds), else the same as the key.  Before the swap the
+ * parent is looked up by its text first (the primary key's index): its
+ * regenerated text, its canonical text, and only then by its uuid shadow,
+ * which has no index until phase3 builds the mirrors (a parent whose text is
+ * uuid text in another spelling, or no parent at all).
+ */
+static void
+append_to_text(StrBuf *sb, const UuidJob *job, int i, bool swapped)
+{
+	const Sides s = target_sides(&job->t[i], swapped);
+	const Sides k = target_sides(&job->t[0], swapped);
+	const char *table = job->t[0].table;
+
+	sb_printf(sb, "CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce(", s.uuid);
+	if (i > 0 && swapped)
+		sb_printf(sb, "(SELECT p.%s FROM %s p WHERE p.%s = NEW.%s), ", k.text, table, k.uuid, s.uuid);
+	else if (i > 0)
+		sb_printf(sb,
+				  "(SELECT p.%s FROM %s p WHERE p.%s = coalesce((SELECT m.old FROM %s m WHERE m.new = NEW.%s), "
+				  "NEW.%s::text)), (SELECT p.%s FROM %s p WHERE p.%s = NEW.%s LIMIT 1), ",
+				  k.text, table, k.text, job->map, s.uuid, s.uuid, k.text, table, k.uuid, s.uuid);
+	sb_printf(sb, "(SELECT m.old FROM %s m WHERE m.new = NEW.%s), NEW.%s::text) END", job->map, s.uuid, s.uuid);
+}
+
+/*
+ * The body of target i's trigger function, BEFORE ROW on INSERT and on
+ * UPDATE of either side, so a row written with one side only gets the
+ * other before the NOT NULL checks.  A side is "given" when an INSERT sets
+ * it, or an UPDATE changes it:
+ *   - the text only: the uuid from it;
+ *   - the uuid only: the text from it, unless the text already stands for
+ *     that uuid (a non-canonical or regenerated key keeps its text);
+ *   - both, and they disagree: an error (SQLSTATE 23514), except on an
+ *     INSERT where the real column has a default (it may be the default's
+ *     value): the other side wins;
+ *   - neither (an UPDATE that sets a side to its value): the side that is
+ *     not real follows the real one, as the one-way trigger did.
+ * After the swap, a text that stands for no uuid cannot be written
+ * (SQLSTATE 22P02).  phasemig's own sessions (phasemig.session = on: the
+ * fill, the resets and restores of the rollbacks) get the one-way trigger
+ * of old: the side that is not real follows the real one when that changes,
+ * and nothing else, so emptying a shadow never empties its original.
  */
 static char *
-trigger_body(const UuidJob *job, int i, bool reverse)
+trigger_body(const UuidJob *job, int i, bool swapped)
 {
 	const UuidTarget *t = &job->t[i];
-	const UuidTarget *key = &job->t[0];
-	StrBuf sb;
+	const Sides s = target_sides(t, swapped);
+	/* the side that is not real, following the real one */
+	const char *follower = swapped ? s.text : s.uuid;
+	StrBuf sb, to_uuid, to_text;
+	char *real_lit = sql_literal(s.real);
+	char *col_lit = str_printf("%s.%s", t->table, t->q_col);
+	char *where_lit = sql_literal(col_lit);
 
+	/* in parentheses: PL/pgSQL ends an IF's condition at the first THEN outside them */
+	sb_init(&to_uuid);
+	sb_append(&to_uuid, "(");
+	append_to_uuid(&to_uuid, job, i, swapped);
+	sb_append(&to_uuid, ")");
+	sb_init(&to_text);
+	sb_append(&to_text, "(");
+	append_to_text(&to_text, job, i, swapped);
+	sb_append(&to_text, ")");
 	sb_init(&sb);
-	sb_printf(&sb, "NEW.%s := ", reverse ? t->q_legacy : t->q_shadow);
-	if (i == 0 && !reverse)
-	{
-		/* the key: a regenerated uuid, else the text as uuid, else NULL (never fail the write) */
-		sb_append(&sb, "coalesce(");
-		uuid_append_choices(&sb, job, "NEW", t->q_col);
-		sb_append(&sb, ")");
-	}
-	else if (i == 0)
-		sb_printf(&sb, "NEW.%s::text", t->q_col);
+	sb_append(&sb, "DECLARE t_in boolean; u_in boolean; v uuid; BEGIN ");
+	sb_printf(&sb,
+			  "IF TG_OP = 'INSERT' THEN t_in := NEW.%s IS NOT NULL; u_in := NEW.%s IS NOT NULL; "
+			  "ELSE t_in := NEW.%s IS DISTINCT FROM OLD.%s; u_in := NEW.%s IS DISTINCT FROM OLD.%s; END IF; ",
+			  s.text, s.uuid, s.text, s.text, s.uuid, s.uuid);
+	/* phasemig's own writes: one way, as before */
+	sb_printf(&sb,
+			  "IF pg_catalog.current_setting('phasemig.session', true) = 'on' THEN "
+			  "IF TG_OP = 'INSERT' OR %s THEN NEW.%s := %s; END IF; RETURN NEW; END IF; ",
+			  swapped ? "u_in" : "t_in", follower, swapped ? to_text.data : to_uuid.data);
+	sb_printf(&sb, "IF t_in THEN v := %s; END IF; ", to_uuid.data);
+	/* both given */
+	sb_printf(&sb, "IF t_in AND u_in AND NEW.%s IS DISTINCT FROM v THEN ", s.uuid);
+	sb_append(&sb,
+			  "IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID ");
+	sb_printf(&sb, "AND a.attname = %s AND a.atthasdef) THEN ", real_lit);
+	/* before the swap the uuid wins (the text is the default's), after it the text */
+	if (swapped)
+		sb_append(&sb, "u_in := false; ");
 	else
+		sb_printf(&sb, "NEW.%s := %s; RETURN NEW; ", s.text, to_text.data);
+	sb_append(&sb,
+			  "ELSE RAISE EXCEPTION USING ERRCODE = '23514', MESSAGE = format("
+			  "'phasemig: %s is written as %L and as uuid %L, which disagree', ");
+	sb_printf(&sb, "%s, NEW.%s, NEW.%s), ", where_lit, s.text, s.uuid);
+	sb_append(&sb, "HINT = 'write one side only (the other follows), or both the same key'; END IF; END IF; ");
+	/* the text given (alone, or winning): the uuid from it */
+	sb_append(&sb, "IF t_in AND NOT u_in THEN ");
+	if (swapped)
 	{
-		/*
-		 * a child: whatever its parent's shadow is; reverse, its parent's
-		 * legacy value exactly, so the varchar foreign key holds on rollback
-		 */
-		sb_printf(&sb, "CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce(", t->q_col);
-		uuid_append_parent(&sb, job, reverse ? key->q_legacy : key->q_shadow, "NEW", t->q_col);
-		sb_append(&sb, ", ");
-		if (reverse)
-			sb_printf(&sb, "NEW.%s::text", t->q_col);
-		else
-			uuid_append_choices(&sb, job, "NEW", t->q_col);
-		sb_append(&sb, ") END");
+		sb_printf(&sb, "IF v IS NULL AND NEW.%s IS NOT NULL THEN ", s.text);
+		sb_append(&sb,
+				  "RAISE EXCEPTION USING ERRCODE = '22P02', MESSAGE = format("
+				  "'phasemig: %s is now a uuid, and %L stands for none', ");
+		sb_printf(&sb, "%s, NEW.%s), ", where_lit, s.text);
+		sb_append(&sb, "HINT = 'after the swap only uuid text, or a key phase2 regenerated, can be written'; END IF; ");
 	}
-	sb_append(&sb, ";");
+	sb_printf(&sb, "NEW.%s := v; ", s.uuid);
+	/*
+	 * the uuid given: the text from it (an INSERT's text is NULL), unless
+	 * the text stands for that uuid already
+	 */
+	sb_append(&sb, "ELSIF u_in AND NOT t_in THEN ");
+	sb_printf(&sb, "IF TG_OP = 'INSERT' THEN NEW.%s := %s; ", s.text, to_text.data);
+	sb_printf(&sb, "ELSIF NEW.%s IS DISTINCT FROM %s THEN NEW.%s := %s; END IF; ", s.uuid, to_uuid.data, s.text,
+			  to_text.data);
+	/* neither: the follower from the real column, where they disagree */
+	sb_append(&sb, "ELSIF NOT t_in AND NOT u_in THEN ");
+	if (swapped)
+		sb_printf(&sb, "IF NEW.%s IS DISTINCT FROM %s THEN NEW.%s := %s; END IF; ", s.uuid, to_uuid.data, s.text,
+				  to_text.data);
+	else
+		sb_printf(&sb, "NEW.%s := %s; ", s.uuid, to_uuid.data);
+	sb_append(&sb, "END IF; RETURN NEW; END");
+	sb_free(&to_uuid), sb_free(&to_text);
+	free(real_lit), free(col_lit), free(where_lit);
 	return sb_steal(&sb);
 }
 
@@ -279,15 +410,14 @@ void
 uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger)
 {
 	const UuidTarget *t = &job->t[i];
+	const Sides s = target_sides(t, reverse);
 	const char *name = t->fn[reverse];
 	char *body = trigger_body(job, i, reverse);
 
-	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ BEGIN %s RETURN NEW; "
-					 "END $fn$",
-					 name, body);
-	*trigger = str_printf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s ON %s "
+	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ %s $fn$", name, body);
+	*trigger = str_printf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s, %s ON %s "
 						  "FOR EACH ROW EXECUTE FUNCTION %s()",
-						  t->trigger[reverse], t->q_col, t->table, name);
+						  t->trigger[reverse], s.text, s.uuid, t->table, name);
 	free(body);
 }
 

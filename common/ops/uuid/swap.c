@@ -159,7 +159,13 @@ uuid_add_swap_rebuild(UuidStmts *st, const UuidJob *job, json_t *views, bool for
 	uuid_add_view_creates(st, views);
 }
 
-/* Target T's original renamed legacy and its shadow to its name, with the default as uuid. */
+/*
+ * Target T's original renamed legacy and its shadow to its name, with the
+ * default as uuid.  The legacy column loses its default until the swap back
+ * (recorded as uuid_legacy_default): a row inserted with one side only must
+ * leave the other NULL for the two-way trigger to fill (job.c), and only the
+ * real column may hold a default's value.
+ */
 static void
 add_column_swap(UuidStmts *st, Run *run, const UuidTarget *t)
 {
@@ -170,9 +176,14 @@ add_column_swap(UuidStmts *st, Run *run, const UuidTarget *t)
 	if (text_default)
 	{
 		char *converted = uuid_default(text_default);
+		json_t *detail = json_pack("{s:s}", "default", text_default);
+		char *text = json_dumps(detail, JSON_COMPACT);
 
 		uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col, converted));
-		free(converted);
+		uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", t->table, t->q_legacy));
+		uuid_stmts_add(st, registry_add_detail_sql(run->plan, 3, "uuid_legacy_default", t->regname, text));
+		free(converted), free(text);
+		json_decref(detail);
 	}
 	free(text_default);
 }

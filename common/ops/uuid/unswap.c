@@ -52,14 +52,31 @@ uuid_build_legacy_key(UuidJob *job)
 	return ops_build_index_on(job->run, k->table, job->pk.legacy, k->q_legacy, true);
 }
 
-/* Target T's uuid column back to the shadow, without its default and NOT NULL, and its legacy column to its name. */
+/*
+ * Target T's uuid column back to the shadow, without its default and NOT
+ * NULL, and its legacy column to its name, with the default the swap took
+ * from it (uuid_legacy_default).
+ */
 static void
-add_column_swap_back(UuidStmts *st, const UuidTarget *t)
+add_column_swap_back(UuidStmts *st, const UuidJob *job, const UuidTarget *t)
 {
+	static const char *const kinds[] = {"uuid_legacy_default", NULL};
+	const Plan *p = job->run->plan;
+	char *text = registry_detail(job->run->conn, p, "uuid_legacy_default", t->regname);
+	json_t *detail = text ? json_loads(text, 0, NULL) : NULL;
+	const char *text_default = json_string_value(json_object_get(detail, "default"));
+
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", t->table, t->q_col));
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL", t->table, t->q_col));
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_col, t->q_shadow));
 	uuid_stmts_add(st, str_printf("ALTER TABLE %s RENAME COLUMN %s TO %s", t->table, t->q_legacy, t->q_col));
+	if (text_default)
+		uuid_stmts_add(st,
+					   str_printf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", t->table, t->q_col, text_default));
+	if (text)
+		uuid_stmts_add(st, registry_remove_sql(p, kinds, t->regname));
+	json_decref(detail);
+	free(text);
 }
 
 /* Swapped: the swap backwards, in one transaction; saved views are recreated as they were. */
@@ -75,7 +92,7 @@ uuid_swap_back(UuidJob *job)
 	views = uuid_recorded_detail(job, "uuid_views");
 	uuid_add_swap_teardown(&st, job, views, false);
 	for (int i = 0; i < job->n; i++)
-		add_column_swap_back(&st, &job->t[i]);
+		add_column_swap_back(&st, job, &job->t[i]);
 	uuid_add_swap_rebuild(&st, job, views, false);
 	uuid_stmts_add(&st,
 				   registry_remove_sql(job->run->plan, (const char *const[]){"uuid_swapped", "uuid_views", NULL},

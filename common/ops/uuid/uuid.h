@@ -51,7 +51,7 @@ typedef struct UuidTarget
 	bool fk_added;      /* an also_convert column's: the swap adds it, the swap back drops it */
 	bool not_null;
 	char *regname;    /* registry name: "<table>.<column>" */
-	char *fn[2];      /* trigger functions, [0] forward (shadow from original), [1] reverse */
+	char *fn[2];      /* two-way trigger functions, [0] before the swap ("forward"), [1] after it ("reverse") */
 	char *trigger[2]; /* their triggers, quoted */
 } UuidTarget;
 
@@ -125,7 +125,10 @@ bool uuid_is_registered(const UuidJob *job, const char *kind);
 void uuid_record(Run *run, int phase, const char *kind, const char *name, json_t *detail);
 /* The detail of record KIND of the job's column, parsed, or NULL. */
 json_t *uuid_recorded_detail(const UuidJob *job, const char *kind);
-/* CREATE FUNCTION + CREATE TRIGGER statements for the forward or reverse trigger of target i (malloc'd). */
+/*
+ * CREATE FUNCTION + CREATE TRIGGER statements for target i's two-way trigger
+ * before the swap (forward) or after it (reverse) (malloc'd).
+ */
 void uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger);
 /* Statement that drops the forward or reverse trigger of target i (malloc'd). */
 char *uuid_drop_trigger_sql(const UuidJob *job, int i, bool reverse);
