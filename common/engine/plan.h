@@ -36,6 +36,7 @@ typedef struct Op
 	int n_set;
 	const char *uid_column; /* backfill: the column set from localId */
 	bool recreate_views;    /* convert_to_uuid: views on the columns are recreated around the swap */
+	char *schemas[2];       /* versioned_views: the before and after schemas' names */
 } Op;
 
 /* One of the plan's "trusted_triggers": a trigger of another role's function, reviewed and allowed. */
