@@ -200,12 +200,64 @@ attnum_of(const PGresult *res, const char *name)
 	return -1;
 }
 
+/* The default of column NAME in RES (the table's columns), or NULL. */
+static const char *
+default_of(const PGresult *res, const char *name)
+{
+	for (int r = 0; r < PQntuples(res); r++)
+		if (strcmp(db_field(res, r, "attname"), name) == 0)
+			return db_field(res, r, "default_sql");
+	return NULL;
+}
+
+static bool
+view_has(const VersionsView *v, const char *name)
+{
+	for (int i = 0; i < v->n; i++)
+		if (strcmp(v->c[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 /*
- * VERSION's view of table TBL ({table, relname, oid}) as its columns are now:
- * a converted column shows its shadow under its name in the after view
- * before the swap, its legacy column under its name in the before view after
- * it; the plan's added columns are not in the before view, its dropped ones
- * not in the after view.  ORDER (the recorded names, or NULL) places them.
+ * Target T's column in VERSION's view: its text before the swap and its
+ * legacy column after it in the before view, its shadow before the swap and
+ * itself after it in the after view.  The names come from the job, not from
+ * the catalog, so that a dry run (whose earlier steps changed nothing) says
+ * what the real run does; a legacy column finalize dropped has the default
+ * its record kept.
+ */
+static void
+add_target(const UuidJob *job, int i, const PGresult *res, int version, long attnum, VersionsView *v)
+{
+	const UuidTarget *t = &job->t[i];
+	long legacy_at = attnum_of(res, t->legacy);
+	long sort = job->swapped && legacy_at > 0 ? legacy_at : attnum;
+
+	if (version == VERSIONS_AFTER)
+		add_column(v, t->column, job->swapped ? t->column : t->shadow,
+				   job->swapped ? default_of(res, t->column) : NULL, sort);
+	else if (!job->swapped)
+		add_column(v, t->column, t->column, default_of(res, t->column), sort);
+	else if (legacy_at > 0)
+		add_column(v, t->column, t->legacy, default_of(res, t->legacy), sort);
+	else
+	{
+		json_t *cols = uuid_recorded_detail(job, "uuid_finalized");
+		json_t *def = json_object_get(json_array_get(cols, (size_t) i), "default");
+
+		add_column(v, t->column, t->legacy, json_string_value(def), sort);
+		json_decref(cols);
+	}
+}
+
+/*
+ * VERSION's view of table TBL ({table, relname, oid, plan_table}): a
+ * converted column as add_target() says, the plan's added columns not in the
+ * before view and its dropped ones not in the after view, the rest as they
+ * are.  ORDER (the names recorded when the schema was first created, or
+ * NULL) places them; a recorded name the catalog lacks yet (a dry run's
+ * restore, which restores nothing) is shown as the column of that name.
  */
 static void
 build_view(Run *run, const UuidJob *job, json_t *tbl, int version, json_t *order, VersionsView *v)
@@ -221,60 +273,59 @@ build_view(Run *run, const UuidJob *job, json_t *tbl, int version, json_t *order
 	bool plan_table = json_is_true(json_object_get(tbl, "plan_table"));
 	json_t *hidden = plan_table ? plan_columns(run->plan, version == VERSIONS_BEFORE ? PLAN_ADDS : PLAN_DROPS)
 								: json_array();
+	json_t *names = json_object_get(order, json_string_value(json_object_get(tbl, "relname")));
+	bool *on_table = xcalloc((size_t) (job ? job->n : 0) + 1, sizeof *on_table);
+	size_t k;
+	json_t *e;
 
 	memset(v, 0, sizeof *v);
 	v->table = xstrdup(json_string_value(json_object_get(tbl, "table")));
 	v->relname = xstrdup(json_string_value(json_object_get(tbl, "relname")));
+	for (int i = 0; job && i < job->n; i++)
+		on_table[i] = target_on(run, &job->t[i], oid);
 	for (int r = 0; r < PQntuples(res); r++)
 	{
 		const char *col = db_field(res, r, "attname");
-		const char *name = col;
-		long sort = atol(db_field(res, r, "attnum"));
-		bool shown = !json_has(hidden, col);
+		long attnum = atol(db_field(res, r, "attnum"));
+		bool mine = false;
 
-		for (int i = 0; job && i < job->n && shown; i++)
+		for (int i = 0; job && i < job->n && !mine; i++)
 		{
 			const UuidTarget *t = &job->t[i];
 
-			if (!target_on(run, t, oid))
+			if (!on_table[i])
 				continue;
-			if (strcmp(col, t->shadow) == 0)
-			{
-				/* before the swap: the after view's column */
-				shown = version == VERSIONS_AFTER;
-				name = t->column;
-				sort = attnum_of(res, t->column);
-			}
-			else if (strcmp(col, t->legacy) == 0)
-			{
-				/* after the swap: the before view's column */
-				shown = version == VERSIONS_BEFORE;
-				name = t->column;
-			}
+			if (strcmp(col, t->shadow) == 0 || strcmp(col, t->legacy) == 0)
+				mine = true;
 			else if (strcmp(col, t->column) == 0)
 			{
-				/* text before the swap, uuid after it */
-				shown = (version == VERSIONS_BEFORE) != job->swapped;
-				if (job->swapped && attnum_of(res, t->legacy) > 0)
-					sort = attnum_of(res, t->legacy);
+				add_target(job, i, res, version, attnum, v);
+				mine = true;
 			}
 		}
-		if (!shown)
-			continue;
-		{
-			json_t *names = json_object_get(order, v->relname);
-			size_t k;
-			json_t *e;
+		if (!mine && !json_has(hidden, col))
+			add_column(v, col, col, db_field(res, r, "default_sql"), attnum);
+	}
+	/* what a dry run's earlier steps would have added: the plan's new columns, a restored column */
+	if (plan_table && version == VERSIONS_AFTER)
+	{
+		json_t *added = plan_columns(run->plan, PLAN_ADDS);
 
-			json_array_foreach(names, k, e) if (strcmp(json_string_value(e), name) == 0)
-			{
-				sort = (long) k - 100000;
-				break;
-			}
-		}
-		add_column(v, name, col, db_field(res, r, "default_sql"), sort);
+		json_array_foreach(added, k, e) if (!view_has(v, json_string_value(e)))
+			add_column(v, json_string_value(e), json_string_value(e), NULL, 1000000 + (long) k);
+		json_decref(added);
+	}
+	json_array_foreach(names, k, e) if (!view_has(v, json_string_value(e)))
+		add_column(v, json_string_value(e), json_string_value(e), NULL, 0);
+	/* the recorded order first, then the others by their place in the table */
+	for (int i = 0; i < v->n; i++)
+		json_array_foreach(names, k, e) if (strcmp(json_string_value(e), v->c[i].name) == 0)
+	{
+		v->c[i].sort = (long) k - 100000;
+		break;
 	}
 	qsort(v->c, (size_t) v->n, sizeof *v->c, by_sort);
+	free(on_table);
 	json_decref(hidden);
 	PQclear(res);
 }
@@ -295,7 +346,10 @@ free_view(VersionsView *v)
 
 /* ---------- statements ---------- */
 
-/* CREATE OR REPLACE VIEW, its defaults and the table's grants, appended to SB. */
+/*
+ * CREATE OR REPLACE VIEW, its defaults and the table's grants, appended to
+ * SB.  security_invoker from PostgreSQL 15 on (versions_create warns before).
+ */
 static void
 append_view(Run *run, StrBuf *sb, const char *qschema, const VersionsView *v)
 {
@@ -303,7 +357,8 @@ append_view(Run *run, StrBuf *sb, const char *qschema, const VersionsView *v)
 	const char *p[1] = {v->table};
 	PGresult *res;
 
-	sb_printf(sb, "CREATE OR REPLACE VIEW %s.%s WITH (security_invoker = true) AS SELECT ", qschema, qview);
+	sb_printf(sb, "CREATE OR REPLACE VIEW %s.%s%s AS SELECT ", qschema, qview,
+			  PQserverVersion(run->conn) >= 150000 ? " WITH (security_invoker = true)" : "");
 	for (int i = 0; i < v->n; i++)
 	{
 		char *qr = sql_ident(v->c[i].reads), *qn = sql_ident(v->c[i].name);
@@ -384,6 +439,10 @@ versions_create(Run *run, int version)
 	/* the first record stays: the order of the columns a rollback recreates them in */
 	reg = registry_add_detail_sql(run->plan, run->phase, VERSIONS_KIND, name, record_text);
 	sb_append(&sb, reg);
+	if (PQserverVersion(run->conn) < 150000)
+		log_warning("PostgreSQL before 15 has no security_invoker: the views of %s check the table's rights as "
+					"their owner; the grants copied on them decide who reads and writes through them",
+					qschema);
 	log_info("creating schema %s: %zu views of the tables as the application %s the migration knows them", qschema,
 			 json_array_size(tables), version_names[version]);
 	{
@@ -399,6 +458,9 @@ versions_create(Run *run, int version)
 	return rc;
 }
 
+/* The versions whose drop this run made (a dry run's drop drops nothing). */
+static bool dropped_by_this_run[2];
+
 char *
 versions_drop_sql(Run *run, int version)
 {
@@ -406,8 +468,9 @@ versions_drop_sql(Run *run, int version)
 	const char *p[1] = {name};
 	char *qschema, *views, *sql;
 
-	if (!schema_exists(run, name))
+	if (dropped_by_this_run[version] || !schema_exists(run, name))
 		return NULL;
+	dropped_by_this_run[version] = true;
 	qschema = sql_ident(name);
 	views = db_value(run->conn,
 					 "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' "

@@ -244,8 +244,8 @@ restore_legacy_indexes(UuidJob *job)
 /*
  * Finalize undone, when the job was finalized: 1. the legacy columns and the
  * reverse triggers, 2. their values, 3. defaults and NOT NULL, 4. indexes and
- * unique constraints, 5. the record of the finalize and the backup dropped,
- * 6. the before schema of views.
+ * unique constraints, 5. the before schema of views, 6. the record of the
+ * finalize and the backup dropped.
  */
 int
 uuid_unfinalize(UuidJob *job)
@@ -269,6 +269,9 @@ uuid_unfinalize(UuidJob *job)
 		rc = restore_legacy_constraints(job, cols);
 	if (rc == EXIT_DONE)
 		rc = restore_legacy_indexes(job);
+	/* 5. the before schema, whose views read the legacy columns (while the record of their defaults is there) */
+	if (rc == EXIT_DONE)
+		rc = versions_create(job->run, VERSIONS_BEFORE);
 	if (rc == EXIT_DONE)
 	{
 		UuidStmts st = {0};
@@ -278,9 +281,6 @@ uuid_unfinalize(UuidJob *job)
 		uuid_stmts_add(&st, str_printf("DROP TABLE IF EXISTS %s", job->legacy_backup));
 		rc = uuid_stmts_run(job->run, "forgetting the finalize", &st);
 	}
-	/* 6. the before schema, whose views read the legacy columns */
-	if (rc == EXIT_DONE)
-		rc = versions_create(job->run, VERSIONS_BEFORE);
 	json_decref(cols);
 	return rc;
 }
