@@ -105,6 +105,7 @@ assert_contains "$(q uv "select pg_get_viewdef('$UB.users'::regclass)" | tr -s '
 assert_contains "$(q uv "select pg_get_viewdef('$UA.users'::regclass)" | tr -s ' \n' ' ')" "SELECT users.id, users.clerk_user_id," "and the after view the uuid column"
 assert_eq "character varying(36)|uuid" "$(q uv "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$UB.users'::regclass and attname = 'id'")|$(q uv "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$UA.users'::regclass and attname = 'id'")" "result types unchanged"
 assert_eq "renamed" "$(as_app uv $UB "prepare p(text) as select name from users where id = \$1; execute p('$k')")" "the old version binds the key as text after the swap"
+assert_contains "$(q uv "set enable_seqscan = off; explain (costs off) select * from $UB.users where id = '$k'")" "Index Scan" "its lookup by text key has an index after the swap (the key's, built before it)"
 assert_exit 0 "phase3 rollback" -- u 3 uv rollback
 both
 sync_sessions 3

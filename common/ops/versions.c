@@ -57,9 +57,22 @@ char *
 versions_except_schemas(const Plan *plan)
 {
 	const Op *op = versions_op(plan);
-	json_t *a = json_array();
+	json_t *a = NULL;
 	char *text;
 
+	/* every plan's: another plan's views on a shared table read this plan's columns too */
+	if (mlog_state_exists(plan->conn))
+	{
+		char *all = registry_names_of_kind(plan->conn, VERSIONS_KIND);
+
+		a = json_loads(all, 0, NULL);
+		free(all);
+	}
+	if (!json_is_array(a))
+	{
+		json_decref(a);
+		a = json_array();
+	}
 	if (op)
 		for (int v = 0; v < 2; v++)
 			json_array_append_new(a, json_string(op->schemas[v]));
@@ -200,6 +213,42 @@ attnum_of(const PGresult *res, const char *name)
 	return -1;
 }
 
+/*
+ * The shadow and legacy columns another plan's convert_to_uuid keeps on the
+ * table with oid OID: not the application's, in no view of this plan (and
+ * that plan drops them without meeting this plan's views).
+ */
+static json_t *
+other_plans_columns(Run *run, const char *oid)
+{
+	char *text = registry_others_of_kind(run->conn, run->plan, "uuid_target");
+	json_t *targets = json_loads(text, 0, NULL), *cols = json_array();
+	size_t i;
+	json_t *d;
+
+	json_array_foreach(targets, i, d)
+	{
+		const char *table = json_string_value(json_object_get(d, "table"));
+		const char *column = json_string_value(json_object_get(d, "column"));
+		const char *p[2] = {table, oid};
+
+		if (!table || !column || !db_exists(run->conn, "SELECT 1 WHERE $1::regclass = $2::oid", 2, p))
+			continue;
+		for (int k = 0; k < 2; k++)
+		{
+			char *name = str_printf("%s_%s", column, k ? "legacy" : "uuid");
+
+			if (strlen(name) > 63)
+				name[63] = '\0';
+			json_array_append_new(cols, json_string(name));
+			free(name);
+		}
+	}
+	json_decref(targets);
+	free(text);
+	return cols;
+}
+
 /* The default of column NAME in RES (the table's columns), or NULL. */
 static const char *
 default_of(const PGresult *res, const char *name)
@@ -273,6 +322,7 @@ build_view(Run *run, const UuidJob *job, json_t *tbl, int version, json_t *order
 	bool plan_table = json_is_true(json_object_get(tbl, "plan_table"));
 	json_t *hidden = plan_table ? plan_columns(run->plan, version == VERSIONS_BEFORE ? PLAN_ADDS : PLAN_DROPS)
 								: json_array();
+	json_t *others = other_plans_columns(run, oid);
 	json_t *names = json_object_get(order, json_string_value(json_object_get(tbl, "relname")));
 	bool *on_table = xcalloc((size_t) (job ? job->n : 0) + 1, sizeof *on_table);
 	size_t k;
@@ -303,7 +353,7 @@ build_view(Run *run, const UuidJob *job, json_t *tbl, int version, json_t *order
 				mine = true;
 			}
 		}
-		if (!mine && !json_has(hidden, col))
+		if (!mine && !json_has(hidden, col) && !json_has(others, col))
 			add_column(v, col, col, db_field(res, r, "default_sql"), attnum);
 	}
 	/* what a dry run's earlier steps would have added: the plan's new columns, a restored column */
@@ -326,7 +376,7 @@ build_view(Run *run, const UuidJob *job, json_t *tbl, int version, json_t *order
 	}
 	qsort(v->c, (size_t) v->n, sizeof *v->c, by_sort);
 	free(on_table);
-	json_decref(hidden);
+	json_decref(hidden), json_decref(others);
 	PQclear(res);
 }
 

@@ -17,7 +17,10 @@
 
 /* The name of the plan's VERSION schema. */
 const char *versions_schema(const Plan *plan, int version);
-/* The plan's two schema names as a JSON array (malloc'd): what catalog_dependents() leaves out. */
+/*
+ * The plan's two schema names and every other plan's, as a JSON array
+ * (malloc'd): what catalog_dependents() leaves out.
+ */
 char *versions_except_schemas(const Plan *plan);
 /*
  * The sessions holding locks on the views of VERSION's schema, "pid N
