@@ -562,6 +562,33 @@ versions_refuse_if_held(Run *run, int version)
 	return EXIT_REFUSED;
 }
 
+char *
+versions_drop_others_reading_sql(Run *run, const char *qtable, const char *column)
+{
+	char *except = versions_except_schemas(run->plan);
+	const char *p[4] = {qtable, column, except, run->plan->name};
+	char *views = db_value(run->conn,
+						   "SELECT pg_catalog.string_agg(DISTINCT r.ev_class::regclass::text, ', ') "
+						   "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_depend d ON d.refobjid = a.attrelid "
+						   "AND d.refobjsubid = a.attnum JOIN pg_catalog.pg_rewrite r ON d.classid = "
+						   "'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid JOIN pg_catalog.pg_class v "
+						   "ON v.oid = r.ev_class JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace "
+						   "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND r.rulename = '_RETURN' "
+						   "AND n.nspname IN (SELECT pg_catalog.jsonb_array_elements_text($3::jsonb)) "
+						   "AND n.nspname NOT IN (SELECT o.name FROM migration_backup.phasemig_objects o "
+						   "WHERE o.plan = $4 AND o.kind = 'versioned_schema')",
+						   4, p);
+	char *sql = NULL;
+
+	if (views)
+	{
+		log_warning("dropping %s: versioned views of another plan that read %s.%s", views, qtable, column);
+		sql = str_printf("DROP VIEW IF EXISTS %s", views);
+	}
+	free(views), free(except);
+	return sql;
+}
+
 /* ---------- the operation ---------- */
 
 /* phase1: both schemas. */

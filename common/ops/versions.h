@@ -39,6 +39,12 @@ int versions_refuse_if_held(Run *run, int version);
  * registry keeps its record (the order of its columns) for a rollback.
  */
 char *versions_drop_sql(Run *run, int version);
+/*
+ * The DROP VIEW of other plans' versioned views that read column COLUMN of
+ * table QTABLE, for the caller's transaction that drops it (malloc'd; NULL
+ * when none), each named in a warning: a table two plans share.
+ */
+char *versions_drop_others_reading_sql(Run *run, const char *qtable, const char *column);
 /* Create VERSION's schema (or replace its views) in one transaction; EXIT_DONE or EXIT_FAILED. */
 int versions_create(Run *run, int version);
 

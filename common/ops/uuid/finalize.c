@@ -97,7 +97,11 @@ uuid_drop_legacy_columns(UuidJob *job)
 	{
 		UuidTarget *t = &job->t[i];
 
+		char *others = versions_drop_others_reading_sql(run, t->table, t->legacy);
+
 		json_array_append_new(cols, legacy_definition(job, t));
+		if (others)
+			uuid_stmts_add(&st, others);
 		uuid_stmts_add(&st, uuid_drop_trigger_sql(job, i, true));
 		uuid_stmts_add(&st, str_printf("ALTER TABLE %s DROP COLUMN %s", t->table, t->q_legacy));
 	}
