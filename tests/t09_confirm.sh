@@ -85,8 +85,11 @@ test_case "uuid plan: phase2 rollback counts shadows that differ from their orig
 gen_app u1 200 t09u "$DATA"
 must phase 1 apply --plan "$UUID" --logs-dir "$LOGS" -d u1
 must phase 2 apply --plan "$UUID" --logs-dir "$LOGS" -d u1
-must q u1 "update users set id_uuid = gen_random_uuid() where id in (select id from users order by id limit 2)"
-must q u1 "update reminders set user_id_uuid = gen_random_uuid() where id = (select min(id) from reminders where user_id is not null)"
+# the two-way trigger carries a shadow written alone into its original (t25), so a shadow can only
+# differ from its original when written past the triggers: a replica's apply, a data load with
+# session_replication_role = replica
+must q u1 "set session_replication_role = replica; update users set id_uuid = gen_random_uuid() where id in (select id from users order by id limit 2)"
+must q u1 "set session_replication_role = replica; update reminders set user_id_uuid = gen_random_uuid() where id = (select min(id) from reminders where user_id is not null)"
 # the same value the trigger would give: not the application's to lose
 must q u1 "update tags set user_id_uuid = user_id::uuid where id = (select min(id) from tags)"
 before=$(db_state u1)
@@ -105,7 +108,11 @@ test_case "uuid plan: phase1 rollback counts shadows written since; a yes on the
 must q u1 "insert into users (id, email) values ('0b6f1a3e-0000-4000-8000-000000000001', 'new@example.com')"
 assert_eq "0b6f1a3e-0000-4000-8000-000000000001" \
     "$(q u1 "select id_uuid from users where email = 'new@example.com'")" "the trigger filled the new row's shadow"
-must q u1 "update users set id_uuid = gen_random_uuid() where id = (select min(id) from users)"
+# a shadow written alone through the trigger moves its original along: nothing of it is lost
+must q u1 "update users set id_uuid = '0b6f1a3e-0000-4000-8000-000000000002' where email = 'new@example.com'"
+assert_eq "0b6f1a3e-0000-4000-8000-000000000002" "$(q u1 "select id from users where email = 'new@example.com'")" \
+    "the original follows the shadow (two-way trigger)"
+must q u1 "set session_replication_role = replica; update users set id_uuid = gen_random_uuid() where id = (select min(id) from users)"
 assert_exit 3 "phase1 rollback off a terminal" -- no_tty "$BIN/phase1" rollback --plan "$UUID" --logs-dir "$LOGS" -d u1
 assert_contains "$LAST_ERR" "public.users.id_uuid: 1 row holds" "only the application's value, not the trigger's"
 out=$(on_tty "" yes "$BIN/phase1" rollback --plan "$UUID" --logs-dir "$LOGS" -d u1); rc=$?
