@@ -87,6 +87,14 @@ assert_exit 0 "phase2 apply" -- u 2 uv apply
 assert_eq "renamed" "$(as_app uv $UA "select name from users where id = '$k'::uuid")" "the after view finds the row by uuid"
 assert_eq "1" "$(as_app uv $UA "with u as (update users set email = 'a@x' where id = '$k'::uuid returning 1) select count(*) from u")" "update of another column through the after view, by uuid"
 
+test_case "uuid job before the swap: the new version inserts through the after schema with uuids alone; the text key follows"
+k3=$(q uv "select gen_random_uuid()")
+assert_eq "$k3" "$(as_app uv $UA "insert into users (id, email) values ('$k3', 'x3@x') returning id")" "insert with only a uuid key, RETURNING"
+assert_eq "$k3|$k3" "$(q uv "select id, id_uuid from public.users where email = 'x3@x'")" "the table's text key is the uuid's text (two-way trigger), not its default"
+t3=$(as_app uv $UA "insert into tags (user_id, name) values ('$k3', 't3') returning id")
+assert_eq "$k3|$k3" "$(q uv "select user_id, user_id_uuid from public.tags where id = '$t3'")" "a child inserted by uuid gets its text reference"
+assert_eq "x3@x" "$(as_app uv $UB "select u.email from users u join tags t on t.user_id = u.id where t.id = '$t3'")" "the old version joins the new version's rows by text"
+
 test_case "uuid job: prepared statements on each view keep working across the swap and its rollback"
 session_open uv 7 old
 session_open uv 8 new
@@ -127,6 +135,11 @@ newid=$(as_app uv $UA "insert into users (email) values ('d@x') returning id")
 assert_eq "$newid" "$(q uv "select id_legacy from public.users where id = '$newid'")" "a key from the table's default, through the view"
 assert_eq "1" "$(as_app uv $UB "with u as (update users set name = 'old' where id = '$k2' returning 1) select count(*) from u")" "the old version still updates by its text key"
 assert_eq "1" "$(as_app uv $UA "with d as (delete from users where id = '$newid' returning 1) select count(*) from d")" "delete through the after view"
+k4=$(q uv "select gen_random_uuid()")
+assert_eq "$k4" "$(as_app uv $UB "insert into users (id, email) values ('$k4', 'o4@x') returning id")" "after the swap the old version inserts with a text key alone"
+assert_eq "$k4|$k4" "$(q uv "select id, id_legacy from public.users where email = 'o4@x'")" "the uuid key follows the text (two-way trigger)"
+assert_eq "1" "$(as_app uv $UB "with i as (insert into journal_entries (user_id, title) values ('$k4', 'old') returning 1) select count(*) from i")" "the old version's child, by text key"
+assert_eq "old" "$(as_app uv $UA "select j.title from journal_entries j join users u on u.id = j.user_id where u.email = 'o4@x'")" "the new version reads it by uuid"
 
 test_case "uuid job: finalize refuses while a session holds a before view, then drops the before schema"
 holder uv "$UB.users"
