@@ -566,7 +566,9 @@ char *
 versions_drop_others_reading_sql(Run *run, const char *qtable, const char *column)
 {
 	char *except = versions_except_schemas(run->plan);
-	const char *p[4] = {qtable, column, except, run->plan->name};
+	const Op *own = versions_op(run->plan);
+	/* this plan's own schemas, by name too: a dry run has not dropped them (nor their registry rows) */
+	const char *p[6] = {qtable, column, except, run->plan->name, own ? own->schemas[0] : "", own ? own->schemas[1] : ""};
 	char *views = db_value(run->conn,
 						   "SELECT pg_catalog.string_agg(DISTINCT r.ev_class::regclass::text, ', ') "
 						   "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_depend d ON d.refobjid = a.attrelid "
@@ -576,8 +578,8 @@ versions_drop_others_reading_sql(Run *run, const char *qtable, const char *colum
 						   "WHERE a.attrelid = $1::regclass AND a.attname = $2 AND r.rulename = '_RETURN' "
 						   "AND n.nspname IN (SELECT pg_catalog.jsonb_array_elements_text($3::jsonb)) "
 						   "AND n.nspname NOT IN (SELECT o.name FROM migration_backup.phasemig_objects o "
-						   "WHERE o.plan = $4 AND o.kind = 'versioned_schema')",
-						   4, p);
+						   "WHERE o.plan = $4 AND o.kind = 'versioned_schema') AND n.nspname NOT IN ($5, $6)",
+						   6, p);
 	char *sql = NULL;
 
 	if (views)
