@@ -103,15 +103,15 @@ catalog_trigger_exists(const Plan *plan, const char *name)
 }
 
 char *
-catalog_column_dependents(const Plan *plan, const char *column)
+catalog_column_dependents(const Plan *plan, const char *column, const char *except_schemas)
 {
-	return catalog_dependents(plan->conn, plan->q_table, column, true);
+	return catalog_dependents(plan->conn, plan->q_table, column, true, except_schemas);
 }
 
 char *
-catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys)
+catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys, const char *except_schemas)
 {
-	const char *p[3] = {qtable, column, include_keys ? "t" : "f"};
+	const char *p[4] = {qtable, column, include_keys ? "t" : "f", except_schemas ? except_schemas : "[]"};
 
 	return db_value(
 		conn,
@@ -123,6 +123,9 @@ catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool in
 		"        || CASE WHEN r.rulename = '_RETURN' THEN '' ELSE ' ' || quote_ident(r.rulename) END AS what "
 		" FROM pg_catalog.pg_depend d JOIN col ON d.refobjid = col.attrelid AND d.refobjsubid = col.attnum "
 		" JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
+		" WHERE NOT (r.rulename = '_RETURN' AND (SELECT n.nspname FROM pg_catalog.pg_class v "
+		"   JOIN pg_catalog.pg_namespace n ON n.oid = v.relnamespace WHERE v.oid = r.ev_class) "
+		"   IN (SELECT pg_catalog.jsonb_array_elements_text($4::jsonb))) "
 		" UNION "
 		" SELECT 'foreign key ' || quote_ident(c.conname) || ' of table ' || c.conrelid::regclass::text "
 		" FROM pg_catalog.pg_constraint c JOIN col ON c.confrelid = col.attrelid "
@@ -136,7 +139,7 @@ catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool in
 		" FROM pg_catalog.pg_constraint c JOIN col ON c.conrelid = col.attrelid "
 		" WHERE c.contype = 'p' AND col.attnum = ANY (c.conkey) AND $3::boolean) "
 		"SELECT string_agg(what, ', ' ORDER BY what) FROM deps",
-		3, p);
+		4, p);
 }
 
 char *

@@ -41,8 +41,10 @@ bool catalog_trigger_exists(const Plan *plan, const char *name);
  * Objects that depend on the column and would be dropped with it or break:
  * views and rules, foreign keys of other tables, policies.  One line per
  * object ("view public.v"), comma separated; NULL when there are none.
+ * Views in the schemas of EXCEPT_SCHEMAS (a JSON array of names, or NULL)
+ * are left out: the plan's own versioned views (ops/versions.h).
  */
-char *catalog_column_dependents(const Plan *plan, const char *column);
+char *catalog_column_dependents(const Plan *plan, const char *column, const char *except_schemas);
 /*
  * Tables the plan alters that the session's role cannot alter (it neither owns
  * them nor is a member of their owner's role): the plan's table and, with
@@ -51,6 +53,7 @@ char *catalog_column_dependents(const Plan *plan, const char *column);
  */
 char *catalog_tables_not_owned(const Plan *plan, bool with_children);
 /* The same for any table (a quoted name); include_keys false leaves out foreign and primary keys. */
-char *catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys);
+char *catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool include_keys,
+						 const char *except_schemas);
 
 #endif

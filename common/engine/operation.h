@@ -92,6 +92,12 @@ typedef struct OpType
 	 */
 	const char *apply_drops;
 	const char *finalize_drops;
+	/*
+	 * Every plan has one of it, after its own operations, read from the
+	 * plan's top-level key of this name (which may be absent); a plan's
+	 * "operations" may not name it.  NULL: a plan names it in "operations".
+	 */
+	const char *plan_key;
 	bool adds_column;               /* its column counts as there for the operations after it */
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
 } OpType;

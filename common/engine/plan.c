@@ -169,7 +169,13 @@ find_type(PlanReader *r, json_t *obj, const char *where)
 	for (int i = 0; name && op_types[i] && found == NULL; i++)
 		if (strcmp(op_types[i]->name, name) == 0)
 			found = op_types[i];
-	if (name && found == NULL)
+	if (found && found->plan_key)
+	{
+		plan_read_fail(r, where, "\"%s\" is not named in \"operations\": every plan has it (top-level key \"%s\")",
+					   name, found->plan_key);
+		found = NULL;
+	}
+	else if (name && found == NULL)
 		plan_read_fail(r, where, "unknown operation \"%s\"", name);
 	free(name);
 	return found;
@@ -192,6 +198,30 @@ read_op(PlanReader *r, Op *op, json_t *obj, int index)
 	check_keys(r, obj, where, (const char *const[]){"op", "comment", NULL}, op->kind->keys);
 	op->kind->read(r, op, obj, where);
 	op->label = str_printf("%s %s", op->kind->name, op->name ? op->name : op->column ? op->column : "");
+}
+
+/*
+ * The operations every plan has (OpType.plan_key), after its own, each read
+ * from its top-level key (NULL when the plan has none).
+ */
+static void
+add_implicit_ops(PlanReader *r, Plan *plan, json_t *root)
+{
+	for (int i = 0; op_types[i] && r->ok; i++)
+	{
+		const OpType *kind = op_types[i];
+		Op *op;
+
+		if (kind->plan_key == NULL)
+			continue;
+		plan->ops = xrealloc(plan->ops, (size_t) (plan->n_ops + 1) * sizeof(Op));
+		op = &plan->ops[plan->n_ops];
+		memset(op, 0, sizeof *op);
+		op->kind = kind;
+		op->index = plan->n_ops++;
+		kind->read(r, op, json_object_get(root, kind->plan_key), kind->plan_key);
+		op->label = xstrdup(kind->name);
+	}
 }
 
 /*
@@ -277,7 +307,15 @@ plan_load(const char *path)
 		plan_read_fail(&r, "top level", "must be a JSON object");
 		goto done;
 	}
-	check_keys(&r, root, "top level", keys, NULL);
+	{
+		const char *implicit_keys[16] = {NULL};
+		int n = 0;
+
+		for (int i = 0; op_types[i] && n < 15; i++)
+			if (op_types[i]->plan_key)
+				implicit_keys[n++] = op_types[i]->plan_key;
+		check_keys(&r, root, "top level", keys, implicit_keys);
+	}
 	plan->name = plan_read_string(&r, root, "top level", "name", true);
 	if (plan->name && !valid_plan_name(plan->name))
 		plan_read_fail(&r, "name", "must be 1 to 40 characters of a-z, 0-9, '-' and '_'");
@@ -315,6 +353,8 @@ plan_load(const char *path)
 		/* the operations against each other: order and duplicates (plan_order.h) */
 		if (r.ok && plan_order_check(plan) > 0)
 			r.ok = false;
+		if (r.ok)
+			add_implicit_ops(&r, plan, root);
 	}
 	read_trusted_triggers(&r, plan, json_object_get(root, "trusted_triggers"));
 
@@ -354,6 +394,8 @@ plan_free(Plan *plan)
 		free(op->set);
 		plan_free_column_refs(op->also_convert, op->n_also_convert);
 		plan_free_column_refs(op->not_references, op->n_not_references);
+		free(op->schemas[0]);
+		free(op->schemas[1]);
 	}
 	free(plan->ops);
 	for (int i = 0; i < plan->n_trusted_triggers; i++)

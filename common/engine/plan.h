@@ -50,6 +50,7 @@ typedef struct Op
 	int n_set;
 	const char *uid_column; /* backfill: the column set from localId */
 	bool recreate_views;    /* convert_to_uuid: views on the columns are recreated around the swap */
+	char *schemas[2];       /* versioned_views: the before and after schemas' names */
 
 	/* convert_to_uuid: columns holding the key without a foreign key */
 	ColumnRef *also_convert; /* convert_to_uuid: columns converted with the foreign keys */

@@ -59,6 +59,30 @@ registry_other_plan(PGconn *conn, const Plan *plan, const char *kind, const char
 					4, params);
 }
 
+char *
+registry_others_of_kind(PGconn *conn, const Plan *plan, const char *kind)
+{
+	const char *params[2] = {plan->name, kind};
+	char *details = db_value(conn,
+							 "SELECT pg_catalog.json_agg(detail)::text FROM migration_backup.phasemig_objects "
+							 "WHERE plan <> $1 AND kind = $2",
+							 2, params);
+
+	return details ? details : xstrdup("[]");
+}
+
+char *
+registry_names_of_kind(PGconn *conn, const char *kind)
+{
+	const char *params[1] = {kind};
+	char *names = db_value(conn,
+						   "SELECT pg_catalog.json_agg(DISTINCT name)::text FROM migration_backup.phasemig_objects "
+						   "WHERE kind = $1",
+						   1, params);
+
+	return names ? names : xstrdup("[]");
+}
+
 void
 registry_remove(PGconn *conn, const Plan *plan, const char *kind, const char *name)
 {

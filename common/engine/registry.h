@@ -28,6 +28,10 @@ char *registry_detail(PGconn *conn, const Plan *plan, const char *kind, const ch
  * (or with no table in its detail), the oldest first; NULL when none (malloc'd).
  */
 char *registry_other_plan(PGconn *conn, const Plan *plan, const char *kind, const char *name, const char *qtable);
+/* The details of the objects of KIND of every plan but PLAN, as a JSON array (malloc'd; "[]" when none). */
+char *registry_others_of_kind(PGconn *conn, const Plan *plan, const char *kind);
+/* The names of the objects of KIND of every plan, as a JSON array (malloc'd; "[]" when none). */
+char *registry_names_of_kind(PGconn *conn, const char *kind);
 void registry_remove(PGconn *conn, const Plan *plan, const char *kind, const char *name);
 /* The DELETE of the objects of KINDS (NULL-terminated) named NAME, for a transaction of DDL (malloc'd). */
 char *registry_remove_sql(const Plan *plan, const char *const *kinds, const char *name);

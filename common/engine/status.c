@@ -318,6 +318,15 @@ print_text(json_t *st, const char *q_table, const char *target)
 					printf("  %-9s %lld\n", keys[k], (long long) json_integer_value(json_object_get(ph, keys[k])));
 			if (json_is_string(json_object_get(ph, "reached")))
 				printf("  reached:  %s\n", json_string_value(json_object_get(ph, "reached")));
+			if (json_array_size(json_object_get(ph, "schemas")) > 0)
+			{
+				json_t *s;
+
+				printf("  schemas:  ");
+				json_array_foreach(json_object_get(ph, "schemas"), k, s)
+					printf("%s%s", k ? ", " : "", json_string_value(s));
+				printf(" (search_path of each application version)\n");
+			}
 		}
 		if (json_array_size(json_object_get(ph, "earlier_attempts")) > 0)
 		{

@@ -22,6 +22,7 @@ extern const OpType op_type_set_not_null;
 extern const OpType op_type_drop_column;
 extern const OpType op_type_backfill_from_mapping;
 extern const OpType op_type_convert_to_uuid;
+extern const OpType op_type_versioned_views;
 extern const OpHandlers op_backfill_from_mapping;
 extern const OpHandlers op_convert_to_uuid;
 

@@ -68,19 +68,23 @@ test_plan_load_accepted(void)
 		CHECK(plan->batch_size == 50 && plan->lock_timeout_ms == 250 && plan->ddl_attempts == 30,
 			  "settings: batch %d, lock timeout %d, attempts %d", plan->batch_size, plan->lock_timeout_ms,
 			  plan->ddl_attempts);
-		CHECK(plan->n_ops == 6, "%d operations", plan->n_ops);
-		CHECK(plan->n_ops == 6 && plan->ops[0].kind == &op_type_add_column
+		CHECK(plan->n_ops == 7, "%d operations (6 and versioned_views)", plan->n_ops);
+		CHECK(plan->n_ops == 7 && plan->ops[6].kind == &op_type_versioned_views && plan->ops[6].index == 6
+				  && strcmp(plan->ops[6].schemas[0], "t_plan_1_before") == 0
+				  && strcmp(plan->ops[6].schemas[1], "t_plan_1_after") == 0,
+			  "every plan gets versioned_views with the default schemas, after its own operations");
+		CHECK(plan->n_ops == 7 && plan->ops[0].kind == &op_type_add_column
 				  && strcmp(plan->ops[0].label, "add_column c") == 0 && strcmp(plan->ops[0].type, "varchar(12)") == 0,
 			  "add_column read as '%s'", plan->n_ops ? plan->ops[0].label : "");
-		CHECK(plan->n_ops == 6 && plan->ops[1].kind == &op_type_create_index
+		CHECK(plan->n_ops == 7 && plan->ops[1].kind == &op_type_create_index
 				  && strcmp(plan->ops[1].label, "create_index ix") == 0 && plan->ops[1].n_columns == 2
 				  && plan->ops[1].unique && strcmp(plan->ops[1].column, "c") == 0,
 			  "create_index read as '%s'", plan->n_ops > 1 ? plan->ops[1].label : "");
-		CHECK(plan->n_ops == 6 && plan->ops[2].kind == &op_type_backfill_from_mapping && plan->ops[2].n_set == 2
+		CHECK(plan->n_ops == 7 && plan->ops[2].kind == &op_type_backfill_from_mapping && plan->ops[2].n_set == 2
 				  && strcmp(plan->ops[2].uid_column, "uid") == 0 && strcmp(plan->ops[2].column, "uid") == 0
 				  && plan->ops[2].email_column == NULL,
 			  "backfill read as '%s'", plan->n_ops > 2 ? plan->ops[2].label : "");
-		CHECK(plan->n_ops == 6 && plan->ops[3].reject_empty && plan->ops[4].ignore_case
+		CHECK(plan->n_ops == 7 && plan->ops[3].reject_empty && plan->ops[4].ignore_case
 				  && plan->ops[5].kind == &op_type_drop_column && plan->ops[5].index == 5
 				  && strcmp(plan->ops[5].label, "drop_column old") == 0,
 			  "the last three misread");
@@ -128,6 +132,18 @@ test_plan_load_refused(void)
 		{"an identifier over 63 bytes",
 		 "{\"name\": \"p\", \"table\": \"t234567890123456789012345678901234567890123456789012345678901234\", \"key\": \"id\", \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "\"table\" is longer than 63 bytes"},
+		{"versioned_views named in operations",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"versioned_views\"}]}",
+		 "is not named in \"operations\": every plan has it (top-level key \"versions\")"},
+		{"versions naming one schema twice",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"versions\": {\"before\": \"v\", \"after\": \"v\"}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		 "must name two schemas, not \"v\" twice"},
+		{"versions naming public",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"versions\": {\"after\": \"public\"}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		 "\"public\" is a schema phasemig may not create"},
+		{"an unknown key in versions",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"versions\": {\"old\": \"a\"}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		 "versions: unknown key \"old\""},
 		{"an unknown operation",
 		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"rename_column\", \"column\": \"c\"}]}",
 		 "operations[0]: unknown operation \"rename_column\""},

@@ -14,6 +14,7 @@
 #include "engine/catalog.h"
 #include "engine/registry.h"
 #include "ops/drop_column/drop_column.h"
+#include "ops/versions.h"
 
 void
 drop_names_init(DropNames *n, Run *run, const Op *op)
@@ -43,17 +44,39 @@ drop_names_free(DropNames *n)
 	free(n->keep_trigger);
 }
 
+/* The before schema of views goes with the column: a finding while sessions still hold its views. */
+static long long
+before_schema_check(Run *run, Findings *f)
+{
+	char *holders = versions_holders(run, VERSIONS_BEFORE);
+	char *subject;
+
+	if (holders == NULL)
+		return 0;
+	subject = str_printf("schema \"%s\" is still in use (its views go with the column)",
+						 versions_schema(run->plan, VERSIONS_BEFORE));
+	findings_add(f, "schema_in_use", subject, 1, holders);
+	free(subject);
+	findings_hint(f, f->n - 1,
+				  "retire the application version whose search_path names the before schema, then run this again");
+	free(holders);
+	return 1;
+}
+
 static long long
 drop_column_check(Run *run, const Op *op, Findings *f)
 {
-	char *deps;
+	char *deps, *except;
 	char *subject;
 
 	if (!catalog_column_exists(run->plan, op->column))
 		return 0;
-	deps = catalog_column_dependents(run->plan, op->column);
+	/* the plan's before schema reads the column: the drop takes it along */
+	except = versions_except_schemas(run->plan);
+	deps = catalog_column_dependents(run->plan, op->column, except);
+	free(except);
 	if (deps == NULL)
-		return 0;
+		return before_schema_check(run, f);
 	subject =
 		str_printf("column %s.\"%s\" (drop it, or remove the dependent objects first)", run->plan->q_table, op->column);
 	findings_add(f, "dependent_object", subject, 1, deps);
@@ -62,7 +85,7 @@ drop_column_check(Run *run, const Op *op, Findings *f)
 				  "it on the new columns; after a phase3 rollback, re-create it as it was (docs/runbook.md)");
 	free(subject);
 	free(deps);
-	return 1;
+	return 1 + before_schema_check(run, f);
 }
 
 /* Definition of the column and everything that goes with it, as JSON text. */
@@ -178,20 +201,32 @@ copy_values(Run *run, const DropNames *n)
 	free(copy);
 }
 
-/* 5. Drop trigger and column together, recording DEF, the column's definition, for the rollback. */
+/*
+ * 5. Drop trigger and column together, recording DEF, the column's
+ * definition, for the rollback; the plan's before schema of views, which
+ * reads the column, goes in the same transaction.
+ */
 static int
 drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
 {
 	const Plan *p = run->plan;
-	char *stmts[3] = {
+	char *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
+	char *stmts[4] = {
 		str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table),
 		str_printf("ALTER TABLE %s DROP COLUMN %s", p->q_table, n->qcol),
 		registry_add_detail_sql(p, 3, "dropped_column", op->column, def),
+		drop_before,
 	};
 	int rc;
 
-	log_info("dropping column %s", n->qcol);
-	rc = ops_ddl(run, stmts[1], (const char *const *) stmts, 3);
+	log_info("dropping column %s%s", n->qcol, drop_before ? " with the before schema of views" : "");
+	if (drop_before)
+	{
+		/* the views before the column they read */
+		stmts[3] = stmts[1];
+		stmts[1] = drop_before;
+	}
+	rc = ops_ddl(run, stmts[drop_before ? 3 : 1], (const char *const *) stmts, drop_before ? 4 : 3);
 	if (rc == EXIT_DONE)
 	{
 		char *dropfn = str_printf("DROP FUNCTION IF EXISTS %s()", n->keep_fn);
@@ -199,7 +234,7 @@ drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
 		db_exec(run->conn, dropfn);
 		free(dropfn);
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		free(stmts[i]);
 	return rc;
 }
@@ -213,7 +248,8 @@ drop_column_apply(Run *run, const Op *op, const Options *opts)
 
 	(void) opts;
 	drop_names_init(&n, run, op);
-	if ((rc = already_dropped(run, op, &n)) < 0 && (rc = refuse_dependents(run, op)) == EXIT_DONE)
+	if ((rc = already_dropped(run, op, &n)) < 0 && (rc = refuse_dependents(run, op)) == EXIT_DONE
+		&& (rc = versions_refuse_if_held(run, VERSIONS_BEFORE)) == EXIT_DONE)
 	{
 		def = column_definition(run, op->column);
 		if ((rc = create_backup(run, op, &n)) == EXIT_DONE)

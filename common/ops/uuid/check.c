@@ -7,6 +7,7 @@
  */
 #include "engine/registry.h"
 #include "ops/uuid/uuid.h"
+#include "ops/versions.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -171,7 +172,8 @@ static long long
 check_dependents(UuidJob *job, Findings *f, int i, bool views_recreated)
 {
 	const UuidTarget *t = &job->t[i];
-	char *deps = catalog_dependents(job->run->conn, t->table, t->column, false);
+	char *except = versions_except_schemas(job->run->plan);
+	char *deps = catalog_dependents(job->run->conn, t->table, t->column, false, except);
 	bool refuses = deps && (!views_recreated || strstr(deps, "rule ") || strstr(deps, "policy "));
 
 	if (refuses)
@@ -181,7 +183,7 @@ check_dependents(UuidJob *job, Findings *f, int i, bool views_recreated)
 					  "set \"recreate_views\": true in the plan to have views re-created around the swap; drop a "
 					  "rule or policy, and re-create it after phase3 apply (and again after a rollback)");
 	}
-	free(deps);
+	free(deps), free(except);
 	return refuses ? 1 : 0;
 }
 

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/registry.h"
+#include "ops/versions.h"
 
 /* PostgreSQL's uuid input: hex in groups of 4, optional hyphens between groups, optional braces */
 #define UUID_TEXT_RE "^(\\{[0-9a-f]{4}(-?[0-9a-f]{4}){7}\\}|[0-9a-f]{4}(-?[0-9a-f]{4}){7})$"
@@ -98,7 +99,11 @@ uuid_drop_shadows(UuidJob *job)
 		UuidTarget *t = &job->t[i];
 		UuidStmts st = {0};
 		char *drop_column = str_printf("ALTER TABLE %s DROP COLUMN IF EXISTS %s", t->table, t->q_shadow);
+		/* another plan's versioned views made while the key was swapped read the shadow now */
+		char *others = versions_drop_others_reading_sql(job->run, t->table, t->shadow);
 
+		if (others)
+			uuid_stmts_add(&st, others);
 		uuid_stmts_add(&st, uuid_drop_trigger_sql(job, i, false));
 		uuid_stmts_add(&st, str_printf("DROP FUNCTION IF EXISTS %s()", t->fn[0]));
 		uuid_stmts_add(&st, xstrdup(drop_column));

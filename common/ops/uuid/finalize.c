@@ -6,6 +6,7 @@
  * fills them from the backup, in batches, before the swap back.
  */
 #include "ops/uuid/uuid.h"
+#include "ops/versions.h"
 
 #include <stdlib.h>
 
@@ -14,7 +15,10 @@
 #include "core/strbuf.h"
 #include "engine/registry.h"
 
-/* Finalize once, and only a swapped job. */
+/*
+ * Finalize once, and only a swapped job; refused while sessions still use
+ * the before schema's views (they read the legacy columns).
+ */
 int
 uuid_finalize_ready(UuidJob *job)
 {
@@ -28,7 +32,7 @@ uuid_finalize_ready(UuidJob *job)
 		log_error("phase3 apply has not swapped %s yet; nothing to finalize", job->t[0].regname);
 		return EXIT_FAILED;
 	}
-	return EXIT_DONE;
+	return versions_refuse_if_held(job->run, VERSIONS_BEFORE);
 }
 
 /* Every legacy key into migration_backup, by its new uuid. */
@@ -73,21 +77,31 @@ legacy_definition(const UuidJob *job, const UuidTarget *t)
 	return c;
 }
 
-/* The reverse triggers and the legacy columns dropped in one transaction, their definitions recorded. */
+/*
+ * The before schema (its views read the legacy columns), the reverse
+ * triggers and the legacy columns dropped in one transaction, the columns'
+ * definitions recorded.
+ */
 int
 uuid_drop_legacy_columns(UuidJob *job)
 {
 	Run *run = job->run;
 	UuidStmts st = {0};
 	json_t *cols = json_array();
-	char *detail;
+	char *detail, *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
 
 	uuid_add_lock_tables(&st, job, NULL);
+	if (drop_before)
+		uuid_stmts_add(&st, drop_before);
 	for (int i = 0; i < job->n; i++)
 	{
 		UuidTarget *t = &job->t[i];
 
+		char *others = versions_drop_others_reading_sql(run, t->table, t->legacy);
+
 		json_array_append_new(cols, legacy_definition(job, t));
+		if (others)
+			uuid_stmts_add(&st, others);
 		uuid_stmts_add(&st, uuid_drop_trigger_sql(job, i, true));
 		uuid_stmts_add(&st, str_printf("ALTER TABLE %s DROP COLUMN %s", t->table, t->q_legacy));
 	}
@@ -234,7 +248,8 @@ restore_legacy_indexes(UuidJob *job)
 /*
  * Finalize undone, when the job was finalized: 1. the legacy columns and the
  * reverse triggers, 2. their values, 3. defaults and NOT NULL, 4. indexes and
- * unique constraints, 5. the record of the finalize and the backup dropped.
+ * unique constraints, 5. the before schema of views, 6. the record of the
+ * finalize and the backup dropped.
  */
 int
 uuid_unfinalize(UuidJob *job)
@@ -258,6 +273,9 @@ uuid_unfinalize(UuidJob *job)
 		rc = restore_legacy_constraints(job, cols);
 	if (rc == EXIT_DONE)
 		rc = restore_legacy_indexes(job);
+	/* 5. the before schema, whose views read the legacy columns (while the record of their defaults is there) */
+	if (rc == EXIT_DONE)
+		rc = versions_create(job->run, VERSIONS_BEFORE);
 	if (rc == EXIT_DONE)
 	{
 		UuidStmts st = {0};

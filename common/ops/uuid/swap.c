@@ -45,6 +45,20 @@ uuid_build_mirrors(UuidJob *job)
 	return rc;
 }
 
+/*
+ * A unique index on the text key under its legacy name, built CONCURRENTLY
+ * before the swap: the swap renames the key to <key>_legacy and drops the
+ * primary key's index, and this one follows the column, so that the old
+ * version's lookups by text key (through the before schema of views) keep
+ * an index after the swap.  The swap back makes it the primary key again
+ * (uuid_build_legacy_key finds it); finalize drops it with the column.
+ */
+int
+uuid_build_text_key(UuidJob *job)
+{
+	return ops_build_index_on(job->run, job->t[0].table, job->pk.legacy, job->t[0].q_col, true);
+}
+
 /* NOT NULL on the key's shadow and each NOT NULL child's through validated CHECKs, before the exclusive locks. */
 int
 uuid_enforce_shadows_not_null(UuidJob *job)

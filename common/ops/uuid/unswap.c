@@ -113,7 +113,11 @@ uuid_swap_back(UuidJob *job)
 int
 uuid_drop_mirrors(UuidJob *job)
 {
-	int rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.mirror);
+	/* not swapped: the text key's index an apply built for after the swap, too */
+	int rc = job->swapped ? EXIT_DONE : ops_drop_index_on(job->run, job->t[0].table, job->pk.legacy);
+
+	if (rc == EXIT_DONE)
+		rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.mirror);
 
 	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
 		rc = ops_drop_index_on(job->run, job->ix[i].table, job->ix[i].names.mirror);

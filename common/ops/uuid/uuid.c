@@ -22,9 +22,10 @@ static const UuidStep fill_steps[] = {uuid_fill, NULL};
 static const UuidStep unfill_steps[] = {uuid_discard_regenerated, uuid_reset_shadows, NULL};
 
 /* phase3: the indexes and NOT NULLs the swap needs, the swap, then its foreign keys validated. */
-static const UuidStep swap_steps[] = {uuid_validate_if_swapped,      uuid_build_mirrors,
-									  uuid_enforce_shadows_not_null, uuid_swap_columns,
-									  uuid_validate_foreign_keys,    NULL};
+static const UuidStep swap_steps[] = {uuid_validate_if_swapped,   uuid_build_mirrors,
+									  uuid_build_text_key,        uuid_enforce_shadows_not_null,
+									  uuid_swap_columns,          uuid_validate_foreign_keys,
+									  NULL};
 
 /*
  * Back: finalize undone if it ran; then the swap backwards if it happened,

@@ -231,6 +231,7 @@ void uuid_add_view_creates(UuidStmts *st, json_t *views);
 
 int uuid_validate_if_swapped(UuidJob *job);
 int uuid_build_mirrors(UuidJob *job);
+int uuid_build_text_key(UuidJob *job);
 int uuid_enforce_shadows_not_null(UuidJob *job);
 int uuid_swap_columns(UuidJob *job);
 /* What the swap and the swap back share in their one transaction, before and after the renames. */

@@ -7,19 +7,21 @@
  */
 #include "engine/registry.h"
 #include "ops/uuid/uuid.h"
+#include "ops/versions.h"
 
 #include <stdlib.h>
 
 #include "core/db.h"
 #include "core/strbuf.h"
 
-/* $1: the converted columns, a JSON array of {table, column}. */
+/* $1: the converted columns, a JSON array of {table, column}; $2: the plan's versioned schemas, left out. */
 static const char *const views_sql =
 	"WITH cols(rel, col) AS (SELECT (e->>'table')::regclass, e->>'column' FROM jsonb_array_elements($1::jsonb) e), "
 	"v AS (SELECT DISTINCT r.ev_class AS oid FROM cols JOIN pg_catalog.pg_attribute a ON a.attrelid = cols.rel "
 	"  AND a.attname = cols.col JOIN pg_catalog.pg_depend d ON d.refobjid = a.attrelid AND d.refobjsubid = a.attnum "
 	"  JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = r.oid "
-	"  WHERE r.rulename = '_RETURN') "
+	"  WHERE r.rulename = '_RETURN' AND (SELECT n.nspname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+	"  ON n.oid = c.relnamespace WHERE c.oid = r.ev_class) NOT IN (SELECT jsonb_array_elements_text($2::jsonb))) "
 	"SELECT v.oid::regclass::text AS name, c.relkind, "
 	" format('CREATE VIEW %s%s AS %s', v.oid::regclass, coalesce(' WITH (' || array_to_string(c.reloptions, ', ') || ')', ''), "
 	"   pg_catalog.pg_get_viewdef(v.oid)) AS create_sql, "
@@ -68,8 +70,9 @@ uuid_dependent_views(const UuidJob *job, char **blocked)
 {
 	json_t *views = json_array();
 	char *cols = columns_json(job);
-	const char *params[1] = {cols};
-	PGresult *res = db_query(job->run->conn, views_sql, 1, params);
+	char *except = versions_except_schemas(job->run->plan);
+	const char *params[2] = {cols, except};
+	PGresult *res = db_query(job->run->conn, views_sql, 2, params);
 
 	*blocked = NULL;
 	for (int r = 0; r < PQntuples(res); r++)
@@ -86,7 +89,7 @@ uuid_dependent_views(const UuidJob *job, char **blocked)
 										db_field(res, r, "comment_sql")));
 	}
 	PQclear(res);
-	free(cols);
+	free(cols), free(except);
 	return views;
 }
 
