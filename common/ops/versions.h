@@ -4,8 +4,9 @@
  * today and an *after* schema showing them as they will be, each a plain
  * column list an application picks with search_path.  Every plan has them
  * (the implicit operation versioned_views, op_type_versioned_views of ops.h);
- * the operations that drop what the before views read (convert_to_uuid's
- * finalize, drop_column) drop the before schema in the same transaction.
+ * versions_view.c builds the views.  The operations that drop what the
+ * before views read (convert_to_uuid's finalize, drop_column) drop the before
+ * schema in the same transaction.
  */
 #ifndef PHASEMIG_VERSIONS_H
 #define PHASEMIG_VERSIONS_H
@@ -14,6 +15,11 @@
 
 #define VERSIONS_BEFORE 0
 #define VERSIONS_AFTER 1
+/* The registry's kind for a versioned schema (its detail: the order of its views' columns). */
+#define VERSIONS_KIND "versioned_schema"
+
+/* "before", "after". */
+extern const char *const versions_names[2];
 
 /* The name of the plan's VERSION schema. */
 const char *versions_schema(const Plan *plan, int version);
@@ -45,6 +51,9 @@ char *versions_drop_sql(Run *run, int version);
  * when none), each named in a warning: a table two plans share.
  */
 char *versions_drop_others_reading_sql(Run *run, const char *qtable, const char *column);
+/* The plan's convert_to_uuid job into JOB when its phase1 is recorded (versions_view.c). */
+struct UuidJob;
+bool versions_uuid_job(Run *run, struct UuidJob *job);
 /* Create VERSION's schema (or replace its views) in one transaction; EXIT_DONE or EXIT_FAILED. */
 int versions_create(Run *run, int version);
 

@@ -17,7 +17,8 @@ DBSTATE_EXCL="n.nspname IN ('pg_catalog','information_schema','migration_backup'
 # columns, constraints, indexes, triggers, rules, views, sequences, functions, schemas, and what a
 # migration could lose without changing a definition: owners, grants (tables, columns, sequences,
 # functions, schemas; a NULL ACL as its default), comments, reloptions, replica identity, row level
-# security (flags and policies).
+# security (flags and policies). The views of phasemig's versioned schemas (their schema's comment
+# starts "phasemig plan ") are compared in any column order, as the tables they show.
 schema_fingerprint() {
     dbstate_psql "$1" <<SQL
 SET search_path = '';  -- so that definitions come out schema-qualified
@@ -27,6 +28,8 @@ WITH rel AS (
   WHERE NOT ($DBSTATE_EXCL) AND c.oid IS DISTINCT FROM to_regclass('public.migration_log')
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
                     AND d.refobjid = to_regclass('public.migration_log'))
+), versioned AS (
+  SELECT n.oid FROM pg_namespace n WHERE obj_description(n.oid, 'pg_namespace') LIKE 'phasemig plan %'
 ), l(line) AS (
   SELECT 'table '||qn||' kind='||relkind::text||' persistence='||relpersistence::text FROM rel WHERE relkind IN ('r','p','f')
   UNION ALL
@@ -93,6 +96,14 @@ WITH rel AS (
   SELECT 'rule '||r.qn||' '||pg_get_ruledef(w.oid) FROM pg_rewrite w JOIN rel r ON r.oid = w.ev_class WHERE w.rulename <> '_RETURN'
   UNION ALL
   SELECT 'view '||qn||' kind='||relkind::text||' '||pg_get_viewdef(oid) FROM rel WHERE relkind IN ('v','m')
+    AND NOT (relnamespace IN (SELECT oid FROM versioned))
+  UNION ALL
+  -- a view of phasemig's versioned schemas lists its table's columns in the table's order, which a
+  -- finalize rollback changes as it changes the table's: compared, like the table, in any order
+  SELECT 'view '||qn||' kind=v '||coalesce('(columns in any order) '||(SELECT string_agg(btrim(e), ', ' ORDER BY btrim(e)
+         COLLATE "C") FROM regexp_split_to_table(m[1], ',\s*\n') e)||' FROM '||m[2], pg_get_viewdef(oid))
+  FROM rel LEFT JOIN LATERAL regexp_match(pg_get_viewdef(oid), '^\s*SELECT\s+(.*?)\s+FROM\s+(\S+;)\s*$', 's') m ON true
+  WHERE relkind = 'v' AND relnamespace IN (SELECT oid FROM versioned)
   UNION ALL
   SELECT 'sequence '||r.qn||' '||format_type(s.seqtypid, NULL)||' start='||s.seqstart||' inc='||s.seqincrement
          ||' min='||s.seqmin||' max='||s.seqmax||' cache='||s.seqcache||' cycle='||s.seqcycle
