@@ -105,6 +105,7 @@ new "set search_path = $UA;" "prepare a(uuid) as select * from users where id = 
 both() { old "execute b('$k');"; new "execute a('$k');"; }
 both
 sync_sessions 1
+assert_contains "$(q uv "set enable_seqscan = off; explain (costs off) select * from $UA.users where id = '$k'")" "Seq Scan" "before the swap the after view's lookup by uuid has no index yet (runbook: a small share of traffic)"
 assert_exit 0 "phase3 apply" -- u 3 uv apply --yes
 assert_eq "uuid" "$(col_type uv public.users id)" "swapped"
 both
@@ -114,6 +115,12 @@ assert_contains "$(q uv "select pg_get_viewdef('$UA.users'::regclass)" | tr -s '
 assert_eq "character varying(36)|uuid" "$(q uv "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$UB.users'::regclass and attname = 'id'")|$(q uv "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = '$UA.users'::regclass and attname = 'id'")" "result types unchanged"
 assert_eq "renamed" "$(as_app uv $UB "prepare p(text) as select name from users where id = \$1; execute p('$k')")" "the old version binds the key as text after the swap"
 assert_contains "$(q uv "set enable_seqscan = off; explain (costs off) select * from $UB.users where id = '$k'")" "Index Scan" "its lookup by text key has an index after the swap (the key's, built before it)"
+# what the runbook says of the new version's lookups: an index from the swap on, none before it
+# (the shadows' indexes are built by phase3 apply), and the view adds nothing to the table's plan
+plan_of() { q uv "set enable_seqscan = off; explain (costs off) $1" | sed 's/ (cost.*//'; }
+assert_contains "$(plan_of "select * from $UA.users where id = '$k'")" "Index Scan" "after the swap the after view's lookup by uuid has an index"
+assert_eq "$(plan_of "select * from public.users where id = '$k'")" "$(plan_of "select * from $UA.users where id = '$k'")" "and the same plan as on the table"
+assert_eq "$(plan_of "select * from public.tags where user_id = '$k'")" "$(plan_of "select * from $UA.tags where user_id = '$k'")" "a child's lookup by uuid: the same plan through the view as on the table"
 assert_exit 0 "phase3 rollback" -- u 3 uv rollback
 both
 sync_sessions 3
