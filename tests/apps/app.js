@@ -297,6 +297,8 @@ async function hold() {
 
 async function main() {
   await connect();
+  let searchPath = null, prepared = [];
+  await guard(async () => { searchPath = (await q('SHOW search_path', [], 1, false))[0].search_path; });
   await guard(loadSeeds);
   while (!stopRequested && !fs.existsSync(control(`stop-${VERSION}`))) {
     step = readStep();
@@ -304,11 +306,17 @@ async function main() {
     await iteration();
     await sleep(args.pauseMs);
   }
+  // the statements prepared on the server, with their parameters' types and when they were prepared
+  await guard(async () => {
+    prepared = (await q('SELECT name, parameter_types::text AS parameter_types, prepare_time, statement FROM pg_prepared_statements ' +
+                        'ORDER BY prepare_time, name', [], null, false))
+      .map((r) => ({ name: r.name, parameter_types: r.parameter_types, prepare_time: r.prepare_time.toISOString(), statement: r.statement }));
+  });
   const model = {};
   for (const u of users) model[u.id] = { ident: u.ident, name: u.name, email: u.email, posts: u.posts, sessions: u.sessions };
   const result = {
     app: 'node-postgres', driver: `pg ${require('pg/package.json').version}`, job: JOB, version: VERSION, name: NAME,
-    iterations: nIter, ...totals, steps: [...steps.entries()].map(([s, c]) => ({ step: s, ...c })), users: model,
+    search_path: searchPath, iterations: nIter, ...totals, prepared, steps: [...steps.entries()].map(([s, c]) => ({ step: s, ...c })), users: model,
   };
   fs.writeFileSync(`${args.out}.tmp`, JSON.stringify(result) + '\n');
   fs.renameSync(`${args.out}.tmp`, args.out);

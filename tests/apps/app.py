@@ -366,6 +366,15 @@ def hold():
     step_guard(run)
 
 
+search_path = None
+
+
+def show_search_path():
+    global search_path
+    search_path = q("SHOW search_path")[0][0]
+
+
+step_guard(show_search_path)
 step_guard(load_seeds)
 while not stop_requested and not os.path.exists(control(f"stop-{VERSION}")):
     step = read_step()
@@ -375,13 +384,25 @@ while not stop_requested and not os.path.exists(control(f"stop-{VERSION}")):
     iteration()
     time.sleep(args.pause_ms / 1000)
 
+# the statements prepared on the server, with their parameters' types and when they were prepared
+prepared = []
+
+
+def list_prepared():
+    global prepared
+    prepared = [{"name": r[0], "parameter_types": r[1], "prepare_time": r[2].isoformat(), "statement": r[3]}
+                for r in q("SELECT name, parameter_types::text, prepare_time, statement FROM pg_prepared_statements "
+                           "ORDER BY prepare_time, name", prepare=False)]
+
+
+step_guard(list_prepared)
 model = {
     key_text(u["id"]): {"ident": u["ident"], "name": u["name"], "email": u["email"],
                         "posts": u["posts"], "sessions": u["sessions"]}
     for u in users
 }
 result = {"app": "psycopg", "driver": f"psycopg {psycopg.__version__}", "job": JOB, "version": VERSION,
-          "name": NAME, "iterations": n_iter, **totals, "steps": [{"step": s, **steps[s]} for s in order],
+          "name": NAME, "search_path": search_path, "iterations": n_iter, **totals, "prepared": prepared, "steps": [{"step": s, **steps[s]} for s in order],
           "users": model}
 with open(args.out + ".tmp", "w") as f:
     f.write(json.dumps(result) + "\n")
