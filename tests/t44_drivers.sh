@@ -22,7 +22,7 @@ MIN=${T44_MIN_STATEMENTS:-100}       # statements each running application must 
 USERS=${T44_USERS:-300}
 CTL=$TEST_TMP/ctl OUT=$TEST_TMP/out
 must mkdir -p "$CTL" "$OUT"
-declare -A APP_PID=() APP_VERSION=() RUNNING=()
+declare -A APP_PID=() APP_VERSION=() RUNNING=() CONTROL=()
 JOB="" DB="" PLAN="" TIMELINE=""
 
 # ---------- the applications ----------
@@ -38,25 +38,30 @@ start_app() {
     APP_PID[$name]=$! APP_VERSION[$name]=$ver RUNNING[$name]=1
     wait_for_sql "$DB" "select count(*) from pg_stat_activity where application_name = '$name'" 1
 }
-# stop_apps old|new: that version's applications stop after their iteration and write their result
+# wait_app NAME: NAME, told to stop, ends after its iteration with its result written
+wait_app() {
+    local n=$1 rc end=$((SECONDS + 60))
+    while kill -0 "${APP_PID[$n]}" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    kill -0 "${APP_PID[$n]}" 2>/dev/null && { _t_fail "$n did not stop within 60 s: killed"; kill -KILL "${APP_PID[$n]}"; }
+    wait "${APP_PID[$n]}"; rc=$?
+    [ "$rc" = 0 ] || _t_fail "$n exited with status $rc" "$(tail -5 "$OUT/$n.err")"
+    [ -s "$OUT/$n.json" ] || _t_fail "$n left no result in $OUT/$n.json"
+    unset "RUNNING[$n]" "CONTROL[$n]"
+}
+# stop_apps old|new: that version's applications (the controls apart) stop
 stop_apps() {
-    local v=$1 n rc end
+    local v=$1 n
     touch "$CTL/stop-$v"
     for n in "${!RUNNING[@]}"; do
-        [ "${APP_VERSION[$n]}" = "$v" ] || continue
-        end=$((SECONDS + 60))
-        while kill -0 "${APP_PID[$n]}" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
-        kill -0 "${APP_PID[$n]}" 2>/dev/null && { _t_fail "$n did not stop within 60 s: killed"; kill -KILL "${APP_PID[$n]}"; }
-        wait "${APP_PID[$n]}"; rc=$?
-        [ "$rc" = 0 ] || _t_fail "$n exited with status $rc" "$(tail -5 "$OUT/$n.err")"
-        [ -s "$OUT/$n.json" ] || _t_fail "$n left no result in $OUT/$n.json"
-        unset "RUNNING[$n]"
+        [ "${APP_VERSION[$n]}" = "$v" ] && [ -z "${CONTROL[$n]:-}" ] && wait_app "$n"
     done
     rm -f "$CTL/stop-$v"
 }
+stop_app() { kill -TERM "${APP_PID[$1]}"; wait_app "$1"; }   # stop_app NAME (SIGTERM)
 kill_apps() { local n; for n in "${!RUNNING[@]}"; do kill -KILL "${APP_PID[$n]}" 2>/dev/null; done; }
 on_exit kill_apps
-running_apps() { local n; for n in "${!RUNNING[@]}"; do printf '%s ' "$n"; done; }
+# the applications deployed (the controls, which are meant to fail, apart)
+running_apps() { local n; for n in "${!RUNNING[@]}"; do [ -n "${CONTROL[$n]:-}" ] || printf '%s ' "$n"; done; }
 # dwell LABEL: the applications run for DWELL seconds, counted under LABEL
 dwell() { set_step "$1"; printf '%s\t%s\n' "$1" "$(running_apps)" >>"$TIMELINE"; sleep "$DWELL"; }
 # phase_step LABEL EXIT CMD...: CMD must exit EXIT; the applications count what they run meanwhile
@@ -217,6 +222,9 @@ start=$(schema_fingerprint "$DB")
 set_step "before phase1"
 start_app node old node-old "$BEFORE,public"
 start_app py old py-old "$BEFORE,public"
+# the control: the same old version on public, as it ran before the views existed
+start_app node old node-public public; CONTROL[node-public]=1
+start_app py old py-public public; CONTROL[py-public]=1
 dwell "before phase1"
 phase_step "phase1 apply" 0 ph 1 apply
 uuid_agree "after phase1"
@@ -230,6 +238,8 @@ phase_step "phase3 check" 0 ph 3 check
 phase_step "phase3 apply" 0 ph 3 apply
 assert_eq "uuid" "$(col_type "$DB" 'public."User"' id)" "swapped"
 uuid_agree "after phase3 apply"
+stop_app node-public
+stop_app py-public
 phase_step "phase3 rollback" 0 ph 3 rollback --batch-size 25
 assert_eq "text" "$(col_type "$DB" 'public."User"' id)" "swapped back"
 uuid_agree "after phase3 rollback"
@@ -276,6 +286,23 @@ assert_eq "0|0" "$(q "$DB" "select (select count(*) from pg_namespace where nspn
        and attname in ('id_uuid', 'userId_uuid', 'id_legacy', 'userId_legacy') and not attisdropped)")" "no schema of views, no shadow left"
 assert_eq "$start" "$(schema_fingerprint "$DB")" "the schema as at the start"
 uuid_agree "after phase1 rollback"
+
+test_case "uuid job, the control: the same old version on public (no views) fails from the swap on (uuid = text, and node-postgres's statements prepared before it: cached plan must not change result type), and not before"
+for n in node-public py-public; do
+    assert_eq "0|t" "$("$PY" - "$OUT/$n.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+before = [s for s in d["steps"] if s["step"] in ("before phase1", "phase1 apply", "after phase1 apply", "phase2 apply",
+                                                 "after phase2 apply", "new version deployed", "phase3 check", "after phase3 check")]
+print(f"{sum(s['failed'] for s in before)}|{'t' if sum(s['statements'] for s in before) > 0 else 'f'}")
+PYEOF
+)" "$n: no failure before the swap, and statements ran"
+    f=$("$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["failures"], sort_keys=True))' "$OUT/$n.json")
+    assert_contains "$f" '"42883"' "$n: after the swap, operator does not exist: uuid = text"
+    echo "# $JOB: the control $n: failures by SQLSTATE from the swap on: $f" >&2
+done
+assert_contains "$("$PY" -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["failures"]))' "$OUT/node-public.json")" \
+    '"0A000"' "node-public: cached plan must not change result type (a statement prepared on the table before the swap)"
 
 test_case "uuid job: no application failed a statement, every one ran at least $MIN in every step it was deployed for; every row each wrote is there as written"
 counts_ok node-old py-old node-new py-new node-old3 py-old3
