@@ -141,14 +141,15 @@ statements_kept() {
             "$label: $name: prepared before the first phase3 apply, and kept: $pat"
     done
 }
-# counts_ok: the table of every application's statements per step (printed), none failed, each
-# listed for a step ran at least MIN there
+# counts_ok NAME...: the table of every application's statements per step (printed), none failed,
+# each listed for a step ran at least MIN there, and some while each step of OVERLAP (the job's
+# steps whose command walks batches for seconds) ran
 counts_ok() {
     local files=() n out
     for n in "$@"; do files+=("$OUT/$n.json"); done
-    out=$("$PY" "$APPS/counts.py" "$TIMELINE" "$MIN" "${files[@]}" 2>&1)
+    out=$("$PY" "$APPS/counts.py" "$TIMELINE" "$MIN" "$OVERLAP" "${files[@]}" 2>&1)
     sed "s/^/# $JOB: /" <<<"$out" >&2
-    assert_eq "" "$(grep '^problem' <<<"$out")" "$JOB: every application and step: 0 failed statements, at least $MIN statements"
+    assert_eq "" "$(grep '^problem' <<<"$out")" "$JOB: every application and step: 0 failed statements, at least $MIN statements, some during each batch walk"
     for n in "$@"; do
         grep -q FAILED "$OUT/$n.err" && sed "s/^/# /" "$OUT/$n.err" | head -20 >&2
     done
@@ -173,6 +174,7 @@ assert_eq "" "$LAST_OUT$LAST_ERR" "and quiet"
 
 # ==================== string ids to native uuid ====================
 JOB=uuid DB=t44u PLANNAME=string-to-uuid PLAN=$TEST_TMP/string-to-uuid.json TIMELINE=$TEST_TMP/timeline-uuid
+OVERLAP="phase2 apply|phase3 rollback after finalize|phase2 rollback"
 BEFORE=string_to_uuid_before AFTER=string_to_uuid_after
 cat >"$PLAN" <<'EOF'
 {
@@ -228,7 +230,7 @@ start_app py old py-public public; CONTROL[py-public]=1
 dwell "before phase1"
 phase_step "phase1 apply" 0 ph 1 apply
 uuid_agree "after phase1"
-phase_step "phase2 apply" 0 ph 2 apply --batch-size 25
+phase_step "phase2 apply" 0 ph 2 apply --batch-size 25 --sleep-ms 40
 uuid_agree "after phase2"
 set_step "new version deployed"
 start_app node new node-new "$AFTER"
@@ -240,7 +242,7 @@ assert_eq "uuid" "$(col_type "$DB" 'public."User"' id)" "swapped"
 uuid_agree "after phase3 apply"
 stop_app node-public
 stop_app py-public
-phase_step "phase3 rollback" 0 ph 3 rollback --batch-size 25
+phase_step "phase3 rollback" 0 ph 3 rollback --batch-size 25 --sleep-ms 40
 assert_eq "text" "$(col_type "$DB" 'public."User"' id)" "swapped back"
 uuid_agree "after phase3 rollback"
 phase_step "phase3 apply again" 0 ph 3 apply
@@ -266,7 +268,7 @@ assert_eq "0" "$(q "$DB" "select count(*) from pg_namespace where nspname = '$BE
 uuid_agree "after finalize"
 
 test_case "uuid job, the way back: phase3 rollback after finalize under the new version; the old version deployed again, the new one retired; phase2 and phase1 rollback under the old version"
-phase_step "phase3 rollback after finalize" 0 ph 3 rollback --batch-size 25
+phase_step "phase3 rollback after finalize" 0 ph 3 rollback --batch-size 25 --sleep-ms 40
 uuid_agree "after phase3 rollback after finalize"
 set_step "old version deployed again"
 start_app node old node-old3 "$BEFORE,public"
@@ -277,7 +279,7 @@ for n in node-new py-new; do
     rows_as_written "after phase3 rollback after finalize" "$n"
     statements_kept "after phase3 rollback after finalize" "$n" "{uuid}"
 done
-phase_step "phase2 rollback" 0 ph 2 rollback --batch-size 25
+phase_step "phase2 rollback" 0 ph 2 rollback --batch-size 25 --sleep-ms 40
 uuid_agree "after phase2 rollback"
 phase_step "phase1 rollback" 0 ph 1 rollback
 stop_apps old
@@ -316,6 +318,7 @@ echo "# $JOB: the job took $((SECONDS - T0)) s" >&2
 
 # ==================== Clerk to Firebase ====================
 JOB=clerk DB=t44c PLANNAME=clerk-to-firebase PLAN=$TEST_TMP/clerk-to-firebase.json TIMELINE=$TEST_TMP/timeline-clerk
+OVERLAP="phase2 apply|phase3 rollback|phase3 rollback after finalize|phase2 rollback"
 BEFORE=clerk_to_firebase_before AFTER=clerk_to_firebase_after
 cat >"$PLAN" <<'EOF'
 {
@@ -375,7 +378,7 @@ start_app py old py-old "$BEFORE,public"
 dwell "before phase1"
 phase_step "phase1 apply" 0 ph 1 apply
 clerk_agree "after phase1"
-phase_step "phase2 apply" 0 ph 2 apply --mapping "$DATA/mapping.csv" --batch-size 25
+phase_step "phase2 apply" 0 ph 2 apply --mapping "$DATA/mapping.csv" --batch-size 25 --sleep-ms 40
 clerk_agree "after phase2" all
 set_step "new version deployed"
 start_app node new node-new "$AFTER,public"
@@ -400,7 +403,7 @@ test_case "Clerk job: phase3 check, apply, rollback (the old version back for a 
 phase_step "phase3 check" 0 ph 3 check
 phase_step "phase3 apply" 0 ph 3 apply
 assert_eq "" "$(col_type "$DB" 'public."User"' clerkUserId)" "\"clerkUserId\" dropped, with the before schema"
-phase_step "phase3 rollback" 0 ph 3 rollback --batch-size 25
+phase_step "phase3 rollback" 0 ph 3 rollback --batch-size 25 --sleep-ms 40
 clerk_agree "after phase3 rollback" all
 set_step "old version back (phase3 rolled back)"
 start_app node old node-old2 "$BEFORE,public"
@@ -416,7 +419,7 @@ phase_step "phase3 apply again" 0 ph 3 apply
 phase_step "phase3 finalize" 0 ph 3 finalize
 
 test_case "Clerk job, the way back: phase3 rollback after finalize under the new version; the old version deployed again, the new one retired; phase2 and phase1 rollback under the old version"
-phase_step "phase3 rollback after finalize" 0 ph 3 rollback --batch-size 25
+phase_step "phase3 rollback after finalize" 0 ph 3 rollback --batch-size 25 --sleep-ms 40
 clerk_agree "after phase3 rollback after finalize" all
 set_step "old version back (finalize rolled back)"
 start_app node old node-old3 "$BEFORE,public"
@@ -424,7 +427,7 @@ start_app py old py-old3 "$BEFORE,public"
 dwell "old version back (finalize rolled back)"
 stop_apps new
 for n in node-new py-new; do rows_as_written "the new version retired" "$n" "u.\"firebaseUid\" = m.v->>'ident'"; done
-phase_step "phase2 rollback" 0 ph 2 rollback --batch-size 25
+phase_step "phase2 rollback" 0 ph 2 rollback --batch-size 25 --sleep-ms 40
 # the uids the new version wrote are the application's: phase1 rollback counts them and refuses
 phase_step "phase1 rollback, refused" 3 ph 1 rollback
 assert_contains "$LAST_ERR" "hold a value the application wrote" "the new version's uids are counted as the application's"

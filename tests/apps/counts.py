@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/apps/counts.py -- t44's table of the applications' counts, and what is wrong with them.
 
-    counts.py TIMELINE MIN RESULT.json...
+    counts.py TIMELINE MIN OVERLAP RESULT.json...
 
 TIMELINE: one line per phasemig step, "<step>\\t<app> <app>...": the applications that ran
 through that step. Each RESULT.json is the line an application (app.js, app.py) wrote when it
@@ -9,13 +9,15 @@ stopped: its statements and failures per step, where "<step>" counts the stateme
 while phasemig's command ran and "after <step>" those of the seconds after it. Prints a table
 (statements, and failures by SQLSTATE where there are any, per step and application: during +
 after), then one "problem: ..." line for each application that failed a statement or
-reconnected, and for each application listed for a step that ran fewer than MIN statements in
-it (during and after together); exits 1 when there is a problem.
+reconnected, for each application listed for a step that ran fewer than MIN statements in it
+(during and after together), and for each listed for a step named in OVERLAP (steps separated
+by "|": the ones whose command walks batches for seconds) that ran none while its command ran;
+exits 1 when there is a problem.
 """
 import json
 import sys
 
-timeline_file, minimum, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+timeline_file, minimum, overlap, files = sys.argv[1], int(sys.argv[2]), sys.argv[3].split("|"), sys.argv[4:]
 timeline = []
 for line in open(timeline_file):
     label, _, apps = line.rstrip("\n").partition("\t")
@@ -62,6 +64,8 @@ for label in labels:
         text, total = cell(by_name[n], label)
         if n in expected.get(label, []) and total < minimum:
             problems.append(f"{n} ran {total} statements in step '{label}' (fewer than {minimum})")
+        if n in expected.get(label, []) and label in overlap and counts(by_name[n], label)["statements"] == 0:
+            problems.append(f"{n} ran no statement while the command of step '{label}' ran")
         row.append(text if total or n in expected.get(label, []) else "-")
     print(f"{label:<{width}}  " + "  ".join(f"{c:>22}" for c in row))
 print(f"{'total':<{width}}  " + "  ".join(f"{by_name[n]['statements']:>22}" for n in names))
