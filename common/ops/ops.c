@@ -22,6 +22,19 @@ ops_ddl(Run *run, const char *what, const char *const *stmts, int n)
 	return db_ddl_try(run->conn, what, stmts, n) ? EXIT_DONE : EXIT_FAILED;
 }
 
+long long
+ops_lock_share_ms(Run *run, int relations)
+{
+	long long deadlock_ms = db_count(run->conn,
+									 "SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout'", 0,
+									 NULL);
+	long long per = (deadlock_ms - 100) / (relations > 0 ? relations : 1);
+
+	if (per > db_get_retry()->lock_timeout_ms)
+		per = db_get_retry()->lock_timeout_ms;
+	return per < 20 ? 20 : per;
+}
+
 int
 ops_ddl_forget(Run *run, const char *what, const char *const *stmts, int n, const char *kind, const char *name)
 {

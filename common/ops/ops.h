@@ -75,6 +75,15 @@ int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
 /* The same, removing the registry's record of KIND NAME in that transaction: an undo. */
 int ops_ddl_forget(Run *run, const char *what, const char *const *stmts, int n, const char *kind, const char *name);
 /*
+ * The lock_timeout of one LOCK TABLE of RELATIONS relations taken before a
+ * DDL transaction's changes: deadlock_timeout - 100 ms shared among them (at
+ * most the retry's lock timeout, at least 20 ms), so that an application
+ * transaction queued behind the LOCK runs its deadlock check only after the
+ * LOCK has its locks or has given up, and phasemig retries, never the
+ * application (see uuid_add_lock_tables).
+ */
+long long ops_lock_share_ms(Run *run, int relations);
+/*
  * The value phasemig wrote into COLUMN of the row aliased t: what the plan's
  * backfill_from_mapping recorded as written there in its backup table, as
  * *JOIN, a LEFT JOIN of that table aliased b, and the expression over b it

@@ -78,7 +78,7 @@ versions_drop_sql(Run *run, int version)
 {
 	const char *name = versions_schema(run->plan, version);
 	const char *p[1] = {name};
-	char *qschema, *views, *sql;
+	char *qschema, *views, *sql, *lock = NULL;
 
 	if (dropped_by_this_run[version] || !schema_exists(run, name))
 		return NULL;
@@ -89,9 +89,18 @@ versions_drop_sql(Run *run, int version)
 					 "ORDER BY c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
 					 "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v'",
 					 1, p);
-	sql = str_printf("%s%s%sDROP SCHEMA IF EXISTS %s", views ? "DROP VIEW IF EXISTS " : "", views ? views : "",
-					 views ? ";\n" : "", qschema);
-	free(views), free(qschema);
+	/*
+	 * Every view in one LOCK first (under the caller's lock_timeout, which
+	 * versions_unapply keeps below deadlock_timeout): the DROP VIEW of several
+	 * would lock them one by one, and an application transaction that wrote
+	 * through one view and then waits behind the drop for another would
+	 * deadlock with it, and be the one aborted (ops_lock_share_ms).
+	 */
+	if (views)
+		lock = str_printf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\n", views);
+	sql = str_printf("%s%s%s%sDROP SCHEMA IF EXISTS %s", lock ? lock : "", views ? "DROP VIEW IF EXISTS " : "",
+					 views ? views : "", views ? ";\n" : "", qschema);
+	free(lock), free(views), free(qschema);
 	return sql;
 }
 
@@ -174,17 +183,24 @@ versions_unapply(Run *run, const Op *op, const Options *opts)
 	(void) opts;
 	for (int v = VERSIONS_AFTER; v >= VERSIONS_BEFORE && rc == EXIT_DONE; v--)
 	{
+		const char *p[1] = {op->schemas[v]};
+		long long n_views = db_count(run->conn,
+									 "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+									 "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v'",
+									 1, p);
+		/* the views' LOCK waits less than deadlock_timeout in all: the application never is the victim */
+		char *timeout = str_printf("SET LOCAL lock_timeout = %lld", ops_lock_share_ms(run, (int) n_views));
 		char *drop = versions_drop_sql(run, v);
-		const char *stmts[1] = {drop};
+		const char *stmts[2] = {timeout, drop};
 
 		if (!registry_has(run->conn, run->plan, VERSIONS_KIND, op->schemas[v]))
 		{
-			free(drop);
+			free(drop), free(timeout);
 			continue;
 		}
 		log_info("dropping schema \"%s\"", op->schemas[v]);
-		rc = ops_ddl_forget(run, "dropping a versioned schema", stmts, drop ? 1 : 0, VERSIONS_KIND, op->schemas[v]);
-		free(drop);
+		rc = ops_ddl_forget(run, "dropping a versioned schema", stmts, drop ? 2 : 0, VERSIONS_KIND, op->schemas[v]);
+		free(drop), free(timeout);
 	}
 	return rc;
 }

@@ -87,17 +87,7 @@ uuid_add_lock_tables(UuidStmts *st, const UuidJob *job, json_t *views)
 {
 	int tables;
 	char *list = lock_list(job, views, &tables);
-	long long deadlock_ms = db_count(job->run->conn,
-									 "SELECT setting::bigint FROM pg_catalog.pg_settings "
-									 "WHERE name = 'deadlock_timeout'",
-									 0, NULL);
-	long long per_table = (deadlock_ms - 100) / tables;
-
-	if (per_table > db_get_retry()->lock_timeout_ms)
-		per_table = db_get_retry()->lock_timeout_ms;
-	if (per_table < 20)
-		per_table = 20;
-	uuid_stmts_add(st, str_printf("SET LOCAL lock_timeout = %lld", per_table));
+	uuid_stmts_add(st, str_printf("SET LOCAL lock_timeout = %lld", ops_lock_share_ms(job->run, tables)));
 	uuid_stmts_add(st, str_printf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", list));
 	free(list);
 }

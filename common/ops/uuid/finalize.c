@@ -88,7 +88,8 @@ uuid_drop_legacy_columns(UuidJob *job)
 	Run *run = job->run;
 	UuidStmts st = {0};
 	json_t *cols = json_array();
-	char *detail, *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
+	char *detail, *holders, *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
+	int rc;
 
 	uuid_add_lock_tables(&st, job, NULL);
 	if (drop_before)
@@ -110,7 +111,17 @@ uuid_drop_legacy_columns(UuidJob *job)
 	free(detail);
 	json_decref(cols);
 	log_info("dropping the %d legacy columns", job->n);
-	return uuid_stmts_run(run, "dropping the legacy columns", &st);
+	if ((rc = uuid_stmts_run(run, "dropping the legacy columns", &st)) != EXIT_DONE
+		&& (holders = versions_holders(run, VERSIONS_BEFORE)) != NULL)
+	{
+		/* a session that began on the before views after the check: say who, as the check does */
+		log_detail("sessions hold locks on the views of schema \"%s\": %s", versions_schema(run->plan, VERSIONS_BEFORE),
+				   holders);
+		log_hint("retire the application version that reads \"%s\" (its search_path), then run this again",
+				 versions_schema(run->plan, VERSIONS_BEFORE));
+		free(holders);
+	}
+	return rc;
 }
 
 /* ---------- the undo ---------- */
