@@ -29,7 +29,7 @@ static const char help[] =
 	"                 install its sync triggers; convert_to_uuid: find every foreign\n"
 	"                 key to the column in pg_constraint, add a uuid shadow beside the\n"
 	"                 key and each referencing column, with triggers (their indexes\n"
-	"                 are built by phase3 apply, after phase2 has filled them); last,\n"
+	"                 are built by phase2 apply, once it has filled them); last,\n"
 	"                 the plan's before and after schemas of views, one per version\n"
 	"                 of the application (its search_path)\n"
 	"  status         show each phase: applied or not, rows, last run, errors;\n"

@@ -31,7 +31,7 @@ static const char help[] =
 	"  apply          run the checks, then NOT NULL (through a validated CHECK), UNIQUE\n"
 	"                 (an index built CONCURRENTLY, then USING INDEX), remove the sync\n"
 	"                 triggers and drop old columns (their values kept in\n"
-	"                 migration_backup); convert_to_uuid: build the shadows' indexes\n"
+	"                 migration_backup); convert_to_uuid: build the text key's index\n"
 	"                 CONCURRENTLY, then swap each column with its uuid shadow in\n"
 	"                 one short transaction (the text values stay in\n"
 	"                 <column>_legacy, kept current by triggers)\n"

@@ -105,7 +105,11 @@ new "set search_path = $UA;" "prepare a(uuid) as select * from users where id = 
 both() { old "execute b('$k');"; new "execute a('$k');"; }
 both
 sync_sessions 1
-assert_contains "$(q uv "set enable_seqscan = off; explain (costs off) select * from $UA.users where id = '$k'")" "Seq Scan" "before the swap the after view's lookup by uuid has no index yet (runbook: a small share of traffic)"
+# before the swap the new version's lookups and upserts by uuid: phase2 indexed the shadows
+assert_contains "$(q uv "set enable_seqscan = off; explain (costs off) select * from $UA.users where id = '$k'")" "Index Scan" "before the swap the after view's lookup by uuid uses phase2's index on the shadow"
+assert_contains "$(q uv "set enable_seqscan = off; explain (costs off) select * from $UA.tags where user_id = '$k'")" "Index Scan" "and a child's lookup by uuid too"
+assert_eq "renamed" "$(as_app uv $UA "insert into users (id, email) values ('$k', 'o@x') on conflict (id) do update set email = excluded.email returning name")" "an upsert on the key through the after view finds its arbiter (the shadow's unique index)"
+assert_eq "o@x" "$(q uv "select email from public.users where id = '$k'")" "and updated the row"
 assert_exit 0 "phase3 apply" -- u 3 uv apply --yes
 assert_eq "uuid" "$(col_type uv public.users id)" "swapped"
 both

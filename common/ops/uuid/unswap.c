@@ -104,23 +104,50 @@ uuid_swap_back(UuidJob *job)
 }
 
 /*
- * Either way: the indexes phase3 apply built on the shadows (the primary
- * key's and every mirror), which the swap back left on the shadows under
- * their mirror names (a mirror adopted by a constraint went with it), or
- * which an apply that stopped before the swap left.  phase2's schema has
- * none of them; phase3 apply builds them again.
+ * phase2 rollback: the indexes phase2 apply built on the shadows (the key's
+ * unique one and every mirror); phase1's schema has none of them.
  */
 int
 uuid_drop_mirrors(UuidJob *job)
 {
-	/* not swapped: the text key's index an apply built for after the swap, too */
-	int rc = job->swapped ? EXIT_DONE : ops_drop_index_on(job->run, job->t[0].table, job->pk.legacy);
-
-	if (rc == EXIT_DONE)
-		rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.mirror);
+	int rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.mirror);
 
 	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
 		rc = ops_drop_index_on(job->run, job->ix[i].table, job->ix[i].names.mirror);
+	return rc;
+}
+
+/*
+ * phase3 rollback, either way: phase2's indexes on the shadows.  The swap
+ * back left them on the shadows under their mirror names, except those a
+ * constraint adopted (the primary key, a unique constraint), which went with
+ * it and are built again; an apply that stopped before the swap left them
+ * all, and the text key's index it built for after the swap, dropped here.
+ */
+int
+uuid_restore_mirrors(UuidJob *job)
+{
+	int rc;
+
+	/* not swapped: all there, or built again if a rollback of the stopped apply dropped one */
+	if (!job->swapped)
+	{
+		rc = ops_drop_index_on(job->run, job->t[0].table, job->pk.legacy);
+		return rc == EXIT_DONE ? uuid_build_mirrors(job) : rc;
+	}
+	/*
+	 * Swapped back: only the adopted ones, named from the job, not looked up
+	 * in the catalog, so that a dry run (whose swap back changed nothing)
+	 * prints what the real run does.
+	 */
+	rc = ops_build_index_on(job->run, job->t[0].table, job->pk.mirror, job->t[0].q_shadow, true);
+	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
+	{
+		const UuidIndex *x = &job->ix[i];
+
+		if (x->constraint)
+			rc = ops_build_index_on(job->run, x->table, x->names.mirror, x->columns, x->unique);
+	}
 	return rc;
 }
 

@@ -17,11 +17,18 @@
 static const UuidStep expand_steps[] = {uuid_log_job, uuid_create_map, uuid_add_shadows, NULL};
 static const UuidStep unexpand_steps[] = {uuid_drop_shadows, uuid_drop_map, NULL};
 
-/* phase2: classify the values and fill the shadows; back: every shadow as its trigger would set it. */
-static const UuidStep fill_steps[] = {uuid_fill, NULL};
-static const UuidStep unfill_steps[] = {uuid_discard_regenerated, uuid_reset_shadows, NULL};
+/*
+ * phase2: classify the values and fill the shadows, then index them as the
+ * originals are (CONCURRENTLY, after the fill: cheaper than maintaining them
+ * through it), so that the new version of the application, which reads the
+ * shadows through the after schema before the swap, looks rows up by index
+ * and can INSERT ... ON CONFLICT on the key; back: those indexes dropped and
+ * every shadow as its trigger would set it.
+ */
+static const UuidStep fill_steps[] = {uuid_fill, uuid_build_mirrors, NULL};
+static const UuidStep unfill_steps[] = {uuid_drop_mirrors, uuid_discard_regenerated, uuid_reset_shadows, NULL};
 
-/* phase3: the indexes and NOT NULLs the swap needs, the swap, then its foreign keys validated. */
+/* phase3: the indexes (built by phase2, rebuilt if missing) and NOT NULLs the swap needs, the swap, then its foreign keys validated. */
 static const UuidStep swap_steps[] = {uuid_validate_if_swapped,   uuid_build_mirrors,
 									  uuid_build_text_key,        uuid_enforce_shadows_not_null,
 									  uuid_swap_columns,          uuid_validate_foreign_keys,
@@ -29,13 +36,14 @@ static const UuidStep swap_steps[] = {uuid_validate_if_swapped,   uuid_build_mir
 
 /*
  * Back: finalize undone if it ran; then the swap backwards if it happened,
- * else what an apply stopped before it left; the indexes phase3 built on the
- * shadows dropped, the foreign keys validated and the reverse functions
- * dropped either way: the schema is phase2's again.
+ * else what an apply stopped before it left; phase2's indexes on the shadows
+ * back (a constraint that adopted one took it with it), the foreign keys
+ * validated and the reverse functions dropped either way: the schema is
+ * phase2's again.
  */
 static const UuidStep unswap_steps[] = {
-	uuid_unfinalize,   uuid_drop_shadows_not_null, uuid_build_legacy_key,       uuid_swap_back,
-	uuid_drop_mirrors, uuid_validate_foreign_keys, uuid_drop_reverse_functions, NULL};
+	uuid_unfinalize,      uuid_drop_shadows_not_null, uuid_build_legacy_key,       uuid_swap_back,
+	uuid_restore_mirrors, uuid_validate_foreign_keys, uuid_drop_reverse_functions, NULL};
 
 static const UuidStep finalize_steps[] = {uuid_finalize_ready, uuid_save_legacy_keys, uuid_drop_legacy_columns, NULL};
 

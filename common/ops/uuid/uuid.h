@@ -243,8 +243,10 @@ void uuid_add_swap_rebuild(UuidStmts *st, const UuidJob *job, json_t *views, boo
 int uuid_drop_shadows_not_null(UuidJob *job);
 int uuid_build_legacy_key(UuidJob *job);
 int uuid_swap_back(UuidJob *job);
-int uuid_drop_mirrors(UuidJob *job);
+int uuid_restore_mirrors(UuidJob *job);
 int uuid_drop_reverse_functions(UuidJob *job);
+/* phase2 rollback: the indexes phase2 built on the shadows. */
+int uuid_drop_mirrors(UuidJob *job);
 
 /* ---- finalize.c ---- */
 
