@@ -38,7 +38,10 @@ pin_client_encoding(PGconn *conn)
 {
 	if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8") && PQsetClientEncoding(conn, "UTF8") != 0)
 	{
-		log_error("could not set the connection's client_encoding to UTF8: %s", db_error_line(NULL, conn));
+		char why[DB_MESSAGE_MAX];
+
+		log_error("could not set the connection's client_encoding to UTF8: %s",
+				  db_error_line(NULL, conn, why, sizeof why));
 		return false;
 	}
 	if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8"))
@@ -122,8 +125,14 @@ db_set_all(PGconn *conn, const char *const *settings, size_t n)
 		PGresult *res = PQexec(conn, settings[i]);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
+		/* a setting that did not apply (statement_timeout = 0, say) would go unseen until it bites */
 		if (!ok)
-			db_report(res, conn, settings[i]);
+		{
+			char why[DB_MESSAGE_MAX];
+
+			log_error("could not set up the session: \"%s\" failed: %s", settings[i],
+					  db_error_line(res, conn, why, sizeof why));
+		}
 		PQclear(res);
 		if (!ok)
 			return false;
@@ -293,7 +302,9 @@ db_reset(PGconn *conn)
 	PQreset(conn);
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
-		log_error("could not connect to the database again: %s", db_error_line(NULL, conn));
+		char why[DB_MESSAGE_MAX];
+
+		log_error("could not connect to the database again: %s", db_error_line(NULL, conn, why, sizeof why));
 		return false;
 	}
 	return session_setup(conn);
@@ -316,16 +327,28 @@ db_sqlstate(const PGresult *res)
 }
 
 const char *
-db_error_line(const PGresult *res, const PGconn *conn)
+db_error_line(const PGresult *res, const PGconn *conn, char *buf, size_t size)
 {
-	static char line[2048];
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
-	if (primary)
-		chomp_copy(line, sizeof line, primary);
-	else
-		chomp_copy(line, sizeof line, PQerrorMessage(conn));
-	return line;
+	chomp_copy(buf, size, primary ? primary : PQerrorMessage(conn));
+	return buf;
+}
+
+bool
+db_stopped(const PGresult *res)
+{
+	/* the handler sets the flag before it sends the cancel: a 57014 after it is ours */
+	return stop_requested() && strcmp(db_sqlstate(res), SQLSTATE_QUERY_CANCELED) == 0;
+}
+
+void
+db_failure_keep(DbFailure *why, const PGresult *res, const PGconn *conn)
+{
+	if (why == NULL || why->message[0])
+		return;
+	snprintf(why->sqlstate, sizeof why->sqlstate, "%s", db_sqlstate(res));
+	db_error_line(res, conn, why->message, sizeof why->message);
 }
 
 void
@@ -334,8 +357,18 @@ db_report(const PGresult *res, const PGconn *conn, const char *sql)
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	const char *context = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+	char line[DB_MESSAGE_MAX];
 
-	log_error("%s", db_error_line(res, conn));
+	/* our own cancel: what the operator reads is that the run was stopped, wherever it was */
+	if (db_stopped(res))
+	{
+		log_error("stopped by %s: the statement in progress was cancelled (the server rolled it back)",
+				  stop_signal_name());
+		if (sql)
+			log_detail("statement: %s", sql);
+		return;
+	}
+	log_error("%s", db_error_line(res, conn, line, sizeof line));
 	if (detail)
 		log_detail("%s", detail);
 	if (context)
@@ -362,17 +395,27 @@ db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *para
 	return res;
 }
 
+/*
+ * A statement of a db_x() helper failed: tell it (db_report: the server's
+ * message, or the stop that cancelled it) and end the run through log_exit,
+ * whose cleanups close the run's migration_log rows (failed, or interrupted
+ * after a SIGINT/SIGTERM) and say so.  On the main thread only (log.h).
+ */
+static _Noreturn void
+fail(PGresult *res, const PGconn *conn, const char *sql)
+{
+	db_report(res, conn, sql);
+	PQclear(res);
+	log_exit(EXIT_FAILED);
+}
+
 PGresult *
 db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *res = db_query_try(conn, sql, nparams, params);
 
 	if (!db_ok(res))
-	{
-		db_report(res, conn, sql);
-		PQclear(res);
-		log_exit(EXIT_FAILED);
-	}
+		fail(res, conn, sql);
 	return res;
 }
 
@@ -387,11 +430,7 @@ db_query_answer(PGconn *conn, const char *sql, int nparams, const char *const *p
 		|| strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0 || strcmp(state, "42846") == 0;
 
 	if (!db_ok(res) && !about_input)
-	{
-		db_report(res, conn, sql);
-		PQclear(res);
-		log_exit(EXIT_FAILED);
-	}
+		fail(res, conn, sql);
 	return res;
 }
 
@@ -443,6 +482,47 @@ db_value(PGconn *conn, const char *sql, int nparams, const char *const *params)
 	return value;
 }
 
+bool
+db_execp_try(PGconn *conn, const char *sql, int nparams, const char *const *params, long long *rows,
+			 DbFailure *why)
+{
+	PGresult *res;
+	bool ok;
+
+	if (rows)
+		*rows = 0;
+	if (dryrun_intercept(sql))
+		return true;
+	res = db_query_try(conn, sql, nparams, params);
+	ok = db_ok(res);
+	if (ok && rows)
+		*rows = atoll(PQcmdTuples(res));
+	if (!ok)
+	{
+		db_report(res, conn, sql);
+		db_failure_keep(why, res, conn);
+	}
+	PQclear(res);
+	return ok;
+}
+
+bool
+db_count_try(PGconn *conn, const char *sql, int nparams, const char *const *params, long long *count,
+			 DbFailure *why)
+{
+	PGresult *res = db_query_try(conn, sql, nparams, params);
+	bool ok = db_ok(res);
+
+	*count = ok && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? atoll(PQgetvalue(res, 0, 0)) : 0;
+	if (!ok)
+	{
+		db_report(res, conn, sql);
+		db_failure_keep(why, res, conn);
+	}
+	PQclear(res);
+	return ok;
+}
+
 long long
 db_count(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
@@ -461,19 +541,6 @@ db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params)
 
 	PQclear(res);
 	return found;
-}
-
-char *
-db_ident(PGconn *conn, const char *name)
-{
-	char *q = PQescapeIdentifier(conn, name, strlen(name));
-	char *copy;
-
-	if (q == NULL)
-		log_fatal(EXIT_FAILED, "could not quote identifier \"%s\": %s", name, PQerrorMessage(conn));
-	copy = xstrdup(q);
-	PQfreemem(q);
-	return copy;
 }
 
 void

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,21 +66,39 @@ running_run_id(Run *run, bool *held)
 	return id;
 }
 
+/* read_control's answers */
+enum
+{
+	CONTROL_NONE,
+	CONTROL_FOUND,
+	CONTROL_FAILED /* a statement failed: told, kept in b->failure */
+};
+
 /*
- * The control row of this run into C: false when there is none (or no table,
- * or one older than run-scoped settings).  A row set for the next run
+ * The control row of this run into C: CONTROL_NONE when there is none (or no
+ * table, or one older than run-scoped settings).  A row set for the next run
  * becomes this run's (said, and logged): no later run sees it.
  */
-static bool
-read_control(Run *run, const BatchLoop *b, Control *c)
+static int
+read_control(Run *run, BatchLoop *b, Control *c)
 {
 	const char *params[2] = {run->plan->name, run->run_id};
 
 	for (int round = 0; round < 2; round++)
 	{
 		PGresult *res = db_query_try(run->conn, control_sql, 2, params);
+		const char *state = db_sqlstate(res);
 		bool found = db_ok(res) && PQntuples(res) == 1;
+		long long taken;
 
+		/* no control table, or an older one without run-scoped settings: nothing set */
+		if (!db_ok(res) && strcmp(state, SQLSTATE_UNDEFINED_TABLE) != 0 && strcmp(state, SQLSTATE_UNDEFINED_COLUMN) != 0)
+		{
+			db_report(res, run->conn, control_sql);
+			db_failure_keep(&b->failure, res, run->conn);
+			PQclear(res);
+			return CONTROL_FAILED;
+		}
 		if (found)
 		{
 			c->paused = db_field_true(res, 0, "paused");
@@ -90,16 +109,17 @@ read_control(Run *run, const BatchLoop *b, Control *c)
 		}
 		PQclear(res);
 		if (!found || !c->next_run)
-			return found;
+			return found ? CONTROL_FOUND : CONTROL_NONE;
 		/* set for the next run: this one; of --jobs workers one takes it, the others read it as this run's */
-		if (db_execp_rows(run->conn,
+		if (!db_execp_try(run->conn,
 						  "UPDATE migration_backup.phasemig_control SET run_id = $2::uuid, next_run = false, "
 						  "paused_at = CASE WHEN paused THEN clock_timestamp() END WHERE plan = $1 AND next_run",
-						  2, params)
-			> 0)
+						  2, params, &taken, &b->failure))
+			return CONTROL_FAILED;
+		if (taken > 0)
 			log_info("%s: throttle: this run takes the settings given for the next run by %s", b->what, c->by);
 	}
-	return false;
+	return CONTROL_NONE;
 }
 
 /* Take the row's sleep and batch size into B and *SIZE, saying what changed; whether anything did. */
@@ -129,12 +149,12 @@ take_settings(const Control *c, BatchLoop *b, int *size)
  * After a change or a pause, the rate (the progress line's, and status's
  * from migration_log) is measured afresh: the time left follows the new pace.
  */
-static void
+static bool
 rebase_rate(Run *run, BatchLoop *b)
 {
 	progress_rebase(b);
-	if (b->entry > 0 && b->rows_total >= 0)
-		mlog_set_progress(run, b->entry, b->rows_total, b->rows_done, b->last_key);
+	return b->entry <= 0 || b->rows_total < 0
+		|| mlog_set_progress_try(run, b->entry, b->rows_total, b->rows_done, b->last_key, &b->failure);
 }
 
 int
@@ -142,16 +162,17 @@ throttle_between_batches(Run *run, BatchLoop *b, int *size)
 {
 	bool announced = false, changed = false;
 	Control c;
+	int found;
 
-	while (read_control(run, b, &c))
+	while ((found = read_control(run, b, &c)) == CONTROL_FOUND)
 	{
 		changed |= take_settings(&c, b, size);
 		if (!c.paused)
 		{
 			if (announced)
 				log_info("%s: resumed by %s", b->what, c.by);
-			if (changed || announced)
-				rebase_rate(run, b);
+			if ((changed || announced) && !rebase_rate(run, b))
+				return EXIT_FAILED;
 			return EXIT_DONE;
 		}
 		if (!announced)
@@ -170,7 +191,7 @@ throttle_between_batches(Run *run, BatchLoop *b, int *size)
 		}
 		db_sleep_ms(250);
 	}
-	return EXIT_DONE;
+	return found == CONTROL_FAILED ? EXIT_FAILED : EXIT_DONE;
 }
 
 /* The control row as JSON, RUNNING_ID the run holding the lock (NULL: none); NULL when there is no row. */
@@ -436,13 +457,21 @@ lag_of_query(const char *lag_query, long long *lag)
 {
 	PGresult *res;
 	bool ok = false;
+	char why[DB_MESSAGE_MAX];
 
 	/* read-only; one statement (the extended protocol allows no more) */
-	PQclear(PQexec(lag_conn, "BEGIN READ ONLY"));
+	res = PQexec(lag_conn, "BEGIN READ ONLY");
+	if (!db_ok(res))
+	{
+		log_error("--lag-query's transaction could not begin: %s", db_error_line(res, lag_conn, why, sizeof why));
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
 	res = PQexecParams(lag_conn, lag_query, 0, NULL, NULL, NULL, NULL, 0);
 	if (!db_ok(res))
 	{
-		log_error("--lag-query failed: %s", db_error_line(res, lag_conn));
+		log_error("--lag-query failed: %s", db_error_line(res, lag_conn, why, sizeof why));
 		log_detail("statement: %s", lag_query);
 	}
 	else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
@@ -474,18 +503,24 @@ lag_of_query(const char *lag_query, long long *lag)
 	return ok;
 }
 
-/* The lag now, in ms: the operator's query's, else the largest replay lag of the standbys. */
+/*
+ * The lag now, in ms: the operator's query's, else the largest replay lag of
+ * the standbys; *OK false when it could not be measured (said why; a failed
+ * statement kept in *WHY).
+ */
 static long long
-lag_now(Run *run, const char *lag_query, bool *ok)
+lag_now(Run *run, const char *lag_query, bool *ok, DbFailure *why)
 {
 	long long lag = 0;
 
-	*ok = true;
 	if (lag_query == NULL)
-		return db_count(run->conn,
-						"SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
-						"FROM pg_catalog.pg_stat_replication",
-						0, NULL);
+	{
+		*ok = db_count_try(run->conn,
+						   "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
+						   "FROM pg_catalog.pg_stat_replication",
+						   0, NULL, &lag, why);
+		return lag;
+	}
 	pthread_mutex_lock(&lag_mutex);
 	*ok = open_lag_connection(run) && lag_of_query(lag_query, &lag);
 	pthread_mutex_unlock(&lag_mutex);
@@ -496,7 +531,7 @@ bool
 throttle_check_lag_query(Run *run, const char *sql)
 {
 	bool ok;
-	long long lag = lag_now(run, sql, &ok);
+	long long lag = lag_now(run, sql, &ok, NULL);
 
 	if (ok)
 		log_info("--lag-query says %lld ms now", lag);
@@ -508,22 +543,30 @@ throttle_check_lag_query(Run *run, const char *sql)
 }
 
 int
-throttle_wait_for_lag(Run *run, int max_lag_ms, const char *lag_query)
+throttle_wait_for_lag(Run *run, BatchLoop *b)
 {
-	static bool told_no_standby;
+	/* said once per run, whichever --jobs worker sees it first */
+	static atomic_bool told_no_standby;
+	int max_lag_ms = b->max_lag_ms;
+	const char *lag_query = b->lag_query;
 	bool announced = false, ok;
+	long long standbys;
 
-	if (lag_query == NULL && !told_no_standby
-		&& db_count(run->conn, "SELECT count(*) FROM pg_catalog.pg_stat_replication", 0, NULL) == 0)
+	if (lag_query == NULL && !atomic_load(&told_no_standby))
 	{
-		log_warning("--max-lag-ms: no standby is connected to this server (pg_stat_replication is empty): "
-					"nothing to wait for");
-		log_hint("for a logical replica, or a replica this server does not list, give --lag-query SQL");
-		told_no_standby = true;
+		if (!db_count_try(run->conn, "SELECT count(*) FROM pg_catalog.pg_stat_replication", 0, NULL, &standbys,
+						  &b->failure))
+			return EXIT_FAILED;
+		if (standbys == 0 && !atomic_exchange(&told_no_standby, true))
+		{
+			log_warning("--max-lag-ms: no standby is connected to this server (pg_stat_replication is empty): "
+						"nothing to wait for");
+			log_hint("for a logical replica, or a replica this server does not list, give --lag-query SQL");
+		}
 	}
 	for (;;)
 	{
-		long long lag = lag_now(run, lag_query, &ok);
+		long long lag = lag_now(run, lag_query, &ok, &b->failure);
 
 		if (!ok)
 			return EXIT_FAILED;

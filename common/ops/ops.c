@@ -54,13 +54,14 @@ ops_qualified_index(Run *run, const char *qtable, const char *name)
 {
 	const char *params[1] = {qtable};
 	char *schema = db_value(run->conn,
-							"SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
+							"SELECT n.nspname FROM pg_catalog.pg_class c JOIN "
 							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
 							1, params);
-	char *qname = db_ident(run->conn, name);
-	char *full = str_printf("%s.%s", schema, qname);
+	char *qschema = sql_ident(schema);
+	char *qname = sql_ident(name);
+	char *full = str_printf("%s.%s", qschema, qname);
 
-	free(schema), free(qname);
+	free(schema), free(qschema), free(qname);
 	return full;
 }
 
