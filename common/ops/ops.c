@@ -54,14 +54,13 @@ ops_qualified_index(Run *run, const char *qtable, const char *name)
 {
 	const char *params[1] = {qtable};
 	char *schema = db_value(run->conn,
-							"SELECT n.nspname FROM pg_catalog.pg_class c JOIN "
+							"SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
 							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
 							1, params);
-	char *qschema = sql_ident(schema);
 	char *qname = sql_ident(name);
-	char *full = str_printf("%s.%s", qschema, qname);
+	char *full = str_printf("%s.%s", schema, qname);
 
-	free(schema), free(qschema), free(qname);
+	free(schema), free(qname);
 	return full;
 }
 
