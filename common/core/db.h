@@ -3,9 +3,10 @@
  * results by column name; and (ddl.h, included here) DDL under a short
  * lock_timeout with jittered retry.  Functions named db_x() exit through
  * log_exit() on error; db_x_try() hand the result back, and are all a caller
- * that may not exit (a phase2 --jobs worker, engine/fill.c) uses.  Every
- * failed statement is told by db_report, the one place where our own cancel
+ * that may not exit (a phase2 --jobs worker, engine/jobs.c) uses.  A failed
+ * statement is told by db_report, the one place where our own cancel
  * (SIGINT/SIGTERM) becomes "stopped by SIGTERM" rather than an error.
+ * Statements and results are db_query.c's.
  */
 #ifndef PHASEMIG_DB_H
 #define PHASEMIG_DB_H
@@ -80,7 +81,7 @@ bool db_stopped(const PGresult *res);
 /*
  * Log a failed statement: the server's message, then the statement as
  * detail; a statement our stop cancelled (db_stopped) as "stopped by
- * SIGTERM" instead.  Every failed statement is told here.
+ * SIGTERM" instead: db_x() and db_x_try() tell their failures here.
  */
 void db_report(const PGresult *res, const PGconn *conn, const char *sql);
 

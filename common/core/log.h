@@ -99,7 +99,7 @@ const char *log_first_error(void);
  * Cleanups (any number) run in reverse order of registration by log_exit and
  * log_fatal, which the main thread alone may call: they use the run's own
  * connection.  A phase2 --jobs worker returns its failure to the main thread
- * instead (engine/fill.c); a worker that calls them is a bug, and aborts.
+ * instead (engine/jobs.c); a worker that calls them is a bug, and aborts.
  */
 typedef void (*CleanupFn)(void *arg);
 void log_on_exit(CleanupFn fn, void *arg);

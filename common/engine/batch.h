@@ -5,7 +5,7 @@
  * while a standby's replay lag is over a limit.  The loop never exits the
  * process: a failed statement is told and returned (its SQLSTATE and message
  * in the loop's failure), so a phase2 --jobs worker can hand it to the main
- * thread (fill.c).
+ * thread (jobs.c).
  */
 #ifndef PHASEMIG_BATCH_H
 #define PHASEMIG_BATCH_H
@@ -58,7 +58,7 @@ int batch_size_of(const Options *opts, const Plan *plan);
  */
 int batch_run(Run *run, BatchLoop *b);
 /*
- * The same on run->conn without setting the signal mode: for fill.c's
+ * The same on run->conn without setting the signal mode: for jobs.c's
  * workers, whose caller keeps SIGINT/SIGTERM at the batch boundary for all.
  * Calls nothing that exits (log.h's log_exit): safe on a worker thread.
  */

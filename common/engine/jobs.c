@@ -50,9 +50,9 @@ typedef struct Queue
 typedef struct Worker
 {
 	Queue *q;
-	Run run;  /* the run's, with this worker's connection */
-	int slot; /* 1..jobs, for stop_watch */
-	int rc;   /* EXIT_DONE, or the failure of its last task (the task keeps the failed statement) */
+	Run run;              /* the run's, with this worker's connection */
+	int slot;             /* 1..jobs, for stop_watch */
+	int rc;               /* EXIT_DONE, or the failure of its last task (the task keeps the failed statement) */
 	atomic_bool finished; /* its thread is about to return: rc is set */
 	pthread_t thread;
 } Worker;

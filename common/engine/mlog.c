@@ -184,7 +184,8 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 	{
 		char why[DB_MESSAGE_MAX];
 
-		log_warning("could not record the outcome in migration_log: %s", db_error_line(res, run->conn, why, sizeof why));
+		log_warning("could not record the outcome in migration_log: %s",
+					db_error_line(res, run->conn, why, sizeof why));
 	}
 	PQclear(res);
 }
