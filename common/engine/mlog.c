@@ -167,7 +167,8 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 	const char *params[5] = {sid, status, done, message, metadata};
 	PGresult *res;
 
-	if (id <= 0)
+	/* a lost connection: the run's exit records the row on a new one (run.c's record_outcome) */
+	if (id <= 0 || PQstatus(run->conn) != CONNECTION_OK)
 		return;
 	if (strcmp(status, "failed") == 0 && stop_requested())
 		params[1] = "interrupted";

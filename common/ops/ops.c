@@ -239,7 +239,8 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 								"\"longest_batch_ms\": %.1f}",
 								b->changed, b->batches, b->seconds, b->longest_batch_ms);
 
-		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done, NULL, meta);
+		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done,
+					rc != EXIT_DONE && b->failure.message[0] ? b->failure.message : NULL, meta);
 		free(meta);
 	}
 	if (rc == EXIT_DONE)
