@@ -85,9 +85,9 @@ read_control(Run *run, BatchLoop *b, Control *c)
 		bool found = db_ok(res) && PQntuples(res) == 1;
 		long long taken;
 
-		/* no control table, or an older one without run-scoped settings: nothing set */
+		/* no control table (3F000: nor its schema), or an older one without run-scoped settings: nothing set */
 		if (!db_ok(res) && strcmp(state, SQLSTATE_UNDEFINED_TABLE) != 0
-			&& strcmp(state, SQLSTATE_UNDEFINED_COLUMN) != 0)
+			&& strcmp(state, SQLSTATE_UNDEFINED_COLUMN) != 0 && strcmp(state, "3F000") != 0)
 		{
 			db_report(res, run->conn, control_sql);
 			db_failure_keep(&b->failure, res, run->conn);
