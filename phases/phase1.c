@@ -13,6 +13,7 @@
 #include "engine/phase.h"
 #include "engine/plan_check.h"
 #include "engine/run.h"
+#include "ops/ops.h"
 
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
@@ -98,5 +99,7 @@ main(int argc, char **argv)
 	static const Subcommand subs[] = {{"apply", apply}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 
+	/* the operations this binary knows: the engine reads plans against them */
+	operations_use(op_types);
 	run_main(1, argc, argv, &spec, subs);
 }

@@ -11,6 +11,7 @@
 #include "engine/phase.h"
 #include "engine/run.h"
 #include "engine/throttle.h"
+#include "ops/ops.h"
 
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
@@ -132,5 +133,7 @@ main(int argc, char **argv)
 						  .help = help,
 						  .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
 
+	/* the operations this binary knows: the engine reads plans against them */
+	operations_use(op_types);
 	run_main(2, argc, argv, &spec, subs);
 }

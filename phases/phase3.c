@@ -10,6 +10,7 @@
 #include "engine/cli.h"
 #include "engine/phase.h"
 #include "engine/run.h"
+#include "ops/ops.h"
 
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"
@@ -132,5 +133,7 @@ main(int argc, char **argv)
 		{"check", check}, {"apply", apply}, {"finalize", finalize}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH | CLI_CONFIRM};
 
+	/* the operations this binary knows: the engine reads plans against them */
+	operations_use(op_types);
 	run_main(3, argc, argv, &spec, subs);
 }

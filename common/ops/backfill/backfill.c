@@ -37,24 +37,25 @@ static int
 check_columns(Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
+	const BackfillSpec *spec = bf_spec(op);
 
 	/* a dry run adds no column: plan_check_catalog has checked each exists or an add_column adds it */
 	if (dryrun_on())
 		return EXIT_DONE;
-	if (!catalog_column_exists(p, op->match_column)
-		|| (op->email_column && !catalog_column_exists(p, op->email_column)))
+	if (!catalog_column_exists(p, spec->match_column)
+		|| (spec->email_column && !catalog_column_exists(p, spec->email_column)))
 	{
-		log_error("column \"%s\"%s%s%s named by the backfill does not exist in %s", op->match_column,
-				  op->email_column ? " or \"" : "", op->email_column ? op->email_column : "",
-				  op->email_column ? "\"" : "", p->q_table);
+		log_error("column \"%s\"%s%s%s named by the backfill does not exist in %s", spec->match_column,
+				  spec->email_column ? " or \"" : "", spec->email_column ? spec->email_column : "",
+				  spec->email_column ? "\"" : "", p->q_table);
 		return EXIT_BAD_INPUT;
 	}
-	for (int i = 0; i < op->n_set; i++)
-		if (!catalog_column_exists(p, op->set[i].column))
+	for (int i = 0; i < spec->n_set; i++)
+		if (!catalog_column_exists(p, spec->set[i].column))
 		{
 			log_error("column \"%s\" filled by the backfill does not exist in %s; add it with an add_column "
 					  "operation before the backfill",
-					  op->set[i].column, p->q_table);
+					  spec->set[i].column, p->q_table);
 			return EXIT_BAD_INPUT;
 		}
 	return EXIT_DONE;

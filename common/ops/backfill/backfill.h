@@ -24,6 +24,26 @@
 #include "engine/fill.h"
 #include "ops/ops.h"
 
+/* One "column": "export field" pair of the plan's "set". */
+typedef struct FieldMap
+{
+	char *column;
+	char *field;
+} FieldMap;
+
+/* What the plan says of a backfill_from_mapping (Op.data, read.c). */
+typedef struct BackfillSpec
+{
+	char *match_column; /* the source's id column */
+	char *email_column; /* the email fallback, may be NULL */
+	FieldMap *set;      /* the columns filled from the export */
+	int n_set;
+	const char *uid_column; /* the column set from the export's uid field */
+} BackfillSpec;
+
+/* OP's BackfillSpec (read.c). */
+const BackfillSpec *bf_spec(const Op *op);
+
 typedef struct Names
 {
 	/* the operation's own tables, all migration_backup."<plan>:<what>" */

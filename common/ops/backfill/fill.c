@@ -23,16 +23,17 @@
 static char *
 profile_columns(const Op *op)
 {
+	const BackfillSpec *spec = bf_spec(op);
 	StrBuf cols;
 
 	sb_init(&cols);
-	for (int i = 0; i < op->n_set; i++)
+	for (int i = 0; i < spec->n_set; i++)
 	{
-		const char *c = mapping_field_column(op->set[i].field);
+		const char *c = mapping_field_column(spec->set[i].field);
 		bool seen = strcmp(c, "firebase_uid") == 0;
 
 		for (int j = 0; j < i && !seen; j++)
-			seen = strcmp(c, mapping_field_column(op->set[j].field)) == 0;
+			seen = strcmp(c, mapping_field_column(spec->set[j].field)) == 0;
 		if (!seen)
 			sb_printf(&cols, ", %s", c);
 	}
@@ -111,6 +112,7 @@ static char *
 batch_steps(Run *run, const Op *op, const Names *n)
 {
 	const Plan *p = run->plan;
+	const FieldMap *set = bf_spec(op)->set;
 	StrBuf sb;
 
 	sb_init(&sb);
@@ -123,10 +125,10 @@ batch_steps(Run *run, const Op *op, const Names *n)
 	sb_append(&sb, "w AS (SELECT b.key");
 	for (int i = 0; i < n->n_set; i++)
 	{
-		char *type = catalog_column_type(p, op->set[i].column);
+		char *type = catalog_column_type(p, set[i].column);
 
 		sb_printf(&sb, ", b.c%d AS o%d", i + 1, i + 1);
-		sb_printf(&sb, ", coalesce(b.c%d, r.%s::%s) AS w%d", i + 1, mapping_field_column(op->set[i].field),
+		sb_printf(&sb, ", coalesce(b.c%d, r.%s::%s) AS w%d", i + 1, mapping_field_column(set[i].field),
 				  type ? type : "text", i + 1);
 		free(type);
 	}

@@ -50,6 +50,7 @@ void
 bf_names_init(Names *n, const Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
+	const BackfillSpec *spec = bf_spec(op);
 
 	*n = (Names){0};
 	n->source = plan_backup_table(p, "source");
@@ -59,15 +60,15 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 	n->sync_fn = plan_backup_table(p, "sync");
 	n->trigger_name = str_printf("phasemig_sync_%s", p->name);
 	n->trigger = plan_ident(p, n->trigger_name);
-	n->q_match = plan_ident(p, op->match_column);
-	n->q_email = op->email_column ? plan_ident(p, op->email_column) : NULL;
-	n->q_uid = plan_ident(p, op->uid_column);
-	n->n_set = op->n_set;
-	n->q_set = xcalloc((size_t) op->n_set + 1, sizeof(char *));
-	for (int i = 0; i < op->n_set; i++)
-		n->q_set[i] = plan_ident(p, op->set[i].column);
-	n->backup_columns = backup_column_list(op->n_set);
-	n->backup_upsert = backup_upsert_sets(op->n_set);
+	n->q_match = plan_ident(p, spec->match_column);
+	n->q_email = spec->email_column ? plan_ident(p, spec->email_column) : NULL;
+	n->q_uid = plan_ident(p, spec->uid_column);
+	n->n_set = spec->n_set;
+	n->q_set = xcalloc((size_t) spec->n_set + 1, sizeof(char *));
+	for (int i = 0; i < spec->n_set; i++)
+		n->q_set[i] = plan_ident(p, spec->set[i].column);
+	n->backup_columns = backup_column_list(spec->n_set);
+	n->backup_upsert = backup_upsert_sets(spec->n_set);
 	n->by_clerk_id = plan_backup_table(p, "by_clerk_id");
 	n->by_email = plan_backup_table(p, "by_email");
 	n->profile = plan_backup_table(p, "profile");

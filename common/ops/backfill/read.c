@@ -12,14 +12,20 @@
 #include "core/strbuf.h"
 #include "engine/catalog.h"
 #include "engine/plan_check.h"
+#include "ops/backfill/backfill.h"
 #include "ops/backfill/mapping.h"
-#include "ops/ops.h"
 
-/* One "column": "Firebase field" pair of "set" into the next FieldMap of OP. */
-static void
-read_field(PlanReader *r, Op *op, const char *column, json_t *field, const char *where)
+const BackfillSpec *
+bf_spec(const Op *op)
 {
-	FieldMap *fm = &op->set[op->n_set];
+	return op->data;
+}
+
+/* One "column": "Firebase field" pair of "set" into the next FieldMap of SPEC. */
+static void
+read_field(PlanReader *r, BackfillSpec *spec, const char *column, json_t *field, const char *where)
+{
+	FieldMap *fm = &spec->set[spec->n_set];
 
 	if (!json_is_string(field))
 	{
@@ -33,30 +39,31 @@ read_field(PlanReader *r, Op *op, const char *column, json_t *field, const char 
 	fm->column = xstrdup(column);
 	fm->field = xstrdup(json_string_value(field));
 	if (strcmp(fm->field, "localId") == 0)
-		op->uid_column = fm->column;
-	op->n_set++;
+		spec->uid_column = fm->column;
+	spec->n_set++;
 }
 
 static void
 backfill_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
 	json_t *set = json_object_get(obj, "set");
+	BackfillSpec *spec = op->data = xcalloc(1, sizeof(BackfillSpec));
 	const char *column;
 	json_t *field;
 
-	op->match_column = plan_read_ident(r, obj, where, "match_column", true);
-	op->email_column = plan_read_ident(r, obj, where, "email_column", false);
+	spec->match_column = plan_read_ident(r, obj, where, "match_column", true);
+	spec->email_column = plan_read_ident(r, obj, where, "email_column", false);
 	if (!json_is_object(set) || json_object_size(set) == 0)
 	{
 		plan_read_fail(r, where, "\"set\" must be an object of column: Firebase field");
 		return;
 	}
 	/* n_set counts the pairs filled so far, so plan_free frees them on every path */
-	op->set = xcalloc(json_object_size(set), sizeof(FieldMap));
-	json_object_foreach(set, column, field) read_field(r, op, column, field, where);
-	if (op->uid_column == NULL)
+	spec->set = xcalloc(json_object_size(set), sizeof(FieldMap));
+	json_object_foreach(set, column, field) read_field(r, spec, column, field, where);
+	if (spec->uid_column == NULL)
 		plan_read_fail(r, where, "\"set\" must name the column that receives \"localId\"");
-	op->column = xstrdup(op->uid_column);
+	op->column = xstrdup(spec->uid_column);
 }
 
 /*
@@ -69,7 +76,7 @@ uncastable_field(Run *run, const Op *op, const FieldMap *set)
 {
 	const Plan *plan = run->plan;
 	const Op *adder = plan_check_added_earlier(plan, op->index, set->column);
-	char *type = adder ? xstrdup(adder->type) : catalog_column_type(plan, set->column);
+	char *type = adder ? xstrdup(add_column_type(adder)) : catalog_column_type(plan, set->column);
 	char *target = type ? catalog_canonical_type(run->conn, type) : NULL;
 	const char *staged = mapping_field_type(set->field);
 	int problem = 0;
@@ -96,13 +103,14 @@ uncastable_field(Run *run, const Op *op, const FieldMap *set)
 static int
 backfill_check_plan(Run *run, const Op *op)
 {
-	int problems = plan_check_column(run->plan, op, op->match_column, "match_column")
-		+ plan_check_column(run->plan, op, op->email_column, "email_column");
+	const BackfillSpec *spec = op->data;
+	int problems = plan_check_column(run->plan, op, spec->match_column, "match_column")
+		+ plan_check_column(run->plan, op, spec->email_column, "email_column");
 
-	for (int s = 0; s < op->n_set; s++)
+	for (int s = 0; s < spec->n_set; s++)
 	{
-		problems += plan_check_column(run->plan, op, op->set[s].column, "filled column");
-		problems += uncastable_field(run, op, &op->set[s]);
+		problems += plan_check_column(run->plan, op, spec->set[s].column, "filled column");
+		problems += uncastable_field(run, op, &spec->set[s]);
 	}
 	return problems;
 }
@@ -111,16 +119,49 @@ backfill_check_plan(Run *run, const Op *op)
 static void
 backfill_uses(const Op *op, PlanUses *u)
 {
-	plan_uses_add(u, PLAN_READS, op->match_column);
-	plan_uses_add(u, PLAN_READS, op->email_column);
-	for (int s = 0; s < op->n_set; s++)
-		plan_uses_add(u, PLAN_FILLS, op->set[s].column);
+	const BackfillSpec *spec = op->data;
+
+	plan_uses_add(u, PLAN_READS, spec->match_column);
+	plan_uses_add(u, PLAN_READS, spec->email_column);
+	for (int s = 0; s < spec->n_set; s++)
+		plan_uses_add(u, PLAN_FILLS, spec->set[s].column);
+}
+
+static void
+backfill_free(void *data)
+{
+	BackfillSpec *spec = data;
+
+	if (spec == NULL)
+		return;
+	free(spec->match_column);
+	free(spec->email_column);
+	for (int k = 0; k < spec->n_set; k++)
+	{
+		free(spec->set[k].column);
+		free(spec->set[k].field);
+	}
+	free(spec->set);
+	free(spec);
+}
+
+/* "plan --json": the plan's uid column is the first backfill's. */
+static void
+backfill_describe(const Op *op, json_t *obj, json_t *plan_obj)
+{
+	const BackfillSpec *spec = op->data;
+
+	(void) obj;
+	if (spec->uid_column && json_is_null(json_object_get(plan_obj, "uid_column")))
+		json_object_set_new(plan_obj, "uid_column", json_string(spec->uid_column));
 }
 
 const OpType op_type_backfill_from_mapping = {
 	.name = "backfill_from_mapping",
 	.keys = (const char *const[]){"match_column", "email_column", "set", NULL},
 	.read = backfill_read,
+	.free = backfill_free,
+	.describe = backfill_describe,
 	.check_plan = backfill_check_plan,
 	.uses = backfill_uses,
 	.one_per_plan = true, /* its source, backup and trigger are "<plan>:..." */

@@ -151,13 +151,15 @@ bf_written_value_sql(Run *run, const char *column, char **join)
 	for (int k = 0; k < run->plan->n_ops && sql == NULL; k++)
 	{
 		const Op *op = &run->plan->ops[k];
+		const BackfillSpec *spec;
 		Names n;
 
 		if (op->kind != &op_type_backfill_from_mapping)
 			continue;
+		spec = bf_spec(op);
 		bf_names_init(&n, run, op);
-		for (int i = 0; i < op->n_set && sql == NULL; i++)
-			if (strcmp(op->set[i].column, column) == 0 && bf_table_exists(run, n.backup) && backup_layout_ok(run, &n))
+		for (int i = 0; i < spec->n_set && sql == NULL; i++)
+			if (strcmp(spec->set[i].column, column) == 0 && bf_table_exists(run, n.backup) && backup_layout_ok(run, &n))
 			{
 				/* the backup's primary key is the key as text: one hash or index join for every column */
 				*join = str_printf("LEFT JOIN %s b ON b.key = t.%s::text", n.backup, run->plan->q_key);

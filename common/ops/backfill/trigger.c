@@ -106,7 +106,7 @@ append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
 	for (int i = 0; i < n->n_set; i++)
 	{
 		const char *q = n->q_set[i];
-		const char *f = mapping_field_column(op->set[i].field);
+		const char *f = mapping_field_column(bf_spec(op)->set[i].field);
 
 		sb_printf(sb, "    IF r.%s IS NULL AND s.%s IS NOT NULL THEN r.%s := s.%s; touched := true; END IF;\n", q, f, q,
 				  f);

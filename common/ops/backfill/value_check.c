@@ -12,6 +12,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "ops/backfill/backfill.h"
 #include "ops/backfill/mapping.h"
 
 /* How a sample names its user: localId 'abc' (element 12) ... */
@@ -181,6 +182,7 @@ long long
 value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 {
 	const Plan *p = run->plan;
+	const BackfillSpec *spec = bf_spec(op);
 	long long total = 0;
 
 	if (skip)
@@ -190,20 +192,20 @@ value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 				"field text, \"column\" text, problem text)");
 		db_exec(run->conn, "TRUNCATE pg_temp.phasemig_skipped");
 	}
-	if (op->email_column)
+	if (spec->email_column)
 	{
-		char *subject = str_printf("field \"email\" (column \"%s\")", op->email_column);
-		Target t = {.field = "email", .column = op->email_column, .subject = subject};
+		char *subject = str_printf("field \"email\" (column \"%s\")", spec->email_column);
+		Target t = {.field = "email", .column = spec->email_column, .subject = subject};
 
 		total += check_json_type(run, f, &t, skip);
 		free(subject);
 	}
-	for (int i = 0; i < op->n_set; i++)
+	for (int i = 0; i < spec->n_set; i++)
 	{
-		char *subject = str_printf("field \"%s\" (column \"%s\")", op->set[i].field, op->set[i].column);
-		Target t = {.field = op->set[i].field,
-					.column = op->set[i].column,
-					.scol = mapping_field_column(op->set[i].field),
+		char *subject = str_printf("field \"%s\" (column \"%s\")", spec->set[i].field, spec->set[i].column);
+		Target t = {.field = spec->set[i].field,
+					.column = spec->set[i].column,
+					.scol = mapping_field_column(spec->set[i].field),
 					.subject = subject};
 		ColumnType staged, target;
 

@@ -33,6 +33,33 @@
  */
 #define UUID_FINISHED (-1)
 
+/*
+ * A column of the plan's "also_convert" or "not_references": one that holds
+ * the key's values without a foreign key.
+ */
+typedef struct ColumnRef
+{
+	char *schema; /* NULL: the plan's schema */
+	char *table;
+	char *column;
+	bool add_foreign_key; /* also_convert: a foreign key to the key added at the swap */
+	char *on_delete;      /* its actions, upper case ("NO ACTION" by default) */
+	char *on_update;
+} ColumnRef;
+
+/* What the plan says of the operation beyond its column (Op.data, read.c). */
+typedef struct UuidSpec
+{
+	bool recreate_views;     /* views on the columns are recreated around the swap */
+	ColumnRef *also_convert; /* columns converted with the foreign keys */
+	int n_also_convert;
+	ColumnRef *not_references; /* columns that look like references and are not */
+	int n_not_references;
+} UuidSpec;
+
+/* OP's UuidSpec. */
+const UuidSpec *uuid_spec(const Op *op);
+
 typedef struct UuidTarget
 {
 	int index;          /* 0 is the key column of the plan's table */
