@@ -14,7 +14,6 @@
 #include "engine/registry.h"
 #include "ops/ops.h"
 
-
 static int
 create_index_apply(Run *run, const Op *op, const Options *opts)
 {

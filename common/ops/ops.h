@@ -41,8 +41,8 @@ typedef struct AddColumnSpec
 
 typedef struct IndexSpec /* create_index, add_unique, check_unique */
 {
-	char *name;       /* create_index, add_unique: the index or constraint */
-	char **columns;   /* create_index */
+	char *name;     /* create_index, add_unique: the index or constraint */
+	char **columns; /* create_index */
 	int n_columns;
 	bool unique;      /* create_index */
 	bool ignore_case; /* check_unique */

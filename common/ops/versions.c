@@ -139,8 +139,8 @@ versions_drop_others_reading_sql(Run *run, const char *qtable, const char *colum
 	char *except = versions_except_schemas(run->plan);
 	const Op *own = versions_op(run->plan);
 	/* this plan's own schemas, by name too: a dry run has not dropped them (nor their registry rows) */
-	const char *p[6] = {qtable, column, except, run->plan->name, own ? schemas_of(own)[0] : "",
-						own ? schemas_of(own)[1] : ""};
+	const char *p[6] = {
+		qtable, column, except, run->plan->name, own ? schemas_of(own)[0] : "", own ? schemas_of(own)[1] : ""};
 	char *views = db_value(run->conn,
 						   "SELECT pg_catalog.string_agg(DISTINCT r.ev_class::regclass::text, ', ') "
 						   "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_depend d ON d.refobjid = a.attrelid "
@@ -292,8 +292,7 @@ versions_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 		free(dflt);
 	}
 	if (schemas_of(op)[0] && schemas_of(op)[1] && strcmp(schemas_of(op)[0], schemas_of(op)[1]) == 0)
-		plan_read_fail(r, where, "\"before\" and \"after\" must name two schemas, not \"%s\" twice",
-					   schemas_of(op)[0]);
+		plan_read_fail(r, where, "\"before\" and \"after\" must name two schemas, not \"%s\" twice", schemas_of(op)[0]);
 }
 
 /* Refuse a schema of that name that is not this plan's. */

@@ -78,7 +78,8 @@ test_plan_load_accepted(void)
 				  && strcmp(SPEC(VersionsSpec, 6)->schemas[1], "t_plan_1_after") == 0,
 			  "every plan gets versioned_views with the default schemas, after its own operations");
 		CHECK(plan->n_ops == 7 && plan->ops[0].kind == &op_type_add_column
-				  && strcmp(plan->ops[0].label, "add_column c") == 0 && strcmp(SPEC(AddColumnSpec, 0)->type, "varchar(12)") == 0,
+				  && strcmp(plan->ops[0].label, "add_column c") == 0
+				  && strcmp(SPEC(AddColumnSpec, 0)->type, "varchar(12)") == 0,
 			  "add_column read as '%s'", plan->n_ops ? plan->ops[0].label : "");
 		CHECK(plan->n_ops == 7 && plan->ops[1].kind == &op_type_create_index
 				  && strcmp(plan->ops[1].label, "create_index ix") == 0 && SPEC(IndexSpec, 1)->n_columns == 2

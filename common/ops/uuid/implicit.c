@@ -219,12 +219,11 @@ uuid_warn_references(Run *run, const Op *op)
 		log_hint("%s", refs_hint);
 	PQclear(cands);
 	for (int i = 0; i < spec->n_not_references; i++)
-		json_array_append_new(nots,
-							  json_pack("{s:s, s:s, s:s}", "schema",
-										spec->not_references[i].schema ? spec->not_references[i].schema
-																	   : run->plan->schema,
-										"table", spec->not_references[i].table, "column",
-										spec->not_references[i].column));
+		json_array_append_new(
+			nots,
+			json_pack("{s:s, s:s, s:s}", "schema",
+					  spec->not_references[i].schema ? spec->not_references[i].schema : run->plan->schema, "table",
+					  spec->not_references[i].table, "column", spec->not_references[i].column));
 	meta = run->op_metadata ? json_loads(run->op_metadata, 0, NULL) : NULL;
 	if (meta == NULL)
 		meta = json_object();
