@@ -15,6 +15,8 @@
 #include "engine/run.h"
 #include "ops/ops.h"
 
+#include "help.h"
+
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
 	"\n"
@@ -48,14 +50,14 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
-		CLI_HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
+		HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
 	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
 	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
 	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
+	"\n" HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 /* phase1 apply, step by step. */
 static int

@@ -112,6 +112,12 @@ typedef struct OpType
 	 */
 	unsigned options;
 	/*
+	 * The options it adds to the command line (cli.h), the I'th from 0, NULL
+	 * past the last; NULL: none.  Every binary parses them (one whose CliSpec
+	 * lacks an option's group refuses it), a run reads them with cli_added().
+	 */
+	const CliOption *(*added_option)(int i);
+	/*
 	 * What its phase3 apply and finalize drop or swap, in words, for the
 	 * question phase3 asks on a terminal before it starts; NULL: nothing
 	 */

@@ -1,7 +1,8 @@
 /*
- * backfill.c: backfill_from_mapping, the Clerk to Firebase data move, as the
- * numbered steps of each phase's apply and rollback (the steps themselves
- * live in the files backfill.h lists).
+ * backfill.c: backfill_from_mapping, the move of a table's users from one
+ * identity provider to another (the plan's provider: Clerk to Firebase), as
+ * the numbered steps of each phase's apply and rollback (the steps
+ * themselves live in the files backfill.h lists).
  *   phase1: the plan's source table (the loaded export), the backup table and
  *           a trigger that fills new columns of rows the application writes
  *           from then on, saving what it overwrites first;
@@ -18,6 +19,7 @@
  * (original_N) and the value phasemig wrote (written_N).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/db.h"
 #include "core/dryrun.h"
@@ -28,7 +30,6 @@
 #include "engine/run.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/import_file.h"
-#include "ops/backfill/mapping.h"
 
 /* ---------- phase1: source table, backup table and sync trigger ---------- */
 
@@ -61,17 +62,22 @@ check_columns(Run *run, const Op *op)
 	return EXIT_DONE;
 }
 
-/* The source table the trigger and the batches read the mapping from, with its indexes. */
+/*
+ * The source table the trigger and the batches read the mapping from, with
+ * the provider's columns and an index on the source's id, the normalised
+ * email and the target's id.
+ */
 static int
 create_source_table(Run *run, const Names *n)
 {
 	const Plan *p = run->plan;
-	static const char *const indexes[3][2] = {
-		{"source_clerk", "clerk_user_id"}, {"source_email", "email_norm"}, {"source_uid", "firebase_uid"}};
+	char *source_index = str_printf("source_%s", n->prov->source_key);
+	const char *const indexes[3][2] = {
+		{source_index, n->prov->source_id}, {"source_email", "email_norm"}, {"source_uid", n->prov->target_id}};
 	char *stmts[5];
 	int rc;
 
-	stmts[0] = str_printf("CREATE TABLE IF NOT EXISTS %s (" MAPPING_COLUMNS ")", n->source);
+	stmts[0] = str_printf("CREATE TABLE IF NOT EXISTS %s (%s)", n->source, n->prov->columns);
 	for (int i = 0; i < 3; i++)
 	{
 		char *name = str_printf("%s:%s", p->name, indexes[i][0]);
@@ -86,6 +92,7 @@ create_source_table(Run *run, const Names *n)
 	rc = ops_ddl(run, stmts[0], (const char *const *) stmts, 5);
 	for (int i = 0; i < 5; i++)
 		free(stmts[i]);
+	free(source_index);
 	return rc;
 }
 
@@ -146,6 +153,34 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 
 /* ---------- phase2: load, refuse conflicts, back up, fill ---------- */
 
+/*
+ * EXIT_BAD_INPUT (logged) without a mapping, or with an option another
+ * provider than the plan's adds: refused, not ignored.
+ */
+static int
+check_inputs(Run *run, const IdProvider *prov, const Options *opts)
+{
+	if (opts->mapping == NULL)
+	{
+		log_error("no mapping given: use --mapping FILE (%s)", prov->mapping_kinds);
+		return EXIT_BAD_INPUT;
+	}
+	for (int i = 0; i < opts->n_added; i++)
+	{
+		bool declared = false;
+
+		for (int k = 0; prov->options && prov->options[k].name; k++)
+			declared = declared || strcmp(prov->options[k].name, opts->added[i].option->name) == 0;
+		if (!declared)
+		{
+			log_error("option \"--%s\" does not apply to plan \"%s\": its provider %s does not read it",
+					  opts->added[i].option->name, run->plan->name, prov->name);
+			return EXIT_BAD_INPUT;
+		}
+	}
+	return EXIT_DONE;
+}
+
 static int
 backfill_apply2(Run *run, const Op *op, const Options *opts)
 {
@@ -153,14 +188,12 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 	ImportFile partials = {.logs_dir = opts->logs_dir};
 	int rc;
 
-	if (opts->mapping == NULL)
-	{
-		log_error("no mapping given: use --mapping FILE (a Firebase Auth export, or clerk_user_id,firebase_uid pairs)");
-		return EXIT_BAD_INPUT;
-	}
+	if ((rc = check_inputs(run, bf_spec(op)->provider, opts)) != EXIT_DONE)
+		return rc;
 	bf_names_init(&s.n, run, op);
 	/* 1. finish the import files an interrupted run left under their temporary name */
 	partials.ledger = s.n.import_files;
+	partials.format = s.n.prov->import;
 	if (!dryrun_on())
 		import_file_finish_partials(run, &partials);
 	/* 2. read the inputs into temporary staging tables; nothing is written yet */

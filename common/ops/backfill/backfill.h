@@ -2,9 +2,13 @@
  * backfill.h: what the files of backfill_from_mapping share, internal to
  * ops/backfill/: the names and SQL pieces the operation builds once (Names,
  * in the manner of pg_repack's repack_table), the state one phase2 apply
- * passes through its steps (Phase2), and each file's steps.
+ * passes through its steps (Phase2), and each file's steps.  The operation
+ * is the generic online fill of a table's new columns from a mapping; what
+ * the mapping is, which export it comes from and what the ids look like is
+ * the plan's identity provider's (provider.h, providers/).
  *
  *   backfill.c  the handlers: each phase's apply and rollback as numbered steps
+ *   read.c      what a plan says of it, and its OpType
  *   names.c     Names, and the small SQL helpers every file uses
  *   trigger.c   phase1's sync trigger
  *   restore.c   the backup table of originals, and restoring from it
@@ -12,16 +16,15 @@
  *   generate.c  uids for rows that match nobody, kept for good
  *   fill.c      the lookups and the batch statement of the fill
  *   report.c    unmatched rows, skipped values, the import file, the summary
- * and, with headers of their own: mapping.c (loading the mapping),
- * export_user.c (one export user as a staging row), value_check.c (values
- * that do not fit), import_file.c (the auth:import file), firebase_uid.c
- * and base64.c.
+ * and, with headers of their own: value_check.c (values that do not fit)
+ * and import_file.c (writing the import file under a temporary name).
  */
 #ifndef PHASEMIG_BACKFILL_H
 #define PHASEMIG_BACKFILL_H
 
 #include "core/keyset.h"
 #include "engine/fill.h"
+#include "ops/backfill/provider.h"
 #include "ops/ops.h"
 
 /* One "column": "export field" pair of the plan's "set". */
@@ -34,7 +37,8 @@ typedef struct FieldMap
 /* What the plan says of a backfill_from_mapping (Op.data, read.c). */
 typedef struct BackfillSpec
 {
-	char *match_column; /* the source's id column */
+	const IdProvider *provider; /* "provider", else the first of bf_providers */
+	char *match_column;         /* the source's id column */
 	char *email_column; /* the email fallback, may be NULL */
 	FieldMap *set;      /* the columns filled from the export */
 	int n_set;
@@ -46,6 +50,8 @@ const BackfillSpec *bf_spec(const Op *op);
 
 typedef struct Names
 {
+	const IdProvider *prov; /* the plan's provider: the mapping's columns, the export's fields */
+
 	/* the operation's own tables, all migration_backup."<plan>:<what>" */
 	char *source;       /* the mapping the trigger and the batches read */
 	char *backup;       /* "backfill": originals and written values */
@@ -56,7 +62,7 @@ typedef struct Names
 	char *trigger_name; /* unquoted */
 
 	/* the plan's columns, quoted */
-	char *q_match; /* the Clerk id */
+	char *q_match; /* the source's id */
 	char *q_email; /* NULL without an email column */
 	char *q_uid;
 	int n_set;
@@ -67,7 +73,7 @@ typedef struct Names
 	char *backup_upsert;  /* ON CONFLICT (key) DO UPDATE list, the table aliased bk */
 
 	/* the lookups the batches probe: temporary, or (--jobs) unlogged in migration_backup */
-	char *by_clerk_id;
+	char *by_source_id; /* "by_<source_key>_id" */
 	char *by_email;
 	char *profile;
 

@@ -53,6 +53,7 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 	const BackfillSpec *spec = bf_spec(op);
 
 	*n = (Names){0};
+	n->prov = spec->provider;
 	n->source = plan_backup_table(p, "source");
 	n->backup = plan_backup_table(p, "backfill");
 	n->generated = plan_backup_table(p, "generated");
@@ -69,7 +70,12 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 		n->q_set[i] = plan_ident(p, spec->set[i].column);
 	n->backup_columns = backup_column_list(spec->n_set);
 	n->backup_upsert = backup_upsert_sets(spec->n_set);
-	n->by_clerk_id = plan_backup_table(p, "by_clerk_id");
+	{
+		char *by_source_id = str_printf("by_%s_id", n->prov->source_key);
+
+		n->by_source_id = plan_backup_table(p, by_source_id);
+		free(by_source_id);
+	}
 	n->by_email = plan_backup_table(p, "by_email");
 	n->profile = plan_backup_table(p, "profile");
 }
@@ -79,7 +85,7 @@ bf_names_free(Names *n)
 {
 	char *owned[] = {n->source,       n->backup,   n->generated, n->import_files,  n->sync_fn,        n->trigger,
 					 n->trigger_name, n->q_match,  n->q_email,   n->q_uid,         n->backup_columns, n->backup_upsert,
-					 n->by_clerk_id,  n->by_email, n->profile,   n->batch_columns, n->batch_steps};
+					 n->by_source_id, n->by_email, n->profile,   n->batch_columns, n->batch_steps};
 
 	for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
 		free(owned[i]);
@@ -97,10 +103,10 @@ bf_names_free(Names *n)
 void
 bf_use_session_lookups(Names *n)
 {
-	free(n->by_clerk_id);
+	free(n->by_source_id);
 	free(n->by_email);
 	free(n->profile);
-	n->by_clerk_id = xstrdup("pg_temp.phasemig_by_clerk_id");
+	n->by_source_id = str_printf("pg_temp.phasemig_by_%s_id", n->prov->source_key);
 	n->by_email = xstrdup("pg_temp.phasemig_by_email");
 	n->profile = xstrdup("pg_temp.phasemig_profile");
 }
@@ -115,21 +121,21 @@ bf_drop_shared_lookups(Run *run, const Names *n, bool made)
 {
 	char *sql;
 
-	if (strncmp(n->by_clerk_id, "pg_temp.", 8) == 0 || PQstatus(run->conn) != CONNECTION_OK)
+	if (strncmp(n->by_source_id, "pg_temp.", 8) == 0 || PQstatus(run->conn) != CONNECTION_OK)
 		return;
 	if (!made)
 	{
 		PGresult *res = db_query_try(run->conn,
 									 "SELECT 1 WHERE coalesce(pg_catalog.to_regclass($1), pg_catalog.to_regclass($2), "
 									 "pg_catalog.to_regclass($3)) IS NOT NULL",
-									 3, (const char *[]){n->by_clerk_id, n->by_email, n->profile});
+									 3, (const char *[]){n->by_source_id, n->by_email, n->profile});
 		bool left = db_ok(res) && PQntuples(res) > 0;
 
 		PQclear(res);
 		if (!left)
 			return;
 	}
-	sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+	sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_source_id, n->by_email, n->profile);
 	if (!dryrun_intercept(sql))
 		PQclear(PQexec(run->conn, sql));
 	free(sql);

@@ -14,7 +14,6 @@
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/import_file.h"
-#include "ops/backfill/mapping.h"
 
 /* Stream a query's CSV into PATH through COPY TO STDOUT; returns rows or -1. */
 static long long
@@ -103,39 +102,6 @@ bf_write_skipped(Run *run, const Options *opts)
 }
 
 /*
- * The users import_file.c lists, one row each with the columns it reads by
- * name: the fields of the Clerk export when it was given, else only ids and
- * email.
- */
-static char *
-import_users_sql(const Run *run, const Names *n, bool with_clerk)
-{
-	StrBuf sb;
-
-	sb_init(&sb);
-	sb_append(&sb, "SELECT DISTINCT ON (g.firebase_uid) g.firebase_uid AS firebase_uid, ");
-	if (n->q_email)
-		sb_printf(&sb, "t.%s::text AS email, ", n->q_email);
-	else
-		sb_append(&sb, "NULL::text AS email, ");
-	sb_append(&sb, "g.clerk_user_id AS clerk_user_id, ");
-	if (with_clerk)
-		sb_append(&sb,
-				  "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS display_name, "
-				  "CASE WHEN c.password_hasher = 'bcrypt' THEN c.password_digest END AS password_digest, "
-				  "c.primary_phone_number AS phone_number ");
-	else
-		sb_append(&sb, "NULL AS display_name, NULL AS password_digest, NULL AS phone_number ");
-	sb_printf(&sb, "FROM %s g ", n->generated);
-	sb_append(&sb, "JOIN pg_temp.phasemig_to_import i ON i.firebase_uid = g.firebase_uid ");
-	sb_printf(&sb, "JOIN %s t ON t.%s = g.firebase_uid ", run->plan->q_table, n->q_uid);
-	if (with_clerk)
-		sb_append(&sb, "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = g.clerk_user_id ");
-	sb_append(&sb, "ORDER BY g.firebase_uid");
-	return sb_steal(&sb);
-}
-
-/*
  * The import file of this run: the generated users no earlier file listed
  * and whose row holds their uid now (a user listed twice would have its
  * Firebase account, and the password it has now, overwritten).
@@ -143,16 +109,19 @@ import_users_sql(const Run *run, const Names *n, bool with_clerk)
 static int
 write_import_file(Run *run, const Names *n, const Options *opts)
 {
+	const ImportFormat *format = n->prov->import;
+	const char *uid = n->prov->target_id;
 	StrBuf mark;
-	char *users = import_users_sql(run, n, opts->clerk_export != NULL);
-	ImportFile f = {.logs_dir = opts->logs_dir, .ledger = n->import_files, .users_sql = users};
+	char *users = format->users_sql(n->generated, run->plan->q_table, n->q_uid, n->q_email, opts);
+	ImportFile f = {
+		.logs_dir = opts->logs_dir, .ledger = n->import_files, .format = format, .uid_column = uid, .users_sql = users};
 	int rc;
 
 	sb_init(&mark);
 	sb_printf(&mark, "WITH m AS (UPDATE %s g SET import_file = $1::uuid WHERE g.import_file IS NULL ", n->generated);
-	sb_printf(&mark, "AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = g.firebase_uid) ", run->plan->q_table, n->q_uid);
-	sb_append(&mark, "RETURNING g.firebase_uid) ");
-	sb_append(&mark, "INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m");
+	sb_printf(&mark, "AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = g.%s) ", run->plan->q_table, n->q_uid, uid);
+	sb_printf(&mark, "RETURNING g.%s) ", uid);
+	sb_printf(&mark, "INSERT INTO pg_temp.phasemig_to_import SELECT %s FROM m", uid);
 	f.mark_sql = mark.data;
 	/* (bf_generate_missing made the tables) */
 	rc = import_file_write(run, &f);
@@ -219,12 +188,19 @@ bf_dry_run_report(Phase2 *s)
 	PGresult *res = db_query(run->conn, sql, 0, NULL);
 	long long empty = db_field_ll(res, 0, "empty"), matched = db_field_ll(res, 0, "matched");
 	const char *samples = db_field(res, 0, "samples");
+	StrBuf also;
 
+	/* the files the provider's options name, read with the mapping: " (and the Clerk export)" */
+	sb_init(&also);
+	for (int i = 0; i < s->opts->n_added; i++)
+		if (s->opts->added[i].option->file)
+			sb_printf(&also, " (and the %s)", s->opts->added[i].option->file);
 	dryrun_comment("the mapping%s was read, as a real run reads it, into this session's temporary tables "
 				   "(pg_temp.phasemig_staging...) with COPY FROM STDIN, to check it and count what follows: a "
 				   "temporary table is this session's alone and goes with it, so statements on one are run, "
 				   "neither printed here nor logged by a real run",
-				   s->opts->clerk_export ? " (and the Clerk export)" : "");
+				   also.data);
+	sb_free(&also);
 	dryrun_comment("%s: %lld users in the mapping; %lld of %lld rows have no %s yet: %lld would be filled from it",
 				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->n.q_uid, matched);
 	log_info("dry run: %lld of %lld rows without a uid would be filled from the mapping", matched, empty);

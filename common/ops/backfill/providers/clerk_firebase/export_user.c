@@ -3,7 +3,7 @@
  * in COPY text format.  Pure apart from log messages, so the fuzz target
  * (tests/fuzz/fuzz_export.c) runs it without a database.
  */
-#include "ops/backfill/export_user.h"
+#include "ops/backfill/providers/clerk_firebase/export_user.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -254,7 +254,7 @@ export_user_row(StrBuf *row, json_t *user, long element, const char *path, long 
 	row_field(&r, uid);
 	row_field(&r, clerk);
 	row_field(&r, field_string(user, "email", bad));
-	row_field(&r, NULL); /* email_norm: set in SQL, see MAPPING_EMAIL_NORM */
+	row_field(&r, NULL); /* email_norm: set in SQL, see BF_EMAIL_NORM */
 	row_field(&r, field_bool(user, "emailVerified", bad));
 	row_field(&r, field_string(user, "displayName", bad));
 	row_field(&r, field_string(user, "photoUrl", bad));
