@@ -109,7 +109,7 @@ int ops_ddl_forget(Run *run, const char *what, const char *const *stmts, int n, 
  * backfill_from_mapping recorded as written there in its backup table, as
  * *JOIN, a LEFT JOIN of that table aliased b, and the expression over b it
  * returns (both malloc'd); NULL (and *JOIN NULL) when no backfill of the plan
- * fills COLUMN or its backup table is gone (backfill/restore.c).
+ * fills COLUMN or its backup table is gone (backfill/backup.c).
  */
 char *bf_written_value_sql(Run *run, const char *column, char **join);
 /*

@@ -68,7 +68,7 @@ check_columns(Run *run, const Op *op)
  * email and the target's id.
  */
 static int
-create_source_table(Run *run, const Names *n)
+create_source_table(Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	char *source_index = str_printf("source_%s", n->prov->source_key);
@@ -99,14 +99,14 @@ create_source_table(Run *run, const Names *n)
 static int
 backfill_apply1(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc;
 
 	(void) opts;
 	/* 1. the columns the operation reads and fills exist */
 	if ((rc = check_columns(run, op)) != EXIT_DONE)
 		return rc;
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 2. the source table the trigger and the batches read the mapping from */
 	rc = create_source_table(run, &n);
 	/* 3. the backup table, which must exist as long as the trigger writes to it */
@@ -115,17 +115,17 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 	/* 4. the trigger */
 	if (rc == EXIT_DONE)
 		rc = bf_install_sync_trigger(run, op, &n);
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
 static int
 backfill_rollback1(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc;
 
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 1. generated uids an earlier phasemig kept in the source table survive its drop */
 	rc = bf_adopt_source_generated(run, &n);
 	/* 2. no more fills */
@@ -147,7 +147,7 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 		log_info("kept the generated uids in %s: the next apply gives each user the same one "
 				 "(--discard-generated-uids forgets them)",
 				 n.generated);
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
@@ -184,16 +184,16 @@ check_inputs(Run *run, const IdProvider *prov, const Options *opts)
 static int
 backfill_apply2(Run *run, const Op *op, const Options *opts)
 {
-	Phase2 s = {.run = run, .op = op, .opts = opts};
+	BackfillRun s = {.run = run, .op = op, .opts = opts};
 	ImportFile partials = {.logs_dir = opts->logs_dir};
 	int rc;
 
 	if ((rc = check_inputs(run, bf_spec(op)->provider, opts)) != EXIT_DONE)
 		return rc;
-	bf_names_init(&s.n, run, op);
+	bf_sql_init(&s.sql, run, op);
 	/* 1. finish the import files an interrupted run left under their temporary name */
-	partials.ledger = s.n.import_files;
-	partials.format = s.n.prov->import;
+	partials.ledger = s.sql.import_files;
+	partials.format = s.sql.prov->import;
 	if (!dryrun_on())
 		import_file_finish_partials(run, &partials);
 	/* 2. read the inputs into temporary staging tables; nothing is written yet */
@@ -214,7 +214,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		rc = bf_generate_missing(&s);
 	/* 6. originals are saved in the same statement that fills each batch */
 	if (rc == EXIT_DONE)
-		rc = bf_ensure_backup_table(run, &s.n, 2);
+		rc = bf_ensure_backup_table(run, &s.sql, 2);
 	if (rc == EXIT_DONE)
 	{
 		rc = bf_fill(&s);
@@ -224,19 +224,19 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		/* 8. report what is left and what to import, and how the fill went */
 		rc = bf_report(&s, rc);
 		/* done or failed: --jobs's lookups go */
-		bf_drop_shared_lookups(run, &s.n, true);
+		bf_drop_shared_lookups(run, &s.sql, true);
 	}
-	bf_names_free(&s.n);
+	bf_sql_free(&s.sql);
 	return rc;
 }
 
 static int
 backfill_rollback2(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc;
 
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	bf_drop_shared_lookups(run, &n, false); /* a killed --jobs run's */
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
 	if ((rc = bf_adopt_source_generated(run, &n)) == EXIT_DONE && bf_table_exists(run, n.source))
@@ -250,7 +250,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	/* 3. the generated uids stay for the next apply, unless the operator discards them */
 	if (rc == EXIT_DONE && opts->discard_generated_uids)
 		bf_discard_generated(run, &n, false);
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
@@ -259,29 +259,29 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 static int
 backfill_apply3(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 1. no more fills */
 	if (catalog_trigger_exists(run->plan, n.trigger_name))
 		rc = bf_drop_sync_trigger(run, &n);
 	/* 2. recorded, so that phase3's rollback puts it back */
 	if (rc == EXIT_DONE)
 		bf_exec_free(run, registry_add_sql(run->plan, 3, "sync_trigger_removed", n.trigger_name));
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
 static int
 backfill_rollback3(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 1. the trigger back, if phase3 removed it */
 	if (registry_has(run->conn, run->plan, "sync_trigger_removed", n.trigger_name))
 	{
@@ -289,7 +289,7 @@ backfill_rollback3(Run *run, const Op *op, const Options *opts)
 		if (rc == EXIT_DONE)
 			registry_remove(run->conn, run->plan, "sync_trigger_removed", n.trigger_name);
 	}
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 

@@ -25,7 +25,7 @@ static bool generated_tables_made;
 
 /* The plan's generated uids and its ledger of import files: created once, kept by every rollback. */
 int
-bf_ensure_generated_tables(Run *run, const Names *n)
+bf_ensure_generated_tables(Run *run, const BackfillSql *n)
 {
 	char *gen = str_printf("CREATE TABLE IF NOT EXISTS %s (%s text PRIMARY KEY, "
 						   "%s text NOT NULL UNIQUE, generated_by uuid NOT NULL, "
@@ -50,7 +50,7 @@ bf_ensure_generated_tables(Run *run, const Names *n)
  * into the plan's generated table the first time, so those users keep them.
  */
 int
-bf_adopt_source_generated(Run *run, const Names *n)
+bf_adopt_source_generated(Run *run, const BackfillSql *n)
 {
 	const char *src = n->prov->source_id, *dst = n->prov->target_id;
 	StrBuf sql;
@@ -90,7 +90,7 @@ bf_adopt_source_generated(Run *run, const Names *n)
  * neither by that id nor (with an email column) by email.
  */
 static char *
-missing_sql(const Run *run, const Names *n, const char *source)
+missing_sql(const Run *run, const BackfillSql *n, const char *source)
 {
 	const char *src = n->prov->source_id;
 	StrBuf sb;
@@ -116,7 +116,7 @@ missing_sql(const Run *run, const Names *n, const char *source)
  * provider made, into pg_temp.phasemig_generated.
  */
 static bool
-copy_new_uids(Run *run, const Names *n, PGresult *res)
+copy_new_uids(Run *run, const BackfillSql *n, PGresult *res)
 {
 	char *copy =
 		str_printf("COPY pg_temp.phasemig_generated (%s, %s) FROM STDIN", n->prov->source_id, n->prov->target_id);
@@ -144,7 +144,7 @@ copy_new_uids(Run *run, const Names *n, PGresult *res)
  * would be made, and prints KEEP.
  */
 static long long
-dry_run_uids(Run *run, const Names *n, const char *keep)
+dry_run_uids(Run *run, const BackfillSql *n, const char *keep)
 {
 	char *missing = missing_sql(run, n, "pg_temp.phasemig_staging");
 	char *count = str_printf("SELECT count(*) FROM (%s) s", missing);
@@ -167,7 +167,7 @@ dry_run_uids(Run *run, const Names *n, const char *keep)
  * transaction rolled back).  A dry run returns how many it would make.
  */
 static long long
-make_uids(Run *run, const Names *n)
+make_uids(Run *run, const BackfillSql *n)
 {
 	const char *src = n->prov->source_id, *dst = n->prov->target_id;
 	char *missing, *declare, *fetch, *temp;
@@ -227,23 +227,23 @@ done:
  * matched by it already and never gets a second.
  */
 int
-bf_generate_missing(Phase2 *s)
+bf_generate_missing(BackfillRun *s)
 {
 	Run *run = s->run;
 
 	s->generated = 0;
-	if (bf_ensure_generated_tables(run, &s->n) != EXIT_DONE)
+	if (bf_ensure_generated_tables(run, &s->sql) != EXIT_DONE)
 		return EXIT_FAILED;
-	if ((s->generated = make_uids(run, &s->n)) < 0)
+	if ((s->generated = make_uids(run, &s->sql)) < 0)
 	{
 		s->generated = 0;
 		return EXIT_FAILED;
 	}
 	if (s->generated > 0)
 	{
-		bf_exec_free(run, str_printf("ANALYZE %s", s->n.source));
+		bf_exec_free(run, str_printf("ANALYZE %s", s->sql.source));
 		if (!dryrun_on())
-			log_info("generated %lld new %s for rows with no match", s->generated, s->n.prov->target_ids);
+			log_info("generated %lld new %s for rows with no match", s->generated, s->sql.prov->target_ids);
 	}
 	return EXIT_DONE;
 }
@@ -254,7 +254,7 @@ bf_generate_missing(Phase2 *s)
  * import file was imported into the target: the next apply generates new uids.
  */
 void
-bf_discard_generated(Run *run, const Names *n, bool drop)
+bf_discard_generated(Run *run, const BackfillSql *n, bool drop)
 {
 	const char *tables[2] = {n->generated, n->import_files};
 

@@ -20,11 +20,11 @@
  * since.
  */
 int
-bf_stage_inputs(Phase2 *s)
+bf_stage_inputs(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Options *opts = s->opts;
-	const IdProvider *prov = s->n.prov;
+	const IdProvider *prov = s->sql.prov;
 	int rc;
 
 	log_info("loading the mapping from \"%s\"", opts->mapping);
@@ -33,13 +33,13 @@ bf_stage_inputs(Phase2 *s)
 	log_info("read %lld users from the mapping", s->loaded);
 	if ((rc = prov->load_options(run, opts)) != EXIT_DONE)
 		return rc;
-	if ((rc = bf_adopt_source_generated(run, &s->n)) != EXIT_DONE)
+	if ((rc = bf_adopt_source_generated(run, &s->sql)) != EXIT_DONE)
 		return rc;
-	if (bf_table_exists(run, s->n.generated))
+	if (bf_table_exists(run, s->sql.generated))
 		bf_exec_free(run,
 					 str_printf("INSERT INTO pg_temp.phasemig_staging (%s, %s, origin) "
 								"SELECT %s, %s, 'generated' FROM %s",
-								prov->target_id, prov->source_id, prov->target_id, prov->source_id, s->n.generated));
+								prov->target_id, prov->source_id, prov->target_id, prov->source_id, s->sql.generated));
 	bf_exec_free(run, str_printf("CREATE INDEX ON pg_temp.phasemig_staging (%s)", prov->source_id));
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (email_norm)");
 	db_exec(run->conn, "ANALYZE pg_temp.phasemig_staging");
@@ -52,7 +52,7 @@ bf_stage_inputs(Phase2 *s)
  * email of a user without one when the mapping does not know the row's id.
  */
 static void
-build_matches(Run *run, const Names *n)
+build_matches(Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	const char *src = n->prov->source_id, *dst = n->prov->target_id;
@@ -84,7 +84,7 @@ build_matches(Run *run, const Names *n)
  * chosen.  Adds a finding when there is any; returns how many.
  */
 static long long
-conflict(Run *run, const Names *n, Findings *f, const char *check, const char *pairs, const char *sample,
+conflict(Run *run, const BackfillSql *n, Findings *f, const char *check, const char *pairs, const char *sample,
 		 const char *order)
 {
 	StrBuf sql;
@@ -111,7 +111,7 @@ conflict(Run *run, const Names *n, Findings *f, const char *check, const char *p
 
 /* The four conflicts that make phase2 refuse before writing anything. */
 static long long
-find_conflicts(Run *run, const Names *n, Findings *f)
+find_conflicts(Run *run, const BackfillSql *n, Findings *f)
 {
 	const Plan *p = run->plan;
 	long long total = 0;
@@ -174,7 +174,7 @@ refuse_with_findings(Run *run, Findings *f, const char *key, const char *why)
  * --skip-invalid-values, leave them empty and list them), then conflicts.
  */
 int
-bf_check_staging(Phase2 *s)
+bf_check_staging(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Options *opts = s->opts;
@@ -195,8 +195,8 @@ bf_check_staging(Phase2 *s)
 		findings_free(&f);
 		findings_init(&f);
 	}
-	build_matches(run, &s->n);
-	if (find_conflicts(run, &s->n, &f) > 0)
+	build_matches(run, &s->sql);
+	if (find_conflicts(run, &s->sql, &f) > 0)
 		return refuse_with_findings(run, &f, "conflicts", "the mapping conflicts with the table");
 	findings_free(&f);
 	return s->skipped > 0 ? bf_write_skipped(run, opts) : EXIT_DONE;
@@ -204,12 +204,12 @@ bf_check_staging(Phase2 *s)
 
 /* The staged mapping becomes the plan's source table, which the sync trigger reads too. */
 int
-bf_replace_source(Phase2 *s)
+bf_replace_source(BackfillRun *s)
 {
 	Run *run = s->run;
-	char *del = str_printf("DELETE FROM %s", s->n.source);
-	char *ins = str_printf("INSERT INTO %s (%s) SELECT %s FROM pg_temp.phasemig_staging", s->n.source,
-						   s->n.prov->column_list, s->n.prov->column_list);
+	char *del = str_printf("DELETE FROM %s", s->sql.source);
+	char *ins = str_printf("INSERT INTO %s (%s) SELECT %s FROM pg_temp.phasemig_staging", s->sql.source,
+						   s->sql.prov->column_list, s->sql.prov->column_list);
 	bool ok;
 
 	/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
@@ -218,6 +218,6 @@ bf_replace_source(Phase2 *s)
 	free(ins);
 	if (!ok)
 		return EXIT_FAILED;
-	bf_exec_free(run, str_printf("ANALYZE %s", s->n.source));
+	bf_exec_free(run, str_printf("ANALYZE %s", s->sql.source));
 	return EXIT_DONE;
 }

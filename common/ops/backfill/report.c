@@ -53,7 +53,7 @@ copy_out_to_file(Run *run, const char *sql, const char *path)
 
 /* The rows still without a uid, listed in <logs>/RUN-ID-unmatched.csv; returns how many, or -1. */
 static long long
-write_unmatched(Run *run, const Names *n, const Options *opts)
+write_unmatched(Run *run, const BackfillSql *n, const Options *opts)
 {
 	const Plan *p = run->plan;
 	char *path = str_printf("%s/%s-unmatched.csv", opts->logs_dir, run->run_id);
@@ -107,7 +107,7 @@ bf_write_skipped(Run *run, const Options *opts)
  * Firebase account, and the password it has now, overwritten).
  */
 static int
-write_import_file(Run *run, const Names *n, const Options *opts)
+write_import_file(Run *run, const BackfillSql *n, const Options *opts)
 {
 	const ImportFormat *format = n->prov->import;
 	const char *uid = n->prov->target_id;
@@ -136,7 +136,7 @@ write_import_file(Run *run, const Names *n, const Options *opts)
  * with.  Returns RC, or the import file's failure.
  */
 int
-bf_report(Phase2 *s, int rc)
+bf_report(BackfillRun *s, int rc)
 {
 	Run *run = s->run;
 	const FillTable *fill = &s->fill;
@@ -146,12 +146,12 @@ bf_report(Phase2 *s, int rc)
 
 	/* a dry run writes no file and no summary: it prints the import file's statements */
 	if (dryrun_on())
-		return rc == EXIT_DONE && s->opts->generate_missing ? write_import_file(run, &s->n, s->opts) : rc;
-	unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->n, s->opts) : -1;
+		return rc == EXIT_DONE && s->opts->generate_missing ? write_import_file(run, &s->sql, s->opts) : rc;
+	unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->sql, s->opts) : -1;
 	if (unmatched < 0)
 		unmatched = 0;
 	if (rc == EXIT_DONE && s->opts->generate_missing)
-		rc = write_import_file(run, &s->n, s->opts);
+		rc = write_import_file(run, &s->sql, s->opts);
 	meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}", "mapping_users", (json_int_t) s->loaded,
 					 "rows_filled", (json_int_t) fill->changed, "unmatched", (json_int_t) unmatched, "generated",
 					 (json_int_t) s->generated, "invalid_values_skipped", (json_int_t) s->skipped, "batches",
@@ -173,7 +173,7 @@ bf_report(Phase2 *s, int rc)
  * a match, and those that have none, with sample keys.
  */
 int
-bf_dry_run_report(Phase2 *s)
+bf_dry_run_report(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Plan *p = run->plan;
@@ -184,7 +184,7 @@ bf_dry_run_report(Phase2 *s)
 				   "AND NOT EXISTS (SELECT 1 FROM pg_temp.phasemig_matches m2 WHERE m2.k = t2.%s::text) "
 				   "ORDER BY 1 LIMIT 10) s) AS samples "
 				   "FROM %s t LEFT JOIN (SELECT DISTINCT k FROM pg_temp.phasemig_matches) m ON m.k = t.%s::text",
-				   s->n.q_uid, s->n.q_uid, p->q_key, p->q_table, s->n.q_uid, p->q_key, p->q_table, p->q_key);
+				   s->sql.q_uid, s->sql.q_uid, p->q_key, p->q_table, s->sql.q_uid, p->q_key, p->q_table, p->q_key);
 	PGresult *res = db_query(run->conn, sql, 0, NULL);
 	long long empty = db_field_ll(res, 0, "empty"), matched = db_field_ll(res, 0, "matched");
 	const char *samples = db_field(res, 0, "samples");
@@ -202,7 +202,7 @@ bf_dry_run_report(Phase2 *s)
 				   also.data);
 	sb_free(&also);
 	dryrun_comment("%s: %lld users in the mapping; %lld of %lld rows have no %s yet: %lld would be filled from it",
-				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->n.q_uid, matched);
+				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->sql.q_uid, matched);
 	log_info("dry run: %lld of %lld rows without a uid would be filled from the mapping", matched, empty);
 	if (empty > matched)
 	{

@@ -4,7 +4,7 @@
  * uid yet, the trigger fills each column the application left NULL from the
  * plan's source table (the mapping), saving original and written value in
  * the backup table first.  Any failure leaves the row as the application
- * wrote it, with a WARNING.  The match rules are the batches' (fill.c's
+ * wrote it, with a WARNING.  The match rules are the batches' (fill_batches.c's
  * lookups): the source id, else, when the mapping has no such id at all, the
  * email of a user without one; a match to several users fills nothing.
  *
@@ -32,7 +32,7 @@
  * of the uid alone ends there.
  */
 static void
-append_reverse(StrBuf *sb, const Run *run, const Names *n)
+append_reverse(StrBuf *sb, const Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	const char *m = n->q_match;
@@ -64,7 +64,7 @@ append_reverse(StrBuf *sb, const Run *run, const Names *n)
 
 /* The function's start: leave alone rows with a uid, find the one user (uid) the row matches. */
 static void
-append_match(StrBuf *sb, const Run *run, const Names *n)
+append_match(StrBuf *sb, const Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	const char *src = n->prov->source_id, *dst = n->prov->target_id;
@@ -97,7 +97,7 @@ append_match(StrBuf *sb, const Run *run, const Names *n)
 
 /* Fill r's empty columns from the user's fields (s); save NEW and r's values when any was filled. */
 static void
-append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
+append_fill(StrBuf *sb, const Run *run, const Op *op, const BackfillSql *n)
 {
 	sb_printf(sb, "  SELECT * INTO s FROM %s x WHERE x.%s = uid ORDER BY x.origin LIMIT 1;\n", n->source,
 			  n->prov->target_id);
@@ -128,7 +128,7 @@ append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
 }
 
 int
-bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
+bf_install_sync_trigger(Run *run, const Op *op, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	StrBuf fn, create;
@@ -154,7 +154,7 @@ bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
 }
 
 int
-bf_drop_sync_trigger(Run *run, const Names *n)
+bf_drop_sync_trigger(Run *run, const BackfillSql *n)
 {
 	char *drop = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->trigger, run->plan->q_table);
 	char *dropfn = str_printf("DROP FUNCTION IF EXISTS %s()", n->sync_fn);

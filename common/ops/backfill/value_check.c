@@ -49,14 +49,14 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 }
 
 /* One field of one plan's "set" (or the email the match falls back to). */
-typedef struct Target
+typedef struct CheckedField
 {
 	const IdProvider *prov;
 	const char *field;   /* the export's field */
 	const char *column;  /* the table's column */
 	const char *scol;    /* its staging column, NULL if none */
 	const char *subject; /* "field "x" (column "y")" for messages */
-} Target;
+} CheckedField;
 
 /*
  * With --skip-invalid-values: the users matching COND listed in
@@ -64,7 +64,7 @@ typedef struct Target
  * so that neither the batches nor the sync trigger write it.
  */
 static void
-skip_values(Run *run, const Target *t, const char *cond, const char *problem)
+skip_values(Run *run, const CheckedField *t, const char *cond, const char *problem)
 {
 	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT %s, element, $1::text, $2::text, "
 							"%s FROM pg_temp.phasemig_staging WHERE %s",
@@ -87,7 +87,7 @@ skip_values(Run *run, const Target *t, const char *cond, const char *problem)
  * (SQL text) as the reason.
  */
 static long long
-staged_where(Run *run, Findings *f, const Target *t, const char *check, const char *cond, const char *detail,
+staged_where(Run *run, Findings *f, const CheckedField *t, const char *check, const char *cond, const char *detail,
 			 const char *problem, bool skip)
 {
 	/* how a sample names its user: localId 'abc' (element 12) ... */
@@ -113,13 +113,13 @@ staged_where(Run *run, Findings *f, const Target *t, const char *check, const ch
 
 /* The export gave the field with the wrong JSON type or out of range. */
 static long long
-check_json_type(Run *run, Findings *f, const Target *t, bool skip)
+check_json_type(Run *run, Findings *f, const CheckedField *t, bool skip)
 {
 	char *lit = PQescapeLiteral(run->conn, t->field, strlen(t->field));
 	char *cond = str_printf("invalid IS NOT NULL AND invalid ? %s", lit);
 	char *detail = str_printf("(invalid ->> %s)", lit);
 	/* such a value is staged as NULL already: skipping only lists it */
-	Target listed = {.prov = t->prov, .field = t->field, .column = t->column, .subject = t->subject};
+	CheckedField listed = {.prov = t->prov, .field = t->field, .column = t->column, .subject = t->subject};
 	long long n = staged_where(run, f, &listed, "invalid value in the export", cond, detail, detail, skip);
 
 	free(cond);
@@ -144,7 +144,7 @@ create_cast_test(PGconn *conn)
 
 /* The staged values of the field (of type STAGED) must fit the column's TARGET type. */
 static long long
-check_fits(Run *run, Findings *f, const Target *t, const ColumnType *staged, const ColumnType *target, bool skip)
+check_fits(Run *run, Findings *f, const CheckedField *t, const ColumnType *staged, const ColumnType *target, bool skip)
 {
 	const char *scol = t->scol;
 	char *check, *cond, *detail, *problem;
@@ -201,7 +201,7 @@ value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 	if (spec->email_column)
 	{
 		char *subject = str_printf("field \"%s\" (column \"%s\")", prov->email_field, spec->email_column);
-		Target t = {.prov = prov, .field = prov->email_field, .column = spec->email_column, .subject = subject};
+		CheckedField t = {.prov = prov, .field = prov->email_field, .column = spec->email_column, .subject = subject};
 
 		total += check_json_type(run, f, &t, skip);
 		free(subject);
@@ -209,11 +209,11 @@ value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 	for (int i = 0; i < spec->n_set; i++)
 	{
 		char *subject = str_printf("field \"%s\" (column \"%s\")", spec->set[i].field, spec->set[i].column);
-		Target t = {.prov = prov,
-					.field = spec->set[i].field,
-					.column = spec->set[i].column,
-					.scol = prov->field_column(spec->set[i].field),
-					.subject = subject};
+		CheckedField t = {.prov = prov,
+						  .field = spec->set[i].field,
+						  .column = spec->set[i].column,
+						  .scol = prov->field_column(spec->set[i].field),
+						  .subject = subject};
 		ColumnType staged, target;
 
 		total += check_json_type(run, f, &t, skip);

@@ -5,19 +5,20 @@
  * phases use built once when it is loaded; the SQL pieces they share; and
  * the steps each file implements, which uuid.c lists per handler.
  *
- *   uuid.c      the handlers: each a list of steps over the job
- *   job.c       loading the job, its names, registry records, trigger SQL
- *   sql.c       SQL pieces several phases share (a text key's uuid, ...)
- *   discover.c  phase1's reading of the catalog into the registry
- *   implicit.c  columns holding the key without a foreign key: warned, checked
- *   expand.c    phase1: map, shadows and forward triggers, and their undo
- *   fill.c      phase2: classify, regenerate, fill; rollback batches
- *   check.c     phase3's pre-flight
- *   ddl.c       statement lists, the swap's LOCK, foreign keys
- *   views.c     views on converted columns, recreated around a swap
- *   swap.c      phase3 apply, and the teardown/rebuild the swap back shares
- *   unswap.c    phase3 rollback
- *   finalize.c  finalize and its undo
+ *   uuid.c              the handlers: each a list of steps over the job
+ *   uuid_spec.c         what a plan says of it (UuidSpec), its checks, its OpType
+ *   job.c               loading the job, its names, registry records, trigger SQL
+ *   sql.c               SQL pieces several phases share (a text key's uuid, ...)
+ *   discover.c          phase1's reading of the catalog into the registry
+ *   implicit.c          columns holding the key without a foreign key: warned, checked
+ *   expand.c            phase1: map, shadows and forward triggers, and their undo
+ *   fill_shadows.c      phase2: classify, regenerate, fill; rollback batches
+ *   check.c             phase3's pre-flight
+ *   ddl_transactions.c  statement lists, the swap's LOCK, foreign keys
+ *   views.c             views on converted columns, recreated around a swap
+ *   swap.c              phase3 apply, and the teardown/rebuild the swap back shares
+ *   unswap.c            phase3 rollback
+ *   finalize.c          finalize and its undo
  */
 #ifndef PHASEMIG_OP_UUID_H
 #define PHASEMIG_OP_UUID_H
@@ -47,7 +48,7 @@ typedef struct ColumnRef
 	char *on_update;
 } ColumnRef;
 
-/* What the plan says of the operation beyond its column (Op.data, read.c). */
+/* What the plan says of the operation beyond its column (Op.data, uuid_spec.c). */
 typedef struct UuidSpec
 {
 	bool recreate_views;     /* views on the columns are recreated around the swap */
@@ -209,7 +210,7 @@ int uuid_add_shadows(UuidJob *job);
 int uuid_drop_shadows(UuidJob *job);
 int uuid_drop_map(UuidJob *job);
 
-/* ---- fill.c (phase2) ---- */
+/* ---- fill_shadows.c (phase2) ---- */
 
 int uuid_fill(UuidJob *job);
 int uuid_discard_regenerated(UuidJob *job);
@@ -225,7 +226,7 @@ int uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column
 
 long long uuid_check(Run *run, const Op *op, Findings *f);
 
-/* ---- ddl.c ---- */
+/* ---- ddl_transactions.c ---- */
 
 /* Statements of one transaction of DDL, each malloc'd. */
 typedef struct UuidStmts

@@ -217,14 +217,14 @@ valid_uid(const char *uid, long element, const char *path)
 }
 
 /* A row under construction: fields are separated by tabs. */
-typedef struct RowText
+typedef struct CopyRow
 {
 	StrBuf *sb;
 	int fields;
-} RowText;
+} CopyRow;
 
 static void
-row_field(RowText *r, const char *value)
+row_field(CopyRow *r, const char *value)
 {
 	if (r->fields++ > 0)
 		sb_appendn(r->sb, "\t", 1);
@@ -232,7 +232,7 @@ row_field(RowText *r, const char *value)
 }
 
 static void
-row_end(RowText *r)
+row_end(CopyRow *r)
 {
 	sb_appendn(r->sb, "\n", 1);
 }
@@ -241,7 +241,7 @@ bool
 export_user_row(StrBuf *row, json_t *user, long element, const char *path, long *bad_attributes)
 {
 	const char *uid = opt_string(user, "localId");
-	RowText r = {.sb = row};
+	CopyRow r = {.sb = row};
 	json_t *bad;
 	char *clerk, *invalid = NULL;
 	char last[96], created[96], elem[24];
@@ -279,7 +279,7 @@ export_pair_row(StrBuf *row, json_t *pair, long element, const char *path)
 {
 	const char *clerk = opt_string(pair, "clerk_user_id");
 	const char *uid = opt_string(pair, "firebase_uid");
-	RowText r = {.sb = row};
+	CopyRow r = {.sb = row};
 	const char *key;
 	json_t *value;
 	char elem[24];

@@ -50,7 +50,7 @@ profile_columns(const Op *op)
  * before a generated one).  The same rules as the sync trigger's.
  */
 static void
-build_lookups(Run *run, const Op *op, const Names *n)
+build_lookups(Run *run, const Op *op, const BackfillSql *n)
 {
 	const char *create = strncmp(n->by_source_id, "pg_temp.", 8) == 0 ? "CREATE TEMP TABLE" : "CREATE UNLOGGED TABLE";
 	const char *src = n->prov->source_id, *dst = n->prov->target_id;
@@ -82,7 +82,7 @@ build_lookups(Run *run, const Op *op, const Names *n)
  * holds now (cN): the batch never reads the table twice.
  */
 static char *
-batch_columns(const Names *n)
+batch_columns(const BackfillSql *n)
 {
 	StrBuf sb;
 
@@ -109,7 +109,7 @@ batch_columns(const Names *n)
  *   f     the columns filled.
  */
 static char *
-batch_steps(Run *run, const Op *op, const Names *n)
+batch_steps(Run *run, const Op *op, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	const FieldMap *set = bf_spec(op)->set;
@@ -157,10 +157,10 @@ batch_steps(Run *run, const Op *op, const Names *n)
  * columns that are NULL.
  */
 int
-bf_fill(Phase2 *s)
+bf_fill(BackfillRun *s)
 {
 	Run *run = s->run;
-	Names *n = &s->n;
+	BackfillSql *n = &s->sql;
 
 	if (s->opts->jobs <= 1)
 		bf_use_session_lookups(n);
@@ -186,12 +186,12 @@ bf_fill(Phase2 *s)
  * statement once more over the rows without a uid.
  */
 int
-bf_fill_before_resume_point(Phase2 *s)
+bf_fill_before_resume_point(BackfillRun *s)
 {
 	Run *run = s->run;
-	KeysetBatch rest = s->n.batch;
+	KeysetBatch rest = s->sql.batch;
 	BatchLoop sweep = {.what = "backfill, rows before the resume point", .rows_total = -1};
-	char *only_empty = str_printf("t.%s IS NULL", s->n.q_uid);
+	char *only_empty = str_printf("t.%s IS NULL", s->sql.q_uid);
 	char *first, *next;
 	int rc;
 

@@ -1,5 +1,5 @@
 /*
- * read.c: what a backfill_from_mapping says in a plan: read from its JSON
+ * backfill_spec.c: what a backfill_from_mapping says in a plan: read from its JSON
  * (the identity provider, the source id column, the email fallback, and
  * "set": each column filled from a field of the provider's export, one of
  * them its user id) and checked against the catalog before phase1 (every

@@ -1,5 +1,5 @@
 /*
- * read.c: what a convert_to_uuid says in a plan (the key column, whether
+ * uuid_spec.c: what a convert_to_uuid says in a plan (the key column, whether
  * views on it are recreated around the swap, the columns that hold the key
  * without a foreign key: "also_convert" and "not_references") and its check
  * against the catalog before phase1: the column is there and not uuid

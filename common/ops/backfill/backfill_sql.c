@@ -1,6 +1,6 @@
 /*
- * names.c: every name and SQL piece backfill_from_mapping builds once per
- * handler call (Names), and the small SQL helpers its files share.
+ * backfill_sql.c: every name and SQL piece backfill_from_mapping builds once per
+ * handler call (BackfillSql), and the small SQL helpers its files share.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +47,12 @@ backup_column_list(int n_set)
 }
 
 void
-bf_names_init(Names *n, const Run *run, const Op *op)
+bf_sql_init(BackfillSql *n, const Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
 	const BackfillSpec *spec = bf_spec(op);
 
-	*n = (Names){0};
+	*n = (BackfillSql){0};
 	n->prov = spec->provider;
 	n->source = plan_backup_table(p, "source");
 	n->backup = plan_backup_table(p, "backfill");
@@ -81,7 +81,7 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 }
 
 void
-bf_names_free(Names *n)
+bf_sql_free(BackfillSql *n)
 {
 	char *owned[] = {n->source,       n->backup,   n->generated, n->import_files,  n->sync_fn,        n->trigger,
 					 n->trigger_name, n->q_match,  n->q_email,   n->q_uid,         n->backup_columns, n->backup_upsert,
@@ -92,7 +92,7 @@ bf_names_free(Names *n)
 	for (int i = 0; i < n->n_set; i++)
 		free(n->q_set[i]);
 	free(n->q_set);
-	*n = (Names){0};
+	*n = (BackfillSql){0};
 }
 
 /*
@@ -101,7 +101,7 @@ bf_names_free(Names *n)
  * unlogged tables of migration_backup, dropped when the fill ends.
  */
 void
-bf_use_session_lookups(Names *n)
+bf_use_session_lookups(BackfillSql *n)
 {
 	free(n->by_source_id);
 	free(n->by_email);
@@ -117,7 +117,7 @@ bf_use_session_lookups(Names *n)
  * run logs the statement, a dry run prints it.
  */
 void
-bf_drop_shared_lookups(Run *run, const Names *n, bool made)
+bf_drop_shared_lookups(Run *run, const BackfillSql *n, bool made)
 {
 	char *sql;
 
