@@ -152,9 +152,9 @@ static const struct option long_options[] = {
 
 /*
  * The options the operations add, from each OpType's added_option (the
- * identity providers' of backfill_from_mapping), the first of a name kept;
- * then getopt_long's table: the built-in options, those,
- * and the terminating row.
+ * identity providers' of backfill_from_mapping), the first of a name kept,
+ * then getopt_long's table ALL: the built-in options, those, and the
+ * terminating row.
  */
 static void
 collect_added(struct option *all)

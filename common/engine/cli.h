@@ -34,7 +34,7 @@ typedef struct CliOption
 	const char *help; /* its lines of --help */
 } CliOption;
 
-/* The options operations add that one command line can hold. */
+/* The most options the operations may add, all of them together (cli_parse knows no more). */
 #define CLI_MAX_ADDED 8
 
 typedef struct Options
