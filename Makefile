@@ -23,9 +23,10 @@ BUILD_MODE := plain
 endif
 
 # common/ is in layers, each a folder (common/README.md): core, engine, ops and
-# its operation families; objects mirror that tree under build/.
-COMMON_SRC := $(sort $(wildcard common/*/*.c common/*/*/*.c))
-COMMON_HDR := $(sort $(wildcard common/*/*.h common/*/*/*.h))
+# its operation families (backfill's identity providers a level deeper);
+# objects mirror that tree under build/.
+COMMON_SRC := $(sort $(shell find common -name '*.c'))
+COMMON_HDR := $(sort $(shell find common -name '*.h'))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file bin/rehearse-report
 
@@ -66,7 +67,7 @@ $(OBJDIR)/common/%.o: common/%.c $(COMMON_HDR) build/sqltext.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(OBJDIR)/phase%.o: phases/phase%.c $(COMMON_HDR) | $(OBJDIR)
+$(OBJDIR)/phase%.o: phases/phase%.c phases/help.h $(COMMON_HDR) | $(OBJDIR)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # sql/state.sql compiled in, so the binaries need no files beside them (&: one run
@@ -157,7 +158,7 @@ lint: all
 
 # make format: .clang-format over every C file (a no-op on a tree that follows it)
 format:
-	clang-format -i $(COMMON_SRC) $(COMMON_HDR) phases/*.c tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h \
+	clang-format -i $(COMMON_SRC) $(COMMON_HDR) phases/*.c phases/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c tests/fuzz/*.h \
 	  scripts/lib/*.c scripts/lib/*.h
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the three binaries, their man pages

@@ -13,6 +13,9 @@
 #include "engine/phase.h"
 #include "engine/plan_check.h"
 #include "engine/run.h"
+#include "ops/ops.h"
+
+#include "help.h"
 
 static const char help[] =
 	"phase1 adds what the migration needs without changing existing data (expand).\n"
@@ -47,14 +50,14 @@ static const char help[] =
 	"      --lock-timeout=MS    lock_timeout of each DDL attempt (default: the plan's,\n"
 	"                           1000); attempts are retried with jittered backoff;\n"
 	"                           while autovacuum runs, deadlock_timeout + 200 ms\n" CLI_HELP_LOCK_WAIT
-		CLI_HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
+		HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
 	"      --json               status and plan as a JSON object\n" CLI_HELP_PLAN_RUN
 	"      --logs-dir=DIR       where run logs go (default: $PHASEMIG_LOGS, else\n"
 	"                           $XDG_STATE_HOME/phasemig/DATABASE/PLAN, else\n"
 	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
+	"\n" HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 /* phase1 apply, step by step. */
 static int
@@ -98,5 +101,7 @@ main(int argc, char **argv)
 	static const Subcommand subs[] = {{"apply", apply}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_DISCARD_GENERATED};
 
+	/* the operations this binary knows: the engine reads plans against them */
+	operations_use(op_types);
 	run_main(1, argc, argv, &spec, subs);
 }

@@ -11,6 +11,9 @@
 #include "engine/phase.h"
 #include "engine/run.h"
 #include "engine/throttle.h"
+#include "ops/ops.h"
+
+#include "help.h"
 
 static const char help[] =
 	"phase2 fills the new columns from a mapping, in small batches (backfill).\n"
@@ -52,13 +55,12 @@ static const char help[] =
 	"                           with the header clerk_user_id,firebase_uid\n"
 	"      --generate-missing   give rows with no match new Firebase uids and write a\n"
 	"                           file for firebase auth:import with those users\n"
-	"      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
-	"                           digests to that import file\n"
-	"      --skip-invalid-values\n"
+	/* the options the identity providers add (--clerk-export) */
+	CLI_HELP_ADDED_OPTIONS "      --skip-invalid-values\n"
 	"                           apply: leave empty the export's values that do not\n"
 	"                           fit their column (too long, wrong type, out of range)\n"
-	"                           and list them, instead of refusing\n" CLI_HELP_DISCARD_GENERATED
-		CLI_HELP_DISCARD_APP_WRITES "      --on-invalid=stop|regenerate\n"
+	"                           and list them, instead of refusing\n" HELP_DISCARD_GENERATED CLI_HELP_DISCARD_APP_WRITES
+	"      --on-invalid=stop|regenerate\n"
 	"                           convert_to_uuid: stop before writing when a key is not\n"
 	"                           a UUID (default), or give each such key a new random\n"
 	"                           uuid that every referencing row follows\n"
@@ -98,7 +100,7 @@ static const char help[] =
 	"                               users are committed (the next apply finishes it)\n"
 	"  RUN-ID-invalid-values.csv    with --skip-invalid-values, the values left empty:\n"
 	"                               localId, element, field, column and why\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS(
+	"\n" HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS(
 		"the mapping conflicts with the table, has values that do not fit it or\n"
 		"       characters the database's encoding cannot hold, or invalid keys or\n"
 		"       orphans (nothing written);");
@@ -133,5 +135,7 @@ main(int argc, char **argv)
 						  .help = help,
 						  .extra = CLI_MAPPING | CLI_BATCH | CLI_ON_INVALID | CLI_DISCARD_GENERATED | CLI_JOBS};
 
+	/* the operations this binary knows: the engine reads plans against them */
+	operations_use(op_types);
 	run_main(2, argc, argv, &spec, subs);
 }

@@ -10,6 +10,9 @@
 #include "engine/cli.h"
 #include "engine/phase.h"
 #include "engine/run.h"
+#include "ops/ops.h"
+
+#include "help.h"
 
 static const char help[] =
 	"phase3 enforces the new constraints and removes the old columns (contract).\n"
@@ -75,7 +78,7 @@ static const char help[] =
 	"                           ~/.local/state/phasemig/DATABASE/PLAN)\n" CLI_HELP_RUN_CONTROL CLI_HELP_LOG_FORMAT
 		CLI_HELP_HOOK "  -V, --version            output version information, then exit\n"
 	"  -h, -?, --help           show this help, then exit\n"
-	"\n" CLI_HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
+	"\n" HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);");
 
 static int
 check(Run *run, const Options *opts)
@@ -132,5 +135,7 @@ main(int argc, char **argv)
 		{"check", check}, {"apply", apply}, {"finalize", finalize}, {"rollback", rollback}, {NULL}};
 	const CliSpec spec = {.subcommands = subcommands, .help = help, .extra = CLI_BATCH | CLI_CONFIRM};
 
+	/* the operations this binary knows: the engine reads plans against them */
+	operations_use(op_types);
 	run_main(3, argc, argv, &spec, subs);
 }

@@ -1,6 +1,6 @@
 /*
- * csv_header.c: reads and checks the header line of a CSV mapping or Clerk
- * export before its bytes go to the server's COPY.
+ * csv_header.c: reads and checks the header line of a CSV file (a mapping,
+ * an export) before its bytes go to the server's COPY.
  */
 #include "core/csv_header.h"
 

@@ -8,15 +8,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-/* The header of a CSV mapping given to --mapping. */
-#define CSV_HEADER_MAPPING "clerk_user_id,firebase_uid"
-
-/* The header of the CSV Clerk's dashboard exports (--clerk-export). */
-#define CSV_HEADER_CLERK                                                                                               \
-	"id,first_name,last_name,username,primary_email_address,primary_phone_number,"                                     \
-	"verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers,"             \
-	"totp_secret,password_digest,password_hasher"
-
 /*
  * True when the first line of FP names exactly the columns EXPECTED
  * ("a,b,c"), each maybe quoted, after a UTF-8 byte order mark, ending in LF

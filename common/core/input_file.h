@@ -1,6 +1,6 @@
 /*
- * input_file.h: a file phasemig reads whole (a plan, a mapping, a Clerk
- * export) must be a regular file no larger than a stated limit, checked
+ * input_file.h: a file phasemig reads whole (a plan, a mapping, another
+ * export an option names) must be a regular file no larger than a stated limit, checked
  * before it is opened: a device, a FIFO or a file without end would keep a
  * run reading for ever.
  */
@@ -9,14 +9,14 @@
 
 #include <stdbool.h>
 
-/* The default limit of a mapping or Clerk export, and the environment variable that changes it. */
+/* The default limit of a mapping or another export, and the environment variable that changes it. */
 #define INPUT_FILE_DEFAULT_LIMIT (4LL << 30)
 #define INPUT_FILE_LIMIT_ENV "PHASEMIG_MAX_INPUT_SIZE"
 /* A plan's limit: plans are a few kB. */
 #define INPUT_FILE_PLAN_LIMIT (1LL << 20)
 
 /*
- * The limit of a mapping or Clerk export in bytes: PHASEMIG_MAX_INPUT_SIZE
+ * The limit of a mapping or another export in bytes: PHASEMIG_MAX_INPUT_SIZE
  * (a number of bytes, or with a K, M or G suffix, powers of 1024), else
  * INPUT_FILE_DEFAULT_LIMIT.  -1, logged, when the variable is not a size.
  */

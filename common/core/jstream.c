@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* What one element may take; a Firebase user takes a few kB. */
+/* What one element may take; a user of an identity provider's export takes a few kB. */
 #define MAX_ELEMENT_BYTES (4L * 1024 * 1024)
 
 typedef struct ElementReader

@@ -145,7 +145,7 @@ catalog_dependents(PGconn *conn, const char *qtable, const char *column, bool in
 char *
 catalog_tables_not_owned(const Plan *plan, bool with_children)
 {
-	char *also = plan_also_convert_tables(plan);
+	char *also = plan_extra_tables(plan);
 	const char *params[3] = {plan->q_table, with_children ? "t" : "f", also};
 	char *tables = db_value(
 		plan->conn,

@@ -1,6 +1,7 @@
 /*
- * cli.c: getopt_long over the options of all three binaries; each binary
- * declares which of the phase-specific ones it accepts.
+ * cli.c: getopt_long over the options of all three binaries and those the
+ * operations add (OpType.added_option); each binary declares which of the
+ * phase-specific ones it accepts.
  */
 #include "engine/cli.h"
 
@@ -13,6 +14,7 @@
 #include "core/conninfo_secrets.h"
 #include "core/log.h"
 #include "engine/mlog.h"
+#include "engine/operation.h"
 
 enum
 {
@@ -21,7 +23,6 @@ enum
 	OPT_LOGS_DIR,
 	OPT_LOCK_TIMEOUT,
 	OPT_MAPPING,
-	OPT_CLERK_EXPORT,
 	OPT_GENERATE_MISSING,
 	OPT_BATCH_SIZE,
 	OPT_SLEEP_MS,
@@ -44,8 +45,14 @@ enum
 	OPT_NEXT_RUN,
 	OPT_RESET,
 	OPT_HOOK_PROGRESS,
-	OPT_DISCARD_APP_WRITES
+	OPT_DISCARD_APP_WRITES,
+	/* the options operations add: OPT_ADDED + their index in added_options */
+	OPT_ADDED = 512
 };
+
+/* The options the operations of operations() add, each name once (collect_added). */
+static const CliOption *added_options[CLI_MAX_ADDED];
+static int n_added_options;
 
 /* The options that only switch something on, and the field each sets. */
 static const struct
@@ -116,7 +123,6 @@ static const struct option long_options[] = {
 	{"lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT},
 	{"lock-wait", required_argument, NULL, OPT_LOCK_WAIT},
 	{"mapping", required_argument, NULL, OPT_MAPPING},
-	{"clerk-export", required_argument, NULL, OPT_CLERK_EXPORT},
 	{"generate-missing", no_argument, NULL, OPT_GENERATE_MISSING},
 	{"skip-invalid-values", no_argument, NULL, OPT_SKIP_INVALID},
 	{"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
@@ -141,17 +147,82 @@ static const struct option long_options[] = {
 	{"discard-application-writes", no_argument, NULL, OPT_DISCARD_APP_WRITES},
 	{"help", no_argument, NULL, '?'},
 	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
 };
+#define N_LONG_OPTIONS (sizeof long_options / sizeof long_options[0])
+
+/*
+ * The options the operations add, from each OpType's added_option (the
+ * identity providers' of backfill_from_mapping), the first of a name kept,
+ * then getopt_long's table ALL: the built-in options, those, and the
+ * terminating row.
+ */
+static void
+collect_added(struct option *all)
+{
+	const OpType *const *types = operations();
+
+	n_added_options = 0;
+	for (int i = 0; types[i]; i++)
+		for (int k = 0; types[i]->added_option && types[i]->added_option(k); k++)
+		{
+			const CliOption *o = types[i]->added_option(k);
+			bool known = false;
+
+			for (int j = 0; j < n_added_options; j++)
+				known = known || strcmp(added_options[j]->name, o->name) == 0;
+			if (!known && n_added_options < CLI_MAX_ADDED)
+				added_options[n_added_options++] = o;
+		}
+	memcpy(all, long_options, sizeof long_options);
+	for (int j = 0; j < n_added_options; j++)
+		all[N_LONG_OPTIONS + j] = (struct option){
+			added_options[j]->name, added_options[j]->has_arg ? required_argument : no_argument, NULL, OPT_ADDED + j};
+	all[N_LONG_OPTIONS + n_added_options] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* The added option getopt_long returned as C, or NULL for a built-in one. */
+static const CliOption *
+added_option(int c)
+{
+	return c >= OPT_ADDED && c < OPT_ADDED + n_added_options ? added_options[c - OPT_ADDED] : NULL;
+}
+
+const char *
+cli_added(const Options *opts, const char *name)
+{
+	for (int i = 0; i < opts->n_added; i++)
+		if (strcmp(opts->added[i].option->name, name) == 0)
+			return opts->added[i].value;
+	return NULL;
+}
+
+/* SPEC's help, with the help of the added options it accepts where it has CLI_HELP_ADDED_OPTIONS. */
+static void
+print_help(const CliSpec *spec)
+{
+	const char *text = spec->help;
+	const char *mark;
+
+	while ((mark = strstr(text, CLI_HELP_ADDED_OPTIONS)) != NULL)
+	{
+		fwrite(text, 1, (size_t) (mark - text), stdout);
+		for (int j = 0; j < n_added_options; j++)
+			if (allowed(spec, added_options[j]->group))
+				fputs(added_options[j]->help, stdout);
+		text = mark + strlen(CLI_HELP_ADDED_OPTIONS);
+	}
+	fputs(text, stdout);
+}
 
 /* The group of CliSpec.extra an option belongs to, or 0 for the options every binary takes. */
 static unsigned
 option_group(int c)
 {
+	if (added_option(c))
+		return added_option(c)->group;
 	switch (c)
 	{
 		case OPT_MAPPING:
-		case OPT_CLERK_EXPORT:
 		case OPT_GENERATE_MISSING:
 		case OPT_SKIP_INVALID:
 			return CLI_MAPPING;
@@ -184,14 +255,33 @@ help_or_usage_error(const CliSpec *spec, char **argv)
 		usage_error("unrecognized option \"%s\"", argv[optind - 1]);
 	if (optopt != 0 && optopt != '?')
 		usage_error("invalid or incomplete option \"%s\"", argv[optind - 1]);
-	fputs(spec->help, stdout);
+	print_help(spec);
 	exit(EXIT_DONE);
 }
 
-/* Store option C's value (ARG) in OPTS: a switch, or one arm per option with a value. */
+/* An added option's value in OPTS: its last one ("" for a switch). */
+static void
+set_added(const CliOption *o, const char *arg, Options *opts)
+{
+	int i = 0;
+
+	while (i < opts->n_added && opts->added[i].option != o)
+		i++;
+	opts->added[i].option = o;
+	opts->added[i].value = o->has_arg ? arg : "";
+	if (i == opts->n_added)
+		opts->n_added++;
+}
+
+/* Store option C's value (ARG) in OPTS: a switch, an added option, or one arm per option with a value. */
 static void
 set_option(int c, const char *arg, Options *opts)
 {
+	if (added_option(c))
+	{
+		set_added(added_option(c), arg, opts);
+		return;
+	}
 	for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++)
 		if (switches[i].option == c)
 		{
@@ -217,9 +307,6 @@ set_option(int c, const char *arg, Options *opts)
 			break;
 		case OPT_MAPPING:
 			opts->mapping = arg;
-			break;
-		case OPT_CLERK_EXPORT:
-			opts->clerk_export = arg;
 			break;
 		case OPT_BATCH_SIZE:
 			opts->batch_size = parse_int(arg, "--batch-size", 1, 1000000);
@@ -332,30 +419,32 @@ read_subcommand(int argc, char **argv, const CliSpec *spec, Options *opts)
 void
 cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts)
 {
+	struct option all[N_LONG_OPTIONS + CLI_MAX_ADDED + 1];
 	int c;
 	int longindex = -1;
 
 	log_init(argv[0]);
+	collect_added(all);
 	*opts = (Options){.lock_wait_s = 10, .jobs = 1, .sleep_ms = -1, .hook_progress_min = 5};
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-?") == 0))
 	{
-		fputs(spec->help, stdout);
+		print_help(spec);
 		exit(EXIT_DONE);
 	}
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "d:j:qyhV?", long_options, &longindex)) != -1)
+	while ((c = getopt_long(argc, argv, "d:j:qyhV?", all, &longindex)) != -1)
 	{
 		/* the option as named, not its value ("--jobs 2": argv[optind - 1] is "2") */
 		char named[64];
 
 		if (longindex >= 0)
-			snprintf(named, sizeof named, "--%s", long_options[longindex].name);
+			snprintf(named, sizeof named, "--%s", all[longindex].name);
 		else
 			snprintf(named, sizeof named, "-%c", c);
 		longindex = -1;
 		if (c == 'h')
 		{
-			fputs(spec->help, stdout);
+			print_help(spec);
 			exit(EXIT_DONE);
 		}
 		if (c == '?')

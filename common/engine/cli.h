@@ -11,13 +11,31 @@
 
 enum
 {
-	CLI_MAPPING = 1 << 0,           /* --mapping, --clerk-export, --generate-missing, --skip-invalid-values */
+	CLI_MAPPING = 1 << 0,           /* --mapping, --generate-missing, --skip-invalid-values, a provider's options */
 	CLI_BATCH = 1 << 1,             /* --batch-size, --sleep-ms, --max-lag-ms, --lag-query, --target-batch-ms */
 	CLI_ON_INVALID = 1 << 2,        /* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
 	CLI_JOBS = 1 << 4,              /* -j, --jobs (apply only) */
 	CLI_CONFIRM = 1 << 5,           /* -y, --yes (phase3: what drops or swaps asks first) */
 };
+
+/*
+ * An option an operation adds to the command line (OpType.added_option):
+ * declared there, parsed here as the built-in ones.  A binary whose CliSpec
+ * lacks its group refuses it; its help lines are printed where the binary's
+ * help has CLI_HELP_ADDED_OPTIONS.
+ */
+typedef struct CliOption
+{
+	const char *name; /* the long name, without "--" */
+	bool has_arg;     /* takes a value: --name=VALUE */
+	unsigned group;   /* one CLI_* group */
+	const char *file; /* a file read whole, checked before connecting: what it is, in messages; NULL: no file */
+	const char *help; /* its lines of --help */
+} CliOption;
+
+/* The most options the operations may add, all of them together (cli_parse knows no more). */
+#define CLI_MAX_ADDED 8
 
 typedef struct Options
 {
@@ -30,7 +48,6 @@ typedef struct Options
 	int lock_timeout_ms; /* 0: the plan's setting */
 	int lock_wait_s;     /* how long to wait for the plan's lock (default 10) */
 	const char *mapping;
-	const char *clerk_export;
 	bool generate_missing;
 	bool skip_invalid_values; /* phase2 apply: export values that do not fit are left NULL and listed */
 	int batch_size;           /* 0: the plan's setting */
@@ -43,7 +60,7 @@ typedef struct Options
 	const char *hook;            /* --hook CMD (else $PHASEMIG_HOOK) */
 	unsigned groups_given;       /* the option groups (CLI_*) the command line used */
 	char group_named[6][64];     /* per group bit, its first option as written ("--mapping") */
-	bool discard_generated_uids; /* rollback: forget the generated Firebase uids */
+	bool discard_generated_uids; /* rollback: forget the generated uids */
 	int jobs;                    /* connections filling at once (default 1) */
 	bool dry_run;                /* print the statements and what they would do; change nothing */
 	bool yes;                    /* phase3: do not ask before dropping or swapping */
@@ -54,22 +71,26 @@ typedef struct Options
 	double hook_progress_min;    /* --hook-progress-interval: minutes between progress events, 0: none */
 	/* rollback: go on although it discards values the application wrote */
 	bool discard_application_writes;
+	/* the options operations add (CliOption) the command line gave, each once: its last value ("" for a switch) */
+	struct
+	{
+		const CliOption *option;
+		const char *value;
+	} added[CLI_MAX_ADDED];
+	int n_added;
 } Options;
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */
 #define CLI_MAX_JOBS STOP_MAX_WATCHED
 
-/* Lines of --help every binary shares. */
+/*
+ * Lines of --help every binary shares; those that describe what the
+ * operations read are the binaries' own (phases/help.h).
+ */
 #define CLI_HELP_LOCK_WAIT                                                                                             \
 	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"                                 \
 	"                           session holds it, e.g. a killed run's statement the\n"                                 \
 	"                           server is still ending (default: 10; 0: do not wait)\n"
-#define CLI_HELP_DISCARD_GENERATED                                                                                     \
-	"      --discard-generated-uids\n"                                                                                 \
-	"                           rollback: also forget the generated Firebase uids and\n"                               \
-	"                           the ledger of import files, and the uuids\n"                                           \
-	"                           convert_to_uuid regenerated; only when no import file\n"                               \
-	"                           was imported (the next apply generates new ones)\n"
 #define CLI_HELP_DISCARD_APP_WRITES                                                                                    \
 	"      --discard-application-writes\n"                                                                             \
 	"                           rollback: go on although it drops or empties values\n"                                 \
@@ -100,29 +121,6 @@ typedef struct Options
 	"      --log-format=FORMAT  text (default) or json: each message one JSON object\n"                                \
 	"                           per line (time in UTC, level, step, message, figures)\n"
 
-/* The environment variables an option can come from (help2man makes a section of it). */
-#define CLI_HELP_ENVIRONMENT                                                                                           \
-	"Environment:\n"                                                                                                   \
-	"  PG*                 libpq's variables (PGHOST, PGPORT, PGDATABASE, PGUSER,\n"                                   \
-	"                      PGPASSWORD, PGPASSFILE, PGSERVICE, PGSERVICEFILE,\n"                                        \
-	"                      PGSSLMODE...): the connection when -d is not given,\n"                                      \
-	"                      and what a conninfo string leaves out\n"                                                    \
-	"  DATABASE_URL        the database when neither -d nor any of PGHOST,\n"                                          \
-	"                      PGHOSTADDR, PGPORT, PGDATABASE, PGUSER, PGSERVICE is set\n"                                 \
-	"                      (a URI or conninfo string); its use is announced\n"                                          \
-	"  PGAPPNAME           kept: phasemig's part is added after it in\n"                                               \
-	"                      application_name\n"                                                                          \
-	"  USER, LOGNAME       the OS user recorded in migration_log beside the host\n"                                    \
-	"  PHASEMIG_HOOK       the hook, when --hook is not given\n"                                                       \
-	"  PHASEMIG_LOGS       the logs directory, when --logs-dir is not given\n"                                         \
-	"  XDG_STATE_HOME      without either: logs go to\n"                                                               \
-	"                      $XDG_STATE_HOME/phasemig/DATABASE/PLAN (default:\n"                                         \
-	"                      ~/.local/state)\n"                                                                          \
-	"  PHASEMIG_MAX_INPUT_SIZE\n"                                                                                      \
-	"                      the largest --mapping or --clerk-export read, in bytes\n"                                   \
-	"                      or with a K, M or G suffix (default: 4G)\n"                                                 \
-	"\n"
-
 /*
  * REFUSED: what exit 3 means for this binary, as the text after "  3    ",
  * its continuation lines indented by 7 (help2man makes each code a tagged
@@ -143,6 +141,12 @@ typedef struct Options
 	"       than the table's owner owns, and the plan's trusted_triggers omit it\n"                                    \
 	"  4    another run held the plan's lock for all of --lock-wait\n"
 
+/*
+ * Where a binary's help lists the options operations add (CliOption.help)
+ * of the groups it accepts: a byte no help text holds otherwise.
+ */
+#define CLI_HELP_ADDED_OPTIONS "\x1d"
+
 typedef struct CliSpec
 {
 	const char *const *subcommands; /* NULL-terminated */
@@ -150,7 +154,12 @@ typedef struct CliSpec
 	unsigned extra;                 /* CLI_* options this binary accepts */
 } CliSpec;
 
-/* Parse argv into opts; prints --help/--version and exits 0, bad usage exits 2. */
+/*
+ * Parse argv into opts, the options every operation of operations() adds
+ * among them; prints --help/--version and exits 0, bad usage exits 2.
+ */
 void cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts);
+/* The value an added option (CliOption) NAME was given ("" for a switch), or NULL when it was not. */
+const char *cli_added(const Options *opts, const char *name);
 
 #endif

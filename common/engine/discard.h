@@ -15,7 +15,7 @@
 typedef struct DiscardItem
 {
 	char *table;  /* quoted, schema-qualified */
-	char *column; /* as named in messages: "public.users.firebase_uid" */
+	char *column; /* as named in messages: "public.users.uid" */
 	char *cond;   /* SQL over the table's alias t: this row's value is the application's */
 	char *join;   /* a LEFT JOIN COND reads, or NULL; items of a table share an identical one */
 	long long count;

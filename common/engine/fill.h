@@ -25,8 +25,8 @@ typedef struct FillTable
 	 */
 	KeysetBatch batch;
 	/*
-	 * A migration_log row already begun for this table (clerk: the op's own
-	 * row, whose operation is LABEL): used when the table is one unit.
+	 * A migration_log row already begun for this table (backfill: the op's
+	 * own row, whose operation is LABEL): used when the table is one unit.
 	 */
 	long long entry;
 	/* out: over this run's units */

@@ -1,10 +1,12 @@
 /*
  * operation.h: what the engine knows of an operation, as data: its name in a
- * plan, the keys it allows, how it reads them, what it checks against the
- * catalog before phase1, and its handlers for each phase.  The operations
- * themselves live in common/ops/, one folder or file each, and are listed
- * in one table there (ops/op_types.c); the engine only walks that table, so
- * a new operation is its file plus one line of the table.
+ * plan, the keys it allows, how it reads them into data of its own (Op.data),
+ * frees and describes them, what it checks against the catalog before
+ * phase1, and its handlers for each phase.  The operations themselves live in
+ * common/ops/, one folder or file each, and are listed in one table there
+ * (ops/op_types.c), which the binary hands the engine at startup
+ * (operations_use); the engine only walks that table, so a new operation is
+ * its file plus one line of the table.
  */
 #ifndef PHASEMIG_OPERATION_H
 #define PHASEMIG_OPERATION_H
@@ -60,8 +62,31 @@ typedef struct OpType
 {
 	const char *name;        /* "add_column": the plan's "op" */
 	const char *const *keys; /* the keys it allows besides "op" and "comment" (NULL-terminated) */
-	/* Fill OP from the plan's object OBJ; problems through plan_read_fail(). */
+	/*
+	 * Fill OP from the plan's object OBJ: op->column, and op->data with what
+	 * only this operation reads (op->label too when "<op> <column>" is not
+	 * its label); problems through plan_read_fail().
+	 */
 	void (*read)(PlanReader *r, Op *op, json_t *obj, const char *where);
+	/* Free op->data, read or half read; NULL: a plain free(). */
+	void (*free)(void *data);
+	/*
+	 * What "plan --json" shows of it beyond op, label and column: its keys on
+	 * OBJ (the operation's object), and on PLAN_OBJ the plan's keys it fills
+	 * ("uid_column"); NULL: nothing.
+	 */
+	void (*describe)(const Op *op, json_t *obj, json_t *plan_obj);
+	/*
+	 * What it checks of the plan once connected, on every run (plan_bind):
+	 * log each problem and return false.  NULL: nothing.
+	 */
+	bool (*bind)(const Op *op, const Plan *plan);
+	/*
+	 * The tables besides the plan's it writes and alters, appended to LIST
+	 * as [schema, table] (plan_extra_tables): their owner and their triggers
+	 * are checked as the plan's table's.  NULL: none.
+	 */
+	void (*extra_tables)(const Op *op, const Plan *plan, json_t *list);
 	/*
 	 * The plan against the catalog before phase1 (plan_check.h): log each
 	 * problem, return how many.  NULL: the column it names must exist or be
@@ -87,6 +112,12 @@ typedef struct OpType
 	 */
 	unsigned options;
 	/*
+	 * The options it adds to the command line (cli.h), the I'th from 0, NULL
+	 * past the last; NULL: none.  Every binary parses them (one whose CliSpec
+	 * lacks an option's group refuses it), a run reads them with cli_added().
+	 */
+	const CliOption *(*added_option)(int i);
+	/*
 	 * What its phase3 apply and finalize drop or swap, in words, for the
 	 * question phase3 asks on a terminal before it starts; NULL: nothing
 	 */
@@ -102,7 +133,12 @@ typedef struct OpType
 	bool alters_referencing_tables; /* the tables whose foreign keys point at the key: their owner too */
 } OpType;
 
-/* The operations phasemig knows, NULL-terminated (ops/op_types.c). */
-extern const OpType *const op_types[];
+/*
+ * The operations the binary knows, NULL-terminated (ops/op_types.c), given
+ * once by its main before anything reads a plan or the command line.
+ */
+void operations_use(const OpType *const *types);
+/* That table (a binary that gave none knows no operation). */
+const OpType *const *operations(void);
 
 #endif

@@ -53,32 +53,17 @@ key_in(const char *key, const char *const *list)
 }
 
 char *
-plan_also_convert_tables(const Plan *plan)
+plan_extra_tables(const Plan *plan)
 {
 	json_t *list = json_array();
 	char *text;
 
 	for (int i = 0; i < plan->n_ops; i++)
-		for (int k = 0; k < plan->ops[i].n_also_convert; k++)
-		{
-			const ColumnRef *c = &plan->ops[i].also_convert[k];
-
-			json_array_append_new(list, json_pack("[ss]", c->schema ? c->schema : plan->schema, c->table));
-		}
+		if (plan->ops[i].kind->extra_tables)
+			plan->ops[i].kind->extra_tables(&plan->ops[i], plan, list);
 	text = json_dumps(list, JSON_COMPACT);
 	json_decref(list);
 	return text;
-}
-
-void
-plan_free_column_refs(ColumnRef *refs, int n)
-{
-	for (int i = 0; i < n; i++)
-	{
-		free(refs[i].schema), free(refs[i].table), free(refs[i].column);
-		free(refs[i].on_delete), free(refs[i].on_update);
-	}
-	free(refs);
 }
 
 /* Refuse keys of OBJ that are in neither ALLOWED nor MORE. */
@@ -163,12 +148,13 @@ get_int(PlanReader *r, json_t *obj, const char *where, const char *key, int dflt
 static const OpType *
 find_type(PlanReader *r, json_t *obj, const char *where)
 {
+	const OpType *const *types = operations();
 	char *name = plan_read_string(r, obj, where, "op", true);
 	const OpType *found = NULL;
 
-	for (int i = 0; name && op_types[i] && found == NULL; i++)
-		if (strcmp(op_types[i]->name, name) == 0)
-			found = op_types[i];
+	for (int i = 0; name && types[i] && found == NULL; i++)
+		if (strcmp(types[i]->name, name) == 0)
+			found = types[i];
 	if (found && found->plan_key)
 	{
 		plan_read_fail(r, where, "\"%s\" is not named in \"operations\": every plan has it (top-level key \"%s\")",
@@ -197,7 +183,9 @@ read_op(PlanReader *r, Op *op, json_t *obj, int index)
 		return;
 	check_keys(r, obj, where, (const char *const[]){"op", "comment", NULL}, op->kind->keys);
 	op->kind->read(r, op, obj, where);
-	op->label = str_printf("%s %s", op->kind->name, op->name ? op->name : op->column ? op->column : "");
+	/* a reader sets its own label when "<op> <column>" is not it (create_index: its name) */
+	if (op->label == NULL)
+		op->label = str_printf("%s %s", op->kind->name, op->column ? op->column : "");
 }
 
 /*
@@ -207,9 +195,11 @@ read_op(PlanReader *r, Op *op, json_t *obj, int index)
 static void
 add_implicit_ops(PlanReader *r, Plan *plan, json_t *root)
 {
-	for (int i = 0; op_types[i] && r->ok; i++)
+	const OpType *const *types = operations();
+
+	for (int i = 0; types[i] && r->ok; i++)
 	{
-		const OpType *kind = op_types[i];
+		const OpType *kind = types[i];
 		Op *op;
 
 		if (kind->plan_key == NULL)
@@ -308,12 +298,13 @@ plan_load(const char *path)
 		goto done;
 	}
 	{
+		const OpType *const *types = operations();
 		const char *implicit_keys[16] = {NULL};
 		int n = 0;
 
-		for (int i = 0; op_types[i] && n < 15; i++)
-			if (op_types[i]->plan_key)
-				implicit_keys[n++] = op_types[i]->plan_key;
+		for (int i = 0; types[i] && n < 15; i++)
+			if (types[i]->plan_key)
+				implicit_keys[n++] = types[i]->plan_key;
 		check_keys(&r, root, "top level", keys, implicit_keys);
 	}
 	plan->name = plan_read_string(&r, root, "top level", "name", true);
@@ -379,23 +370,11 @@ plan_free(Plan *plan)
 
 		free(op->label);
 		free(op->column);
-		free(op->type);
-		free(op->name);
-		for (int k = 0; k < op->n_columns; k++)
-			free(op->columns[k]);
-		free(op->columns);
-		free(op->match_column);
-		free(op->email_column);
-		for (int k = 0; k < op->n_set; k++)
-		{
-			free(op->set[k].column);
-			free(op->set[k].field);
-		}
-		free(op->set);
-		plan_free_column_refs(op->also_convert, op->n_also_convert);
-		plan_free_column_refs(op->not_references, op->n_not_references);
-		free(op->schemas[0]);
-		free(op->schemas[1]);
+		/* the operation's own data: only its type knows what it holds */
+		if (op->kind && op->kind->free)
+			op->kind->free(op->data);
+		else
+			free(op->data);
 	}
 	free(plan->ops);
 	for (int i = 0; i < plan->n_trusted_triggers; i++)
@@ -508,23 +487,9 @@ plan_bind(Plan *plan, PGconn *conn)
 			return false;
 		}
 	}
+	/* what each operation checks once connected (add_column: its type is one the database knows) */
 	for (int i = 0; i < plan->n_ops && ok; i++)
-	{
-		const Op *op = &plan->ops[i];
-
-		if (op->type)
-		{
-			const char *p[1] = {op->type};
-			PGresult *tr = db_query_answer(conn, "SELECT pg_catalog.to_regtype($1)", 1, p);
-
-			if (!db_ok(tr) || PQgetisnull(tr, 0, 0))
-			{
-				log_error("invalid plan \"%s\": operations[%d]: \"%s\" is not a type known to the database", plan->path,
-						  i, op->type);
-				ok = false;
-			}
-			PQclear(tr);
-		}
-	}
+		if (plan->ops[i].kind->bind)
+			ok = plan->ops[i].kind->bind(&plan->ops[i], plan);
 	return ok;
 }

@@ -1,7 +1,7 @@
 /*
  * plan_find.c: --plan NAME: finds the installed plan of that name (or the
  * source tree's), beside the running binary, so an installed phase1 runs
- * "--plan clerk-to-firebase" from any directory.
+ * "--plan string-to-uuid" from any directory.
  */
 #include "engine/plan_find.h"
 

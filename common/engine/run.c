@@ -249,14 +249,26 @@ options_apply(const Plan *plan, const Options *opts)
 	return false;
 }
 
-/* The files the run reads whole are regular files within the limit, checked before it connects. */
+/*
+ * The files the run reads whole (--mapping, and an added option's that names
+ * one: CliOption.file) are regular files within the limit, checked before it
+ * connects.
+ */
 static bool
 input_files_ok(const Options *opts)
 {
-	long long limit = opts->mapping || opts->clerk_export ? input_file_limit() : 0;
+	bool any = opts->mapping != NULL;
+	long long limit;
 
-	return limit >= 0 && (opts->mapping == NULL || input_file_check(opts->mapping, "mapping file", limit))
-		&& (opts->clerk_export == NULL || input_file_check(opts->clerk_export, "Clerk export", limit));
+	for (int i = 0; i < opts->n_added; i++)
+		any = any || opts->added[i].option->file != NULL;
+	limit = any ? input_file_limit() : 0;
+	if (limit < 0 || (opts->mapping && !input_file_check(opts->mapping, "mapping file", limit)))
+		return false;
+	for (int i = 0; i < opts->n_added; i++)
+		if (opts->added[i].option->file && !input_file_check(opts->added[i].value, opts->added[i].option->file, limit))
+			return false;
+	return true;
 }
 
 /* The plan's lock, waiting up to --lock-wait; exits 4 naming the holder (1 when a signal stopped the wait). */

@@ -13,16 +13,6 @@
 #include "core/log.h"
 #include "engine/operation.h"
 
-/* The first column an operation sets from a Firebase export's "localId", or NULL. */
-static const char *
-uid_column(const Plan *plan)
-{
-	for (int i = 0; i < plan->n_ops; i++)
-		if (plan->ops[i].uid_column)
-			return plan->ops[i].uid_column;
-	return NULL;
-}
-
 /* Whether an operation of the plan needs a mapping (phase2 --mapping), or converts the key to uuid. */
 static void
 plan_traits(const Plan *plan, bool *needs_mapping, bool *converts_key)
@@ -35,16 +25,15 @@ plan_traits(const Plan *plan, bool *needs_mapping, bool *converts_key)
 	}
 }
 
+/* One operation: its op, label and column, then what its type adds (OpType.describe), on PLAN_OBJ too. */
 static json_t *
-op_object(const Op *op)
+op_object(const Op *op, json_t *plan_obj)
 {
 	json_t *obj = json_pack("{s:s, s:s}", "op", op->kind->name, "label", op->label);
 
 	json_object_set_new(obj, "column", op->column ? json_string(op->column) : json_null());
-	if (op->name)
-		json_object_set_new(obj, "name", json_string(op->name));
-	if (op->type)
-		json_object_set_new(obj, "type", json_string(op->type));
+	if (op->kind->describe)
+		op->kind->describe(op, obj, plan_obj);
 	return obj;
 }
 
@@ -53,7 +42,6 @@ summary_plan(const Plan *plan)
 {
 	json_t *obj = json_object();
 	json_t *ops = json_array();
-	const char *uid = uid_column(plan);
 	bool needs_mapping, converts_key;
 
 	json_object_set_new(obj, "plan", json_string(plan->name));
@@ -62,7 +50,8 @@ summary_plan(const Plan *plan)
 	json_object_set_new(obj, "schema", json_string(plan->schema));
 	json_object_set_new(obj, "table", json_string(plan->table));
 	json_object_set_new(obj, "key", json_string(plan->key));
-	json_object_set_new(obj, "uid_column", uid ? json_string(uid) : json_null());
+	/* an operation that sets a uid column names it (OpType.describe, below) */
+	json_object_set_new(obj, "uid_column", json_null());
 	/* phase2 apply needs --mapping; phase3 has a finalize step */
 	plan_traits(plan, &needs_mapping, &converts_key);
 	json_object_set_new(obj, "needs_mapping", json_boolean(needs_mapping));
@@ -71,7 +60,7 @@ summary_plan(const Plan *plan)
 						json_pack("{s:i, s:i, s:i}", "lock_timeout_ms", plan->lock_timeout_ms, "batch_size",
 								  plan->batch_size, "ddl_attempts", plan->ddl_attempts));
 	for (int i = 0; i < plan->n_ops; i++)
-		json_array_append_new(ops, op_object(&plan->ops[i]));
+		json_array_append_new(ops, op_object(&plan->ops[i], obj));
 	json_object_set_new(obj, "operations", ops);
 	json_object_set_new(obj, "trusted_triggers", json_array());
 	for (int i = 0; i < plan->n_trusted_triggers; i++)

@@ -160,7 +160,8 @@ trust_state(PGconn *conn, const char *qtable)
 
 /*
  * Every user trigger on the tables the plan writes ($1, with $2 the tables
- * with a foreign key to it and $4 those of also_convert, and their partitions and inheritance children)
+ * with a foreign key to it and $4 those its operations name besides, from
+ * plan_extra_tables(), and their partitions and inheritance children)
  * whose function another role than $1's owner owns (on a referencing table
  * with an owner of its own too: phasemig fires it as $1's owner); phasemig's own
  * (functions in migration_backup, all ours by trust_state) and the server's
@@ -216,7 +217,7 @@ trust_triggers(PGconn *conn, const Plan *plan)
 {
 	bool children = false;
 	char *trusted = trusted_json(plan);
-	char *also = plan_also_convert_tables(plan);
+	char *also = plan_extra_tables(plan);
 	const char *params[4];
 	PGresult *res;
 	int refused = 0;

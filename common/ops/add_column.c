@@ -42,10 +42,10 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 	}
 	else if (type != NULL)
 	{
-		if (!catalog_same_type(p, type, op->type))
+		if (!catalog_same_type(p, type, add_column_type(op)))
 		{
 			log_error("column %s of %s already exists with type %s, the plan says %s", qcol, p->q_table, type,
-					  op->type);
+					  add_column_type(op));
 			rc = EXIT_BAD_INPUT;
 		}
 		else if (!registry_has(run->conn, p, "column", op->column))
@@ -55,14 +55,14 @@ add_column_apply(Run *run, const Op *op, const Options *opts)
 	}
 	else
 	{
-		char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", p->q_table, qcol, op->type);
+		char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", p->q_table, qcol, add_column_type(op));
 		/* the table it belongs to, so another plan's column of the same name elsewhere is not taken for it */
 		json_t *where = json_pack("{s:s}", "table", p->q_table);
 		char *detail = json_dumps(where, JSON_COMPACT);
 		char *reg = registry_add_detail_sql(p, run->phase, "column", op->column, detail);
 		const char *stmts[2] = {add, reg};
 
-		log_info("adding column %s %s", qcol, op->type);
+		log_info("adding column %s %s", qcol, add_column_type(op));
 		rc = ops_ddl(run, add, stmts, 2);
 		free(add);
 		free(reg);
@@ -127,13 +127,56 @@ add_column_discards(Run *run, const Op *op, const Options *opts, Discards *d)
 	free(qcol);
 }
 
+const char *
+add_column_type(const Op *op)
+{
+	const AddColumnSpec *spec = op->data;
+
+	return spec->type;
+}
+
 static void
 add_column_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
+	AddColumnSpec *spec = op->data = xcalloc(1, sizeof(AddColumnSpec));
+
 	op->column = plan_read_ident(r, obj, where, "column", true);
-	op->type = plan_read_string(r, obj, where, "type", true);
-	if (op->type && strpbrk(op->type, ";'\"\\"))
+	spec->type = plan_read_string(r, obj, where, "type", true);
+	if (spec->type && strpbrk(spec->type, ";'\"\\"))
 		plan_read_fail(r, where, "\"type\" must be a type name such as varchar(128)");
+}
+
+static void
+add_column_free(void *data)
+{
+	AddColumnSpec *spec = data;
+
+	if (spec)
+		free(spec->type);
+	free(spec);
+}
+
+/* "plan --json" shows the type. */
+static void
+add_column_describe(const Op *op, json_t *obj, json_t *plan_obj)
+{
+	(void) plan_obj;
+	json_object_set_new(obj, "type", json_string(add_column_type(op)));
+}
+
+/* Once connected, on every run: the type is one the database knows. */
+static bool
+add_column_bind(const Op *op, const Plan *plan)
+{
+	const char *p[1] = {add_column_type(op)};
+	PGresult *tr = db_query_answer(plan->conn, "SELECT pg_catalog.to_regtype($1)", 1, p);
+	bool ok = db_ok(tr) && !PQgetisnull(tr, 0, 0);
+
+	if (!ok)
+		log_error("invalid plan \"%s\": operations[%d]: \"%s\" is not a type known to the database", plan->path,
+				  op->index, add_column_type(op));
+	PQclear(tr);
+	return ok;
 }
 
 /* A column that exists with another type (plan_bind checked the type is one); returns 1 then. */
@@ -141,11 +184,11 @@ static int
 add_column_check_plan(Run *run, const Op *op)
 {
 	char *type = catalog_column_type(run->plan, op->column);
-	int problem = type != NULL && !catalog_same_type(run->plan, type, op->type);
+	int problem = type != NULL && !catalog_same_type(run->plan, type, add_column_type(op));
 
 	if (problem)
 		log_error("step %d (%s): column \"%s\" of %s already exists with type %s, the plan says %s", op->index + 1,
-				  op->label, op->column, run->plan->q_table, type, op->type);
+				  op->label, op->column, run->plan->q_table, type, add_column_type(op));
 	free(type);
 	return problem;
 }
@@ -166,6 +209,9 @@ const OpType op_type_add_column = {
 	.name = "add_column",
 	.keys = (const char *const[]){"column", "type", NULL},
 	.read = add_column_read,
+	.free = add_column_free,
+	.describe = add_column_describe,
+	.bind = add_column_bind,
 	.check_plan = add_column_check_plan,
 	.uses = add_column_uses,
 	.handlers = &add_column_handlers,

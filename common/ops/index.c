@@ -17,19 +17,20 @@
 static int
 create_index_apply(Run *run, const Op *op, const Options *opts)
 {
+	const IndexSpec *ix = op->data;
 	StrBuf cols;
 	int rc;
 
 	(void) opts;
 	sb_init(&cols);
-	for (int i = 0; i < op->n_columns; i++)
+	for (int i = 0; i < ix->n_columns; i++)
 	{
-		char *q = plan_ident(run->plan, op->columns[i]);
+		char *q = plan_ident(run->plan, ix->columns[i]);
 
 		sb_printf(&cols, "%s%s", i ? ", " : "", q);
 		free(q);
 	}
-	rc = ops_build_index(run, op->name, cols.data, op->unique, "index");
+	rc = ops_build_index(run, ix->name, cols.data, ix->unique, "index");
 	sb_free(&cols);
 	return rc;
 }
@@ -60,8 +61,10 @@ drop_registered_index(Run *run, const char *name, const char *kind)
 static int
 create_index_rollback(Run *run, const Op *op, const Options *opts)
 {
+	const IndexSpec *ix = op->data;
+
 	(void) opts;
-	return drop_registered_index(run, op->name, "index");
+	return drop_registered_index(run, ix->name, "index");
 }
 
 /* Duplicated values of EXPR (over non-NULL values), with sample keys. */
@@ -110,7 +113,9 @@ add_unique_gate(Run *run, const Op *op)
 static char *
 check_unique_gate(Run *run, const Op *op)
 {
-	return duplicates_gate(run->plan, op->column, op->ignore_case);
+	const IndexSpec *ix = op->data;
+
+	return duplicates_gate(run->plan, op->column, ix->ignore_case);
 }
 
 /* What to do about duplicates: phasemig never chooses which row keeps a value. */
@@ -121,10 +126,11 @@ check_unique_gate(Run *run, const Op *op)
 static long long
 add_unique_check(Run *run, const Op *op, Findings *f)
 {
+	const IndexSpec *ix = op->data;
 	int from = f->n;
 	long long n;
 
-	if (catalog_constraint_exists(run->plan, op->name))
+	if (catalog_constraint_exists(run->plan, ix->name))
 		return 0;
 	n = check_duplicates(run, f, op->column, false);
 	findings_hint(f, from, DUPLICATES_HINT);
@@ -142,8 +148,10 @@ redundant_index(const Plan *p, const char *column)
 	for (int i = 0; i < p->n_ops; i++)
 	{
 		const Op *o = &p->ops[i];
+		const IndexSpec *oix = o->data;
 
-		if (o->kind == &op_type_create_index && !o->unique && o->n_columns == 1 && strcmp(o->columns[0], column) == 0)
+		if (o->kind == &op_type_create_index && !oix->unique && oix->n_columns == 1
+			&& strcmp(oix->columns[0], column) == 0)
 			return o;
 	}
 	return NULL;
@@ -157,32 +165,36 @@ redundant_index(const Plan *p, const char *column)
 static int
 drop_redundant_index(Run *run, const Op *op)
 {
+	const IndexSpec *ix = op->data;
 	const Op *o = redundant_index(run->plan, op->column);
+	const IndexSpec *oix = o ? o->data : NULL;
 
-	if (o == NULL || !registry_has(run->conn, run->plan, "index", o->name))
+	if (o == NULL || !registry_has(run->conn, run->plan, "index", oix->name))
 		return EXIT_DONE;
-	registry_set(run->conn, run->plan, run->phase, "replaced_index", o->name, "{}");
+	registry_set(run->conn, run->plan, run->phase, "replaced_index", oix->name, "{}");
 	log_info("index \"%s\" is redundant beside unique constraint \"%s\" on the same column: dropping it (phase3 "
 			 "rollback builds it again)",
-			 o->name, op->name);
-	return drop_registered_index(run, o->name, "index");
+			 oix->name, ix->name);
+	return drop_registered_index(run, oix->name, "index");
 }
 
 /* phase3 rollback: the index drop_redundant_index dropped, built again before the constraint goes. */
 static int
 rebuild_replaced_index(Run *run, const Op *op)
 {
+	const IndexSpec *ix = op->data;
 	const Op *o = redundant_index(run->plan, op->column);
+	const IndexSpec *oix = o ? o->data : NULL;
 	char *qcol;
 	int rc;
 
-	if (o == NULL || !registry_has(run->conn, run->plan, "replaced_index", o->name))
+	if (o == NULL || !registry_has(run->conn, run->plan, "replaced_index", oix->name))
 		return EXIT_DONE;
-	qcol = plan_ident(run->plan, o->columns[0]);
-	log_info("building index \"%s\" again: unique constraint \"%s\" is about to go", o->name, op->name);
-	rc = ops_build_index(run, o->name, qcol, false, "index");
+	qcol = plan_ident(run->plan, oix->columns[0]);
+	log_info("building index \"%s\" again: unique constraint \"%s\" is about to go", oix->name, ix->name);
+	rc = ops_build_index(run, oix->name, qcol, false, "index");
 	if (rc == EXIT_DONE)
-		registry_remove(run->conn, run->plan, "replaced_index", o->name);
+		registry_remove(run->conn, run->plan, "replaced_index", oix->name);
 	free(qcol);
 	return rc;
 }
@@ -190,25 +202,26 @@ rebuild_replaced_index(Run *run, const Op *op)
 static int
 add_unique_apply(Run *run, const Op *op, const Options *opts)
 {
+	const IndexSpec *ix = op->data;
 	const Plan *p = run->plan;
 	char *qcol, *qname, *add, *reg;
 	int rc;
 
 	(void) opts;
-	if (catalog_constraint_exists(p, op->name))
+	if (catalog_constraint_exists(p, ix->name))
 	{
-		log_info("unique constraint \"%s\" already exists", op->name);
+		log_info("unique constraint \"%s\" already exists", ix->name);
 		return drop_redundant_index(run, op);
 	}
 	qcol = plan_ident(p, op->column);
-	qname = plan_ident(p, op->name);
+	qname = plan_ident(p, ix->name);
 	/* 1. the unique index, built without blocking writes */
-	rc = ops_build_index(run, op->name, qcol, true, "unique_index");
+	rc = ops_build_index(run, ix->name, qcol, true, "unique_index");
 	if (rc == EXIT_DONE)
 	{
 		/* 2. adopt it as the constraint: a catalog change under a short lock */
 		add = str_printf("ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s", p->q_table, qname, qname);
-		reg = registry_add_sql(p, run->phase, "constraint", op->name);
+		reg = registry_add_sql(p, run->phase, "constraint", ix->name);
 		{
 			const char *stmts[2] = {add, reg};
 
@@ -229,110 +242,159 @@ add_unique_apply(Run *run, const Op *op, const Options *opts)
 static int
 add_unique_rollback(Run *run, const Op *op, const Options *opts)
 {
+	const IndexSpec *ix = op->data;
 	const Plan *p = run->plan;
 	int rc = EXIT_DONE;
 
 	(void) opts;
 	/* the column never goes without an index: the plain one first, then the constraint goes */
 	rc = rebuild_replaced_index(run, op);
-	if (rc == EXIT_DONE && registry_has(run->conn, p, "constraint", op->name))
+	if (rc == EXIT_DONE && registry_has(run->conn, p, "constraint", ix->name))
 	{
-		char *qname = plan_ident(p, op->name);
+		char *qname = plan_ident(p, ix->name);
 		char *drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", p->q_table, qname);
 		const char *stmts[1] = {drop};
 
 		log_info("dropping unique constraint %s", qname);
-		rc = ops_ddl_forget(run, drop, stmts, 1, "constraint", op->name);
+		rc = ops_ddl_forget(run, drop, stmts, 1, "constraint", ix->name);
 		free(drop);
 		free(qname);
 	}
 	if (rc == EXIT_DONE)
-		rc = drop_registered_index(run, op->name, "unique_index");
+		rc = drop_registered_index(run, ix->name, "unique_index");
 	return rc;
 }
 
 static long long
 check_unique_check(Run *run, const Op *op, Findings *f)
 {
+	const IndexSpec *ix = op->data;
 	int from = f->n;
-	long long n = check_duplicates(run, f, op->column, op->ignore_case);
+	long long n = check_duplicates(run, f, op->column, ix->ignore_case);
 
 	findings_hint(f, from, DUPLICATES_HINT);
 	return n;
+}
+
+/* The label of an operation with a name: "create_index <name>"; NULL (the column's) without one. */
+static char *
+name_label(const Op *op)
+{
+	const IndexSpec *ix = op->data;
+
+	return ix->name ? str_printf("%s %s", op->kind->name, ix->name) : NULL;
 }
 
 static void
 create_index_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
 	json_t *cols = json_object_get(obj, "columns");
+	IndexSpec *ix = op->data = xcalloc(1, sizeof(IndexSpec));
 	size_t i;
 	json_t *c;
 
-	op->name = plan_read_ident(r, obj, where, "name", true);
-	op->unique = plan_read_bool(r, obj, where, "unique", false);
+	ix->name = plan_read_ident(r, obj, where, "name", true);
+	ix->unique = plan_read_bool(r, obj, where, "unique", false);
 	if (!json_is_array(cols) || json_array_size(cols) == 0)
 	{
 		plan_read_fail(r, where, "\"columns\" must be a non-empty array of column names");
 		return;
 	}
-	op->columns = xcalloc(json_array_size(cols), sizeof(char *));
+	ix->columns = xcalloc(json_array_size(cols), sizeof(char *));
 	json_array_foreach(cols, i, c)
 	{
 		if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > PLAN_MAX_IDENT)
 			plan_read_fail(r, where, "\"columns\"[%zu] must be a column name", i);
 		else
-			op->columns[op->n_columns++] = xstrdup(json_string_value(c));
+			ix->columns[ix->n_columns++] = xstrdup(json_string_value(c));
 	}
-	if (op->n_columns > 0)
-		op->column = xstrdup(op->columns[0]);
+	if (ix->n_columns > 0)
+		op->column = xstrdup(ix->columns[0]);
+	op->label = name_label(op);
 }
 
 static int
 create_index_check_plan(Run *run, const Op *op)
 {
+	const IndexSpec *ix = op->data;
 	int problems = 0;
 
-	for (int c = 0; c < op->n_columns; c++)
-		problems += plan_check_column(run->plan, op, op->columns[c], "indexed column");
-	return problems + plan_check_name_free(run, op, op->name, op->columns, op->n_columns, op->unique);
+	for (int c = 0; c < ix->n_columns; c++)
+		problems += plan_check_column(run->plan, op, ix->columns[c], "indexed column");
+	return problems + plan_check_name_free(run, op, ix->name, ix->columns, ix->n_columns, ix->unique);
 }
 
 static void
 add_unique_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
+	IndexSpec *ix = op->data = xcalloc(1, sizeof(IndexSpec));
+
 	op->column = plan_read_ident(r, obj, where, "column", true);
-	op->name = plan_read_ident(r, obj, where, "name", true);
+	ix->name = plan_read_ident(r, obj, where, "name", true);
+	op->label = name_label(op);
 }
 
 static int
 add_unique_check_plan(Run *run, const Op *op)
 {
+	const IndexSpec *ix = op->data;
 	char *column = op->column;
 
 	return plan_check_column(run->plan, op, op->column, "column")
-		+ plan_check_name_free(run, op, op->name, &column, 1, true);
+		+ plan_check_name_free(run, op, ix->name, &column, 1, true);
 }
 
 static void
 check_unique_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
+	IndexSpec *ix = op->data = xcalloc(1, sizeof(IndexSpec));
+
 	op->column = plan_read_ident(r, obj, where, "column", true);
-	op->ignore_case = plan_read_bool(r, obj, where, "ignore_case", false);
+	ix->ignore_case = plan_read_bool(r, obj, where, "ignore_case", false);
 }
 
 static void
 create_index_uses(const Op *op, PlanUses *u)
 {
-	for (int c = 0; c < op->n_columns; c++)
-		plan_uses_add(u, PLAN_READS, op->columns[c]);
-	plan_uses_add(u, PLAN_NAMES, op->name);
+	const IndexSpec *ix = op->data;
+
+	for (int c = 0; c < ix->n_columns; c++)
+		plan_uses_add(u, PLAN_READS, ix->columns[c]);
+	plan_uses_add(u, PLAN_NAMES, ix->name);
 }
 
 static void
 add_unique_uses(const Op *op, PlanUses *u)
 {
+	const IndexSpec *ix = op->data;
+
 	plan_uses_add(u, PLAN_READS, op->column);
-	plan_uses_add(u, PLAN_NAMES, op->name);
+	plan_uses_add(u, PLAN_NAMES, ix->name);
+}
+
+static void
+index_free(void *data)
+{
+	IndexSpec *ix = data;
+
+	if (ix == NULL)
+		return;
+	free(ix->name);
+	for (int c = 0; c < ix->n_columns; c++)
+		free(ix->columns[c]);
+	free(ix->columns);
+	free(ix);
+}
+
+/* "plan --json" shows the index's or constraint's name. */
+static void
+index_describe(const Op *op, json_t *obj, json_t *plan_obj)
+{
+	const IndexSpec *ix = op->data;
+
+	(void) plan_obj;
+	if (ix->name)
+		json_object_set_new(obj, "name", json_string(ix->name));
 }
 
 static const OpHandlers create_index_handlers = {
@@ -356,6 +418,8 @@ const OpType op_type_create_index = {
 	.name = "create_index",
 	.keys = (const char *const[]){"name", "columns", "unique", NULL},
 	.read = create_index_read,
+	.free = index_free,
+	.describe = index_describe,
 	.check_plan = create_index_check_plan,
 	.uses = create_index_uses,
 	.handlers = &create_index_handlers,
@@ -365,6 +429,8 @@ const OpType op_type_add_unique = {
 	.name = "add_unique",
 	.keys = (const char *const[]){"column", "name", NULL},
 	.read = add_unique_read,
+	.free = index_free,
+	.describe = index_describe,
 	.check_plan = add_unique_check_plan,
 	.uses = add_unique_uses,
 	.handlers = &add_unique_handlers,
@@ -376,5 +442,6 @@ const OpType op_type_check_unique = {
 	.name = "check_unique",
 	.keys = (const char *const[]){"column", "ignore_case", NULL},
 	.read = check_unique_read,
+	.free = index_free,
 	.handlers = &check_unique_handlers,
 };

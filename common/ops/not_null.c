@@ -16,9 +16,10 @@
 static char *
 refused_rows(const Plan *p, const Op *op)
 {
+	const NotNullSpec *spec = op->data;
 	char *qcol = plan_ident(p, op->column);
 	char *cond =
-		op->reject_empty ? str_printf("(%s IS NULL OR %s::text = '')", qcol, qcol) : str_printf("%s IS NULL", qcol);
+		spec->reject_empty ? str_printf("(%s IS NULL OR %s::text = '')", qcol, qcol) : str_printf("%s IS NULL", qcol);
 
 	free(qcol);
 	return cond;
@@ -38,11 +39,12 @@ static long long
 set_not_null_check(Run *run, const Op *op, Findings *f)
 {
 	const Plan *p = run->plan;
+	const NotNullSpec *spec = op->data;
 	char *qcol = plan_ident(p, op->column);
 	char *cond = refused_rows(p, op);
 	char *subject = str_printf("%s.%s", p->q_table, qcol);
 	int from = f->n;
-	long long n = findings_rows_where(run, f, op->reject_empty ? "null_or_empty" : "null", subject, cond);
+	long long n = findings_rows_where(run, f, spec->reject_empty ? "null_or_empty" : "null", subject, cond);
 	/* phase2 wrote them in the same logs directory: by default the database's and plan's (logs_dir.h) */
 	char *hint = str_printf("give those rows a value, then run \"phase3 check\" again: phase2 apply fills what its "
 							"mapping matches (the rows it could not match are in %s, in the last "
@@ -113,8 +115,10 @@ set_not_null_rollback(Run *run, const Op *op, const Options *opts)
 static void
 set_not_null_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
+	NotNullSpec *spec = op->data = xcalloc(1, sizeof(NotNullSpec));
+
 	op->column = plan_read_ident(r, obj, where, "column", true);
-	op->reject_empty = plan_read_bool(r, obj, where, "reject_empty", false);
+	spec->reject_empty = plan_read_bool(r, obj, where, "reject_empty", false);
 }
 
 static const OpHandlers set_not_null_handlers = {

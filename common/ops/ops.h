@@ -10,9 +10,13 @@
 #include "engine/batch.h"
 #include "engine/operation.h"
 
+/* The table of every operation (op_types.c), which the binaries give the engine (operations_use). */
+extern const OpType *const op_types[];
+
 /*
- * Each operation's type (operation.h), listed in op_types.c.  The handlers of
- * the two families in folders of their own, which their types reference.
+ * The types other operations and the tests name (operation.h).  The
+ * handlers of the two families in folders of their own, which their types
+ * reference.
  */
 extern const OpType op_type_add_column;
 extern const OpType op_type_create_index;
@@ -25,6 +29,32 @@ extern const OpType op_type_convert_to_uuid;
 extern const OpType op_type_versioned_views;
 extern const OpHandlers op_backfill_from_mapping;
 extern const OpHandlers op_convert_to_uuid;
+
+/*
+ * What the readers of the one-file operations fill (Op.data): add_column's
+ * type is read by the operations after it; the others by the tests.
+ */
+typedef struct AddColumnSpec
+{
+	char *type; /* as the plan gives it: "varchar(128)" */
+} AddColumnSpec;
+
+typedef struct IndexSpec /* create_index, add_unique, check_unique */
+{
+	char *name;     /* create_index, add_unique: the index or constraint */
+	char **columns; /* create_index */
+	int n_columns;
+	bool unique;      /* create_index */
+	bool ignore_case; /* check_unique */
+} IndexSpec;
+
+typedef struct NotNullSpec
+{
+	bool reject_empty; /* '' counts as missing too */
+} NotNullSpec;
+
+/* The type an add_column operation gives its column. */
+const char *add_column_type(const Op *op);
 
 /*
  * How every phasemig trigger function is declared: it runs with its owner's
@@ -88,7 +118,7 @@ long long ops_lock_share_ms(Run *run, int relations);
  * backfill_from_mapping recorded as written there in its backup table, as
  * *JOIN, a LEFT JOIN of that table aliased b, and the expression over b it
  * returns (both malloc'd); NULL (and *JOIN NULL) when no backfill of the plan
- * fills COLUMN or its backup table is gone (backfill/restore.c).
+ * fills COLUMN or its backup table is gone (backfill/backup.c).
  */
 char *bf_written_value_sql(Run *run, const char *column, char **join);
 /*

@@ -18,6 +18,15 @@
 
 const char *const versions_names[2] = {"before", "after"};
 
+/* The two schemas' names the reader filled (VersionsSpec). */
+static char **
+schemas_of(const Op *op)
+{
+	VersionsSpec *spec = op->data;
+
+	return spec->schemas;
+}
+
 /* The plan's versioned_views operation. */
 static const Op *
 versions_op(const Plan *plan)
@@ -31,7 +40,7 @@ versions_op(const Plan *plan)
 const char *
 versions_schema(const Plan *plan, int version)
 {
-	return versions_op(plan)->schemas[version];
+	return schemas_of(versions_op(plan))[version];
 }
 
 char *
@@ -56,7 +65,7 @@ versions_except_schemas(const Plan *plan)
 	}
 	if (op)
 		for (int v = 0; v < 2; v++)
-			json_array_append_new(a, json_string(op->schemas[v]));
+			json_array_append_new(a, json_string(schemas_of(op)[v]));
 	text = json_dumps(a, JSON_COMPACT);
 	json_decref(a);
 	return text;
@@ -139,7 +148,8 @@ versions_drop_others_reading_sql(Run *run, const char *qtable, const char *colum
 	char *except = versions_except_schemas(run->plan);
 	const Op *own = versions_op(run->plan);
 	/* this plan's own schemas, by name too: a dry run has not dropped them (nor their registry rows) */
-	const char *p[6] = {qtable, column, except, run->plan->name, own ? own->schemas[0] : "", own ? own->schemas[1] : ""};
+	const char *p[6] = {
+		qtable, column, except, run->plan->name, own ? schemas_of(own)[0] : "", own ? schemas_of(own)[1] : ""};
 	char *views = db_value(run->conn,
 						   "SELECT pg_catalog.string_agg(DISTINCT r.ev_class::regclass::text, ', ') "
 						   "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_depend d ON d.refobjid = a.attrelid "
@@ -183,7 +193,7 @@ versions_unapply(Run *run, const Op *op, const Options *opts)
 	(void) opts;
 	for (int v = VERSIONS_AFTER; v >= VERSIONS_BEFORE && rc == EXIT_DONE; v--)
 	{
-		const char *p[1] = {op->schemas[v]};
+		const char *p[1] = {schemas_of(op)[v]};
 		long long n_views = db_count(run->conn,
 									 "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
 									 "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v'",
@@ -193,13 +203,13 @@ versions_unapply(Run *run, const Op *op, const Options *opts)
 		char *drop = versions_drop_sql(run, v);
 		const char *stmts[2] = {timeout, drop};
 
-		if (!registry_has(run->conn, run->plan, VERSIONS_KIND, op->schemas[v]))
+		if (!registry_has(run->conn, run->plan, VERSIONS_KIND, schemas_of(op)[v]))
 		{
 			free(drop), free(timeout);
 			continue;
 		}
-		log_info("dropping schema \"%s\"", op->schemas[v]);
-		rc = ops_ddl_forget(run, "dropping a versioned schema", stmts, drop ? 2 : 0, VERSIONS_KIND, op->schemas[v]);
+		log_info("dropping schema \"%s\"", schemas_of(op)[v]);
+		rc = ops_ddl_forget(run, "dropping a versioned schema", stmts, drop ? 2 : 0, VERSIONS_KIND, schemas_of(op)[v]);
 		free(drop), free(timeout);
 	}
 	return rc;
@@ -237,8 +247,8 @@ versions_unfinalize(Run *run, const Op *op, const Options *opts)
 	bool waits = false;
 
 	(void) opts;
-	if (schema_exists(run, op->schemas[VERSIONS_BEFORE])
-		|| !registry_has(run->conn, run->plan, VERSIONS_KIND, op->schemas[VERSIONS_BEFORE]))
+	if (schema_exists(run, schemas_of(op)[VERSIONS_BEFORE])
+		|| !registry_has(run->conn, run->plan, VERSIONS_KIND, schemas_of(op)[VERSIONS_BEFORE]))
 		return EXIT_DONE;
 	if (versions_uuid_job(run, &job))
 	{
@@ -270,6 +280,7 @@ versions_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 	const char *key;
 	json_t *value;
 
+	op->data = xcalloc(1, sizeof(VersionsSpec));
 	if (obj && !json_is_object(obj))
 	{
 		plan_read_fail(r, where, "must be an object: {\"before\": schema, \"after\": schema}");
@@ -293,11 +304,11 @@ versions_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 		for (char *s = dflt; *s; s++)
 			if (*s == '-')
 				*s = '_';
-		op->schemas[v] = read_name(r, obj, v, dflt);
+		schemas_of(op)[v] = read_name(r, obj, v, dflt);
 		free(dflt);
 	}
-	if (op->schemas[0] && op->schemas[1] && strcmp(op->schemas[0], op->schemas[1]) == 0)
-		plan_read_fail(r, where, "\"before\" and \"after\" must name two schemas, not \"%s\" twice", op->schemas[0]);
+	if (schemas_of(op)[0] && schemas_of(op)[1] && strcmp(schemas_of(op)[0], schemas_of(op)[1]) == 0)
+		plan_read_fail(r, where, "\"before\" and \"after\" must name two schemas, not \"%s\" twice", schemas_of(op)[0]);
 }
 
 /* Refuse a schema of that name that is not this plan's. */
@@ -308,7 +319,7 @@ versions_check_plan(Run *run, const Op *op)
 
 	for (int v = 0; v < 2; v++)
 	{
-		const char *name = op->schemas[v];
+		const char *name = schemas_of(op)[v];
 
 		if (!schema_exists(run, name)
 			|| (mlog_state_exists(run->conn) && registry_has(run->conn, run->plan, VERSIONS_KIND, name)))
@@ -331,13 +342,23 @@ versions_status(Run *run, const Op *op, int phase, json_t *obj)
 	for (int i = 0; i < run->plan->n_ops; i++)
 		drops_before = drops_before || strcmp(run->plan->ops[i].kind->name, "drop_column") == 0;
 	if (phase < 3 || !drops_before)
-		json_array_append_new(offers, json_string(op->schemas[VERSIONS_BEFORE]));
-	json_array_append_new(offers, json_string(op->schemas[VERSIONS_AFTER]));
+		json_array_append_new(offers, json_string(schemas_of(op)[VERSIONS_BEFORE]));
+	json_array_append_new(offers, json_string(schemas_of(op)[VERSIONS_AFTER]));
 	json_object_set_new(obj, "schemas", offers);
 	json_object_set_new(obj, "schemas_now",
-						json_pack("{s:b, s:b}", op->schemas[VERSIONS_BEFORE],
-								  schema_exists(run, op->schemas[VERSIONS_BEFORE]), op->schemas[VERSIONS_AFTER],
-								  schema_exists(run, op->schemas[VERSIONS_AFTER])));
+						json_pack("{s:b, s:b}", schemas_of(op)[VERSIONS_BEFORE],
+								  schema_exists(run, schemas_of(op)[VERSIONS_BEFORE]), schemas_of(op)[VERSIONS_AFTER],
+								  schema_exists(run, schemas_of(op)[VERSIONS_AFTER])));
+}
+
+static void
+versions_free(void *data)
+{
+	VersionsSpec *spec = data;
+
+	if (spec)
+		free(spec->schemas[0]), free(spec->schemas[1]);
+	free(spec);
 }
 
 static void
@@ -356,6 +377,7 @@ const OpType op_type_versioned_views = {
 	.name = "versioned_views",
 	.keys = (const char *const[]){NULL},
 	.read = versions_read,
+	.free = versions_free,
 	.check_plan = versions_check_plan,
 	.uses = versions_uses,
 	.handlers = &versions_handlers,

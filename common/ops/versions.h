@@ -18,6 +18,12 @@
 /* The registry's kind for a versioned schema (its detail: the order of its views' columns). */
 #define VERSIONS_KIND "versioned_schema"
 
+/* What the reader fills (Op.data): the two schemas' names, VERSIONS_BEFORE and VERSIONS_AFTER. */
+typedef struct VersionsSpec
+{
+	char *schemas[2];
+} VersionsSpec;
+
 /* "before", "after". */
 extern const char *const versions_names[2];
 

@@ -9,6 +9,7 @@
 
 #include "core/csv_header.h"
 #include "fuzz_util.h"
+#include "ops/backfill/providers/clerk_firebase/clerk_firebase.h"
 
 /*
  * Check the input against EXPECTED.  An accepted header must leave the stream

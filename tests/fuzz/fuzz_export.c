@@ -10,7 +10,7 @@
 #include "core/jstream.h"
 #include "core/strbuf.h"
 #include "fuzz_util.h"
-#include "ops/backfill/export_user.h"
+#include "ops/backfill/providers/clerk_firebase/export_user.h"
 
 /*
  * A row must be one line of exactly EXPORT_ROW_FIELDS fields, or COPY would

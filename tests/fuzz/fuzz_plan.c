@@ -8,6 +8,8 @@
 #include "engine/operation.h"
 #include "engine/plan.h"
 #include "fuzz_util.h"
+#include "ops/backfill/backfill.h"
+#include "ops/ops.h"
 
 /* PostgreSQL truncates a longer identifier: the plan must refuse it. */
 static void
@@ -43,21 +45,34 @@ check_plan(const Plan *plan)
 	for (int i = 0; i < plan->n_ops; i++)
 	{
 		const Op *op = &plan->ops[i];
-		const char *const names[] = {op->column, op->name, op->match_column, op->email_column};
 
-		if (op->label == NULL || op->kind == NULL || op->column == NULL)
+		/* an operation every plan has (OpType.plan_key: versioned_views) is about no one column */
+		if (op->label == NULL || op->kind == NULL || (op->column == NULL && op->kind->plan_key == NULL))
 			fuzz_fail("an accepted operation lacks its label, kind or column");
-		else if (op->kind->needs_mapping && (op->uid_column == NULL || op->n_set < 1))
-			fuzz_fail("an accepted backfill lacks the column for localId");
-		else if (strcmp(op->kind->name, "create_index") == 0 && op->n_columns < 1)
-			fuzz_fail("an accepted index has no columns");
-		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-			check_ident(names[k]);
-		for (int k = 0; k < op->n_columns; k++)
-			check_ident(op->columns[k]);
-		for (int k = 0; k < op->n_set; k++)
-			check_ident(op->set[k].column);
-		if (op->type != NULL && strpbrk(op->type, ";'\"\\") != NULL)
+		check_ident(op->column);
+		/* what each operation's own data must hold (Op.data) */
+		if (op->kind == &op_type_backfill_from_mapping)
+		{
+			const BackfillSpec *b = op->data;
+
+			if (b->uid_column == NULL || b->n_set < 1)
+				fuzz_fail("an accepted backfill lacks the column for localId");
+			check_ident(b->match_column);
+			check_ident(b->email_column);
+			for (int k = 0; k < b->n_set; k++)
+				check_ident(b->set[k].column);
+		}
+		else if (op->kind == &op_type_create_index || op->kind == &op_type_add_unique)
+		{
+			const IndexSpec *ix = op->data;
+
+			if (op->kind == &op_type_create_index && ix->n_columns < 1)
+				fuzz_fail("an accepted index has no columns");
+			check_ident(ix->name);
+			for (int k = 0; k < ix->n_columns; k++)
+				check_ident(ix->columns[k]);
+		}
+		else if (op->kind == &op_type_add_column && strpbrk(add_column_type(op), ";'\"\\") != NULL)
 			fuzz_fail("an accepted column type holds a quote, backslash or semicolon");
 	}
 }
@@ -65,7 +80,10 @@ check_plan(const Plan *plan)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	Plan *plan = plan_load(fuzz_input_file(data, size));
+	Plan *plan;
+
+	operations_use(op_types);
+	plan = plan_load(fuzz_input_file(data, size));
 
 	if (plan != NULL)
 	{

@@ -11,9 +11,9 @@
 #include <jansson.h>
 
 #include "core/strbuf.h"
-#include "ops/backfill/base64.h"
-#include "ops/backfill/export_user.h"
-#include "ops/backfill/firebase_uid.h"
+#include "ops/backfill/providers/clerk_firebase/base64.h"
+#include "ops/backfill/providers/clerk_firebase/export_user.h"
+#include "ops/backfill/providers/clerk_firebase/firebase_uid.h"
 #include "unit.h"
 
 /* Field N (0-based) of a tab-separated COPY row, malloc'd. */

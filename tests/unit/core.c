@@ -15,6 +15,7 @@
 #include "core/jstream.h"
 #include "core/keyset.h"
 #include "core/strbuf.h"
+#include "ops/backfill/providers/clerk_firebase/clerk_firebase.h"
 #include "unit.h"
 
 static bool

@@ -19,7 +19,9 @@
 #include "engine/logs_dir.h"
 #include "engine/mlog.h"
 #include "engine/plan.h"
+#include "ops/backfill/backfill.h"
 #include "ops/ops.h"
+#include "ops/versions.h"
 #include "unit.h"
 
 /* ---- plan.c (plan_load, plan_object_name: no database) */
@@ -54,6 +56,8 @@ test_plan_load_accepted(void)
 		"  {\"schema\": \"app\", \"table\": \"notes\", \"trigger\": \"stamp\"}]}\n";
 	char *messages;
 	Plan *plan;
+	/* each operation's own data (Op.data), as its reader filled it */
+#define SPEC(type, i) ((const type *) plan->ops[i].data)
 
 	begin("plan_load: a small plan: names, settings and their defaults, each operation and its label");
 	plan = load_plan_text(good, &messages);
@@ -70,21 +74,22 @@ test_plan_load_accepted(void)
 			  plan->ddl_attempts);
 		CHECK(plan->n_ops == 7, "%d operations (6 and versioned_views)", plan->n_ops);
 		CHECK(plan->n_ops == 7 && plan->ops[6].kind == &op_type_versioned_views && plan->ops[6].index == 6
-				  && strcmp(plan->ops[6].schemas[0], "t_plan_1_before") == 0
-				  && strcmp(plan->ops[6].schemas[1], "t_plan_1_after") == 0,
+				  && strcmp(SPEC(VersionsSpec, 6)->schemas[0], "t_plan_1_before") == 0
+				  && strcmp(SPEC(VersionsSpec, 6)->schemas[1], "t_plan_1_after") == 0,
 			  "every plan gets versioned_views with the default schemas, after its own operations");
 		CHECK(plan->n_ops == 7 && plan->ops[0].kind == &op_type_add_column
-				  && strcmp(plan->ops[0].label, "add_column c") == 0 && strcmp(plan->ops[0].type, "varchar(12)") == 0,
+				  && strcmp(plan->ops[0].label, "add_column c") == 0
+				  && strcmp(SPEC(AddColumnSpec, 0)->type, "varchar(12)") == 0,
 			  "add_column read as '%s'", plan->n_ops ? plan->ops[0].label : "");
 		CHECK(plan->n_ops == 7 && plan->ops[1].kind == &op_type_create_index
-				  && strcmp(plan->ops[1].label, "create_index ix") == 0 && plan->ops[1].n_columns == 2
-				  && plan->ops[1].unique && strcmp(plan->ops[1].column, "c") == 0,
+				  && strcmp(plan->ops[1].label, "create_index ix") == 0 && SPEC(IndexSpec, 1)->n_columns == 2
+				  && SPEC(IndexSpec, 1)->unique && strcmp(plan->ops[1].column, "c") == 0,
 			  "create_index read as '%s'", plan->n_ops > 1 ? plan->ops[1].label : "");
-		CHECK(plan->n_ops == 7 && plan->ops[2].kind == &op_type_backfill_from_mapping && plan->ops[2].n_set == 2
-				  && strcmp(plan->ops[2].uid_column, "uid") == 0 && strcmp(plan->ops[2].column, "uid") == 0
-				  && plan->ops[2].email_column == NULL,
+		CHECK(plan->n_ops == 7 && plan->ops[2].kind == &op_type_backfill_from_mapping
+				  && SPEC(BackfillSpec, 2)->n_set == 2 && strcmp(SPEC(BackfillSpec, 2)->uid_column, "uid") == 0
+				  && strcmp(plan->ops[2].column, "uid") == 0 && SPEC(BackfillSpec, 2)->email_column == NULL,
 			  "backfill read as '%s'", plan->n_ops > 2 ? plan->ops[2].label : "");
-		CHECK(plan->n_ops == 7 && plan->ops[3].reject_empty && plan->ops[4].ignore_case
+		CHECK(plan->n_ops == 7 && SPEC(NotNullSpec, 3)->reject_empty && SPEC(IndexSpec, 4)->ignore_case
 				  && plan->ops[5].kind == &op_type_drop_column && plan->ops[5].index == 5
 				  && strcmp(plan->ops[5].label, "drop_column old") == 0,
 			  "the last three misread");
@@ -102,6 +107,7 @@ test_plan_load_accepted(void)
 	}
 	free(messages);
 	end();
+#undef SPEC
 }
 
 /* One table of refused plans, each with the message it must log, and a missing file. */

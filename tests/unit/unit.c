@@ -13,6 +13,8 @@
 
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/operation.h"
+#include "ops/ops.h"
 #include "unit.h"
 
 int unit_failed;
@@ -158,6 +160,8 @@ main(void)
 {
 	log_init("unit");
 	log_set_quiet(true);
+	/* the operations the plan reader knows, as a binary gives them (operation.h) */
+	operations_use(op_types);
 	test_strbuf();
 	test_firebase_uid();
 	test_csv_header();

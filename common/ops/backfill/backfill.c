@@ -1,7 +1,8 @@
 /*
- * backfill.c: backfill_from_mapping, the Clerk to Firebase data move, as the
- * numbered steps of each phase's apply and rollback (the steps themselves
- * live in the files backfill.h lists).
+ * backfill.c: backfill_from_mapping, the move of a table's users from one
+ * identity provider to another (the plan's provider: Clerk to Firebase), as
+ * the numbered steps of each phase's apply and rollback (the steps
+ * themselves live in the files backfill.h lists).
  *   phase1: the plan's source table (the loaded export), the backup table and
  *           a trigger that fills new columns of rows the application writes
  *           from then on, saving what it overwrites first;
@@ -18,6 +19,7 @@
  * (original_N) and the value phasemig wrote (written_N).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/db.h"
 #include "core/dryrun.h"
@@ -28,7 +30,6 @@
 #include "engine/run.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/import_file.h"
-#include "ops/backfill/mapping.h"
 
 /* ---------- phase1: source table, backup table and sync trigger ---------- */
 
@@ -37,40 +38,46 @@ static int
 check_columns(Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
+	const BackfillSpec *spec = bf_spec(op);
 
 	/* a dry run adds no column: plan_check_catalog has checked each exists or an add_column adds it */
 	if (dryrun_on())
 		return EXIT_DONE;
-	if (!catalog_column_exists(p, op->match_column)
-		|| (op->email_column && !catalog_column_exists(p, op->email_column)))
+	if (!catalog_column_exists(p, spec->match_column)
+		|| (spec->email_column && !catalog_column_exists(p, spec->email_column)))
 	{
-		log_error("column \"%s\"%s%s%s named by the backfill does not exist in %s", op->match_column,
-				  op->email_column ? " or \"" : "", op->email_column ? op->email_column : "",
-				  op->email_column ? "\"" : "", p->q_table);
+		log_error("column \"%s\"%s%s%s named by the backfill does not exist in %s", spec->match_column,
+				  spec->email_column ? " or \"" : "", spec->email_column ? spec->email_column : "",
+				  spec->email_column ? "\"" : "", p->q_table);
 		return EXIT_BAD_INPUT;
 	}
-	for (int i = 0; i < op->n_set; i++)
-		if (!catalog_column_exists(p, op->set[i].column))
+	for (int i = 0; i < spec->n_set; i++)
+		if (!catalog_column_exists(p, spec->set[i].column))
 		{
 			log_error("column \"%s\" filled by the backfill does not exist in %s; add it with an add_column "
 					  "operation before the backfill",
-					  op->set[i].column, p->q_table);
+					  spec->set[i].column, p->q_table);
 			return EXIT_BAD_INPUT;
 		}
 	return EXIT_DONE;
 }
 
-/* The source table the trigger and the batches read the mapping from, with its indexes. */
+/*
+ * The source table the trigger and the batches read the mapping from, with
+ * the provider's columns and an index on the source's id, the normalised
+ * email and the target's id.
+ */
 static int
-create_source_table(Run *run, const Names *n)
+create_source_table(Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
-	static const char *const indexes[3][2] = {
-		{"source_clerk", "clerk_user_id"}, {"source_email", "email_norm"}, {"source_uid", "firebase_uid"}};
+	char *source_index = str_printf("source_%s", n->prov->source_key);
+	const char *const indexes[3][2] = {
+		{source_index, n->prov->source_id}, {"source_email", "email_norm"}, {"source_uid", n->prov->target_id}};
 	char *stmts[5];
 	int rc;
 
-	stmts[0] = str_printf("CREATE TABLE IF NOT EXISTS %s (" MAPPING_COLUMNS ")", n->source);
+	stmts[0] = str_printf("CREATE TABLE IF NOT EXISTS %s (%s)", n->source, n->prov->columns);
 	for (int i = 0; i < 3; i++)
 	{
 		char *name = str_printf("%s:%s", p->name, indexes[i][0]);
@@ -85,20 +92,21 @@ create_source_table(Run *run, const Names *n)
 	rc = ops_ddl(run, stmts[0], (const char *const *) stmts, 5);
 	for (int i = 0; i < 5; i++)
 		free(stmts[i]);
+	free(source_index);
 	return rc;
 }
 
 static int
 backfill_apply1(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc;
 
 	(void) opts;
 	/* 1. the columns the operation reads and fills exist */
 	if ((rc = check_columns(run, op)) != EXIT_DONE)
 		return rc;
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 2. the source table the trigger and the batches read the mapping from */
 	rc = create_source_table(run, &n);
 	/* 3. the backup table, which must exist as long as the trigger writes to it */
@@ -107,17 +115,17 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 	/* 4. the trigger */
 	if (rc == EXIT_DONE)
 		rc = bf_install_sync_trigger(run, op, &n);
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
 static int
 backfill_rollback1(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc;
 
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 1. generated uids an earlier phasemig kept in the source table survive its drop */
 	rc = bf_adopt_source_generated(run, &n);
 	/* 2. no more fills */
@@ -139,27 +147,53 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 		log_info("kept the generated uids in %s: the next apply gives each user the same one "
 				 "(--discard-generated-uids forgets them)",
 				 n.generated);
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
 /* ---------- phase2: load, refuse conflicts, back up, fill ---------- */
 
+/*
+ * EXIT_BAD_INPUT (logged) without a mapping, or with an option another
+ * provider than the plan's adds: refused, not ignored.
+ */
+static int
+check_inputs(Run *run, const IdProvider *prov, const Options *opts)
+{
+	if (opts->mapping == NULL)
+	{
+		log_error("no mapping given: use --mapping FILE (%s)", prov->mapping_kinds);
+		return EXIT_BAD_INPUT;
+	}
+	for (int i = 0; i < opts->n_added; i++)
+	{
+		bool declared = false;
+
+		for (int k = 0; prov->options && prov->options[k].name; k++)
+			declared = declared || strcmp(prov->options[k].name, opts->added[i].option->name) == 0;
+		if (!declared)
+		{
+			log_error("option \"--%s\" does not apply to plan \"%s\": its provider %s does not read it",
+					  opts->added[i].option->name, run->plan->name, prov->name);
+			return EXIT_BAD_INPUT;
+		}
+	}
+	return EXIT_DONE;
+}
+
 static int
 backfill_apply2(Run *run, const Op *op, const Options *opts)
 {
-	Phase2 s = {.run = run, .op = op, .opts = opts};
+	BackfillRun s = {.run = run, .op = op, .opts = opts};
 	ImportFile partials = {.logs_dir = opts->logs_dir};
 	int rc;
 
-	if (opts->mapping == NULL)
-	{
-		log_error("no mapping given: use --mapping FILE (a Firebase Auth export, or clerk_user_id,firebase_uid pairs)");
-		return EXIT_BAD_INPUT;
-	}
-	bf_names_init(&s.n, run, op);
+	if ((rc = check_inputs(run, bf_spec(op)->provider, opts)) != EXIT_DONE)
+		return rc;
+	bf_sql_init(&s.sql, run, op);
 	/* 1. finish the import files an interrupted run left under their temporary name */
-	partials.ledger = s.n.import_files;
+	partials.ledger = s.sql.import_files;
+	partials.format = s.sql.prov->import;
 	if (!dryrun_on())
 		import_file_finish_partials(run, &partials);
 	/* 2. read the inputs into temporary staging tables; nothing is written yet */
@@ -180,7 +214,7 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		rc = bf_generate_missing(&s);
 	/* 6. originals are saved in the same statement that fills each batch */
 	if (rc == EXIT_DONE)
-		rc = bf_ensure_backup_table(run, &s.n, 2);
+		rc = bf_ensure_backup_table(run, &s.sql, 2);
 	if (rc == EXIT_DONE)
 	{
 		rc = bf_fill(&s);
@@ -190,19 +224,19 @@ backfill_apply2(Run *run, const Op *op, const Options *opts)
 		/* 8. report what is left and what to import, and how the fill went */
 		rc = bf_report(&s, rc);
 		/* done or failed: --jobs's lookups go */
-		bf_drop_shared_lookups(run, &s.n, true);
+		bf_drop_shared_lookups(run, &s.sql, true);
 	}
-	bf_names_free(&s.n);
+	bf_sql_free(&s.sql);
 	return rc;
 }
 
 static int
 backfill_rollback2(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc;
 
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	bf_drop_shared_lookups(run, &n, false); /* a killed --jobs run's */
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
 	if ((rc = bf_adopt_source_generated(run, &n)) == EXIT_DONE && bf_table_exists(run, n.source))
@@ -216,7 +250,7 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	/* 3. the generated uids stay for the next apply, unless the operator discards them */
 	if (rc == EXIT_DONE && opts->discard_generated_uids)
 		bf_discard_generated(run, &n, false);
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
@@ -225,29 +259,29 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 static int
 backfill_apply3(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 1. no more fills */
 	if (catalog_trigger_exists(run->plan, n.trigger_name))
 		rc = bf_drop_sync_trigger(run, &n);
 	/* 2. recorded, so that phase3's rollback puts it back */
 	if (rc == EXIT_DONE)
 		bf_exec_free(run, registry_add_sql(run->plan, 3, "sync_trigger_removed", n.trigger_name));
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 
 static int
 backfill_rollback3(Run *run, const Op *op, const Options *opts)
 {
-	Names n;
+	BackfillSql n;
 	int rc = EXIT_DONE;
 
 	(void) opts;
-	bf_names_init(&n, run, op);
+	bf_sql_init(&n, run, op);
 	/* 1. the trigger back, if phase3 removed it */
 	if (registry_has(run->conn, run->plan, "sync_trigger_removed", n.trigger_name))
 	{
@@ -255,7 +289,7 @@ backfill_rollback3(Run *run, const Op *op, const Options *opts)
 		if (rc == EXIT_DONE)
 			registry_remove(run->conn, run->plan, "sync_trigger_removed", n.trigger_name);
 	}
-	bf_names_free(&n);
+	bf_sql_free(&n);
 	return rc;
 }
 

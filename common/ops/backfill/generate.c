@@ -13,8 +13,6 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
-#include "ops/backfill/firebase_uid.h"
-#include "ops/backfill/mapping.h"
 
 /* Rows fetched, and uids made, at a time. */
 #define GENERATE_CHUNK 10000
@@ -27,12 +25,12 @@ static bool generated_tables_made;
 
 /* The plan's generated uids and its ledger of import files: created once, kept by every rollback. */
 int
-bf_ensure_generated_tables(Run *run, const Names *n)
+bf_ensure_generated_tables(Run *run, const BackfillSql *n)
 {
-	char *gen = str_printf("CREATE TABLE IF NOT EXISTS %s (clerk_user_id text PRIMARY KEY, "
-						   "firebase_uid text NOT NULL UNIQUE, generated_by uuid NOT NULL, "
+	char *gen = str_printf("CREATE TABLE IF NOT EXISTS %s (%s text PRIMARY KEY, "
+						   "%s text NOT NULL UNIQUE, generated_by uuid NOT NULL, "
 						   "generated_at timestamptz NOT NULL DEFAULT now(), import_file uuid)",
-						   n->generated);
+						   n->generated, n->prov->source_id, n->prov->target_id);
 	char *ledger = str_printf("CREATE TABLE IF NOT EXISTS %s (run_id uuid PRIMARY KEY, path text NOT NULL, "
 							  "users bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT now())",
 							  n->import_files);
@@ -52,8 +50,9 @@ bf_ensure_generated_tables(Run *run, const Names *n)
  * into the plan's generated table the first time, so those users keep them.
  */
 int
-bf_adopt_source_generated(Run *run, const Names *n)
+bf_adopt_source_generated(Run *run, const BackfillSql *n)
 {
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
 	StrBuf sql;
 	char *any;
 	bool has_any, has_marks;
@@ -74,11 +73,11 @@ bf_adopt_source_generated(Run *run, const Names *n)
 						  "AND attname = 'import_file' AND NOT attisdropped",
 						  1, (const char *[]){n->source});
 	sb_init(&sql);
-	sb_printf(&sql, "INSERT INTO %s (clerk_user_id, firebase_uid, generated_by, import_file) ", n->generated);
-	sb_append(&sql, "SELECT DISTINCT ON (clerk_user_id) clerk_user_id, firebase_uid, $1::uuid, ");
+	sb_printf(&sql, "INSERT INTO %s (%s, %s, generated_by, import_file) ", n->generated, src, dst);
+	sb_printf(&sql, "SELECT DISTINCT ON (%s) %s, %s, $1::uuid, ", src, src, dst);
 	sb_append(&sql, has_marks ? "import_file::uuid" : "NULL::uuid");
 	sb_printf(&sql, " FROM %s ", n->source);
-	sb_append(&sql, "WHERE origin = 'generated' AND clerk_user_id IS NOT NULL ON CONFLICT DO NOTHING");
+	sb_printf(&sql, "WHERE origin = 'generated' AND %s IS NOT NULL ON CONFLICT DO NOTHING", src);
 	kept = db_execp_rows(run->conn, sql.data, 1, (const char *[]){run->run_id});
 	if (!dryrun_on())
 		log_info("kept %lld generated uids found in %s", kept, n->source);
@@ -87,12 +86,13 @@ bf_adopt_source_generated(Run *run, const Names *n)
 }
 
 /*
- * The Clerk ids of rows without a uid that the mapping in SOURCE matches
- * neither by Clerk id nor (with an email column) by email.
+ * The source ids of rows without a uid that the mapping in SOURCE matches
+ * neither by that id nor (with an email column) by email.
  */
 static char *
-missing_sql(const Run *run, const Names *n, const char *source)
+missing_sql(const Run *run, const BackfillSql *n, const char *source)
 {
+	const char *src = n->prov->source_id;
 	StrBuf sb;
 
 	sb_init(&sb);
@@ -101,29 +101,36 @@ missing_sql(const Run *run, const Names *n, const char *source)
 	sb_printf(&sb, "WHERE t.%s IS NULL ", n->q_uid);
 	sb_printf(&sb, "AND t.%s IS NOT NULL ", n->q_match);
 	sb_printf(&sb, "AND NOT EXISTS (SELECT 1 FROM %s x ", source);
-	sb_printf(&sb, "WHERE x.clerk_user_id = t.%s::text)", n->q_match);
+	sb_printf(&sb, "WHERE x.%s = t.%s::text)", src, n->q_match);
 	if (n->q_email)
 	{
 		sb_printf(&sb, " AND NOT EXISTS (SELECT 1 FROM %s x ", source);
-		sb_append(&sb, "WHERE x.clerk_user_id IS NULL ");
-		sb_printf(&sb, "AND x.email_norm = " MAPPING_EMAIL_NORM("t.") ")", n->q_email);
+		sb_printf(&sb, "WHERE x.%s IS NULL ", src);
+		sb_printf(&sb, "AND x.email_norm = " BF_EMAIL_NORM("t.") ")", n->q_email);
 	}
 	return sb_steal(&sb);
 }
 
-/* COPY one chunk of Clerk ids (RES's first column), each with a new uid, into pg_temp.phasemig_generated. */
+/*
+ * COPY one chunk of source ids (RES's first column), each with a new uid the
+ * provider made, into pg_temp.phasemig_generated.
+ */
 static bool
-copy_new_uids(Run *run, PGresult *res)
+copy_new_uids(Run *run, const BackfillSql *n, PGresult *res)
 {
+	char *copy =
+		str_printf("COPY pg_temp.phasemig_generated (%s, %s) FROM STDIN", n->prov->source_id, n->prov->target_id);
 	CopyIn ci;
+	bool begun = copyin_begin(&ci, run->conn, copy);
 
-	if (!copyin_begin(&ci, run->conn, "COPY pg_temp.phasemig_generated (clerk_user_id, firebase_uid) FROM STDIN"))
+	free(copy);
+	if (!begun)
 		return false;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
-		char uid[FIREBASE_UID_LENGTH + 1];
+		char uid[BF_MAX_UID + 1];
 
-		firebase_uid_generate(uid);
+		n->prov->new_uid(uid);
 		copyin_field(&ci, PQgetvalue(res, i, 0));
 		copyin_field(&ci, uid);
 		copyin_end_row(&ci);
@@ -137,7 +144,7 @@ copy_new_uids(Run *run, PGresult *res)
  * would be made, and prints KEEP.
  */
 static long long
-dry_run_uids(Run *run, const Names *n, const char *keep)
+dry_run_uids(Run *run, const BackfillSql *n, const char *keep)
 {
 	char *missing = missing_sql(run, n, "pg_temp.phasemig_staging");
 	char *count = str_printf("SELECT count(*) FROM (%s) s", missing);
@@ -154,21 +161,22 @@ dry_run_uids(Run *run, const Names *n, const char *keep)
 }
 
 /*
- * Make the uids in one transaction: the Clerk ids, a chunk at a time, with
+ * Make the uids in one transaction: the source ids, a chunk at a time, with
  * their new uids into pg_temp.phasemig_generated, then from there into the
  * generated table and the source table.  Returns the uids kept, or -1 (the
  * transaction rolled back).  A dry run returns how many it would make.
  */
 static long long
-make_uids(Run *run, const Names *n)
+make_uids(Run *run, const BackfillSql *n)
 {
-	char *missing, *declare, *fetch;
-	char *keep = str_printf("WITH g AS (INSERT INTO %s (clerk_user_id, firebase_uid, generated_by) "
-							"SELECT clerk_user_id, firebase_uid, $1::uuid FROM pg_temp.phasemig_generated "
-							"ON CONFLICT DO NOTHING RETURNING clerk_user_id, firebase_uid) "
-							"INSERT INTO %s (firebase_uid, clerk_user_id, origin) "
-							"SELECT firebase_uid, clerk_user_id, 'generated' FROM g",
-							n->generated, n->source);
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
+	char *missing, *declare, *fetch, *temp;
+	char *keep = str_printf("WITH g AS (INSERT INTO %s (%s, %s, generated_by) "
+							"SELECT %s, %s, $1::uuid FROM pg_temp.phasemig_generated "
+							"ON CONFLICT DO NOTHING RETURNING %s, %s) "
+							"INSERT INTO %s (%s, %s, origin) "
+							"SELECT %s, %s, 'generated' FROM g",
+							n->generated, src, dst, src, dst, src, dst, n->source, dst, src, dst, src);
 	long long kept = -1;
 	int rows;
 
@@ -181,8 +189,9 @@ make_uids(Run *run, const Names *n)
 	missing = missing_sql(run, n, n->source);
 	declare = str_printf("DECLARE phasemig_missing NO SCROLL CURSOR FOR %s", missing);
 	fetch = str_printf("FETCH %d FROM phasemig_missing", GENERATE_CHUNK);
+	temp = str_printf("CREATE TEMP TABLE IF NOT EXISTS phasemig_generated (%s text, %s text)", src, dst);
 	db_exec(run->conn, "BEGIN");
-	db_exec(run->conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_generated (clerk_user_id text, firebase_uid text)");
+	db_exec(run->conn, temp);
 	db_exec(run->conn, "TRUNCATE pg_temp.phasemig_generated");
 	db_exec(run->conn, declare);
 	do
@@ -191,7 +200,7 @@ make_uids(Run *run, const Names *n)
 		bool ok;
 
 		rows = PQntuples(res);
-		ok = rows == 0 || copy_new_uids(run, res);
+		ok = rows == 0 || copy_new_uids(run, n, res);
 		PQclear(res);
 		if (!ok)
 		{
@@ -203,6 +212,7 @@ make_uids(Run *run, const Names *n)
 	kept = db_execp_rows(run->conn, keep, 1, (const char *[]){run->run_id});
 	db_exec(run->conn, "COMMIT");
 done:
+	free(temp);
 	free(missing);
 	free(declare);
 	free(keep);
@@ -217,23 +227,23 @@ done:
  * matched by it already and never gets a second.
  */
 int
-bf_generate_missing(Phase2 *s)
+bf_generate_missing(BackfillRun *s)
 {
 	Run *run = s->run;
 
 	s->generated = 0;
-	if (bf_ensure_generated_tables(run, &s->n) != EXIT_DONE)
+	if (bf_ensure_generated_tables(run, &s->sql) != EXIT_DONE)
 		return EXIT_FAILED;
-	if ((s->generated = make_uids(run, &s->n)) < 0)
+	if ((s->generated = make_uids(run, &s->sql)) < 0)
 	{
 		s->generated = 0;
 		return EXIT_FAILED;
 	}
 	if (s->generated > 0)
 	{
-		bf_exec_free(run, str_printf("ANALYZE %s", s->n.source));
+		bf_exec_free(run, str_printf("ANALYZE %s", s->sql.source));
 		if (!dryrun_on())
-			log_info("generated %lld new Firebase uids for rows with no match", s->generated);
+			log_info("generated %lld new %s for rows with no match", s->generated, s->sql.prov->target_ids);
 	}
 	return EXIT_DONE;
 }
@@ -241,10 +251,10 @@ bf_generate_missing(Phase2 *s)
 /*
  * --discard-generated-uids: forget the uids phasemig generated and the
  * ledger of import files (drop: their tables too).  Only right when no
- * import file was imported into Firebase: the next apply generates new uids.
+ * import file was imported into the target: the next apply generates new uids.
  */
 void
-bf_discard_generated(Run *run, const Names *n, bool drop)
+bf_discard_generated(Run *run, const BackfillSql *n, bool drop)
 {
 	const char *tables[2] = {n->generated, n->import_files};
 

@@ -1,14 +1,14 @@
 /*
- * import_file.c: writes the `firebase auth:import` file of a phase2 run under
- * a temporary name, commits the marks of its users together with a ledger
- * row, then gives the file its final name; finishes what interrupted runs left.
+ * import_file.c: writes the import file of a phase2 run, in the provider's
+ * format (ImportFormat), under a temporary name, commits the marks of its
+ * users together with a ledger row, then gives the file its final name;
+ * finishes what interrupted runs left.
  */
 #include "ops/backfill/import_file.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +19,9 @@
 #include "core/dryrun.h"
 #include "core/log.h"
 #include "core/strbuf.h"
-#include "ops/backfill/base64.h"
 
-#define IMPORT_SUFFIX "-firebase-import.json"
-#define PARTIAL_SUFFIX IMPORT_SUFFIX ".partial"
+/* A file's name until its users are committed: the final name and this. */
+#define PARTIAL ".partial"
 
 /* Make a rename in DIR durable; a failure only costs durability, so it is ignored. */
 static void
@@ -47,13 +46,17 @@ ledger_exists(Run *run, const ImportFile *f)
 void
 import_file_finish_partials(Run *run, const ImportFile *f)
 {
-	const size_t id_len = 36, suffix_len = strlen(PARTIAL_SUFFIX);
+	char *partial_suffix = str_printf("%s" PARTIAL, f->format->suffix);
+	const size_t id_len = 36, suffix_len = strlen(partial_suffix);
 	DIR *dir = opendir(f->logs_dir);
 	struct dirent *de;
 	bool has_ledger;
 
 	if (dir == NULL)
+	{
+		free(partial_suffix);
 		return;
+	}
 	has_ledger = ledger_exists(run, f);
 	while ((de = readdir(dir)) != NULL)
 	{
@@ -62,7 +65,7 @@ import_file_finish_partials(Run *run, const ImportFile *f)
 		char *partial, *final, *sql;
 		bool committed;
 
-		if (strlen(de->d_name) != id_len + suffix_len || strcmp(de->d_name + id_len, PARTIAL_SUFFIX) != 0)
+		if (strlen(de->d_name) != id_len + suffix_len || strcmp(de->d_name + id_len, partial_suffix) != 0)
 			continue;
 		memcpy(run_id, de->d_name, id_len);
 		run_id[id_len] = '\0';
@@ -77,7 +80,7 @@ import_file_finish_partials(Run *run, const ImportFile *f)
 		committed = has_ledger && db_exists(run->conn, sql, 1, (const char *[]){run_id});
 		free(sql);
 		partial = str_printf("%s/%s", f->logs_dir, de->d_name);
-		final = str_printf("%s/%s" IMPORT_SUFFIX, f->logs_dir, run_id);
+		final = str_printf("%s/%s%s", f->logs_dir, run_id, f->format->suffix);
 		if (committed)
 		{
 			if (rename(partial, final) == 0)
@@ -97,81 +100,7 @@ import_file_finish_partials(Run *run, const ImportFile *f)
 		free(final);
 	}
 	closedir(dir);
-}
-
-/* The columns of users_sql (import_file.h), found by name. */
-typedef struct UserColumns
-{
-	int uid;
-	int email;
-	int clerk_user_id;
-	int display_name;
-	int password_digest;
-	int phone_number;
-} UserColumns;
-
-static UserColumns
-user_columns(const PGresult *res)
-{
-	return (UserColumns){
-		.uid = PQfnumber(res, "firebase_uid"),
-		.email = PQfnumber(res, "email"),
-		.clerk_user_id = PQfnumber(res, "clerk_user_id"),
-		.display_name = PQfnumber(res, "display_name"),
-		.password_digest = PQfnumber(res, "password_digest"),
-		.phone_number = PQfnumber(res, "phone_number"),
-	};
-}
-
-/* ROW's value of COL, or NULL when it is NULL or empty (or the query has no such column). */
-static const char *
-value_of(const PGresult *res, int row, int col)
-{
-	if (col < 0 || PQgetisnull(res, row, col) || PQgetvalue(res, row, col)[0] == '\0')
-		return NULL;
-	return PQgetvalue(res, row, col);
-}
-
-static void
-set_if(json_t *obj, const char *key, const char *value)
-{
-	if (value)
-		json_object_set_new(obj, key, json_string(value));
-}
-
-/* One user of a users_sql row as the JSON auth:import reads; counts digests. */
-static void
-write_user(FILE *fp, const PGresult *res, const UserColumns *c, int i, bool first, long long *hashes)
-{
-	json_t *u = json_object();
-	json_t *attrs = json_object();
-	const char *digest = value_of(res, i, c->password_digest);
-	const char *phone = value_of(res, i, c->phone_number);
-	char *attrs_text, *text;
-
-	set_if(u, "localId", value_of(res, i, c->uid));
-	set_if(u, "email", value_of(res, i, c->email));
-	set_if(u, "displayName", value_of(res, i, c->display_name));
-	if (digest)
-	{
-		char *b64 = base64_encode((const unsigned char *) digest, strlen(digest));
-
-		json_object_set_new(u, "passwordHash", json_string(b64));
-		free(b64);
-		(*hashes)++;
-	}
-	/* Firebase takes phone numbers in E.164 form only */
-	if (phone && phone[0] == '+')
-		set_if(u, "phoneNumber", phone);
-	json_object_set_new(attrs, "clerk_user_id", json_string(PQgetvalue(res, i, c->clerk_user_id)));
-	attrs_text = json_dumps(attrs, JSON_COMPACT);
-	json_object_set_new(u, "customAttributes", json_string(attrs_text));
-	text = json_dumps(u, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	fprintf(fp, "%s\n%s", first ? "" : ",", text);
-	free(text);
-	free(attrs_text);
-	json_decref(attrs);
-	json_decref(u);
+	free(partial_suffix);
 }
 
 /* The ledger's row of this run's file: $1 the run's id, $2 the file's final path. */
@@ -185,34 +114,37 @@ ledger_sql(const ImportFile *f)
 
 /*
  * In a transaction it leaves open: mark the users not listed yet, record
- * the file FINAL in the ledger, and write the users to FP.  Returns how many
- * were written; *hashes counts their password digests.
+ * the file FINAL in the ledger, and write the users to FP in the provider's
+ * format.  Returns how many were written; *count is what the format counts
+ * (password digests) for its import hint.
  */
 static long long
-mark_and_write(Run *run, const ImportFile *f, const char *final, FILE *fp, long long *hashes)
+mark_and_write(Run *run, const ImportFile *f, const char *final, FILE *fp, long long *count)
 {
 	char *ledger = ledger_sql(f);
 	char *declare = str_printf("DECLARE phasemig_import NO SCROLL CURSOR FOR %s", f->users_sql);
+	char *to_import =
+		str_printf("CREATE TEMP TABLE phasemig_to_import (%s text PRIMARY KEY) ON COMMIT DROP", f->uid_column);
 	long long users = 0;
 	int rows;
 
 	db_exec(run->conn, "BEGIN");
-	db_exec(run->conn, "CREATE TEMP TABLE phasemig_to_import (firebase_uid text PRIMARY KEY) ON COMMIT DROP");
+	db_exec(run->conn, to_import);
 	db_execp(run->conn, f->mark_sql, 1, (const char *[]){run->run_id});
 	db_execp(run->conn, ledger, 2, (const char *[]){run->run_id, final});
 	db_exec(run->conn, declare);
-	fputs("{\"users\": [", fp);
+	fputs(f->format->head, fp);
 	do
 	{
 		PGresult *res = db_query(run->conn, "FETCH 1000 FROM phasemig_import", 0, NULL);
-		UserColumns cols = user_columns(res);
 
 		rows = PQntuples(res);
 		for (int i = 0; i < rows; i++, users++)
-			write_user(fp, res, &cols, i, users == 0, hashes);
+			f->format->user(fp, res, i, users == 0, count);
 		PQclear(res);
 	} while (rows == 1000);
-	fputs("]}", fp);
+	fputs(f->format->tail, fp);
+	free(to_import);
 	free(ledger);
 	free(declare);
 	return users;
@@ -252,7 +184,7 @@ commit_marks(Run *run, const char *partial)
 static int
 dry_run_write(Run *run, const ImportFile *f)
 {
-	char *final = str_printf("%s/RUN-ID" IMPORT_SUFFIX, f->logs_dir);
+	char *final = str_printf("%s/RUN-ID%s", f->logs_dir, f->format->suffix);
 	char *ledger = ledger_sql(f);
 
 	dryrun_comment("the import file %s would list the generated users no earlier file listed: in one transaction, "
@@ -271,14 +203,14 @@ import_file_write(Run *run, const ImportFile *f)
 {
 	char *partial, *final;
 	FILE *fp;
-	long long users = 0, hashes = 0;
+	long long users = 0, count = 0;
 	bool written;
 	int rc = EXIT_FAILED;
 
 	if (dryrun_on())
 		return dry_run_write(run, f);
-	partial = str_printf("%s/%s" PARTIAL_SUFFIX, f->logs_dir, run->run_id);
-	final = str_printf("%s/%s" IMPORT_SUFFIX, f->logs_dir, run->run_id);
+	final = str_printf("%s/%s%s", f->logs_dir, run->run_id, f->format->suffix);
+	partial = str_printf("%s" PARTIAL, final);
 	fp = log_create_private_file(partial);
 	if (fp == NULL)
 	{
@@ -286,7 +218,7 @@ import_file_write(Run *run, const ImportFile *f)
 		goto done;
 	}
 	/* 1. mark the users not listed yet, record the file and write them under the temporary name */
-	users = mark_and_write(run, f, final, fp, &hashes);
+	users = mark_and_write(run, f, final, fp, &count);
 	written = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
 	written = fclose(fp) == 0 && written;
 	if (!written || users == 0)
@@ -313,7 +245,7 @@ import_file_write(Run *run, const ImportFile *f)
 	}
 	sync_dir(f->logs_dir);
 	log_info("wrote %lld users with new uids to %s", users, final);
-	log_hint("import them with: firebase auth:import %s%s", final, hashes > 0 ? " --hash-algo=BCRYPT --rounds=10" : "");
+	f->format->import_hint(final, count);
 	rc = EXIT_DONE;
 done:
 	free(partial);

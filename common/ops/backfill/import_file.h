@@ -1,29 +1,30 @@
 /*
- * import_file.h: the files phase2 writes for `firebase auth:import`, listing
- * each generated user exactly once over a plan's life.  A file is written as
- * RUN-firebase-import.json.partial and renamed only once the transaction
- * that marks its users (and adds its row to the plan's ledger) has committed;
- * a later run finishes or removes a partial file, asking the ledger.
+ * import_file.h: the files phase2 writes for the target provider's import
+ * (`firebase auth:import`), listing each generated user exactly once over a
+ * plan's life, in the provider's format (ImportFormat, provider.h).  A file
+ * is written as RUN<suffix>.partial and renamed only once the transaction
+ * that marks its users (and adds its row to the plan's ledger) has
+ * committed; a later run finishes or removes a partial file, asking the
+ * ledger.
  */
 #ifndef PHASEMIG_IMPORT_FILE_H
 #define PHASEMIG_IMPORT_FILE_H
 
 #include "engine/mlog.h"
+#include "ops/backfill/provider.h"
 
 typedef struct ImportFile
 {
 	const char *logs_dir;
-	const char *ledger; /* quoted migration_backup."<plan>:import_files" */
+	const char *ledger;         /* quoted migration_backup."<plan>:import_files" */
+	const ImportFormat *format; /* the provider's: the file's name and how a user is written */
+	const char *uid_column;     /* the provider's target id: pg_temp.phasemig_to_import's column */
 	/*
 	 * Marks the users to list with $1 (this run's id) and puts their uids
-	 * into pg_temp.phasemig_to_import (firebase_uid text).
+	 * into pg_temp.phasemig_to_import (uid_column text).
 	 */
 	const char *mark_sql;
-	/*
-	 * A query over pg_temp.phasemig_to_import, one row per user, with the
-	 * columns (read by name) firebase_uid, email, clerk_user_id,
-	 * display_name, password_digest (bcrypt) and phone_number.
-	 */
+	/* A query over pg_temp.phasemig_to_import, one row per user, as format->user reads them. */
 	const char *users_sql;
 } ImportFile;
 

@@ -11,69 +11,65 @@
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
-#include "ops/backfill/mapping.h"
 #include "ops/backfill/value_check.h"
 
 /*
- * Read the mapping (and the Clerk export, when given) into
- * pg_temp.phasemig_staging and pg_temp.phasemig_clerk, with the uids
- * phasemig generated before: a user given one keeps it, whatever was rolled
- * back since.
+ * Read the mapping into pg_temp.phasemig_staging, and the files the
+ * provider's options name (IdProvider.load_options), with the uids phasemig
+ * generated before: a user given one keeps it, whatever was rolled back
+ * since.
  */
 int
-bf_stage_inputs(Phase2 *s)
+bf_stage_inputs(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Options *opts = s->opts;
-	long long clerk_rows = 0;
+	const IdProvider *prov = s->sql.prov;
 	int rc;
 
 	log_info("loading the mapping from \"%s\"", opts->mapping);
-	if ((rc = mapping_load(run->conn, opts->mapping, &s->loaded)) != EXIT_DONE)
+	if ((rc = prov->load_mapping(run->conn, opts->mapping, &s->loaded)) != EXIT_DONE)
 		return rc;
 	log_info("read %lld users from the mapping", s->loaded);
-	if (opts->clerk_export)
-	{
-		if ((rc = mapping_load_clerk_csv(run->conn, opts->clerk_export, &clerk_rows)) != EXIT_DONE)
-			return rc;
-		log_info("read %lld users from the Clerk export \"%s\"", clerk_rows, opts->clerk_export);
-	}
-	if ((rc = bf_adopt_source_generated(run, &s->n)) != EXIT_DONE)
+	if ((rc = prov->load_options(run, opts)) != EXIT_DONE)
 		return rc;
-	if (bf_table_exists(run, s->n.generated))
+	if ((rc = bf_adopt_source_generated(run, &s->sql)) != EXIT_DONE)
+		return rc;
+	if (bf_table_exists(run, s->sql.generated))
 		bf_exec_free(run,
-					 str_printf("INSERT INTO pg_temp.phasemig_staging (firebase_uid, clerk_user_id, origin) "
-								"SELECT firebase_uid, clerk_user_id, 'generated' FROM %s",
-								s->n.generated));
-	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (clerk_user_id)");
+					 str_printf("INSERT INTO pg_temp.phasemig_staging (%s, %s, origin) "
+								"SELECT %s, %s, 'generated' FROM %s",
+								prov->target_id, prov->source_id, prov->target_id, prov->source_id, s->sql.generated));
+	bf_exec_free(run, str_printf("CREATE INDEX ON pg_temp.phasemig_staging (%s)", prov->source_id));
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_staging (email_norm)");
 	db_exec(run->conn, "ANALYZE pg_temp.phasemig_staging");
 	return EXIT_DONE;
 }
 
 /*
- * Matches of the plan's rows to staged Firebase users, as a temp table
- * (k: the row's key as text, uid, how): by Clerk id, else by the email of a
- * user without one when the mapping does not know the row's Clerk id.
+ * Matches of the plan's rows to staged target users, as a temp table
+ * (k: the row's key as text, uid, how): by the source's id, else by the
+ * email of a user without one when the mapping does not know the row's id.
  */
 static void
-build_matches(Run *run, const Names *n)
+build_matches(Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
 	StrBuf sb;
 
 	sb_init(&sb);
 	sb_append(&sb, "CREATE TEMP TABLE phasemig_matches AS ");
-	sb_printf(&sb, "SELECT t.%s::text AS k, x.firebase_uid AS uid, 'clerk id' AS how ", p->q_key);
+	sb_printf(&sb, "SELECT t.%s::text AS k, x.%s AS uid, '%s id' AS how ", p->q_key, dst, n->prov->source_key);
 	sb_printf(&sb, "FROM %s t ", p->q_table);
-	sb_printf(&sb, "JOIN pg_temp.phasemig_staging x ON x.clerk_user_id = t.%s::text", n->q_match);
+	sb_printf(&sb, "JOIN pg_temp.phasemig_staging x ON x.%s = t.%s::text", src, n->q_match);
 	if (n->q_email)
 	{
-		sb_printf(&sb, " UNION ALL SELECT t.%s::text, x.firebase_uid, 'email' ", p->q_key);
+		sb_printf(&sb, " UNION ALL SELECT t.%s::text, x.%s, 'email' ", p->q_key, dst);
 		sb_printf(&sb, "FROM %s t ", p->q_table);
-		sb_append(&sb, "JOIN pg_temp.phasemig_staging x ON x.clerk_user_id IS NULL ");
-		sb_printf(&sb, "AND x.email_norm = " MAPPING_EMAIL_NORM("t.") " ", n->q_email);
-		sb_printf(&sb, "WHERE NOT EXISTS (SELECT 1 FROM pg_temp.phasemig_staging y WHERE y.clerk_user_id = t.%s::text)",
+		sb_printf(&sb, "JOIN pg_temp.phasemig_staging x ON x.%s IS NULL ", src);
+		sb_printf(&sb, "AND x.email_norm = " BF_EMAIL_NORM("t.") " ", n->q_email);
+		sb_printf(&sb, "WHERE NOT EXISTS (SELECT 1 FROM pg_temp.phasemig_staging y WHERE y.%s = t.%s::text)", src,
 				  n->q_match);
 	}
 	db_exec(run->conn, "DROP TABLE IF EXISTS pg_temp.phasemig_matches");
@@ -88,7 +84,8 @@ build_matches(Run *run, const Names *n)
  * chosen.  Adds a finding when there is any; returns how many.
  */
 static long long
-conflict(Run *run, Findings *f, const char *check, const char *pairs, const char *sample, const char *order)
+conflict(Run *run, const BackfillSql *n, Findings *f, const char *check, const char *pairs, const char *sample,
+		 const char *order)
 {
 	StrBuf sql;
 	long long found;
@@ -100,11 +97,13 @@ conflict(Run *run, Findings *f, const char *check, const char *pairs, const char
 	sb_printf(&sql, "FROM (SELECT * FROM d ORDER BY %s LIMIT %d) s)", order, SAMPLE_LIMIT);
 	{
 		int from = f->n;
+		char *hint = str_printf("correct the mapping file (the samples say which %s and uids conflict) and run "
+								"phase2 apply again: nothing was written",
+								n->prov->source_ids);
 
 		found = findings_query(run, f, check, "mapping", sql.data);
-		findings_hint(f, from,
-					  "correct the mapping file (the samples say which Clerk ids and uids conflict) and run phase2 "
-					  "apply again: nothing was written");
+		findings_hint(f, from, hint);
+		free(hint);
 	}
 	sb_free(&sql);
 	return found;
@@ -112,20 +111,24 @@ conflict(Run *run, Findings *f, const char *check, const char *pairs, const char
 
 /* The four conflicts that make phase2 refuse before writing anything. */
 static long long
-find_conflicts(Run *run, const Names *n, Findings *f)
+find_conflicts(Run *run, const BackfillSql *n, Findings *f)
 {
 	const Plan *p = run->plan;
 	long long total = 0;
 	StrBuf held, differs;
+	char *by_several_rows = str_printf("one %s matched by several rows", n->prov->target_user);
+	char *by_several_users = str_printf("one row matched by several %ss", n->prov->target_user);
 
-	total += conflict(run, f, "one Firebase user matched by several rows",
+	total += conflict(run, n, f, by_several_rows,
 					  "SELECT uid, string_agg(quote_literal(k), ' and ' ORDER BY k) AS keys "
 					  "FROM (SELECT DISTINCT uid, k FROM pg_temp.phasemig_matches) m GROUP BY uid HAVING count(*) > 1",
 					  "format('uid %s: keys %s', uid, keys)", "uid");
-	total += conflict(run, f, "one row matched by several Firebase users",
+	total += conflict(run, n, f, by_several_users,
 					  "SELECT k, string_agg(uid, ' and ' ORDER BY uid) AS uids "
 					  "FROM (SELECT DISTINCT uid, k FROM pg_temp.phasemig_matches) m GROUP BY k HAVING count(*) > 1",
 					  "format('key %s: uids %s', quote_literal(k), uids)", "k");
+	free(by_several_rows);
+	free(by_several_users);
 
 	sb_init(&held);
 	sb_printf(&held, "SELECT DISTINCT m.k, m.uid, o.%s::text AS holder ", p->q_key);
@@ -133,7 +136,7 @@ find_conflicts(Run *run, const Names *n, Findings *f)
 	sb_printf(&held, "ON o.%s = m.uid ", n->q_uid);
 	sb_printf(&held, "AND o.%s::text <> m.k", p->q_key);
 	total +=
-		conflict(run, f, "uid already held by another row", held.data,
+		conflict(run, n, f, "uid already held by another row", held.data,
 				 "format('uid %s for key %s is held by key %s', uid, quote_literal(k), quote_literal(holder))", "k");
 	sb_free(&held);
 
@@ -142,7 +145,7 @@ find_conflicts(Run *run, const Names *n, Findings *f)
 	sb_printf(&differs, "FROM pg_temp.phasemig_matches m JOIN %s t ", p->q_table);
 	sb_printf(&differs, "ON t.%s::text = m.k ", p->q_key);
 	sb_printf(&differs, "WHERE t.%s IS NOT NULL AND t.%s <> m.uid", n->q_uid, n->q_uid);
-	total += conflict(run, f, "row already has a different uid", differs.data,
+	total += conflict(run, n, f, "row already has a different uid", differs.data,
 					  "format('key %s has %s, mapping says %s', quote_literal(k), current, uid)", "k");
 	sb_free(&differs);
 	return total;
@@ -171,7 +174,7 @@ refuse_with_findings(Run *run, Findings *f, const char *key, const char *why)
  * --skip-invalid-values, leave them empty and list them), then conflicts.
  */
 int
-bf_check_staging(Phase2 *s)
+bf_check_staging(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Options *opts = s->opts;
@@ -192,8 +195,8 @@ bf_check_staging(Phase2 *s)
 		findings_free(&f);
 		findings_init(&f);
 	}
-	build_matches(run, &s->n);
-	if (find_conflicts(run, &s->n, &f) > 0)
+	build_matches(run, &s->sql);
+	if (find_conflicts(run, &s->sql, &f) > 0)
 		return refuse_with_findings(run, &f, "conflicts", "the mapping conflicts with the table");
 	findings_free(&f);
 	return s->skipped > 0 ? bf_write_skipped(run, opts) : EXIT_DONE;
@@ -201,13 +204,12 @@ bf_check_staging(Phase2 *s)
 
 /* The staged mapping becomes the plan's source table, which the sync trigger reads too. */
 int
-bf_replace_source(Phase2 *s)
+bf_replace_source(BackfillRun *s)
 {
 	Run *run = s->run;
-	char *del = str_printf("DELETE FROM %s", s->n.source);
-	char *ins = str_printf("INSERT INTO %s (" MAPPING_COLUMN_LIST ") SELECT " MAPPING_COLUMN_LIST
-						   " FROM pg_temp.phasemig_staging",
-						   s->n.source);
+	char *del = str_printf("DELETE FROM %s", s->sql.source);
+	char *ins = str_printf("INSERT INTO %s (%s) SELECT %s FROM pg_temp.phasemig_staging", s->sql.source,
+						   s->sql.prov->column_list, s->sql.prov->column_list);
 	bool ok;
 
 	/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
@@ -216,6 +218,6 @@ bf_replace_source(Phase2 *s)
 	free(ins);
 	if (!ok)
 		return EXIT_FAILED;
-	bf_exec_free(run, str_printf("ANALYZE %s", s->n.source));
+	bf_exec_free(run, str_printf("ANALYZE %s", s->sql.source));
 	return EXIT_DONE;
 }

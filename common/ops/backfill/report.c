@@ -14,7 +14,6 @@
 #include "core/strbuf.h"
 #include "ops/backfill/backfill.h"
 #include "ops/backfill/import_file.h"
-#include "ops/backfill/mapping.h"
 
 /* Stream a query's CSV into PATH through COPY TO STDOUT; returns rows or -1. */
 static long long
@@ -54,7 +53,7 @@ copy_out_to_file(Run *run, const char *sql, const char *path)
 
 /* The rows still without a uid, listed in <logs>/RUN-ID-unmatched.csv; returns how many, or -1. */
 static long long
-write_unmatched(Run *run, const Names *n, const Options *opts)
+write_unmatched(Run *run, const BackfillSql *n, const Options *opts)
 {
 	const Plan *p = run->plan;
 	char *path = str_printf("%s/%s-unmatched.csv", opts->logs_dir, run->run_id);
@@ -103,56 +102,26 @@ bf_write_skipped(Run *run, const Options *opts)
 }
 
 /*
- * The users import_file.c lists, one row each with the columns it reads by
- * name: the fields of the Clerk export when it was given, else only ids and
- * email.
- */
-static char *
-import_users_sql(const Run *run, const Names *n, bool with_clerk)
-{
-	StrBuf sb;
-
-	sb_init(&sb);
-	sb_append(&sb, "SELECT DISTINCT ON (g.firebase_uid) g.firebase_uid AS firebase_uid, ");
-	if (n->q_email)
-		sb_printf(&sb, "t.%s::text AS email, ", n->q_email);
-	else
-		sb_append(&sb, "NULL::text AS email, ");
-	sb_append(&sb, "g.clerk_user_id AS clerk_user_id, ");
-	if (with_clerk)
-		sb_append(&sb,
-				  "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS display_name, "
-				  "CASE WHEN c.password_hasher = 'bcrypt' THEN c.password_digest END AS password_digest, "
-				  "c.primary_phone_number AS phone_number ");
-	else
-		sb_append(&sb, "NULL AS display_name, NULL AS password_digest, NULL AS phone_number ");
-	sb_printf(&sb, "FROM %s g ", n->generated);
-	sb_append(&sb, "JOIN pg_temp.phasemig_to_import i ON i.firebase_uid = g.firebase_uid ");
-	sb_printf(&sb, "JOIN %s t ON t.%s = g.firebase_uid ", run->plan->q_table, n->q_uid);
-	if (with_clerk)
-		sb_append(&sb, "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = g.clerk_user_id ");
-	sb_append(&sb, "ORDER BY g.firebase_uid");
-	return sb_steal(&sb);
-}
-
-/*
  * The import file of this run: the generated users no earlier file listed
  * and whose row holds their uid now (a user listed twice would have its
  * Firebase account, and the password it has now, overwritten).
  */
 static int
-write_import_file(Run *run, const Names *n, const Options *opts)
+write_import_file(Run *run, const BackfillSql *n, const Options *opts)
 {
+	const ImportFormat *format = n->prov->import;
+	const char *uid = n->prov->target_id;
 	StrBuf mark;
-	char *users = import_users_sql(run, n, opts->clerk_export != NULL);
-	ImportFile f = {.logs_dir = opts->logs_dir, .ledger = n->import_files, .users_sql = users};
+	char *users = format->users_sql(n->generated, run->plan->q_table, n->q_uid, n->q_email, opts);
+	ImportFile f = {
+		.logs_dir = opts->logs_dir, .ledger = n->import_files, .format = format, .uid_column = uid, .users_sql = users};
 	int rc;
 
 	sb_init(&mark);
 	sb_printf(&mark, "WITH m AS (UPDATE %s g SET import_file = $1::uuid WHERE g.import_file IS NULL ", n->generated);
-	sb_printf(&mark, "AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = g.firebase_uid) ", run->plan->q_table, n->q_uid);
-	sb_append(&mark, "RETURNING g.firebase_uid) ");
-	sb_append(&mark, "INSERT INTO pg_temp.phasemig_to_import SELECT firebase_uid FROM m");
+	sb_printf(&mark, "AND EXISTS (SELECT 1 FROM %s t WHERE t.%s = g.%s) ", run->plan->q_table, n->q_uid, uid);
+	sb_printf(&mark, "RETURNING g.%s) ", uid);
+	sb_printf(&mark, "INSERT INTO pg_temp.phasemig_to_import SELECT %s FROM m", uid);
 	f.mark_sql = mark.data;
 	/* (bf_generate_missing made the tables) */
 	rc = import_file_write(run, &f);
@@ -167,7 +136,7 @@ write_import_file(Run *run, const Names *n, const Options *opts)
  * with.  Returns RC, or the import file's failure.
  */
 int
-bf_report(Phase2 *s, int rc)
+bf_report(BackfillRun *s, int rc)
 {
 	Run *run = s->run;
 	const FillTable *fill = &s->fill;
@@ -177,12 +146,12 @@ bf_report(Phase2 *s, int rc)
 
 	/* a dry run writes no file and no summary: it prints the import file's statements */
 	if (dryrun_on())
-		return rc == EXIT_DONE && s->opts->generate_missing ? write_import_file(run, &s->n, s->opts) : rc;
-	unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->n, s->opts) : -1;
+		return rc == EXIT_DONE && s->opts->generate_missing ? write_import_file(run, &s->sql, s->opts) : rc;
+	unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->sql, s->opts) : -1;
 	if (unmatched < 0)
 		unmatched = 0;
 	if (rc == EXIT_DONE && s->opts->generate_missing)
-		rc = write_import_file(run, &s->n, s->opts);
+		rc = write_import_file(run, &s->sql, s->opts);
 	meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}", "mapping_users", (json_int_t) s->loaded,
 					 "rows_filled", (json_int_t) fill->changed, "unmatched", (json_int_t) unmatched, "generated",
 					 (json_int_t) s->generated, "invalid_values_skipped", (json_int_t) s->skipped, "batches",
@@ -204,7 +173,7 @@ bf_report(Phase2 *s, int rc)
  * a match, and those that have none, with sample keys.
  */
 int
-bf_dry_run_report(Phase2 *s)
+bf_dry_run_report(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Plan *p = run->plan;
@@ -215,18 +184,25 @@ bf_dry_run_report(Phase2 *s)
 				   "AND NOT EXISTS (SELECT 1 FROM pg_temp.phasemig_matches m2 WHERE m2.k = t2.%s::text) "
 				   "ORDER BY 1 LIMIT 10) s) AS samples "
 				   "FROM %s t LEFT JOIN (SELECT DISTINCT k FROM pg_temp.phasemig_matches) m ON m.k = t.%s::text",
-				   s->n.q_uid, s->n.q_uid, p->q_key, p->q_table, s->n.q_uid, p->q_key, p->q_table, p->q_key);
+				   s->sql.q_uid, s->sql.q_uid, p->q_key, p->q_table, s->sql.q_uid, p->q_key, p->q_table, p->q_key);
 	PGresult *res = db_query(run->conn, sql, 0, NULL);
 	long long empty = db_field_ll(res, 0, "empty"), matched = db_field_ll(res, 0, "matched");
 	const char *samples = db_field(res, 0, "samples");
+	StrBuf also;
 
+	/* the files the provider's options name, read with the mapping: " (and the Clerk export)" */
+	sb_init(&also);
+	for (int i = 0; i < s->opts->n_added; i++)
+		if (s->opts->added[i].option->file)
+			sb_printf(&also, " (and the %s)", s->opts->added[i].option->file);
 	dryrun_comment("the mapping%s was read, as a real run reads it, into this session's temporary tables "
 				   "(pg_temp.phasemig_staging...) with COPY FROM STDIN, to check it and count what follows: a "
 				   "temporary table is this session's alone and goes with it, so statements on one are run, "
 				   "neither printed here nor logged by a real run",
-				   s->opts->clerk_export ? " (and the Clerk export)" : "");
+				   also.data);
+	sb_free(&also);
 	dryrun_comment("%s: %lld users in the mapping; %lld of %lld rows have no %s yet: %lld would be filled from it",
-				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->n.q_uid, matched);
+				   s->op->label, s->loaded, empty, db_field_ll(res, 0, "rows"), s->sql.q_uid, matched);
 	log_info("dry run: %lld of %lld rows without a uid would be filled from the mapping", matched, empty);
 	if (empty > matched)
 	{

@@ -1,22 +1,23 @@
 /*
  * trigger.c: phase1's sync trigger, two-way.  For a row the application
- * inserts, or whose Clerk id or email it changes, with no uid yet, the
- * trigger fills each column the application left NULL from the plan's source
- * table (the mapping), saving original and written value in the backup table
- * first.  Any failure leaves the row as the application wrote it, with a
- * WARNING.  The match rules are the batches' (fill.c's lookups): the Clerk
- * id, else, when the mapping has no such id at all, the email of a user
- * without one; a match to several users fills nothing.
+ * inserts, or whose source id (the Clerk id) or email it changes, with no
+ * uid yet, the trigger fills each column the application left NULL from the
+ * plan's source table (the mapping), saving original and written value in
+ * the backup table first.  Any failure leaves the row as the application
+ * wrote it, with a WARNING.  The match rules are the batches' (fill_batches.c's
+ * lookups): the source id, else, when the mapping has no such id at all, the
+ * email of a user without one; a match to several users fills nothing.
  *
- * The other way, for a version of the application that knows Firebase only:
- * a row inserted with a uid and no Clerk id, or whose uid an UPDATE changes
- * and not its Clerk id, gets the Clerk id the mapping gives that uid (one,
- * not held by another row); a uid the mapping does not know leaves the
- * Clerk id as it is (NULL on an INSERT).  Both written: the row keeps what
- * was written, even where the mapping says otherwise (a user may exist in
- * Firebase only, or have moved).  An UPDATE that changes the uid and neither
- * the Clerk id nor the email fills nothing else: that is also how phasemig's
- * own restores write, and they never get a value back from the trigger.
+ * The other way, for a version of the application that knows the target
+ * only: a row inserted with a uid and no source id, or whose uid an UPDATE
+ * changes and not its source id, gets the source id the mapping gives that
+ * uid (one, not held by another row); a uid the mapping does not know leaves
+ * the source id as it is (NULL on an INSERT).  Both written: the row keeps
+ * what was written, even where the mapping says otherwise (a user may exist
+ * in the target only, or have moved).  An UPDATE that changes the uid and
+ * neither the source id nor the email fills nothing else: that is also how
+ * phasemig's own restores write, and they never get a value back from the
+ * trigger.  The mapping's columns are the provider's (provider.h).
  */
 #include <stdlib.h>
 
@@ -24,19 +25,19 @@
 #include "core/strbuf.h"
 #include "engine/registry.h"
 #include "ops/backfill/backfill.h"
-#include "ops/backfill/mapping.h"
 
 /*
- * The uid written without the Clerk id: the Clerk id from the mapping's
+ * The uid written without the source id: the source id from the mapping's
  * reverse (by the application's sessions only, never phasemig's); an UPDATE
  * of the uid alone ends there.
  */
 static void
-append_reverse(StrBuf *sb, const Run *run, const Names *n)
+append_reverse(StrBuf *sb, const Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	const char *m = n->q_match;
 	const char *u = n->q_uid;
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
 
 	sb_printf(sb,
 			  "  IF (CASE WHEN TG_OP = 'INSERT' THEN NEW.%s IS NOT NULL AND NEW.%s IS NULL "
@@ -46,9 +47,8 @@ append_reverse(StrBuf *sb, const Run *run, const Names *n)
 			  "    IF NEW.%s IS NOT NULL AND coalesce(pg_catalog.current_setting('phasemig.session', "
 			  "true), '') <> 'on' THEN\n",
 			  u);
-	sb_printf(sb, "      SELECT count(DISTINCT x.clerk_user_id), min(x.clerk_user_id) INTO n, cid FROM %s x\n",
-			  n->source);
-	sb_printf(sb, "       WHERE x.firebase_uid = NEW.%s::text AND x.clerk_user_id IS NOT NULL;\n", u);
+	sb_printf(sb, "      SELECT count(DISTINCT x.%s), min(x.%s) INTO n, cid FROM %s x\n", src, src, n->source);
+	sb_printf(sb, "       WHERE x.%s = NEW.%s::text AND x.%s IS NOT NULL;\n", dst, u, src);
 	sb_printf(sb, "      IF n = 1 AND cid IS DISTINCT FROM NEW.%s::text AND NOT EXISTS ", m);
 	sb_printf(sb, "(SELECT 1 FROM %s x WHERE x.%s = cid) THEN\n", p->q_table, m);
 	sb_printf(sb, "        NEW.%s := cid;\n", m);
@@ -64,9 +64,10 @@ append_reverse(StrBuf *sb, const Run *run, const Names *n)
 
 /* The function's start: leave alone rows with a uid, find the one user (uid) the row matches. */
 static void
-append_match(StrBuf *sb, const Run *run, const Names *n)
+append_match(StrBuf *sb, const Run *run, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
 
 	sb_printf(sb, "CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$\n", n->sync_fn);
 	sb_append(sb, "DECLARE s record; r record; uid text; n bigint; touched boolean := false; cid text;\n");
@@ -82,15 +83,13 @@ append_match(StrBuf *sb, const Run *run, const Names *n)
 	sb_printf(sb,
 			  "  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM %s x WHERE x.%s = NEW.%s) THEN RETURN NEW; END IF;\n",
 			  p->q_table, p->q_key, p->q_key);
-	sb_printf(sb, "  SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n", n->source);
-	sb_printf(sb, "   WHERE x.clerk_user_id = NEW.%s::text;\n", n->q_match);
+	sb_printf(sb, "  SELECT count(DISTINCT x.%s), min(x.%s) INTO n, uid FROM %s x\n", dst, dst, n->source);
+	sb_printf(sb, "   WHERE x.%s = NEW.%s::text;\n", src, n->q_match);
 	if (n->q_email)
 	{
 		sb_append(sb, "  IF n = 0 THEN\n");
-		sb_printf(sb, "    SELECT count(DISTINCT x.firebase_uid), min(x.firebase_uid) INTO n, uid FROM %s x\n",
-				  n->source);
-		sb_printf(sb, "     WHERE x.clerk_user_id IS NULL AND x.email_norm = " MAPPING_EMAIL_NORM("NEW.") ";\n",
-				  n->q_email);
+		sb_printf(sb, "    SELECT count(DISTINCT x.%s), min(x.%s) INTO n, uid FROM %s x\n", dst, dst, n->source);
+		sb_printf(sb, "     WHERE x.%s IS NULL AND x.email_norm = " BF_EMAIL_NORM("NEW.") ";\n", src, n->q_email);
 		sb_append(sb, "  END IF;\n");
 	}
 	sb_append(sb, "  IF n <> 1 THEN RETURN NEW; END IF;\n");
@@ -98,15 +97,16 @@ append_match(StrBuf *sb, const Run *run, const Names *n)
 
 /* Fill r's empty columns from the user's fields (s); save NEW and r's values when any was filled. */
 static void
-append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
+append_fill(StrBuf *sb, const Run *run, const Op *op, const BackfillSql *n)
 {
-	sb_printf(sb, "  SELECT * INTO s FROM %s x WHERE x.firebase_uid = uid ORDER BY x.origin LIMIT 1;\n", n->source);
+	sb_printf(sb, "  SELECT * INTO s FROM %s x WHERE x.%s = uid ORDER BY x.origin LIMIT 1;\n", n->source,
+			  n->prov->target_id);
 	sb_append(sb, "  r := NEW;\n");
 	sb_append(sb, "  BEGIN\n");
 	for (int i = 0; i < n->n_set; i++)
 	{
 		const char *q = n->q_set[i];
-		const char *f = mapping_field_column(op->set[i].field);
+		const char *f = n->prov->field_column(bf_spec(op)->set[i].field);
 
 		sb_printf(sb, "    IF r.%s IS NULL AND s.%s IS NOT NULL THEN r.%s := s.%s; touched := true; END IF;\n", q, f, q,
 				  f);
@@ -128,7 +128,7 @@ append_fill(StrBuf *sb, const Run *run, const Op *op, const Names *n)
 }
 
 int
-bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
+bf_install_sync_trigger(Run *run, const Op *op, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
 	StrBuf fn, create;
@@ -154,7 +154,7 @@ bf_install_sync_trigger(Run *run, const Op *op, const Names *n)
 }
 
 int
-bf_drop_sync_trigger(Run *run, const Names *n)
+bf_drop_sync_trigger(Run *run, const BackfillSql *n)
 {
 	char *drop = str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->trigger, run->plan->q_table);
 	char *dropfn = str_printf("DROP FUNCTION IF EXISTS %s()", n->sync_fn);

@@ -12,10 +12,7 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
-#include "ops/backfill/mapping.h"
-
-/* How a sample names its user: localId 'abc' (element 12) ... */
-#define SAMPLE_USER "format('localId %%s (element %%s)', quote_literal(firebase_uid), coalesce(element::text, 'none'))"
+#include "ops/backfill/backfill.h"
 
 /* What the check needs to know about one column. */
 typedef struct ColumnType
@@ -51,13 +48,14 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 }
 
 /* One field of one plan's "set" (or the email the match falls back to). */
-typedef struct Target
+typedef struct CheckedField
 {
+	const IdProvider *prov;
 	const char *field;   /* the export's field */
 	const char *column;  /* the table's column */
 	const char *scol;    /* its staging column, NULL if none */
 	const char *subject; /* "field "x" (column "y")" for messages */
-} Target;
+} CheckedField;
 
 /*
  * With --skip-invalid-values: the users matching COND listed in
@@ -65,11 +63,11 @@ typedef struct Target
  * so that neither the batches nor the sync trigger write it.
  */
 static void
-skip_values(Run *run, const Target *t, const char *cond, const char *problem)
+skip_values(Run *run, const CheckedField *t, const char *cond, const char *problem)
 {
-	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT firebase_uid, element, $1::text, $2::text, "
+	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT %s, element, $1::text, $2::text, "
 							"%s FROM pg_temp.phasemig_staging WHERE %s",
-							problem, cond);
+							t->prov->target_id, problem, cond);
 
 	db_execp(run->conn, list, 2, (const char *[]){t->field, t->column});
 	if (t->scol)
@@ -88,13 +86,16 @@ skip_values(Run *run, const Target *t, const char *cond, const char *problem)
  * (SQL text) as the reason.
  */
 static long long
-staged_where(Run *run, Findings *f, const Target *t, const char *check, const char *cond, const char *detail,
+staged_where(Run *run, Findings *f, const CheckedField *t, const char *check, const char *cond, const char *detail,
 			 const char *problem, bool skip)
 {
+	/* how a sample names its user: localId 'abc' (element 12) ... */
+	char *user = str_printf("format('%s %%s (element %%s)', quote_literal(%s), coalesce(element::text, 'none'))",
+							t->prov->uid_field, t->prov->target_id);
 	char *sql = str_printf("SELECT (SELECT count(*) FROM pg_temp.phasemig_staging WHERE %s), "
-						   "(SELECT string_agg(s, " FINDINGS_SEP ") FROM (SELECT " SAMPLE_USER " || ': ' || %s AS s "
-						   "FROM pg_temp.phasemig_staging WHERE %s ORDER BY element, firebase_uid LIMIT %d) x)",
-						   cond, detail, cond, SAMPLE_LIMIT);
+						   "(SELECT string_agg(s, " FINDINGS_SEP ") FROM (SELECT %s || ': ' || %s AS s "
+						   "FROM pg_temp.phasemig_staging WHERE %s ORDER BY element, %s LIMIT %d) x)",
+						   cond, user, detail, cond, t->prov->target_id, SAMPLE_LIMIT);
 	int from = f->n;
 	long long n = findings_query(run, f, check, t->subject, sql);
 
@@ -104,19 +105,20 @@ staged_where(Run *run, Findings *f, const Target *t, const char *check, const ch
 						 "(listed in RUN-ID-invalid-values.csv); nothing was written");
 	if (skip && n > 0)
 		skip_values(run, t, cond, problem);
+	free(user);
 	free(sql);
 	return n;
 }
 
 /* The export gave the field with the wrong JSON type or out of range. */
 static long long
-check_json_type(Run *run, Findings *f, const Target *t, bool skip)
+check_json_type(Run *run, Findings *f, const CheckedField *t, bool skip)
 {
 	char *lit = sql_literal(t->field);
 	char *cond = str_printf("invalid IS NOT NULL AND invalid ? %s", lit);
 	char *detail = str_printf("(invalid ->> %s)", lit);
 	/* such a value is staged as NULL already: skipping only lists it */
-	Target listed = {.field = t->field, .column = t->column, .subject = t->subject};
+	CheckedField listed = {.prov = t->prov, .field = t->field, .column = t->column, .subject = t->subject};
 	long long n = staged_where(run, f, &listed, "invalid value in the export", cond, detail, detail, skip);
 
 	free(cond);
@@ -141,7 +143,7 @@ create_cast_test(PGconn *conn)
 
 /* The staged values of the field (of type STAGED) must fit the column's TARGET type. */
 static long long
-check_fits(Run *run, Findings *f, const Target *t, const ColumnType *staged, const ColumnType *target, bool skip)
+check_fits(Run *run, Findings *f, const CheckedField *t, const ColumnType *staged, const ColumnType *target, bool skip)
 {
 	const char *scol = t->scol;
 	char *check, *cond, *detail, *problem;
@@ -180,30 +182,37 @@ long long
 value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 {
 	const Plan *p = run->plan;
+	const BackfillSpec *spec = bf_spec(op);
+	const IdProvider *prov = spec->provider;
 	long long total = 0;
 
 	if (skip)
 	{
-		db_exec(run->conn,
-				"CREATE TEMP TABLE IF NOT EXISTS phasemig_skipped (\"localId\" text, element bigint, "
-				"field text, \"column\" text, problem text)");
+		/* the list's first column is the export's user id, as the export names it ("localId") */
+		char *create = str_printf("CREATE TEMP TABLE IF NOT EXISTS phasemig_skipped (\"%s\" text, element bigint, "
+								  "field text, \"column\" text, problem text)",
+								  prov->uid_field);
+
+		db_exec(run->conn, create);
 		db_exec(run->conn, "TRUNCATE pg_temp.phasemig_skipped");
+		free(create);
 	}
-	if (op->email_column)
+	if (spec->email_column)
 	{
-		char *subject = str_printf("field \"email\" (column \"%s\")", op->email_column);
-		Target t = {.field = "email", .column = op->email_column, .subject = subject};
+		char *subject = str_printf("field \"%s\" (column \"%s\")", prov->email_field, spec->email_column);
+		CheckedField t = {.prov = prov, .field = prov->email_field, .column = spec->email_column, .subject = subject};
 
 		total += check_json_type(run, f, &t, skip);
 		free(subject);
 	}
-	for (int i = 0; i < op->n_set; i++)
+	for (int i = 0; i < spec->n_set; i++)
 	{
-		char *subject = str_printf("field \"%s\" (column \"%s\")", op->set[i].field, op->set[i].column);
-		Target t = {.field = op->set[i].field,
-					.column = op->set[i].column,
-					.scol = mapping_field_column(op->set[i].field),
-					.subject = subject};
+		char *subject = str_printf("field \"%s\" (column \"%s\")", spec->set[i].field, spec->set[i].column);
+		CheckedField t = {.prov = prov,
+						  .field = spec->set[i].field,
+						  .column = spec->set[i].column,
+						  .scol = prov->field_column(spec->set[i].field),
+						  .subject = subject};
 		ColumnType staged, target;
 
 		total += check_json_type(run, f, &t, skip);

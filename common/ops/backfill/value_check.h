@@ -11,10 +11,10 @@
 
 /*
  * Check pg_temp.phasemig_staging against the columns of OP's "set" list and
- * add a finding per problem (count, up to SAMPLE_LIMIT users by localId and
- * element).  SKIP (--skip-invalid-values): also stage each bad value as NULL
- * and list its user in pg_temp.phasemig_skipped ("localId", element, field,
- * "column", problem).  Returns the number of bad values; exits on a failed
+ * add a finding per problem (count, up to SAMPLE_LIMIT users by their id in
+ * the export, localId, and element).  SKIP (--skip-invalid-values): also
+ * stage each bad value as NULL and list its user in pg_temp.phasemig_skipped
+ * ("localId", element, field, "column", problem).  Returns the number of bad values; exits on a failed
  * query.
  */
 long long value_check_staging(Run *run, const Op *op, Findings *f, bool skip);

@@ -2,7 +2,7 @@
  * drop.c: drop_column's phase3: it drops a column once its values are safe
  * in migration_backup (kept current by a trigger until the drop), refusing
  * when a view, rule, policy or foreign key depends on it, and records the
- * column's whole definition for the rollback (restore.c).
+ * column's whole definition for the rollback (undrop.c).
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@
 #include "ops/versions.h"
 
 void
-drop_names_init(DropNames *n, Run *run, const Op *op)
+drop_objects_init(DropColumnObjects *n, Run *run, const Op *op)
 {
 	char *tmp = str_printf("drop:%s", op->column);
 	char *trig;
@@ -36,7 +36,7 @@ drop_names_init(DropNames *n, Run *run, const Op *op)
 }
 
 void
-drop_names_free(DropNames *n)
+drop_objects_free(DropColumnObjects *n)
 {
 	free(n->qcol);
 	free(n->backup);
@@ -126,7 +126,7 @@ column_definition(Run *run, const char *column)
  * missing otherwise is an error.  Returns -1 to go on, else an exit code.
  */
 static int
-already_dropped(Run *run, const Op *op, const DropNames *n)
+already_dropped(Run *run, const Op *op, const DropColumnObjects *n)
 {
 	if (catalog_column_exists(run->plan, op->column))
 		return -1;
@@ -158,7 +158,7 @@ refuse_dependents(Run *run, const Op *op)
 
 /* 3. The backup table and a trigger that keeps it current until the drop. */
 static int
-create_backup(Run *run, const Op *op, const DropNames *n)
+create_backup(Run *run, const Op *op, const DropColumnObjects *n)
 {
 	const Plan *p = run->plan;
 	/* the table's name goes in as a parameter, never inside a literal */
@@ -191,7 +191,7 @@ create_backup(Run *run, const Op *op, const DropNames *n)
 
 /* 4. Copy the values (rows changed meanwhile are newer in the backup already). */
 static void
-copy_values(Run *run, const DropNames *n)
+copy_values(Run *run, const DropColumnObjects *n)
 {
 	const Plan *p = run->plan;
 	char *copy = str_printf("INSERT INTO %s (key, value) SELECT %s, %s FROM %s ON CONFLICT (key) DO NOTHING", n->backup,
@@ -207,7 +207,7 @@ copy_values(Run *run, const DropNames *n)
  * reads the column, goes in the same transaction.
  */
 static int
-drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
+drop_recording(Run *run, const Op *op, const DropColumnObjects *n, const char *def)
 {
 	const Plan *p = run->plan;
 	char *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
@@ -242,12 +242,12 @@ drop_recording(Run *run, const Op *op, const DropNames *n, const char *def)
 static int
 drop_column_apply(Run *run, const Op *op, const Options *opts)
 {
-	DropNames n;
+	DropColumnObjects n;
 	char *def = NULL;
 	int rc;
 
 	(void) opts;
-	drop_names_init(&n, run, op);
+	drop_objects_init(&n, run, op);
 	if ((rc = already_dropped(run, op, &n)) < 0 && (rc = refuse_dependents(run, op)) == EXIT_DONE
 		&& (rc = versions_refuse_if_held(run, VERSIONS_BEFORE)) == EXIT_DONE)
 	{
@@ -259,7 +259,7 @@ drop_column_apply(Run *run, const Op *op, const Options *opts)
 		}
 	}
 	free(def);
-	drop_names_free(&n);
+	drop_objects_free(&n);
 	return rc;
 }
 

@@ -8,18 +8,19 @@
 
 #include "ops/ops.h"
 
-typedef struct DropNames
+/* The dropped column's name and those of the objects drop_column makes for it, built once per run. */
+typedef struct DropColumnObjects
 {
 	char *qcol;         /* the column, quoted */
 	char *backup;       /* migration_backup."<plan>:drop:<col>" */
 	char *keep_fn;      /* migration_backup."<plan>:keep:<col>" */
 	char *keep_trigger; /* trigger name, quoted */
-} DropNames;
+} DropColumnObjects;
 
-void drop_names_init(DropNames *n, Run *run, const Op *op);
-void drop_names_free(DropNames *n);
+void drop_objects_init(DropColumnObjects *n, Run *run, const Op *op);
+void drop_objects_free(DropColumnObjects *n);
 
-/* phase3 rollback (restore.c): add the column back and restore all that went with it. */
+/* phase3 rollback (undrop.c): add the column back and restore all that went with it. */
 int drop_column_rollback(Run *run, const Op *op, const Options *opts);
 
 #endif

@@ -219,7 +219,7 @@ uuid_check(Run *run, const Op *op, Findings *f)
 {
 	UuidJob job;
 	long long problems = 0;
-	bool recreate_views = op->recreate_views;
+	bool recreate_views = uuid_spec(op)->recreate_views;
 
 	if (!uuid_job_recorded(run, op))
 	{

@@ -192,12 +192,13 @@ static char *
 also_convert_json(const Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
+	const UuidSpec *spec = uuid_spec(op);
 	json_t *list = json_array();
 	char *text;
 
-	for (int i = 0; i < op->n_also_convert; i++)
+	for (int i = 0; i < spec->n_also_convert; i++)
 	{
-		const ColumnRef *c = &op->also_convert[i];
+		const ColumnRef *c = &spec->also_convert[i];
 		json_t *e = json_pack("{s:s, s:s, s:s}", "schema", c->schema ? c->schema : p->schema, "table", c->table,
 							  "column", c->column);
 
@@ -347,7 +348,7 @@ record_also_convert(Run *run, const Op *op)
 	char *list;
 	int rc;
 
-	if (op->n_also_convert == 0)
+	if (uuid_spec(op)->n_also_convert == 0)
 		return EXIT_DONE;
 	list = also_convert_json(run, op);
 	rc = record_rows(run, also_convert_sql, 3, (const char *const[]){run->plan->q_table, op->column, list},

@@ -109,9 +109,10 @@ uuid_reference_pattern(const char *table, const char *key)
 static char *
 listed_json(const Run *run, const Op *op)
 {
+	const UuidSpec *spec = uuid_spec(op);
 	json_t *list = json_array();
-	const ColumnRef *refs[2] = {op->also_convert, op->not_references};
-	const int n[2] = {op->n_also_convert, op->n_not_references};
+	const ColumnRef *refs[2] = {spec->also_convert, spec->not_references};
+	const int n[2] = {spec->n_also_convert, spec->n_not_references};
 	char *text;
 
 	for (int l = 0; l < 2; l++)
@@ -204,6 +205,7 @@ static const char *const refs_hint =
 void
 uuid_warn_references(Run *run, const Op *op)
 {
+	const UuidSpec *spec = uuid_spec(op);
 	json_t *meta, *list = json_array(), *nots = json_array();
 	PGresult *cands;
 
@@ -216,11 +218,12 @@ uuid_warn_references(Run *run, const Op *op)
 	if (warn_candidates(run, cands, list) > 0)
 		log_hint("%s", refs_hint);
 	PQclear(cands);
-	for (int i = 0; i < op->n_not_references; i++)
-		json_array_append_new(nots,
-							  json_pack("{s:s, s:s, s:s}", "schema",
-										op->not_references[i].schema ? op->not_references[i].schema : run->plan->schema,
-										"table", op->not_references[i].table, "column", op->not_references[i].column));
+	for (int i = 0; i < spec->n_not_references; i++)
+		json_array_append_new(
+			nots,
+			json_pack("{s:s, s:s, s:s}", "schema",
+					  spec->not_references[i].schema ? spec->not_references[i].schema : run->plan->schema, "table",
+					  spec->not_references[i].table, "column", spec->not_references[i].column));
 	meta = run->op_metadata ? json_loads(run->op_metadata, 0, NULL) : NULL;
 	if (meta == NULL)
 		meta = json_object();
@@ -267,12 +270,12 @@ check_candidate(UuidJob *job, Findings *f, const PGresult *cands, int r)
 static long long
 check_also_recorded(UuidJob *job, Findings *f)
 {
-	const Op *op = job->op;
+	const UuidSpec *spec = uuid_spec(job->op);
 	long long problems = 0;
 
-	for (int i = 0; i < op->n_also_convert; i++)
+	for (int i = 0; i < spec->n_also_convert; i++)
 	{
-		const ColumnRef *c = &op->also_convert[i];
+		const ColumnRef *c = &spec->also_convert[i];
 		const char *params[2] = {c->schema ? c->schema : job->run->plan->schema, c->table};
 		char *rel =
 			db_value(job->run->conn, "SELECT pg_catalog.to_regclass(quote_ident($1) || '.' || quote_ident($2))::text",

@@ -241,17 +241,17 @@ uuid_recorded_detail(const UuidJob *job, const char *kind)
  * reads by its old name (the real one) is the text before the swap, the
  * uuid after it.
  */
-typedef struct Sides
+typedef struct TriggerSides
 {
 	const char *text; /* quoted */
 	const char *uuid; /* quoted */
 	const char *real; /* unquoted name of the real column: the original name */
-} Sides;
+} TriggerSides;
 
-static Sides
+static TriggerSides
 target_sides(const UuidTarget *t, bool swapped)
 {
-	return (Sides){
+	return (TriggerSides){
 		.text = swapped ? t->q_legacy : t->q_col, .uuid = swapped ? t->q_col : t->q_shadow, .real = t->column};
 }
 
@@ -263,8 +263,8 @@ target_sides(const UuidTarget *t, bool swapped)
 static void
 append_to_uuid(StrBuf *sb, const UuidJob *job, int i, bool swapped)
 {
-	const Sides s = target_sides(&job->t[i], swapped);
-	const Sides k = target_sides(&job->t[0], swapped);
+	const TriggerSides s = target_sides(&job->t[i], swapped);
+	const TriggerSides k = target_sides(&job->t[0], swapped);
 
 	if (i == 0)
 	{
@@ -291,8 +291,8 @@ append_to_uuid(StrBuf *sb, const UuidJob *job, int i, bool swapped)
 static void
 append_to_text(StrBuf *sb, const UuidJob *job, int i, bool swapped)
 {
-	const Sides s = target_sides(&job->t[i], swapped);
-	const Sides k = target_sides(&job->t[0], swapped);
+	const TriggerSides s = target_sides(&job->t[i], swapped);
+	const TriggerSides k = target_sides(&job->t[0], swapped);
 	const char *table = job->t[0].table;
 
 	sb_printf(sb, "CASE WHEN NEW.%s IS NULL THEN NULL ELSE coalesce(", s.uuid);
@@ -329,7 +329,7 @@ static char *
 trigger_body(const UuidJob *job, int i, bool swapped)
 {
 	const UuidTarget *t = &job->t[i];
-	const Sides s = target_sides(t, swapped);
+	const TriggerSides s = target_sides(t, swapped);
 	/* the side that is not real, following the real one */
 	const char *follower = swapped ? s.text : s.uuid;
 	StrBuf sb, to_uuid, to_text;
@@ -410,7 +410,7 @@ void
 uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trigger)
 {
 	const UuidTarget *t = &job->t[i];
-	const Sides s = target_sides(t, reverse);
+	const TriggerSides s = target_sides(t, reverse);
 	const char *name = t->fn[reverse];
 	char *body = trigger_body(job, i, reverse);
 

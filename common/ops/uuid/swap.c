@@ -224,7 +224,7 @@ uuid_swap_columns(UuidJob *job)
 {
 	Run *run = job->run;
 	UuidStmts st = {0};
-	json_t *views = job->op->recreate_views ? save_views(job) : NULL;
+	json_t *views = uuid_spec(job->op)->recreate_views ? save_views(job) : NULL;
 	int rc;
 
 	uuid_add_swap_teardown(&st, job, views, true);

@@ -5,19 +5,20 @@
  * phases use built once when it is loaded; the SQL pieces they share; and
  * the steps each file implements, which uuid.c lists per handler.
  *
- *   uuid.c      the handlers: each a list of steps over the job
- *   job.c       loading the job, its names, registry records, trigger SQL
- *   sql.c       SQL pieces several phases share (a text key's uuid, ...)
- *   discover.c  phase1's reading of the catalog into the registry
- *   implicit.c  columns holding the key without a foreign key: warned, checked
- *   expand.c    phase1: map, shadows and forward triggers, and their undo
- *   fill.c      phase2: classify, regenerate, fill; rollback batches
- *   check.c     phase3's pre-flight
- *   ddl.c       statement lists, the swap's LOCK, foreign keys
- *   views.c     views on converted columns, recreated around a swap
- *   swap.c      phase3 apply, and the teardown/rebuild the swap back shares
- *   unswap.c    phase3 rollback
- *   finalize.c  finalize and its undo
+ *   uuid.c              the handlers: each a list of steps over the job
+ *   uuid_spec.c         what a plan says of it (UuidSpec), its checks, its OpType
+ *   job.c               loading the job, its names, registry records, trigger SQL
+ *   sql.c               SQL pieces several phases share (a text key's uuid, ...)
+ *   discover.c          phase1's reading of the catalog into the registry
+ *   implicit.c          columns holding the key without a foreign key: warned, checked
+ *   expand.c            phase1: map, shadows and forward triggers, and their undo
+ *   fill_shadows.c      phase2: classify, regenerate, fill; rollback batches
+ *   check.c             phase3's pre-flight
+ *   ddl_transactions.c  statement lists, the swap's LOCK, foreign keys
+ *   views.c             views on converted columns, recreated around a swap
+ *   swap.c              phase3 apply, and the teardown/rebuild the swap back shares
+ *   unswap.c            phase3 rollback
+ *   finalize.c          finalize and its undo
  */
 #ifndef PHASEMIG_OP_UUID_H
 #define PHASEMIG_OP_UUID_H
@@ -32,6 +33,33 @@
  * by an earlier run); the list ends there with EXIT_DONE.  Not an exit code.
  */
 #define UUID_FINISHED (-1)
+
+/*
+ * A column of the plan's "also_convert" or "not_references": one that holds
+ * the key's values without a foreign key.
+ */
+typedef struct ColumnRef
+{
+	char *schema; /* NULL: the plan's schema */
+	char *table;
+	char *column;
+	bool add_foreign_key; /* also_convert: a foreign key to the key added at the swap */
+	char *on_delete;      /* its actions, upper case ("NO ACTION" by default) */
+	char *on_update;
+} ColumnRef;
+
+/* What the plan says of the operation beyond its column (Op.data, uuid_spec.c). */
+typedef struct UuidSpec
+{
+	bool recreate_views;     /* views on the columns are recreated around the swap */
+	ColumnRef *also_convert; /* columns converted with the foreign keys */
+	int n_also_convert;
+	ColumnRef *not_references; /* columns that look like references and are not */
+	int n_not_references;
+} UuidSpec;
+
+/* OP's UuidSpec. */
+const UuidSpec *uuid_spec(const Op *op);
 
 typedef struct UuidTarget
 {
@@ -182,7 +210,7 @@ int uuid_add_shadows(UuidJob *job);
 int uuid_drop_shadows(UuidJob *job);
 int uuid_drop_map(UuidJob *job);
 
-/* ---- fill.c (phase2) ---- */
+/* ---- fill_shadows.c (phase2) ---- */
 
 int uuid_fill(UuidJob *job);
 int uuid_discard_regenerated(UuidJob *job);
@@ -198,7 +226,7 @@ int uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column
 
 long long uuid_check(Run *run, const Op *op, Findings *f);
 
-/* ---- ddl.c ---- */
+/* ---- ddl_transactions.c ---- */
 
 /* Statements of one transaction of DDL, each malloc'd. */
 typedef struct UuidStmts

@@ -1,5 +1,5 @@
 /*
- * restore.c: the backup table, which keeps per row and filled column the
+ * backup.c: the backup table, which keeps per row and filled column the
  * value before (original_N) and the value phasemig wrote (written_N), and
  * the restore that puts originals back in keyset batches.  The table is
  * created in phase1, with the trigger that writes it, and dropped by
@@ -18,7 +18,7 @@
 
 /* False (logged) for a backup table an earlier phasemig wrote: originals only, no written_N. */
 static bool
-backup_layout_ok(Run *run, const Names *n)
+backup_layout_ok(Run *run, const BackfillSql *n)
 {
 	if (db_exists(run->conn,
 				  "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) "
@@ -36,7 +36,7 @@ backup_layout_ok(Run *run, const Names *n)
  * filled column in its own type, taken from the table WITH NO DATA.
  */
 int
-bf_ensure_backup_table(Run *run, const Names *n, int phase)
+bf_ensure_backup_table(Run *run, const BackfillSql *n, int phase)
 {
 	const Plan *p = run->plan;
 	StrBuf create;
@@ -70,7 +70,7 @@ bf_ensure_backup_table(Run *run, const Names *n, int phase)
  * current key type, cast on the backup's side so the table's index is used.
  */
 static char *
-restore_sql(Run *run, const Names *n, bool first)
+restore_sql(Run *run, const BackfillSql *n, bool first)
 {
 	const Plan *p = run->plan;
 	StrBuf steps;
@@ -102,7 +102,7 @@ restore_sql(Run *run, const Names *n, bool first)
  * few a trigger saved behind the batches.  Returns an exit code.
  */
 int
-bf_restore_backup(Run *run, const Names *n, const Options *opts)
+bf_restore_backup(Run *run, const BackfillSql *n, const Options *opts)
 {
 	char *first = restore_sql(run, n, true);
 	char *next = restore_sql(run, n, false);
@@ -151,19 +151,21 @@ bf_written_value_sql(Run *run, const char *column, char **join)
 	for (int k = 0; k < run->plan->n_ops && sql == NULL; k++)
 	{
 		const Op *op = &run->plan->ops[k];
-		Names n;
+		const BackfillSpec *spec;
+		BackfillSql n;
 
 		if (op->kind != &op_type_backfill_from_mapping)
 			continue;
-		bf_names_init(&n, run, op);
-		for (int i = 0; i < op->n_set && sql == NULL; i++)
-			if (strcmp(op->set[i].column, column) == 0 && bf_table_exists(run, n.backup) && backup_layout_ok(run, &n))
+		spec = bf_spec(op);
+		bf_sql_init(&n, run, op);
+		for (int i = 0; i < spec->n_set && sql == NULL; i++)
+			if (strcmp(spec->set[i].column, column) == 0 && bf_table_exists(run, n.backup) && backup_layout_ok(run, &n))
 			{
 				/* the backup's primary key is the key as text: one hash or index join for every column */
 				*join = str_printf("LEFT JOIN %s b ON b.key = t.%s::text", n.backup, run->plan->q_key);
 				sql = str_printf("b.written_%d", i + 1);
 			}
-		bf_names_free(&n);
+		bf_sql_free(&n);
 	}
 	return sql;
 }

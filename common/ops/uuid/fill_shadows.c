@@ -1,5 +1,5 @@
 /*
- * fill.c: convert_to_uuid's phase2 and its rollback.  phase2 sorts the key's
+ * fill_shadows.c: convert_to_uuid's phase2 and its rollback.  phase2 sorts the key's
  * values (canonical, accepted, invalid), refuses invalid values and orphans
  * unless told to regenerate invalid keys, and fills the shadows in keyset
  * batches, the key first and its children after.  Its rollback empties

@@ -13,7 +13,6 @@
 #include "core/strbuf.h"
 #include "engine/catalog.h"
 #include "ops/backfill/backfill.h"
-#include "ops/backfill/mapping.h"
 
 /*
  * ", display_name, ...": the source columns the batches write, each once
@@ -23,16 +22,18 @@
 static char *
 profile_columns(const Op *op)
 {
+	const BackfillSpec *spec = bf_spec(op);
+	const IdProvider *prov = spec->provider;
 	StrBuf cols;
 
 	sb_init(&cols);
-	for (int i = 0; i < op->n_set; i++)
+	for (int i = 0; i < spec->n_set; i++)
 	{
-		const char *c = mapping_field_column(op->set[i].field);
-		bool seen = strcmp(c, "firebase_uid") == 0;
+		const char *c = prov->field_column(spec->set[i].field);
+		bool seen = strcmp(c, prov->target_id) == 0;
 
 		for (int j = 0; j < i && !seen; j++)
-			seen = strcmp(c, mapping_field_column(op->set[j].field)) == 0;
+			seen = strcmp(c, prov->field_column(spec->set[j].field)) == 0;
 		if (!seen)
 			sb_printf(&cols, ", %s", c);
 	}
@@ -42,53 +43,53 @@ profile_columns(const Op *op)
 /*
  * The mapping resolved once, set-based, into three keyed tables the batches
  * probe by index instead of aggregating the source for every row:
- * by_clerk_id (every Clerk id of the mapping, its uid when exactly one,
+ * by_source_id (every source id of the mapping, its uid when exactly one,
  * else NULL: an ambiguous id, and an id that is there at all stops the
- * email fallback), by_email (emails of users without a Clerk id, the uid
+ * email fallback), by_email (emails of users without a source id, the uid
  * when exactly one) and profile (the fields of each uid, a file's row
  * before a generated one).  The same rules as the sync trigger's.
  */
 static void
-build_lookups(Run *run, const Op *op, const Names *n)
+build_lookups(Run *run, const Op *op, const BackfillSql *n)
 {
-	const char *create = strncmp(n->by_clerk_id, "pg_temp.", 8) == 0 ? "CREATE TEMP TABLE" : "CREATE UNLOGGED TABLE";
-	const char *one_uid = "CASE WHEN count(DISTINCT firebase_uid) = 1 THEN min(firebase_uid) END AS uid";
+	const char *create = strncmp(n->by_source_id, "pg_temp.", 8) == 0 ? "CREATE TEMP TABLE" : "CREATE UNLOGGED TABLE";
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
+	char *one_uid = str_printf("CASE WHEN count(DISTINCT %s) = 1 THEN min(%s) END AS uid", dst, dst);
 	char *cols = profile_columns(op);
 
-	bf_exec_free(run, str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile));
+	bf_exec_free(run, str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_source_id, n->by_email, n->profile));
 	bf_exec_free(run,
-				 str_printf("%s %s AS SELECT clerk_user_id AS v, %s FROM %s "
-							"WHERE clerk_user_id IS NOT NULL GROUP BY clerk_user_id",
-							create, n->by_clerk_id, one_uid, n->source));
+				 str_printf("%s %s AS SELECT %s AS v, %s FROM %s WHERE %s IS NOT NULL GROUP BY %s", create,
+							n->by_source_id, src, one_uid, n->source, src, src));
 	bf_exec_free(run,
 				 str_printf("%s %s AS SELECT email_norm AS v, %s FROM %s "
-							"WHERE clerk_user_id IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
-							create, n->by_email, one_uid, n->source));
+							"WHERE %s IS NULL AND email_norm IS NOT NULL GROUP BY email_norm",
+							create, n->by_email, one_uid, n->source, src));
 	bf_exec_free(run,
-				 str_printf("%s %s AS SELECT DISTINCT ON (firebase_uid) firebase_uid%s FROM %s "
-							"ORDER BY firebase_uid, origin",
-							create, n->profile, cols, n->source));
-	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_clerk_id));
+				 str_printf("%s %s AS SELECT DISTINCT ON (%s) %s%s FROM %s ORDER BY %s, origin", create, n->profile,
+							dst, dst, cols, n->source, dst));
+	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_source_id));
 	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (v)", n->by_email));
-	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (firebase_uid)", n->profile));
-	bf_exec_free(run, str_printf("ANALYZE %s, %s, %s", n->by_clerk_id, n->by_email, n->profile));
+	bf_exec_free(run, str_printf("ALTER TABLE %s ADD PRIMARY KEY (%s)", n->profile, dst));
+	bf_exec_free(run, str_printf("ANALYZE %s, %s, %s", n->by_source_id, n->by_email, n->profile));
+	free(one_uid);
 	free(cols);
 }
 
 /*
- * The columns of b beyond the key: the Clerk id (m), the normalised email
+ * The columns of b beyond the key: the source's id (m), the normalised email
  * (e), whether the row needs a uid (todo), and the values the locked row
  * holds now (cN): the batch never reads the table twice.
  */
 static char *
-batch_columns(const Names *n)
+batch_columns(const BackfillSql *n)
 {
 	StrBuf sb;
 
 	sb_init(&sb);
 	sb_printf(&sb, ", t.%s::text AS m", n->q_match);
 	if (n->q_email)
-		sb_printf(&sb, ", " MAPPING_EMAIL_NORM("t.") " AS e", n->q_email);
+		sb_printf(&sb, ", " BF_EMAIL_NORM("t.") " AS e", n->q_email);
 	else
 		sb_append(&sb, ", NULL::text AS e");
 	sb_printf(&sb, ", t.%s IS NULL AS todo", n->q_uid);
@@ -108,25 +109,26 @@ batch_columns(const Names *n)
  *   f     the columns filled.
  */
 static char *
-batch_steps(Run *run, const Op *op, const Names *n)
+batch_steps(Run *run, const Op *op, const BackfillSql *n)
 {
 	const Plan *p = run->plan;
+	const FieldMap *set = bf_spec(op)->set;
 	StrBuf sb;
 
 	sb_init(&sb);
 	sb_append(&sb, "u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ELSE e.uid END AS uid FROM b ");
-	sb_printf(&sb, "LEFT JOIN %s c ON c.v = b.m ", n->by_clerk_id);
+	sb_printf(&sb, "LEFT JOIN %s c ON c.v = b.m ", n->by_source_id);
 	sb_printf(&sb, "LEFT JOIN %s e ON e.v = b.e WHERE b.todo), ", n->by_email);
 
-	sb_printf(&sb, "r AS (SELECT u.key, s.* FROM u JOIN %s s ON s.firebase_uid = u.uid), ", n->profile);
+	sb_printf(&sb, "r AS (SELECT u.key, s.* FROM u JOIN %s s ON s.%s = u.uid), ", n->profile, n->prov->target_id);
 
 	sb_append(&sb, "w AS (SELECT b.key");
 	for (int i = 0; i < n->n_set; i++)
 	{
-		char *type = catalog_column_type(p, op->set[i].column);
+		char *type = catalog_column_type(p, set[i].column);
 
 		sb_printf(&sb, ", b.c%d AS o%d", i + 1, i + 1);
-		sb_printf(&sb, ", coalesce(b.c%d, r.%s::%s) AS w%d", i + 1, mapping_field_column(op->set[i].field),
+		sb_printf(&sb, ", coalesce(b.c%d, r.%s::%s) AS w%d", i + 1, n->prov->field_column(set[i].field),
 				  type ? type : "text", i + 1);
 		free(type);
 	}
@@ -155,10 +157,10 @@ batch_steps(Run *run, const Op *op, const Names *n)
  * columns that are NULL.
  */
 int
-bf_fill(Phase2 *s)
+bf_fill(BackfillRun *s)
 {
 	Run *run = s->run;
-	Names *n = &s->n;
+	BackfillSql *n = &s->sql;
 
 	if (s->opts->jobs <= 1)
 		bf_use_session_lookups(n);
@@ -184,12 +186,12 @@ bf_fill(Phase2 *s)
  * statement once more over the rows without a uid.
  */
 int
-bf_fill_before_resume_point(Phase2 *s)
+bf_fill_before_resume_point(BackfillRun *s)
 {
 	Run *run = s->run;
-	KeysetBatch rest = s->n.batch;
+	KeysetBatch rest = s->sql.batch;
 	BatchLoop sweep = {.what = "backfill, rows before the resume point", .rows_total = -1};
-	char *only_empty = str_printf("t.%s IS NULL", s->n.q_uid);
+	char *only_empty = str_printf("t.%s IS NULL", s->sql.q_uid);
 	char *first, *next;
 	int rc;
 

@@ -1,12 +1,23 @@
 /*
- * mapping.h: loads the mapping an operator gives phase2 into a temporary
- * staging table with COPY: a Firebase Auth export, a JSON array of
- * {clerk_user_id, firebase_uid}, or a CSV with that header.
+ * clerk_firebase.h: the first identity provider of backfill_from_mapping
+ * (ops/backfill/provider.h): users of Clerk moved to Firebase Auth.  What
+ * its files share:
+ *
+ *   clerk_firebase.c  the provider's row: its columns, fields, options, words
+ *   mapping.c         reading the mapping (a Firebase Auth export, a JSON
+ *                     array of {clerk_user_id, firebase_uid}, or a CSV with
+ *                     that header) and Clerk's dashboard export into staging
+ *   export_user.c     one export user as a staging row (export_user.h)
+ *   firebase_uid.c    new Firebase-style uids (firebase_uid.h)
+ *   auth_import.c     the file for `firebase auth:import`
+ *   base64.c          its password hashes (base64.h)
  */
-#ifndef PHASEMIG_MAPPING_H
-#define PHASEMIG_MAPPING_H
+#ifndef PHASEMIG_CLERK_FIREBASE_H
+#define PHASEMIG_CLERK_FIREBASE_H
 
 #include <libpq-fe.h>
+
+#include "ops/backfill/provider.h"
 
 /*
  * Columns of the staging table and of the plan's persistent source table.
@@ -20,18 +31,14 @@
 	"firebase_uid, clerk_user_id, email, email_norm, email_verified, display_name, photo_url, "                        \
 	"phone_number, last_signed_in_at, created_at, disabled, origin, element"
 
-/*
- * Staging only: the export's fields that were of the wrong JSON type or out
- * of range, {"field": "reason"} (their columns hold NULL); NULL when none.
- */
-#define MAPPING_INVALID_COLUMN "invalid jsonb"
+/* The header of a CSV mapping given to --mapping. */
+#define CSV_HEADER_MAPPING "clerk_user_id,firebase_uid"
 
-/*
- * How an email is compared, on both sides, in SQL: blanks around it trimmed,
- * lower-cased with the database's rules.  A printf format of the column
- * (%s) after the literal PREFIX ("t.", "NEW.").
- */
-#define MAPPING_EMAIL_NORM(prefix) "lower(btrim(" prefix "%s::text, E' \\t\\r\\n'))"
+/* The header of the CSV Clerk's dashboard exports (--clerk-export). */
+#define CSV_HEADER_CLERK                                                                                               \
+	"id,first_name,last_name,username,primary_email_address,primary_phone_number,"                                     \
+	"verified_email_addresses,unverified_email_addresses,verified_phone_numbers,unverified_phone_numbers,"             \
+	"totp_secret,password_digest,password_hasher"
 
 /* Source-table column a Firebase field lands in ("displayName" -> "display_name"). */
 const char *mapping_field_column(const char *field);
@@ -50,5 +57,8 @@ int mapping_load(PGconn *conn, const char *path, long long *loaded);
  * HEADER MATCH, so a different header is refused).  Returns an exit code.
  */
 int mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded);
+
+/* auth_import.c: the import file's format (firebase auth:import's JSON). */
+extern const ImportFormat firebase_auth_import;
 
 #endif

@@ -1,8 +1,8 @@
 /*
- * ddl.c: what convert_to_uuid's transactions of DDL are built from: a list of
- * statements run as one transaction, the LOCK that opens each transaction
- * altering several tables, and the foreign keys dropped, added back NOT
- * VALID, and validated one by one afterwards.
+ * ddl_transactions.c: what convert_to_uuid's transactions of DDL are built
+ * from: a list of statements run as one transaction, the LOCK that opens each
+ * transaction altering several tables, and the foreign keys dropped, added
+ * back NOT VALID, and validated one by one afterwards.
  */
 #include "ops/uuid/uuid.h"
 

@@ -1,5 +1,5 @@
 /*
- * restore.c: drop_column's phase3 rollback: add the column back, restore its
+ * undrop.c: drop_column's phase3 rollback: add the column back, restore its
  * values in batches from the backup, then its default, NOT NULL, comment,
  * its constraints (unique ones through an index built CONCURRENTLY) and
  * indexes, as the definition recorded at the drop says.
@@ -87,7 +87,7 @@ done:
 
 /* Remove the backup an apply left that stopped before the drop (nothing was dropped). */
 static int
-remove_unused_backup(Run *run, const Op *op, const DropNames *n)
+remove_unused_backup(Run *run, const Op *op, const DropColumnObjects *n)
 {
 	const Plan *p = run->plan;
 	char *stmts[3];
@@ -106,7 +106,7 @@ remove_unused_backup(Run *run, const Op *op, const DropNames *n)
 
 /* 1. Add the column back (nullable, no default: no rewrite). */
 static int
-add_back(Run *run, const DropNames *n, json_t *d)
+add_back(Run *run, const DropColumnObjects *n, json_t *d)
 {
 	const char *collation = json_string_value(json_object_get(d, "collation"));
 	char *add = str_printf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s%s%s", run->plan->q_table, n->qcol,
@@ -127,7 +127,7 @@ add_back(Run *run, const DropNames *n, json_t *d)
  * (another plan, string-to-uuid, may have changed it).
  */
 static int
-restore_values(Run *run, const Op *op, const DropNames *n, const Options *opts)
+restore_values(Run *run, const Op *op, const DropColumnObjects *n, const Options *opts)
 {
 	const Plan *p = run->plan;
 	BatchLoop b = {.what = "restoring"};
@@ -151,7 +151,7 @@ restore_values(Run *run, const Op *op, const DropNames *n, const Options *opts)
 
 /* 3. Default, NOT NULL, comment. */
 static int
-restore_attributes(Run *run, const Op *op, const DropNames *n, json_t *d)
+restore_attributes(Run *run, const Op *op, const DropColumnObjects *n, json_t *d)
 {
 	const Plan *p = run->plan;
 	const char *dflt = json_string_value(json_object_get(d, "default"));
@@ -206,7 +206,7 @@ restore_constraints_and_indexes(Run *run, json_t *d)
 
 /* 5. The backup is no longer needed. */
 static int
-drop_backup(Run *run, const Op *op, const DropNames *n)
+drop_backup(Run *run, const Op *op, const DropColumnObjects *n)
 {
 	char *stmts[2] = {str_printf("DROP TABLE IF EXISTS %s", n->backup),
 					  str_printf("DROP FUNCTION IF EXISTS %s()", n->keep_fn)};
@@ -225,12 +225,12 @@ drop_backup(Run *run, const Op *op, const DropNames *n)
 int
 drop_column_rollback(Run *run, const Op *op, const Options *opts)
 {
-	DropNames n;
+	DropColumnObjects n;
 	char *def;
 	json_t *d = NULL;
 	int rc;
 
-	drop_names_init(&n, run, op);
+	drop_objects_init(&n, run, op);
 	def = registry_detail(run->conn, run->plan, "dropped_column", op->column);
 	if (def == NULL)
 		rc = remove_unused_backup(run, op, &n);
@@ -245,6 +245,6 @@ drop_column_rollback(Run *run, const Op *op, const Options *opts)
 		rc = drop_backup(run, op, &n);
 	json_decref(d);
 	free(def);
-	drop_names_free(&n);
+	drop_objects_free(&n);
 	return rc;
 }

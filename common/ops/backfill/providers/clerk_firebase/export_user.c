@@ -3,7 +3,7 @@
  * in COPY text format.  Pure apart from log messages, so the fuzz target
  * (tests/fuzz/fuzz_export.c) runs it without a database.
  */
-#include "ops/backfill/export_user.h"
+#include "ops/backfill/providers/clerk_firebase/export_user.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -217,14 +217,14 @@ valid_uid(const char *uid, long element, const char *path)
 }
 
 /* A row under construction: fields are separated by tabs. */
-typedef struct RowText
+typedef struct CopyRow
 {
 	StrBuf *sb;
 	int fields;
-} RowText;
+} CopyRow;
 
 static void
-row_field(RowText *r, const char *value)
+row_field(CopyRow *r, const char *value)
 {
 	if (r->fields++ > 0)
 		sb_appendn(r->sb, "\t", 1);
@@ -232,7 +232,7 @@ row_field(RowText *r, const char *value)
 }
 
 static void
-row_end(RowText *r)
+row_end(CopyRow *r)
 {
 	sb_appendn(r->sb, "\n", 1);
 }
@@ -241,7 +241,7 @@ bool
 export_user_row(StrBuf *row, json_t *user, long element, const char *path, long *bad_attributes)
 {
 	const char *uid = opt_string(user, "localId");
-	RowText r = {.sb = row};
+	CopyRow r = {.sb = row};
 	json_t *bad;
 	char *clerk, *invalid = NULL;
 	char last[96], created[96], elem[24];
@@ -254,7 +254,7 @@ export_user_row(StrBuf *row, json_t *user, long element, const char *path, long 
 	row_field(&r, uid);
 	row_field(&r, clerk);
 	row_field(&r, field_string(user, "email", bad));
-	row_field(&r, NULL); /* email_norm: set in SQL, see MAPPING_EMAIL_NORM */
+	row_field(&r, NULL); /* email_norm: set in SQL, see BF_EMAIL_NORM */
 	row_field(&r, field_bool(user, "emailVerified", bad));
 	row_field(&r, field_string(user, "displayName", bad));
 	row_field(&r, field_string(user, "photoUrl", bad));
@@ -279,7 +279,7 @@ export_pair_row(StrBuf *row, json_t *pair, long element, const char *path)
 {
 	const char *clerk = opt_string(pair, "clerk_user_id");
 	const char *uid = opt_string(pair, "firebase_uid");
-	RowText r = {.sb = row};
+	CopyRow r = {.sb = row};
 	const char *key;
 	json_t *value;
 	char elem[24];

@@ -1,5 +1,5 @@
 /*
- * read.c: what a convert_to_uuid says in a plan (the key column, whether
+ * uuid_spec.c: what a convert_to_uuid says in a plan (the key column, whether
  * views on it are recreated around the swap, the columns that hold the key
  * without a foreign key: "also_convert" and "not_references") and its check
  * against the catalog before phase1: the column is there and not uuid
@@ -16,7 +16,7 @@
 #include "core/strbuf.h"
 #include "engine/plan_check.h"
 #include "engine/registry.h"
-#include "ops/ops.h"
+#include "ops/uuid/uuid.h"
 
 static const char *const fk_actions[] = {"NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT", NULL};
 
@@ -104,8 +104,9 @@ same_ref(const ColumnRef *a, const ColumnRef *b)
 static void
 refuse_listed_twice(PlanReader *r, const Op *op, const char *where)
 {
-	const ColumnRef *all[2] = {op->also_convert, op->not_references};
-	const int n[2] = {op->n_also_convert, op->n_not_references};
+	const UuidSpec *spec = uuid_spec(op);
+	const ColumnRef *all[2] = {spec->also_convert, spec->not_references};
+	const int n[2] = {spec->n_also_convert, spec->n_not_references};
 	static const char *const name[2] = {"also_convert", "not_references"};
 
 	for (int la = 0; la < 2; la++)
@@ -120,13 +121,45 @@ refuse_listed_twice(PlanReader *r, const Op *op, const char *where)
 					}
 }
 
+const UuidSpec *
+uuid_spec(const Op *op)
+{
+	return op->data;
+}
+
+/* Free N column references and the array. */
+static void
+free_refs(ColumnRef *refs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		free(refs[i].schema), free(refs[i].table), free(refs[i].column);
+		free(refs[i].on_delete), free(refs[i].on_update);
+	}
+	free(refs);
+}
+
+static void
+uuid_free(void *data)
+{
+	UuidSpec *spec = data;
+
+	if (spec == NULL)
+		return;
+	free_refs(spec->also_convert, spec->n_also_convert);
+	free_refs(spec->not_references, spec->n_not_references);
+	free(spec);
+}
+
 static void
 uuid_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
+	UuidSpec *spec = op->data = xcalloc(1, sizeof(UuidSpec));
+
 	op->column = plan_read_ident(r, obj, where, "column", true);
-	op->recreate_views = plan_read_bool(r, obj, where, "recreate_views", false);
-	op->also_convert = read_refs(r, obj, where, "also_convert", &op->n_also_convert);
-	op->not_references = read_refs(r, obj, where, "not_references", &op->n_not_references);
+	spec->recreate_views = plan_read_bool(r, obj, where, "recreate_views", false);
+	spec->also_convert = read_refs(r, obj, where, "also_convert", &spec->n_also_convert);
+	spec->not_references = read_refs(r, obj, where, "not_references", &spec->n_not_references);
 	if (r->ok)
 		refuse_listed_twice(r, op, where);
 	if (op->column && strlen(op->column) > PLAN_MAX_IDENT - 7)
@@ -214,8 +247,9 @@ uuid_check_plan(Run *run, const Op *op)
 	int problems = plan_check_column(plan, op, op->column, "column");
 	json_t *seen = json_array();
 
-	problems += check_refs(run, op, op->also_convert, op->n_also_convert, "also_convert", seen);
-	problems += check_refs(run, op, op->not_references, op->n_not_references, "not_references", seen);
+	problems += check_refs(run, op, uuid_spec(op)->also_convert, uuid_spec(op)->n_also_convert, "also_convert", seen);
+	problems +=
+		check_refs(run, op, uuid_spec(op)->not_references, uuid_spec(op)->n_not_references, "not_references", seen);
 	json_decref(seen);
 
 	/* already uuid, and not by this plan's own swap */
@@ -249,6 +283,20 @@ uuid_status(Run *run, const Op *op, int phase, json_t *obj)
 	free(reached);
 }
 
+/* also_convert's tables: it writes and alters them like the tables whose foreign keys point at the key. */
+static void
+uuid_extra_tables(const Op *op, const Plan *plan, json_t *list)
+{
+	const UuidSpec *spec = op->data;
+
+	for (int k = 0; k < spec->n_also_convert; k++)
+	{
+		const ColumnRef *c = &spec->also_convert[k];
+
+		json_array_append_new(list, json_pack("[ss]", c->schema ? c->schema : plan->schema, c->table));
+	}
+}
+
 /* It reads the key and adds its shadow and, at the swap, its legacy column. */
 static void
 uuid_uses(const Op *op, PlanUses *u)
@@ -262,6 +310,8 @@ const OpType op_type_convert_to_uuid = {
 	.name = "convert_to_uuid",
 	.keys = (const char *const[]){"column", "recreate_views", "also_convert", "not_references", NULL},
 	.read = uuid_read,
+	.free = uuid_free,
+	.extra_tables = uuid_extra_tables,
 	.check_plan = uuid_check_plan,
 	.uses = uuid_uses,
 	.one_per_plan = true, /* its triggers, map and indexes are named after the plan */

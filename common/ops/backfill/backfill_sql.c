@@ -1,6 +1,6 @@
 /*
- * names.c: every name and SQL piece backfill_from_mapping builds once per
- * handler call (Names), and the small SQL helpers its files share.
+ * backfill_sql.c: every name and SQL piece backfill_from_mapping builds once per
+ * handler call (BackfillSql), and the small SQL helpers its files share.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +47,13 @@ backup_column_list(int n_set)
 }
 
 void
-bf_names_init(Names *n, const Run *run, const Op *op)
+bf_sql_init(BackfillSql *n, const Run *run, const Op *op)
 {
 	const Plan *p = run->plan;
+	const BackfillSpec *spec = bf_spec(op);
 
-	*n = (Names){0};
+	*n = (BackfillSql){0};
+	n->prov = spec->provider;
 	n->source = plan_backup_table(p, "source");
 	n->backup = plan_backup_table(p, "backfill");
 	n->generated = plan_backup_table(p, "generated");
@@ -59,33 +61,38 @@ bf_names_init(Names *n, const Run *run, const Op *op)
 	n->sync_fn = plan_backup_table(p, "sync");
 	n->trigger_name = str_printf("phasemig_sync_%s", p->name);
 	n->trigger = plan_ident(p, n->trigger_name);
-	n->q_match = plan_ident(p, op->match_column);
-	n->q_email = op->email_column ? plan_ident(p, op->email_column) : NULL;
-	n->q_uid = plan_ident(p, op->uid_column);
-	n->n_set = op->n_set;
-	n->q_set = xcalloc((size_t) op->n_set + 1, sizeof(char *));
-	for (int i = 0; i < op->n_set; i++)
-		n->q_set[i] = plan_ident(p, op->set[i].column);
-	n->backup_columns = backup_column_list(op->n_set);
-	n->backup_upsert = backup_upsert_sets(op->n_set);
-	n->by_clerk_id = plan_backup_table(p, "by_clerk_id");
+	n->q_match = plan_ident(p, spec->match_column);
+	n->q_email = spec->email_column ? plan_ident(p, spec->email_column) : NULL;
+	n->q_uid = plan_ident(p, spec->uid_column);
+	n->n_set = spec->n_set;
+	n->q_set = xcalloc((size_t) spec->n_set + 1, sizeof(char *));
+	for (int i = 0; i < spec->n_set; i++)
+		n->q_set[i] = plan_ident(p, spec->set[i].column);
+	n->backup_columns = backup_column_list(spec->n_set);
+	n->backup_upsert = backup_upsert_sets(spec->n_set);
+	{
+		char *by_source_id = str_printf("by_%s_id", n->prov->source_key);
+
+		n->by_source_id = plan_backup_table(p, by_source_id);
+		free(by_source_id);
+	}
 	n->by_email = plan_backup_table(p, "by_email");
 	n->profile = plan_backup_table(p, "profile");
 }
 
 void
-bf_names_free(Names *n)
+bf_sql_free(BackfillSql *n)
 {
 	char *owned[] = {n->source,       n->backup,   n->generated, n->import_files,  n->sync_fn,        n->trigger,
 					 n->trigger_name, n->q_match,  n->q_email,   n->q_uid,         n->backup_columns, n->backup_upsert,
-					 n->by_clerk_id,  n->by_email, n->profile,   n->batch_columns, n->batch_steps};
+					 n->by_source_id, n->by_email, n->profile,   n->batch_columns, n->batch_steps};
 
 	for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
 		free(owned[i]);
 	for (int i = 0; i < n->n_set; i++)
 		free(n->q_set[i]);
 	free(n->q_set);
-	*n = (Names){0};
+	*n = (BackfillSql){0};
 }
 
 /*
@@ -94,12 +101,12 @@ bf_names_free(Names *n)
  * unlogged tables of migration_backup, dropped when the fill ends.
  */
 void
-bf_use_session_lookups(Names *n)
+bf_use_session_lookups(BackfillSql *n)
 {
-	free(n->by_clerk_id);
+	free(n->by_source_id);
 	free(n->by_email);
 	free(n->profile);
-	n->by_clerk_id = xstrdup("pg_temp.phasemig_by_clerk_id");
+	n->by_source_id = str_printf("pg_temp.phasemig_by_%s_id", n->prov->source_key);
 	n->by_email = xstrdup("pg_temp.phasemig_by_email");
 	n->profile = xstrdup("pg_temp.phasemig_profile");
 }
@@ -110,25 +117,25 @@ bf_use_session_lookups(Names *n)
  * run logs the statement, a dry run prints it.
  */
 void
-bf_drop_shared_lookups(Run *run, const Names *n, bool made)
+bf_drop_shared_lookups(Run *run, const BackfillSql *n, bool made)
 {
 	char *sql;
 
-	if (strncmp(n->by_clerk_id, "pg_temp.", 8) == 0 || PQstatus(run->conn) != CONNECTION_OK)
+	if (strncmp(n->by_source_id, "pg_temp.", 8) == 0 || PQstatus(run->conn) != CONNECTION_OK)
 		return;
 	if (!made)
 	{
 		PGresult *res = db_query_try(run->conn,
 									 "SELECT 1 WHERE coalesce(pg_catalog.to_regclass($1), pg_catalog.to_regclass($2), "
 									 "pg_catalog.to_regclass($3)) IS NOT NULL",
-									 3, (const char *[]){n->by_clerk_id, n->by_email, n->profile});
+									 3, (const char *[]){n->by_source_id, n->by_email, n->profile});
 		bool left = db_ok(res) && PQntuples(res) > 0;
 
 		PQclear(res);
 		if (!left)
 			return;
 	}
-	sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_clerk_id, n->by_email, n->profile);
+	sql = str_printf("DROP TABLE IF EXISTS %s, %s, %s", n->by_source_id, n->by_email, n->profile);
 	if (!dryrun_intercept(sql))
 		PQclear(PQexec(run->conn, sql));
 	free(sql);

@@ -2,7 +2,7 @@
  * firebase_uid.c: rejection sampling over random bytes from
  * uuid_generate_random(), so every character is equally likely.
  */
-#include "ops/backfill/firebase_uid.h"
+#include "ops/backfill/providers/clerk_firebase/firebase_uid.h"
 
 #include <uuid/uuid.h>
 

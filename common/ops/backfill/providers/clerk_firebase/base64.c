@@ -2,7 +2,7 @@
  * base64.c: standard base64 encoding (RFC 4648, with padding) of bytes,
  * for the password hashes of the import file.
  */
-#include "ops/backfill/base64.h"
+#include "ops/backfill/providers/clerk_firebase/base64.h"
 
 #include "core/strbuf.h"
 

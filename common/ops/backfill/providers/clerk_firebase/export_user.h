@@ -11,7 +11,7 @@
 
 #include "core/strbuf.h"
 
-/* Fields of a row: MAPPING_COLUMN_LIST (mapping.h) and then "invalid". */
+/* Fields of a row: MAPPING_COLUMN_LIST (clerk_firebase.h) and then "invalid". */
 #define EXPORT_ROW_FIELDS 14
 
 /*

@@ -2,9 +2,9 @@
  * mapping.c: sends each user of a Firebase Auth export (or each pair of a
  * plain mapping), made a row by export_user.c, with COPY into
  * pg_temp.phasemig_staging.  Matching and conflict checks happen in SQL
- * afterwards (match.c).
+ * afterwards (ops/backfill/match.c).
  */
-#include "ops/backfill/mapping.h"
+#include "ops/backfill/providers/clerk_firebase/clerk_firebase.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +18,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
-#include "ops/backfill/export_user.h"
+#include "ops/backfill/providers/clerk_firebase/export_user.h"
 
 /* Each Firebase field: its staging column and that column's type (MAPPING_COLUMNS). */
 static const struct
@@ -217,7 +217,7 @@ load_json(PGconn *conn, const char *path, MappingFormat format, long long *loade
 	if (bad_attributes > 10)
 		log_warning("%ld users in all had unreadable customAttributes", bad_attributes);
 	{
-		char *norm = str_printf("UPDATE pg_temp.phasemig_staging SET email_norm = nullif(" MAPPING_EMAIL_NORM(
+		char *norm = str_printf("UPDATE pg_temp.phasemig_staging SET email_norm = nullif(" BF_EMAIL_NORM(
 									"") ", '') WHERE email IS NOT NULL",
 								"email");
 
@@ -330,7 +330,7 @@ mapping_load(PGconn *conn, const char *path, long long *loaded)
 	*loaded = 0;
 	if (rc != EXIT_DONE)
 		return rc;
-	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_staging (" MAPPING_COLUMNS ", " MAPPING_INVALID_COLUMN ")");
+	db_exec(conn, "CREATE TEMP TABLE IF NOT EXISTS phasemig_staging (" MAPPING_COLUMNS ", " BF_STAGING_INVALID ")");
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_staging");
 	if (format == FORMAT_CSV)
 		return load_csv(conn, path, loaded);
