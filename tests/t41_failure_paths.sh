@@ -1,7 +1,8 @@
-# t41_failure_paths.sh -- one way to fail: a statement that fails, SIGTERM, a lost
-# connection during the mapping load, commands run out of order; each checked in
-# migration_log (no row left 'running', the reason recorded), in the exit code, and by the
-# re-run that completes the work. Also what status says after a rollback and a finalize.
+# t41_failure_paths.sh -- one way to fail: a statement that fails, SIGTERM (at a batch
+# boundary, and cancelling a statement outside the batches), a lost connection during the
+# mapping load, commands run out of order; each checked in migration_log (no row left
+# 'running', the reason recorded), in the exit code, and by the re-run that completes the
+# work. Also what status says after a rollback and a finalize.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/clerk-to-firebase.json
@@ -142,3 +143,31 @@ assert_eq "t" "$(q twoplans "select count(*) = 1 from pg_attribute where attreli
     "the first plan's column is still there"
 assert_exit 0 "the first plan's rollback" -- p 1 rollback -d twoplans
 assert_eq "$start" "$(echo "$(schema_fingerprint twoplans)"; table_checksums twoplans)" "back to the start"
+
+test_case "SIGTERM whose cancel lands in a count outside the batches (uuid phase2 rollback, between two tables' batch loops): 'stopped by SIGTERM', recorded interrupted, exit 1; the re-run completes"
+fresh_app tcount 300
+must u 1 apply -d tcount
+must u 2 apply -d tcount
+"$BIN/phase2" rollback --plan "$UPLAN" --logs-dir "$LOGS" -d tcount --batch-size 10 --sleep-ms 100 >"$TEST_TMP/tcount.out" 2>&1 &
+victim=$!
+# while the users' shadows are reset, a session takes the next table's ACCESS EXCLUSIVE lock: the count of
+# its rows to walk (db_count, run by uuid_undo_batches before its batches) waits there, and the cancel lands in it
+wait_for_sql tcount "select count(*) from migration_log where operation = 'reset shadow public.users.id' and status = 'running' and rows_done > 0" 1
+psql -X -q -d tcount -c "begin; lock table public.journal_entries in access exclusive mode; select pg_sleep(60); commit" >/dev/null 2>&1 &
+holder=$!
+wait_for_sql tcount "select count(*) from pg_stat_activity where application_name like 'phase2 rollback%' and query like 'SELECT count(*) FROM public.journal_entries%' and wait_event_type = 'Lock'" 1
+kill -TERM "$victim"; wait "$victim"; rc=$?
+q tcount "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()" >/dev/null
+wait "$holder" 2>/dev/null
+out=$(cat "$TEST_TMP/tcount.out")
+assert_eq 1 "$rc" "exit 1: run it again"
+assert_contains "$out" "error: stopped by SIGTERM: the statement in progress was cancelled" "says the stop cancelled the statement, not a bare server error"
+assert_not_contains "$out" "canceling statement due to user request" "no bare server error"
+assert_contains "$out" "stopped by SIGTERM; recorded as interrupted in migration_log: run the same command again" "and what to do, as every interrupted run"
+assert_eq "0" "$(running_rows tcount)" "no row left running"
+assert_eq "interrupted|stopped by SIGTERM
+interrupted|stopped by SIGTERM" "$(q tcount "select status, message from migration_log where phase = 2 and operation in ('rollback', 'rollback convert_to_uuid id') order by id")" \
+    "the run and its step: interrupted, with the signal"
+assert_exit 0 "the re-run completes the rollback" -- u 2 rollback -d tcount
+assert_eq "0" "$(q tcount "select (select count(*) from public.users where id_uuid is not null) + (select count(*) from public.journal_entries where user_id_uuid is not null)")" \
+    "every shadow reset"

@@ -1,6 +1,8 @@
 # t42_jobs.sh -- phase2 apply --jobs: key ranges on several connections give the same data
 # and the same migration_log totals as one connection, for both jobs, also when a --jobs run
-# is killed (kill -9) or stopped (SIGTERM) and resumed with another --jobs, and when its main connection idles under idle_session_timeout or is terminated.
+# is killed (kill -9) or stopped (SIGTERM) and resumed with another --jobs, when its main connection idles under idle_session_timeout or is terminated,
+# and when one job fails (its backend terminated, its checkpoint or its COMMIT refused): one
+# failure recorded, the other job stopped at its batch boundary, exit 1, the re-run completes.
 source "$(dirname "$0")/lib.sh"
 
 UUID_PLAN=$ROOT/plans/string-to-uuid.json
@@ -122,6 +124,67 @@ assert_contains "$LAST_ERR" "resuming the interrupted" "resumed from the checkpo
 assert_eq "$(table_checksums one)" "$(table_checksums term)" "every table as the uninterrupted --jobs 1 run left it"
 assert_eq "$(filled one)" "$(filled term)" "migration_log: each row filled once over the two runs"
 assert_eq "0" "$(running term)" "no row left running"
+
+# ---------------------------------------------------------------- one job fails
+# job_fails DB HOW: a --jobs 2 fill whose job 2 fails while job 1 fills: HOW is terminate (job 2's
+# backend terminated), checkpoint (a trigger refuses range [2/2]'s checkpoint at 600 rows) or commit
+# (the same, deferred: its COMMIT fails). The failing job returns its failure; the main thread stops
+# the other at its batch boundary, records every range once and exits 1; the re-run completes.
+job_fails() {
+    local db=$1 how=$2 deferred="" rc out
+    uuid_app "$db"
+    assert_exit 0 "phase1" -- u 1 "$db" apply
+    "$BIN/phase2" apply --plan "$UUID_PLAN" --logs-dir "$LOGS" -d "$db" --batch-size 50 --sleep-ms 100 --jobs 2 >"$TEST_TMP/$db.out" 2>&1 &
+    victim=$!
+    wait_for_sql "$db" "select count(*) = 2 from migration_log where operation ~ '^fill public.users.id \[' and rows_done >= 100" t 60
+    if [ "$how" = terminate ]; then
+        assert_eq "t" "$(q "$db" "select pg_terminate_backend(pid) from pg_stat_activity where datname = '$db' and application_name like '%, job 2)'")" "job 2's backend terminated"
+    else
+        # added once the run has checked phasemig's state (which refuses a trigger on migration_log)
+        [ "$how" = commit ] && deferred="constraint"
+        q "$db" "create function public.refuse_checkpoint() returns trigger language plpgsql as \$\$ begin
+          raise exception 'refusing the checkpoint of % at % rows', new.operation, new.rows_done; end \$\$;
+          create $deferred trigger refuse_checkpoint after update on public.migration_log
+            $([ "$how" = commit ] && echo "deferrable initially deferred") for each row
+            when (new.operation = 'fill public.users.id [2/2]' and new.status = 'running' and new.rows_done >= 600)
+            execute function public.refuse_checkpoint()" >/dev/null
+    fi
+    wait "$victim"; rc=$?
+    out=$(cat "$TEST_TMP/$db.out")
+    assert_eq 1 "$rc" "exit 1 ($(tail -3 <<<"$out"))"
+    assert_not_contains "$out" "internal error" "no exit from a worker thread"
+    [ "$how" = terminate ] || assert_contains "$out" "refusing the checkpoint of fill public.users.id [2/2]" "the failure shown"
+    assert_contains "$out" "because another job failed" "the other job stopped at its batch boundary"
+    assert_not_contains "$out" "apply: done" "never says done"
+    assert_eq "0" "$(running "$db")" "no row left running"
+    assert_eq "failed" "$(q "$db" "select string_agg(status, ',') from migration_log where phase = 2 and operation = 'apply'")" "the run recorded failed, once"
+    assert_eq "1" "$(q "$db" "select count(*) from migration_log where phase = 2 and operation ~ '\[' and status = 'failed'
+        and message not like 'not started%'")" "one range failed with its reason, the one whose job failed"
+    [ "$how" = terminate ] || assert_eq "fill public.users.id [2/2]" "$(q "$db" "select operation from migration_log where phase = 2
+        and operation ~ '\[' and message like 'refusing the checkpoint%'")" "the failed range"
+    assert_eq "$(q "$db" "select message from migration_log where phase = 2 and operation = 'apply'")" \
+        "$(q "$db" "select message from migration_log where phase = 2 and operation ~ '\[' and status = 'failed' and message not like 'not started%'")" \
+        "the run's reason is that range's failure"
+    assert_eq "0" "$(q "$db" "select count(*) from migration_log where phase = 2 and operation ~ '^fill public.journal_entries' and status <> 'done'")" \
+        "the ranges done before the failure recorded done"
+    assert_eq "t" "$(q "$db" "select bool_and(k.n = l.rows_done - (l.metadata->>'progress_from_rows')::bigint) from
+       migration_log l, lateral (select count(*) n from public.users t
+         where t.id > coalesce(l.metadata->>'range_after', '') and t.id <= l.last_key) k
+       where l.operation ~ '^fill public.users.id \[' and l.last_key is not null")" \
+       "each range's checkpoint counts exactly the rows of its committed batches"
+    q "$db" "drop trigger if exists refuse_checkpoint on public.migration_log; drop function if exists public.refuse_checkpoint()" >/dev/null
+    assert_exit 0 "phase2 --jobs 2 again" -- u 2 "$db" apply --batch-size 50 --jobs 2
+    assert_contains "$LAST_ERR" "resuming the interrupted" "resumed from the checkpoints"
+    assert_eq "$(table_checksums one)" "$(table_checksums "$db")" "every table as the uninterrupted --jobs 1 run left it"
+    assert_eq "$(filled one)" "$(filled "$db")" "migration_log: each row filled once over the two runs"
+    assert_eq "0" "$(running "$db")" "no row left running"
+}
+test_case "string to uuid: a --jobs 2 run whose job 2's backend is terminated: that job returns its failure, the other stops at its batch boundary, one failure recorded, exit 1; the re-run completes"
+job_fails jterm terminate
+test_case "string to uuid: a --jobs 2 run whose job 2's checkpoint fails (a trigger refuses it): the same"
+job_fails jcheck checkpoint
+test_case "string to uuid: a --jobs 2 run whose job 2's COMMIT fails (a deferred trigger refuses it): the same, nothing of that batch counted"
+job_fails jcommit commit
 
 # ---------------------------------------------------------------- clerk to firebase
 test_case "clerk to firebase: --jobs 2 gives the same users and totals as --jobs 1; its shared lookups are dropped"

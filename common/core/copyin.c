@@ -121,17 +121,17 @@ copy_failed(CopyIn *ci, const PGresult *res)
 	const char *at = context ? strstr(context, ", line ") : NULL;
 
 	snprintf(ci->sqlstate, sizeof ci->sqlstate, "%s", db_sqlstate(res));
-	snprintf(ci->error, sizeof ci->error, "%s", db_error_line(res, ci->conn));
+	db_error_line(res, ci->conn, ci->error, sizeof ci->error);
 	ci->error_line = at ? strtoll(at + 7, NULL, 10) : 0;
 	if (ci->quiet)
 		return;
-	if (ci->file == NULL || PQstatus(ci->conn) != CONNECTION_OK)
+	/* a lost connection or our own stop is not about the file: told as any failed statement */
+	if (ci->file == NULL || PQstatus(ci->conn) != CONNECTION_OK || db_stopped(res))
 		db_report(res, ci->conn, NULL);
 	else if (ci->error_line > 0)
-		log_error("%s \"%s\", line %lld: %s", ci->kind, ci->file, ci->error_line + ci->line_offset,
-				  db_error_line(res, ci->conn));
+		log_error("%s \"%s\", line %lld: %s", ci->kind, ci->file, ci->error_line + ci->line_offset, ci->error);
 	else
-		log_error("%s \"%s\": %s", ci->kind, ci->file, db_error_line(res, ci->conn));
+		log_error("%s \"%s\": %s", ci->kind, ci->file, ci->error);
 }
 
 bool

@@ -1,17 +1,16 @@
 /*
- * db.c: libpq helpers: connection, statements with parameters, error
- * reporting with SQLSTATE, and reading results by column name.  DDL under a
- * short lock_timeout with retry is ddl.c's.
+ * db.c: libpq helpers: connection and the session's settings, and error
+ * reporting with SQLSTATE (db_report: every failed statement, our own cancel
+ * as the stop).  Statements and results are db_query.c's; DDL under a short
+ * lock_timeout with retry is ddl.c's.
  */
 #include "core/db.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/conninfo_secrets.h"
-#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -38,7 +37,10 @@ pin_client_encoding(PGconn *conn)
 {
 	if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8") && PQsetClientEncoding(conn, "UTF8") != 0)
 	{
-		log_error("could not set the connection's client_encoding to UTF8: %s", db_error_line(NULL, conn));
+		char why[DB_MESSAGE_MAX];
+
+		log_error("could not set the connection's client_encoding to UTF8: %s",
+				  db_error_line(NULL, conn, why, sizeof why));
 		return false;
 	}
 	if (PQclientEncoding(conn) != pg_char_to_encoding("UTF8"))
@@ -122,8 +124,14 @@ db_set_all(PGconn *conn, const char *const *settings, size_t n)
 		PGresult *res = PQexec(conn, settings[i]);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
+		/* a setting that did not apply (statement_timeout = 0, say) would go unseen until it bites */
 		if (!ok)
-			db_report(res, conn, settings[i]);
+		{
+			char why[DB_MESSAGE_MAX];
+
+			log_error("could not set up the session: \"%s\" failed: %s", settings[i],
+					  db_error_line(res, conn, why, sizeof why));
+		}
 		PQclear(res);
 		if (!ok)
 			return false;
@@ -293,7 +301,9 @@ db_reset(PGconn *conn)
 	PQreset(conn);
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
-		log_error("could not connect to the database again: %s", db_error_line(NULL, conn));
+		char why[DB_MESSAGE_MAX];
+
+		log_error("could not connect to the database again: %s", db_error_line(NULL, conn, why, sizeof why));
 		return false;
 	}
 	return session_setup(conn);
@@ -316,16 +326,28 @@ db_sqlstate(const PGresult *res)
 }
 
 const char *
-db_error_line(const PGresult *res, const PGconn *conn)
+db_error_line(const PGresult *res, const PGconn *conn, char *buf, size_t size)
 {
-	static char line[2048];
 	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
-	if (primary)
-		chomp_copy(line, sizeof line, primary);
-	else
-		chomp_copy(line, sizeof line, PQerrorMessage(conn));
-	return line;
+	chomp_copy(buf, size, primary ? primary : PQerrorMessage(conn));
+	return buf;
+}
+
+bool
+db_stopped(const PGresult *res)
+{
+	/* the handler sets the flag before it sends the cancel: a 57014 after it is ours */
+	return stop_requested() && strcmp(db_sqlstate(res), SQLSTATE_QUERY_CANCELED) == 0;
+}
+
+void
+db_failure_keep(DbFailure *why, const PGresult *res, const PGconn *conn)
+{
+	if (why == NULL || why->message[0])
+		return;
+	snprintf(why->sqlstate, sizeof why->sqlstate, "%s", db_sqlstate(res));
+	db_error_line(res, conn, why->message, sizeof why->message);
 }
 
 void
@@ -334,8 +356,18 @@ db_report(const PGresult *res, const PGconn *conn, const char *sql)
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	const char *context = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+	char line[DB_MESSAGE_MAX];
 
-	log_error("%s", db_error_line(res, conn));
+	/* our own cancel: what the operator reads is that the run was stopped, wherever it was */
+	if (db_stopped(res))
+	{
+		log_error("stopped by %s: the statement in progress was cancelled (the server rolled it back)",
+				  stop_signal_name());
+		if (sql)
+			log_detail("statement: %s", sql);
+		return;
+	}
+	log_error("%s", db_error_line(res, conn, line, sizeof line));
 	if (detail)
 		log_detail("%s", detail);
 	if (context)
@@ -344,189 +376,4 @@ db_report(const PGresult *res, const PGconn *conn, const char *sql)
 		log_hint("%s", hint);
 	if (sql)
 		log_detail("statement: %s", sql);
-}
-
-PGresult *
-db_query_try(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	char *own = dryrun_registry_sql(sql);
-	PGresult *res;
-
-	if (own)
-		sql = own;
-	if (nparams == 0)
-		res = PQexec(conn, sql);
-	else
-		res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
-	free(own);
-	return res;
-}
-
-PGresult *
-db_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	PGresult *res = db_query_try(conn, sql, nparams, params);
-
-	if (!db_ok(res))
-	{
-		db_report(res, conn, sql);
-		PQclear(res);
-		log_exit(EXIT_FAILED);
-	}
-	return res;
-}
-
-PGresult *
-db_query_answer(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	PGresult *res = db_query_try(conn, sql, nparams, params);
-	const char *state = db_sqlstate(res);
-
-	/* data exceptions (22...), a syntax error, an undefined object, function or table, no such cast */
-	bool about_input = strncmp(state, "22", 2) == 0 || strcmp(state, "42601") == 0 || strcmp(state, "42704") == 0
-		|| strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0 || strcmp(state, "42846") == 0;
-
-	if (!db_ok(res) && !about_input)
-	{
-		db_report(res, conn, sql);
-		PQclear(res);
-		log_exit(EXIT_FAILED);
-	}
-	return res;
-}
-
-void
-db_exec(PGconn *conn, const char *sql)
-{
-	if (dryrun_intercept(sql))
-		return;
-	PQclear(db_query(conn, sql, 0, NULL));
-}
-
-void
-db_execp(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	if (dryrun_intercept(sql))
-		return;
-	PQclear(db_query(conn, sql, nparams, params));
-}
-
-long long
-db_exec_rows(PGconn *conn, const char *sql)
-{
-	return db_execp_rows(conn, sql, 0, NULL);
-}
-
-long long
-db_execp_rows(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	PGresult *res;
-	long long rows;
-
-	if (dryrun_intercept(sql))
-		return 0;
-	res = db_query(conn, sql, nparams, params);
-	rows = atoll(PQcmdTuples(res));
-	PQclear(res);
-	return rows;
-}
-
-char *
-db_value(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	PGresult *res = db_query(conn, sql, nparams, params);
-	char *value = NULL;
-
-	if (PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
-		value = xstrdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return value;
-}
-
-long long
-db_count(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	char *v = db_value(conn, sql, nparams, params);
-	long long n = v ? atoll(v) : 0;
-
-	free(v);
-	return n;
-}
-
-bool
-db_exists(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	PGresult *res = db_query(conn, sql, nparams, params);
-	bool found = PQntuples(res) > 0;
-
-	PQclear(res);
-	return found;
-}
-
-char *
-db_ident(PGconn *conn, const char *name)
-{
-	char *q = PQescapeIdentifier(conn, name, strlen(name));
-	char *copy;
-
-	if (q == NULL)
-		log_fatal(EXIT_FAILED, "could not quote identifier \"%s\": %s", name, PQerrorMessage(conn));
-	copy = xstrdup(q);
-	PQfreemem(q);
-	return copy;
-}
-
-void
-db_end_session_work(PGconn *conn)
-{
-	PGresult *res;
-
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-		return;
-	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
-	{
-		/* a COPY in progress: abort it, then read what the server answers */
-		PQputCopyEnd(conn, "phasemig stopped");
-		while ((res = PQgetResult(conn)) != NULL)
-			PQclear(res);
-	}
-	if (PQtransactionStatus(conn) == PQTRANS_INTRANS || PQtransactionStatus(conn) == PQTRANS_INERROR)
-		PQclear(PQexec(conn, "ROLLBACK"));
-}
-
-void
-db_sleep_ms(long ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-const char *
-db_field(const PGresult *res, int row, const char *column)
-{
-	int c = PQfnumber(res, column);
-
-	if (c < 0)
-	{
-		fprintf(stderr, "%s: internal error: the statement returns no column \"%s\"\n", log_progname(), column);
-		abort();
-	}
-	return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
-}
-
-long long
-db_field_ll(const PGresult *res, int row, const char *column)
-{
-	const char *v = db_field(res, row, column);
-
-	return v ? atoll(v) : 0;
-}
-
-bool
-db_field_true(const PGresult *res, int row, const char *column)
-{
-	const char *v = db_field(res, row, column);
-
-	return v != NULL && v[0] == 't';
 }

@@ -2,7 +2,11 @@
  * db.h: connecting, running statements and reporting their errors, reading
  * results by column name; and (ddl.h, included here) DDL under a short
  * lock_timeout with jittered retry.  Functions named db_x() exit through
- * log_exit() on error; db_x_try() hand the result back.
+ * log_exit() on error; db_x_try() hand the result back, and are all a caller
+ * that may not exit (a phase2 --jobs worker, engine/jobs.c) uses.  A failed
+ * statement is told by db_report, the one place where our own cancel
+ * (SIGINT/SIGTERM) becomes "stopped by SIGTERM" rather than an error.
+ * Statements and results are db_query.c's.
  */
 #ifndef PHASEMIG_DB_H
 #define PHASEMIG_DB_H
@@ -14,6 +18,10 @@
 #define SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
 #define SQLSTATE_DEADLOCK "40P01"
 #define SQLSTATE_SERIALIZATION "40001"
+/* a statement cancelled: by our own cancel request once a SIGINT/SIGTERM came (core/stop.h) */
+#define SQLSTATE_QUERY_CANCELED "57014"
+#define SQLSTATE_UNDEFINED_TABLE "42P01"
+#define SQLSTATE_UNDEFINED_COLUMN "42703"
 /* a character the database's encoding has no equivalent for */
 #define SQLSTATE_UNTRANSLATABLE "22P05"
 /* SQL: the timestamptz COLUMN as ISO 8601 in UTC ("2026-11-30T15:04:05Z"), as JSON output gives times. */
@@ -55,12 +63,40 @@ bool db_reset(PGconn *conn);
 /* Run each of the N SET statements on CONN; the first that fails is reported and gives false. */
 bool db_set_all(PGconn *conn, const char *const *settings, size_t n);
 
-/* The server's message for a failed result, one line (static storage). */
-const char *db_error_line(const PGresult *res, const PGconn *conn);
+/* Room for a server's message on one line (db_error_line); a longer one is cut. */
+#define DB_MESSAGE_MAX 2048
+/*
+ * The server's message for a failed result (RES NULL: the connection's), on
+ * one line, into BUF of SIZE (the caller's: --jobs workers call it at once);
+ * returns BUF.
+ */
+const char *db_error_line(const PGresult *res, const PGconn *conn, char *buf, size_t size);
 const char *db_sqlstate(const PGresult *res);
 bool db_ok(const PGresult *res);
-/* Log a failed statement: the server's message, then the statement as detail. */
+/*
+ * Whether a failed result is the run being stopped: a SIGINT/SIGTERM came
+ * and the statement was cancelled (our own cancel request, stop.h).
+ */
+bool db_stopped(const PGresult *res);
+/*
+ * Log a failed statement: the server's message, then the statement as
+ * detail; a statement our stop cancelled (db_stopped) as "stopped by
+ * SIGTERM" instead: db_x() and db_x_try() tell their failures here.
+ */
 void db_report(const PGresult *res, const PGconn *conn, const char *sql);
+
+/*
+ * A failed statement as a caller that may not exit hands it on (a --jobs
+ * worker to the main thread): its SQLSTATE ("" when the connection was lost
+ * before a result) and the server's message.
+ */
+typedef struct DbFailure
+{
+	char sqlstate[6];
+	char message[DB_MESSAGE_MAX];
+} DbFailure;
+/* Keep RES's failure (RES NULL: CONN's) in *WHY, unless WHY is NULL or already holds one. */
+void db_failure_keep(DbFailure *why, const PGresult *res, const PGconn *conn);
 
 /*
  * Run a statement with text parameters; the caller clears the result.  These
@@ -84,6 +120,15 @@ void db_execp(PGconn *conn, const char *sql, int nparams, const char *const *par
 /* db_exec, returning the rows the statement affected (PQcmdTuples); 0 in a dry run. */
 long long db_exec_rows(PGconn *conn, const char *sql);
 long long db_execp_rows(PGconn *conn, const char *sql, int nparams, const char *const *params);
+/*
+ * For a caller that may not exit: db_execp (*ROWS, when given, gets the rows
+ * it affected) and db_count, which return false when the statement failed,
+ * after telling it (db_report) and keeping it in *WHY (db_failure_keep).
+ */
+bool db_execp_try(PGconn *conn, const char *sql, int nparams, const char *const *params, long long *rows,
+				  DbFailure *why);
+bool db_count_try(PGconn *conn, const char *sql, int nparams, const char *const *params, long long *count,
+				  DbFailure *why);
 /* First column of the first row as a malloc'd string, or NULL (no row, NULL). */
 char *db_value(PGconn *conn, const char *sql, int nparams, const char *const *params);
 long long db_count(PGconn *conn, const char *sql, int nparams, const char *const *params);
@@ -98,9 +143,6 @@ const char *db_field(const PGresult *res, int row, const char *column);
 long long db_field_ll(const PGresult *res, int row, const char *column);
 /* Whether it is a boolean's true ('t'); false for NULL. */
 bool db_field_true(const PGresult *res, int row, const char *column);
-
-/* A quoted identifier (PQescapeIdentifier), malloc'd; exits on failure. */
-char *db_ident(PGconn *conn, const char *name);
 
 /* Abort a COPY in progress and roll back an open transaction, so the session can record. */
 void db_end_session_work(PGconn *conn);

@@ -126,13 +126,27 @@ void
 dryrun_copy_registry(PGconn *conn)
 {
 	/* sql/state.sql's definition, empty when phase1 never made the registry */
-	PQclear(PQexec(conn,
-				   "CREATE TEMP TABLE phasemig_objects (plan text NOT NULL, kind text NOT NULL, name text NOT "
-				   "NULL, phase smallint NOT NULL, detail jsonb NOT NULL DEFAULT '{}', created_at timestamptz "
-				   "NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (plan, kind, name))"));
-	PQclear(PQexec(conn,
-				   "DO $$BEGIN IF pg_catalog.to_regclass('" REGISTRY "') IS NOT NULL THEN "
-				   "INSERT INTO " REGISTRY_COPY " SELECT * FROM " REGISTRY "; END IF; END$$"));
+	static const char *const copy[] = {
+		"CREATE TEMP TABLE phasemig_objects (plan text NOT NULL, kind text NOT NULL, name text NOT "
+		"NULL, phase smallint NOT NULL, detail jsonb NOT NULL DEFAULT '{}', created_at timestamptz "
+		"NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (plan, kind, name))",
+		"DO $$BEGIN IF pg_catalog.to_regclass('" REGISTRY "') IS NOT NULL THEN "
+		"INSERT INTO " REGISTRY_COPY " SELECT * FROM " REGISTRY "; END IF; END$$"};
+
+	/* PQexec, not db_query: that one would read the copy for the registry it fills */
+	for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++)
+	{
+		PGresult *res = PQexec(conn, copy[i]);
+
+		if (!db_ok(res))
+		{
+			/* without the copy the dry run would print what the registry says is done */
+			db_report(res, conn, copy[i]);
+			PQclear(res);
+			log_exit(EXIT_FAILED);
+		}
+		PQclear(res);
+	}
 }
 
 char *

@@ -34,7 +34,7 @@ bool dryrun_intercept(const char *sql);
 void dryrun_log_statement(const char *sql);
 /* A dry run's DDL transaction: BEGIN, the lock_timeout, STMTS, COMMIT (its registry statements run). */
 void dryrun_print_transaction(PGconn *conn, const char *const *stmts, int n, int lock_timeout_ms);
-/* A dry run's copy of the registry, made at its start, while the session may still create a table. */
+/* A dry run's copy of the registry, made at its start, while the session may still create a table; exits on failure. */
 void dryrun_copy_registry(PGconn *conn);
 /* In a dry run, SQL with the registry's name made its temporary copy's (malloc'd); else NULL. */
 char *dryrun_registry_sql(const char *sql);

@@ -19,8 +19,6 @@
 
 #include "core/strbuf.h"
 
-#define MAX_CLEANUPS 16
-
 static const char *progname = "phasemig";
 static FILE *logfile;
 static char *logfile_path;
@@ -28,12 +26,16 @@ static char *logfile_path;
 static bool holding;
 static char *held;
 static size_t held_len;
-static struct
+/* log_on_exit's, grown as registered; only the main thread exits (log_exit) */
+static struct Cleanup
 {
 	CleanupFn fn;
 	void *arg;
-} cleanups[MAX_CLEANUPS];
-static int n_cleanups;
+} *cleanups;
+static int n_cleanups, room_cleanups;
+static pthread_mutex_t cleanup_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t main_thread;
+static bool main_thread_known;
 static bool progress_shown;
 static time_t progress_last;      /* the last progress line on stderr */
 static time_t progress_file_last; /* ... and in the run log */
@@ -78,6 +80,8 @@ log_init(const char *name)
 	open_closed_std_fds();
 
 	progname = slash ? slash + 1 : name;
+	main_thread = pthread_self();
+	main_thread_known = true;
 }
 
 const char *
@@ -549,22 +553,32 @@ log_progress_end(void)
 void
 log_on_exit(CleanupFn fn, void *arg)
 {
-	if (n_cleanups < MAX_CLEANUPS)
+	/* a --jobs worker may open the --lag-query's connection, and register its close */
+	pthread_mutex_lock(&cleanup_mutex);
+	if (n_cleanups == room_cleanups)
 	{
-		cleanups[n_cleanups].fn = fn;
-		cleanups[n_cleanups].arg = arg;
-		n_cleanups++;
+		room_cleanups = room_cleanups > 0 ? 2 * room_cleanups : 16;
+		cleanups = xrealloc(cleanups, (size_t) room_cleanups * sizeof *cleanups);
 	}
+	cleanups[n_cleanups++] = (struct Cleanup){fn, arg};
+	pthread_mutex_unlock(&cleanup_mutex);
 }
 
 void
 log_exit(int code)
 {
-	static pthread_mutex_t exiting = PTHREAD_MUTEX_INITIALIZER;
-
-	/* a --jobs worker and the main thread may both fail: the first one exits, the other waits for that */
-	pthread_mutex_lock(&exiting);
+	/*
+	 * The cleanups use the run's own connection: only the main thread may run
+	 * them.  A --jobs worker returns its failure instead (engine/fill.c); one
+	 * that got here is a bug, stopped before it can do harm.
+	 */
+	if (main_thread_known && !pthread_equal(pthread_self(), main_thread))
+	{
+		fprintf(stderr, "%s: internal error: exit requested from a --jobs worker thread\n", progname);
+		abort();
+	}
 	exit_code = code;
+	/* each taken off before it runs: one that exits in turn leaves the others to that exit */
 	while (n_cleanups > 0)
 	{
 		n_cleanups--;

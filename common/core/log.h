@@ -95,7 +95,12 @@ void log_set_progress_quiet(bool on);
 /* The text of the run's first error (its reason), or NULL when none was logged. */
 const char *log_first_error(void);
 
-/* Cleanups run in reverse order of registration by log_exit/log_fatal. */
+/*
+ * Cleanups (any number) run in reverse order of registration by log_exit and
+ * log_fatal, which the main thread alone may call: they use the run's own
+ * connection.  A phase2 --jobs worker returns its failure to the main thread
+ * instead (engine/jobs.c); a worker that calls them is a bug, and aborts.
+ */
 typedef void (*CleanupFn)(void *arg);
 void log_on_exit(CleanupFn fn, void *arg);
 _Noreturn void log_exit(int code);

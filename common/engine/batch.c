@@ -6,6 +6,8 @@
  * application: it never waits on a row the application holds locked
  * (keyset.h's NOWAIT) and waits on any other lock for less than the
  * server's deadlock_timeout; it is rolled back and retried smaller instead.
+ * Every statement goes through db.h's _try functions: a failure is told and
+ * returned, never exited on, so the loop runs on a --jobs worker thread too.
  */
 #include "engine/batch.h"
 
@@ -66,6 +68,12 @@ batch_abandon(bool on)
 	atomic_store(&abandoned, on);
 }
 
+bool
+batch_abandoned(void)
+{
+	return atomic_load(&abandoned);
+}
+
 int
 batch_run(Run *run, BatchLoop *b)
 {
@@ -120,7 +128,9 @@ static const char *const batch_lock_timeout_sql =
  * One batch of SIZE rows and its checkpoint in one transaction;
  * *scanned gets the rows it walked.  A row held by another transaction
  * (NOWAIT), a lock not had in time or a deadlock is BATCH_LOCKED, to try
- * again, unless RETRY is false.
+ * again, unless RETRY is false.  Any other failure (BEGIN, the batch, the
+ * checkpoint, COMMIT) is BATCH_FAILED, told and kept in b->failure; the
+ * loop's figures then stay those of the last committed batch.
  */
 static BatchOutcome
 one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
@@ -129,36 +139,60 @@ one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 	const char *params[2] = {limit, b->last_key};
 	const char *lt_params[1] = {lock_timeout};
 	const char *sql = b->last_key ? b->sql_next : b->sql_first;
+	long long changed = 0;
+	char *last_key = NULL;
 	PGresult *res;
 
+	*scanned = 0;
 	snprintf(limit, sizeof limit, "%d", size);
 	snprintf(lock_timeout, sizeof lock_timeout, "%d", db_get_retry()->lock_timeout_ms);
-	db_exec(run->conn, "BEGIN");
-	db_execp(run->conn, batch_lock_timeout_sql, 1, lt_params);
+	/* 1. the transaction, and its lock timeout */
+	if (!db_execp_try(run->conn, "BEGIN", 0, NULL, NULL, &b->failure)
+		|| !db_execp_try(run->conn, batch_lock_timeout_sql, 1, lt_params, NULL, &b->failure))
+	{
+		db_end_session_work(run->conn);
+		return BATCH_FAILED;
+	}
+	/* 2. the batch: a row another transaction holds is a retry, anything else the loop's failure */
 	res = db_query_try(run->conn, sql, b->last_key ? 2 : 1, params);
 	if (!db_ok(res))
 	{
 		const char *st = db_sqlstate(res);
 		bool locked = strcmp(st, SQLSTATE_LOCK_NOT_AVAILABLE) == 0 || strcmp(st, SQLSTATE_DEADLOCK) == 0;
 
-		PQclear(PQexec(run->conn, "ROLLBACK"));
+		db_end_session_work(run->conn);
 		if (!(locked && retry))
+		{
 			db_report(res, run->conn, sql);
+			db_failure_keep(&b->failure, res, run->conn);
+		}
 		PQclear(res);
 		return locked && retry ? BATCH_LOCKED : BATCH_FAILED;
 	}
-	*scanned = atoll(PQgetvalue(res, 0, PQfnumber(res, "scanned")));
+	*scanned = db_field_ll(res, 0, "scanned");
+	if (*scanned > 0)
+	{
+		last_key = xstrdup(db_field(res, 0, "last_key"));
+		changed = db_field_ll(res, 0, "changed");
+	}
+	PQclear(res);
+	/* 3. the checkpoint in the same transaction, and COMMIT: until it is done, nothing of the batch counts */
+	if ((b->entry > 0 && *scanned > 0
+		 && !mlog_checkpoint(run, b->entry, b->rows_done + *scanned, last_key, b->changed + changed, &b->failure))
+		|| !db_execp_try(run->conn, "COMMIT", 0, NULL, NULL, &b->failure))
+	{
+		db_end_session_work(run->conn);
+		free(last_key);
+		*scanned = 0;
+		return BATCH_FAILED;
+	}
 	if (*scanned > 0)
 	{
 		free(b->last_key);
-		b->last_key = xstrdup(PQgetvalue(res, 0, PQfnumber(res, "last_key")));
-		b->changed += atoll(PQgetvalue(res, 0, PQfnumber(res, "changed")));
+		b->last_key = last_key;
+		b->changed += changed;
 		b->rows_done += *scanned;
 	}
-	PQclear(res);
-	if (b->entry > 0 && *scanned > 0)
-		mlog_checkpoint(run, b->entry, b->rows_done, b->last_key, b->changed);
-	db_exec(run->conn, "COMMIT");
 	b->batches++;
 	return BATCH_COMMITTED;
 }
@@ -232,7 +266,7 @@ batch_loop(Run *run, BatchLoop *b)
 			return rc;
 		if ((rc = throttle_between_batches(run, b, &size)) != EXIT_DONE)
 			return rc;
-		if (b->max_lag_ms > 0 && (rc = throttle_wait_for_lag(run, b->max_lag_ms, b->lag_query)) != EXIT_DONE)
+		if (b->max_lag_ms > 0 && (rc = throttle_wait_for_lag(run, b)) != EXIT_DONE)
 			return rc;
 		t0 = clock_now_ms();
 		/* a row that stays locked: give up once the budget is spent with batches of one row */

@@ -2,7 +2,10 @@
  * batch.h: the keyset batch loop of phase2 and of restores: one statement per
  * batch, committed together with its checkpoint, with an optional pause
  * between batches, a batch size that adapts to a target duration and a pause
- * while a standby's replay lag is over a limit.
+ * while a standby's replay lag is over a limit.  The loop never exits the
+ * process: a failed statement is told and returned (its SQLSTATE and message
+ * in the loop's failure), so a phase2 --jobs worker can hand it to the main
+ * thread (jobs.c).
  */
 #ifndef PHASEMIG_BATCH_H
 #define PHASEMIG_BATCH_H
@@ -37,6 +40,7 @@ typedef struct BatchLoop
 	long batches;
 	double seconds;
 	double longest_batch_ms;
+	DbFailure failure; /* the statement that failed the loop, if one did (message "" if none) */
 } BatchLoop;
 
 /*
@@ -47,14 +51,21 @@ void batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan);
 /* The batch size those options give: --batch-size, else the plan's. */
 int batch_size_of(const Options *opts, const Plan *plan);
 
-/* Run batches until a batch scans fewer rows than asked.  Returns an exit code. */
+/*
+ * Run batches until a batch scans fewer rows than asked.  Returns an exit
+ * code; EXIT_FAILED after a failed statement (told, kept in b->failure, every
+ * batch before it committed with its checkpoint) or a stop.
+ */
 int batch_run(Run *run, BatchLoop *b);
 /*
- * The same on run->conn without setting the signal mode: for fill.c's
+ * The same on run->conn without setting the signal mode: for jobs.c's
  * workers, whose caller keeps SIGINT/SIGTERM at the batch boundary for all.
+ * Calls nothing that exits (log.h's log_exit): safe on a worker thread.
  */
 int batch_loop(Run *run, BatchLoop *b);
-/* While set, every batch_loop stops at its next batch boundary (a --jobs worker failed). */
+/* While set, every batch_loop stops at its next batch boundary (the main thread: a --jobs worker failed). */
 void batch_abandon(bool on);
+/* Whether batch_abandon is set. */
+bool batch_abandoned(void);
 
 #endif

@@ -3,13 +3,13 @@
  * table with its own migration_log row; the ranges of a fresh split are
  * ntile()'s over the key, and an interrupted run's unfinished ranges are
  * taken over as they were (bounds kept in each row's metadata), so resume
- * stays exact when --jobs changes.  With --jobs N, N threads each open a
- * connection and take units from one queue, largest first.
+ * stays exact when --jobs changes.  With --jobs N they run on N connections
+ * at once, largest first (jobs.c: a failure on one stops the others at their
+ * batch boundary); every unit's outcome is then recorded here, on the run's
+ * own connection, by the main thread alone.
  */
 #include "engine/fill.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/jobs.h"
 #include "engine/progress.h"
 #include "engine/run.h"
 
@@ -38,25 +39,6 @@ typedef struct Unit
 	bool started;
 	double began, ended; /* wall clock of its batch loop, for its table's seconds */
 } Unit;
-
-typedef struct Queue
-{
-	Run *run;
-	Unit **units; /* largest first */
-	int n;
-	int next;
-	pthread_mutex_t mutex;
-} Queue;
-
-typedef struct Worker
-{
-	Queue *q;
-	int slot; /* 1..jobs, for stop_watch */
-	PGconn *conn;
-	int rc;
-	atomic_bool finished; /* its thread is about to return */
-	pthread_t thread;
-} Worker;
 
 static Unit *
 unit_new(FillTable *t, const char *operation, const char *after, const char *upper, long long rows_done,
@@ -231,146 +213,17 @@ begin_unit(Run *run, Unit *u, bool one_unit)
 	}
 }
 
-/* One unit's batch loop on run->conn. */
+/* One unit's batch loop on run->conn (a --jobs worker's: jobs.h's JobTaskFn, which never exits). */
 static int
-run_unit(Run *run, Unit *u)
+run_unit(Run *run, void *units, int i)
 {
+	Unit *u = ((Unit **) units)[i];
+
 	u->started = true;
 	u->began = (clock_now_ms() / 1000.0);
 	u->rc = batch_loop(run, &u->b);
 	u->ended = (clock_now_ms() / 1000.0);
 	return u->rc;
-}
-
-static Unit *
-take(Queue *q)
-{
-	Unit *u = NULL;
-
-	pthread_mutex_lock(&q->mutex);
-	if (q->next < q->n)
-		u = q->units[q->next++];
-	pthread_mutex_unlock(&q->mutex);
-	return u;
-}
-
-/* A job: take units until none is left or one fails, each on this worker's connection. */
-static void *
-work(void *arg)
-{
-	Worker *w = arg;
-	Run run = *w->q->run;
-	Unit *u;
-
-	run.conn = w->conn;
-	w->rc = EXIT_DONE;
-	while (w->rc == EXIT_DONE && (u = take(w->q)) != NULL)
-		if ((w->rc = run_unit(&run, u)) != EXIT_DONE)
-			batch_abandon(true);
-	atomic_store(&w->finished, true);
-	return NULL;
-}
-
-/*
- * While the jobs fill, the run's own connection (it holds the plan's lock)
- * only waits: ask it every second whether it is still there.  Lost, the lock
- * went with it, so the jobs stop at their next batch boundary and the run
- * fails.  Returns false when it was lost.
- */
-static bool
-watch_main_connection(Run *run, Worker *workers, int started)
-{
-	bool alive = true;
-	int ticks = 0;
-
-	for (;;)
-	{
-		bool all = true;
-
-		for (int i = 0; i < started; i++)
-			all &= atomic_load(&workers[i].finished);
-		if (all)
-			return alive;
-		db_sleep_ms(100);
-		if (!alive || ++ticks % 10 != 0)
-			continue;
-		PQclear(PQexec(run->conn, "SELECT 1"));
-		if (PQstatus(run->conn) != CONNECTION_OK)
-		{
-			char msg[512];
-
-			snprintf(msg, sizeof msg, "%s", PQerrorMessage(run->conn));
-			msg[strcspn(msg, "\n")] = '\0';
-			log_progress_end();
-			log_error("the run's own connection was lost while the jobs filled (%s): the plan's lock went with "
-					  "it, so the jobs stop at their next batch boundary",
-					  msg);
-			batch_abandon(true);
-			alive = false;
-		}
-	}
-}
-
-/* Run the queue on run->conn alone, or on JOBS connections of their own. */
-static int
-run_queue(Queue *q, int jobs)
-{
-	Run *run = q->run;
-	Worker *workers;
-	int rc = EXIT_DONE, opened = 0, started = 0;
-
-	if (jobs <= 1)
-	{
-		Unit *u;
-
-		while (rc == EXIT_DONE && (u = take(q)) != NULL)
-			rc = run_unit(run, u);
-		return rc;
-	}
-	workers = xcalloc((size_t) jobs, sizeof *workers);
-	for (int i = 0; i < jobs; i++)
-	{
-		char what[16];
-
-		snprintf(what, sizeof what, "job %d", i + 1);
-		workers[i].q = q;
-		workers[i].slot = i + 1;
-		workers[i].conn = run_connect(run, what);
-		if (workers[i].conn == NULL)
-		{
-			log_error("could not open connection %d of the %d that --jobs asks for; nothing was filled", i + 1, jobs);
-			log_hint("run with fewer --jobs, or ask for a higher max_connections");
-			rc = EXIT_FAILED;
-			break;
-		}
-		stop_watch(workers[i].slot, workers[i].conn);
-		opened++;
-	}
-	batch_abandon(false);
-	for (int i = 0; rc == EXIT_DONE && i < jobs; i++, started++)
-		if (pthread_create(&workers[i].thread, NULL, work, &workers[i]) != 0)
-		{
-			/* the jobs already going stop at their next batch boundary */
-			log_error("could not start job %d of %d", i + 1, jobs);
-			batch_abandon(true);
-			rc = EXIT_FAILED;
-			break;
-		}
-	if (!watch_main_connection(run, workers, started))
-		rc = EXIT_FAILED;
-	for (int i = 0; i < started; i++)
-		pthread_join(workers[i].thread, NULL);
-	for (int i = 0; i < started; i++)
-		if (rc == EXIT_DONE && workers[i].rc != EXIT_DONE)
-			rc = workers[i].rc;
-	for (int i = 0; i < opened; i++)
-	{
-		stop_watch(workers[i].slot, NULL);
-		PQfinish(workers[i].conn);
-	}
-	batch_abandon(false);
-	free(workers);
-	return rc;
 }
 
 static int
@@ -411,10 +264,13 @@ finish_unit(Run *run, Unit *u)
 							  (json_int_t) u->b.batches, "seconds", u->b.seconds, "rows_per_second", rate, "rows",
 							  (json_int_t) u->b.rows_done);
 		char *text = json_dumps(m, JSON_COMPACT);
+		/* the unit whose statement failed says which failure; one stopped at its boundary by it, nothing */
+		const char *why = u->rc == EXIT_DONE ? NULL
+			: !u->started                    ? "not started: another job failed or the run stopped"
+			: u->b.failure.message[0]        ? u->b.failure.message
+											 : NULL;
 
-		mlog_finish(run, u->b.entry, u->rc == EXIT_DONE ? "done" : "failed", u->b.rows_done,
-					u->started || u->rc == EXIT_DONE ? NULL : "not started: another job failed or the run stopped",
-					text);
+		mlog_finish(run, u->b.entry, u->rc == EXIT_DONE ? "done" : "failed", u->b.rows_done, why, text);
 		if (u->rc == EXIT_DONE && !dryrun_on())
 			log_info("%s: %lld rows, %lld filled, %.1f s, %.0f rows/s", u->operation, u->b.rows_done, u->b.changed,
 					 u->b.seconds, rate);
@@ -426,13 +282,13 @@ finish_unit(Run *run, Unit *u)
 int
 fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 {
-	Queue q = {.run = run};
+	Unit **units = NULL;
+	int n_units = 0;
 	/* a dry run prints each table's statement once, in order: one job */
 	int jobs = opts->jobs > 1 && !dryrun_on() ? opts->jobs : 1;
 	int batch_size = batch_size_of(opts, run->plan);
 	int first_of_table = 0, rc;
 
-	pthread_mutex_init(&q.mutex, NULL);
 	/* 1. each table's units: an interrupted run's unfinished ranges, else a fresh split */
 	for (int i = 0; i < n; i++)
 	{
@@ -440,35 +296,35 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 
 		t->rows_total = t->rows_done = t->changed = t->batches = 0;
 		t->longest_batch_ms = t->seconds = t->began = t->ended = 0;
-		t->resumed = resume_units(run, t, &q.units, &q.n) > 0;
+		t->resumed = resume_units(run, t, &units, &n_units) > 0;
 		if (!t->resumed)
-			split_units(run, t, jobs, batch_size, &q.units, &q.n);
+			split_units(run, t, jobs, batch_size, &units, &n_units);
 		/* 2. their migration_log rows, before any batch: a run killed now resumes every range */
-		for (int j = first_of_table; j < q.n; j++)
+		for (int j = first_of_table; j < n_units; j++)
 		{
-			begin_unit(run, q.units[j], q.n - first_of_table == 1);
-			batch_use_options(&q.units[j]->b, opts, run->plan);
+			begin_unit(run, units[j], n_units - first_of_table == 1);
+			batch_use_options(&units[j]->b, opts, run->plan);
 		}
-		first_of_table = q.n;
+		first_of_table = n_units;
 	}
 	/* 3. on --jobs connections, the largest ranges first; alone, in the plan's order */
 	if (jobs > 1)
-		qsort(q.units, (size_t) q.n, sizeof *q.units, larger_first);
-	if (jobs > q.n)
-		jobs = q.n > 0 ? q.n : 1;
+		qsort(units, (size_t) n_units, sizeof *units, larger_first);
+	if (jobs > n_units)
+		jobs = n_units > 0 ? n_units : 1;
 	if (jobs > 1)
-		log_info("filling %d key ranges on %d connections", q.n, jobs);
+		log_info("filling %d key ranges on %d connections", n_units, jobs);
 	/* 4. the job's progress: every unit's rows, resumed ones counted as done */
 	{
 		long long total = 0, done = 0;
 
-		for (int i = 0; i < q.n; i++)
-			if (q.units[i]->b.rows_total >= 0)
-				total += q.units[i]->b.rows_total, done += q.units[i]->b.rows_done;
+		for (int i = 0; i < n_units; i++)
+			if (units[i]->b.rows_total >= 0)
+				total += units[i]->b.rows_total, done += units[i]->b.rows_done;
 		progress_job_begin(total, done);
 	}
 	stop_at_batch_boundary(true);
-	rc = run_queue(&q, jobs);
+	rc = jobs_run(run, n_units, jobs, run_unit, units);
 	stop_at_batch_boundary(false);
 	progress_job_end();
 	/* a lost connection: once more, to record each unit's outcome; the run has failed all the same */
@@ -478,13 +334,12 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 		run_reconnect(run);
 	}
 	/* 5. close every unit's row, started or not (the run's end records them when the connection is gone) */
-	for (int i = 0; i < q.n; i++)
+	for (int i = 0; i < n_units; i++)
 	{
 		if (PQstatus(run->conn) == CONNECTION_OK)
-			finish_unit(run, q.units[i]);
-		unit_free(q.units[i]);
+			finish_unit(run, units[i]);
+		unit_free(units[i]);
 	}
-	free(q.units);
-	pthread_mutex_destroy(&q.mutex);
+	free(units);
 	return rc;
 }

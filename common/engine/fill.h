@@ -3,8 +3,8 @@
  * one unit, or with --jobs N several key ranges; every unit has its own
  * migration_log row and checkpoint, so an interrupted run resumes each range
  * exactly where it stopped, whatever --jobs the next run is given.  The
- * units run on N connections at once (vacuumdb --jobs's shape: one
- * connection per job, each batch still committed with its checkpoint).
+ * units run on N connections at once (jobs.h: one connection and thread per
+ * job, each batch still committed with its checkpoint).
  */
 #ifndef PHASEMIG_FILL_H
 #define PHASEMIG_FILL_H

@@ -77,7 +77,8 @@ begin_row(Run *run, const char *operation, long long rows_total, long long rows_
 	snprintf(total, sizeof total, "%lld", rows_total);
 	snprintf(done, sizeof done, "%lld", rows_done);
 	snprintf(pid, sizeof pid, "%ld", (long) getpid());
-	gethostname(host, sizeof host - 1);
+	if (gethostname(host, sizeof host - 1) != 0)
+		snprintf(host, sizeof host, "unknown");
 	params[0] = run->run_id;
 	params[1] = run->plan->name;
 	params[2] = phase;
@@ -124,30 +125,39 @@ num(char buf[32], long long v)
 	return buf;
 }
 
-void
-mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key)
+bool
+mlog_set_progress_try(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key,
+					  DbFailure *why)
 {
 	char b[3][32];
 	const char *params[4] = {num(b[0], id), num(b[1], rows_total), num(b[2], rows_done), last_key};
 
 	/* where this run starts and when: status computes the rate and ETA of a running fill from them */
-	db_execp(run->conn,
-			 "UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
-			 "metadata = metadata || jsonb_build_object('progress_from_rows', $3::bigint, "
-			 "'progress_from_at', clock_timestamp()) WHERE id = $1",
-			 4, params);
+	return db_execp_try(run->conn,
+						"UPDATE public.migration_log SET rows_total = $2, rows_done = $3, last_key = $4, "
+						"metadata = metadata || jsonb_build_object('progress_from_rows', $3::bigint, "
+						"'progress_from_at', clock_timestamp()) WHERE id = $1",
+						4, params, NULL, why);
 }
 
 void
-mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed)
+mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key)
+{
+	if (!mlog_set_progress_try(run, id, rows_total, rows_done, last_key, NULL))
+		log_exit(EXIT_FAILED);
+}
+
+bool
+mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed,
+				DbFailure *why)
 {
 	char b[3][32];
 	const char *params[4] = {num(b[0], id), num(b[1], rows_done), last_key, num(b[2], rows_changed)};
 
-	db_execp(run->conn,
-			 "UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
-			 "metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1",
-			 4, params);
+	return db_execp_try(run->conn,
+						"UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
+						"metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1",
+						4, params, NULL, why);
 }
 
 void
@@ -157,7 +167,8 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 	const char *params[5] = {sid, status, done, message, metadata};
 	PGresult *res;
 
-	if (id <= 0)
+	/* a lost connection: the run's exit records the row on a new one (run.c's record_outcome) */
+	if (id <= 0 || PQstatus(run->conn) != CONNECTION_OK)
 		return;
 	if (strcmp(status, "failed") == 0 && stop_requested())
 		params[1] = "interrupted";
@@ -171,7 +182,12 @@ mlog_finish(Run *run, long long id, const char *status, long long rows_done, con
 					   "finished_at = clock_timestamp() WHERE id = $1",
 					   5, params);
 	if (!db_ok(res))
-		log_warning("could not record the outcome in migration_log: %s", db_error_line(res, run->conn));
+	{
+		char why[DB_MESSAGE_MAX];
+
+		log_warning("could not record the outcome in migration_log: %s",
+					db_error_line(res, run->conn, why, sizeof why));
+	}
 	PQclear(res);
 }
 

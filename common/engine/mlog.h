@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "core/db.h"
 #include "engine/plan.h"
 
 #define PHASEMIG_VERSION "0.1.0"
@@ -52,11 +53,15 @@ long long mlog_begin(Run *run, const char *operation, long long rows_total, long
 long long mlog_begin_run(Run *run);
 /* Set the expected total and the starting point of a row (status's rate and ETA start there). */
 void mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key);
+/* The same for a batch loop, which may not exit (a --jobs worker): false when it failed (told, kept in *WHY). */
+bool mlog_set_progress_try(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key,
+						   DbFailure *why);
 /*
  * Checkpoint: rows scanned, last key and rows this run changed so far; call
- * inside the batch's transaction.
+ * inside the batch's transaction.  False when it failed (told, kept in *WHY).
  */
-void mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed);
+bool mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed,
+					 DbFailure *why);
 /*
  * Close a row: status 'done', 'failed' or 'refused' ('failed' is recorded as
  * 'interrupted' when a signal stopped the run); metadata is JSON text or NULL.

@@ -420,7 +420,8 @@ plan_free(Plan *plan)
 char *
 plan_ident(const Plan *plan, const char *name)
 {
-	return db_ident(plan->conn, name);
+	(void) plan;
+	return sql_ident(name);
 }
 
 char *
@@ -443,7 +444,7 @@ plan_backup_table(const Plan *plan, const char *what)
 	if (strlen(name) > MAX_IDENT)
 		log_fatal(EXIT_BAD_INPUT, "backup object name \"%s\" is longer than %d bytes; use a shorter plan name", name,
 				  MAX_IDENT);
-	q = db_ident(plan->conn, name);
+	q = sql_ident(name);
 	full = str_printf("migration_backup.%s", q);
 	free(name);
 	free(q);
@@ -471,14 +472,14 @@ plan_bind(Plan *plan, PGconn *conn)
 	}
 	PQclear(res);
 	{
-		char *qs = db_ident(conn, plan->schema);
-		char *qt = db_ident(conn, plan->table);
+		char *qs = sql_ident(plan->schema);
+		char *qt = sql_ident(plan->table);
 
 		plan->q_table = str_printf("%s.%s", qs, qt);
 		free(qs);
 		free(qt);
 	}
-	plan->q_key = db_ident(conn, plan->key);
+	plan->q_key = sql_ident(plan->key);
 	{
 		const char *p[2] = {plan->q_table, plan->key};
 

@@ -115,7 +115,7 @@ bool plan_bind(Plan *plan, PGconn *conn);
 char *plan_backup_table(const Plan *plan, const char *what);
 char *plan_object_name(const Plan *plan, const char *what);
 
-/* A quoted identifier for NAME on the plan's connection; caller frees. */
+/* NAME quoted as an identifier (sql_ident, core/strbuf.h: the one way SQL is quoted); caller frees. */
 char *plan_ident(const Plan *plan, const char *name);
 
 #endif

@@ -109,6 +109,24 @@ notify_end(void *arg)
 }
 
 /*
+ * What a run a SIGINT/SIGTERM stopped says last, once: by run_finish, or by
+ * record_outcome when a failed statement ended the run at once (db.c's
+ * db_x() helpers: a cancel that landed outside the batch loop).
+ */
+static void
+tell_stopped(void)
+{
+	static bool told;
+
+	if (told)
+		return;
+	told = true;
+	log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
+			 "continue from where it stopped",
+			 stop_signal_name());
+}
+
+/*
  * Cleanup on every exit: no row of this run stays 'running'.  After a lost
  * connection it reconnects once to record that (PQreset); when that fails
  * too, the next run of the plan records the rows as interrupted.
@@ -119,6 +137,7 @@ record_outcome(void *arg)
 	Run *run = arg;
 	int code = log_exit_code();
 	const char *params[3] = {run->run_id, run->declined ? "declined" : outcome_status(code), outcome_reason(code)};
+	PGresult *res;
 
 	if (run->conn == NULL || code == EXIT_DONE)
 		return;
@@ -131,11 +150,22 @@ record_outcome(void *arg)
 		}
 	}
 	db_end_session_work(run->conn);
-	/* errors ignored: before phase1 there is no migration_log to write to */
-	PQclear(PQexecParams(run->conn,
-						 "UPDATE public.migration_log SET status = $2, message = coalesce(message, $3), "
-						 "finished_at = clock_timestamp() WHERE run_id = $1 AND status = 'running'",
-						 3, NULL, params, NULL, NULL, 0));
+	res = PQexecParams(run->conn,
+					   "UPDATE public.migration_log SET status = $2, message = coalesce(message, $3), "
+					   "finished_at = clock_timestamp() WHERE run_id = $1 AND status = 'running'",
+					   3, NULL, params, NULL, NULL, 0);
+	/* before phase1 there is no migration_log to write to: nothing to record */
+	if (!db_ok(res) && strcmp(db_sqlstate(res), SQLSTATE_UNDEFINED_TABLE) != 0)
+	{
+		char why[DB_MESSAGE_MAX];
+
+		log_warning("could not record the outcome in migration_log: %s; the next run of this plan records this "
+					"one as interrupted",
+					db_error_line(res, run->conn, why, sizeof why));
+	}
+	else if (db_ok(res) && stop_requested() && !run->declined)
+		tell_stopped();
+	PQclear(res);
 }
 
 /*
@@ -175,7 +205,8 @@ client_name(void)
 		user = getenv("LOGNAME");
 	if (user == NULL && getpwuid_r(geteuid(), &pwbuf, buf, sizeof buf, &pw) == 0 && pw != NULL)
 		user = pw->pw_name;
-	gethostname(host, sizeof host - 1);
+	if (gethostname(host, sizeof host - 1) != 0)
+		snprintf(host, sizeof host, "unknown");
 	return str_printf("%s@%s", user ? user : "unknown", host);
 }
 
@@ -417,9 +448,7 @@ run_finish(Run *run, int code, const char *message)
 		mlog_finish(run, run->phase_entry, run->declined && code != EXIT_DONE ? "declined" : outcome_status(code), 0,
 					message ? message : outcome_reason(code), run->phase_metadata);
 	if (code != EXIT_DONE && stop_requested())
-		log_info("stopped by %s; recorded as interrupted in migration_log: run the same command again to "
-				 "continue from where it stopped",
-				 stop_signal_name());
+		tell_stopped();
 	if (dryrun_on())
 		log_info("%s --dry-run: %s; nothing was changed", run->subcommand,
 				 code == EXIT_DONE ? "done" : "the real run would stop here with the same exit code");

@@ -1,12 +1,10 @@
 /*
- * throttle.c: phase2 throttle (the control row), what a batch loop does with
- * it between batches, and the lag it waits on.
+ * throttle.c: phase2 throttle (the control row) and what a batch loop does
+ * with it between batches; the lag it waits on is throttle_lag.c's.
  */
 #include "engine/throttle.h"
 
 #include <jansson.h>
-#include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +15,6 @@
 #include "engine/guard.h"
 #include "engine/progress.h"
 #include "engine/run.h"
-
-/* how long one run of --lag-query may take (its connection's statement_timeout) */
-#define LAG_QUERY_TIMEOUT "10s"
 
 typedef struct Control
 {
@@ -65,21 +60,40 @@ running_run_id(Run *run, bool *held)
 	return id;
 }
 
+/* read_control's answers */
+enum
+{
+	CONTROL_NONE,
+	CONTROL_FOUND,
+	CONTROL_FAILED /* a statement failed: told, kept in b->failure */
+};
+
 /*
- * The control row of this run into C: false when there is none (or no table,
- * or one older than run-scoped settings).  A row set for the next run
+ * The control row of this run into C: CONTROL_NONE when there is none (or no
+ * table, or one older than run-scoped settings).  A row set for the next run
  * becomes this run's (said, and logged): no later run sees it.
  */
-static bool
-read_control(Run *run, const BatchLoop *b, Control *c)
+static int
+read_control(Run *run, BatchLoop *b, Control *c)
 {
 	const char *params[2] = {run->plan->name, run->run_id};
 
 	for (int round = 0; round < 2; round++)
 	{
 		PGresult *res = db_query_try(run->conn, control_sql, 2, params);
+		const char *state = db_sqlstate(res);
 		bool found = db_ok(res) && PQntuples(res) == 1;
+		long long taken;
 
+		/* no control table (3F000: nor its schema), or an older one without run-scoped settings: nothing set */
+		if (!db_ok(res) && strcmp(state, SQLSTATE_UNDEFINED_TABLE) != 0
+			&& strcmp(state, SQLSTATE_UNDEFINED_COLUMN) != 0 && strcmp(state, "3F000") != 0)
+		{
+			db_report(res, run->conn, control_sql);
+			db_failure_keep(&b->failure, res, run->conn);
+			PQclear(res);
+			return CONTROL_FAILED;
+		}
 		if (found)
 		{
 			c->paused = db_field_true(res, 0, "paused");
@@ -90,16 +104,17 @@ read_control(Run *run, const BatchLoop *b, Control *c)
 		}
 		PQclear(res);
 		if (!found || !c->next_run)
-			return found;
+			return found ? CONTROL_FOUND : CONTROL_NONE;
 		/* set for the next run: this one; of --jobs workers one takes it, the others read it as this run's */
-		if (db_execp_rows(run->conn,
+		if (!db_execp_try(run->conn,
 						  "UPDATE migration_backup.phasemig_control SET run_id = $2::uuid, next_run = false, "
 						  "paused_at = CASE WHEN paused THEN clock_timestamp() END WHERE plan = $1 AND next_run",
-						  2, params)
-			> 0)
+						  2, params, &taken, &b->failure))
+			return CONTROL_FAILED;
+		if (taken > 0)
 			log_info("%s: throttle: this run takes the settings given for the next run by %s", b->what, c->by);
 	}
-	return false;
+	return CONTROL_NONE;
 }
 
 /* Take the row's sleep and batch size into B and *SIZE, saying what changed; whether anything did. */
@@ -129,12 +144,12 @@ take_settings(const Control *c, BatchLoop *b, int *size)
  * After a change or a pause, the rate (the progress line's, and status's
  * from migration_log) is measured afresh: the time left follows the new pace.
  */
-static void
+static bool
 rebase_rate(Run *run, BatchLoop *b)
 {
 	progress_rebase(b);
-	if (b->entry > 0 && b->rows_total >= 0)
-		mlog_set_progress(run, b->entry, b->rows_total, b->rows_done, b->last_key);
+	return b->entry <= 0 || b->rows_total < 0
+		|| mlog_set_progress_try(run, b->entry, b->rows_total, b->rows_done, b->last_key, &b->failure);
 }
 
 int
@@ -142,16 +157,17 @@ throttle_between_batches(Run *run, BatchLoop *b, int *size)
 {
 	bool announced = false, changed = false;
 	Control c;
+	int found;
 
-	while (read_control(run, b, &c))
+	while ((found = read_control(run, b, &c)) == CONTROL_FOUND)
 	{
 		changed |= take_settings(&c, b, size);
 		if (!c.paused)
 		{
 			if (announced)
 				log_info("%s: resumed by %s", b->what, c.by);
-			if (changed || announced)
-				rebase_rate(run, b);
+			if ((changed || announced) && !rebase_rate(run, b))
+				return EXIT_FAILED;
 			return EXIT_DONE;
 		}
 		if (!announced)
@@ -170,7 +186,7 @@ throttle_between_batches(Run *run, BatchLoop *b, int *size)
 		}
 		db_sleep_ms(250);
 	}
-	return EXIT_DONE;
+	return found == CONTROL_FAILED ? EXIT_FAILED : EXIT_DONE;
 }
 
 /* The control row as JSON, RUNNING_ID the run holding the lock (NULL: none); NULL when there is no row. */
@@ -383,160 +399,4 @@ throttle_command(Run *run, const Options *opts)
 				 opts->next_run ? "the next run" : "the running run");
 	free(running);
 	return EXIT_DONE;
-}
-
-/*
- * The operator's --lag-query runs on a connection of its own, never on the
- * run's (which holds the plan's lock: pg_advisory_unlock_all() there would
- * let a second run in), read-only.  Opened by the first check, before any
- * --jobs worker starts; the workers share it, one query at a time.
- */
-static PGconn *lag_conn;
-static const char *const lag_settings[] = {
-	"SET default_transaction_read_only = on",
-	"SET statement_timeout = '" LAG_QUERY_TIMEOUT "'",
-};
-static pthread_mutex_t lag_mutex = PTHREAD_MUTEX_INITIALIZER;
-
-static void
-close_lag_connection(void *arg)
-{
-	(void) arg;
-	PQfinish(lag_conn);
-	lag_conn = NULL;
-}
-
-static bool
-open_lag_connection(Run *run)
-{
-	if (lag_conn != NULL)
-		return true;
-	if ((lag_conn = run_connect(run, "lag query")) == NULL)
-	{
-		log_error("could not open the connection --lag-query runs on");
-		return false;
-	}
-	log_on_exit(close_lag_connection, NULL);
-	/*
-	 * Read-only, and bounded: a lag measure that hangs would hold every batch
-	 * (and a SIGTERM, which waits for the batch boundary) for as long.
-	 */
-	if (!db_set_all(lag_conn, lag_settings, sizeof lag_settings / sizeof lag_settings[0]))
-	{
-		PQfinish(lag_conn);
-		lag_conn = NULL;
-		return false;
-	}
-	return true;
-}
-
-/* The operator's query's lag on lag_conn; false after saying why (naming --lag-query) when it is no lag. */
-static bool
-lag_of_query(const char *lag_query, long long *lag)
-{
-	PGresult *res;
-	bool ok = false;
-
-	/* read-only; one statement (the extended protocol allows no more) */
-	PQclear(PQexec(lag_conn, "BEGIN READ ONLY"));
-	res = PQexecParams(lag_conn, lag_query, 0, NULL, NULL, NULL, NULL, 0);
-	if (!db_ok(res))
-	{
-		log_error("--lag-query failed: %s", db_error_line(res, lag_conn));
-		log_detail("statement: %s", lag_query);
-	}
-	else if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
-		log_error("--lag-query must return one row with one non-NULL column (the lag in ms); it returned %d "
-				  "rows of %d columns",
-				  PQntuples(res), PQnfields(res));
-	else
-	{
-		const char *text = PQgetvalue(res, 0, 0);
-		char *end;
-		double v = strtod(text, &end);
-
-		/* a bigint holds up to 9.2e18: a larger lag, NaN or infinity would wrap, a negative one never pause */
-		if (end == text || *end != '\0')
-			log_error("--lag-query returned \"%s\", not a number of milliseconds", text);
-		else if (!isfinite(v) || v < 0 || v > 9.2e18)
-			log_error("--lag-query returned %s: a lag is a finite number of milliseconds, 0 or more (at most 9.2e18)",
-					  text);
-		else
-		{
-			*lag = (long long) v;
-			ok = true;
-		}
-		if (!ok)
-			log_detail("statement: %s", lag_query);
-	}
-	PQclear(res);
-	PQclear(PQexec(lag_conn, "ROLLBACK"));
-	return ok;
-}
-
-/* The lag now, in ms: the operator's query's, else the largest replay lag of the standbys. */
-static long long
-lag_now(Run *run, const char *lag_query, bool *ok)
-{
-	long long lag = 0;
-
-	*ok = true;
-	if (lag_query == NULL)
-		return db_count(run->conn,
-						"SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint "
-						"FROM pg_catalog.pg_stat_replication",
-						0, NULL);
-	pthread_mutex_lock(&lag_mutex);
-	*ok = open_lag_connection(run) && lag_of_query(lag_query, &lag);
-	pthread_mutex_unlock(&lag_mutex);
-	return lag;
-}
-
-bool
-throttle_check_lag_query(Run *run, const char *sql)
-{
-	bool ok;
-	long long lag = lag_now(run, sql, &ok);
-
-	if (ok)
-		log_info("--lag-query says %lld ms now", lag);
-	else
-		log_hint("the query runs before each batch in a read-only transaction, e.g. for a logical replica: "
-				 "SELECT extract(epoch FROM now() - last_msg_receipt_time) * 1000 FROM pg_stat_subscription on "
-				 "the subscriber, or your replica's own measure from this database");
-	return ok;
-}
-
-int
-throttle_wait_for_lag(Run *run, int max_lag_ms, const char *lag_query)
-{
-	static bool told_no_standby;
-	bool announced = false, ok;
-
-	if (lag_query == NULL && !told_no_standby
-		&& db_count(run->conn, "SELECT count(*) FROM pg_catalog.pg_stat_replication", 0, NULL) == 0)
-	{
-		log_warning("--max-lag-ms: no standby is connected to this server (pg_stat_replication is empty): "
-					"nothing to wait for");
-		log_hint("for a logical replica, or a replica this server does not list, give --lag-query SQL");
-		told_no_standby = true;
-	}
-	for (;;)
-	{
-		long long lag = lag_now(run, lag_query, &ok);
-
-		if (!ok)
-			return EXIT_FAILED;
-		if (lag <= max_lag_ms || stop_requested())
-		{
-			if (announced && !stop_requested())
-				log_info("lag is %lld ms, under %d ms: going on", lag, max_lag_ms);
-			return EXIT_DONE;
-		}
-		if (!announced)
-			log_info("pausing: %s is %lld ms, over the limit of %d ms",
-					 lag_query ? "--lag-query's lag" : "a standby's replay lag", lag, max_lag_ms);
-		announced = true;
-		db_sleep_ms(500);
-	}
 }

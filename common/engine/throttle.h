@@ -29,7 +29,8 @@ int throttle_command(Run *run, const Options *opts);
 /*
  * Between two batches of B: take the control row's changes (logged) into B
  * and *SIZE, and wait while it says paused.  EXIT_DONE, or EXIT_FAILED when
- * a signal asked the run to stop while paused.
+ * a signal asked the run to stop while paused or a statement failed (told,
+ * kept in b->failure); never exits (a --jobs worker calls it).
  */
 int throttle_between_batches(Run *run, BatchLoop *b, int *size);
 
@@ -50,9 +51,10 @@ void throttle_print(const json_t *t);
 bool throttle_check_lag_query(Run *run, const char *sql);
 
 /*
- * Wait while the lag (--lag-query's, else the standbys' replay lag) is over
- * max_lag_ms; EXIT_FAILED (said why) when --lag-query fails.
+ * Wait while the lag (b->lag_query's, else the standbys' replay lag) is over
+ * b->max_lag_ms; EXIT_FAILED (said why; a failed statement kept in
+ * b->failure) when it cannot be measured.  Never exits (a --jobs worker calls it).
  */
-int throttle_wait_for_lag(Run *run, int max_lag_ms, const char *lag_query);
+int throttle_wait_for_lag(Run *run, BatchLoop *b);
 
 #endif

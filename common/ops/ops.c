@@ -70,7 +70,7 @@ ops_qualified_index(Run *run, const char *qtable, const char *name)
 							"SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
 							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
 							1, params);
-	char *qname = db_ident(run->conn, name);
+	char *qname = sql_ident(name);
 	char *full = str_printf("%s.%s", schema, qname);
 
 	free(schema), free(qname);
@@ -252,7 +252,8 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
 								"\"longest_batch_ms\": %.1f}",
 								b->changed, b->batches, b->seconds, b->longest_batch_ms);
 
-		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done, NULL, meta);
+		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done,
+					rc != EXIT_DONE && b->failure.message[0] ? b->failure.message : NULL, meta);
 		free(meta);
 	}
 	if (rc == EXIT_DONE)

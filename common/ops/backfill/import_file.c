@@ -228,6 +228,7 @@ commit_marks(Run *run, const char *partial)
 {
 	PGresult *res = PQexec(run->conn, "COMMIT");
 	bool unknown;
+	char why[DB_MESSAGE_MAX];
 
 	if (db_ok(res) && PQstatus(run->conn) == CONNECTION_OK)
 	{
@@ -235,7 +236,7 @@ commit_marks(Run *run, const char *partial)
 		return true;
 	}
 	unknown = PQstatus(run->conn) != CONNECTION_OK;
-	log_error("could not commit the users of the import file: %s", db_error_line(res, run->conn));
+	log_error("could not commit the users of the import file: %s", db_error_line(res, run->conn, why, sizeof why));
 	PQclear(res);
 	if (unknown)
 	{

@@ -41,11 +41,10 @@ column_type(PGconn *conn, const char *qrel, const char *column, ColumnType *ct)
 
 	if (found)
 	{
-		int type = PQfnumber(res, "type");
-		int max_chars = PQfnumber(res, "max_chars");
+		const char *max_chars = db_field(res, 0, "max_chars");
 
-		ct->type = xstrdup(PQgetvalue(res, 0, type));
-		ct->max_chars = PQgetisnull(res, 0, max_chars) ? -1 : atol(PQgetvalue(res, 0, max_chars));
+		ct->type = xstrdup(db_field(res, 0, "type"));
+		ct->max_chars = max_chars ? atol(max_chars) : -1;
 	}
 	PQclear(res);
 	return found;
@@ -113,7 +112,7 @@ staged_where(Run *run, Findings *f, const Target *t, const char *check, const ch
 static long long
 check_json_type(Run *run, Findings *f, const Target *t, bool skip)
 {
-	char *lit = PQescapeLiteral(run->conn, t->field, strlen(t->field));
+	char *lit = sql_literal(t->field);
 	char *cond = str_printf("invalid IS NOT NULL AND invalid ? %s", lit);
 	char *detail = str_printf("(invalid ->> %s)", lit);
 	/* such a value is staged as NULL already: skipping only lists it */
@@ -122,7 +121,7 @@ check_json_type(Run *run, Findings *f, const Target *t, bool skip)
 
 	free(cond);
 	free(detail);
-	PQfreemem(lit);
+	free(lit);
 	return n;
 }
 
@@ -156,21 +155,21 @@ check_fits(Run *run, Findings *f, const Target *t, const ColumnType *staged, con
 	}
 	else if (strcmp(target->type, staged->type) != 0 && strcmp(target->type, "text") != 0)
 	{
-		char *from = PQescapeLiteral(run->conn, staged->type, strlen(staged->type));
-		char *to = PQescapeLiteral(run->conn, target->type, strlen(target->type));
+		char *from = sql_literal(staged->type);
+		char *to = sql_literal(target->type);
 
 		create_cast_test(run->conn);
 		check = str_printf("value not valid for %s", target->type);
 		cond = str_printf("%s IS NOT NULL AND NOT pg_temp.phasemig_casts(%s::text, %s, %s)", scol, scol, from, to);
 		detail = str_printf("quote_literal(left(%s::text, 40))", scol);
-		PQfreemem(from);
-		PQfreemem(to);
+		free(from);
+		free(to);
 	}
 	else
 		return 0; /* the same type, or text: every value fits */
-	problem = PQescapeLiteral(run->conn, check, strlen(check));
+	problem = sql_literal(check);
 	n = staged_where(run, f, t, check, cond, detail, problem, skip);
-	PQfreemem(problem);
+	free(problem);
 	free(check);
 	free(cond);
 	free(detail);
