@@ -1,5 +1,6 @@
 # Makefile: builds bin/phase1, bin/phase2, bin/phase3 (C11, -Werror) against
-# libpq, jansson and libuuid found through pkg-config; runs the tests and the demo.
+# libpq, jansson and libuuid found through pkg-config; runs the tests (make unit, check-fast,
+# check) and the demo.
 # SANITIZE=1 builds them with AddressSanitizer and UBSan; `make fuzz` runs the
 # libFuzzer targets of tests/fuzz.
 CC      ?= cc
@@ -29,7 +30,7 @@ COMMON_HDR := $(sort $(wildcard common/*/*.h common/*/*/*.h))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file bin/rehearse-report
 
-.PHONY: all check demo bench clean lint format fuzz install uninstall man FORCE
+.PHONY: all unit check-fast check demo bench clean lint format fuzz install uninstall man FORCE
 .SECONDARY:
 all: $(BINS)
 
@@ -93,11 +94,26 @@ ifeq ($(SANITIZE),1)
 CHECK_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 endif
 
-# The README's test command: installs missing packages (as root), builds, tests.
+# The three tiers of tests (README, "Tests"); each installs missing packages (as root) and builds.
+# make unit: the C unit tests and the layer check, no server (seconds).
+# make check-fast: every test file at reduced sizes (tests/run --fast), TEST_JOBS at a time, each
+# against a cluster of its own (minutes). make check: every file at full size, as CI runs it.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
+unit:
+	scripts/install-deps
+	$(MAKE) $(OBJDIR)/unit-tests
+	$(CHECK_ENV) tests/run --no-server t01_units t02_layers
+
+check-fast:
+	scripts/install-deps
+	$(MAKE) all $(OBJDIR)/unit-tests
+	$(CHECK_ENV) tests/run --fast -j $(TEST_JOBS)
+
 check:
 	scripts/install-deps
 	$(MAKE) all $(OBJDIR)/unit-tests
-	$(CHECK_ENV) tests/run
+	$(CHECK_ENV) tests/run -j $(TEST_JOBS)
 
 # make fuzz: the libFuzzer targets of tests/fuzz, built with clang, ASan and
 # UBSan into build/fuzz, each run FUZZ_SECONDS on a copy of its corpus; any
