@@ -96,9 +96,11 @@ endif
 
 # The three tiers of tests (README, "Tests"); each installs missing packages (as root) and builds.
 # make unit: the C unit tests and the layer check, no server (seconds).
-# make check-fast: every test file at reduced sizes (tests/run --fast), TEST_JOBS at a time, each
-# against a cluster of its own (minutes). make check: every file at full size, as CI runs it.
-TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# make check-fast: every test file at reduced sizes (tests/run --fast), each against a cluster of
+# its own, one more file at a time than there are cores (the files often wait on locks and sleeps).
+# make check: every file at full size, as CI runs it, as many at a time as there are cores.
+# TEST_JOBS=N sets how many files run at once for both.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
 
 unit:
 	scripts/install-deps
@@ -108,12 +110,12 @@ unit:
 check-fast:
 	scripts/install-deps
 	$(MAKE) all $(OBJDIR)/unit-tests
-	$(CHECK_ENV) tests/run --fast -j $(TEST_JOBS)
+	$(CHECK_ENV) tests/run --fast -j $(or $(TEST_JOBS),$(shell echo $$(($(NPROC) + 1))))
 
 check:
 	scripts/install-deps
 	$(MAKE) all $(OBJDIR)/unit-tests
-	$(CHECK_ENV) tests/run -j $(TEST_JOBS)
+	$(CHECK_ENV) tests/run -j $(or $(TEST_JOBS),$(NPROC))
 
 # make fuzz: the libFuzzer targets of tests/fuzz, built with clang, ASan and
 # UBSan into build/fuzz, each run FUZZ_SECONDS on a copy of its corpus; any
