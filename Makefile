@@ -94,7 +94,8 @@ ifeq ($(SANITIZE),1)
 CHECK_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 endif
 
-# The three tiers of tests (README, "Tests in three tiers"); each installs missing packages (as root) and builds.
+# The three tiers of tests (README, "Tests in three tiers"); each installs missing packages (as
+# root) and builds.
 # make unit: the C unit tests and the layer check, no server (seconds).
 # make check-fast: every test file at reduced sizes (tests/run --fast), each against a cluster of
 # its own, one more file at a time than there are cores (the files often wait on locks and sleeps).
