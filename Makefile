@@ -1,5 +1,6 @@
 # Makefile: builds bin/phase1, bin/phase2, bin/phase3 (C11, -Werror) against
-# libpq, jansson and libuuid found through pkg-config; runs the tests and the demo.
+# libpq, jansson and libuuid found through pkg-config; runs the tests (make unit, check-fast,
+# check) and the demo.
 # SANITIZE=1 builds them with AddressSanitizer and UBSan; `make fuzz` runs the
 # libFuzzer targets of tests/fuzz.
 CC      ?= cc
@@ -30,7 +31,7 @@ COMMON_HDR := $(sort $(shell find common -name '*.h'))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJDIR)/%.o) $(OBJDIR)/sqltext.o
 BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file bin/rehearse-report
 
-.PHONY: all check demo bench clean lint format fuzz install uninstall man FORCE
+.PHONY: all unit check-fast check demo bench clean lint format fuzz install uninstall man FORCE
 .SECONDARY:
 all: $(BINS)
 
@@ -94,15 +95,33 @@ ifeq ($(SANITIZE),1)
 CHECK_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 endif
 
-# The README's test command: installs missing packages (as root), builds, tests. t44's
-# applications need psycopg, node and npm (install-deps drivers) and node-postgres from npm
-# (install-node-pg, into build/node); when npm fails the other tests still run, and t44 (which
-# runs install-node-pg itself) fails.
+# The three tiers of tests (README, "Tests in three tiers"); each installs missing packages (as
+# root) and builds. t44's applications need psycopg, node and npm (install-deps drivers) and
+# node-postgres from npm (install-node-pg, into build/node); when npm fails the other tests
+# still run, and t44 (which runs install-node-pg itself) fails.
+# make unit: the C unit tests and the layer check, no server (seconds).
+# make check-fast: every test file at reduced sizes (tests/run --fast), each against a cluster of
+# its own, one more file at a time than there are cores (the files often wait on locks and sleeps).
+# make check: every file at full size, as CI runs it, as many at a time as there are cores.
+# TEST_JOBS=N sets how many files run at once for both.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+
+unit:
+	scripts/install-deps
+	$(MAKE) $(OBJDIR)/unit-tests
+	$(CHECK_ENV) tests/run --no-server t01_units t02_layers
+
+check-fast:
+	scripts/install-deps drivers
+	-scripts/install-node-pg
+	$(MAKE) all $(OBJDIR)/unit-tests
+	$(CHECK_ENV) tests/run --fast -j $(or $(TEST_JOBS),$(shell echo $$(($(NPROC) + 1))))
+
 check:
 	scripts/install-deps drivers
 	-scripts/install-node-pg
 	$(MAKE) all $(OBJDIR)/unit-tests
-	$(CHECK_ENV) tests/run
+	$(CHECK_ENV) tests/run -j $(or $(TEST_JOBS),$(NPROC))
 
 # make fuzz: the libFuzzer targets of tests/fuzz, built with clang, ASan and
 # UBSan into build/fuzz, each run FUZZ_SECONDS on a copy of its corpus; any

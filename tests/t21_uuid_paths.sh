@@ -2,7 +2,8 @@
 # sharing a child table (each keeps its own triggers; either rolls back first; the application's
 # writes in between end right), a plan that would share a column or an index refused, rollbacks
 # killed with -9 midway that a re-run finishes exactly, and the rollback after finalize under a
-# pgbench load at 200,000 users, whose longest stall is measured.
+# pgbench load at 200,000 users (T21_STALL_USERS; make check-fast: 20,000), whose longest stall is
+# measured.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/string-to-uuid.json
@@ -201,9 +202,10 @@ must u 1 regen apply
 assert_exit 3 "phase2 refuses the invalid keys again" -- u 2 regen apply
 
 # ---------------------------------------------------------------- the stall under load, 200,000 users
-test_case "rollback after finalize at 200,000 users under pgbench load: the longest stall stays within lock timeout + a batch"
+STALL_USERS=${T21_STALL_USERS:-200000}
+test_case "rollback after finalize at $(sed ':a; s/\B[0-9]\{3\}\>/,&/; ta' <<<"$STALL_USERS") users under pgbench load: the longest stall stays within lock timeout + a batch"
 PGBENCH=$(command -v pgbench || { source "$ROOT/scripts/lib/cluster.sh"; echo "$(cluster_bindir)/pgbench"; })
-gen_app big 200000 t21 "$TEST_TMP/data-big"
+gen_app big "$STALL_USERS" t21 "$TEST_TMP/data-big"
 start=$(db_state big)
 for step in "1 apply" "2 apply" "3 apply" "3 finalize"; do
     assert_exit 0 "phase$step" -- u ${step% *} big ${step#* }
@@ -251,7 +253,7 @@ read -r tx failed longest <<<"$(cat "$TEST_TMP"/load.[0-9]*.[0-9]* | awk -v t0="
     $3 !~ /^[0-9]+$/ { failed++; next }
     end >= t0 && end - $3 / 1e6 <= t1 { n++; if ($3 > max) max = $3 }
     END { printf "%d %d %.0f\n", n, failed, max / 1000 }')"
-echo "# rollback after finalize at 200000 users took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; the load ran $tx transactions during it, longest ${longest} ms, $failed failed" >&2
+echo "# rollback after finalize at $STALL_USERS users took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s; the load ran $tx transactions during it, longest ${longest} ms, $failed failed" >&2
 assert_eq "" "$(grep -v '^0$' "$TEST_TMP/load.rc")" "every pgbench run exited 0: $(cat "$TEST_TMP"/load.*.err | grep -m3 -i 'error\|abort')"
 assert_eq "0" "$failed" "no failed transaction"
 [ "$tx" -gt 100 ] || _t_fail "the load ran only $tx transactions during the rollback"

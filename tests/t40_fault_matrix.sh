@@ -12,11 +12,14 @@
 # no snapshot point when it builds nothing concurrently and runs no batches: such points
 # are counted as missed, and only lock points must never miss (but for uuid phase2
 # rollback, which has nothing to do on this data).
+# Knobs: FAULT_USERS (1200) and FAULT_KINDS (kill9,term,terminate; make check-fast runs
+# kill9,term: a backend terminated midway is t41's and t11's too).
 source "$(dirname "$0")/lib.sh"
 
 must_dirs LOGS DATA
 USERS=${FAULT_USERS:-1200}
-FAULTS=(kill9 term terminate)
+IFS=, read -r -a FAULTS <<<"${FAULT_KINDS:-kill9,term,terminate}"
+for fault in "${FAULTS[@]}"; do [[ $fault == @(kill9|term|terminate) ]] || setup_failed "FAULT_KINDS: no fault '$fault'"; done
 DELIVERED=0 MISSED=0
 
 # plan copies with small batches, so that batch loops take long enough to be interrupted
@@ -224,4 +227,4 @@ done
 
 echo "# fault matrix: $DELIVERED interruptions delivered; $MISSED snapshot points the command has not" >&2
 test_case "the fault matrix delivered its interruptions"
-[ "$DELIVERED" -ge 40 ] || _t_fail "only $DELIVERED interruptions were delivered"
+[ "$DELIVERED" -ge $((40 * ${#FAULTS[@]} / 3)) ] || _t_fail "only $DELIVERED interruptions were delivered"

@@ -22,9 +22,10 @@ cluster_dir_for() {
     else mktemp -d /tmp/phasemig-cluster.XXXXXX; fi
 }
 
-# cluster_start DIR PORT [server options]: initdb (if DIR/data is missing) and start; exports PG*
-cluster_start() {
-    CLUSTER_DIR=$1 CLUSTER_PORT=$2; shift 2
+# cluster_init DIR: initdb into DIR/data unless it holds a cluster already (tests/run copies such
+# a DIR/data as the template of each test file's cluster); sets CLUSTER_DIR and CLUSTER_BINDIR
+cluster_init() {
+    CLUSTER_DIR=$1
     CLUSTER_BINDIR=$(cluster_bindir) || { echo "initdb not found: run scripts/install-deps" >&2; return 1; }
     mkdir -p "$CLUSTER_DIR" && chmod 755 "$CLUSTER_DIR" || return 1
     [ "$(id -u)" -eq 0 ] && chown postgres: "$CLUSTER_DIR"
@@ -36,6 +37,13 @@ cluster_start() {
             -E UTF8 --locale=C >>"$CLUSTER_DIR/initdb.log" 2>&1; } ||
         { cat "$CLUSTER_DIR/initdb.log" >&2; return 1; }
     fi
+}
+
+# cluster_start DIR PORT [server options]: initdb (if DIR/data is missing) and start; exports PG*
+cluster_start() {
+    CLUSTER_PORT=$2
+    cluster_init "$1" || return 1
+    shift 2
     _cluster_stopped=0
     # pg_ctl hands -o to a shell: the socket directory goes in single quotes, its own quotes escaped
     local sockdir="'${CLUSTER_DIR//\'/\'\\\'\'}'"
