@@ -213,8 +213,11 @@ q vac "alter table public.users set (autovacuum_vacuum_threshold = 0, autovacuum
 wait_for_sql vac "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker' and datname = 'vac'" 1 90
 assert_exit 0 "phase1 apply, with a lock timeout (300 ms) under deadlock_timeout (1 s)" -- p1 apply -d vac --lock-timeout 300
 assert_contains "$LAST_ERR" "an autovacuum worker is running in this database: waiting up to 1200 ms for" "says why it waits longer"
-assert_eq "0" "$(q vac "select max((metadata->>'ddl_retries')::int) from migration_log where phase = 1 and operation like 'add_column%'")" \
-  "no change needed a second attempt: the server cancelled the vacuum during the first"
+# the server cancels the vacuum deadlock_timeout after the wait begins; on a loaded machine the
+# worker may take longer than the 200 ms margin to go (and autovacuum may start again), so a change
+# may need an attempt or two more, not the many the crawling vacuum would take to finish
+assert_eq "t" "$(q vac "select max((metadata->>'ddl_retries')::int) <= 2 from migration_log where phase = 1 and operation like 'add_column%'")" \
+  "no change needed more than two more attempts: the server cancelled the vacuum, phasemig did not wait it out"
 
 test_case "odd inputs: a non-object user, a key that is not unique; a quoted CSV header with a BOM and CRLF is accepted"
 fresh_app odd 50
