@@ -83,21 +83,28 @@ schema_exists(Run *run, const char *name)
 static bool dropped_by_this_run[2];
 
 char *
-versions_drop_sql(Run *run, int version)
+versions_drop_sql(Run *run, int version, int *n_views)
 {
 	const char *name = versions_schema(run->plan, version);
 	const char *p[1] = {name};
 	char *qschema, *views, *sql, *lock = NULL;
+	PGresult *res;
 
+	if (n_views)
+		*n_views = 0;
 	if (dropped_by_this_run[version] || !schema_exists(run, name))
 		return NULL;
 	dropped_by_this_run[version] = true;
 	qschema = sql_ident(name);
-	views = db_value(run->conn,
-					 "SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), ', ' "
-					 "ORDER BY c.relname) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-					 "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v'",
-					 1, p);
+	res = db_query(run->conn,
+				   "SELECT count(*) AS n, pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname), "
+				   "', ' ORDER BY c.relname) AS views FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+				   "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v'",
+				   1, p);
+	views = db_field(res, 0, "views") ? xstrdup(db_field(res, 0, "views")) : NULL;
+	if (n_views)
+		*n_views = (int) db_field_ll(res, 0, "n");
+	PQclear(res);
 	/*
 	 * Every view in one LOCK first (under the caller's lock_timeout, which
 	 * versions_unapply keeps below deadlock_timeout): the DROP VIEW of several
@@ -193,14 +200,10 @@ versions_unapply(Run *run, const Op *op, const Options *opts)
 	(void) opts;
 	for (int v = VERSIONS_AFTER; v >= VERSIONS_BEFORE && rc == EXIT_DONE; v--)
 	{
-		const char *p[1] = {schemas_of(op)[v]};
-		long long n_views = db_count(run->conn,
-									 "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-									 "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'v'",
-									 1, p);
+		int n_views;
+		char *drop = versions_drop_sql(run, v, &n_views);
 		/* the views' LOCK waits less than deadlock_timeout in all: the application never is the victim */
-		char *timeout = str_printf("SET LOCAL lock_timeout = %lld", ops_lock_share_ms(run, (int) n_views));
-		char *drop = versions_drop_sql(run, v);
+		char *timeout = str_printf("SET LOCAL lock_timeout = %lld", ops_lock_share_ms(run, n_views));
 		const char *stmts[2] = {timeout, drop};
 
 		if (!registry_has(run->conn, run->plan, VERSIONS_KIND, schemas_of(op)[v]))
@@ -225,7 +228,7 @@ versions_finalize(Run *run, const Op *op, const Options *opts)
 	(void) op, (void) opts;
 	if ((rc = versions_refuse_if_held(run, VERSIONS_BEFORE)) != EXIT_DONE)
 		return rc;
-	if ((drop = versions_drop_sql(run, VERSIONS_BEFORE)) == NULL)
+	if ((drop = versions_drop_sql(run, VERSIONS_BEFORE, NULL)) == NULL)
 		return EXIT_DONE;
 	log_info("dropping schema \"%s\": the application before the migration is retired",
 			 versions_schema(run->plan, VERSIONS_BEFORE));

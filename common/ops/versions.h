@@ -46,11 +46,13 @@ char *versions_holders(Run *run, int version);
  */
 int versions_refuse_if_held(Run *run, int version);
 /*
- * The statements dropping VERSION's schema and its views, for the caller's
- * transaction of DDL (malloc'd; NULL when the schema is not there).  The
- * registry keeps its record (the order of its columns) for a rollback.
+ * The statements dropping VERSION's schema and its views (one LOCK of them
+ * all first), for the caller's transaction of DDL (malloc'd; NULL when the
+ * schema is not there); *N_VIEWS (when not NULL) the number of views, for
+ * the caller's lock_timeout.  The registry keeps its record (the order of its
+ * columns) for a rollback.
  */
-char *versions_drop_sql(Run *run, int version);
+char *versions_drop_sql(Run *run, int version, int *n_views);
 /*
  * The DROP VIEW of other plans' versioned views that read column COLUMN of
  * table QTABLE, for the caller's transaction that drops it (malloc'd; NULL

@@ -210,7 +210,7 @@ static int
 drop_recording(Run *run, const Op *op, const DropColumnObjects *n, const char *def)
 {
 	const Plan *p = run->plan;
-	char *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
+	char *drop_before = versions_drop_sql(run, VERSIONS_BEFORE, NULL);
 	char *stmts[4] = {
 		str_printf("DROP TRIGGER IF EXISTS %s ON %s", n->keep_trigger, p->q_table),
 		str_printf("ALTER TABLE %s DROP COLUMN %s", p->q_table, n->qcol),

@@ -88,7 +88,7 @@ uuid_drop_legacy_columns(UuidJob *job)
 	Run *run = job->run;
 	UuidStmts st = {0};
 	json_t *cols = json_array();
-	char *detail, *holders, *drop_before = versions_drop_sql(run, VERSIONS_BEFORE);
+	char *detail, *holders, *drop_before = versions_drop_sql(run, VERSIONS_BEFORE, NULL);
 	int rc;
 
 	uuid_add_lock_tables(&st, job, NULL);

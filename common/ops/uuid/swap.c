@@ -30,9 +30,8 @@ uuid_validate_if_swapped(UuidJob *job)
 	return rc == EXIT_DONE ? UUID_FINISHED : rc;
 }
 
-/* The unique index that becomes the primary key, and every mirrored index (rebuilt if a rollback dropped them). */
 int
-uuid_build_mirrors(UuidJob *job)
+uuid_build_shadow_indexes(UuidJob *job, bool adopted_only)
 {
 	int rc = ops_build_index_on(job->run, job->t[0].table, job->pk.mirror, job->t[0].q_shadow, true);
 
@@ -40,9 +39,17 @@ uuid_build_mirrors(UuidJob *job)
 	{
 		const UuidIndex *x = &job->ix[i];
 
-		rc = ops_build_index_on(job->run, x->table, x->names.mirror, x->columns, x->unique);
+		if (!adopted_only || x->constraint)
+			rc = ops_build_index_on(job->run, x->table, x->names.mirror, x->columns, x->unique);
 	}
 	return rc;
+}
+
+/* The unique index that becomes the primary key, and every mirrored index (rebuilt if a rollback dropped them). */
+int
+uuid_build_mirrors(UuidJob *job)
+{
+	return uuid_build_shadow_indexes(job, false);
 }
 
 /*

@@ -140,15 +140,7 @@ uuid_restore_mirrors(UuidJob *job)
 	 * in the catalog, so that a dry run (whose swap back changed nothing)
 	 * prints what the real run does.
 	 */
-	rc = ops_build_index_on(job->run, job->t[0].table, job->pk.mirror, job->t[0].q_shadow, true);
-	for (int i = 0; i < job->n_ix && rc == EXIT_DONE; i++)
-	{
-		const UuidIndex *x = &job->ix[i];
-
-		if (x->constraint)
-			rc = ops_build_index_on(job->run, x->table, x->names.mirror, x->columns, x->unique);
-	}
-	return rc;
+	return uuid_build_shadow_indexes(job, true);
 }
 
 /* The reverse trigger functions, not needed once the triggers are gone. */

@@ -259,6 +259,12 @@ void uuid_add_view_creates(UuidStmts *st, json_t *views);
 
 int uuid_validate_if_swapped(UuidJob *job);
 int uuid_build_mirrors(UuidJob *job);
+/*
+ * The key's unique index on its shadow and every mirror, each unless it is
+ * there; ADOPTED_ONLY: only the key's and those backing a unique constraint,
+ * the ones the swap's constraints take with them when it is undone.
+ */
+int uuid_build_shadow_indexes(UuidJob *job, bool adopted_only);
 int uuid_build_text_key(UuidJob *job);
 int uuid_enforce_shadows_not_null(UuidJob *job);
 int uuid_swap_columns(UuidJob *job);
