@@ -35,7 +35,10 @@ BINS       := bin/phase1 bin/phase2 bin/phase3 bin/service-file bin/rehearse-rep
 .SECONDARY:
 all: $(BINS)
 
-bin/phase%: $(OBJDIR)/phase%.o $(COMMON_OBJ) build/mode | bin
+# what the three binaries share beside common/: their table of options
+PHASES_OBJ := $(OBJDIR)/phases/options.o
+
+bin/phase%: $(OBJDIR)/phase%.o $(PHASES_OBJ) $(COMMON_OBJ) build/mode | bin
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 # scripts/rehearse's helper: a connection string as a section of a libpq service file
@@ -57,7 +60,7 @@ $(REPORT_OBJ): $(OBJDIR)/%.o: scripts/lib/%.c scripts/lib/report.h | $(OBJDIR)
 # the harness (unit.c) and a file per layer, their objects in $(OBJDIR)/unit
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_OBJ := $(UNIT_SRC:tests/unit/%.c=$(OBJDIR)/unit/%.o)
-$(OBJDIR)/unit-tests: $(UNIT_OBJ) $(COMMON_OBJ) build/mode
+$(OBJDIR)/unit-tests: $(UNIT_OBJ) $(PHASES_OBJ) $(COMMON_OBJ) build/mode
 	$(CC) $(CFLAGS) -o $@ $(filter %.o,$^) $(LDFLAGS) $(LDLIBS)
 
 $(OBJDIR)/unit/%.o: tests/unit/%.c tests/unit/unit.h $(COMMON_HDR) build/sqltext.h
@@ -69,6 +72,10 @@ $(OBJDIR)/common/%.o: common/%.c $(COMMON_HDR) build/sqltext.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(OBJDIR)/phase%.o: phases/phase%.c phases/help.h $(COMMON_HDR) | $(OBJDIR)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(PHASES_OBJ): $(OBJDIR)/phases/%.o: phases/%.c phases/help.h $(COMMON_HDR)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # sql/state.sql compiled in, so the binaries need no files beside them (&: one run

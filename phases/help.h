@@ -1,17 +1,15 @@
 /*
- * help.h: the lines of --help the three binaries share that describe what
- * the operations read and generate, the identity provider's words among
- * them (engine/cli.h has the lines about the run itself).
+ * help.h: what the three binaries share besides the engine: their table of
+ * options (options.c, with the identity provider's words in its help) and
+ * the lines of --help's tail about the environment.
  */
 #ifndef PHASEMIG_PHASES_HELP_H
 #define PHASEMIG_PHASES_HELP_H
 
-#define HELP_DISCARD_GENERATED                                                                                         \
-	"      --discard-generated-uids\n"                                                                                 \
-	"                           rollback: also forget the generated Firebase uids and\n"                               \
-	"                           the ledger of import files, and the uuids\n"                                           \
-	"                           convert_to_uuid regenerated; only when no import file\n"                               \
-	"                           was imported (the next apply generates new ones)\n"
+#include "engine/cli.h"
+
+/* Every option of the three binaries, one row each, in --help's order (options.c). */
+extern const CliOption phase_options[];
 
 /* The environment variables an option can come from (help2man makes a section of it). */
 #define HELP_ENVIRONMENT                                                                                               \

@@ -1,11 +1,14 @@
 /*
- * cli.h: the command line every phase binary shares: one options struct, one
- * getopt_long parser, usage errors that exit 2 with a pointer to --help.
+ * cli.h: the command line every phase binary shares, declared as tables: a
+ * binary's subcommands (PhaseBinary) and its options (CliOption rows); one
+ * options struct, one getopt_long parser and one --help built from them,
+ * usage errors that exit 2 with a pointer to --help.
  */
 #ifndef PHASEMIG_CLI_H
 #define PHASEMIG_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/stop.h"
 
@@ -19,25 +22,51 @@ enum
 	CLI_CONFIRM = 1 << 5,           /* -y, --yes (phase3: what drops or swaps asks first) */
 };
 
+typedef struct Options Options;
+struct Run;
+
+/* How an option's value is kept in Options (CliOption.value). */
+typedef enum CliValue
+{
+	CLI_NAMED = 0, /* in Options.added, by name (cli_added()): the options operations add */
+	CLI_SWITCH,    /* a bool at .field, set when given */
+	CLI_INT,       /* an int at .field, from .min to .max */
+	CLI_TEXT,      /* the text as given, at .field (const char *) */
+	CLI_PARSED,    /* .parse reads and stores it */
+	CLI_HELP,      /* print --help, exit 0 */
+	CLI_VERSION,   /* print the version, exit 0 */
+} CliValue;
+
 /*
- * An option an operation adds to the command line (OpType.added_option):
- * declared there, parsed here as the built-in ones.  A binary whose CliSpec
- * lacks its group refuses it; its help lines are printed where the binary's
- * help has CLI_HELP_ADDED_OPTIONS.
+ * One option of the command line, declared once: its names, where its value
+ * goes, which binaries (group) and subcommands take it, and its --help.  The
+ * built-in ones are the rows of the binaries' table (PhaseBinary.options:
+ * phases/options.c); an operation
+ * adds its own the same way (OpType.added_option, CLI_NAMED), read with
+ * cli_added().  A new option is one row, plus the code that reads it.
  */
 typedef struct CliOption
 {
 	const char *name; /* the long name, without "--" */
-	bool has_arg;     /* takes a value: --name=VALUE */
-	unsigned group;   /* one CLI_* group */
-	const char *file; /* a file read whole, checked before connecting: what it is, in messages; NULL: no file */
-	const char *help; /* its lines of --help */
+	char short_name;  /* -X, or 0 */
+	CliValue value;
+	size_t field; /* CLI_SWITCH, CLI_INT, CLI_TEXT: offsetof(Options, ...) */
+	int min, max; /* CLI_INT: the values accepted */
+	/* CLI_PARSED: store ARG in OPTS; NULL, or a usage error's format (ARG is its %s) */
+	const char *(*parse)(const char *arg, Options *opts);
+	bool has_arg;            /* CLI_NAMED: takes a value (--name=VALUE) */
+	const char *file;        /* CLI_NAMED: a file read whole, checked before connecting: what it is; NULL: no file */
+	unsigned group;          /* the CLI_* group a binary must accept (PhaseBinary.groups); 0: every binary's */
+	const char *subcommands; /* the subcommands that take it, space-separated ("apply rollback"); NULL: all */
+	const char *arg;         /* its value in --help: "N" shows "--batch-size=N"; NULL: a switch */
+	const char *shown;       /* --help's left column when not built from the names ("-h, -?, --help") */
+	const char *help;        /* what it does, for --help: lines separated by \n, no indentation */
 } CliOption;
 
 /* The most options the operations may add, all of them together (cli_parse knows no more). */
 #define CLI_MAX_ADDED 8
 
-typedef struct Options
+struct Options
 {
 	const char *subcommand;
 	const char *plan_path;
@@ -78,48 +107,10 @@ typedef struct Options
 		const char *value;
 	} added[CLI_MAX_ADDED];
 	int n_added;
-} Options;
+};
 
 /* --jobs's ceiling: each job is a connection (and max_connections is shared). */
 #define CLI_MAX_JOBS STOP_MAX_WATCHED
-
-/*
- * Lines of --help every binary shares; those that describe what the
- * operations read are the binaries' own (phases/help.h).
- */
-#define CLI_HELP_LOCK_WAIT                                                                                             \
-	"      --lock-wait=SECONDS  wait up to SECONDS for the plan's lock when another\n"                                 \
-	"                           session holds it, e.g. a killed run's statement the\n"                                 \
-	"                           server is still ending (default: 10; 0: do not wait)\n"
-#define CLI_HELP_DISCARD_APP_WRITES                                                                                    \
-	"      --discard-application-writes\n"                                                                             \
-	"                           rollback: go on although it drops or empties values\n"                                 \
-	"                           the application wrote (counted first; without it\n"                                    \
-	"                           such a rollback asks on a terminal, refuses off one)\n"
-#define CLI_HELP_PLAN_RUN                                                                                              \
-	"      --run=RUN_ID         status: only that run's steps and figures from\n"                                      \
-	"                           migration_log (rows, longest lock hold, retries);\n"                                     \
-	"                           RUN_ID may be its first 8 digits, as shown in\n"                                        \
-	"                           application_name\n"
-/* The exit codes; REFUSED is the binary's own line for code 3. */
-/* --dry-run and --quiet, every binary's. */
-#define CLI_HELP_RUN_CONTROL                                                                                           \
-	"      --dry-run            apply, rollback, finalize: print every statement it\n"                                 \
-	"                           would run, in order, with the lock each takes and\n"                                   \
-	"                           whether it scans or rewrites the table; change nothing\n"                              \
-	"                           (exit code: the real run's, 3 for a refusal)\n"                                        \
-	"  -q, --quiet              no progress lines (the run log still has them)\n"
-#define CLI_HELP_HOOK                                                                                                  \
-	"      --hook=CMD           run CMD with sh at the start and end of every run, an\n"                               \
-	"                           event (JSON) on its input; its failure is only logged\n"                               \
-	"                           (default: $PHASEMIG_HOOK)\n"                                                           \
-	"      --hook-progress-interval=MIN\n"                                                                             \
-	"                           also a progress event every MIN minutes while a run\n"                                 \
-	"                           walks batches (default: 5; 0: none; a fraction too)\n"
-
-#define CLI_HELP_LOG_FORMAT                                                                                            \
-	"      --log-format=FORMAT  text (default) or json: each message one JSON object\n"                                \
-	"                           per line (time in UTC, level, step, message, figures)\n"
 
 /*
  * REFUSED: what exit 3 means for this binary, as the text after "  3    ",
@@ -141,25 +132,53 @@ typedef struct Options
 	"       than the table's owner owns, and the plan's trusted_triggers omit it\n"                                    \
 	"  4    another run held the plan's lock for all of --lock-wait\n"
 
-/*
- * Where a binary's help lists the options operations add (CliOption.help)
- * of the groups it accepts: a byte no help text holds otherwise.
- */
-#define CLI_HELP_ADDED_OPTIONS "\x1d"
-
-typedef struct CliSpec
+/* The flags of a subcommand (Subcommand.flags). */
+enum
 {
-	const char *const *subcommands; /* NULL-terminated */
-	const char *help;               /* printed by --help */
-	unsigned extra;                 /* CLI_* options this binary accepts */
-} CliSpec;
+	SUB_OFFLINE = 1 << 0,   /* reads no database (plan): its handler gets no Run */
+	SUB_LOCKLESS = 1 << 1,  /* runs beside a run of the plan (status, throttle): no lock, no run log, no hook */
+	SUB_ANY_ORDER = 1 << 2, /* runs whatever state the phases are in (status): phase_in_order is not asked */
+	/* the apply sequence's steps only some phases have (subcommands.c, subcommand_apply) */
+	SUB_CREATE_STATE = 1 << 3, /* phase1: check rights and catalog, create migration_log and migration_backup */
+	SUB_PREFLIGHT = 1 << 4,    /* phase3: the pre-flight checks, refusing before any change */
+	SUB_CONFIRM = 1 << 5,      /* phase3: say what it drops or swaps and ask first (--yes answers) */
+};
+
+/* A subcommand of a phase binary: one row of its table (PhaseBinary.subcommands). */
+typedef struct Subcommand
+{
+	const char *name;
+	/* its steps (subcommands.h has those the binaries share); RUN is NULL for SUB_OFFLINE */
+	int (*run)(struct Run *run, const Options *opts);
+	unsigned flags;    /* SUB_* */
+	const char *usage; /* its lines of --help's usage after "phaseN ", separated by \n */
+	const char *help;  /* what it does, under "Subcommands:": lines separated by \n, no indentation */
+} Subcommand;
+
+/* A phase binary, declared as data: its main() is operations_use() and run_main() of this. */
+typedef struct PhaseBinary
+{
+	int phase;
+	const char *summary;           /* --help's first line */
+	const Subcommand *subcommands; /* {NULL}-terminated, in --help's order */
+	const CliOption *options;      /* every option, {NULL}-terminated, in --help's order */
+	unsigned groups;               /* the CLI_* option groups it takes */
+	const char *help_tail;         /* --help after the options: files it writes, environment, exit status */
+} PhaseBinary;
 
 /*
- * Parse argv into opts, the options every operation of operations() adds
- * among them; prints --help/--version and exits 0, bad usage exits 2.
+ * Parse argv into opts against BINARY's subcommands and option groups, the
+ * options every operation of operations() adds among them; prints
+ * --help/--version and exits 0, bad usage exits 2.
  */
-void cli_parse(int argc, char **argv, const CliSpec *spec, Options *opts);
+void cli_parse(int argc, char **argv, const PhaseBinary *binary, Options *opts);
 /* The value an added option (CliOption) NAME was given ("" for a switch), or NULL when it was not. */
 const char *cli_added(const Options *opts, const char *name);
+/* The options the operations add, each name once, in operations() order; N: how many (cli.c). */
+const CliOption *const *cli_added_options(int *n);
+/* Whether the space-separated list SUBCOMMANDS (NULL: all) has NAME. */
+bool cli_takes(const char *subcommands, const char *name);
+/* BINARY's --help on stdout: summary, usage, subcommands, the options it takes, its tail (cli_help.c). */
+void cli_print_help(const PhaseBinary *binary);
 
 #endif

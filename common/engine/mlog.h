@@ -22,6 +22,7 @@ typedef struct Run
 	Plan *plan;
 	int phase;
 	const char *subcommand;
+	unsigned sub_flags; /* its row's SUB_* flags (cli.h): the steps only some phases' subcommands have */
 	char run_id[37];
 	char *client;          /* OS user@host */
 	char *logs_dir;        /* where its log and files go (logs_dir.h) */

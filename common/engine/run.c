@@ -25,10 +25,7 @@
 #include "engine/logs_dir.h"
 #include "engine/operation.h"
 #include "engine/phase.h"
-#include "engine/plan_find.h"
 #include "engine/role.h"
-#include "engine/status.h"
-#include "engine/summary.h"
 #include "engine/throttle.h"
 #include "engine/trust.h"
 
@@ -469,36 +466,4 @@ run_finish(Run *run, int code, const char *message)
 	else if (log_file_path())
 		log_info("run log: %s", log_file_path());
 	log_exit(code);
-}
-
-void
-run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand *subs)
-{
-	Options opts;
-	Run *run;
-
-	cli_parse(argc, argv, spec, &opts);
-	/* --plan NAME: the installed plan of that name (plan_find.h) */
-	if (opts.plan_path && (opts.plan_path = plan_find(opts.plan_path)) == NULL)
-		exit(EXIT_BAD_INPUT);
-	if (strcmp(opts.subcommand, "plan") == 0)
-		exit(summary_print_plan(opts.plan_path, opts.json));
-	if (strcmp(opts.subcommand, "status") == 0)
-	{
-		run = run_start(phase, &opts, false);
-		run_finish(run, opts.run_id ? status_print_run(run, opts.run_id, opts.json) : status_print(run, opts.json),
-				   NULL);
-	}
-	for (const Subcommand *sub = subs; sub->name; sub++)
-		if (strcmp(sub->name, opts.subcommand) == 0)
-		{
-			run = run_start(phase, &opts, !sub->lockless);
-			opts.logs_dir = run->logs_dir;
-			/* before the subcommand does anything: a command run out of order changes nothing (exit 2) */
-			if (!phase_in_order(run))
-				run_finish(run, EXIT_BAD_INPUT, NULL);
-			run_finish(run, sub->run(run, &opts), NULL);
-		}
-	/* cli_parse accepted it: a subcommand SPEC lists and SUBS lacks */
-	log_fatal(EXIT_FAILED, "subcommand \"%s\" has no implementation", opts.subcommand);
 }

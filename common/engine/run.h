@@ -45,21 +45,4 @@ const char *run_failure_reason(void);
 /* Close the phase-level row and exit with code (0 done, 3 refused, else failed). */
 _Noreturn void run_finish(Run *run, int code, const char *message);
 
-/* A subcommand of a phase binary besides "status" and "plan": its name and steps. */
-typedef struct Subcommand
-{
-	const char *name;
-	int (*run)(Run *run, const Options *opts);
-	bool lockless; /* runs beside a run of the plan (throttle): no lock, no run log, no hook */
-} Subcommand;
-
-/*
- * The main of every phase binary: parse the command line against SPEC;
- * "plan" prints the plan (no database), "status" the phase's state (no
- * lock); any other subcommand of SUBS (NULL-terminated by name) starts a
- * run of PHASE with the lock, is refused (exit 2) when run out of order
- * (phase_in_order), and ends with its exit code.
- */
-_Noreturn void run_main(int phase, int argc, char **argv, const CliSpec *spec, const Subcommand *subs);
-
 #endif

@@ -22,6 +22,7 @@
 #include "ops/backfill/backfill.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
+#include "../../phases/help.h"
 #include "unit.h"
 
 /* ---- plan.c (plan_load, plan_object_name: no database) */
@@ -234,13 +235,24 @@ test_plan_load_refused(void)
 
 /* ---- cli.c */
 
-static const char *const subcommands[] = {"apply", "rollback", "status", NULL};
+/* The binary cli_parse reads here: three subcommands (no handler runs), the binaries' options. */
+static const Subcommand subcommands[] = {
+	{.name = "apply", .usage = "apply --plan FILE", .help = "apply it"},
+	{.name = "rollback", .usage = "rollback --plan FILE", .help = "undo it,\nin two lines"},
+	{.name = "status", .usage = "status --plan FILE\nstatus --plan FILE --run RUN_ID", .help = "show it"},
+	{NULL},
+};
 
-/* cli_parse of ARGV (NULL-terminated) for a binary that accepts EXTRA; opts filled. */
+/* cli_parse of ARGV (NULL-terminated) for a binary that accepts the option groups EXTRA; opts filled. */
 static void
 parse_args(const char *const *args, unsigned extra, Options *opts)
 {
-	CliSpec spec = {.subcommands = subcommands, .help = "help\n", .extra = extra};
+	PhaseBinary binary = {.phase = 2,
+						  .summary = "phaseN does it.",
+						  .subcommands = subcommands,
+						  .options = phase_options,
+						  .groups = extra,
+						  .help_tail = "tail\n"};
 	char *argv[32];
 	int argc = 0;
 
@@ -251,7 +263,7 @@ parse_args(const char *const *args, unsigned extra, Options *opts)
 	}
 	argv[argc] = NULL;
 	optind = 0; /* getopt starts over */
-	cli_parse(argc, argv, &spec, opts);
+	cli_parse(argc, argv, &binary, opts);
 }
 
 /*
@@ -393,6 +405,22 @@ test_cli_parse_refused(void)
 		 {"phase2", "rollback", "--plan", "p", "--skip-invalid-values"},
 		 CLI_MAPPING,
 		 "option \"--skip-invalid-values\" is accepted by apply only"},
+		{"--dry-run on status",
+		 {"phase1", "status", "--plan", "p", "--dry-run"},
+		 0,
+		 "option \"--dry-run\" is accepted by apply, rollback and finalize only"},
+		{"-y on a rollback",
+		 {"phase3", "rollback", "--plan", "p", "-y"},
+		 CLI_CONFIRM,
+		 "option \"--yes\" is accepted by apply and finalize only"},
+		{"--pause where no throttle is",
+		 {"phase1", "apply", "--plan", "p", "--pause"},
+		 0,
+		 "option \"--pause\" is accepted by throttle only"},
+		{"--lag-query without --max-lag-ms",
+		 {"phase2", "apply", "--plan", "p", "--lag-query", "select 1"},
+		 CLI_BATCH,
+		 "option \"--lag-query\" needs --max-lag-ms"},
 		{"an unknown subcommand", {"phase1", "destroy", "--plan", "p"}, 0, "unknown subcommand \"destroy\""},
 		{"no subcommand", {"phase1", "--plan", "p"}, 0, "no subcommand given"},
 		{"no plan", {"phase1", "apply"}, 0, "no plan given: use --plan FILE"},
@@ -427,13 +455,26 @@ void
 test_cli_parse_help(void)
 {
 	static const char *const help[] = {"phase3", "--help", NULL};
+	/* parse_exit's binary takes the mapping options */
 	static const char *const version[] = {"phase3", "--version", NULL};
 	char *messages;
 	int rc;
 
 	begin("cli_parse: --help and --version print the help text or the version and exit 0");
-	rc = parse_exit(help, 0, &messages);
-	CHECK(rc == 0 && strcmp(messages, "help\n") == 0, "--help: exit %d, '%s'", rc, messages);
+	rc = parse_exit(help, CLI_MAPPING, &messages);
+	/* built from the tables: usage lines per subcommand, each subcommand, the options its groups and subcommands take */
+	CHECK(rc == 0 && strncmp(messages, "phaseN does it.\n\nUsage: phase3 apply --plan FILE\n", 45) == 0,
+		  "--help: exit %d, '%s'", rc, messages);
+	CHECK(strstr(messages, "  or:  phase3 status --plan FILE --run RUN_ID\n") != NULL
+			  && strstr(messages, "  rollback       undo it,\n                 in two lines\n") != NULL,
+		  "usage or subcommands: '%s'", messages);
+	CHECK(strstr(messages, "\n  -d, --dbname=CONNINFO    database to migrate") != NULL
+			  && strstr(messages, "\n      --skip-invalid-values\n                           apply: leave") != NULL,
+		  "options' columns: '%s'", messages);
+	/* no group CLI_JOBS given; --pause is throttle's, which this binary lacks; --dry-run is apply's too */
+	CHECK(strstr(messages, "--jobs") == NULL && strstr(messages, "--pause") == NULL
+			  && strstr(messages, "--dry-run") != NULL && strstr(messages, "\ntail\n") != NULL,
+		  "options it does not take, or no tail: '%s'", messages);
 	free(messages);
 	rc = parse_exit(version, 0, &messages);
 	CHECK(rc == 0 && strcmp(messages, "phase3 (phasemig) " PHASEMIG_VERSION "\n") == 0, "--version: exit %d, '%s'", rc,

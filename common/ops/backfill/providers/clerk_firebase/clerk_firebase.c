@@ -15,8 +15,9 @@ static const CliOption options[] = {
 	 .has_arg = true,
 	 .group = CLI_MAPPING,
 	 .file = "Clerk export",
-	 .help = "      --clerk-export=FILE  Clerk dashboard CSV: adds names and bcrypt password\n"
-			 "                           digests to that import file\n"},
+	 .arg = "FILE",
+	 .help = "Clerk dashboard CSV: adds names and bcrypt password\n"
+			 "digests to that import file"},
 	{NULL},
 };
 
