@@ -1,6 +1,7 @@
 /*
- * discard.c: counting what a rollback would discard of the application's
- * writes: the items of each table in one aggregate query (one scan).
+ * discard.c: what a rollback would discard of the application's writes:
+ * counting the items of each table in one aggregate query (one scan), and
+ * the decision, before the rollback changes anything (discards_confirm).
  */
 #include "engine/discard.h"
 
@@ -8,8 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/confirm.h"
 #include "core/db.h"
+#include "core/dryrun.h"
+#include "core/log.h"
+#include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/operation.h"
+#include "engine/phase.h"
 
 void
 discards_add(Discards *d, const char *table, const char *table_name, const char *column, char *cond, char *join)
@@ -102,4 +109,106 @@ discards_free(Discards *d)
 	free(d->items);
 	d->items = NULL;
 	d->n = 0;
+}
+
+/* The question a discarding rollback asks on a terminal (malloc'd). */
+static char *
+discard_question(const Run *run, const Discards *d)
+{
+	StrBuf q;
+
+	sb_init(&q);
+	sb_printf(&q, "\nphase%d rollback of plan \"%s\" would discard values the application wrote:\n", run->phase,
+			  run->plan->name);
+	for (int i = 0; i < d->n; i++)
+		if (d->items[i].count > 0)
+			sb_printf(&q, "  %s: %lld row%s\n", d->items[i].column, d->items[i].count,
+					  d->items[i].count == 1 ? "" : "s");
+	sb_append(&q, "they are not saved anywhere.\nDiscard them? Type yes (or give --discard-application-writes): ");
+	return sb_steal(&q);
+}
+
+/*
+ * Before a rollback changes anything: count, per column, the values it would
+ * discard that the application wrote (each operation's discards handler says
+ * which those are).  None: go on.  Some: log each column and count, record
+ * them and the decision on the phase's migration_log row, and go on only
+ * with --discard-application-writes or a yes typed on the terminal; without
+ * a terminal refuse (3), a no declines (2).  A dry run prints the counts and
+ * ends as a run without the option off a terminal would (3).
+ */
+int
+discards_confirm(Run *run, const Options *opts)
+{
+	Discards d = {0};
+	json_t *meta;
+	const char *decision;
+	int rc = EXIT_DONE;
+
+	for (int i = 0; i < run->plan->n_ops; i++)
+	{
+		OpDiscards discards = run->plan->ops[i].kind->handlers->discards[run->phase];
+
+		if (discards)
+			discards(run, &run->plan->ops[i], opts, &d);
+	}
+	discards_count(run, &d);
+	if (discards_total(&d) == 0)
+	{
+		if (d.n > 0)
+			log_info("no value the application wrote is discarded (%d column%s counted)", d.n, d.n == 1 ? "" : "s");
+		discards_free(&d);
+		return EXIT_DONE;
+	}
+	for (int i = 0; i < d.n; i++)
+		if (d.items[i].count > 0)
+		{
+			log_warning("%s: %lld row%s a value the application wrote, which this rollback discards", d.items[i].column,
+						d.items[i].count, d.items[i].count == 1 ? " holds" : "s hold");
+			if (dryrun_on())
+				dryrun_comment("would discard %lld value%s the application wrote in %s", d.items[i].count,
+							   d.items[i].count == 1 ? "" : "s", d.items[i].column);
+		}
+	if (opts->discard_application_writes)
+		decision = "discarded: --discard-application-writes";
+	else if (dryrun_on())
+	{
+		log_error("rollback refused: it would discard values the application wrote (counts above)");
+		log_hint("give --discard-application-writes to discard them (on a terminal the real run asks)");
+		decision = "refused";
+		rc = EXIT_REFUSED;
+	}
+	else
+	{
+		char *question = discard_question(run, &d);
+		ConfirmAnswer answer;
+
+		log_progress_end();
+		answer = confirm_ask(question);
+		free(question);
+		if (answer == CONFIRM_NO_TTY && !stop_requested())
+		{
+			log_error("rollback refused: it would discard values the application wrote (counts above); nothing was "
+					  "changed");
+			log_hint("keep them elsewhere first if they matter, then give --discard-application-writes "
+					 "(docs/runbook.md, \"Rolling back\")");
+			decision = "refused";
+			rc = EXIT_REFUSED;
+		}
+		else if (phase_confirm_outcome(run, answer, "--discard-application-writes"))
+			decision = "discarded: confirmed on the terminal";
+		else
+		{
+			decision = run->declined ? "declined" : "interrupted";
+			rc = EXIT_BAD_INPUT;
+		}
+	}
+	meta = json_pack("{s:s, s:o}", "discard_decision", decision, "application_writes", discards_json(&d));
+	free(run->phase_metadata);
+	run->phase_metadata = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(meta);
+	if (rc == EXIT_DONE)
+		log_warning("discarding them (%s)", decision + strlen("discarded: "));
+	discards_free(&d);
+	return rc;
 }

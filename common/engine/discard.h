@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "engine/cli.h"
 #include "engine/mlog.h"
 
 typedef struct DiscardItem
@@ -38,5 +39,16 @@ long long discards_total(const Discards *d);
 /* {"column": count, ...} of the items with a count (a new reference). */
 json_t *discards_json(const Discards *d);
 void discards_free(Discards *d);
+
+/*
+ * Before a rollback changes anything: count, per column, the values it would
+ * discard that the application wrote (each operation's discards handler says
+ * which those are).  None: EXIT_DONE.  Some: each logged and recorded on the
+ * phase's migration_log row with the decision; EXIT_DONE only with
+ * --discard-application-writes or a yes typed on the terminal; without a
+ * terminal EXIT_REFUSED, a no EXIT_BAD_INPUT (declined).  A dry run prints
+ * the counts and ends as a run without the option off a terminal would (3).
+ */
+int discards_confirm(Run *run, const Options *opts);
 
 #endif

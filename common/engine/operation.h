@@ -113,7 +113,7 @@ typedef struct OpType
 	unsigned options;
 	/*
 	 * The options it adds to the command line (cli.h), the I'th from 0, NULL
-	 * past the last; NULL: none.  Every binary parses them (one whose CliSpec
+	 * past the last; NULL: none.  Every binary parses them (one whose PhaseBinary
 	 * lacks an option's group refuses it), a run reads them with cli_added().
 	 */
 	const CliOption *(*added_option)(int i);

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
+#include "engine/discard.h"
 #include "engine/findings.h"
 #include "engine/operation.h"
 #include "engine/run.h"
@@ -124,13 +125,8 @@ run_step(Run *run, const Op *op, OpStep step, const Options *opts, bool rollback
 	return rc;
 }
 
-/*
- * What the operator's ANSWER means for the run: yes goes on; no marks the run
- * declined (exit 2, recorded 'declined'); no terminal refuses, naming FLAG,
- * the option that answers for a script.
- */
-static bool
-confirm_outcome(Run *run, ConfirmAnswer answer, const char *flag)
+bool
+phase_confirm_outcome(Run *run, ConfirmAnswer answer, const char *flag)
 {
 	if (answer == CONFIRM_YES && !stop_requested())
 		return true;
@@ -270,7 +266,7 @@ confirmed(Run *run, const Options *opts, Walk walk)
 	log_progress_end();
 	answer = confirm_ask(q.data);
 	sb_free(&q);
-	return confirm_outcome(run, answer, "--yes");
+	return phase_confirm_outcome(run, answer, "--yes");
 }
 
 bool
@@ -303,108 +299,6 @@ phase_rollback_ops(Run *run, const Options *opts)
 	return walk_steps(run, opts, WALK_ROLLBACK);
 }
 
-/* The question a discarding rollback asks on a terminal (malloc'd). */
-static char *
-discard_question(const Run *run, const Discards *d)
-{
-	StrBuf q;
-
-	sb_init(&q);
-	sb_printf(&q, "\nphase%d rollback of plan \"%s\" would discard values the application wrote:\n", run->phase,
-			  run->plan->name);
-	for (int i = 0; i < d->n; i++)
-		if (d->items[i].count > 0)
-			sb_printf(&q, "  %s: %lld row%s\n", d->items[i].column, d->items[i].count,
-					  d->items[i].count == 1 ? "" : "s");
-	sb_append(&q, "they are not saved anywhere.\nDiscard them? Type yes (or give --discard-application-writes): ");
-	return sb_steal(&q);
-}
-
-/*
- * Before a rollback changes anything: count, per column, the values it would
- * discard that the application wrote (each operation's discards handler says
- * which those are).  None: go on.  Some: log each column and count, record
- * them and the decision on the phase's migration_log row, and go on only
- * with --discard-application-writes or a yes typed on the terminal; without
- * a terminal refuse (3), a no declines (2).  A dry run prints the counts and
- * ends as a run without the option off a terminal would (3).
- */
-static int
-discard_check(Run *run, const Options *opts)
-{
-	Discards d = {0};
-	json_t *meta;
-	const char *decision;
-	int rc = EXIT_DONE;
-
-	for (int i = 0; i < run->plan->n_ops; i++)
-	{
-		OpDiscards discards = run->plan->ops[i].kind->handlers->discards[run->phase];
-
-		if (discards)
-			discards(run, &run->plan->ops[i], opts, &d);
-	}
-	discards_count(run, &d);
-	if (discards_total(&d) == 0)
-	{
-		if (d.n > 0)
-			log_info("no value the application wrote is discarded (%d column%s counted)", d.n, d.n == 1 ? "" : "s");
-		discards_free(&d);
-		return EXIT_DONE;
-	}
-	for (int i = 0; i < d.n; i++)
-		if (d.items[i].count > 0)
-		{
-			log_warning("%s: %lld row%s a value the application wrote, which this rollback discards", d.items[i].column,
-						d.items[i].count, d.items[i].count == 1 ? " holds" : "s hold");
-			if (dryrun_on())
-				dryrun_comment("would discard %lld value%s the application wrote in %s", d.items[i].count,
-							   d.items[i].count == 1 ? "" : "s", d.items[i].column);
-		}
-	if (opts->discard_application_writes)
-		decision = "discarded: --discard-application-writes";
-	else if (dryrun_on())
-	{
-		log_error("rollback refused: it would discard values the application wrote (counts above)");
-		log_hint("give --discard-application-writes to discard them (on a terminal the real run asks)");
-		decision = "refused";
-		rc = EXIT_REFUSED;
-	}
-	else
-	{
-		char *question = discard_question(run, &d);
-		ConfirmAnswer answer;
-
-		log_progress_end();
-		answer = confirm_ask(question);
-		free(question);
-		if (answer == CONFIRM_NO_TTY && !stop_requested())
-		{
-			log_error("rollback refused: it would discard values the application wrote (counts above); nothing was "
-					  "changed");
-			log_hint("keep them elsewhere first if they matter, then give --discard-application-writes "
-					 "(docs/runbook.md, \"Rolling back\")");
-			decision = "refused";
-			rc = EXIT_REFUSED;
-		}
-		else if (confirm_outcome(run, answer, "--discard-application-writes"))
-			decision = "discarded: confirmed on the terminal";
-		else
-		{
-			decision = run->declined ? "declined" : "interrupted";
-			rc = EXIT_BAD_INPUT;
-		}
-	}
-	meta = json_pack("{s:s, s:o}", "discard_decision", decision, "application_writes", discards_json(&d));
-	free(run->phase_metadata);
-	run->phase_metadata = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(meta);
-	if (rc == EXIT_DONE)
-		log_warning("discarding them (%s)", decision + strlen("discarded: "));
-	discards_free(&d);
-	return rc;
-}
-
 int
 phase_rollback(Run *run, const Options *opts)
 {
@@ -413,7 +307,7 @@ phase_rollback(Run *run, const Options *opts)
 	/* 1. Record the run in migration_log (run_main checked the order: phase_in_order). */
 	run_begin_phase(run);
 	/* 2. Refuse to discard values the application wrote, unless told to. */
-	if ((rc = discard_check(run, opts)) != EXIT_DONE)
+	if ((rc = discards_confirm(run, opts)) != EXIT_DONE)
 		return rc;
 	/* 3. Each operation's rollback, in reverse plan order. */
 	return phase_rollback_ops(run, opts);

@@ -6,6 +6,7 @@
 #ifndef PHASEMIG_PHASE_H
 #define PHASEMIG_PHASE_H
 
+#include "core/confirm.h"
 #include "engine/cli.h"
 #include "engine/mlog.h"
 
@@ -44,6 +45,12 @@ int phase_check_ops(Run *run, const Options *opts, bool own_entry);
  * (logged) unless answered yes; a "no" sets run->declined.
  */
 bool phase_confirm_apply(Run *run, const Options *opts);
+/*
+ * What the operator's ANSWER means for the run: yes goes on; no marks the run
+ * declined (exit 2, recorded 'declined'); no terminal refuses, naming FLAG,
+ * the option that answers for a script.  True: go on.
+ */
+bool phase_confirm_outcome(Run *run, ConfirmAnswer answer, const char *flag);
 bool phase_confirm_finalize(Run *run, const Options *opts);
 
 #endif
