@@ -178,10 +178,26 @@ bf_check_staging(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Options *opts = s->opts;
+	const ImportFormat *import = s->sql.prov->import;
+	long long refused = 0;
 	Findings f;
 
 	findings_init(&f);
-	if ((s->skipped = value_check_staging(run, s->op, &f, opts->skip_invalid_values)) > 0)
+	s->skipped = value_check_staging(run, s->op, &f, opts->skip_invalid_values);
+	/* the import files' values the target would refuse at import, found now rather than after the window */
+	if (opts->generate_missing && import->check_users)
+	{
+		char *candidates = bf_import_candidates_sql(run, &s->sql);
+
+		s->skipped += import->check_users(run, candidates, &f, opts->skip_invalid_values, &refused);
+		s->skipped -= refused;
+		free(candidates);
+	}
+	if (refused > 0)
+		return refuse_with_findings(run, &f, "invalid_values",
+									"the import files would have records the target refuses, and leaving the value "
+									"out cannot help");
+	if (s->skipped > 0)
 	{
 		if (!opts->skip_invalid_values)
 		{
