@@ -186,3 +186,132 @@ assert_exit 2 "a parameter out of Firebase's range" -- p2 apply -d noscrypt --ma
 assert_contains "$LAST_ERR" "\"rounds\" must be an integer from 1 to 8" "names the key"
 assert_not_contains "$LAST_ERR" "$SIGNER_KEY" "never the signer key"
 assert_eq "$before" "$(db_state noscrypt)" "still nothing written"
+
+# clerk_json DB FILE: Clerk's JSON export (API/CLI shape) of every user of DB, the I'th (by id,
+# from 1) with: a verified phone when I is even; a Google account when I % 3 = 0, a GitHub and a
+# Discord one when I % 3 = 1; an uploaded image unless I % 4 = 0; banned when I % 5 = 0; TOTP when
+# I % 7 = 0, backup codes when I % 7 is 0 or 1; a password (no digest in this export) when I is odd.
+clerk_json() {
+    _t_psql "$1" >/dev/null <<'SQL'
+create table public.cj as select clerk_user_id as id, email, row_number() over (order by id) as i from public.users;
+SQL
+    q "$1" "select jsonb_pretty(jsonb_agg(jsonb_build_object('id', id, 'first_name', 'First',
+      'last_name', 'L' || i, 'username', null, 'primary_email_address_id', 'idn_e' || i,
+      'email_addresses', jsonb_build_array(jsonb_build_object('id', 'idn_e' || i, 'email_address', email,
+        'verification', jsonb_build_object('status', 'verified'))),
+      'primary_phone_number_id', 'idn_p' || i,
+      'phone_numbers', jsonb_build_array(jsonb_build_object('id', 'idn_p' || i, 'phone_number', '+1555' || lpad(i::text, 8, '0'),
+        'verification', jsonb_build_object('status', case when i % 2 = 0 then 'verified' else 'unverified' end))),
+      'external_accounts', case i % 3 when 0 then jsonb_build_array(jsonb_build_object('provider', 'oauth_google',
+          'provider_user_id', 'g' || i, 'email_address', email, 'first_name', 'First', 'last_name', 'L' || i,
+          'image_url', 'https://img.example.com/g' || i))
+        when 1 then jsonb_build_array(jsonb_build_object('provider', 'oauth_github', 'provider_user_id', 'gh' || i,
+          'email_address', email), jsonb_build_object('provider', 'oauth_discord', 'provider_user_id', 'd' || i))
+        else '[]'::jsonb end,
+      'image_url', 'https://img.clerk.com/u' || i, 'has_image', i % 4 <> 0, 'banned', i % 5 = 0,
+      'totp_enabled', i % 7 = 0, 'backup_code_enabled', i % 7 in (0, 1), 'two_factor_enabled', i % 7 in (0, 1),
+      'password_enabled', i % 2 = 1, 'public_metadata', jsonb_build_object('plan', 'pro'), 'private_metadata', '{}'::jsonb,
+      'created_at', 1700000000000, 'last_sign_in_at', null) order by i)) from public.cj" >"$2"
+}
+
+test_case "Clerk's JSON export: social accounts as providerUserInfo, banned as disabled, the verified phone, the re-enrol list"
+gen_app json 40 t46 "$DATA"
+must p1 apply -d json
+mapping_of_last10 json "$TEST_TMP/m.csv"
+clerk_json json "$TEST_TMP/clerk.json"
+rm -f "$LOGS"/*
+assert_exit 0 "phase2 apply with the JSON export" -- p2 apply -d json --mapping "$TEST_TMP/m.csv" --generate-missing \
+    --clerk-export "$TEST_TMP/clerk.json"
+err=$LAST_ERR
+run_id=$(q json "select run_id from migration_log where phase = 2 and operation = 'apply' order by id desc limit 1")
+assert_contains "$err" "social accounts of the Clerk export are of providers Firebase does not import" "the Discord accounts are said"
+imported json
+assert_eq "0|0|0" "$(exactly_once json)" "each generated user in exactly one file"
+# the expected record of each user, built here from the rules above, against the file's exactly
+expected_sql="select c.id, jsonb_strip_nulls(jsonb_build_object('localId', g.firebase_uid, 'email', c.email,
+    'displayName', 'First L' || c.i, 'photoUrl', case when c.i % 4 <> 0 then 'https://img.clerk.com/u' || c.i end,
+    'phoneNumber', case when c.i % 2 = 0 then '+1555' || lpad(c.i::text, 8, '0') end,
+    'disabled', case when c.i % 5 = 0 then true end,
+    'customAttributes', jsonb_build_object('clerk_user_id', c.id)::text,
+    'providerUserInfo', case c.i % 3 when 0 then jsonb_build_array(jsonb_build_object('providerId', 'google.com',
+        'rawId', 'g' || c.i, 'email', c.email, 'displayName', 'First L' || c.i, 'photoUrl', 'https://img.example.com/g' || c.i))
+      when 1 then jsonb_build_array(jsonb_build_object('providerId', 'github.com', 'rawId', 'gh' || c.i, 'email', c.email)) end)) as u
+  from public.cj c join migration_backup.\"clerk-to-firebase:generated\" g on g.clerk_user_id = c.id"
+assert_eq "30|0" "$(q json "select count(*), count(*) filter (where i.u is distinct from e.u
+    || jsonb_build_object('customAttributes', i.u->>'customAttributes'))
+  from ($expected_sql) e left join public.imported i on i.u->>'localId' = e.u->>'localId'")" \
+    "every user's record exactly as expected (customAttributes compared as JSON below)"
+assert_eq "0" "$(q json "select count(*) from ($expected_sql) e join public.imported i on i.u->>'localId' = e.u->>'localId'
+  where (i.u->>'customAttributes')::jsonb is distinct from (e.u->>'customAttributes')::jsonb")" "customAttributes: the Clerk id only"
+# control: a record with one value changed is seen
+assert_eq "1" "$(q json "select count(*) from ($expected_sql) e join (select u || '{\"disabled\": true}' as u from public.imported
+  where not u ? 'disabled' limit 1) i on i.u->>'localId' = e.u->>'localId' where i.u is distinct from e.u
+    || jsonb_build_object('customAttributes', i.u->>'customAttributes')")" "control: a user wrongly disabled is seen"
+assert_ne "0" "$(q json "select count(*) from public.imported where u->'providerUserInfo'->0->>'providerId' = 'google.com'")" \
+    "the data has Google accounts"
+assert_ne "0" "$(q json "select count(*) from public.imported where (u->>'disabled')::boolean")" "and banned users"
+# the re-enrol list: TOTP or backup codes
+mfa=$LOGS/$run_id-mfa-reenrol.csv
+q json "create table public.mfa (uid text, email text, factors text)" >/dev/null
+_t_psql json -c "\\copy public.mfa from '$mfa' csv header" >/dev/null
+assert_eq "localId,email,second_factors" "$(head -1 "$mfa")" "the re-enrol list's header"
+assert_eq "0|0" "$(q json "select (select count(*) from public.cj c join migration_backup.\"clerk-to-firebase:generated\" g
+    on g.clerk_user_id = c.id left join public.mfa m on m.uid = g.firebase_uid
+    where m.factors is distinct from case c.i % 7 when 0 then 'totp, backup_code' when 1 then 'backup_code' end)
+  || '|' || (select count(*) from public.mfa m where not exists
+    (select 1 from migration_backup.\"clerk-to-firebase:generated\" g where g.firebase_uid = m.uid))")" \
+    "exactly the users with TOTP or backup codes, with their factors"
+# a password without its digest (this export has none): imported without one and listed for a reset
+q json "create table public.reset (uid text, email text, hasher text, reason text)" >/dev/null
+_t_psql json -c "\\copy public.reset from '$LOGS/$run_id-password-reset.csv' csv header" >/dev/null
+assert_eq "0" "$(q json "select count(*) from public.cj c join migration_backup.\"clerk-to-firebase:generated\" g
+    on g.clerk_user_id = c.id where (c.i % 2 = 1) <> exists (select 1 from public.reset r where r.uid = g.firebase_uid
+    and r.reason = 'the export has no password digest')")" "the users with a password, and only they, are in the reset list"
+
+test_case "values Firebase would refuse: exit 3 before any write naming each user; --skip-invalid-values leaves the field out and lists it"
+gen_app bad 40 t46 "$DATA"
+must p1 apply -d bad
+mapping_of_last10 bad "$TEST_TMP/m.csv"
+clerk_json bad "$TEST_TMP/clerk.json"
+# the first six users (all generated): a phone not E.164, a photo URL that is not one, a 300-character name,
+# an email Firebase cannot parse, and twice the same email
+ids=($(q bad "select clerk_user_id from public.users order by id limit 6"))
+sed -i "s/\"phone_number\": \"+155500000002\"/\"phone_number\": \"+0155500000002\"/; s#\"image_url\": \"https://img.clerk.com/u3\"#\"image_url\": \"img.clerk.com/u3\"#" "$TEST_TMP/clerk.json"
+sed -i "s/\"last_name\": \"L6\"/\"last_name\": \"$(printf 'x%.0s' {1..300})\"/" "$TEST_TMP/clerk.json"
+q bad "update public.users set email = 'no-at-sign.example.com' where clerk_user_id = '${ids[3]}';
+  update public.users set email = 'Twin@Example.com' where clerk_user_id = '${ids[4]}';
+  update public.users set email = ' twin@example.com' where clerk_user_id = '${ids[5]}'" >/dev/null
+rm -f "$LOGS"/*
+before=$(db_state bad)
+assert_exit 3 "phase2 apply refuses" -- p2 apply -d bad --mapping "$TEST_TMP/m.csv" --generate-missing --clerk-export "$TEST_TMP/clerk.json"
+for check in "phone number not E.164\" failed for the import file's \"phoneNumber\": 1 found" \
+    "photo URL not a URL\" failed for the import file's \"photoUrl\": 1 found" \
+    "display name over 256 characters\" failed for the import file's \"displayName\"" \
+    "email not valid\" failed for the import file's \"email\": 1 found" \
+    "email shared with another account\" failed for the import file's \"email\": 1 found" \
+    "clerk_user_id '${ids[1]}': not + and 2 to 15 digits" "clerk_user_id '${ids[2]}': not an http(s) URL" \
+    "clerk_user_id '$(q bad "select max(x) from unnest(array['${ids[4]}', '${ids[5]}']) x")': another user of the import files has this email" \
+    "clerk_user_id '${ids[3]}': not an email address"; do
+    assert_contains "$LAST_ERR" "$check" "named: $check"
+done
+assert_contains "$LAST_ERR" "nothing was changed" "says nothing changed"
+assert_eq "$before" "$(db_state bad)" "nothing written"
+assert_eq "refused|5" "$(q bad "select status, jsonb_array_length(metadata->'invalid_values') from migration_log where phase = 2
+  and operation like 'backfill%' order by id desc limit 1")" "refused, the five findings kept in migration_log"
+assert_eq "0" "$(ls "$LOGS"/*-firebase-import-*.json 2>/dev/null | wc -l)" "no import file"
+assert_exit 0 "with --skip-invalid-values" -- p2 apply -d bad --mapping "$TEST_TMP/m.csv" --generate-missing \
+    --clerk-export "$TEST_TMP/clerk.json" --skip-invalid-values
+imported bad
+absent() { q bad "select count(*) from public.imported i join migration_backup.\"clerk-to-firebase:generated\" g
+  on g.firebase_uid = i.u->>'localId' where g.clerk_user_id = '$1' and i.u ? '$2'"; }
+# of the twins, the one with the lower Clerk id keeps the email (compared as the database compares)
+read -r keeps loses <<<"$(q bad "select min(x) || ' ' || max(x) from unnest(array['${ids[4]}', '${ids[5]}']) x")"
+assert_eq "0 0 0 0 0 1" "$(absent "${ids[1]}" phoneNumber) $(absent "${ids[2]}" photoUrl) $(absent "${ids[5]}" displayName) \
+$(absent "${ids[3]}" email) $(absent "$loses" email) $(absent "$keeps" email)" \
+    "each bad field left out of its user's record (the first of the twins keeps the email)"
+assert_eq "1" "$(absent "${ids[3]}" phoneNumber)" "control: a user with a good phone keeps it"
+list=$(ls "$LOGS"/*-invalid-values.csv)
+assert_eq "5" "$(($(wc -l <"$list") - 1))" "five values listed"
+assert_contains "$(cat "$list")" ",,phoneNumber,import file,phone number not E.164,${ids[1]}" "listed by Clerk id (no uid yet), field and why"
+assert_not_contains "$(cat "$list")" "+0155500000002" "never the value"
+assert_eq "0|0|0" "$(exactly_once bad)" "each generated user still in exactly one file"

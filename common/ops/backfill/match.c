@@ -179,7 +179,7 @@ bf_check_staging(BackfillRun *s)
 	Run *run = s->run;
 	const Options *opts = s->opts;
 	const ImportFormat *import = s->sql.prov->import;
-	long long refused = 0;
+	long long refused = 0, imported = 0;
 	Findings f;
 
 	findings_init(&f);
@@ -189,8 +189,8 @@ bf_check_staging(BackfillRun *s)
 	{
 		char *candidates = bf_import_candidates_sql(run, &s->sql);
 
-		s->skipped += import->check_users(run, candidates, &f, opts->skip_invalid_values, &refused);
-		s->skipped -= refused;
+		imported = import->check_users(run, candidates, &f, opts->skip_invalid_values, &refused);
+		s->skipped += imported - refused;
 		free(candidates);
 	}
 	if (refused > 0)
@@ -204,7 +204,10 @@ bf_check_staging(BackfillRun *s)
 			log_hint("correct the export, or run again with --skip-invalid-values to leave these fields empty "
 					 "(the users are then listed in a file under %s)",
 					 opts->logs_dir);
-			return refuse_with_findings(run, &f, "invalid_values", "the mapping has values that do not fit the table");
+			return refuse_with_findings(run, &f, "invalid_values",
+										imported > 0 ? "the inputs have values that the target would refuse at import "
+													   "or that do not fit the table"
+													 : "the mapping has values that do not fit the table");
 		}
 		log_warning("the export has values that do not fit the table; --skip-invalid-values leaves them empty:");
 		findings_print(&f);
