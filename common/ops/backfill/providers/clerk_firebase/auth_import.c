@@ -37,7 +37,8 @@ users_sql(const char *generated, const char *which, const char *qtable, const ch
 	sb_append(&sb, with_clerk ? "pw.import_group" : "'bcrypt'::text AS import_group");
 	sb_append(&sb, ", g.firebase_uid AS firebase_uid, g.clerk_user_id AS clerk_user_id, ");
 	if (q_email)
-		sb_printf(&sb, KEPT("email", "t.%s::text") " AS email, ", q_email);
+		/* trimmed, as the pre-flight checked it (import_check.c) */
+		sb_printf(&sb, KEPT("email", "nullif(btrim(t.%s::text), '')") " AS email, ", q_email);
 	else
 		sb_append(&sb, "NULL::text AS email, ");
 	if (with_clerk)
