@@ -88,8 +88,8 @@ const CliOption phase_options[] = {
 	 .value = CLI_SWITCH,
 	 .field = FIELD(generate_missing),
 	 .group = CLI_MAPPING,
-	 .help = "give rows with no match new Firebase uids and write a\n"
-			 "file for firebase auth:import with those users"},
+	 .help = "give rows with no match new Firebase uids and write\n"
+			 "files for firebase auth:import with those users"},
 	{.name = "skip-invalid-values",
 	 .value = CLI_SWITCH,
 	 .field = FIELD(skip_invalid_values),

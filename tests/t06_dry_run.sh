@@ -148,7 +148,7 @@ done
 made=$(generated)
 [[ $made =~ ^[1-9][0-9]*\ uids,\ 1\ files$ ]] || _t_fail "the real run generated uids and listed them in one import file, got: $made"
 assert_eq "0" "$(q dryg "select count(*) from users where firebase_uid is null")" "every row has a uid"
-assert_eq "1" "$(ls "$LOGS"/*-firebase-import.json | wc -l)" "one import file"
+assert_eq "1" "$(ls "$LOGS"/*-firebase-import-*.json | wc -l)" "one import file"
 dry_then_real dryg 0 3 apply -d dryg
 dry_then_real dryg 0 3 rollback -d dryg
 dry_then_real dryg 0 2 rollback -d dryg
@@ -161,7 +161,7 @@ assert_eq "0 uids, 0 files" "$(generated)" "--discard-generated-uids forgets the
 assert_eq "400" "$(q dryg "select count(*) from users where firebase_uid is null")" "phase2 rollback empties the column"
 dry_then_real dryg 0 2 apply -d dryg --mapping "$GEN/firebase-export.json" --generate-missing --clerk-export "$GEN/clerk-export.csv"
 assert_eq "$made" "$(generated)" "new uids, listed in a new import file"
-assert_contains "$(cat "$(ls -t "$LOGS"/*-firebase-import.json | head -1)")" '"displayName"' "the new file has the Clerk export's fields"
+assert_contains "$(cat "$(ls -t "$LOGS"/*-firebase-import-*.json | head -1)")" '"displayName"' "the new file has the Clerk export's fields"
 dry_then_real dryg 0 2 rollback -d dryg
 dry_then_real dryg 0 1 rollback -d dryg
 assert_ne "none" "$(generated)" "phase1 rollback keeps the generated uids"

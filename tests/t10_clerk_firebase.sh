@@ -27,7 +27,7 @@ assert_eq "0" "$(q seq "select count(*) from public.expected e join public.users
 assert_eq "0" "$(q seq "select count(*) from public.users where firebase_uid is null")" "missing users got generated uids"
 assert_eq "0" "$(q seq "select count(*) from public.expected e join public.users u on u.id = e.id
   where e.uid is null and u.firebase_uid !~ '^[A-Za-z0-9]{28}\$'")" "generated uids are 28 letters and digits"
-imported=$(cat "$LOGS"/*-firebase-import.json)
+imported=$(cat "$LOGS"/*-firebase-import-*.json)
 assert_eq "$(q seq "select count(*) from public.expected where uid is null")" \
   "$(grep -c '"localId"' <<<"$imported")" "import file has exactly the users given new uids"
 assert_contains "$imported" '"passwordHash": "JDJhJDEw' "bcrypt digests from the Clerk export, base64 (\$2a\$10...)"

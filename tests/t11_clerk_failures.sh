@@ -242,7 +242,7 @@ must p1 apply -d gen
 GLOGS=$TEST_TMP/genlogs; must mkdir -p "$GLOGS"
 assert_exit 0 "phase2 --generate-missing" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
   --mapping "$DATA/firebase-export.json" --generate-missing --clerk-export "$DATA/clerk-export.csv"
-first=$(ls "$GLOGS"/*-firebase-import.json)
+first=$(ls "$GLOGS"/*-firebase-import-*.json)
 assert_eq "600" "$(stat -c %a "$first")" "import file mode"
 assert_eq "600" "$(stat -c %a "$(ls "$GLOGS"/*.log | head -1)")" "run log mode"
 allowed='["customAttributes", "displayName", "email", "localId", "passwordHash", "phoneNumber"]'
@@ -255,14 +255,14 @@ assert_eq "$(q gen "select count(*) from migration_backup.\"clerk-to-firebase:so
 q gen "insert into public.users (id, clerk_user_id, email) values ('00000000-new-1', 'user_new_1', 'new1@example.com')" >/dev/null
 assert_exit 0 "phase2 again" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
   --mapping "$DATA/firebase-export.json" --generate-missing --clerk-export "$DATA/clerk-export.csv"
-second=$(ls "$GLOGS"/*-firebase-import.json | grep -v "$first")
+second=$(ls "$GLOGS"/*-firebase-import-*.json | grep -v "$first")
 assert_eq "1" "$(grep -c '"localId"' "$second")" "the second file lists only the new user"
 assert_contains "$(cat "$second")" "user_new_1" "the new user's clerk id"
 assert_eq "$(q gen "select firebase_uid from public.users where id = '00000000-new-1'")" \
   "$(sed -n 's/.*"localId": "\([^"]*\)".*/\1/p' "$second")" "with the uid it was given"
 assert_exit 0 "phase2 a third time" -- phase 2 apply --plan "$PLAN" -d gen --logs-dir "$GLOGS" \
   --mapping "$DATA/firebase-export.json" --generate-missing
-assert_eq "2" "$(ls "$GLOGS"/*-firebase-import.json | wc -l)" "no third file: nobody new to import"
+assert_eq "2" "$(ls "$GLOGS"/*-firebase-import-*.json | wc -l)" "no third file: nobody new to import"
 
 test_case "kill -9 during phase2, rollback, apply again: every row filled, none skipped by the old checkpoint"
 fresh_app rbk

@@ -16,7 +16,7 @@ fresh_app() { gen_app "$1" "$2" t12 "$DATA" --missing-pct "${3:-20}"; }
 # each test case has its own logs directory (p1, p2, p3 use $LOGS), so its import files can be counted
 new_logs() { LOGS=$TEST_TMP/logs-$1; fresh_dir "$LOGS"; }
 # every localId of every final import file, one a line, sorted (duplicates kept)
-listed_uids() { cat "$LOGS"/*-firebase-import.json 2>/dev/null | sed -n 's/.*"localId": "\([^"]*\)".*/\1/p' | LC_ALL=C sort; }
+listed_uids() { cat "$LOGS"/*-firebase-import-*.json 2>/dev/null | sed -n 's/.*"localId": "\([^"]*\)".*/\1/p' | LC_ALL=C sort; }
 # DB: the union of the import files lists every generated user exactly once, and no file is left partial
 assert_exactly_once() {
     local listed
@@ -57,8 +57,8 @@ assert_exit 0 "phase2 apply again" -- p2 apply -d cycle --mapping "$DATA/firebas
 assert_exit 0 "phase3 apply again" -- p3 apply -d cycle
 assert_eq "$uids" "$(q cycle "select id || ' ' || firebase_uid from public.users where id <> '00000000-new' order by id")" \
   "every user has the uid it had before"
-assert_eq "2" "$(ls "$LOGS"/*-firebase-import.json | wc -l)" "one more import file, for the new user only"
-assert_eq "1" "$(grep -c '"localId"' "$(ls -t "$LOGS"/*-firebase-import.json | head -1)")" "the second file lists one user"
+assert_eq "2" "$(ls "$LOGS"/*-firebase-import-*.json | wc -l)" "one more import file, for the new user only"
+assert_eq "1" "$(grep -c '"localId"' "$(ls -t "$LOGS"/*-firebase-import-*.json | head -1)")" "the second file lists one user"
 assert_exactly_once cycle
 assert_eq "2|$((n_gen + 1))" "$(q cycle "select count(*), sum(users) from $LEDGER")" \
   "the ledger names each file with its users"
@@ -97,7 +97,7 @@ assert_exit 0 "phase2 rollback" -- p2 rollback -d adopt
 assert_contains "$LAST_ERR" "kept $n_gen generated uids found in" "adopted before the source is emptied"
 assert_exit 0 "phase2 apply again" -- p2 apply -d adopt --mapping "$DATA/firebase-export.json" --generate-missing
 assert_eq "$uids" "$(q adopt "select id || ' ' || firebase_uid from public.users order by id")" "the same uids"
-assert_eq "1" "$(ls "$LOGS"/*-firebase-import.json | wc -l)" "no second import file"
+assert_eq "1" "$(ls "$LOGS"/*-firebase-import-*.json | wc -l)" "no second import file"
 assert_exactly_once adopt
 
 for sig in TERM KILL; do
@@ -118,7 +118,7 @@ for sig in TERM KILL; do
     assert_contains "$LAST_ERR" "resuming the interrupted backfill" "resumed, not restarted"
     assert_not_contains "$LAST_ERR" "no match in the mapping" "no row left without a match"
     assert_eq "0" "$(q "$db" "select count(*) from public.users where firebase_uid is null")" "every row filled"
-    assert_eq "1" "$(ls "$LOGS"/*-firebase-import.json | wc -l)" "one import file"
+    assert_eq "1" "$(ls "$LOGS"/*-firebase-import-*.json | wc -l)" "one import file"
     assert_exactly_once "$db"
     assert_eq "0" "$(q "$db" "select count(*) from $GEN g left join public.users u on u.firebase_uid = g.firebase_uid where u.id is null")" \
       "each generated uid is in its row"
@@ -150,8 +150,8 @@ hold_commit_setup() {   # hold_commit_setup DB
       and query = 'COMMIT' and wait_event_type = 'Lock'" 1 60
     partial=$(ls "$LOGS"/*.partial 2>/dev/null)
     assert_eq "1" "$(wc -w <<<"$partial")" "the file exists under its temporary name while the commit waits"
-    assert_eq "1" "$(ls "$LOGS"/*-firebase-import.json | wc -l)" "only the first run's file has its final name"
-    run_id=$(basename "$partial" -firebase-import.json.partial)
+    assert_eq "1" "$(ls "$LOGS"/*-firebase-import-*.json | wc -l)" "only the first run's file has its final name"
+    run_id=$(basename "$partial" | cut -c1-36)
 }
 release_hold() {   # release_hold DB
     q "$1" "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(120)%' and pid <> pg_backend_pid()" >/dev/null
@@ -168,8 +168,8 @@ release_hold lost
 assert_eq "1" "$(ls "$LOGS"/*.partial | wc -l)" "the partial file stays"
 assert_eq "0" "$(q lost "select count(*) from $LEDGER where run_id = '$run_id'")" "its users were not committed"
 assert_exit 0 "phase2 again" -- p2 apply -d lost --mapping "$DATA/firebase-export.json" --generate-missing
-assert_contains "$LAST_ERR" "$run_id-firebase-import.json.partial\": its run did not commit" "says why it removed the file"
-assert_eq "5" "$(grep -c '"localId"' "$(ls -t "$LOGS"/*-firebase-import.json | head -1)")" "the new file lists the five new users"
+assert_contains "$LAST_ERR" "$run_id-firebase-import-bcrypt.json.partial\": its run did not commit" "says why it removed the file"
+assert_eq "5" "$(grep -c '"localId"' "$(ls -t "$LOGS"/*-firebase-import-*.json | head -1)")" "the new file lists the five new users"
 assert_exactly_once lost
 
 test_case "phase2 killed during the import file's COMMIT, which then commits: the re-run gives the partial file its final name"
@@ -183,11 +183,11 @@ assert_eq "1" "$(ls "$LOGS"/*.partial | wc -l)" "the partial file is left by the
 assert_exit 0 "phase2 again" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
 assert_contains "$LAST_ERR" "committed its import file but stopped before naming it" "says it finished the file"
 assert_contains "$LAST_ERR" "no user to import" "and writes no new file"
-assert_eq "5" "$(grep -c '"localId"' "$LOGS/$run_id-firebase-import.json")" "the renamed file lists the five new users"
+assert_eq "5" "$(grep -c '"localId"' "$LOGS/$run_id-firebase-import-bcrypt.json")" "the renamed file lists the five new users"
 assert_eq "0" "$(ls "$LOGS"/*.partial 2>/dev/null | wc -l)" "no partial file left"
 assert_exactly_once committed
 # a partial file of a run this plan never had is not touched
-must touch "$LOGS/00000000-0000-4000-8000-000000000000-firebase-import.json.partial"
+must touch "$LOGS/00000000-0000-4000-8000-000000000000-firebase-import-bcrypt.json.partial"
 assert_exit 0 "phase2 again" -- p2 apply -d committed --mapping "$DATA/firebase-export.json" --generate-missing
 assert_eq "1" "$(ls "$LOGS"/*.partial | wc -l)" "another run's partial file left alone"
 

@@ -126,9 +126,10 @@ assert_exit 0 "phase2 with --skip-invalid-values" -- p2 apply -d skip --mapping 
 list=$(ls "$LOGS"/*-invalid-values.csv 2>/dev/null)
 assert_eq "1" "$(wc -l <<<"$list" | tr -d ' ')" "one list written"
 assert_contains "$LAST_ERR" "2 values of the export are left empty; listed in $list" "the warning names the file"
-assert_eq "localId,element,field,column,problem
-$UID1,1,emailVerified,email_verified,\"a string, not a boolean\"
-$UID1,1,phoneNumber,phone_number,value longer than character varying(32)" "$(cat "$list")" "each value listed, by user and field"
+CLERK1=$(q skip "select clerk_user_id from public.users order by id limit 1")
+assert_eq "localId,element,field,column,problem,clerk_user_id
+$UID1,1,emailVerified,email_verified,\"a string, not a boolean\",$CLERK1
+$UID1,1,phoneNumber,phone_number,value longer than character varying(32),$CLERK1" "$(cat "$list")" "each value listed, by user and field"
 assert_eq "600" "$(stat -c %a "$list")" "the list is readable by its owner only"
 assert_not_contains "$(cat "$list")" "7777777777" "the value itself is not in the list"
 assert_eq "$UID1|Name 1||" "$(q skip "select firebase_uid, display_name, phone_number, email_verified from public.users order by id limit 1")" \

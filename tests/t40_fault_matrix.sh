@@ -162,7 +162,7 @@ done
 # files list nobody else
 generated_once() {
     local db=$1 ids
-    ids=$(for f in "$LOGS/$db"/*-firebase-import.json; do
+    ids=$(for f in "$LOGS/$db"/*-firebase-import-*.json; do
         [ -f "$f" ] || continue
         psql -X -A -t -q -d "$db" -v j="$(cat "$f")" <<<"select u->>'localId' from jsonb_array_elements((:'j'::jsonb)->'users') u"
     done | sort)

@@ -225,7 +225,7 @@ assert_eq "$(q cone "select md5(string_agg(id || ':' || firebase_uid, ',' order 
              where firebase_uid not in (select firebase_uid from $gen_table)")" \
           "users the export matches got its uid, as with --jobs 1"
 generated=$(q ckill "select count(*) from $gen_table")
-listed=$(cat "$LOGS"/*-firebase-import.json | grep -o '"localId"' | wc -l)
+listed=$(cat "$LOGS"/*-firebase-import-*.json | grep -o '"localId"' | wc -l)
 assert_ne "0" "$generated" "uids generated for users with no match"
 assert_eq "$generated" "$listed" "each generated user listed once in the import files"
 assert_eq "0" "$(running ckill)" "no row left running"

@@ -40,8 +40,8 @@ typedef struct BackfillSpec
 {
 	const IdProvider *provider; /* "provider", else the first of bf_providers */
 	char *match_column;         /* the source's id column */
-	char *email_column; /* the email fallback, may be NULL */
-	FieldMap *set;      /* the columns filled from the export */
+	char *email_column;         /* the email fallback, may be NULL */
+	FieldMap *set;              /* the columns filled from the export */
 	int n_set;
 	const char *uid_column; /* the column set from the export's uid field */
 } BackfillSpec;
@@ -128,6 +128,8 @@ int bf_ensure_generated_tables(Run *run, const BackfillSql *n);
 int bf_adopt_source_generated(Run *run, const BackfillSql *n);
 int bf_generate_missing(BackfillRun *s);
 void bf_discard_generated(Run *run, const BackfillSql *n, bool drop);
+/* The users the import files would list, for the provider's check_users (ImportFormat); malloc'd. */
+char *bf_import_candidates_sql(const Run *run, const BackfillSql *n);
 
 /* fill_batches.c */
 int bf_fill(BackfillRun *s);

@@ -112,6 +112,35 @@ missing_sql(const Run *run, const BackfillSql *n, const char *source)
 }
 
 /*
+ * The users the import files would list, for their pre-flight (phase2
+ * checks them before it writes anything): those the mapping leaves without
+ * a match (they would get a uid) and those given one earlier but not listed
+ * yet, with the users earlier files listed (listed: true), each with the
+ * email of its row; columns source id, email, target id (NULL until
+ * generated) and listed.
+ */
+char *
+bf_import_candidates_sql(const Run *run, const BackfillSql *n)
+{
+	const char *src = n->prov->source_id, *dst = n->prov->target_id;
+	char *missing = missing_sql(run, n, "pg_temp.phasemig_staging");
+	char *email = n->q_email ? str_printf("t.%s::text", n->q_email) : xstrdup("NULL::text");
+	StrBuf sb;
+
+	sb_init(&sb);
+	sb_printf(&sb, "SELECT m.k AS %s, %s AS email, NULL::text AS %s, false AS listed ", src, email, dst);
+	sb_printf(&sb, "FROM (%s) m(k) JOIN %s t ON t.%s::text = m.k", missing, run->plan->q_table, n->q_match);
+	if (generated_tables_made || bf_table_exists((Run *) run, n->generated))
+	{
+		sb_printf(&sb, " UNION ALL SELECT g.%s, %s, g.%s, g.import_file IS NOT NULL ", src, email, dst);
+		sb_printf(&sb, "FROM %s g JOIN %s t ON t.%s::text = g.%s", n->generated, run->plan->q_table, n->q_match, src);
+	}
+	free(email);
+	free(missing);
+	return sb_steal(&sb);
+}
+
+/*
  * COPY one chunk of source ids (RES's first column), each with a new uid the
  * provider made, into pg_temp.phasemig_generated.
  */

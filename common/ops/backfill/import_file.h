@@ -10,6 +10,8 @@
 #ifndef PHASEMIG_IMPORT_FILE_H
 #define PHASEMIG_IMPORT_FILE_H
 
+#include <jansson.h>
+
 #include "engine/mlog.h"
 #include "ops/backfill/provider.h"
 
@@ -26,21 +28,24 @@ typedef struct ImportFile
 	const char *mark_sql;
 	/* A query over pg_temp.phasemig_to_import, one row per user, as format->user reads them. */
 	const char *users_sql;
+	/* out: the files written, [{"file", "group", "users", "command"}] (new reference; NULL: none) */
+	json_t *files;
 } ImportFile;
 
 /*
  * Finish the partial files that runs of this plan left in logs_dir: a run
- * whose ledger row committed gets its file renamed to the final name, any
+ * whose ledger row committed gets its files renamed to their final names, any
  * other partial file of this plan's runs is removed (its users were never
  * marked, so the next file lists them).  Files of other plans are left alone.
  */
 void import_file_finish_partials(Run *run, const ImportFile *f);
 
 /*
- * Mark the users, write them to the partial file, commit, rename.  Returns
- * EXIT_DONE, or EXIT_FAILED (logged) leaving either nothing or a partial
- * file that the next run resolves.
+ * Mark the users, write them to the partial files (one per group), commit,
+ * rename.  Returns
+ * EXIT_DONE, or EXIT_FAILED (logged) leaving either nothing or partial
+ * files that the next run resolves.
  */
-int import_file_write(Run *run, const ImportFile *f);
+int import_file_write(Run *run, ImportFile *f);
 
 #endif

@@ -178,17 +178,36 @@ bf_check_staging(BackfillRun *s)
 {
 	Run *run = s->run;
 	const Options *opts = s->opts;
+	const ImportFormat *import = s->sql.prov->import;
+	long long refused = 0, imported = 0;
 	Findings f;
 
 	findings_init(&f);
-	if ((s->skipped = value_check_staging(run, s->op, &f, opts->skip_invalid_values)) > 0)
+	s->skipped = value_check_staging(run, s->op, &f, opts->skip_invalid_values);
+	/* the import files' values the target would refuse at import, found now rather than after the window */
+	if (opts->generate_missing && import->check_users)
+	{
+		char *candidates = bf_import_candidates_sql(run, &s->sql);
+
+		imported = import->check_users(run, candidates, &f, opts->skip_invalid_values, &refused);
+		s->skipped += imported - refused;
+		free(candidates);
+	}
+	if (refused > 0)
+		return refuse_with_findings(run, &f, "invalid_values",
+									"the import files would have records the target refuses, and leaving the value "
+									"out cannot help");
+	if (s->skipped > 0)
 	{
 		if (!opts->skip_invalid_values)
 		{
 			log_hint("correct the export, or run again with --skip-invalid-values to leave these fields empty "
 					 "(the users are then listed in a file under %s)",
 					 opts->logs_dir);
-			return refuse_with_findings(run, &f, "invalid_values", "the mapping has values that do not fit the table");
+			return refuse_with_findings(run, &f, "invalid_values",
+										imported > 0 ? "the inputs have values that the target would refuse at import "
+													   "or that do not fit the table"
+													 : "the mapping has values that do not fit the table");
 		}
 		log_warning("the export has values that do not fit the table; --skip-invalid-values leaves them empty:");
 		findings_print(&f);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "engine/cli.h"
+#include "engine/findings.h"
 #include "engine/mlog.h"
 
 /* The longest target id a provider makes (new_uid), in bytes. */
@@ -42,27 +43,57 @@
 #define BF_STAGING_INVALID "invalid jsonb"
 
 /*
- * The import file of the users phasemig gave a target id: the query that
- * lists them and how the file is written.  import_file.c writes it under a
- * temporary name, commits the marks of its users, then renames it.
+ * A list the operator acts on after the import, written beside the import
+ * files from the same users (a password reset to send, a second factor to
+ * enrol again): RUN-ID<suffix> in the logs directory, CSV with a header.
+ */
+typedef struct ImportList
+{
+	const char *suffix; /* "-password-reset.csv" */
+	const char *key;    /* its count in the run's summary (migration_log metadata): "password_reset" */
+	const char *what;   /* in the log: "users need a password reset" */
+	/* the list's rows, a SELECT over USERS (a users_sql query, its columns by name); malloc'd */
+	char *(*sql)(const char *users);
+} ImportList;
+
+/*
+ * The import files of the users phasemig gave a target id: the query that
+ * lists them and how the files are written.  import_file.c writes them under
+ * temporary names, commits the marks of their users, then renames them.
+ * The users are split into files by the column import_group (one
+ * `firebase auth:import` call takes one hash algorithm): each group is the
+ * file RUN-ID<suffix>-<group><extension>.
  */
 typedef struct ImportFormat
 {
-	const char *suffix; /* the file is RUN-ID<suffix> in the logs directory: "-firebase-import.json" */
+	const char *suffix;    /* "-firebase-import" */
+	const char *extension; /* ".json" */
 	/*
 	 * The users to list, one row each with the columns the writer reads by
-	 * name: the generated ids in GENERATED joined to the
-	 * pg_temp.phasemig_to_import ids and to the plan's table QTABLE by its
-	 * uid column Q_UID (Q_EMAIL: its email column, NULL when it has none),
-	 * and what OPTS's added options gave (malloc'd).
+	 * name, import_group (letters, digits and '-') first and ordered by it:
+	 * the generated ids in GENERATED (aliased g) for which WHICH holds (SQL
+	 * over g), joined to the plan's table QTABLE by its uid column Q_UID
+	 * (Q_EMAIL: its email column, NULL when it has none), and what OPTS's
+	 * added options gave (malloc'd).
 	 */
-	char *(*users_sql)(const char *generated, const char *qtable, const char *q_uid, const char *q_email,
-					   const Options *opts);
-	const char *head, *tail; /* written before the first user and after the last */
-	/* one user, row ROW of RES (FIRST: the file's first); counts what import_hint needs in *COUNT */
-	void (*user)(FILE *fp, const PGresult *res, int row, bool first, long long *count);
-	/* how to import the file PATH, logged once it is written (COUNT: the users' *count) */
-	void (*import_hint)(const char *path, long long count);
+	char *(*users_sql)(const char *generated, const char *which, const char *qtable, const char *q_uid,
+					   const char *q_email, const Options *opts);
+	const char *head, *tail; /* written before a file's first user and after its last */
+	/* one user, row ROW of RES (FIRST: its file's first) */
+	void (*user)(FILE *fp, const PGresult *res, int row, bool first);
+	/* the exact command that imports the file PATH of GROUP (malloc'd; never a secret in it) */
+	char *(*import_command)(const char *path, const char *group);
+	/*
+	 * phase2's pre-flight, before anything is written: the values of the
+	 * users the files would list that the target would refuse at import.
+	 * CANDIDATES is a query of them (source_id, email, target_id: NULL until
+	 * generated).  Adds a finding per problem; SKIP (--skip-invalid-values):
+	 * leaves the field out of the file instead and lists the user in
+	 * pg_temp.phasemig_skipped.  Returns the number of bad values (and
+	 * *refused those that skipping cannot leave out).  NULL: no check.
+	 */
+	long long (*check_users)(Run *run, const char *candidates, Findings *f, bool skip, long long *refused);
+	const ImportList *lists; /* {NULL}-terminated; NULL: none */
 } ImportFormat;
 
 typedef struct IdProvider

@@ -102,17 +102,53 @@ bf_write_skipped(Run *run, const Options *opts)
 }
 
 /*
- * The import file of this run: the generated users no earlier file listed
+ * The lists the provider's import format keeps beside the files (users to
+ * send a password reset, to enrol a second factor again), of the users this
+ * run's files list: each written when it has any, its count in META.
+ */
+static void
+write_lists(Run *run, const BackfillSql *n, const Options *opts, json_t *meta)
+{
+	const ImportFormat *format = n->prov->import;
+	/* (a run id is a uuid phasemig made: nothing to quote) */
+	char *which = str_printf("g.import_file = '%s'::uuid", run->run_id);
+	char *users = format->users_sql(n->generated, which, run->plan->q_table, n->q_uid, n->q_email, opts);
+	for (int i = 0; format->lists && format->lists[i].suffix; i++)
+	{
+		const ImportList *l = &format->lists[i];
+		char *path = str_printf("%s/%s%s", opts->logs_dir, run->run_id, l->suffix);
+		char *select = l->sql(users);
+		char *copy = str_printf("COPY (%s) TO STDOUT (FORMAT csv, HEADER)", select);
+		long long rows = copy_out_to_file(run, copy, path);
+
+		if (rows > 0)
+			log_warning("%lld %s; listed in %s", rows, l->what, path);
+		else
+			remove(path);
+		json_object_set_new(meta, l->key, json_integer(rows > 0 ? rows : 0));
+		free(copy);
+		free(select);
+		free(path);
+	}
+	free(users);
+	free(which);
+}
+
+/*
+ * The import files of this run: the generated users no earlier file listed
  * and whose row holds their uid now (a user listed twice would have its
- * Firebase account, and the password it has now, overwritten).
+ * Firebase account, and the password it has now, overwritten), one file per
+ * hash algorithm; then the provider's lists of them.  The files and the
+ * lists go into META.
  */
 static int
-write_import_file(Run *run, const BackfillSql *n, const Options *opts)
+write_import_file(Run *run, const BackfillSql *n, const Options *opts, json_t *meta)
 {
 	const ImportFormat *format = n->prov->import;
 	const char *uid = n->prov->target_id;
 	StrBuf mark;
-	char *users = format->users_sql(n->generated, run->plan->q_table, n->q_uid, n->q_email, opts);
+	char *which = str_printf("g.%s IN (SELECT %s FROM pg_temp.phasemig_to_import)", uid, uid);
+	char *users = format->users_sql(n->generated, which, run->plan->q_table, n->q_uid, n->q_email, opts);
 	ImportFile f = {
 		.logs_dir = opts->logs_dir, .ledger = n->import_files, .format = format, .uid_column = uid, .users_sql = users};
 	int rc;
@@ -125,8 +161,15 @@ write_import_file(Run *run, const BackfillSql *n, const Options *opts)
 	f.mark_sql = mark.data;
 	/* (bf_generate_missing made the tables) */
 	rc = import_file_write(run, &f);
+	if (f.files)
+	{
+		json_object_set_new(meta, "import_files", f.files);
+		if (rc == EXIT_DONE)
+			write_lists(run, n, opts, meta);
+	}
 	sb_free(&mark);
 	free(users);
+	free(which);
 	return rc;
 }
 
@@ -145,18 +188,28 @@ bf_report(BackfillRun *s, int rc)
 	json_t *meta;
 
 	/* a dry run writes no file and no summary: it prints the import file's statements */
+	json_t *files = json_object();
+
 	if (dryrun_on())
-		return rc == EXIT_DONE && s->opts->generate_missing ? write_import_file(run, &s->sql, s->opts) : rc;
+	{
+		if (rc == EXIT_DONE && s->opts->generate_missing)
+			rc = write_import_file(run, &s->sql, s->opts, files);
+		json_decref(files);
+		return rc;
+	}
 	unmatched = rc == EXIT_DONE ? write_unmatched(run, &s->sql, s->opts) : -1;
 	if (unmatched < 0)
 		unmatched = 0;
 	if (rc == EXIT_DONE && s->opts->generate_missing)
-		rc = write_import_file(run, &s->sql, s->opts);
+		rc = write_import_file(run, &s->sql, s->opts, files);
 	meta = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:i}", "mapping_users", (json_int_t) s->loaded,
 					 "rows_filled", (json_int_t) fill->changed, "unmatched", (json_int_t) unmatched, "generated",
 					 (json_int_t) s->generated, "invalid_values_skipped", (json_int_t) s->skipped, "batches",
 					 (json_int_t) fill->batches, "seconds", fill->seconds, "rows_per_second", rate, "longest_batch_ms",
 					 fill->longest_batch_ms, "jobs", s->opts->jobs);
+	/* the import files with their commands, and the provider's lists' counts */
+	json_object_update(meta, files);
+	json_decref(files);
 	run->op_metadata = json_dumps(meta, JSON_COMPACT);
 	run->op_rows = fill->rows_done;
 	if (rc == EXIT_DONE)

@@ -66,8 +66,8 @@ static void
 skip_values(Run *run, const CheckedField *t, const char *cond, const char *problem)
 {
 	char *list = str_printf("INSERT INTO pg_temp.phasemig_skipped SELECT %s, element, $1::text, $2::text, "
-							"%s FROM pg_temp.phasemig_staging WHERE %s",
-							t->prov->target_id, problem, cond);
+							"%s, %s FROM pg_temp.phasemig_staging WHERE %s",
+							t->prov->target_id, problem, t->prov->source_id, cond);
 
 	db_execp(run->conn, list, 2, (const char *[]){t->field, t->column});
 	if (t->scol)
@@ -188,10 +188,14 @@ value_check_staging(Run *run, const Op *op, Findings *f, bool skip)
 
 	if (skip)
 	{
-		/* the list's first column is the export's user id, as the export names it ("localId") */
+		/*
+		 * the list's first column is the export's user id, as the export names
+		 * it ("localId"); the last the source's (a user the import files would
+		 * list has no target id yet)
+		 */
 		char *create = str_printf("CREATE TEMP TABLE IF NOT EXISTS phasemig_skipped (\"%s\" text, element bigint, "
-								  "field text, \"column\" text, problem text)",
-								  prov->uid_field);
+								  "field text, \"column\" text, problem text, %s text)",
+								  prov->uid_field, prov->source_id);
 
 		db_exec(run->conn, create);
 		db_exec(run->conn, "TRUNCATE pg_temp.phasemig_skipped");

@@ -2,37 +2,88 @@
  * clerk_firebase.c: the provider clerk-firebase (ops/backfill/provider.h):
  * a table's users with Clerk ids (match_column) moved to Firebase Auth
  * uids, matched from a Firebase Auth export; --clerk-export adds what Clerk
- * knows of the users given a new uid to their import file.
+ * knows of the users given a new uid to their import files (its dashboard CSV
+ * or its JSON export, told apart by their first byte), and
+ * --firebase-scrypt-params the parameters its scrypt_firebase digests need.
  */
 #include "ops/backfill/providers/clerk_firebase/clerk_firebase.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/db.h"
 #include "core/log.h"
 #include "ops/backfill/providers/clerk_firebase/firebase_uid.h"
+#include "ops/backfill/providers/clerk_firebase/hashers.h"
 
-/* --clerk-export=FILE, a phase2 option (CLI_MAPPING's group). */
+/* --clerk-export=FILE and --firebase-scrypt-params=FILE, phase2 options (CLI_MAPPING's group). */
 static const CliOption options[] = {
 	{.name = "clerk-export",
 	 .has_arg = true,
 	 .group = CLI_MAPPING,
 	 .file = "Clerk export",
 	 .arg = "FILE",
-	 .help = "Clerk dashboard CSV: adds names and bcrypt password\n"
-			 "digests to that import file"},
+	 .help = "Clerk's dashboard CSV or its JSON export (API/CLI):\n"
+			 "adds names, password digests, phone numbers, social\n"
+			 "accounts and bans to the import files"},
+	{.name = "firebase-scrypt-params",
+	 .has_arg = true,
+	 .group = CLI_MAPPING,
+	 .file = "SCRYPT parameters file",
+	 .arg = "FILE",
+	 .help = "JSON of the Firebase project's password hash\n"
+			 "parameters (base64_signer_key, base64_salt_separator,\n"
+			 "rounds, mem_cost), for scrypt_firebase digests"},
 	{NULL},
 };
 
-/* The Clerk export, when given: the users' names, password digests and phone numbers for the import file. */
+/* Whether PATH holds JSON (its first byte past blanks and a byte order mark is '['), else the CSV. */
+static bool
+is_json(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	int c;
+
+	if (fp == NULL)
+		return false; /* the CSV reader says why */
+	if ((c = getc(fp)) != 0xEF || getc(fp) != 0xBB || getc(fp) != 0xBF)
+		rewind(fp);
+	do
+		c = getc(fp);
+	while (c != EOF && isspace(c));
+	fclose(fp);
+	return c == '[';
+}
+
+/*
+ * The Clerk export, when given: the users' names, password digests, phone
+ * numbers, social accounts and bans for the import files; then the SCRYPT
+ * parameters.
+ */
 static int
 load_options(Run *run, const Options *opts)
 {
 	const char *clerk_export = cli_added(opts, "clerk-export");
+	const char *scrypt = cli_added(opts, "firebase-scrypt-params");
 	long long rows = 0;
 	int rc;
 
+	/* 1. the parameters first: a bad file is refused before the export is read */
+	if (scrypt && (rc = hashers_read_scrypt_params(scrypt)) != EXIT_DONE)
+		return rc;
 	if (clerk_export == NULL)
 		return EXIT_DONE;
-	if ((rc = mapping_load_clerk_csv(run->conn, clerk_export, &rows)) != EXIT_DONE)
+	/* 2. the export, either shape, into pg_temp.phasemig_clerk */
+	rc = is_json(clerk_export) ? clerk_json_load(run->conn, clerk_export, &rows)
+							   : mapping_load_clerk_csv(run->conn, clerk_export, &rows);
+	if (rc != EXIT_DONE)
 		return rc;
+	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_clerk (id)");
+	db_exec(run->conn, "ANALYZE pg_temp.phasemig_clerk");
+	/* 3. how each digest goes to Firebase (hashers.c) */
+	hashers_create_function(run->conn);
 	log_info("read %lld users from the Clerk export \"%s\"", rows, clerk_export);
 	return EXIT_DONE;
 }

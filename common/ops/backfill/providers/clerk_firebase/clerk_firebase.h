@@ -7,10 +7,14 @@
  *   mapping.c         reading the mapping (a Firebase Auth export, a JSON
  *                     array of {clerk_user_id, firebase_uid}, or a CSV with
  *                     that header) and Clerk's dashboard export into staging
+ *   clerk_json.c      reading Clerk's JSON export (API/CLI) into the same table
+ *                     as its dashboard CSV (clerk_user.c: one user, clerk_user.h)
  *   export_user.c     one export user as a staging row (export_user.h)
  *   firebase_uid.c    new Firebase-style uids (firebase_uid.h)
- *   auth_import.c     the file for `firebase auth:import`
- *   base64.c          its password hashes (base64.h)
+ *   auth_import.c     the files for `firebase auth:import`, one per hash algorithm
+ *   hashers.c         Clerk's hashers as Firebase's algorithms (hashers.h)
+ *   import_check.c    the import files' values Firebase would refuse, found first
+ *   base64.c          base64 (base64.h)
  */
 #ifndef PHASEMIG_CLERK_FIREBASE_H
 #define PHASEMIG_CLERK_FIREBASE_H
@@ -53,10 +57,34 @@ const char *mapping_field_type(const char *field);
 int mapping_load(PGconn *conn, const char *path, long long *loaded);
 
 /*
+ * pg_temp.phasemig_clerk, what the Clerk export gives each user (CSV or
+ * JSON): the dashboard CSV's columns, then image_url, banned,
+ * provider_user_info (Firebase's providerUserInfo array), mfa (the second
+ * factors Firebase cannot import, "totp, backup_code"), password_enabled,
+ * custom_claims (the plan's claims) and element (the JSON's).
+ */
+#define CLERK_TABLE                                                                                                    \
+	"CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "                       \
+	"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "            \
+	"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "                    \
+	"totp_secret text, password_digest text, password_hasher text, image_url text, banned boolean, "                   \
+	"provider_user_info jsonb, mfa text, password_enabled boolean, custom_claims jsonb, element bigint)"
+
+/*
  * Load a Clerk dashboard CSV export into pg_temp.phasemig_clerk (COPY with
  * HEADER MATCH, so a different header is refused).  Returns an exit code.
  */
 int mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded);
+
+/*
+ * Load Clerk's JSON export (an array of users, as its API and CLI give them)
+ * into pg_temp.phasemig_clerk, one user at a time (clerk_json.c).  Returns an
+ * exit code.
+ */
+int clerk_json_load(PGconn *conn, const char *path, long long *loaded);
+
+/* import_check.c: the import files' pre-flight (ImportFormat.check_users). */
+long long import_check_users(Run *run, const char *candidates, Findings *f, bool skip, long long *refused);
 
 /* auth_import.c: the import file's format (firebase auth:import's JSON). */
 extern const ImportFormat firebase_auth_import;

@@ -345,16 +345,16 @@ mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded)
 
 	if (fp == NULL)
 		return EXIT_BAD_INPUT;
-	db_exec(conn,
-			"CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "
-			"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "
-			"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "
-			"totp_secret text, password_digest text, password_hasher text)");
+	db_exec(conn, CLERK_TABLE);
 	db_exec(conn, "TRUNCATE pg_temp.phasemig_clerk");
-	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_clerk FROM STDIN (FORMAT csv)", "Clerk export", path,
-					   "\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)");
+	rc = copy_csv_file(conn, fp, "COPY pg_temp.phasemig_clerk (" CSV_HEADER_CLERK ") FROM STDIN (FORMAT csv)",
+					   "Clerk export", path, "\"%s\" must be the CSV that Clerk's dashboard exports (13 columns)");
 	if (rc != EXIT_DONE)
 		return rc;
+	/* what the JSON export says in its own keys: a password, a second factor (the secret itself never leaves) */
+	db_exec(conn,
+			"UPDATE pg_temp.phasemig_clerk SET password_enabled = coalesce(password_digest, '') <> '', "
+			"mfa = CASE WHEN coalesce(totp_secret, '') <> '' THEN 'totp' END");
 	*loaded = db_count(conn, "SELECT count(*) FROM pg_temp.phasemig_clerk", 0, NULL);
 	return EXIT_DONE;
 }
