@@ -15,9 +15,10 @@
 #    customAttributes, providerUserInfo, passwordHash) and exactly the rows given a generated uid,
 #    each with the email of its row and the Clerk export's digest, name and phone for its Clerk id.
 # c. The checks can fail: records Firebase refuses (a phone not E.164, an invalid email) are
-#    reported by index and make the checker exit 1; the comparison reports a doctored file (a
-#    name, a hash, a missing and an extra user), and the SQL checks of a and b report a row given a
-#    wrong value.
+#    reported by index and make the checker exit 1 (the emulator's own accounts:batchCreate,
+#    without the SDK's checks, refuses them too); hash flags auth:import refuses are refused; the
+#    comparison reports a doctored file (a name, a hash, a missing and an extra user); the SQL
+#    checks of a and b report rows given a wrong value.
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/tests/lib/firebase_emulator.sh"
 
@@ -162,6 +163,14 @@ assert_contains "$LAST_ERR" "error: index 1 (localId $(jq -r '.users[1].localId'
 assert_contains "$LAST_ERR" "error: index 3 (localId $(jq -r '.users[3].localId' "$import_file")): auth/invalid-email" "the email, by index and localId"
 assert_exit 1 "the comparison sees the two missing accounts" -- node "$FB/compare_accounts.js" "$WORK/bad-import.json" "$WORK/bad-accounts.json"
 assert_contains "$LAST_OUT" "$(jq -r '.users[1].localId' "$import_file"): no such account in the emulator" "a refused user has no account"
+# the emulator itself refuses them too, not only the SDK's own checks: the two records sent as
+# they are to its accounts:batchCreate (uploadAccount, what firebase auth:import calls)
+must_write "$WORK/bad-upload.json" jq '{users: [.users[1], .users[3]] | map(del(.passwordHash, .customAttributes))}' "$WORK/bad-import.json"
+emulator_reset
+assert_eq '[{"index":0,"message":"phone number format is invalid"},{"index":1,"message":"email is invalid"}]' \
+  "$(curl -s -X POST -H 'Authorization: Bearer owner' -H 'Content-Type: application/json' --data @"$WORK/bad-upload.json" \
+    "http://$EMU_HOST/identitytoolkit.googleapis.com/v1/projects/$EMU_PROJECT/accounts:batchCreate" | jq -c .error)" \
+  "the emulator's own refusals, per record"
 emulator_reset
 assert_exit 2 "a flag firebase auth:import refuses (SCRYPT without its key)" -- \
   emu_node "$FB/import_check.js" "$import_file" --hash-algo=SCRYPT --rounds=8 --mem-cost=14
