@@ -50,18 +50,27 @@ emulator_start() {
     EMU_HOST=127.0.0.1:$EMU_AUTH_PORT
     # Its own HOME (the CLI keeps a configstore there: never the real one, never another file's);
     # CI=1 skips the CLI's network fetch of its message of the day; no update check.
-    # set -m: its own process group, so that the stop reaches every process it started.
+    # set -m: its own process group (the CLI and a watchdog), so that the stop reaches every
+    # process it started. The watchdog stops the CLI when the test file is gone however it ended:
+    # tests/run kills a file it stops with SIGKILL 0.2 s after SIGTERM, often before the file's
+    # exit trap has run, and that kill never reaches another process group.
+    local file_pid=$$
     set -m
-    (cd "$_EMU_DIR" && exec env HOME="$_EMU_DIR/home" XDG_CONFIG_HOME="$_EMU_DIR/home/.config" CI=1 \
-        NO_UPDATE_NOTIFIER=1 "$FIREBASE_BIN" emulators:start --only auth --project "$EMU_PROJECT" \
-        >"$_EMU_DIR/emulator.log" 2>&1 </dev/null) &
+    (
+        cd "$_EMU_DIR" || exit 1
+        env HOME="$_EMU_DIR/home" XDG_CONFIG_HOME="$_EMU_DIR/home/.config" CI=1 NO_UPDATE_NOTIFIER=1 \
+            "$FIREBASE_BIN" emulators:start --only auth --project "$EMU_PROJECT" >"$_EMU_DIR/emulator.log" 2>&1 </dev/null &
+        cli=$!
+        while kill -0 "$file_pid" 2>/dev/null && kill -0 "$cli" 2>/dev/null; do sleep 0.5; done
+        kill -TERM "$cli" 2>/dev/null; wait "$cli"
+    ) &
     _EMU_PID=$!
     set +m
     on_exit emulator_stop
     # 3. Ready when the auth emulator answers its root path (a JSON with "ready": true).
     end=$((SECONDS + ${EMULATOR_START_TIMEOUT:-90}))
     until curl -sf "http://$EMU_HOST/" 2>/dev/null | grep -q '"ready": *true'; do
-        if ! kill -0 "$_EMU_PID" 2>/dev/null; then
+        if ! kill -0 "$_EMU_PID" 2>/dev/null; then   # (the watchdog ends with the CLI)
             setup_failed "the Auth emulator exited while starting" "its log (tail):" "$(tail -15 "$_EMU_DIR/emulator.log")"
         fi
         [ "$SECONDS" -lt "$end" ] ||
