@@ -4,7 +4,7 @@
 #                           in the background, offline, no login, project demo-phasemig; returns
 #                           once it answers; stopped (its whole process group) on the file's exit
 #   emulator_stop           stops it earlier (safe to call twice)
-#   emulator_reset [PROJECT] deletes every account of PROJECT (default demo-phasemig)
+#   emulator_reset          deletes every account of the project
 #   emu_node SCRIPT ARGS... runs a Node script with the Admin SDK pointed at the emulator
 # Sets EMU_HOST (127.0.0.1:PORT, what FIREBASE_AUTH_EMULATOR_HOST takes) and EMU_PROJECT.
 #
@@ -84,19 +84,19 @@ emulator_start() {
 # after 5 s for anything left.
 emulator_stop() {
     [ -n "$_EMU_PID" ] || return 0
-    local pid=$_EMU_PID i
+    local pid=$_EMU_PID _
     _EMU_PID=""
     kill -TERM -- "-$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     return 0
 }
 
-# emulator_reset [PROJECT]: every account of PROJECT deleted (the emulator's own endpoint)
+# emulator_reset: every account of the project deleted (the emulator's own endpoint)
 emulator_reset() {
-    curl -sf -X DELETE "http://$EMU_HOST/emulator/v1/projects/${1:-$EMU_PROJECT}/accounts" >/dev/null ||
-        _t_fail "emulator_reset: could not clear the accounts of ${1:-$EMU_PROJECT}"
+    curl -sf -X DELETE "http://$EMU_HOST/emulator/v1/projects/$EMU_PROJECT/accounts" >/dev/null ||
+        _t_fail "emulator_reset: could not clear the accounts of $EMU_PROJECT"
 }
 
 # emu_node SCRIPT ARGS...: node with build/node's modules, the Admin SDK on the emulator
