@@ -26,11 +26,11 @@ PLAN=$ROOT/plans/clerk-to-firebase.json
 FB=$ROOT/tests/apps/firebase
 must_dirs DATA LOGS WORK
 
-test_case "install-firebase installs firebase-tools 15 and firebase-admin 13 under build/node, silent the second time"
+test_case "install-firebase installs firebase-tools 13 and firebase-admin 13 under build/node, silent the second time"
 must "$ROOT/scripts/install-firebase"
 assert_exit 0 "install-firebase again" -- "$ROOT/scripts/install-firebase"
 assert_eq "" "$LAST_OUT$LAST_ERR" "nothing to do, nothing said"
-assert_contains "$(cat "$ROOT/build/node/node_modules/firebase-tools/package.json")" '"version": "15.' "firebase-tools 15"
+assert_contains "$(cat "$ROOT/build/node/node_modules/firebase-tools/package.json")" '"version": "13.' "firebase-tools 13"
 assert_contains "$(cat "$ROOT/build/node/node_modules/firebase-admin/package.json")" '"version": "13.' "firebase-admin 13"
 
 test_case "the Auth emulator starts offline with no login, on the ports of this file's slot"
