@@ -18,7 +18,10 @@
 #    reported by index and make the checker exit 1 (the emulator's own accounts:batchCreate,
 #    without the SDK's checks, refuses them too); hash flags auth:import refuses are refused; the
 #    comparison reports a doctored file (a name, a hash, a missing and an extra user); the SQL
-#    checks of a and b report rows given a wrong value.
+#    checks of a and b report rows given a wrong value. And what Firebase does with the fields the
+#    issue lists: a uid over 128 characters, a photo URL that is not one, claims over 1,000
+#    characters, a second user with one email refused by index; a 300-character display name
+#    accepted (the emulator does not check that limit); an email stored lower-cased.
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/tests/lib/firebase_emulator.sh"
 
@@ -177,6 +180,29 @@ assert_exit 2 "a flag firebase auth:import refuses (SCRYPT without its key)" -- 
 assert_contains "$LAST_ERR" "Must provide hash key(base64 encoded) for hash algorithm SCRYPT" "firebase-tools' own message"
 assert_exit 1 "hashes without --hash-algo: the SDK refuses the call" -- emu_node "$FB/import_check.js" "$import_file" --out "$WORK/nohash.json"
 assert_contains "$LAST_ERR" "imported: 0 succeeded" "nothing imported"
+
+test_case "c. what Firebase refuses of the fields the issue lists (uid, photo URL, claims size, duplicate emails), and what it changes"
+emulator_reset
+must_write "$WORK/edge.json" jq -n '{users: [
+  {localId: "MIXED0000000000000000000001", email: "Mixed.Case@Example.COM"},
+  {localId: "LONGNAME00000000000000000001", email: "ln@example.com", displayName: ("n" * 300)},
+  {localId: ("u" * 129), email: "lu@example.com"},
+  {localId: "PHOTO0000000000000000000001", email: "ph@example.com", photoUrl: "not a url"},
+  {localId: "CLAIMS000000000000000000001", email: "cl@example.com", customAttributes: ({x: ("c" * 1100)} | tojson)},
+  {localId: "DUPE00000000000000000000001", email: "dup@example.com"},
+  {localId: "DUPE00000000000000000000002", email: "dup@example.com"}]}'
+assert_exit 1 "import_check.js on the edge records" -- emu_node "$FB/import_check.js" "$WORK/edge.json" --out "$WORK/edge-accounts.json"
+assert_contains "$LAST_ERR" "imported: 3 succeeded, 4 failed" "four refused"
+assert_contains "$LAST_ERR" "error: index 2 (localId $(printf 'u%.0s' $(seq 129))): auth/invalid-uid" "a uid over 128 characters"
+assert_contains "$LAST_ERR" "error: index 3 (localId PHOTO0000000000000000000001): auth/invalid-photo-url" "a photo URL that is not a URL"
+assert_contains "$LAST_ERR" "error: index 4 (localId CLAIMS000000000000000000001): auth/claims-too-large" "claims over 1000 characters"
+assert_contains "$LAST_ERR" "error: index 6 (localId DUPE00000000000000000000002): auth/invalid-user-import" "a second user with the same email"
+# accepted, but not as written: neither the SDK nor the emulator enforces the 256-character
+# display name; the emulator stores the email lower-cased (a comparison with the file says so)
+assert_eq "300" "$(jq -r '.users[] | select(.localId == "LONGNAME00000000000000000001") | .displayName | length' "$WORK/edge-accounts.json")" \
+  "a 300-character display name is imported (the emulator does not check the limit)"
+assert_eq "mixed.case@example.com" "$(jq -r '.users[] | select(.localId == "MIXED0000000000000000000001") | .email' "$WORK/edge-accounts.json")" \
+  "an email is stored lower-cased"
 
 test_case "c. the comparisons report a doctored value"
 h1=$(jq -r '[.users | to_entries[] | select(.key >= 3 and .value.passwordHash)][0].value.localId' "$import_file")
