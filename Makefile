@@ -104,8 +104,9 @@ endif
 
 # The three tiers of tests (README, "Tests in three tiers"); each installs missing packages (as
 # root) and builds. t44's applications need psycopg, node and npm (install-deps drivers) and
-# node-postgres from npm (install-node-pg, into build/node); when npm fails the other tests
-# still run, and t44 (which runs install-node-pg itself) fails.
+# node-postgres from npm (install-node-pg, into build/node); t45 needs firebase-tools and
+# firebase-admin from npm (install-firebase, into build/node). When npm fails the other tests
+# still run, and t44 and t45 (which run their install scripts themselves) fail.
 # make unit: the C unit tests and the layer check, no server (seconds).
 # make check-fast: every test file at reduced sizes (tests/run --fast), each against a cluster of
 # its own, one more file at a time than there are cores (the files often wait on locks and sleeps).
@@ -121,12 +122,14 @@ unit:
 check-fast:
 	scripts/install-deps drivers
 	-scripts/install-node-pg
+	-scripts/install-firebase
 	$(MAKE) all $(OBJDIR)/unit-tests
 	$(CHECK_ENV) tests/run --fast -j $(or $(TEST_JOBS),$(shell echo $$(($(NPROC) + 1))))
 
 check:
 	scripts/install-deps drivers
 	-scripts/install-node-pg
+	-scripts/install-firebase
 	$(MAKE) all $(OBJDIR)/unit-tests
 	$(CHECK_ENV) tests/run -j $(or $(TEST_JOBS),$(NPROC))
 
