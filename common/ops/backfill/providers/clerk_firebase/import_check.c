@@ -118,9 +118,13 @@ import_check_users(Run *run, const char *candidates, Findings *f, bool skip, lon
 	char *big_attrs = str_printf("u.custom_claims IS NOT NULL AND octet_length((u.custom_claims || "
 								 "jsonb_build_object('clerk_user_id', u.clerk_user_id))::text) > %d",
 								 MAX_ATTRIBUTES);
-	/* the email as Firebase compares it: trimmed, lower-cased */
+	/*
+	 * the email as Firebase checks it (the Admin SDK's and the Auth
+	 * emulator's isEmail: one @ with text on both sides), blanks refused
+	 * too; compared trimmed and lower-cased
+	 */
 	const ImportCheck checks[] = {
-		{"email not valid", "email", false, "u.email !~ '^[^[:space:]@]+@[^[:space:]@.]+(\\.[^[:space:]@.]+)+$'",
+		{"email not valid", "email", false, "u.email !~ '^[^[:space:]@]+@[^[:space:]@]+$'",
 		 "'not an email address'"},
 		{"email shared with another account", "email", false,
 		 "EXISTS (SELECT 1 FROM pg_temp.phasemig_import_users v WHERE lower(v.email) = lower(u.email) "
