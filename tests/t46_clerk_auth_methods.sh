@@ -315,3 +315,114 @@ assert_eq "5" "$(($(wc -l <"$list") - 1))" "five values listed"
 assert_contains "$(cat "$list")" ",,phoneNumber,import file,phone number not E.164,${ids[1]}" "listed by Clerk id (no uid yet), field and why"
 assert_not_contains "$(cat "$list")" "+0155500000002" "never the value"
 assert_eq "0|0|0" "$(exactly_once bad)" "each generated user still in exactly one file"
+
+# claims_plan FILE CLAIMS_JSON: the shipped plan with CLAIMS_JSON as its backfill's custom_claims
+claims_plan() {
+    must_write "$1" jq --argjson c "$2" '(.operations[] | select(.op == "backfill_from_mapping")) += {custom_claims: $c}' \
+        "$ROOT/plans/clerk-to-firebase.json"
+}
+
+test_case "custom_claims: Clerk metadata the plan maps carried into customAttributes, the 1,000-byte limit in bytes found before any write (exit 3 naming the user; --skip-invalid-values leaves the claims out and lists them); the rest of the metadata stays out"
+SHIPPED=$PLAN
+PLAN=$TEST_TMP/claims-plan.json
+claims_plan "$PLAN" '{"role": "public_metadata.role", "tier": "private_metadata.billing.tier"}'
+gen_app claims 40 t46 "$DATA"
+must p1 apply -d claims
+mapping_of_last10 claims "$TEST_TMP/m.csv"
+clerk_json claims "$TEST_TMP/clerk0.json"
+# user I (by id, from 1): role admin when I is odd, member otherwise; a tier I in private_metadata.billing unless
+# I % 3 = 0; a note in private_metadata the plan does not map. User 3 (no tier): a role that makes its
+# customAttributes exactly 1,000 bytes; user 6 (no tier): 1,000 characters but 1,001 bytes (a final é).
+idlen=$(q claims "select length(clerk_user_id) from public.users order by id limit 1")
+fill=$((1000 - 30 - idlen))
+must_write "$TEST_TMP/clerk.json" jq --argjson n "$fill" 'to_entries | map((.key + 1) as $i | .value
+  | .public_metadata = {plan: "pro", role: (if $i == 3 then "a" * $n elif $i == 6 then ("a" * ($n - 1)) + "é"
+      elif $i % 2 == 1 then "admin" else "member" end)}
+  | .private_metadata = ({note: "UNMAPPEDNOTE"} + (if $i % 3 == 0 then {} else {billing: {tier: $i}} end)))' "$TEST_TMP/clerk0.json"
+ids=($(q claims "select clerk_user_id from public.users order by id limit 6"))
+rm -f "$LOGS"/*
+before=$(db_state claims)
+assert_exit 3 "phase2 apply refuses the user over 1,000 bytes" -- p2 apply -d claims --mapping "$TEST_TMP/m.csv" \
+    --generate-missing --clerk-export "$TEST_TMP/clerk.json"
+assert_contains "$LAST_ERR" "customAttributes over 1,000 bytes\" failed for the import file's \"customAttributes\": 1 found" "the check, one user"
+assert_contains "$LAST_ERR" "clerk_user_id '${ids[5]}': 1001 bytes with the plan's custom_claims" "the user named, its size in bytes"
+assert_not_contains "$LAST_ERR" "'${ids[2]}'" "the user at exactly 1,000 bytes passes"
+assert_not_contains "$LAST_ERR" "aaaaaaaaaa" "never the claim's value"
+assert_eq "$before" "$(db_state claims)" "nothing written"
+assert_eq "0" "$(ls "$LOGS"/*-firebase-import-*.json 2>/dev/null | wc -l)" "no import file"
+# with --log-format=json and a hook: the import commands on the JSON lines and in the end event (below)
+EVENTS=$TEST_TMP/events.jsonl
+: >"$EVENTS"
+assert_exit 0 "with --skip-invalid-values, --log-format=json and a hook" -- p2 apply -d claims --mapping "$TEST_TMP/m.csv" \
+    --generate-missing --clerk-export "$TEST_TMP/clerk.json" --skip-invalid-values --log-format=json --hook "cat >> '$EVENTS'"
+err=$LAST_ERR
+imported claims
+q claims "create table public.meta as select c.key::int as i, k.clerk_user_id as id, c.value as u
+  from jsonb_array_elements((\$j\$$(cat "$TEST_TMP/clerk.json")\$j\$)::jsonb) with ordinality c(value, key)
+  join public.users k on k.clerk_user_id = c.value->>'id'" >/dev/null
+claims_expected="select g.firebase_uid, case when m.i = 6 then jsonb_build_object('clerk_user_id', m.id)
+    else jsonb_strip_nulls(jsonb_build_object('clerk_user_id', m.id, 'role', m.u->'public_metadata'->'role',
+      'tier', m.u->'private_metadata'->'billing'->'tier')) end as attrs
+  from public.meta m join migration_backup.\"clerk-to-firebase:generated\" g on g.clerk_user_id = m.id"
+assert_eq "30|0" "$(q claims "select count(*), count(*) filter (where (i.u->>'customAttributes')::jsonb is distinct from e.attrs)
+  from ($claims_expected) e left join public.imported i on i.u->>'localId' = e.firebase_uid")" \
+    "every generated user's customAttributes: its Clerk id and the claims the plan maps that it has"
+assert_eq "1" "$(q claims "select count(*) from ($claims_expected) e join (select u || jsonb_build_object('customAttributes',
+    ((u->>'customAttributes')::jsonb || '{\"tier\": 99}')::text) as u from public.imported
+    where u->>'customAttributes' like '%\"tier\"%' limit 1) i on i.u->>'localId' = e.firebase_uid
+  where (i.u->>'customAttributes')::jsonb is distinct from e.attrs")" "control: a wrong claim is seen"
+assert_eq "{\"clerk_user_id\":\"${ids[0]}\",\"role\":\"admin\",\"tier\":1}" "$(q claims "select i.u->>'customAttributes'
+  from public.imported i join migration_backup.\"clerk-to-firebase:generated\" g on g.firebase_uid = i.u->>'localId'
+  where g.clerk_user_id = '${ids[0]}'")" "the text as Firebase reads it: one line, keys sorted"
+assert_eq "1000" "$(q claims "select octet_length(i.u->>'customAttributes') from public.imported i
+  join migration_backup.\"clerk-to-firebase:generated\" g on g.firebase_uid = i.u->>'localId' where g.clerk_user_id = '${ids[2]}'")" \
+    "the user at the limit is imported with its claims: exactly 1,000 bytes"
+list=$(ls "$LOGS"/*-invalid-values.csv)
+assert_eq "1" "$(grep -c ",customAttributes,import file,\"customAttributes over 1,000 bytes\",${ids[5]}$" "$list")" \
+    "the user over the limit listed, by Clerk id"
+assert_eq "" "$(grep -l -e UNMAPPEDNOTE -e 'plan\\":\\"pro' "$LOGS"/*.json)" "metadata the plan does not map stays out of the files"
+assert_ne "" "$(grep -l '\\"role\\":\\"member\\"' "$LOGS"/*.json)" "control: the same grep finds a mapped value"
+
+test_case "the import commands in --log-format=json's lines, the phase's migration_log row and the hook's end event"
+run_id=$(q claims "select run_id from migration_log where phase = 2 and operation = 'apply' and status = 'done'")
+step_files=$(q claims "select metadata->'import_files' from migration_log where run_id = '$run_id' and operation like 'backfill%'")
+assert_ne "" "$step_files" "the step's import_files"
+assert_eq "t" "$(q claims "select metadata->'import_files' = \$s\$$step_files\$s\$::jsonb from migration_log
+  where run_id = '$run_id' and phase = 2 and operation = 'apply'")" "the phase's row has the same import_files"
+# each "import them with" line of stderr carries its file, group, users and command as figures
+q claims "create table public.lines as select l::jsonb as j from regexp_split_to_table(\$e\$$err\$e\$, E'\\n') l where l <> ''" >/dev/null
+assert_eq "t|$(q claims "select jsonb_array_length(\$s\$$step_files\$s\$::jsonb)")" "$(q claims "select
+  coalesce(jsonb_agg(j->'figures' order by j->'figures'->>'group') = (select jsonb_agg(x order by x->>'group')
+    from jsonb_array_elements(\$s\$$step_files\$s\$::jsonb) x), false), count(*)
+  from public.lines where j->>'level' = 'hint' and j->>'message' like 'import them with: firebase auth:import %'")" \
+    "every import command's JSON line: figures as in migration_log, one per file"
+assert_eq "0" "$(q claims "select count(*) from public.lines where j->>'level' = 'hint' and j->>'message' like 'import them with:%'
+  and j->>'message' <> 'import them with: ' || (j->'figures'->>'command')")" "the message and its figures name the same command"
+# the hook's end event: the import files with their commands, as migration_log has them
+end_event=$(grep '"event":"end"' "$EVENTS")
+assert_eq "done|t" "$(q claims "select (\$e\$$end_event\$e\$::jsonb)->>'status', (\$e\$$end_event\$e\$::jsonb)->'figures'->'import_files'
+  = \$s\$$step_files\$s\$::jsonb")" "the end event's figures.import_files"
+assert_eq "f" "$(q claims "select (\$e\$$end_event\$e\$::jsonb)->'figures'->'import_files'
+  = jsonb_set(\$s\$$step_files\$s\$::jsonb, '{0,command}', '\"firebase auth:import x\"')")" "control: a different command is seen"
+assert_contains "$end_event" "--hash-algo=BCRYPT" "the command in the event"
+
+test_case "custom_claims refused: a reserved claim at plan load (exit 2, nothing created); Clerk's dashboard CSV, which has no metadata (exit 2)"
+claims_plan "$TEST_TMP/bad-plan.json" '{"role": "public_metadata.role", "aud": "public_metadata.audience"}'
+gen_app claimsbad 40 t46 "$DATA"
+before=$(db_state claimsbad)
+assert_exit 2 "phase1 apply with a reserved claim" -- phase 1 apply -d claimsbad --plan "$TEST_TMP/bad-plan.json" --logs-dir "$LOGS"
+assert_contains "$LAST_ERR" "custom_claims.\"aud\": a reserved claim" "names the claim"
+assert_contains "$LAST_ERR" "bad-plan.json" "and the plan's file"
+assert_eq "$before" "$(db_state claimsbad)" "nothing created"
+claims_plan "$TEST_TMP/bad-plan.json" '{"email": "email_addresses"}'
+assert_exit 2 "a claim from outside the metadata" -- phase 2 plan --plan "$TEST_TMP/bad-plan.json"
+assert_contains "$LAST_ERR" "custom_claims.\"email\": the path must start with public_metadata, private_metadata or unsafe_metadata" "says where a path starts"
+must p1 apply -d claimsbad
+mapping_of_last10 claimsbad "$TEST_TMP/m.csv"
+clerk_csv claimsbad "$TEST_TMP/clerk.csv"
+before=$(db_state claimsbad)
+assert_exit 2 "the dashboard CSV with custom_claims" -- p2 apply -d claimsbad --mapping "$TEST_TMP/m.csv" --generate-missing \
+    --clerk-export "$TEST_TMP/clerk.csv" --firebase-scrypt-params "$TEST_TMP/scrypt.json"
+assert_contains "$LAST_ERR" "the plan maps custom_claims from Clerk's metadata, which the dashboard CSV" "says why"
+assert_eq "$before" "$(db_state claimsbad)" "nothing written"
+PLAN=$SHIPPED

@@ -425,6 +425,20 @@ DEFINE_LEVEL(log_info, "info")
 DEFINE_LEVEL(log_detail, "detail")
 DEFINE_LEVEL(log_hint, "hint")
 
+void
+log_hint_figures(const char *text, json_t *figures)
+{
+	pthread_mutex_lock(&log_mutex);
+	if (quiet)
+		json_decref(figures);
+	else
+	{
+		clear_progress();
+		write_line("hint", text, figures);
+	}
+	pthread_mutex_unlock(&log_mutex);
+}
+
 /* Whether progress lines are redrawn in place on stderr: a terminal, and text. */
 static bool
 progress_in_place(void)

@@ -62,6 +62,11 @@ void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_detail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_hint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * A hint TEXT whose JSON line (--log-format=json) also carries FIGURES (a
+ * JSON object, stolen): what a machine reads of it, as "figures".
+ */
+void log_hint_figures(const char *text, json_t *figures);
 
 /*
  * A line TEXT a child process (the hook) wrote on STREAM ("stdout",

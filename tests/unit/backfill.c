@@ -1,7 +1,8 @@
 /*
  * backfill.c: unit tests of common/ops/backfill: the Firebase uid generator,
- * a Firebase export user as a staging row (and its uid's length limit) and
- * base64.
+ * a Firebase export user as a staging row (and its uid's length limit),
+ * base64, and the plan's custom claims (read from the plan, and from a
+ * Clerk user's metadata into its row's customAttributes).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -10,8 +11,13 @@
 
 #include <jansson.h>
 
+#include "core/log.h"
 #include "core/strbuf.h"
+#include "engine/plan.h"
+#include "ops/backfill/backfill.h"
 #include "ops/backfill/providers/clerk_firebase/base64.h"
+#include "ops/backfill/providers/clerk_firebase/claims.h"
+#include "ops/backfill/providers/clerk_firebase/clerk_user.h"
 #include "ops/backfill/providers/clerk_firebase/export_user.h"
 #include "ops/backfill/providers/clerk_firebase/firebase_uid.h"
 #include "unit.h"
@@ -161,5 +167,91 @@ test_base64(void)
 		CHECK(strcmp(out, cases[i].out) == 0, "\"%s\": %s, expected %s", cases[i].in, out, cases[i].out);
 		free(out);
 	}
+	end();
+}
+
+/* The plan's custom_claims: read in order; each user's customAttributes as the file will hold it. */
+void
+test_custom_claims(void)
+{
+	static const char plan_text[] =
+		"{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", "
+		"\"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": {\"role\": \"public_metadata.role\", "
+		"\"plan\": \"private_metadata.billing.plan\", \"prefs\": \"unsafe_metadata\"}}]}";
+	static const char user_text[] = "{\"id\": \"user_1\", \"public_metadata\": {\"role\": \"admin\", \"x\": 1}, "
+									"\"private_metadata\": {\"billing\": {\"plan\": \"pro\", \"card\": \"4242\"}}, "
+									"\"unsafe_metadata\": {\"theme\": \"dark\", \"caf\\u00e9\": [1, null]}}";
+	Plan *plan;
+	const BackfillSpec *spec;
+	json_t *user = json_loads(user_text, 0, NULL), *other;
+	const char *bad;
+	char *attrs, *col;
+	StrBuf row;
+	long others = 0;
+
+	begin("custom_claims: read from the plan in order; customAttributes compact, sorted, the Clerk id with them; "
+		  "absent or null paths left out; a metadata that is no object refused");
+	plan = plan_load(temp_file("claims.json", plan_text));
+	CHECK(plan != NULL, "the plan is refused");
+	if (plan == NULL)
+	{
+		end();
+		json_decref(user);
+		return;
+	}
+	spec = bf_spec(&plan->ops[0]);
+	CHECK(spec->n_claims == 3, "%d claims", spec->n_claims);
+	CHECK(spec->n_claims == 3 && strcmp(spec->claims[0].claim, "role") == 0
+			  && strcmp(spec->claims[1].path, "private_metadata.billing.plan") == 0
+			  && strcmp(spec->claims[2].claim, "prefs") == 0,
+		  "the claims are not the plan's, in its order");
+	/* every claim found: one line, keys sorted, nested values kept, UTF-8 as it is */
+	attrs = claims_attributes(user, "user_1", spec->claims, spec->n_claims, &bad);
+	CHECK(bad == NULL && attrs
+			  && strcmp(attrs,
+						"{\"clerk_user_id\":\"user_1\",\"plan\":\"pro\",\"prefs\":{\"caf\xc3\xa9\":[1,null],"
+						"\"theme\":\"dark\"},\"role\":\"admin\"}")
+				  == 0,
+		  "customAttributes: %s", attrs ? attrs : "NULL");
+	free(attrs);
+	/* a path the user lacks, or null, is left out; none found: NULL (the Clerk id alone is written) */
+	other =
+		json_loads("{\"id\": \"user_2\", \"public_metadata\": {\"role\": null}, \"private_metadata\": {\"billing\": "
+				   "\"none\"}}",
+				   0, NULL);
+	attrs = claims_attributes(other, "user_2", spec->claims, spec->n_claims, &bad);
+	CHECK(bad == NULL && attrs == NULL, "no claim found: %s", attrs ? attrs : "NULL");
+	free(attrs);
+	json_decref(other);
+	other = json_loads("{\"id\": \"user_3\", \"public_metadata\": {\"role\": \"r\"}}", 0, NULL);
+	attrs = claims_attributes(other, "user_3", spec->claims, spec->n_claims, &bad);
+	CHECK(bad == NULL && attrs && strcmp(attrs, "{\"clerk_user_id\":\"user_3\",\"role\":\"r\"}") == 0,
+		  "one claim found: %s", attrs ? attrs : "NULL");
+	free(attrs);
+	json_decref(other);
+	/* control: a metadata that is not an object is named */
+	other = json_loads("{\"id\": \"user_4\", \"private_metadata\": \"pro\"}", 0, NULL);
+	attrs = claims_attributes(other, "user_4", spec->claims, spec->n_claims, &bad);
+	CHECK(attrs == NULL && bad && strcmp(bad, "private_metadata") == 0, "bad metadata: %s", bad ? bad : "NULL");
+	json_decref(other);
+	/* the row of pg_temp.phasemig_clerk: customAttributes before the element, escaped for COPY */
+	sb_init(&row);
+	CHECK(clerk_user_row(&row, user, 7, "u.json", spec->claims, spec->n_claims, &others), "the row is refused");
+	col = field(row.data, 13);
+	CHECK(strncmp(col, "{\"clerk_user_id\":\"user_1\",\"plan\":\"pro\"", 38) == 0, "the row's customAttributes: %s",
+		  col);
+	free(col);
+	col = field(row.data, 14);
+	CHECK(strcmp(col, "7") == 0, "the row's element: %s", col);
+	free(col);
+	/* without claims the column is NULL (\N) */
+	sb_reset(&row);
+	CHECK(clerk_user_row(&row, user, 7, "u.json", NULL, 0, &others), "the row without claims is refused");
+	col = field(row.data, 13);
+	CHECK(strcmp(col, "\\N") == 0, "no claims: %s", col);
+	free(col);
+	sb_free(&row);
+	json_decref(user);
+	plan_free(plan);
 	end();
 }

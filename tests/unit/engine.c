@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "../../phases/help.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/batch.h"
@@ -22,7 +23,6 @@
 #include "ops/backfill/backfill.h"
 #include "ops/ops.h"
 #include "ops/versions.h"
-#include "../../phases/help.h"
 #include "unit.h"
 
 /* ---- plan.c (plan_load, plan_object_name: no database) */
@@ -168,6 +168,24 @@ test_plan_load_refused(void)
 		{"an unknown Firebase field",
 		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\", \"x\": \"nickname\"}}]}",
 		 "unknown Firebase field \"nickname\""},
+		{"a reserved custom claim",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": {\"role\": \"public_metadata.role\", \"iss\": \"public_metadata.issuer\"}}]}",
+		 "custom_claims.\"iss\": a reserved claim: Firebase refuses acr, amr"},
+		{"phasemig's own claim",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": {\"clerk_user_id\": \"public_metadata.id\"}}]}",
+		 "custom_claims.\"clerk_user_id\": a reserved claim"},
+		{"a claim from outside Clerk's metadata",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": {\"email\": \"email_addresses.0\"}}]}",
+		 "custom_claims.\"email\": the path must start with public_metadata, private_metadata or unsafe_metadata"},
+		{"a claim's path with an empty key",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": {\"plan\": \"private_metadata..plan\"}}]}",
+		 "custom_claims.\"plan\": the path has an empty key"},
+		{"a claim's path that is not a string",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": {\"plan\": [\"private_metadata\", \"plan\"]}}]}",
+		 "custom_claims.\"plan\" must be a path (a string)"},
+		{"custom_claims not an object",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"backfill_from_mapping\", \"match_column\": \"m\", \"set\": {\"u\": \"localId\"}, \"custom_claims\": [\"role\"]}]}",
+		 "\"custom_claims\" must be an object of claim: path"},
 		{"a string where a boolean goes",
 		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"set_not_null\", \"column\": \"c\", \"reject_empty\": \"yes\"}]}",
 		 "\"reject_empty\" must be true or false"},

@@ -171,6 +171,7 @@ main(void)
 	test_keyset_batch();
 	test_sql_quoting();
 	test_base64();
+	test_custom_claims();
 	test_jstream_accepted();
 	test_jstream_refused();
 	test_plan_load_accepted();

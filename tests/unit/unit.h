@@ -72,5 +72,6 @@ void test_firebase_uid(void);
 void test_export_user(void);
 void test_uid_length(void);
 void test_base64(void);
+void test_custom_claims(void);
 
 #endif /* UNIT_H */

@@ -44,6 +44,8 @@ typedef struct BackfillSpec
 	FieldMap *set;              /* the columns filled from the export */
 	int n_set;
 	const char *uid_column; /* the column set from the export's uid field */
+	ClaimMap *claims;       /* "custom_claims", in the plan's order */
+	int n_claims;
 } BackfillSpec;
 
 /* OP's BackfillSpec (backfill_spec.c). */

@@ -2,8 +2,10 @@
  * backfill_spec.c: what a backfill_from_mapping says in a plan: read from its JSON
  * (the identity provider, the source id column, the email fallback, and
  * "set": each column filled from a field of the provider's export, one of
- * them its user id) and checked against the catalog before phase1 (every
- * column there, every field castable to it); and its OpType.
+ * them its user id, and "custom_claims": each claim of the target's accounts
+ * and where in the source's export it comes from, as the provider takes
+ * them) and checked against the catalog before phase1 (every column there,
+ * every field castable to it); and its OpType.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +68,48 @@ read_provider(PlanReader *r, json_t *obj, const char *where)
 	return prov;
 }
 
+/* "custom_claims": {"claim": "path in the source's export", ...}, optional; each pair as the provider takes it. */
+static void
+read_claims(PlanReader *r, BackfillSpec *spec, json_t *obj, const char *where)
+{
+	json_t *claims = json_object_get(obj, "custom_claims"), *path;
+	const IdProvider *prov = spec->provider;
+	const char *claim;
+
+	if (claims == NULL)
+		return;
+	if (prov->claim_problem == NULL)
+	{
+		plan_read_fail(r, where, "the provider \"%s\" takes no \"custom_claims\"", prov->name);
+		return;
+	}
+	if (!json_is_object(claims))
+	{
+		plan_read_fail(r, where, "\"custom_claims\" must be an object of claim: path");
+		return;
+	}
+	/* n_claims counts the pairs filled so far, so plan_free frees them on every path */
+	spec->claims = xcalloc(json_object_size(claims) + 1, sizeof(ClaimMap));
+	json_object_foreach(claims, claim, path)
+	{
+		const char *problem;
+
+		if (!json_is_string(path))
+		{
+			plan_read_fail(r, where, "custom_claims.\"%s\" must be a path (a string)", claim);
+			return;
+		}
+		if ((problem = prov->claim_problem(claim, json_string_value(path))) != NULL)
+		{
+			plan_read_fail(r, where, "custom_claims.\"%s\": %s", claim, problem);
+			return;
+		}
+		spec->claims[spec->n_claims].claim = xstrdup(claim);
+		spec->claims[spec->n_claims].path = xstrdup(json_string_value(path));
+		spec->n_claims++;
+	}
+}
+
 static void
 backfill_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 {
@@ -88,6 +132,7 @@ backfill_read(PlanReader *r, Op *op, json_t *obj, const char *where)
 	if (spec->uid_column == NULL)
 		plan_read_fail(r, where, "\"set\" must name the column that receives \"%s\"", spec->provider->uid_field);
 	op->column = xstrdup(spec->uid_column);
+	read_claims(r, spec, obj, where);
 }
 
 /*
@@ -166,6 +211,12 @@ backfill_free(void *data)
 		free(spec->set[k].field);
 	}
 	free(spec->set);
+	for (int k = 0; k < spec->n_claims; k++)
+	{
+		free(spec->claims[k].claim);
+		free(spec->claims[k].path);
+	}
+	free(spec->claims);
 	free(spec);
 }
 
@@ -182,7 +233,7 @@ backfill_describe(const Op *op, json_t *obj, json_t *plan_obj)
 
 const OpType op_type_backfill_from_mapping = {
 	.name = "backfill_from_mapping",
-	.keys = (const char *const[]){"provider", "match_column", "email_column", "set", NULL},
+	.keys = (const char *const[]){"provider", "match_column", "email_column", "set", "custom_claims", NULL},
 	.read = backfill_read,
 	.free = backfill_free,
 	.describe = backfill_describe,

@@ -341,7 +341,8 @@ import_file_write(Run *run, ImportFile *f)
 	for (int i = 0; i < rf.n; i++)
 	{
 		OneFile *one = &rf.file[i];
-		char *command;
+		char *command, *hint;
+		json_t *entry;
 
 		if (rename(one->partial, one->final) != 0)
 		{
@@ -351,11 +352,14 @@ import_file_write(Run *run, ImportFile *f)
 			return EXIT_FAILED;
 		}
 		command = f->format->import_command(one->final, one->group);
+		entry = json_pack("{s:s, s:s, s:I, s:s}", "file", one->final, "group", one->group, "users",
+						  (json_int_t) one->users, "command", command);
+		hint = str_printf("import them with: %s", command);
 		log_info("wrote %lld users with new uids to %s", one->users, one->final);
-		log_hint("import them with: %s", command);
-		json_array_append_new(f->files,
-							  json_pack("{s:s, s:s, s:I, s:s}", "file", one->final, "group", one->group, "users",
-										(json_int_t) one->users, "command", command));
+		/* with --log-format=json the line carries the file, its users and command as figures */
+		log_hint_figures(hint, json_deep_copy(entry));
+		json_array_append_new(f->files, entry);
+		free(hint);
 		free(command);
 	}
 	sync_dir(f->logs_dir);

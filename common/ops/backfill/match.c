@@ -31,7 +31,7 @@ bf_stage_inputs(BackfillRun *s)
 	if ((rc = prov->load_mapping(run->conn, opts->mapping, &s->loaded)) != EXIT_DONE)
 		return rc;
 	log_info("read %lld users from the mapping", s->loaded);
-	if ((rc = prov->load_options(run, opts)) != EXIT_DONE)
+	if ((rc = prov->load_options(run, opts, bf_spec(s->op)->claims, bf_spec(s->op)->n_claims)) != EXIT_DONE)
 		return rc;
 	if ((rc = bf_adopt_source_generated(run, &s->sql)) != EXIT_DONE)
 		return rc;

@@ -96,6 +96,17 @@ typedef struct ImportFormat
 	const ImportList *lists; /* {NULL}-terminated; NULL: none */
 } ImportFormat;
 
+/*
+ * One pair of the plan's "custom_claims": a claim of the target's accounts
+ * and the path in the source's export it is read from (claim_problem says
+ * which paths a provider takes).
+ */
+typedef struct ClaimMap
+{
+	char *claim;
+	char *path;
+} ClaimMap;
+
 typedef struct IdProvider
 {
 	const char *name; /* the plan's "provider": "clerk-firebase" */
@@ -131,9 +142,19 @@ typedef struct IdProvider
 	 */
 	int (*load_mapping)(PGconn *conn, const char *path, long long *loaded);
 	const char *mapping_kinds; /* what --mapping takes, for the error without one */
-	/* The options it adds ({NULL}-terminated; cli.h), and reading the files they name, after the mapping. */
+	/*
+	 * The options it adds ({NULL}-terminated; cli.h), and reading the files
+	 * they name, after the mapping, with the plan's CLAIMS (N_CLAIMS) to
+	 * carry into the import files.
+	 */
 	const CliOption *options;
-	int (*load_options)(Run *run, const Options *opts);
+	int (*load_options)(Run *run, const Options *opts, const ClaimMap *claims, int n_claims);
+	/*
+	 * Why the plan's custom claim CLAIM cannot be read from PATH (a sentence
+	 * for the plan's error), or NULL when it can; NULL: the provider takes
+	 * no "custom_claims".
+	 */
+	const char *(*claim_problem)(const char *claim, const char *path);
 
 	/* Words of messages. */
 	const char *target_user; /* "Firebase user" */

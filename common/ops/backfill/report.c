@@ -135,11 +135,32 @@ write_lists(Run *run, const BackfillSql *n, const Options *opts, json_t *meta)
 }
 
 /*
+ * KEY: VALUE (not stolen) into the run's phase-level metadata, beside what is
+ * there (the pre-flight's findings): the apply's migration_log row, and the
+ * "figures" of the hook's end event (engine/hook.c), have it.
+ */
+static void
+add_to_phase_metadata(Run *run, const char *key, json_t *value)
+{
+	json_t *meta = run->phase_metadata ? json_loads(run->phase_metadata, 0, NULL) : NULL;
+
+	if (!json_is_object(meta))
+	{
+		json_decref(meta);
+		meta = json_object();
+	}
+	json_object_set(meta, key, value);
+	free(run->phase_metadata);
+	run->phase_metadata = json_dumps(meta, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(meta);
+}
+
+/*
  * The import files of this run: the generated users no earlier file listed
  * and whose row holds their uid now (a user listed twice would have its
  * Firebase account, and the password it has now, overwritten), one file per
  * hash algorithm; then the provider's lists of them.  The files and the
- * lists go into META.
+ * lists go into META, and the files into the phase's metadata too.
  */
 static int
 write_import_file(Run *run, const BackfillSql *n, const Options *opts, json_t *meta)
@@ -163,6 +184,7 @@ write_import_file(Run *run, const BackfillSql *n, const Options *opts, json_t *m
 	rc = import_file_write(run, &f);
 	if (f.files)
 	{
+		add_to_phase_metadata(run, "import_files", f.files);
 		json_object_set_new(meta, "import_files", f.files);
 		if (rc == EXIT_DONE)
 			write_lists(run, n, opts, meta);

@@ -4,7 +4,8 @@
  * generated user with its email, and, when the Clerk export was given
  * (--clerk-export), its name, password hash and salt, phone number, photo,
  * social accounts (providerUserInfo) and whether it is banned (disabled);
- * its Clerk id in customAttributes.  ops/backfill/import_file.c writes the
+ * its Clerk id in customAttributes, with the claims the plan's
+ * custom_claims read from its metadata.  ops/backfill/import_file.c writes the
  * files; the users left without a password and those with a second factor
  * Firebase cannot import are listed beside them (the lists below).
  */
@@ -49,13 +50,14 @@ users_sql(const char *generated, const char *which, const char *qtable, const ch
 				"c.image_url") " AS photo_url, " KEPT("phoneNumber",
 													  "c.primary_phone_number") " AS phone_number, "
 																				"c.banned AS disabled, c.provider_user_info::text AS provider_user_info, "
-																				"pw.password_hash, pw.salt, pw.reset_hasher, pw.reset_reason, c.mfa, c.custom_claims::text "
-																				"AS custom_claims ");
+																				"pw.password_hash, pw.salt, pw.reset_hasher, pw.reset_reason, c.mfa, " KEPT(
+																					"customAttributes",
+																					"c.custom_attributes") " AS custom_attributes ");
 	else
 		sb_append(&sb,
 				  "NULL AS display_name, NULL AS photo_url, NULL AS phone_number, NULL::boolean AS disabled, "
 				  "NULL AS provider_user_info, NULL AS password_hash, NULL AS salt, NULL AS reset_hasher, "
-				  "NULL AS reset_reason, NULL AS mfa, NULL AS custom_claims ");
+				  "NULL AS reset_reason, NULL AS mfa, NULL AS custom_attributes ");
 	sb_printf(&sb, "FROM %s g ", generated);
 	sb_printf(&sb, "JOIN %s t ON t.%s = g.firebase_uid ", qtable, q_uid);
 	sb_append(&sb,
@@ -90,20 +92,22 @@ set_if(json_t *obj, const char *key, const char *value)
 		json_object_set_new(obj, key, json_string(value));
 }
 
-/* customAttributes: the Clerk id, and the claims the plan maps (import_check.c kept them within 1,000 bytes). */
+/*
+ * customAttributes: the text the Clerk export's reader built with the plan's
+ * claims (claims.c), whose size the pre-flight checked (import_check.c), as
+ * it is; else (no claims, or --skip-invalid-values left them out) the Clerk
+ * id alone.
+ */
 static char *
 custom_attributes(const PGresult *res, int i)
 {
-	const char *claims = value_of(res, i, "custom_claims");
-	json_t *attrs = claims ? json_loads(claims, 0, NULL) : NULL;
+	const char *built = value_of(res, i, "custom_attributes");
+	json_t *attrs;
 	char *text;
 
-	if (!json_is_object(attrs))
-	{
-		json_decref(attrs);
-		attrs = json_object();
-	}
-	json_object_set_new(attrs, "clerk_user_id", json_string(PQgetvalue(res, i, PQfnumber(res, "clerk_user_id"))));
+	if (built)
+		return xstrdup(built);
+	attrs = json_pack("{s:s}", "clerk_user_id", PQgetvalue(res, i, PQfnumber(res, "clerk_user_id")));
 	text = json_dumps(attrs, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(attrs);
 	return text;

@@ -15,6 +15,7 @@
 
 #include "core/db.h"
 #include "core/log.h"
+#include "ops/backfill/providers/clerk_firebase/claims.h"
 #include "ops/backfill/providers/clerk_firebase/firebase_uid.h"
 #include "ops/backfill/providers/clerk_firebase/hashers.h"
 
@@ -59,14 +60,15 @@ is_json(const char *path)
 
 /*
  * The Clerk export, when given: the users' names, password digests, phone
- * numbers, social accounts and bans for the import files; then the SCRYPT
- * parameters.
+ * numbers, social accounts, bans and the plan's CLAIMS for the import files;
+ * then the SCRYPT parameters.
  */
 static int
-load_options(Run *run, const Options *opts)
+load_options(Run *run, const Options *opts, const ClaimMap *claims, int n_claims)
 {
 	const char *clerk_export = cli_added(opts, "clerk-export");
 	const char *scrypt = cli_added(opts, "firebase-scrypt-params");
+	bool json;
 	long long rows = 0;
 	int rc;
 
@@ -74,10 +76,24 @@ load_options(Run *run, const Options *opts)
 	if (scrypt && (rc = hashers_read_scrypt_params(scrypt)) != EXIT_DONE)
 		return rc;
 	if (clerk_export == NULL)
+	{
+		if (n_claims > 0 && opts->generate_missing)
+			log_warning("the plan maps custom_claims from Clerk's metadata, but no --clerk-export was given: the "
+						"import files carry only the Clerk id in customAttributes");
 		return EXIT_DONE;
-	/* 2. the export, either shape, into pg_temp.phasemig_clerk */
-	rc = is_json(clerk_export) ? clerk_json_load(run->conn, clerk_export, &rows)
-							   : mapping_load_clerk_csv(run->conn, clerk_export, &rows);
+	}
+	/* 2. the export, either shape, into pg_temp.phasemig_clerk; the metadata is in the JSON only */
+	json = is_json(clerk_export);
+	if (n_claims > 0 && !json)
+	{
+		log_error("the plan maps custom_claims from Clerk's metadata, which the dashboard CSV \"%s\" does not have",
+				  clerk_export);
+		log_hint("give Clerk's JSON export (its API's GET /v1/users or its CLI) with --clerk-export, or remove "
+				 "\"custom_claims\" from the plan");
+		return EXIT_BAD_INPUT;
+	}
+	rc = json ? clerk_json_load(run->conn, clerk_export, claims, n_claims, &rows)
+			  : mapping_load_clerk_csv(run->conn, clerk_export, &rows);
 	if (rc != EXIT_DONE)
 		return rc;
 	db_exec(run->conn, "CREATE INDEX ON pg_temp.phasemig_clerk (id)");
@@ -112,6 +128,7 @@ const IdProvider bf_provider_clerk_firebase = {
 	.mapping_kinds = "a Firebase Auth export, or clerk_user_id,firebase_uid pairs",
 	.options = options,
 	.load_options = load_options,
+	.claim_problem = claims_problem,
 	.target_user = "Firebase user",
 	.source_ids = "Clerk ids",
 	.target_ids = "Firebase uids",

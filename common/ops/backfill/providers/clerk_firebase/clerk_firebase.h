@@ -9,6 +9,8 @@
  *                     that header) and Clerk's dashboard export into staging
  *   clerk_json.c      reading Clerk's JSON export (API/CLI) into the same table
  *                     as its dashboard CSV (clerk_user.c: one user, clerk_user.h)
+ *   claims.c          the plan's custom_claims: checked, and read from a
+ *                     user's metadata into customAttributes (claims.h)
  *   export_user.c     one export user as a staging row (export_user.h)
  *   firebase_uid.c    new Firebase-style uids (firebase_uid.h)
  *   auth_import.c     the files for `firebase auth:import`, one per hash algorithm
@@ -61,14 +63,15 @@ int mapping_load(PGconn *conn, const char *path, long long *loaded);
  * JSON): the dashboard CSV's columns, then image_url, banned,
  * provider_user_info (Firebase's providerUserInfo array), mfa (the second
  * factors Firebase cannot import, "totp, backup_code"), password_enabled,
- * custom_claims (the plan's claims) and element (the JSON's).
+ * custom_attributes (the customAttributes text with the plan's claims, NULL
+ * when the user has none: the JSON export's only) and element (the JSON's).
  */
 #define CLERK_TABLE                                                                                                    \
 	"CREATE TEMP TABLE IF NOT EXISTS phasemig_clerk (id text, first_name text, last_name text, "                       \
 	"username text, primary_email_address text, primary_phone_number text, verified_email_addresses text, "            \
 	"unverified_email_addresses text, verified_phone_numbers text, unverified_phone_numbers text, "                    \
 	"totp_secret text, password_digest text, password_hasher text, image_url text, banned boolean, "                   \
-	"provider_user_info jsonb, mfa text, password_enabled boolean, custom_claims jsonb, element bigint)"
+	"provider_user_info jsonb, mfa text, password_enabled boolean, custom_attributes text, element bigint)"
 
 /*
  * Load a Clerk dashboard CSV export into pg_temp.phasemig_clerk (COPY with
@@ -78,10 +81,10 @@ int mapping_load_clerk_csv(PGconn *conn, const char *path, long long *loaded);
 
 /*
  * Load Clerk's JSON export (an array of users, as its API and CLI give them)
- * into pg_temp.phasemig_clerk, one user at a time (clerk_json.c).  Returns an
- * exit code.
+ * into pg_temp.phasemig_clerk, one user at a time (clerk_json.c), each with
+ * the plan's CLAIMS (N) from its metadata.  Returns an exit code.
  */
-int clerk_json_load(PGconn *conn, const char *path, long long *loaded);
+int clerk_json_load(PGconn *conn, const char *path, const ClaimMap *claims, int n, long long *loaded);
 
 /* import_check.c: the import files' pre-flight (ImportFormat.check_users). */
 long long import_check_users(Run *run, const char *candidates, Findings *f, bool skip, long long *refused);

@@ -2,7 +2,7 @@
  * clerk_json.c: reads Clerk's JSON export (an array of user objects, as its
  * API's GET /v1/users and its CLI give them) into pg_temp.phasemig_clerk, the
  * table the dashboard CSV fills, one user at a time (core/jstream.c), each
- * made a row by clerk_user.c.
+ * made a row by clerk_user.c, with the plan's custom claims (claims.c).
  */
 #include <stdlib.h>
 
@@ -16,7 +16,7 @@
 #include "ops/backfill/providers/clerk_firebase/clerk_user.h"
 
 int
-clerk_json_load(PGconn *conn, const char *path, long long *loaded)
+clerk_json_load(PGconn *conn, const char *path, const ClaimMap *claims, int n, long long *loaded)
 {
 	JStream js;
 	CopyIn ci;
@@ -52,7 +52,8 @@ clerk_json_load(PGconn *conn, const char *path, long long *loaded)
 			ok = false;
 		}
 		else
-			ok = clerk_user_row(&row, elem, js.element, path, &other_providers) && copyin_row(&ci, row.data, row.len);
+			ok = clerk_user_row(&row, elem, js.element, path, claims, n, &other_providers)
+				&& copyin_row(&ci, row.data, row.len);
 		json_decref(elem);
 		if (!ok)
 		{

@@ -10,6 +10,7 @@
 
 #include "core/copyin.h"
 #include "core/log.h"
+#include "ops/backfill/providers/clerk_firebase/claims.h"
 
 /* Clerk's OAuth providers and Firebase's provider ids for them (the ones auth:import accepts). */
 static const struct
@@ -194,15 +195,17 @@ field(StrBuf *row, int *n, const char *value)
 }
 
 bool
-clerk_user_row(StrBuf *row, json_t *user, long element, const char *path, long *other_providers)
+clerk_user_row(StrBuf *row, json_t *user, long element, const char *path, const ClaimMap *claims, int n,
+			   long *other_providers)
 {
 	Where w = {.path = path, .element = element};
 	const char *first, *last, *username, *primary_email_id, *primary_phone_id, *digest, *hasher, *image;
 	bool banned, totp, backup, password, has_image = true;
 	json_t *empty = json_array(), *emails, *phones, *accounts;
-	char *social = NULL, elem[24];
+	char *social = NULL, *attrs = NULL, elem[24];
+	const char *bad_metadata;
 	StrBuf mfa;
-	int n = 0;
+	int n_fields = 0;
 	bool ok = false;
 
 	/* 1. the id, then every key of the right type */
@@ -228,6 +231,14 @@ clerk_user_row(StrBuf *row, json_t *user, long element, const char *path, long *
 		|| (phones = get_array(user, "phone_numbers", empty, &w)) == NULL
 		|| (accounts = get_array(user, "external_accounts", empty, &w)) == NULL)
 		goto done;
+	/* the plan's claims from the user's metadata, an object each */
+	attrs = claims_attributes(user, w.id, claims, n, &bad_metadata);
+	if (bad_metadata)
+	{
+		log_error("Clerk export \"%s\": user %s (element %ld): \"%s\" is not an object", path, w.id, element,
+				  bad_metadata);
+		goto done;
+	}
 	/* 2. the row: the primary email, the verified phone, the social accounts, the factors Firebase cannot take */
 	social = provider_user_info(accounts, other_providers);
 	sb_init(&mfa);
@@ -236,25 +247,27 @@ clerk_user_row(StrBuf *row, json_t *user, long element, const char *path, long *
 	if (backup)
 		sb_printf(&mfa, "%sbackup_code", totp ? ", " : "");
 	snprintf(elem, sizeof elem, "%ld", element);
-	field(row, &n, w.id);
-	field(row, &n, first);
-	field(row, &n, last);
-	field(row, &n, username);
-	field(row, &n, primary_of(emails, primary_email_id, "email_address", false));
-	field(row, &n, primary_of(phones, primary_phone_id, "phone_number", true));
-	field(row, &n, digest);
-	field(row, &n, hasher);
-	field(row, &n, has_image ? image : NULL);
-	field(row, &n, banned ? "t" : "f");
-	field(row, &n, social);
-	field(row, &n, mfa.len ? mfa.data : NULL);
-	field(row, &n, password || (digest && digest[0]) ? "t" : "f");
-	field(row, &n, elem);
+	field(row, &n_fields, w.id);
+	field(row, &n_fields, first);
+	field(row, &n_fields, last);
+	field(row, &n_fields, username);
+	field(row, &n_fields, primary_of(emails, primary_email_id, "email_address", false));
+	field(row, &n_fields, primary_of(phones, primary_phone_id, "phone_number", true));
+	field(row, &n_fields, digest);
+	field(row, &n_fields, hasher);
+	field(row, &n_fields, has_image ? image : NULL);
+	field(row, &n_fields, banned ? "t" : "f");
+	field(row, &n_fields, social);
+	field(row, &n_fields, mfa.len ? mfa.data : NULL);
+	field(row, &n_fields, password || (digest && digest[0]) ? "t" : "f");
+	field(row, &n_fields, attrs);
+	field(row, &n_fields, elem);
 	sb_appendn(row, "\n", 1);
 	sb_free(&mfa);
 	ok = true;
 done:
 	free(social);
+	free(attrs);
 	json_decref(empty);
 	return ok;
 }

@@ -15,13 +15,13 @@
 #include "core/db.h"
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "ops/backfill/providers/clerk_firebase/claims.h"
 #include "ops/backfill/providers/clerk_firebase/clerk_firebase.h"
 #include "ops/backfill/providers/clerk_firebase/hashers.h"
 
 /* Firebase's limits on an imported record (docs/formats.md). */
 #define MAX_DISPLAY_NAME 256
 #define MAX_UID 128
-#define MAX_ATTRIBUTES 1000
 
 /* One check: the users (u: pg_temp.phasemig_import_users) matching COND, the import field it concerns. */
 typedef struct ImportCheck
@@ -52,11 +52,11 @@ stage_users(Run *run, const char *candidates)
 		sb_append(&sb,
 				  "nullif(btrim(concat_ws(' ', c.first_name, c.last_name)), '') AS display_name, "
 				  "nullif(c.image_url, '') AS photo_url, nullif(c.primary_phone_number, '') AS phone_number, "
-				  "c.custom_claims, c.password_hasher, c.password_digest <> '' AS has_digest ");
+				  "c.custom_attributes, c.password_hasher, c.password_digest <> '' AS has_digest ");
 	else
 		sb_append(&sb,
 				  "NULL::text AS display_name, NULL::text AS photo_url, NULL::text AS phone_number, "
-				  "NULL::jsonb AS custom_claims, NULL::text AS password_hasher, false AS has_digest ");
+				  "NULL::text AS custom_attributes, NULL::text AS password_hasher, false AS has_digest ");
 	sb_printf(&sb, "FROM (%s) k ", candidates);
 	if (with_clerk)
 		sb_append(&sb, "LEFT JOIN pg_temp.phasemig_clerk c ON c.id = k.clerk_user_id ");
@@ -115,9 +115,8 @@ import_check_users(Run *run, const char *candidates, Findings *f, bool skip, lon
 {
 	char *long_name = str_printf("length(u.display_name) > %d", MAX_DISPLAY_NAME);
 	char *long_uid = str_printf("length(u.firebase_uid) > %d", MAX_UID);
-	char *big_attrs = str_printf("u.custom_claims IS NOT NULL AND octet_length((u.custom_claims || "
-								 "jsonb_build_object('clerk_user_id', u.clerk_user_id))::text) > %d",
-								 MAX_ATTRIBUTES);
+	/* the text the file will hold, built when the export was read (claims.c): its bytes exactly */
+	char *big_attrs = str_printf("octet_length(u.custom_attributes) > %d", CLAIMS_MAX_BYTES);
 	/*
 	 * the email as Firebase checks it (the Admin SDK's and the Auth
 	 * emulator's isEmail: one @ with text on both sides), blanks refused
@@ -140,7 +139,7 @@ import_check_users(Run *run, const char *candidates, Findings *f, bool skip, lon
 		{"photo URL not a URL", "photoUrl", false, "u.photo_url !~ '^https?://[^[:space:]/?#]+[^[:space:]]*$'",
 		 "'not an http(s) URL'"},
 		{"customAttributes over 1,000 bytes", "customAttributes", false, big_attrs,
-		 "octet_length(u.custom_claims::text) || ' bytes of claims'"},
+		 "octet_length(u.custom_attributes) || ' bytes with the plan''s custom_claims'"},
 		{"uid over 128 characters", "localId", true, long_uid, "length(u.firebase_uid) || ' characters'"},
 		{NULL, NULL, false, NULL, NULL},
 	};
