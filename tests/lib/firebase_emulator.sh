@@ -120,6 +120,7 @@ emu_node() {
 _emu_files_sql="select x->>'group', x->>'users', x->>'command', x->>'file' from migration_log m,
     jsonb_array_elements(m.metadata->'import_files') x
     where m.id = (select max(id) from migration_log where phase = 2 and metadata ? 'import_files') order by 1"
+# shellcheck disable=SC2317  # (firebase is called by the eval)
 emu_import_logged() {
     local db=$1 out=$2 grp users cmd file rc files=() accounts=()
     rm -rf "$out" && mkdir -p "$out" || return 1
