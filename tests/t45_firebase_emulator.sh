@@ -9,9 +9,10 @@
 #    on that file, phase3 check, apply) leaves each row the uid createUser returned for it, and the
 #    profile columns the values the user was made with.
 # b. Users phasemig generates import with 0 errors: phase2 apply --generate-missing with a Clerk
-#    export carrying bcrypt digests; the import file, imported by the Admin SDK's importUsers with
-#    the flags phase2 prints, into a project with no account; read back, the accounts are exactly
-#    the file's users (uid, email, emailVerified, displayName, photoUrl, phoneNumber, disabled,
+#    export carrying bcrypt digests; each import file migration_log's import_files lists, printed
+#    by phase2 with the same command, imported by that command run as the operator runs it (the
+#    Admin SDK's importUsers in place of `firebase auth:import`) into a project with no account;
+#    read back, the accounts are exactly the files' users (uid, email, emailVerified, displayName, photoUrl, phoneNumber, disabled,
 #    customAttributes, providerUserInfo, passwordHash) and exactly the rows given a generated uid,
 #    each with the email of its row and the Clerk export's digest, name and phone for its Clerk id.
 # c. The checks can fail: records Firebase refuses (a phone not E.164, an invalid email) are
@@ -119,23 +120,31 @@ gen_app gen 300 t45 "$DATA/gen" --missing-pct 20
 assert_exit 0 "phase1 apply" -- p1 apply -d gen
 assert_exit 0 "phase2 apply --generate-missing --clerk-export" -- p2 apply -d gen --mapping "$DATA/gen/firebase-export.json" \
   --generate-missing --clerk-export "$DATA/gen/clerk-export.csv"
-# the import command phase2 prints: its file and its flags, given to the checker as they are
-read -r -a import_cmd <<<"$(sed -n 's/.*import them with: firebase auth:import //p' <<<"$LAST_ERR" | tail -1)"
-import_file=${import_cmd[0]:-}
-assert_eq "--hash-algo=BCRYPT --rounds=10" "${import_cmd[*]:1}" "phase2 prints the BCRYPT flags"
-[ -f "$import_file" ] || setup_failed "phase2 printed no import file (stderr: $(tail -5 <<<"$LAST_ERR"))"
+# the files and their commands as phase2 logged them (migration_log's import_files), each printed as
+# it is recorded, each imported into an empty project by running its command (emu_import_logged)
+printed=$LAST_ERR
 must q gen "create table public.gen as select id, email, clerk_user_id, firebase_uid from public.users u
   where firebase_uid not in (select e->>'localId' from jsonb_array_elements(pg_read_file('$DATA/gen/firebase-export.json')::jsonb->'users') e)"
 generated=$(q gen "select count(*) from public.gen")
 assert_ne "0" "$generated" "some users were generated"
-assert_eq "$generated" "$(grep -c '"localId"' "$import_file")" "the import file has one record per generated user"
-emulator_reset   # a project with no account (case a's are gone), so what is read back is this import
+while IFS=$'\t' read -r grp users cmd file; do
+    assert_contains "$printed" "hint: import them with: $cmd
+" "phase2 printed the $grp file's command as migration_log keeps it"
+    assert_eq "$users" "$(grep -c '"localId"' "$file")" "the $grp file has the users import_files counts"
+done < <(_t_psql gen -F $'\t' -c "$_emu_files_sql")
 t0=$SECONDS
-assert_exit 0 "import_check.js: 0 errors" -- emu_node "$FB/import_check.js" "$import_file" "${import_cmd[@]:1}" --out "$WORK/accounts.json"
-assert_eq "imported: $generated succeeded, 0 failed" "$LAST_ERR" "the import's result: every user, no error"
+results=$(emu_import_logged gen "$WORK/b")
 echo "# importUsers and the read back of $generated users: $((SECONDS - t0)) s" >&2
-assert_exit 0 "every account as in the import file" -- node "$FB/compare_accounts.js" "$import_file" "$WORK/accounts.json"
+assert_eq "bcrypt 0 $generated" "$results" "one file (gen-data's digests are bcrypt), imported by its command: exit 0, every generated user"
+assert_eq "imported: $generated succeeded, 0 failed" "$(cat "$WORK/b/bcrypt.err")" "the import's result: every user, no error"
+assert_exit 0 "every account as in the import files" -- node "$FB/compare_accounts.js" "$WORK/b/expected.json" "$WORK/b/accounts.json"
 assert_eq "compared $generated expected users with $generated accounts: 0 differences" "$LAST_OUT" "the comparison's count"
+# the BCRYPT file and its command's arguments (as the shell splits them) for the controls of case c
+eval "import_cmd=($(cat "$WORK/b/bcrypt.cmd"))"
+import_file=${import_cmd[2]}
+import_cmd=("$import_file" "${import_cmd[@]:3}")
+assert_eq "--hash-algo=BCRYPT" "${import_cmd[*]:1}" "BCRYPT takes no rounds from the file (its digests carry them)"
+cp "$WORK/b/accounts.json" "$WORK/accounts.json"
 must q gen "create table public.clerk (id text, first_name text, last_name text, username text, primary_email_address text,
   primary_phone_number text, verified_email_addresses text, unverified_email_addresses text, verified_phone_numbers text,
   unverified_phone_numbers text, totp_secret text, password_digest text, password_hasher text)"

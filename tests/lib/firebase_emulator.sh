@@ -6,6 +6,9 @@
 #   emulator_stop           stops it earlier (safe to call twice)
 #   emulator_reset          deletes every account of the project
 #   emu_node SCRIPT ARGS... runs a Node script with the Admin SDK pointed at the emulator
+#   emu_import_logged DB OUT
+#                           imports each file phase2's last apply on DB wrote, by the command it
+#                           logged (migration_log's import_files), as the operator runs it
 # Sets EMU_HOST (127.0.0.1:PORT, what FIREBASE_AUTH_EMULATOR_HOST takes) and EMU_PROJECT.
 #
 # Ports: tests/run runs files in parallel, each on TEST_PORT plus its slot, so the emulator's three
@@ -103,4 +106,41 @@ emulator_reset() {
 emu_node() {
     NODE_PATH=$ROOT/build/node/node_modules FIREBASE_AUTH_EMULATOR_HOST=$EMU_HOST GCLOUD_PROJECT=$EMU_PROJECT \
         HOME=$_EMU_DIR/home node "$@"
+}
+
+# emu_import_logged DB OUT (made afresh): the import files of phase2's last backfill on DB, as migration_log's
+# metadata import_files lists them ({file, group, users, command}), each imported into an empty
+# project by its own command run as the operator runs it: the logged shell command evaluated, in a
+# shell where `firebase auth:import` is tests/apps/firebase/import_check.js (so the quoting, and the
+# `$(node -p ...)` that reads SCRYPT's key from the --firebase-scrypt-params file, are the
+# shell's, never the test's). Writes under OUT: GROUP.json (the accounts read back after that
+# file's import), GROUP.err (the checker's stderr), GROUP.cmd (the command), and for the files
+# together expected.json (every file's users) and accounts.json (every account read back).
+# Prints "GROUP EXIT USERS" per file, by group (USERS: import_files' count).
+_emu_files_sql="select x->>'group', x->>'users', x->>'command', x->>'file' from migration_log m,
+    jsonb_array_elements(m.metadata->'import_files') x
+    where m.id = (select max(id) from migration_log where phase = 2 and metadata ? 'import_files') order by 1"
+# shellcheck disable=SC2317  # (firebase is called by the eval)
+emu_import_logged() {
+    local db=$1 out=$2 grp users cmd file rc files=() accounts=()
+    rm -rf "$out" && mkdir -p "$out" || return 1
+    while IFS=$'\t' read -r grp users cmd file; do
+        emulator_reset
+        printf '%s\n' "$cmd" >"$out/$grp.cmd"
+        (
+            firebase() {
+                [ "$1" = auth:import ] || { echo "not firebase auth:import: $1" >&2; return 2; }
+                shift
+                emu_node "$ROOT/tests/apps/firebase/import_check.js" "$@" --out "$out/$grp.json"
+            }
+            eval "$cmd"
+        ) 2>"$out/$grp.err"
+        rc=$?
+        echo "$grp $rc $users"
+        files+=("$file")
+        [ -f "$out/$grp.json" ] && accounts+=("$out/$grp.json")
+    done < <(_t_psql "$db" -F $'\t' -c "$_emu_files_sql")
+    # (jq -s with no file would read stdin: an empty list instead)
+    jq -s '{users: [.[].users[]]}' "${files[@]}" </dev/null >"$out/expected.json"
+    jq -s '{users: [.[].users[]]}' "${accounts[@]}" </dev/null >"$out/accounts.json"
 }

@@ -38,8 +38,14 @@ users_sql(const char *generated, const char *which, const char *qtable, const ch
 	sb_append(&sb, with_clerk ? "pw.import_group" : "'bcrypt'::text AS import_group");
 	sb_append(&sb, ", g.firebase_uid AS firebase_uid, g.clerk_user_id AS clerk_user_id, ");
 	if (q_email)
-		/* trimmed, as the pre-flight checked it (import_check.c) */
-		sb_printf(&sb, KEPT("email", "nullif(btrim(t.%s::text), '')") " AS email, ", q_email);
+		/*
+		 * trimmed, as the pre-flight checked it (import_check.c), and
+		 * lower-cased, as Firebase stores it (its import lower-cases every
+		 * email): the file is then what the accounts will hold, so that a
+		 * read-back compares equal, and the duplicate check's lower() is the
+		 * value written.  The table's own email keeps its case.
+		 */
+		sb_printf(&sb, KEPT("email", "lower(nullif(btrim(t.%s::text), ''))") " AS email, ", q_email);
 	else
 		sb_append(&sb, "NULL::text AS email, ");
 	if (with_clerk)
