@@ -86,9 +86,9 @@ assert_exit 0 "phase2 apply with every hasher" -- p2 apply -d hash --mapping "$T
     --clerk-export "$TEST_TMP/clerk.csv" --firebase-scrypt-params "$TEST_TMP/scrypt.json"
 err=$LAST_ERR
 run_id=$(q hash "select run_id from migration_log where phase = 2 and operation = 'apply' order by id desc limit 1")
-assert_eq "bcrypt md5 pbkdf2-sha1-4096 pbkdf2-sha256-10000 scrypt sha256" \
+assert_eq "bcrypt md5 password-reset pbkdf2-sha1-4096 pbkdf2-sha256-10000 scrypt sha256" \
     "$(ls "$LOGS"/*-firebase-import-*.json | sed 's/.*-firebase-import-//; s/\.json$//' | sort | tr '\n' ' ' | sed 's/ $//')" \
-    "one file per algorithm"
+    "one file per algorithm, and one of the users to reset"
 imported hash
 assert_eq "0|0|0" "$(exactly_once hash)" "each generated user in exactly one file"
 assert_eq "30" "$(q hash "select count(*) from public.imported")" "the 30 users without a match"
@@ -100,7 +100,8 @@ imported hash
 assert_eq "0" "$(q hash "select count(*) from public.imported i join public.kinds k on k.id = (i.u->>'customAttributes')::jsonb->>'clerk_user_id'
   where (i.grp, i.u->>'passwordHash', i.u->>'salt') is distinct from
     (case k.kind when 0 then 'bcrypt' when 1 then 'scrypt' when 2 then 'pbkdf2-sha256-10000' when 4 then 'pbkdf2-sha1-4096'
-       when 5 then 'md5' when 6 then 'sha256' else 'bcrypt' end,
+       when 5 then 'md5' when 6 then 'sha256' when 3 then 'password-reset' when 7 then 'password-reset'
+       when 8 then 'password-reset' else 'bcrypt' end,
      case k.kind when 0 then '$B64_BCRYPT' when 1 then '$SCRYPT_HASH' when 2 then 'aGFzaGhhc2hoYXNoaGFzaA=='
        when 4 then '$B64_SHA1' when 5 then '$B64_MD5' when 6 then '$B64_SHA256' end,
      case k.kind when 1 then '$SCRYPT_SALT' when 2 then 'c2FsdHNhbHQ=' when 4 then '$B64_SALTSALT' end)")" \
@@ -121,11 +122,12 @@ f() { echo "$LOGS/$run_id-firebase-import-$1.json"; }
 for expect in "'$(f bcrypt)' --hash-algo=BCRYPT" "'$(f md5)' --hash-algo=MD5 --rounds=0" \
     "'$(f sha256)' --hash-algo=SHA256 --rounds=1" "'$(f pbkdf2-sha256-10000)' --hash-algo=PBKDF2_SHA256 --rounds=10000" \
     "'$(f pbkdf2-sha1-4096)' --hash-algo=PBKDF_SHA1 --rounds=4096" \
+    "'$(f password-reset)'" \
     "'$(f scrypt)' --hash-algo=SCRYPT --hash-key=\"\$(node -p 'require(process.argv[1]).base64_signer_key || \"\"' '$TEST_TMP/scrypt.json')\" --salt-separator=\"\$(node -p 'require(process.argv[1]).base64_salt_separator || \"\"' '$TEST_TMP/scrypt.json')\" --rounds=8 --mem-cost=14"; do
     assert_contains "$err" "hint: import them with: firebase auth:import $expect
 " "the command: $expect"
 done
-assert_eq "6|$(f scrypt)|3" "$(q hash "select jsonb_array_length(metadata->'import_files'),
+assert_eq "7|$(f scrypt)|3" "$(q hash "select jsonb_array_length(metadata->'import_files'),
   (select x->>'file' from jsonb_array_elements(metadata->'import_files') x where x->>'group' = 'scrypt'),
   (select x->>'users' from jsonb_array_elements(metadata->'import_files') x where x->>'group' = 'scrypt')
   from migration_log where phase = 2 and operation like 'backfill%' order by id desc limit 1")" "the files, their users and commands in migration_log"
@@ -151,8 +153,14 @@ assert_eq "1" "$(q hash "select count(*) from public.reset r join migration_back
   where (r.hasher, k.kind) not in (('argon2id', 7), ('phpass', 8), ('pbkdf2_sha256', 3)) or r.email is distinct from k.email")" \
     "control: a wrong hasher in the list is seen"
 assert_contains "$(cat "$reset")" "600000 rounds: Firebase takes at most 120000" "why the pbkdf2 user is there"
-assert_eq "0" "$(q hash "select count(*) from public.reset r join public.imported i on i.u->>'localId' = r.uid
-  where i.grp <> 'bcrypt' or i.u ? 'passwordHash'")" "the reset users are imported without a password (in the bcrypt file)"
+# the files and the reset list partition the users: the reset list is exactly the password-reset file, with no hash
+reset_vs_file() {
+    q hash "select count(*) from public.reset r full join (select * from public.imported where grp = 'password-reset') i
+      on i.u->>'localId' = r.uid where r.uid is null or i.u is null or i.u ? 'passwordHash' or i.u ? 'salt'"
+}
+assert_eq "0" "$(reset_vs_file)" "the reset users, and only they, are in the password-reset file, without a password"
+q hash "delete from public.reset where uid = (select min(uid) from public.reset)" >/dev/null
+assert_eq "1" "$(reset_vs_file)" "control: a user of the file missing from the list is seen"
 assert_eq "9" "$(q hash "select metadata->>'password_reset' from migration_log where phase = 2 and operation like 'backfill%'
   order by id desc limit 1")" "the count in the summary"
 assert_contains "$err" "9 users are imported without a password Firebase can verify and need a password reset; listed in $reset" \

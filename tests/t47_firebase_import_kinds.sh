@@ -113,9 +113,9 @@ fresh_dir "$LOGS"
 assert_exit 0 "phase2 apply with every hasher" -- p2 apply -d hash --mapping "$WORK/m.csv" --generate-missing \
     --clerk-export "$WORK/clerk.csv" --firebase-scrypt-params "$WORK/scrypt.json"
 printed=$LAST_ERR
-assert_eq "bcrypt md5 pbkdf2-sha1-4096 pbkdf2-sha256-10000 scrypt sha256" \
+assert_eq "bcrypt md5 password-reset pbkdf2-sha1-4096 pbkdf2-sha256-10000 scrypt sha256" \
     "$(q hash "select string_agg(x->>'group', ' ' order by x->>'group') from migration_log m, jsonb_array_elements(m.metadata->'import_files') x
-      where m.id = (select max(id) from migration_log where phase = 2 and metadata ? 'import_files')")" "six files, one per algorithm"
+      where m.id = (select max(id) from migration_log where phase = 2 and metadata ? 'import_files')")" "six files, one per algorithm, and the users to reset"
 while IFS=$'\t' read -r grp _ cmd _; do
     assert_contains "$printed" "hint: import them with: $cmd
 " "the $grp command printed as logged"

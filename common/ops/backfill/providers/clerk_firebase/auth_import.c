@@ -35,7 +35,14 @@ users_sql(const char *generated, const char *which, const char *qtable, const ch
 
 	sb_init(&sb);
 	sb_append(&sb, "SELECT DISTINCT ON (import_group, g.firebase_uid) ");
-	sb_append(&sb, with_clerk ? "pw.import_group" : "'bcrypt'::text AS import_group");
+	/*
+	 * a user whose password Firebase cannot verify goes to a file of its own,
+	 * imported without a hash and listed for a reset: the files then
+	 * partition the generated users by what their password needs
+	 */
+	sb_append(&sb, with_clerk ? "CASE WHEN pw.reset_hasher IS NOT NULL THEN 'password-reset' ELSE pw.import_group END "
+								"AS import_group"
+							  : "'bcrypt'::text AS import_group");
 	sb_append(&sb, ", g.firebase_uid AS firebase_uid, g.clerk_user_id AS clerk_user_id, ");
 	if (q_email)
 		/*
