@@ -125,10 +125,13 @@ assert_contains "$(q hash "select x->>'command' from migration_log m, jsonb_arra
     "--hash-key=\"\$(node -p" "(the SCRYPT command reads its key from the file when it runs)"
 results=$(emu_import_logged hash "$WORK/a")
 assert_eq "$(logged_results hash)" "$results" "each file imported by its command: exit 0, as many users as import_files says"
+counts=()
 for f in "$WORK"/a/*.err; do
     n=$(jq '.users | length' "${f%.err}.json")
     assert_eq "imported: $n succeeded, 0 failed" "$(cat "$f")" "$(basename "$f" .err): 0 errors"
+    counts+=("$(basename "$f" .err) $n")
 done
+echo "# imported with 0 errors, users per file: $(IFS=,; echo "${counts[*]}" | sed 's/,/, /g')"
 assert_exit 0 "every account as in the files (passwordHash and salt byte for byte)" -- \
     node "$FB/compare_accounts.js" "$WORK/a/expected.json" "$WORK/a/accounts.json"
 load_accounts hash "$WORK/a/accounts.json" acc
@@ -191,6 +194,8 @@ profile_mismatches() {
 assert_eq "0" "$(profile_mismatches acc)" "banned users disabled, the others not; verified phones read back, unverified ones absent"
 assert_eq "4|10" "$(q social "select count(*) filter (where (a->>'disabled')::boolean), count(*) filter (where a ? 'phoneNumber') from public.acc")" \
     "(4 disabled, 10 phones among the 20)"
+echo "# social accounts read back: $(q social "select string_agg(n || ' ' || p, ', ' order by p) from (select p->>'providerId' p, count(*) n
+  from public.acc a, jsonb_array_elements(a.a->'providerUserInfo') p where p->>'providerId' not in ('password', 'phone') group by 1) x")"
 must q social "create table public.acc_bad as select * from public.acc;
   update public.acc_bad set a = a || '{\"disabled\": false}' where uid = (select min(uid) from public.acc where (a->>'disabled')::boolean);
   update public.acc_bad set a = a - 'phoneNumber' where uid = (select min(uid) from public.acc where a ? 'phoneNumber' and not coalesce((a->>'disabled')::boolean, false))"
