@@ -17,7 +17,10 @@ DBSTATE_EXCL="n.nspname IN ('pg_catalog','information_schema','migration_backup'
 # columns, constraints, indexes, triggers, rules, views, sequences, functions, schemas, and what a
 # migration could lose without changing a definition: owners, grants (tables, columns, sequences,
 # functions, schemas; a NULL ACL as its default), comments, reloptions, replica identity, row level
-# security (flags and policies). The views of phasemig's versioned schemas (their schema's comment
+# security (flags and policies). Column options leave out pg_attver: PostgreSQL 15.20 sets it
+# itself on every column it creates (a version stamp in attoptions; ALTER ... SET/RESET ignore it
+# and pg_dump leaves it out), so a column a rollback adds back has a new one that no client can
+# give back, as it has a new attnum. The views of phasemig's versioned schemas (their schema's comment
 # starts "phasemig plan ") are compared in any column order, as the tables they show.
 schema_fingerprint() {
     dbstate_psql "$1" <<SQL
@@ -48,9 +51,11 @@ WITH rel AS (
   FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
   WHERE r.relkind IN ('r','p','f','v','m') AND cardinality(a.attacl) > 0
   UNION ALL
-  SELECT 'column_options '||r.qn||'.'||quote_ident(a.attname)||' '||(SELECT string_agg(o, ',' ORDER BY o COLLATE "C") FROM unnest(a.attoptions) o)
+  SELECT * FROM (
+  SELECT 'column_options '||r.qn||'.'||quote_ident(a.attname)||' '
+         ||(SELECT string_agg(o, ',' ORDER BY o COLLATE "C") FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\_attver=%') AS line
   FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-  WHERE r.relkind IN ('r','p','f','m') AND cardinality(a.attoptions) > 0
+  WHERE r.relkind IN ('r','p','f','m') AND cardinality(a.attoptions) > 0) co WHERE line IS NOT NULL
   UNION ALL
   SELECT 'policy '||r.qn||' '||quote_ident(p.polname)||' cmd='||p.polcmd::text||' permissive='||p.polpermissive::text
          ||' roles='||(SELECT string_agg(x, ',' ORDER BY x COLLATE "C")
