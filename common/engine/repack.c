@@ -65,21 +65,6 @@ human(long long bytes)
 	return b;
 }
 
-/* Whether an earlier run's compaction of TABLE is still the table's file: nothing to do. */
-static bool
-already_compacted(Run *run, const char *label, const Sizes *now)
-{
-	const char *params[2] = {run->plan->name, label};
-	char *filenode = db_value(run->conn,
-							  "SELECT metadata->>'filenode_after' FROM public.migration_log WHERE plan = $1 "
-							  "AND phase = 3 AND operation = $2 AND status = 'done' ORDER BY id DESC LIMIT 1",
-							  2, params);
-	bool same = filenode && strcmp(filenode, now->filenode) == 0;
-
-	free(filenode);
-	return same;
-}
-
 /*
  * 1. What an interrupted pg_repack left on the table (its trigger, which
  * logs every write of the application, its log table, its copy and its key
@@ -173,14 +158,7 @@ repack_one(Run *run, const Options *opts, const RepackSetup *setup, const char *
 	log_set_step(label);
 	run->op_entry = mlog_begin(run, label, -1, 0, NULL);
 	before = sizes_of(run, table);
-	if (!dryrun_on() && already_compacted(run, label, &before))
-	{
-		log_info("%s: compacted by an earlier run and not rewritten since: left as it is (%s)", table,
-				 human(before.total));
-		after = before;
-		rc = EXIT_DONE;
-	}
-	else if (clean_leftovers(run, opts, table, &before))
+	if (clean_leftovers(run, opts, table, &before))
 	{
 		start = clock_now_ms();
 		if (run_pg_repack(run, setup, table))
@@ -237,7 +215,7 @@ repack_tables(Run *run, const Options *opts, const RepackSetup *setup)
 	/* 1. the extension, when the operator allowed it (repack_check saw a superuser); CREATE EXTENSION is one */
 	if (setup->create_extension
 		&& !db_ddl_try(run->conn, "CREATE EXTENSION pg_repack",
-					   (const char *const[]){"SET LOCAL ROLE NONE", "CREATE EXTENSION IF NOT EXISTS pg_repack"}, 2))
+					   (const char *const[]){"SET LOCAL ROLE NONE", "CREATE EXTENSION IF NOT EXISTS pg_repack SCHEMA public"}, 2))
 		rc = EXIT_FAILED;
 	/* 2. each table, stopping at the first that fails */
 	json_array_foreach(setup->tables, i, t)

@@ -40,8 +40,8 @@ void repack_setup_free(RepackSetup *setup);
 /*
  * After finalize's steps: create the extension when allowed, then each
  * table: clean what an interrupted pg_repack left on it, run pg_repack,
- * check that it swapped the table, record the sizes.  A table compacted by
- * an earlier run and not rewritten since is left alone.  A dry run prints
+ * check that it swapped the table, record the sizes (every run compacts
+ * every table again: pg_repack's result does not depend on it).  A dry run prints
  * the commands.  Stops at the first failure (the same command resumes).
  */
 int repack_tables(Run *run, const Options *opts, const RepackSetup *setup);
