@@ -226,6 +226,25 @@ const CliOption phase_options[] = {
 	 .help = "apply, finalize: go on without asking; needed off a\n"
 			 "terminal (on one they say what they drop or swap\n"
 			 "and ask on /dev/tty: only the word yes goes on)"},
+	{.name = "repack",
+	 .value = CLI_SWITCH,
+	 .field = FIELD(repack),
+	 .group = CLI_CONFIRM,
+	 .subcommands = "finalize",
+	 .help = "finalize: then compact every table the plan rewrote\n"
+			 "with pg_repack, online (ACCESS EXCLUSIVE for moments at\n"
+			 "its start and end, each wait cut at 1 s; it never\n"
+			 "cancels the application's sessions); sizes before and\n"
+			 "after in the log, migration_log and status; refused\n"
+			 "(exit 3, nothing changed) without the pg_repack command\n"
+			 "or extension; needs a superuser (pg_repack 1.4)"},
+	{.name = "repack-create-extension",
+	 .value = CLI_SWITCH,
+	 .field = FIELD(repack_create_extension),
+	 .group = CLI_CONFIRM,
+	 .subcommands = "finalize",
+	 .help = "with --repack: CREATE EXTENSION pg_repack in the\n"
+			 "database when it lacks it (never without this option)"},
 	{.name = "json",
 	 .value = CLI_SWITCH,
 	 .field = FIELD(json),

@@ -264,6 +264,8 @@ check_together(const Options *opts)
 		usage_error("%s", "options \"--pause\" and \"--resume\" cannot be given together");
 	if (opts->reset && (opts->pause || opts->resume || opts->next_run || opts->sleep_ms >= 0 || opts->batch_size > 0))
 		usage_error("%s", "option \"--reset\" clears every setting: give it alone");
+	if (opts->repack_create_extension && !opts->repack)
+		usage_error("%s", "option \"--repack-create-extension\" goes with --repack");
 }
 
 /* After the options: the subcommand, the options it does not take, and what must be there. */

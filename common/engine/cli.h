@@ -93,6 +93,8 @@ struct Options
 	int jobs;                    /* connections filling at once (default 1) */
 	bool dry_run;                /* print the statements and what they would do; change nothing */
 	bool yes;                    /* phase3: do not ask before dropping or swapping */
+	bool repack;                  /* phase3 finalize: then pg_repack every table the plan rewrote */
+	bool repack_create_extension; /* with --repack: CREATE EXTENSION pg_repack when missing */
 	bool quiet;                  /* no progress lines */
 	bool pause, resume;          /* phase2 throttle */
 	bool next_run;               /* phase2 throttle: for the next run, none going */

@@ -88,6 +88,12 @@ typedef struct OpType
 	 */
 	void (*extra_tables)(const Op *op, const Plan *plan, json_t *list);
 	/*
+	 * The tables besides the plan's whose every row its phases rewrote,
+	 * appended to LIST as regclass text (schema-qualified, quoted): phase3
+	 * finalize --repack compacts them with the plan's table.  NULL: none.
+	 */
+	void (*rewritten_tables)(Run *run, const Op *op, json_t *list);
+	/*
 	 * The plan against the catalog before phase1 (plan_check.h): log each
 	 * problem, return how many.  NULL: the column it names must exist or be
 	 * added by an earlier add_column.

@@ -16,6 +16,7 @@
 #include "engine/guard.h"
 #include "engine/operation.h"
 #include "engine/progress.h"
+#include "engine/repack.h"
 #include "engine/summary.h"
 #include "engine/throttle.h"
 
@@ -175,6 +176,9 @@ phase_status(Run *run, int phase, bool lock_held)
 		json_decref(meta);
 	}
 	PQclear(res);
+	/* phase3 finalize --repack: each table's sizes before and after its newest compaction */
+	if (phase == 3)
+		repack_status(run, obj);
 	/* what the operations add of their own (convert_to_uuid: the steps of phase3 it reached) */
 	for (int i = 0; i < run->plan->n_ops; i++)
 		if (run->plan->ops[i].kind->status)
@@ -328,6 +332,7 @@ print_text(json_t *st, const char *q_table, const char *target)
 				printf(" (search_path of each application version)\n");
 			}
 		}
+		repack_print(ph);
 		if (json_array_size(json_object_get(ph, "earlier_attempts")) > 0)
 		{
 			printf("  earlier attempts:\n");

@@ -12,6 +12,7 @@
 #include "engine/phase.h"
 #include "engine/plan_check.h"
 #include "engine/plan_find.h"
+#include "engine/repack.h"
 #include "engine/run.h"
 #include "engine/status.h"
 #include "engine/summary.h"
@@ -62,18 +63,33 @@ subcommand_check(Run *run, const Options *opts)
 int
 subcommand_finalize(Run *run, const Options *opts)
 {
-	/* 1. Say what it drops and ask on the terminal (--yes answers; no terminal: --yes needed). */
+	RepackSetup repack = {0};
+	int rc;
+
+	/* 1. --repack: refuse (3) before any change when pg_repack cannot run here (program, extension, role, keys). */
+	if (opts->repack && (rc = repack_check(run, opts, &repack)) != EXIT_DONE)
+	{
+		repack_setup_free(&repack);
+		return rc;
+	}
+	/* 2. Say what it drops and ask on the terminal (--yes answers; no terminal: --yes needed). */
 	if (!phase_confirm_finalize(run, opts))
 	{
 		/* a "no" is recorded, as 'declined' */
 		if (run->declined)
 			run_begin_phase(run);
+		repack_setup_free(&repack);
 		return EXIT_BAD_INPUT;
 	}
-	/* 2. Record the run in migration_log. */
+	/* 3. Record the run in migration_log. */
 	run_begin_phase(run);
-	/* 3. Save the legacy values, then drop the legacy columns and their triggers. */
-	return phase_finalize_ops(run, opts);
+	/* 4. Save the legacy values, then drop the legacy columns and their triggers. */
+	rc = phase_finalize_ops(run, opts);
+	/* 5. --repack: then compact every table the plan rewrote, online, one at a time. */
+	if (rc == EXIT_DONE && opts->repack)
+		rc = repack_tables(run, opts, &repack);
+	repack_setup_free(&repack);
+	return rc;
 }
 
 int

@@ -297,6 +297,19 @@ uuid_extra_tables(const Op *op, const Plan *plan, json_t *list)
 	}
 }
 
+/* Every table it converted (the key's and each referencing one's): each row was rewritten by the fill. */
+static void
+uuid_rewritten_tables(Run *run, const Op *op, json_t *list)
+{
+	UuidJob job;
+
+	if (!uuid_job_recorded(run, op) || !uuid_job_load(&job, run, op, NULL))
+		return;
+	for (int i = 0; i < job.n; i++)
+		json_array_append_new(list, json_string(job.t[i].table));
+	uuid_job_free(&job);
+}
+
 /* It reads the key and adds its shadow and, at the swap, its legacy column. */
 static void
 uuid_uses(const Op *op, PlanUses *u)
@@ -312,6 +325,7 @@ const OpType op_type_convert_to_uuid = {
 	.read = uuid_read,
 	.free = uuid_free,
 	.extra_tables = uuid_extra_tables,
+	.rewritten_tables = uuid_rewritten_tables,
 	.check_plan = uuid_check_plan,
 	.uses = uuid_uses,
 	.one_per_plan = true, /* its triggers, map and indexes are named after the plan */
