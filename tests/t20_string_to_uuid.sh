@@ -355,3 +355,21 @@ assert_not_contains "$LAST_ERR" "events_1" "the partition's copy of the foreign 
 assert_exit 0 "phase1 rollback" -- u 1 parts rollback
 assert_eq "$start" "$(db_state parts)" "nothing left behind"
 assert_eq "0" "$(q parts "select count(*) from migration_backup.phasemig_objects")" "nothing registered"
+
+test_case "NOT NULL on the shadows scans no table again: SET NOT NULL finds the validated CHECK (PostgreSQL 12+)"
+# the server says so at DEBUG1 (NotNullImpliedByRelConstraints); without it SET NOT NULL would scan each
+# table under ACCESS EXCLUSIVE. Control: the nullable child's shadow (reminders) gets no NOT NULL, no line.
+fresh_app nn 200
+must u 1 nn apply
+must u 2 nn apply
+slog=$PGHOST/server.log from=$(($(wc -l <"$slog") + 1))
+PGOPTIONS="-c log_min_messages=debug1" assert_exit 0 "phase3 apply" -- u 3 nn apply
+proved=$(tail -n +"$from" "$slog" | grep -o 'existing constraints on column "[a-z_.]*" are sufficient to prove that it does not contain nulls' | sort)
+assert_eq 'existing constraints on column "journal_entries.user_id_uuid" are sufficient to prove that it does not contain nulls
+existing constraints on column "tags.user_id_uuid" are sufficient to prove that it does not contain nulls
+existing constraints on column "users.id_uuid" are sufficient to prove that it does not contain nulls' "$proved" \
+  "each SET NOT NULL proven by its CHECK, once, and only the NOT NULL columns"
+assert_eq "t|f|t|t" "$(q nn "select string_agg(attnotnull::text, '|' order by attrelid::regclass::text) from pg_attribute
+  where (attrelid, attname) in (('public.users'::regclass, 'id'), ('public.journal_entries'::regclass, 'user_id'),
+  ('public.tags'::regclass, 'user_id'), ('public.reminders'::regclass, 'user_id'))" | sed 's/true/t/g; s/false/f/g')" \
+  "NOT NULL where the originals had it"

@@ -92,13 +92,15 @@ row_checks(const UuidJob *job, int i, RowCheck *checks)
 							 str_printf("c.%s IS NOT NULL AND c.%s IS NULL", t->q_col, t->q_shadow)};
 	if (i == 0)
 	{
-		char *value = uuid_value_sql(job, "c", t->q_col);
+		/* m: the key's row in the map, if any (check_target joins it); tu: the text as uuid */
+		char *tu = uuid_text_as_uuid_sql(job, "c", t->q_col, t->q_shadow);
 
+		checks[n++] = (RowCheck){
+			"shadow differs from its original",
+			str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM coalesce(m.new, %s)", t->q_shadow, t->q_shadow, tu)};
 		checks[n++] =
-			(RowCheck){"shadow differs from its original",
-					   str_printf("c.%s IS NOT NULL AND c.%s IS DISTINCT FROM %s", t->q_shadow, t->q_shadow, value)};
-		checks[n++] = (RowCheck){"invalid uuid", uuid_invalid_sql(job, "c", t->q_col)};
-		free(value);
+			(RowCheck){"invalid uuid", str_printf("c.%s IS NOT NULL AND m.old IS NULL AND %s IS NULL", t->q_col, tu)};
+		free(tu);
 	}
 	else
 	{
@@ -146,7 +148,8 @@ check_target(UuidJob *job, Findings *f, int i)
 	if (i == 0)
 	{
 		char *extra = str_printf("count(c.%s) - count(DISTINCT c.%s)", t->q_shadow, t->q_shadow);
-		char *from = str_printf("%s c", t->table);
+		/* the map joined (hashed: it holds only regenerated keys), not probed per row; old is its key */
+		char *from = str_printf("%s c LEFT JOIN %s m ON m.old = c.%s::text", t->table, job->map, t->q_col);
 		long long duplicates = 0;
 
 		problems = target_checks(job->run, f, t, from, checks, n, extra, &duplicates);

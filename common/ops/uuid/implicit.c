@@ -250,9 +250,15 @@ check_candidate(UuidJob *job, Findings *f, const PGresult *cands, int r)
 	long long n;
 
 	sb_init(&sql);
-	sb_printf(&sql, "WITH d AS (SELECT c.%s::text AS v FROM %s c JOIN %s p ON p.%s = c.%s ", q_col,
-			  db_field(cands, r, "rel"), k->table, k->q_col, q_col);
-	sb_printf(&sql, "WHERE (%s)::text IS DISTINCT FROM p.%s::text) ", value, k->q_col);
+	/*
+	 * j, the rows that hold a key, materialized: the uuid of a key is then
+	 * computed for those only, where the planner would otherwise filter
+	 * every row of the key table by it before the join (1.5 s at 100,000
+	 * users for a join that finds none)
+	 */
+	sb_printf(&sql, "WITH j AS MATERIALIZED (SELECT c.%s::text AS v, p.%s FROM %s c JOIN %s p ON p.%s = c.%s), ", q_col,
+			  k->q_col, db_field(cands, r, "rel"), k->table, k->q_col, q_col);
+	sb_printf(&sql, "d AS (SELECT v FROM j p WHERE (%s)::text IS DISTINCT FROM p.%s::text) ", value, k->q_col);
 	sb_printf(&sql,
 			  "SELECT (SELECT count(*) FROM d), (SELECT string_agg(v, " FINDINGS_SEP
 			  ") FROM (SELECT DISTINCT v FROM d ORDER BY 1 LIMIT %d) s)",

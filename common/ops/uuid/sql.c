@@ -56,6 +56,30 @@ uuid_invalid_sql(const UuidJob *job, const char *alias, const char *qcol)
 	return sb_steal(&sb);
 }
 
+/*
+ * Text equal to a uuid's canonical text is that uuid (the try function's
+ * pattern accepts it and the cast gives it back): only the other rows are
+ * matched against the pattern, about 9 us a row, 1.7 s of a 100,000-row
+ * check that called it twice a row.
+ */
+char *
+uuid_text_as_uuid_sql(const UuidJob *job, const char *alias, const char *qcol, const char *qshadow)
+{
+	StrBuf sb;
+
+	sb_init(&sb);
+	sb_append(&sb, "CASE WHEN ");
+	uuid_append_column(&sb, alias, qcol);
+	sb_append(&sb, "::text = ");
+	uuid_append_column(&sb, alias, qshadow);
+	sb_append(&sb, "::text THEN ");
+	uuid_append_column(&sb, alias, qshadow);
+	sb_printf(&sb, " ELSE %s(", job->try_fn);
+	uuid_append_column(&sb, alias, qcol);
+	sb_append(&sb, "::text) END");
+	return sb_steal(&sb);
+}
+
 void
 uuid_append_parent(StrBuf *sb, const UuidJob *job, const char *parent_column, const char *alias, const char *qcol)
 {

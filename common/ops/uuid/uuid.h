@@ -181,6 +181,13 @@ void uuid_append_parent(StrBuf *sb, const UuidJob *job, const char *parent_colum
 /* A key neither a uuid nor regenerated: the condition on it (malloc'd). */
 char *uuid_invalid_sql(const UuidJob *job, const char *alias, const char *qcol);
 /*
+ * The text as uuid, as the try function gives it, read off QSHADOW when the
+ * text is already that shadow's canonical form (malloc'd): for checks that
+ * read every row, where the try function's regular expression is most of
+ * the cost.
+ */
+char *uuid_text_as_uuid_sql(const UuidJob *job, const char *alias, const char *qcol, const char *qshadow);
+/*
  * Record as CHECK the keys of the key table that are one uuid (UUID_EXPR over
  * its columns), ten samples of their groups; returns the groups.
  */
