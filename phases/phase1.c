@@ -22,19 +22,8 @@ static const Subcommand subcommands[] = {
 			 "are built by phase2 apply, once it has filled them); last,\n"
 			 "the plan's before and after schemas of views, one per version\n"
 			 "of the application (its search_path)"},
-	{.name = "status",
-	 .run = subcommand_status,
-	 .flags = SUB_LOCKLESS | SUB_ANY_ORDER,
-	 .usage = "status --plan FILE [--json] [OPTION]...\n"
-			  "status --plan FILE --run RUN_ID [--json] [OPTION]...",
-	 .help = "show each phase: applied or not, rows, last run, errors;\n"
-			 "with --run, one run's steps and figures"},
-	{.name = "plan",
-	 .run = subcommand_plan,
-	 .flags = SUB_OFFLINE,
-	 .usage = "plan --plan FILE [--json]",
-	 .help = "print the plan: name, table, key, uid column, operations\n"
-			 "(reads no database)"},
+	SUBCOMMAND_STATUS,
+	SUBCOMMAND_PLAN,
 	{.name = "rollback",
 	 .run = subcommand_rollback,
 	 .usage = "rollback --plan FILE [--discard-application-writes] [OPTION]...",

@@ -21,19 +21,8 @@ static const Subcommand subcommands[] = {
 			 "convert_to_uuid: sort the keys (canonical, accepted, invalid),\n"
 			 "refuse invalid keys and orphans, fill the uuid shadow columns,\n"
 			 "then index them as the originals are (CONCURRENTLY)"},
-	{.name = "status",
-	 .run = subcommand_status,
-	 .flags = SUB_LOCKLESS | SUB_ANY_ORDER,
-	 .usage = "status --plan FILE [--json] [OPTION]...\n"
-			  "status --plan FILE --run RUN_ID [--json] [OPTION]...",
-	 .help = "show each phase: applied or not, rows, last run, errors;\n"
-			 "with --run, one run's steps and figures"},
-	{.name = "plan",
-	 .run = subcommand_plan,
-	 .flags = SUB_OFFLINE,
-	 .usage = "plan --plan FILE [--json]",
-	 .help = "print the plan: name, table, key, uid column, operations\n"
-			 "(reads no database)"},
+	SUBCOMMAND_STATUS,
+	SUBCOMMAND_PLAN,
 	{.name = "throttle",
 	 .run = throttle_command,
 	 .flags = SUB_LOCKLESS,

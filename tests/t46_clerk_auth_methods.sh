@@ -9,18 +9,7 @@ PLAN=$ROOT/plans/clerk-to-firebase.json
 must_dirs DATA LOGS
 
 # The digests of the password "password" in each of Clerk's forms, and what Firebase must read.
-BCRYPT='$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy'
-SCRYPT_HASH='lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ=='
-SCRYPT_SALT='42xEC+ixf3L2lw=='
-PBKDF2_256='pbkdf2_sha256$10000$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA=='
-PBKDF2_256_TOO_MANY='pbkdf2_sha256$600000$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA=='
-PBKDF2_1='pbkdf2_sha1$4096$saltsalt$0c60c80f961f0e71f3a9b524af6012062fe037a6'
-MD5=5f4dcc3b5aa765d61d8327deb882cf99
-SHA256=5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
-ARGON2='$argon2id$v=19$m=65536,t=3,p=4$U0VDUkVURElHRVNU$SECRETDIGESThashpart'
-PHPASS='$P$BSECRETDIGEST0123456789abcdefg'
-SIGNER_KEY='jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA=='
-hex_b64() { printf %s "$1" | xxd -r -p | base64 -w0; }
+source "$ROOT/tests/lib/clerk_digests.sh"
 B64_BCRYPT=$(printf %s "$BCRYPT" | base64 -w0)
 B64_MD5=$(hex_b64 "$MD5")
 B64_SHA256=$(hex_b64 "$SHA256")

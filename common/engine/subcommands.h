@@ -24,6 +24,22 @@ int subcommand_status(Run *run, const Options *opts);
 /* plan: the plan, read from its file (SUB_OFFLINE: RUN is NULL). */
 int subcommand_plan(Run *run, const Options *opts);
 
+/* The rows of status and plan, the same in every binary's table. */
+#define SUBCOMMAND_STATUS                                                                                              \
+	{                                                                                                                  \
+		.name = "status", .run = subcommand_status, .flags = SUB_LOCKLESS | SUB_ANY_ORDER,                             \
+		.usage = "status --plan FILE [--json] [OPTION]...\n"                                                          \
+				 "status --plan FILE --run RUN_ID [--json] [OPTION]...",                                               \
+		.help = "show each phase: applied or not, rows, last run, errors;\n"                                          \
+				"with --run, one run's steps and figures"                                                              \
+	}
+#define SUBCOMMAND_PLAN                                                                                                \
+	{                                                                                                                  \
+		.name = "plan", .run = subcommand_plan, .flags = SUB_OFFLINE, .usage = "plan --plan FILE [--json]",            \
+		.help = "print the plan: name, table, key, uid column, operations\n"                                          \
+				"(reads no database)"                                                                                  \
+	}
+
 /*
  * The main of every phase binary: parse the command line against BINARY's
  * tables; run the subcommand it names: a SUB_OFFLINE one with no database,
