@@ -123,7 +123,9 @@ typedef enum
  */
 static const char *const batch_lock_timeout_sql =
 	"SELECT pg_catalog.set_config('lock_timeout', greatest(1, least($1::integer, (SELECT s.setting::integer / 2 "
-	"FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, true)";
+	"FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, true), "
+	/* and, in the same round trip, whether the sync triggers skip the batch's rows */
+	"pg_catalog.set_config('" BATCH_FILL_SETTING "', $2, true)";
 
 /*
  * The batch statements with the checkpoint in them (mlog_checkpoint_step):
@@ -172,7 +174,7 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 {
 	char limit[16], lock_timeout[16], entry[32], done[32], changed_before[32];
 	const char *params[5] = {limit, b->last_key, entry, done, changed_before};
-	const char *lt_params[1] = {lock_timeout};
+	const char *lt_params[2] = {lock_timeout, b->quiet_triggers ? "on" : "off"};
 	bool first = b->last_key == NULL;
 	bool in_statement = ck->sql[first] != NULL;
 	const char *sql = in_statement ? ck->sql[first] : first ? b->sql_first : b->sql_next;
@@ -196,7 +198,7 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 	}
 	/* 1. the transaction, and its lock timeout */
 	if (!db_execp_try(run->conn, "BEGIN", 0, NULL, NULL, &b->failure)
-		|| !db_execp_try(run->conn, batch_lock_timeout_sql, 1, lt_params, NULL, &b->failure))
+		|| !db_execp_try(run->conn, batch_lock_timeout_sql, 2, lt_params, NULL, &b->failure))
 	{
 		db_end_session_work(run->conn);
 		return BATCH_FAILED;

@@ -221,7 +221,8 @@ fill_targets(UuidJob *job, json_t *meta)
 	for (int i = 0; i < job->n; i++)
 	{
 		labels[i] = str_printf("fill %s", job->t[i].regname);
-		tables[i] = (FillTable){.label = labels[i], .batch = fill_batch(job, &job->t[i])};
+		/* the fill writes the shadow only: the triggers, one way for phasemig, would leave it (job.c) */
+		tables[i] = (FillTable){.label = labels[i], .batch = fill_batch(job, &job->t[i]), .quiet_triggers = true};
 	}
 	rc = fill_tables(job->run, tables, job->n, job->opts);
 	for (int i = 0; i < job->n; i++)
