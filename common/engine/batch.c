@@ -116,16 +116,22 @@ typedef enum
 } BatchOutcome;
 
 /*
- * The batch's lock_timeout: the run's, but under half the server's
+ * The batch's transaction begun, and its settings, in one round trip (one
+ * simple-query string: the values are numbers and on/off, written here).
+ * Its lock_timeout: the run's, but under half the server's
  * deadlock_timeout.  Should the batch wait on a lock (a unique or foreign key
  * check, a restore's UPDATE) while an application transaction waits on one
  * of its rows, the batch's wait ends first and it is the one rolled back.
+ * BATCH_FILL_SETTING: whether the sync triggers skip the batch's rows.
  */
-static const char *const batch_lock_timeout_sql =
-	"SELECT pg_catalog.set_config('lock_timeout', greatest(1, least($1::integer, (SELECT s.setting::integer / 2 "
-	"FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, true), "
-	/* and, in the same round trip, whether the sync triggers skip the batch's rows */
-	"pg_catalog.set_config('" BATCH_FILL_SETTING "', $2, true)";
+static char *
+begin_sql(const BatchLoop *b)
+{
+	return str_printf("BEGIN; SELECT pg_catalog.set_config('lock_timeout', greatest(1, least(%d, (SELECT "
+					  "s.setting::integer / 2 FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, "
+					  "true), pg_catalog.set_config('" BATCH_FILL_SETTING "', '%s', true)",
+					  db_get_retry()->lock_timeout_ms, b->quiet_triggers ? "on" : "off");
+}
 
 /*
  * The batch statements with the checkpoint in them (mlog_checkpoint_step):
@@ -172,9 +178,9 @@ checkpointed(const BatchLoop *b)
 static BatchOutcome
 one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, long long *scanned)
 {
-	char limit[16], lock_timeout[16], entry[32], done[32], changed_before[32];
+	char limit[16], entry[32], done[32], changed_before[32];
 	const char *params[5] = {limit, b->last_key, entry, done, changed_before};
-	const char *lt_params[2] = {lock_timeout, b->quiet_triggers ? "on" : "off"};
+	char *begin = begin_sql(b);
 	bool first = b->last_key == NULL;
 	bool in_statement = ck->sql[first] != NULL;
 	const char *sql = in_statement ? ck->sql[first] : first ? b->sql_first : b->sql_next;
@@ -185,7 +191,6 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 
 	*scanned = 0;
 	snprintf(limit, sizeof limit, "%d", size);
-	snprintf(lock_timeout, sizeof lock_timeout, "%d", db_get_retry()->lock_timeout_ms);
 	if (in_statement)
 	{
 		/* the checkpoint's parameters, after the batch's own (the first batch has no $2) */
@@ -196,13 +201,14 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 		snprintf(changed_before, sizeof changed_before, "%lld", b->changed);
 		n_params += 3;
 	}
-	/* 1. the transaction, and its lock timeout */
-	if (!db_execp_try(run->conn, "BEGIN", 0, NULL, NULL, &b->failure)
-		|| !db_execp_try(run->conn, batch_lock_timeout_sql, 2, lt_params, NULL, &b->failure))
+	/* 1. the transaction, and its settings */
+	if (!db_execp_try(run->conn, begin, 0, NULL, NULL, &b->failure))
 	{
+		free(begin);
 		db_end_session_work(run->conn);
 		return BATCH_FAILED;
 	}
+	free(begin);
 	/* 2. the batch: a row another transaction holds is a retry, anything else the loop's failure */
 	res = db_query_try(run->conn, sql, n_params, params);
 	if (!db_ok(res))
