@@ -135,8 +135,10 @@ begin_sql(const BatchLoop *b)
 
 /*
  * The batch statements with the checkpoint in them (mlog_checkpoint_step):
- * [0] the next ones, [1] the first; NULL each when the loop has no
- * migration_log row, or its statements are not keyset_batch_sql's.
+ * [0] the next ones, [1] the first; NULL each when its statements are not
+ * keyset_batch_sql's.  A loop without a migration_log row runs them too,
+ * with row 0, which the checkpoint finds not: one statement whether it has
+ * a row or not, so a dry run (which has none) prints what the run runs.
  */
 typedef struct Checkpointed
 {
@@ -148,8 +150,6 @@ checkpointed(const BatchLoop *b)
 {
 	Checkpointed c = {{NULL, NULL}};
 
-	if (b->entry <= 0)
-		return c;
 	for (int first = 0; first < 2; first++)
 	{
 		/* the checkpoint's parameters follow the statement's own: $2 on, or $3 on */
@@ -255,8 +255,11 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 
 /* A dry run prints the batch statements once each, with how many rows its batches would walk. */
 static int
-dry_run_batches(const BatchLoop *b)
+dry_run_batches(const BatchLoop *b, const Checkpointed *ck)
 {
+	const char *first = ck->sql[1] ? ck->sql[1] : b->sql_first;
+	const char *next = ck->sql[0] ? ck->sql[0] : b->sql_next;
+
 	if (b->rows_total >= 0)
 		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint: %lld rows to walk%s%s", b->what,
 					   b->batch_size, b->rows_total - b->rows_done, b->last_key ? " after key " : "",
@@ -265,11 +268,13 @@ dry_run_batches(const BatchLoop *b)
 		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint", b->what, b->batch_size);
 	if (b->last_key == NULL)
 	{
-		dryrun_comment("the first batch ($1: the batch size)");
-		dryrun_print_statement(b->sql_first);
+		dryrun_comment("the first batch ($1: the batch size; then its checkpoint's migration_log row, rows and "
+					   "rows changed before it)");
+		dryrun_print_statement(first);
 	}
-	dryrun_comment("the next ones ($1: the batch size, $2: the last key of the batch before)");
-	dryrun_print_statement(b->sql_next);
+	dryrun_comment("the next ones ($1: the batch size, $2: the last key of the batch before; then the checkpoint's "
+				   "three)");
+	dryrun_print_statement(next);
 	return EXIT_DONE;
 }
 
@@ -306,7 +311,7 @@ walk_batches(Run *run, BatchLoop *b, const Checkpointed *ck)
 
 	b->progress_from_s = clock_now_ms() / 1000.0;
 	b->progress_from_rows = b->rows_done;
-	/* the run log gets each statement once, as a dry run prints them (with the checkpoint, as run) */
+	/* the run log gets each statement once, as run and as a dry run prints them */
 	if (b->last_key == NULL)
 		dryrun_log_statement(ck->sql[1] ? ck->sql[1] : b->sql_first);
 	dryrun_log_statement(ck->sql[0] ? ck->sql[0] : b->sql_next);
@@ -389,10 +394,8 @@ batch_loop(Run *run, BatchLoop *b)
 	Checkpointed ck;
 	int rc;
 
-	if (dryrun_on())
-		return dry_run_batches(b);
 	ck = checkpointed(b);
-	rc = walk_batches(run, b, &ck);
+	rc = dryrun_on() ? dry_run_batches(b, &ck) : walk_batches(run, b, &ck);
 	free(ck.sql[0]), free(ck.sql[1]);
 	return rc;
 }
