@@ -48,9 +48,9 @@ WITH rel AS (
   FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
   WHERE r.relkind IN ('r','p','f','v','m') AND cardinality(a.attacl) > 0
   UNION ALL
-  SELECT 'column_options '||r.qn||'.'||quote_ident(a.attname)||' '||(SELECT string_agg(o, ',' ORDER BY o COLLATE "C") FROM unnest(a.attoptions) o)
+  SELECT 'column_options '||r.qn||'.'||quote_ident(a.attname)||' '||(SELECT string_agg(o, ',' ORDER BY o COLLATE "C") FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\_attver=%')
   FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-  WHERE r.relkind IN ('r','p','f','m') AND cardinality(a.attoptions) > 0
+  WHERE r.relkind IN ('r','p','f','m') AND EXISTS (SELECT 1 FROM unnest(a.attoptions) o WHERE o NOT LIKE 'pg\_attver=%')
   UNION ALL
   SELECT 'policy '||r.qn||' '||quote_ident(p.polname)||' cmd='||p.polcmd::text||' permissive='||p.polpermissive::text
          ||' roles='||(SELECT string_agg(x, ',' ORDER BY x COLLATE "C")
