@@ -1,7 +1,10 @@
 /*
- * keyset.c: the batch statement of keyset.h, written in one place.
+ * keyset.c: the batch statement of keyset.h, written in one place, and the
+ * step a caller adds to it (the batch loop's checkpoint).
  */
 #include "core/keyset.h"
+
+#include <string.h>
 
 #include "core/strbuf.h"
 
@@ -42,8 +45,23 @@ keyset_batch_sql(const KeysetBatch *k, bool first)
 	if (k->take)
 		sb_append(&sb, ") RETURNING d.*");
 	sb_printf(&sb,
-			  "), %s SELECT (SELECT count(*) FROM b) AS scanned, "
-			  "(SELECT key::text FROM b ORDER BY key DESC LIMIT 1) AS last_key, (SELECT count(*) FROM %s) AS changed",
+			  "), %s, keyset_counts AS (SELECT (SELECT count(*) FROM b) AS scanned, "
+			  "(SELECT key::text FROM b ORDER BY key DESC LIMIT 1) AS last_key, (SELECT count(*) FROM %s) AS changed)"
+			  KEYSET_RESULT,
 			  k->steps, k->changed);
+	return sb.data;
+}
+
+char *
+keyset_with_step(const char *sql, const char *step)
+{
+	size_t n = strlen(sql), tail = strlen(KEYSET_RESULT);
+	StrBuf sb;
+
+	/* only a statement of keyset_batch_sql's shape takes a step: anything else is a bug */
+	if (n < tail || strcmp(sql + n - tail, KEYSET_RESULT) != 0)
+		return NULL;
+	sb_init(&sb);
+	sb_printf(&sb, "%.*s, %s" KEYSET_RESULT, (int) (n - tail), sql, step);
 	return sb.data;
 }

@@ -34,9 +34,22 @@ typedef struct KeysetBatch
 } KeysetBatch;
 
 /*
+ * The statement's end: its one row, read from the CTE keyset_counts (scanned,
+ * last_key, changed), which a step added after it may read too.
+ */
+#define KEYSET_RESULT " SELECT scanned, last_key, changed FROM keyset_counts"
+
+/*
  * The statement of the first batch (first: $1 = batch size) or of the next
  * ones ($1 = batch size, $2 = the previous batch's last key).  Malloc'd.
  */
 char *keyset_batch_sql(const KeysetBatch *k, bool first);
+
+/*
+ * SQL, a statement of keyset_batch_sql, with one more CTE STEP ("name AS
+ * (...)", which may read keyset_counts) run in the same statement: malloc'd,
+ * or NULL when SQL is not of that shape.
+ */
+char *keyset_with_step(const char *sql, const char *step);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * batch.c: runs keyset batches (pgroll's one-statement shape) with the
- * checkpoint in the same transaction, so kill -9 loses no work and repeats
+ * checkpoint in the same statement, so kill -9 loses no work and repeats
  * none; adapts the batch size (pt-online-schema-change's chunk-time) and
  * waits for lagging standbys (gh-ost).  A batch gives way to the
  * application: it never waits on a row the application holds locked
@@ -19,6 +19,7 @@
 #include "core/clock.h"
 #include "core/db.h"
 #include "core/dryrun.h"
+#include "core/keyset.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -115,17 +116,59 @@ typedef enum
 } BatchOutcome;
 
 /*
- * The batch's lock_timeout: the run's, but under half the server's
+ * The batch's transaction begun, and its settings, in one round trip (one
+ * simple-query string: the values are numbers and on/off, written here).
+ * Its lock_timeout: the run's, but under half the server's
  * deadlock_timeout.  Should the batch wait on a lock (a unique or foreign key
  * check, a restore's UPDATE) while an application transaction waits on one
  * of its rows, the batch's wait ends first and it is the one rolled back.
+ * BATCH_FILL_SETTING: whether the sync triggers skip the batch's rows.
  */
-static const char *const batch_lock_timeout_sql =
-	"SELECT pg_catalog.set_config('lock_timeout', greatest(1, least($1::integer, (SELECT s.setting::integer / 2 "
-	"FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, true)";
+static char *
+begin_sql(const BatchLoop *b)
+{
+	return str_printf("BEGIN; SELECT pg_catalog.set_config('lock_timeout', greatest(1, least(%d, (SELECT "
+					  "s.setting::integer / 2 FROM pg_catalog.pg_settings s WHERE s.name = 'deadlock_timeout')))::text, "
+					  "true), pg_catalog.set_config('" BATCH_FILL_SETTING "', '%s', true)",
+					  db_get_retry()->lock_timeout_ms, b->quiet_triggers ? "on" : "off");
+}
 
 /*
- * One batch of SIZE rows and its checkpoint in one transaction;
+ * The batch statements with the checkpoint in them (mlog_checkpoint_step):
+ * [0] the next ones, [1] the first; NULL each when its statements are not
+ * keyset_batch_sql's.  A loop without a migration_log row runs them too,
+ * with row 0, which the checkpoint finds not: one statement whether it has
+ * a row or not, so a dry run (which has none) prints what the run runs.
+ */
+typedef struct Checkpointed
+{
+	char *sql[2];
+} Checkpointed;
+
+static Checkpointed
+checkpointed(const BatchLoop *b)
+{
+	Checkpointed c = {{NULL, NULL}};
+
+	for (int first = 0; first < 2; first++)
+	{
+		/* the checkpoint's parameters follow the statement's own: $2 on, or $3 on */
+		char *step = mlog_checkpoint_step(first ? 2 : 3);
+
+		c.sql[first] = keyset_with_step(first ? b->sql_first : b->sql_next, step);
+		free(step);
+	}
+	if (c.sql[0] == NULL || c.sql[1] == NULL)
+	{
+		free(c.sql[0]), free(c.sql[1]);
+		c.sql[0] = c.sql[1] = NULL;
+	}
+	return c;
+}
+
+/*
+ * One batch of SIZE rows and its checkpoint in one transaction (in the batch
+ * statement itself when CK has it, else a statement after it);
  * *scanned gets the rows it walked.  A row held by another transaction
  * (NOWAIT), a lock not had in time or a deadlock is BATCH_LOCKED, to try
  * again, unless RETRY is false.  Any other failure (BEGIN, the batch, the
@@ -133,28 +176,41 @@ static const char *const batch_lock_timeout_sql =
  * loop's figures then stay those of the last committed batch.
  */
 static BatchOutcome
-one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
+one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, long long *scanned)
 {
-	char limit[16], lock_timeout[16];
-	const char *params[2] = {limit, b->last_key};
-	const char *lt_params[1] = {lock_timeout};
-	const char *sql = b->last_key ? b->sql_next : b->sql_first;
+	char limit[16], entry[32], done[32], changed_before[32];
+	const char *params[5] = {limit, b->last_key, entry, done, changed_before};
+	char *begin = begin_sql(b);
+	bool first = b->last_key == NULL;
+	bool in_statement = ck->sql[first] != NULL;
+	const char *sql = in_statement ? ck->sql[first] : first ? b->sql_first : b->sql_next;
+	int n_params = first ? 1 : 2;
 	long long changed = 0;
 	char *last_key = NULL;
 	PGresult *res;
 
 	*scanned = 0;
 	snprintf(limit, sizeof limit, "%d", size);
-	snprintf(lock_timeout, sizeof lock_timeout, "%d", db_get_retry()->lock_timeout_ms);
-	/* 1. the transaction, and its lock timeout */
-	if (!db_execp_try(run->conn, "BEGIN", 0, NULL, NULL, &b->failure)
-		|| !db_execp_try(run->conn, batch_lock_timeout_sql, 1, lt_params, NULL, &b->failure))
+	if (in_statement)
 	{
+		/* the checkpoint's parameters, after the batch's own (the first batch has no $2) */
+		if (first)
+			params[1] = entry, params[2] = done, params[3] = changed_before;
+		snprintf(entry, sizeof entry, "%lld", b->entry);
+		snprintf(done, sizeof done, "%lld", b->rows_done);
+		snprintf(changed_before, sizeof changed_before, "%lld", b->changed);
+		n_params += 3;
+	}
+	/* 1. the transaction, and its settings */
+	if (!db_execp_try(run->conn, begin, 0, NULL, NULL, &b->failure))
+	{
+		free(begin);
 		db_end_session_work(run->conn);
 		return BATCH_FAILED;
 	}
+	free(begin);
 	/* 2. the batch: a row another transaction holds is a retry, anything else the loop's failure */
-	res = db_query_try(run->conn, sql, b->last_key ? 2 : 1, params);
+	res = db_query_try(run->conn, sql, n_params, params);
 	if (!db_ok(res))
 	{
 		const char *st = db_sqlstate(res);
@@ -176,8 +232,8 @@ one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 		changed = db_field_ll(res, 0, "changed");
 	}
 	PQclear(res);
-	/* 3. the checkpoint in the same transaction, and COMMIT: until it is done, nothing of the batch counts */
-	if ((b->entry > 0 && *scanned > 0
+	/* 3. the checkpoint (unless in the batch), and COMMIT: until it is done, nothing of the batch counts */
+	if ((b->entry > 0 && !in_statement && *scanned > 0
 		 && !mlog_checkpoint(run, b->entry, b->rows_done + *scanned, last_key, b->changed + changed, &b->failure))
 		|| !db_execp_try(run->conn, "COMMIT", 0, NULL, NULL, &b->failure))
 	{
@@ -199,8 +255,11 @@ one_batch(Run *run, BatchLoop *b, int size, bool retry, long long *scanned)
 
 /* A dry run prints the batch statements once each, with how many rows its batches would walk. */
 static int
-dry_run_batches(const BatchLoop *b)
+dry_run_batches(const BatchLoop *b, const Checkpointed *ck)
 {
+	const char *first = ck->sql[1] ? ck->sql[1] : b->sql_first;
+	const char *next = ck->sql[0] ? ck->sql[0] : b->sql_next;
+
 	if (b->rows_total >= 0)
 		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint: %lld rows to walk%s%s", b->what,
 					   b->batch_size, b->rows_total - b->rows_done, b->last_key ? " after key " : "",
@@ -209,11 +268,13 @@ dry_run_batches(const BatchLoop *b)
 		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint", b->what, b->batch_size);
 	if (b->last_key == NULL)
 	{
-		dryrun_comment("the first batch ($1: the batch size)");
-		dryrun_print_statement(b->sql_first);
+		dryrun_comment("the first batch ($1: the batch size; then its checkpoint's migration_log row, rows and "
+					   "rows changed before it)");
+		dryrun_print_statement(first);
 	}
-	dryrun_comment("the next ones ($1: the batch size, $2: the last key of the batch before)");
-	dryrun_print_statement(b->sql_next);
+	dryrun_comment("the next ones ($1: the batch size, $2: the last key of the batch before; then the checkpoint's "
+				   "three)");
+	dryrun_print_statement(next);
 	return EXIT_DONE;
 }
 
@@ -239,8 +300,8 @@ lock_backoff_ms(int streak)
 	return ceiling / 2 + random() % (ceiling / 2 + 1);
 }
 
-int
-batch_loop(Run *run, BatchLoop *b)
+static int
+walk_batches(Run *run, BatchLoop *b, const Checkpointed *ck)
 {
 	double started = clock_now_ms();
 	double locked_since = 0; /* when the batch first met locked rows, 0: it did not */
@@ -248,14 +309,12 @@ batch_loop(Run *run, BatchLoop *b)
 	int full = 0; /* the size before locked rows shrank it, 0: not shrunk */
 	long long scanned = 0;
 
-	if (dryrun_on())
-		return dry_run_batches(b);
 	b->progress_from_s = clock_now_ms() / 1000.0;
 	b->progress_from_rows = b->rows_done;
-	/* the run log gets each statement once, as a dry run prints them */
+	/* the run log gets each statement once, as run and as a dry run prints them */
 	if (b->last_key == NULL)
-		dryrun_log_statement(b->sql_first);
-	dryrun_log_statement(b->sql_next);
+		dryrun_log_statement(ck->sql[1] ? ck->sql[1] : b->sql_first);
+	dryrun_log_statement(ck->sql[0] ? ck->sql[0] : b->sql_next);
 	for (int attempt = 1;;)
 	{
 		double t0, took;
@@ -271,7 +330,7 @@ batch_loop(Run *run, BatchLoop *b)
 		t0 = clock_now_ms();
 		/* a row that stays locked: give up once the budget is spent with batches of one row */
 		retry = size > 1 || locked_since == 0 || t0 - locked_since < lock_budget_ms();
-		switch (one_batch(run, b, size, retry, &scanned))
+		switch (one_batch(run, b, ck, size, retry, &scanned))
 		{
 			case BATCH_FAILED:
 				if (!retry)
@@ -327,4 +386,16 @@ batch_loop(Run *run, BatchLoop *b)
 	log_progress_end();
 	b->seconds = (clock_now_ms() - started) / 1000.0;
 	return EXIT_DONE;
+}
+
+int
+batch_loop(Run *run, BatchLoop *b)
+{
+	Checkpointed ck;
+	int rc;
+
+	ck = checkpointed(b);
+	rc = dryrun_on() ? dry_run_batches(b, &ck) : walk_batches(run, b, &ck);
+	free(ck.sql[0]), free(ck.sql[1]);
+	return rc;
 }

@@ -13,6 +13,9 @@
 #include "engine/cli.h"
 #include "engine/mlog.h"
 
+/* on in a fill batch's transaction only (BatchLoop.quiet_triggers) */
+#define BATCH_FILL_SETTING "phasemig.fill"
+
 typedef struct BatchLoop
 {
 	const char *what; /* progress label */
@@ -32,6 +35,13 @@ typedef struct BatchLoop
 	int max_lag_ms;
 	const char *lag_query; /* --lag-query: the operator's lag measure, else the standbys' */
 	int target_batch_ms;
+	/*
+	 * The batch writes only what the plan's sync triggers would leave as
+	 * written (phase2's fills): each batch's transaction sets
+	 * BATCH_FILL_SETTING, which their WHEN skips, so they are not called for
+	 * the batch's own rows.
+	 */
+	bool quiet_triggers;
 	/* where this run's loop started: its rate */
 	double progress_from_s;
 	long long progress_from_rows;

@@ -50,6 +50,7 @@ unit_new(FillTable *t, const char *operation, const char *after, const char *upp
 	u->operation = xstrdup(operation);
 	u->upper = upper ? xstrdup(upper) : NULL;
 	u->b.what = u->operation;
+	u->b.quiet_triggers = t->quiet_triggers;
 	u->b.last_key = after ? xstrdup(after) : NULL;
 	u->b.rows_done = rows_done;
 	u->b.rows_total = rows_total;

@@ -29,6 +29,11 @@ typedef struct FillTable
 	 * own row, whose operation is LABEL): used when the table is one unit.
 	 */
 	long long entry;
+	/*
+	 * Its batches write only what the sync triggers would leave as written
+	 * (batch.h's quiet_triggers).
+	 */
+	bool quiet_triggers;
 	/* out: over this run's units */
 	bool resumed; /* some unit went on from an interrupted run's checkpoint */
 	long long rows_total;

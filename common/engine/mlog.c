@@ -160,6 +160,15 @@ mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_ke
 						4, params, NULL, why);
 }
 
+char *
+mlog_checkpoint_step(int p)
+{
+	return str_printf("mlog_checkpoint AS (UPDATE public.migration_log SET rows_done = $%d::bigint + c.scanned, "
+					  "last_key = c.last_key, metadata = metadata || jsonb_build_object('rows_changed', "
+					  "$%d::bigint + c.changed) FROM keyset_counts c WHERE id = $%d::bigint AND c.scanned > 0)",
+					  p + 1, p + 2, p);
+}
+
 void
 mlog_finish(Run *run, long long id, const char *status, long long rows_done, const char *message, const char *metadata)
 {

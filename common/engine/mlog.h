@@ -64,6 +64,13 @@ bool mlog_set_progress_try(Run *run, long long id, long long rows_total, long lo
 bool mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed,
 					 DbFailure *why);
 /*
+ * The same checkpoint as a CTE of the batch statement (core/keyset.h's
+ * keyset_with_step), one round trip fewer: from keyset_counts, when the
+ * batch scanned rows, and parameters $P (the row's id), $P+1 (rows done
+ * before the batch) and $P+2 (rows changed before it).  Malloc'd.
+ */
+char *mlog_checkpoint_step(int p);
+/*
  * Close a row: status 'done', 'failed' or 'refused' ('failed' is recorded as
  * 'interrupted' when a signal stopped the run); metadata is JSON text or NULL.
  */

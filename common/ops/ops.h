@@ -64,6 +64,13 @@ const char *add_column_type(const Op *op);
 #define OPS_TRIGGER_FUNCTION                                                                                           \
 	"RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS"
 
+/*
+ * The WHEN of every sync trigger: not called for the rows of a fill batch
+ * (engine/batch.h's quiet_triggers), whose writes it would leave as they
+ * are; the application's writes, and phasemig's others, still call it.
+ */
+#define OPS_TRIGGER_WHEN "WHEN (pg_catalog.current_setting('" BATCH_FILL_SETTING "', true) IS DISTINCT FROM 'on')"
+
 /* Shared steps. */
 /*
  * Build index NAME on QTABLE with CREATE [UNIQUE] INDEX CONCURRENTLY unless a

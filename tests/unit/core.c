@@ -137,9 +137,9 @@ test_keyset_batch(void)
 							  "RETURNING 1)",
 					 .changed = "f"};
 	const char *tail =
-		"), f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key RETURNING 1) SELECT (SELECT "
+		"), f AS (UPDATE s.t x SET v = 1 FROM b WHERE x.id = b.key RETURNING 1), keyset_counts AS (SELECT (SELECT "
 		"count(*) FROM b) AS scanned, (SELECT key::text FROM b ORDER BY key DESC LIMIT 1) AS last_key, (SELECT "
-		"count(*) FROM f) AS changed";
+		"count(*) FROM f) AS changed) SELECT scanned, last_key, changed FROM keyset_counts";
 	struct
 	{
 		bool first;
@@ -177,10 +177,21 @@ test_keyset_batch(void)
 		KeysetBatch take = {.table = "bk", .key = "key", .take = true, .steps = "u AS (SELECT 1)", .changed = "u"};
 		char *sql = keyset_batch_sql(&take, false);
 		const char *want = "WITH b AS (DELETE FROM bk d WHERE d.key IN (SELECT t.key FROM bk t WHERE t.key > $2 "
-						   "ORDER BY t.key LIMIT $1) RETURNING d.*), u AS (SELECT 1) SELECT";
+						   "ORDER BY t.key LIMIT $1) RETURNING d.*), u AS (SELECT 1), keyset_counts AS (SELECT";
 
 		CHECK(strncmp(sql, want, strlen(want)) == 0, "take: '%s'", sql);
 		free(sql);
+	}
+	{
+		/* a step (the checkpoint) goes after keyset_counts, before the result; another statement takes none */
+		char *sql = keyset_batch_sql(&k, true);
+		char *with = keyset_with_step(sql, "c AS (SELECT scanned FROM keyset_counts)");
+		char *want = str_printf("%.*s, c AS (SELECT scanned FROM keyset_counts)%s",
+								(int) (strlen(sql) - strlen(KEYSET_RESULT)), sql, KEYSET_RESULT);
+
+		CHECK(with != NULL && strcmp(with, want) == 0, "step: '%s'", with ? with : "(null)");
+		CHECK(keyset_with_step("SELECT 1", "c AS (SELECT 1)") == NULL, "a statement of another shape takes no step");
+		free(sql), free(with), free(want);
 	}
 	end();
 }

@@ -176,7 +176,11 @@ bf_fill(BackfillRun *s)
 							 .lock = true,
 							 .steps = n->batch_steps,
 							 .changed = "f"};
-	s->fill = (FillTable){.label = s->op->label, .batch = n->batch, .entry = run->op_entry};
+	/*
+	 * the batch writes a uid into rows without one, and neither the source id
+	 * nor the email: the trigger would leave the row as written (trigger.c)
+	 */
+	s->fill = (FillTable){.label = s->op->label, .batch = n->batch, .entry = run->op_entry, .quiet_triggers = true};
 	return fill_tables(run, &s->fill, 1, s->opts);
 }
 
@@ -190,7 +194,7 @@ bf_fill_before_resume_point(BackfillRun *s)
 {
 	Run *run = s->run;
 	KeysetBatch rest = s->sql.batch;
-	BatchLoop sweep = {.what = "backfill, rows before the resume point", .rows_total = -1};
+	BatchLoop sweep = {.what = "backfill, rows before the resume point", .rows_total = -1, .quiet_triggers = true};
 	char *only_empty = str_printf("t.%s IS NULL", s->sql.q_uid);
 	char *first, *next;
 	int rc;

@@ -143,7 +143,7 @@ bf_install_sync_trigger(Run *run, const Op *op, const BackfillSql *n)
 	sb_printf(&create, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF %s, %s", n->trigger, n->q_match, n->q_uid);
 	if (n->q_email)
 		sb_printf(&create, ", %s", n->q_email);
-	sb_printf(&create, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", p->q_table, n->sync_fn);
+	sb_printf(&create, " ON %s FOR EACH ROW " OPS_TRIGGER_WHEN " EXECUTE FUNCTION %s()", p->q_table, n->sync_fn);
 	log_info("installing trigger %s on %s", n->trigger, p->q_table);
 	rc = ops_ddl(run, create.data, (const char *[]){fn.data, drop, create.data, reg}, 4);
 	sb_free(&fn);

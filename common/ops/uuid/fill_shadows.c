@@ -175,9 +175,13 @@ regenerate_invalid(UuidJob *job, json_t *meta)
 
 /*
  * The batch statement filling target T's shadow (keyset.h): the value
- * computed once per row, on the locked row; the update finds its rows by an
- * array of keys, an index probe each (a join to the batch could hash the
- * whole table).  A child's value is computed from its own text the way its
+ * computed once per row, on the locked row.  The batch's keys are every key
+ * of the table between its first and its last (no filter), so the update
+ * finds its rows by one scan of that key range, as the keyset loop does,
+ * not by a probe per key; the join to the batch keeps it to the batch's
+ * rows (bounding the scan keeps the join from hashing the whole table).
+ * ORDER BY ... LIMIT 1, not min()/max(): a key type may have no min().
+ * A child's value is computed from its own text the way its
  * parent's was (the same text, since the foreign key holds): no lookup of
  * the parent per row; phase3's check still compares every child with it.
  * Malloc'd: the columns and the steps.
@@ -191,7 +195,8 @@ fill_batch(const UuidJob *job, const UuidTarget *t)
 
 	sb_init(&steps);
 	sb_printf(&steps, "f AS (UPDATE %s t SET %s = b.v FROM b ", t->table, t->q_shadow);
-	sb_printf(&steps, "WHERE t.%s = b.key AND t.%s = ANY (ARRAY(SELECT key FROM b)) ", t->q_key, t->q_key);
+	sb_printf(&steps, "WHERE t.%s = b.key AND t.%s >= (SELECT key FROM b ORDER BY key LIMIT 1) ", t->q_key, t->q_key);
+	sb_printf(&steps, "AND t.%s <= (SELECT key FROM b ORDER BY key DESC LIMIT 1) ", t->q_key);
 	sb_printf(&steps, "AND t.%s IS DISTINCT FROM b.v RETURNING 1)", t->q_shadow);
 	free(value);
 	return (KeysetBatch){.table = t->table,
@@ -216,7 +221,8 @@ fill_targets(UuidJob *job, json_t *meta)
 	for (int i = 0; i < job->n; i++)
 	{
 		labels[i] = str_printf("fill %s", job->t[i].regname);
-		tables[i] = (FillTable){.label = labels[i], .batch = fill_batch(job, &job->t[i])};
+		/* the fill writes the shadow only: the triggers, one way for phasemig, would leave it (job.c) */
+		tables[i] = (FillTable){.label = labels[i], .batch = fill_batch(job, &job->t[i]), .quiet_triggers = true};
 	}
 	rc = fill_tables(job->run, tables, job->n, job->opts);
 	for (int i = 0; i < job->n; i++)

@@ -416,7 +416,7 @@ uuid_trigger_sql(const UuidJob *job, int i, bool reverse, char **fn, char **trig
 
 	*fn = str_printf("CREATE OR REPLACE FUNCTION %s() " OPS_TRIGGER_FUNCTION " $fn$ %s $fn$", name, body);
 	*trigger = str_printf("CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE OF %s, %s ON %s "
-						  "FOR EACH ROW EXECUTE FUNCTION %s()",
+						  "FOR EACH ROW " OPS_TRIGGER_WHEN " EXECUTE FUNCTION %s()",
 						  t->trigger[reverse], s.text, s.uuid, t->table, name);
 	free(body);
 }
