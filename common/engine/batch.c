@@ -135,10 +135,11 @@ begin_sql(const BatchLoop *b)
 
 /*
  * The batch statements with the checkpoint in them (mlog_checkpoint_step):
- * [0] the next ones, [1] the first; NULL each when its statements are not
- * keyset_batch_sql's.  A loop without a migration_log row runs them too,
- * with row 0, which the checkpoint finds not: one statement whether it has
- * a row or not, so a dry run (which has none) prints what the run runs.
+ * [0] the next ones, [1] the first; both NULL when a loop's statements are
+ * not keyset_batch_sql's (a bug: every loop's are).  A loop without a
+ * migration_log row runs them too, with row 0, which the checkpoint finds
+ * not: one statement whether it has a row or not, so a dry run (which has
+ * none) prints what the run runs.
  */
 typedef struct Checkpointed
 {
@@ -167,8 +168,8 @@ checkpointed(const BatchLoop *b)
 }
 
 /*
- * One batch of SIZE rows and its checkpoint in one transaction (in the batch
- * statement itself when CK has it, else a statement after it);
+ * One batch of SIZE rows and its checkpoint in one statement (CK's), in one
+ * transaction;
  * *scanned gets the rows it walked.  A row held by another transaction
  * (NOWAIT), a lock not had in time or a deadlock is BATCH_LOCKED, to try
  * again, unless RETRY is false.  Any other failure (BEGIN, the batch, the
@@ -182,25 +183,20 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 	const char *params[5] = {limit, b->last_key, entry, done, changed_before};
 	char *begin = begin_sql(b);
 	bool first = b->last_key == NULL;
-	bool in_statement = ck->sql[first] != NULL;
-	const char *sql = in_statement ? ck->sql[first] : first ? b->sql_first : b->sql_next;
-	int n_params = first ? 1 : 2;
+	const char *sql = ck->sql[first];
+	int n_params = first ? 4 : 5;
 	long long changed = 0;
 	char *last_key = NULL;
 	PGresult *res;
 
 	*scanned = 0;
 	snprintf(limit, sizeof limit, "%d", size);
-	if (in_statement)
-	{
-		/* the checkpoint's parameters, after the batch's own (the first batch has no $2) */
-		if (first)
-			params[1] = entry, params[2] = done, params[3] = changed_before;
-		snprintf(entry, sizeof entry, "%lld", b->entry);
-		snprintf(done, sizeof done, "%lld", b->rows_done);
-		snprintf(changed_before, sizeof changed_before, "%lld", b->changed);
-		n_params += 3;
-	}
+	/* the checkpoint's parameters, after the batch's own (the first batch has no $2) */
+	if (first)
+		params[1] = entry, params[2] = done, params[3] = changed_before;
+	snprintf(entry, sizeof entry, "%lld", b->entry);
+	snprintf(done, sizeof done, "%lld", b->rows_done);
+	snprintf(changed_before, sizeof changed_before, "%lld", b->changed);
 	/* 1. the transaction, and its settings */
 	if (!db_execp_try(run->conn, begin, 0, NULL, NULL, &b->failure))
 	{
@@ -232,10 +228,8 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 		changed = db_field_ll(res, 0, "changed");
 	}
 	PQclear(res);
-	/* 3. the checkpoint (unless in the batch), and COMMIT: until it is done, nothing of the batch counts */
-	if ((b->entry > 0 && !in_statement && *scanned > 0
-		 && !mlog_checkpoint(run, b->entry, b->rows_done + *scanned, last_key, b->changed + changed, &b->failure))
-		|| !db_execp_try(run->conn, "COMMIT", 0, NULL, NULL, &b->failure))
+	/* 3. COMMIT, the checkpoint with it: until it is done, nothing of the batch counts */
+	if (!db_execp_try(run->conn, "COMMIT", 0, NULL, NULL, &b->failure))
 	{
 		db_end_session_work(run->conn);
 		free(last_key);
@@ -257,9 +251,6 @@ one_batch(Run *run, BatchLoop *b, const Checkpointed *ck, int size, bool retry, 
 static int
 dry_run_batches(const BatchLoop *b, const Checkpointed *ck)
 {
-	const char *first = ck->sql[1] ? ck->sql[1] : b->sql_first;
-	const char *next = ck->sql[0] ? ck->sql[0] : b->sql_next;
-
 	if (b->rows_total >= 0)
 		dryrun_comment("%s: in batches of %d rows, each committed with its checkpoint: %lld rows to walk%s%s", b->what,
 					   b->batch_size, b->rows_total - b->rows_done, b->last_key ? " after key " : "",
@@ -270,11 +261,11 @@ dry_run_batches(const BatchLoop *b, const Checkpointed *ck)
 	{
 		dryrun_comment("the first batch ($1: the batch size; then its checkpoint's migration_log row, rows and "
 					   "rows changed before it)");
-		dryrun_print_statement(first);
+		dryrun_print_statement(ck->sql[1]);
 	}
 	dryrun_comment("the next ones ($1: the batch size, $2: the last key of the batch before; then the checkpoint's "
 				   "three)");
-	dryrun_print_statement(next);
+	dryrun_print_statement(ck->sql[0]);
 	return EXIT_DONE;
 }
 
@@ -313,8 +304,8 @@ walk_batches(Run *run, BatchLoop *b, const Checkpointed *ck)
 	b->progress_from_rows = b->rows_done;
 	/* the run log gets each statement once, as run and as a dry run prints them */
 	if (b->last_key == NULL)
-		dryrun_log_statement(ck->sql[1] ? ck->sql[1] : b->sql_first);
-	dryrun_log_statement(ck->sql[0] ? ck->sql[0] : b->sql_next);
+		dryrun_log_statement(ck->sql[1]);
+	dryrun_log_statement(ck->sql[0]);
 	for (int attempt = 1;;)
 	{
 		double t0, took;
@@ -395,6 +386,12 @@ batch_loop(Run *run, BatchLoop *b)
 	int rc;
 
 	ck = checkpointed(b);
+	/* a worker returns its failure (jobs.h): no exit here */
+	if (ck.sql[0] == NULL)
+	{
+		log_error("%s: its batch statements cannot carry their checkpoint (not keyset_batch_sql's): a bug", b->what);
+		return EXIT_FAILED;
+	}
 	rc = dryrun_on() ? dry_run_batches(b, &ck) : walk_batches(run, b, &ck);
 	free(ck.sql[0]), free(ck.sql[1]);
 	return rc;

@@ -147,19 +147,6 @@ mlog_set_progress(Run *run, long long id, long long rows_total, long long rows_d
 		log_exit(EXIT_FAILED);
 }
 
-bool
-mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed,
-				DbFailure *why)
-{
-	char b[3][32];
-	const char *params[4] = {num(b[0], id), num(b[1], rows_done), last_key, num(b[2], rows_changed)};
-
-	return db_execp_try(run->conn,
-						"UPDATE public.migration_log SET rows_done = $2, last_key = $3, "
-						"metadata = metadata || jsonb_build_object('rows_changed', $4::bigint) WHERE id = $1",
-						4, params, NULL, why);
-}
-
 char *
 mlog_checkpoint_step(int p)
 {

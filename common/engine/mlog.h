@@ -58,14 +58,9 @@ void mlog_set_progress(Run *run, long long id, long long rows_total, long long r
 bool mlog_set_progress_try(Run *run, long long id, long long rows_total, long long rows_done, const char *last_key,
 						   DbFailure *why);
 /*
- * Checkpoint: rows scanned, last key and rows this run changed so far; call
- * inside the batch's transaction.  False when it failed (told, kept in *WHY).
- */
-bool mlog_checkpoint(Run *run, long long id, long long rows_done, const char *last_key, long long rows_changed,
-					 DbFailure *why);
-/*
- * The same checkpoint as a CTE of the batch statement (core/keyset.h's
- * keyset_with_step), one round trip fewer: from keyset_counts, when the
+ * The checkpoint of a batch (rows scanned, last key and rows this run
+ * changed so far) as a CTE of the batch statement (core/keyset.h's
+ * keyset_with_step), in its transaction: from keyset_counts, when the
  * batch scanned rows, and parameters $P (the row's id), $P+1 (rows done
  * before the batch) and $P+2 (rows changed before it).  Malloc'd.
  */
