@@ -140,8 +140,9 @@ const CliOption phase_options[] = {
 	 .max = 1000000,
 	 .group = CLI_BATCH,
 	 .arg = "N",
-	 .help = "rows per batch of a fill or of a rollback's restores\n"
-			 "(default: the plan's, 1000)"},
+	 .help = "rows of the first batch of a fill or of a rollback's\n"
+			 "restores (default: the plan's, 1000); given without\n"
+			 "--target-batch-ms, of every batch"},
 	{.name = "target-batch-ms",
 	 .value = CLI_INT,
 	 .field = FIELD(target_batch_ms),
@@ -149,7 +150,8 @@ const CliOption phase_options[] = {
 	 .max = 600000,
 	 .group = CLI_BATCH,
 	 .arg = "MS",
-	 .help = "adapt the batch size so a batch takes about MS"},
+	 .help = "adapt the batch size so a batch takes about MS\n"
+			 "(default: the plan's, 100)"},
 	{.name = "sleep-ms",
 	 .value = CLI_INT,
 	 .field = FIELD(sleep_ms),

@@ -208,7 +208,8 @@ assert_ne "$own_run" "$next_run" "a new run"
 assert_not_contains "$(run_log "$next_run")" "throttle:" "its run log: no throttle setting taken"
 assert_not_contains "$(run_log "$next_run")" "paused by" "its run log: never paused"
 batches=$(fill_batches own)
-[ "$batches" -ge 3 ] && [ "$batches" -le 4 ] || _t_fail "the rest of the 3000 rows in batches of its own 1000: expected 3 or 4 batches in migration_log, got '$batches'"
+# its own size: the plan's 1000 first, then as measured (at most doubling a batch), never 5000 at once
+[ "$batches" -ge 2 ] || _t_fail "the rest of the 3000 rows in batches of its own: expected 2 or more batches in migration_log, got '$batches'"
 assert_eq "$(users_digest plain)" "$(users_digest own)" "every user as the unthrottled run left them"
 assert_exit 0 "phase2 rollback, given nothing: not paused by the stopped run's pause" -- timeout 60 "$BIN/phase2" rollback \
     --plan "$PLAN" --logs-dir "$LOGS" -d own

@@ -22,9 +22,10 @@ IFS=, read -r -a FAULTS <<<"${FAULT_KINDS:-kill9,term,terminate}"
 for fault in "${FAULTS[@]}"; do [[ $fault == @(kill9|term|terminate) ]] || setup_failed "FAULT_KINDS: no fault '$fault'"; done
 DELIVERED=0 MISSED=0
 
-# plan copies with small batches, so that batch loops take long enough to be interrupted
+# plan copies with small fixed batches (target_batch_ms 0: not adapted), so that batch loops take long
+# enough to be interrupted
 for p in clerk-to-firebase string-to-uuid; do
-    edit_file "$ROOT/plans/$p.json" "$TEST_TMP/$p.json" 's/"batch_size": 1000/"batch_size": 40/'
+    edit_file "$ROOT/plans/$p.json" "$TEST_TMP/$p.json" 's/"batch_size": 1000/"batch_size": 40, "target_batch_ms": 0/'
 done
 CLERK_PLAN=$TEST_TMP/clerk-to-firebase.json UUID_PLAN=$TEST_TMP/string-to-uuid.json
 

@@ -57,7 +57,10 @@ batch_use_options(BatchLoop *b, const Options *opts, const Plan *plan)
 	b->sleep_ms = opts->sleep_ms > 0 ? opts->sleep_ms : 0;
 	b->lag_query = opts->lag_query;
 	b->max_lag_ms = opts->max_lag_ms;
-	b->target_batch_ms = opts->target_batch_ms;
+	/* the size follows the batches' measured cost, unless the operator fixed it (--batch-size alone) */
+	b->target_batch_ms = opts->target_batch_ms > 0 ? opts->target_batch_ms
+						 : opts->batch_size > 0	   ? 0
+													: plan->target_batch_ms;
 }
 
 /* set when one --jobs worker failed: the others stop at their next batch boundary */

@@ -270,7 +270,8 @@ plan_load(const char *path)
 {
 	static const char *const keys[] = {"name",     "description", "schema",           "table", "key",
 									   "settings", "operations",  "trusted_triggers", NULL};
-	static const char *const setting_keys[] = {"lock_timeout_ms", "batch_size", "ddl_attempts", NULL};
+	static const char *const setting_keys[] = {"lock_timeout_ms", "batch_size", "target_batch_ms", "ddl_attempts",
+											   NULL};
 	PlanReader r = {.path = path, .ok = true};
 	json_error_t jerr;
 	json_t *root;
@@ -321,6 +322,7 @@ plan_load(const char *path)
 	settings = json_object_get(root, "settings");
 	plan->lock_timeout_ms = 1000;
 	plan->batch_size = 1000;
+	plan->target_batch_ms = PLAN_TARGET_BATCH_MS;
 	plan->ddl_attempts = 30;
 	if (settings && !json_is_object(settings))
 		plan_read_fail(&r, "settings", "must be an object");
@@ -329,6 +331,7 @@ plan_load(const char *path)
 		check_keys(&r, settings, "settings", setting_keys, NULL);
 		plan->lock_timeout_ms = get_int(&r, settings, "settings", "lock_timeout_ms", 1000, 10, 600000);
 		plan->batch_size = get_int(&r, settings, "settings", "batch_size", 1000, 1, 1000000);
+		plan->target_batch_ms = get_int(&r, settings, "settings", "target_batch_ms", PLAN_TARGET_BATCH_MS, 0, 600000);
 		plan->ddl_attempts = get_int(&r, settings, "settings", "ddl_attempts", 30, 1, 1000);
 	}
 

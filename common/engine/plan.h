@@ -31,6 +31,15 @@ typedef struct TrustedTrigger
 	char *trigger;
 } TrustedTrigger;
 
+/*
+ * How long a batch should take, by default: the batch size follows the
+ * measured cost of the batches before (batch.c's adapt).  Long enough that a
+ * batch's fixed costs (three round trips, the commit's WAL flush, the keyset
+ * step) are a small part of it; short enough that an application write
+ * waiting on one of the batch's rows waits a tenth of a second at most.
+ */
+#define PLAN_TARGET_BATCH_MS 100
+
 typedef struct Plan
 {
 	char *path;
@@ -40,7 +49,8 @@ typedef struct Plan
 	char *table;
 	char *key;
 	int lock_timeout_ms;
-	int batch_size;
+	int batch_size;      /* the first batch's rows */
+	int target_batch_ms; /* the batch size adapts so a batch takes about this; 0: fixed */
 	int ddl_attempts;
 	Op *ops;
 	int n_ops;

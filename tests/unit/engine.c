@@ -70,9 +70,10 @@ test_plan_load_accepted(void)
 		CHECK(strcmp(plan->name, "t-plan_1") == 0 && strcmp(plan->schema, "public") == 0
 				  && strcmp(plan->table, "accounts") == 0 && strcmp(plan->key, "id") == 0,
 			  "names: %s %s.%s key %s", plan->name, plan->schema, plan->table, plan->key);
-		CHECK(plan->batch_size == 50 && plan->lock_timeout_ms == 250 && plan->ddl_attempts == 30,
-			  "settings: batch %d, lock timeout %d, attempts %d", plan->batch_size, plan->lock_timeout_ms,
-			  plan->ddl_attempts);
+		CHECK(plan->batch_size == 50 && plan->lock_timeout_ms == 250 && plan->ddl_attempts == 30
+				  && plan->target_batch_ms == PLAN_TARGET_BATCH_MS,
+			  "settings: batch %d, lock timeout %d, attempts %d, target %d ms", plan->batch_size,
+			  plan->lock_timeout_ms, plan->ddl_attempts, plan->target_batch_ms);
 		CHECK(plan->n_ops == 7, "%d operations (6 and versioned_views)", plan->n_ops);
 		CHECK(plan->n_ops == 7 && plan->ops[6].kind == &op_type_versioned_views && plan->ops[6].index == 6
 				  && strcmp(SPEC(VersionsSpec, 6)->schemas[0], "t_plan_1_before") == 0
@@ -159,6 +160,9 @@ test_plan_load_refused(void)
 		{"a setting out of range",
 		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"settings\": {\"batch_size\": 0}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
 		 "\"batch_size\" must be an integer from 1 to 1000000"},
+		{"a negative batch target",
+		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"settings\": {\"target_batch_ms\": -1}, \"operations\": [{\"op\": \"drop_column\", \"column\": \"c\"}]}",
+		 "\"target_batch_ms\" must be an integer from 0 to 600000"},
 		{"a type with a quote",
 		 "{\"name\": \"p\", \"table\": \"t\", \"key\": \"id\", \"operations\": [{\"op\": \"add_column\", \"column\": \"c\", \"type\": \"text'\"}]}",
 		 "\"type\" must be a type name"},
@@ -574,10 +578,32 @@ test_batch_size_of(void)
 	Options opts = {0};
 	Plan plan = {.batch_size = 1000};
 
+	BatchLoop b = {0};
+
 	begin("batch_size_of: --batch-size when given, else the plan's");
 	CHECK(batch_size_of(&opts, &plan) == 1000, "without --batch-size: %d", batch_size_of(&opts, &plan));
 	opts.batch_size = 7;
 	CHECK(batch_size_of(&opts, &plan) == 7, "with --batch-size 7: %d", batch_size_of(&opts, &plan));
+	end();
+
+	begin("batch_use_options: the size adapts to the plan's target unless --batch-size alone fixes it");
+	plan.target_batch_ms = 100;
+	opts.batch_size = 0;
+	batch_use_options(&b, &opts, &plan);
+	CHECK(b.batch_size == 1000 && b.target_batch_ms == 100, "given nothing: %d rows first, target %d ms",
+		  b.batch_size, b.target_batch_ms);
+	opts.batch_size = 7;
+	batch_use_options(&b, &opts, &plan);
+	CHECK(b.batch_size == 7 && b.target_batch_ms == 0, "--batch-size 7: %d rows, target %d ms (fixed)", b.batch_size,
+		  b.target_batch_ms);
+	opts.target_batch_ms = 250;
+	batch_use_options(&b, &opts, &plan);
+	CHECK(b.batch_size == 7 && b.target_batch_ms == 250, "--batch-size 7 --target-batch-ms 250: %d rows, target %d",
+		  b.batch_size, b.target_batch_ms);
+	opts.batch_size = 0, opts.target_batch_ms = 0, plan.target_batch_ms = 0;
+	batch_use_options(&b, &opts, &plan);
+	CHECK(b.batch_size == 1000 && b.target_batch_ms == 0, "the plan's target 0: %d rows, fixed (target %d)",
+		  b.batch_size, b.target_batch_ms);
 	end();
 }
 
