@@ -4,7 +4,8 @@
 # command, no extension) changing nothing, --dry-run, kill -9 of the run and of pg_repack then the
 # same command again, and phase3 rollback after the repack. Before it, without --repack: phase2's
 # fill in batches of 1/40 of each table (the run log, the dry run, migration_log, an operator's
-# --batch-size kept, kill -9 with --jobs 2 then resume) leaves the tables within 1.3x of the rewrite.
+# --batch-size and a throttle's kept, kill -9 with --jobs 2 then resume) leaves the tables within
+# 1.3x of the rewrite.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/string-to-uuid.json
@@ -46,7 +47,8 @@ SQL
 offline=$(total offline)
 # copies of the legacy database: the fill as the operator's --batch-size gives it (not capped), and one
 # killed midway
-must psql -X -q -d postgres -c "create database given template app" -c "create database killed template app"
+must psql -X -q -d postgres -c "create database given template app" -c "create database killed template app" \
+    -c "create database thr template app"
 must u 1 app apply
 
 test_case "phase2 fills the shadows in batches of 1/40 of each table (their updates stay on their pages): the dry run, the run log, migration_log"
@@ -64,6 +66,11 @@ assert_exit 0 "phase2 with --batch-size 1000 given" -- u 2 given apply --batch-s
 assert_not_contains "$LAST_ERR" "rows, not 1000" "the operator's batch size is kept"
 assert_eq "0" "$(q given "select count(*) from migration_log where metadata ? 'batch_cap'")" "no cap recorded"
 assert_eq "$after2" "$(db_state given)" "the same rows and schema as the capped fill"
+must u 1 thr apply
+assert_exit 0 "throttle --next-run --batch-size 500" -- u 2 thr throttle --next-run --batch-size 500
+assert_exit 0 "phase2 after it" -- u 2 thr apply
+assert_contains "$LAST_ERR" "throttle: batch size 500 (was 100)" "the throttle's batch size is kept too"
+assert_eq "$after2" "$(db_state thr)" "the same rows and schema"
 
 test_case "kill -9 during the capped fill with --jobs 2, then the same command: every range resumes at its cap, the result as an uninterrupted run's"
 must u 1 killed apply
