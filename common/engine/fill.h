@@ -42,7 +42,7 @@ typedef struct FillTable
 	bool hot_updates;
 	/* out: over this run's units */
 	int batch_cap; /* the smallest unit's cap, 0: none */
-	bool resumed; /* some unit went on from an interrupted run's checkpoint */
+	bool resumed;  /* some unit went on from an interrupted run's checkpoint */
 	long long rows_total;
 	long long rows_done;
 	long long changed;
