@@ -2,7 +2,10 @@
 # job's tables compacted to within 1.05x of an offline ALTER TYPE rewrite of a copy, rows and
 # schema unchanged, a writer's every acknowledged insert kept through it, the refusals (no
 # command, no extension) changing nothing, --dry-run, kill -9 of the run and of pg_repack then the
-# same command again, and phase3 rollback after the repack.
+# same command again, and phase3 rollback after the repack. Before it, without --repack: phase2's
+# fill in batches of 1/40 of each table (the run log, the dry run, migration_log, an operator's
+# --batch-size and a throttle's kept, kill -9 with --jobs 2 then resume) leaves the tables within
+# 1.3x of the rewrite.
 source "$(dirname "$0")/lib.sh"
 
 PLAN=$ROOT/plans/string-to-uuid.json
@@ -42,9 +45,44 @@ alter table tags add constraint tags_user_id_fkey foreign key (user_id) referenc
 alter table reminders add constraint reminders_user_id_fkey foreign key (user_id) references users (id) on delete set null;
 SQL
 offline=$(total offline)
+# copies of the legacy database: the fill as the operator's --batch-size gives it (not capped), and one
+# killed midway
+must psql -X -q -d postgres -c "create database given template app" -c "create database killed template app" \
+    -c "create database thr template app"
 must u 1 app apply
-must u 2 app apply
+
+test_case "phase2 fills the shadows in batches of 1/40 of each table (their updates stay on their pages): the dry run, the run log, migration_log"
+assert_exit 0 "phase2 --dry-run" -- u 2 app apply --dry-run
+assert_contains "$LAST_OUT" "fill public.users.id: batches of 100 rows, not 1000: 1/40 of its $USERS rows" "the dry run says the cap and why"
+assert_contains "$LAST_OUT" "in batches of 100 rows" "and prints the batches at that size"
+assert_exit 0 "phase2" -- u 2 app apply
+assert_contains "$LAST_ERR" "fill public.users.id: batches of 100 rows, not 1000: 1/40 of its $USERS rows, so that its updates stay on their pages (HOT)" "the run log says it"
+assert_eq "100" "$(q app "select metadata->>'batch_cap' from migration_log where operation = 'fill public.users.id' and status = 'done'")" "migration_log: the unit's batch_cap"
+assert_eq "100" "$(q app "select metadata->'public.users.id'->>'batch_cap' from migration_log where phase = 2 and operation like 'convert_to_uuid%' and status = 'done'")" "and the operation's figures"
+assert_eq "t" "$(q app "select bool_and((metadata->>'batches')::int >= (metadata->>'rows')::int / (metadata->>'batch_cap')::int) from migration_log where operation like 'fill %' and status = 'done'")" "each fill ran batches of its cap"
 after2=$(db_state app)
+must u 1 given apply
+assert_exit 0 "phase2 with --batch-size 1000 given" -- u 2 given apply --batch-size 1000
+assert_not_contains "$LAST_ERR" "rows, not 1000" "the operator's batch size is kept"
+assert_eq "0" "$(q given "select count(*) from migration_log where metadata ? 'batch_cap'")" "no cap recorded"
+assert_eq "$after2" "$(db_state given)" "the same rows and schema as the capped fill"
+must u 1 thr apply
+assert_exit 0 "throttle --next-run --batch-size 500" -- u 2 thr throttle --next-run --batch-size 500
+assert_exit 0 "phase2 after it" -- u 2 thr apply
+assert_contains "$LAST_ERR" "throttle: batch size 500 (was 100)" "the throttle's batch size is kept too"
+assert_eq "$after2" "$(db_state thr)" "the same rows and schema"
+
+test_case "kill -9 during the capped fill with --jobs 2, then the same command: every range resumes at its cap, the result as an uninterrupted run's"
+must u 1 killed apply
+"$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d killed --jobs 2 --sleep-ms 30 >"$TEST_TMP/k.out" 2>&1 & kpid=$!
+wait_for_sql killed "select count(*) > 0 from migration_log where operation like 'fill public.%' and last_key is not null" t 60
+kill -9 "$kpid"; wait "$kpid" 2>/dev/null
+assert_contains "$(cat "$TEST_TMP/k.out")" "fill public.users.id [1/2]: batches of 50 rows, not 1000: 1/40 of its" "each range capped at 1/40 of its own rows"
+assert_ne "0" "$(q killed "select count(*) from migration_log where operation like 'fill %' and status = 'running'")" "killed midway"
+assert_exit 0 "the same command again" -- u 2 killed apply --jobs 2
+assert_contains "$LAST_ERR" "resuming the interrupted fill public." "it resumed"
+assert_contains "$LAST_ERR" "[2/2]: batches of" "the resumed ranges are capped again"
+assert_eq "$after2" "$(db_state killed)" "rows and schema as after the uninterrupted fill"
 must u 3 app check
 must u 3 app apply
 after3=$(db_state app)
@@ -67,6 +105,13 @@ test_case "--dry-run prints the pg_repack command (no password) and changes noth
 must u 3 app finalize
 finalized=$(db_state app)
 before=$(total app)
+must u 3 given check
+must u 3 given apply
+must u 3 given finalize
+uncapped=$(total given)
+echo "# sizes: offline rewrite $offline, after finalize $before (batches of 1000 given: $uncapped)" >&2
+assert_eq "1" "$(q app "select ($before <= 1.3 * $offline)::int")" "without --repack, after finalize ($before) within 1.3x of the offline rewrite ($offline)"
+assert_eq "1" "$(q app "select ($before < $uncapped)::int")" "smaller than after a fill in batches of 1000 ($uncapped)"
 assert_exit 0 "dry run, extension allowed" -- u 3 app finalize --repack --repack-create-extension --dry-run
 assert_contains "$LAST_OUT" "CREATE EXTENSION IF NOT EXISTS pg_repack SCHEMA public" "the extension it would create"
 assert_contains "$LAST_OUT" "pg_repack --no-order --no-kill-backend --wait-timeout=60 --table=public.users" "the command for the key's table"

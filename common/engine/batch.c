@@ -373,7 +373,11 @@ walk_batches(Run *run, BatchLoop *b, const Checkpointed *ck)
 				full = 0;
 		}
 		else if (b->target_batch_ms > 0)
+		{
 			size = adapt(size, took, b->target_batch_ms);
+			if (b->max_batch_size > 0 && size > b->max_batch_size)
+				size = b->max_batch_size;
+		}
 		if (b->sleep_ms > 0)
 			db_sleep_ms(b->sleep_ms);
 	}

@@ -36,6 +36,11 @@ typedef struct BatchLoop
 	const char *lag_query; /* --lag-query: the operator's lag measure, else the standbys' */
 	int target_batch_ms;
 	/*
+	 * 0, or the size --target-batch-ms may not grow the batch past (fill.c's
+	 * cap for fills whose updates can be HOT)
+	 */
+	int max_batch_size;
+	/*
 	 * The batch writes only what the plan's sync triggers would leave as
 	 * written (phase2's fills): each batch's transaction sets
 	 * BATCH_FILL_SETTING, which their WHEN skips, so they are not called for

@@ -26,6 +26,24 @@
 #include "engine/progress.h"
 #include "engine/run.h"
 
+/*
+ * A fill whose updates can be HOT (FillTable.hot_updates) leaves its table
+ * larger the more of it one batch changes.  A row's new version stays on its
+ * page (a HOT update: no index entry either) only when the page has room,
+ * and a full page has room only for what earlier, committed batches freed on
+ * it (pruned when a later batch visits it).  The batches go in key order,
+ * which spreads each over every page, so the rows a batch changes on pages
+ * no batch touched before move to new pages at the table's end: a share of
+ * the table about the batch's share of it.  Hence batches of at most
+ * 1/FILL_HOT_SHARE of the unit's rows: at 4,000 users the uuid job's four
+ * tables end 1.50x the offline rewrite in batches of 1,000, 1.29x with 1/20,
+ * 1.26x with 1/40 (docs/performance.md, "Size after finalize").  A VACUUM
+ * between batches frees nothing the next visit's pruning does not: it was
+ * larger there, and wrote more WAL.
+ */
+#define FILL_HOT_SHARE 40
+#define FILL_HOT_MIN_BATCH 50
+
 typedef struct Unit
 {
 	FillTable *t;
@@ -35,6 +53,7 @@ typedef struct Unit
 	bool own_entry;  /* its row was begun here, not by the caller */
 	bool resumed;    /* goes on from an interrupted run's checkpoint */
 	BatchLoop b;
+	int batch_cap; /* the plan's batch size lowered to this (FILL_HOT_SHARE), 0: not */
 	int rc;
 	bool started;
 	double began, ended; /* wall clock of its batch loop, for its table's seconds */
@@ -179,6 +198,36 @@ split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int
 	}
 }
 
+/*
+ * The unit's batch size under FILL_HOT_SHARE's cap, for a fill whose updates
+ * can be HOT: the plan's size, and any --target-batch-ms adapts to.  A
+ * --batch-size given is the operator's word and kept (so is a throttle's,
+ * batch.h).  Said in the run log, or in a dry run's output.
+ */
+static void
+cap_unit(Unit *u, const Options *opts)
+{
+	long long rows = u->b.rows_total;
+	int cap;
+
+	if (!u->t->hot_updates || opts->batch_size > 0 || rows <= 0)
+		return;
+	cap = rows / FILL_HOT_SHARE > FILL_HOT_MIN_BATCH ? (int) (rows / FILL_HOT_SHARE) : FILL_HOT_MIN_BATCH;
+	u->b.max_batch_size = cap;
+	if (u->b.batch_size <= cap)
+		return;
+	u->batch_cap = cap;
+	if (dryrun_on())
+		dryrun_comment("%s: batches of %d rows, not %d: 1/%d of its %lld rows, so that its updates stay on their "
+					   "pages (HOT) and the table does not grow",
+					   u->operation, cap, u->b.batch_size, FILL_HOT_SHARE, rows);
+	else
+		log_info("%s: batches of %d rows, not %d: 1/%d of its %lld rows, so that its updates stay on their pages "
+				 "(HOT) and the table does not grow",
+				 u->operation, cap, u->b.batch_size, FILL_HOT_SHARE, rows);
+	u->b.batch_size = cap;
+}
+
 /* Begin the unit's migration_log row (or take the caller's) with its range and starting point. */
 static void
 begin_unit(Run *run, Unit *u, bool one_unit)
@@ -196,21 +245,26 @@ begin_unit(Run *run, Unit *u, bool one_unit)
 	mlog_set_progress(run, u->b.entry, u->b.rows_total, u->b.rows_done, u->b.last_key);
 	{
 		/* a range's bounds, for a resume; whether it goes on from an earlier run, for status */
-		char id[32];
+		/* and the batch size FILL_HOT_SHARE capped, if it did */
+		char id[32], cap[16];
 		const char *resumed = u->resumed ? "true" : "false";
-		const char *range[4] = {id, resumed, u->b.last_key, u->upper};
+		const char *range[5] = {id, resumed, u->batch_cap > 0 ? cap : NULL, u->b.last_key, u->upper};
 
 		snprintf(id, sizeof id, "%lld", u->b.entry);
+		snprintf(cap, sizeof cap, "%d", u->batch_cap);
+#define CAP_SQL " || CASE WHEN $3::integer IS NULL THEN '{}' ELSE jsonb_build_object('batch_cap', $3::integer) END"
 		if (ranged)
 			db_execp(run->conn,
 					 "UPDATE public.migration_log SET metadata = metadata || jsonb_build_object("
-					 "'resumed', $2::boolean, 'range_after', $3::text, 'range_through', $4::text) WHERE id = $1",
-					 4, range);
+					 "'resumed', $2::boolean, 'range_after', $4::text, 'range_through', $5::text)" CAP_SQL
+					 " WHERE id = $1",
+					 5, range);
 		else
 			db_execp(run->conn,
 					 "UPDATE public.migration_log SET metadata = metadata || "
-					 "jsonb_build_object('resumed', $2::boolean) WHERE id = $1",
-					 2, range);
+					 "jsonb_build_object('resumed', $2::boolean)" CAP_SQL " WHERE id = $1",
+					 3, range);
+#undef CAP_SQL
 	}
 }
 
@@ -297,14 +351,18 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 
 		t->rows_total = t->rows_done = t->changed = t->batches = 0;
 		t->longest_batch_ms = t->seconds = t->began = t->ended = 0;
+		t->batch_cap = 0;
 		t->resumed = resume_units(run, t, &units, &n_units) > 0;
 		if (!t->resumed)
 			split_units(run, t, jobs, batch_size, &units, &n_units);
 		/* 2. their migration_log rows, before any batch: a run killed now resumes every range */
 		for (int j = first_of_table; j < n_units; j++)
 		{
-			begin_unit(run, units[j], n_units - first_of_table == 1);
 			batch_use_options(&units[j]->b, opts, run->plan);
+			cap_unit(units[j], opts);
+			if (units[j]->batch_cap > 0 && (t->batch_cap == 0 || units[j]->batch_cap < t->batch_cap))
+				t->batch_cap = units[j]->batch_cap;
+			begin_unit(run, units[j], n_units - first_of_table == 1);
 		}
 		first_of_table = n_units;
 	}

@@ -34,8 +34,15 @@ typedef struct FillTable
 	 * (batch.h's quiet_triggers).
 	 */
 	bool quiet_triggers;
+	/*
+	 * Its updates can be HOT (nothing the batch writes is indexed): the
+	 * plan's batch size is then capped at a share of each unit's rows
+	 * (fill.c's FILL_HOT_SHARE), which keeps the table from growing.
+	 */
+	bool hot_updates;
 	/* out: over this run's units */
-	bool resumed; /* some unit went on from an interrupted run's checkpoint */
+	int batch_cap; /* the smallest unit's cap, 0: none */
+	bool resumed;  /* some unit went on from an interrupted run's checkpoint */
 	long long rows_total;
 	long long rows_done;
 	long long changed;

@@ -221,19 +221,25 @@ fill_targets(UuidJob *job, json_t *meta)
 	for (int i = 0; i < job->n; i++)
 	{
 		labels[i] = str_printf("fill %s", job->t[i].regname);
-		/* the fill writes the shadow only: the triggers, one way for phasemig, would leave it (job.c) */
-		tables[i] = (FillTable){.label = labels[i], .batch = fill_batch(job, &job->t[i]), .quiet_triggers = true};
+		/*
+		 * the fill writes the shadow only: the triggers, one way for phasemig, would leave it (job.c);
+		 * no index has the shadow before phase3, so its updates can be HOT (fill.h)
+		 */
+		tables[i] = (FillTable){
+			.label = labels[i], .batch = fill_batch(job, &job->t[i]), .quiet_triggers = true, .hot_updates = true};
 	}
 	rc = fill_tables(job->run, tables, job->n, job->opts);
 	for (int i = 0; i < job->n; i++)
 	{
 		FillTable *t = &tables[i];
 
-		json_object_set_new(meta, job->t[i].regname,
-							json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) t->changed, "batches",
-									  (json_int_t) t->batches, "seconds", t->seconds, "rows_per_second",
-									  t->seconds > 0 ? t->rows_done / t->seconds : 0.0, "rows",
-									  (json_int_t) t->rows_done));
+		json_t *m = json_pack("{s:I, s:I, s:f, s:f, s:I}", "rows_filled", (json_int_t) t->changed, "batches",
+							  (json_int_t) t->batches, "seconds", t->seconds, "rows_per_second",
+							  t->seconds > 0 ? t->rows_done / t->seconds : 0.0, "rows", (json_int_t) t->rows_done);
+
+		if (t->batch_cap > 0)
+			json_object_set_new(m, "batch_cap", json_integer(t->batch_cap));
+		json_object_set_new(meta, job->t[i].regname, m);
 		free(labels[i]);
 		free((char *) t->batch.columns); /* fill_batch's */
 		free((char *) t->batch.steps);
