@@ -131,7 +131,8 @@ build_source(Run *run, const BackfillSql *n, const char *build)
 	stmts[k++] = str_printf("INSERT INTO %s (%s) SELECT %s FROM pg_temp.phasemig_staging", build, list, list);
 	for (int i = 0; i < N_INDEXES; i++)
 		stmts[k++] = create_index_sql(run, n, i, "build", build, false);
-	stmts[k++] = str_printf("ANALYZE %s", build);
+	/* statistics of the columns the trigger and the lookups search by: the others are only read back */
+	stmts[k++] = str_printf("ANALYZE %s (%s, %s, %s)", build, index_column(n, 0), index_column(n, 1), index_column(n, 2));
 	rc = db_ddl_try_nonblocking(run->conn, "building the mapping's new source table", (const char *const *) stmts, k)
 			 ? EXIT_DONE
 			 : EXIT_FAILED;
