@@ -288,3 +288,73 @@ assert_exit 0 "clerk phase2 apply again, key text again" -- p2 apply -d both --m
 assert_exit 0 "clerk phase2 rollback" -- p2 rollback -d both
 assert_exit 0 "clerk phase1 rollback" -- p1 rollback -d both
 assert_eq "0" "$(q both "select count(*) from pg_trigger where tgrelid = 'public.users'::regclass and not tgisinternal")" "no trigger left"
+
+# The source table is built under another name, then swapped in by a rename (source.c). A session
+# reading the source (as the sync trigger does, within an application's open transaction) makes the
+# swap wait for its lock after the build has committed: phase2 is killed there, between build and swap.
+SRC='migration_backup."clerk-to-firebase:source"' BUILD='migration_backup."clerk-to-firebase:source_build"'
+killed_before_swap() {   # killed_before_swap DB: phase2 kill -9'd while its built source waits for the swap
+    local db=$1 reader
+    psql -X -q -d "$db" -c "begin" -c "select count(*) from $SRC" -c "select pg_sleep(120)" >/dev/null 2>&1 &
+    reader=$!
+    wait_for_sql "$db" "select count(*) from pg_locks where relation = to_regclass('$SRC') and granted" 1
+    "$BIN/phase2" apply --plan "$PLAN" --logs-dir "$LOGS" -d "$db" --mapping "$DATA/firebase-export.json" >/dev/null 2>&1 &
+    victim=$!
+    wait_for_sql "$db" "select count(*) from pg_stat_activity where application_name like 'phase2 apply%'
+      and wait_event_type = 'Lock' and query like 'DROP TABLE IF EXISTS%'" 1 60
+    kill -9 "$victim"; wait "$victim" 2>/dev/null
+    q "$db" "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(120)%' and pid <> pg_backend_pid()" >/dev/null
+    wait "$reader" 2>/dev/null
+    wait_for_sql "$db" "select count(*) from pg_stat_activity where application_name like 'phase2 apply%'" 0
+}
+
+test_case "phase2 killed between building the source table and swapping it in: the next apply drops and rebuilds it"
+new_logs swap
+fresh_app swap 300
+fresh_app swap_ref 300
+must p1 apply -d swap
+must p1 apply -d swap_ref
+assert_exit 0 "phase2 apply, uninterrupted (the reference)" -- p2 apply -d swap_ref --mapping "$DATA/firebase-export.json"
+killed_before_swap swap
+assert_eq "0" "$(q swap "select count(*) from $SRC")" "the old source (empty after phase1) is still the one in place"
+assert_ne "0" "$(q swap "select count(*) from $BUILD")" "the built table is left, under its own name"
+assert_eq "1" "$(q swap "select count(*) from migration_backup.phasemig_objects where kind = 'source_build'")" "and registered"
+# what a leftover holds is never used: spoil it
+q swap "update $BUILD set firebase_uid = 'spoiled-' || firebase_uid" >/dev/null
+assert_exit 0 "phase2 apply again" -- p2 apply -d swap --mapping "$DATA/firebase-export.json"
+assert_contains "$LAST_ERR" "which an interrupted run built and never swapped in" "says it rebuilds the leftover"
+assert_eq "" "$(q swap "select to_regclass('$BUILD')")" "no build table left"
+assert_eq "0" "$(q swap "select count(*) from migration_backup.phasemig_objects where kind = 'source_build'")" "nor its registration"
+assert_eq "0" "$(q swap "select count(*) from $SRC where firebase_uid like 'spoiled-%'")" "the source is the mapping, rebuilt"
+assert_eq "$(q swap_ref "select count(*) from $SRC")" "$(q swap "select count(*) from $SRC")" "the whole mapping"
+assert_eq "$(q swap_ref "select id || ' ' || coalesce(firebase_uid, '-') || ' ' || coalesce(display_name, '-') from public.users order by id")" \
+    "$(q swap "select id || ' ' || coalesce(firebase_uid, '-') || ' ' || coalesce(display_name, '-') from public.users order by id")" \
+    "every row as the uninterrupted run filled it"
+assert_eq "$(q swap_ref "select string_agg(indexrelid::regclass::text || ' ' || pg_get_indexdef(indexrelid), ', ' order by 1) from pg_index where indrelid = to_regclass('$SRC')")" \
+    "$(q swap "select string_agg(indexrelid::regclass::text || ' ' || pg_get_indexdef(indexrelid), ', ' order by 1) from pg_index where indrelid = to_regclass('$SRC')")" \
+    "the swapped-in source has phase1's index names"
+# the sync trigger reads the swapped-in table: a row the application inserts is filled
+read -r clerk uid <<<"$(awk -F, 'NR > 1 && $3 != "" { print $2, $3; exit }' "$DATA/expected.csv")"
+q swap "delete from public.users where clerk_user_id = '$clerk'" >/dev/null
+q swap "insert into public.users (clerk_user_id, email) values ('$clerk', 'again@example.com')" >/dev/null
+assert_eq "$uid" "$(q swap "select firebase_uid from public.users where clerk_user_id = '$clerk'")" "the trigger fills from the new source"
+assert_exit 0 "phase2 apply once more (idempotent)" -- p2 apply -d swap --mapping "$DATA/firebase-export.json"
+assert_eq "$(q swap_ref "select count(*) from $SRC")" "$(q swap "select count(*) from $SRC")" "the same mapping again"
+
+test_case "a leftover build table goes with phase2 rollback and phase1 rollback; one phasemig did not register is refused"
+killed_before_swap swap
+assert_ne "" "$(q swap "select to_regclass('$BUILD')")" "a leftover again"
+assert_exit 0 "phase2 rollback" -- p2 rollback -d swap
+assert_eq "" "$(q swap "select to_regclass('$BUILD')")" "phase2 rollback dropped it"
+assert_eq "0" "$(q swap "select count(*) from public.users where firebase_uid is not null")" "and restored every row"
+killed_before_swap swap
+assert_exit 0 "phase2 rollback" -- p2 rollback -d swap
+assert_exit 0 "phase1 rollback" -- p1 rollback -d swap
+assert_eq "0" "$(q swap "select count(*) from pg_tables where schemaname = 'migration_backup' and tablename like 'clerk-to-firebase:%'")" \
+  "no table of the plan left"
+must p1 apply -d swap
+q swap "create table $BUILD (x int)" >/dev/null
+assert_exit 1 "phase2 apply with a table of that name phasemig did not make" -- p2 apply -d swap --mapping "$DATA/firebase-export.json"
+assert_contains "$LAST_ERR" "exists but phasemig did not create it" "says whose table it is not"
+assert_eq "0" "$(q swap "select count(*) from public.users where firebase_uid is not null")" "nothing filled"
+assert_eq "x" "$(q swap "select string_agg(attname, ',') from pg_attribute where attrelid = to_regclass('$BUILD') and attnum > 0")" "the table untouched"

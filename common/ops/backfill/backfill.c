@@ -62,40 +62,6 @@ check_columns(Run *run, const Op *op)
 	return EXIT_DONE;
 }
 
-/*
- * The source table the trigger and the batches read the mapping from, with
- * the provider's columns and an index on the source's id, the normalised
- * email and the target's id.
- */
-static int
-create_source_table(Run *run, const BackfillSql *n)
-{
-	const Plan *p = run->plan;
-	char *source_index = str_printf("source_%s", n->prov->source_key);
-	const char *const indexes[3][2] = {
-		{source_index, n->prov->source_id}, {"source_email", "email_norm"}, {"source_uid", n->prov->target_id}};
-	char *stmts[5];
-	int rc;
-
-	stmts[0] = str_printf("CREATE TABLE IF NOT EXISTS %s (%s)", n->source, n->prov->columns);
-	for (int i = 0; i < 3; i++)
-	{
-		char *name = str_printf("%s:%s", p->name, indexes[i][0]);
-		char *q_name = sql_ident(name);
-
-		stmts[i + 1] = str_printf("CREATE INDEX IF NOT EXISTS %s ON %s (%s)", q_name, n->source, indexes[i][1]);
-		free(q_name);
-		free(name);
-	}
-	stmts[4] = registry_add_sql(p, 1, "source_table", "source");
-	log_info("creating %s for the mapping", n->source);
-	rc = ops_ddl(run, stmts[0], (const char *const *) stmts, 5);
-	for (int i = 0; i < 5; i++)
-		free(stmts[i]);
-	free(source_index);
-	return rc;
-}
-
 static int
 backfill_apply1(Run *run, const Op *op, const Options *opts)
 {
@@ -108,7 +74,7 @@ backfill_apply1(Run *run, const Op *op, const Options *opts)
 		return rc;
 	bf_sql_init(&n, run, op);
 	/* 2. the source table the trigger and the batches read the mapping from */
-	rc = create_source_table(run, &n);
+	rc = bf_create_source_table(run, &n);
 	/* 3. the backup table, which must exist as long as the trigger writes to it */
 	if (rc == EXIT_DONE)
 		rc = bf_ensure_backup_table(run, &n, 1);
@@ -137,9 +103,11 @@ backfill_rollback1(Run *run, const Op *op, const Options *opts)
 		rc = bf_restore_backup(run, &n, opts);
 	if (rc == EXIT_DONE)
 		rc = bf_drop_registered_table(run, n.backup, "backup_table", "backfill");
-	/* 4. the source table */
+	/* 4. the source table, and the one a killed phase2 built and never swapped in */
 	if (rc == EXIT_DONE)
 		rc = bf_drop_registered_table(run, n.source, "source_table", "source");
+	if (rc == EXIT_DONE)
+		rc = bf_drop_source_build(run);
 	/* 5. generated uids stay, like migration_log, unless the operator discards them */
 	if (rc == EXIT_DONE && opts->discard_generated_uids)
 		bf_discard_generated(run, &n, true);
@@ -241,6 +209,9 @@ backfill_rollback2(Run *run, const Op *op, const Options *opts)
 	/* 1. the trigger must not fill rows again from a mapping that is being rolled back */
 	if ((rc = bf_adopt_source_generated(run, &n)) == EXIT_DONE && bf_table_exists(run, n.source))
 		bf_exec_free(run, str_printf("DELETE FROM %s", n.source));
+	/* ... nor is a mapping a killed apply built and never swapped in (source.c) kept */
+	if (rc == EXIT_DONE)
+		rc = bf_drop_source_build(run);
 	/*
 	 * 2. originals back, in batches, for rows filled by batches and by the
 	 * trigger alike; the table stays (empty) for the trigger until phase1 rollback

@@ -12,6 +12,7 @@
  *   backfill_spec.c what a plan says of it, checked against the catalog; its OpType
  *   backfill_sql.c  BackfillSql, and the small SQL helpers every file uses
  *   trigger.c       phase1's sync trigger
+ *   source.c        the source table: created by phase1, built aside and swapped in by phase2
  *   backup.c        the backup table of originals, and restoring from it
  *   match.c         phase2's staging tables, matching and conflict checks
  *   generate.c      uids for rows that match nobody, kept for good
@@ -123,7 +124,13 @@ int bf_restore_backup(Run *run, const BackfillSql *n, const Options *opts);
 /* match.c */
 int bf_stage_inputs(BackfillRun *s);
 int bf_check_staging(BackfillRun *s);
+
+/* source.c */
+int bf_create_source_table(Run *run, const BackfillSql *n);
+/* The staged mapping built as the new source table under another name, then swapped in. */
 int bf_replace_source(BackfillRun *s);
+/* Drop the build table a killed phase2 left, when registered; an exit code. */
+int bf_drop_source_build(Run *run);
 
 /* generate.c */
 int bf_ensure_generated_tables(Run *run, const BackfillSql *n);

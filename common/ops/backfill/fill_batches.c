@@ -101,7 +101,8 @@ batch_columns(const BackfillSql *n)
 /*
  * The batch's work, as CTEs over b:
  *   u     the uid of each row that needs one, by the match rules of the
- *         trigger, resolved once by build_lookups: one index probe each;
+ *         trigger, resolved once by build_lookups: one index probe each
+ *         (two when the source id is not in the mapping);
  *   r     that user's fields;
  *   w     per row the value before (oN) and the value to write (wN): what
  *         the row holds, else the user's field in the column's type;
@@ -116,11 +117,17 @@ batch_steps(Run *run, const Op *op, const BackfillSql *n)
 	StrBuf sb;
 
 	sb_init(&sb);
-	sb_append(&sb, "u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ELSE e.uid END AS uid FROM b ");
-	sb_printf(&sb, "LEFT JOIN %s c ON c.v = b.m ", n->by_source_id);
-	sb_printf(&sb, "LEFT JOIN %s e ON e.v = b.e WHERE b.todo), ", n->by_email);
+	/*
+	 * the email's probe only for a row whose source id the mapping lacks: as
+	 * a join, the planner hashed the whole email lookup for every batch
+	 */
+	sb_append(&sb, "u AS (SELECT b.key, CASE WHEN c.v IS NOT NULL THEN c.uid ");
+	sb_printf(&sb, "ELSE (SELECT e.uid FROM %s e WHERE e.v = b.e) END AS uid FROM b ", n->by_email);
+	sb_printf(&sb, "LEFT JOIN %s c ON c.v = b.m WHERE b.todo), ", n->by_source_id);
 
-	sb_printf(&sb, "r AS (SELECT u.key, s.* FROM u JOIN %s s ON s.%s = u.uid), ", n->profile, n->prov->target_id);
+	/* LIMIT 1 (the uid is the profile's key) keeps it a probe per row, never a hash of the whole profile */
+	sb_printf(&sb, "r AS (SELECT u.key, s.* FROM u CROSS JOIN LATERAL (SELECT * FROM %s s WHERE s.%s = u.uid LIMIT 1) s), ",
+			  n->profile, n->prov->target_id);
 
 	sb_append(&sb, "w AS (SELECT b.key");
 	for (int i = 0; i < n->n_set; i++)

@@ -1,8 +1,9 @@
 /*
  * match.c: phase2's inputs, read into temporary staging tables, checked
  * before anything is written (values that do not fit their column, then
- * the conflicts between the mapping and the table), and only then made the
- * plan's source table, which the trigger and the batches read.
+ * the conflicts between the mapping and the table); only then does
+ * source.c make them the plan's source table, which the trigger and the
+ * batches read.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -219,24 +220,4 @@ bf_check_staging(BackfillRun *s)
 		return refuse_with_findings(run, &f, "conflicts", "the mapping conflicts with the table");
 	findings_free(&f);
 	return s->skipped > 0 ? bf_write_skipped(run, opts) : EXIT_DONE;
-}
-
-/* The staged mapping becomes the plan's source table, which the sync trigger reads too. */
-int
-bf_replace_source(BackfillRun *s)
-{
-	Run *run = s->run;
-	char *del = str_printf("DELETE FROM %s", s->sql.source);
-	char *ins = str_printf("INSERT INTO %s (%s) SELECT %s FROM pg_temp.phasemig_staging", s->sql.source,
-						   s->sql.prov->column_list, s->sql.prov->column_list);
-	bool ok;
-
-	/* rows of phasemig's own table: the application's reads go on, so not a lock hold */
-	ok = db_ddl_try_nonblocking(run->conn, "replacing the mapping", (const char *[]){del, ins}, 2);
-	free(del);
-	free(ins);
-	if (!ok)
-		return EXIT_FAILED;
-	bf_exec_free(run, str_printf("ANALYZE %s", s->sql.source));
-	return EXIT_DONE;
 }
