@@ -131,8 +131,11 @@ const CliOption phase_options[] = {
 	 .group = CLI_JOBS,
 	 .subcommands = "apply",
 	 .arg = "N",
-	 .help = "apply: fill on N connections at once: the tables of\n"
-			 "the job, and key ranges of a large table (default: 1)"},
+	 .help = "apply on N connections at once (default: 1): phase2\n"
+			 "fills the job's tables and key ranges of a large table;\n"
+			 "phase3 builds indexes and validates constraints one\n"
+			 "table per connection, largest first (the swap and SET\n"
+			 "NOT NULL stay on the run's own connection)"},
 	{.name = "batch-size",
 	 .value = CLI_INT,
 	 .field = FIELD(batch_size),

@@ -88,6 +88,13 @@ int ops_build_index(Run *run, const char *name, const char *columns_sql, bool un
 int ops_enforce_not_null(Run *run, const char *column);
 int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
 /*
+ * Its first two steps, which a --jobs worker may run: the CHECK added NOT
+ * VALID (a short lock) and validated (a scan that lets writes go on), or
+ * dropped again when a NULL is found.  *ALREADY: the column is NOT NULL, so
+ * there was nothing to do.  Never exits: EXIT_DONE or EXIT_FAILED.
+ */
+int ops_prepare_not_null_on(Run *run, const char *qtable, const char *column, bool *already);
+/*
  * Name of an object phasemig creates outside migration_backup (trigger,
  * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of the plan's
  * name>_<WHAT>"; over 63 bytes, cut to 54 and "_<hash of WHAT>" added.
