@@ -27,13 +27,15 @@ constraints() {
 invalid_indexes() { q "$1" "select count(*) from pg_index i join pg_class c on c.oid = i.indrelid where c.relnamespace = 'public'::regnamespace and not (i.indisvalid and i.indisready)"; }
 running() { q "$1" "select count(*) from migration_log where status = 'running'"; }
 # hold DB SQL: a session that runs SQL in an open transaction and stays idle in it (until unhold)
+# (the feeding sleep writes nowhere the runner waits on, and goes with the session)
 hold() {
-    { echo "BEGIN; $2"; sleep 60; } | psql -X -q -d "$1" >/dev/null 2>&1 &
+    { echo "BEGIN; $2"; exec sleep 60; } </dev/null 2>/dev/null | psql -X -q -d "$1" >/dev/null 2>&1 &
     HOLDER=$!
+    HOLD_SLEEP=$(pgrep -P $$ -n -x sleep || true)
     wait_for_sql "$1" "select count(*) > 0 from pg_stat_activity where datname = '$1' and state = 'idle in transaction'" t 20
 }
 unhold() {
-    kill "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null
+    kill "$HOLDER" ${HOLD_SLEEP:-} 2>/dev/null; wait "$HOLDER" 2>/dev/null
     q "$1" "select pg_terminate_backend(pid) from pg_stat_activity where datname = '$1' and state = 'idle in transaction'" >/dev/null
 }
 
