@@ -56,6 +56,22 @@ assert_eq "$(q one "select string_agg(operation || ' ' || status, ', ' order by 
 assert_exit 0 "phase3 apply --jobs 2 again: nothing left to do" -- u 3 two apply --yes --jobs 2
 assert_eq "$(db_state one)" "$(db_state two)" "still the same"
 
+test_case "phase3 check --jobs 2 finds exactly what --jobs 1 finds, in the same order"
+uuid_app bad
+assert_exit 0 "phase1 (bad)" -- u 1 bad apply
+assert_exit 0 "phase2 (bad)" -- u 2 bad apply --batch-size 500
+# writes the triggers did not see: a key's shadow and two children's shadows no longer say what their originals say
+q bad "set session_replication_role = replica;
+       update public.users set id_uuid = gen_random_uuid() where id = (select min(id) from public.users);
+       update public.journal_entries set user_id_uuid = null where id in (select id from public.journal_entries order by id limit 2);
+       update public.reminders set user_id_uuid = gen_random_uuid() where id = (select min(id) from public.reminders where user_id is not null)" >/dev/null
+assert_exit 3 "phase3 check --jobs 1" -- u 3 bad check --json --jobs 1
+one_json=$LAST_OUT
+assert_exit 3 "phase3 check --jobs 2" -- u 3 bad check --json --jobs 2
+assert_contains "$LAST_ERR" "tables on 2 connections, largest first" "--jobs 2: two connections"
+assert_eq "$one_json" "$LAST_OUT" "the same findings, samples and order"
+assert_contains "$LAST_OUT" '"orphan"' "a child's finding among them"
+
 test_case "a --jobs 2 run killed (kill -9) while a worker builds an index, run again without --jobs: the same state, no INVALID index"
 uuid_app kill
 up_to_phase3 kill
