@@ -139,3 +139,46 @@ assert_eq "$n" "$(q write "select count(*) from public.journal_entries j join pu
 assert_eq "0" "$(q write "select count(*) from public.users where id_legacy is distinct from id::text")" "every key's legacy text kept"
 assert_eq "uuid" "$(col_type write public.users id)" "swapped"
 assert_eq "0" "$(invalid_indexes write)" "no INVALID index"
+
+# ---------------------------------------------------------------- rollbacks' batches
+ranges() { q "$1" "select count(*) from migration_log where phase = $2 and operation ~ ' \[[0-9]+/[0-9]+\]\$'"; }
+
+test_case "phase3 rollback then phase2 rollback --jobs 2 leave exactly what --jobs 1 leaves (the shadows emptied in key ranges)"
+assert_exit 0 "phase3 rollback --jobs 1" -- u 3 one rollback --jobs 1
+assert_exit 0 "phase3 rollback --jobs 2" -- u 3 two rollback --jobs 2
+assert_eq "$(db_state one)" "$(db_state two)" "after phase3 rollback: the same schema and rows"
+assert_eq "$(constraints one)" "$(constraints two)" "the same constraint definitions"
+assert_exit 0 "phase2 rollback --jobs 1" -- u 2 one rollback --batch-size 100 --jobs 1
+assert_eq "0" "$(ranges one 2)" "--jobs 1: no key ranges"
+assert_exit 0 "phase2 rollback --jobs 2" -- u 2 two rollback --batch-size 100 --jobs 2
+assert_contains "$LAST_ERR" "key ranges on 2 connections" "--jobs 2: key ranges on two connections"
+assert_ne "0" "$(ranges two 2)" "each range recorded"
+assert_eq "$(db_state one)" "$(db_state two)" "after phase2 rollback: the same schema and rows"
+assert_eq "0" "$(q two "select count(*) from public.users where id_uuid is not null")" "every key's shadow emptied"
+assert_exit 0 "phase2 apply, then phase2 rollback --jobs 2 once more" -- u 2 two apply --batch-size 500
+assert_exit 0 "phase2 rollback --jobs 2" -- u 2 two rollback --batch-size 100 --jobs 2
+assert_eq "$(db_state one)" "$(db_state two)" "the same again"
+
+test_case "a phase2 rollback --jobs 2 killed (kill -9) part way, run again without --jobs: each range resumed, the same state"
+assert_exit 0 "phase3 rollback (kill)" -- u 3 kill rollback
+"$BIN/phase2" rollback --plan "$UUID_PLAN" --logs-dir "$LOGS" -d kill --batch-size 50 --sleep-ms 30 --jobs 2 >"$TEST_TMP/rk.out" 2>&1 &
+victim=$!
+wait_for_sql kill "select count(*) >= 2 from migration_log where phase = 2 and operation ~ '^reset shadow public.users.id \[' and rows_done >= 100" t 60
+kill -9 "$victim"; wait "$victim" 2>/dev/null
+assert_ne "0" "$(running kill)" "the killed run left its ranges running"
+assert_exit 0 "phase2 rollback without --jobs" -- u 2 kill rollback --batch-size 50
+assert_contains "$LAST_ERR" "resuming reset shadow public.users.id [" "took over the killed run's ranges"
+assert_eq "0" "$(running kill)" "no row left running"
+assert_eq "$(db_state one)" "$(db_state kill)" "the same schema and rows as the uninterrupted --jobs 1 rollback"
+
+test_case "clerk to firebase: phase2 rollback --jobs 2 restores from migration_backup in key ranges, as at phase1"
+CLERK_PLAN=$ROOT/plans/clerk-to-firebase.json
+c() { local n=$1 db=$2; shift 2; phase "$n" "$@" --plan "$CLERK_PLAN" --logs-dir "$LOGS" -d "$db"; }
+gen_app clerk 2000 t49c "$DATA"
+assert_exit 0 "phase1" -- c 1 clerk apply
+before=$(db_state clerk)
+assert_exit 0 "phase2" -- c 2 clerk apply --mapping "$DATA/firebase-export.json" --batch-size 500
+assert_ne "$before" "$(db_state clerk)" "phase2 changed the rows"
+assert_exit 0 "phase2 rollback --jobs 2" -- c 2 clerk rollback --batch-size 100 --jobs 2
+assert_contains "$LAST_ERR" "key ranges on 2 connections" "the first pass in key ranges on two connections"
+assert_eq "$before" "$(db_state clerk)" "schema and rows as phase1 left them"

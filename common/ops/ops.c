@@ -270,65 +270,6 @@ ops_not_null_check_name(const Plan *plan, const char *column)
 }
 
 int
-ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
-{
-	const char *params[3] = {run->plan->name, NULL, label};
-	char phase[8];
-	PGresult *res;
-	long long entry;
-	int rc;
-
-	/* 1. the newest run of this step since the phase was last applied (or finalized) */
-	snprintf(phase, sizeof phase, "%d", run->phase);
-	params[1] = phase;
-	res = db_query(run->conn,
-				   "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
-				   "AND phase = $2 AND operation = $3 AND id > coalesce((SELECT max(a.id) FROM public.migration_log a "
-				   "WHERE a.plan = $1 AND a.phase = $2 AND a.operation IN ('apply', 'finalize')), 0) "
-				   "ORDER BY id DESC LIMIT 1",
-				   3, params);
-	b->rows_done = 0;
-	b->last_key = NULL;
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") == 0)
-	{
-		/* the triggers have kept every row written since right */
-		log_info("%s: already done", label);
-		PQclear(res);
-		return EXIT_DONE;
-	}
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "failed") == 0)
-		; /* failed: a new pass from the start (each batch changes only what is wrong) */
-	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2)) /* running (killed) or interrupted */
-	{
-		b->rows_done = atoll(PQgetvalue(res, 0, 1));
-		b->last_key = xstrdup(PQgetvalue(res, 0, 2));
-		log_info("resuming %s after key %s", label, b->last_key);
-	}
-	PQclear(res);
-	/* 2. the batches, each committed with its checkpoint on a migration_log row of their own */
-	entry = mlog_begin(run, label, b->rows_total, b->rows_done, b->last_key);
-	b->entry = entry;
-	batch_use_options(b, opts, run->plan);
-	rc = batch_run(run, b);
-	{
-		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "
-								"\"longest_batch_ms\": %.1f}",
-								b->changed, b->batches, b->seconds, b->longest_batch_ms);
-
-		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done,
-					rc != EXIT_DONE && b->failure.message[0] ? b->failure.message : NULL, meta);
-		free(meta);
-	}
-	if (rc == EXIT_DONE)
-		log_info("%s: %lld rows, %lld changed in %ld batches, %.1f s (longest batch %.0f ms)", label, b->rows_done,
-				 b->changed, b->batches, b->seconds, b->longest_batch_ms);
-	run->op_rows += b->changed;
-	free(b->last_key);
-	b->last_key = NULL;
-	return rc;
-}
-
-int
 ops_enforce_not_null(Run *run, const char *column)
 {
 	return ops_enforce_not_null_on(run, run->plan->q_table, column);
