@@ -92,8 +92,9 @@ typedef enum
  * 1. The newest run of this step since the phase was last applied (or
  * finalized), its one row or its ranges: done, failed (a new pass from the
  * start: each batch changes only what is wrong), or interrupted (killed,
- * stopped), whose units go on from their checkpoints.  Ranges whose rows
- * are not all there (a run killed while it recorded them) start afresh.
+ * stopped), whose units go on from their checkpoints.  A run records all
+ * its rows in one transaction (begin_units), so its rows are the whole of
+ * what it had left: those done stay done, the others go on.
  */
 static UndoStart
 newest_pass(Run *run, const char *label, const KeysetBatch *k, long long rows_total, Units *us)
@@ -139,9 +140,9 @@ newest_pass(Run *run, const char *label, const KeysetBatch *k, long long rows_to
 			start = UNDO_RESUMED;
 		}
 	}
-	else if (n > 0 && parts == n && done == n)
+	else if (n > 0 && done == n)
 		start = UNDO_DONE;
-	else if (n > 0 && parts == n && failed == 0)
+	else if (n > 0 && failed == 0)
 	{
 		for (int i = 0; i < n; i++)
 		{
