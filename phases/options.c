@@ -129,10 +129,14 @@ const CliOption phase_options[] = {
 	 .min = 1,
 	 .max = CLI_MAX_JOBS,
 	 .group = CLI_JOBS,
-	 .subcommands = "apply",
+	 .subcommands = "apply check rollback",
 	 .arg = "N",
-	 .help = "apply: fill on N connections at once: the tables of\n"
-			 "the job, and key ranges of a large table (default: 1)"},
+	 .help = "work on N connections at once (default: 1): phase2\n"
+			 "apply fills the job's tables and key ranges of a large\n"
+			 "table; phase3 check and apply read, build indexes and\n"
+			 "validate constraints one table per connection, largest\n"
+			 "first (the swap and SET NOT NULL stay on the run's own\n"
+			 "connection); rollback restores in key ranges"},
 	{.name = "batch-size",
 	 .value = CLI_INT,
 	 .field = FIELD(batch_size),

@@ -55,7 +55,7 @@ static const PhaseBinary phase3 = {
 	.summary = "phase3 enforces the new constraints and removes the old columns (contract).",
 	.subcommands = subcommands,
 	.options = phase_options,
-	.groups = CLI_BATCH | CLI_CONFIRM,
+	.groups = CLI_BATCH | CLI_CONFIRM | CLI_JOBS,
 	.help_tail = HELP_ENVIRONMENT CLI_HELP_EXIT_STATUS("a pre-flight check refused (nothing changed);"),
 };
 

@@ -60,8 +60,8 @@ assert_contains "$LAST_ERR" 'Try "phase1 --help" for more information.' "points 
 assert_exit 2 "bad option value" -- phase 2 apply --plan "$PLAN" --batch-size 0
 assert_exit 2 "an option another phase takes" -- phase 1 apply --plan "$PLAN" --jobs 2
 assert_contains "$LAST_ERR" 'option "--jobs" is not accepted here' "names the option, not its value"
-assert_exit 2 "--jobs on a rollback" -- phase 2 rollback --plan "$PLAN" -j 2
-assert_contains "$LAST_ERR" 'accepted by apply only' "says where it is accepted"
+assert_exit 2 "--jobs on status" -- phase 2 status --plan "$PLAN" -j 2
+assert_contains "$LAST_ERR" 'accepted by apply, check and rollback only' "says where it is accepted"
 assert_exit 1 "unreachable database" -- phase 1 status --plan "$PLAN" -d "host=$TEST_TMP/nowhere port=1 dbname=x"
 one_error_line "could not connect"
 assert_exit 1 "wrong password is not printed" -- phase 1 status --plan "$PLAN" -d "postgresql://u:s3cret@127.0.0.1:1/x"

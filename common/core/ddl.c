@@ -5,6 +5,7 @@
  */
 #include "core/ddl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +18,27 @@
 #include "core/strbuf.h"
 
 static DbRetry retry = {.lock_timeout_ms = 1000, .max_attempts = 30, .max_backoff_ms = 5000};
+/* --jobs workers run DDL on their own connections too (phase3): the figures are shared, under the mutex */
 static DbDdlStats ddl_stats;
+static pthread_mutex_t stats_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 void
 db_ddl_stats_reset(void)
 {
+	pthread_mutex_lock(&stats_mutex);
 	memset(&ddl_stats, 0, sizeof ddl_stats);
+	pthread_mutex_unlock(&stats_mutex);
 }
 
 DbDdlStats
 db_ddl_stats(void)
 {
-	return ddl_stats;
+	DbDdlStats st;
+
+	pthread_mutex_lock(&stats_mutex);
+	st = ddl_stats;
+	pthread_mutex_unlock(&stats_mutex);
+	return st;
 }
 
 /*
@@ -40,12 +50,14 @@ note_attempt(double change_start, double attempt_start, bool retried, bool block
 {
 	double now = clock_now_ms();
 
+	pthread_mutex_lock(&stats_mutex);
 	if (blocks_writes && now - attempt_start > ddl_stats.longest_attempt_ms)
 		ddl_stats.longest_attempt_ms = now - attempt_start;
 	if (now - change_start > ddl_stats.longest_ms)
 		ddl_stats.longest_ms = now - change_start;
 	if (retried)
 		ddl_stats.retries++;
+	pthread_mutex_unlock(&stats_mutex);
 }
 
 void
@@ -107,14 +119,20 @@ attempt_lock_timeout(PGconn *conn, const char *what, const PGresult *failed)
 
 	if (failed != NULL && strcmp(db_sqlstate(failed), SQLSTATE_LOCK_NOT_AVAILABLE) != 0)
 		return ms;
-	deadlock_ms = db_value(conn,
-						   "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout' "
-						   "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = "
-						   "'autovacuum worker' AND datname = pg_catalog.current_database())",
-						   0, NULL);
+	{
+		/* a failed question is no answer: the default, and the statement after it tells the failure */
+		PGresult *res = db_query_try(conn,
+									 "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'deadlock_timeout' "
+									 "AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE backend_type = "
+									 "'autovacuum worker' AND datname = pg_catalog.current_database())",
+									 0, NULL);
+
+		deadlock_ms = db_ok(res) && PQntuples(res) == 1 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+		PQclear(res);
+	}
 	if (deadlock_ms && atoi(deadlock_ms) + 200 > ms)
 	{
-		static bool told;
+		static _Atomic bool told; /* --jobs workers too */
 
 		ms = atoi(deadlock_ms) + 200;
 		if (!told || failed != NULL)
@@ -125,6 +143,27 @@ attempt_lock_timeout(PGconn *conn, const char *what, const PGresult *failed)
 	}
 	free(deadlock_ms);
 	return ms;
+}
+
+/*
+ * One statement of the DDL's own bookkeeping (BEGIN, SET lock_timeout):
+ * false after telling its failure, which a --jobs worker must return rather
+ * than exit on (engine/jobs.h).
+ */
+static bool
+session_exec(PGconn *conn, const char *sql)
+{
+	PGresult *res;
+	bool ok;
+
+	if (dryrun_intercept(sql)) /* as db_exec */
+		return true;
+	res = PQexec(conn, sql);
+	ok = db_ok(res);
+	if (!ok)
+		db_report(res, conn, sql);
+	PQclear(res);
+	return ok;
 }
 
 static bool
@@ -148,8 +187,11 @@ ddl_try(PGconn *conn, const char *what, const char *const *stmts, int n, bool bl
 		double attempt_start = clock_now_ms();
 
 		snprintf(set_timeout, sizeof set_timeout, "SET LOCAL lock_timeout = %d", timeout_ms);
-		db_exec(conn, "BEGIN");
-		db_exec(conn, set_timeout);
+		if (!session_exec(conn, "BEGIN") || !session_exec(conn, set_timeout))
+		{
+			PQclear(PQexec(conn, "ROLLBACK"));
+			return false;
+		}
 		for (int i = 0; i < n; i++)
 		{
 			if (attempt == 1)
@@ -230,9 +272,14 @@ db_ddl_nontx_try(PGconn *conn, const char *what, const char *sql, bool use_lock_
 		double attempt_start = clock_now_ms();
 
 		snprintf(set_timeout, sizeof set_timeout, "SET lock_timeout = %d", timeout_ms);
-		db_exec(conn, set_timeout);
+		if (!session_exec(conn, set_timeout))
+			return false;
 		res = PQexec(conn, sql);
-		db_exec(conn, "RESET lock_timeout");
+		if (!session_exec(conn, "RESET lock_timeout"))
+		{
+			PQclear(res);
+			return false;
+		}
 		/* a CONCURRENTLY build holds no lock that blocks writes: not counted as a lock hold */
 		if (use_lock_timeout)
 			note_attempt(change_start, attempt_start, !db_ok(res) && is_retryable(res), true);

@@ -18,7 +18,7 @@ enum
 	CLI_BATCH = 1 << 1,             /* --batch-size, --sleep-ms, --max-lag-ms, --lag-query, --target-batch-ms */
 	CLI_ON_INVALID = 1 << 2,        /* --on-invalid=stop|regenerate */
 	CLI_DISCARD_GENERATED = 1 << 3, /* --discard-generated-uids (rollback only) */
-	CLI_JOBS = 1 << 4,              /* -j, --jobs (apply only) */
+	CLI_JOBS = 1 << 4,              /* -j, --jobs (apply, phase3 check, rollback) */
 	CLI_CONFIRM = 1 << 5,           /* -y, --yes (phase3: what drops or swaps asks first) */
 };
 

@@ -1,5 +1,6 @@
 /*
- * jobs.c: phase2 --jobs's workers (jobs.h), with one thread of failure.
+ * jobs.c: --jobs's workers (jobs.h), with one thread of failure; and the
+ * per-table fan-out phase3 uses (jobs_run_tables: largest table first).
  *
  * A worker runs its tasks, each a batch_loop, which never exits (batch.h):
  * when a statement fails (BEGIN, a batch, its checkpoint, COMMIT, a lost
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 
 #include "core/db.h"
+#include "core/dryrun.h"
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/strbuf.h"
@@ -221,5 +223,54 @@ jobs_run(Run *run, int n, int jobs, JobTaskFn run_task, void *ctx)
 	batch_abandon(false);
 	free(workers);
 	pthread_mutex_destroy(&q.mutex);
+	return rc;
+}
+
+/* jobs_run_tables's order over the caller's tasks. */
+typedef struct TableOrder
+{
+	int *order; /* the caller's task of each of our tasks */
+	JobTaskFn run_task;
+	void *ctx;
+} TableOrder;
+
+static int
+run_in_order(Run *run, void *ctx, int task)
+{
+	TableOrder *to = ctx;
+
+	return to->run_task(run, to->ctx, to->order[task]);
+}
+
+int
+jobs_run_tables(Run *run, const char *const *qtables, int n, int jobs, JobTaskFn run_task, void *ctx)
+{
+	TableOrder to = {.run_task = run_task, .ctx = ctx};
+	long long *size;
+	int rc;
+
+	/* 1. alone (or printing a dry run): the given order, on the run's own connection */
+	if (jobs <= 1 || n <= 1 || dryrun_on())
+		return jobs_run(run, n, 1, run_task, ctx);
+	/* 2. each table's heap size, then the largest first (insertion sort: a plan has a few tables) */
+	size = xcalloc((size_t) n, sizeof *size);
+	to.order = xcalloc((size_t) n, sizeof *to.order);
+	for (int i = 0; i < n; i++)
+	{
+		const char *params[1] = {qtables[i]};
+		int j = i;
+
+		size[i] = db_count(run->conn, "SELECT pg_catalog.pg_relation_size($1::regclass)", 1, params);
+		for (; j > 0 && size[to.order[j - 1]] < size[i]; j--)
+			to.order[j] = to.order[j - 1];
+		to.order[j] = i;
+	}
+	/* 3. never more connections than tables */
+	if (jobs > n)
+		jobs = n;
+	log_info("%d tables on %d connections, largest first", n, jobs);
+	rc = jobs_run(run, n, jobs, run_in_order, &to);
+	free(to.order);
+	free(size);
 	return rc;
 }

@@ -1,8 +1,10 @@
 /*
- * jobs.h: phase2 --jobs: tasks (fill.c's key ranges) run on N connections at
- * once, one worker thread per connection, with one thread of failure: a
- * worker never exits the process, it returns its failure; the main thread
- * stops the others at their batch boundary, and only it records and exits.
+ * jobs.h: --jobs: tasks (phase2's key ranges, fill.c; phase3's per-table
+ * index builds and validations) run on N connections at once, one worker
+ * thread per connection, with one thread of failure: a worker never exits
+ * the process, it returns its failure; the main thread stops the others at
+ * their next boundary (a batch, or a task's next statement: batch_abandoned),
+ * and only it records and exits.
  */
 #ifndef PHASEMIG_JOBS_H
 #define PHASEMIG_JOBS_H
@@ -28,5 +30,16 @@ typedef int (*JobTaskFn)(Run *run, void *ctx, int task);
  * of a failure stays not begun.
  */
 int jobs_run(Run *run, int n, int jobs, JobTaskFn run_task, void *ctx);
+
+/*
+ * The same over one task per table of QTABLES (regclass text, N of them):
+ * task I is QTABLES[I]'s work, and the tasks start largest table first (its
+ * heap's size, asked on run->conn before any worker starts; ties in the
+ * given order), so that the longest build or scan does not start last.
+ * With JOBS <= 1 (or a dry run) they run in the given order on run->conn.
+ * A task that finds batch_abandoned() set between two of its statements
+ * returns EXIT_FAILED without another: that is its boundary.
+ */
+int jobs_run_tables(Run *run, const char *const *qtables, int n, int jobs, JobTaskFn run_task, void *ctx);
 
 #endif

@@ -34,6 +34,11 @@ typedef struct Run
 	char *op_message;  /* malloc'd or NULL */
 	char *op_metadata; /* JSON text, malloc'd or NULL */
 	bool declined;     /* the operator answered no: the rows end 'declined', not 'failed' */
+	/*
+	 * --jobs: the connections a step may use at once (jobs.h), for the
+	 * steps that are not given the options (an operation's phase3 check)
+	 */
+	int jobs;
 } Run;
 
 /*

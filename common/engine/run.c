@@ -323,6 +323,7 @@ run_start(int phase, const Options *opts, bool take_lock)
 
 	run->phase = phase;
 	run->subcommand = opts->subcommand;
+	run->jobs = opts->jobs > 1 ? opts->jobs : 1;
 	uuid_generate_random(id);
 	uuid_unparse_lower(id, run->run_id);
 	log_set_context(phase, opts->subcommand, take_lock ? run->run_id : NULL);

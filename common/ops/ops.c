@@ -1,6 +1,9 @@
 /*
  * ops.c: the steps several operations share (index builds, NOT NULL without a
  * long lock, names scoped to the plan, the resumable batches of a rollback).
+ * The index builds and the NOT NULL's CHECK run on phase3's --jobs workers
+ * too (engine/jobs.h): their catalog questions and statements return a
+ * failure, never exit.
  */
 #include "ops/ops.h"
 
@@ -62,28 +65,85 @@ ops_validate(Run *run, const char *qtable, const char *qconstraint)
 	return rc;
 }
 
+/*
+ * A catalog question about NAME on QTABLE, answered as a number: -1 after
+ * telling its failure (a --jobs worker's connection cancelled or lost), for
+ * the caller to return EXIT_FAILED instead of exiting.
+ */
+static long long
+ask(Run *run, const char *sql, const char *qtable, const char *name)
+{
+	const char *params[2] = {qtable, name};
+	long long n;
+	DbFailure why;
+
+	return db_count_try(run->conn, sql, 2, params, &n, &why) ? n : -1;
+}
+
+/* catalog_index_state_on's answer as ask's: 0 missing, 1 valid, 2 invalid; -1 failed. */
+static int
+index_state(Run *run, const char *qtable, const char *name)
+{
+	return (int) ask(run,
+					 "SELECT coalesce((SELECT CASE WHEN i.indisvalid AND i.indisready THEN 1 ELSE 2 END "
+					 "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+					 "WHERE i.indrelid = $1::regclass AND c.relname = $2), 0)",
+					 qtable, name);
+}
+
+enum
+{
+	IX_FAILED = -1,
+	IX_MISSING = 0,
+	IX_VALID = 1,
+	IX_INVALID = 2
+};
+
+/* "schema"."index", or NULL after telling why the question failed. */
+static char *
+qualified_index_try(Run *run, const char *qtable, const char *name)
+{
+	const char *params[1] = {qtable};
+	PGresult *res = db_query_try(run->conn,
+								 "SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
+								 "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
+								 1, params);
+	char *full = NULL;
+
+	if (db_ok(res) && PQntuples(res) == 1)
+	{
+		char *qname = sql_ident(name);
+
+		full = str_printf("%s.%s", PQgetvalue(res, 0, 0), qname);
+		free(qname);
+	}
+	else
+		db_report(res, run->conn, "SELECT quote_ident(n.nspname) ...");
+	PQclear(res);
+	return full;
+}
+
 char *
 ops_qualified_index(Run *run, const char *qtable, const char *name)
 {
-	const char *params[1] = {qtable};
-	char *schema = db_value(run->conn,
-							"SELECT quote_ident(n.nspname) FROM pg_catalog.pg_class c JOIN "
-							"pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
-							1, params);
-	char *qname = sql_ident(name);
-	char *full = str_printf("%s.%s", schema, qname);
+	char *full = qualified_index_try(run, qtable, name);
 
-	free(schema), free(qname);
+	if (full == NULL)
+		log_exit(EXIT_FAILED);
 	return full;
 }
 
 int
 ops_drop_index_on(Run *run, const char *qtable, const char *name)
 {
-	char *index = ops_qualified_index(run, qtable, name);
-	char *sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
-	int rc = db_ddl_nontx_try(run->conn, sql, sql, true) ? EXIT_DONE : EXIT_FAILED;
+	char *index = qualified_index_try(run, qtable, name);
+	char *sql;
+	int rc;
 
+	if (index == NULL)
+		return EXIT_FAILED;
+	sql = str_printf("DROP INDEX CONCURRENTLY IF EXISTS %s", index);
+	rc = db_ddl_nontx_try(run->conn, sql, sql, true) ? EXIT_DONE : EXIT_FAILED;
 	free(index), free(sql);
 	return rc;
 }
@@ -91,19 +151,22 @@ ops_drop_index_on(Run *run, const char *qtable, const char *name)
 int
 ops_build_index_on(Run *run, const char *qtable, const char *name, const char *columns_sql, bool unique)
 {
-	IndexState st = catalog_index_state_on(run->conn, qtable, name);
-	char *qname = plan_ident(run->plan, name);
+	int st = index_state(run, qtable, name);
+	char *qname;
 	char *sql;
 	int rc = EXIT_DONE;
 
-	if (st == INDEX_VALID)
+	if (st == IX_FAILED)
+		return EXIT_FAILED;
+	qname = plan_ident(run->plan, name);
+	if (st == IX_VALID)
 	{
 		log_info("index %s already exists", qname);
 		free(qname);
 		return EXIT_DONE;
 	}
 	/* left INVALID by an interrupted CONCURRENTLY build: drop and build again */
-	if (st == INDEX_INVALID)
+	if (st == IX_INVALID)
 	{
 		log_warning("index %s is INVALID (an earlier build was interrupted); rebuilding it", qname);
 		if (ops_drop_index_on(run, qtable, name) != EXIT_DONE)
@@ -117,14 +180,14 @@ ops_build_index_on(Run *run, const char *qtable, const char *name, const char *c
 					 columns_sql);
 	/* CONCURRENTLY's lock does not conflict with the application's writes: no timeout */
 	if (!db_ddl_nontx_try(run->conn, sql, sql, false)
-		|| (!dryrun_on() && catalog_index_state_on(run->conn, qtable, name) != INDEX_VALID))
+		|| (!dryrun_on() && index_state(run, qtable, name) != IX_VALID))
 	{
 		/*
 		 * A failed build leaves an INVALID index that the application's
 		 * writes keep maintaining and, if unique, keep checking: drop it.
 		 */
 		log_error("index %s could not be built", qname);
-		if (catalog_index_state_on(run->conn, qtable, name) == INDEX_INVALID
+		if (index_state(run, qtable, name) == IX_INVALID
 			&& ops_drop_index_on(run, qtable, name) == EXIT_DONE)
 			log_detail("the INVALID index the failed build left was dropped");
 		rc = EXIT_FAILED;
@@ -207,87 +270,43 @@ ops_not_null_check_name(const Plan *plan, const char *column)
 }
 
 int
-ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b)
-{
-	const char *params[3] = {run->plan->name, NULL, label};
-	char phase[8];
-	PGresult *res;
-	long long entry;
-	int rc;
-
-	/* 1. the newest run of this step since the phase was last applied (or finalized) */
-	snprintf(phase, sizeof phase, "%d", run->phase);
-	params[1] = phase;
-	res = db_query(run->conn,
-				   "SELECT status, rows_done, last_key FROM public.migration_log WHERE plan = $1 "
-				   "AND phase = $2 AND operation = $3 AND id > coalesce((SELECT max(a.id) FROM public.migration_log a "
-				   "WHERE a.plan = $1 AND a.phase = $2 AND a.operation IN ('apply', 'finalize')), 0) "
-				   "ORDER BY id DESC LIMIT 1",
-				   3, params);
-	b->rows_done = 0;
-	b->last_key = NULL;
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "done") == 0)
-	{
-		/* the triggers have kept every row written since right */
-		log_info("%s: already done", label);
-		PQclear(res);
-		return EXIT_DONE;
-	}
-	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "failed") == 0)
-		; /* failed: a new pass from the start (each batch changes only what is wrong) */
-	else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 2)) /* running (killed) or interrupted */
-	{
-		b->rows_done = atoll(PQgetvalue(res, 0, 1));
-		b->last_key = xstrdup(PQgetvalue(res, 0, 2));
-		log_info("resuming %s after key %s", label, b->last_key);
-	}
-	PQclear(res);
-	/* 2. the batches, each committed with its checkpoint on a migration_log row of their own */
-	entry = mlog_begin(run, label, b->rows_total, b->rows_done, b->last_key);
-	b->entry = entry;
-	batch_use_options(b, opts, run->plan);
-	rc = batch_run(run, b);
-	{
-		char *meta = str_printf("{\"rows_changed\": %lld, \"batches\": %ld, \"seconds\": %.3f, "
-								"\"longest_batch_ms\": %.1f}",
-								b->changed, b->batches, b->seconds, b->longest_batch_ms);
-
-		mlog_finish(run, entry, rc == EXIT_DONE ? "done" : "failed", b->rows_done,
-					rc != EXIT_DONE && b->failure.message[0] ? b->failure.message : NULL, meta);
-		free(meta);
-	}
-	if (rc == EXIT_DONE)
-		log_info("%s: %lld rows, %lld changed in %ld batches, %.1f s (longest batch %.0f ms)", label, b->rows_done,
-				 b->changed, b->batches, b->seconds, b->longest_batch_ms);
-	run->op_rows += b->changed;
-	free(b->last_key);
-	b->last_key = NULL;
-	return rc;
-}
-
-int
 ops_enforce_not_null(Run *run, const char *column)
 {
 	return ops_enforce_not_null_on(run, run->plan->q_table, column);
 }
 
 int
-ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
+ops_prepare_not_null_on(Run *run, const char *qtable, const char *column, bool *already)
 {
 	const Plan *p = run->plan;
 	char *check = ops_not_null_check_name(p, column);
 	char *qcheck = plan_ident(p, check);
 	char *qcol = plan_ident(p, column);
-	char *add = NULL, *set = NULL, *drop = NULL;
+	char *add = NULL, *drop = NULL;
 	int rc = EXIT_DONE;
+	long long not_null = ask(run,
+							 "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
+							 "AND attname = $2 AND attnum > 0 AND NOT attisdropped AND attnotnull",
+							 qtable, column);
+	long long exists = not_null == 0 ? ask(run,
+										   "SELECT count(*) FROM pg_catalog.pg_constraint WHERE conrelid = "
+										   "$1::regclass AND conname = $2",
+										   qtable, check)
+									 : 0;
 
-	if (catalog_column_not_null_on(run->conn, qtable, column))
+	*already = not_null > 0;
+	if (not_null < 0 || exists < 0)
+	{
+		rc = EXIT_FAILED;
+		goto done;
+	}
+	if (*already)
 	{
 		log_info("column %s is already NOT NULL", qcol);
 		goto done;
 	}
 	/* 1. the CHECK, NOT VALID: a short lock, no scan */
-	if (!catalog_constraint_exists_on(run->conn, qtable, check))
+	if (exists == 0)
 	{
 		const char *stmts[1];
 
@@ -310,8 +329,29 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 		stmts[0] = drop;
 		if (ops_ddl(run, drop, stmts, 1) == EXIT_DONE)
 			log_detail("the CHECK %s was dropped again; phase3 check lists the rows", qcheck);
-		goto done;
 	}
+done:
+	free(check);
+	free(qcheck);
+	free(qcol);
+	free(add);
+	free(drop);
+	return rc;
+}
+
+int
+ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
+{
+	const Plan *p = run->plan;
+	bool already;
+	int rc = ops_prepare_not_null_on(run, qtable, column, &already);
+	char *check, *qcheck, *qcol, *set, *drop;
+
+	if (rc != EXIT_DONE || already)
+		return rc;
+	check = ops_not_null_check_name(p, column);
+	qcheck = plan_ident(p, check);
+	qcol = plan_ident(p, column);
 	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
 	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
 	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
@@ -320,11 +360,9 @@ ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
 
 		rc = ops_ddl(run, set, stmts, 2);
 	}
-done:
 	free(check);
 	free(qcheck);
 	free(qcol);
-	free(add);
 	free(set);
 	free(drop);
 	return rc;

@@ -7,6 +7,7 @@
 #ifndef PHASEMIG_OPS_H
 #define PHASEMIG_OPS_H
 
+#include "core/keyset.h"
 #include "engine/batch.h"
 #include "engine/operation.h"
 
@@ -88,6 +89,13 @@ int ops_build_index(Run *run, const char *name, const char *columns_sql, bool un
 int ops_enforce_not_null(Run *run, const char *column);
 int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
 /*
+ * Its first two steps, which a --jobs worker may run: the CHECK added NOT
+ * VALID (a short lock) and validated (a scan that lets writes go on), or
+ * dropped again when a NULL is found.  *ALREADY: the column is NOT NULL, so
+ * there was nothing to do.  Never exits: EXIT_DONE or EXIT_FAILED.
+ */
+int ops_prepare_not_null_on(Run *run, const char *qtable, const char *column, bool *already);
+/*
  * Name of an object phasemig creates outside migration_backup (trigger,
  * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of the plan's
  * name>_<WHAT>"; over 63 bytes, cut to 54 and "_<hash of WHAT>" added.
@@ -97,16 +105,17 @@ char *ops_object_name(const Plan *plan, const char *what);
 /* Name of the temporary CHECK behind SET NOT NULL (caller frees). */
 char *ops_not_null_check_name(const Plan *plan, const char *column);
 /*
- * A rollback's keyset batches (batch_run: one statement and its checkpoint
- * per commit) under a migration_log row of its own named LABEL (without a
- * total, so status does not show it as the phase's progress).
- * A run of the same step killed since the phase was last applied is resumed
- * after its checkpoint; one that finished is not repeated (the triggers kept
- * rows written since right).  Fills b->entry, rows_done, last_key and the
- * batch settings (OPTS, else the plan's) itself; adds the rows changed to
- * run->op_rows.  Returns an exit code.
+ * A rollback's keyset batches of K (one statement and its checkpoint per
+ * commit) under a migration_log row of their own named LABEL, ROWS_TOTAL the
+ * rows they will walk (-1: unknown).  A run of the same step killed since
+ * the phase was last applied is resumed after its checkpoint; one that
+ * finished is not repeated (the triggers kept rows written since right).
+ * With --jobs N (OPTS) and rows enough, a new pass is N key ranges, rows
+ * "LABEL [i/n]", run on N connections at once and resumed range by range
+ * (undo_batches.c).  Adds the rows changed to run->op_rows.  Returns an exit
+ * code.
  */
-int ops_undo_batches(Run *run, const Options *opts, const char *label, BatchLoop *b);
+int ops_undo_batches(Run *run, const Options *opts, const char *label, const KeysetBatch *k, long long rows_total);
 /* Run one transaction of DDL under lock_timeout with retry; EXIT_DONE or EXIT_FAILED. */
 int ops_ddl(Run *run, const char *what, const char *const *stmts, int n);
 /* The same, removing the registry's record of KIND NAME in that transaction: an undo. */

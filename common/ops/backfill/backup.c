@@ -3,7 +3,8 @@
  * value before (original_N) and the value phasemig wrote (written_N), and
  * the restore that puts originals back in keyset batches.  The table is
  * created in phase1, with the trigger that writes it, and dropped by
- * phase1's rollback; phase2's and phase1's rollbacks restore from it.
+ * phase1's rollback; phase2's and phase1's rollbacks restore from it, with
+ * --jobs N its first pass in N key ranges on N connections.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,12 @@
 #include "core/db.h"
 #include "core/dryrun.h"
 #include "core/log.h"
+#include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/batch.h"
+#include "engine/jobs.h"
+#include "engine/progress.h"
+#include "engine/run.h"
 #include "engine/registry.h"
 #include "ops/backfill/backfill.h"
 
@@ -70,7 +75,7 @@ bf_ensure_backup_table(Run *run, const BackfillSql *n, int phase)
  * current key type, cast on the backup's side so the table's index is used.
  */
 static char *
-restore_sql(Run *run, const BackfillSql *n, bool first)
+restore_sql(Run *run, const BackfillSql *n, bool first, const char *upper)
 {
 	const Plan *p = run->plan;
 	StrBuf steps;
@@ -91,9 +96,87 @@ restore_sql(Run *run, const BackfillSql *n, bool first)
 				  i > 1 ? " OR " : "", n->q_set[i - 1], i, i, i);
 	sb_append(&steps, ") RETURNING 1)");
 	sql = keyset_batch_sql(
-		&(KeysetBatch){.table = n->backup, .key = "key", .take = true, .steps = steps.data, .changed = "u"}, first);
+		&(KeysetBatch){
+			.table = n->backup, .key = "key", .upper = upper, .take = true, .steps = steps.data, .changed = "u"},
+		first);
 	sb_free(&steps);
 	return sql;
+}
+
+/* The first pass's key ranges (restore_in_ranges), one batch loop each. */
+typedef struct Ranges
+{
+	BatchLoop *b;
+	char **sql; /* two per range */
+	int n;
+} Ranges;
+
+/* jobs.h's JobTaskFn: range TASK's batches on RUN's connection (a worker's: batch_loop never exits). */
+static int
+restore_range(Run *run, void *ctx, int task)
+{
+	return batch_loop(run, &((Ranges *) ctx)->b[task]);
+}
+
+/*
+ * The first pass with --jobs JOBS: the backup's keys in JOBS ranges of
+ * about equal size (ntile), each drained by its own batch loop on its own
+ * connection.  The batches take their rows out of the backup, so a run
+ * stopped part way leaves exactly what is left to restore: no checkpoint
+ * rows (entry 0), and the next pass, on one connection, finds the rest.
+ */
+static int
+restore_in_ranges(Run *run, const BackfillSql *n, const Options *opts, int jobs, long long *restored)
+{
+	char np[16];
+	const char *params[1] = {np};
+	char *sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT key AS k, ntile($1::int) OVER (ORDER BY key) "
+						   "AS g FROM %s) s GROUP BY g ORDER BY g",
+						   n->backup);
+	PGresult *res;
+	Ranges r;
+	long long total = 0;
+	int rc;
+
+	snprintf(np, sizeof np, "%d", jobs);
+	res = db_query(run->conn, sql, 1, params);
+	free(sql);
+	r.n = PQntuples(res);
+	r.b = xcalloc((size_t) r.n + 1, sizeof *r.b);
+	r.sql = xcalloc((size_t) (2 * r.n) + 1, sizeof *r.sql);
+	for (int i = 0; i < r.n; i++)
+	{
+		char *upper = i < r.n - 1 ? sql_literal(PQgetvalue(res, i, 1)) : NULL;
+
+		r.sql[2 * i] = restore_sql(run, n, true, upper);
+		r.sql[2 * i + 1] = restore_sql(run, n, false, upper);
+		r.b[i] = (BatchLoop){.what = "restoring", .sql_first = r.sql[2 * i], .sql_next = r.sql[2 * i + 1]};
+		r.b[i].last_key = i > 0 ? xstrdup(PQgetvalue(res, i - 1, 1)) : NULL;
+		r.b[i].rows_total = atoll(PQgetvalue(res, i, 0));
+		total += r.b[i].rows_total;
+		batch_use_options(&r.b[i], opts, run->plan);
+		free(upper);
+	}
+	PQclear(res);
+	log_info("restoring %lld rows in %d key ranges on %d connections", total, r.n, jobs < r.n ? jobs : r.n);
+	progress_job_begin(total, 0);
+	stop_at_batch_boundary(true);
+	rc = jobs_run(run, r.n, jobs < r.n ? jobs : r.n, restore_range, &r);
+	stop_at_batch_boundary(false);
+	progress_job_end();
+	/* a lost connection: once more, for the run's end to record it; the run has failed all the same */
+	if (PQstatus(run->conn) != CONNECTION_OK)
+	{
+		rc = EXIT_FAILED;
+		run_reconnect(run);
+	}
+	for (int i = 0; i < r.n; i++)
+	{
+		*restored += r.b[i].changed;
+		free(r.b[i].last_key), free(r.sql[2 * i]), free(r.sql[2 * i + 1]);
+	}
+	free(r.b), free(r.sql);
+	return rc;
 }
 
 /*
@@ -104,8 +187,9 @@ restore_sql(Run *run, const BackfillSql *n, bool first)
 int
 bf_restore_backup(Run *run, const BackfillSql *n, const Options *opts)
 {
-	char *first = restore_sql(run, n, true);
-	char *next = restore_sql(run, n, false);
+	char *first = restore_sql(run, n, true, NULL);
+	char *next = restore_sql(run, n, false, NULL);
+	int jobs = opts && opts->jobs > 1 && !dryrun_on() ? opts->jobs : 1;
 	char *count = str_printf("SELECT count(*) FROM %s", n->backup);
 	long long restored = 0;
 	int rc = backup_layout_ok(run, n) ? EXIT_DONE : EXIT_FAILED;
@@ -129,6 +213,12 @@ bf_restore_backup(Run *run, const BackfillSql *n, const Options *opts)
 		mlog_set_progress(run, run->op_entry, b.rows_total, 0, NULL);
 		if (round == 0)
 			log_info("restoring the original values from %s", n->backup);
+		/* --jobs: the first pass in key ranges, when each has two batches or more; the rest on one connection */
+		if (round == 0 && jobs > 1 && b.rows_total / jobs >= 2LL * b.batch_size)
+		{
+			rc = restore_in_ranges(run, n, opts, jobs, &restored);
+			continue;
+		}
 		rc = batch_run(run, &b);
 		restored += b.changed;
 		free(b.last_key);

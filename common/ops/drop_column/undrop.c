@@ -130,22 +130,18 @@ static int
 restore_values(Run *run, const Op *op, const DropColumnObjects *n, const Options *opts)
 {
 	const Plan *p = run->plan;
-	BatchLoop b = {.what = "restoring"};
 	char *label = str_printf("restore column %s", op->column);
 	char *count = str_printf("SELECT count(*) FROM %s", n->backup);
 	char *steps = str_printf("u AS (UPDATE %s t SET %s = b.value FROM b WHERE t.%s = b.key::%s AND t.%s IS NULL "
 							 "AND b.value IS NOT NULL RETURNING 1)",
 							 p->q_table, n->qcol, p->q_key, p->key_type, n->qcol);
 	KeysetBatch k = {.table = n->backup, .key = "key", .columns = ", t.value AS value", .steps = steps, .changed = "u"};
-	char *first = keyset_batch_sql(&k, true), *next = keyset_batch_sql(&k, false);
+	long long rows_total = db_count(run->conn, count, 0, NULL);
 	int rc;
 
-	b.rows_total = db_count(run->conn, count, 0, NULL);
-	b.sql_first = first;
-	b.sql_next = next;
 	log_info("restoring the values of %s from %s", n->qcol, n->backup);
-	rc = ops_undo_batches(run, opts, label, &b);
-	free(label), free(count), free(steps), free(first), free(next);
+	rc = ops_undo_batches(run, opts, label, &k, rows_total);
+	free(label), free(count), free(steps);
 	return rc;
 }
 

@@ -4,6 +4,8 @@
  * (a write the triggers did not see would otherwise become the truth); no
  * child may point at a missing parent, no two keys may be one uuid, and
  * nothing but views the job recreates may depend on a converted column.
+ * The passes over the tables, the costly part, run one table per --jobs
+ * connection (count_targets); the findings are made alone, in order.
  */
 #include "engine/registry.h"
 #include "ops/uuid/uuid.h"
@@ -13,8 +15,10 @@
 #include <string.h>
 
 #include "core/db.h"
+#include "core/log.h"
 #include "core/strbuf.h"
 #include "engine/catalog.h"
+#include "engine/jobs.h"
 
 /* One row check of a target: what it finds, and its condition over the target's row c. */
 typedef struct RowCheck
@@ -42,37 +46,55 @@ target_rows_where(Run *run, Findings *f, const char *check, const UuidTarget *t,
 }
 
 /*
- * Every row check of target T in one pass over its table (EXTRA, if not
- * NULL, is one more aggregate of that pass, returned in *extra); the samples
- * are read, by a second pass, only for a check that found rows.  Frees the
- * conditions.  Returns the rows found.
+ * Target T's row checks counted, and the key's duplicates, in one pass over
+ * its table: what check_target reports from.  Computed for every target
+ * before any is reported, one target per task on --jobs connections
+ * (count_task), so it never exits: a failed statement is told and kept.
  */
-static long long
-target_checks(Run *run, Findings *f, const UuidTarget *t, const char *from, RowCheck *checks, int n, const char *extra,
-			  long long *extra_out)
+typedef struct TargetCounts
 {
+	RowCheck checks[MAX_ROW_CHECKS];
+	int n;
+	char *from;  /* what the checks read */
+	char *extra; /* one more aggregate of the pass (the key's duplicates), or NULL */
+	long long counts[MAX_ROW_CHECKS];
+	long long extra_count;
+	bool ok;
+} TargetCounts;
+
+typedef struct CountJobs
+{
+	UuidJob *job;
+	TargetCounts *tc; /* one per target */
+} CountJobs;
+
+/* jobs.h's JobTaskFn: target TASK's pass, on RUN's connection (a worker's or the run's own). */
+static int
+count_task(Run *run, void *ctx, int task)
+{
+	TargetCounts *c = &((CountJobs *) ctx)->tc[task];
 	StrBuf sb;
 	PGresult *res;
-	long long problems = 0;
 
-	/* column i counts checks[i]; "extra" is EXTRA */
+	/* column i counts checks[i]; the last, "extra" */
 	sb_init(&sb);
 	sb_append(&sb, "SELECT ");
-	for (int i = 0; i < n; i++)
-		sb_printf(&sb, "count(*) FILTER (WHERE %s), ", checks[i].cond);
-	sb_printf(&sb, "%s AS extra FROM %s", extra ? extra : "0", from);
-	res = db_query(run->conn, sb.data, 0, NULL);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < c->n; i++)
+		sb_printf(&sb, "count(*) FILTER (WHERE %s), ", c->checks[i].cond);
+	sb_printf(&sb, "%s AS extra FROM %s", c->extra ? c->extra : "0", c->from);
+	res = db_query_try(run->conn, sb.data, 0, NULL);
+	c->ok = db_ok(res) && PQntuples(res) == 1;
+	if (c->ok)
 	{
-		if (atoll(PQgetvalue(res, 0, i)) > 0)
-			problems += target_rows_where(run, f, checks[i].check, t, from, checks[i].cond);
-		free(checks[i].cond);
+		for (int i = 0; i < c->n; i++)
+			c->counts[i] = atoll(PQgetvalue(res, 0, i));
+		c->extra_count = atoll(PQgetvalue(res, 0, c->n));
 	}
-	if (extra_out)
-		*extra_out = atoll(db_field(res, 0, "extra"));
+	else
+		db_report(res, run->conn, sb.data);
 	PQclear(res);
 	sb_free(&sb);
-	return problems;
+	return c->ok ? EXIT_DONE : EXIT_FAILED;
 }
 
 /*
@@ -136,35 +158,69 @@ child_from(const UuidJob *job, const UuidTarget *t)
 	return sb_steal(&from);
 }
 
-/* Target i's table read once for all its row checks; the key's duplicates counted in the same pass. */
-static long long
-check_target(UuidJob *job, Findings *f, int i)
+/* Target i's row checks and (the key) its duplicates into C, for count_task. */
+static void
+plan_counts(const UuidJob *job, int i, TargetCounts *c)
 {
 	const UuidTarget *t = &job->t[i];
-	RowCheck checks[MAX_ROW_CHECKS];
-	int n = row_checks(job, i, checks);
-	long long problems;
 
+	c->n = row_checks(job, i, c->checks);
 	if (i == 0)
 	{
-		char *extra = str_printf("count(c.%s) - count(DISTINCT c.%s)", t->q_shadow, t->q_shadow);
+		c->extra = str_printf("count(c.%s) - count(DISTINCT c.%s)", t->q_shadow, t->q_shadow);
 		/* the map joined (hashed: it holds only regenerated keys), not probed per row; old is its key */
-		char *from = str_printf("%s c LEFT JOIN %s m ON m.old = c.%s::text", t->table, job->map, t->q_col);
-		long long duplicates = 0;
-
-		problems = target_checks(job->run, f, t, from, checks, n, extra, &duplicates);
-		if (duplicates > 0)
-			problems += uuid_find_equal_keys(job, f, "duplicate", t->q_shadow);
-		free(extra), free(from);
+		c->from = str_printf("%s c LEFT JOIN %s m ON m.old = c.%s::text", t->table, job->map, t->q_col);
 	}
 	else
-	{
-		char *from = child_from(job, t);
+		c->from = child_from(job, t);
+}
 
-		problems = target_checks(job->run, f, t, from, checks, n, NULL, NULL);
-		free(from);
+/*
+ * Target i's findings from its counts: the samples, by a second pass, only
+ * for a check that found rows; the key's equal uuids when its pass counted
+ * duplicates.  Frees what plan_counts made.  Returns the rows found.
+ */
+static long long
+report_target(UuidJob *job, Findings *f, int i, TargetCounts *c)
+{
+	const UuidTarget *t = &job->t[i];
+	long long problems = 0;
+
+	for (int k = 0; k < c->n; k++)
+	{
+		if (c->counts[k] > 0)
+			problems += target_rows_where(job->run, f, c->checks[k].check, t, c->from, c->checks[k].cond);
+		free(c->checks[k].cond);
 	}
+	if (i == 0 && c->extra_count > 0)
+		problems += uuid_find_equal_keys(job, f, "duplicate", t->q_shadow);
+	free(c->extra), free(c->from);
 	return problems;
+}
+
+/*
+ * Every target's pass (its table read once for all its row checks), on
+ * --jobs connections at once, largest table first; report_target then
+ * reports each, alone and in the job's order.  A failed pass fails the run,
+ * as a failed statement of the checks always has.  Malloc'd, one per target.
+ */
+static TargetCounts *
+count_targets(UuidJob *job)
+{
+	CountJobs cj = {.job = job, .tc = xcalloc((size_t) job->n, sizeof *cj.tc)};
+	const char **tables = xcalloc((size_t) job->n, sizeof *tables);
+	int rc;
+
+	for (int i = 0; i < job->n; i++)
+	{
+		plan_counts(job, i, &cj.tc[i]);
+		tables[i] = job->t[i].table;
+	}
+	rc = jobs_run_tables(job->run, tables, job->n, job->run->jobs, count_task, &cj);
+	free(tables);
+	if (rc != EXIT_DONE)
+		log_exit(rc);
+	return cj.tc;
 }
 
 /*
@@ -213,14 +269,16 @@ check_views(UuidJob *job, Findings *f)
 
 /*
  * Nothing to check once swapped.  1. columns that hold the key without a
- * foreign key (implicit.c); 2. each target's rows (the findings of a table
- * in the order of its checks); 3. what depends on the columns, the views
- * recreated around the swap apart.
+ * foreign key (implicit.c); 2. each target's rows (every table's pass first,
+ * on --jobs connections; then the findings of each table in the order of
+ * its checks); 3. what depends on the columns, the views recreated around
+ * the swap apart.
  */
 long long
 uuid_check(Run *run, const Op *op, Findings *f)
 {
 	UuidJob job;
+	TargetCounts *tc;
 	long long problems = 0;
 	bool recreate_views = uuid_spec(op)->recreate_views;
 
@@ -237,12 +295,14 @@ uuid_check(Run *run, const Op *op, Findings *f)
 		return 0;
 	}
 	problems += uuid_check_references(&job, f);
+	tc = count_targets(&job);
 	for (int i = 0; i < job.n; i++)
 	{
-		problems += check_target(&job, f, i);
+		problems += report_target(&job, f, i, &tc[i]);
 		if (!recreate_views)
 			problems += check_dependents(&job, f, i, false);
 	}
+	free(tc);
 	if (recreate_views)
 	{
 		problems += check_views(&job, f);

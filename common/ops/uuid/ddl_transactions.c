@@ -1,8 +1,8 @@
 /*
  * ddl_transactions.c: what convert_to_uuid's transactions of DDL are built
  * from: a list of statements run as one transaction, the LOCK that opens each
- * transaction altering several tables, and the foreign keys dropped, added
- * back NOT VALID, and validated one by one afterwards.
+ * transaction altering several tables, and the foreign keys dropped and added
+ * back NOT VALID (tables.c validates them afterwards).
  */
 #include "ops/uuid/uuid.h"
 
@@ -108,36 +108,4 @@ uuid_add_foreign_keys(UuidStmts *st, const UuidJob *job, bool drop)
 			uuid_stmts_add(
 				st, str_printf("ALTER TABLE %s ADD CONSTRAINT %s %s NOT VALID", t->table, t->q_constraint, t->fk_def));
 	}
-}
-
-/* Whether target T's foreign key is there (one the swap adds is not before it, nor after the swap back). */
-static bool
-constraint_exists(const UuidJob *job, const UuidTarget *t)
-{
-	const char *params[2] = {t->table, t->constraint};
-
-	return db_exists(job->run->conn,
-					 "SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = $1::regclass AND conname = $2", 2,
-					 params);
-}
-
-/*
- * Each foreign key validated in its own transaction (SHARE UPDATE EXCLUSIVE);
- * one the application left NOT VALID stays so.
- */
-int
-uuid_validate_foreign_keys(UuidJob *job)
-{
-	int rc = EXIT_DONE;
-
-	for (int i = 1; i < job->n && rc == EXIT_DONE; i++)
-	{
-		const UuidTarget *t = &job->t[i];
-
-		if (t->constraint == NULL || !t->fk_validated || (t->fk_added && !constraint_exists(job, t)))
-			continue;
-		log_info("validating foreign key %s of %s", t->q_constraint, t->table);
-		rc = ops_validate(job->run, t->table, t->q_constraint);
-	}
-	return rc;
 }

@@ -269,7 +269,7 @@ int
 uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, const char *value, const char *cond)
 {
 	const UuidTarget *t = &job->t[i];
-	BatchLoop b = {.what = label};
+	long long rows_total;
 	char *count = str_printf("SELECT count(*) FROM %s t WHERE %s", t->table, cond);
 	StrBuf steps;
 	KeysetBatch k = {.table = t->table, .key = t->q_key, .filter = cond, .lock = true, .changed = "f"};
@@ -277,16 +277,12 @@ uuid_undo_batches(UuidJob *job, int i, const char *label, const char *column, co
 
 	/* the rows it will walk, for status's progress and time left */
 	/* (a dry run may not have the column yet: an undone finalize adds it back first) */
-	b.rows_total = dryrun_on() ? -1 : db_count(job->run->conn, count, 0, NULL);
+	rows_total = dryrun_on() ? -1 : db_count(job->run->conn, count, 0, NULL);
 	sb_init(&steps);
 	sb_printf(&steps, "f AS (UPDATE %s t SET %s = %s ", t->table, column, value);
 	sb_printf(&steps, "FROM b WHERE t.%s = b.key AND (%s) RETURNING 1)", t->q_key, cond);
 	k.steps = steps.data;
-	/* the first batch, and the next ones ($2: the previous batch's last key) */
-	b.sql_first = keyset_batch_sql(&k, true);
-	b.sql_next = keyset_batch_sql(&k, false);
-	rc = ops_undo_batches(job->run, job->opts, label, &b);
-	free((char *) b.sql_first), free((char *) b.sql_next);
+	rc = ops_undo_batches(job->run, job->opts, label, &k, rows_total);
 	free(count);
 	sb_free(&steps);
 	return rc;

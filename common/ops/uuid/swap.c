@@ -1,6 +1,7 @@
 /*
- * swap.c: convert_to_uuid's phase3 apply.  The indexes the swap adopts built
- * CONCURRENTLY, NOT NULL on the shadows, then the swap in one short
+ * swap.c: convert_to_uuid's phase3 apply.  After tables.c's per-table work
+ * (the indexes the swap adopts built CONCURRENTLY, the shadows' NOT NULL
+ * CHECKs validated, on --jobs connections), NOT NULL on the shadows, then the swap in one short
  * transaction (foreign keys and primary key dropped, each column renamed to
  * <name>_legacy and each shadow to <name>, primary key USING INDEX, foreign
  * keys back NOT VALID with their names and actions, reverse triggers keeping
@@ -53,20 +54,10 @@ uuid_build_mirrors(UuidJob *job)
 }
 
 /*
- * A unique index on the text key under its legacy name, built CONCURRENTLY
- * before the swap: the swap renames the key to <key>_legacy and drops the
- * primary key's index, and this one follows the column, so that the old
- * version's lookups by text key (through the before schema of views) keep
- * an index after the swap.  The swap back makes it the primary key again
- * (uuid_build_legacy_key finds it); finalize drops it with the column.
+ * NOT NULL on the key's shadow and each NOT NULL child's, before the swap's
+ * exclusive locks: SET NOT NULL on the CHECKs uuid_prepare_tables validated
+ * (a short lock, no scan), on the run's own connection, in the job's order.
  */
-int
-uuid_build_text_key(UuidJob *job)
-{
-	return ops_build_index_on(job->run, job->t[0].table, job->pk.legacy, job->t[0].q_col, true);
-}
-
-/* NOT NULL on the key's shadow and each NOT NULL child's through validated CHECKs, before the exclusive locks. */
 int
 uuid_enforce_shadows_not_null(UuidJob *job)
 {

@@ -28,11 +28,16 @@ static const UuidStep unexpand_steps[] = {uuid_drop_shadows, uuid_drop_map, NULL
 static const UuidStep fill_steps[] = {uuid_fill, uuid_build_mirrors, NULL};
 static const UuidStep unfill_steps[] = {uuid_drop_mirrors, uuid_discard_regenerated, uuid_reset_shadows, NULL};
 
-/* phase3: the indexes (built by phase2, rebuilt if missing) and NOT NULLs the swap needs, the swap, then its foreign keys validated. */
-static const UuidStep swap_steps[] = {uuid_validate_if_swapped,   uuid_build_mirrors,
-									  uuid_build_text_key,        uuid_enforce_shadows_not_null,
-									  uuid_swap_columns,          uuid_validate_foreign_keys,
-									  NULL};
+/*
+ * phase3: per table (on --jobs connections, largest first: tables.c) the
+ * indexes the swap needs (phase2's mirrors, rebuilt if missing; the text
+ * key's unique index under its legacy name) and the shadows' NOT NULL CHECKs
+ * validated; then on the run's own connection SET NOT NULL and the swap;
+ * then per table again its foreign keys validated.
+ */
+static const UuidStep swap_steps[] = {uuid_validate_if_swapped,      uuid_prepare_tables,
+									  uuid_enforce_shadows_not_null, uuid_swap_columns,
+									  uuid_validate_foreign_keys,    NULL};
 
 /*
  * Back: finalize undone if it ran; then the swap backwards if it happened,

@@ -15,6 +15,7 @@
  *   fill_shadows.c      phase2: classify, regenerate, fill; rollback batches
  *   check.c             phase3's pre-flight
  *   ddl_transactions.c  statement lists, the swap's LOCK, foreign keys
+ *   tables.c            phase3's per-table builds and validations, on --jobs connections
  *   views.c             views on converted columns, recreated around a swap
  *   swap.c              phase3 apply, and the teardown/rebuild the swap back shares
  *   unswap.c            phase3 rollback
@@ -249,6 +250,19 @@ int uuid_stmts_run(Run *run, const char *what, UuidStmts *st);
 void uuid_add_lock_tables(UuidStmts *st, const UuidJob *job, json_t *views);
 /* Drop every foreign key pointing at the key, or add each back NOT VALID. */
 void uuid_add_foreign_keys(UuidStmts *st, const UuidJob *job, bool drop);
+
+/* ---- tables.c (phase3, one table per task on --jobs connections) ---- */
+
+/*
+ * Before the swap: per table, its indexes on the shadow (the key's also the
+ * unique index on the text key, under its legacy name: the swap renames the
+ * key to <key>_legacy and drops the primary key's index, and this one
+ * follows the column so that the old version's lookups by text key keep an
+ * index; the swap back makes it the primary key again, finalize drops it
+ * with the column) and its shadows' NOT NULL CHECKs validated.
+ */
+int uuid_prepare_tables(UuidJob *job);
+/* Each foreign key validated in its own transaction; one the application left NOT VALID stays so. */
 int uuid_validate_foreign_keys(UuidJob *job);
 
 /* ---- views.c ---- */
@@ -272,7 +286,6 @@ int uuid_build_mirrors(UuidJob *job);
  * the ones the swap's constraints take with them when it is undone.
  */
 int uuid_build_shadow_indexes(UuidJob *job, bool adopted_only);
-int uuid_build_text_key(UuidJob *job);
 int uuid_enforce_shadows_not_null(UuidJob *job);
 int uuid_swap_columns(UuidJob *job);
 /* What the swap and the swap back share in their one transaction, before and after the renames. */
