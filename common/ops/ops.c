@@ -339,31 +339,60 @@ done:
 	return rc;
 }
 
-int
-ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
+/* Step 3: SET NOT NULL uses the valid CHECK instead of scanning; then the CHECK is dropped. */
+static int
+set_not_null_through_check(Run *run, const char *qtable, const char *column)
 {
 	const Plan *p = run->plan;
-	bool already;
-	int rc = ops_prepare_not_null_on(run, qtable, column, &already);
-	char *check, *qcheck, *qcol, *set, *drop;
+	char *check = ops_not_null_check_name(p, column);
+	char *qcheck = plan_ident(p, check);
+	char *qcol = plan_ident(p, column);
+	char *set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
+	char *drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
+	const char *stmts[2] = {set, drop};
+	int rc = ops_ddl(run, set, stmts, 2);
 
-	if (rc != EXIT_DONE || already)
-		return rc;
-	check = ops_not_null_check_name(p, column);
-	qcheck = plan_ident(p, check);
-	qcol = plan_ident(p, column);
-	/* 3. SET NOT NULL uses the valid CHECK instead of scanning; then drop the CHECK */
-	set = str_printf("ALTER TABLE %s ALTER COLUMN %s SET NOT NULL", qtable, qcol);
-	drop = str_printf("ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s", qtable, qcheck);
-	{
-		const char *stmts[2] = {set, drop};
-
-		rc = ops_ddl(run, set, stmts, 2);
-	}
 	free(check);
 	free(qcheck);
 	free(qcol);
 	free(set);
 	free(drop);
 	return rc;
+}
+
+int
+ops_enforce_not_null_on(Run *run, const char *qtable, const char *column)
+{
+	bool already;
+	int rc = ops_prepare_not_null_on(run, qtable, column, &already);
+
+	if (rc != EXIT_DONE || already)
+		return rc;
+	return set_not_null_through_check(run, qtable, column);
+}
+
+int
+ops_finish_not_null_on(Run *run, const char *qtable, const char *column)
+{
+	char *check = ops_not_null_check_name(run->plan, column);
+	long long not_null = ask(run,
+							 "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
+							 "AND attname = $2 AND attnum > 0 AND NOT attisdropped AND attnotnull",
+							 qtable, column);
+	/* a dry run added no CHECK: it prints what the run would do after its prepare step */
+	long long valid = not_null == 0 && !dryrun_on() ? ask(run,
+														  "SELECT count(*) FROM pg_catalog.pg_constraint WHERE "
+														  "conrelid = $1::regclass AND conname = $2 AND convalidated",
+														  qtable, check)
+													: 1;
+
+	free(check);
+	if (not_null < 0 || valid < 0)
+		return EXIT_FAILED;
+	if (not_null > 0)
+		return EXIT_DONE;
+	/* the valid CHECK gone since the prepare step (dropped by someone): all three steps, never a scan under the lock */
+	if (valid == 0)
+		return ops_enforce_not_null_on(run, qtable, column);
+	return set_not_null_through_check(run, qtable, column);
 }

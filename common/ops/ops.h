@@ -96,6 +96,13 @@ int ops_enforce_not_null_on(Run *run, const char *qtable, const char *column);
  */
 int ops_prepare_not_null_on(Run *run, const char *qtable, const char *column, bool *already);
 /*
+ * Its last step, after ops_prepare_not_null_on ran: SET NOT NULL through the
+ * valid CHECK (a short lock, no scan), then the CHECK dropped; nothing when
+ * the column is NOT NULL already, all three steps when the CHECK is not
+ * there and valid.
+ */
+int ops_finish_not_null_on(Run *run, const char *qtable, const char *column);
+/*
  * Name of an object phasemig creates outside migration_backup (trigger,
  * constraint, index): "phasemig_<plan, first 24 bytes>_<hash of the plan's
  * name>_<WHAT>"; over 63 bytes, cut to 54 and "_<hash of WHAT>" added.

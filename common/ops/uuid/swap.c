@@ -65,7 +65,7 @@ uuid_enforce_shadows_not_null(UuidJob *job)
 
 	for (int i = 0; i < job->n && rc == EXIT_DONE; i++)
 		if (i == 0 || job->t[i].not_null)
-			rc = ops_enforce_not_null_on(job->run, job->t[i].table, job->t[i].shadow);
+			rc = ops_finish_not_null_on(job->run, job->t[i].table, job->t[i].shadow);
 	return rc;
 }
 
