@@ -4,6 +4,7 @@
  */
 #include "core/keyset.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/strbuf.h"
@@ -64,4 +65,16 @@ keyset_with_step(const char *sql, const char *step)
 	sb_init(&sb);
 	sb_printf(&sb, "%.*s, %s" KEYSET_RESULT, (int) (n - tail), sql, step);
 	return sb.data;
+}
+
+void
+keyset_range_sql(const KeysetBatch *k, const char *upper, char *sql[2])
+{
+	KeysetBatch ranged = *k;
+	char *lit = upper ? sql_literal(upper) : NULL;
+
+	ranged.upper = lit;
+	sql[0] = keyset_batch_sql(&ranged, false);
+	sql[1] = keyset_batch_sql(&ranged, true);
+	free(lit);
 }

@@ -46,6 +46,13 @@ typedef struct KeysetBatch
 char *keyset_batch_sql(const KeysetBatch *k, bool first);
 
 /*
+ * Both statements of one key range's loop: SQL[0] the next batches', SQL[1]
+ * the first's, K's with the range's last key UPPER (text; NULL: to the
+ * table's end) as its upper bound.  Malloc'd.
+ */
+void keyset_range_sql(const KeysetBatch *k, const char *upper, char *sql[2]);
+
+/*
  * SQL, a statement of keyset_batch_sql, with one more CTE STEP ("name AS
  * (...)", which may read keyset_counts) run in the same statement: malloc'd,
  * or NULL when SQL is not of that shape.

@@ -20,11 +20,8 @@
 #include "core/db.h"
 #include "core/dryrun.h"
 #include "core/log.h"
-#include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/jobs.h"
-#include "engine/progress.h"
-#include "engine/run.h"
 
 /*
  * A fill whose updates can be HOT (FillTable.hot_updates) leaves its table
@@ -74,15 +71,7 @@ unit_new(FillTable *t, const char *operation, const char *after, const char *upp
 	u->b.rows_done = rows_done;
 	u->b.rows_total = rows_total;
 	u->rc = EXIT_FAILED; /* until it runs */
-	{
-		KeysetBatch k = t->batch;
-		char *lit = upper ? sql_literal(upper) : NULL;
-
-		k.upper = lit;
-		for (int first = 0; first < 2; first++)
-			u->sql[first] = keyset_batch_sql(&k, first);
-		free(lit);
-	}
+	keyset_range_sql(&t->batch, upper, u->sql);
 	u->b.sql_first = u->sql[1];
 	u->b.sql_next = u->sql[0];
 	return u;
@@ -174,16 +163,9 @@ split_units(Run *run, FillTable *t, int jobs, int batch_size, Unit ***units, int
 		return;
 	}
 	{
-		char np[16];
-		const char *params[1] = {np};
-		PGresult *res;
+		/* the whole table, as the count: the fill's own condition is the batches' */
+		PGresult *res = jobs_key_ranges(run, t->batch.table, t->batch.key, NULL, parts);
 
-		snprintf(np, sizeof np, "%d", parts);
-		sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT t.%s AS k, ntile($1) OVER (ORDER BY t.%s) AS g "
-						 "FROM %s t) s GROUP BY g ORDER BY g",
-						 t->batch.key, t->batch.key, t->batch.table);
-		res = db_query(run->conn, sql, 1, params);
-		free(sql);
 		for (int i = 0; i < PQntuples(res); i++)
 		{
 			char *op = str_printf("%s [%d/%d]", t->label, i + 1, PQntuples(res));
@@ -380,17 +362,8 @@ fill_tables(Run *run, FillTable *tables, int n, const Options *opts)
 		for (int i = 0; i < n_units; i++)
 			if (units[i]->b.rows_total >= 0)
 				total += units[i]->b.rows_total, done += units[i]->b.rows_done;
-		progress_job_begin(total, done);
-	}
-	stop_at_batch_boundary(true);
-	rc = jobs_run(run, n_units, jobs, run_unit, units);
-	stop_at_batch_boundary(false);
-	progress_job_end();
-	/* a lost connection: once more, to record each unit's outcome; the run has failed all the same */
-	if (PQstatus(run->conn) != CONNECTION_OK)
-	{
-		rc = EXIT_FAILED;
-		run_reconnect(run);
+		/* a lost connection is opened once more, to record each unit's outcome */
+		rc = jobs_run_batches(run, n_units, jobs, run_unit, units, total, done);
 	}
 	/* 5. close every unit's row, started or not (the run's end records them when the connection is gone) */
 	for (int i = 0; i < n_units; i++)

@@ -38,6 +38,7 @@
 #include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/batch.h"
+#include "engine/progress.h"
 #include "engine/run.h"
 
 typedef struct Queue
@@ -224,6 +225,40 @@ jobs_run(Run *run, int n, int jobs, JobTaskFn run_task, void *ctx)
 	free(workers);
 	pthread_mutex_destroy(&q.mutex);
 	return rc;
+}
+
+int
+jobs_run_batches(Run *run, int n, int jobs, JobTaskFn run_task, void *ctx, long long total, long long done)
+{
+	int rc;
+
+	progress_job_begin(total, done);
+	stop_at_batch_boundary(true);
+	rc = jobs_run(run, n, jobs, run_task, ctx);
+	stop_at_batch_boundary(false);
+	progress_job_end();
+	if (PQstatus(run->conn) != CONNECTION_OK)
+	{
+		rc = EXIT_FAILED;
+		run_reconnect(run);
+	}
+	return rc;
+}
+
+PGresult *
+jobs_key_ranges(Run *run, const char *table, const char *key, const char *filter, int parts)
+{
+	char np[16];
+	const char *params[1] = {np};
+	char *sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT t.%s AS k, ntile($1::int) OVER (ORDER BY t.%s) "
+						   "AS g FROM %s t%s%s) s GROUP BY g ORDER BY g",
+						   key, key, table, filter ? " WHERE " : "", filter ? filter : "");
+	PGresult *res;
+
+	snprintf(np, sizeof np, "%d", parts);
+	res = db_query(run->conn, sql, 1, params);
+	free(sql);
+	return res;
 }
 
 /* jobs_run_tables's order over the caller's tasks. */

@@ -42,4 +42,20 @@ int jobs_run(Run *run, int n, int jobs, JobTaskFn run_task, void *ctx);
  */
 int jobs_run_tables(Run *run, const char *const *qtables, int n, int jobs, JobTaskFn run_task, void *ctx);
 
+/*
+ * jobs_run over batch loops (phase2's fills, the rollbacks' restores): the
+ * job's progress (TOTAL rows, DONE of them before) around it, SIGINT/SIGTERM
+ * at batch boundaries while it runs, and run->conn opened again when it was
+ * lost, so that the caller can record each loop's outcome (the run has
+ * failed all the same: EXIT_FAILED).
+ */
+int jobs_run_batches(Run *run, int n, int jobs, JobTaskFn run_task, void *ctx, long long total, long long done);
+
+/*
+ * The rows of TABLE (aliased t; FILTER a condition on t, or NULL) in PARTS
+ * ranges of about equal size by the quoted column KEY (ntile): one row per
+ * range in key order, its count and its last key as text.  Caller clears.
+ */
+PGresult *jobs_key_ranges(Run *run, const char *table, const char *key, const char *filter, int parts);
+
 #endif

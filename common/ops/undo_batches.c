@@ -18,11 +18,8 @@
 #include "core/db.h"
 #include "core/dryrun.h"
 #include "core/log.h"
-#include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/jobs.h"
-#include "engine/progress.h"
-#include "engine/run.h"
 
 /* One unit: the whole step (LABEL) or one key range of it (LABEL [i/n]). */
 typedef struct Unit
@@ -47,8 +44,6 @@ add_unit(Units *us, const KeysetBatch *k, const char *operation, bool ranged, co
 		 long long rows_done, long long rows_total)
 {
 	Unit *u;
-	KeysetBatch kr = *k;
-	char *lit = upper ? sql_literal(upper) : NULL;
 
 	us->u = xrealloc(us->u, (size_t) (us->n + 1) * sizeof *us->u);
 	u = &us->u[us->n++];
@@ -56,10 +51,7 @@ add_unit(Units *us, const KeysetBatch *k, const char *operation, bool ranged, co
 	u->operation = xstrdup(operation);
 	u->ranged = ranged;
 	u->upper = upper ? xstrdup(upper) : NULL;
-	kr.upper = lit;
-	u->sql[0] = keyset_batch_sql(&kr, false);
-	u->sql[1] = keyset_batch_sql(&kr, true);
-	free(lit);
+	keyset_range_sql(k, upper, u->sql);
 	u->b.what = u->operation;
 	u->b.sql_first = u->sql[1];
 	u->b.sql_next = u->sql[0];
@@ -171,9 +163,6 @@ newest_pass(Run *run, const char *label, const KeysetBatch *k, long long rows_to
 static void
 split(Run *run, const char *label, const KeysetBatch *k, long long rows_total, int jobs, int batch_size, Units *us)
 {
-	char np[16];
-	const char *params[1] = {np};
-	char *sql;
 	PGresult *res;
 
 	if (jobs <= 1 || rows_total < 0 || rows_total / jobs < 2LL * batch_size)
@@ -181,11 +170,7 @@ split(Run *run, const char *label, const KeysetBatch *k, long long rows_total, i
 		add_unit(us, k, label, false, NULL, NULL, 0, rows_total);
 		return;
 	}
-	snprintf(np, sizeof np, "%d", jobs);
-	sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT t.%s AS k, ntile($1::int) OVER (ORDER BY t.%s) AS g "
-					 "FROM %s t%s%s) s GROUP BY g ORDER BY g",
-					 k->key, k->key, k->table, k->filter ? " WHERE " : "", k->filter ? k->filter : "");
-	res = db_query(run->conn, sql, 1, params);
+	res = jobs_key_ranges(run, k->table, k->key, k->filter, jobs);
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		char *op = str_printf("%s [%d/%d]", label, i + 1, PQntuples(res));
@@ -199,7 +184,6 @@ split(Run *run, const char *label, const KeysetBatch *k, long long rows_total, i
 	else
 		log_info("%s: %lld rows in %d key ranges, one batch loop each", label, rows_total, PQntuples(res));
 	PQclear(res);
-	free(sql);
 }
 
 /*
@@ -308,17 +292,8 @@ ops_undo_batches(Run *run, const Options *opts, const char *label, const KeysetB
 		for (int i = 0; i < us.n; i++)
 			if (us.u[i].b.rows_total >= 0)
 				total += us.u[i].b.rows_total, done += us.u[i].b.rows_done;
-		progress_job_begin(total, done);
-		stop_at_batch_boundary(true);
-		rc = jobs_run(run, us.n, jobs, run_unit, &us);
-		stop_at_batch_boundary(false);
-		progress_job_end();
-		/* a lost connection: once more, to record each unit's outcome; the run has failed all the same */
-		if (PQstatus(run->conn) != CONNECTION_OK)
-		{
-			rc = EXIT_FAILED;
-			run_reconnect(run);
-		}
+		/* a lost connection is opened once more, to record each unit's outcome */
+		rc = jobs_run_batches(run, us.n, jobs, run_unit, &us, total, done);
 	}
 	/* 5. each row closed (the run's end records them when the connection is gone) */
 	if (PQstatus(run->conn) == CONNECTION_OK)

@@ -12,12 +12,9 @@
 #include "core/db.h"
 #include "core/dryrun.h"
 #include "core/log.h"
-#include "core/stop.h"
 #include "core/strbuf.h"
 #include "engine/batch.h"
 #include "engine/jobs.h"
-#include "engine/progress.h"
-#include "engine/run.h"
 #include "engine/registry.h"
 #include "ops/backfill/backfill.h"
 
@@ -128,19 +125,11 @@ restore_range(Run *run, void *ctx, int task)
 static int
 restore_in_ranges(Run *run, const BackfillSql *n, const Options *opts, int jobs, long long *restored)
 {
-	char np[16];
-	const char *params[1] = {np};
-	char *sql = str_printf("SELECT count(*), max(k)::text FROM (SELECT key AS k, ntile($1::int) OVER (ORDER BY key) "
-						   "AS g FROM %s) s GROUP BY g ORDER BY g",
-						   n->backup);
-	PGresult *res;
+	PGresult *res = jobs_key_ranges(run, n->backup, "key", NULL, jobs);
 	Ranges r;
 	long long total = 0;
 	int rc;
 
-	snprintf(np, sizeof np, "%d", jobs);
-	res = db_query(run->conn, sql, 1, params);
-	free(sql);
 	r.n = PQntuples(res);
 	r.b = xcalloc((size_t) r.n + 1, sizeof *r.b);
 	r.sql = xcalloc((size_t) (2 * r.n) + 1, sizeof *r.sql);
@@ -159,17 +148,8 @@ restore_in_ranges(Run *run, const BackfillSql *n, const Options *opts, int jobs,
 	}
 	PQclear(res);
 	log_info("restoring %lld rows in %d key ranges on %d connections", total, r.n, jobs < r.n ? jobs : r.n);
-	progress_job_begin(total, 0);
-	stop_at_batch_boundary(true);
-	rc = jobs_run(run, r.n, jobs < r.n ? jobs : r.n, restore_range, &r);
-	stop_at_batch_boundary(false);
-	progress_job_end();
-	/* a lost connection: once more, for the run's end to record it; the run has failed all the same */
-	if (PQstatus(run->conn) != CONNECTION_OK)
-	{
-		rc = EXIT_FAILED;
-		run_reconnect(run);
-	}
+	/* a lost connection is opened once more, for the run's end to record it */
+	rc = jobs_run_batches(run, r.n, jobs < r.n ? jobs : r.n, restore_range, &r, total, 0);
 	for (int i = 0; i < r.n; i++)
 	{
 		*restored += r.b[i].changed;
